@@ -1,0 +1,1 @@
+"""Python stubs generated from protos/ (see scripts/gen_protos.py)."""
