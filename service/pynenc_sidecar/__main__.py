@@ -1,0 +1,3 @@
+from pynenc_sidecar.cli import main
+
+raise SystemExit(main())

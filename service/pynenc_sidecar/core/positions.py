@@ -1,0 +1,90 @@
+"""Where a recorded value lives, and how it is written compactly.
+
+A workflow's recorded operations share one hash (one field per position), so the field
+name must say scope, kind, custom name and sequence in few bytes and be unambiguous:
+
+    [<escaped scope>|]<kind code>[.<escaped custom name>]:<sequence>
+
+The scope prefix is left out for the workflow's main task (scope == workflow id), which
+is where most operations are recorded. Metadata fields start with "#", which no position
+field can.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+# Characters kept as they are in escaped ids; every other byte is %XX-encoded, so an
+# escaped id never holds ':', '|', '#', '{', '}', '*' or whitespace.
+_SAFE = "-_.~"
+
+
+def escape(text: str) -> str:
+    """Percent-encode everything but [A-Za-z0-9-_.~]."""
+    return quote(text, safe=_SAFE)
+
+
+def unescape(text: str) -> str:
+    return unquote(text)
+
+
+class Kind(enum.IntEnum):
+    """Operation kinds; values equal the proto's OperationKind."""
+
+    RANDOM = 1
+    TIME = 2
+    UUID = 3
+    TASK = 4
+    CUSTOM = 5
+
+
+_CODES = {Kind.RANDOM: "r", Kind.TIME: "t", Kind.UUID: "u", Kind.TASK: "k", Kind.CUSTOM: "c"}
+_KINDS = {code: kind for kind, code in _CODES.items()}
+
+BASE_TIME_FIELD = "#base"
+LAST_TIME_FIELD = "#last"
+
+
+@dataclass(frozen=True)
+class Position:
+    """One recorded value's place: (workflow, scope, kind, custom name, sequence)."""
+
+    workflow_id: str
+    scope: str
+    kind: Kind
+    name: str
+    sequence: int
+
+    @property
+    def series(self) -> str:
+        """The field prefix shared by every sequence of this scope and kind."""
+        prefix = "" if self.scope == self.workflow_id else escape(self.scope) + "|"
+        code = _CODES[self.kind]
+        if self.kind is Kind.CUSTOM:
+            code += "." + escape(self.name)
+        return prefix + code
+
+    @property
+    def field(self) -> str:
+        return f"{self.series}:{self.sequence}"
+
+    @property
+    def count_field(self) -> str:
+        """Metadata field counting the values recorded in this series."""
+        return "#n:" + self.series
+
+
+def parse_field(workflow_id: str, field: str) -> Position | None:
+    """Inverse of Position.field; None for metadata fields."""
+    if field.startswith("#"):
+        return None
+    series, _, seq = field.rpartition(":")
+    scope = workflow_id
+    if "|" in series:
+        escaped_scope, _, series = series.partition("|")
+        scope = unescape(escaped_scope)
+    kind = _KINDS[series[0]]
+    name = unescape(series[2:]) if kind is Kind.CUSTOM else ""
+    return Position(workflow_id, scope, kind, name, int(seq))

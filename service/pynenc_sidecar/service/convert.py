@@ -1,0 +1,64 @@
+"""Core values <-> proto messages."""
+
+from __future__ import annotations
+
+import json
+
+from google.protobuf import timestamp_pb2
+
+from pynenc_sidecar.core.positions import Kind, Position
+from pynenc_sidecar.core.tasks import TaskCall, TaskState, WorkflowRef
+from pynenc_sidecar.storage.base import LeaseRequest
+from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+
+
+def timestamp(us: int) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
+
+
+def workflow_identity(ref: WorkflowRef) -> common_pb2.WorkflowIdentity:
+    return common_pb2.WorkflowIdentity(
+        workflow_id=ref.workflow_id, workflow_type=ref.workflow_type, parent_workflow_id=ref.parent_workflow_id
+    )
+
+
+def task_invocation(state: TaskState) -> de.TaskInvocation:
+    message = de.TaskInvocation(
+        invocation_id=state.invocation_id,
+        task_id=state.task_id,
+        arguments_json=state.arguments_json,
+        status=state.status,
+        workflow=workflow_identity(state.workflow),
+        parent_invocation_id=state.parent_invocation_id,
+    )
+    if state.result_json is not None:
+        message.result_json = state.result_json
+    if state.error_json is not None:
+        error = json.loads(state.error_json)
+        message.error.CopyFrom(common_pb2.TaskError(**error))
+    return message
+
+
+def task_lease(lease: LeaseRequest | None, expire_us: int) -> de.TaskLease | None:
+    if lease is None:
+        return None
+    return de.TaskLease(lease_id=lease.lease_id, expire_time=timestamp(expire_us))
+
+
+def recorded_operation(pos: Position, value: str) -> de.RecordedOperation:
+    message = de.RecordedOperation(scope=pos.scope, kind=int(pos.kind), sequence=pos.sequence)
+    if pos.kind is Kind.RANDOM:
+        message.random_value = float(value)
+    elif pos.kind is Kind.TIME:
+        message.time_value.CopyFrom(timestamp(int(value)))
+    elif pos.kind is Kind.UUID:
+        message.uuid_value = value
+    elif pos.kind is Kind.TASK:
+        call = TaskCall.decode(value)
+        message.task_value.CopyFrom(
+            de.TaskCall(invocation_id=call.invocation_id, task_id=call.task_id, arguments_json=call.arguments_json)
+        )
+    else:
+        message.custom_name = pos.name
+        message.json_value = value
+    return message

@@ -1,0 +1,239 @@
+"""DeterministicExecutorService: validate, call the engine, build the reply."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pynenc_sidecar.core.positions import Kind, Position
+from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.engine import WorkflowEngine
+from pynenc_sidecar.service import convert
+from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
+from pynenc_sidecar.service.validation import (
+    Limits,
+    duration_us,
+    optional_id,
+    require_id,
+    require_json,
+    require_json_object,
+    require_name,
+    require_sequence,
+)
+from pynenc_sidecar.core.errors import InvalidArgument
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+
+LEASE_DEFAULT_S, LEASE_MIN_S, LEASE_MAX_S = 30.0, 1.0, 3600.0
+WAIT_DEFAULT_S, WAIT_MAX_S = 10.0, 60.0
+WAIT_POLL_S = (0.005, 0.25)  # first and longest pause between looks at a waited-for task
+
+
+class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer):
+    def __init__(self, engine: WorkflowEngine, limits: Limits) -> None:
+        self.engine = engine
+        self.limits = limits
+
+    # --- request parsing -------------------------------------------------------
+    def _position(self, request_position: de.OperationPosition, has_position: bool, kind: Kind, name: str = "",
+                  field: str = "position") -> tuple[str, WorkflowRef, Position]:
+        if not has_position:
+            raise InvalidArgument(field, "is required")
+        limits = self.limits
+        app_id = require_id(request_position.app_id, f"{field}.app_id", limits)
+        if not request_position.HasField("workflow"):
+            raise InvalidArgument(f"{field}.workflow", "is required")
+        wf = request_position.workflow
+        workflow = WorkflowRef(
+            require_id(wf.workflow_id, f"{field}.workflow.workflow_id", limits),
+            optional_id(wf.workflow_type, f"{field}.workflow.workflow_type", limits),
+            optional_id(wf.parent_workflow_id, f"{field}.workflow.parent_workflow_id", limits),
+        )
+        scope = optional_id(request_position.invocation_id, f"{field}.invocation_id", limits) or workflow.workflow_id
+        sequence = require_sequence(request_position.sequence, f"{field}.sequence")
+        return app_id, workflow, Position(workflow.workflow_id, scope, kind, name, sequence)
+
+    def _kind(self, kind: int, custom_name: str) -> tuple[Kind, str]:
+        if kind not in Kind.__members__.values():
+            raise InvalidArgument("kind", "is required (RANDOM, TIME, UUID, TASK or CUSTOM)")
+        if Kind(kind) is Kind.CUSTOM:
+            return Kind.CUSTOM, require_name(custom_name, "custom_name", self.limits)
+        if custom_name:
+            raise InvalidArgument("custom_name", "is only allowed when kind is CUSTOM")
+        return Kind(kind), ""
+
+    def _lease_ttl(self, request, field: str = "lease_ttl") -> int:
+        return duration_us(getattr(request, field), request.HasField(field), field, LEASE_DEFAULT_S, LEASE_MIN_S, LEASE_MAX_S)
+
+    # --- values ----------------------------------------------------------------
+    @handle_errors
+    async def Random(self, request, context):
+        app_id, _, pos = self._position(request.position, request.HasField("position"), Kind.RANDOM)
+        value, replayed = await self.engine.random(app_id, pos)
+        return de.RandomResponse(value=value, replayed=replayed)
+
+    @handle_errors
+    async def UtcNow(self, request, context):
+        app_id, _, pos = self._position(request.position, request.HasField("position"), Kind.TIME)
+        us, replayed = await self.engine.utc_now(app_id, pos)
+        return de.UtcNowResponse(time=convert.timestamp(us), replayed=replayed)
+
+    @handle_errors
+    async def Uuid(self, request, context):
+        app_id, _, pos = self._position(request.position, request.HasField("position"), Kind.UUID)
+        value, replayed = await self.engine.uuid(app_id, pos)
+        return de.UuidResponse(uuid=value, replayed=replayed)
+
+    @handle_errors
+    async def Record(self, request, context):
+        name = require_name(request.operation, "operation", self.limits)
+        app_id, _, pos = self._position(request.position, request.HasField("position"), Kind.CUSTOM, name)
+        value = require_json(request.value_json, "value_json", self.limits)
+        stored, replayed = await self.engine.record(app_id, pos, value)
+        return de.RecordResponse(value_json=stored, replayed=replayed)
+
+    @handle_errors
+    async def GetRecorded(self, request, context):
+        kind, name = self._kind(request.kind, request.custom_name)
+        app_id, _, pos = self._position(request.position, request.HasField("position"), kind, name)
+        value = await self.engine.get_recorded(app_id, pos)
+        if value is None:
+            return de.GetRecordedResponse(found=False)
+        return de.GetRecordedResponse(found=True, operation=convert.recorded_operation(pos, value))
+
+    @handle_errors
+    async def GetBaseTime(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
+        us, replayed = await self.engine.base_time(app_id, workflow_id)
+        return de.GetBaseTimeResponse(base_time=convert.timestamp(us), replayed=replayed)
+
+    @handle_errors
+    async def GetOperationCount(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
+        scope = optional_id(request.invocation_id, "invocation_id", self.limits) or workflow_id
+        kind, name = self._kind(request.kind, request.custom_name)
+        count = await self.engine.operation_count(app_id, Position(workflow_id, scope, kind, name, 1))
+        return de.GetOperationCountResponse(count=count)
+
+    # --- data ------------------------------------------------------------------
+    @handle_errors
+    async def GetData(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
+        key = require_id(request.key, "key", self.limits)
+        value = await self.engine.get_data(app_id, workflow_id, key)
+        if value is None:
+            return de.GetDataResponse(found=False)
+        return de.GetDataResponse(found=True, value_json=value)
+
+    @handle_errors
+    async def SetData(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
+        invocation_id = optional_id(request.invocation_id, "invocation_id", self.limits)
+        key = require_id(request.key, "key", self.limits)
+        value = require_json(request.value_json, "value_json", self.limits)
+        await self.engine.set_data(app_id, workflow_id, invocation_id, key, value)
+        return de.SetDataResponse()
+
+    # --- tasks -----------------------------------------------------------------
+    def _task_reply(self, cls, outcome):
+        reply = cls(invocation=convert.task_invocation(outcome.state), replayed=outcome.replayed)
+        lease = convert.task_lease(outcome.lease, outcome.lease_expire_us)
+        if lease is not None:
+            reply.lease.CopyFrom(lease)
+        return reply
+
+    @handle_errors
+    async def ExecuteTask(self, request, context):
+        app_id, caller, pos = self._position(request.position, request.HasField("position"), Kind.TASK)
+        task_id = require_id(request.task_id, "task_id", self.limits)
+        arguments = require_json_object(request.arguments_json, "arguments_json", self.limits)
+        runner_id = optional_id(request.runner_id, "runner_id", self.limits)
+        outcome = await self.engine.execute_task(
+            app_id, caller, pos, task_id, arguments, request.force_new_workflow, runner_id, self._lease_ttl(request)
+        )
+        return self._task_reply(de.ExecuteTaskResponse, outcome)
+
+    @handle_errors
+    async def StartWorkflow(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        if not request.HasField("workflow"):
+            raise InvalidArgument("workflow", "is required")
+        wf = request.workflow
+        workflow = WorkflowRef(
+            require_id(wf.workflow_id, "workflow.workflow_id", self.limits),
+            require_id(wf.workflow_type, "workflow.workflow_type", self.limits),
+            optional_id(wf.parent_workflow_id, "workflow.parent_workflow_id", self.limits),
+        )
+        arguments = require_json_object(request.arguments_json, "arguments_json", self.limits)
+        runner_id = optional_id(request.runner_id, "runner_id", self.limits)
+        outcome = await self.engine.start_workflow(app_id, workflow, arguments, runner_id, self._lease_ttl(request))
+        return self._task_reply(de.StartWorkflowResponse, outcome)
+
+    @handle_errors
+    async def RenewTaskLease(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        invocation_id = require_id(request.invocation_id, "invocation_id", self.limits)
+        lease_id = require_id(request.lease_id, "lease_id", self.limits)
+        expire_us = await self.engine.renew_lease(app_id, invocation_id, lease_id, self._lease_ttl(request))
+        return de.RenewTaskLeaseResponse(lease=de.TaskLease(lease_id=lease_id, expire_time=convert.timestamp(expire_us)))
+
+    @handle_errors
+    async def CompleteTask(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        invocation_id = require_id(request.invocation_id, "invocation_id", self.limits)
+        lease_id = require_id(request.lease_id, "lease_id", self.limits)
+        outcome = request.WhichOneof("outcome")
+        if outcome is None:
+            raise InvalidArgument("outcome", "is required: set result_json or error")
+        result_json, error = None, None
+        if outcome == "result_json":
+            result_json = require_json(request.result_json, "result_json", self.limits)
+        else:
+            error = {
+                "type": require_name(request.error.type, "error.type", self.limits),
+                "message": request.error.message[: self.limits.max_value_bytes],
+                "detail_json": require_json(request.error.detail_json, "error.detail_json", self.limits)
+                if request.error.detail_json else "",
+            }
+        state, accepted = await self.engine.complete_task(app_id, invocation_id, lease_id, result_json, error)
+        return de.CompleteTaskResponse(invocation=convert.task_invocation(state), accepted=accepted)
+
+    @handle_errors
+    async def WaitTask(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        invocation_id = require_id(request.invocation_id, "invocation_id", self.limits)
+        runner_id = optional_id(request.runner_id, "runner_id", self.limits)
+        timeout_us = duration_us(request.timeout, request.HasField("timeout"), "timeout", WAIT_DEFAULT_S, 0.0, WAIT_MAX_S)
+        ttl_us = self._lease_ttl(request)
+        deadline = time.monotonic() + timeout_us / 1e6
+        if context.time_remaining() is not None:
+            deadline = min(deadline, time.monotonic() + max(context.time_remaining() - 0.05, 0))
+        pause = WAIT_POLL_S[0]
+        while True:
+            outcome = await self.engine.poll_task(app_id, invocation_id, runner_id, ttl_us)
+            if outcome.state.finished or outcome.lease is not None or time.monotonic() >= deadline:
+                reply = de.WaitTaskResponse(invocation=convert.task_invocation(outcome.state))
+                lease = convert.task_lease(outcome.lease, outcome.lease_expire_us)
+                if lease is not None:
+                    reply.lease.CopyFrom(lease)
+                return reply
+            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, WAIT_POLL_S[1])
+
+    # --- log -------------------------------------------------------------------
+    @handle_stream_errors
+    async def GetWorkflowLog(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
+        async for batch in self.engine.workflow_log(app_id, workflow_id):
+            reply = de.GetWorkflowLogResponse(
+                operations=[convert.recorded_operation(pos, value) for pos, value in batch.operations],
+                tasks=[convert.task_invocation(t) for t in batch.tasks],
+            )
+            if batch.base_time_us is not None:
+                reply.base_time.CopyFrom(convert.timestamp(batch.base_time_us))
+            yield reply

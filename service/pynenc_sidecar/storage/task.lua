@@ -1,0 +1,56 @@
+-- Every task-state transition, atomically on one invocation hash.
+-- KEYS[1] task hash. ARGV[1] action, ARGV[2] now_us, then per action:
+--   ensure:  lease_id, ttl_us, runner, then definition field/value pairs
+--   acquire: lease_id, ttl_us, runner
+--   renew:   lease_id, ttl_us
+--   complete: lease_id, status, result|'' , error|'', has_result (1/0)
+-- Returns {code, granted_or_accepted, flattened hash}; code 'ok' | 'created' | 'missing' | 'not_held'.
+local key, action, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local function final(status) return status == '11' or status == '12' end
+local function try_lease(lease_id, ttl, runner)
+  local status = redis.call('HGET', key, 'status')
+  if lease_id == '' or final(status) then return 0 end
+  local exp = tonumber(redis.call('HGET', key, 'lease_exp') or '0')
+  if exp > now then return 0 end
+  redis.call('HSET', key, 'lease_id', lease_id, 'lease_exp', string.format('%.0f', now + tonumber(ttl)),
+             'runner', runner, 'status', '7')
+  return 1
+end
+
+if action == 'ensure' then
+  local code = 'ok'
+  if redis.call('EXISTS', key) == 0 then
+    code = 'created'
+    local def = {}
+    for i = 6, #ARGV do def[#def + 1] = ARGV[i] end
+    redis.call('HSET', key, unpack(def))
+  end
+  local granted = try_lease(ARGV[3], ARGV[4], ARGV[5])
+  return {code, granted, redis.call('HGETALL', key)}
+end
+
+if redis.call('EXISTS', key) == 0 then return {'missing', 0, {}} end
+
+if action == 'acquire' then
+  local granted = try_lease(ARGV[3], ARGV[4], ARGV[5])
+  return {'ok', granted, redis.call('HGETALL', key)}
+end
+
+local status = redis.call('HGET', key, 'status')
+local held = redis.call('HGET', key, 'lease_id') or ''
+local exp = tonumber(redis.call('HGET', key, 'lease_exp') or '0')
+
+if action == 'renew' then
+  if final(status) or held ~= ARGV[3] then return {'not_held', 0, {}} end
+  redis.call('HSET', key, 'lease_exp', string.format('%.0f', now + tonumber(ARGV[4])))
+  return {'ok', 1, redis.call('HGETALL', key)}
+end
+
+if action == 'complete' then
+  if final(status) then return {'ok', 0, redis.call('HGETALL', key)} end
+  if held ~= ARGV[3] and exp > now then return {'not_held', 0, {}} end
+  redis.call('HSET', key, 'status', ARGV[4], 'lease_exp', '0')
+  if ARGV[7] == '1' then redis.call('HSET', key, 'result', ARGV[5]) else redis.call('HSET', key, 'error', ARGV[6]) end
+  return {'ok', 1, redis.call('HGETALL', key)}
+end
+return redis.error_reply('unknown action ' .. action)
