@@ -1,1 +1,28 @@
-"""SDK."""
+"""The Python worker SDK: Pynenc's workflow API, with state kept by pynenc-sidecar.
+
+Change `from pynenc import Pynenc` to `from pynenc_sidecar_sdk import Pynenc` and the seed
+workflows run against the sidecar.
+"""
+
+from pynenc_sidecar_sdk.app import Pynenc, Task
+from pynenc_sidecar_sdk.context import WorkflowIdentity
+from pynenc_sidecar_sdk.errors import (
+    LeaseNotHeldError,
+    NondeterministicReplayError,
+    SidecarError,
+    TaskFailedError,
+    WorkflowAccessError,
+)
+from pynenc_sidecar_sdk.invocation import Invocation
+
+__all__ = [
+    "Invocation",
+    "LeaseNotHeldError",
+    "NondeterministicReplayError",
+    "Pynenc",
+    "SidecarError",
+    "Task",
+    "TaskFailedError",
+    "WorkflowAccessError",
+    "WorkflowIdentity",
+]

@@ -1,7 +1,435 @@
-"""StateBackendService (placeholder until implemented; registers nothing)."""
+"""StateBackendService: Pynenc's BaseStateBackend over gRPC, on RedisStateBackendStore.
+
+Messages are stored as their proto JSON (unknown fields ignored on read), so a field added
+to a message later reads back from older entries with its default.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import math
+import time
 
-def register_state_backend(server, store, limits) -> list[str]:
-    return []
+from google.protobuf import json_format, timestamp_pb2
+
+from pynenc_sidecar.core.derivations import parse_json
+from pynenc_sidecar.core.errors import INVOCATION_NOT_FOUND, InvalidArgument, NotFound
+from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.service import convert
+from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
+from pynenc_sidecar.service.validation import Limits, optional_id, require_id, require_json, require_name
+from pynenc_sidecar.storage.state_backend_store import InvocationRecord, RedisStateBackendStore
+from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
+from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
+
+SERVICE_NAME = sb.DESCRIPTOR.services_by_name["StateBackendService"].full_name
+
+RESULT_NOT_FOUND = "RESULT_NOT_FOUND"
+EXCEPTION_NOT_FOUND = "EXCEPTION_NOT_FOUND"
+APP_NOT_FOUND = "APP_NOT_FOUND"
+RUNNER_CONTEXT_NOT_FOUND = "RUNNER_CONTEXT_NOT_FOUND"
+
+MAX_BATCH = 1000
+PAGE_DEFAULT, PAGE_MAX = 100, 1000
+STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX = 100, 10_000
+# A streamed batch is cut short past this many payload bytes, so that batch_size times a
+# large execution context cannot exceed what a client accepts in one message.
+STREAM_MESSAGE_BUDGET = 4 * 1024 * 1024
+# google.protobuf.Timestamp's valid range: 0001-01-01 .. 9999-12-31.
+TIMESTAMP_MIN_S, TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
+
+
+def register_state_backend(server, store, limits: Limits) -> list[str]:
+    servicer = StateBackendServicer(RedisStateBackendStore(store.client), limits)
+    sb_grpc.add_StateBackendServiceServicer_to_server(servicer, server)
+    return [SERVICE_NAME]
+
+
+# --- encoding --------------------------------------------------------------------
+def _dump(message) -> str:
+    return json_format.MessageToJson(message, indent=None)
+
+
+def _load(text: str, cls):
+    return json_format.Parse(text, cls(), ignore_unknown_fields=True)
+
+
+def _encode_cursor(cursor: tuple[float, str] | None) -> str:
+    if cursor is None:
+        return ""
+    return base64.urlsafe_b64encode(json.dumps(list(cursor)).encode()).decode()
+
+
+def _decode_cursor(token: str) -> tuple[float, str] | None:
+    if not token:
+        return None
+    try:
+        score, member = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+        if isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score) \
+                and isinstance(member, str):
+            return float(score), member
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        pass
+    raise InvalidArgument("page_token", "is not a next_page_token from a previous response")
+
+
+def _not_found(kind: str, reason: str, **metadata: str) -> NotFound:
+    ids = ", ".join(f"{k}={v!r}" for k, v in metadata.items())
+    return NotFound(f"{kind} not found ({ids})", reason=reason, metadata=metadata)
+
+
+class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
+    def __init__(self, store: RedisStateBackendStore, limits: Limits) -> None:
+        self.store = store
+        self.limits = limits
+
+    # --- request parsing -------------------------------------------------------
+    def _id(self, value: str, field: str) -> str:
+        return require_id(value, field, self.limits)
+
+    def _opt(self, value: str, field: str) -> str:
+        return optional_id(value, field, self.limits)
+
+    def _text(self, value: str, field: str) -> str:
+        """Free text (messages, paths, serialized values): only its size is bounded."""
+        size = len(value.encode("utf-8"))
+        if size > self.limits.max_value_bytes:
+            raise InvalidArgument(field, f"is {size} bytes; at most {self.limits.max_value_bytes} are allowed")
+        return value
+
+    def _opt_json(self, value: str, field: str, *, object_only: bool = False) -> str:
+        if not value:
+            return ""
+        require_json(value, field, self.limits)
+        if object_only and not isinstance(parse_json(value), dict):
+            raise InvalidArgument(field, "must be a JSON object")
+        return value
+
+    def _workflow(self, wf: common_pb2.WorkflowIdentity, field: str, *, type_required: bool) -> WorkflowRef:
+        check_type = self._id if type_required else self._opt
+        return WorkflowRef(
+            self._id(wf.workflow_id, f"{field}.workflow_id"),
+            check_type(wf.workflow_type, f"{field}.workflow_type"),
+            self._opt(wf.parent_workflow_id, f"{field}.parent_workflow_id"),
+        )
+
+    def _invocation(self, inv: sb.Invocation, field: str) -> InvocationRecord:
+        invocation_id = self._id(inv.invocation_id, f"{field}.invocation_id")
+        self._id(inv.task_id, f"{field}.task_id")
+        self._opt(inv.call_id, f"{field}.call_id")
+        parent = self._opt(inv.parent_invocation_id, f"{field}.parent_invocation_id")
+        self._opt(inv.parent_event_id, f"{field}.parent_event_id")
+        for name, value in inv.serialized_arguments.items():
+            require_name(name, f"{field}.serialized_arguments", self.limits)
+            self._text(value, f"{field}.serialized_arguments[{name}]")
+        workflow = WorkflowRef("")
+        if inv.HasField("workflow"):
+            workflow = self._workflow(inv.workflow, f"{field}.workflow", type_required=False)
+        return InvocationRecord(invocation_id, _dump(inv), workflow.workflow_id, workflow.workflow_type, parent)
+
+    def _timestamp_us(self, ts: timestamp_pb2.Timestamp, field: str) -> int:
+        if not TIMESTAMP_MIN_S <= ts.seconds <= TIMESTAMP_MAX_S or not 0 <= ts.nanos <= 999_999_999:
+            raise InvalidArgument(field, "is outside google.protobuf.Timestamp's valid range")
+        return ts.seconds * 1_000_000 + ts.nanos // 1000
+
+    def _time_range(self, request) -> tuple[str, int, int, int]:
+        app_id = self._id(request.app_id, "app_id")
+        for field in ("start_time", "end_time"):
+            if not request.HasField(field):
+                raise InvalidArgument(field, "is required")
+        start = self._timestamp_us(request.start_time, "start_time")
+        end = self._timestamp_us(request.end_time, "end_time")
+        if end < start:
+            raise InvalidArgument("end_time", "must not be before start_time")
+        batch = self._size(request.batch_size, "batch_size", STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX)
+        return app_id, start, end, batch
+
+    @staticmethod
+    def _size(value: int, field: str, default: int, high: int) -> int:
+        if value == 0:
+            return default
+        if not 1 <= value <= high:
+            raise InvalidArgument(field, f"must be between 1 and {high} (0 for {default}), got {value}")
+        return value
+
+    @staticmethod
+    def _count(items, field: str, low: int, high: int) -> None:
+        if not low <= len(items) <= high:
+            raise InvalidArgument(field, f"must hold {low}..{high} items, got {len(items)}")
+
+    # --- app ---------------------------------------------------------------------
+    @handle_errors
+    async def PurgeApp(self, request, context):
+        await self.store.purge_app(self._id(request.app_id, "app_id"))
+        return sb.PurgeAppResponse()
+
+    @handle_errors
+    async def StoreAppInfo(self, request, context):
+        if not request.HasField("app_info"):
+            raise InvalidArgument("app_info", "is required")
+        info = request.app_info
+        app_id = self._id(info.app_id, "app_info.app_id")
+        self._id(info.module, "app_info.module")
+        self._opt_json(info.config_values_json, "app_info.config_values_json", object_only=True)
+        self._text(info.config_filepath, "app_info.config_filepath")
+        self._text(info.module_filepath, "app_info.module_filepath")
+        self._opt(info.app_variable, "app_info.app_variable")
+        await self.store.store_app_info(app_id, _dump(info))
+        return sb.StoreAppInfoResponse()
+
+    @handle_errors
+    async def GetAppInfo(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        payload = await self.store.get_app_info(app_id)
+        if payload is None:
+            raise _not_found("app info", APP_NOT_FOUND, app_id=app_id)
+        return sb.GetAppInfoResponse(app_info=_load(payload, sb.AppInfo))
+
+    @handle_errors
+    async def DiscoverAppInfos(self, request, context):
+        infos = await self.store.all_app_infos()
+        return sb.DiscoverAppInfosResponse(app_infos={k: _load(v, sb.AppInfo) for k, v in infos.items()})
+
+    # --- invocations -------------------------------------------------------------
+    @handle_errors
+    async def UpsertInvocations(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        self._count(request.invocations, "invocations", 1, MAX_BATCH)
+        records = [self._invocation(inv, f"invocations[{i}]") for i, inv in enumerate(request.invocations)]
+        await self.store.upsert_invocations(app_id, records)
+        return sb.UpsertInvocationsResponse()
+
+    @handle_errors
+    async def GetInvocation(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        invocation_id = self._id(request.invocation_id, "invocation_id")
+        record = await self.store.get_invocation(app_id, invocation_id)
+        if record is None:
+            raise _not_found("invocation", INVOCATION_NOT_FOUND, invocation_id=invocation_id)
+        return sb.GetInvocationResponse(invocation=_load(record.payload, sb.Invocation))
+
+    @handle_errors
+    async def ListChildInvocations(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        parent = self._id(request.parent_invocation_id, "parent_invocation_id")
+        return sb.ListChildInvocationsResponse(invocation_ids=await self.store.child_invocations(app_id, parent))
+
+    @handle_errors
+    async def ListInvocationIdsByWorkflow(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        workflow_id = self._opt(request.workflow_id, "workflow_id")
+        workflow_type = self._opt(request.workflow_type, "workflow_type")
+        if not workflow_id and not workflow_type:
+            raise InvalidArgument("workflow_id", "set workflow_id, workflow_type or both")
+        ids = await self.store.invocation_ids_by_workflow(app_id, workflow_id, workflow_type)
+        return sb.ListInvocationIdsByWorkflowResponse(invocation_ids=ids)
+
+    # --- history -----------------------------------------------------------------
+    @handle_errors
+    async def AddHistory(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        self._count(request.invocation_ids, "invocation_ids", 1, MAX_BATCH)
+        ids = [self._id(i, f"invocation_ids[{n}]") for n, i in enumerate(request.invocation_ids)]
+        if not request.HasField("history"):
+            raise InvalidArgument("history", "is required")
+        entry = sb.InvocationHistory()
+        entry.CopyFrom(request.history)
+        # Which invocations it belongs to is given by invocation_ids; read fills it in.
+        entry.ClearField("invocation_id")
+        if entry.HasField("timestamp"):
+            timestamp_us = self._timestamp_us(entry.timestamp, "history.timestamp")
+        else:
+            timestamp_us = time.time_ns() // 1000
+            entry.timestamp.CopyFrom(convert.timestamp(timestamp_us))
+        if entry.status not in common_pb2.InvocationStatus.values():
+            raise InvalidArgument("history.status", f"is not an InvocationStatus value: {entry.status}")
+        self._opt(entry.runner_id, "history.runner_id")
+        self._opt_json(entry.execution_context_json, "history.execution_context_json")
+        await self.store.add_history(app_id, ids, timestamp_us, _dump(entry))
+        return sb.AddHistoryResponse()
+
+    @staticmethod
+    def _history(record) -> sb.InvocationHistory:
+        entry = _load(record.payload, sb.InvocationHistory)
+        entry.invocation_id = record.invocation_id
+        return entry
+
+    @handle_errors
+    async def GetHistory(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        invocation_id = self._id(request.invocation_id, "invocation_id")
+        records = await self.store.get_history(app_id, invocation_id)
+        return sb.GetHistoryResponse(history=[self._history(r) for r in records])
+
+    @handle_stream_errors
+    async def StreamInvocationsInTimeRange(self, request, context):
+        app_id, start, end, batch = self._time_range(request)
+        async for ids in self.store.invocations_in_range(app_id, start, end, batch):
+            yield sb.StreamInvocationsInTimeRangeResponse(invocation_ids=ids)
+
+    @handle_stream_errors
+    async def StreamHistoryInTimeRange(self, request, context):
+        app_id, start, end, batch = self._time_range(request)
+        async for records in self.store.history_in_range(app_id, start, end, batch):
+            chunk, size = [], 0
+            for record in records:
+                if chunk and size + len(record.payload) > STREAM_MESSAGE_BUDGET:
+                    yield sb.StreamHistoryInTimeRangeResponse(history=chunk)
+                    chunk, size = [], 0
+                chunk.append(self._history(record))
+                size += len(record.payload)
+            yield sb.StreamHistoryInTimeRangeResponse(history=chunk)
+
+    # --- results -----------------------------------------------------------------
+    @handle_errors
+    async def SetResult(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        invocation_id = self._id(request.invocation_id, "invocation_id")
+        result = require_json(request.result_json, "result_json", self.limits)
+        await self.store.set_result(app_id, invocation_id, result)
+        return sb.SetResultResponse()
+
+    @handle_errors
+    async def GetResult(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        invocation_id = self._id(request.invocation_id, "invocation_id")
+        result = await self.store.get_result(app_id, invocation_id)
+        if result is None:
+            raise _not_found("result", RESULT_NOT_FOUND, invocation_id=invocation_id)
+        return sb.GetResultResponse(result_json=result)
+
+    @handle_errors
+    async def SetException(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        invocation_id = self._id(request.invocation_id, "invocation_id")
+        if not request.HasField("exception"):
+            raise InvalidArgument("exception", "is required")
+        error = request.exception
+        require_name(error.type, "exception.type", self.limits)
+        self._text(error.message, "exception.message")
+        self._opt_json(error.detail_json, "exception.detail_json")
+        await self.store.set_exception(app_id, invocation_id, _dump(error))
+        return sb.SetExceptionResponse()
+
+    @handle_errors
+    async def GetException(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        invocation_id = self._id(request.invocation_id, "invocation_id")
+        payload = await self.store.get_exception(app_id, invocation_id)
+        if payload is None:
+            raise _not_found("exception", EXCEPTION_NOT_FOUND, invocation_id=invocation_id)
+        return sb.GetExceptionResponse(exception=_load(payload, common_pb2.TaskError))
+
+    # --- workflow data and deterministic values ----------------------------------
+    def _workflow_key(self, request) -> tuple[str, str, str]:
+        return (self._id(request.app_id, "app_id"), self._id(request.workflow_id, "workflow_id"),
+                self._id(request.key, "key"))
+
+    @handle_errors
+    async def GetWorkflowData(self, request, context):
+        value = await self.store.get_workflow_data(*self._workflow_key(request))
+        if value is None:
+            return sb.GetWorkflowDataResponse(found=False)
+        return sb.GetWorkflowDataResponse(found=True, value_json=value)
+
+    @handle_errors
+    async def SetWorkflowData(self, request, context):
+        app_id, workflow_id, key = self._workflow_key(request)
+        value = require_json(request.value_json, "value_json", self.limits)
+        await self.store.set_workflow_data(app_id, workflow_id, key, value)
+        return sb.SetWorkflowDataResponse()
+
+    @handle_errors
+    async def GetWorkflowDeterministicValue(self, request, context):
+        value = await self.store.get_deterministic_value(*self._workflow_key(request))
+        if value is None:
+            return sb.GetWorkflowDeterministicValueResponse(found=False)
+        return sb.GetWorkflowDeterministicValueResponse(found=True, value_json=value)
+
+    @handle_errors
+    async def SetWorkflowDeterministicValue(self, request, context):
+        app_id, workflow_id, key = self._workflow_key(request)
+        value = require_json(request.value_json, "value_json", self.limits)
+        stored, replayed = await self.store.set_deterministic_value(app_id, workflow_id, key, value)
+        return sb.SetWorkflowDeterministicValueResponse(value_json=stored, replayed=replayed)
+
+    # --- workflow runs -----------------------------------------------------------
+    @handle_errors
+    async def StoreWorkflowRun(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        if not request.HasField("workflow"):
+            raise InvalidArgument("workflow", "is required")
+        workflow = self._workflow(request.workflow, "workflow", type_required=True)
+        await self.store.store_workflow_run(app_id, workflow, time.time_ns() // 1000)
+        return sb.StoreWorkflowRunResponse()
+
+    @handle_errors
+    async def ListWorkflowTypes(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        return sb.ListWorkflowTypesResponse(workflow_types=await self.store.workflow_types(app_id))
+
+    @handle_errors
+    async def ListWorkflowRuns(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        workflow_type = self._opt(request.workflow_type, "workflow_type")
+        page_size = self._size(request.page_size, "page_size", PAGE_DEFAULT, PAGE_MAX)
+        after = _decode_cursor(request.page_token)
+        runs, cursor = await self.store.workflow_runs(app_id, workflow_type, page_size, after)
+        return sb.ListWorkflowRunsResponse(workflows=[convert.workflow_identity(r) for r in runs],
+                                           next_page_token=_encode_cursor(cursor))
+
+    @handle_errors
+    async def StoreWorkflowSubInvocation(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        workflow_id = self._id(request.parent_workflow_id, "parent_workflow_id")
+        invocation_id = self._id(request.sub_invocation_id, "sub_invocation_id")
+        await self.store.store_sub_invocation(app_id, workflow_id, invocation_id)
+        return sb.StoreWorkflowSubInvocationResponse()
+
+    @handle_errors
+    async def ListWorkflowSubInvocations(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        workflow_id = self._id(request.workflow_id, "workflow_id")
+        ids = await self.store.sub_invocations(app_id, workflow_id)
+        return sb.ListWorkflowSubInvocationsResponse(invocation_ids=ids)
+
+    # --- runner contexts ---------------------------------------------------------
+    @handle_errors
+    async def StoreRunnerContext(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        if not request.HasField("runner_context"):
+            raise InvalidArgument("runner_context", "is required")
+        ctx = request.runner_context
+        runner_id = self._id(ctx.runner_id, "runner_context.runner_id")
+        for field in ("runner_cls", "parent_runner_id", "hostname"):
+            self._opt(getattr(ctx, field), f"runner_context.{field}")
+        await self.store.store_runner_context(app_id, runner_id, _dump(ctx))
+        return sb.StoreRunnerContextResponse()
+
+    @handle_errors
+    async def GetRunnerContext(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        runner_id = self._id(request.runner_id, "runner_id")
+        (payload,) = await self.store.get_runner_contexts(app_id, [runner_id])
+        if payload is None:
+            raise _not_found("runner context", RUNNER_CONTEXT_NOT_FOUND, runner_id=runner_id)
+        return sb.GetRunnerContextResponse(runner_context=_load(payload, sb.RunnerContext))
+
+    @handle_errors
+    async def BatchGetRunnerContexts(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        self._count(request.runner_ids, "runner_ids", 0, MAX_BATCH)
+        ids = [self._id(i, f"runner_ids[{n}]") for n, i in enumerate(request.runner_ids)]
+        payloads = await self.store.get_runner_contexts(app_id, ids)
+        return sb.BatchGetRunnerContextsResponse(
+            runner_contexts=[_load(p, sb.RunnerContext) for p in payloads if p is not None]
+        )
+
+    @handle_errors
+    async def SearchRunnerContexts(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        partial_id = self._id(request.partial_id, "partial_id")
+        found = await self.store.search_runner_contexts(app_id, partial_id)
+        return sb.SearchRunnerContextsResponse(runner_contexts=[_load(p, sb.RunnerContext) for _, p in found])

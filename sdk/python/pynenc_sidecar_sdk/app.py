@@ -1,0 +1,130 @@
+"""`Pynenc` and its `task` decorator, with the sidecar keeping every workflow's state."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_sdk.client import SidecarClient
+from pynenc_sidecar_sdk.errors import SidecarError
+from pynenc_sidecar_sdk.context import RunContext, WorkflowIdentity, WorkflowLog, current_run
+from pynenc_sidecar_sdk.invocation import Invocation
+from pynenc_sidecar_sdk.runner import FINAL, duration, run_leased, wait_or_take_over
+from pynenc_sidecar_sdk.workflow import WorkflowContext
+
+
+def _module_name(func: Callable[..., Any]) -> str:
+    # A script run as __main__ names its tasks after its file, so that importing the same
+    # file elsewhere (another worker, a test) gives the same task ids.
+    module = func.__module__
+    if module == "__main__":
+        main_file = getattr(sys.modules["__main__"], "__file__", None)
+        if main_file:
+            return Path(main_file).stem
+    return module
+
+
+class Task:
+    """A function the workflow system can run and replay."""
+
+    def __init__(self, app: Pynenc, func: Callable[..., Any], force_new_workflow: bool) -> None:
+        self.app = app
+        self.func = func
+        self.force_new_workflow = force_new_workflow
+        self.task_id = f"{_module_name(func)}.{func.__qualname__}"
+        self.signature = inspect.signature(func)
+        self.wf = WorkflowContext(self)
+        self.__doc__ = func.__doc__
+        self.__name__ = func.__name__
+
+    @property
+    def workflow(self) -> WorkflowIdentity:
+        """The identity of the workflow running now."""
+        return self.wf.identity
+
+    def arguments(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        """Arguments by parameter name, as JSON values (what a task position records)."""
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        try:
+            return json.loads(json.dumps(bound.arguments))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"arguments of {self.task_id} must be JSON values: {exc}") from None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Invocation:
+        """Inside a workflow: execute_task. Outside: run as a new workflow with a fresh id."""
+        if current_run.get() is not None:
+            return self.wf.execute_task(self, *args, **kwargs)
+        return self.run_workflow(uuid.uuid4().hex, *args, **kwargs)
+
+    def run_workflow(self, workflow_id: str, *args: Any, **kwargs: Any) -> Invocation:
+        """Run this task as the main task of workflow `workflow_id`.
+
+        Running again with the same id replays: recorded values come back, finished tasks are
+        not re-run, and a run that crashed resumes from its first unrecorded step.
+        """
+        return self.app.run_workflow(self, workflow_id, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Task({self.task_id})"
+
+
+class Pynenc:
+    """The app: names the tenant (`app_id`) and where the sidecar listens.
+
+    address defaults to $PYNENC_SIDECAR_ADDRESS or 127.0.0.1:50051; lease_ttl (seconds) is how
+    long a crashed worker's task stays claimed before another worker takes it over
+    ($PYNENC_SIDECAR_LEASE_TTL, default 30).
+    """
+
+    def __init__(self, app_id: str = "pynenc", address: str | None = None, lease_ttl: float | None = None) -> None:
+        self.app_id = app_id
+        self.client = SidecarClient(address)
+        self.lease_ttl = float(lease_ttl if lease_ttl is not None else os.environ.get("PYNENC_SIDECAR_LEASE_TTL", 30))
+        self.runner_id = f"py-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.tasks: dict[str, Task] = {}
+
+    def task(self, func: Callable[..., Any] | None = None, *, force_new_workflow: bool = False) -> Any:
+        def register(f: Callable[..., Any]) -> Task:
+            task = Task(self, f, force_new_workflow)
+            self.tasks[task.task_id] = task
+            return task
+
+        return register(func) if func is not None else register
+
+    def read_log(self, workflow: WorkflowIdentity) -> WorkflowLog:
+        """The workflow's recorded log, in one streaming call."""
+        batches = self.client.stream(self.client.executor.GetWorkflowLog,
+                                     de.GetWorkflowLogRequest(app_id=self.app_id, workflow_id=workflow.workflow_id))
+        return WorkflowLog.from_batches(batches)
+
+    def run_workflow(self, task: Task, workflow_id: str, *args: Any, **kwargs: Any) -> Invocation:
+        identity = WorkflowIdentity(workflow_id, task.task_id)
+        reply = self.client.call(self.client.executor.StartWorkflow, de.StartWorkflowRequest(
+            app_id=self.app_id, workflow=identity.to_proto(), arguments_json=json.dumps(task.arguments(args, kwargs)),
+            runner_id=self.runner_id, lease_ttl=duration(self.lease_ttl)))
+        invocation, lease_id = reply.invocation, reply.lease.lease_id if reply.HasField("lease") else ""
+        if not lease_id and invocation.status not in FINAL:  # another worker runs it now
+            invocation, lease_id = wait_or_take_over(self, invocation)
+        run = RunContext(self, identity, workflow_id, self.read_log(identity) if reply.replayed else WorkflowLog())
+        if lease_id:
+            return Invocation(run_leased(run, lease_id, task.func, args, kwargs), replayed=reply.replayed)
+        # Finished before: run the code again as a pure replay (every value comes from the log,
+        # no finished task runs again) and report the recorded outcome.
+        token = current_run.set(run)
+        try:
+            task.func(*args, **kwargs)
+        except SidecarError:
+            raise  # e.g. the code now diverges from its record
+        except Exception:  # the task's own error: the recorded outcome below is what the caller gets
+            pass
+        finally:
+            current_run.reset(token)
+        return Invocation(invocation, replayed=True)

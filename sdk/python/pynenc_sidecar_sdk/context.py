@@ -1,0 +1,94 @@
+"""The state of one run of one invocation's code: its sequences and the recorded log.
+
+The log is read once per workflow run (one streaming call); recorded positions are then
+served locally, and only unrecorded ones reach the server. Recorded values never change,
+so a snapshot can only be incomplete, never wrong.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+
+Key = tuple[str, int, str, int]  # scope, kind, custom name, sequence
+
+
+@dataclass(frozen=True)
+class WorkflowIdentity:
+    """As Pynenc's: the workflow id is its main task's invocation id."""
+
+    workflow_id: str
+    workflow_type: str = ""
+    parent_workflow_id: str | None = None
+
+    def to_proto(self) -> common_pb2.WorkflowIdentity:
+        return common_pb2.WorkflowIdentity(
+            workflow_id=self.workflow_id, workflow_type=self.workflow_type,
+            parent_workflow_id=self.parent_workflow_id or "",
+        )
+
+    @classmethod
+    def from_proto(cls, message: common_pb2.WorkflowIdentity) -> WorkflowIdentity:
+        return cls(message.workflow_id, message.workflow_type, message.parent_workflow_id or None)
+
+
+@dataclass
+class WorkflowLog:
+    """A snapshot of a workflow's recorded operations and their tasks' states."""
+
+    operations: dict[Key, de.RecordedOperation] = field(default_factory=dict)
+    tasks: dict[str, de.TaskInvocation] = field(default_factory=dict)
+
+    @classmethod
+    def from_batches(cls, batches: list[de.GetWorkflowLogResponse]) -> WorkflowLog:
+        log = cls()
+        for batch in batches:
+            for op in batch.operations:
+                log.operations[(op.scope, op.kind, op.custom_name, op.sequence)] = op
+            for task in batch.tasks:
+                log.tasks[task.invocation_id] = task
+        return log
+
+    def get(self, key: Key) -> de.RecordedOperation | None:
+        return self.operations.get(key)
+
+
+@dataclass
+class RunContext:
+    """One run of one invocation's code inside a workflow."""
+
+    app: Any  # the Pynenc app
+    workflow: WorkflowIdentity
+    invocation_id: str
+    log: WorkflowLog
+    counters: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def next_sequence(self, kind: int, name: str = "") -> int:
+        key = (kind, name)
+        self.counters[key] = self.counters.get(key, 0) + 1
+        return self.counters[key]
+
+    def count(self, kind: int, name: str = "") -> int:
+        return self.counters.get((kind, name), 0)
+
+    def position(self, sequence: int) -> de.OperationPosition:
+        return de.OperationPosition(
+            app_id=self.app.app_id, workflow=self.workflow.to_proto(),
+            invocation_id=self.invocation_id, sequence=sequence,
+        )
+
+    def recorded(self, kind: int, name: str, sequence: int) -> de.RecordedOperation | None:
+        return self.log.get((self.invocation_id, kind, name, sequence))
+
+
+current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("pynenc_sidecar_run", default=None)
+
+
+def require_run() -> RunContext:
+    run = current_run.get()
+    if run is None:
+        raise RuntimeError("no workflow is running here: call wf methods from inside a task run by the sidecar SDK")
+    return run

@@ -1,0 +1,61 @@
+"""Errors the SDK raises, carrying the server's google.rpc.ErrorInfo reason."""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+class SidecarError(Exception):
+    """A call to the sidecar failed. `code` is the gRPC status, `reason` the ErrorInfo reason."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None, reason: str = "",
+                 metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.metadata = metadata or {}
+
+
+class NondeterministicReplayError(SidecarError):
+    """The workflow asked for another task call than the one recorded at this position."""
+
+
+class WorkflowAccessError(SidecarError):
+    """A task other than the workflow's main task tried to write workflow data (Pynenc's name)."""
+
+
+class LeaseNotHeldError(SidecarError):
+    """This worker's lease on a task lapsed and another worker took the task over."""
+
+
+class TaskFailedError(Exception):
+    """A task finished with an error; raised by `Invocation.result`."""
+
+    def __init__(self, error_type: str, message: str, invocation_id: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.error_message = message
+        self.invocation_id = invocation_id
+
+
+_BY_REASON = {
+    "NONDETERMINISTIC_REPLAY": NondeterministicReplayError,
+    "WORKFLOW_ACCESS_DENIED": WorkflowAccessError,
+    "LEASE_NOT_HELD": LeaseNotHeldError,
+}
+
+
+def from_rpc_error(error: grpc.RpcError) -> SidecarError:
+    """Turn a failed call into the matching SidecarError subclass."""
+    reason, metadata = "", {}
+    status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+    if status is not None:
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason, metadata = info.reason, dict(info.metadata)
+    cls = _BY_REASON.get(reason, SidecarError)
+    return cls(error.details() or str(error), error.code(), reason, metadata)

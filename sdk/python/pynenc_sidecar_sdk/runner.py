@@ -1,0 +1,97 @@
+"""Running a leased task: renew the lease while it runs, record its outcome, or wait."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2
+
+from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_sdk.context import RunContext, current_run
+from pynenc_sidecar_sdk.errors import LeaseNotHeldError, SidecarError
+
+log = logging.getLogger(__name__)
+FINAL = {common_pb2.INVOCATION_STATUS_SUCCESS, common_pb2.INVOCATION_STATUS_FAILED}
+WAIT_SLICE_S = 10
+TASK_MISTAKES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED}
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    message = duration_pb2.Duration()
+    message.FromNanoseconds(int(seconds * 1e9))
+    return message
+
+
+class LeaseKeeper:
+    """Renews a lease every third of its length until stopped, in a daemon thread."""
+
+    def __init__(self, app: Any, invocation_id: str, lease_id: str) -> None:
+        self.app, self.invocation_id, self.lease_id = app, invocation_id, lease_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{invocation_id[:8]}")
+
+    def __enter__(self) -> LeaseKeeper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.app.lease_ttl / 3):
+            try:
+                self.app.client.call(self.app.client.executor.RenewTaskLease, de.RenewTaskLeaseRequest(
+                    app_id=self.app.app_id, invocation_id=self.invocation_id, lease_id=self.lease_id,
+                    lease_ttl=duration(self.app.lease_ttl)))
+            except LeaseNotHeldError:
+                log.warning("lost the lease on %s: another worker took it over", self.invocation_id)
+                return
+            except SidecarError as error:  # transient: try again next period
+                log.warning("could not renew the lease on %s: %s", self.invocation_id, error)
+
+
+def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: tuple, kwargs: dict) -> de.TaskInvocation:
+    """Run func as the invocation, then record its result or error; returns the final state."""
+    app = run.app
+    request = de.CompleteTaskRequest(app_id=app.app_id, invocation_id=run.invocation_id, lease_id=lease_id)
+    token = current_run.set(run)
+    try:
+        with LeaseKeeper(app, run.invocation_id, lease_id):
+            try:
+                result = func(*args, **kwargs)
+            except SidecarError as exc:
+                # Divergence, a lost lease or an unreachable sidecar is not the task's outcome:
+                # leave it unfinished (its lease lapses) and tell the caller. The task's own
+                # mistakes (bad values, writing data it does not own) are its outcome.
+                if exc.code not in TASK_MISTAKES:
+                    raise
+                request.error.CopyFrom(common_pb2.TaskError(type=type(exc).__name__, message=str(exc)))
+            except Exception as exc:  # the task's own failure is its outcome
+                request.error.CopyFrom(common_pb2.TaskError(type=type(exc).__name__, message=str(exc)))
+            else:
+                try:
+                    request.result_json = json.dumps(result)
+                except (TypeError, ValueError) as exc:
+                    request.error.CopyFrom(common_pb2.TaskError(
+                        type="ResultNotSerializable", message=f"task results must be JSON values: {exc}"))
+    finally:
+        current_run.reset(token)
+    return app.client.call(app.client.executor.CompleteTask, request).invocation
+
+
+def wait_or_take_over(app: Any, invocation: de.TaskInvocation) -> tuple[de.TaskInvocation, str]:
+    """Wait for another worker's task: returns (state, lease_id) — a lease when its holder died."""
+    while invocation.status not in FINAL:
+        reply = app.client.call(app.client.executor.WaitTask, de.WaitTaskRequest(
+            app_id=app.app_id, invocation_id=invocation.invocation_id, runner_id=app.runner_id,
+            timeout=duration(WAIT_SLICE_S), lease_ttl=duration(app.lease_ttl)), timeout=WAIT_SLICE_S + 30)
+        invocation = reply.invocation
+        if reply.HasField("lease"):
+            return invocation, reply.lease.lease_id
+    return invocation, ""

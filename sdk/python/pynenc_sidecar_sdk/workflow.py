@@ -1,0 +1,163 @@
+"""`task.wf`: Pynenc's WorkflowContext and DeterministicExecutor, served by the sidecar."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_sdk.context import RunContext, WorkflowIdentity, WorkflowLog, require_run
+from pynenc_sidecar_sdk.invocation import Invocation
+from pynenc_sidecar_sdk.runner import FINAL, duration, run_leased, wait_or_take_over
+
+if TYPE_CHECKING:
+    from pynenc_sidecar_sdk.app import Task
+
+T = TypeVar("T")
+RANDOM, TIME, UUID, TASK, CUSTOM = (de.OPERATION_KIND_RANDOM, de.OPERATION_KIND_TIME, de.OPERATION_KIND_UUID,
+                                    de.OPERATION_KIND_TASK, de.OPERATION_KIND_CUSTOM)
+
+
+def _utc(timestamp: Any) -> datetime.datetime:
+    return timestamp.ToDatetime(tzinfo=datetime.UTC)
+
+
+class DeterministicExecutor:
+    """Deterministic operations of the running invocation (Pynenc's class of the same name)."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+
+    @property
+    def _client(self) -> Any:
+        return self.run.app.client
+
+    def _deterministic_operation(self, operation: str, generator: Callable[[], T]) -> T:
+        """A custom recorded operation: the generator runs only if nothing is recorded."""
+        run = self.run
+        sequence = run.next_sequence(CUSTOM, operation)
+        recorded = run.recorded(CUSTOM, operation, sequence)
+        if recorded is None:
+            reply = self._client.call(self._client.executor.GetRecorded, de.GetRecordedRequest(
+                position=run.position(sequence), kind=CUSTOM, custom_name=operation))
+            recorded = reply.operation if reply.found else None
+        if recorded is not None:
+            return json.loads(recorded.json_value)
+        value_json = json.dumps(generator())
+        reply = self._client.call(self._client.executor.Record, de.RecordRequest(
+            position=run.position(sequence), operation=operation, value_json=value_json))
+        return json.loads(reply.value_json)
+
+    def random(self) -> float:
+        sequence = self.run.next_sequence(RANDOM)
+        recorded = self.run.recorded(RANDOM, "", sequence)
+        if recorded is not None:
+            return recorded.random_value
+        return self._client.call(self._client.executor.Random, de.RandomRequest(position=self.run.position(sequence))).value
+
+    def utc_now(self) -> datetime.datetime:
+        sequence = self.run.next_sequence(TIME)
+        recorded = self.run.recorded(TIME, "", sequence)
+        if recorded is not None:
+            return _utc(recorded.time_value)
+        reply = self._client.call(self._client.executor.UtcNow, de.UtcNowRequest(position=self.run.position(sequence)))
+        return _utc(reply.time)
+
+    def uuid(self) -> str:
+        sequence = self.run.next_sequence(UUID)
+        recorded = self.run.recorded(UUID, "", sequence)
+        if recorded is not None:
+            return recorded.uuid_value
+        return self._client.call(self._client.executor.Uuid, de.UuidRequest(position=self.run.position(sequence))).uuid
+
+    def get_base_time(self) -> datetime.datetime:
+        reply = self._client.call(self._client.executor.GetBaseTime, de.GetBaseTimeRequest(
+            app_id=self.run.app.app_id, workflow_id=self.run.workflow.workflow_id))
+        return _utc(reply.base_time)
+
+    def get_operation_count(self, operation: str) -> int:
+        """How many operations of this kind this run has performed (as Pynenc's executor)."""
+        kinds = {"random": RANDOM, "time": TIME, "uuid": UUID, "task": TASK}
+        if operation in kinds:
+            return self.run.count(kinds[operation])
+        return self.run.count(CUSTOM, operation)
+
+    def execute_task(self, task: Task, *args: Any, **kwargs: Any) -> Invocation:
+        """Run a task at the next task position, or return the recorded invocation on replay."""
+        run = self.run
+        sequence = run.next_sequence(TASK)
+        arguments = task.arguments(args, kwargs)
+        recorded = run.recorded(TASK, "", sequence)
+        if recorded is not None:
+            call = recorded.task_value
+            state = run.log.tasks.get(call.invocation_id)
+            same_call = call.task_id == task.task_id and json.loads(call.arguments_json) == arguments
+            if same_call and state is not None and state.status in FINAL:
+                return Invocation(state, replayed=True)
+        app = run.app
+        reply = app.client.call(app.client.executor.ExecuteTask, de.ExecuteTaskRequest(
+            position=run.position(sequence), task_id=task.task_id, arguments_json=json.dumps(arguments),
+            force_new_workflow=task.force_new_workflow, runner_id=app.runner_id, lease_ttl=duration(app.lease_ttl)))
+        invocation, lease_id = reply.invocation, reply.lease.lease_id if reply.HasField("lease") else ""
+        if not lease_id and invocation.status not in FINAL:
+            invocation, lease_id = wait_or_take_over(app, invocation)
+        if lease_id:
+            child_workflow = WorkflowIdentity.from_proto(invocation.workflow)
+            log = run.log if child_workflow.workflow_id == run.workflow.workflow_id else app.read_log(child_workflow)
+            child = RunContext(app, child_workflow, invocation.invocation_id, log)
+            invocation = run_leased(child, lease_id, task.func, args, kwargs)
+        return Invocation(invocation, replayed=reply.replayed)
+
+
+class WorkflowContext:
+    """`task.wf`: the workflow context of the invocation running now."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    @property
+    def _run(self) -> RunContext:
+        return require_run()
+
+    @property
+    def deterministic(self) -> DeterministicExecutor:
+        return DeterministicExecutor(self._run)
+
+    @property
+    def app(self) -> Any:
+        return self.task.app
+
+    @property
+    def identity(self) -> WorkflowIdentity:
+        return self._run.workflow
+
+    def get_data(self, key: str, default: Any = None) -> Any:
+        run = self._run
+        reply = run.app.client.call(run.app.client.executor.GetData, de.GetDataRequest(
+            app_id=run.app.app_id, workflow_id=run.workflow.workflow_id, key=key))
+        return json.loads(reply.value_json) if reply.found else default
+
+    def set_data(self, key: str, value: Any) -> None:
+        """Only the workflow's main task may write; others get WorkflowAccessError."""
+        run = self._run
+        run.app.client.call(run.app.client.executor.SetData, de.SetDataRequest(
+            app_id=run.app.app_id, workflow_id=run.workflow.workflow_id, invocation_id=run.invocation_id,
+            key=key, value_json=json.dumps(value)))
+
+    def random(self) -> float:
+        return self.deterministic.random()
+
+    def utc_now(self) -> datetime.datetime:
+        return self.deterministic.utc_now()
+
+    def uuid(self) -> str:
+        return self.deterministic.uuid()
+
+    def execute_task(self, task: Task, *args: Any, **kwargs: Any) -> Invocation:
+        return self.deterministic.execute_task(task, *args, **kwargs)
+
+
+def empty_log() -> WorkflowLog:
+    return WorkflowLog()

@@ -1,0 +1,348 @@
+"""The embedded store: one SQLite file, for a machine with no Redis.
+
+Same semantics as the Redis store (tests/conformance runs both). All sqlite3 work runs on
+one dedicated thread: calls are serialized there and the event loop never blocks. Each
+method is one transaction; read-modify-write steps take the write lock up front
+(BEGIN IMMEDIATE) so two processes sharing the file cannot both "win" a position.
+WAL + synchronous=FULL: a write is on disk before its call returns.
+
+Tables:
+    ops   (app, workflow, field) -> value   recorded operations + "#" metadata fields
+    data  (app, workflow, key)   -> value   workflow user data, apart from ops
+    tasks (app, invocation)      -> state   one row per task invocation
+    runs  (app, run)             -> type, first store time
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pynenc_sidecar.core.errors import Unavailable
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, LAST_TIME_FIELD
+from pynenc_sidecar.core.tasks import RUNNING, TaskState, WorkflowRef
+from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, TaskNotFound
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ops (
+    app TEXT NOT NULL, workflow TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (app, workflow, field)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS data (
+    app TEXT NOT NULL, workflow TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (app, workflow, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tasks (
+    app TEXT NOT NULL, invocation TEXT NOT NULL,
+    task_id TEXT NOT NULL, args TEXT NOT NULL, wf TEXT NOT NULL, parent TEXT NOT NULL,
+    status INTEGER NOT NULL, result TEXT, error TEXT,
+    lease_id TEXT NOT NULL DEFAULT '', lease_exp INTEGER NOT NULL DEFAULT 0, runner TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (app, invocation)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    app TEXT NOT NULL, run TEXT NOT NULL, workflow_type TEXT NOT NULL, first_us INTEGER NOT NULL,
+    PRIMARY KEY (app, run)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_by_type ON runs (app, workflow_type, first_us);
+"""
+
+# Primary result codes meaning "the file cannot be used right now", not "the code is wrong".
+_UNAVAILABLE_CODES = frozenset({
+    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PROTOCOL,
+})
+
+_TASK_COLUMNS = "task_id, args, wf, parent, status, result, error, lease_id, lease_exp, runner"
+
+
+def _task_state(invocation_id: str, row: tuple[Any, ...]) -> TaskState:
+    task_id, args, wf, parent, status, result, error, lease_id, lease_exp, runner = row
+    fields = {"task_id": task_id, "args": args, "wf": wf, "parent": parent, "status": str(status),
+              "lease_id": lease_id, "lease_exp": str(lease_exp), "runner": runner}
+    if result is not None:
+        fields["result"] = result
+    if error is not None:
+        fields["error"] = error
+    return TaskState.from_fields(invocation_id, fields)
+
+
+class SqliteStore:
+    """Implements storage.base.Store on one SQLite file."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 2.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
+        self._closed = False
+
+    # --- plumbing (worker thread) ----------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        # Opened lazily, and again after a failed open, so the store recovers by itself
+        # once the file becomes reachable.
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(SCHEMA)
+                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _in_transaction(self, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
+        try:
+            conn = self._connection()
+            conn.execute(begin)
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            code = exc.sqlite_errorcode & 0xFF
+            if code not in _UNAVAILABLE_CODES:
+                raise
+            if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                self._drop_connection()  # e.g. the file went away: reopen on the next call
+            raise Unavailable(f"sqlite unavailable: {exc}") from exc
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        if self._closed:
+            raise Unavailable("sqlite store is closed")
+        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._in_transaction, fn, begin)
+
+    async def ping(self) -> bool:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone(), write=False)
+        return True
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._drop_connection)
+        self._executor.shutdown(wait=True)
+
+    # --- recorded operations ---------------------------------------------------------
+    @staticmethod
+    def _get_op(conn: sqlite3.Connection, app_id: str, workflow_id: str, field: str) -> str | None:
+        row = conn.execute(
+            "SELECT value FROM ops WHERE app=? AND workflow=? AND field=?", (app_id, workflow_id, field)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    @staticmethod
+    def _put_op(conn: sqlite3.Connection, app_id: str, workflow_id: str, field: str, value: str, *, replace: bool = True) -> None:
+        conflict = "DO UPDATE SET value=excluded.value" if replace else "DO NOTHING"
+        conn.execute(
+            f"INSERT INTO ops VALUES (?,?,?,?) ON CONFLICT (app, workflow, field) {conflict}",
+            (app_id, workflow_id, field, value),
+        )
+
+    @staticmethod
+    def _count_up(conn: sqlite3.Connection, app_id: str, workflow_id: str, count_field: str) -> None:
+        conn.execute(
+            "INSERT INTO ops VALUES (?,?,?,'1') ON CONFLICT (app, workflow, field)"
+            " DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+            (app_id, workflow_id, count_field),
+        )
+
+    async def record(self, app_id: str, workflow_id: str, field: str, count_field: str, value: str) -> tuple[str, bool]:
+        def step(conn: sqlite3.Connection) -> tuple[str, bool]:
+            existing = self._get_op(conn, app_id, workflow_id, field)
+            if existing is not None:
+                return existing, True
+            self._put_op(conn, app_id, workflow_id, field, value)
+            self._count_up(conn, app_id, workflow_id, count_field)
+            return value, False
+
+        return await self._run(step, write=True)
+
+    async def record_time(self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int) -> tuple[int, bool]:
+        def step(conn: sqlite3.Connection) -> tuple[int, bool]:
+            existing = self._get_op(conn, app_id, workflow_id, field)
+            if existing is not None:
+                return int(existing), True
+            last = self._get_op(conn, app_id, workflow_id, LAST_TIME_FIELD)
+            recorded = max(now_us, int(last) + 1) if last is not None else now_us
+            self._put_op(conn, app_id, workflow_id, field, str(recorded))
+            self._put_op(conn, app_id, workflow_id, LAST_TIME_FIELD, str(recorded))
+            self._put_op(conn, app_id, workflow_id, BASE_TIME_FIELD, str(recorded), replace=False)
+            self._count_up(conn, app_id, workflow_id, count_field)
+            return recorded, False
+
+        return await self._run(step, write=True)
+
+    async def base_time(self, app_id: str, workflow_id: str, now_us: int) -> tuple[int, bool]:
+        def step(conn: sqlite3.Connection) -> tuple[int, bool]:
+            existing = self._get_op(conn, app_id, workflow_id, BASE_TIME_FIELD)
+            if existing is not None:
+                return int(existing), True
+            self._put_op(conn, app_id, workflow_id, BASE_TIME_FIELD, str(now_us))
+            # Later utc_now() values must come after time zero.
+            self._put_op(conn, app_id, workflow_id, LAST_TIME_FIELD, str(now_us), replace=False)
+            return now_us, False
+
+        return await self._run(step, write=True)
+
+    async def get_recorded(self, app_id: str, workflow_id: str, field: str) -> str | None:
+        return await self._run(lambda conn: self._get_op(conn, app_id, workflow_id, field), write=False)
+
+    async def get_count(self, app_id: str, workflow_id: str, count_field: str) -> int:
+        value = await self._run(lambda conn: self._get_op(conn, app_id, workflow_id, count_field), write=False)
+        return int(value or 0)
+
+    async def scan_log(self, app_id: str, workflow_id: str, batch_size: int) -> AsyncIterator[dict[str, str]]:
+        # Keyset pages: each field present for the whole scan comes back exactly once,
+        # and no transaction stays open between batches.
+        limit = max(1, batch_size)
+
+        def page_after(after: str | None) -> Callable[[sqlite3.Connection], list[tuple[str, str]]]:
+            return lambda conn: conn.execute(
+                "SELECT field, value FROM ops WHERE app=:app AND workflow=:wf AND (:after IS NULL OR field>:after)"
+                " ORDER BY field LIMIT :limit",
+                {"app": app_id, "wf": workflow_id, "after": after, "limit": limit},
+            ).fetchall()
+
+        after: str | None = None
+        while True:
+            rows = await self._run(page_after(after), write=False)
+            if rows:
+                yield dict(rows)
+            if len(rows) < limit:
+                return
+            after = rows[-1][0]
+
+    # --- workflow data ---------------------------------------------------------------
+    async def get_data(self, app_id: str, workflow_id: str, key: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT value FROM data WHERE app=? AND workflow=? AND key=?", (app_id, workflow_id, key)
+            ).fetchone()
+            return None if row is None else row[0]
+
+        return await self._run(read, write=False)
+
+    async def set_data(self, app_id: str, workflow_id: str, key: str, value: str) -> None:
+        await self._run(lambda conn: conn.execute(
+            "INSERT INTO data VALUES (?,?,?,?) ON CONFLICT (app, workflow, key) DO UPDATE SET value=excluded.value",
+            (app_id, workflow_id, key, value),
+        ), write=True)
+
+    # --- tasks -----------------------------------------------------------------------
+    @staticmethod
+    def _load_task(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> TaskState | None:
+        row = conn.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE app=? AND invocation=?", (app_id, invocation_id)
+        ).fetchone()
+        return None if row is None else _task_state(invocation_id, row)
+
+    def _require_task(self, conn: sqlite3.Connection, app_id: str, invocation_id: str) -> TaskState:
+        state = self._load_task(conn, app_id, invocation_id)
+        if state is None:
+            raise TaskNotFound(invocation_id)
+        return state
+
+    @staticmethod
+    def _try_lease(conn: sqlite3.Connection, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int) -> bool:
+        if lease is None or not lease.lease_id or state.finished or state.lease_expire_us > now_us:
+            return False
+        conn.execute(
+            "UPDATE tasks SET lease_id=?, lease_exp=?, runner=?, status=? WHERE app=? AND invocation=?",
+            (lease.lease_id, now_us + lease.ttl_us, lease.runner_id, RUNNING, app_id, state.invocation_id),
+        )
+        return True
+
+    async def ensure_task(
+        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int
+    ) -> tuple[TaskState, bool, bool]:
+        def step(conn: sqlite3.Connection) -> tuple[TaskState, bool, bool]:
+            current = self._load_task(conn, app_id, state.invocation_id)
+            created = current is None
+            if created:
+                d = state.definition()
+                conn.execute(
+                    "INSERT INTO tasks (app, invocation, task_id, args, wf, parent, status) VALUES (?,?,?,?,?,?,?)",
+                    (app_id, state.invocation_id, d["task_id"], d["args"], d["wf"], d["parent"], int(d["status"])),
+                )
+                current = self._require_task(conn, app_id, state.invocation_id)
+            granted = self._try_lease(conn, app_id, current, lease, now_us)
+            return self._require_task(conn, app_id, state.invocation_id), granted, created
+
+        return await self._run(step, write=True)
+
+    async def acquire_lease(self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int) -> tuple[TaskState, bool]:
+        def step(conn: sqlite3.Connection) -> tuple[TaskState, bool]:
+            granted = self._try_lease(conn, app_id, self._require_task(conn, app_id, invocation_id), lease, now_us)
+            return self._require_task(conn, app_id, invocation_id), granted
+
+        return await self._run(step, write=True)
+
+    async def get_task(self, app_id: str, invocation_id: str) -> TaskState | None:
+        return await self._run(lambda conn: self._load_task(conn, app_id, invocation_id), write=False)
+
+    async def get_tasks(self, app_id: str, invocation_ids: list[str]) -> list[TaskState | None]:
+        if not invocation_ids:
+            return []
+        return await self._run(
+            lambda conn: [self._load_task(conn, app_id, i) for i in invocation_ids], write=False
+        )
+
+    async def renew_lease(self, app_id: str, invocation_id: str, lease_id: str, ttl_us: int, now_us: int) -> int:
+        def step(conn: sqlite3.Connection) -> int:
+            state = self._require_task(conn, app_id, invocation_id)
+            if state.finished or state.lease_id != lease_id:
+                raise LeaseNotHeld(invocation_id)
+            conn.execute(
+                "UPDATE tasks SET lease_exp=? WHERE app=? AND invocation=?", (now_us + ttl_us, app_id, invocation_id)
+            )
+            return now_us + ttl_us
+
+        return await self._run(step, write=True)
+
+    async def complete_task(
+        self, app_id: str, invocation_id: str, lease_id: str, status: int, result_json: str | None,
+        error_json: str | None, now_us: int,
+    ) -> tuple[TaskState, bool]:
+        def step(conn: sqlite3.Connection) -> tuple[TaskState, bool]:
+            state = self._require_task(conn, app_id, invocation_id)
+            if state.finished:
+                return state, False
+            if state.lease_id != lease_id and state.lease_expire_us > now_us:
+                raise LeaseNotHeld(invocation_id)
+            # As in Redis: a result, or else an error ("" when none was given).
+            column, value = ("result", result_json) if result_json is not None else ("error", error_json or "")
+            conn.execute(
+                f"UPDATE tasks SET status=?, lease_exp=0, {column}=? WHERE app=? AND invocation=?",
+                (status, value, app_id, invocation_id),
+            )
+            return self._require_task(conn, app_id, invocation_id), True
+
+        return await self._run(step, write=True)
+
+    # --- workflow runs ---------------------------------------------------------------
+    async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
+        await self._run(lambda conn: conn.execute(
+            "INSERT INTO runs VALUES (?,?,?,?) ON CONFLICT (app, run) DO NOTHING",
+            (app_id, workflow.encode(), workflow.workflow_type, now_us),
+        ), write=True)
+

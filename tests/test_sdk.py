@@ -1,0 +1,189 @@
+"""The Python SDK against a real sidecar process and a real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pynenc_sidecar_sdk import NondeterministicReplayError, Pynenc, TaskFailedError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def flows(sidecar, tmp_path, monkeypatch):
+    """The sdk_workflows module bound to the test sidecar, journaling to a temp file."""
+    monkeypatch.setenv("PYNENC_SIDECAR_ADDRESS", sidecar.address)
+    monkeypatch.setenv("PSC_TEST_JOURNAL", str(tmp_path / "journal"))
+    monkeypatch.setenv("PSC_TEST_APP", f"sdk-{uuid.uuid4().hex}")
+    sys.modules.pop("sdk_workflows", None)
+    import sdk_workflows
+
+    sdk_workflows.journal_path = tmp_path / "journal"
+    yield sdk_workflows
+    sys.modules.pop("sdk_workflows", None)
+
+
+def journal(flows) -> list[str]:
+    path = flows.journal_path
+    return path.read_text().split() if path.exists() else []
+
+
+def test_rerun_with_the_same_id_replays_every_value_and_runs_no_finished_task(flows):
+    first = flows.order_flow.run_workflow("wf-replay", "o-1")
+    assert not first.replayed
+    assert journal(flows) == ["order_flow", "charge:o-1", "ship:o-1"]
+    second = flows.order_flow.run_workflow("wf-replay", "o-1")
+    assert second.replayed
+    assert second.result == first.result
+    # The main task's code ran again (a replay), but no finished task did.
+    assert journal(flows) == ["order_flow", "charge:o-1", "ship:o-1", "order_flow"]
+
+
+def test_values_are_deterministic_and_distinct(flows):
+    result = flows.order_flow.run_workflow("wf-values", "o-2", steps=4).result
+    assert len(set(result["random"])) == 4 and all(0 <= v < 1 for v in result["random"])
+    assert len(set(result["uuid"])) == 4
+    assert result["time"] == sorted(result["time"]) and len(set(result["time"])) == 4
+    assert result["status"] == "done"
+    other = flows.order_flow.run_workflow("wf-values-other", "o-2", steps=4).result
+    assert other["random"] != result["random"] and other["uuid"] != result["uuid"]
+
+
+def test_custom_operation_generator_runs_only_when_nothing_is_recorded(flows):
+    calls = []
+
+    @flows.app.task
+    def dice_flow() -> list:
+        def roll() -> int:
+            calls.append(1)
+            return len(calls) * 100
+        return [dice_flow.wf.deterministic._deterministic_operation("roll", roll) for _ in range(3)]
+
+    assert dice_flow.run_workflow("wf-dice").result == [100, 200, 300]
+    assert dice_flow.run_workflow("wf-dice").result == [100, 200, 300]
+    assert len(calls) == 3
+
+
+def test_task_error_is_recorded_and_replayed_without_rerunning(flows):
+    first = flows.failing_flow.run_workflow("wf-fail").result
+    assert first == {"error": "TaskFailedError", "message": "ValueError: card declined"}
+    again = flows.failing_flow.run_workflow("wf-fail").result
+    assert again == first
+    assert journal(flows).count("fail_always") == 1
+
+
+def test_failed_main_task_result_raises(flows):
+    @flows.app.task
+    def broken() -> None:
+        raise KeyError("boom")
+
+    with pytest.raises(TaskFailedError) as info:
+        broken.run_workflow("wf-broken").result
+    assert info.value.error_type == "KeyError"
+
+
+def test_only_the_main_task_writes_workflow_data(flows):
+    message = flows.access_flow.run_workflow("wf-access").result
+    assert "WorkflowAccessError" in message
+
+
+def test_replay_with_a_different_call_is_nondeterministic(flows, monkeypatch):
+    first = flows.branching_flow.run_workflow("wf-branch", "charge").result
+    monkeypatch.setenv("PSC_TEST_BRANCH", "ship")
+    with pytest.raises(NondeterministicReplayError) as info:
+        flows.branching_flow.run_workflow("wf-branch", "charge")
+    assert info.value.reason == "NONDETERMINISTIC_REPLAY"
+    assert "charge" in str(info.value) and "ship" in str(info.value)
+    # The record is untouched: the original branch still replays to the same invocation.
+    monkeypatch.setenv("PSC_TEST_BRANCH", "charge")
+    assert flows.branching_flow.run_workflow("wf-branch", "charge").result == first
+
+
+def test_force_new_workflow_child_gets_its_own_workflow(flows):
+    @flows.app.task
+    def outer() -> dict:
+        child = outer.wf.execute_task(flows.order_flow, "o-9", 1)
+        return {"mine": outer.workflow.workflow_id, "child": child.workflow.workflow_id,
+                "parent": child.workflow.parent_workflow_id, "child_id": child.invocation_id}
+
+    result = outer.run_workflow("wf-outer").result
+    assert result["child"] == result["child_id"] != result["mine"]
+    assert result["parent"] == "wf-outer"
+
+
+def test_racing_workers_replaying_one_workflow_run_each_task_once(flows):
+    results, errors = [], []
+
+    def worker() -> None:
+        try:
+            app = Pynenc(app_id=flows.app.app_id, lease_ttl=5)
+            # Each worker has its own app and client, like separate processes.
+            task = app.task(flows.order_flow.func, force_new_workflow=True)
+            task.task_id = flows.order_flow.task_id
+            results.append(json.dumps(app.run_workflow(task, "wf-race", "o-r").result, sort_keys=True))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert len(set(results)) == 1
+    entries = journal(flows)
+    assert entries.count("charge:o-r") == 1 and entries.count("ship:o-r") == 1
+
+
+def _run_worker(sidecar, tmp_path, workflow_id: str, out: Path, pause: float) -> subprocess.Popen:
+    env = {**os.environ, "PYNENC_SIDECAR_ADDRESS": sidecar.address, "PSC_TEST_JOURNAL": str(tmp_path / "journal"),
+           "PSC_TEST_APP": "kill-tests", "PSC_TEST_PAUSE": str(pause), "PSC_TEST_LEASE": "1.5",
+           "PYTHONPATH": str(ROOT / "tests")}
+    return subprocess.Popen([sys.executable, str(ROOT / "tests" / "sdk_workflows.py"), workflow_id, "o-k", str(out)],
+                            env=env)
+
+
+def test_worker_killed_mid_workflow_resumes_from_first_unrecorded_step(sidecar, tmp_path):
+    from support import wait_until
+
+    workflow_id = f"wf-kill-{uuid.uuid4().hex}"
+    journal_path = tmp_path / "journal"
+    worker = _run_worker(sidecar, tmp_path, workflow_id, tmp_path / "first.json", pause=0.6)
+    # Kill it while `charge` (the first task) is running: after it started, before ship.
+    wait_until(lambda: journal_path.exists() and "charge:o-k" in journal_path.read_text(), 30, "charge to start")
+    worker.kill()
+    worker.wait()
+    assert "ship:o-k" not in journal_path.read_text()
+    resumed = _run_worker(sidecar, tmp_path, workflow_id, tmp_path / "second.json", pause=0)
+    assert resumed.wait(60) == 0
+    entries = journal_path.read_text().split()
+    # charge had not finished: it runs again (after its lease lapsed); ship runs once.
+    assert entries == ["order_flow", "charge:o-k", "order_flow", "charge:o-k", "ship:o-k"]
+    replay = _run_worker(sidecar, tmp_path, workflow_id, tmp_path / "third.json", pause=0)
+    assert replay.wait(60) == 0
+    assert (tmp_path / "second.json").read_text() == (tmp_path / "third.json").read_text()
+    assert journal_path.read_text().split()[-1] == "order_flow"
+
+
+def test_worker_killed_after_a_task_finished_does_not_rerun_it(sidecar, tmp_path):
+    from support import wait_until
+
+    workflow_id = f"wf-kill2-{uuid.uuid4().hex}"
+    journal_path = tmp_path / "journal"
+    worker = _run_worker(sidecar, tmp_path, workflow_id, tmp_path / "first.json", pause=0.6)
+    wait_until(lambda: journal_path.exists() and "ship:o-k" in journal_path.read_text(), 30, "ship to start")
+    worker.kill()
+    worker.wait()
+    resumed = _run_worker(sidecar, tmp_path, workflow_id, tmp_path / "second.json", pause=0)
+    assert resumed.wait(60) == 0
+    entries = journal_path.read_text().split()
+    assert entries.count("charge:o-k") == 1
+    assert entries.count("ship:o-k") == 2
