@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 TARGET = ROOT / "sdk" / "python" / "pynenc_sidecar_proto" / "v1"
 PROTO_PACKAGE_DIR = Path("pynenc") / "sidecar" / "v1"
+# mypy-protobuf's plugin types the service stubs (grpc_tools' --pyi_out covers messages only).
+MYPY_GRPC = Path(sys.executable).parent / "protoc-gen-mypy_grpc"
 IMPORT_RE = re.compile(r"\bfrom pynenc\.sidecar\.v1 import\b")
 DOTTED_RE = re.compile(r"\bpynenc\.sidecar\.v1\.(\w+_pb2)")
 
@@ -38,6 +40,8 @@ def generate(out_dir: Path) -> None:
             f"--python_out={raw}",
             f"--pyi_out={raw}",
             f"--grpc_python_out={raw}",
+            f"--plugin=protoc-gen-mypy_grpc={MYPY_GRPC}",
+            f"--mypy_grpc_out={raw}",
             *proto_files,
         ]
         if protoc.main(args) != 0:
@@ -46,6 +50,7 @@ def generate(out_dir: Path) -> None:
         for src in sorted((Path(raw) / PROTO_PACKAGE_DIR).iterdir()):
             text = src.read_text()
             text = IMPORT_RE.sub("from pynenc_sidecar_proto.v1 import", text)
+            text = re.sub(r"^import pynenc\.sidecar\.v1\.(\w+) as", r"import pynenc_sidecar_proto.v1.\1 as", text, flags=re.M)
             (out_dir / src.name).write_text(text)
     (out_dir / "__init__.py").write_text('"""Generated from protos/pynenc/sidecar/v1 by scripts/gen_protos.py; do not edit."""\n')
 
