@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,3 +25,13 @@ def sidecar(redis_server: RedisServer) -> Iterator[SidecarServer]:
     server = SidecarServer(redis_server.url).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_sidecar() -> Iterator[SidecarServer]:
+    """A sidecar on the embedded SQLite store (no Redis URL), in a temp data file."""
+    directory = tempfile.mkdtemp(prefix="psc-sqlite-")
+    server = SidecarServer(None, data_file=f"{directory}/sidecar.db").start()
+    yield server
+    server.stop()
+    shutil.rmtree(directory, ignore_errors=True)

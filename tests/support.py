@@ -83,26 +83,41 @@ class RedisServer:
 
 @dataclass
 class SidecarServer:
-    """The real `pynenc-sidecar serve` process."""
+    """The real `pynenc-sidecar serve` process.
 
-    redis_url: str
+    With a redis_url it runs on that Redis. With redis_url=None it runs on the embedded
+    SQLite store: at data_file when given, else at the server's default path (relative to
+    cwd, the process's working directory). Store settings in the environment are not
+    inherited (only `env` can set them), so the server uses the store the test asks for."""
+
+    redis_url: str | None
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: str = field(default_factory=lambda: tempfile.mktemp(prefix="psc-server-", suffix=".log"))
+    data_file: str | None = None
+    cwd: str | None = None
+
+    def store_args(self) -> list[str]:
+        if self.redis_url is not None:
+            return ["--redis-url", self.redis_url]
+        return ["--data-file", self.data_file] if self.data_file else []
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> SidecarServer:
-        env = {**os.environ, **self.env}
+        env = dict(os.environ)
+        for name in ("PYNENC_SIDECAR_REDIS_URL", "PYNENC_SIDECAR_DATA_FILE"):  # the store is the test's choice
+            env.pop(name, None)
+        env.update(self.env)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pynenc_sidecar", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--redis-url", self.redis_url, *self.extra_args],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+             *self.store_args(), *self.extra_args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd,
         )
         wait_until(self.serving, 20, f"sidecar on {self.address} (log: {self.log_path})")
         return self

@@ -1,9 +1,11 @@
-"""StateBackendService end to end: a real sidecar process on a real redis-server."""
+"""StateBackendService end to end: a real sidecar process, on a real redis-server and on the
+embedded SQLite store (every test taking `channel` or `stub` runs against both)."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -24,9 +26,20 @@ S = common_pb2.InvocationStatus
 WorkflowIdentity = common_pb2.WorkflowIdentity
 
 
+@pytest.fixture(scope="module", params=["redis", "sqlite"])
+def backend(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def channel(sidecar) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(sidecar.address) as ch:
+def server(backend, request):
+    """The sidecar of this backend: `sidecar` on Redis, `sqlite_sidecar` with no Redis URL."""
+    return request.getfixturevalue("sidecar" if backend == "redis" else "sqlite_sidecar")
+
+
+@pytest.fixture(scope="module")
+def channel(server) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server.address) as ch:
         yield ch
 
 
@@ -476,7 +489,34 @@ def _keys_of(rdb: redis.Redis, app: str) -> list[str]:
     return [k for k in rdb.scan_iter(count=1000) if k.startswith(f"psc:{{{tag}}}") or k.startswith(f"psc:{{{tag}:")]
 
 
-def test_tricky_app_ids_are_isolated_and_purged_one_by_one(stub, channel, rdb):
+def _rows_of(path: str, app: str) -> list[str]:
+    """"<table>#<row>" of every row of the app in the SQLite file: every table keys its rows
+    by an `app` column."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        rows = []
+        for table in tables:
+            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+            assert "app" in columns, f"table {table} has no app column: PurgeApp could not reach it"
+            rows += [f"{table}#{r!r}" for r in conn.execute(f'SELECT * FROM "{table}" WHERE app=?', (app,))]
+    conn.close()
+    return rows
+
+
+@pytest.fixture
+def stored_items(backend, server, request) -> Callable[[str], list[str]]:
+    """What the store holds for an app, read around the sidecar: Redis keys, or SQLite rows."""
+    if backend == "redis":
+        rdb = request.getfixturevalue("rdb")
+        return lambda app: _keys_of(rdb, app)
+    return lambda app: _rows_of(server.data_file, app)
+
+
+def _is_recorded_ops(item: str) -> bool:
+    return item.endswith(":ops") or item.startswith("ops#")
+
+
+def test_tricky_app_ids_are_isolated_and_purged_one_by_one(stub, channel, stored_items):
     executor = de_grpc.DeterministicExecutorServiceStub(channel)
     run = uuid.uuid4().hex
     apps = [f"{run}{suffix}" for suffix in TRICKY] + [f"{run}"]
@@ -490,10 +530,10 @@ def test_tricky_app_ids_are_isolated_and_purged_one_by_one(stub, channel, rdb):
         assert state["by_type"] == ["c*", "wf:1"] and state["search"] == 1 and state["discovered"]
 
     for n, app in enumerate(apps):
-        key_counts = {other: len(_keys_of(rdb, other)) for other in apps[n + 1:]}
-        assert any(k.endswith(":ops") for k in _keys_of(rdb, app))
+        key_counts = {other: len(stored_items(other)) for other in apps[n + 1:]}
+        assert any(_is_recorded_ops(k) for k in stored_items(app))
         stub.PurgeApp(sb.PurgeAppRequest(app_id=app))
-        assert _keys_of(rdb, app) == []
+        assert stored_items(app) == []
         gone = _state(stub, app)
         assert gone == {
             "inv": None, "result": None, "exc": None, "app": None, "runner": None, "history": 0, "timeline": 0,
@@ -502,7 +542,7 @@ def test_tricky_app_ids_are_isolated_and_purged_one_by_one(stub, channel, rdb):
         }
         for other in apps[n + 1:]:
             assert _state(stub, other) == full[other], f"purging {app!r} touched {other!r}"
-            assert len(_keys_of(rdb, other)) == key_counts[other]
+            assert len(stored_items(other)) == key_counts[other]
 
 
 def test_colliding_concatenations_stay_apart(stub):

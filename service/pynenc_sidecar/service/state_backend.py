@@ -1,4 +1,5 @@
-"""StateBackendService: Pynenc's BaseStateBackend over gRPC, on RedisStateBackendStore.
+"""StateBackendService: Pynenc's BaseStateBackend over gRPC, on a StateBackendStore
+(Redis or the embedded SQLite file: storage/state_backend_store.py says what a store does).
 
 Messages are stored as their proto JSON (unknown fields ignored on read), so a field added
 to a message later reads back from older entries with its default.
@@ -20,7 +21,7 @@ from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.service import convert
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
 from pynenc_sidecar.service.validation import Limits, optional_id, require_id, require_json, require_name
-from pynenc_sidecar.storage.state_backend_store import InvocationRecord, RedisStateBackendStore
+from pynenc_sidecar.storage.state_backend_store import InvocationRecord, StateBackendStore
 from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 
@@ -41,8 +42,8 @@ STREAM_MESSAGE_BUDGET = 4 * 1024 * 1024
 TIMESTAMP_MIN_S, TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
 
 
-def register_state_backend(server, store, limits: Limits) -> list[str]:
-    servicer = StateBackendServicer(RedisStateBackendStore(store.client), limits)
+def register_state_backend(server, store: StateBackendStore, limits: Limits) -> list[str]:
+    servicer = StateBackendServicer(store, limits)
     sb_grpc.add_StateBackendServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME]
 
@@ -81,7 +82,7 @@ def _not_found(kind: str, reason: str, **metadata: str) -> NotFound:
 
 
 class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
-    def __init__(self, store: RedisStateBackendStore, limits: Limits) -> None:
+    def __init__(self, store: StateBackendStore, limits: Limits) -> None:
         self.store = store
         self.limits = limits
 

@@ -1,4 +1,10 @@
-"""Pynenc's StateBackend on Redis: invocations, history, results, runs, runner contexts.
+"""Pynenc's StateBackend storage: the interface (StateBackendStore) and its Redis implementation.
+
+The interface is what StateBackendService needs: invocations, history, results, runs,
+runner contexts. RedisStateBackendStore (below) and SqliteStateBackendStore
+(sqlite_state_backend_store.py) implement it; tests/test_state_backend.py runs against both.
+
+Redis key layout (ids escaped with core.positions.escape; see redis_store for the shared keys):
 
 Key layout (ids escaped with core.positions.escape; see redis_store for the shared keys):
     psc:{<app>:<inv>}:inv          string  [workflow_id, workflow_type, parent_id, payload]
@@ -32,6 +38,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -56,7 +63,7 @@ end
 return n
 """
 
-Cursor = tuple[float, str]  # (score, member) of the last item returned
+Cursor = tuple[float, str]  # (score, member) of the last item returned; opaque to the service
 
 
 @dataclass(frozen=True)
@@ -96,10 +103,112 @@ def _history_record(member: str, score: float) -> HistoryRecord:
     return HistoryRecord(unescape(escaped_id), int(score), payload)
 
 
+class StateBackendStore(Protocol):
+    """What StateBackendService stores. Payloads are opaque text (the service's encoding);
+    times are integer microseconds since the Unix epoch; id lists come back sorted."""
+
+    async def purge_app(self, app_id: str) -> int:
+        """Delete everything of the app (the executor's state too) and its app info."""
+
+    async def store_app_info(self, app_id: str, payload: str) -> None: ...
+
+    async def get_app_info(self, app_id: str) -> str | None: ...
+
+    async def all_app_infos(self) -> dict[str, str]: ...
+
+    async def upsert_invocations(self, app_id: str, records: list[InvocationRecord]) -> None:
+        """All or nothing; the last of repeated ids wins; a replaced invocation leaves the
+        indexes (children, workflow, type) of its former values."""
+
+    async def get_invocation(self, app_id: str, invocation_id: str) -> InvocationRecord | None: ...
+
+    async def child_invocations(self, app_id: str, parent_invocation_id: str) -> list[str]: ...
+
+    async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str) -> list[str]:
+        """Invocations of the workflow, of the type, or of both (an empty argument is no filter)."""
+
+    async def add_history(self, app_id: str, invocation_ids: list[str], timestamp_us: int, payload: str) -> None:
+        """One entry per distinct invocation, atomically; identical entries are kept apart."""
+
+    async def get_history(self, app_id: str, invocation_id: str) -> list[HistoryRecord]:
+        """Oldest first; entries of the same microsecond in arrival order."""
+
+    def history_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
+                         ) -> AsyncIterator[list[HistoryRecord]]:
+        """Every entry of the app in [start, end], in get_history's order, in batches of at
+        most batch_size; entries added meanwhile shift no batch."""
+
+    def invocations_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
+                             ) -> AsyncIterator[list[str]]:
+        """Each invocation with an entry in [start, end] once, at its first entry."""
+
+    async def set_result(self, app_id: str, invocation_id: str, result_json: str) -> None: ...
+
+    async def get_result(self, app_id: str, invocation_id: str) -> str | None: ...
+
+    async def set_exception(self, app_id: str, invocation_id: str, payload: str) -> None: ...
+
+    async def get_exception(self, app_id: str, invocation_id: str) -> str | None: ...
+
+    async def get_workflow_data(self, app_id: str, workflow_id: str, key: str) -> str | None:
+        """The same data the deterministic executor's Store reads and writes."""
+
+    async def set_workflow_data(self, app_id: str, workflow_id: str, key: str, value_json: str) -> None: ...
+
+    async def get_deterministic_value(self, app_id: str, workflow_id: str, key: str) -> str | None: ...
+
+    async def set_deterministic_value(self, app_id: str, workflow_id: str, key: str, value_json: str) -> tuple[str, bool]:
+        """Store unless stored (first writer wins, atomically); return (stored value, replayed)."""
+
+    async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
+        """The same runs the executor's Store records; a run stored again keeps its first time."""
+
+    async def workflow_types(self, app_id: str) -> list[str]: ...
+
+    async def workflow_runs(self, app_id: str, workflow_type: str, page_size: int, after: Cursor | None
+                            ) -> tuple[list[WorkflowRef], Cursor | None]:
+        """One page of runs, oldest first, and the cursor of the next page (None on the last)."""
+
+    async def store_sub_invocation(self, app_id: str, workflow_id: str, invocation_id: str) -> None: ...
+
+    async def sub_invocations(self, app_id: str, workflow_id: str) -> list[str]: ...
+
+    async def store_runner_context(self, app_id: str, runner_id: str, payload: str) -> None: ...
+
+    async def get_runner_contexts(self, app_id: str, runner_ids: list[str]) -> list[str | None]:
+        """One payload or None per runner id, in the order asked."""
+
+    async def search_runner_contexts(self, app_id: str, partial_id: str) -> list[tuple[str, str]]:
+        """(runner id, payload) of every runner whose id contains partial_id literally, by id."""
+
+    async def close(self) -> None: ...
+
+
+async def first_sightings(pages: AsyncIterator[list[HistoryRecord]], batch_size: int) -> AsyncIterator[list[str]]:
+    """Each invocation of the history pages once, at its first entry, in batches.
+
+    The seen set grows with the number of distinct invocations, not with their entries."""
+    seen: set[str] = set()
+    pending: list[str] = []
+    async for records in pages:
+        for record in records:
+            if record.invocation_id not in seen:
+                seen.add(record.invocation_id)
+                pending.append(record.invocation_id)
+        while len(pending) >= batch_size:
+            yield pending[:batch_size]
+            pending = pending[batch_size:]
+    if pending:
+        yield pending
+
+
 class RedisStateBackendStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self._add_history = client.register_script(_ADD_HISTORY)
+
+    async def close(self) -> None:
+        """Nothing to do: the client belongs to the RedisStore it was taken from."""
 
     # --- keys ----------------------------------------------------------------------
     @staticmethod
@@ -220,22 +329,9 @@ class RedisStateBackendStore:
         async for rows in self._zrange_pages(app_tag(app_id) + ":timeline", str(start_us), str(end_us), batch_size):
             yield [_history_record(member, score) for member, score in rows]
 
-    async def invocations_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
-                                   ) -> AsyncIterator[list[str]]:
-        # Each invocation once, at its first entry in the range; the seen set grows with
-        # the number of distinct invocations in the range, not with their entries.
-        seen: set[str] = set()
-        pending: list[str] = []
-        async for records in self.history_in_range(app_id, start_us, end_us, batch_size):
-            for record in records:
-                if record.invocation_id not in seen:
-                    seen.add(record.invocation_id)
-                    pending.append(record.invocation_id)
-            while len(pending) >= batch_size:
-                yield pending[:batch_size]
-                pending = pending[batch_size:]
-        if pending:
-            yield pending
+    def invocations_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
+                             ) -> AsyncIterator[list[str]]:
+        return first_sightings(self.history_in_range(app_id, start_us, end_us, batch_size), batch_size)
 
     async def _zrange_pages(self, key: str, low: str, high: str, size: int) -> AsyncIterator[list[tuple[str, float]]]:
         after: Cursor | None = None

@@ -1,0 +1,311 @@
+"""Pynenc's StateBackend in the embedded SQLite file (the StateBackendStore interface).
+
+It shares the SqliteStore's file, connection and worker thread, so both see one database:
+workflow data is SqliteStore's `data` table and workflow runs its `runs` table (what the
+deterministic executor writes, this lists, and the other way round), and every call is one
+transaction on that thread. Writes take the write lock up front (BEGIN IMMEDIATE), so
+read-modify-write steps stay atomic even with several processes on one file.
+
+Tables (besides SqliteStore's ops, data, tasks, runs):
+    sb_apps        (app)                  -> app info payload (discovery lists all apps)
+    sb_invocations (app, invocation)      -> workflow_id, workflow_type, parent, payload
+    sb_history     seq (arrival order)    -> app, invocation, ts_us, payload
+    sb_results     (app, invocation)      -> result JSON
+    sb_exceptions  (app, invocation)      -> exception payload
+    sb_dvalues     (app, workflow, key)   -> deterministic value, first writer wins
+    sb_subs        (app, workflow, invocation)
+    sb_runners     (app, runner)          -> runner context payload
+
+Every table of the file keys its rows by an `app` column: purge_app deletes the app's rows
+from each such table, so the executor's state goes with it, as on Redis.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.storage.sqlite_store import SqliteStore
+from pynenc_sidecar.storage.state_backend_store import Cursor, HistoryRecord, InvocationRecord, first_sightings
+
+T = TypeVar("T")
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS sb_apps (app TEXT PRIMARY KEY, payload TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS sb_invocations (
+        app TEXT NOT NULL, invocation TEXT NOT NULL, workflow_id TEXT NOT NULL, workflow_type TEXT NOT NULL,
+        parent TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (app, invocation))""",
+    "CREATE INDEX IF NOT EXISTS sb_invocations_by_parent ON sb_invocations (app, parent, invocation)",
+    "CREATE INDEX IF NOT EXISTS sb_invocations_by_workflow ON sb_invocations (app, workflow_id, invocation)",
+    "CREATE INDEX IF NOT EXISTS sb_invocations_by_type ON sb_invocations (app, workflow_type, invocation)",
+    """CREATE TABLE IF NOT EXISTS sb_history (
+        seq INTEGER PRIMARY KEY, app TEXT NOT NULL, invocation TEXT NOT NULL, ts_us INTEGER NOT NULL,
+        payload TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS sb_history_by_time ON sb_history (app, ts_us, seq)",
+    "CREATE INDEX IF NOT EXISTS sb_history_by_invocation ON sb_history (app, invocation, ts_us, seq)",
+    """CREATE TABLE IF NOT EXISTS sb_results (
+        app TEXT NOT NULL, invocation TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (app, invocation))""",
+    """CREATE TABLE IF NOT EXISTS sb_exceptions (
+        app TEXT NOT NULL, invocation TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (app, invocation))""",
+    """CREATE TABLE IF NOT EXISTS sb_dvalues (
+        app TEXT NOT NULL, workflow TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (app, workflow, key))""",
+    """CREATE TABLE IF NOT EXISTS sb_subs (
+        app TEXT NOT NULL, workflow TEXT NOT NULL, invocation TEXT NOT NULL,
+        PRIMARY KEY (app, workflow, invocation)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS sb_runners (
+        app TEXT NOT NULL, runner TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (app, runner))""",
+    # Runs of all types, oldest first (SqliteStore indexes runs by type only).
+    "CREATE INDEX IF NOT EXISTS sb_runs_by_time ON runs (app, first_us, run)",
+]
+
+
+def _column(rows: list[tuple[str]]) -> list[str]:
+    return [row[0] for row in rows]
+
+
+class SqliteStateBackendStore:
+    """Implements state_backend_store.StateBackendStore on a SqliteStore's file."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self._schema_conn: sqlite3.Connection | None = None  # touched only on the worker thread
+
+    async def open(self) -> None:
+        """Open the file and create the tables now (they are also created on first use)."""
+        await self._run(lambda conn: None, write=True)
+
+    async def close(self) -> None:
+        """Nothing to do: the connection belongs to the SqliteStore."""
+
+    # --- plumbing --------------------------------------------------------------------
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        # Once per connection: SqliteStore reopens its connection after losing the file,
+        # and a new file needs these tables again.
+        if self._schema_conn is not conn:
+            for statement in SCHEMA:
+                conn.execute(statement)  # not executescript: that would commit the open transaction
+            self._schema_conn = conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        def step(conn: sqlite3.Connection) -> T:
+            self._ensure_schema(conn)
+            return fn(conn)
+
+        return await self.store._run(step, write=write)
+
+    async def _value(self, sql: str, params: tuple) -> str | None:
+        row = await self._run(lambda conn: conn.execute(sql, params).fetchone(), write=False)
+        return None if row is None else row[0]
+
+    async def _ids(self, sql: str, params: tuple) -> list[str]:
+        return sorted(_column(await self._run(lambda conn: conn.execute(sql, params).fetchall(), write=False)))
+
+    # --- app -------------------------------------------------------------------------
+    async def purge_app(self, app_id: str) -> int:
+        def step(conn: sqlite3.Connection) -> int:
+            tables = _column(conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            ).fetchall())
+            deleted = 0
+            for table in tables:
+                quoted = '"' + table.replace('"', '""') + '"'
+                if "app" in _column(conn.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall()):
+                    deleted += conn.execute(f"DELETE FROM {quoted} WHERE app=?", (app_id,)).rowcount
+            return deleted
+
+        return await self._run(step, write=True)
+
+    async def store_app_info(self, app_id: str, payload: str) -> None:
+        await self._run(lambda conn: conn.execute(
+            "INSERT INTO sb_apps VALUES (?,?) ON CONFLICT (app) DO UPDATE SET payload=excluded.payload",
+            (app_id, payload)), write=True)
+
+    async def get_app_info(self, app_id: str) -> str | None:
+        return await self._value("SELECT payload FROM sb_apps WHERE app=?", (app_id,))
+
+    async def all_app_infos(self) -> dict[str, str]:
+        return dict(await self._run(lambda conn: conn.execute("SELECT app, payload FROM sb_apps").fetchall(),
+                                    write=False))
+
+    # --- invocations -----------------------------------------------------------------
+    async def upsert_invocations(self, app_id: str, records: list[InvocationRecord]) -> None:
+        latest = {r.invocation_id: r for r in records}  # the last of repeated ids wins
+
+        def step(conn: sqlite3.Connection) -> None:
+            # The indexes are columns of the row: replacing the row moves the invocation
+            # out of its former parent's, workflow's and type's lists.
+            conn.executemany(
+                "INSERT INTO sb_invocations VALUES (?,?,?,?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET"
+                " workflow_id=excluded.workflow_id, workflow_type=excluded.workflow_type,"
+                " parent=excluded.parent, payload=excluded.payload",
+                [(app_id, r.invocation_id, r.workflow_id, r.workflow_type, r.parent_invocation_id, r.payload)
+                 for r in latest.values()],
+            )
+
+        await self._run(step, write=True)
+
+    async def get_invocation(self, app_id: str, invocation_id: str) -> InvocationRecord | None:
+        row = await self._run(lambda conn: conn.execute(
+            "SELECT payload, workflow_id, workflow_type, parent FROM sb_invocations WHERE app=? AND invocation=?",
+            (app_id, invocation_id)).fetchone(), write=False)
+        return None if row is None else InvocationRecord(invocation_id, *row)
+
+    async def child_invocations(self, app_id: str, parent_invocation_id: str) -> list[str]:
+        if not parent_invocation_id:
+            return []  # "" means "no parent", not a parent named ""
+        return await self._ids("SELECT invocation FROM sb_invocations WHERE app=? AND parent=?",
+                               (app_id, parent_invocation_id))
+
+    async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str) -> list[str]:
+        if workflow_id and workflow_type:
+            return await self._ids(
+                "SELECT invocation FROM sb_invocations WHERE app=? AND workflow_id=? AND workflow_type=?",
+                (app_id, workflow_id, workflow_type))
+        if workflow_id:
+            return await self._ids("SELECT invocation FROM sb_invocations WHERE app=? AND workflow_id=?",
+                                   (app_id, workflow_id))
+        if workflow_type:
+            return await self._ids("SELECT invocation FROM sb_invocations WHERE app=? AND workflow_type=?",
+                                   (app_id, workflow_type))
+        return []
+
+    # --- history ---------------------------------------------------------------------
+    async def add_history(self, app_id: str, invocation_ids: list[str], timestamp_us: int, payload: str) -> None:
+        ids = list(dict.fromkeys(invocation_ids))
+        await self._run(lambda conn: conn.executemany(
+            "INSERT INTO sb_history (app, invocation, ts_us, payload) VALUES (?,?,?,?)",
+            [(app_id, i, timestamp_us, payload) for i in ids]), write=True)
+
+    async def get_history(self, app_id: str, invocation_id: str) -> list[HistoryRecord]:
+        rows = await self._run(lambda conn: conn.execute(
+            "SELECT ts_us, payload FROM sb_history WHERE app=? AND invocation=? ORDER BY ts_us, seq",
+            (app_id, invocation_id)).fetchall(), write=False)
+        return [HistoryRecord(invocation_id, ts_us, payload) for ts_us, payload in rows]
+
+    async def history_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
+                               ) -> AsyncIterator[list[HistoryRecord]]:
+        # Keyset pages from the last (time, seq) seen: entries added meanwhile shift no
+        # page, and no transaction stays open between pages.
+        limit = max(1, batch_size)
+        after: tuple[int, int] | None = None
+
+        def page(after: tuple[int, int] | None) -> Callable[[sqlite3.Connection], list[tuple]]:
+            last_ts, last_seq = after if after else (start_us, -1)
+            return lambda conn: conn.execute(
+                "SELECT ts_us, seq, invocation, payload FROM sb_history"
+                " WHERE app=? AND ts_us<=? AND (ts_us, seq) > (?, ?) ORDER BY ts_us, seq LIMIT ?",
+                (app_id, end_us, last_ts, last_seq, limit)).fetchall()
+
+        while rows := await self._run(page(after), write=False):
+            yield [HistoryRecord(invocation, ts_us, payload) for ts_us, _, invocation, payload in rows]
+            if len(rows) < limit:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    def invocations_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
+                             ) -> AsyncIterator[list[str]]:
+        return first_sightings(self.history_in_range(app_id, start_us, end_us, batch_size), batch_size)
+
+    # --- results -----------------------------------------------------------------------
+    async def _put(self, table: str, column: str, app_id: str, invocation_id: str, value: str) -> None:
+        await self._run(lambda conn: conn.execute(
+            f"INSERT INTO {table} VALUES (?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET {column}=excluded.{column}",
+            (app_id, invocation_id, value)), write=True)
+
+    async def set_result(self, app_id: str, invocation_id: str, result_json: str) -> None:
+        await self._put("sb_results", "value", app_id, invocation_id, result_json)
+
+    async def get_result(self, app_id: str, invocation_id: str) -> str | None:
+        return await self._value("SELECT value FROM sb_results WHERE app=? AND invocation=?", (app_id, invocation_id))
+
+    async def set_exception(self, app_id: str, invocation_id: str, payload: str) -> None:
+        await self._put("sb_exceptions", "payload", app_id, invocation_id, payload)
+
+    async def get_exception(self, app_id: str, invocation_id: str) -> str | None:
+        return await self._value("SELECT payload FROM sb_exceptions WHERE app=? AND invocation=?",
+                                 (app_id, invocation_id))
+
+    # --- workflow data and deterministic values ----------------------------------------
+    async def get_workflow_data(self, app_id: str, workflow_id: str, key: str) -> str | None:
+        return await self.store.get_data(app_id, workflow_id, key)
+
+    async def set_workflow_data(self, app_id: str, workflow_id: str, key: str, value_json: str) -> None:
+        await self.store.set_data(app_id, workflow_id, key, value_json)
+
+    async def get_deterministic_value(self, app_id: str, workflow_id: str, key: str) -> str | None:
+        return await self._value("SELECT value FROM sb_dvalues WHERE app=? AND workflow=? AND key=?",
+                                 (app_id, workflow_id, key))
+
+    async def set_deterministic_value(self, app_id: str, workflow_id: str, key: str, value_json: str) -> tuple[str, bool]:
+        """Store unless stored; return (stored value, replayed)."""
+        def step(conn: sqlite3.Connection) -> tuple[str, bool]:
+            created = conn.execute(
+                "INSERT INTO sb_dvalues VALUES (?,?,?,?) ON CONFLICT (app, workflow, key) DO NOTHING",
+                (app_id, workflow_id, key, value_json)).rowcount == 1
+            (stored,) = conn.execute("SELECT value FROM sb_dvalues WHERE app=? AND workflow=? AND key=?",
+                                     (app_id, workflow_id, key)).fetchone()
+            return stored, not created
+
+        return await self._run(step, write=True)
+
+    # --- workflow runs -------------------------------------------------------------------
+    async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
+        # The executor's own call: one table of runs for both services.
+        await self.store.store_workflow_run(app_id, workflow, now_us)
+
+    async def workflow_types(self, app_id: str) -> list[str]:
+        return await self._ids("SELECT DISTINCT workflow_type FROM runs WHERE app=?", (app_id,))
+
+    async def workflow_runs(self, app_id: str, workflow_type: str, page_size: int, after: Cursor | None
+                            ) -> tuple[list[WorkflowRef], Cursor | None]:
+        """One page of runs, oldest first, and the cursor of the next page (None on the last)."""
+        by_type = " AND workflow_type=:type" if workflow_type else ""
+        since = " AND (first_us, run) > (:after_us, :after_run)" if after else ""
+        params = {"app": app_id, "type": workflow_type, "limit": page_size + 1,
+                  "after_us": after[0] if after else 0, "after_run": after[1] if after else ""}
+        # One more than asked, to know whether another page follows.
+        rows = await self._run(lambda conn: conn.execute(
+            f"SELECT first_us, run FROM runs WHERE app=:app{by_type}{since} ORDER BY first_us, run LIMIT :limit",
+            params).fetchall(), write=False)
+        page = rows[:page_size]
+        cursor = (float(page[-1][0]), page[-1][1]) if len(rows) > page_size else None
+        return [WorkflowRef.decode(run) for _, run in page], cursor
+
+    async def store_sub_invocation(self, app_id: str, workflow_id: str, invocation_id: str) -> None:
+        await self._run(lambda conn: conn.execute(
+            "INSERT INTO sb_subs VALUES (?,?,?) ON CONFLICT DO NOTHING", (app_id, workflow_id, invocation_id)),
+            write=True)
+
+    async def sub_invocations(self, app_id: str, workflow_id: str) -> list[str]:
+        return await self._ids("SELECT invocation FROM sb_subs WHERE app=? AND workflow=?", (app_id, workflow_id))
+
+    # --- runner contexts -------------------------------------------------------------------
+    async def store_runner_context(self, app_id: str, runner_id: str, payload: str) -> None:
+        await self._run(lambda conn: conn.execute(
+            "INSERT INTO sb_runners VALUES (?,?,?) ON CONFLICT (app, runner) DO UPDATE SET payload=excluded.payload",
+            (app_id, runner_id, payload)), write=True)
+
+    async def get_runner_contexts(self, app_id: str, runner_ids: list[str]) -> list[str | None]:
+        if not runner_ids:
+            return []
+
+        def read(conn: sqlite3.Connection) -> list[str | None]:
+            out: list[str | None] = []
+            for runner_id in runner_ids:
+                row = conn.execute("SELECT payload FROM sb_runners WHERE app=? AND runner=?",
+                                   (app_id, runner_id)).fetchone()
+                out.append(None if row is None else row[0])
+            return out
+
+        return await self._run(read, write=False)
+
+    async def search_runner_contexts(self, app_id: str, partial_id: str) -> list[tuple[str, str]]:
+        """(runner id, payload) of every runner whose id contains partial_id, by id."""
+        # instr() is a literal, case-sensitive substring test: no LIKE wildcards to escape.
+        rows = await self._run(lambda conn: conn.execute(
+            "SELECT runner, payload FROM sb_runners WHERE app=? AND instr(runner, ?) > 0",
+            (app_id, partial_id)).fetchall(), write=False)
+        return sorted(rows)
