@@ -168,10 +168,13 @@ class WorkflowEngine:
     async def workflow_log(self, app_id: str, workflow_id: str, batch_size: int = 1000) -> AsyncIterator[LogBatch]:
         base_time_us: int | None = None
         sent = False
+        seen: set[str] = set()
         async for chunk in self.store.scan_log(app_id, workflow_id, batch_size):
             if BASE_TIME_FIELD in chunk:
                 base_time_us = int(chunk[BASE_TIME_FIELD])
-            parsed = [(pos, value) for field, value in chunk.items() if (pos := parse_field(workflow_id, field))]
+            # HSCAN may return a field twice (when the hash is rehashed mid-scan); send it once.
+            parsed = [(pos, value) for field, value in chunk.items()
+                      if field not in seen and not seen.add(field) and (pos := parse_field(workflow_id, field))]
             parsed.sort(key=lambda item: (item[0].scope != workflow_id, item[0].scope, item[0].kind, item[0].name, item[0].sequence))
             for start in range(0, len(parsed), batch_size):
                 batch = parsed[start:start + batch_size]
