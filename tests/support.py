@@ -98,6 +98,14 @@ class SidecarServer:
     log_path: str = field(default_factory=lambda: tempfile.mktemp(prefix="psc-server-", suffix=".log"))
     data_file: str | None = None
     cwd: str | None = None
+    # For a server started with --tls-cert: how to reach it (grpc.ssl_channel_credentials(...)).
+    credentials: grpc.ChannelCredentials | None = None
+
+    def channel(self) -> grpc.Channel:
+        """A new channel to the server, with TLS when the server has it."""
+        if self.credentials is not None:
+            return grpc.secure_channel(self.address, self.credentials)
+        return grpc.insecure_channel(self.address)
 
     def store_args(self) -> list[str]:
         if self.redis_url is not None:
@@ -126,7 +134,7 @@ class SidecarServer:
         if self.process and self.process.poll() is not None:
             raise RuntimeError(f"sidecar exited with {self.process.returncode}: {Path(self.log_path).read_text()}")
         try:
-            with grpc.insecure_channel(self.address) as channel:
+            with self.channel() as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
                 return reply.status == health_pb2.HealthCheckResponse.SERVING
         except grpc.RpcError:

@@ -24,3 +24,11 @@ def test_buf_lint_is_clean():
         pytest.fail("buf not installed: pip install buf-bin (it is in the dev extra)")
     result = subprocess.run([buf, "lint"], cwd=ROOT / "protos", capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_go_and_typescript_clients_are_up_to_date():
+    if not (shutil.which("go") and shutil.which("npm")):
+        pytest.skip("go and npm are needed to regenerate the Go and TypeScript clients")
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "gen_clients.sh"), "--check"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
 import textwrap
+from collections.abc import Awaitable, Callable
 
-from pynenc_sidecar import __version__
-from pynenc_sidecar.server import DEFAULT_DATA_FILE, ServerSettings, StartupError, serve
-from pynenc_sidecar.service.validation import Limits
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+from pynenc_sidecar import __version__, inspector, logs, retention
+from pynenc_sidecar import settings as config
+from pynenc_sidecar.core.errors import Unavailable
+from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, serve
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -32,14 +34,33 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 
 
 SERVE_DESCRIPTION = f"""\
-Run the gRPC server. Every option can also be set by the environment variable named in its help.
+Run the gRPC server. Every option can also be set by the environment variable named in its
+help, or in a TOML config file (--config).
 
 Storage: with --redis-url, all state lives in that Redis (share it between replicas and
 machines). Without it, state lives in an embedded SQLite file (--data-file, default
 ./{DEFAULT_DATA_FILE} in the working directory): nothing else to install, and it survives
 restarts. Several sidecars on one machine may share that file; sidecars on other machines
 cannot (use Redis).
+
+Settings come from flags, then environment variables, then a TOML file (--config), then
+defaults. Logs go to stderr, as text on a terminal and as JSON lines otherwise (--log-format).
 """
+
+STORE_EPILOG = """\
+Reads the store the server uses: give the same --redis-url or --data-file (or --config, or
+the same PYNENC_SIDECAR_* variables). The server may be running or stopped.
+"""
+
+
+def _command(commands, name: str, help_text: str, description: str, settings_names: list[str],
+             epilog: str | None = None) -> argparse.ArgumentParser:
+    if "\n" not in description:  # one paragraph: wrapped here (the formatter keeps line breaks)
+        description = textwrap.fill(description, 92)
+    sub = commands.add_parser(name, help=help_text, description=description, epilog=epilog,
+                              formatter_class=_HelpFormatter)
+    config.add_arguments(sub, settings_names)
+    return sub
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,53 +72,236 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pynenc-sidecar {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve_parser = commands.add_parser(
-        "serve", help="run the gRPC server", description=SERVE_DESCRIPTION, formatter_class=_HelpFormatter,
-    )
-    serve_parser.add_argument("--host", default=_env("PYNENC_SIDECAR_HOST", "127.0.0.1"),
-                              help="address to listen on; 0.0.0.0 for every interface (env PYNENC_SIDECAR_HOST)")
-    serve_parser.add_argument("--port", type=int, default=int(_env("PYNENC_SIDECAR_PORT", "50051")),
-                              help="TCP port to listen on (env PYNENC_SIDECAR_PORT)")
-    serve_parser.add_argument("--redis-url", metavar="URL", default=_env("PYNENC_SIDECAR_REDIS_URL", "") or None,
-                              help="keep all state in this Redis, e.g. redis://:password@host:6379/0 "
-                                   "(env PYNENC_SIDECAR_REDIS_URL). Unset (the default): use the embedded "
-                                   "SQLite store at --data-file instead")
-    serve_parser.add_argument("--data-file", metavar="PATH", default=_env("PYNENC_SIDECAR_DATA_FILE", "") or None,
-                              help="SQLite file of the embedded store, created if missing, used when no Redis URL "
-                                   "is set (env PYNENC_SIDECAR_DATA_FILE). Default: ./" + DEFAULT_DATA_FILE
-                                   + " (relative paths are resolved against the working directory)")
-    serve_parser.add_argument("--grace-period", type=float, default=float(_env("PYNENC_SIDECAR_GRACE_PERIOD", "10")),
-                              help="seconds SIGTERM waits for in-flight calls before exiting (env PYNENC_SIDECAR_GRACE_PERIOD)")
-    serve_parser.add_argument("--max-value-bytes", type=int, default=int(_env("PYNENC_SIDECAR_MAX_VALUE_BYTES", str(1024 * 1024))),
-                              help="largest JSON value accepted (results, data, custom ops) (env PYNENC_SIDECAR_MAX_VALUE_BYTES)")
-    serve_parser.add_argument("--max-message-bytes", type=int,
-                              default=int(_env("PYNENC_SIDECAR_MAX_MESSAGE_BYTES", str(4 * 1024 * 1024))),
-                              help="largest gRPC request accepted (env PYNENC_SIDECAR_MAX_MESSAGE_BYTES)")
-    serve_parser.add_argument("--log-level", default=_env("PYNENC_SIDECAR_LOG_LEVEL", "INFO"),
-                              choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (env PYNENC_SIDECAR_LOG_LEVEL)")
+    _command(commands, "serve", "run the gRPC server", SERVE_DESCRIPTION, config.SERVE)
+
+    inspect_parser = _command(
+        commands, "inspect", "show what one workflow recorded",
+        "Show one workflow: its identity and status, its runs and child workflows, the operations it "
+        "recorded (scope, operation, sequence, value), its tasks with their status and results, and its "
+        "data. Text tables cut long values; --json prints everything, in full.",
+        config.STORE, STORE_EPILOG)
+    inspect_parser.add_argument("workflow_id", metavar="WORKFLOW_ID", help="the workflow's id")
+    inspect_parser.add_argument("--app-id", default="pynenc", help="the app the workflow belongs to")
+    inspect_parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+    workflows_parser = _command(
+        commands, "workflows", "list workflow types and runs",
+        "List an app's workflow types (with how many runs each) and its runs, oldest first, with the "
+        "status of each run's main task.", config.STORE, STORE_EPILOG)
+    workflows_parser.add_argument("--app-id", default="pynenc", help="the app to list")
+    workflows_parser.add_argument("--type", dest="workflow_type", default="", metavar="TYPE",
+                                  help="only runs of this workflow type")
+    workflows_parser.add_argument("--limit", type=int, default=None, metavar="N", help="show only the N latest runs")
+    workflows_parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+    purge_parser = _command(
+        commands, "purge", "delete workflows from the store",
+        "Delete workflows and everything they stored (recorded operations, data, tasks, StateBackend "
+        "invocations) from every index. Exactly one of: --workflow-id ID (one workflow, finished or "
+        "not), --older-than DURATION (every workflow that finished that long ago; with --app-id, of that "
+        "app only), or --app-id APP alone (the whole app, with --yes). Child workflows are workflows of "
+        "their own: purging a parent leaves them.", config.STORE, STORE_EPILOG)
+    purge_parser.add_argument("--workflow-id", metavar="ID", help="delete this workflow (of --app-id, default pynenc)")
+    purge_parser.add_argument("--app-id", metavar="APP", help="the app; alone, delete the whole app")
+    purge_parser.add_argument("--older-than", metavar="DURATION",
+                              help="delete workflows that finished at least this long ago, e.g. 30d")
+    purge_parser.add_argument("--dry-run", action="store_true", help="with --older-than: list, delete nothing")
+    purge_parser.add_argument("--yes", action="store_true", help="confirm deleting a whole app")
+    purge_parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    health_parser = _command(
+        commands, "health", "check a running server through gRPC health (exit 0 when SERVING)",
+        "Ask a server's grpc.health.v1 service whether it is SERVING: exit 0 if it is, 1 if not or "
+        "unreachable. For container health checks: the address defaults to this machine at the "
+        "server's port (PYNENC_SIDECAR_PORT).", config.HEALTH)
+    health_parser.add_argument("--address", metavar="HOST:PORT",
+                               help="the server to ask (default: 127.0.0.1 at --port, or --host when it is "
+                                    "not a wildcard address)")
+    health_parser.add_argument("--service", default="", help="a service name, e.g. "
+                               "pynenc.sidecar.v1.DeterministicExecutorService (default: the whole server)")
+    health_parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
+    health_parser.add_argument("--tls-ca", default=None, metavar="FILE",
+                               help="when the server serves TLS (--tls-cert): the PEM CA that signed its "
+                                    "certificate (env PYNENC_SIDECAR_TLS_CA; default: the --tls-cert file itself). "
+                                    "With --health-port set, that plaintext port is asked instead")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "serve":
+    if args.command is None:
         parser.print_help()
-        return 0 if args.command is None and argv == [] else 2
-    if args.max_value_bytes < 1 or args.max_message_bytes < 1024:
-        parser.error("--max-value-bytes must be >= 1 and --max-message-bytes >= 1024")
-    if args.redis_url and args.data_file:
-        # State lives in one place: silently ignoring one of the two would hide a mistake.
-        parser.error("set either --redis-url (PYNENC_SIDECAR_REDIS_URL) or --data-file (PYNENC_SIDECAR_DATA_FILE), "
-                     "not both")
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = ServerSettings(
-        host=args.host, port=args.port, redis_url=args.redis_url, data_file=args.data_file or DEFAULT_DATA_FILE,
-        grace_period_s=args.grace_period, limits=Limits(max_value_bytes=args.max_value_bytes),
-        max_message_bytes=args.max_message_bytes,
-    )
+        return 0 if argv == [] else 2
     try:
-        return asyncio.run(serve(settings))
+        settings = config.resolve(args, _SETTINGS[args.command])
+    except config.SettingsError as exc:
+        print(f"pynenc-sidecar: error: {exc}", file=sys.stderr)
+        return 2
+    return _HANDLERS[args.command](args, settings)
+
+
+def _serve(args: argparse.Namespace, settings: config.Settings) -> int:
+    logs.configure(settings.log_level, settings.log_format)
+    log = logging.getLogger("pynenc_sidecar")
+    log.info("settings: %s", settings.describe())
+    try:
+        return asyncio.run(serve(settings.server_settings()))
     except StartupError as exc:
-        logging.getLogger("pynenc_sidecar").error("cannot start: %s", exc)
+        log.error("cannot start: %s", exc)
         return 1
+
+
+def _tool(body: Callable[[Stores], Awaitable[int]], settings: config.Settings) -> int:
+    """Run a store tool: errors are one line on stderr and exit status 1."""
+    logs.configure(settings.log_level if "log_level" in settings.sources else "WARNING", settings.log_format)
+
+    async def run() -> int:
+        stores = await inspector.open_existing_stores(settings)
+        try:
+            return await body(stores)
+        finally:
+            await stores.close()
+
+    try:
+        return asyncio.run(run())
+    except (inspector.ToolError, Unavailable) as exc:
+        print(f"pynenc-sidecar: {exc}", file=sys.stderr)
+        return 1
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _inspect(args: argparse.Namespace, settings: config.Settings) -> int:
+    async def body(stores: Stores) -> int:
+        report = await inspector.workflow_report(stores, args.app_id, args.workflow_id)
+        if report is None:
+            raise inspector.ToolError(f"workflow {args.workflow_id!r} not found in app {args.app_id!r} "
+                                      f"({stores.description})")
+        if args.json:
+            _print_json(report)
+        else:
+            sys.stdout.write(inspector.render_workflow(report))
+        return 0
+
+    return _tool(body, settings)
+
+
+def _workflows(args: argparse.Namespace, settings: config.Settings) -> int:
+    if args.limit is not None and args.limit < 0:
+        print("pynenc-sidecar: error: --limit must be 0 or more", file=sys.stderr)
+        return 2
+
+    async def body(stores: Stores) -> int:
+        report = await inspector.workflows_report(stores, args.app_id, args.workflow_type, args.limit)
+        if args.json:
+            _print_json(report)
+        else:
+            sys.stdout.write(inspector.render_workflows(report))
+        return 0
+
+    return _tool(body, settings)
+
+
+def _purge(args: argparse.Namespace, settings: config.Settings) -> int:
+    modes = [name for name, given in (("--workflow-id", args.workflow_id), ("--older-than", args.older_than)) if given]
+    if len(modes) > 1 or not (modes or args.app_id):
+        print("pynenc-sidecar: error: purge needs exactly one of --workflow-id, --older-than, or --app-id alone",
+              file=sys.stderr)
+        return 2
+    if not modes and not args.yes:
+        print(f"pynenc-sidecar: error: purging app {args.app_id!r} deletes all its state: add --yes",
+              file=sys.stderr)
+        return 2
+    older_than = None
+    if args.older_than:
+        try:
+            older_than = config.parse_duration(args.older_than)
+        except ValueError as problem:
+            print(f"pynenc-sidecar: error: --older-than: {args.older_than!r} {problem}", file=sys.stderr)
+            return 2
+
+    async def body(stores: Stores) -> int:
+        if args.workflow_id:
+            app_id = args.app_id or "pynenc"
+            deleted = await stores.state_backend.purge_workflow(app_id, args.workflow_id)
+            result = {"app_id": app_id, "workflow_id": args.workflow_id, "deleted": deleted > 0}
+            message = (f"purged workflow {args.workflow_id!r} of app {app_id!r}" if deleted else
+                       f"nothing to purge: workflow {args.workflow_id!r} not found in app {app_id!r}")
+        elif older_than is not None:
+            cutoff = retention.now_us() - int(older_than * 1_000_000)
+            apps = [args.app_id] if args.app_id else None
+            found = [f async for f in retention.purge_finished(stores, cutoff, apps, dry_run=args.dry_run)]
+            verb = "would delete" if args.dry_run else "deleted"
+            result = {"dry_run": args.dry_run, "finished_before": inspector.iso(cutoff), "workflows": [
+                {"app_id": f.app_id, **inspector._identity(f.workflow), "finished_at": inspector.iso(f.finished_us)}
+                for f in found]}
+            lines = [f"{verb} {f.app_id} {f.workflow.workflow_id} ({f.workflow.workflow_type or '-'}, finished "
+                     f"{inspector.iso(f.finished_us, precise=False)})" for f in found] if args.dry_run else []
+            message = "\n".join(lines + [f"{verb} {len(found)} workflow(s) that finished before "
+                                         f"{inspector.iso(cutoff, precise=False)}"])
+        else:
+            deleted = await stores.state_backend.purge_app(args.app_id)
+            result = {"app_id": args.app_id, "deleted": deleted > 0}
+            message = f"purged app {args.app_id!r}" if deleted else f"nothing to purge: app {args.app_id!r} is empty"
+        if args.json:
+            _print_json(result)
+        else:
+            print(message)
+        return 0
+
+    return _tool(body, settings)
+
+
+def _health_channel(args: argparse.Namespace, settings: config.Settings) -> tuple[str, grpc.Channel]:
+    """Health needs no token. Through --health-port when set (plaintext); else the main port,
+    with TLS when the server has a certificate (mutual TLS needs --health-port)."""
+    if settings.health_port and not args.address:
+        address = f"{_local_host(settings.host)}:{settings.health_port}"
+        return address, grpc.insecure_channel(address)
+    address = args.address or f"{_local_host(settings.host)}:{settings.port}"
+    if not settings.tls_cert:
+        return address, grpc.insecure_channel(address)
+    if settings.tls_client_ca:
+        raise ValueError("the server requires client certificates (--tls-client-ca): set --health-port "
+                         "(a plaintext health-only port) for health checks")
+    ca_path = args.tls_ca or os.environ.get("PYNENC_SIDECAR_TLS_CA") or settings.tls_cert
+    try:
+        with open(ca_path, "rb") as handle:
+            root = handle.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read the CA file {ca_path}: {exc.strerror or exc}") from None
+    return address, grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root))
+
+
+def _health(args: argparse.Namespace, settings: config.Settings) -> int:
+    try:
+        address, channel = _health_channel(args, settings)
+    except ValueError as problem:
+        print(f"pynenc-sidecar: error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        with channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
+    except grpc.RpcError as error:
+        print(f"{address}: not serving ({error.code().name}: {error.details()})", file=sys.stderr)
+        return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+    print(f"{address}{' ' + args.service if args.service else ''}: {status}", file=sys.stdout if serving else sys.stderr)
+    return 0 if serving else 1
+
+
+def _local_host(host: str) -> str:
+    """Where to reach a server listening on host from this machine."""
+    if host in ("", "0.0.0.0", "::", "[::]", "*"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+_SETTINGS = {"serve": config.SERVE, "inspect": config.STORE, "workflows": config.STORE, "purge": config.STORE,
+             "health": config.HEALTH}
+_HANDLERS = {"serve": _serve, "inspect": _inspect, "workflows": _workflows, "purge": _purge, "health": _health}

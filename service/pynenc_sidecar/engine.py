@@ -10,8 +10,9 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pynenc_sidecar import observability as obs
 from pynenc_sidecar.core import derivations
 from pynenc_sidecar.core.errors import (
     INVOCATION_NOT_FOUND,
@@ -21,9 +22,9 @@ from pynenc_sidecar.core.errors import (
     NotFound,
     PermissionDenied,
 )
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, Kind, Position, parse_field
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, Kind, Position, origin_field, parse_field
 from pynenc_sidecar.core.tasks import FAILED, SUCCESS, TaskCall, TaskState, WorkflowRef, check_replay, child_workflow
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Store, TaskNotFound
+from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, Store, TaskNotFound
 
 
 def wall_clock_us() -> int:
@@ -43,6 +44,7 @@ class LogBatch:
     operations: list[tuple[Position, str]]
     tasks: list[TaskState]
     base_time_us: int | None
+    origins: dict[Position, str] = field(default_factory=dict)  # trace origins of traced records
 
 
 class WorkflowEngine:
@@ -51,23 +53,41 @@ class WorkflowEngine:
         self.clock = clock
 
     # --- values ----------------------------------------------------------------
+    async def _record(self, app_id: str, pos: Position, value: str) -> Recorded:
+        # With tracing on, the value is stored with the recording span's context, and a
+        # replay's span links to the span that recorded it (observability.py).
+        recorded = await self.store.record(app_id, pos.workflow_id, pos.field, pos.count_field, value, obs.origin())
+        obs.recorded(pos.kind, recorded.replayed, recorded.origin)
+        return recorded
+
     async def random(self, app_id: str, pos: Position) -> tuple[float, bool]:
         value = repr(derivations.random_value(pos.scope, pos.sequence))
-        stored, replayed = await self.store.record(app_id, pos.workflow_id, pos.field, pos.count_field, value)
+        stored, replayed = await self._record(app_id, pos, value)
         return float(stored), replayed
 
     async def uuid(self, app_id: str, pos: Position) -> tuple[str, bool]:
-        value = derivations.uuid_value(pos.scope, pos.sequence)
-        return await self.store.record(app_id, pos.workflow_id, pos.field, pos.count_field, value)
+        return await self._record(app_id, pos, derivations.uuid_value(pos.scope, pos.sequence))
 
     async def utc_now(self, app_id: str, pos: Position) -> tuple[int, bool]:
-        return await self.store.record_time(app_id, pos.workflow_id, pos.field, pos.count_field, self.clock())
+        recorded = await self.store.record_time(app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(), obs.origin())
+        obs.recorded(pos.kind, recorded.replayed, recorded.origin)
+        return recorded
 
     async def record(self, app_id: str, pos: Position, value_json: str) -> tuple[str, bool]:
-        return await self.store.record(app_id, pos.workflow_id, pos.field, pos.count_field, value_json)
+        return await self._record(app_id, pos, value_json)
 
     async def get_recorded(self, app_id: str, pos: Position) -> str | None:
         return await self.store.get_recorded(app_id, pos.workflow_id, pos.field)
+
+    async def get_recorded_with_origin(self, app_id: str, pos: Position) -> tuple[str | None, str]:
+        """The recorded value (None if none) and its origin ("" if unknown); a found value is a
+        replay for the current span and the metrics."""
+        value = await self.store.get_recorded(app_id, pos.workflow_id, pos.field)
+        if value is None:
+            return None, ""
+        origin = (await self.store.get_origins(app_id, pos.workflow_id, [pos.field]))[0] or ""
+        obs.recorded(pos.kind, True, origin)
+        return value, origin
 
     async def base_time(self, app_id: str, workflow_id: str) -> tuple[int, bool]:
         return await self.store.base_time(app_id, workflow_id, self.clock())
@@ -95,7 +115,9 @@ class WorkflowEngine:
 
     async def _ensure(self, app_id: str, state: TaskState, replayed: bool, runner_id: str, ttl_us: int) -> TaskOutcome:
         lease = self._lease(runner_id, ttl_us)
-        current, granted, _ = await self.store.ensure_task(app_id, state, lease, self.clock())
+        current, granted, created = await self.store.ensure_task(app_id, state, lease, self.clock())
+        if granted and not created:
+            obs.lease_taken_over()
         return TaskOutcome(current, replayed, lease if granted else None, current.lease_expire_us if granted else 0)
 
     async def execute_task(
@@ -103,7 +125,7 @@ class WorkflowEngine:
         force_new_workflow: bool, runner_id: str, ttl_us: int,
     ) -> TaskOutcome:
         requested = TaskCall(uuid.uuid4().hex, task_id, arguments_json, force_new_workflow)
-        stored, replayed = await self.store.record(app_id, pos.workflow_id, pos.field, pos.count_field, requested.encode())
+        stored, replayed = await self._record(app_id, pos, requested.encode())
         call = TaskCall.decode(stored)
         check_replay(call, requested, f"{pos.scope} task #{pos.sequence}")
         # The record names the invocation; its state is (re)created idempotently, so a
@@ -131,6 +153,8 @@ class WorkflowEngine:
                      f"workflow {workflow.workflow_id} start")
         if created:
             await self.store.store_workflow_run(app_id, current.workflow, self.clock())
+        elif granted:
+            obs.lease_taken_over()
         return TaskOutcome(current, not created, lease if granted else None, current.lease_expire_us if granted else 0)
 
     async def renew_lease(self, app_id: str, invocation_id: str, lease_id: str, ttl_us: int) -> int:
@@ -161,6 +185,7 @@ class WorkflowEngine:
         except TaskNotFound:
             raise _not_found(invocation_id) from None
         if granted:
+            obs.lease_taken_over()
             return TaskOutcome(state, True, lease, state.lease_expire_us)
         return TaskOutcome(state, True, None)
 
@@ -180,7 +205,8 @@ class WorkflowEngine:
                 batch = parsed[start:start + batch_size]
                 task_ids = [TaskCall.decode(value).invocation_id for pos, value in batch if pos.kind is Kind.TASK]
                 tasks = [t for t in await self.store.get_tasks(app_id, task_ids) if t is not None]
-                yield LogBatch(batch, tasks, None if sent else base_time_us)
+                origins = {pos: origin for pos, _ in batch if (origin := chunk.get(origin_field(pos.field)))}
+                yield LogBatch(batch, tasks, None if sent else base_time_us, origins)
                 sent = True
         if not sent:
             yield LogBatch([], [], base_time_us)

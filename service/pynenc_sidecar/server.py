@@ -12,6 +12,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from pynenc_sidecar import observability, security
+from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
 from pynenc_sidecar.service.validation import Limits
@@ -27,6 +29,9 @@ SERVICE_NAMES = [
 
 # Where the embedded store lives when no Redis URL is given: relative to the working directory.
 DEFAULT_DATA_FILE = "pynenc-sidecar.db"
+# A health service name that is SERVING while the process runs, whether the store answers
+# or not: for liveness probes (the overall "" status is readiness, see watch_readiness).
+LIVENESS_SERVICE = "liveness"
 
 
 class StartupError(Exception):
@@ -43,6 +48,20 @@ class ServerSettings:
     grace_period_s: float = 10.0
     limits: Limits = field(default_factory=Limits)
     max_message_bytes: int = 4 * 1024 * 1024
+    # Prometheus scrape endpoint (on host) when set; tracing is configured by OTEL_* variables.
+    metrics_port: int | None = None
+    # Finished workflows are deleted this long after they finished (None: kept forever), by
+    # a sweep every sweep_interval_s (retention.py).
+    retention_s: float | None = None
+    sweep_interval_s: float = 3600.0
+    # TLS (mutual TLS with a client CA) when set; plaintext otherwise.
+    tls: security.TlsFiles | None = None
+    # Bearer tokens accepted (security.AuthInterceptor); empty: no token required.
+    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    # A second, plaintext listener serving grpc.health.v1 only (for probes without TLS).
+    health_port: int | None = None
+    # How often the Redis store is pinged; health is NOT_SERVING while it does not answer.
+    readiness_interval_s: float = 1.0
 
 
 @dataclass
@@ -92,7 +111,9 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
     stores = await open_stores(settings)
     try:
         engine = WorkflowEngine(stores.store)
-        server = grpc.aio.server(options=[
+        # The token check comes first: a call without a valid token reaches nothing else.
+        auth = [security.AuthInterceptor(settings.auth_tokens)] if settings.auth_tokens else []
+        server = grpc.aio.server(interceptors=[*auth, *observability.server_interceptors()], options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", max(settings.max_message_bytes, 64 * 1024 * 1024)),
             ("grpc.so_reuseport", 0),
@@ -107,12 +128,17 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         try:
-            port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+            credentials = security.server_credentials(settings.tls) if settings.tls else None
+        except security.CredentialsError as exc:
+            raise StartupError(str(exc)) from exc
+        try:
+            address = f"{settings.host}:{settings.port}"
+            port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
         except RuntimeError as exc:  # grpc raises RuntimeError when it cannot bind
             raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
         if port == 0:
             raise StartupError(f"cannot listen on {settings.host}:{settings.port}")
-        for name in ["", *names]:
+        for name in ["", LIVENESS_SERVICE, *names]:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     except BaseException:
         await stores.close()
@@ -121,9 +147,42 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
 
 
 async def serve(settings: ServerSettings) -> int:
-    server, stores, health_servicer, port = await build_server(settings)
+    try:  # before build_server: the interceptors and Redis spans depend on it
+        telemetry = observability.configure(store_system="redis" if settings.redis_url else "sqlite",
+                                            metrics_port=settings.metrics_port, metrics_host=settings.host)
+    except OSError as exc:
+        raise StartupError(f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {exc}") from exc
+    try:
+        server, stores, health_servicer, port = await build_server(settings)
+    except BaseException:
+        telemetry.shutdown()
+        raise
+    health_server = None
+    if settings.health_port:
+        try:
+            health_server = await build_health_server(settings, health_servicer)
+        except BaseException:
+            await stores.close()
+            telemetry.shutdown()
+            raise
     await server.start()
-    log.info("pynenc-sidecar serving on %s:%d (store: %s)", settings.host, port, stores.description)
+    if health_server is not None:
+        await health_server.start()
+    log.info("pynenc-sidecar serving on %s:%d (store: %s; %s)", settings.host, port, stores.description,
+             _security_description(settings))
+    if settings.auth_tokens and not settings.tls and not _loopback(settings.host):
+        log.warning("bearer tokens are required but TLS is off: tokens cross the network in clear text "
+                    "(set --tls-cert and --tls-key)")
+    readiness = None
+    if hasattr(stores.store, "ping"):
+        # Untraced: a ping a second would fill the tracing backend with one-span traces.
+        readiness = asyncio.create_task(watch_readiness(observability.untraced(stores.store.ping), health_servicer,
+                                                        _served_names(), settings.readiness_interval_s))
+    sweeper = None
+    if settings.retention_s:
+        from pynenc_sidecar.retention import sweep_forever
+
+        sweeper = asyncio.create_task(sweep_forever(stores, settings.retention_s, settings.sweep_interval_s))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -131,10 +190,75 @@ async def serve(settings: ServerSettings) -> int:
     await stop.wait()
     log.info("shutting down: draining in-flight calls for up to %.1fs", settings.grace_period_s)
     await health_servicer.enter_graceful_shutdown()
+    for background in (sweeper, readiness):
+        if background is not None:
+            background.cancel()
+            await asyncio.gather(background, return_exceptions=True)
+    if health_server is not None:
+        await health_server.stop(0)
     await server.stop(settings.grace_period_s)
     await stores.close()
+    telemetry.shutdown()  # flushes pending spans
     log.info("stopped")
     return 0
+
+
+async def build_health_server(settings: ServerSettings, health_servicer: health.HealthServicer) -> grpc.aio.Server:
+    """A plaintext listener on --health-port serving grpc.health.v1 alone (the same statuses)."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    try:
+        port = server.add_insecure_port(f"{settings.host}:{settings.health_port}")
+    except RuntimeError as exc:
+        raise StartupError(f"cannot listen on {settings.host}:{settings.health_port} (--health-port): {exc}") from exc
+    if port == 0:
+        raise StartupError(f"cannot listen on {settings.host}:{settings.health_port} (--health-port)")
+    return server
+
+
+def _served_names() -> list[str]:
+    from pynenc_sidecar.service.state_backend import SERVICE_NAME as STATE_BACKEND
+
+    return ["", *SERVICE_NAMES, STATE_BACKEND]
+
+
+async def watch_readiness(ping, health_servicer: health.HealthServicer, names: list[str], interval_s: float) -> None:
+    """Readiness: ping the store every interval; while it does not answer (within the
+    interval, at least 1 s), the overall status and the services' are NOT_SERVING; SERVING
+    again as soon as it answers. LIVENESS_SERVICE is left alone. Runs until cancelled."""
+    serving = True
+    while True:
+        try:
+            answered = bool(await asyncio.wait_for(ping(), timeout=max(1.0, interval_s)))
+        except (Unavailable, asyncio.TimeoutError, OSError):
+            answered = False
+        except Exception:  # never let the probe die: an unexpected failure counts as not ready
+            log.exception("readiness probe failed")
+            answered = False
+        if answered != serving:
+            serving = answered
+            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in names:
+                await health_servicer.set(name, status)
+            if serving:
+                log.info("the store answers again: health SERVING")
+            else:
+                log.warning("the store does not answer: health NOT_SERVING until it does")
+        await asyncio.sleep(interval_s)
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+
+
+def _security_description(settings: ServerSettings) -> str:
+    if settings.tls is None:
+        transport = "plaintext"
+    else:
+        transport = "mutual TLS" if settings.tls.client_ca else "TLS"
+    auth = f"bearer token required ({len(settings.auth_tokens)} accepted)" if settings.auth_tokens else "no token"
+    health_port = f"; health also on port {settings.health_port}" if settings.health_port else ""
+    return f"{transport}, {auth}{health_port}"
 
 
 def _redact(url: str) -> str:

@@ -19,7 +19,7 @@ import pytest
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RUNNING, SUCCESS, TaskState, WorkflowRef
 from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Store, TaskNotFound
-from pynenc_sidecar.storage.redis_store import RedisStore, app_tag
+from pynenc_sidecar.storage.redis_store import RedisStore
 from pynenc_sidecar.storage.sqlite_store import SqliteStore
 
 T = TypeVar("T")
@@ -78,13 +78,17 @@ async def whole_log(store: Store, app_id: str, workflow_id: str, batch_size: int
 
 
 async def stored_runs(store: Store, app_id: str) -> dict[str, int]:
-    """Peek at the runs a store kept (no read method in the interface yet): member -> first time."""
-    if isinstance(store, RedisStore):
-        rows = await store.client.zrange(app_tag(app_id) + ":runs", 0, -1, withscores=True)
-        return {member: int(score) for member, score in rows}
-    assert isinstance(store, SqliteStore)
-    with sqlite3.connect(store.path) as conn:
-        return dict(conn.execute("SELECT run, first_us FROM runs WHERE app=?", (app_id,)).fetchall())
+    """The runs a store kept, read through the interface: encoded identity -> first time."""
+    return {run.workflow.encode(): run.first_us async for batch in store.scan_runs(app_id) for run in batch}
+
+
+async def all_runs(store: Store, app_id: str, **kwargs: Any) -> list[tuple[str, int]]:
+    """scan_runs flattened to (workflow id, first time), checking every batch's size."""
+    found = []
+    async for batch in store.scan_runs(app_id, **kwargs):
+        assert 0 < len(batch) <= kwargs.get("batch_size", 500)
+        found += [(run.workflow.workflow_id, run.first_us) for run in batch]
+    return found
 
 
 # --- recorded operations -----------------------------------------------------------------
@@ -458,6 +462,76 @@ def test_store_workflow_run_is_idempotent(store: Store, run: Run, app: str) -> N
     run(body())
 
 
+def test_scan_runs_oldest_first_by_type_and_until(store: Store, run: Run, app: str) -> None:
+    async def body() -> None:
+        assert await all_runs(store, app) == []
+        for n in range(7):
+            kind = "mod.even" if n % 2 == 0 else "mod.odd"
+            await store.store_workflow_run(app, WorkflowRef(f"wf-{n}", kind), 1_000 - n * 100)
+        # Two runs of one microsecond are ordered by identity.
+        await store.store_workflow_run(app, WorkflowRef("wf-b", "mod.odd"), 400)
+        await store.store_workflow_run(app, WorkflowRef("wf-a", "mod.odd"), 400)
+        expected = [("wf-6", 400), ("wf-a", 400), ("wf-b", 400), ("wf-5", 500), ("wf-4", 600), ("wf-3", 700),
+                    ("wf-2", 800), ("wf-1", 900), ("wf-0", 1_000)]
+        assert await all_runs(store, app) == expected
+        assert await all_runs(store, app, batch_size=2) == expected
+        assert await all_runs(store, app, batch_size=1, until_us=600) == expected[:5]
+        assert await all_runs(store, app, until_us=399) == []
+        assert await all_runs(store, app, workflow_type="mod.odd") == [
+            ("wf-a", 400), ("wf-b", 400), ("wf-5", 500), ("wf-3", 700), ("wf-1", 900)]
+        assert await all_runs(store, app, workflow_type="mod.odd", until_us=500, batch_size=2) == [
+            ("wf-a", 400), ("wf-b", 400), ("wf-5", 500)]
+        assert await all_runs(store, app, workflow_type="mod.none") == []
+        batch = [b async for b in store.scan_runs(app, workflow_type="mod.even", batch_size=10)][0]
+        assert batch[0].workflow == WorkflowRef("wf-6", "mod.even", "")
+        assert await store.run_started(app, WorkflowRef("wf-5", "mod.odd")) == 500
+        assert await store.run_started(app, WorkflowRef("wf-5", "mod.even")) is None  # another identity
+        assert await store.run_started(app + "-other", WorkflowRef("wf-5", "mod.odd")) is None
+
+    run(body())
+
+
+def test_app_ids_lists_apps_with_runs(store: Store, run: Run, app: str) -> None:
+    async def body() -> None:
+        others = [app + "-b", app + ":{c}"]
+        await store.record(app + "-no-runs", "wf", "r:1", "#n:r", "0.5")
+        for name in [app, *others, app]:
+            await store.store_workflow_run(name, WorkflowRef("wf", "mod.flow"), 10)
+        ids = await store.app_ids()
+        assert {app, *others} <= set(ids)
+        assert app + "-no-runs" not in ids
+        assert ids == sorted(ids) and len(ids) == len(set(ids))
+
+    run(body())
+
+
+def test_workflow_data_returns_every_key_and_nothing_recorded(store: Store, run: Run, app: str) -> None:
+    async def body() -> None:
+        assert await store.workflow_data(app, "wf") == {}
+        await store.record(app, "wf", "c.k:1", "#n:c.k", '"recorded"')
+        await store.set_data(app, "wf", "a", "1")
+        await store.set_data(app, "wf", "b", "null")
+        await store.set_data(app, "wf", "a", '{"x":[1]}')
+        await store.set_data(app, "other", "c", "3")
+        assert await store.workflow_data(app, "wf") == {"a": '{"x":[1]}', "b": "null"}
+
+    run(body())
+
+
+def test_a_finished_task_keeps_when_it_finished(store: Store, run: Run, app: str) -> None:
+    async def body() -> None:
+        state, _, _ = await store.ensure_task(app, task("inv"), lease("a"), 100)
+        assert state.finished_us == 0
+        state, accepted = await store.complete_task(app, "inv", "lease-a", SUCCESS, "1", None, 5_000)
+        assert accepted and state.finished_us == 5_000
+        state, accepted = await store.complete_task(app, "inv", "lease-a", FAILED, None, "{}", 9_000)
+        assert not accepted and state.finished_us == 5_000
+        assert (await store.get_task(app, "inv")).finished_us == 5_000
+        assert (await store.get_tasks(app, ["inv"]))[0].finished_us == 5_000
+
+    run(body())
+
+
 # --- isolation ---------------------------------------------------------------------------
 def test_apps_never_see_each_other(store: Store, run: Run, app: str) -> None:
     other = app + "-other"
@@ -594,3 +668,34 @@ def test_sqlite_closed_store_is_unavailable(tmp_path: Path, run: Run) -> None:
     run(store.close())
     with pytest.raises(Unavailable):
         run(store.get_count("app", "wf", "#n:r"))
+
+
+def test_sqlite_a_version_1_file_gains_the_finish_time_column(tmp_path: Path, run: Run) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the tasks table as version 1 created it
+        conn.executescript(
+            "CREATE TABLE tasks (app TEXT NOT NULL, invocation TEXT NOT NULL, task_id TEXT NOT NULL,"
+            " args TEXT NOT NULL, wf TEXT NOT NULL, parent TEXT NOT NULL, status INTEGER NOT NULL, result TEXT,"
+            " error TEXT, lease_id TEXT NOT NULL DEFAULT '', lease_exp INTEGER NOT NULL DEFAULT 0,"
+            " runner TEXT NOT NULL DEFAULT '', PRIMARY KEY (app, invocation)) WITHOUT ROWID;"
+            " INSERT INTO tasks (app, invocation, task_id, args, wf, parent, status, result)"
+            " VALUES ('app', 'old', 'mod.task', '{}', '[\"old\",\"mod.task\",\"\"]', '', 11, '1');"
+            " PRAGMA user_version=1;")
+    conn.close()
+
+    async def body() -> None:
+        stores = [SqliteStore(path) for _ in range(2)]  # two processes opening one old file
+        try:
+            old = await asyncio.gather(*(s.get_task("app", "old") for s in stores))
+            assert [(t.status, t.result_json, t.finished_us) for t in old] == [(SUCCESS, "1", 0)] * 2
+            await stores[0].ensure_task("app", task("new"), lease("a"), 0)
+            state, _ = await stores[1].complete_task("app", "new", "lease-a", SUCCESS, "2", None, 77)
+            assert state.finished_us == 77
+        finally:
+            for s in stores:
+                await s.close()
+
+    run(body())
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 2
+    conn.close()

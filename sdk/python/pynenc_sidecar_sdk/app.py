@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_sdk import tracing
 from pynenc_sidecar_sdk.client import SidecarClient
 from pynenc_sidecar_sdk.errors import SidecarError
 from pynenc_sidecar_sdk.context import RunContext, WorkflowIdentity, WorkflowLog, current_run
@@ -82,11 +83,19 @@ class Pynenc:
     address defaults to $PYNENC_SIDECAR_ADDRESS or 127.0.0.1:50051; lease_ttl (seconds) is how
     long a crashed worker's task stays claimed before another worker takes it over
     ($PYNENC_SIDECAR_LEASE_TTL, default 30).
+
+    Security (each defaults to its variable): tls_ca, the PEM CA that signed the sidecar's
+    certificate ($PYNENC_SIDECAR_TLS_CA; setting it turns TLS on); tls_cert and tls_key, this
+    worker's certificate and key for mutual TLS ($PYNENC_SIDECAR_CLIENT_CERT,
+    $PYNENC_SIDECAR_CLIENT_KEY); token, a bearer token sent as `authorization: Bearer <token>`
+    ($PYNENC_SIDECAR_TOKEN); tls=True for TLS with the system's CAs ($PYNENC_SIDECAR_TLS=true).
     """
 
-    def __init__(self, app_id: str = "pynenc", address: str | None = None, lease_ttl: float | None = None) -> None:
+    def __init__(self, app_id: str = "pynenc", address: str | None = None, lease_ttl: float | None = None, *,
+                 tls: bool | None = None, tls_ca: str | None = None, tls_cert: str | None = None,
+                 tls_key: str | None = None, token: str | None = None) -> None:
         self.app_id = app_id
-        self.client = SidecarClient(address)
+        self.client = SidecarClient(address, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, token=token)
         self.lease_ttl = float(lease_ttl if lease_ttl is not None else os.environ.get("PYNENC_SIDECAR_LEASE_TTL", 30))
         self.runner_id = f"py-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.tasks: dict[str, Task] = {}
@@ -107,9 +116,15 @@ class Pynenc:
 
     def run_workflow(self, task: Task, workflow_id: str, *args: Any, **kwargs: Any) -> Invocation:
         identity = WorkflowIdentity(workflow_id, task.task_id)
+        with tracing.workflow_span(self.app_id, identity) as span:  # the root of the run's trace
+            return self._run_workflow(task, identity, span, args, kwargs)
+
+    def _run_workflow(self, task: Task, identity: WorkflowIdentity, span: Any, args: tuple, kwargs: dict) -> Invocation:
+        workflow_id = identity.workflow_id
         reply = self.client.call(self.client.executor.StartWorkflow, de.StartWorkflowRequest(
             app_id=self.app_id, workflow=identity.to_proto(), arguments_json=json.dumps(task.arguments(args, kwargs)),
             runner_id=self.runner_id, lease_ttl=duration(self.lease_ttl)))
+        span.replayed(reply.replayed)
         invocation, lease_id = reply.invocation, reply.lease.lease_id if reply.HasField("lease") else ""
         if not lease_id and invocation.status not in FINAL:  # another worker runs it now
             invocation, lease_id = wait_or_take_over(self, invocation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 from collections.abc import Callable
@@ -10,20 +11,106 @@ from typing import Any, TypeVar
 import grpc
 
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from pynenc_sidecar_sdk import tracing
 from pynenc_sidecar_sdk.errors import from_rpc_error
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 T = TypeVar("T")
 
 
-class SidecarClient:
-    """One channel to the sidecar. Calls raise SidecarError subclasses, never grpc.RpcError."""
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
 
-    def __init__(self, address: str | None = None, timeout: float = 30.0) -> None:
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+
+
+class _CallDetails(collections.namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials",
+                                                           "wait_for_ready", "compression")),
+                   grpc.ClientCallDetails):
+    pass
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
+        metadata = [*(details.metadata or ()), self._header]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+
+def open_channel(address: str, *, tls: bool | None = None, tls_ca: str | None = None, tls_cert: str | None = None,
+                 tls_key: str | None = None, token: str | None = None) -> tuple[grpc.Channel, grpc.Channel]:
+    """(the channel to call through, the underlying channel to close).
+
+    Unset options come from the environment: PYNENC_SIDECAR_TLS_CA (PEM CA that signed the
+    sidecar's certificate), PYNENC_SIDECAR_CLIENT_CERT / PYNENC_SIDECAR_CLIENT_KEY (this
+    worker's certificate and key, for mutual TLS), PYNENC_SIDECAR_TOKEN (bearer token),
+    PYNENC_SIDECAR_TLS=true (TLS with the system's CAs). TLS is on when any of the TLS
+    options is set."""
+    tls_ca = tls_ca or _env("PYNENC_SIDECAR_TLS_CA")
+    tls_cert = tls_cert or _env("PYNENC_SIDECAR_CLIENT_CERT")
+    tls_key = tls_key or _env("PYNENC_SIDECAR_CLIENT_KEY")
+    token = token or _env("PYNENC_SIDECAR_TOKEN")
+    if tls is None:
+        tls = bool(tls_ca or tls_cert or (_env("PYNENC_SIDECAR_TLS") or "").lower() in ("1", "true", "yes"))
+    if bool(tls_cert) != bool(tls_key):
+        raise ValueError("a client certificate needs its key: set both tls_cert and tls_key "
+                         "(PYNENC_SIDECAR_CLIENT_CERT and PYNENC_SIDECAR_CLIENT_KEY)")
+    if tls:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(tls_ca, "CA file") if tls_ca else None,
+            private_key=_read(tls_key, "client key") if tls_key else None,
+            certificate_chain=_read(tls_cert, "client certificate") if tls_cert else None)
+        channel = grpc.secure_channel(address, credentials)
+    else:
+        channel = grpc.insecure_channel(address)
+    if token:
+        return grpc.intercept_channel(channel, _BearerToken(token)), channel
+    return channel, channel
+
+
+class SidecarClient:
+    """One channel to the sidecar. Calls raise SidecarError subclasses, never grpc.RpcError.
+
+    TLS, mutual TLS and a bearer token: see open_channel (arguments or PYNENC_SIDECAR_* variables).
+    """
+
+    def __init__(self, address: str | None = None, timeout: float = 30.0, *, tls: bool | None = None,
+                 tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
+                 token: str | None = None) -> None:
         self.address = address or os.environ.get("PYNENC_SIDECAR_ADDRESS", DEFAULT_ADDRESS)
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(self.address)
-        self.executor = de_grpc.DeterministicExecutorServiceStub(self.channel)
+        self.channel, self._raw_channel = open_channel(self.address, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert,
+                                                       tls_key=tls_key, token=token)
+        self._executor = de_grpc.DeterministicExecutorServiceStub(self.channel)
+        self._traced_executor: de_grpc.DeterministicExecutorServiceStub | None = None
+
+    @property
+    def executor(self) -> de_grpc.DeterministicExecutorServiceStub:
+        """The executor stub; while tracing is on (tracing.py), one whose calls are CLIENT spans
+        carrying the caller's trace context to the sidecar."""
+        if tracing.tracer() is None:
+            return self._executor
+        if self._traced_executor is None:
+            self._traced_executor = de_grpc.DeterministicExecutorServiceStub(tracing.traced_channel(self.channel))
+        return self._traced_executor
 
     def call(self, method: Callable[..., T], request: Any, timeout: float | None = None) -> T:
         try:
@@ -38,7 +125,7 @@ class SidecarClient:
             raise from_rpc_error(error) from None
 
     def close(self) -> None:
-        self.channel.close()
+        self._raw_channel.close()
 
 
 @functools.cache

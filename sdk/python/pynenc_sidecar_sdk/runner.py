@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -33,7 +34,9 @@ class LeaseKeeper:
     def __init__(self, app: Any, invocation_id: str, lease_id: str) -> None:
         self.app, self.invocation_id, self.lease_id = app, invocation_id, lease_id
         self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{invocation_id[:8]}")
+        # In the caller's context, so that renewals belong to the run's trace.
+        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,), daemon=True,
+                                       name=f"lease-{invocation_id[:8]}")
 
     def __enter__(self) -> LeaseKeeper:
         self.thread.start()

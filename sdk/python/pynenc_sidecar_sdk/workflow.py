@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_sdk import tracing
 from pynenc_sidecar_sdk.context import RunContext, WorkflowIdentity, WorkflowLog, require_run
 from pynenc_sidecar_sdk.invocation import Invocation
 from pynenc_sidecar_sdk.runner import FINAL, duration, run_leased, wait_or_take_over
@@ -39,38 +40,50 @@ class DeterministicExecutor:
         run = self.run
         sequence = run.next_sequence(CUSTOM, operation)
         recorded = run.recorded(CUSTOM, operation, sequence)
-        if recorded is None:
-            reply = self._client.call(self._client.executor.GetRecorded, de.GetRecordedRequest(
-                position=run.position(sequence), kind=CUSTOM, custom_name=operation))
-            recorded = reply.operation if reply.found else None
-        if recorded is not None:
-            return json.loads(recorded.json_value)
-        value_json = json.dumps(generator())
-        reply = self._client.call(self._client.executor.Record, de.RecordRequest(
-            position=run.position(sequence), operation=operation, value_json=value_json))
-        return json.loads(reply.value_json)
+        with tracing.operation_span(run, "custom", sequence, name=operation, recorded=recorded) as span:
+            if recorded is None:
+                reply = self._client.call(self._client.executor.GetRecorded, de.GetRecordedRequest(
+                    position=run.position(sequence), kind=CUSTOM, custom_name=operation))
+                recorded = reply.operation if reply.found else None
+                if recorded is not None:
+                    span.replayed(True, recorded.origin_span if recorded.HasField("origin_span") else None)
+            if recorded is not None:
+                return json.loads(recorded.json_value)
+            value_json = json.dumps(generator())
+            reply = self._client.call(self._client.executor.Record, de.RecordRequest(
+                position=run.position(sequence), operation=operation, value_json=value_json))
+            span.replayed(reply.replayed)
+            return json.loads(reply.value_json)
 
     def random(self) -> float:
         sequence = self.run.next_sequence(RANDOM)
         recorded = self.run.recorded(RANDOM, "", sequence)
-        if recorded is not None:
-            return recorded.random_value
-        return self._client.call(self._client.executor.Random, de.RandomRequest(position=self.run.position(sequence))).value
+        with tracing.operation_span(self.run, "random", sequence, recorded=recorded) as span:
+            if recorded is not None:
+                return recorded.random_value
+            reply = self._client.call(self._client.executor.Random, de.RandomRequest(position=self.run.position(sequence)))
+            span.replayed(reply.replayed)
+            return reply.value
 
     def utc_now(self) -> datetime.datetime:
         sequence = self.run.next_sequence(TIME)
         recorded = self.run.recorded(TIME, "", sequence)
-        if recorded is not None:
-            return _utc(recorded.time_value)
-        reply = self._client.call(self._client.executor.UtcNow, de.UtcNowRequest(position=self.run.position(sequence)))
-        return _utc(reply.time)
+        with tracing.operation_span(self.run, "time", sequence, recorded=recorded) as span:
+            if recorded is not None:
+                return _utc(recorded.time_value)
+            reply = self._client.call(self._client.executor.UtcNow, de.UtcNowRequest(position=self.run.position(sequence)))
+            span.replayed(reply.replayed)
+            return _utc(reply.time)
 
     def uuid(self) -> str:
         sequence = self.run.next_sequence(UUID)
         recorded = self.run.recorded(UUID, "", sequence)
-        if recorded is not None:
-            return recorded.uuid_value
-        return self._client.call(self._client.executor.Uuid, de.UuidRequest(position=self.run.position(sequence))).uuid
+        with tracing.operation_span(self.run, "uuid", sequence, recorded=recorded) as span:
+            if recorded is not None:
+                return recorded.uuid_value
+            reply = self._client.call(self._client.executor.Uuid, de.UuidRequest(position=self.run.position(sequence)))
+            span.replayed(reply.replayed)
+            return reply.uuid
 
     def get_base_time(self) -> datetime.datetime:
         reply = self._client.call(self._client.executor.GetBaseTime, de.GetBaseTimeRequest(
@@ -95,11 +108,18 @@ class DeterministicExecutor:
             state = run.log.tasks.get(call.invocation_id)
             same_call = call.task_id == task.task_id and json.loads(call.arguments_json) == arguments
             if same_call and state is not None and state.status in FINAL:
-                return Invocation(state, replayed=True)
+                with tracing.operation_span(run, "task", sequence, task_id=task.task_id, recorded=recorded):
+                    return Invocation(state, replayed=True)
+        with tracing.operation_span(run, "task", sequence, task_id=task.task_id, recorded=recorded) as span:
+            return self._execute_task(run, sequence, task, arguments, args, kwargs, span)
+
+    def _execute_task(self, run: RunContext, sequence: int, task: Task, arguments: dict[str, Any], args: tuple,
+                      kwargs: dict, span: Any) -> Invocation:
         app = run.app
         reply = app.client.call(app.client.executor.ExecuteTask, de.ExecuteTaskRequest(
             position=run.position(sequence), task_id=task.task_id, arguments_json=json.dumps(arguments),
             force_new_workflow=task.force_new_workflow, runner_id=app.runner_id, lease_ttl=duration(app.lease_ttl)))
+        span.replayed(reply.replayed)
         invocation, lease_id = reply.invocation, reply.lease.lease_id if reply.HasField("lease") else ""
         if not lease_id and invocation.status not in FINAL:
             invocation, lease_id = wait_or_take_over(app, invocation)

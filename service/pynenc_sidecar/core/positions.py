@@ -7,7 +7,7 @@ name must say scope, kind, custom name and sequence in few bytes and be unambigu
 
 The scope prefix is left out for the workflow's main task (scope == workflow id), which
 is where most operations are recorded. Metadata fields start with "#", which no position
-field can.
+field can; among them "#s:<field>" holds the origin (trace context) of the value at <field>.
 """
 
 from __future__ import annotations
@@ -45,6 +45,13 @@ _KINDS = {code: kind for kind, code in _CODES.items()}
 
 BASE_TIME_FIELD = "#base"
 LAST_TIME_FIELD = "#last"
+# "#s:<field>" holds the origin of the value at <field>: the trace and span id (48 hex
+# digits) of the span that recorded it first, when that span was traced (observability.py).
+ORIGIN_PREFIX = "#s:"
+
+
+def origin_field(field: str) -> str:
+    return ORIGIN_PREFIX + field
 
 
 @dataclass(frozen=True)

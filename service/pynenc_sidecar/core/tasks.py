@@ -90,6 +90,7 @@ class TaskState:
     lease_id: str = ""
     lease_expire_us: int = 0
     runner_id: str = ""
+    finished_us: int = 0  # when the outcome was stored (0: unfinished, or finished before this was kept)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -120,6 +121,7 @@ class TaskState:
             lease_id=data.get("lease_id", ""),
             lease_expire_us=int(data.get("lease_exp") or 0),
             runner_id=data.get("runner", ""),
+            finished_us=int(data.get("done") or 0),
         )
 
 

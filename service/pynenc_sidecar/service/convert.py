@@ -45,8 +45,10 @@ def task_lease(lease: LeaseRequest | None, expire_us: int) -> de.TaskLease | Non
     return de.TaskLease(lease_id=lease.lease_id, expire_time=timestamp(expire_us))
 
 
-def recorded_operation(pos: Position, value: str) -> de.RecordedOperation:
+def recorded_operation(pos: Position, value: str, origin: str | None = None) -> de.RecordedOperation:
     message = de.RecordedOperation(scope=pos.scope, kind=int(pos.kind), sequence=pos.sequence)
+    if origin and len(origin) == 48:  # trace id (32 hex) + span id (16 hex), see observability.origin
+        message.origin_span.trace_id, message.origin_span.span_id = origin[:32], origin[32:]
     if pos.kind is Kind.RANDOM:
         message.random_value = float(value)
     elif pos.kind is Kind.TIME:

@@ -96,10 +96,10 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
     async def GetRecorded(self, request, context):
         kind, name = self._kind(request.kind, request.custom_name)
         app_id, _, pos = self._position(request.position, request.HasField("position"), kind, name)
-        value = await self.engine.get_recorded(app_id, pos)
+        value, origin = await self.engine.get_recorded_with_origin(app_id, pos)
         if value is None:
             return de.GetRecordedResponse(found=False)
-        return de.GetRecordedResponse(found=True, operation=convert.recorded_operation(pos, value))
+        return de.GetRecordedResponse(found=True, operation=convert.recorded_operation(pos, value, origin))
 
     @handle_errors
     async def GetBaseTime(self, request, context):
@@ -231,7 +231,7 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
         async for batch in self.engine.workflow_log(app_id, workflow_id):
             reply = de.GetWorkflowLogResponse(
-                operations=[convert.recorded_operation(pos, value) for pos, value in batch.operations],
+                operations=[convert.recorded_operation(pos, value, batch.origins.get(pos)) for pos, value in batch.operations],
                 tasks=[convert.task_invocation(t) for t in batch.tasks],
             )
             if batch.base_time_us is not None:

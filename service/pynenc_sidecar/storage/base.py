@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
 
@@ -19,6 +19,36 @@ class LeaseRequest:
     lease_id: str
     ttl_us: int
     runner_id: str
+
+
+class Recorded(tuple):
+    """What `record` and `record_time` return: the pair (stored value, replayed) — it unpacks
+    as that pair and equals it — plus `origin`, the stored origin of a replayed value ("" when
+    none is stored, or when the call passed no origin and so asked for none)."""
+
+    origin: str = ""  # per instance only when there is one: untraced calls stay cheap
+
+    def __new__(cls, value: Any, replayed: bool, origin: str = "") -> Recorded:
+        self = tuple.__new__(cls, (value, replayed))
+        if origin:
+            self.origin = origin
+        return self
+
+    @property
+    def value(self) -> Any:
+        return self[0]
+
+    @property
+    def replayed(self) -> bool:
+        return self[1]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A workflow run as indexed: its identity and when it was first stored."""
+
+    workflow: WorkflowRef
+    first_us: int
 
 
 class LeaseNotHeld(Exception):
@@ -31,12 +61,23 @@ class TaskNotFound(Exception):
 
 class Store(Protocol):
     # --- recorded operations (one hash per workflow) -------------------------------
-    async def record(self, app_id: str, workflow_id: str, field: str, count_field: str, value: str) -> tuple[str, bool]:
+    # `origin` (optional): the trace context of the span recording the value, 48 hex digits.
+    # Given, it is stored at positions.origin_field(field) with a value recorded now, and a
+    # replay returns the origin stored with the value (Recorded.origin). Not given (tracing
+    # is off), the call neither writes nor reads an origin.
+    async def record(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None
+    ) -> Recorded:
         """Store value at field unless one is there; return (stored value, replayed)."""
 
-    async def record_time(self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int) -> tuple[int, bool]:
+    async def record_time(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None
+    ) -> Recorded:
         """Record max(now, last recorded time + 1) at field unless recorded; also fixes the
         base time if unset. Returns (stored time, replayed)."""
+
+    async def get_origins(self, app_id: str, workflow_id: str, fields: list[str]) -> list[str | None]:
+        """The origins stored with the values at fields (None where there is none), in order."""
 
     async def base_time(self, app_id: str, workflow_id: str, now_us: int) -> tuple[int, bool]:
         """The workflow's base time, recording now_us if it has none."""
@@ -46,7 +87,8 @@ class Store(Protocol):
     async def get_count(self, app_id: str, workflow_id: str, count_field: str) -> int: ...
 
     def scan_log(self, app_id: str, workflow_id: str, batch_size: int) -> AsyncIterator[dict[str, str]]:
-        """Every field of the workflow's record hash (metadata fields too), in batches."""
+        """Every field of the workflow's record hash (metadata fields too), in batches. A
+        value's origin field, if it has one, comes in the same batch as the value."""
 
     # --- workflow data (apart from recorded operations) ----------------------------
     async def get_data(self, app_id: str, workflow_id: str, key: str) -> str | None: ...
@@ -75,10 +117,27 @@ class Store(Protocol):
         self, app_id: str, invocation_id: str, lease_id: str, status: int, result_json: str | None,
         error_json: str | None, now_us: int,
     ) -> tuple[TaskState, bool]:
-        """First outcome wins: (state, accepted). LeaseNotHeld when another holder's lease
-        is live; TaskNotFound."""
+        """First outcome wins: (state, accepted); an accepted outcome keeps now_us as the
+        task's finished_us. LeaseNotHeld when another holder's lease is live; TaskNotFound."""
 
     # --- workflow runs ------------------------------------------------------------
-    async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None: ...
+    async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
+        """Index the run (first store time kept) and its app (see app_ids)."""
+
+    # --- reads for the operator's tools (inspect, workflows, retention) --------------
+    def scan_runs(self, app_id: str, workflow_type: str = "", until_us: int | None = None, batch_size: int = 500
+                  ) -> AsyncIterator[list[RunRecord]]:
+        """Runs of the app (of one type when given), first stored at or before until_us when
+        given, oldest first (ties by identity), in batches. Keyset-paged: runs removed
+        meanwhile (a retention sweep) make no other run be skipped or repeated."""
+
+    async def app_ids(self) -> list[str]:
+        """Every app that stored a workflow run and was not purged since, sorted."""
+
+    async def run_started(self, app_id: str, workflow: WorkflowRef) -> int | None:
+        """When this run (this exact identity) was first stored; None if it was not."""
+
+    async def workflow_data(self, app_id: str, workflow_id: str) -> dict[str, str]:
+        """All the workflow's data, key -> JSON text."""
 
     async def close(self) -> None: ...

@@ -1,7 +1,16 @@
 -- First writer wins at one position of a workflow's record hash.
--- KEYS[1] record hash; ARGV: field, count field, value. Returns {value, replayed}.
+-- KEYS[1] record hash; ARGV: field, count field, value[, origin].
+-- Returns {value, replayed[, origin]}. With an origin (the recording span's trace context),
+-- a first record stores it at '#s:'..field, and a replay returns the stored one ('' if none).
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
-if existing then return {existing, 1} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if existing then
+  if ARGV[4] then return {existing, 1, redis.call('HGET', KEYS[1], '#s:' .. ARGV[1]) or ''} end
+  return {existing, 1}
+end
+if ARGV[4] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3], '#s:' .. ARGV[1], ARGV[4])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+end
 redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 return {ARGV[3], 0}

@@ -1,12 +1,17 @@
 -- utc_now: record max(now, last + 1) microseconds, so recorded times strictly increase.
--- KEYS[1] record hash; ARGV: field, count field, now_us. Returns {time, replayed}.
+-- KEYS[1] record hash; ARGV: field, count field, now_us[, origin]. Returns {time, replayed[, origin]};
+-- the origin is stored and returned as in record.lua.
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
-if existing then return {existing, 1} end
+if existing then
+  if ARGV[4] then return {existing, 1, redis.call('HGET', KEYS[1], '#s:' .. ARGV[1]) or ''} end
+  return {existing, 1}
+end
 local t = tonumber(ARGV[3])
 local last = tonumber(redis.call('HGET', KEYS[1], '#last'))
 if last and t <= last then t = last + 1 end
 local text = string.format('%.0f', t)
 redis.call('HSET', KEYS[1], ARGV[1], text, '#last', text)
+if ARGV[4] then redis.call('HSET', KEYS[1], '#s:' .. ARGV[1], ARGV[4]) end
 redis.call('HSETNX', KEYS[1], '#base', text)
 redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 return {text, 0}

@@ -1,13 +1,16 @@
 """The Redis store: redis-py (asyncio, hiredis parser) and one Lua script per atomic step.
 
 Key layout (ids percent-escaped, so no id can reach another's keys):
-    psc:{<app>:<workflow>}:ops    hash  recorded operations of the workflow (+ "#" metadata)
+    psc:{<app>:<workflow>}:ops    hash  recorded operations of the workflow (+ "#" metadata, and
+                                        "#s:<field>" origins of traced records: 48 hex digits)
     psc:{<app>:<workflow>}:data   hash  the workflow's user data
     psc:{<app>:<invocation>}:task hash  a task invocation's state and lease
     psc:{<app>}:wf_types          set   workflow types
     psc:{<app>}:runs              zset  identities of all runs, scored by first store time
     psc:{<app>}:runs:<type>       zset  runs of one type
+    psc:app_ids                   set   apps that stored a run (what a retention sweep visits)
 Everything of one workflow shares a hash tag, so the layout is Redis-Cluster ready.
+A task hash keeps 'done' (microseconds) once its outcome is stored: retention ages by it.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from pynenc_sidecar.core.errors import Unavailable
-from pynenc_sidecar.core.positions import escape
+from pynenc_sidecar.core.positions import escape, origin_field
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, TaskNotFound
+from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, TaskNotFound
 
 PREFIX = "psc"
+APP_IDS_KEY = f"{PREFIX}:app_ids"
 T = TypeVar("T")
 
 
@@ -83,16 +87,26 @@ class RedisStore:
 
     # --- recorded operations -----------------------------------------------------
     @_unavailable_on_redis_errors
-    async def record(self, app_id: str, workflow_id: str, field: str, count_field: str, value: str) -> tuple[str, bool]:
-        stored, replayed = await self._record(keys=[workflow_tag(app_id, workflow_id) + ":ops"], args=[field, count_field, value])
-        return stored, bool(replayed)
+    async def record(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None
+    ) -> Recorded:
+        args = [field, count_field, value, origin] if origin else [field, count_field, value]
+        reply = await self._record(keys=[workflow_tag(app_id, workflow_id) + ":ops"], args=args)
+        return Recorded(reply[0], bool(reply[1]), reply[2] if len(reply) > 2 else "")
 
     @_unavailable_on_redis_errors
-    async def record_time(self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int) -> tuple[int, bool]:
-        stored, replayed = await self._record_time(
-            keys=[workflow_tag(app_id, workflow_id) + ":ops"], args=[field, count_field, now_us]
-        )
-        return int(stored), bool(replayed)
+    async def record_time(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None
+    ) -> Recorded:
+        args = [field, count_field, now_us, origin] if origin else [field, count_field, now_us]
+        reply = await self._record_time(keys=[workflow_tag(app_id, workflow_id) + ":ops"], args=args)
+        return Recorded(int(reply[0]), bool(reply[1]), reply[2] if len(reply) > 2 else "")
+
+    @_unavailable_on_redis_errors
+    async def get_origins(self, app_id: str, workflow_id: str, fields: list[str]) -> list[str | None]:
+        if not fields:
+            return []
+        return await self.client.hmget(workflow_tag(app_id, workflow_id) + ":ops", [origin_field(f) for f in fields])
 
     @_unavailable_on_redis_errors
     async def base_time(self, app_id: str, workflow_id: str, now_us: int) -> tuple[int, bool]:
@@ -118,11 +132,21 @@ class RedisStore:
             while True:
                 cursor, chunk = await self.client.hscan(key, cursor, count=batch_size)
                 if chunk:
-                    yield chunk
+                    yield await self._with_origins(key, chunk)
                 if cursor == 0:
                     return
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
+
+    async def _with_origins(self, key: str, chunk: dict[str, str]) -> dict[str, str]:
+        """HSCAN may return a value and its origin field in different chunks: fetch the
+        origins of this chunk's values that it lacks (one HMGET), so they come together."""
+        missing = [origin_field(f) for f in chunk if not f.startswith("#") and origin_field(f) not in chunk]
+        if missing:
+            for name, origin in zip(missing, await self.client.hmget(key, missing)):
+                if origin is not None:
+                    chunk[name] = origin
+        return chunk
 
     # --- workflow data -----------------------------------------------------------
     @_unavailable_on_redis_errors
@@ -203,6 +227,9 @@ class RedisStore:
     # --- workflow runs -----------------------------------------------------------
     @_unavailable_on_redis_errors
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
+        # The app goes into the app index first (its own slot, so outside the MULTI): a run
+        # is never indexed under an app a retention sweep does not visit.
+        await self.client.sadd(APP_IDS_KEY, app_id)
         tag = app_tag(app_id)
         member = workflow.encode()
         async with self.client.pipeline(transaction=True) as pipe:
@@ -210,3 +237,47 @@ class RedisStore:
             pipe.zadd(tag + ":runs", {member: now_us}, nx=True)
             pipe.zadd(f"{tag}:runs:{escape(workflow.workflow_type)}", {member: now_us}, nx=True)
             await pipe.execute()
+
+    # --- reads for the operator's tools ------------------------------------------
+    async def scan_runs(self, app_id: str, workflow_type: str = "", until_us: int | None = None,
+                        batch_size: int = 500) -> AsyncIterator[list[RunRecord]]:
+        tag = app_tag(app_id)
+        key = f"{tag}:runs:{escape(workflow_type)}" if workflow_type else tag + ":runs"
+        high = "+inf" if until_us is None else str(until_us)
+        after: tuple[float, str] | None = None
+        try:
+            while page := await zrange_page(self.client, key, "-inf", high, max(1, batch_size), after):
+                yield [RunRecord(WorkflowRef.decode(member), int(score)) for member, score in page]
+                after = (page[-1][1], page[-1][0])
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
+
+    @_unavailable_on_redis_errors
+    async def app_ids(self) -> list[str]:
+        return sorted(await self.client.smembers(APP_IDS_KEY))
+
+    @_unavailable_on_redis_errors
+    async def run_started(self, app_id: str, workflow: WorkflowRef) -> int | None:
+        score = await self.client.zscore(app_tag(app_id) + ":runs", workflow.encode())
+        return None if score is None else int(score)
+
+    @_unavailable_on_redis_errors
+    async def workflow_data(self, app_id: str, workflow_id: str) -> dict[str, str]:
+        return await self.client.hgetall(workflow_tag(app_id, workflow_id) + ":data")
+
+
+async def zrange_page(client: aioredis.Redis, key: str, low: str, high: str, size: int,
+                      after: tuple[float, str] | None) -> list[tuple[str, float]]:
+    """Up to `size` (member, score) of a zset in [low, high] after the (score, member)
+    cursor, in zset order. Keyset paging: members added or removed meanwhile shift no page."""
+    page: list[tuple[str, float]] = []
+    offset = 0
+    while len(page) < size:
+        rows = await client.zrangebyscore(key, repr(after[0]) if after else low, high,
+                                          start=offset, num=size, withscores=True)
+        if not rows:
+            break
+        offset += len(rows)
+        # Only members sharing the cursor's score can sort at or before it.
+        page.extend(r for r in rows if after is None or (r[1], r[0]) > after)
+    return page[:size]

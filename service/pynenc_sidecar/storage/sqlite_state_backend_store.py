@@ -22,11 +22,13 @@ from each such table, so the executor's state goes with it, as on Redis.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
-from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.core.positions import Kind, parse_field
+from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
 from pynenc_sidecar.storage.sqlite_store import SqliteStore
 from pynenc_sidecar.storage.state_backend_store import Cursor, HistoryRecord, InvocationRecord, first_sightings
 
@@ -114,6 +116,42 @@ class SqliteStateBackendStore:
                 quoted = '"' + table.replace('"', '""') + '"'
                 if "app" in _column(conn.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall()):
                     deleted += conn.execute(f"DELETE FROM {quoted} WHERE app=?", (app_id,)).rowcount
+            return deleted
+
+        return await self._run(step, write=True)
+
+    async def purge_workflow(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None) -> int:
+        # One transaction; `runs` is not needed: runs of the workflow are a key range.
+        def step(conn: sqlite3.Connection) -> int:
+            task_ids = {workflow_id}
+            for name, value in conn.execute("SELECT field, value FROM ops WHERE app=? AND workflow=?",
+                                            (app_id, workflow_id)):
+                pos = parse_field(workflow_id, name)
+                if pos is not None and pos.kind is Kind.TASK:
+                    call = TaskCall.decode(value)
+                    if not call.force_new_workflow:  # a child workflow is a workflow of its own
+                        task_ids.add(call.invocation_id)
+            # The StateBackend invocations of the workflow, and any StateBackend state of its tasks.
+            invocation_ids = sorted(set(_column(conn.execute(
+                "SELECT invocation FROM sb_invocations WHERE app=? AND workflow_id=?", (app_id, workflow_id)
+            ).fetchall())) | task_ids)
+            deleted = 0
+
+            def delete(sql: str, *params: object) -> None:
+                nonlocal deleted
+                deleted += conn.execute(sql, params).rowcount
+
+            for table in ("ops", "data", "sb_dvalues", "sb_subs"):
+                delete(f"DELETE FROM {table} WHERE app=? AND workflow=?", app_id, workflow_id)
+            for task_id in sorted(task_ids):
+                delete("DELETE FROM tasks WHERE app=? AND invocation=?", app_id, task_id)
+            for invocation_id in invocation_ids:
+                for table in ("sb_history", "sb_results", "sb_exceptions", "sb_invocations"):
+                    delete(f"DELETE FROM {table} WHERE app=? AND invocation=?", app_id, invocation_id)
+            # Runs are stored as WorkflowRef.encode(), '["<id>","<type>","<parent>"]': every run
+            # of this workflow sorts in [prefix, prefix with its final ',' raised to '-').
+            prefix = json.dumps([workflow_id])[:-1] + ","
+            delete("DELETE FROM runs WHERE app=? AND run >= ? AND run < ?", app_id, prefix, prefix[:-1] + "-")
             return deleted
 
         return await self._run(step, write=True)

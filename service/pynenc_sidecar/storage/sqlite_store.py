@@ -8,8 +8,9 @@ WAL + synchronous=FULL: a write is on disk before its call returns.
 
 Tables:
     ops   (app, workflow, field) -> value   recorded operations + "#" metadata fields
+                                            ("#s:<field>": origin of a traced record, as on Redis)
     data  (app, workflow, key)   -> value   workflow user data, apart from ops
-    tasks (app, invocation)      -> state   one row per task invocation
+    tasks (app, invocation)      -> state   one row per task invocation (done_us: when it finished)
     runs  (app, run)             -> type, first store time
 """
 
@@ -23,13 +24,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pynenc_sidecar.core.errors import Unavailable
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, LAST_TIME_FIELD
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, LAST_TIME_FIELD, ORIGIN_PREFIX, origin_field
 from pynenc_sidecar.core.tasks import RUNNING, TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, TaskNotFound
+from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, TaskNotFound
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+# 2: tasks.done_us (files of version 1 get the column when first opened).
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ops (
     app TEXT NOT NULL, workflow TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT NOT NULL, args TEXT NOT NULL, wf TEXT NOT NULL, parent TEXT NOT NULL,
     status INTEGER NOT NULL, result TEXT, error TEXT,
     lease_id TEXT NOT NULL DEFAULT '', lease_exp INTEGER NOT NULL DEFAULT 0, runner TEXT NOT NULL DEFAULT '',
+    done_us INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (app, invocation)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     app TEXT NOT NULL, run TEXT NOT NULL, workflow_type TEXT NOT NULL, first_us INTEGER NOT NULL,
@@ -55,13 +58,16 @@ _UNAVAILABLE_CODES = frozenset({
     sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PROTOCOL,
 })
 
-_TASK_COLUMNS = "task_id, args, wf, parent, status, result, error, lease_id, lease_exp, runner"
+_TASK_COLUMNS = "task_id, args, wf, parent, status, result, error, lease_id, lease_exp, runner, done_us"
+
+# Columns added after version 1: (table, column, declaration).
+_ADDED_COLUMNS = [("tasks", "done_us", "INTEGER NOT NULL DEFAULT 0")]
 
 
 def _task_state(invocation_id: str, row: tuple[Any, ...]) -> TaskState:
-    task_id, args, wf, parent, status, result, error, lease_id, lease_exp, runner = row
+    task_id, args, wf, parent, status, result, error, lease_id, lease_exp, runner, done_us = row
     fields = {"task_id": task_id, "args": args, "wf": wf, "parent": parent, "status": str(status),
-              "lease_id": lease_id, "lease_exp": str(lease_exp), "runner": runner}
+              "lease_id": lease_id, "lease_exp": str(lease_exp), "runner": runner, "done": str(done_us)}
     if result is not None:
         fields["result"] = result
     if error is not None:
@@ -89,13 +95,29 @@ class SqliteStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(SCHEMA)
-                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                self._migrate(conn)
             except BaseException:
                 conn.close()
                 raise
             self._conn = conn
         return self._conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Bring a file of an older version up to SCHEMA_VERSION. Write-locked, so two
+        processes opening one old file cannot both add a column."""
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, declaration in _ADDED_COLUMNS:
+                if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
     def _in_transaction(self, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
         try:
@@ -166,31 +188,51 @@ class SqliteStore:
             (app_id, workflow_id, count_field),
         )
 
-    async def record(self, app_id: str, workflow_id: str, field: str, count_field: str, value: str) -> tuple[str, bool]:
-        def step(conn: sqlite3.Connection) -> tuple[str, bool]:
+    def _replayed(self, conn: sqlite3.Connection, app_id: str, workflow_id: str, field: str, value: Any,
+                  origin: str | None) -> Recorded:
+        stored_origin = (self._get_op(conn, app_id, workflow_id, origin_field(field)) or "") if origin else ""
+        return Recorded(value, True, stored_origin)
+
+    async def record(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None
+    ) -> Recorded:
+        def step(conn: sqlite3.Connection) -> Recorded:
             existing = self._get_op(conn, app_id, workflow_id, field)
             if existing is not None:
-                return existing, True
+                return self._replayed(conn, app_id, workflow_id, field, existing, origin)
             self._put_op(conn, app_id, workflow_id, field, value)
+            if origin:
+                self._put_op(conn, app_id, workflow_id, origin_field(field), origin)
             self._count_up(conn, app_id, workflow_id, count_field)
-            return value, False
+            return Recorded(value, False)
 
         return await self._run(step, write=True)
 
-    async def record_time(self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int) -> tuple[int, bool]:
-        def step(conn: sqlite3.Connection) -> tuple[int, bool]:
+    async def record_time(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None
+    ) -> Recorded:
+        def step(conn: sqlite3.Connection) -> Recorded:
             existing = self._get_op(conn, app_id, workflow_id, field)
             if existing is not None:
-                return int(existing), True
+                return self._replayed(conn, app_id, workflow_id, field, int(existing), origin)
             last = self._get_op(conn, app_id, workflow_id, LAST_TIME_FIELD)
             recorded = max(now_us, int(last) + 1) if last is not None else now_us
             self._put_op(conn, app_id, workflow_id, field, str(recorded))
             self._put_op(conn, app_id, workflow_id, LAST_TIME_FIELD, str(recorded))
             self._put_op(conn, app_id, workflow_id, BASE_TIME_FIELD, str(recorded), replace=False)
+            if origin:
+                self._put_op(conn, app_id, workflow_id, origin_field(field), origin)
             self._count_up(conn, app_id, workflow_id, count_field)
-            return recorded, False
+            return Recorded(recorded, False)
 
         return await self._run(step, write=True)
+
+    async def get_origins(self, app_id: str, workflow_id: str, fields: list[str]) -> list[str | None]:
+        if not fields:
+            return []
+        return await self._run(
+            lambda conn: [self._get_op(conn, app_id, workflow_id, origin_field(f)) for f in fields], write=False
+        )
 
     async def base_time(self, app_id: str, workflow_id: str, now_us: int) -> tuple[int, bool]:
         def step(conn: sqlite3.Connection) -> tuple[int, bool]:
@@ -213,21 +255,27 @@ class SqliteStore:
 
     async def scan_log(self, app_id: str, workflow_id: str, batch_size: int) -> AsyncIterator[dict[str, str]]:
         # Keyset pages: each field present for the whole scan comes back exactly once,
-        # and no transaction stays open between batches.
+        # and no transaction stays open between batches. Origin fields are not paged: each
+        # comes joined to its value's row, so in the same batch.
         limit = max(1, batch_size)
 
-        def page_after(after: str | None) -> Callable[[sqlite3.Connection], list[tuple[str, str]]]:
+        def page_after(after: str | None) -> Callable[[sqlite3.Connection], list[tuple[str, str, str | None]]]:
             return lambda conn: conn.execute(
-                "SELECT field, value FROM ops WHERE app=:app AND workflow=:wf AND (:after IS NULL OR field>:after)"
-                " ORDER BY field LIMIT :limit",
-                {"app": app_id, "wf": workflow_id, "after": after, "limit": limit},
+                "SELECT o.field, o.value, s.value FROM ops o LEFT JOIN ops s"
+                " ON s.app=o.app AND s.workflow=o.workflow AND s.field=:prefix || o.field"
+                " WHERE o.app=:app AND o.workflow=:wf AND (:after IS NULL OR o.field>:after)"
+                " AND substr(o.field, 1, length(:prefix)) <> :prefix"
+                " ORDER BY o.field LIMIT :limit",
+                {"app": app_id, "wf": workflow_id, "after": after, "limit": limit, "prefix": ORIGIN_PREFIX},
             ).fetchall()
 
         after: str | None = None
         while True:
             rows = await self._run(page_after(after), write=False)
             if rows:
-                yield dict(rows)
+                chunk = {field: value for field, value, _ in rows}
+                chunk.update((origin_field(field), origin) for field, _, origin in rows if origin is not None)
+                yield chunk
             if len(rows) < limit:
                 return
             after = rows[-1][0]
@@ -332,8 +380,8 @@ class SqliteStore:
             # As in Redis: a result, or else an error ("" when none was given).
             column, value = ("result", result_json) if result_json is not None else ("error", error_json or "")
             conn.execute(
-                f"UPDATE tasks SET status=?, lease_exp=0, {column}=? WHERE app=? AND invocation=?",
-                (status, value, app_id, invocation_id),
+                f"UPDATE tasks SET status=?, lease_exp=0, done_us=?, {column}=? WHERE app=? AND invocation=?",
+                (status, now_us, value, app_id, invocation_id),
             )
             return self._require_task(conn, app_id, invocation_id), True
 
@@ -345,4 +393,40 @@ class SqliteStore:
             "INSERT INTO runs VALUES (?,?,?,?) ON CONFLICT (app, run) DO NOTHING",
             (app_id, workflow.encode(), workflow.workflow_type, now_us),
         ), write=True)
+
+    # --- reads for the operator's tools ----------------------------------------------
+    async def scan_runs(self, app_id: str, workflow_type: str = "", until_us: int | None = None,
+                        batch_size: int = 500) -> AsyncIterator[list[RunRecord]]:
+        by_type = " AND workflow_type=:type" if workflow_type else ""
+        limit = max(1, batch_size)
+
+        def page(after: tuple[int, str] | None) -> Callable[[sqlite3.Connection], list[tuple[int, str]]]:
+            since = " AND (first_us, run) > (:after_us, :after_run)" if after else ""
+            params = {"app": app_id, "type": workflow_type, "until": until_us, "limit": limit,
+                      "after_us": after[0] if after else 0, "after_run": after[1] if after else ""}
+            return lambda conn: conn.execute(
+                f"SELECT first_us, run FROM runs WHERE app=:app{by_type}{since}"
+                " AND (:until IS NULL OR first_us <= :until) ORDER BY first_us, run LIMIT :limit",
+                params).fetchall()
+
+        after: tuple[int, str] | None = None
+        while rows := await self._run(page(after), write=False):
+            yield [RunRecord(WorkflowRef.decode(run), first_us) for first_us, run in rows]
+            if len(rows) < limit:
+                return
+            after = rows[-1]
+
+    async def app_ids(self) -> list[str]:
+        rows = await self._run(lambda conn: conn.execute("SELECT DISTINCT app FROM runs ORDER BY app").fetchall(),
+                               write=False)
+        return [app for (app,) in rows]
+
+    async def run_started(self, app_id: str, workflow: WorkflowRef) -> int | None:
+        row = await self._run(lambda conn: conn.execute(
+            "SELECT first_us FROM runs WHERE app=? AND run=?", (app_id, workflow.encode())).fetchone(), write=False)
+        return None if row is None else row[0]
+
+    async def workflow_data(self, app_id: str, workflow_id: str) -> dict[str, str]:
+        return dict(await self._run(lambda conn: conn.execute(
+            "SELECT key, value FROM data WHERE app=? AND workflow=?", (app_id, workflow_id)).fetchall(), write=False))
 

@@ -22,6 +22,7 @@ Key layout (ids escaped with core.positions.escape; see redis_store for the shar
     psc:{<app>}:hist_seq           string  counter that makes history members unique
     psc:{<app>}:runners            hash    runner id -> runner context payload
     psc:apps                       hash    app id -> app info payload (discovery, all apps)
+    psc:app_ids                    set     apps that stored a run (redis_store.APP_IDS_KEY)
 
 History members are "<seq:016x>|<escaped invocation id>|<payload>", scored by the entry's
 time in microseconds: the sequence keeps identical entries apart and orders entries of the
@@ -37,15 +38,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from pynenc_sidecar.core.positions import escape, unescape
-from pynenc_sidecar.core.tasks import WorkflowRef
-from pynenc_sidecar.storage.redis_store import PREFIX, _unavailable_on_redis_errors, app_tag, workflow_tag
+from pynenc_sidecar.core.positions import Kind, escape, parse_field, unescape
+from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
+from pynenc_sidecar.storage.redis_store import (
+    APP_IDS_KEY,
+    PREFIX,
+    _unavailable_on_redis_errors,
+    app_tag,
+    workflow_tag,
+)
 
 APPS_KEY = f"{PREFIX}:apps"
 _SCAN_COUNT = 1000
@@ -62,6 +69,19 @@ for i = 1, n do
 end
 return n
 """
+
+# A workflow purge drops a run from the app's indexes, and its type from the type list when
+# no run of that type is left. KEYS: runs, runs:<type>, wf_types. ARGV: member, type.
+_DROP_RUN = """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1]) + redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
+return removed
+"""
+
+# Per-invocation keys of StateBackendService, and the executor's task hash.
+_INVOCATION_SUFFIXES = ("inv", "hist", "result", "exc", "children")
+# Per-workflow keys: recorded operations, data, deterministic values, invocation indexes.
+_WORKFLOW_SUFFIXES = ("ops", "data", "dv", "invs", "subs")
 
 Cursor = tuple[float, str]  # (score, member) of the last item returned; opaque to the service
 
@@ -93,6 +113,14 @@ class HistoryRecord:
     payload: str
 
 
+@dataclass
+class _PurgePlan:
+    keys: list[str] = field(default_factory=list)
+    set_members: dict[str, list[str]] = field(default_factory=dict)
+    timeline_members: list[str] = field(default_factory=list)
+    runs: list[WorkflowRef] = field(default_factory=list)
+
+
 def glob_escape(text: str) -> str:
     """Make text match itself literally in a Redis MATCH pattern."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
@@ -109,6 +137,15 @@ class StateBackendStore(Protocol):
 
     async def purge_app(self, app_id: str) -> int:
         """Delete everything of the app (the executor's state too) and its app info."""
+
+    async def purge_workflow(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None) -> int:
+        """Delete everything of one workflow, atomically, and take it out of every index:
+        recorded operations, data, deterministic values, its tasks (the main task and every
+        task recorded in its log, except child workflows: those are workflows of their own),
+        the StateBackend invocations of the workflow (record, history, result, exception,
+        children), its runs and, when none of its type is left, its type. `runs`, when given,
+        are its run identities (saves looking them up). Returns how much was deleted: 0 when
+        nothing of the workflow was there."""
 
     async def store_app_info(self, app_id: str, payload: str) -> None: ...
 
@@ -240,7 +277,80 @@ class RedisStateBackendStore:
         async for batch in self._scan_batches(pattern):
             deleted += await self.client.unlink(*batch)
         await self.client.hdel(APPS_KEY, app_id)
+        await self.client.srem(APP_IDS_KEY, app_id)
         return deleted
+
+    @_unavailable_on_redis_errors
+    async def purge_workflow(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None) -> int:
+        tag = workflow_tag(app_id, workflow_id)
+        watched = [tag + ":ops", tag + ":invs", self._inv(app_id, workflow_id, "task")]
+        # WATCH: a write to the workflow while the purge reads what to delete starts it again.
+        async with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(*watched)
+                    plan = await self._purge_plan(pipe, app_id, workflow_id, runs)
+                    pipe.multi()
+                    for key in plan.keys:
+                        pipe.delete(key)
+                    for key, members in plan.set_members.items():
+                        pipe.srem(key, *members)
+                    if plan.timeline_members:
+                        pipe.zrem(app_tag(app_id) + ":timeline", *plan.timeline_members)
+                    atag = app_tag(app_id)
+                    for ref in plan.runs:
+                        pipe.eval(_DROP_RUN, 3, atag + ":runs", f"{atag}:runs:{escape(ref.workflow_type)}",
+                                  atag + ":wf_types", ref.encode(), ref.workflow_type)
+                    results = await pipe.execute()
+                    deleted_keys = results[:len(plan.keys)]
+                    dropped_runs = results[len(results) - len(plan.runs):]
+                    return sum(map(int, deleted_keys)) + sum(map(int, dropped_runs))
+                except redis_errors.WatchError:
+                    continue
+
+    async def _purge_plan(self, pipe, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None) -> _PurgePlan:
+        """What purging the workflow deletes (read under WATCH, in immediate mode)."""
+        tag = workflow_tag(app_id, workflow_id)
+        plan = _PurgePlan()
+        plan.keys += [f"{tag}:{suffix}" for suffix in _WORKFLOW_SUFFIXES]
+        # The executor's tasks: the main task, and those its log recorded in this workflow.
+        task_ids = {workflow_id}
+        cursor = 0
+        while True:
+            cursor, chunk = await pipe.hscan(tag + ":ops", cursor, count=_SCAN_COUNT)
+            for name, value in chunk.items():
+                pos = parse_field(workflow_id, name)
+                if pos is not None and pos.kind is Kind.TASK:
+                    call = TaskCall.decode(value)
+                    if not call.force_new_workflow:
+                        task_ids.add(call.invocation_id)
+            if cursor == 0:
+                break
+        plan.keys += [self._inv(app_id, i, "task") for i in sorted(task_ids)]
+        # The StateBackend invocations of the workflow (and any StateBackend state of its
+        # tasks), and where they are indexed.
+        invocation_ids = sorted(set(await pipe.smembers(tag + ":invs")) | task_ids)
+        for invocation_id in invocation_ids:
+            plan.keys += [self._inv(app_id, invocation_id, suffix) for suffix in _INVOCATION_SUFFIXES]
+            text = await pipe.get(self._inv(app_id, invocation_id, "inv"))
+            if text is not None:
+                for index in self._index_keys(app_id, InvocationRecord.decode(invocation_id, text)):
+                    if index != tag + ":invs":
+                        plan.set_members.setdefault(index, []).append(invocation_id)
+            plan.timeline_members += await pipe.zrange(self._inv(app_id, invocation_id, "hist"), 0, -1)
+        # Its runs: as given, else as its main task names it, else found in the run index.
+        found = list(runs or [])
+        main_task = await pipe.hget(self._inv(app_id, workflow_id, "task"), "wf")
+        if main_task is not None:
+            found.append(WorkflowRef.decode(main_task))
+        if not found:
+            # Members are WorkflowRef.encode(): '["<id>","<type>","<parent>"]'.
+            prefix = json.dumps([workflow_id])[:-1] + ","
+            async for member, _ in pipe.zscan_iter(app_tag(app_id) + ":runs", match=glob_escape(prefix) + "*",
+                                                   count=_SCAN_COUNT):
+                found.append(WorkflowRef.decode(member))
+        plan.runs = list(dict.fromkeys(ref for ref in found if ref.workflow_id == workflow_id))
+        return plan
 
     async def _scan_batches(self, pattern: str) -> AsyncIterator[list[str]]:
         cursor = 0
@@ -402,6 +512,7 @@ class RedisStateBackendStore:
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
         # The same keys and members as RedisStore.store_workflow_run, so runs started
         # through DeterministicExecutorService are listed here too.
+        await self.client.sadd(APP_IDS_KEY, app_id)
         tag = app_tag(app_id)
         member = workflow.encode()
         async with self.client.pipeline(transaction=True) as pipe:

@@ -3,7 +3,7 @@
 --   ensure:  lease_id, ttl_us, runner, then definition field/value pairs
 --   acquire: lease_id, ttl_us, runner
 --   renew:   lease_id, ttl_us
---   complete: lease_id, status, result|'' , error|'', has_result (1/0)
+--   complete: lease_id, status, result|'' , error|'', has_result (1/0); stores 'done' = now_us
 -- Returns {code, granted_or_accepted, flattened hash}; code 'ok' | 'created' | 'missing' | 'not_held'.
 local key, action, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local function final(status) return status == '11' or status == '12' end
@@ -49,7 +49,7 @@ end
 if action == 'complete' then
   if final(status) then return {'ok', 0, redis.call('HGETALL', key)} end
   if held ~= ARGV[3] and exp > now then return {'not_held', 0, {}} end
-  redis.call('HSET', key, 'status', ARGV[4], 'lease_exp', '0')
+  redis.call('HSET', key, 'status', ARGV[4], 'lease_exp', '0', 'done', ARGV[2])
   if ARGV[7] == '1' then redis.call('HSET', key, 'result', ARGV[5]) else redis.call('HSET', key, 'error', ARGV[6]) end
   return {'ok', 1, redis.call('HGETALL', key)}
 end

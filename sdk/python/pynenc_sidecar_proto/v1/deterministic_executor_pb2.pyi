@@ -118,7 +118,7 @@ class GetRecordedResponse(_message.Message):
     def __init__(self, found: _Optional[bool] = ..., operation: _Optional[_Union[RecordedOperation, _Mapping]] = ...) -> None: ...
 
 class RecordedOperation(_message.Message):
-    __slots__ = ("scope", "kind", "custom_name", "sequence", "random_value", "time_value", "uuid_value", "json_value", "task_value")
+    __slots__ = ("scope", "kind", "custom_name", "sequence", "random_value", "time_value", "uuid_value", "json_value", "task_value", "origin_span")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class RecordedOperation(_message.Message):
     UUID_VALUE_FIELD_NUMBER: _ClassVar[int]
     JSON_VALUE_FIELD_NUMBER: _ClassVar[int]
     TASK_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_SPAN_FIELD_NUMBER: _ClassVar[int]
     scope: str
     kind: OperationKind
     custom_name: str
@@ -137,7 +138,16 @@ class RecordedOperation(_message.Message):
     uuid_value: str
     json_value: str
     task_value: TaskCall
-    def __init__(self, scope: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., custom_name: _Optional[str] = ..., sequence: _Optional[int] = ..., random_value: _Optional[float] = ..., time_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uuid_value: _Optional[str] = ..., json_value: _Optional[str] = ..., task_value: _Optional[_Union[TaskCall, _Mapping]] = ...) -> None: ...
+    origin_span: SpanReference
+    def __init__(self, scope: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., custom_name: _Optional[str] = ..., sequence: _Optional[int] = ..., random_value: _Optional[float] = ..., time_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uuid_value: _Optional[str] = ..., json_value: _Optional[str] = ..., task_value: _Optional[_Union[TaskCall, _Mapping]] = ..., origin_span: _Optional[_Union[SpanReference, _Mapping]] = ...) -> None: ...
+
+class SpanReference(_message.Message):
+    __slots__ = ("trace_id", "span_id")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    span_id: str
+    def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ...) -> None: ...
 
 class TaskCall(_message.Message):
     __slots__ = ("invocation_id", "task_id", "arguments_json")

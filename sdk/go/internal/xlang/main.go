@@ -1,0 +1,238 @@
+// Command xlang is the Go side of tests/test_cross_language.py: it performs one step of
+// the shared cross-language scenario against a sidecar and prints the outcome as one
+// JSON object (flags may be written -flag or --flag). The TypeScript twin is sdk/ts/tools/xlang.ts; the Python one lives in
+// the test itself (raw generated stubs).
+//
+//	xlang run      -address A -app APP -workflow WF   the scenario in WF's main task
+//	xlang lease    -address A -app APP -workflow WF -ttl-ms 1000   take task #1's lease and exit
+//	xlang complete -address A -app APP -invocation ID -lease LEASE
+//	xlang takeover -address A -app APP -workflow WF   run task #1 (waiting for / taking over its lease)
+//	xlang errors   -address A -app APP -workflow WF   the error reasons, read from ErrorInfo
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
+	"github.com/pynenc/pynenc-sidecar/sdk/go/wf"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+const lang = "go"
+
+func main() {
+	if len(os.Args) < 2 {
+		fail(errors.New("usage: xlang run|lease|complete|takeover|errors [flags]"))
+	}
+	cmd := os.Args[1]
+	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	address := fs.String("address", os.Getenv("PYNENC_SIDECAR_ADDRESS"), "sidecar host:port")
+	app := fs.String("app", "", "app id")
+	workflow := fs.String("workflow", "", "workflow id")
+	invocation := fs.String("invocation", "", "invocation id (complete)")
+	lease := fs.String("lease", "", "lease id (complete)")
+	ttlMs := fs.Int("ttl-ms", 1000, "lease length in milliseconds (lease)")
+	_ = fs.Parse(os.Args[2:])
+
+	client, err := wf.Dial(*address)
+	if err != nil {
+		fail(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id := wf.Identity{WorkflowID: *workflow}
+
+	var out any
+	switch cmd {
+	case "run":
+		out, err = scenario(ctx, client.Context(*app, id, ""))
+	case "lease":
+		out, err = takeLease(ctx, client, *app, id, time.Duration(*ttlMs)*time.Millisecond)
+	case "complete":
+		out, err = complete(ctx, client, *app, *invocation, *lease)
+	case "takeover":
+		out, err = takeover(ctx, client, *app, id)
+	case "errors":
+		out, err = reasons(ctx, client, *app, id)
+	default:
+		err = fmt.Errorf("unknown command %q", cmd)
+	}
+	if err != nil {
+		fail(err)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "xlang:", err)
+	os.Exit(1)
+}
+
+type taskOut struct {
+	InvocationID  string          `json:"invocation_id"`
+	TaskID        string          `json:"task_id"`
+	ArgumentsJSON string          `json:"arguments_json"`
+	Status        string          `json:"status"`
+	Result        json.RawMessage `json:"result"`
+	Ran           bool            `json:"ran"`
+	Replayed      bool            `json:"replayed"`
+}
+
+func taskSummary(inv *wf.Invocation) taskOut {
+	result := json.RawMessage("null")
+	if inv.ResultJSON != "" {
+		result = json.RawMessage(inv.ResultJSON)
+	}
+	return taskOut{inv.ID, inv.TaskID, inv.ArgumentsJSON, inv.Status.String(), result, inv.Ran, inv.Replayed}
+}
+
+// scenario: the operations every language performs, in the same order.
+func scenario(ctx context.Context, run *wf.Context) (map[string]any, error) {
+	var randoms []float64
+	for range 2 {
+		r, err := run.Random(ctx)
+		if err != nil {
+			return nil, err
+		}
+		randoms = append(randoms, r)
+	}
+	u, err := run.UUID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var times []int64
+	for range 2 {
+		t, err := run.UtcNow(ctx)
+		if err != nil {
+			return nil, err
+		}
+		times = append(times, t.UnixMicro())
+	}
+	pick, err := wf.Record(ctx, run, "pick", func() (map[string]any, error) {
+		return map[string]any{"lang": lang, "n": rand.IntN(1_000_000)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	double, err := run.ExecuteTask(ctx, "xlang.double", map[string]any{"x": 21, "label": "ünï"},
+		func(ctx context.Context, task *wf.Context) (any, error) {
+			r, err := task.Random(ctx)
+			if err != nil {
+				return nil, err
+			}
+			u, err := task.UUID(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"y": 42, "r": r, "u": u, "lang": lang}, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	greet, err := run.ExecuteTask(ctx, "xlang.greet", map[string]any{"name": "wörld"},
+		func(ctx context.Context, task *wf.Context) (any, error) {
+			return map[string]any{"greeting": "hello wörld", "lang": lang}, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	if err := run.SetData(ctx, "summary", map[string]any{"r1": randoms[0], "uuid": u}); err != nil {
+		return nil, err
+	}
+	var summary any
+	if _, err := run.GetData(ctx, "summary", &summary); err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"lang": lang, "random": randoms, "uuid": []string{u}, "time_us": times, "pick": pick,
+		"tasks": []taskOut{taskSummary(double), taskSummary(greet)}, "data": summary,
+	}, nil
+}
+
+func handoffPosition(app string, id wf.Identity) *sidecarv1.OperationPosition {
+	return &sidecarv1.OperationPosition{AppId: app, Workflow: &sidecarv1.WorkflowIdentity{WorkflowId: id.WorkflowID}, Sequence: 1}
+}
+
+func takeLease(ctx context.Context, c *wf.Client, app string, id wf.Identity, ttl time.Duration) (any, error) {
+	resp, err := c.Executor.ExecuteTask(ctx, &sidecarv1.ExecuteTaskRequest{
+		Position: handoffPosition(app, id), TaskId: "xlang.handoff", ArgumentsJson: `{"k":1}`,
+		RunnerId: "xlang-" + lang, LeaseTtl: durationpb.New(ttl),
+	})
+	if err != nil {
+		return nil, wf.FromError(err)
+	}
+	return map[string]any{
+		"invocation_id": resp.GetInvocation().GetInvocationId(), "granted": resp.GetLease() != nil,
+		"lease_id": resp.GetLease().GetLeaseId(),
+	}, nil
+}
+
+func complete(ctx context.Context, c *wf.Client, app, invocation, lease string) (any, error) {
+	resp, err := c.Executor.CompleteTask(ctx, &sidecarv1.CompleteTaskRequest{
+		AppId: app, InvocationId: invocation, LeaseId: lease,
+		Outcome: &sidecarv1.CompleteTaskRequest_ResultJson{ResultJson: fmt.Sprintf(`{"completed_by":%q}`, lang)},
+	})
+	if err != nil {
+		return nil, wf.FromError(err)
+	}
+	return map[string]any{
+		"accepted": resp.GetAccepted(), "status": resp.GetInvocation().GetStatus().String(),
+		"result": json.RawMessage(resp.GetInvocation().GetResultJson()),
+	}, nil
+}
+
+func takeover(ctx context.Context, c *wf.Client, app string, id wf.Identity) (any, error) {
+	inv, err := c.Context(app, id, "").ExecuteTask(ctx, "xlang.handoff", map[string]any{"k": 1},
+		func(ctx context.Context, task *wf.Context) (any, error) {
+			return map[string]any{"completed_by": lang}, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	return taskSummary(inv), nil
+}
+
+// reasons provokes each client error once and reports the ErrorInfo it carried.
+func reasons(ctx context.Context, c *wf.Client, app string, id wf.Identity) (any, error) {
+	out := map[string]any{}
+	note := func(name string, err error) {
+		e := wf.FromError(err)
+		if e == nil {
+			out[name] = nil
+			return
+		}
+		entry := map[string]any{"code": int(e.Code), "reason": e.Reason, "domain": e.Domain}
+		if len(e.FieldViolations) > 0 {
+			entry["field"] = e.FieldViolations[0].Field
+		}
+		out[name] = entry
+	}
+	run := c.Context(app, id, "")
+	if _, err := run.ExecuteTask(ctx, "xlang.first", nil, func(context.Context, *wf.Context) (any, error) { return 1, nil }); err != nil {
+		return nil, err
+	}
+	_, err := c.Context(app, id, "").ExecuteTask(ctx, "xlang.second", nil, nil)
+	note("nondeterministic", err)
+	note("access_denied", c.Context(app, id, "some-task").SetData(ctx, "k", 1))
+	_, err = c.Executor.RenewTaskLease(ctx, &sidecarv1.RenewTaskLeaseRequest{AppId: app, InvocationId: "no-such-invocation", LeaseId: "x"})
+	note("not_found", err)
+	first, err := c.Context(app, id, "").ExecuteTask(ctx, "xlang.first", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	_, err = c.Executor.RenewTaskLease(ctx, &sidecarv1.RenewTaskLeaseRequest{AppId: app, InvocationId: first.ID, LeaseId: "not-mine"})
+	note("lease_not_held", err)
+	_, err = c.Context(app, wf.Identity{}, "").Random(ctx)
+	note("invalid_argument", err)
+	return out, nil
+}

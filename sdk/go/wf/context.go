@@ -1,0 +1,214 @@
+package wf
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
+)
+
+const (
+	seqRandom = "random"
+	seqTime   = "time"
+	seqUUID   = "uuid"
+	seqTask   = "task"
+)
+
+// Context is the workflow context of one run of one invocation's code: Pynenc's `wf`.
+// Its operations are meant to be called in program order (they are serialized); a
+// sequence advances only when its call succeeds, so a failed call can be retried.
+type Context struct {
+	client       *Client
+	appID        string
+	workflow     Identity
+	invocationID string
+
+	mu   sync.Mutex
+	seqs map[string]int64
+}
+
+// AppID is the tenant every call is scoped by.
+func (w *Context) AppID() string { return w.appID }
+
+// Workflow is the identity of the workflow the code runs in.
+func (w *Context) Workflow() Identity { return w.workflow }
+
+// InvocationID is the scope of the operations: the invocation whose code runs
+// (the workflow id for the main task).
+func (w *Context) InvocationID() string {
+	if w.invocationID == "" {
+		return w.workflow.WorkflowID
+	}
+	return w.invocationID
+}
+
+// IsMainTask reports whether the code is the workflow's main task (which alone may SetData).
+func (w *Context) IsMainTask() bool { return w.InvocationID() == w.workflow.WorkflowID }
+
+// Client is the client this context calls through.
+func (w *Context) Client() *Client { return w.client }
+
+// Sequence is the last sequence used for an operation kind in this run ("random",
+// "time", "uuid", "task", or "custom:<name>").
+func (w *Context) Sequence(kind string) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seqs[kind]
+}
+
+// at runs call at the next sequence of kind, advancing the sequence when it succeeds.
+func (w *Context) at(kind string, call func(pos *sidecarv1.OperationPosition) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seq := w.seqs[kind] + 1
+	if err := call(w.position(seq)); err != nil {
+		return err
+	}
+	w.seqs[kind] = seq
+	return nil
+}
+
+func (w *Context) position(seq int64) *sidecarv1.OperationPosition {
+	return &sidecarv1.OperationPosition{
+		AppId: w.appID, Workflow: w.workflow.proto(), InvocationId: w.invocationID, Sequence: seq,
+	}
+}
+
+// Random is a deterministic float in [0, 1), replayed identically. Not for secrets.
+func (w *Context) Random(ctx context.Context) (float64, error) {
+	var value float64
+	err := w.at(seqRandom, func(pos *sidecarv1.OperationPosition) error {
+		resp, err := w.client.Executor.Random(ctx, &sidecarv1.RandomRequest{Position: pos})
+		if err != nil {
+			return wrap(err)
+		}
+		value = resp.GetValue()
+		return nil
+	})
+	return value, err
+}
+
+// UtcNow is the real UTC time at first record, strictly later than every earlier
+// recorded time of the workflow, replayed identically.
+func (w *Context) UtcNow(ctx context.Context) (time.Time, error) {
+	var value time.Time
+	err := w.at(seqTime, func(pos *sidecarv1.OperationPosition) error {
+		resp, err := w.client.Executor.UtcNow(ctx, &sidecarv1.UtcNowRequest{Position: pos})
+		if err != nil {
+			return wrap(err)
+		}
+		value = resp.GetTime().AsTime()
+		return nil
+	})
+	return value, err
+}
+
+// UUID is a deterministic UUIDv5 (canonical lowercase text), replayed identically.
+func (w *Context) UUID(ctx context.Context) (string, error) {
+	var value string
+	err := w.at(seqUUID, func(pos *sidecarv1.OperationPosition) error {
+		resp, err := w.client.Executor.Uuid(ctx, &sidecarv1.UuidRequest{Position: pos})
+		if err != nil {
+			return wrap(err)
+		}
+		value = resp.GetUuid()
+		return nil
+	})
+	return value, err
+}
+
+// RecordJSON is a custom deterministic operation on JSON text: the value recorded at the
+// next position of the operation `name`, or, when nothing is recorded there, the one
+// gen returns (gen runs only then). The first value recorded wins.
+func (w *Context) RecordJSON(ctx context.Context, name string, gen func() (string, error)) (string, error) {
+	var value string
+	err := w.at("custom:"+name, func(pos *sidecarv1.OperationPosition) error {
+		got, err := w.client.Executor.GetRecorded(ctx, &sidecarv1.GetRecordedRequest{
+			Position: pos, Kind: sidecarv1.OperationKind_OPERATION_KIND_CUSTOM, CustomName: name,
+		})
+		if err != nil {
+			return wrap(err)
+		}
+		if got.GetFound() {
+			value = got.GetOperation().GetJsonValue()
+			return nil
+		}
+		generated, err := gen()
+		if err != nil {
+			return err
+		}
+		resp, err := w.client.Executor.Record(ctx, &sidecarv1.RecordRequest{Position: pos, Operation: name, ValueJson: generated})
+		if err != nil {
+			return wrap(err)
+		}
+		value = resp.GetValueJson()
+		return nil
+	})
+	return value, err
+}
+
+// Record is RecordJSON for any JSON-serializable type (Pynenc's
+// `wf.deterministic._deterministic_operation(name, generator)`).
+func Record[T any](ctx context.Context, w *Context, name string, gen func() (T, error)) (T, error) {
+	var out T
+	text, err := w.RecordJSON(ctx, name, func() (string, error) {
+		v, err := gen()
+		if err != nil {
+			return "", err
+		}
+		data, err := json.Marshal(v)
+		return string(data), err
+	})
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal([]byte(text), &out); err != nil {
+		return out, fmt.Errorf("wf: recorded value of %q does not fit %T: %w", name, out, err)
+	}
+	return out, nil
+}
+
+// GetDataJSON reads a workflow data key as JSON text. A stored `null` is found.
+func (w *Context) GetDataJSON(ctx context.Context, key string) (string, bool, error) {
+	resp, err := w.client.Executor.GetData(ctx, &sidecarv1.GetDataRequest{
+		AppId: w.appID, WorkflowId: w.workflow.WorkflowID, Key: key,
+	})
+	if err != nil {
+		return "", false, wrap(err)
+	}
+	return resp.GetValueJson(), resp.GetFound(), nil
+}
+
+// GetData reads a workflow data key into out (any task of the workflow may read).
+func (w *Context) GetData(ctx context.Context, key string, out any) (bool, error) {
+	text, found, err := w.GetDataJSON(ctx, key)
+	if err != nil || !found || out == nil {
+		return found, err
+	}
+	return true, json.Unmarshal([]byte(text), out)
+}
+
+// SetData writes a workflow data key. Only the workflow's main task may write: any other
+// task gets an *Error with reason WORKFLOW_ACCESS_DENIED.
+func (w *Context) SetData(ctx context.Context, key string, value any) error {
+	data, err := json.Marshal(value)
+	if err != nil {
+		return err
+	}
+	_, err = w.client.Executor.SetData(ctx, &sidecarv1.SetDataRequest{
+		AppId: w.appID, WorkflowId: w.workflow.WorkflowID, InvocationId: w.invocationID, Key: key, ValueJson: string(data),
+	})
+	return wrap(err)
+}
+
+// BaseTime is the workflow's time zero, recorded at its first use.
+func (w *Context) BaseTime(ctx context.Context) (time.Time, error) {
+	resp, err := w.client.Executor.GetBaseTime(ctx, &sidecarv1.GetBaseTimeRequest{AppId: w.appID, WorkflowId: w.workflow.WorkflowID})
+	if err != nil {
+		return time.Time{}, wrap(err)
+	}
+	return resp.GetBaseTime().AsTime(), nil
+}

@@ -1,0 +1,271 @@
+package wf
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// TaskFunc runs a task. task is the workflow context of the task's own code: its scope
+// is the task's invocation, its workflow the one the task runs in. The returned value is
+// recorded as the task's result (JSON); a returned error is recorded as its failure.
+type TaskFunc func(ctx context.Context, task *Context) (any, error)
+
+// ErrSuspended, returned (or wrapped) by a TaskFunc, stops a task without recording an
+// outcome: its lease is left to lapse, and the next caller of the task (in any language)
+// takes it over and runs it again from the top, replaying every recorded operation. The
+// caller of ExecuteTask / StartWorkflow gets the error back with the unfinished invocation.
+var ErrSuspended = errors.New("wf: task suspended without an outcome")
+
+// Invocation is a task invocation as the workflow context sees it (Pynenc's invocation
+// handle: Result, ID, Workflow).
+type Invocation struct {
+	ID                 string
+	TaskID             string
+	ArgumentsJSON      string // canonical JSON of the arguments
+	Status             sidecarv1.InvocationStatus
+	Workflow           Identity
+	ParentInvocationID string
+	ResultJSON         string     // set when Status is SUCCESS
+	Failure            *TaskError // set when Status is FAILED
+	// Replayed is true when the task position already held this call.
+	Replayed bool
+	// Ran is true when this caller ran the task function.
+	Ran bool
+}
+
+// Finished reports whether the invocation has an outcome.
+func (i *Invocation) Finished() bool {
+	return i.Status == sidecarv1.InvocationStatus_INVOCATION_STATUS_SUCCESS ||
+		i.Status == sidecarv1.InvocationStatus_INVOCATION_STATUS_FAILED
+}
+
+// Result decodes the task's JSON result into out; a failed task returns its *TaskError.
+func (i *Invocation) Result(out any) error {
+	switch i.Status {
+	case sidecarv1.InvocationStatus_INVOCATION_STATUS_SUCCESS:
+		if out == nil {
+			return nil
+		}
+		return json.Unmarshal([]byte(i.ResultJSON), out)
+	case sidecarv1.InvocationStatus_INVOCATION_STATUS_FAILED:
+		return i.Failure
+	default:
+		return fmt.Errorf("wf: invocation %s is not finished (%s)", i.ID, i.Status)
+	}
+}
+
+func invocationFrom(p *sidecarv1.TaskInvocation) *Invocation {
+	inv := &Invocation{
+		ID: p.GetInvocationId(), TaskID: p.GetTaskId(), ArgumentsJSON: p.GetArgumentsJson(), Status: p.GetStatus(),
+		Workflow: identityFrom(p.GetWorkflow()), ParentInvocationID: p.GetParentInvocationId(), ResultJSON: p.GetResultJson(),
+	}
+	if e := p.GetError(); e != nil && p.GetStatus() == sidecarv1.InvocationStatus_INVOCATION_STATUS_FAILED {
+		inv.Failure = &TaskError{Type: e.GetType(), Message: e.GetMessage(), DetailJSON: e.GetDetailJson()}
+	}
+	return inv
+}
+
+type taskOptions struct {
+	forceNewWorkflow bool
+	leaseTTL         time.Duration
+}
+
+// TaskOption changes how ExecuteTask runs a task.
+type TaskOption func(*taskOptions)
+
+// ForceNewWorkflow gives the child a workflow of its own (Pynenc's force_new_workflow=True).
+func ForceNewWorkflow() TaskOption { return func(o *taskOptions) { o.forceNewWorkflow = true } }
+
+// WithLeaseTTL sets the lease length for this task (1 s .. 1 h).
+func WithLeaseTTL(d time.Duration) TaskOption { return func(o *taskOptions) { o.leaseTTL = d } }
+
+func argumentsJSON(args any) (string, error) {
+	if args == nil {
+		return "{}", nil
+	}
+	data, err := json.Marshal(args)
+	if err != nil {
+		return "", fmt.Errorf("wf: task arguments: %w", err)
+	}
+	return string(data), nil
+}
+
+// ExecuteTask takes the next task position of this run. The first time, the sidecar
+// registers a child invocation; on replay the same invocation comes back with its
+// outcome and run is not called again. When this caller is granted the task's lease,
+// run is called (the lease is renewed while it runs) and its outcome recorded; when
+// another caller holds it, ExecuteTask waits for the outcome (taking the task over if
+// that holder's lease lapses). A replay that asks for another call than the recorded
+// one fails with reason NONDETERMINISTIC_REPLAY. args is a JSON object of arguments by
+// parameter name (a map or struct; nil for none).
+func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run TaskFunc, opts ...TaskOption) (*Invocation, error) {
+	o := taskOptions{leaseTTL: w.client.LeaseTTL}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	argsJSON, err := argumentsJSON(args)
+	if err != nil {
+		return nil, err
+	}
+	var resp *sidecarv1.ExecuteTaskResponse
+	err = w.at(seqTask, func(pos *sidecarv1.OperationPosition) error {
+		var err error
+		resp, err = w.client.Executor.ExecuteTask(ctx, &sidecarv1.ExecuteTaskRequest{
+			Position: pos, TaskId: taskID, ArgumentsJson: argsJSON, ForceNewWorkflow: o.forceNewWorkflow,
+			RunnerId: w.client.RunnerID, LeaseTtl: durationpb.New(o.leaseTTL),
+		})
+		return wrap(err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	inv := invocationFrom(resp.GetInvocation())
+	inv.Replayed = resp.GetReplayed()
+	return w.client.drive(ctx, w.appID, inv, resp.GetLease(), run, o.leaseTTL)
+}
+
+// StartWorkflow registers (or finds) the main invocation of the workflow whose id the
+// caller chose, and runs it like ExecuteTask: run is called when this caller gets the
+// main task's lease; a finished workflow returns its recorded outcome (a replay).
+// workflow.WorkflowType (the main task's id) is required.
+func (c *Client) StartWorkflow(ctx context.Context, appID string, workflow Identity, args any, run TaskFunc) (*Invocation, error) {
+	argsJSON, err := argumentsJSON(args)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Executor.StartWorkflow(ctx, &sidecarv1.StartWorkflowRequest{
+		AppId: appID, Workflow: workflow.proto(), ArgumentsJson: argsJSON, RunnerId: c.RunnerID,
+		LeaseTtl: durationpb.New(c.LeaseTTL),
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	inv := invocationFrom(resp.GetInvocation())
+	inv.Replayed = resp.GetReplayed()
+	return c.drive(ctx, appID, inv, resp.GetLease(), run, c.LeaseTTL)
+}
+
+// drive brings an invocation to an outcome: run it under the lease if one is held,
+// otherwise wait for the holder (and take over if its lease lapses).
+func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease *sidecarv1.TaskLease, run TaskFunc, ttl time.Duration) (*Invocation, error) {
+	replayed, ran := inv.Replayed, false
+	for !inv.Finished() {
+		if lease != nil {
+			if run == nil {
+				return inv, fmt.Errorf("wf: granted the lease on %s (%s) but no task function was given", inv.ID, inv.TaskID)
+			}
+			ran = true
+			done, err := c.runLeased(ctx, appID, inv, lease.GetLeaseId(), run, ttl)
+			if err != nil && !IsReason(err, ReasonLeaseNotHeld) {
+				inv.Replayed, inv.Ran = replayed, ran
+				return inv, err
+			}
+			lease = nil
+			if done != nil {
+				inv = done
+				break
+			}
+			// The lease was taken over by a live holder: wait for its outcome.
+		}
+		resp, err := c.Executor.WaitTask(ctx, &sidecarv1.WaitTaskRequest{
+			AppId: appID, InvocationId: inv.ID, RunnerId: c.RunnerID,
+			Timeout: durationpb.New(c.WaitTimeout), LeaseTtl: durationpb.New(ttl),
+		})
+		if err != nil {
+			return inv, wrap(err)
+		}
+		inv, lease = invocationFrom(resp.GetInvocation()), resp.GetLease()
+	}
+	inv.Replayed, inv.Ran = replayed, ran
+	return inv, nil
+}
+
+// runLeased runs the task while renewing its lease, then records its outcome. It
+// returns the finished invocation, or an error (LEASE_NOT_HELD when another holder took
+// the task over).
+func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, leaseID string, run TaskFunc, ttl time.Duration) (*Invocation, error) {
+	taskCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // renew the lease every ttl/3 until the task returns
+		defer wg.Done()
+		ticker := time.NewTicker(ttl / 3)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ticker.C:
+				callCtx, done := context.WithTimeout(ctx, ttl/3)
+				_, err := c.Executor.RenewTaskLease(callCtx, &sidecarv1.RenewTaskLeaseRequest{
+					AppId: appID, InvocationId: inv.ID, LeaseId: leaseID, LeaseTtl: durationpb.New(ttl),
+				})
+				done()
+				if e := FromError(err); e != nil && (e.Reason == ReasonLeaseNotHeld || e.Code == codes.NotFound) {
+					cancel() // the task lost its lease: tell cooperative task code to stop
+					return
+				}
+			}
+		}
+	}()
+	task := c.Context(appID, inv.Workflow, inv.ID)
+	result, runErr := safeRun(taskCtx, task, run)
+	close(stop)
+	wg.Wait()
+	if errors.Is(runErr, ErrSuspended) {
+		return nil, runErr
+	}
+
+	req := &sidecarv1.CompleteTaskRequest{AppId: appID, InvocationId: inv.ID, LeaseId: leaseID}
+	if runErr == nil {
+		var data []byte
+		data, runErr = json.Marshal(result)
+		if runErr == nil {
+			req.Outcome = &sidecarv1.CompleteTaskRequest_ResultJson{ResultJson: string(data)}
+		} else {
+			runErr = &TaskError{Type: "SerializationError", Message: runErr.Error()}
+		}
+	}
+	if runErr != nil {
+		req.Outcome = &sidecarv1.CompleteTaskRequest_Error{Error: taskErrorProto(runErr)}
+	}
+	resp, err := c.Executor.CompleteTask(ctx, req)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return invocationFrom(resp.GetInvocation()), nil
+}
+
+func safeRun(ctx context.Context, task *Context, run TaskFunc) (result any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &TaskError{Type: "panic", Message: fmt.Sprint(r)}
+		}
+	}()
+	return run(ctx, task)
+}
+
+func taskErrorProto(err error) *sidecarv1.TaskError {
+	var te *TaskError
+	if errors.As(err, &te) {
+		return &sidecarv1.TaskError{Type: te.Type, Message: te.Message, DetailJson: te.DetailJSON}
+	}
+	var typed TypedError
+	if errors.As(err, &typed) {
+		return &sidecarv1.TaskError{Type: typed.ErrorType(), Message: err.Error()}
+	}
+	name := strings.TrimLeft(reflect.TypeOf(err).String(), "*")
+	return &sidecarv1.TaskError{Type: name, Message: err.Error()}
+}

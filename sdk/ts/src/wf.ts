@@ -1,0 +1,464 @@
+// A thin, idiomatic helper over the generated client: the Pynenc workflow context
+// (`task.wf` in Python) for TypeScript workers.
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { timestampDate, type Timestamp, type Duration } from "@bufbuild/protobuf/wkt";
+import { createClient, type Client as ConnectClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { InvocationStatus, type WorkflowIdentity } from "./gen/pynenc/sidecar/v1/common_pb.js";
+import {
+  DeterministicExecutorService,
+  OperationKind,
+  type CompleteTaskRequest,
+  type OperationPosition,
+  type TaskInvocation,
+  type TaskLease,
+} from "./gen/pynenc/sidecar/v1/deterministic_executor_pb.js";
+import { Code, Reason, SidecarError, TaskFailedError, TaskSuspended } from "./errors.js";
+
+export type ExecutorClient = ConnectClient<typeof DeterministicExecutorService>;
+
+/** Identity of a workflow: its id is the invocation id of its main task. */
+export interface Identity {
+  workflowId: string;
+  workflowType?: string;
+  parentWorkflowId?: string;
+}
+
+export interface ClientOptions {
+  /** Recorded on the leases this client takes (default host-pid-ts). */
+  runnerId?: string;
+  /** Task lease length (default 30 s); renewed every third of it while a task runs. */
+  leaseTtlMs?: number;
+  /** Bound of one WaitTask call (default 10 s); waiting repeats until an outcome or a lease. */
+  waitTimeoutMs?: number;
+}
+
+/**
+ * How `Client.connect` reaches a sidecar that serves TLS (--tls-cert), mutual TLS
+ * (--tls-client-ca) or requires a bearer token (--auth-token-file). Unset fields come from
+ * the variables every SDK reads: PYNENC_SIDECAR_TLS_CA, PYNENC_SIDECAR_CLIENT_CERT,
+ * PYNENC_SIDECAR_CLIENT_KEY, PYNENC_SIDECAR_TOKEN, PYNENC_SIDECAR_TLS (true: TLS with the
+ * system's CAs). TLS is on when any TLS field is set (or the address is https://).
+ */
+export interface SecurityOptions {
+  /** PEM CA (a path, or the PEM text itself) that signed the sidecar's certificate. */
+  tlsCa?: string;
+  /** This worker's PEM certificate and key (paths or PEM text), for mutual TLS. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Sent on every call as `authorization: Bearer <token>`. */
+  token?: string;
+  /** TLS with the system's CAs when no tlsCa is given. */
+  tls?: boolean;
+}
+
+function env(name: string): string | undefined {
+  const value = process.env[name]?.trim();
+  return value ? value : undefined;
+}
+
+function pem(value: string): string {
+  return value.includes("-----BEGIN ") ? value : readFileSync(value, "utf8");
+}
+
+/** SecurityOptions with every unset field taken from its PYNENC_SIDECAR_* variable. */
+export function securityFromEnv(given: SecurityOptions = {}): SecurityOptions {
+  const flag = env("PYNENC_SIDECAR_TLS")?.toLowerCase();
+  return {
+    tlsCa: given.tlsCa ?? env("PYNENC_SIDECAR_TLS_CA"),
+    tlsCert: given.tlsCert ?? env("PYNENC_SIDECAR_CLIENT_CERT"),
+    tlsKey: given.tlsKey ?? env("PYNENC_SIDECAR_CLIENT_KEY"),
+    token: given.token ?? env("PYNENC_SIDECAR_TOKEN"),
+    tls: given.tls ?? (flag === "1" || flag === "true" || flag === "yes"),
+  };
+}
+
+/** A connect interceptor adding `authorization: Bearer <token>` to every call. */
+export function bearerToken(token: string): Interceptor {
+  return (next) => async (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+/** A task function: `task` is the workflow context of the task's own code. */
+export type TaskFn = (task: Context, signal: AbortSignal) => unknown;
+
+export interface TaskOptions {
+  /** Give the child a workflow of its own (Pynenc's force_new_workflow=True). */
+  forceNewWorkflow?: boolean;
+  leaseTtlMs?: number;
+}
+
+function identityProto(id: Identity): WorkflowIdentity {
+  return {
+    $typeName: "pynenc.sidecar.v1.WorkflowIdentity",
+    workflowId: id.workflowId,
+    workflowType: id.workflowType ?? "",
+    parentWorkflowId: id.parentWorkflowId ?? "",
+  };
+}
+
+function duration(ms: number): Duration {
+  return {
+    $typeName: "google.protobuf.Duration",
+    seconds: BigInt(Math.floor(ms / 1000)),
+    nanos: Math.round((ms % 1000) * 1e6),
+  };
+}
+
+async function call<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (err) {
+    throw SidecarError.from(err);
+  }
+}
+
+function toJson(value: unknown, what: string): string {
+  const text = JSON.stringify(value === undefined ? null : value);
+  if (text === undefined) throw new TypeError(`${what} is not JSON-serializable`);
+  return text;
+}
+
+/** A task invocation as the workflow context sees it (Pynenc's invocation handle). */
+export class Invocation {
+  readonly id: string;
+  readonly taskId: string;
+  /** Canonical JSON of the arguments. */
+  readonly argumentsJson: string;
+  readonly status: InvocationStatus;
+  readonly workflow: Identity;
+  readonly parentInvocationId: string;
+  /** JSON text; set when status is SUCCESS. */
+  readonly resultJson: string;
+  readonly failure?: TaskFailedError;
+  /** True when the task position already held this call. */
+  replayed = false;
+  /** True when this caller ran the task function. */
+  ran = false;
+
+  constructor(p: TaskInvocation) {
+    this.id = p.invocationId;
+    this.taskId = p.taskId;
+    this.argumentsJson = p.argumentsJson;
+    this.status = p.status;
+    this.workflow = {
+      workflowId: p.workflow?.workflowId ?? "",
+      workflowType: p.workflow?.workflowType ?? "",
+      parentWorkflowId: p.workflow?.parentWorkflowId ?? "",
+    };
+    this.parentInvocationId = p.parentInvocationId;
+    this.resultJson = p.resultJson;
+    if (p.status === InvocationStatus.FAILED && p.error) {
+      this.failure = new TaskFailedError(p.error.type, p.error.message, p.error.detailJson);
+    }
+  }
+
+  get finished(): boolean {
+    return this.status === InvocationStatus.SUCCESS || this.status === InvocationStatus.FAILED;
+  }
+
+  /** The task's result (parsed JSON); throws its TaskFailedError if it failed. */
+  get result(): unknown {
+    if (this.status === InvocationStatus.SUCCESS) return JSON.parse(this.resultJson);
+    if (this.failure) throw this.failure;
+    throw new Error(`invocation ${this.id} is not finished (${InvocationStatus[this.status]})`);
+  }
+}
+
+export class Client {
+  readonly executor: ExecutorClient;
+  readonly runnerId: string;
+  leaseTtlMs: number;
+  waitTimeoutMs: number;
+  private readonly sessions?: Http2SessionManager;
+
+  /** Wraps a transport (e.g. createGrpcTransport with TLS options). */
+  constructor(transport: Transport, options: ClientOptions = {}, sessions?: Http2SessionManager) {
+    this.executor = createClient(DeterministicExecutorService, transport);
+    this.runnerId = options.runnerId ?? `${hostname()}-${process.pid}-ts`;
+    this.leaseTtlMs = options.leaseTtlMs ?? 30_000;
+    this.waitTimeoutMs = options.waitTimeoutMs ?? 10_000;
+    this.sessions = sessions;
+  }
+
+  /**
+   * Connects over HTTP/2 gRPC to "host:port" (or a full http(s):// URL): plaintext, or TLS /
+   * mutual TLS with a bearer token as `security` (and the PYNENC_SIDECAR_* variables) say.
+   */
+  static connect(address: string, options: ClientOptions & SecurityOptions = {}): Client {
+    const security = securityFromEnv(options);
+    const useTls = Boolean(security.tls || security.tlsCa || security.tlsCert) || address.startsWith("https://");
+    if (Boolean(security.tlsCert) !== Boolean(security.tlsKey)) {
+      throw new Error("a client certificate needs its key: set both tlsCert and tlsKey");
+    }
+    const hostPort = address.replace(/^https?:\/\//, "");
+    const baseUrl = `${useTls ? "https" : "http"}://${hostPort}`;
+    const nodeOptions = useTls
+      ? {
+          ...(security.tlsCa ? { ca: pem(security.tlsCa) } : {}),
+          ...(security.tlsCert ? { cert: pem(security.tlsCert), key: pem(security.tlsKey!) } : {}),
+        }
+      : {};
+    const sessions = new Http2SessionManager(baseUrl, undefined, nodeOptions);
+    const interceptors = security.token ? [bearerToken(security.token)] : [];
+    return new Client(createGrpcTransport({ baseUrl, sessionManager: sessions, interceptors }), options, sessions);
+  }
+
+  /** Closes the connection `connect` opened. */
+  close(): void {
+    this.sessions?.abort();
+  }
+
+  /**
+   * A run of an invocation's code inside a workflow. `invocationId` is the invocation
+   * performing the operations (its scope); "" means the workflow's main task.
+   */
+  context(appId: string, workflow: Identity, invocationId = ""): Context {
+    return new Context(this, appId, workflow, invocationId);
+  }
+
+  /**
+   * Registers (or finds) the main invocation of a workflow whose id the caller chose and
+   * runs it like executeTask: `run` is called when this caller gets the main task's lease;
+   * a finished workflow returns its recorded outcome. workflow.workflowType is required.
+   */
+  async startWorkflow(appId: string, workflow: Identity, args: Record<string, unknown>, run: TaskFn): Promise<Invocation> {
+    const resp = await call(
+      this.executor.startWorkflow({
+        appId,
+        workflow: identityProto(workflow),
+        argumentsJson: toJson(args ?? {}, "arguments"),
+        runnerId: this.runnerId,
+        leaseTtl: duration(this.leaseTtlMs),
+      }),
+    );
+    const inv = new Invocation(resp.invocation!);
+    inv.replayed = resp.replayed;
+    return this.drive(appId, inv, resp.lease, run, this.leaseTtlMs);
+  }
+
+  /** @internal Brings an invocation to an outcome: run it under a held lease, else wait. */
+  async drive(appId: string, inv: Invocation, lease: TaskLease | undefined, run: TaskFn | undefined, ttlMs: number): Promise<Invocation> {
+    const replayed = inv.replayed;
+    let ran = false;
+    while (!inv.finished) {
+      if (lease) {
+        if (!run) throw new Error(`granted the lease on ${inv.id} (${inv.taskId}) but no task function was given`);
+        ran = true;
+        try {
+          const done = await this.runLeased(appId, inv, lease.leaseId, run, ttlMs);
+          inv = done;
+          break;
+        } catch (err) {
+          if (!(err instanceof SidecarError && err.reason === Reason.LEASE_NOT_HELD)) {
+            inv.ran = ran;
+            throw err;
+          }
+          // another live holder took the task over: wait for its outcome
+        }
+      }
+      const resp = await call(
+        this.executor.waitTask({
+          appId,
+          invocationId: inv.id,
+          runnerId: this.runnerId,
+          timeout: duration(this.waitTimeoutMs),
+          leaseTtl: duration(ttlMs),
+        }),
+      );
+      inv = new Invocation(resp.invocation!);
+      lease = resp.lease;
+    }
+    inv.replayed = replayed;
+    inv.ran = ran;
+    return inv;
+  }
+
+  private async runLeased(appId: string, inv: Invocation, leaseId: string, run: TaskFn, ttlMs: number): Promise<Invocation> {
+    const abort = new AbortController();
+    const timer = setInterval(() => {
+      this.executor
+        .renewTaskLease({ appId, invocationId: inv.id, leaseId, leaseTtl: duration(ttlMs) }, { timeoutMs: Math.max(1, Math.floor(ttlMs / 3)) })
+        .catch((err: unknown) => {
+          const e = SidecarError.from(err);
+          if (e.reason === Reason.LEASE_NOT_HELD || e.code === Code.NotFound) {
+            clearInterval(timer);
+            abort.abort(e); // tell cooperative task code it lost the task
+          }
+        });
+    }, Math.max(1, Math.floor(ttlMs / 3)));
+    let outcome: CompleteTaskRequest["outcome"];
+    try {
+      const result = await run(new Context(this, appId, inv.workflow, inv.id), abort.signal);
+      try {
+        outcome = { case: "resultJson", value: toJson(result, "task result") };
+      } catch (err) {
+        outcome = errorOutcome("SerializationError", String(err));
+      }
+    } catch (err) {
+      if (err instanceof TaskSuspended) throw err;
+      outcome =
+        err instanceof TaskFailedError
+          ? errorOutcome(err.type, err.message, err.detailJson)
+          : err instanceof Error
+            ? errorOutcome(err.name, err.message)
+            : errorOutcome("Error", String(err));
+    } finally {
+      clearInterval(timer);
+    }
+    const resp = await call(this.executor.completeTask({ appId, invocationId: inv.id, leaseId, outcome }));
+    return new Invocation(resp.invocation!);
+  }
+}
+
+function errorOutcome(type: string, message: string, detailJson = ""): CompleteTaskRequest["outcome"] {
+  return { case: "error", value: { $typeName: "pynenc.sidecar.v1.TaskError", type: type || "Error", message, detailJson } };
+}
+
+/**
+ * The workflow context of one run of one invocation's code: Pynenc's `wf`. It counts a
+ * 1-based sequence per operation kind (random, time, uuid, task, each custom name);
+ * a new run starts a new Context and so replays. Operations are serialized in call
+ * order, and a sequence advances only when its call succeeds (a failed call can be retried).
+ */
+export class Context {
+  private readonly seqs = new Map<string, bigint>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly client: Client,
+    readonly appId: string,
+    readonly workflow: Identity,
+    private readonly invocation = "",
+  ) {}
+
+  /** The scope of the operations: the invocation whose code runs (workflow id for the main task). */
+  get invocationId(): string {
+    return this.invocation || this.workflow.workflowId;
+  }
+
+  /** Whether the code is the workflow's main task (which alone may setData). */
+  get isMainTask(): boolean {
+    return this.invocationId === this.workflow.workflowId;
+  }
+
+  /** The last sequence used for a kind: "random", "time", "uuid", "task" or "custom:<name>". */
+  sequence(kind: string): number {
+    return Number(this.seqs.get(kind) ?? 0n);
+  }
+
+  private at<T>(kind: string, op: (pos: OperationPosition) => Promise<T>): Promise<T> {
+    const next = this.queue.then(async () => {
+      const seq = (this.seqs.get(kind) ?? 0n) + 1n;
+      const value = await op({
+        $typeName: "pynenc.sidecar.v1.OperationPosition",
+        appId: this.appId,
+        workflow: identityProto(this.workflow),
+        invocationId: this.invocation,
+        sequence: seq,
+      });
+      this.seqs.set(kind, seq);
+      return value;
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** A deterministic float in [0, 1), replayed identically. Not for secrets. */
+  random(): Promise<number> {
+    return this.at("random", async (position) => (await call(this.client.executor.random({ position }))).value);
+  }
+
+  /** The recorded time as a protobuf Timestamp (microsecond precision). */
+  utcNowTimestamp(): Promise<Timestamp> {
+    return this.at("time", async (position) => (await call(this.client.executor.utcNow({ position }))).time!);
+  }
+
+  /** Real UTC time at first record, strictly later than earlier recorded times, replayed identically. */
+  async utcNow(): Promise<Date> {
+    return timestampDate(await this.utcNowTimestamp());
+  }
+
+  /** A deterministic UUIDv5 (canonical lowercase text), replayed identically. */
+  uuid(): Promise<string> {
+    return this.at("uuid", async (position) => (await call(this.client.executor.uuid({ position }))).uuid);
+  }
+
+  /**
+   * A custom deterministic operation on JSON text: the value recorded at the next position
+   * of `name`, or, when none is recorded, the one `gen` returns (gen runs only then).
+   */
+  recordJson(name: string, gen: () => string | Promise<string>): Promise<string> {
+    return this.at(`custom:${name}`, async (position) => {
+      const got = await call(
+        this.client.executor.getRecorded({ position, kind: OperationKind.CUSTOM, customName: name }),
+      );
+      if (got.found && got.operation?.value.case === "jsonValue") return got.operation.value.value;
+      const value = await gen();
+      return (await call(this.client.executor.record({ position, operation: name, valueJson: value }))).valueJson;
+    });
+  }
+
+  /** Pynenc's `wf.deterministic._deterministic_operation(name, generator)` for JSON values. */
+  async record<T>(name: string, gen: () => T | Promise<T>): Promise<T> {
+    return JSON.parse(await this.recordJson(name, async () => toJson(await gen(), `value of ${name}`))) as T;
+  }
+
+  /**
+   * Takes the next task position of this run. The first time the sidecar registers a
+   * child invocation; on replay the same invocation comes back with its outcome and `run`
+   * is not called. When this caller gets the task's lease, `run` is called (the lease is
+   * renewed while it runs) and its outcome recorded; otherwise it waits for the holder's
+   * outcome (taking the task over if that lease lapses). A replay asking for another call
+   * throws a SidecarError with reason NONDETERMINISTIC_REPLAY.
+   */
+  async executeTask(taskId: string, args: Record<string, unknown>, run: TaskFn, options: TaskOptions = {}): Promise<Invocation> {
+    const ttlMs = options.leaseTtlMs ?? this.client.leaseTtlMs;
+    const argumentsJson = toJson(args ?? {}, "arguments");
+    const resp = await this.at("task", (position) =>
+      call(
+        this.client.executor.executeTask({
+          position,
+          taskId,
+          argumentsJson,
+          forceNewWorkflow: options.forceNewWorkflow ?? false,
+          runnerId: this.client.runnerId,
+          leaseTtl: duration(ttlMs),
+        }),
+      ),
+    );
+    const inv = new Invocation(resp.invocation!);
+    inv.replayed = resp.replayed;
+    return this.client.drive(this.appId, inv, resp.lease, run, ttlMs);
+  }
+
+  /** A workflow data key (any task of the workflow may read): undefined when missing; a stored null is null. */
+  async getData<T = unknown>(key: string): Promise<T | undefined> {
+    const resp = await call(this.client.executor.getData({ appId: this.appId, workflowId: this.workflow.workflowId, key }));
+    return resp.found ? (JSON.parse(resp.valueJson) as T) : undefined;
+  }
+
+  /** Writes a workflow data key; only the main task may (else reason WORKFLOW_ACCESS_DENIED). */
+  async setData(key: string, value: unknown): Promise<void> {
+    await call(
+      this.client.executor.setData({
+        appId: this.appId,
+        workflowId: this.workflow.workflowId,
+        invocationId: this.invocation,
+        key,
+        valueJson: toJson(value, `data ${key}`),
+      }),
+    );
+  }
+
+  /** The workflow's time zero, recorded at its first use. */
+  async baseTime(): Promise<Date> {
+    const resp = await call(this.client.executor.getBaseTime({ appId: this.appId, workflowId: this.workflow.workflowId }));
+    return timestampDate(resp.baseTime!);
+  }
+}
+
+export { InvocationStatus };

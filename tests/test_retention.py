@@ -1,0 +1,228 @@
+"""Retention and purge: which workflows count as finished and old enough (both stores, time
+controlled), the server's periodic sweep (a real server on each store), and
+`pynenc-sidecar purge` (one workflow, finished ones older than a period, a whole app)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from conformance.test_purge_conformance import HISTORY_DONE, _finish, _task, dump, seed_workflow
+from pynenc_sidecar import retention
+from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.server import Stores
+from pynenc_sidecar.storage.base import LeaseRequest
+from pynenc_sidecar.storage.redis_store import RedisStore
+from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
+from pynenc_sidecar.storage.sqlite_store import SqliteStore
+from pynenc_sidecar.storage.state_backend_store import RedisStateBackendStore
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from support import SidecarServer, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def stores(request, loop, tmp_path):
+    if request.param == "redis":
+        store: Any = RedisStore(request.getfixturevalue("redis_server").url)
+        subject = Stores(store, RedisStateBackendStore(store.client), "redis")
+    else:
+        store = SqliteStore(tmp_path / "state.db")
+        subject = Stores(store, SqliteStateBackendStore(store), "sqlite")
+    yield subject
+    loop.run_until_complete(subject.close())
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYNENC_SIDECAR_")}
+    env.update(extra)
+    return env
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pynenc_sidecar", *args], capture_output=True, text=True,
+                          env=clean_env(), timeout=60)
+
+
+# --- what is finished, and when ----------------------------------------------------------------
+async def seed_cases(stores: Stores, app: str) -> None:
+    store, backend = stores.store, stores.state_backend
+    # Finished at 101 (seed_workflow completes its tasks at 100 + 1), started at 10.
+    await seed_workflow(stores, app, "done-old", "mod.flow")
+    # Finished at 5_001, started at 4_000.
+    recent = WorkflowRef("done-recent", "mod.flow")
+    await _finish(stores, app, _task("done-recent", "mod.flow", recent), now_us=5_000)
+    await store.store_workflow_run(app, recent, 4_000)
+    # Started at 10, never finished.
+    running = WorkflowRef("running-old", "mod.flow")
+    await store.ensure_task(app, _task("running-old", "mod.flow", running), LeaseRequest("l", 10**12, "r"), 10)
+    await store.store_workflow_run(app, running, 10)
+    # Pynenc's own runners (StateBackendService only): finished by history at 900, or still running.
+    for name, payload in (("sb-done", HISTORY_DONE), ("sb-running", '{"status":"INVOCATION_STATUS_RUNNING"}')):
+        await backend.store_workflow_run(app, WorkflowRef(name, "mod.sb"), 20)
+        await backend.add_history(app, [name], 800, HISTORY_DONE if name == "sb-running" else "{}")
+        await backend.add_history(app, [name], 900, payload)
+
+
+def test_only_finished_workflows_past_the_cutoff_are_purged(stores, loop):
+    app = f"ret-{uuid.uuid4().hex}"
+    other = app + "-other"
+
+    async def body() -> None:
+        await seed_cases(stores, app)
+        await seed_workflow(stores, other, "done-old", "mod.flow")
+        before = await dump(stores, app)
+
+        dry = [f async for f in retention.purge_finished(stores, 2_000, [app], dry_run=True)]
+        assert sorted((f.workflow.workflow_id, f.finished_us) for f in dry) == [("done-old", 101), ("sb-done", 900)]
+        assert await dump(stores, app) == before  # a dry run deletes nothing
+
+        done = [f.workflow.workflow_id async for f in retention.purge_finished(stores, 2_000, [app])]
+        assert sorted(done) == ["done-old", "sb-done"]
+        left = sorted([r.workflow.workflow_id async for b in stores.store.scan_runs(app) for r in b])
+        assert left == ["done-recent", "running-old", "sb-running"]
+        assert await stores.store.get_task(app, "done-old") is None
+        assert await stores.store.get_task(other, "done-old") is not None  # other apps untouched
+        assert [f async for f in retention.purge_finished(stores, 2_000, [app])] == []
+        # A later cutoff reaches the recent one; the unfinished ones stay, however old.
+        assert [f.workflow.workflow_id async for f in retention.purge_finished(stores, 10**9, [app])] == ["done-recent"]
+        left = sorted([r.workflow.workflow_id async for b in stores.store.scan_runs(app) for r in b])
+        assert left == ["running-old", "sb-running"]
+
+    loop.run_until_complete(body())
+
+
+def test_a_sweep_visits_every_app_with_runs(stores, loop):
+    apps = [f"sweep-{uuid.uuid4().hex}" for _ in range(2)]
+
+    async def body() -> None:
+        for app in apps:
+            await seed_workflow(stores, app, "done-old", "mod.flow")
+        # retention 1 s at "now" = 1 s + 2 ms: everything that finished by 2 ms goes.
+        deleted = await retention.sweep_once(stores, 1.0, clock=lambda: 1_002_000)
+        assert deleted >= 2
+        for app in apps:
+            assert await stores.store.get_task(app, "done-old") is None
+
+    loop.run_until_complete(body())
+
+
+# --- the server's sweep ----------------------------------------------------------------------
+def start_workflow(address: str, app_id: str, workflow_id: str) -> None:
+    """A main task that starts and never finishes (its worker 'died')."""
+    with grpc.insecure_channel(address) as channel:
+        de_grpc.DeterministicExecutorServiceStub(channel).StartWorkflow(de.StartWorkflowRequest(
+            app_id=app_id, workflow=common_pb2.WorkflowIdentity(workflow_id=workflow_id, workflow_type="mod.flow"),
+            arguments_json="{}"), timeout=10)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_the_server_sweeps_finished_workflows_past_the_retention(kind, tmp_path, request):
+    if kind == "redis":
+        # Database 1: this server deletes finished workflows of every app in its store.
+        url = request.getfixturevalue("redis_server").url.rsplit("/", 1)[0] + "/1"
+        server = SidecarServer(url, extra_args=["--retention", "2s", "--sweep-interval", "300ms"])
+        store_args = ["--redis-url", url]
+    else:
+        data_file = str(tmp_path / "sweep.db")
+        server = SidecarServer(None, data_file=data_file, extra_args=["--retention", "2s", "--sweep-interval", "300ms"])
+        store_args = ["--data-file", data_file]
+    server.start()
+    try:
+        finished_id, running_id = f"done-{uuid.uuid4().hex[:8]}", f"running-{uuid.uuid4().hex[:8]}"
+        start_workflow(server.address, "pynenc", running_id)
+        result = subprocess.run([sys.executable, str(ROOT / "examples" / "run_seed.py"), "process_order_workflow",
+                                 finished_id], env=clean_env(PYNENC_SIDECAR_ADDRESS=server.address),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert cli("inspect", finished_id, *store_args).returncode == 0  # kept for 2 s after it finished
+        wait_until(lambda: cli("inspect", finished_id, *store_args).returncode == 1, 20,
+                   "the sweep to delete the finished workflow")
+        listed = json.loads(cli("workflows", *store_args, "--json").stdout)
+        assert [r["workflow_id"] for r in listed["runs"]] == [running_id]
+        assert json.loads(cli("inspect", running_id, *store_args, "--json").stdout)["status"] == "RUNNING"
+        messages = [json.loads(line)["message"] for line in server.log().splitlines() if line.startswith("{")]
+        assert any(m.startswith("retention sweep deleted 1 finished workflow(s)") for m in messages), messages
+        assert any("retention=2s (command line)" in m for m in messages)
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+# --- pynenc-sidecar purge ----------------------------------------------------------------------
+@pytest.fixture(params=["sqlite", "redis"])
+def target(request):
+    if request.param == "sqlite":
+        server = request.getfixturevalue("sqlite_sidecar")
+        return server, ["--data-file", server.data_file]
+    server = request.getfixturevalue("sidecar")
+    return server, ["--redis-url", server.redis_url]
+
+
+def run_flow(server: SidecarServer, app_id: str, workflow_id: str, tmp_path: Path) -> None:
+    env = clean_env(PYNENC_SIDECAR_ADDRESS=server.address, PSC_TEST_APP=app_id, PYTHONPATH=str(ROOT / "tests"))
+    subprocess.run([sys.executable, str(ROOT / "tests" / "sdk_workflows.py"), workflow_id, "o-1",
+                    str(tmp_path / f"{workflow_id}.json")], env=env, check=True, timeout=60)
+
+
+def test_purge_one_workflow_finished_ones_and_a_whole_app(target, tmp_path):
+    server, store_args = target
+    app = f"purge-cli-{uuid.uuid4().hex[:8]}"
+    ids = [f"wf-{n}" for n in range(3)]
+    for workflow_id in ids:
+        run_flow(server, app, workflow_id, tmp_path)
+    app_args = ["--app-id", app, *store_args]
+
+    one = cli("purge", "--workflow-id", ids[0], *app_args)
+    assert one.returncode == 0 and one.stdout.strip() == f"purged workflow '{ids[0]}' of app '{app}'"
+    assert cli("inspect", ids[0], *app_args).returncode == 1
+    again = cli("purge", "--workflow-id", ids[0], *app_args)
+    assert again.returncode == 0 and "nothing to purge" in again.stdout
+
+    dry = cli("purge", "--older-than", "0s", "--dry-run", *app_args)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would delete {app} {ids[1]} (sdk_workflows.order_flow, finished 20" in dry.stdout
+    assert f"would delete {app} {ids[2]} (" in dry.stdout and "would delete 2 workflow(s)" in dry.stdout
+    assert cli("inspect", ids[1], *app_args).returncode == 0  # a dry run deletes nothing
+    kept = cli("purge", "--older-than", "1h", *app_args, "--json")
+    assert json.loads(kept.stdout)["workflows"] == []
+    gone = json.loads(cli("purge", "--older-than", "0s", *app_args, "--json").stdout)
+    assert sorted(w["workflow_id"] for w in gone["workflows"]) == ids[1:] and not gone["dry_run"]
+    assert "no workflow runs in app" in cli("workflows", *app_args).stdout
+
+    run_flow(server, app, "wf-app", tmp_path)
+    refused = cli("purge", *app_args)
+    assert refused.returncode == 2 and "add --yes" in refused.stderr
+    assert cli("inspect", "wf-app", *app_args).returncode == 0
+    whole = cli("purge", *app_args, "--yes")
+    assert whole.returncode == 0 and whole.stdout.strip() == f"purged app '{app}'"
+    assert cli("inspect", "wf-app", *app_args).returncode == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "purge needs exactly one of"),
+    (["--workflow-id", "w", "--older-than", "1d"], "purge needs exactly one of"),
+    (["--older-than", "a while"], "--older-than: 'a while' must be a duration"),
+])
+def test_purge_argument_errors(args, message, tmp_path):
+    result = cli("purge", *args, "--data-file", str(tmp_path / "x.db"))
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "x.db").exists()
