@@ -21,10 +21,10 @@ import signal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from pynenc_sidecar.service.reflection import enable_reflection
 
 SERVICE = de.DESCRIPTOR.services_by_name["DeterministicExecutorService"]
 # The product's server options (service/pynenc_sidecar/server.py, build_server).
@@ -78,7 +78,7 @@ async def serve(port: int, redis_url: str | None) -> None:
     de_grpc.add_DeterministicExecutorServiceServicer_to_server(EmptyExecutor(redis_url), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    enable_reflection([SERVICE.full_name, health.SERVICE_NAME], server)  # the sidecar's own reflection
     if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
         raise SystemExit(f"cannot listen on 127.0.0.1:{port}")
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

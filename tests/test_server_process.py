@@ -114,3 +114,38 @@ def test_version_and_help():
     for option in ("--host", "--port", "--redis-url", "PYNENC_SIDECAR_HOST", "PYNENC_SIDECAR_PORT",
                    "PYNENC_SIDECAR_REDIS_URL"):
         assert option in help_text
+
+
+def test_reflection_resolves_method_names_as_ghz_asks(sidecar):
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    def file_containing(symbol: str) -> reflection_pb2.ServerReflectionResponse:
+        with grpc.insecure_channel(sidecar.address) as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            request = reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
+            return next(iter(stub.ServerReflectionInfo(iter([request]), timeout=5)))
+
+    found = file_containing("pynenc.sidecar.v1.DeterministicExecutorService.Random")
+    assert found.HasField("file_descriptor_response")
+    unknown = file_containing("pynenc.sidecar.v1.DeterministicExecutorService.NoSuchMethod")
+    assert unknown.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+def test_ghz_loads_the_server_through_reflection_alone(sidecar):
+    import json
+    import shutil
+
+    ghz = shutil.which("ghz") or str(Path.home() / "go" / "bin" / "ghz")
+    if not Path(ghz).exists():
+        import pytest
+
+        pytest.skip("ghz is not installed (go install github.com/bojand/ghz/cmd/ghz@v0.121.0)")
+    data = json.dumps({"position": {"app_id": "ghz", "workflow": {"workflow_id": uuid.uuid4().hex},
+                                    "sequence": "{{.RequestNumber}}"}})
+    result = subprocess.run([ghz, "--insecure", "--call", "pynenc.sidecar.v1.DeterministicExecutorService.Uuid",
+                             "-d", data, "-n", "50", "-c", "2",
+                             "--format", "json", sidecar.address], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    # Request numbers start at 0, which is not a valid sequence: exactly one INVALID_ARGUMENT.
+    assert report["statusCodeDistribution"] == {"OK": 49, "InvalidArgument": 1}

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from pynenc_sidecar import observability, security
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
+from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
 from pynenc_sidecar.service.validation import Limits
 from pynenc_sidecar.storage.base import Store
@@ -126,7 +126,7 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
         names = SERVICE_NAMES + register_state_backend(server, stores.state_backend, settings.limits)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        enable_reflection([*names, health.SERVICE_NAME], server)
         try:
             credentials = security.server_credentials(settings.tls) if settings.tls else None
         except security.CredentialsError as exc:

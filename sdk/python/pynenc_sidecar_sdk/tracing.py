@@ -47,6 +47,7 @@ ORIGIN_LINK_ATTRIBUTE = "pynenc.link"
 _env_setup_done = False
 _env_setup_lock = threading.Lock()
 _cached: tuple[Any, Any] | None = None  # (provider, tracer)
+_env_requested: bool | None = None
 
 
 def _truthy(value: str) -> bool:
@@ -65,8 +66,10 @@ def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
 
 def tracer() -> Any:
     """The SDK's tracer, or None when tracing is off."""
-    global _cached
-    if "opentelemetry.trace" not in sys.modules and not (_env_setup_done or tracing_requested()):
+    global _cached, _env_requested
+    if _env_requested is None:  # read the environment once: this runs on every operation
+        _env_requested = tracing_requested()
+    if "opentelemetry.trace" not in sys.modules and not (_env_setup_done or _env_requested):
         return None  # nothing in this process can have set a provider: the cheap "off"
     from opentelemetry import trace
 
