@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +14,8 @@ from google.protobuf import duration_pb2
 
 from executor_client import error_details, position
 from pynenc_sidecar.core import derivations
+from pynenc_sidecar.core.positions import Kind, Position
+from pynenc_sidecar.storage.redis_store import RedisStore
 from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
@@ -166,6 +170,74 @@ def test_workflow_log_returns_everything_in_one_call(stub, app_id):
     assert sum(len(b.tasks) for b in batches) == 1
     empty = list(stub.GetWorkflowLog(de.GetWorkflowLogRequest(app_id=app_id, workflow_id="nothing")))
     assert len(empty) == 1 and not empty[0].operations
+
+
+def _log_content(batches) -> tuple[list[bytes], list[bytes], list[int]]:
+    """A log's operations and tasks (serialized, sorted: the log has no order) and base times."""
+    return (sorted(op.SerializeToString(deterministic=True) for b in batches for op in b.operations),
+            sorted(t.SerializeToString(deterministic=True) for b in batches for t in b.tasks),
+            [b.base_time.ToMicroseconds() for b in batches if b.HasField("base_time")])
+
+
+@pytest.mark.parametrize("server", ["sidecar", "sqlite_sidecar"])
+def test_start_workflow_brings_a_replayed_workflows_log_when_asked(request, server, app_id):
+    channel = grpc.insecure_channel(request.getfixturevalue(server).address)
+    stub = de_grpc.DeterministicExecutorServiceStub(channel)
+    start = de.StartWorkflowRequest(app_id=app_id, workflow=common_pb2.WorkflowIdentity(
+        workflow_id="wl", workflow_type="m.flow"), arguments_json="{}", include_log=True)
+    first = stub.StartWorkflow(start)
+    assert not first.replayed and not first.HasField("log")  # a new workflow: nothing to replay
+    for seq in (1, 2, 3):
+        stub.Random(de.RandomRequest(position=position(app_id, "wl", seq)))
+        stub.UtcNow(de.UtcNowRequest(position=position(app_id, "wl", seq)))
+        stub.Uuid(de.UuidRequest(position=position(app_id, "wl", seq, invocation_id="child:1")))
+        stub.Record(de.RecordRequest(position=position(app_id, "wl", seq), operation="op name", value_json=f"[{seq}]"))
+    stub.ExecuteTask(de.ExecuteTaskRequest(position=position(app_id, "wl", 1), task_id="m.t", arguments_json="{}"))
+    again = stub.StartWorkflow(start)
+    assert again.replayed and again.HasField("log")
+    streamed = list(stub.GetWorkflowLog(de.GetWorkflowLogRequest(app_id=app_id, workflow_id="wl")))
+    assert _log_content(again.log.batches) == _log_content(streamed)
+    operations, tasks, base_times = _log_content(again.log.batches)
+    assert len(operations) == 13 and len(tasks) == 1 and len(base_times) == 1
+    start.include_log = False  # not asked (or an older caller): the reply is as it always was
+    assert not stub.StartWorkflow(start).HasField("log")
+    channel.close()
+
+
+def test_start_workflow_leaves_a_large_log_to_get_workflow_log(stub, app_id, redis_server):
+    from pynenc_sidecar.service.deterministic_executor import INLINE_LOG_BYTES, INLINE_LOG_FIELDS
+
+    def start(workflow_id: str) -> de.StartWorkflowResponse:
+        request = de.StartWorkflowRequest(app_id=app_id, workflow=common_pb2.WorkflowIdentity(
+            workflow_id=workflow_id, workflow_type="m.flow"), arguments_json="{}", include_log=True)
+        stub.StartWorkflow(request)
+        return stub.StartWorkflow(request)
+
+    # Larger than INLINE_LOG_BYTES, in a few fields.
+    value = json.dumps("x" * (64 * 1024))
+    for seq in range(1, INLINE_LOG_BYTES // (64 * 1024) + 2):
+        stub.Record(de.RecordRequest(position=position(app_id, "bytes", seq), operation="big", value_json=value))
+    reply = start("bytes")
+    assert reply.replayed and not reply.HasField("log")
+
+    # More than INLINE_LOG_FIELDS fields (written straight to the store: quicker than RPCs).
+    total = (INLINE_LOG_FIELDS // 200 + 1) * 200
+
+    async def fill() -> None:
+        store = RedisStore(redis_server.url)
+        try:
+            for first in range(1, total + 1, 200):  # 200 at a time: the pool holds 256
+                positions = [Position("fields", "fields", Kind.UUID, "", s) for s in range(first, first + 200)]
+                await asyncio.gather(*(store.record(app_id, "fields", p.field, p.count_field,
+                                                    derivations.uuid_value("fields", p.sequence)) for p in positions))
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    reply = start("fields")
+    assert reply.replayed and not reply.HasField("log")
+    streamed = list(stub.GetWorkflowLog(de.GetWorkflowLogRequest(app_id=app_id, workflow_id="fields")))
+    assert sorted(op.sequence for b in streamed for op in b.operations) == list(range(1, total + 1))
 
 
 def test_32_clients_recording_one_operation_of_a_fresh_workflow_get_one_value(stub, app_id):

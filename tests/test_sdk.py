@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk import NondeterministicReplayError, Pynenc, TaskFailedError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,37 @@ def test_rerun_with_the_same_id_replays_every_value_and_runs_no_finished_task(fl
     assert second.result == first.result
     # The main task's code ran again (a replay), but no finished task did.
     assert journal(flows) == ["order_flow", "charge:o-1", "ship:o-1", "order_flow"]
+
+
+def test_a_replay_gets_its_log_with_start_workflow_or_else_reads_it(flows, monkeypatch):
+    """The log comes in StartWorkflow's reply (include_log); from a server that predates it
+    (no log in the reply) the SDK reads it with GetWorkflowLog, and replays the same."""
+    first = flows.order_flow.run_workflow("wf-log", "o-7").result
+    methods: list[str] = []
+    client = flows.app.client
+    real_call, real_stream = client.call, client.stream
+
+    def call(method, request, timeout=None):
+        reply = real_call(method, request, timeout)
+        methods.append(type(request).__name__)
+        if old_server and isinstance(reply, de.StartWorkflowResponse):
+            reply.ClearField("log")
+        return reply
+
+    def stream(method, request):
+        methods.append(type(request).__name__)
+        return real_stream(method, request)
+
+    monkeypatch.setattr(client, "call", call)
+    monkeypatch.setattr(client, "stream", stream)
+    old_server = False
+    assert flows.order_flow.run_workflow("wf-log", "o-7").result == first
+    assert methods == ["StartWorkflowRequest", "SetDataRequest", "GetDataRequest"]  # every value from the log
+    methods.clear()
+    old_server = True
+    assert flows.order_flow.run_workflow("wf-log", "o-7").result == first
+    assert methods == ["StartWorkflowRequest", "GetWorkflowLogRequest", "SetDataRequest", "GetDataRequest"]
+    assert journal(flows) == ["order_flow", "charge:o-7", "ship:o-7", "order_flow", "order_flow"]
 
 
 def test_values_are_deterministic_and_distinct(flows):

@@ -9,7 +9,6 @@ options and variables; the Go and TypeScript helpers are driven from here too.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

@@ -339,7 +339,9 @@ def test_a_workflow_run_is_one_trace_from_worker_to_redis_and_its_replay_links_b
                                        "attributes": {"pynenc.link": "recorded_by"}}]
     task_replay = next(s for s in replay if s["name"] == "pynenc.execute_task seed_workflows.process_payment")
     assert task_replay["links"][0]["span_id"] == recorded_by_server["task"]["span_id"]
-    assert any(s["name"] == f"/{SERVICE}/GetWorkflowLog" and s["kind"] == SPAN_KIND_SERVER for s in replay)
+    # The log came in StartWorkflow's reply (include_log), in the replay's trace: no GetWorkflowLog.
+    assert any(s["name"] == f"/{SERVICE}/StartWorkflow" and s["kind"] == SPAN_KIND_SERVER for s in replay)
+    assert not any(s["name"] == f"/{SERVICE}/GetWorkflowLog" for s in replay)
 
 
 def test_an_untraced_worker_still_gets_a_server_trace(traced_sidecar, receiver):

@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pynenc_sidecar import observability as obs
 from pynenc_sidecar.core import derivations
@@ -22,7 +22,7 @@ from pynenc_sidecar.core.errors import (
     NotFound,
     PermissionDenied,
 )
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, Kind, Position, origin_field, parse_field
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, ORIGIN_PREFIX, Kind, Position, SeriesParser
 from pynenc_sidecar.core.tasks import FAILED, SUCCESS, TaskCall, TaskState, WorkflowRef, check_replay, child_workflow
 from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, Store, TaskNotFound
 
@@ -39,12 +39,19 @@ class TaskOutcome:
     lease_expire_us: int = 0
 
 
+# One recorded operation of a log: ((scope, kind, custom name), sequence, value, field).
+LogEntry = tuple[tuple[str, Kind, str], int, str, str]
+LOG_BATCH = 1000  # operations per GetWorkflowLog message (the proto's promise)
+LOG_SCAN = 4096  # fields read from the store at a time
+
+
 @dataclass(frozen=True)
 class LogBatch:
-    operations: list[tuple[Position, str]]
+    operations: list[LogEntry]
     tasks: list[TaskState]
     base_time_us: int | None
-    origins: dict[Position, str] = field(default_factory=dict)  # trace origins of traced records
+    # Per operation, the trace origin of its record (None if untraced); None: none has one.
+    origins: list[str | None] | None = None
 
 
 class WorkflowEngine:
@@ -190,26 +197,79 @@ class WorkflowEngine:
         return TaskOutcome(state, True, None)
 
     # --- the whole log ---------------------------------------------------------
-    async def workflow_log(self, app_id: str, workflow_id: str, batch_size: int = 1000) -> AsyncIterator[LogBatch]:
-        base_time_us: int | None = None
+    async def workflow_log(self, app_id: str, workflow_id: str, batch_size: int = LOG_BATCH,
+                           scan_size: int = LOG_SCAN) -> AsyncIterator[LogBatch]:
+        """Every recorded operation of the workflow, in batches of at most batch_size, in no
+        particular order; the store is read scan_size fields at a time (one read for most
+        workflows)."""
+        reader = _LogReader(workflow_id)
         sent = False
-        seen: set[str] = set()
-        async for chunk in self.store.scan_log(app_id, workflow_id, batch_size):
-            if BASE_TIME_FIELD in chunk:
-                base_time_us = int(chunk[BASE_TIME_FIELD])
-            # HSCAN may return a field twice (when the hash is rehashed mid-scan); send it once.
-            parsed = [(pos, value) for field, value in chunk.items()
-                      if field not in seen and not seen.add(field) and (pos := parse_field(workflow_id, field))]
-            parsed.sort(key=lambda item: (item[0].scope != workflow_id, item[0].scope, item[0].kind, item[0].name, item[0].sequence))
-            for start in range(0, len(parsed), batch_size):
-                batch = parsed[start:start + batch_size]
-                task_ids = [TaskCall.decode(value).invocation_id for pos, value in batch if pos.kind is Kind.TASK]
-                tasks = [t for t in await self.store.get_tasks(app_id, task_ids) if t is not None]
-                origins = {pos: origin for pos, _ in batch if (origin := chunk.get(origin_field(pos.field)))}
-                yield LogBatch(batch, tasks, None if sent else base_time_us, origins)
+        async for chunk in self.store.scan_log(app_id, workflow_id, max(batch_size, scan_size)):
+            for batch, task_ids in reader.batches(chunk, batch_size, first=not sent):
+                yield await self._with_tasks(app_id, batch, task_ids)
                 sent = True
         if not sent:
-            yield LogBatch([], [], base_time_us)
+            yield LogBatch([], [], reader.base_time_us)
+
+    async def small_log(self, app_id: str, workflow_id: str, max_fields: int = LOG_SCAN,
+                        batch_size: int = LOG_BATCH) -> list[LogBatch] | None:
+        """The batches workflow_log would give, read at once, when the workflow's record has
+        at most about max_fields fields; None (having read little) when it is larger."""
+        chunk = await self.store.read_log(app_id, workflow_id, max_fields)
+        if chunk is None:
+            return None
+        reader = _LogReader(workflow_id)
+        batches = [await self._with_tasks(app_id, batch, task_ids)
+                   for batch, task_ids in reader.batches(chunk, batch_size, first=True)]
+        return batches or [LogBatch([], [], reader.base_time_us)]
+
+    async def _with_tasks(self, app_id: str, batch: LogBatch, task_ids: list[str]) -> LogBatch:
+        """The batch with the current state of the tasks recorded in it (task_ids)."""
+        if not task_ids:
+            return batch
+        tasks = [t for t in await self.store.get_tasks(app_id, task_ids) if t is not None]
+        return LogBatch(batch.operations, tasks, batch.base_time_us, batch.origins)
+
+
+class _LogReader:
+    """Turns the store's chunks of one workflow's record hash into LogBatches (no tasks yet)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.parser = SeriesParser(workflow_id)
+        self.seen: set[str] = set()
+        self.base_time_us: int | None = None
+
+    def batches(self, chunk: dict[str, str], batch_size: int, first: bool) -> list[tuple[LogBatch, list[str]]]:
+        """The chunk's operations in LogBatches of at most batch_size, each with the ids of
+        the task invocations recorded in it."""
+        entries: list[LogEntry] = []
+        append = entries.append
+        parser = self.parser
+        origins: dict[str, str] = {}
+        # HSCAN may return a field twice (when the hash is rehashed mid-scan); send it once.
+        seen = self.seen
+        items = chunk.items() if not seen else [(f, v) for f, v in chunk.items() if f not in seen]
+        for name, value in items:
+            if name[0] == "#":  # metadata: the base time, counters, origins (no field is empty)
+                if name.startswith(ORIGIN_PREFIX):
+                    origins[name[len(ORIGIN_PREFIX):]] = value
+                elif name == BASE_TIME_FIELD:
+                    self.base_time_us = int(value)
+                continue
+            series, _, seq = name.rpartition(":")
+            append((parser[series], int(seq), value, name))
+        seen.update(chunk)
+        has_tasks = any(kind is Kind.TASK for _, kind, _ in parser.values())  # a few series: cheap
+        batches: list[tuple[LogBatch, list[str]]] = []
+        for start in range(0, len(entries), batch_size):
+            batch = entries[start:start + batch_size] if len(entries) > batch_size else entries
+            batch_origins = [origins.get(entry[3]) for entry in batch] if origins else None
+            task_ids = [TaskCall.decode(value).invocation_id for (_, kind, _), _, value, _ in batch
+                        if kind is Kind.TASK] if has_tasks else []
+            # The base time goes in the first batch sent only.
+            base_time_us = self.base_time_us if first and not batches else None
+            batches.append((LogBatch(batch, [], base_time_us, batch_origins), task_ids))
+        return batches
 
 
 def _not_found(invocation_id: str) -> NotFound:

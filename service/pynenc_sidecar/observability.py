@@ -348,6 +348,8 @@ def _annotate_response(response: Any) -> None:
         span.set_attribute(INVOCATION_ID, response.invocation.invocation_id)
         if "lease" in fields:
             span.set_attribute(LEASE_GRANTED, response.HasField("lease"))
+    if "log" in fields and response.HasField("log"):  # StartWorkflow(include_log) on a replay
+        span.set_attribute(LOG_OPERATIONS, sum(len(batch.operations) for batch in response.log.batches))
 
 
 # --- setup ---------------------------------------------------------------------------------

@@ -121,14 +121,21 @@ class Pynenc:
 
     def _run_workflow(self, task: Task, identity: WorkflowIdentity, span: Any, args: tuple, kwargs: dict) -> Invocation:
         workflow_id = identity.workflow_id
+        # include_log: on a replay the reply brings the log (when small), saving a GetWorkflowLog.
         reply = self.client.call(self.client.executor.StartWorkflow, de.StartWorkflowRequest(
             app_id=self.app_id, workflow=identity.to_proto(), arguments_json=json.dumps(task.arguments(args, kwargs)),
-            runner_id=self.runner_id, lease_ttl=duration(self.lease_ttl)))
+            runner_id=self.runner_id, lease_ttl=duration(self.lease_ttl), include_log=True))
         span.replayed(reply.replayed)
         invocation, lease_id = reply.invocation, reply.lease.lease_id if reply.HasField("lease") else ""
+        log = WorkflowLog.from_batches(reply.log.batches) if reply.HasField("log") else None
         if not lease_id and invocation.status not in FINAL:  # another worker runs it now
             invocation, lease_id = wait_or_take_over(self, invocation)
-        run = RunContext(self, identity, workflow_id, self.read_log(identity) if reply.replayed else WorkflowLog())
+            log = None  # it went on meanwhile: read the log as it is now
+        if not reply.replayed:
+            log = WorkflowLog()
+        elif log is None:  # a large log, or a server that predates include_log
+            log = self.read_log(identity)
+        run = RunContext(self, identity, workflow_id, log)
         if lease_id:
             return Invocation(run_leased(run, lease_id, task.func, args, kwargs), replayed=reply.replayed)
         # Finished before: run the code again as a pure replay (every value comes from the log,

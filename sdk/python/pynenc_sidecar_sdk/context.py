@@ -8,6 +8,7 @@ so a snapshot can only be incomplete, never wrong.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,14 +44,17 @@ class WorkflowLog:
     tasks: dict[str, de.TaskInvocation] = field(default_factory=dict)
 
     @classmethod
-    def from_batches(cls, batches: list[de.GetWorkflowLogResponse]) -> WorkflowLog:
-        log = cls()
+    def from_batches(cls, batches: Iterable[de.GetWorkflowLogResponse]) -> WorkflowLog:
+        """The log from GetWorkflowLog's messages (or StartWorkflowResponse.log.batches), in
+        whatever order they list the operations."""
+        operations: dict[Key, de.RecordedOperation] = {}
+        tasks: dict[str, de.TaskInvocation] = {}
         for batch in batches:
             for op in batch.operations:
-                log.operations[(op.scope, op.kind, op.custom_name, op.sequence)] = op
+                operations[op.scope, op.kind, op.custom_name, op.sequence] = op
             for task in batch.tasks:
-                log.tasks[task.invocation_id] = task
-        return log
+                tasks[task.invocation_id] = task
+        return cls(operations, tasks)
 
     def get(self, key: Key) -> de.RecordedOperation | None:
         return self.operations.get(key)
@@ -65,11 +69,19 @@ class RunContext:
     invocation_id: str
     log: WorkflowLog
     counters: dict[tuple[int, str], int] = field(default_factory=dict)
+    executor: Any = None  # this run's DeterministicExecutor, made at first use (workflow.py)
 
     def next_sequence(self, kind: int, name: str = "") -> int:
         key = (kind, name)
-        self.counters[key] = self.counters.get(key, 0) + 1
-        return self.counters[key]
+        self.counters[key] = sequence = self.counters.get(key, 0) + 1
+        return sequence
+
+    def next_recorded(self, kind: int, name: str = "") -> tuple[int, de.RecordedOperation | None]:
+        """Take the next sequence of this operation: (sequence, the value the log holds there
+        or None). The per-operation hot path of a replay: one call, two dict lookups."""
+        key = (kind, name)
+        self.counters[key] = sequence = self.counters.get(key, 0) + 1
+        return sequence, self.log.operations.get((self.invocation_id, kind, name, sequence))
 
     def count(self, kind: int, name: str = "") -> int:
         return self.counters.get((kind, name), 0)

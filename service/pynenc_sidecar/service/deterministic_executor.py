@@ -27,6 +27,10 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 LEASE_DEFAULT_S, LEASE_MIN_S, LEASE_MAX_S = 30.0, 1.0, 3600.0
 WAIT_DEFAULT_S, WAIT_MAX_S = 10.0, 60.0
 WAIT_POLL_S = (0.005, 0.25)  # first and longest pause between looks at a waited-for task
+# StartWorkflow(include_log) puts a replayed workflow's log in its reply up to these sizes
+# (record fields, serialized bytes); larger logs are read with GetWorkflowLog.
+INLINE_LOG_FIELDS = 4096
+INLINE_LOG_BYTES = 1 << 20
 
 
 class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer):
@@ -171,7 +175,23 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         arguments = require_json_object(request.arguments_json, "arguments_json", self.limits)
         runner_id = optional_id(request.runner_id, "runner_id", self.limits)
         outcome = await self.engine.start_workflow(app_id, workflow, arguments, runner_id, self._lease_ttl(request))
-        return self._task_reply(de.StartWorkflowResponse, outcome)
+        reply = self._task_reply(de.StartWorkflowResponse, outcome)
+        if request.include_log and outcome.replayed:
+            await self._inline_log(reply, app_id, workflow.workflow_id)
+        return reply
+
+    async def _inline_log(self, reply: de.StartWorkflowResponse, app_id: str, workflow_id: str) -> None:
+        """Put the workflow's log in the reply if it is small (else leave it unset)."""
+        batches = await self.engine.small_log(app_id, workflow_id, INLINE_LOG_FIELDS)
+        if batches is None:
+            return
+        log = reply.log  # present once a batch is added: small_log gives at least one
+        size = 0
+        for batch in batches:
+            size += log.batches.add(**convert.workflow_log_fields(batch)).ByteSize()
+            if size > INLINE_LOG_BYTES:
+                reply.ClearField("log")
+                return
 
     @handle_errors
     async def RenewTaskLease(self, request, context):
@@ -230,10 +250,4 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         app_id = require_id(request.app_id, "app_id", self.limits)
         workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
         async for batch in self.engine.workflow_log(app_id, workflow_id):
-            reply = de.GetWorkflowLogResponse(
-                operations=[convert.recorded_operation(pos, value, batch.origins.get(pos)) for pos, value in batch.operations],
-                tasks=[convert.task_invocation(t) for t in batch.tasks],
-            )
-            if batch.base_time_us is not None:
-                reply.base_time.CopyFrom(convert.timestamp(batch.base_time_us))
-            yield reply
+            yield convert.workflow_log_response(batch)

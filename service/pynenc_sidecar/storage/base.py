@@ -88,7 +88,12 @@ class Store(Protocol):
 
     def scan_log(self, app_id: str, workflow_id: str, batch_size: int) -> AsyncIterator[dict[str, str]]:
         """Every field of the workflow's record hash (metadata fields too), in batches. A
-        value's origin field, if it has one, comes in the same batch as the value."""
+        value's origin field, if it has one, comes in the same batch as the value, and the
+        base time field, if there is one, in the first batch (it may come again later)."""
+
+    async def read_log(self, app_id: str, workflow_id: str, max_fields: int) -> dict[str, str] | None:
+        """The whole record hash in one read (as scan_log's batches merged), if it has at most
+        about max_fields fields; None, having read little, when it is larger."""
 
     # --- workflow data (apart from recorded operations) ----------------------------
     async def get_data(self, app_id: str, workflow_id: str, key: str) -> str | None: ...

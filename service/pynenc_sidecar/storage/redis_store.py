@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from pynenc_sidecar.core.errors import Unavailable
-from pynenc_sidecar.core.positions import escape, origin_field
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, escape, origin_field
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
 from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, TaskNotFound
 
@@ -58,6 +58,20 @@ def _unavailable_on_redis_errors(method: Callable[..., Awaitable[T]]) -> Callabl
 
 def _pairs(flat: list[Any]) -> dict[str, str]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+async def index_workflow_run(client: aioredis.Redis, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
+    """Index a run by app and type (first store time wins); both services write runs here."""
+    # The app goes into the app index first (its own slot, so outside the MULTI): a run
+    # is never indexed under an app a retention sweep does not visit.
+    await client.sadd(APP_IDS_KEY, app_id)
+    tag = app_tag(app_id)
+    member = workflow.encode()
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.sadd(tag + ":wf_types", workflow.workflow_type)
+        pipe.zadd(tag + ":runs", {member: now_us}, nx=True)
+        pipe.zadd(f"{tag}:runs:{escape(workflow.workflow_type)}", {member: now_us}, nx=True)
+        await pipe.execute()
 
 
 class RedisStore:
@@ -124,28 +138,43 @@ class RedisStore:
     async def scan_log(self, app_id: str, workflow_id: str, batch_size: int) -> AsyncIterator[dict[str, str]]:
         key = workflow_tag(app_id, workflow_id) + ":ops"
         try:
-            # Small logs (the common case) come back in one HGETALL; large ones by HSCAN.
-            if await self.client.hlen(key) <= batch_size:
-                yield await self.client.hgetall(key)
-                return
-            cursor = 0
-            while True:
-                cursor, chunk = await self.client.hscan(key, cursor, count=batch_size)
+            # HSCAN returns a hash of up to about `batch_size` fields in one reply (a listpack
+            # whole, a hashtable once COUNT covers its buckets): the common case is then one
+            # round trip, with every origin beside its value. A larger hash comes in chunks.
+            cursor, chunk = await self.client.hscan(key, 0, count=batch_size)
+            if cursor == 0:
                 if chunk:
-                    yield await self._with_origins(key, chunk)
+                    yield chunk
+                return
+            first = True
+            while True:
+                if chunk:
+                    yield await self._with_origins(key, chunk, first)
+                    first = False
                 if cursor == 0:
                     return
+                cursor, chunk = await self.client.hscan(key, cursor, count=batch_size)
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
 
-    async def _with_origins(self, key: str, chunk: dict[str, str]) -> dict[str, str]:
+    @_unavailable_on_redis_errors
+    async def read_log(self, app_id: str, workflow_id: str, max_fields: int) -> dict[str, str] | None:
+        # One HSCAN with COUNT max_fields returns the whole of a hash that small (cursor 0);
+        # a larger one returns about max_fields fields and a cursor: give up then.
+        cursor, chunk = await self.client.hscan(workflow_tag(app_id, workflow_id) + ":ops", 0, count=max_fields)
+        return chunk if cursor == 0 else None
+
+    async def _with_origins(self, key: str, chunk: dict[str, str], first: bool) -> dict[str, str]:
         """HSCAN may return a value and its origin field in different chunks: fetch the
-        origins of this chunk's values that it lacks (one HMGET), so they come together."""
+        origins of this chunk's values that it lacks (one HMGET), so they come together;
+        and the base time with the first chunk."""
         missing = [origin_field(f) for f in chunk if not f.startswith("#") and origin_field(f) not in chunk]
+        if first and BASE_TIME_FIELD not in chunk:
+            missing.append(BASE_TIME_FIELD)
         if missing:
-            for name, origin in zip(missing, await self.client.hmget(key, missing)):
-                if origin is not None:
-                    chunk[name] = origin
+            for name, value in zip(missing, await self.client.hmget(key, missing)):
+                if value is not None:
+                    chunk[name] = value
         return chunk
 
     # --- workflow data -----------------------------------------------------------
@@ -227,16 +256,7 @@ class RedisStore:
     # --- workflow runs -----------------------------------------------------------
     @_unavailable_on_redis_errors
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
-        # The app goes into the app index first (its own slot, so outside the MULTI): a run
-        # is never indexed under an app a retention sweep does not visit.
-        await self.client.sadd(APP_IDS_KEY, app_id)
-        tag = app_tag(app_id)
-        member = workflow.encode()
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.sadd(tag + ":wf_types", workflow.workflow_type)
-            pipe.zadd(tag + ":runs", {member: now_us}, nx=True)
-            pipe.zadd(f"{tag}:runs:{escape(workflow.workflow_type)}", {member: now_us}, nx=True)
-            await pipe.execute()
+        await index_workflow_run(self.client, app_id, workflow, now_us)
 
     # --- reads for the operator's tools ------------------------------------------
     async def scan_runs(self, app_id: str, workflow_type: str = "", until_us: int | None = None,

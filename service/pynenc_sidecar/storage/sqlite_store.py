@@ -253,32 +253,43 @@ class SqliteStore:
         value = await self._run(lambda conn: self._get_op(conn, app_id, workflow_id, count_field), write=False)
         return int(value or 0)
 
+    @staticmethod
+    def _log_page(app_id: str, workflow_id: str, after: str | None, limit: int
+                  ) -> Callable[[sqlite3.Connection], list[tuple[str, str, str | None]]]:
+        """Up to `limit` (field, value, origin) rows after the field `after`, by field. Origin
+        fields are not paged: each comes joined to its value's row."""
+        return lambda conn: conn.execute(
+            "SELECT o.field, o.value, s.value FROM ops o LEFT JOIN ops s"
+            " ON s.app=o.app AND s.workflow=o.workflow AND s.field=:prefix || o.field"
+            " WHERE o.app=:app AND o.workflow=:wf AND (:after IS NULL OR o.field>:after)"
+            " AND substr(o.field, 1, length(:prefix)) <> :prefix"
+            " ORDER BY o.field LIMIT :limit",
+            {"app": app_id, "wf": workflow_id, "after": after, "limit": limit, "prefix": ORIGIN_PREFIX},
+        ).fetchall()
+
+    @staticmethod
+    def _log_chunk(rows: list[tuple[str, str, str | None]]) -> dict[str, str]:
+        chunk = {field: value for field, value, _ in rows}
+        chunk.update((origin_field(field), origin) for field, _, origin in rows if origin is not None)
+        return chunk
+
     async def scan_log(self, app_id: str, workflow_id: str, batch_size: int) -> AsyncIterator[dict[str, str]]:
         # Keyset pages: each field present for the whole scan comes back exactly once,
-        # and no transaction stays open between batches. Origin fields are not paged: each
-        # comes joined to its value's row, so in the same batch.
+        # and no transaction stays open between batches.
         limit = max(1, batch_size)
-
-        def page_after(after: str | None) -> Callable[[sqlite3.Connection], list[tuple[str, str, str | None]]]:
-            return lambda conn: conn.execute(
-                "SELECT o.field, o.value, s.value FROM ops o LEFT JOIN ops s"
-                " ON s.app=o.app AND s.workflow=o.workflow AND s.field=:prefix || o.field"
-                " WHERE o.app=:app AND o.workflow=:wf AND (:after IS NULL OR o.field>:after)"
-                " AND substr(o.field, 1, length(:prefix)) <> :prefix"
-                " ORDER BY o.field LIMIT :limit",
-                {"app": app_id, "wf": workflow_id, "after": after, "limit": limit, "prefix": ORIGIN_PREFIX},
-            ).fetchall()
-
         after: str | None = None
         while True:
-            rows = await self._run(page_after(after), write=False)
+            rows = await self._run(self._log_page(app_id, workflow_id, after, limit), write=False)
             if rows:
-                chunk = {field: value for field, value, _ in rows}
-                chunk.update((origin_field(field), origin) for field, _, origin in rows if origin is not None)
-                yield chunk
+                yield self._log_chunk(rows)
             if len(rows) < limit:
                 return
             after = rows[-1][0]
+
+    async def read_log(self, app_id: str, workflow_id: str, max_fields: int) -> dict[str, str] | None:
+        limit = max(1, max_fields)
+        rows = await self._run(self._log_page(app_id, workflow_id, None, limit + 1), write=False)
+        return None if len(rows) > limit else self._log_chunk(rows)
 
     # --- workflow data ---------------------------------------------------------------
     async def get_data(self, app_id: str, workflow_id: str, key: str) -> str | None:

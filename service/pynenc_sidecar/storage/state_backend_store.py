@@ -50,6 +50,7 @@ from pynenc_sidecar.storage.redis_store import (
     APP_IDS_KEY,
     PREFIX,
     _unavailable_on_redis_errors,
+    index_workflow_run,
     app_tag,
     workflow_tag,
 )
@@ -510,16 +511,9 @@ class RedisStateBackendStore:
     # --- workflow runs -------------------------------------------------------------
     @_unavailable_on_redis_errors
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
-        # The same keys and members as RedisStore.store_workflow_run, so runs started
-        # through DeterministicExecutorService are listed here too.
-        await self.client.sadd(APP_IDS_KEY, app_id)
-        tag = app_tag(app_id)
-        member = workflow.encode()
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.sadd(tag + ":wf_types", workflow.workflow_type)
-            pipe.zadd(tag + ":runs", {member: now_us}, nx=True)
-            pipe.zadd(f"{tag}:runs:{escape(workflow.workflow_type)}", {member: now_us}, nx=True)
-            await pipe.execute()
+        # The same index as RedisStore's, so runs started through DeterministicExecutorService
+        # are listed here too.
+        await index_workflow_run(self.client, app_id, workflow, now_us)
 
     @_unavailable_on_redis_errors
     async def workflow_types(self, app_id: str) -> list[str]:

@@ -214,28 +214,38 @@ class ExecuteTaskResponse(_message.Message):
     def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ..., replayed: _Optional[bool] = ..., lease: _Optional[_Union[TaskLease, _Mapping]] = ...) -> None: ...
 
 class StartWorkflowRequest(_message.Message):
-    __slots__ = ("app_id", "workflow", "arguments_json", "runner_id", "lease_ttl")
+    __slots__ = ("app_id", "workflow", "arguments_json", "runner_id", "lease_ttl", "include_log")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_LOG_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     workflow: _common_pb2.WorkflowIdentity
     arguments_json: str
     runner_id: str
     lease_ttl: _duration_pb2.Duration
-    def __init__(self, app_id: _Optional[str] = ..., workflow: _Optional[_Union[_common_pb2.WorkflowIdentity, _Mapping]] = ..., arguments_json: _Optional[str] = ..., runner_id: _Optional[str] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    include_log: bool
+    def __init__(self, app_id: _Optional[str] = ..., workflow: _Optional[_Union[_common_pb2.WorkflowIdentity, _Mapping]] = ..., arguments_json: _Optional[str] = ..., runner_id: _Optional[str] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., include_log: _Optional[bool] = ...) -> None: ...
 
 class StartWorkflowResponse(_message.Message):
-    __slots__ = ("invocation", "replayed", "lease")
+    __slots__ = ("invocation", "replayed", "lease", "log")
     INVOCATION_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
     invocation: TaskInvocation
     replayed: bool
     lease: TaskLease
-    def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ..., replayed: _Optional[bool] = ..., lease: _Optional[_Union[TaskLease, _Mapping]] = ...) -> None: ...
+    log: WorkflowLog
+    def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ..., replayed: _Optional[bool] = ..., lease: _Optional[_Union[TaskLease, _Mapping]] = ..., log: _Optional[_Union[WorkflowLog, _Mapping]] = ...) -> None: ...
+
+class WorkflowLog(_message.Message):
+    __slots__ = ("batches",)
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    batches: _containers.RepeatedCompositeFieldContainer[GetWorkflowLogResponse]
+    def __init__(self, batches: _Optional[_Iterable[_Union[GetWorkflowLogResponse, _Mapping]]] = ...) -> None: ...
 
 class RenewTaskLeaseRequest(_message.Message):
     __slots__ = ("app_id", "invocation_id", "lease_id", "lease_ttl")

@@ -1297,7 +1297,12 @@ type StartWorkflowRequest struct {
 	ArgumentsJson string `protobuf:"bytes,3,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
 	RunnerId      string `protobuf:"bytes,4,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
 	// Lease length: 1 s .. 1 h, default 30 s.
-	LeaseTtl      *durationpb.Duration `protobuf:"bytes,5,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
+	LeaseTtl *durationpb.Duration `protobuf:"bytes,5,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
+	// Ask for the workflow's log in the reply when the workflow already exists
+	// (see StartWorkflowResponse.log): a replay then needs no GetWorkflowLog.
+	// Servers that predate this field ignore it, so a caller must still read
+	// the log with GetWorkflowLog when the reply carries none.
+	IncludeLog    bool `protobuf:"varint,6,opt,name=include_log,json=includeLog,proto3" json:"include_log,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1367,13 +1372,25 @@ func (x *StartWorkflowRequest) GetLeaseTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *StartWorkflowRequest) GetIncludeLog() bool {
+	if x != nil {
+		return x.IncludeLog
+	}
+	return false
+}
+
 type StartWorkflowResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Invocation *TaskInvocation        `protobuf:"bytes,1,opt,name=invocation,proto3" json:"invocation,omitempty"`
 	// True when the workflow already existed.
 	Replayed bool `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	// Set when the caller must run the main task now.
-	Lease         *TaskLease `protobuf:"bytes,3,opt,name=lease,proto3" json:"lease,omitempty"`
+	Lease *TaskLease `protobuf:"bytes,3,opt,name=lease,proto3" json:"lease,omitempty"`
+	// Set only when the request asked for it (include_log), the workflow
+	// already existed (replayed), and its log is small enough for one reply
+	// (the server's choice): then it holds what GetWorkflowLog would stream
+	// at this moment. Unset otherwise: read the log with GetWorkflowLog.
+	Log           *WorkflowLog `protobuf:"bytes,4,opt,name=log,proto3" json:"log,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1429,6 +1446,58 @@ func (x *StartWorkflowResponse) GetLease() *TaskLease {
 	return nil
 }
 
+func (x *StartWorkflowResponse) GetLog() *WorkflowLog {
+	if x != nil {
+		return x.Log
+	}
+	return nil
+}
+
+// A workflow's whole log: the messages GetWorkflowLog streams, in one.
+type WorkflowLog struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Batches       []*GetWorkflowLogResponse `protobuf:"bytes,1,rep,name=batches,proto3" json:"batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkflowLog) Reset() {
+	*x = WorkflowLog{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkflowLog) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkflowLog) ProtoMessage() {}
+
+func (x *WorkflowLog) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkflowLog.ProtoReflect.Descriptor instead.
+func (*WorkflowLog) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WorkflowLog) GetBatches() []*GetWorkflowLogResponse {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
 type RenewTaskLeaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -1445,7 +1514,7 @@ type RenewTaskLeaseRequest struct {
 
 func (x *RenewTaskLeaseRequest) Reset() {
 	*x = RenewTaskLeaseRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1526,7 @@ func (x *RenewTaskLeaseRequest) String() string {
 func (*RenewTaskLeaseRequest) ProtoMessage() {}
 
 func (x *RenewTaskLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1539,7 @@ func (x *RenewTaskLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewTaskLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewTaskLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{20}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RenewTaskLeaseRequest) GetAppId() string {
@@ -1510,7 +1579,7 @@ type RenewTaskLeaseResponse struct {
 
 func (x *RenewTaskLeaseResponse) Reset() {
 	*x = RenewTaskLeaseResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1591,7 @@ func (x *RenewTaskLeaseResponse) String() string {
 func (*RenewTaskLeaseResponse) ProtoMessage() {}
 
 func (x *RenewTaskLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1604,7 @@ func (x *RenewTaskLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewTaskLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewTaskLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{21}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RenewTaskLeaseResponse) GetLease() *TaskLease {
@@ -1566,7 +1635,7 @@ type CompleteTaskRequest struct {
 
 func (x *CompleteTaskRequest) Reset() {
 	*x = CompleteTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1647,7 @@ func (x *CompleteTaskRequest) String() string {
 func (*CompleteTaskRequest) ProtoMessage() {}
 
 func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1660,7 @@ func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskRequest.ProtoReflect.Descriptor instead.
 func (*CompleteTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{22}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CompleteTaskRequest) GetAppId() string {
@@ -1669,7 +1738,7 @@ type CompleteTaskResponse struct {
 
 func (x *CompleteTaskResponse) Reset() {
 	*x = CompleteTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1750,7 @@ func (x *CompleteTaskResponse) String() string {
 func (*CompleteTaskResponse) ProtoMessage() {}
 
 func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1763,7 @@ func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskResponse.ProtoReflect.Descriptor instead.
 func (*CompleteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{23}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CompleteTaskResponse) GetInvocation() *TaskInvocation {
@@ -1729,7 +1798,7 @@ type WaitTaskRequest struct {
 
 func (x *WaitTaskRequest) Reset() {
 	*x = WaitTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1810,7 @@ func (x *WaitTaskRequest) String() string {
 func (*WaitTaskRequest) ProtoMessage() {}
 
 func (x *WaitTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1823,7 @@ func (x *WaitTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitTaskRequest.ProtoReflect.Descriptor instead.
 func (*WaitTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{24}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WaitTaskRequest) GetAppId() string {
@@ -1804,7 +1873,7 @@ type WaitTaskResponse struct {
 
 func (x *WaitTaskResponse) Reset() {
 	*x = WaitTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +1885,7 @@ func (x *WaitTaskResponse) String() string {
 func (*WaitTaskResponse) ProtoMessage() {}
 
 func (x *WaitTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +1898,7 @@ func (x *WaitTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitTaskResponse.ProtoReflect.Descriptor instead.
 func (*WaitTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{25}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WaitTaskResponse) GetInvocation() *TaskInvocation {
@@ -1860,7 +1929,7 @@ type GetDataRequest struct {
 
 func (x *GetDataRequest) Reset() {
 	*x = GetDataRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +1941,7 @@ func (x *GetDataRequest) String() string {
 func (*GetDataRequest) ProtoMessage() {}
 
 func (x *GetDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +1954,7 @@ func (x *GetDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataRequest.ProtoReflect.Descriptor instead.
 func (*GetDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{26}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetDataRequest) GetAppId() string {
@@ -1920,7 +1989,7 @@ type GetDataResponse struct {
 
 func (x *GetDataResponse) Reset() {
 	*x = GetDataResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2001,7 @@ func (x *GetDataResponse) String() string {
 func (*GetDataResponse) ProtoMessage() {}
 
 func (x *GetDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2014,7 @@ func (x *GetDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataResponse.ProtoReflect.Descriptor instead.
 func (*GetDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{27}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetDataResponse) GetFound() bool {
@@ -1980,7 +2049,7 @@ type SetDataRequest struct {
 
 func (x *SetDataRequest) Reset() {
 	*x = SetDataRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2061,7 @@ func (x *SetDataRequest) String() string {
 func (*SetDataRequest) ProtoMessage() {}
 
 func (x *SetDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2074,7 @@ func (x *SetDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDataRequest.ProtoReflect.Descriptor instead.
 func (*SetDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{28}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetDataRequest) GetAppId() string {
@@ -2051,7 +2120,7 @@ type SetDataResponse struct {
 
 func (x *SetDataResponse) Reset() {
 	*x = SetDataResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2132,7 @@ func (x *SetDataResponse) String() string {
 func (*SetDataResponse) ProtoMessage() {}
 
 func (x *SetDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2145,7 @@ func (x *SetDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDataResponse.ProtoReflect.Descriptor instead.
 func (*SetDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{29}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{30}
 }
 
 type GetBaseTimeRequest struct {
@@ -2091,7 +2160,7 @@ type GetBaseTimeRequest struct {
 
 func (x *GetBaseTimeRequest) Reset() {
 	*x = GetBaseTimeRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2172,7 @@ func (x *GetBaseTimeRequest) String() string {
 func (*GetBaseTimeRequest) ProtoMessage() {}
 
 func (x *GetBaseTimeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2185,7 @@ func (x *GetBaseTimeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBaseTimeRequest.ProtoReflect.Descriptor instead.
 func (*GetBaseTimeRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{30}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetBaseTimeRequest) GetAppId() string {
@@ -2143,7 +2212,7 @@ type GetBaseTimeResponse struct {
 
 func (x *GetBaseTimeResponse) Reset() {
 	*x = GetBaseTimeResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2155,7 +2224,7 @@ func (x *GetBaseTimeResponse) String() string {
 func (*GetBaseTimeResponse) ProtoMessage() {}
 
 func (x *GetBaseTimeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2168,7 +2237,7 @@ func (x *GetBaseTimeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBaseTimeResponse.ProtoReflect.Descriptor instead.
 func (*GetBaseTimeResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{31}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetBaseTimeResponse) GetBaseTime() *timestamppb.Timestamp {
@@ -2203,7 +2272,7 @@ type GetOperationCountRequest struct {
 
 func (x *GetOperationCountRequest) Reset() {
 	*x = GetOperationCountRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2215,7 +2284,7 @@ func (x *GetOperationCountRequest) String() string {
 func (*GetOperationCountRequest) ProtoMessage() {}
 
 func (x *GetOperationCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2228,7 +2297,7 @@ func (x *GetOperationCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationCountRequest.ProtoReflect.Descriptor instead.
 func (*GetOperationCountRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{32}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetOperationCountRequest) GetAppId() string {
@@ -2275,7 +2344,7 @@ type GetOperationCountResponse struct {
 
 func (x *GetOperationCountResponse) Reset() {
 	*x = GetOperationCountResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2356,7 @@ func (x *GetOperationCountResponse) String() string {
 func (*GetOperationCountResponse) ProtoMessage() {}
 
 func (x *GetOperationCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2369,7 @@ func (x *GetOperationCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationCountResponse.ProtoReflect.Descriptor instead.
 func (*GetOperationCountResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{33}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetOperationCountResponse) GetCount() int64 {
@@ -2322,7 +2391,7 @@ type GetWorkflowLogRequest struct {
 
 func (x *GetWorkflowLogRequest) Reset() {
 	*x = GetWorkflowLogRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +2403,7 @@ func (x *GetWorkflowLogRequest) String() string {
 func (*GetWorkflowLogRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +2416,7 @@ func (x *GetWorkflowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{34}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetWorkflowLogRequest) GetAppId() string {
@@ -2366,7 +2435,7 @@ func (x *GetWorkflowLogRequest) GetWorkflowId() string {
 
 type GetWorkflowLogResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Recorded operations; a batch holds at most 1000.
+	// Recorded operations, in no particular order; a batch holds at most 1000.
 	Operations []*RecordedOperation `protobuf:"bytes,1,rep,name=operations,proto3" json:"operations,omitempty"`
 	// The current state of tasks recorded in this batch.
 	Tasks []*TaskInvocation `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`
@@ -2378,7 +2447,7 @@ type GetWorkflowLogResponse struct {
 
 func (x *GetWorkflowLogResponse) Reset() {
 	*x = GetWorkflowLogResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2390,7 +2459,7 @@ func (x *GetWorkflowLogResponse) String() string {
 func (*GetWorkflowLogResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2403,7 +2472,7 @@ func (x *GetWorkflowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{35}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetWorkflowLogResponse) GetOperations() []*RecordedOperation {
@@ -2521,19 +2590,24 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
 	"invocation\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\x122\n" +
-	"\x05lease\x18\x03 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\xea\x01\n" +
+	"\x05lease\x18\x03 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\x8b\x02\n" +
 	"\x14StartWorkflowRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12?\n" +
 	"\bworkflow\x18\x02 \x01(\v2#.pynenc.sidecar.v1.WorkflowIdentityR\bworkflow\x12%\n" +
 	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\x12\x1b\n" +
 	"\trunner_id\x18\x04 \x01(\tR\brunnerId\x126\n" +
-	"\tlease_ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\"\xaa\x01\n" +
+	"\tlease_ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\x12\x1f\n" +
+	"\vinclude_log\x18\x06 \x01(\bR\n" +
+	"includeLog\"\xdc\x01\n" +
 	"\x15StartWorkflowResponse\x12A\n" +
 	"\n" +
 	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
 	"invocation\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\x122\n" +
-	"\x05lease\x18\x03 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\xa6\x01\n" +
+	"\x05lease\x18\x03 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\x120\n" +
+	"\x03log\x18\x04 \x01(\v2\x1e.pynenc.sidecar.v1.WorkflowLogR\x03log\"R\n" +
+	"\vWorkflowLog\x12C\n" +
+	"\abatches\x18\x01 \x03(\v2).pynenc.sidecar.v1.GetWorkflowLogResponseR\abatches\"\xa6\x01\n" +
 	"\x15RenewTaskLeaseRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
 	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x19\n" +
@@ -2648,7 +2722,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP() []byte {
 }
 
 var file_pynenc_sidecar_v1_deterministic_executor_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(OperationKind)(0),                // 0: pynenc.sidecar.v1.OperationKind
 	(*OperationPosition)(nil),         // 1: pynenc.sidecar.v1.OperationPosition
@@ -2671,102 +2745,105 @@ var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(*ExecuteTaskResponse)(nil),       // 18: pynenc.sidecar.v1.ExecuteTaskResponse
 	(*StartWorkflowRequest)(nil),      // 19: pynenc.sidecar.v1.StartWorkflowRequest
 	(*StartWorkflowResponse)(nil),     // 20: pynenc.sidecar.v1.StartWorkflowResponse
-	(*RenewTaskLeaseRequest)(nil),     // 21: pynenc.sidecar.v1.RenewTaskLeaseRequest
-	(*RenewTaskLeaseResponse)(nil),    // 22: pynenc.sidecar.v1.RenewTaskLeaseResponse
-	(*CompleteTaskRequest)(nil),       // 23: pynenc.sidecar.v1.CompleteTaskRequest
-	(*CompleteTaskResponse)(nil),      // 24: pynenc.sidecar.v1.CompleteTaskResponse
-	(*WaitTaskRequest)(nil),           // 25: pynenc.sidecar.v1.WaitTaskRequest
-	(*WaitTaskResponse)(nil),          // 26: pynenc.sidecar.v1.WaitTaskResponse
-	(*GetDataRequest)(nil),            // 27: pynenc.sidecar.v1.GetDataRequest
-	(*GetDataResponse)(nil),           // 28: pynenc.sidecar.v1.GetDataResponse
-	(*SetDataRequest)(nil),            // 29: pynenc.sidecar.v1.SetDataRequest
-	(*SetDataResponse)(nil),           // 30: pynenc.sidecar.v1.SetDataResponse
-	(*GetBaseTimeRequest)(nil),        // 31: pynenc.sidecar.v1.GetBaseTimeRequest
-	(*GetBaseTimeResponse)(nil),       // 32: pynenc.sidecar.v1.GetBaseTimeResponse
-	(*GetOperationCountRequest)(nil),  // 33: pynenc.sidecar.v1.GetOperationCountRequest
-	(*GetOperationCountResponse)(nil), // 34: pynenc.sidecar.v1.GetOperationCountResponse
-	(*GetWorkflowLogRequest)(nil),     // 35: pynenc.sidecar.v1.GetWorkflowLogRequest
-	(*GetWorkflowLogResponse)(nil),    // 36: pynenc.sidecar.v1.GetWorkflowLogResponse
-	(*WorkflowIdentity)(nil),          // 37: pynenc.sidecar.v1.WorkflowIdentity
-	(*timestamppb.Timestamp)(nil),     // 38: google.protobuf.Timestamp
-	(InvocationStatus)(0),             // 39: pynenc.sidecar.v1.InvocationStatus
-	(*TaskError)(nil),                 // 40: pynenc.sidecar.v1.TaskError
-	(*durationpb.Duration)(nil),       // 41: google.protobuf.Duration
+	(*WorkflowLog)(nil),               // 21: pynenc.sidecar.v1.WorkflowLog
+	(*RenewTaskLeaseRequest)(nil),     // 22: pynenc.sidecar.v1.RenewTaskLeaseRequest
+	(*RenewTaskLeaseResponse)(nil),    // 23: pynenc.sidecar.v1.RenewTaskLeaseResponse
+	(*CompleteTaskRequest)(nil),       // 24: pynenc.sidecar.v1.CompleteTaskRequest
+	(*CompleteTaskResponse)(nil),      // 25: pynenc.sidecar.v1.CompleteTaskResponse
+	(*WaitTaskRequest)(nil),           // 26: pynenc.sidecar.v1.WaitTaskRequest
+	(*WaitTaskResponse)(nil),          // 27: pynenc.sidecar.v1.WaitTaskResponse
+	(*GetDataRequest)(nil),            // 28: pynenc.sidecar.v1.GetDataRequest
+	(*GetDataResponse)(nil),           // 29: pynenc.sidecar.v1.GetDataResponse
+	(*SetDataRequest)(nil),            // 30: pynenc.sidecar.v1.SetDataRequest
+	(*SetDataResponse)(nil),           // 31: pynenc.sidecar.v1.SetDataResponse
+	(*GetBaseTimeRequest)(nil),        // 32: pynenc.sidecar.v1.GetBaseTimeRequest
+	(*GetBaseTimeResponse)(nil),       // 33: pynenc.sidecar.v1.GetBaseTimeResponse
+	(*GetOperationCountRequest)(nil),  // 34: pynenc.sidecar.v1.GetOperationCountRequest
+	(*GetOperationCountResponse)(nil), // 35: pynenc.sidecar.v1.GetOperationCountResponse
+	(*GetWorkflowLogRequest)(nil),     // 36: pynenc.sidecar.v1.GetWorkflowLogRequest
+	(*GetWorkflowLogResponse)(nil),    // 37: pynenc.sidecar.v1.GetWorkflowLogResponse
+	(*WorkflowIdentity)(nil),          // 38: pynenc.sidecar.v1.WorkflowIdentity
+	(*timestamppb.Timestamp)(nil),     // 39: google.protobuf.Timestamp
+	(InvocationStatus)(0),             // 40: pynenc.sidecar.v1.InvocationStatus
+	(*TaskError)(nil),                 // 41: pynenc.sidecar.v1.TaskError
+	(*durationpb.Duration)(nil),       // 42: google.protobuf.Duration
 }
 var file_pynenc_sidecar_v1_deterministic_executor_proto_depIdxs = []int32{
-	37, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	38, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
 	1,  // 1: pynenc.sidecar.v1.RandomRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 2: pynenc.sidecar.v1.UtcNowRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	38, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
+	39, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
 	1,  // 4: pynenc.sidecar.v1.UuidRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 5: pynenc.sidecar.v1.RecordRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 6: pynenc.sidecar.v1.GetRecordedRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	0,  // 7: pynenc.sidecar.v1.GetRecordedRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
 	12, // 8: pynenc.sidecar.v1.GetRecordedResponse.operation:type_name -> pynenc.sidecar.v1.RecordedOperation
 	0,  // 9: pynenc.sidecar.v1.RecordedOperation.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	38, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
+	39, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
 	14, // 11: pynenc.sidecar.v1.RecordedOperation.task_value:type_name -> pynenc.sidecar.v1.TaskCall
 	13, // 12: pynenc.sidecar.v1.RecordedOperation.origin_span:type_name -> pynenc.sidecar.v1.SpanReference
-	39, // 13: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
-	37, // 14: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	40, // 15: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
-	38, // 16: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
+	40, // 13: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
+	38, // 14: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	41, // 15: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
+	39, // 16: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 17: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	41, // 18: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	42, // 18: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
 	15, // 19: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
 	16, // 20: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	37, // 21: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	41, // 22: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
+	38, // 21: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	42, // 22: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
 	15, // 23: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
 	16, // 24: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	41, // 25: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 26: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	40, // 27: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
-	15, // 28: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	41, // 29: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
-	41, // 30: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 31: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	16, // 32: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	38, // 33: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
-	0,  // 34: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	12, // 35: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
-	15, // 36: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
-	38, // 37: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
-	2,  // 38: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
-	4,  // 39: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
-	6,  // 40: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
-	8,  // 41: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
-	10, // 42: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
-	17, // 43: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
-	19, // 44: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
-	21, // 45: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
-	23, // 46: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
-	25, // 47: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
-	27, // 48: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
-	29, // 49: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
-	31, // 50: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
-	33, // 51: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
-	35, // 52: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
-	3,  // 53: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
-	5,  // 54: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
-	7,  // 55: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
-	9,  // 56: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
-	11, // 57: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
-	18, // 58: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
-	20, // 59: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
-	22, // 60: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
-	24, // 61: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
-	26, // 62: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
-	28, // 63: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
-	30, // 64: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
-	32, // 65: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
-	34, // 66: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
-	36, // 67: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	53, // [53:68] is the sub-list for method output_type
-	38, // [38:53] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	21, // 25: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
+	37, // 26: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	42, // 27: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 28: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	41, // 29: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
+	15, // 30: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	42, // 31: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
+	42, // 32: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	15, // 33: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	16, // 34: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	39, // 35: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
+	0,  // 36: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
+	12, // 37: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
+	15, // 38: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
+	39, // 39: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
+	2,  // 40: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
+	4,  // 41: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
+	6,  // 42: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
+	8,  // 43: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
+	10, // 44: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
+	17, // 45: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
+	19, // 46: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
+	22, // 47: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
+	24, // 48: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
+	26, // 49: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
+	28, // 50: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
+	30, // 51: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
+	32, // 52: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
+	34, // 53: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
+	36, // 54: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
+	3,  // 55: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
+	5,  // 56: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
+	7,  // 57: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
+	9,  // 58: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
+	11, // 59: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
+	18, // 60: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
+	20, // 61: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
+	23, // 62: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
+	25, // 63: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
+	27, // 64: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
+	29, // 65: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
+	31, // 66: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
+	33, // 67: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
+	35, // 68: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
+	37, // 69: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	55, // [55:70] is the sub-list for method output_type
+	40, // [40:55] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_pynenc_sidecar_v1_deterministic_executor_proto_init() }
@@ -2782,7 +2859,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 		(*RecordedOperation_JsonValue)(nil),
 		(*RecordedOperation_TaskValue)(nil),
 	}
-	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22].OneofWrappers = []any{
+	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23].OneofWrappers = []any{
 		(*CompleteTaskRequest_ResultJson)(nil),
 		(*CompleteTaskRequest_Error)(nil),
 	}
@@ -2792,7 +2869,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc), len(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,214 @@
+package org.pynenc.sidecar.wf;
+
+import com.google.protobuf.Duration;
+import io.grpc.Channel;
+import io.grpc.ChannelCredentials;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import java.lang.management.ManagementFactory;
+import java.net.InetAddress;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import pynenc.sidecar.v1.DeterministicExecutor.CompleteTaskRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.StartWorkflowRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.StartWorkflowResponse;
+import pynenc.sidecar.v1.DeterministicExecutor.TaskLease;
+import pynenc.sidecar.v1.DeterministicExecutor.WaitTaskRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.WaitTaskResponse;
+import pynenc.sidecar.v1.Common.TaskError;
+import pynenc.sidecar.v1.DeterministicExecutorServiceGrpc;
+import pynenc.sidecar.v1.DeterministicExecutorServiceGrpc.DeterministicExecutorServiceBlockingStub;
+
+/**
+ * The generated DeterministicExecutorService client and the settings shared by the
+ * {@link Context}s it makes: Pynenc's workflow context ({@code task.wf}) for Java workers.
+ *
+ * <pre>{@code
+ * try (Client client = Client.connect("127.0.0.1:50051")) {
+ *   Context run = client.context("shop", Identity.of("order-42"), "");
+ *   double r = run.random();
+ *   Invocation inv = run.executeTask("orders.process_payment", Map.of("order_id", "42"),
+ *       task -> Map.of("payment_id", task.uuid()));
+ * }
+ * }</pre>
+ */
+public final class Client implements AutoCloseable {
+  private final Channel channel;
+  private final ManagedChannel owned;
+  private final DeterministicExecutorServiceBlockingStub stub;
+
+  /** Recorded on the leases this client takes (default host-pid-java). */
+  public volatile String runnerId = defaultRunnerId();
+  /** Length of task leases; they are renewed every leaseTtl/3 while a task runs. */
+  public volatile java.time.Duration leaseTtl = java.time.Duration.ofSeconds(30);
+  /** Bounds one WaitTask call; waiting repeats until the task finishes or is handed over. */
+  public volatile java.time.Duration waitTimeout = java.time.Duration.ofSeconds(10);
+  /** Deadline of every other call. */
+  public volatile java.time.Duration callTimeout = java.time.Duration.ofSeconds(30);
+
+  private Client(Channel channel, ManagedChannel owned) {
+    this.channel = channel;
+    this.owned = owned;
+    this.stub = DeterministicExecutorServiceGrpc.newBlockingStub(channel);
+  }
+
+  /** Connects in plaintext to a sidecar at "host:port" (a sidecar on localhost). */
+  public static Client connect(String target) {
+    return connect(target, InsecureChannelCredentials.create());
+  }
+
+  /** Connects with the given credentials (e.g. grpc's TlsChannelCredentials). */
+  public static Client connect(String target, ChannelCredentials credentials) {
+    ManagedChannel channel = Grpc.newChannelBuilder(target, credentials).build();
+    return new Client(channel, channel);
+  }
+
+  /** Wraps an existing channel (close() then leaves it open). */
+  public static Client of(Channel channel) {
+    return new Client(channel, null);
+  }
+
+  /** The generated blocking stub, with the call deadline applied, for calls the helper does not wrap. */
+  public DeterministicExecutorServiceBlockingStub executor() {
+    return stub.withDeadlineAfter(callTimeout.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  /** The channel this client calls through. */
+  public Channel channel() {
+    return channel;
+  }
+
+  /**
+   * A run of an invocation's code inside a workflow. {@code invocationId} is the invocation
+   * performing the operations (their scope); "" means the workflow's main task.
+   */
+  public Context context(String appId, Identity workflow, String invocationId) {
+    return new Context(this, appId, workflow, invocationId == null ? "" : invocationId);
+  }
+
+  /**
+   * Registers (or finds) the main invocation of the workflow whose id the caller chose and
+   * runs it like {@link Context#executeTask}: {@code fn} runs when this caller gets the
+   * lease; a finished workflow returns its recorded outcome. workflow.workflowType is required.
+   */
+  public Invocation startWorkflow(String appId, Identity workflow, Object args, TaskFunction fn) {
+    StartWorkflowResponse resp = call(() -> executor().startWorkflow(StartWorkflowRequest.newBuilder()
+        .setAppId(appId).setWorkflow(workflow.toProto()).setArgumentsJson(Context.argumentsJson(args))
+        .setRunnerId(runnerId).setLeaseTtl(duration(leaseTtl)).build()));
+    return drive(appId, Invocation.fromProto(resp.getInvocation(), resp.getReplayed(), false),
+        resp.hasLease() ? resp.getLease() : null, fn, leaseTtl);
+  }
+
+  /** Runs a call, turning a gRPC failure into a SidecarException. */
+  static <T> T call(Supplier<T> rpc) {
+    try {
+      return rpc.get();
+    } catch (StatusRuntimeException e) {
+      throw SidecarException.from(e);
+    }
+  }
+
+  static Duration duration(java.time.Duration d) {
+    return Duration.newBuilder().setSeconds(d.getSeconds()).setNanos(d.getNano()).build();
+  }
+
+  /** Brings an invocation to an outcome: run it under the lease if held, else wait (and take over). */
+  Invocation drive(String appId, Invocation inv, TaskLease lease, TaskFunction fn, java.time.Duration ttl) {
+    boolean replayed = inv.replayed();
+    boolean ran = false;
+    while (!inv.finished()) {
+      if (lease != null) {
+        if (fn == null) {
+          throw new IllegalStateException("granted the lease on " + inv.id() + " (" + inv.taskId()
+              + ") but no task function was given");
+        }
+        ran = true;
+        try {
+          inv = runLeased(appId, inv, lease.getLeaseId(), fn, ttl);
+          break;
+        } catch (SidecarException e) {
+          if (!e.is(SidecarException.LEASE_NOT_HELD)) {
+            throw e;
+          }
+          // another live holder took the task over: wait for its outcome
+        }
+      }
+      final Invocation waiting = inv;
+      WaitTaskResponse resp = call(() -> stub
+          .withDeadlineAfter(callTimeout.plus(waitTimeout).toMillis(), TimeUnit.MILLISECONDS)
+          .waitTask(WaitTaskRequest.newBuilder().setAppId(appId).setInvocationId(waiting.id())
+              .setRunnerId(runnerId).setTimeout(duration(waitTimeout)).setLeaseTtl(duration(ttl)).build()));
+      inv = Invocation.fromProto(resp.getInvocation(), replayed, ran);
+      lease = resp.hasLease() ? resp.getLease() : null;
+    }
+    return inv.with(replayed, ran);
+  }
+
+  /** Runs the task while renewing its lease every ttl/3, then records its outcome. */
+  private Invocation runLeased(String appId, Invocation inv, String leaseId, TaskFunction fn, java.time.Duration ttl) {
+    ScheduledExecutorService renewer = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "pynenc-lease-" + inv.id());
+      t.setDaemon(true);
+      return t;
+    });
+    long period = Math.max(1, ttl.toMillis() / 3);
+    renewer.scheduleAtFixedRate(() -> {
+      try {
+        stub.withDeadlineAfter(period, TimeUnit.MILLISECONDS).renewTaskLease(RenewTaskLeaseRequest.newBuilder()
+            .setAppId(appId).setInvocationId(inv.id()).setLeaseId(leaseId).setLeaseTtl(duration(ttl)).build());
+      } catch (StatusRuntimeException e) {
+        SidecarException err = SidecarException.from(e);
+        if (err.is(SidecarException.LEASE_NOT_HELD) || err.code() == io.grpc.Status.Code.NOT_FOUND) {
+          throw err; // the lease is gone: stop renewing (CompleteTask will tell)
+        }
+      }
+    }, period, period, TimeUnit.MILLISECONDS);
+
+    CompleteTaskRequest.Builder req = CompleteTaskRequest.newBuilder()
+        .setAppId(appId).setInvocationId(inv.id()).setLeaseId(leaseId);
+    Context task = context(appId, inv.workflow(), inv.id());
+    try {
+      Object result = fn.run(task);
+      try {
+        req.setResultJson(Json.write(result));
+      } catch (RuntimeException e) {
+        req.setError(TaskError.newBuilder().setType("SerializationError").setMessage(String.valueOf(e.getMessage())));
+      }
+    } catch (TaskFailedException e) {
+      req.setError(TaskError.newBuilder().setType(e.type()).setMessage(e.taskMessage()).setDetailJson(e.detailJson()));
+    } catch (Exception e) {
+      req.setError(TaskError.newBuilder().setType(e.getClass().getSimpleName())
+          .setMessage(e.getMessage() == null ? "" : e.getMessage()));
+    } finally {
+      renewer.shutdownNow();
+    }
+    return Invocation.fromProto(call(() -> executor().completeTask(req.build())).getInvocation(), false, true);
+  }
+
+  private static String defaultRunnerId() {
+    String host;
+    try {
+      host = InetAddress.getLocalHost().getHostName();
+    } catch (Exception e) {
+      host = "localhost";
+    }
+    return host + "-" + ManagementFactory.getRuntimeMXBean().getPid() + "-java";
+  }
+
+  @Override
+  public void close() {
+    if (owned != null) {
+      owned.shutdownNow();
+      try {
+        owned.awaitTermination(5, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+}

@@ -1,0 +1,198 @@
+package org.pynenc.sidecar.wf;
+
+import java.lang.reflect.Type;
+import java.time.Instant;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.function.LongFunction;
+import pynenc.sidecar.v1.DeterministicExecutor.ExecuteTaskRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.ExecuteTaskResponse;
+import pynenc.sidecar.v1.DeterministicExecutor.GetDataRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.GetDataResponse;
+import pynenc.sidecar.v1.DeterministicExecutor.GetRecordedRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.GetRecordedResponse;
+import pynenc.sidecar.v1.DeterministicExecutor.OperationKind;
+import pynenc.sidecar.v1.DeterministicExecutor.OperationPosition;
+import pynenc.sidecar.v1.DeterministicExecutor.RandomRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.RecordRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.SetDataRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.UtcNowRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.UuidRequest;
+
+/**
+ * The workflow context of one run of one invocation's code: Pynenc's {@code wf}. It counts a
+ * 1-based sequence per operation kind (random, time, uuid, task, each custom name); a new
+ * Context for the same invocation starts again at 1 and so replays. A sequence advances only
+ * when its call succeeds, so a failed call (e.g. UNAVAILABLE) can be retried. Calls are
+ * serialized (meant to be made in program order).
+ */
+public final class Context {
+  private final Client client;
+  private final String appId;
+  private final Identity workflow;
+  private final String invocationId;
+  private final Map<String, Long> seqs = new HashMap<>();
+
+  Context(Client client, String appId, Identity workflow, String invocationId) {
+    this.client = client;
+    this.appId = appId;
+    this.workflow = workflow;
+    this.invocationId = invocationId;
+  }
+
+  public String appId() {
+    return appId;
+  }
+
+  public Identity workflow() {
+    return workflow;
+  }
+
+  public Client client() {
+    return client;
+  }
+
+  /** The scope of the operations: the invocation whose code runs (the workflow id for the main task). */
+  public String invocationId() {
+    return invocationId.isEmpty() ? workflow.workflowId() : invocationId;
+  }
+
+  /** Whether the code is the workflow's main task (which alone may setData). */
+  public boolean isMainTask() {
+    return invocationId().equals(workflow.workflowId());
+  }
+
+  /** The last sequence used for a kind in this run ("random", "time", "uuid", "task", "custom:NAME"). */
+  public synchronized long sequence(String kind) {
+    return seqs.getOrDefault(kind, 0L);
+  }
+
+  /** Runs a call at the next sequence of kind, advancing the sequence when it succeeds. */
+  private synchronized <T> T at(String kind, LongFunction<T> call) {
+    long seq = seqs.getOrDefault(kind, 0L) + 1;
+    T value = call.apply(seq);
+    seqs.put(kind, seq);
+    return value;
+  }
+
+  private OperationPosition position(long seq) {
+    return OperationPosition.newBuilder().setAppId(appId).setWorkflow(workflow.toProto())
+        .setInvocationId(invocationId).setSequence(seq).build();
+  }
+
+  /** A deterministic double in [0, 1), replayed identically. Not for secrets. */
+  public double random() {
+    return at("random", seq -> Client.call(() -> client.executor()
+        .random(RandomRequest.newBuilder().setPosition(position(seq)).build())).getValue());
+  }
+
+  /** The real UTC time at first record, strictly later than every earlier recorded time of the workflow. */
+  public Instant utcNow() {
+    var time = at("time", seq -> Client.call(() -> client.executor()
+        .utcNow(UtcNowRequest.newBuilder().setPosition(position(seq)).build())).getTime());
+    return Instant.ofEpochSecond(time.getSeconds(), time.getNanos());
+  }
+
+  /** A deterministic UUIDv5 (canonical lowercase text), replayed identically. */
+  public String uuid() {
+    return at("uuid", seq -> Client.call(() -> client.executor()
+        .uuid(UuidRequest.newBuilder().setPosition(position(seq)).build())).getUuid());
+  }
+
+  /**
+   * A custom deterministic operation on JSON text: the value recorded at the next position of
+   * the operation {@code name}, or, when nothing is recorded there, the one {@code generator}
+   * returns (it runs only then). The first value recorded wins.
+   */
+  public String recordJson(String name, Callable<String> generator) {
+    return at("custom:" + name, seq -> {
+      OperationPosition pos = position(seq);
+      GetRecordedResponse got = Client.call(() -> client.executor().getRecorded(GetRecordedRequest.newBuilder()
+          .setPosition(pos).setKind(OperationKind.OPERATION_KIND_CUSTOM).setCustomName(name).build()));
+      if (got.getFound()) {
+        return got.getOperation().getJsonValue();
+      }
+      String generated;
+      try {
+        generated = generator.call();
+      } catch (RuntimeException e) {
+        throw e;
+      } catch (Exception e) {
+        throw new IllegalStateException("the generator of custom operation '" + name + "' failed", e);
+      }
+      return Client.call(() -> client.executor().record(RecordRequest.newBuilder()
+          .setPosition(pos).setOperation(name).setValueJson(generated).build())).getValueJson();
+    });
+  }
+
+  /**
+   * {@link #recordJson} for any JSON-serializable value (Pynenc's
+   * {@code wf.deterministic._deterministic_operation(name, generator)}), decoded into {@code type}.
+   */
+  public <T> T record(String name, Class<T> type, Callable<? extends T> generator) {
+    return Json.read(recordJson(name, () -> Json.write(generator.call())), type);
+  }
+
+  /** {@link #record(String, Class, Callable)} for a generic type (e.g. a Gson TypeToken's getType()). */
+  public <T> T record(String name, Type type, Callable<? extends T> generator) {
+    return Json.read(recordJson(name, () -> Json.write(generator.call())), type);
+  }
+
+  /**
+   * Takes the next task position of this run. The first time, the sidecar registers a child
+   * invocation; on replay the same invocation comes back with its outcome and {@code fn} is
+   * not called. When this caller is granted the lease, {@code fn} runs (the lease renewed
+   * while it does) and its outcome is recorded; when another caller holds it, this waits for
+   * the outcome (taking the task over if that lease lapses). A replay asking for another call
+   * than the recorded one throws reason NONDETERMINISTIC_REPLAY. {@code args}: a JSON object
+   * of the arguments by parameter name (a Map, a record, or null for none).
+   */
+  public Invocation executeTask(String taskId, Object args, TaskFunction fn) {
+    return executeTask(taskId, args, fn, false, client.leaseTtl);
+  }
+
+  /** {@link #executeTask(String, Object, TaskFunction)} with Pynenc's force_new_workflow and a lease length. */
+  public Invocation executeTask(String taskId, Object args, TaskFunction fn, boolean forceNewWorkflow,
+                                java.time.Duration leaseTtl) {
+    String argsJson = argumentsJson(args);
+    ExecuteTaskResponse resp = at("task", seq -> Client.call(() -> client.executor().executeTask(
+        ExecuteTaskRequest.newBuilder().setPosition(position(seq)).setTaskId(taskId).setArgumentsJson(argsJson)
+            .setForceNewWorkflow(forceNewWorkflow).setRunnerId(client.runnerId)
+            .setLeaseTtl(Client.duration(leaseTtl)).build())));
+    return client.drive(appId, Invocation.fromProto(resp.getInvocation(), resp.getReplayed(), false),
+        resp.hasLease() ? resp.getLease() : null, fn, leaseTtl);
+  }
+
+  /** Reads a workflow data key as JSON text (any task of the workflow may read); a stored null is present. */
+  public Optional<String> getDataJson(String key) {
+    GetDataResponse resp = Client.call(() -> client.executor().getData(GetDataRequest.newBuilder()
+        .setAppId(appId).setWorkflowId(workflow.workflowId()).setKey(key).build()));
+    return resp.getFound() ? Optional.of(resp.getValueJson()) : Optional.empty();
+  }
+
+  /** Reads a workflow data key decoded into {@code type}; empty when unset or a stored null (getDataJson tells them apart). */
+  public <T> Optional<T> getData(String key, Class<T> type) {
+    return getDataJson(key).map(json -> Json.<T>read(json, type));
+  }
+
+  /** {@link #getData(String, Class)} for a generic type (e.g. a Gson TypeToken's getType()). */
+  public <T> Optional<T> getData(String key, Type type) {
+    return getDataJson(key).map(json -> Json.<T>read(json, type));
+  }
+
+  /**
+   * Writes a workflow data key. Only the workflow's main task may write: any other task gets
+   * a SidecarException with reason WORKFLOW_ACCESS_DENIED.
+   */
+  public void setData(String key, Object value) {
+    String json = Json.write(value);
+    Client.call(() -> client.executor().setData(SetDataRequest.newBuilder().setAppId(appId)
+        .setWorkflowId(workflow.workflowId()).setInvocationId(invocationId).setKey(key).setValueJson(json).build()));
+  }
+
+  static String argumentsJson(Object args) {
+    return args == null ? "{}" : Json.write(args);
+  }
+}

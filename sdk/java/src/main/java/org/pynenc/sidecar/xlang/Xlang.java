@@ -1,0 +1,196 @@
+package org.pynenc.sidecar.xlang;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonNull;
+import com.google.gson.JsonObject;
+import java.time.Instant;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
+import org.pynenc.sidecar.wf.Client;
+import org.pynenc.sidecar.wf.Context;
+import org.pynenc.sidecar.wf.Identity;
+import org.pynenc.sidecar.wf.Invocation;
+import org.pynenc.sidecar.wf.Json;
+import org.pynenc.sidecar.wf.SidecarException;
+import pynenc.sidecar.v1.Common.WorkflowIdentity;
+import pynenc.sidecar.v1.DeterministicExecutor.CompleteTaskRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.CompleteTaskResponse;
+import pynenc.sidecar.v1.DeterministicExecutor.ExecuteTaskRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.ExecuteTaskResponse;
+import pynenc.sidecar.v1.DeterministicExecutor.OperationPosition;
+import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
+
+/**
+ * The Java side of tests/test_java_client.py, the twin of sdk/go/internal/xlang: one step of
+ * the shared cross-language scenario, printed as one JSON object.
+ *
+ * <pre>
+ * xlang run      --address A --app APP --workflow WF   the scenario in WF's main task
+ * xlang lease    --address A --app APP --workflow WF --ttl-ms 1000   take task #1's lease and exit
+ * xlang complete --address A --app APP --invocation ID --lease LEASE
+ * xlang takeover --address A --app APP --workflow WF   run task #1 (waiting for / taking over its lease)
+ * xlang errors   --address A --app APP --workflow WF   the error reasons, read from ErrorInfo
+ * </pre>
+ */
+public final class Xlang {
+  private static final String LANG = "java";
+
+  private Xlang() {}
+
+  public static void main(String[] argv) {
+    if (argv.length < 1) {
+      fail("usage: xlang run|lease|complete|takeover|errors [--flag value ...]");
+    }
+    Map<String, String> flags = new HashMap<>();
+    for (int i = 1; i + 1 < argv.length; i += 2) {
+      flags.put(argv[i].replaceFirst("^--?", ""), argv[i + 1]);
+    }
+    String address = flags.getOrDefault("address", System.getenv().getOrDefault("PYNENC_SIDECAR_ADDRESS", ""));
+    String app = flags.getOrDefault("app", "");
+    Identity id = Identity.of(flags.getOrDefault("workflow", ""));
+    JsonElement out;
+    try (Client client = Client.connect(address)) {
+      switch (argv[0]) {
+        case "run" -> out = scenario(client.context(app, id, ""));
+        case "lease" -> out = takeLease(client, app, id, Long.parseLong(flags.getOrDefault("ttl-ms", "1000")));
+        case "complete" -> out = complete(client, app, flags.get("invocation"), flags.get("lease"));
+        case "takeover" -> out = takeover(client, app, id);
+        case "errors" -> out = reasons(client, app, id);
+        default -> throw new IllegalArgumentException("unknown command " + argv[0]);
+      }
+    } catch (RuntimeException e) {
+      e.printStackTrace();
+      fail(e.toString());
+      return;
+    }
+    System.out.println(Json.write(out));
+  }
+
+  private static void fail(String message) {
+    System.err.println("xlang: " + message);
+    System.exit(1);
+  }
+
+  static JsonObject taskSummary(Invocation inv) {
+    JsonObject o = new JsonObject();
+    o.addProperty("invocation_id", inv.id());
+    o.addProperty("task_id", inv.taskId());
+    o.addProperty("arguments_json", inv.argumentsJson());
+    o.addProperty("status", inv.status().name());
+    o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
+    o.addProperty("ran", inv.ran());
+    o.addProperty("replayed", inv.replayed());
+    return o;
+  }
+
+  /** The operations every language performs, in the same order. */
+  static JsonObject scenario(Context run) {
+    JsonArray randoms = new JsonArray();
+    for (int i = 0; i < 2; i++) {
+      randoms.add(run.random());
+    }
+    String uuid = run.uuid();
+    JsonArray times = new JsonArray();
+    for (int i = 0; i < 2; i++) {
+      Instant t = run.utcNow();
+      times.add(t.getEpochSecond() * 1_000_000L + t.getNano() / 1_000);
+    }
+    JsonElement pick = run.record("pick", JsonElement.class,
+        () -> Json.tree(Json.write(Map.of("lang", LANG, "n", ThreadLocalRandom.current().nextInt(1_000_000)))));
+    Invocation doubled = run.executeTask("xlang.double", Map.of("x", 21, "label", "ünï"), task -> {
+      Map<String, Object> result = new LinkedHashMap<>();
+      result.put("y", 42);
+      result.put("r", task.random());
+      result.put("u", task.uuid());
+      result.put("lang", LANG);
+      return result;
+    });
+    Invocation greet = run.executeTask("xlang.greet", Map.of("name", "wörld"),
+        task -> Map.of("greeting", "hello wörld", "lang", LANG));
+    Map<String, Object> summary = new LinkedHashMap<>();
+    summary.put("r1", randoms.get(0).getAsDouble());
+    summary.put("uuid", uuid);
+    run.setData("summary", summary);
+
+    JsonObject out = new JsonObject();
+    out.addProperty("lang", LANG);
+    out.add("random", randoms);
+    JsonArray uuids = new JsonArray();
+    uuids.add(uuid);
+    out.add("uuid", uuids);
+    out.add("time_us", times);
+    out.add("pick", pick);
+    JsonArray tasks = new JsonArray();
+    tasks.add(taskSummary(doubled));
+    tasks.add(taskSummary(greet));
+    out.add("tasks", tasks);
+    out.add("data", run.getData("summary", JsonElement.class).orElse(JsonNull.INSTANCE));
+    return out;
+  }
+
+  static JsonObject takeLease(Client client, String app, Identity id, long ttlMs) {
+    ExecuteTaskResponse resp = client.executor().executeTask(ExecuteTaskRequest.newBuilder()
+        .setPosition(OperationPosition.newBuilder().setAppId(app)
+            .setWorkflow(WorkflowIdentity.newBuilder().setWorkflowId(id.workflowId())).setSequence(1))
+        .setTaskId("xlang.handoff").setArgumentsJson("{\"k\":1}").setRunnerId("xlang-" + LANG)
+        .setLeaseTtl(com.google.protobuf.Duration.newBuilder().setSeconds(ttlMs / 1000)
+            .setNanos((int) (ttlMs % 1000) * 1_000_000))
+        .build());
+    JsonObject o = new JsonObject();
+    o.addProperty("invocation_id", resp.getInvocation().getInvocationId());
+    o.addProperty("granted", resp.hasLease());
+    o.addProperty("lease_id", resp.getLease().getLeaseId());
+    return o;
+  }
+
+  static JsonObject complete(Client client, String app, String invocation, String lease) {
+    CompleteTaskResponse resp = client.executor().completeTask(CompleteTaskRequest.newBuilder()
+        .setAppId(app).setInvocationId(invocation).setLeaseId(lease)
+        .setResultJson("{\"completed_by\":\"" + LANG + "\"}").build());
+    JsonObject o = new JsonObject();
+    o.addProperty("accepted", resp.getAccepted());
+    o.addProperty("status", resp.getInvocation().getStatus().name());
+    o.add("result", Json.tree(resp.getInvocation().getResultJson()));
+    return o;
+  }
+
+  static JsonObject takeover(Client client, String app, Identity id) {
+    return taskSummary(client.context(app, id, "").executeTask("xlang.handoff", Map.of("k", 1),
+        task -> Map.of("completed_by", LANG)));
+  }
+
+  /** Provokes each client error once and reports the ErrorInfo it carried. */
+  static JsonObject reasons(Client client, String app, Identity id) {
+    JsonObject out = new JsonObject();
+    client.context(app, id, "").executeTask("xlang.first", null, task -> 1);
+    note(out, "nondeterministic", () -> client.context(app, id, "").executeTask("xlang.second", null, null));
+    note(out, "access_denied", () -> client.context(app, id, "some-task").setData("k", 1));
+    note(out, "not_found", () -> client.executor().renewTaskLease(RenewTaskLeaseRequest.newBuilder()
+        .setAppId(app).setInvocationId("no-such-invocation").setLeaseId("x").build()));
+    Invocation first = client.context(app, id, "").executeTask("xlang.first", null, null);
+    note(out, "lease_not_held", () -> client.executor().renewTaskLease(RenewTaskLeaseRequest.newBuilder()
+        .setAppId(app).setInvocationId(first.id()).setLeaseId("not-mine").build()));
+    note(out, "invalid_argument", () -> client.context(app, Identity.of(""), "").random());
+    return out;
+  }
+
+  private static void note(JsonObject out, String name, Runnable call) {
+    try {
+      call.run();
+      out.add(name, JsonNull.INSTANCE);
+    } catch (RuntimeException error) {
+      SidecarException e = SidecarException.from(error);
+      JsonObject entry = new JsonObject();
+      entry.addProperty("code", e.code().value());
+      entry.addProperty("reason", e.reason());
+      entry.addProperty("domain", e.domain());
+      if (!e.fieldViolations().isEmpty()) {
+        entry.addProperty("field", e.fieldViolations().get(0).field());
+      }
+      out.add(name, entry);
+    }
+  }
+}
