@@ -9,7 +9,7 @@ object on stdout. Modes (the Pynenc side, bench/pynenc_driver.py, has the same o
         count before and after (run.py empties the Redis first).
     replay  --ops N --repeats R
         Records one N-operation workflow with `run_workflow`, then replays it R times: with
-        `run_workflow` (the whole SDK path: StartWorkflow + one GetWorkflowLog + the code) and
+        `run_workflow` (the whole SDK path: StartWorkflow, whose reply brings the log, + the code) and
         with the DeterministicExecutor alone on the workflow's log (Pynenc's driver does that).
     order-worker --barrier DIR --name I --duration D
         One of the concurrent workers of scenario (e): warms up, then (all together, see
