@@ -375,3 +375,15 @@ def test_ts_helper_with_tls_client_certificate_and_token(mtls_server, certs):
                          text=True, timeout=300, env=_secure_env(mtls_server, certs))
     assert run.returncode == 0, run.stdout + run.stderr
     assert "# fail 0" in run.stdout and "# skipped 0" in run.stdout and "# pass 3" in run.stdout, run.stdout
+
+
+def test_a_secret_passed_to_an_abbreviated_flag_is_refused_without_echoing_it():
+    import subprocess
+    import sys
+
+    secret = "s3cr3t-token-value-0123456789"
+    result = subprocess.run([sys.executable, "-m", "pynenc_sidecar", "serve", "--auth-token", secret],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "unrecognized arguments" in result.stderr
+    assert secret not in result.stderr

@@ -57,8 +57,10 @@ def _command(commands, name: str, help_text: str, description: str, settings_nam
              epilog: str | None = None) -> argparse.ArgumentParser:
     if "\n" not in description:  # one paragraph: wrapped here (the formatter keeps line breaks)
         description = textwrap.fill(description, 92)
+    # No abbreviations: `--auth-token X` must not be read as `--auth-token-file X` (and
+    # then echoed in an error message).
     sub = commands.add_parser(name, help=help_text, description=description, epilog=epilog,
-                              formatter_class=_HelpFormatter)
+                              formatter_class=_HelpFormatter, allow_abbrev=False)
     config.add_arguments(sub, settings_names)
     return sub
 
@@ -66,6 +68,7 @@ def _command(commands, name: str, help_text: str, description: str, settings_nam
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pynenc-sidecar",
+        allow_abbrev=False,
         description="A gRPC sidecar that gives workers in any language the Pynenc workflow context "
         "(deterministic random, time, UUIDs, recorded operations, replayed task execution, workflow data) "
         "and Pynenc's StateBackend, on Redis or an embedded SQLite file.",
@@ -129,7 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # argparse would echo every unknown word, which may be a secret given to a wrong flag.
+        flags = [word for word in unknown if word.startswith("-")] or ["(a positional argument)"]
+        parser.error("unrecognized arguments: " + " ".join(flag.split("=", 1)[0] for flag in flags)
+                     + " (values not shown)")
     if args.command is None:
         parser.print_help()
         return 0 if argv == [] else 2
