@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Callable
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
@@ -28,6 +29,12 @@ def _utc(timestamp: Any) -> datetime.datetime:
     """timestamp.ToDatetime(tzinfo=datetime.UTC), several times faster (nanos are >= 0, so
     flooring them to microseconds truncates as ToDatetime does)."""
     return _EPOCH + datetime.timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
+
+
+# How each built-in value is read from a log entry and from the RPC's reply.
+_LOGGED_RANDOM, _REPLY_RANDOM = attrgetter("random_value"), attrgetter("value")
+_LOGGED_TIME, _REPLY_TIME = (lambda op: _utc(op.time_value)), (lambda reply: _utc(reply.time))
+_LOGGED_UUID, _REPLY_UUID = attrgetter("uuid_value"), attrgetter("uuid")
 
 
 class DeterministicExecutor:
@@ -63,41 +70,28 @@ class DeterministicExecutor:
             span.replayed(reply.replayed)
             return json.loads(reply.value_json)
 
-    def random(self) -> float:
+    def _builtin(self, kind: int, name: str, rpc: str, request_cls: Any,
+                 from_log: Callable[[Any], T], from_reply: Callable[[Any], T]) -> T:
+        """random/utc_now/uuid: the logged value if any, else the server's (recorded once)."""
         run = self.run
-        sequence, recorded = run.next_recorded(RANDOM)
+        sequence, recorded = run.next_recorded(kind)
         if recorded is not None and tracing.tracer() is None:
-            return recorded.random_value
-        with tracing.operation_span(run, "random", sequence, recorded=recorded) as span:
+            return from_log(recorded)
+        with tracing.operation_span(run, name, sequence, recorded=recorded) as span:
             if recorded is not None:
-                return recorded.random_value
-            reply = self._client.call(self._client.executor.Random, de.RandomRequest(position=run.position(sequence)))
+                return from_log(recorded)
+            reply = self._client.call(getattr(self._client.executor, rpc), request_cls(position=run.position(sequence)))
             span.replayed(reply.replayed)
-            return reply.value
+            return from_reply(reply)
+
+    def random(self) -> float:
+        return self._builtin(RANDOM, "random", "Random", de.RandomRequest, _LOGGED_RANDOM, _REPLY_RANDOM)
 
     def utc_now(self) -> datetime.datetime:
-        run = self.run
-        sequence, recorded = run.next_recorded(TIME)
-        if recorded is not None and tracing.tracer() is None:
-            return _utc(recorded.time_value)
-        with tracing.operation_span(run, "time", sequence, recorded=recorded) as span:
-            if recorded is not None:
-                return _utc(recorded.time_value)
-            reply = self._client.call(self._client.executor.UtcNow, de.UtcNowRequest(position=run.position(sequence)))
-            span.replayed(reply.replayed)
-            return _utc(reply.time)
+        return self._builtin(TIME, "time", "UtcNow", de.UtcNowRequest, _LOGGED_TIME, _REPLY_TIME)
 
     def uuid(self) -> str:
-        run = self.run
-        sequence, recorded = run.next_recorded(UUID)
-        if recorded is not None and tracing.tracer() is None:
-            return recorded.uuid_value
-        with tracing.operation_span(run, "uuid", sequence, recorded=recorded) as span:
-            if recorded is not None:
-                return recorded.uuid_value
-            reply = self._client.call(self._client.executor.Uuid, de.UuidRequest(position=run.position(sequence)))
-            span.replayed(reply.replayed)
-            return reply.uuid
+        return self._builtin(UUID, "uuid", "Uuid", de.UuidRequest, _LOGGED_UUID, _REPLY_UUID)
 
     def get_base_time(self) -> datetime.datetime:
         reply = self._client.call(self._client.executor.GetBaseTime, de.GetBaseTimeRequest(
