@@ -39,10 +39,11 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         self.limits = limits
 
     # --- request parsing -------------------------------------------------------
-    def _position(self, request_position: de.OperationPosition, has_position: bool, kind: Kind, name: str = "",
-                  field: str = "position") -> tuple[str, WorkflowRef, Position]:
-        if not has_position:
+    def _position(self, request, kind: Kind, name: str = "", field: str = "position") -> tuple[str, WorkflowRef, Position]:
+        """The request's `position`, validated: (app id, caller's workflow, position)."""
+        if not request.HasField(field):
             raise InvalidArgument(field, "is required")
+        request_position = getattr(request, field)
         limits = self.limits
         app_id = require_id(request_position.app_id, f"{field}.app_id", limits)
         if not request_position.HasField("workflow"):
@@ -72,26 +73,26 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
     # --- values ----------------------------------------------------------------
     @handle_errors
     async def Random(self, request, context):
-        app_id, _, pos = self._position(request.position, request.HasField("position"), Kind.RANDOM)
+        app_id, _, pos = self._position(request, Kind.RANDOM)
         value, replayed = await self.engine.random(app_id, pos)
         return de.RandomResponse(value=value, replayed=replayed)
 
     @handle_errors
     async def UtcNow(self, request, context):
-        app_id, _, pos = self._position(request.position, request.HasField("position"), Kind.TIME)
+        app_id, _, pos = self._position(request, Kind.TIME)
         us, replayed = await self.engine.utc_now(app_id, pos)
         return de.UtcNowResponse(time=convert.timestamp(us), replayed=replayed)
 
     @handle_errors
     async def Uuid(self, request, context):
-        app_id, _, pos = self._position(request.position, request.HasField("position"), Kind.UUID)
+        app_id, _, pos = self._position(request, Kind.UUID)
         value, replayed = await self.engine.uuid(app_id, pos)
         return de.UuidResponse(uuid=value, replayed=replayed)
 
     @handle_errors
     async def Record(self, request, context):
         name = require_name(request.operation, "operation", self.limits)
-        app_id, _, pos = self._position(request.position, request.HasField("position"), Kind.CUSTOM, name)
+        app_id, _, pos = self._position(request, Kind.CUSTOM, name)
         value = require_json(request.value_json, "value_json", self.limits)
         stored, replayed = await self.engine.record(app_id, pos, value)
         return de.RecordResponse(value_json=stored, replayed=replayed)
@@ -99,7 +100,7 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
     @handle_errors
     async def GetRecorded(self, request, context):
         kind, name = self._kind(request.kind, request.custom_name)
-        app_id, _, pos = self._position(request.position, request.HasField("position"), kind, name)
+        app_id, _, pos = self._position(request, kind, name)
         value, origin = await self.engine.get_recorded_with_origin(app_id, pos)
         if value is None:
             return de.GetRecordedResponse(found=False)
@@ -152,7 +153,7 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
 
     @handle_errors
     async def ExecuteTask(self, request, context):
-        app_id, caller, pos = self._position(request.position, request.HasField("position"), Kind.TASK)
+        app_id, caller, pos = self._position(request, Kind.TASK)
         task_id = require_id(request.task_id, "task_id", self.limits)
         arguments = require_json_object(request.arguments_json, "arguments_json", self.limits)
         runner_id = optional_id(request.runner_id, "runner_id", self.limits)
