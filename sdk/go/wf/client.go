@@ -77,11 +77,13 @@ func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
 	return c, nil
 }
 
-// New wraps an existing connection (Close then leaves it open).
+// New wraps an existing connection (Close then leaves it open). Calls through it are
+// traced with the global OpenTelemetry TracerProvider (see tracing.go): a CLIENT span per
+// call, sent to the sidecar as W3C traceparent; nothing when no provider is set.
 func New(cc grpc.ClientConnInterface) *Client {
 	host, _ := os.Hostname()
 	return &Client{
-		Executor:    sidecarv1.NewDeterministicExecutorServiceClient(cc),
+		Executor:    sidecarv1.NewDeterministicExecutorServiceClient(traced(cc)),
 		RunnerID:    fmt.Sprintf("%s-%d-go", host, os.Getpid()),
 		LeaseTTL:    30 * time.Second,
 		WaitTimeout: 10 * time.Second,

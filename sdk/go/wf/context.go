@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
 )
@@ -60,15 +63,32 @@ func (w *Context) Sequence(kind string) int64 {
 }
 
 // at runs call at the next sequence of kind, advancing the sequence when it succeeds.
-func (w *Context) at(kind string, call func(pos *sidecarv1.OperationPosition) error) error {
+// The call runs inside the operation's span (name: a task id or custom operation's
+// name); call returns whether the value was replayed.
+func (w *Context) at(ctx context.Context, kind, name string, call func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error)) error {
+	_, span, replayed, err := w.open(ctx, kind, name, call)
+	endSpan(span, replayed, err)
+	return err
+}
+
+// open is at, leaving the operation's span open (and returning its context) when the
+// call succeeds: the caller ends it with endSpan.
+func (w *Context) open(ctx context.Context, kind, name string, call func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error)) (context.Context, trace.Span, bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	seq := w.seqs[kind] + 1
-	if err := call(w.position(seq)); err != nil {
-		return err
+	spanKind := kind
+	if strings.HasPrefix(kind, "custom:") {
+		spanKind = "custom"
+	}
+	ctx, span := w.startOperation(ctx, spanKind, name, seq)
+	replayed, err := call(ctx, w.position(seq))
+	if err != nil {
+		endSpan(span, replayed, err)
+		return ctx, nil, replayed, err
 	}
 	w.seqs[kind] = seq
-	return nil
+	return ctx, span, replayed, nil
 }
 
 func (w *Context) position(seq int64) *sidecarv1.OperationPosition {
@@ -80,13 +100,13 @@ func (w *Context) position(seq int64) *sidecarv1.OperationPosition {
 // Random is a deterministic float in [0, 1), replayed identically. Not for secrets.
 func (w *Context) Random(ctx context.Context) (float64, error) {
 	var value float64
-	err := w.at(seqRandom, func(pos *sidecarv1.OperationPosition) error {
+	err := w.at(ctx, seqRandom, "", func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
 		resp, err := w.client.Executor.Random(ctx, &sidecarv1.RandomRequest{Position: pos})
 		if err != nil {
-			return wrap(err)
+			return false, wrap(err)
 		}
 		value = resp.GetValue()
-		return nil
+		return resp.GetReplayed(), nil
 	})
 	return value, err
 }
@@ -95,13 +115,13 @@ func (w *Context) Random(ctx context.Context) (float64, error) {
 // recorded time of the workflow, replayed identically.
 func (w *Context) UtcNow(ctx context.Context) (time.Time, error) {
 	var value time.Time
-	err := w.at(seqTime, func(pos *sidecarv1.OperationPosition) error {
+	err := w.at(ctx, seqTime, "", func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
 		resp, err := w.client.Executor.UtcNow(ctx, &sidecarv1.UtcNowRequest{Position: pos})
 		if err != nil {
-			return wrap(err)
+			return false, wrap(err)
 		}
 		value = resp.GetTime().AsTime()
-		return nil
+		return resp.GetReplayed(), nil
 	})
 	return value, err
 }
@@ -109,13 +129,13 @@ func (w *Context) UtcNow(ctx context.Context) (time.Time, error) {
 // UUID is a deterministic UUIDv5 (canonical lowercase text), replayed identically.
 func (w *Context) UUID(ctx context.Context) (string, error) {
 	var value string
-	err := w.at(seqUUID, func(pos *sidecarv1.OperationPosition) error {
+	err := w.at(ctx, seqUUID, "", func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
 		resp, err := w.client.Executor.Uuid(ctx, &sidecarv1.UuidRequest{Position: pos})
 		if err != nil {
-			return wrap(err)
+			return false, wrap(err)
 		}
 		value = resp.GetUuid()
-		return nil
+		return resp.GetReplayed(), nil
 	})
 	return value, err
 }
@@ -125,27 +145,27 @@ func (w *Context) UUID(ctx context.Context) (string, error) {
 // gen returns (gen runs only then). The first value recorded wins.
 func (w *Context) RecordJSON(ctx context.Context, name string, gen func() (string, error)) (string, error) {
 	var value string
-	err := w.at("custom:"+name, func(pos *sidecarv1.OperationPosition) error {
+	err := w.at(ctx, "custom:"+name, name, func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
 		got, err := w.client.Executor.GetRecorded(ctx, &sidecarv1.GetRecordedRequest{
 			Position: pos, Kind: sidecarv1.OperationKind_OPERATION_KIND_CUSTOM, CustomName: name,
 		})
 		if err != nil {
-			return wrap(err)
+			return false, wrap(err)
 		}
 		if got.GetFound() {
 			value = got.GetOperation().GetJsonValue()
-			return nil
+			return true, nil
 		}
 		generated, err := gen()
 		if err != nil {
-			return err
+			return false, err
 		}
 		resp, err := w.client.Executor.Record(ctx, &sidecarv1.RecordRequest{Position: pos, Operation: name, ValueJson: generated})
 		if err != nil {
-			return wrap(err)
+			return false, wrap(err)
 		}
 		value = resp.GetValueJson()
-		return nil
+		return resp.GetReplayed(), nil
 	})
 	return value, err
 }

@@ -118,31 +118,37 @@ func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run 
 		return nil, err
 	}
 	var resp *sidecarv1.ExecuteTaskResponse
-	err = w.at(seqTask, func(pos *sidecarv1.OperationPosition) error {
+	ctx, span, replayed, err := w.open(ctx, seqTask, taskID, func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
 		var err error
 		resp, err = w.client.Executor.ExecuteTask(ctx, &sidecarv1.ExecuteTaskRequest{
 			Position: pos, TaskId: taskID, ArgumentsJson: argsJSON, ForceNewWorkflow: o.forceNewWorkflow,
 			RunnerId: w.client.RunnerID, LeaseTtl: durationpb.New(o.leaseTTL),
 		})
-		return wrap(err)
+		return resp.GetReplayed(), wrap(err)
 	})
 	if err != nil {
 		return nil, err
 	}
 	inv := invocationFrom(resp.GetInvocation())
 	inv.Replayed = resp.GetReplayed()
-	return w.client.drive(ctx, w.appID, inv, resp.GetLease(), run, o.leaseTTL)
+	inv, err = w.client.drive(ctx, w.appID, inv, resp.GetLease(), run, o.leaseTTL)
+	endSpan(span, replayed, err)
+	return inv, err
 }
 
 // StartWorkflow registers (or finds) the main invocation of the workflow whose id the
 // caller chose, and runs it like ExecuteTask: run is called when this caller gets the
 // main task's lease; a finished workflow returns its recorded outcome (a replay).
 // workflow.WorkflowType (the main task's id) is required.
-func (c *Client) StartWorkflow(ctx context.Context, appID string, workflow Identity, args any, run TaskFunc) (*Invocation, error) {
+//
+// With tracing on and no span in ctx, the run gets a "pynenc.workflow <type>" span.
+func (c *Client) StartWorkflow(ctx context.Context, appID string, workflow Identity, args any, run TaskFunc) (inv *Invocation, err error) {
 	argsJSON, err := argumentsJSON(args)
 	if err != nil {
 		return nil, err
 	}
+	ctx, span := startRun(ctx, appID, workflow)
+	defer func() { endSpan(span, inv != nil && inv.Replayed, err) }()
 	resp, err := c.Executor.StartWorkflow(ctx, &sidecarv1.StartWorkflowRequest{
 		AppId: appID, Workflow: workflow.proto(), ArgumentsJson: argsJSON, RunnerId: c.RunnerID,
 		LeaseTtl: durationpb.New(c.LeaseTTL),
@@ -150,7 +156,7 @@ func (c *Client) StartWorkflow(ctx context.Context, appID string, workflow Ident
 	if err != nil {
 		return nil, wrap(err)
 	}
-	inv := invocationFrom(resp.GetInvocation())
+	inv = invocationFrom(resp.GetInvocation())
 	inv.Replayed = resp.GetReplayed()
 	return c.drive(ctx, appID, inv, resp.GetLease(), run, c.LeaseTTL)
 }

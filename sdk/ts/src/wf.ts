@@ -15,6 +15,18 @@ import {
   type TaskLease,
 } from "./gen/pynenc/sidecar/v1/deterministic_executor_pb.js";
 import { Code, Reason, SidecarError, TaskFailedError, TaskSuspended } from "./errors.js";
+import type { Context as OtelContext, Span } from "@opentelemetry/api";
+import {
+  callOptions,
+  endSpan,
+  inSpan,
+  otelContext,
+  startOperation,
+  startRun,
+  tracingInterceptor,
+  workflowAttributes,
+  ATTR,
+} from "./tracing.js";
 
 export type ExecutorClient = ConnectClient<typeof DeterministicExecutorService>;
 
@@ -175,7 +187,11 @@ export class Client {
   waitTimeoutMs: number;
   private readonly sessions?: Http2SessionManager;
 
-  /** Wraps a transport (e.g. createGrpcTransport with TLS options). */
+  /**
+   * Wraps a transport (e.g. createGrpcTransport with TLS options). For traces to reach the
+   * sidecar, give that transport `tracingInterceptor()` among its interceptors (`connect`
+   * does).
+   */
   constructor(transport: Transport, options: ClientOptions = {}, sessions?: Http2SessionManager) {
     this.executor = createClient(DeterministicExecutorService, transport);
     this.runnerId = options.runnerId ?? `${hostname()}-${process.pid}-ts`;
@@ -203,7 +219,7 @@ export class Client {
         }
       : {};
     const sessions = new Http2SessionManager(baseUrl, undefined, nodeOptions);
-    const interceptors = security.token ? [bearerToken(security.token)] : [];
+    const interceptors = [tracingInterceptor(), ...(security.token ? [bearerToken(security.token)] : [])];
     return new Client(createGrpcTransport({ baseUrl, sessionManager: sessions, interceptors }), options, sessions);
   }
 
@@ -216,32 +232,58 @@ export class Client {
    * A run of an invocation's code inside a workflow. `invocationId` is the invocation
    * performing the operations (its scope); "" means the workflow's main task.
    */
-  context(appId: string, workflow: Identity, invocationId = ""): Context {
-    return new Context(this, appId, workflow, invocationId);
+  context(appId: string, workflow: Identity, invocationId = "", traceContext: OtelContext = otelContext.active()): Context {
+    return new Context(this, appId, workflow, invocationId, traceContext);
   }
 
   /**
    * Registers (or finds) the main invocation of a workflow whose id the caller chose and
    * runs it like executeTask: `run` is called when this caller gets the main task's lease;
    * a finished workflow returns its recorded outcome. workflow.workflowType is required.
+   * With tracing on and no active span (or none in `traceContext`), the run gets a
+   * "pynenc.workflow <type>" span.
    */
-  async startWorkflow(appId: string, workflow: Identity, args: Record<string, unknown>, run: TaskFn): Promise<Invocation> {
-    const resp = await call(
-      this.executor.startWorkflow({
-        appId,
-        workflow: identityProto(workflow),
-        argumentsJson: toJson(args ?? {}, "arguments"),
-        runnerId: this.runnerId,
-        leaseTtl: duration(this.leaseTtlMs),
-      }),
+  async startWorkflow(
+    appId: string,
+    workflow: Identity,
+    args: Record<string, unknown>,
+    run: TaskFn,
+    traceContext: OtelContext = otelContext.active(),
+  ): Promise<Invocation> {
+    const argumentsJson = toJson(args ?? {}, "arguments");
+    const [span, ctx] = startRun(traceContext, appId, workflow);
+    return inSpan(
+      span,
+      async () => {
+        const resp = await call(
+          this.executor.startWorkflow(
+            {
+              appId,
+              workflow: identityProto(workflow),
+              argumentsJson,
+              runnerId: this.runnerId,
+              leaseTtl: duration(this.leaseTtlMs),
+            },
+            callOptions(ctx),
+          ),
+        );
+        const inv = new Invocation(resp.invocation!);
+        inv.replayed = resp.replayed;
+        return this.drive(appId, inv, resp.lease, run, this.leaseTtlMs, ctx);
+      },
+      (inv) => inv.replayed,
     );
-    const inv = new Invocation(resp.invocation!);
-    inv.replayed = resp.replayed;
-    return this.drive(appId, inv, resp.lease, run, this.leaseTtlMs);
   }
 
   /** @internal Brings an invocation to an outcome: run it under a held lease, else wait. */
-  async drive(appId: string, inv: Invocation, lease: TaskLease | undefined, run: TaskFn | undefined, ttlMs: number): Promise<Invocation> {
+  async drive(
+    appId: string,
+    inv: Invocation,
+    lease: TaskLease | undefined,
+    run: TaskFn | undefined,
+    ttlMs: number,
+    ctx: OtelContext = otelContext.active(),
+  ): Promise<Invocation> {
     const replayed = inv.replayed;
     let ran = false;
     while (!inv.finished) {
@@ -249,7 +291,7 @@ export class Client {
         if (!run) throw new Error(`granted the lease on ${inv.id} (${inv.taskId}) but no task function was given`);
         ran = true;
         try {
-          const done = await this.runLeased(appId, inv, lease.leaseId, run, ttlMs);
+          const done = await this.runLeased(appId, inv, lease.leaseId, run, ttlMs, ctx);
           inv = done;
           break;
         } catch (err) {
@@ -261,13 +303,16 @@ export class Client {
         }
       }
       const resp = await call(
-        this.executor.waitTask({
-          appId,
-          invocationId: inv.id,
-          runnerId: this.runnerId,
-          timeout: duration(this.waitTimeoutMs),
-          leaseTtl: duration(ttlMs),
-        }),
+        this.executor.waitTask(
+          {
+            appId,
+            invocationId: inv.id,
+            runnerId: this.runnerId,
+            timeout: duration(this.waitTimeoutMs),
+            leaseTtl: duration(ttlMs),
+          },
+          callOptions(ctx),
+        ),
       );
       inv = new Invocation(resp.invocation!);
       lease = resp.lease;
@@ -277,11 +322,18 @@ export class Client {
     return inv;
   }
 
-  private async runLeased(appId: string, inv: Invocation, leaseId: string, run: TaskFn, ttlMs: number): Promise<Invocation> {
+  private async runLeased(
+    appId: string,
+    inv: Invocation,
+    leaseId: string,
+    run: TaskFn,
+    ttlMs: number,
+    ctx: OtelContext,
+  ): Promise<Invocation> {
     const abort = new AbortController();
     const timer = setInterval(() => {
       this.executor
-        .renewTaskLease({ appId, invocationId: inv.id, leaseId, leaseTtl: duration(ttlMs) }, { timeoutMs: Math.max(1, Math.floor(ttlMs / 3)) })
+        .renewTaskLease({ appId, invocationId: inv.id, leaseId, leaseTtl: duration(ttlMs) }, callOptions(ctx, { timeoutMs: Math.max(1, Math.floor(ttlMs / 3)) }))
         .catch((err: unknown) => {
           const e = SidecarError.from(err);
           if (e.reason === Reason.LEASE_NOT_HELD || e.code === Code.NotFound) {
@@ -292,7 +344,7 @@ export class Client {
     }, Math.max(1, Math.floor(ttlMs / 3)));
     let outcome: CompleteTaskRequest["outcome"];
     try {
-      const result = await run(new Context(this, appId, inv.workflow, inv.id), abort.signal);
+      const result = await run(new Context(this, appId, inv.workflow, inv.id, ctx), abort.signal);
       try {
         outcome = { case: "resultJson", value: toJson(result, "task result") };
       } catch (err) {
@@ -309,7 +361,7 @@ export class Client {
     } finally {
       clearInterval(timer);
     }
-    const resp = await call(this.executor.completeTask({ appId, invocationId: inv.id, leaseId, outcome }));
+    const resp = await call(this.executor.completeTask({ appId, invocationId: inv.id, leaseId, outcome }, callOptions(ctx)));
     return new Invocation(resp.invocation!);
   }
 }
@@ -333,6 +385,8 @@ export class Context {
     readonly appId: string,
     readonly workflow: Identity,
     private readonly invocation = "",
+    /** The OTel context operations' spans are children of (the run's or task's span). */
+    readonly traceContext: OtelContext = otelContext.active(),
   ) {}
 
   /** The scope of the operations: the invocation whose code runs (workflow id for the main task). */
@@ -350,31 +404,63 @@ export class Context {
     return Number(this.seqs.get(kind) ?? 0n);
   }
 
-  private at<T>(kind: string, op: (pos: OperationPosition) => Promise<T>): Promise<T> {
+  /**
+   * Runs `op` at the next sequence of `kind` inside the operation's span (name: a task id or
+   * custom operation's name); `op` returns its value and whether it was replayed. The span
+   * ends with the call, unless `keepOpen` (then the caller ends it).
+   */
+  private open<T>(
+    kind: string,
+    name: string,
+    op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>,
+    keepOpen: boolean,
+  ): Promise<{ value: T; replayed: boolean; span: Span; ctx: OtelContext }> {
     const next = this.queue.then(async () => {
       const seq = (this.seqs.get(kind) ?? 0n) + 1n;
-      const value = await op({
-        $typeName: "pynenc.sidecar.v1.OperationPosition",
-        appId: this.appId,
-        workflow: identityProto(this.workflow),
-        invocationId: this.invocation,
-        sequence: seq,
-      });
+      const attrs = { ...workflowAttributes(this.appId, this.workflow), [ATTR.invocationId]: this.invocationId };
+      const [span, ctx] = startOperation(this.traceContext, attrs, kind.startsWith("custom:") ? "custom" : kind, name, seq);
+      let value: T, replayed: boolean;
+      try {
+        [value, replayed] = await op(
+          {
+            $typeName: "pynenc.sidecar.v1.OperationPosition",
+            appId: this.appId,
+            workflow: identityProto(this.workflow),
+            invocationId: this.invocation,
+            sequence: seq,
+          },
+          ctx,
+        );
+      } catch (err) {
+        endSpan(span, false, err);
+        throw err;
+      }
+      if (!keepOpen) endSpan(span, replayed);
       this.seqs.set(kind, seq);
-      return value;
+      return { value, replayed, span, ctx };
     });
     this.queue = next.catch(() => undefined);
     return next;
   }
 
+  private async at<T>(kind: string, op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>, name = ""): Promise<T> {
+    return (await this.open(kind, name, op, false)).value;
+  }
+
   /** A deterministic float in [0, 1), replayed identically. Not for secrets. */
   random(): Promise<number> {
-    return this.at("random", async (position) => (await call(this.client.executor.random({ position }))).value);
+    return this.at("random", async (position, ctx) => {
+      const resp = await call(this.client.executor.random({ position }, callOptions(ctx)));
+      return [resp.value, resp.replayed];
+    });
   }
 
   /** The recorded time as a protobuf Timestamp (microsecond precision). */
   utcNowTimestamp(): Promise<Timestamp> {
-    return this.at("time", async (position) => (await call(this.client.executor.utcNow({ position }))).time!);
+    return this.at("time", async (position, ctx) => {
+      const resp = await call(this.client.executor.utcNow({ position }, callOptions(ctx)));
+      return [resp.time!, resp.replayed];
+    });
   }
 
   /** Real UTC time at first record, strictly later than earlier recorded times, replayed identically. */
@@ -384,7 +470,10 @@ export class Context {
 
   /** A deterministic UUIDv5 (canonical lowercase text), replayed identically. */
   uuid(): Promise<string> {
-    return this.at("uuid", async (position) => (await call(this.client.executor.uuid({ position }))).uuid);
+    return this.at("uuid", async (position, ctx) => {
+      const resp = await call(this.client.executor.uuid({ position }, callOptions(ctx)));
+      return [resp.uuid, resp.replayed];
+    });
   }
 
   /**
@@ -392,14 +481,19 @@ export class Context {
    * of `name`, or, when none is recorded, the one `gen` returns (gen runs only then).
    */
   recordJson(name: string, gen: () => string | Promise<string>): Promise<string> {
-    return this.at(`custom:${name}`, async (position) => {
-      const got = await call(
-        this.client.executor.getRecorded({ position, kind: OperationKind.CUSTOM, customName: name }),
-      );
-      if (got.found && got.operation?.value.case === "jsonValue") return got.operation.value.value;
-      const value = await gen();
-      return (await call(this.client.executor.record({ position, operation: name, valueJson: value }))).valueJson;
-    });
+    return this.at(
+      `custom:${name}`,
+      async (position, ctx): Promise<[string, boolean]> => {
+        const got = await call(
+          this.client.executor.getRecorded({ position, kind: OperationKind.CUSTOM, customName: name }, callOptions(ctx)),
+        );
+        if (got.found && got.operation?.value.case === "jsonValue") return [got.operation.value.value, true];
+        const value = await gen();
+        const resp = await call(this.client.executor.record({ position, operation: name, valueJson: value }, callOptions(ctx)));
+        return [resp.valueJson, resp.replayed];
+      },
+      name,
+    );
   }
 
   /** Pynenc's `wf.deterministic._deterministic_operation(name, generator)` for JSON values. */
@@ -418,45 +512,61 @@ export class Context {
   async executeTask(taskId: string, args: Record<string, unknown>, run: TaskFn, options: TaskOptions = {}): Promise<Invocation> {
     const ttlMs = options.leaseTtlMs ?? this.client.leaseTtlMs;
     const argumentsJson = toJson(args ?? {}, "arguments");
-    const resp = await this.at("task", (position) =>
-      call(
-        this.client.executor.executeTask({
-          position,
-          taskId,
-          argumentsJson,
-          forceNewWorkflow: options.forceNewWorkflow ?? false,
-          runnerId: this.client.runnerId,
-          leaseTtl: duration(ttlMs),
-        }),
-      ),
+    const { value: resp, replayed, span, ctx } = await this.open(
+      "task",
+      taskId,
+      async (position, ctx) => {
+        const resp = await call(
+          this.client.executor.executeTask(
+            {
+              position,
+              taskId,
+              argumentsJson,
+              forceNewWorkflow: options.forceNewWorkflow ?? false,
+              runnerId: this.client.runnerId,
+              leaseTtl: duration(ttlMs),
+            },
+            callOptions(ctx),
+          ),
+        );
+        return [resp, resp.replayed];
+      },
+      true,
     );
     const inv = new Invocation(resp.invocation!);
     inv.replayed = resp.replayed;
-    return this.client.drive(this.appId, inv, resp.lease, run, ttlMs);
+    return inSpan(span, () => this.client.drive(this.appId, inv, resp.lease, run, ttlMs, ctx), () => replayed);
   }
 
   /** A workflow data key (any task of the workflow may read): undefined when missing; a stored null is null. */
   async getData<T = unknown>(key: string): Promise<T | undefined> {
-    const resp = await call(this.client.executor.getData({ appId: this.appId, workflowId: this.workflow.workflowId, key }));
+    const resp = await call(
+      this.client.executor.getData({ appId: this.appId, workflowId: this.workflow.workflowId, key }, callOptions(this.traceContext)),
+    );
     return resp.found ? (JSON.parse(resp.valueJson) as T) : undefined;
   }
 
   /** Writes a workflow data key; only the main task may (else reason WORKFLOW_ACCESS_DENIED). */
   async setData(key: string, value: unknown): Promise<void> {
     await call(
-      this.client.executor.setData({
-        appId: this.appId,
-        workflowId: this.workflow.workflowId,
-        invocationId: this.invocation,
-        key,
-        valueJson: toJson(value, `data ${key}`),
-      }),
+      this.client.executor.setData(
+        {
+          appId: this.appId,
+          workflowId: this.workflow.workflowId,
+          invocationId: this.invocation,
+          key,
+          valueJson: toJson(value, `data ${key}`),
+        },
+        callOptions(this.traceContext),
+      ),
     );
   }
 
   /** The workflow's time zero, recorded at its first use. */
   async baseTime(): Promise<Date> {
-    const resp = await call(this.client.executor.getBaseTime({ appId: this.appId, workflowId: this.workflow.workflowId }));
+    const resp = await call(
+      this.client.executor.getBaseTime({ appId: this.appId, workflowId: this.workflow.workflowId }, callOptions(this.traceContext)),
+    );
     return timestampDate(resp.baseTime!);
   }
 }
