@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +18,6 @@ import pytest
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RUNNING, SUCCESS, TaskState, WorkflowRef
 from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Store, TaskNotFound
-from pynenc_sidecar.storage.redis_store import RedisStore
 from pynenc_sidecar.storage.sqlite_store import SqliteStore
 
 T = TypeVar("T")
@@ -28,33 +26,6 @@ Run = Callable[[Awaitable[T]], T]
 # Ids that would collide under naive key concatenation or escaping.
 TRICKY_IDS = ["a", "a:b", "a:b:c", "b:c", "{a}", "a}:{b", "}", "{", "*", "a*", "%", "%3A", "a%3Ab",
               "a|b", "|", "#", "#base", "a#b", "\u00fc", "u\u0308", "日本", "🙂", "a b", "a\nb", ""]
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture
-def run(loop: asyncio.AbstractEventLoop) -> Run:
-    return loop.run_until_complete
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def store(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "redis":
-        subject: Any = RedisStore(request.getfixturevalue("redis_server").url)
-    else:
-        subject = SqliteStore(tmp_path / "state.db")
-    yield subject
-    loop.run_until_complete(subject.close())
-
-
-@pytest.fixture
-def app() -> str:
-    return f"conf-{uuid.uuid4().hex}"
 
 
 def task(invocation_id: str, *, task_id: str = "mod.task", args: str = '{"x":1}', workflow_id: str = "wf-1",
