@@ -50,6 +50,15 @@ def to_status(error: SidecarError) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=packed))
 
 
+async def _abort(context: grpc.aio.ServicerContext, error: Exception, where: str) -> None:
+    """End the call with the error's mapped status; anything unexpected is INTERNAL, logged."""
+    if isinstance(error, SidecarError):
+        await context.abort_with_status(to_status(error))  # raises: the call ends here
+    else:
+        log.exception("internal error in %s", where, exc_info=error)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
 def handle_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     """Abort unary calls with the mapped status; unexpected errors become INTERNAL, logged."""
 
@@ -57,11 +66,8 @@ def handle_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await method(self, request, context)
-        except SidecarError as error:
-            await context.abort_with_status(to_status(error))
-        except Exception:
-            log.exception("internal error in %s", method.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        except Exception as error:
+            await _abort(context, error, method.__name__)
 
     return wrapper
 
@@ -74,10 +80,7 @@ def handle_stream_errors(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             async for item in method(self, request, context):
                 yield item
-        except SidecarError as error:
-            await context.abort_with_status(to_status(error))
-        except Exception:
-            log.exception("internal error in %s", method.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        except Exception as error:
+            await _abort(context, error, method.__name__)
 
     return wrapper
