@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from conformance.test_purge_conformance import HISTORY_DONE, _finish, _task, dump, seed_workflow
-from pynenc_sidecar import retention
+from pynenc_sidecar import inspector, retention
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.server import Stores
 from pynenc_sidecar.storage.base import LeaseRequest
@@ -226,3 +226,26 @@ def test_purge_argument_errors(args, message, tmp_path):
     result = cli("purge", *args, "--data-file", str(tmp_path / "x.db"))
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_sweep_indexes_and_then_ages_runs_an_older_version_left_unindexed(stores, loop):
+    # 0.1.0's StartWorkflow, cut short by a client deadline, could register the main task
+    # without its run: never listed, never swept. The broken state, written directly:
+    app = f"ret-{uuid.uuid4().hex}"
+    old, recent = WorkflowRef("lost-old", "mod.flow"), WorkflowRef("lost-recent", "mod.flow")
+
+    async def body() -> None:
+        store = stores.store
+        await _finish(stores, app, _task("lost-old", "mod.flow", old), now_us=1_000)
+        await _finish(stores, app, _task("lost-recent", "mod.flow", recent), now_us=10**12)
+        assert [r async for b in store.scan_runs(app) for r in b] == []
+
+        purged = await retention.sweep_once(stores, retention_s=1.0, clock=lambda: 10**12 + 500_000)
+        assert purged >= 1  # found by the repair, then aged by its finish time like any run
+        assert await store.get_task(app, "lost-old") is None
+        assert [r.workflow async for b in store.scan_runs(app) for r in b] == [recent]
+        assert app in await store.app_ids()
+        report = await inspector.workflows_report(stores, app)
+        assert [r["workflow_id"] for r in report["runs"]] == ["lost-recent"]
+
+    loop.run_until_complete(body())

@@ -120,9 +120,11 @@ class WorkflowEngine:
     def _lease(self, runner_id: str, ttl_us: int) -> LeaseRequest:
         return LeaseRequest(uuid.uuid4().hex, ttl_us, runner_id)
 
-    async def _ensure(self, app_id: str, state: TaskState, replayed: bool, runner_id: str, ttl_us: int) -> TaskOutcome:
+    async def _ensure(self, app_id: str, state: TaskState, replayed: bool, runner_id: str, ttl_us: int,
+                      index_run: bool = False) -> TaskOutcome:
         lease = self._lease(runner_id, ttl_us)
-        current, granted, created = await self.store.ensure_task(app_id, state, lease, self.clock())
+        current, granted, created = await self.store.ensure_task(app_id, state, lease, self.clock(),
+                                                                 index_run=index_run)
         if granted and not created:
             obs.lease_taken_over()
         return TaskOutcome(current, replayed, lease if granted else None, current.lease_expire_us if granted else 0)
@@ -144,23 +146,22 @@ class WorkflowEngine:
             workflow=child_workflow(call, caller),
             parent_invocation_id=pos.scope,
         )
-        outcome = await self._ensure(app_id, state, replayed, runner_id, ttl_us)
-        if call.force_new_workflow and not replayed:
-            await self.store.store_workflow_run(app_id, state.workflow, self.clock())
-        return outcome
+        # A child workflow's run is indexed in the step that registers it.
+        return await self._ensure(app_id, state, replayed, runner_id, ttl_us, index_run=call.force_new_workflow)
 
     async def start_workflow(
         self, app_id: str, workflow: WorkflowRef, arguments_json: str, runner_id: str, ttl_us: int
     ) -> TaskOutcome:
         requested = TaskState(workflow.workflow_id, workflow.workflow_type, arguments_json, workflow)
         lease = self._lease(runner_id, ttl_us)
-        current, granted, created = await self.store.ensure_task(app_id, requested, lease, self.clock())
+        # The task and its run in one atomic step: a call cut short (a client deadline) never
+        # leaves a task that no listing or retention sweep finds.
+        current, granted, created = await self.store.ensure_task(app_id, requested, lease, self.clock(),
+                                                                 index_run=True)
         recorded_call = TaskCall(current.invocation_id, current.task_id, current.arguments_json)
         check_replay(recorded_call, TaskCall(workflow.workflow_id, workflow.workflow_type, arguments_json),
                      f"workflow {workflow.workflow_id} start")
-        if created:
-            await self.store.store_workflow_run(app_id, current.workflow, self.clock())
-        elif granted:
+        if granted and not created:
             obs.lease_taken_over()
         return TaskOutcome(current, not created, lease if granted else None, current.lease_expire_us if granted else 0)
 

@@ -16,6 +16,11 @@ its tasks, its StateBackend invocations and its index entries. Its child workflo
 
 The server sweeps periodically (`sweep_forever`, `serve --retention`); `pynenc-sidecar purge
 --older-than` runs the same sweep once. Every replica may sweep: purging is idempotent.
+
+Each sweep first repairs the run index (`repair_runs`): a StartWorkflow of 0.1.0 cut short by a
+client deadline could register a workflow's main task without indexing its run, which no
+listing or sweep would then find. Such a run is indexed as first stored when its task finished
+(else now), and aged like any other.
 """
 
 from __future__ import annotations
@@ -93,7 +98,16 @@ async def purge_finished(stores, cutoff_us: int, app_ids: Iterable[str] | None =
         yield finished
 
 
+async def repair_runs(stores, clock=now_us) -> int:
+    """Index the runs of workflow main tasks left without a run entry; how many were."""
+    repaired = await stores.store.index_unindexed_runs(clock())
+    for app_id, workflow in repaired:
+        log.info("indexed run %s of app %s: its task was stored without its run", workflow.workflow_id, app_id)
+    return len(repaired)
+
+
 async def sweep_once(stores, retention_s: float, clock=now_us) -> int:
+    await repair_runs(stores, clock)
     cutoff = clock() - int(retention_s * 1_000_000)
     deleted = 0
     async for _ in purge_finished(stores, cutoff):

@@ -281,6 +281,47 @@ def test_ensure_task_creates_once_and_keeps_the_first_definition(store: Store, r
     run(body())
 
 
+def test_ensure_task_indexes_its_run_in_the_same_step(store: Store, run: Run, app: str) -> None:
+    # StartWorkflow's one write: a task found registered always has its run indexed.
+    async def body() -> None:
+        main = task("wf-1", task_id="mod.flow")
+        _, granted, created = await store.ensure_task(app, main, lease("a"), 500, index_run=True)
+        assert (granted, created) == (True, True)
+        assert await store.run_started(app, main.workflow) == 500
+        assert await stored_runs(store, app) == {main.workflow.encode(): 500}
+        assert app in await store.app_ids()
+        # Again (a replay, or a retry after a deadline): the first time is kept.
+        await store.ensure_task(app, main, lease("b"), 900, index_run=True)
+        assert await stored_runs(store, app) == {main.workflow.encode(): 500}
+        # Without index_run, a task registers no run.
+        await store.ensure_task(app, task("inv-2", workflow_id="wf-2"), None, 600)
+        assert await stored_runs(store, app) == {main.workflow.encode(): 500}
+
+    run(body())
+
+
+def test_index_unindexed_runs_indexes_main_tasks_left_without_a_run(store: Store, run: Run, app: str) -> None:
+    async def body() -> None:
+        # What 0.1.0 could leave: main tasks registered, their runs never indexed.
+        finished = task("wf-done", task_id="mod.flow", workflow_id="wf-done")
+        await store.ensure_task(app, finished, lease("a"), 100)
+        await store.complete_task(app, "wf-done", "lease-a", SUCCESS, "1", None, 250)
+        running = task("wf-running", task_id="mod.flow", workflow_id="wf-running")
+        await store.ensure_task(app, running, lease("a"), 100)
+        # Not main tasks: a task of another workflow, and a main task whose run is indexed.
+        await store.ensure_task(app, task("child", workflow_id="wf-done"), None, 100)
+        indexed = task("wf-ok", task_id="mod.flow", workflow_id="wf-ok")
+        await store.ensure_task(app, indexed, None, 50, index_run=True)
+
+        repaired = [(a, ref) for a, ref in await store.index_unindexed_runs(10_000) if a == app]
+        assert sorted(ref.workflow_id for _, ref in repaired) == ["wf-done", "wf-running"]
+        assert await stored_runs(store, app) == {
+            indexed.workflow.encode(): 50, finished.workflow.encode(): 250, running.workflow.encode(): 10_000}
+        assert [ref for a, ref in await store.index_unindexed_runs(20_000) if a == app] == []
+
+    run(body())
+
+
 def test_ensure_task_grants_a_lease_only_when_none_is_live(store: Store, run: Run, app: str) -> None:
     async def body() -> None:
         state, granted, created = await store.ensure_task(app, task("inv"), lease("a", 1_000), 10_000)

@@ -102,11 +102,13 @@ class Store(Protocol):
 
     # --- task invocations ---------------------------------------------------------
     async def ensure_task(
-        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int
+        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
     ) -> tuple[TaskState, bool, bool]:
         """Register the invocation unless it exists; then, if a lease is asked for and the
-        task is unfinished with no live lease, grant it (status RUNNING). Returns the
-        state, whether the lease was granted, and whether the invocation was created."""
+        task is unfinished with no live lease, grant it (status RUNNING). With index_run,
+        also index state.workflow as a run (as store_workflow_run), in the same atomic step.
+        Returns the state, whether the lease was granted, and whether the invocation was
+        created."""
 
     async def acquire_lease(self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int) -> tuple[TaskState, bool]:
         """Grant the lease when the task is unfinished with no live lease. TaskNotFound."""
@@ -128,6 +130,11 @@ class Store(Protocol):
     # --- workflow runs ------------------------------------------------------------
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
         """Index the run (first store time kept) and its app (see app_ids)."""
+
+    async def index_unindexed_runs(self, now_us: int) -> list[tuple[str, WorkflowRef]]:
+        """Repair: index the run of every workflow main task (an invocation whose id is its
+        workflow's id) that has no run entry, as (app id, run): 0.1.0 wrote the
+        two apart. A run is indexed as first stored when its task finished, else now_us."""
 
     # --- reads for the operator's tools (inspect, workflows, retention) --------------
     def scan_runs(self, app_id: str, workflow_type: str = "", until_us: int | None = None, batch_size: int = 500

@@ -9,7 +9,8 @@ Key layout (ids percent-escaped, so no id can reach another's keys):
     psc:{<app>}:runs              zset  identities of all runs, scored by first store time
     psc:{<app>}:runs:<type>       zset  runs of one type
     psc:app_ids                   set   apps that stored a run (what a retention sweep visits)
-Everything of one workflow shares a hash tag, so the layout is Redis-Cluster ready.
+Everything of one workflow shares a hash tag. Steps that write a workflow and an app index at
+once (StartWorkflow's task and its run, purge) are one script or MULTI across those keys.
 A task hash keeps 'done' (microseconds) once its outcome is stored: retention ages by it.
 """
 
@@ -24,7 +25,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from pynenc_sidecar.core.errors import Unavailable
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, escape, origin_field
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, escape, origin_field, unescape
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
 from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, TaskNotFound
 
@@ -58,6 +59,20 @@ def _unavailable_on_redis_errors(method: Callable[..., Awaitable[T]]) -> Callabl
 
 def _pairs(flat: list[Any]) -> dict[str, str]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def run_index_keys(app_id: str, workflow: WorkflowRef) -> list[str]:
+    """The keys indexing a run, in task.lua's KEYS[2..5] order."""
+    tag = app_tag(app_id)
+    return [tag + ":runs", f"{tag}:runs:{escape(workflow.workflow_type)}", tag + ":wf_types", APP_IDS_KEY]
+
+
+def parse_task_key(key: str) -> tuple[str, str] | None:
+    """(app id, invocation id) of a task hash key, or None for another key."""
+    if not (key.startswith(PREFIX + ":{") and key.endswith("}:task")):
+        return None
+    app, sep, invocation = key[len(PREFIX) + 2:-len("}:task")].partition(":")
+    return (unescape(app), unescape(invocation)) if sep else None
 
 
 async def index_workflow_run(client: aioredis.Redis, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
@@ -190,17 +205,22 @@ class RedisStore:
     def _task_key(self, app_id: str, invocation_id: str) -> str:
         return workflow_tag(app_id, invocation_id) + ":task"
 
-    async def _task_call(self, app_id: str, invocation_id: str, args: list[Any]) -> tuple[str, int, dict[str, str]]:
-        code, flag, flat = await self._task(keys=[self._task_key(app_id, invocation_id)], args=args)
+    async def _task_call(self, app_id: str, invocation_id: str, args: list[Any], index_keys: list[str] = ()
+                         ) -> tuple[str, int, dict[str, str]]:
+        code, flag, flat = await self._task(keys=[self._task_key(app_id, invocation_id), *index_keys], args=args)
         return code, int(flag), _pairs(flat)
 
     @_unavailable_on_redis_errors
     async def ensure_task(
-        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int
+        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
     ) -> tuple[TaskState, bool, bool]:
         lease_args = [lease.lease_id, lease.ttl_us, lease.runner_id] if lease else ["", 0, ""]
+        run = state.workflow
+        run_args = [run.encode(), run.workflow_type, app_id] if index_run else ["", "", ""]
         definition = [item for pair in state.definition().items() for item in pair]
-        code, granted, data = await self._task_call(app_id, state.invocation_id, ["ensure", now_us, *lease_args, *definition])
+        code, granted, data = await self._task_call(
+            app_id, state.invocation_id, ["ensure", now_us, *lease_args, *run_args, *definition],
+            run_index_keys(app_id, run) if index_run else [])
         return TaskState.from_fields(state.invocation_id, data), bool(granted), code == "created"
 
     @_unavailable_on_redis_errors
@@ -257,6 +277,47 @@ class RedisStore:
     @_unavailable_on_redis_errors
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
         await index_workflow_run(self.client, app_id, workflow, now_us)
+
+    @_unavailable_on_redis_errors
+    async def index_unindexed_runs(self, now_us: int) -> list[tuple[str, WorkflowRef]]:
+        found: list[tuple[str, WorkflowRef, int]] = []
+        async for keys in self._task_key_batches():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hmget(key, "wf", "done")
+                rows = await pipe.execute()
+            mains = []
+            for key, (wf, done) in zip(keys, rows):
+                app_invocation = parse_task_key(key)
+                if wf is None or app_invocation is None:
+                    continue
+                workflow = WorkflowRef.decode(wf)
+                if workflow.workflow_id == app_invocation[1]:  # the workflow's main task
+                    mains.append((app_invocation[0], workflow, int(done or 0) or now_us))
+            if not mains:
+                continue
+            async with self.client.pipeline(transaction=False) as pipe:
+                for app_id, workflow, _ in mains:
+                    pipe.zscore(app_tag(app_id) + ":runs", workflow.encode())
+                scores = await pipe.execute()
+            found += [main for main, score in zip(mains, scores) if score is None]
+        indexed = []
+        for app_id, workflow, first_us in found:
+            code, _, _ = await self._task_call(app_id, workflow.workflow_id, [
+                "index", now_us, workflow.encode(), workflow.workflow_type, app_id, first_us],
+                run_index_keys(app_id, workflow))
+            if code == "ok":  # else purged meanwhile
+                indexed.append((app_id, workflow))
+        return indexed
+
+    async def _task_key_batches(self) -> AsyncIterator[list[str]]:
+        cursor = 0
+        while True:
+            cursor, keys = await self.client.scan(cursor, match=f"{PREFIX}:{{*}}:task", count=1000)
+            if keys:
+                yield keys
+            if cursor == 0:
+                return
 
     # --- reads for the operator's tools ------------------------------------------
     async def scan_runs(self, app_id: str, workflow_type: str = "", until_us: int | None = None,

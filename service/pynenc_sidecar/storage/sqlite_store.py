@@ -332,7 +332,7 @@ class SqliteStore:
         return True
 
     async def ensure_task(
-        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int
+        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
     ) -> tuple[TaskState, bool, bool]:
         def step(conn: sqlite3.Connection) -> tuple[TaskState, bool, bool]:
             current = self._load_task(conn, app_id, state.invocation_id)
@@ -344,6 +344,8 @@ class SqliteStore:
                     (app_id, state.invocation_id, d["task_id"], d["args"], d["wf"], d["parent"], int(d["status"])),
                 )
                 current = self._require_task(conn, app_id, state.invocation_id)
+            if index_run:  # in the task's transaction: a call cut short leaves both or neither
+                self._index_run(conn, app_id, state.workflow, now_us)
             granted = self._try_lease(conn, app_id, current, lease, now_us)
             return self._require_task(conn, app_id, state.invocation_id), granted, created
 
@@ -399,11 +401,36 @@ class SqliteStore:
         return await self._run(step, write=True)
 
     # --- workflow runs ---------------------------------------------------------------
+    @staticmethod
+    def _index_run(conn: sqlite3.Connection, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
+        conn.execute("INSERT INTO runs VALUES (?,?,?,?) ON CONFLICT (app, run) DO NOTHING",
+                     (app_id, workflow.encode(), workflow.workflow_type, now_us))
+
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
-        await self._run(lambda conn: conn.execute(
-            "INSERT INTO runs VALUES (?,?,?,?) ON CONFLICT (app, run) DO NOTHING",
-            (app_id, workflow.encode(), workflow.workflow_type, now_us),
-        ), write=True)
+        await self._run(lambda conn: self._index_run(conn, app_id, workflow, now_us), write=True)
+
+    async def index_unindexed_runs(self, now_us: int) -> list[tuple[str, WorkflowRef]]:
+        # Found by a read, then indexed in one short write that checks again, so the sweep
+        # never holds the write lock for a scan of every task.
+        def find(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+            return conn.execute(
+                "SELECT app, wf, done_us FROM tasks t WHERE json_extract(wf, '$[0]') = invocation"
+                " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.app = t.app AND r.run = t.wf)").fetchall()
+
+        def index(conn: sqlite3.Connection) -> list[tuple[str, WorkflowRef]]:
+            indexed = []
+            for app_id, wf, done_us in found:
+                workflow = WorkflowRef.decode(wf)
+                inserted = conn.execute(
+                    "INSERT INTO runs SELECT app, wf, ?, ? FROM tasks WHERE app=? AND invocation=? AND wf=?"
+                    " ON CONFLICT (app, run) DO NOTHING",
+                    (workflow.workflow_type, done_us or now_us, app_id, workflow.workflow_id, wf)).rowcount
+                if inserted:
+                    indexed.append((app_id, workflow))
+            return indexed
+
+        found = await self._run(find, write=False)
+        return await self._run(index, write=True) if found else []
 
     # --- reads for the operator's tools ----------------------------------------------
     async def scan_runs(self, app_id: str, workflow_type: str = "", until_us: int | None = None,
