@@ -20,6 +20,7 @@ from conformance.test_purge_conformance import HISTORY_DONE, _finish, _task, dum
 from pynenc_sidecar import inspector, retention
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.server import Stores
+from pynenc_sidecar.settings import Settings
 from pynenc_sidecar.storage.base import LeaseRequest
 from pynenc_sidecar.storage.redis_store import RedisStore
 from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
@@ -199,8 +200,11 @@ def test_purge_one_workflow_finished_ones_and_a_whole_app(target, tmp_path):
 
     dry = cli("purge", "--older-than", "0s", "--dry-run", *app_args)
     assert dry.returncode == 0, dry.stderr
-    assert f"would delete {app} {ids[1]} (sdk_workflows.order_flow, finished 20" in dry.stdout
-    assert f"would delete {app} {ids[2]} (" in dry.stdout and "would delete 2 workflow(s)" in dry.stdout
+    assert dry.stdout.startswith("dry run, nothing deleted (workflows that finished before 20")
+    assert "): the purge would delete 2 workflow run(s), 6 task(s), " in dry.stdout.splitlines()[0]
+    rows = [line.split()[:3] for line in dry.stdout.splitlines()[2:]]
+    assert rows == [[app, ids[1], "sdk_workflows.order_flow"], [app, ids[2], "sdk_workflows.order_flow"],
+                    ["total", "-", "-"]]
     assert cli("inspect", ids[1], *app_args).returncode == 0  # a dry run deletes nothing
     kept = cli("purge", "--older-than", "1h", *app_args, "--json")
     assert json.loads(kept.stdout)["workflows"] == []
@@ -210,7 +214,8 @@ def test_purge_one_workflow_finished_ones_and_a_whole_app(target, tmp_path):
 
     run_flow(server, app, "wf-app", tmp_path)
     refused = cli("purge", *app_args)
-    assert refused.returncode == 2 and "add --yes" in refused.stderr
+    assert refused.returncode == 2 and "Add --yes" in refused.stderr
+    assert "deletes all its state: 1 workflow run(s), " in refused.stderr and len(refused.stderr.splitlines()) == 1
     assert cli("inspect", "wf-app", *app_args).returncode == 0
     whole = cli("purge", *app_args, "--yes")
     assert whole.returncode == 0 and whole.stdout.strip() == f"purged app '{app}'"
@@ -219,13 +224,63 @@ def test_purge_one_workflow_finished_ones_and_a_whole_app(target, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     ([], "purge needs exactly one of"),
+    (["--dry-run"], "purge needs exactly one of"),
     (["--workflow-id", "w", "--older-than", "1d"], "purge needs exactly one of"),
+    (["--workflow-id", "w", "--older-than", "1d", "--dry-run"], "purge needs exactly one of"),
     (["--older-than", "a while"], "--older-than: 'a while' must be a duration"),
+    (["--workflow-id", "w", "--yes"], "--yes confirms purging a whole app (--app-id alone); --workflow-id needs"),
+    (["--older-than", "1d", "--app-id", "a", "--yes"], "--older-than needs no confirmation: drop --yes"),
 ])
 def test_purge_argument_errors(args, message, tmp_path):
     result = cli("purge", *args, "--data-file", str(tmp_path / "x.db"))
     assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
     assert not (tmp_path / "x.db").exists()
+
+
+async def _dump_store(store_args: list[str], app: str) -> dict:
+    """Everything of the app in the server's store, read in this process."""
+    flag, value = store_args
+    settings = Settings(**({"redis_url": value} if flag == "--redis-url" else {"data_file": value}))
+    stores = await inspector.open_existing_stores(settings)
+    try:
+        return await dump(stores, app)
+    finally:
+        await stores.close()
+
+
+def test_purge_dry_run_deletes_nothing_in_any_mode(target, tmp_path):
+    server, store_args = target
+    app = f"dry-{uuid.uuid4().hex[:8]}"
+    for workflow_id in ("wf-a", "wf-b"):
+        run_flow(server, app, workflow_id, tmp_path)
+    app_args = ["--app-id", app, *store_args]
+    before = asyncio.run(_dump_store(store_args, app))
+    unit = "KEYS" if store_args[0] == "--redis-url" else "ROWS"
+
+    one = cli("purge", "--workflow-id", "wf-a", "--dry-run", *app_args)
+    assert one.returncode == 0, one.stderr
+    lines = one.stdout.splitlines()
+    assert lines[0].startswith("dry run, nothing deleted: the purge would delete 1 workflow run(s), 3 task(s), ")
+    assert len(lines) == 3  # one workflow: no total row
+    assert lines[1].split() == ["APP", "WORKFLOW", "TYPE", "FINISHED", "AT", "WORKFLOWS", "TASKS", unit]
+    assert lines[2].split()[:2] == [app, "wf-a"] and lines[2].split()[-3:-1] == ["1", "3"]
+    aged = cli("purge", "--older-than", "0s", "--dry-run", *app_args)
+    assert aged.returncode == 0 and "would delete 2 workflow run(s), 6 task(s)" in aged.stdout
+    assert [line.split()[0] for line in aged.stdout.splitlines()[2:]] == [app, app, "total"]
+    whole = cli("purge", "--dry-run", "--yes", *app_args)
+    assert whole.returncode == 0 and whole.stdout.splitlines()[2].split()[:4] == [app, "(the", "whole", "app)"]
+    as_json = json.loads(cli("purge", "--dry-run", *app_args, "--json").stdout)
+    assert as_json["dry_run"] is True and as_json["would_delete"]["workflows"] == 2
+    assert as_json["would_delete"]["tasks"] == 6
+    refused = cli("purge", *app_args)
+    assert refused.returncode == 2 and "2 workflow run(s), 6 task(s)" in refused.stderr
+
+    assert asyncio.run(_dump_store(store_args, app)) == before  # the data is really all there
+    assert cli("inspect", "wf-a", *app_args).returncode == 0
+    # The counts are what the purge then deletes.
+    assert cli("purge", "--workflow-id", "wf-a", *app_args).returncode == 0
+    assert "would delete 1 workflow run(s), 3 task(s)" in cli("purge", "--dry-run", *app_args).stdout
 
 
 def test_a_sweep_indexes_and_then_ages_runs_an_older_version_left_unindexed(stores, loop):

@@ -10,6 +10,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -18,6 +19,7 @@ from pynenc_sidecar import __version__, inspector, logs, retention
 from pynenc_sidecar import settings as config
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, serve
+from pynenc_sidecar.storage.state_backend_store import PurgeCounts
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -103,13 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
         "invocations) from every index. Exactly one of: --workflow-id ID (one workflow, finished or "
         "not), --older-than DURATION (every workflow that finished that long ago; with --app-id, of that "
         "app only), or --app-id APP alone (the whole app, with --yes). Child workflows are workflows of "
-        "their own: purging a parent leaves them.", config.STORE, STORE_EPILOG)
+        "their own: purging a parent leaves them. --dry-run, in any of the three, deletes nothing and "
+        "shows what would be deleted.", config.STORE, STORE_EPILOG)
     purge_parser.add_argument("--workflow-id", metavar="ID", help="delete this workflow (of --app-id, default pynenc)")
     purge_parser.add_argument("--app-id", metavar="APP", help="the app; alone, delete the whole app")
     purge_parser.add_argument("--older-than", metavar="DURATION",
                               help="delete workflows that finished at least this long ago, e.g. 30d")
-    purge_parser.add_argument("--dry-run", action="store_true", help="with --older-than: list, delete nothing")
-    purge_parser.add_argument("--yes", action="store_true", help="confirm deleting a whole app")
+    purge_parser.add_argument("--dry-run", action="store_true",
+                              help="delete nothing; show what would be deleted (workflow runs, tasks, keys or rows)")
+    purge_parser.add_argument("--yes", action="store_true",
+                              help="confirm deleting a whole app (--app-id alone); without it, says what it would delete")
     purge_parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     health_parser = _command(
@@ -213,15 +218,20 @@ def _workflows(args: argparse.Namespace, settings: config.Settings) -> int:
     return _tool(body, settings)
 
 
-def _purge(args: argparse.Namespace, settings: config.Settings) -> int:
+def _purge_mistake(args: argparse.Namespace) -> str | None:
+    """What is wrong with the combination of purge's options, if anything (one line)."""
     modes = [name for name, given in (("--workflow-id", args.workflow_id), ("--older-than", args.older_than)) if given]
     if len(modes) > 1 or not (modes or args.app_id):
-        print("pynenc-sidecar: error: purge needs exactly one of --workflow-id, --older-than, or --app-id alone",
-              file=sys.stderr)
-        return 2
-    if not modes and not args.yes:
-        print(f"pynenc-sidecar: error: purging app {args.app_id!r} deletes all its state: add --yes",
-              file=sys.stderr)
+        return "purge needs exactly one of --workflow-id, --older-than, or --app-id alone"
+    if args.yes and modes:
+        return f"--yes confirms purging a whole app (--app-id alone); {modes[0]} needs no confirmation: drop --yes"
+    return None
+
+
+def _purge(args: argparse.Namespace, settings: config.Settings) -> int:
+    mistake = _purge_mistake(args)
+    if mistake:
+        print(f"pynenc-sidecar: error: {mistake}", file=sys.stderr)
         return 2
     older_than = None
     if args.older_than:
@@ -232,27 +242,42 @@ def _purge(args: argparse.Namespace, settings: config.Settings) -> int:
             return 2
 
     async def body(stores: Stores) -> int:
+        backend = stores.state_backend
         if args.workflow_id:
             app_id = args.app_id or "pynenc"
-            deleted = await stores.state_backend.purge_workflow(app_id, args.workflow_id)
-            result = {"app_id": app_id, "workflow_id": args.workflow_id, "deleted": deleted > 0}
+            if args.dry_run:
+                preview = await backend.purge_workflow_preview(app_id, args.workflow_id)
+                return _print_preview(args, [_PurgeTarget(app_id, args.workflow_id, None, preview)],
+                                      {"app_id": app_id, "workflow_id": args.workflow_id})
+            deleted = await backend.purge_workflow(app_id, args.workflow_id)
+            result = {"app_id": app_id, "workflow_id": args.workflow_id, "dry_run": False, "deleted": deleted > 0}
             message = (f"purged workflow {args.workflow_id!r} of app {app_id!r}" if deleted else
                        f"nothing to purge: workflow {args.workflow_id!r} not found in app {app_id!r}")
         elif older_than is not None:
             cutoff = retention.now_us() - int(older_than * 1_000_000)
             apps = [args.app_id] if args.app_id else None
-            found = [f async for f in retention.purge_finished(stores, cutoff, apps, dry_run=args.dry_run)]
-            verb = "would delete" if args.dry_run else "deleted"
-            result = {"dry_run": args.dry_run, "finished_before": inspector.iso(cutoff), "workflows": [
-                {"app_id": f.app_id, **inspector._identity(f.workflow), "finished_at": inspector.iso(f.finished_us)}
-                for f in found]}
-            lines = [f"{verb} {f.app_id} {f.workflow.workflow_id} ({f.workflow.workflow_type or '-'}, finished "
-                     f"{inspector.iso(f.finished_us, precise=False)})" for f in found] if args.dry_run else []
-            message = "\n".join(lines + [f"{verb} {len(found)} workflow(s) that finished before "
-                                         f"{inspector.iso(cutoff, precise=False)}"])
+            head = {"finished_before": inspector.iso(cutoff)}
+            if args.dry_run:
+                targets = [_PurgeTarget(f.app_id, f.workflow.workflow_id, f, await backend.purge_workflow_preview(
+                    f.app_id, f.workflow.workflow_id, [f.workflow]))
+                    async for f in retention.finished_workflows(stores, cutoff, apps)]
+                return _print_preview(args, targets, head,
+                                      f"workflows that finished before {inspector.iso(cutoff, precise=False)}")
+            await retention.repair_runs(stores)
+            found = [f async for f in retention.purge_finished(stores, cutoff, apps)]
+            result = {"dry_run": False, **head, "workflows": [_finished_json(f) for f in found]}
+            message = (f"deleted {len(found)} workflow(s) that finished before "
+                       f"{inspector.iso(cutoff, precise=False)}")
         else:
-            deleted = await stores.state_backend.purge_app(args.app_id)
-            result = {"app_id": args.app_id, "deleted": deleted > 0}
+            preview = await backend.purge_app_preview(args.app_id)
+            if args.dry_run:
+                return _print_preview(args, [_PurgeTarget(args.app_id, None, None, preview)], {"app_id": args.app_id})
+            if not args.yes:
+                print(f"pynenc-sidecar: error: purging app {args.app_id!r} deletes all its state: "
+                      f"{_counted(preview)}. Add --yes to delete it (--dry-run lists it)", file=sys.stderr)
+                return 2
+            deleted = await backend.purge_app(args.app_id)
+            result = {"app_id": args.app_id, "dry_run": False, "deleted": deleted > 0}
             message = f"purged app {args.app_id!r}" if deleted else f"nothing to purge: app {args.app_id!r} is empty"
         if args.json:
             _print_json(result)
@@ -261,6 +286,52 @@ def _purge(args: argparse.Namespace, settings: config.Settings) -> int:
         return 0
 
     return _tool(body, settings)
+
+
+@dataclass(frozen=True)
+class _PurgeTarget:
+    """One thing a dry run would delete: a workflow (finished, when found by age), or an app."""
+
+    app_id: str
+    workflow_id: str | None
+    finished: retention.Finished | None
+    counts: PurgeCounts
+
+
+def _counted(counts: PurgeCounts) -> str:
+    return f"{counts.workflows} workflow run(s), {counts.tasks} task(s), {counts.entries} {counts.unit}"
+
+
+def _finished_json(f: retention.Finished) -> dict:
+    return {"app_id": f.app_id, **inspector._identity(f.workflow), "finished_at": inspector.iso(f.finished_us)}
+
+
+def _print_preview(args: argparse.Namespace, targets: list[_PurgeTarget], head: dict, what: str = "") -> int:
+    """A dry run's report: what the purge would delete, per target and in total."""
+    unit = targets[0].counts.unit if targets else "entries"
+    total = PurgeCounts(*(sum(getattr(t.counts, name) for t in targets) for name in ("workflows", "tasks", "entries")),
+                        unit)
+
+    def counts_json(counts: PurgeCounts) -> dict:
+        return {"workflows": counts.workflows, "tasks": counts.tasks, counts.unit: counts.entries}
+
+    if args.json:
+        result = {"dry_run": True, **head}
+        if args.older_than:
+            result["workflows"] = [_finished_json(t.finished) | {"would_delete": counts_json(t.counts)}
+                                   for t in targets]
+        result["would_delete"] = counts_json(total)
+        _print_json(result)
+        return 0
+    rows = [[t.app_id, t.workflow_id or "(the whole app)",
+             t.finished.workflow.workflow_type if t.finished else None,
+             inspector.iso(t.finished.finished_us, precise=False) if t.finished else None,
+             t.counts.workflows, t.counts.tasks, t.counts.entries] for t in targets]
+    if len(targets) != 1:
+        rows.append(["total", None, None, None, total.workflows, total.tasks, total.entries])
+    print(f"dry run, nothing deleted{f' ({what})' if what else ''}: the purge would delete {_counted(total)}")
+    print(inspector.table(["APP", "WORKFLOW", "TYPE", "FINISHED AT", "WORKFLOWS", "TASKS", unit.upper()], rows))
+    return 0
 
 
 def _health_channel(args: argparse.Namespace, settings: config.Settings) -> tuple[str, grpc.Channel]:

@@ -226,3 +226,26 @@ def test_purge_app_takes_it_out_of_the_app_index(stores: Stores, run, app: str) 
         assert await stores.store.get_task(app + "-kept", "w") is not None
 
     run(body())
+
+
+def test_purge_previews_count_what_the_purge_then_deletes_and_delete_nothing(stores: Stores, run, app: str) -> None:
+    async def body() -> None:
+        backend = stores.state_backend
+        await seed_workflow(stores, app, "w", "mod.flow")
+        await seed_workflow(stores, app, "keep", "mod.flow")
+        before = await dump(stores, app)
+
+        preview = await backend.purge_workflow_preview(app, "w")
+        assert (preview.workflows, preview.tasks) == (1, 2)  # its run; its main task and "w-task"
+        assert preview.unit == ("keys" if stores.description == "redis" else "rows")
+        app_preview = await backend.purge_app_preview(app)
+        assert (app_preview.workflows, app_preview.tasks) == (2, 4)
+        assert app_preview.entries > preview.entries > 0
+        assert await dump(stores, app) == before  # a preview deletes nothing
+        never = await backend.purge_workflow_preview(app, "never-was")
+        assert (never.workflows, never.tasks, never.entries) == (0, 0, 0)
+
+        assert await backend.purge_workflow(app, "w") == preview.entries
+        assert (await backend.purge_app_preview(app)).tasks == 2
+
+    run(body())

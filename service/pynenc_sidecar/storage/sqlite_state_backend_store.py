@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from pynenc_sidecar.core.positions import Kind, parse_field
 from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
 from pynenc_sidecar.storage.sqlite_store import SqliteStore
-from pynenc_sidecar.storage.state_backend_store import Cursor, HistoryRecord, InvocationRecord, first_sightings
+from pynenc_sidecar.storage.state_backend_store import (
+    Cursor, HistoryRecord, InvocationRecord, PurgeCounts, first_sightings,
+)
 
 T = TypeVar("T")
 
@@ -106,55 +109,28 @@ class SqliteStateBackendStore:
         return sorted(_column(await self._run(lambda conn: conn.execute(sql, params).fetchall(), write=False)))
 
     # --- app -------------------------------------------------------------------------
+    # A purge is one transaction counting what it deletes, by table. Its preview runs the
+    # very same transaction and rolls it back: it counts exactly what the purge would delete.
     async def purge_app(self, app_id: str) -> int:
-        def step(conn: sqlite3.Connection) -> int:
-            tables = _column(conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            ).fetchall())
-            deleted = 0
-            for table in tables:
-                quoted = '"' + table.replace('"', '""') + '"'
-                if "app" in _column(conn.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall()):
-                    deleted += conn.execute(f"DELETE FROM {quoted} WHERE app=?", (app_id,)).rowcount
-            return deleted
+        return sum((await self._run(lambda conn: _purge_app(conn, app_id), write=True)).values())
 
-        return await self._run(step, write=True)
+    async def purge_app_preview(self, app_id: str) -> PurgeCounts:
+        return _counts(await self._rolled_back(lambda conn: _purge_app(conn, app_id)))
 
     async def purge_workflow(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None) -> int:
-        # One transaction; `runs` is not needed: runs of the workflow are a key range.
-        def step(conn: sqlite3.Connection) -> int:
-            task_ids = {workflow_id}
-            for name, value in conn.execute("SELECT field, value FROM ops WHERE app=? AND workflow=?",
-                                            (app_id, workflow_id)):
-                pos = parse_field(workflow_id, name)
-                if pos is not None and pos.kind is Kind.TASK:
-                    call = TaskCall.decode(value)
-                    if not call.force_new_workflow:  # a child workflow is a workflow of its own
-                        task_ids.add(call.invocation_id)
-            # The StateBackend invocations of the workflow, and any StateBackend state of its tasks.
-            invocation_ids = sorted(set(_column(conn.execute(
-                "SELECT invocation FROM sb_invocations WHERE app=? AND workflow_id=?", (app_id, workflow_id)
-            ).fetchall())) | task_ids)
-            deleted = 0
+        # `runs` is not needed: runs of the workflow are a key range.
+        return sum((await self._run(lambda conn: _purge_workflow(conn, app_id, workflow_id), write=True)).values())
 
-            def delete(sql: str, *params: object) -> None:
-                nonlocal deleted
-                deleted += conn.execute(sql, params).rowcount
+    async def purge_workflow_preview(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None
+                                     ) -> PurgeCounts:
+        return _counts(await self._rolled_back(lambda conn: _purge_workflow(conn, app_id, workflow_id)))
 
-            for table in ("ops", "data", "sb_dvalues", "sb_subs"):
-                delete(f"DELETE FROM {table} WHERE app=? AND workflow=?", app_id, workflow_id)
-            for task_id in sorted(task_ids):
-                delete("DELETE FROM tasks WHERE app=? AND invocation=?", app_id, task_id)
-            for invocation_id in invocation_ids:
-                for table in ("sb_history", "sb_results", "sb_exceptions", "sb_invocations"):
-                    delete(f"DELETE FROM {table} WHERE app=? AND invocation=?", app_id, invocation_id)
-            # Runs are stored as WorkflowRef.encode(), '["<id>","<type>","<parent>"]': every run
-            # of this workflow sorts in [prefix, prefix with its final ',' raised to '-').
-            prefix = json.dumps([workflow_id])[:-1] + ","
-            delete("DELETE FROM runs WHERE app=? AND run >= ? AND run < ?", app_id, prefix, prefix[:-1] + "-")
-            return deleted
+    async def _rolled_back(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def step(conn: sqlite3.Connection) -> T:
+            self._ensure_schema(conn)
+            return fn(conn)
 
-        return await self._run(step, write=True)
+        return await self.store._run(step, write=True, commit=False)
 
     async def store_app_info(self, app_id: str, payload: str) -> None:
         await self._run(lambda conn: conn.execute(
@@ -347,3 +323,51 @@ class SqliteStateBackendStore:
             "SELECT runner, payload FROM sb_runners WHERE app=? AND instr(runner, ?) > 0",
             (app_id, partial_id)).fetchall(), write=False)
         return sorted(rows)
+
+
+def _counts(deleted: Counter) -> PurgeCounts:
+    return PurgeCounts(deleted["runs"], deleted["tasks"], sum(deleted.values()), "rows")
+
+
+def _purge_app(conn: sqlite3.Connection, app_id: str) -> Counter:
+    tables = _column(conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    ).fetchall())
+    deleted: Counter = Counter()
+    for table in tables:
+        quoted = '"' + table.replace('"', '""') + '"'
+        if "app" in _column(conn.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall()):
+            deleted[table] += conn.execute(f"DELETE FROM {quoted} WHERE app=?", (app_id,)).rowcount
+    return deleted
+
+
+def _purge_workflow(conn: sqlite3.Connection, app_id: str, workflow_id: str) -> Counter:
+    task_ids = {workflow_id}
+    for name, value in conn.execute("SELECT field, value FROM ops WHERE app=? AND workflow=?",
+                                    (app_id, workflow_id)):
+        pos = parse_field(workflow_id, name)
+        if pos is not None and pos.kind is Kind.TASK:
+            call = TaskCall.decode(value)
+            if not call.force_new_workflow:  # a child workflow is a workflow of its own
+                task_ids.add(call.invocation_id)
+    # The StateBackend invocations of the workflow, and any StateBackend state of its tasks.
+    invocation_ids = sorted(set(_column(conn.execute(
+        "SELECT invocation FROM sb_invocations WHERE app=? AND workflow_id=?", (app_id, workflow_id)
+    ).fetchall())) | task_ids)
+    deleted: Counter = Counter()
+
+    def delete(table: str, where: str, *params: object) -> None:
+        deleted[table] += conn.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
+
+    for table in ("ops", "data", "sb_dvalues", "sb_subs"):
+        delete(table, "app=? AND workflow=?", app_id, workflow_id)
+    for task_id in sorted(task_ids):
+        delete("tasks", "app=? AND invocation=?", app_id, task_id)
+    for invocation_id in invocation_ids:
+        for table in ("sb_history", "sb_results", "sb_exceptions", "sb_invocations"):
+            delete(table, "app=? AND invocation=?", app_id, invocation_id)
+    # Runs are stored as WorkflowRef.encode(), '["<id>","<type>","<parent>"]': every run
+    # of this workflow sorts in [prefix, prefix with its final ',' raised to '-').
+    prefix = json.dumps([workflow_id])[:-1] + ","
+    delete("runs", "app=? AND run >= ? AND run < ?", app_id, prefix, prefix[:-1] + "-")
+    return deleted

@@ -119,13 +119,14 @@ class SqliteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
 
-    def _in_transaction(self, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
+    def _in_transaction(self, fn: Callable[[sqlite3.Connection], T], begin: str, commit: bool = True) -> T:
         try:
             conn = self._connection()
             conn.execute(begin)
             try:
                 result = fn(conn)
-                conn.execute("COMMIT")
+                if commit:  # else rolled back below
+                    conn.execute("COMMIT")
                 return result
             finally:
                 if conn.in_transaction:
@@ -146,11 +147,13 @@ class SqliteStore:
                 pass
             self._conn = None
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool, commit: bool = True) -> T:
+        """fn in one transaction on the worker thread; commit=False rolls it back (a preview)."""
         if self._closed:
             raise Unavailable("sqlite store is closed")
         begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._in_transaction, fn, begin)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._in_transaction, fn, begin,
+                                                                commit)
 
     async def ping(self) -> bool:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone(), write=False)

@@ -51,6 +51,7 @@ from pynenc_sidecar.storage.redis_store import (
     PREFIX,
     _unavailable_on_redis_errors,
     index_workflow_run,
+    parse_task_key,
     app_tag,
     workflow_tag,
 )
@@ -108,6 +109,17 @@ class InvocationRecord:
 
 
 @dataclass(frozen=True)
+class PurgeCounts:
+    """What a purge removes (or, previewed, would remove): workflow runs, executor tasks,
+    and every stored item (`unit`: Redis keys and index entries, or SQLite rows)."""
+
+    workflows: int
+    tasks: int
+    entries: int
+    unit: str
+
+
+@dataclass(frozen=True)
 class HistoryRecord:
     invocation_id: str
     timestamp_us: int
@@ -147,6 +159,13 @@ class StateBackendStore(Protocol):
         children), its runs and, when none of its type is left, its type. `runs`, when given,
         are its run identities (saves looking them up). Returns how much was deleted: 0 when
         nothing of the workflow was there."""
+
+    async def purge_app_preview(self, app_id: str) -> PurgeCounts:
+        """What purge_app would delete now; deletes nothing."""
+
+    async def purge_workflow_preview(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None
+                                     ) -> PurgeCounts:
+        """What purge_workflow would delete now; deletes nothing."""
 
     async def store_app_info(self, app_id: str, payload: str) -> None: ...
 
@@ -270,12 +289,8 @@ class RedisStateBackendStore:
     # --- app -----------------------------------------------------------------------
     @_unavailable_on_redis_errors
     async def purge_app(self, app_id: str) -> int:
-        # Every key of the app has the escaped app id right after "{", followed by "}" (app
-        # keys) or ":" (workflow/invocation keys); escaped ids hold neither, so no other
-        # app's keys match.
-        pattern = f"{glob_escape(PREFIX)}:{{{glob_escape(escape(app_id))}[:}}]*"
         deleted = 0
-        async for batch in self._scan_batches(pattern):
+        async for batch in self._scan_batches(self._app_pattern(app_id)):
             deleted += await self.client.unlink(*batch)
         await self.client.hdel(APPS_KEY, app_id)
         await self.client.srem(APP_IDS_KEY, app_id)
@@ -352,6 +367,43 @@ class RedisStateBackendStore:
                 found.append(WorkflowRef.decode(member))
         plan.runs = list(dict.fromkeys(ref for ref in found if ref.workflow_id == workflow_id))
         return plan
+
+    @_unavailable_on_redis_errors
+    async def purge_app_preview(self, app_id: str) -> PurgeCounts:
+        keys = tasks = 0
+        async for batch in self._scan_batches(self._app_pattern(app_id)):
+            keys += len(batch)
+            tasks += sum(1 for key in batch if parse_task_key(key))
+        return PurgeCounts(await self.client.zcard(app_tag(app_id) + ":runs"), tasks, keys, "keys")
+
+    @_unavailable_on_redis_errors
+    async def purge_workflow_preview(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None
+                                     ) -> PurgeCounts:
+        async with self.client.pipeline(transaction=True) as pipe:
+            await pipe.watch(workflow_tag(app_id, workflow_id) + ":ops")  # immediate mode, as a purge reads
+            plan = await self._purge_plan(pipe, app_id, workflow_id, runs)
+            await pipe.unwatch()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in plan.keys:
+                pipe.exists(key)
+            atag = app_tag(app_id)
+            for ref in plan.runs:
+                pipe.zscore(atag + ":runs", ref.encode())
+                pipe.zscore(f"{atag}:runs:{escape(ref.workflow_type)}", ref.encode())
+            found = await pipe.execute()
+        present = [key for key, there in zip(plan.keys, found) if there]
+        scores = found[len(plan.keys):]
+        # Counted as purge_workflow counts: keys deleted, and index entries of its runs removed.
+        return PurgeCounts(sum(score is not None for score in scores[::2]),
+                           sum(1 for key in present if key.endswith(":task")),
+                           len(present) + sum(score is not None for score in scores), "keys")
+
+    @staticmethod
+    def _app_pattern(app_id: str) -> str:
+        # Every key of the app has the escaped app id right after "{", followed by "}" (app
+        # keys) or ":" (workflow/invocation keys); escaped ids hold neither, so no other
+        # app's keys match.
+        return f"{glob_escape(PREFIX)}:{{{glob_escape(escape(app_id))}[:}}]*"
 
     async def _scan_batches(self, pattern: str) -> AsyncIterator[list[str]]:
         cursor = 0
