@@ -141,11 +141,13 @@ def test_every_setting_has_a_flag_an_environment_variable_and_a_config_key(tmp_p
             assert f"{option.flag} " not in help_text and option.env in help_text and option.secret, name
     pem = tmp_path / "x.pem"
     pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
     tokens = tmp_path / "tokens"
     tokens.write_text("0123456789abcdef0123\n")
     valid = {"host": "h", "port": "1", "data_file": "x.db", "grace_period": "1", "max_value_bytes": "1",
              "max_message_bytes": "2048", "log_level": "debug", "log_format": "json", "metrics_port": "9000",
-             "retention": "1d", "sweep_interval": "1m", "tls_cert": str(pem), "tls_key": str(pem),
+             "retention": "1d", "sweep_interval": "1m", "tls_cert": str(pem), "tls_key": str(key),
              "tls_client_ca": str(pem), "auth_token_file": str(tokens), "auth_token": "fedcba9876543210fedc",
              "health_port": "9001", "readiness_interval": "2s"}
     assert set(valid) == set(config.SERVE) - {"config", "redis_url"}
@@ -254,3 +256,112 @@ def test_json_logs_of_a_failed_start_say_why(tmp_path):
     assert result.returncode == 1
     errors = [json.loads(line) for line in result.stderr.splitlines() if '"ERROR"' in line]
     assert errors and errors[-1]["message"].startswith(f"cannot start: cannot open data file {data_file}")
+
+
+# --- every malformed setting, from every source, for every command --------------------------
+def malformed_values(tmp_path: Path) -> dict[str, list[str]]:
+    """Per setting, values that must be refused before the command does anything."""
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("not a certificate\n")
+    weak = tmp_path / "weak-tokens"
+    weak.write_text("short\n")
+    return {
+        "config": [str(tmp_path / "missing.toml")],
+        "host": ["not a host", "999.1.1.1", "-bad-.example"],
+        "port": ["abc", "70000"],
+        # Secrets ("hunter2") must never be echoed.
+        "redis_url": ["redis://:hunter2@127.0.0.1:notaport/0", "redis://:hunter2@a:1,b:2/0", "http://h:6379/0",
+                      "redis://:hunter2@127.0.0.1:6379/x", "redis://127.0.0.1:6379/-1", "redis://127.0.0.1:99999/0",
+                      "redis://:hunter2@127.0.0.1:6379/0?nosuchoption=1", "redis://:hunter2@/0", "unix://",
+                      "redis://127.0.0.1:6379/0?db=x"],
+        "data_file": [str(tmp_path), str(tmp_path / "no-such-dir" / "x.db")],
+        "grace_period": ["soon"],
+        "max_value_bytes": ["0"],
+        "max_message_bytes": ["100"],
+        "log_level": ["LOUD"],
+        "log_format": ["xml"],
+        "retention": ["forever"],
+        "metrics_port": ["-1"],
+        "sweep_interval": ["0"],
+        "tls_cert": [str(not_pem), str(tmp_path / "missing.pem")],
+        "tls_key": [str(not_pem)],
+        "tls_client_ca": [str(not_pem)],
+        "auth_token_file": [str(weak)],
+        "auth_token": ["hunter2"],
+        "health_port": ["x"],
+        "readiness_interval": ["0s"],
+    }
+
+
+COMMANDS = {"serve": ([], config.SERVE), "inspect": (["wf"], config.STORE), "workflows": ([], config.STORE),
+            "purge": (["--workflow-id", "wf"], config.STORE), "health": ([], config.HEALTH)}
+
+
+def sources_of(name: str) -> list[str]:
+    option = config.OPTIONS[name]
+    return (["flag"] if option.has_flag else []) + ["env"] + (["file"] if name != "config" else [])
+
+
+def test_every_malformed_setting_stops_every_command_with_one_line_naming_it_and_its_source(
+        tmp_path, monkeypatch, capsys):
+    from pynenc_sidecar.cli import main
+
+    for key in [k for k in os.environ if k.startswith("PYNENC_SIDECAR_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    bad = malformed_values(tmp_path)
+    assert set(bad) == set(config.OPTIONS)  # a new setting needs its malformed values here
+    checked = 0
+    for command, (base_args, names) in COMMANDS.items():
+        for name in names:
+            option = config.OPTIONS[name]
+            for value in bad[name]:
+                for source in sources_of(name):
+                    args, env = [command, *base_args], {}
+                    if source == "flag":
+                        args.append(f"{option.flag}={value}")
+                        where = "(from command line)" if name != "config" else f"--config ({value})"
+                    elif source == "env":
+                        env[option.env] = value
+                        where = f"(from env {option.env})" if name != "config" else f"--config ({value})"
+                    else:
+                        conf = tmp_path / "bad.toml"
+                        conf.write_text(f"{name} = {json.dumps(value)}\n")
+                        args += ["--config", str(conf)]
+                        where = f"(from config {conf})"
+                    with monkeypatch.context() as patch:
+                        for key, text in env.items():
+                            patch.setenv(key, text)
+                        code = main(args)
+                    out, err = capsys.readouterr()
+                    case = f"{command} {name}={value!r} via {source}: {err!r}"
+                    assert code == 2 and out == "", case
+                    lines = err.strip().splitlines()
+                    assert len(lines) == 1 and lines[0].startswith("pynenc-sidecar: error: "), case
+                    assert option.label in lines[0] and where in lines[0], case
+                    assert "hunter2" not in lines[0], case
+                    checked += 1
+    assert not (tmp_path / "pynenc-sidecar.db").exists()  # nothing started, nothing created
+    assert checked >= 260
+
+
+@pytest.mark.parametrize("url,needle", [
+    ("redis://127.0.0.1:notaport/0", "has port 'notaport': a port is a number from 1 to 65535"),
+    ("redis://a:1,b:2/0", "names several hosts ('a:1,b:2'): give one Redis"),
+    ("ftp://127.0.0.1/0", "must be a redis://, rediss:// or unix:// URL"),
+    ("redis://127.0.0.1:6379/x", "has database 'x': the path is a database number"),
+    ("redis://:hunter2@127.0.0.1:6379/0?bogus=1", "has an unknown option 'bogus' in its query"),
+])
+def test_a_malformed_redis_url_is_one_line_and_exit_2_for_the_binary(tmp_path, url, needle):
+    result = cli("workflows", "--redis-url", url, cwd=tmp_path)
+    assert result.returncode == 2, result
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith(f"pynenc-sidecar: error: --redis-url (from command line): the value {needle}"), line
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
+
+
+def test_two_servers_on_one_port_are_refused(tmp_path):
+    with pytest.raises(config.SettingsError) as error:
+        resolve(["--port", "7000"], {"PYNENC_SIDECAR_HEALTH_PORT": "7000"})
+    assert str(error.value) == ("--port (from command line) and --health-port (from env PYNENC_SIDECAR_HEALTH_PORT) "
+                                "are both 7000: give them different ports")

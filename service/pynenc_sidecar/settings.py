@@ -11,13 +11,19 @@ value came from (`SettingsError`). Secrets (a Redis password) are never echoed.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
 
 from pynenc_sidecar import security
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, ServerSettings, _redact
@@ -102,10 +108,84 @@ def _optional_port(value: Any) -> int | None:
 
 
 def _redis_url(value: Any) -> str:
+    """One Redis, as redis-py reads the URL; the problem named without echoing the URL (it may
+    hold a password)."""
     url = _text(value)
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        raise ValueError("must be a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0")
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("names no socket: write unix:///path/to/redis.sock")
+    else:
+        if "," in hosts:
+            raise ValueError(f"names several hosts ({hosts!r}): give one Redis, e.g. redis://host:6379/0 "
+                             "(Sentinel and Cluster URLs are not supported)")
+        try:
+            if parts.port == 0:
+                raise ValueError
+        except ValueError:
+            port = hosts.rpartition(":")[2]
+            raise ValueError(f"has port {port!r}: a port is a number from 1 to 65535, e.g. "
+                             "redis://127.0.0.1:6379/0") from None
+        if not parts.hostname:
+            raise ValueError("names no host: write redis://HOST:PORT/DB, e.g. redis://127.0.0.1:6379/0")
+        db = unquote(parts.path).strip("/")
+        if db and not db.isdigit():
+            raise ValueError(f"has database {db!r}: the path is a database number (/0, /1, ...), "
+                             "e.g. redis://127.0.0.1:6379/0")
+    try:  # the rest (query options) as redis-py reads them; builds a connection, connects nowhere
+        aioredis.Redis.from_url(url).connection_pool.make_connection()
+    except TypeError as exc:
+        unknown = re.search(r"argument '([^']+)'", str(exc))
+        raise ValueError(f"has an unknown option {unknown.group(1) if unknown else ''!r} in its query") from None
+    except (ValueError, redis_errors.RedisError) as exc:
+        raise ValueError(f"is not usable: {exc}") from None
     return url
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _host(value: Any) -> str:
+    """An IP address ([brackets] allowed around IPv6) or a DNS name: a typo is caught here,
+    not as a failed bind."""
+    host = _text(value)
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        return host
+    except ValueError:
+        pass
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels) or all(
+            label.isdigit() for label in labels):
+        raise ValueError("must be an IP address (e.g. 127.0.0.1, ::1, 0.0.0.0) or a host name")
+    return host
+
+
+def _data_file(value: Any) -> str:
+    """A file that can be created: missing is fine (serve creates it), a directory or a path
+    in a missing directory is not."""
+    path = _text(value)
+    resolved = Path(path).expanduser()
+    if resolved.is_dir():
+        raise ValueError("is a directory: give a file path, e.g. ./pynenc-sidecar.db")
+    if not resolved.absolute().parent.is_dir():
+        raise ValueError(f"is in a directory that does not exist ({resolved.absolute().parent})")
+    return path
+
+
+def _pem(what: str, marker: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        path = _readable_file(value)
+        try:
+            security.read_pem(path, what, marker)
+        except security.CredentialsError:
+            raise ValueError(f"is not a PEM file holding a {marker.strip('- ')}") from None
+        return path
+
+    return parse
 
 
 def _retention(value: Any) -> float | None:
@@ -179,11 +259,11 @@ class Option:
 OPTIONS: dict[str, Option] = {o.name: o for o in [
     Option("config", _text, "TOML file of settings (keys: the option names, e.g. port = 50051, "
            "redis_url = \"redis://...\"); flags and environment variables override it", "FILE", "none"),
-    Option("host", _text, "address to listen on; 0.0.0.0 for every interface", "HOST", "127.0.0.1"),
+    Option("host", _host, "address to listen on; 0.0.0.0 for every interface", "HOST", "127.0.0.1"),
     Option("port", _integer(0, 65535), "TCP port to listen on (0: any free port)", "PORT", "50051"),
     Option("redis_url", _redis_url, "keep all state in this Redis, e.g. redis://:password@host:6379/0. "
            "Unset: use the embedded SQLite store at --data-file instead", "URL", "unset", secret=True),
-    Option("data_file", _text, "SQLite file of the embedded store, created if missing, used when no Redis URL "
+    Option("data_file", _data_file, "SQLite file of the embedded store, created if missing, used when no Redis URL "
            "is set (relative paths are resolved against the working directory)", "PATH", f"./{DEFAULT_DATA_FILE}"),
     Option("grace_period", parse_duration, "how long SIGTERM waits for in-flight calls before exiting "
            "(seconds, or a duration such as 30s)", "DURATION", "10s"),
@@ -201,10 +281,10 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
            "OTEL_EXPORTER_OTLP_ENDPOINT (see docs/observability.md)", "PORT", "unset"),
     Option("sweep_interval", _positive_duration, "how often the server sweeps for workflows past --retention",
            "DURATION", "a tenth of --retention, at most 1h"),
-    Option("tls_cert", _readable_file, "serve TLS with this PEM certificate (chain); needs --tls-key", "FILE",
+    Option("tls_cert", _pem("TLS certificate", "CERTIFICATE-----"), "serve TLS with this PEM certificate (chain); needs --tls-key", "FILE",
            "unset: plaintext"),
-    Option("tls_key", _readable_file, "the PEM private key of --tls-cert", "FILE", "unset"),
-    Option("tls_client_ca", _readable_file, "mutual TLS: require every client to present a certificate signed "
+    Option("tls_key", _pem("TLS key", "PRIVATE KEY-----"), "the PEM private key of --tls-cert", "FILE", "unset"),
+    Option("tls_client_ca", _pem("client CA", "CERTIFICATE-----"), "mutual TLS: require every client to present a certificate signed "
            "by this PEM CA; needs --tls-cert", "FILE", "unset: no client certificates"),
     Option("auth_token_file", _token_file, "require a bearer token (metadata 'authorization: Bearer <token>') on "
            "every call but health checks: the accepted tokens, one a line ('#' comments), 16+ visible ASCII "
@@ -368,6 +448,12 @@ def resolve(args: argparse.Namespace, names: Iterable[str], environ: Mapping[str
     if values.get("tls_client_ca") and not values.get("tls_cert"):
         raise SettingsError(f"--tls-client-ca (from {sources['tls_client_ca']}) needs --tls-cert and --tls-key: "
                             "client certificates are checked in a TLS handshake")
+    ports = [(name, values[name]) for name in ("port", "health_port", "metrics_port") if values.get(name)]
+    for i, (name, port) in enumerate(ports):
+        for other, other_port in ports[i + 1:]:
+            if port == other_port:
+                raise SettingsError(f"--{name.replace('_', '-')} (from {sources[name]}) and --{other.replace('_', '-')} "
+                                    f"(from {sources[other]}) are both {port}: give them different ports")
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: v for k, v in values.items() if k in known}, sources=sources)
 
