@@ -173,7 +173,9 @@ def py_lease(stub, app: str, workflow: str, ttl_ms: str) -> dict:
         position=de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow), sequence=1),
         task_id="xlang.handoff", arguments_json='{"k":1}', runner_id="xlang-python",
         lease_ttl={"seconds": ttl // 1000, "nanos": ttl % 1000 * 1_000_000}))
-    return {"invocation_id": resp.invocation.invocation_id, "granted": resp.HasField("lease"), "lease_id": resp.lease.lease_id}
+    return {"invocation_id": resp.invocation.invocation_id, "granted": resp.HasField("lease"), "lease_id": resp.lease.lease_id,
+            # to the millisecond, as the SDKs print it
+            "expires_at": resp.lease.expire_time.ToDatetime().isoformat(timespec="milliseconds") + "Z"}
 
 
 def py_complete(stub, app: str, invocation: str, lease: str) -> dict:
@@ -347,3 +349,34 @@ def test_ts_sdk_suite_against_the_sidecar(sidecar, ts_dist):
                           env={**os.environ, "PYNENC_SIDECAR_ADDRESS": sidecar.address})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "# fail 0" in proc.stdout and "ok 4 - executeTask runs once, replays" in proc.stdout, proc.stdout
+
+
+def successor_command(lang: str, request, sidecar, app: str, workflow: str) -> tuple[list[str], Path]:
+    flags = ["--address", sidecar.address, "--app", app, "--workflow", workflow]
+    if lang == "go":
+        return [str(request.getfixturevalue("go_bin") / "xlang"), "takeover", *flags], GO_DIR
+    if lang == "ts":
+        return ["node", str(request.getfixturevalue("ts_dist") / "tools" / "xlang.js"), "takeover", *flags], TS_DIR
+    return ["java", "-jar", str(request.getfixturevalue("java_jar")), "takeover", *flags], ROOT / "sdk" / "java"
+
+
+def assert_says_it_waits(stderr: str, workflow: str, leased: dict) -> None:
+    """The successor said, on stderr, what it waited for and until when (the dead holder's lease)."""
+    lines = [line[line.index("waiting for task "):] for line in stderr.splitlines() if "waiting for task " in line]
+    assert lines, stderr
+    assert lines[0].startswith(f"waiting for task xlang.handoff (invocation {leased['invocation_id']}, workflow "
+                               f"{workflow}) held by runner \"xlang-python\": its lease expires at "
+                               f"{leased['expires_at']} ("), (leased, lines[0])
+    assert " s left); this run takes the task over then unless the holder renews it" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("successor", ["go", "ts"])
+def test_a_successor_waiting_for_a_dead_holders_lease_says_so(request, sidecar, stub, successor):
+    app, workflow = fresh("xl-app"), fresh("xl-wf")
+    command, cwd = successor_command(successor, request, sidecar, app, workflow)  # built before the lease starts
+    leased = py_lease(stub, app, workflow, "4000")  # the holder then "dies": it never renews
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    taken = json.loads(proc.stdout)
+    assert taken["ran"] and taken["invocation_id"] == leased["invocation_id"]
+    assert_says_it_waits(proc.stderr, workflow, leased)

@@ -162,3 +162,15 @@ def test_error_reasons_read_in_java(java):
     for entry in expected.values():
         entry["domain"] = "sidecar.pynenc.org"
     assert java("errors", app=fresh("java-app"), workflow=fresh("java-wf")) == expected
+
+
+def test_java_waiting_for_a_dead_holders_lease_says_so(request, java_jar, sidecar, java_stub):
+    from test_cross_language import assert_says_it_waits, successor_command
+
+    app, workflow = fresh("java-app"), fresh("java-wf")
+    command, cwd = successor_command("java", request, sidecar, app, workflow)  # built before the lease starts
+    leased = py_lease(java_stub, app, workflow, "4000")  # the holder then "dies": it never renews
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ran"]
+    assert_says_it_waits(proc.stderr, workflow, leased)

@@ -219,3 +219,56 @@ def test_worker_killed_after_a_task_finished_does_not_rerun_it(sidecar, tmp_path
     entries = journal_path.read_text().split()
     assert entries.count("charge:o-k") == 1
     assert entries.count("ship:o-k") == 2
+
+
+def test_a_run_waiting_for_a_dead_workers_lease_says_what_it_waits_for_and_until_when(sidecar, tmp_path):
+    from support import wait_until
+
+    workflow_id = f"wf-wait-{uuid.uuid4().hex}"
+    journal_path = tmp_path / "journal"
+    env = {**os.environ, "PYNENC_SIDECAR_ADDRESS": sidecar.address, "PSC_TEST_JOURNAL": str(journal_path),
+           "PSC_TEST_APP": "kill-tests", "PSC_TEST_PAUSE": "0.6", "PYTHONPATH": str(ROOT / "tests")}
+    command = [sys.executable, str(ROOT / "tests" / "sdk_workflows.py"), workflow_id, "o-w"]
+    # A 6 s lease, so the rerun surely starts while the dead worker's lease is still live.
+    worker = subprocess.Popen([*command, str(tmp_path / "first.json")], env={**env, "PSC_TEST_LEASE": "6"})
+    wait_until(lambda: journal_path.exists() and "charge:o-w" in journal_path.read_text(), 30, "charge to start")
+    worker.kill()
+    worker.wait()
+    inspected = subprocess.run([sys.executable, "-m", "pynenc_sidecar", "inspect", workflow_id, "--json",
+                                "--app-id", "kill-tests", "--redis-url", sidecar.redis_url],
+                               capture_output=True, text=True, check=True, timeout=60)
+    main_task = next(t for t in json.loads(inspected.stdout)["tasks"] if t["invocation_id"] == workflow_id)
+    expires = main_task["lease_expires_at"][:23] + "Z"  # to the millisecond, as the SDKs print it
+
+    resumed = subprocess.run([*command, str(tmp_path / "second.json")], env={**env, "PSC_TEST_PAUSE": "0"},
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    waiting = [line for line in resumed.stderr.splitlines() if line.startswith("waiting for task ")]
+    assert waiting, resumed.stderr
+    # Once at the start (a WARNING: shown without any logging set up), for the main task:
+    # what (task, invocation, workflow), who (the dead worker's runner id), until when.
+    assert waiting[0].startswith(f"waiting for task sdk_workflows.order_flow (invocation {workflow_id}, workflow "
+                                 f"{workflow_id}) held by runner \"py-{worker.pid}-"), waiting[0]
+    assert f": its lease expires at {expires} (" in waiting[0], (expires, waiting[0])
+    assert " s left); this run takes the task over then unless the holder renews it" in waiting[0]
+    assert json.loads((tmp_path / "second.json").read_text())["status"] == "done"  # and then it finished
+
+
+def test_the_wait_message_names_the_holder_and_counts_down():
+    from datetime import datetime, timedelta, timezone
+
+    from pynenc_sidecar_proto.v1 import common_pb2
+    from pynenc_sidecar_sdk.runner import describe_wait
+
+    now = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    inv = de.TaskInvocation(invocation_id="inv-1", task_id="mod.step", status=common_pb2.INVOCATION_STATUS_RUNNING,
+                            workflow=common_pb2.WorkflowIdentity(workflow_id="wf-1"), lease_runner_id="r-9")
+    assert describe_wait(inv, now) == ("waiting for task mod.step (invocation inv-1, workflow wf-1) held by "
+                                       "runner \"r-9\": its lease expiry is unknown")
+    inv.lease_expire_time.FromDatetime(now + timedelta(seconds=12.5))
+    assert describe_wait(inv, now, again=True) == (
+        "still waiting for task mod.step (invocation inv-1, workflow wf-1) held by runner \"r-9\": its lease "
+        "expires at 2026-01-02T03:04:18.178Z (12.5 s left); this run takes the task over then unless the holder "
+        "renews it")
+    assert describe_wait(inv, now + timedelta(seconds=20)).endswith(
+        "its lease expired at 2026-01-02T03:04:18.178Z; this run takes the task over now")

@@ -15,6 +15,7 @@ package wf
 
 import (
 	"fmt"
+	"log"
 	"os"
 	"time"
 
@@ -52,8 +53,19 @@ type Client struct {
 	// WaitTimeout bounds one WaitTask call (default 10 s); waiting repeats until the
 	// task finishes or its lease is handed to this client.
 	WaitTimeout time.Duration
+	// Logger gets a line when a run starts waiting for another worker's lease and on every
+	// later wait slice: what it waits for and until when (nil: the standard logger, stderr).
+	Logger *log.Logger
 
 	conn *grpc.ClientConn
+}
+
+func (c *Client) logf(format string, args ...any) {
+	if c.Logger != nil {
+		c.Logger.Printf(format, args...)
+		return
+	}
+	log.Printf("pynenc-sidecar: "+format, args...)
 }
 
 // Dial connects to a sidecar at target ("host:port"). Without options, its security

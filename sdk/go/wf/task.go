@@ -41,6 +41,10 @@ type Invocation struct {
 	Replayed bool
 	// Ran is true when this caller ran the task function.
 	Ran bool
+	// While Status is RUNNING: the runner id of the lease's holder, and when the lease
+	// expires (zero when unknown).
+	LeaseRunnerID   string
+	LeaseExpireTime time.Time
 }
 
 // Finished reports whether the invocation has an outcome.
@@ -68,6 +72,10 @@ func invocationFrom(p *sidecarv1.TaskInvocation) *Invocation {
 	inv := &Invocation{
 		ID: p.GetInvocationId(), TaskID: p.GetTaskId(), ArgumentsJSON: p.GetArgumentsJson(), Status: p.GetStatus(),
 		Workflow: identityFrom(p.GetWorkflow()), ParentInvocationID: p.GetParentInvocationId(), ResultJSON: p.GetResultJson(),
+		LeaseRunnerID: p.GetLeaseRunnerId(),
+	}
+	if p.GetLeaseExpireTime() != nil {
+		inv.LeaseExpireTime = p.GetLeaseExpireTime().AsTime()
 	}
 	if e := p.GetError(); e != nil && p.GetStatus() == sidecarv1.InvocationStatus_INVOCATION_STATUS_FAILED {
 		inv.Failure = &TaskError{Type: e.GetType(), Message: e.GetMessage(), DetailJSON: e.GetDetailJson()}
@@ -164,7 +172,7 @@ func (c *Client) StartWorkflow(ctx context.Context, appID string, workflow Ident
 // drive brings an invocation to an outcome: run it under the lease if one is held,
 // otherwise wait for the holder (and take over if its lease lapses).
 func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease *sidecarv1.TaskLease, run TaskFunc, ttl time.Duration) (*Invocation, error) {
-	replayed, ran := inv.Replayed, false
+	replayed, ran, slices := inv.Replayed, false, 0
 	for !inv.Finished() {
 		if lease != nil {
 			if run == nil {
@@ -183,6 +191,8 @@ func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease
 			}
 			// The lease was taken over by a live holder: wait for its outcome.
 		}
+		c.logf("%s", describeWait(inv, time.Now(), slices > 0))
+		slices++
 		resp, err := c.Executor.WaitTask(ctx, &sidecarv1.WaitTaskRequest{
 			AppId: appID, InvocationId: inv.ID, RunnerId: c.RunnerID,
 			Timeout: durationpb.New(c.WaitTimeout), LeaseTtl: durationpb.New(ttl),
@@ -194,6 +204,30 @@ func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease
 	}
 	inv.Replayed, inv.Ran = replayed, ran
 	return inv, nil
+}
+
+// describeWait says what a run waits for and until when, in the same words in every SDK.
+func describeWait(inv *Invocation, now time.Time, again bool) string {
+	verb, holder := "waiting", "another worker"
+	if again {
+		verb = "still waiting"
+	}
+	if inv.LeaseRunnerID != "" {
+		quoted, _ := json.Marshal(inv.LeaseRunnerID)
+		holder = "runner " + string(quoted)
+	}
+	text := fmt.Sprintf("%s for task %s (invocation %s, workflow %s) held by %s: ", verb, inv.TaskID, inv.ID,
+		inv.Workflow.WorkflowID, holder)
+	if inv.LeaseExpireTime.IsZero() {
+		return text + "its lease expiry is unknown"
+	}
+	at := inv.LeaseExpireTime.UTC().Format("2006-01-02T15:04:05.000Z")
+	left := inv.LeaseExpireTime.Sub(now).Seconds()
+	if left <= 0 {
+		return text + "its lease expired at " + at + "; this run takes the task over now"
+	}
+	return text + fmt.Sprintf("its lease expires at %s (%.1f s left); this run takes the task over then "+
+		"unless the holder renews it", at, left)
 }
 
 // runLeased runs the task while renewing its lease, then records its outcome. It

@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import grpc
@@ -88,9 +89,32 @@ def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: t
     return app.client.call(app.client.executor.CompleteTask, request).invocation
 
 
+def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = False) -> str:
+    """What a run waits for and until when; the same words in every SDK."""
+    holder = (f"runner {json.dumps(invocation.lease_runner_id, ensure_ascii=False)}" if invocation.lease_runner_id
+              else "another worker")
+    text = (f"{'still waiting' if again else 'waiting'} for task {invocation.task_id} (invocation "
+            f"{invocation.invocation_id}, workflow {invocation.workflow.workflow_id}) held by {holder}: ")
+    if not invocation.HasField("lease_expire_time"):
+        return text + "its lease expiry is unknown"
+    expires = invocation.lease_expire_time.ToDatetime(tzinfo=timezone.utc)
+    at = expires.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    left = (expires - now).total_seconds()
+    if left <= 0:
+        return text + f"its lease expired at {at}; this run takes the task over now"
+    return text + (f"its lease expires at {at} ({left:.1f} s left); this run takes the task over then "
+                   "unless the holder renews it")
+
+
 def wait_or_take_over(app: Any, invocation: de.TaskInvocation) -> tuple[de.TaskInvocation, str]:
-    """Wait for another worker's task: returns (state, lease_id) — a lease when its holder died."""
+    """Wait for another worker's task: returns (state, lease_id) — a lease when its holder died.
+
+    Says so: a WARNING when the wait starts, an INFO line on every later wait slice."""
+    slices = 0
     while invocation.status not in FINAL:
+        log.log(logging.INFO if slices else logging.WARNING, "%s",
+                describe_wait(invocation, datetime.now(timezone.utc), again=slices > 0))
+        slices += 1
         reply = app.client.call(app.client.executor.WaitTask, de.WaitTaskRequest(
             app_id=app.app_id, invocation_id=invocation.invocation_id, runner_id=app.runner_id,
             timeout=duration(WAIT_SLICE_S), lease_ttl=duration(app.lease_ttl)), timeout=WAIT_SLICE_S + 30)

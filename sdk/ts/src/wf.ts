@@ -44,6 +44,28 @@ export interface ClientOptions {
   leaseTtlMs?: number;
   /** Bound of one WaitTask call (default 10 s); waiting repeats until an outcome or a lease. */
   waitTimeoutMs?: number;
+  /**
+   * Gets a line when a run starts waiting for another worker's lease, and on every later
+   * wait slice: what it waits for and until when (default: console.error, i.e. stderr).
+   */
+  log?: (line: string) => void;
+}
+
+/** What a run waits for and until when, in the same words in every SDK. */
+export function describeWait(inv: Invocation, now: Date, again = false): string {
+  const holder = inv.leaseRunnerId ? `runner ${JSON.stringify(inv.leaseRunnerId)}` : "another worker";
+  const text =
+    `${again ? "still waiting" : "waiting"} for task ${inv.taskId} (invocation ${inv.id}, ` +
+    `workflow ${inv.workflow.workflowId}) held by ${holder}: `;
+  if (!inv.leaseExpireTime) return text + "its lease expiry is unknown";
+  const at = inv.leaseExpireTime.toISOString();
+  const left = (inv.leaseExpireTime.getTime() - now.getTime()) / 1000;
+  if (left <= 0) return text + `its lease expired at ${at}; this run takes the task over now`;
+  return (
+    text +
+    `its lease expires at ${at} (${left.toFixed(1)} s left); this run takes the task over then ` +
+    "unless the holder renews it"
+  );
 }
 
 /**
@@ -150,6 +172,10 @@ export class Invocation {
   replayed = false;
   /** True when this caller ran the task function. */
   ran = false;
+  /** While status is RUNNING: the runner id of the lease's holder. */
+  readonly leaseRunnerId: string;
+  /** While status is RUNNING: when the holder's lease expires (undefined when unknown). */
+  readonly leaseExpireTime?: Date;
 
   constructor(p: TaskInvocation) {
     this.id = p.invocationId;
@@ -163,6 +189,12 @@ export class Invocation {
     };
     this.parentInvocationId = p.parentInvocationId;
     this.resultJson = p.resultJson;
+    this.leaseRunnerId = p.leaseRunnerId;
+    if (p.leaseExpireTime) {
+      // Truncated to the millisecond, as the other SDKs print it (timestampDate rounds up).
+      const { seconds, nanos } = p.leaseExpireTime;
+      this.leaseExpireTime = new Date(Number(seconds) * 1000 + Math.floor(nanos / 1_000_000));
+    }
     if (p.status === InvocationStatus.FAILED && p.error) {
       this.failure = new TaskFailedError(p.error.type, p.error.message, p.error.detailJson);
     }
@@ -185,6 +217,7 @@ export class Client {
   readonly runnerId: string;
   leaseTtlMs: number;
   waitTimeoutMs: number;
+  log: (line: string) => void;
   private readonly sessions?: Http2SessionManager;
 
   /**
@@ -197,6 +230,7 @@ export class Client {
     this.runnerId = options.runnerId ?? `${hostname()}-${process.pid}-ts`;
     this.leaseTtlMs = options.leaseTtlMs ?? 30_000;
     this.waitTimeoutMs = options.waitTimeoutMs ?? 10_000;
+    this.log = options.log ?? ((line) => console.error(`pynenc-sidecar: ${line}`));
     this.sessions = sessions;
   }
 
@@ -286,6 +320,7 @@ export class Client {
   ): Promise<Invocation> {
     const replayed = inv.replayed;
     let ran = false;
+    let slices = 0;
     while (!inv.finished) {
       if (lease) {
         if (!run) throw new Error(`granted the lease on ${inv.id} (${inv.taskId}) but no task function was given`);
@@ -302,6 +337,7 @@ export class Client {
           // another live holder took the task over: wait for its outcome
         }
       }
+      this.log(describeWait(inv, new Date(), slices++ > 0));
       const resp = await call(
         this.executor.waitTask(
           {

@@ -8,7 +8,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from pynenc_sidecar.core.positions import Kind, Position
-from pynenc_sidecar.core.tasks import TaskCall, TaskState, WorkflowRef
+from pynenc_sidecar.core.tasks import RUNNING, TaskCall, TaskState, WorkflowRef
 from pynenc_sidecar.engine import LogBatch
 from pynenc_sidecar.storage.base import LeaseRequest
 from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
@@ -38,6 +38,9 @@ def task_invocation(state: TaskState) -> de.TaskInvocation:
     if state.error_json is not None:
         error = json.loads(state.error_json)
         message.error.CopyFrom(common_pb2.TaskError(**error))
+    if state.status == RUNNING and state.lease_expire_us:
+        message.lease_runner_id = state.runner_id
+        message.lease_expire_time.CopyFrom(timestamp(state.lease_expire_us))
     return message
 
 

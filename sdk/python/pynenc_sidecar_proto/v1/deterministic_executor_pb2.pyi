@@ -160,7 +160,7 @@ class TaskCall(_message.Message):
     def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
 
 class TaskInvocation(_message.Message):
-    __slots__ = ("invocation_id", "task_id", "arguments_json", "status", "workflow", "parent_invocation_id", "result_json", "error")
+    __slots__ = ("invocation_id", "task_id", "arguments_json", "status", "workflow", "parent_invocation_id", "result_json", "error", "lease_runner_id", "lease_expire_time")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +169,8 @@ class TaskInvocation(_message.Message):
     PARENT_INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    LEASE_RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     task_id: str
     arguments_json: str
@@ -177,7 +179,9 @@ class TaskInvocation(_message.Message):
     parent_invocation_id: str
     result_json: str
     error: _common_pb2.TaskError
-    def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.InvocationStatus, str]] = ..., workflow: _Optional[_Union[_common_pb2.WorkflowIdentity, _Mapping]] = ..., parent_invocation_id: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ...) -> None: ...
+    lease_runner_id: str
+    lease_expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.InvocationStatus, str]] = ..., workflow: _Optional[_Union[_common_pb2.WorkflowIdentity, _Mapping]] = ..., parent_invocation_id: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ..., lease_runner_id: _Optional[str] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TaskLease(_message.Message):
     __slots__ = ("lease_id", "expire_time")

@@ -989,9 +989,15 @@ type TaskInvocation struct {
 	// Set when status is SUCCESS (JSON text; `null` is a value).
 	ResultJson string `protobuf:"bytes,7,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
 	// Set when status is FAILED.
-	Error         *TaskError `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Error *TaskError `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	// While the task is RUNNING: the runner_id its lease holder gave (empty when
+	// it gave none). A caller that must wait for the task names who it waits for.
+	LeaseRunnerId string `protobuf:"bytes,9,opt,name=lease_runner_id,json=leaseRunnerId,proto3" json:"lease_runner_id,omitempty"`
+	// While the task is RUNNING: when its holder's lease expires. A waiting
+	// caller takes the task over at that time unless the holder renews it.
+	LeaseExpireTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=lease_expire_time,json=leaseExpireTime,proto3" json:"lease_expire_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TaskInvocation) Reset() {
@@ -1076,6 +1082,20 @@ func (x *TaskInvocation) GetResultJson() string {
 func (x *TaskInvocation) GetError() *TaskError {
 	if x != nil {
 		return x.Error
+	}
+	return nil
+}
+
+func (x *TaskInvocation) GetLeaseRunnerId() string {
+	if x != nil {
+		return x.LeaseRunnerId
+	}
+	return ""
+}
+
+func (x *TaskInvocation) GetLeaseExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseExpireTime
 	}
 	return nil
 }
@@ -2563,7 +2583,7 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\bTaskCall\x12#\n" +
 	"\rinvocation_id\x18\x01 \x01(\tR\finvocationId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12%\n" +
-	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\"\xfa\x02\n" +
+	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\"\xea\x03\n" +
 	"\x0eTaskInvocation\x12#\n" +
 	"\rinvocation_id\x18\x01 \x01(\tR\finvocationId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12%\n" +
@@ -2573,7 +2593,10 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\x14parent_invocation_id\x18\x06 \x01(\tR\x12parentInvocationId\x12\x1f\n" +
 	"\vresult_json\x18\a \x01(\tR\n" +
 	"resultJson\x122\n" +
-	"\x05error\x18\b \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorR\x05error\"c\n" +
+	"\x05error\x18\b \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorR\x05error\x12&\n" +
+	"\x0flease_runner_id\x18\t \x01(\tR\rleaseRunnerId\x12F\n" +
+	"\x11lease_expire_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\"c\n" +
 	"\tTaskLease\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2785,65 +2808,66 @@ var file_pynenc_sidecar_v1_deterministic_executor_proto_depIdxs = []int32{
 	40, // 13: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
 	38, // 14: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
 	41, // 15: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
-	39, // 16: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 17: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	42, // 18: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 19: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	16, // 20: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	38, // 21: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	42, // 22: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 23: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	16, // 24: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	21, // 25: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
-	37, // 26: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	42, // 27: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 28: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	41, // 29: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
-	15, // 30: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	42, // 31: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
-	42, // 32: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 33: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	16, // 34: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	39, // 35: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
-	0,  // 36: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	12, // 37: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
-	15, // 38: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
-	39, // 39: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
-	2,  // 40: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
-	4,  // 41: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
-	6,  // 42: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
-	8,  // 43: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
-	10, // 44: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
-	17, // 45: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
-	19, // 46: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
-	22, // 47: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
-	24, // 48: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
-	26, // 49: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
-	28, // 50: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
-	30, // 51: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
-	32, // 52: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
-	34, // 53: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
-	36, // 54: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
-	3,  // 55: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
-	5,  // 56: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
-	7,  // 57: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
-	9,  // 58: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
-	11, // 59: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
-	18, // 60: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
-	20, // 61: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
-	23, // 62: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
-	25, // 63: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
-	27, // 64: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
-	29, // 65: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
-	31, // 66: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
-	33, // 67: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
-	35, // 68: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
-	37, // 69: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	55, // [55:70] is the sub-list for method output_type
-	40, // [40:55] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	39, // 16: pynenc.sidecar.v1.TaskInvocation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	39, // 17: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 18: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	42, // 19: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	15, // 20: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	16, // 21: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	38, // 22: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	42, // 23: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
+	15, // 24: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	16, // 25: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	21, // 26: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
+	37, // 27: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	42, // 28: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 29: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	41, // 30: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
+	15, // 31: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	42, // 32: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
+	42, // 33: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	15, // 34: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	16, // 35: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	39, // 36: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
+	0,  // 37: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
+	12, // 38: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
+	15, // 39: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
+	39, // 40: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
+	2,  // 41: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
+	4,  // 42: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
+	6,  // 43: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
+	8,  // 44: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
+	10, // 45: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
+	17, // 46: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
+	19, // 47: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
+	22, // 48: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
+	24, // 49: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
+	26, // 50: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
+	28, // 51: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
+	30, // 52: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
+	32, // 53: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
+	34, // 54: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
+	36, // 55: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
+	3,  // 56: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
+	5,  // 57: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
+	7,  // 58: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
+	9,  // 59: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
+	11, // 60: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
+	18, // 61: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
+	20, // 62: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
+	23, // 63: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
+	25, // 64: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
+	27, // 65: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
+	29, // 66: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
+	31, // 67: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
+	33, // 68: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
+	35, // 69: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
+	37, // 70: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	56, // [56:71] is the sub-list for method output_type
+	41, // [41:56] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_pynenc_sidecar_v1_deterministic_executor_proto_init() }

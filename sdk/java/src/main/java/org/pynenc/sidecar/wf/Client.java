@@ -9,9 +9,11 @@ import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import java.lang.management.ManagementFactory;
 import java.net.InetAddress;
+import java.time.Instant;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import pynenc.sidecar.v1.DeterministicExecutor.CompleteTaskRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
@@ -50,6 +52,11 @@ public final class Client implements AutoCloseable {
   public volatile java.time.Duration waitTimeout = java.time.Duration.ofSeconds(10);
   /** Deadline of every other call. */
   public volatile java.time.Duration callTimeout = java.time.Duration.ofSeconds(30);
+  /**
+   * Gets a line when a run starts waiting for another worker's lease, and on every later wait
+   * slice: what it waits for and until when (default: standard error).
+   */
+  public volatile Consumer<String> waitLog = line -> System.err.println("pynenc-sidecar: " + line);
 
   private Client(Channel channel, ManagedChannel owned) {
     this.channel = channel;
@@ -121,6 +128,7 @@ public final class Client implements AutoCloseable {
   Invocation drive(String appId, Invocation inv, TaskLease lease, TaskFunction fn, java.time.Duration ttl) {
     boolean replayed = inv.replayed();
     boolean ran = false;
+    int slices = 0;
     while (!inv.finished()) {
       if (lease != null) {
         if (fn == null) {
@@ -139,6 +147,7 @@ public final class Client implements AutoCloseable {
         }
       }
       final Invocation waiting = inv;
+      waitLog.accept(waiting.describeWait(Instant.now(), slices++ > 0));
       WaitTaskResponse resp = call(() -> stub
           .withDeadlineAfter(callTimeout.plus(waitTimeout).toMillis(), TimeUnit.MILLISECONDS)
           .waitTask(WaitTaskRequest.newBuilder().setAppId(appId).setInvocationId(waiting.id())

@@ -1,13 +1,18 @@
 package org.pynenc.sidecar.wf;
 
 import java.lang.reflect.Type;
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.Locale;
 import pynenc.sidecar.v1.Common.InvocationStatus;
 import pynenc.sidecar.v1.DeterministicExecutor.TaskInvocation;
 
 /**
  * A task invocation as the workflow context sees it, with what this caller did:
  * {@code replayed} (the position already held this call) and {@code ran} (this caller ran
- * the task function).
+ * the task function). While it is RUNNING, {@code leaseRunnerId} and {@code leaseExpireTime}
+ * say who holds its lease and until when ({@code leaseExpireTime} null when unknown).
  */
 public record Invocation(
     String id,
@@ -19,19 +24,45 @@ public record Invocation(
     String resultJson,
     TaskFailedException failure,
     boolean replayed,
-    boolean ran) {
+    boolean ran,
+    String leaseRunnerId,
+    Instant leaseExpireTime) {
 
   static Invocation fromProto(TaskInvocation p, boolean replayed, boolean ran) {
     TaskFailedException failure = p.getStatus() == InvocationStatus.INVOCATION_STATUS_FAILED
         ? new TaskFailedException(p.getError().getType(), p.getError().getMessage(), p.getError().getDetailJson())
         : null;
+    Instant expires = p.hasLeaseExpireTime()
+        ? Instant.ofEpochSecond(p.getLeaseExpireTime().getSeconds(), p.getLeaseExpireTime().getNanos())
+        : null;
     return new Invocation(p.getInvocationId(), p.getTaskId(), p.getArgumentsJson(), p.getStatus(),
-        Identity.fromProto(p.getWorkflow()), p.getParentInvocationId(), p.getResultJson(), failure, replayed, ran);
+        Identity.fromProto(p.getWorkflow()), p.getParentInvocationId(), p.getResultJson(), failure, replayed, ran,
+        p.getLeaseRunnerId(), expires);
   }
 
   Invocation with(boolean replayed, boolean ran) {
     return new Invocation(id, taskId, argumentsJson, status, workflow, parentInvocationId, resultJson, failure,
-        replayed, ran);
+        replayed, ran, leaseRunnerId, leaseExpireTime);
+  }
+
+  private static final DateTimeFormatter MILLIS =
+      DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").withZone(ZoneOffset.UTC);
+
+  /** What a run waiting for this invocation waits for and until when, in the same words in every SDK. */
+  public String describeWait(Instant now, boolean again) {
+    String holder = leaseRunnerId.isEmpty() ? "another worker" : "runner " + Json.write(leaseRunnerId);
+    String text = (again ? "still waiting" : "waiting") + " for task " + taskId + " (invocation " + id
+        + ", workflow " + workflow.workflowId() + ") held by " + holder + ": ";
+    if (leaseExpireTime == null) {
+      return text + "its lease expiry is unknown";
+    }
+    String at = MILLIS.format(leaseExpireTime);
+    double left = java.time.Duration.between(now, leaseExpireTime).toMillis() / 1000.0;
+    if (left <= 0) {
+      return text + "its lease expired at " + at + "; this run takes the task over now";
+    }
+    return text + String.format(Locale.ROOT, "its lease expires at %s (%.1f s left); this run takes the task over "
+        + "then unless the holder renews it", at, left);
   }
 
   public boolean finished() {
