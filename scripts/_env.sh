@@ -9,6 +9,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-${EXTRAS:-base}"
+# An install with the dev extra (scripts/test) holds everything scripts/serve needs.
+if [ -z "${EXTRAS:-}" ] && [ -f "${stamp%-base}-dev" ]; then stamp="${stamp%-base}-dev"; fi
 if [ ! -f "$stamp" ]; then
   echo "==> installing pynenc-sidecar${EXTRAS:+[$EXTRAS]} into $VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
