@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     purge_parser.add_argument("--dry-run", action="store_true",
                               help="delete nothing; show what would be deleted (workflow runs, tasks, keys or rows)")
     purge_parser.add_argument("--yes", action="store_true",
-                              help="confirm deleting a whole app (--app-id alone); without it, says what it would delete")
+                              help="confirm deleting a whole app (--app-id alone); without it, purge says what it "
+                                   "would delete")
     purge_parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     health_parser = _command(
@@ -247,7 +248,8 @@ def _purge(args: argparse.Namespace, settings: config.Settings) -> int:
             app_id = args.app_id or "pynenc"
             if args.dry_run:
                 preview = await backend.purge_workflow_preview(app_id, args.workflow_id)
-                return _print_preview(args, [_PurgeTarget(app_id, args.workflow_id, None, preview)],
+                return _print_preview(args, backend.purge_unit,
+                                      [_PurgeTarget(app_id, args.workflow_id, None, preview)],
                                       {"app_id": app_id, "workflow_id": args.workflow_id})
             deleted = await backend.purge_workflow(app_id, args.workflow_id)
             result = {"app_id": app_id, "workflow_id": args.workflow_id, "dry_run": False, "deleted": deleted > 0}
@@ -261,7 +263,7 @@ def _purge(args: argparse.Namespace, settings: config.Settings) -> int:
                 targets = [_PurgeTarget(f.app_id, f.workflow.workflow_id, f, await backend.purge_workflow_preview(
                     f.app_id, f.workflow.workflow_id, [f.workflow]))
                     async for f in retention.finished_workflows(stores, cutoff, apps)]
-                return _print_preview(args, targets, head,
+                return _print_preview(args, backend.purge_unit, targets, head,
                                       f"workflows that finished before {inspector.iso(cutoff, precise=False)}")
             await retention.repair_runs(stores)
             found = [f async for f in retention.purge_finished(stores, cutoff, apps)]
@@ -271,7 +273,8 @@ def _purge(args: argparse.Namespace, settings: config.Settings) -> int:
         else:
             preview = await backend.purge_app_preview(args.app_id)
             if args.dry_run:
-                return _print_preview(args, [_PurgeTarget(args.app_id, None, None, preview)], {"app_id": args.app_id})
+                return _print_preview(args, backend.purge_unit, [_PurgeTarget(args.app_id, None, None, preview)],
+                                      {"app_id": args.app_id})
             if not args.yes:
                 print(f"pynenc-sidecar: error: purging app {args.app_id!r} deletes all its state: "
                       f"{_counted(preview)}. Add --yes to delete it (--dry-run lists it)", file=sys.stderr)
@@ -306,9 +309,8 @@ def _finished_json(f: retention.Finished) -> dict:
     return {"app_id": f.app_id, **inspector._identity(f.workflow), "finished_at": inspector.iso(f.finished_us)}
 
 
-def _print_preview(args: argparse.Namespace, targets: list[_PurgeTarget], head: dict, what: str = "") -> int:
+def _print_preview(args: argparse.Namespace, unit: str, targets: list[_PurgeTarget], head: dict, what: str = "") -> int:
     """A dry run's report: what the purge would delete, per target and in total."""
-    unit = targets[0].counts.unit if targets else "entries"
     total = PurgeCounts(*(sum(getattr(t.counts, name) for t in targets) for name in ("workflows", "tasks", "entries")),
                         unit)
 

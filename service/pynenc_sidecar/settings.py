@@ -452,7 +452,7 @@ def resolve(args: argparse.Namespace, names: Iterable[str], environ: Mapping[str
     for i, (name, port) in enumerate(ports):
         for other, other_port in ports[i + 1:]:
             if port == other_port:
-                raise SettingsError(f"--{name.replace('_', '-')} (from {sources[name]}) and --{other.replace('_', '-')} "
+                raise SettingsError(f"{OPTIONS[name].flag} (from {sources[name]}) and {OPTIONS[other].flag} "
                                     f"(from {sources[other]}) are both {port}: give them different ports")
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: v for k, v in values.items() if k in known}, sources=sources)

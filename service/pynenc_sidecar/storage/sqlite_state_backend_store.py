@@ -73,6 +73,8 @@ def _column(rows: list[tuple[str]]) -> list[str]:
 
 class SqliteStateBackendStore:
     """Implements state_backend_store.StateBackendStore on a SqliteStore's file."""
+    purge_unit = "rows"  # what PurgeCounts.entries counts
+
 
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
@@ -326,7 +328,7 @@ class SqliteStateBackendStore:
 
 
 def _counts(deleted: Counter) -> PurgeCounts:
-    return PurgeCounts(deleted["runs"], deleted["tasks"], sum(deleted.values()), "rows")
+    return PurgeCounts(deleted["runs"], deleted["tasks"], sum(deleted.values()), SqliteStateBackendStore.purge_unit)
 
 
 def _purge_app(conn: sqlite3.Connection, app_id: str) -> Counter:

@@ -160,6 +160,8 @@ class StateBackendStore(Protocol):
         are its run identities (saves looking them up). Returns how much was deleted: 0 when
         nothing of the workflow was there."""
 
+    purge_unit: str  # what PurgeCounts.entries counts: "keys" (Redis) or "rows" (SQLite)
+
     async def purge_app_preview(self, app_id: str) -> PurgeCounts:
         """What purge_app would delete now; deletes nothing."""
 
@@ -260,6 +262,8 @@ async def first_sightings(pages: AsyncIterator[list[HistoryRecord]], batch_size:
 
 
 class RedisStateBackendStore:
+    purge_unit = "keys"  # what PurgeCounts.entries counts
+
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self._add_history = client.register_script(_ADD_HISTORY)
@@ -374,7 +378,7 @@ class RedisStateBackendStore:
         async for batch in self._scan_batches(self._app_pattern(app_id)):
             keys += len(batch)
             tasks += sum(1 for key in batch if parse_task_key(key))
-        return PurgeCounts(await self.client.zcard(app_tag(app_id) + ":runs"), tasks, keys, "keys")
+        return PurgeCounts(await self.client.zcard(app_tag(app_id) + ":runs"), tasks, keys, self.purge_unit)
 
     @_unavailable_on_redis_errors
     async def purge_workflow_preview(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None
@@ -396,7 +400,7 @@ class RedisStateBackendStore:
         # Counted as purge_workflow counts: keys deleted, and index entries of its runs removed.
         return PurgeCounts(sum(score is not None for score in scores[::2]),
                            sum(1 for key in present if key.endswith(":task")),
-                           len(present) + sum(score is not None for score in scores), "keys")
+                           len(present) + sum(score is not None for score in scores), self.purge_unit)
 
     @staticmethod
     def _app_pattern(app_id: str) -> str:
