@@ -274,7 +274,7 @@ def malformed_values(tmp_path: Path) -> dict[str, list[str]]:
                       "redis://:hunter2@127.0.0.1:6379/x", "redis://127.0.0.1:6379/-1", "redis://127.0.0.1:99999/0",
                       "redis://:hunter2@127.0.0.1:6379/0?nosuchoption=1", "redis://:hunter2@/0", "unix://",
                       "redis://127.0.0.1:6379/0?db=x"],
-        "data_file": [str(tmp_path), str(tmp_path / "no-such-dir" / "x.db")],
+        "data_file": [str(tmp_path), str(not_pem / "x.db")],  # a directory; a path under a file
         "grace_period": ["soon"],
         "max_value_bytes": ["0"],
         "max_message_bytes": ["100"],

@@ -165,14 +165,15 @@ def _host(value: Any) -> str:
 
 
 def _data_file(value: Any) -> str:
-    """A file that can be created: missing is fine (serve creates it), a directory or a path
-    in a missing directory is not."""
+    """A file path: missing is fine (serve creates it, and its directories); a directory, or a
+    path under an existing file, is not."""
     path = _text(value)
-    resolved = Path(path).expanduser()
+    resolved = Path(path).expanduser().absolute()
     if resolved.is_dir():
         raise ValueError("is a directory: give a file path, e.g. ./pynenc-sidecar.db")
-    if not resolved.absolute().parent.is_dir():
-        raise ValueError(f"is in a directory that does not exist ({resolved.absolute().parent})")
+    existing = next(parent for parent in resolved.parents if parent.exists())
+    if not existing.is_dir():
+        raise ValueError(f"lies under {existing}, which is a file, not a directory")
     return path
 
 
