@@ -223,10 +223,13 @@ def test_bad_security_settings_stop_the_start_without_echoing_secrets(tmp_path, 
     assert "needs --tls-key" in _serve_fails(["--tls-cert", str(certs.server_cert)])
     assert "needs --tls-cert" in _serve_fails(["--tls-client-ca", str(certs.ca)])
     assert "readable" in _serve_fails(["--tls-cert", str(tmp_path / "missing.pem"), "--tls-key", str(certs.server_key)])
-    # readable, but not a certificate: found when the server starts (exit 1, a clear line)
-    message = _serve_fails(["--tls-cert", str(certs.server_key), "--tls-key", str(certs.server_key)], code=1)
-    assert "not a PEM file holding a CERTIFICATE" in message
+    # readable, but not a certificate (or not a key): a malformed setting, exit 2, one line
+    message = _serve_fails(["--tls-cert", str(certs.server_key), "--tls-key", str(certs.server_key)])
+    assert message.startswith("pynenc-sidecar: error: --tls-cert (from command line): ")
+    assert "not a PEM file holding a CERTIFICATE" in message and len(message.splitlines()) == 1
     assert certs.server_key.read_text().splitlines()[1] not in message
+    message = _serve_fails(["--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_cert)])
+    assert "--tls-key (from command line)" in message and "not a PEM file holding a PRIVATE KEY" in message
 
 
 # --- TLS and mutual TLS --------------------------------------------------------------------------
