@@ -74,11 +74,15 @@ def task_error(exc: BaseException, run: RunContext) -> common_pb2.TaskError:
 
 def too_large_error(request: de.CompleteTaskRequest, task_id: str, refusal: SidecarError) -> common_pb2.TaskError:
     """The failure recorded when the outcome does not fit in one request to the sidecar."""
+    if request.WhichOneof("outcome") == "result_json":
+        what, size = "result", len(request.result_json.encode("utf-8"))
+    else:
+        what, size = "error", request.error.ByteSize()
     return common_pb2.TaskError(type="ResultTooLarge", message=(
-        f"the outcome of task {task_id or '?'} (invocation {request.invocation_id}) is {request.ByteSize()} bytes, "
-        f"more than the sidecar accepts in one request ({refusal}): return less (keep large data elsewhere and "
-        "return a reference), or raise the sidecar's --max-message-bytes / PYNENC_SIDECAR_MAX_MESSAGE_BYTES "
-        "and --max-value-bytes / PYNENC_SIDECAR_MAX_VALUE_BYTES"))
+        f"the {what} of task {task_id or '?'} (invocation {request.invocation_id}) is {size} bytes, more than "
+        f"the sidecar accepts in one request ({refusal}): return less (keep large data elsewhere and return a "
+        "reference), or raise the sidecar's --max-message-bytes / PYNENC_SIDECAR_MAX_MESSAGE_BYTES and "
+        "--max-value-bytes / PYNENC_SIDECAR_MAX_VALUE_BYTES"))
 
 
 def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: tuple, kwargs: dict,
