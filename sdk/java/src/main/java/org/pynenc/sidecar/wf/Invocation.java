@@ -23,7 +23,8 @@ public record Invocation(
 
   static Invocation fromProto(TaskInvocation p, boolean replayed, boolean ran) {
     TaskFailedException failure = p.getStatus() == InvocationStatus.INVOCATION_STATUS_FAILED
-        ? new TaskFailedException(p.getError().getType(), p.getError().getMessage(), p.getError().getDetailJson())
+        ? new TaskFailedException(p.getError().getType(), p.getError().getMessage(), p.getError().getDetailJson(),
+            p.getError().getTraceback())
         : null;
     return new Invocation(p.getInvocationId(), p.getTaskId(), p.getArgumentsJson(), p.getStatus(),
         Identity.fromProto(p.getWorkflow()), p.getParentInvocationId(), p.getResultJson(), failure, replayed, ran);
