@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
@@ -20,6 +21,7 @@ from pynenc_sidecar_proto.v1 import common_pb2 as common
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_sdk import Pynenc, SidecarError, TaskFailedError
+from support import SidecarServer
 
 FAILED, SUCCESS, RETRY = (common.INVOCATION_STATUS_FAILED, common.INVOCATION_STATUS_SUCCESS,
                           common.INVOCATION_STATUS_RETRY)
@@ -318,3 +320,31 @@ def test_retry_resets_a_failed_child_workflow_too(target, app):
     assert ran == ["before", "child", "leaf", "child", "leaf"]
     child_id = app_retry[1].invocation_id
     assert inspect_json(target, app, child_id)["status"] == "SUCCESS"
+
+
+# --- the README's retry walk-through, as written -----------------------------------------------
+def test_the_readme_retry_example_works_as_written(tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    script = readme.split("```python\n# flaky.py\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "flaky.py").write_text(script)
+    server = SidecarServer(None, cwd=str(tmp_path)).start()  # the default data file, in its directory
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYNENC_SIDECAR_")}
+        env["PYNENC_SIDECAR_ADDRESS"] = server.address
+
+        def run(*command: str, **extra: str) -> str:
+            done = subprocess.run(list(command), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                                  env=env | extra)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        python, tool = sys.executable, [sys.executable, "-m", "pynenc_sidecar"]
+        assert run(python, "flaky.py", BROKEN="1") == "reserving book\nfailed: ValueError: no address for book\n"
+        assert run(python, "flaky.py") == "failed: ValueError: no address for book\n"
+        shown = run(*tool, "inspect", "delivery-1")
+        assert "FAILED" in shown and "Errors (2)" in shown and 'raise ValueError(f"no address for {item}")' in shown
+        reset = run(*tool, "retry", "delivery-1")
+        assert "reset 2 failed invocation(s)" in reset and "flaky.ship" in reset and "flaky.deliver" in reset
+        assert run(python, "flaky.py") == "{'reservation': 'R-book', 'shipping': 'shipped book'}\n"
+    finally:
+        server.stop()
