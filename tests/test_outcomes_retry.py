@@ -348,3 +348,55 @@ def test_the_readme_retry_example_works_as_written(tmp_path):
         assert run(python, "flaky.py") == "{'reservation': 'R-book', 'shipping': 'shipped book'}\n"
     finally:
         server.stop()
+
+
+def test_retry_resets_a_caught_failure_and_leaves_a_successful_child_workflow(target, app):
+    ran: list[str] = []
+    broken = {"on": True}
+
+    @app.task
+    def optional() -> str:
+        ran.append("optional")
+        raise LookupError("optional step failed")
+
+    @app.task(force_new_workflow=True)
+    def tolerant() -> str:  # its own workflow: catches a failure inside and succeeds
+        ran.append("tolerant")
+        try:
+            return optional().result
+        except TaskFailedError:
+            return "tolerated"
+
+    @app.task
+    def caught() -> str:
+        ran.append("caught")
+        if broken["on"]:
+            raise RuntimeError("caught by the main task")
+        return "fixed"
+
+    @app.task
+    def last() -> str:
+        ran.append("last")
+        if broken["on"]:
+            raise ValueError("last step failed")
+        return "done"
+
+    @app.task
+    def main() -> list:
+        try:
+            first = caught().result
+        except TaskFailedError:
+            first = "fallback"
+        return [tolerant().result, first, last().result]
+
+    workflow_id = f"caught-{uuid.uuid4().hex}"
+    with pytest.raises(TaskFailedError):
+        main.run_workflow(workflow_id).result
+    reset = app.retry_workflow(workflow_id)
+    # The caught failure and the failed step are reset; the child workflow that succeeded is
+    # not, nor the failure inside it.
+    assert [i.task_id for i in reset] == [caught.task_id, last.task_id, main.task_id]
+    broken["on"] = False
+    ran.clear()
+    assert main.run_workflow(workflow_id).result == ["tolerated", "fixed", "done"]
+    assert ran == ["caught", "last"]

@@ -224,18 +224,20 @@ class WorkflowEngine:
         return [(state, errors.get(state.invocation_id)) for state in reset]
 
     async def _failed_inside(self, app_id: str, workflow_id: str, seen: set[str]) -> list[TaskState]:
-        """The FAILED invocations recorded in the workflow (any scope), children before parents:
-        a failed child workflow (force_new_workflow) with its own failed invocations first."""
+        """The FAILED invocations recorded in the workflow (any scope) in call order, children
+        before parents: a failed child workflow (force_new_workflow) after its own failed
+        invocations."""
         seen.add(workflow_id)
-        calls: list[TaskCall] = []
+        positions: list[tuple[tuple[bool, str, int], str]] = []
         async for chunk in self.store.scan_log(app_id, workflow_id, LOG_SCAN):
             for name, value in chunk.items():
                 pos = parse_field(workflow_id, name)
                 if pos is not None and pos.kind is Kind.TASK:
-                    calls.append(TaskCall.decode(value))
-        states = await self.store.get_tasks(app_id, [call.invocation_id for call in calls])
+                    positions.append(((pos.scope != workflow_id, pos.scope, pos.sequence), value))
+        positions.sort()  # the main task's calls first, in call order: a stable reply
+        states = await self.store.get_tasks(app_id, [TaskCall.decode(value).invocation_id for _, value in positions])
         failed: list[TaskState] = []
-        for call, state in zip(calls, states):
+        for state in states:
             if state is None or state.status != FAILED or state.invocation_id == workflow_id:
                 continue
             own_workflow = state.workflow.workflow_id == state.invocation_id
