@@ -7,8 +7,6 @@ stays RUNNING and a replay returns that failure instead of running the task agai
 
 from __future__ import annotations
 
-import json
-
 from pynenc_sidecar.core.derivations import parse_json
 
 RESULT_TOO_LARGE = "ResultTooLarge"
@@ -60,12 +58,3 @@ def bounded_error(error_type: str, message: str, detail_json: str, traceback: st
     return {"type": error_type, "message": truncate(message, max_bytes), "detail_json": detail_json,
             "traceback": truncate(traceback, max_bytes)}
 
-
-def error_type_of(error_json: str | None) -> str:
-    """The type name of a stored error ("" when there is none)."""
-    if not error_json:
-        return ""
-    try:
-        return str(json.loads(error_json).get("type", ""))
-    except (ValueError, AttributeError):
-        return ""
