@@ -92,6 +92,28 @@ def run_lang(request, sidecar, stub):
     return run
 
 
+@pytest.fixture(params=["redis", "sqlite"])
+def any_sidecar(request):
+    """The Redis sidecar, then the SQLite one."""
+    return request.getfixturevalue("sidecar" if request.param == "redis" else "sqlite_sidecar")
+
+
+@pytest.fixture
+def driver(request, any_sidecar):
+    """driver(lang, command, **flags) -> the JSON the go/ts program printed, against any_sidecar."""
+
+    def run(lang: str, command: str, **flags: str) -> dict:
+        args = ["--address", any_sidecar.address]
+        for key, value in flags.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        if lang == "go":
+            return json.loads(_run([str(request.getfixturevalue("go_bin") / "xlang"), command, *args], GO_DIR))
+        dist = request.getfixturevalue("ts_dist")
+        return json.loads(_run(["node", str(dist / "tools" / "xlang.js"), command, *args], TS_DIR))
+
+    return run
+
+
 def fresh(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
@@ -331,6 +353,55 @@ def _task_invocation(stub, app: str, workflow: str, sequence: int) -> str:
         kind=de.OPERATION_KIND_TASK))
     assert got.found
     return got.operation.task_value.invocation_id
+
+
+# --- outcomes the store refuses, and retrying a failed workflow (issue 11, cases 3-4) ----
+FAILED, SUCCESS = "INVOCATION_STATUS_FAILED", "INVOCATION_STATUS_SUCCESS"
+
+
+def check_failed_then_retried(fail, retry, failer: str, retrier: str) -> None:
+    """fail(command, **flags) / retry(...) run a driver; the flow fails in `failer`'s second
+    task, then `retrier` retries it: only the second task runs again."""
+    app, workflow = fresh("xl-app"), fresh("xl-retry")
+    failed = fail("flow", app=app, workflow=workflow, fixed="false")
+    assert (failed["status"], failed["ran"]) == (FAILED, ["first", "second"])
+    # The main task's recorded error is the failed task's: original type, message, traceback.
+    assert failed["error"]["type"] == "XlangBroken" and failed["error"]["message"] == f"broken in {failer}"
+    assert f"broken in {failer}" in failed["error"]["traceback"]
+    # Without a retry the failure is final: the recorded outcome, no code run.
+    again = retry("flow", app=app, workflow=workflow, fixed="true")
+    assert (again["status"], again["ran"], again["error"]) == (FAILED, [], failed["error"])
+
+    retried = retry("retry", app=app, workflow=workflow, fixed="true")
+    assert retried["reset"] == ["xlang.second:INVOCATION_STATUS_RETRY", "xlang.retry_flow:INVOCATION_STATUS_RETRY"]
+    assert (retried["status"], retried["ran"], retried["error"]) == (SUCCESS, ["second"], None)
+    assert retried["result"]["first"]["lang"] == failer  # recorded in the first run, replayed
+    assert retried["result"]["second"] == {"fixed_by": retrier}
+
+
+def check_oversize(run, size: int, setting: str) -> None:
+    app, workflow = fresh("xl-app"), fresh("xl-big")
+    out = run("oversize", app=app, workflow=workflow, bytes=str(size))
+    assert (out["status"], out["ran"], out["child"]["status"]) == (FAILED, ["big"], FAILED)
+    child_error = out["child"]["error"]
+    assert child_error["type"] == "ResultTooLarge"
+    assert "xlang.big" in child_error["message"] and setting in child_error["message"], child_error
+    assert (out["error"]["type"], out["error"]["message"]) == ("ResultTooLarge", child_error["message"])
+    replay = run("oversize", app=app, workflow=workflow, bytes=str(size))
+    assert (replay["status"], replay["ran"], replay["error"]) == (FAILED, [], out["error"])
+
+
+@pytest.mark.parametrize(("failer", "retrier"), [("go", "go"), ("ts", "ts"), ("go", "ts"), ("ts", "go")])
+def test_a_workflow_failed_in_one_sdk_is_retried_from_its_failed_step(driver, failer, retrier):
+    check_failed_then_retried(lambda *a, **f: driver(failer, *a, **f), lambda *a, **f: driver(retrier, *a, **f),
+                              failer, retrier)
+
+
+@pytest.mark.parametrize("lang", ["go", "ts"])
+@pytest.mark.parametrize(("size", "setting"), [(2_000_000, "--max-value-bytes"), (5_000_000, "--max-message-bytes")],
+                         ids=["above-value-limit", "above-grpc-message-limit"])
+def test_a_result_too_large_is_recorded_as_the_task_failure_in_every_sdk(driver, lang, size, setting):
+    check_oversize(lambda *a, **f: driver(lang, *a, **f), size, setting)
 
 
 # --- the SDKs' own suites, with their server tests enabled ------------------------------

@@ -58,7 +58,10 @@ BAD_REQUESTS = [
                                               arguments_json="{}"), "app_id"),
     ("RenewTaskLease", de.RenewTaskLeaseRequest(app_id=APP, invocation_id="i"), "lease_id"),
     ("CompleteTask", de.CompleteTaskRequest(app_id=APP, invocation_id="i", lease_id="l"), "outcome"),
-    ("CompleteTask", de.CompleteTaskRequest(app_id=APP, invocation_id="i", lease_id="l", result_json="{"), "result_json"),
+    # A result that is not JSON is the task's recorded failure, not a bad request (test_outcomes_retry.py);
+    # an error's detail_json is the SDK's to get right.
+    ("CompleteTask", de.CompleteTaskRequest(app_id=APP, invocation_id="i", lease_id="l",
+                                            error=common_pb2.TaskError(type="E", detail_json="{")), "error.detail_json"),
     ("CompleteTask", de.CompleteTaskRequest(app_id=APP, invocation_id="i", lease_id="l",
                                             error=common_pb2.TaskError()), "error.type"),
     ("WaitTask", de.WaitTaskRequest(app_id=APP), "invocation_id"),
@@ -69,6 +72,8 @@ BAD_REQUESTS = [
     ("GetBaseTime", de.GetBaseTimeRequest(app_id=APP), "workflow_id"),
     ("GetOperationCount", de.GetOperationCountRequest(app_id=APP, workflow_id="w"), "kind"),
     ("GetWorkflowLog", de.GetWorkflowLogRequest(workflow_id="w"), "app_id"),
+    ("RetryWorkflow", de.RetryWorkflowRequest(app_id=APP), "workflow_id"),
+    ("RetryWorkflow", de.RetryWorkflowRequest(workflow_id="w"), "app_id"),
 ]
 
 

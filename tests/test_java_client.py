@@ -24,7 +24,16 @@ import pytest
 from pynenc_sidecar.core import derivations
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from test_cross_language import go_bin, run_lang, stub, ts_dist  # noqa: F401  (fixtures, for run_lang)
-from test_cross_language import comparable, fresh, py_lease, py_scenario, py_takeover
+from test_cross_language import any_sidecar, driver  # noqa: F401  (fixtures, for the Go/TS drivers)
+from test_cross_language import (
+    check_failed_then_retried,
+    check_oversize,
+    comparable,
+    fresh,
+    py_lease,
+    py_scenario,
+    py_takeover,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 JAVA_DIR = ROOT / "sdk" / "java"
@@ -63,6 +72,19 @@ def java(java_jar, sidecar):
 
     def run(command: str, **flags: str) -> dict:
         args = ["--address", sidecar.address]
+        for key, value in flags.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        return json.loads(_run(["java", "-jar", str(java_jar), command, *args], timeout=120))
+
+    return run
+
+
+@pytest.fixture
+def java_on(java_jar, any_sidecar):
+    """java_on(command, **flags) -> the Java program's JSON, against any_sidecar (both stores)."""
+
+    def run(command: str, **flags: str) -> dict:
+        args = ["--address", any_sidecar.address]
         for key, value in flags.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
         return json.loads(_run(["java", "-jar", str(java_jar), command, *args], timeout=120))
@@ -174,3 +196,19 @@ def test_java_waiting_for_a_dead_holders_lease_says_so(request, java_jar, sideca
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["ran"]
     assert_says_it_waits(proc.stderr, workflow, leased)
+
+
+def test_a_workflow_failed_in_java_is_retried_from_its_failed_step(java_on):
+    check_failed_then_retried(java_on, java_on, "java", "java")
+
+
+@pytest.mark.parametrize("other", ["go", "ts"])
+def test_a_workflow_failed_in_java_is_retried_in_another_sdk_and_back(java_on, driver, other):
+    check_failed_then_retried(java_on, lambda *a, **f: driver(other, *a, **f), "java", other)
+    check_failed_then_retried(lambda *a, **f: driver(other, *a, **f), java_on, other, "java")
+
+
+@pytest.mark.parametrize(("size", "setting"), [(2_000_000, "--max-value-bytes"), (5_000_000, "--max-message-bytes")],
+                         ids=["above-value-limit", "above-grpc-message-limit"])
+def test_a_result_too_large_is_recorded_as_the_task_failure_in_java(java_on, size, setting):
+    check_oversize(java_on, size, setting)

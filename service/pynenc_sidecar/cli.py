@@ -17,7 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pynenc_sidecar import __version__, inspector, logs, retention
 from pynenc_sidecar import settings as config
-from pynenc_sidecar.core.errors import Unavailable
+from pynenc_sidecar.core.errors import FailedPrecondition, NotFound, Unavailable
+from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, serve
 from pynenc_sidecar.storage.state_backend_store import PurgeCounts
 
@@ -118,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "would delete")
     purge_parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    retry_parser = _command(
+        commands, "retry", "make a failed workflow run again from its failed steps",
+        "Reset a FAILED workflow for a retry: its failed invocations (the main task, the failed tasks "
+        "inside it, failed child workflows) go to RETRY with their errors cleared; everything recorded "
+        "is kept (values, finished tasks and their results, data). Then run the workflow again with the "
+        "same id (e.g. task.run_workflow(ID, ...)): recorded steps replay, the failed ones run again. "
+        "Exit 2 when the workflow is not FAILED or not found.", config.STORE, STORE_EPILOG)
+    retry_parser.add_argument("workflow_id", metavar="WORKFLOW_ID", help="the failed workflow's id")
+    retry_parser.add_argument("--app-id", default="pynenc", help="the app the workflow belongs to")
+    retry_parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
     health_parser = _command(
         commands, "health", "check a running server through gRPC health (exit 0 when SERVING)",
         "Ask a server's grpc.health.v1 service whether it is SERVING: exit 0 if it is, 1 if not or "
@@ -166,8 +178,8 @@ def _serve(args: argparse.Namespace, settings: config.Settings) -> int:
         return 1
 
 
-def _tool(body: Callable[[Stores], Awaitable[int]], settings: config.Settings) -> int:
-    """Run a store tool: errors are one line on stderr and exit status 1."""
+def _tool(body: Callable[[Stores], Awaitable[int]], settings: config.Settings, error_status: int = 1) -> int:
+    """Run a store tool: errors are one line on stderr and exit status error_status."""
     logs.configure(settings.log_level if "log_level" in settings.sources else "WARNING", settings.log_format)
 
     async def run() -> int:
@@ -181,7 +193,7 @@ def _tool(body: Callable[[Stores], Awaitable[int]], settings: config.Settings) -
         return asyncio.run(run())
     except (inspector.ToolError, Unavailable) as exc:
         print(f"pynenc-sidecar: {exc}", file=sys.stderr)
-        return 1
+        return error_status
 
 
 def _print_json(value: object) -> None:
@@ -336,6 +348,22 @@ def _print_preview(args: argparse.Namespace, unit: str, targets: list[_PurgeTarg
     return 0
 
 
+def _retry(args: argparse.Namespace, settings: config.Settings) -> int:
+    async def body(stores: Stores) -> int:
+        try:
+            reset = await WorkflowEngine(stores.store).retry_workflow(args.app_id, args.workflow_id)
+        except (NotFound, FailedPrecondition) as exc:
+            raise inspector.ToolError(f"{exc.message} ({stores.description})") from None
+        report = inspector.retry_report(args.app_id, args.workflow_id, reset)
+        if args.json:
+            _print_json(report)
+        else:
+            sys.stdout.write(inspector.render_retry(report))
+        return 0
+
+    return _tool(body, settings, error_status=2)
+
+
 def _health_channel(args: argparse.Namespace, settings: config.Settings) -> tuple[str, grpc.Channel]:
     """Health needs no token. Through --health-port when set (plaintext); else the main port,
     with TLS when the server has a certificate (mutual TLS needs --health-port)."""
@@ -384,5 +412,6 @@ def _local_host(host: str) -> str:
 
 
 _SETTINGS = {"serve": config.SERVE, "inspect": config.STORE, "workflows": config.STORE, "purge": config.STORE,
-             "health": config.HEALTH}
-_HANDLERS = {"serve": _serve, "inspect": _inspect, "workflows": _workflows, "purge": _purge, "health": _health}
+             "retry": config.STORE, "health": config.HEALTH}
+_HANDLERS = {"serve": _serve, "inspect": _inspect, "workflows": _workflows, "purge": _purge, "retry": _retry,
+             "health": _health}

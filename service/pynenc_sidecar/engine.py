@@ -14,16 +14,28 @@ from dataclasses import dataclass
 
 from pynenc_sidecar import observability as obs
 from pynenc_sidecar.core import derivations
+from pynenc_sidecar.core import outcomes
 from pynenc_sidecar.core.errors import (
     INVOCATION_NOT_FOUND,
     LEASE_NOT_HELD,
     WORKFLOW_ACCESS_DENIED,
+    WORKFLOW_NOT_FAILED,
+    WORKFLOW_NOT_FOUND,
     FailedPrecondition,
     NotFound,
     PermissionDenied,
 )
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, ORIGIN_PREFIX, Kind, Position, SeriesParser
-from pynenc_sidecar.core.tasks import FAILED, SUCCESS, TaskCall, TaskState, WorkflowRef, check_replay, child_workflow
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, ORIGIN_PREFIX, Kind, Position, SeriesParser, parse_field
+from pynenc_sidecar.core.tasks import (
+    FAILED,
+    SUCCESS,
+    TaskCall,
+    TaskState,
+    WorkflowRef,
+    check_replay,
+    child_workflow,
+    status_name,
+)
 from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, Store, TaskNotFound
 
 
@@ -185,6 +197,56 @@ class WorkflowEngine:
         except LeaseNotHeld:
             raise _lease_not_held(invocation_id) from None
 
+    async def refuse_result(self, app_id: str, invocation_id: str, lease_id: str, error_type: str,
+                            problem: str) -> tuple[TaskState, bool]:
+        """Record a result the store cannot keep (outcomes.refused_result) as the task's failure."""
+        state = await self.store.get_task(app_id, invocation_id)
+        if state is None:
+            raise _not_found(invocation_id)
+        error = outcomes.refusal_error(error_type, problem, state.task_id, invocation_id)
+        return await self.complete_task(app_id, invocation_id, lease_id, None, error)
+
+    # --- retry -----------------------------------------------------------------
+    async def retry_workflow(self, app_id: str, workflow_id: str) -> list[tuple[TaskState, str | None]]:
+        """Reset a FAILED workflow's failed invocations to RETRY, keeping everything recorded.
+        Returns each reset invocation's new state with the error it had, the main task last."""
+        main = await self.store.get_task(app_id, workflow_id)
+        if main is None:
+            raise NotFound(f"workflow {workflow_id!r} not found in app {app_id!r}", reason=WORKFLOW_NOT_FOUND,
+                           metadata={"workflow_id": workflow_id})
+        if main.status != FAILED:
+            raise _not_failed(workflow_id, main.status)
+        failed = await self._failed_inside(app_id, workflow_id, set())
+        errors = {state.invocation_id: state.error_json for state in failed} | {workflow_id: main.error_json}
+        reset = await self.store.retry_failed(app_id, [state.invocation_id for state in failed] + [workflow_id])
+        if not reset or reset[-1].invocation_id != workflow_id:  # another retry reset it first
+            current = await self.store.get_task(app_id, workflow_id)
+            raise _not_failed(workflow_id, current.status if current else main.status)
+        return [(state, errors.get(state.invocation_id)) for state in reset]
+
+    async def _failed_inside(self, app_id: str, workflow_id: str, seen: set[str]) -> list[TaskState]:
+        """The FAILED invocations recorded in the workflow (any scope) in call order, children
+        before parents: a failed child workflow (force_new_workflow) after its own failed
+        invocations."""
+        seen.add(workflow_id)
+        positions: list[tuple[tuple[bool, str, int], str]] = []
+        async for chunk in self.store.scan_log(app_id, workflow_id, LOG_SCAN):
+            for name, value in chunk.items():
+                pos = parse_field(workflow_id, name)
+                if pos is not None and pos.kind is Kind.TASK:
+                    positions.append(((pos.scope != workflow_id, pos.scope, pos.sequence), value))
+        positions.sort()  # the main task's calls first, in call order: a stable reply
+        states = await self.store.get_tasks(app_id, [TaskCall.decode(value).invocation_id for _, value in positions])
+        failed: list[TaskState] = []
+        for state in states:
+            if state is None or state.status != FAILED or state.invocation_id == workflow_id:
+                continue
+            own_workflow = state.workflow.workflow_id == state.invocation_id
+            if own_workflow and state.invocation_id not in seen:
+                failed += await self._failed_inside(app_id, state.invocation_id, seen)
+            failed.append(state)
+        return failed
+
     async def poll_task(self, app_id: str, invocation_id: str, runner_id: str, ttl_us: int) -> TaskOutcome:
         """One look at a task: finished, or leased to this caller if its holder's lapsed."""
         lease = self._lease(runner_id, ttl_us)
@@ -276,6 +338,14 @@ class _LogReader:
 def _not_found(invocation_id: str) -> NotFound:
     return NotFound(f"invocation {invocation_id!r} not found", reason=INVOCATION_NOT_FOUND,
                     metadata={"invocation_id": invocation_id})
+
+
+def _not_failed(workflow_id: str, status: int) -> FailedPrecondition:
+    name = status_name(status)
+    return FailedPrecondition(
+        f"workflow {workflow_id!r} is {name}, not FAILED: only a failed workflow can be retried",
+        reason=WORKFLOW_NOT_FAILED, metadata={"workflow_id": workflow_id, "status": name},
+    )
 
 
 def _lease_not_held(invocation_id: str) -> FailedPrecondition:

@@ -4,7 +4,7 @@ or JSON.
 
 They read the store, not the server's gRPC API: they work with the server stopped, need no
 new RPCs, and see what the server would (the SQLite file is shared safely: WAL readers never
-block the server). They only read; `purge` (retention.py) is the one tool that writes.
+block the server). They only read; `purge` (retention.py) and `retry` (the engine's retry_workflow) write.
 """
 
 from __future__ import annotations
@@ -286,6 +286,15 @@ def render_workflow(report: dict[str, Any]) -> str:
     if report["data"]:
         out.append(table(["KEY", "VALUE"], [[k, _compact(v)] for k, v in report["data"].items()]))
 
+    failed = [t for t in report["tasks"] if isinstance(t["error"], dict)]
+    if failed:
+        out += ["", f"Errors ({len(failed)})"]
+        for t in failed:
+            error = t["error"]
+            out.append(f"  {t['invocation_id']} {t['task_id']}: {error.get('type', '?')}: {error.get('message', '')}")
+            trace = (error.get("traceback") or "").rstrip()
+            out += ["    " + line for line in trace.splitlines()] if trace else ["    (no traceback recorded)"]
+
     if report["state_backend_invocations"]:
         sb = report["state_backend_invocations"]
         out += ["", f"StateBackend invocations ({len(sb)})",
@@ -351,3 +360,22 @@ def render_workflows(report: dict[str, Any]) -> str:
                          [[r["workflow_id"], r["workflow_type"], r["parent_workflow_id"], _short(r["started_at"]),
                            r["status"], _short(r["finished_at"])] for r in report["runs"]]))
     return "\n".join(out) + "\n"
+
+
+# --- retry ---------------------------------------------------------------------------------
+def retry_report(app_id: str, workflow_id: str, reset: list[tuple[TaskState, str | None]]) -> dict[str, Any]:
+    return {"app_id": app_id, "workflow_id": workflow_id, "reset": [{
+        "invocation_id": state.invocation_id, "task_id": state.task_id, "workflow_id": state.workflow.workflow_id,
+        "status": status_name(state.status), "cleared_error": _json_or_text(error)} for state, error in reset]}
+
+
+def render_retry(report: dict[str, Any]) -> str:
+    rows = []
+    for r in report["reset"]:
+        error = r["cleared_error"]
+        cleared = f"{error.get('type', '?')}: {error.get('message', '')}" if isinstance(error, dict) else error
+        rows.append([r["invocation_id"], r["task_id"], r["workflow_id"], r["status"], cleared])
+    return (f"Workflow {report['workflow_id']} (app {report['app_id']}): reset {len(rows)} failed invocation(s) "
+            "to RETRY; everything recorded is kept\n"
+            + table(["INVOCATION", "TASK", "WORKFLOW", "STATUS", "CLEARED ERROR"], rows)
+            + "\nRun the workflow again with the same id to retry it: recorded steps replay, these run again.\n")

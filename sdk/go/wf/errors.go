@@ -22,6 +22,11 @@ const (
 	ReasonStoreUnavailable       = "STORE_UNAVAILABLE"
 	// ReasonUnauthenticated: the call carried no bearer token, or not an accepted one.
 	ReasonUnauthenticated = "UNAUTHENTICATED"
+	// ReasonWorkflowNotFound: RetryWorkflow named a workflow the app does not have.
+	ReasonWorkflowNotFound = "WORKFLOW_NOT_FOUND"
+	// ReasonWorkflowNotFailed: RetryWorkflow on a workflow that is not FAILED
+	// (metadata "status" names its status).
+	ReasonWorkflowNotFailed = "WORKFLOW_NOT_FAILED"
 )
 
 // FieldViolation is one google.rpc.BadRequest field violation.
@@ -106,11 +111,14 @@ func Reason(err error) string {
 func IsReason(err error, reason string) bool { return err != nil && Reason(err) == reason }
 
 // TaskError is the failure a task recorded (its CompleteTask error). Invocation.Result
-// returns it for a FAILED invocation.
+// returns it for a FAILED invocation. A task function that returns it (or wraps it)
+// records it unchanged: a child's failure keeps its type, message and traceback.
 type TaskError struct {
 	Type       string
 	Message    string
 	DetailJSON string
+	// Traceback: where the error was raised, as the failing task's language printed it.
+	Traceback string
 }
 
 func (e *TaskError) Error() string { return fmt.Sprintf("task failed: %s: %s", e.Type, e.Message) }

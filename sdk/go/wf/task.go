@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
 
 	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -78,7 +80,7 @@ func invocationFrom(p *sidecarv1.TaskInvocation) *Invocation {
 		inv.LeaseExpireTime = p.GetLeaseExpireTime().AsTime()
 	}
 	if e := p.GetError(); e != nil && p.GetStatus() == sidecarv1.InvocationStatus_INVOCATION_STATUS_FAILED {
-		inv.Failure = &TaskError{Type: e.GetType(), Message: e.GetMessage(), DetailJSON: e.GetDetailJson()}
+		inv.Failure = &TaskError{Type: e.GetType(), Message: e.GetMessage(), DetailJSON: e.GetDetailJson(), Traceback: e.GetTraceback()}
 	}
 	return inv
 }
@@ -167,6 +169,25 @@ func (c *Client) StartWorkflow(ctx context.Context, appID string, workflow Ident
 	inv = invocationFrom(resp.GetInvocation())
 	inv.Replayed = resp.GetReplayed()
 	return c.drive(ctx, appID, inv, resp.GetLease(), run, c.LeaseTTL)
+}
+
+// RetryWorkflow makes a FAILED workflow runnable again from its failed steps: every
+// FAILED invocation in it (its main task, the failed tasks inside it, failed child
+// workflows) is reset to RETRY; everything recorded is kept. It returns the invocations
+// it reset, the main task last. Then StartWorkflow with the same identity runs the
+// workflow again: recorded steps replay and the reset tasks run again. A workflow that is
+// not FAILED is an *Error with reason ReasonWorkflowNotFailed; an unknown one
+// ReasonWorkflowNotFound.
+func (c *Client) RetryWorkflow(ctx context.Context, appID, workflowID string) ([]*Invocation, error) {
+	resp, err := c.Executor.RetryWorkflow(ctx, &sidecarv1.RetryWorkflowRequest{AppId: appID, WorkflowId: workflowID})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	reset := make([]*Invocation, 0, len(resp.GetInvocations()))
+	for _, p := range resp.GetInvocations() {
+		reset = append(reset, invocationFrom(p))
+	}
+	return reset, nil
 }
 
 // drive brings an invocation to an outcome: run it under the lease if one is held,
@@ -282,30 +303,52 @@ func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, l
 		req.Outcome = &sidecarv1.CompleteTaskRequest_Error{Error: taskErrorProto(runErr)}
 	}
 	resp, err := c.Executor.CompleteTask(ctx, req)
+	if e := FromError(err); e != nil && e.Code == codes.ResourceExhausted {
+		// Refused before the sidecar's handler saw it (larger than its gRPC message limit):
+		// record that as the task's failure, so the task does not stay RUNNING.
+		req.Outcome = &sidecarv1.CompleteTaskRequest_Error{Error: tooLargeError(req, inv, e)}
+		resp, err = c.Executor.CompleteTask(ctx, req)
+	}
 	if err != nil {
 		return nil, wrap(err)
 	}
 	return invocationFrom(resp.GetInvocation()), nil
 }
 
+// tooLargeError is the failure recorded for an outcome larger than one request may be.
+func tooLargeError(req *sidecarv1.CompleteTaskRequest, inv *Invocation, refusal *Error) *sidecarv1.TaskError {
+	what, size := "error", proto.Size(req.GetError())
+	if r, ok := req.Outcome.(*sidecarv1.CompleteTaskRequest_ResultJson); ok {
+		what, size = "result", len(r.ResultJson)
+	}
+	return &sidecarv1.TaskError{Type: "ResultTooLarge", Message: fmt.Sprintf(
+		"the %s of task %s (invocation %s) is %d bytes, more than the sidecar accepts in one request (%s): "+
+			"return less (keep large data elsewhere and return a reference), or raise the sidecar's "+
+			"--max-message-bytes / PYNENC_SIDECAR_MAX_MESSAGE_BYTES and --max-value-bytes / "+
+			"PYNENC_SIDECAR_MAX_VALUE_BYTES", what, inv.TaskID, inv.ID, size, refusal.Message)}
+}
+
 func safeRun(ctx context.Context, task *Context, run TaskFunc) (result any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &TaskError{Type: "panic", Message: fmt.Sprint(r)}
+			err = &TaskError{Type: "panic", Message: fmt.Sprint(r), Traceback: string(debug.Stack())}
 		}
 	}()
 	return run(ctx, task)
 }
 
+// taskErrorProto is the error recorded for err. Go errors carry no stack: the traceback
+// is what %+v prints (a stack for errors that keep one), or a panic's stack.
 func taskErrorProto(err error) *sidecarv1.TaskError {
 	var te *TaskError
 	if errors.As(err, &te) {
-		return &sidecarv1.TaskError{Type: te.Type, Message: te.Message, DetailJson: te.DetailJSON}
+		return &sidecarv1.TaskError{Type: te.Type, Message: te.Message, DetailJson: te.DetailJSON, Traceback: te.Traceback}
 	}
+	trace := fmt.Sprintf("%+v", err)
 	var typed TypedError
 	if errors.As(err, &typed) {
-		return &sidecarv1.TaskError{Type: typed.ErrorType(), Message: err.Error()}
+		return &sidecarv1.TaskError{Type: typed.ErrorType(), Message: err.Error(), Traceback: trace}
 	}
 	name := strings.TrimLeft(reflect.TypeOf(err).String(), "*")
-	return &sidecarv1.TaskError{Type: name, Message: err.Error()}
+	return &sidecarv1.TaskError{Type: name, Message: err.Error(), Traceback: trace}
 }

@@ -73,6 +73,16 @@ class Task:
         """
         return self.app.run_workflow(self, workflow_id, *args, **kwargs)
 
+    def retry_workflow(self, workflow_id: str, *args: Any, **kwargs: Any) -> Invocation:
+        """Retry the FAILED workflow `workflow_id` from its failed steps, then run it.
+
+        Its failed invocations (the main task, the failed tasks inside it, failed child
+        workflows) are reset; everything recorded is kept. The run then replays the recorded
+        steps and runs the failed ones again. Give the arguments of the first run.
+        A workflow that is not FAILED raises SidecarError (reason WORKFLOW_NOT_FAILED)."""
+        self.app.retry_workflow(workflow_id)
+        return self.app.run_workflow(self, workflow_id, *args, **kwargs)
+
     def __repr__(self) -> str:
         return f"Task({self.task_id})"
 
@@ -114,6 +124,13 @@ class Pynenc:
                                      de.GetWorkflowLogRequest(app_id=self.app_id, workflow_id=workflow.workflow_id))
         return WorkflowLog.from_batches(batches)
 
+    def retry_workflow(self, workflow_id: str) -> list[Invocation]:
+        """Reset the FAILED workflow's failed invocations to RETRY (RetryWorkflow); run it
+        again with run_workflow (or Task.retry_workflow, which does both)."""
+        reply = self.client.call(self.client.executor.RetryWorkflow,
+                                 de.RetryWorkflowRequest(app_id=self.app_id, workflow_id=workflow_id))
+        return [Invocation(message) for message in reply.invocations]
+
     def run_workflow(self, task: Task, workflow_id: str, *args: Any, **kwargs: Any) -> Invocation:
         identity = WorkflowIdentity(workflow_id, task.task_id)
         with tracing.workflow_span(self.app_id, identity) as span:  # the root of the run's trace
@@ -137,7 +154,7 @@ class Pynenc:
             log = self.read_log(identity)
         run = RunContext(self, identity, workflow_id, log)
         if lease_id:
-            return Invocation(run_leased(run, lease_id, task.func, args, kwargs), replayed=reply.replayed)
+            return Invocation(run_leased(run, lease_id, task.func, args, kwargs, task.task_id), replayed=reply.replayed)
         # Finished before: run the code again as a pure replay (every value comes from the log,
         # no finished task runs again) and report the recorded outcome.
         token = current_run.set(run)

@@ -31,13 +31,15 @@ class LeaseNotHeldError(SidecarError):
 
 
 class TaskFailedError(Exception):
-    """A task finished with an error; raised by `Invocation.result`."""
+    """A task finished with an error; raised by `Invocation.result`. A task that lets it
+    propagate records the original error (type, message, traceback) as its own."""
 
-    def __init__(self, error_type: str, message: str, invocation_id: str) -> None:
+    def __init__(self, error_type: str, message: str, invocation_id: str, traceback: str = "") -> None:
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.error_message = message
         self.invocation_id = invocation_id
+        self.traceback = traceback
 
 
 _BY_REASON = {

@@ -37,7 +37,7 @@ class Invocation:
     def result(self) -> Any:
         if self._message.status == common_pb2.INVOCATION_STATUS_FAILED:
             error = self._message.error
-            raise TaskFailedError(error.type, error.message, self.invocation_id)
+            raise TaskFailedError(error.type, error.message, self.invocation_id, error.traceback)
         if self._message.status != common_pb2.INVOCATION_STATUS_SUCCESS:
             raise RuntimeError(f"{self!r} has not finished")
         return json.loads(self._message.result_json)

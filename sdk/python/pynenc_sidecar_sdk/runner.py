@@ -6,6 +6,7 @@ import contextvars
 import json
 import logging
 import threading
+import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -15,7 +16,7 @@ from google.protobuf import duration_pb2
 
 from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk.context import RunContext, current_run
-from pynenc_sidecar_sdk.errors import LeaseNotHeldError, SidecarError
+from pynenc_sidecar_sdk.errors import LeaseNotHeldError, SidecarError, TaskFailedError
 
 log = logging.getLogger(__name__)
 FINAL = {common_pb2.INVOCATION_STATUS_SUCCESS, common_pb2.INVOCATION_STATUS_FAILED}
@@ -60,7 +61,33 @@ class LeaseKeeper:
                 log.warning("could not renew the lease on %s: %s", self.invocation_id, error)
 
 
-def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: tuple, kwargs: dict) -> de.TaskInvocation:
+def task_error(exc: BaseException, run: RunContext) -> common_pb2.TaskError:
+    """The error a task records for exc. A child's failure the task let through keeps the
+    child's identity: its type, message and traceback, then where this task raised it."""
+    here = "".join(traceback.format_exception(exc))
+    if isinstance(exc, TaskFailedError):
+        where = f"\nre-raised by invocation {run.invocation_id} (it failed in invocation {exc.invocation_id}):\n"
+        return common_pb2.TaskError(type=exc.error_type, message=exc.error_message,
+                                    detail_json=json.dumps({"failed_invocation_id": exc.invocation_id}),
+                                    traceback=(exc.traceback or "") + where + here)
+    return common_pb2.TaskError(type=type(exc).__name__, message=str(exc), traceback=here)
+
+
+def too_large_error(request: de.CompleteTaskRequest, task_id: str, refusal: SidecarError) -> common_pb2.TaskError:
+    """The failure recorded when the outcome does not fit in one request to the sidecar."""
+    if request.WhichOneof("outcome") == "result_json":
+        what, size = "result", len(request.result_json.encode("utf-8"))
+    else:
+        what, size = "error", request.error.ByteSize()
+    return common_pb2.TaskError(type="ResultTooLarge", message=(
+        f"the {what} of task {task_id or '?'} (invocation {request.invocation_id}) is {size} bytes, more than "
+        f"the sidecar accepts in one request ({refusal}): return less (keep large data elsewhere and return a "
+        "reference), or raise the sidecar's --max-message-bytes / PYNENC_SIDECAR_MAX_MESSAGE_BYTES and "
+        "--max-value-bytes / PYNENC_SIDECAR_MAX_VALUE_BYTES"))
+
+
+def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: tuple, kwargs: dict,
+               task_id: str = "") -> de.TaskInvocation:
     """Run func as the invocation, then record its result or error; returns the final state."""
     app = run.app
     request = de.CompleteTaskRequest(app_id=app.app_id, invocation_id=run.invocation_id, lease_id=lease_id)
@@ -75,18 +102,27 @@ def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: t
                 # mistakes (bad values, writing data it does not own) are its outcome.
                 if exc.code not in TASK_MISTAKES:
                     raise
-                request.error.CopyFrom(common_pb2.TaskError(type=type(exc).__name__, message=str(exc)))
+                request.error.CopyFrom(task_error(exc, run))
             except Exception as exc:  # the task's own failure is its outcome
-                request.error.CopyFrom(common_pb2.TaskError(type=type(exc).__name__, message=str(exc)))
+                request.error.CopyFrom(task_error(exc, run))
             else:
                 try:
                     request.result_json = json.dumps(result)
                 except (TypeError, ValueError) as exc:
                     request.error.CopyFrom(common_pb2.TaskError(
-                        type="ResultNotSerializable", message=f"task results must be JSON values: {exc}"))
+                        type="ResultNotSerializable", message=f"task results must be JSON values: {exc}",
+                        traceback="".join(traceback.format_exception(exc))))
     finally:
         current_run.reset(token)
-    return app.client.call(app.client.executor.CompleteTask, request).invocation
+    try:
+        return app.client.call(app.client.executor.CompleteTask, request).invocation
+    except SidecarError as refusal:
+        # Refused before the sidecar's handler saw it (larger than its gRPC message limit):
+        # record that as the task's failure, so the task does not stay RUNNING.
+        if refusal.code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise
+        request.error.CopyFrom(too_large_error(request, task_id, refusal))
+        return app.client.call(app.client.executor.CompleteTask, request).invocation
 
 
 def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = False) -> str:

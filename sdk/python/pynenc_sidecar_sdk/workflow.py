@@ -134,7 +134,7 @@ class DeterministicExecutor:
             child_workflow = WorkflowIdentity.from_proto(invocation.workflow)
             log = run.log if child_workflow.workflow_id == run.workflow.workflow_id else app.read_log(child_workflow)
             child = RunContext(app, child_workflow, invocation.invocation_id, log)
-            invocation = run_leased(child, lease_id, task.func, args, kwargs)
+            invocation = run_leased(child, lease_id, task.func, args, kwargs, task.task_id)
         return Invocation(invocation, replayed=reply.replayed)
 
 

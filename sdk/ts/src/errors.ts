@@ -16,6 +16,10 @@ export const Reason = {
   STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
   /** No bearer token, or not an accepted one. */
   UNAUTHENTICATED: "UNAUTHENTICATED",
+  /** retryWorkflow named a workflow the app does not have. */
+  WORKFLOW_NOT_FOUND: "WORKFLOW_NOT_FOUND",
+  /** retryWorkflow on a workflow that is not FAILED (metadata "status" names its status). */
+  WORKFLOW_NOT_FAILED: "WORKFLOW_NOT_FAILED",
 } as const;
 
 export interface FieldViolation {
@@ -64,13 +68,19 @@ export function reasonOf(err: unknown): string {
   return "";
 }
 
-/** The failure a task recorded; thrown by Invocation.result for a FAILED invocation. */
+/**
+ * The failure a task recorded; thrown by Invocation.result for a FAILED invocation. A task
+ * function that throws it records it unchanged: a child's failure keeps its type, message
+ * and traceback.
+ */
 export class TaskFailedError extends Error {
   override readonly name = "TaskFailedError";
   constructor(
     readonly type: string,
     message: string,
     readonly detailJson = "",
+    /** Where the error was raised, as the failing task's language printed it. */
+    readonly traceback = "",
   ) {
     super(message);
   }

@@ -196,7 +196,7 @@ export class Invocation {
       this.leaseExpireTime = new Date(Number(seconds) * 1000 + Math.floor(nanos / 1_000_000));
     }
     if (p.status === InvocationStatus.FAILED && p.error) {
-      this.failure = new TaskFailedError(p.error.type, p.error.message, p.error.detailJson);
+      this.failure = new TaskFailedError(p.error.type, p.error.message, p.error.detailJson, p.error.traceback);
     }
   }
 
@@ -390,20 +390,58 @@ export class Client {
       if (err instanceof TaskSuspended) throw err;
       outcome =
         err instanceof TaskFailedError
-          ? errorOutcome(err.type, err.message, err.detailJson)
+          ? errorOutcome(err.type, err.message, err.detailJson, err.traceback)
           : err instanceof Error
-            ? errorOutcome(err.name, err.message)
+            ? errorOutcome(err.name, err.message, "", err.stack ?? "")
             : errorOutcome("Error", String(err));
     } finally {
       clearInterval(timer);
     }
-    const resp = await call(this.executor.completeTask({ appId, invocationId: inv.id, leaseId, outcome }, callOptions(ctx)));
-    return new Invocation(resp.invocation!);
+    const complete = (outcome: CompleteTaskRequest["outcome"]) =>
+      call(this.executor.completeTask({ appId, invocationId: inv.id, leaseId, outcome }, callOptions(ctx)));
+    try {
+      return new Invocation((await complete(outcome)).invocation!);
+    } catch (err) {
+      // Refused before the sidecar's handler saw it (larger than its gRPC message limit):
+      // record that as the task's failure, so the task does not stay RUNNING.
+      if (!(err instanceof SidecarError && err.code === Code.ResourceExhausted)) throw err;
+      return new Invocation((await complete(tooLargeOutcome(outcome, inv, err))).invocation!);
+    }
+  }
+
+  /**
+   * Makes a FAILED workflow runnable again from its failed steps: every FAILED invocation
+   * in it (its main task, the failed tasks inside it, failed child workflows) is reset to
+   * RETRY; everything recorded is kept. Returns the invocations reset, the main task last.
+   * Then startWorkflow with the same identity runs it again: recorded steps replay and the
+   * reset tasks run again. A workflow that is not FAILED throws a SidecarError with reason
+   * WORKFLOW_NOT_FAILED; an unknown one WORKFLOW_NOT_FOUND.
+   */
+  async retryWorkflow(appId: string, workflowId: string): Promise<Invocation[]> {
+    const resp = await call(this.executor.retryWorkflow({ appId, workflowId }, callOptions(otelContext.active())));
+    return resp.invocations.map((p) => new Invocation(p));
   }
 }
 
-function errorOutcome(type: string, message: string, detailJson = ""): CompleteTaskRequest["outcome"] {
-  return { case: "error", value: { $typeName: "pynenc.sidecar.v1.TaskError", type: type || "Error", message, detailJson } };
+function errorOutcome(type: string, message: string, detailJson = "", traceback = ""): CompleteTaskRequest["outcome"] {
+  return {
+    case: "error",
+    value: { $typeName: "pynenc.sidecar.v1.TaskError", type: type || "Error", message, detailJson, traceback },
+  };
+}
+
+function tooLargeOutcome(outcome: CompleteTaskRequest["outcome"], inv: Invocation, refusal: SidecarError): CompleteTaskRequest["outcome"] {
+  const [what, size] =
+    outcome.case === "resultJson"
+      ? ["result", Buffer.byteLength(outcome.value, "utf8")]
+      : ["error", Buffer.byteLength((outcome.value?.message ?? "") + (outcome.value?.traceback ?? ""), "utf8")];
+  return errorOutcome(
+    "ResultTooLarge",
+    `the ${what} of task ${inv.taskId} (invocation ${inv.id}) is ${size} bytes, more than the sidecar accepts in one ` +
+      `request (${refusal.message}): return less (keep large data elsewhere and return a reference), or raise the ` +
+      "sidecar's --max-message-bytes / PYNENC_SIDECAR_MAX_MESSAGE_BYTES and --max-value-bytes / " +
+      "PYNENC_SIDECAR_MAX_VALUE_BYTES",
+  );
 }
 
 /**

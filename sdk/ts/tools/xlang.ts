@@ -7,6 +7,9 @@
 //   node dist/tools/xlang.js complete --address A --app APP --invocation ID --lease LEASE
 //   node dist/tools/xlang.js takeover --address A --app APP --workflow WF
 //   node dist/tools/xlang.js errors   --address A --app APP --workflow WF
+//   node dist/tools/xlang.js flow     --address A --app APP --workflow WF --fixed false  the second task fails unless fixed
+//   node dist/tools/xlang.js retry    --address A --app APP --workflow WF --fixed true   RetryWorkflow, then the flow
+//   node dist/tools/xlang.js oversize --address A --app APP --workflow WF --bytes N      a child returning N bytes
 import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
 import { Client, Context, Invocation, InvocationStatus, SidecarError, type Identity } from "../src/index.js";
@@ -72,6 +75,60 @@ async function reasons(client: Client, app: string, id: Identity) {
   return out;
 }
 
+/** A task failure with the same type name in every language. */
+class XlangBroken extends Error {
+  override readonly name = "XlangBroken";
+}
+
+function failure(inv: Invocation) {
+  return inv.failure ? { type: inv.failure.type, message: inv.failure.message, traceback: inv.failure.traceback } : null;
+}
+
+function outcome(inv: Invocation, ran: string[]) {
+  return {
+    status: `INVOCATION_STATUS_${InvocationStatus[inv.status]}`,
+    error: failure(inv),
+    result: inv.resultJson ? JSON.parse(inv.resultJson) : null,
+    ran,
+  };
+}
+
+/** xlang.first, then xlang.second, which fails until fixed. */
+async function flow(client: Client, app: string, workflowId: string, fixed: boolean, reset?: Invocation[]) {
+  const ran: string[] = [];
+  const inv = await client.startWorkflow(app, { workflowId, workflowType: "xlang.retry_flow" }, {}, async (main) => {
+    const first = await main.executeTask("xlang.first", {}, async (task) => {
+      ran.push("first");
+      return { r: await task.random(), lang: LANG };
+    });
+    const second = await main.executeTask("xlang.second", {}, () => {
+      ran.push("second");
+      if (!fixed) throw new XlangBroken(`broken in ${LANG}`);
+      return { fixed_by: LANG };
+    });
+    return { first: first.result, second: second.result };
+  });
+  const out: Record<string, unknown> = outcome(inv, ran);
+  if (reset) out.reset = reset.map((r) => `${r.taskId}:INVOCATION_STATUS_${InvocationStatus[r.status]}`);
+  return out;
+}
+
+/** A child returning a string of n bytes; the parent returns the child's result. */
+async function oversize(client: Client, app: string, workflowId: string, n: number) {
+  const ran: string[] = [];
+  let child: Invocation | undefined;
+  const inv = await client.startWorkflow(app, { workflowId, workflowType: "xlang.big_flow" }, {}, async (main) => {
+    child = await main.executeTask("xlang.big", {}, () => {
+      ran.push("big");
+      return "x".repeat(n);
+    });
+    return (child.result as string).length;
+  });
+  const out: Record<string, unknown> = outcome(inv, ran);
+  if (child) out.child = { status: `INVOCATION_STATUS_${InvocationStatus[child.status]}`, error: failure(child) };
+  return out;
+}
+
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
   const { values } = parseArgs({
@@ -83,6 +140,8 @@ async function main() {
       invocation: { type: "string", default: "" },
       lease: { type: "string", default: "" },
       "ttl-ms": { type: "string", default: "1000" },
+      fixed: { type: "string", default: "false" },
+      bytes: { type: "string", default: "0" },
     },
   });
   const client = Client.connect(values.address!);
@@ -125,8 +184,17 @@ async function main() {
       case "errors":
         out = await reasons(client, app, id);
         break;
+      case "flow":
+        out = await flow(client, app, id.workflowId, values.fixed === "true");
+        break;
+      case "retry":
+        out = await flow(client, app, id.workflowId, values.fixed === "true", await client.retryWorkflow(app, id.workflowId));
+        break;
+      case "oversize":
+        out = await oversize(client, app, id.workflowId, Number(values.bytes));
+        break;
       default:
-        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors`);
+        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|oversize`);
     }
     // bigint (time_us) printed as JSON integers
     process.stdout.write(JSON.stringify(out, (_k, v: unknown) => (typeof v === "bigint" ? `@@${v}@@` : v)).replace(/"@@(-?\d+)@@"/g, "$1") + "\n");

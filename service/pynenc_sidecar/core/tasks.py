@@ -12,7 +12,16 @@ REGISTERED = 1
 RUNNING = 7
 SUCCESS = 11
 FAILED = 12
+RETRY = 13  # a failed invocation reset by RetryWorkflow: not final, leased again like REGISTERED
 FINAL_STATUSES = frozenset({SUCCESS, FAILED})
+# Pynenc's names, as the proto enum's without its prefix.
+_STATUS_NAMES = {1: "REGISTERED", 2: "CONCURRENCY_CONTROLLED", 3: "CONCURRENCY_CONTROLLED_FINAL", 4: "REROUTED",
+                 5: "PENDING", 6: "PENDING_RECOVERY", 7: "RUNNING", 8: "RUNNING_RECOVERY", 9: "PAUSED", 10: "KILLED",
+                 11: "SUCCESS", 12: "FAILED", 13: "RETRY"}
+
+
+def status_name(status: int) -> str:
+    return _STATUS_NAMES.get(status, str(status))
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,7 @@ class TaskState:
     parent_invocation_id: str = ""
     status: int = REGISTERED
     result_json: str | None = None
-    error_json: str | None = None  # {"type","message","detail_json"}
+    error_json: str | None = None  # {"type","message","detail_json","traceback"}
     lease_id: str = ""
     lease_expire_us: int = 0
     runner_id: str = ""

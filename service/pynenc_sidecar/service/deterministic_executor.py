@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from pynenc_sidecar.core import outcomes
 from pynenc_sidecar.core.positions import Kind, Position
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.engine import WorkflowEngine
@@ -210,18 +211,28 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         outcome = request.WhichOneof("outcome")
         if outcome is None:
             raise InvalidArgument("outcome", "is required: set result_json or error")
-        result_json, error = None, None
+        limit = self.limits.max_value_bytes
         if outcome == "result_json":
-            result_json = require_json(request.result_json, "result_json", self.limits)
+            refused = outcomes.refused_result(request.result_json, limit)
+            if refused is not None:  # the task's outcome all the same: recorded as its failure
+                state, accepted = await self.engine.refuse_result(app_id, invocation_id, lease_id, *refused)
+                return de.CompleteTaskResponse(invocation=convert.task_invocation(state), accepted=accepted)
+            state, accepted = await self.engine.complete_task(app_id, invocation_id, lease_id, request.result_json, None)
         else:
-            error = {
-                "type": require_name(request.error.type, "error.type", self.limits),
-                "message": request.error.message[: self.limits.max_value_bytes],
-                "detail_json": require_json(request.error.detail_json, "error.detail_json", self.limits)
-                if request.error.detail_json else "",
-            }
-        state, accepted = await self.engine.complete_task(app_id, invocation_id, lease_id, result_json, error)
+            detail = request.error.detail_json
+            if detail and len(detail.encode("utf-8")) <= limit:
+                require_json(detail, "error.detail_json", self.limits)
+            error = outcomes.bounded_error(require_name(request.error.type, "error.type", self.limits),
+                                           request.error.message, detail, request.error.traceback, limit)
+            state, accepted = await self.engine.complete_task(app_id, invocation_id, lease_id, None, error)
         return de.CompleteTaskResponse(invocation=convert.task_invocation(state), accepted=accepted)
+
+    @handle_errors
+    async def RetryWorkflow(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
+        reset = await self.engine.retry_workflow(app_id, workflow_id)
+        return de.RetryWorkflowResponse(invocations=[convert.task_invocation(state) for state, _ in reset])
 
     @handle_errors
     async def WaitTask(self, request, context):

@@ -127,6 +127,13 @@ class Store(Protocol):
         """First outcome wins: (state, accepted); an accepted outcome keeps now_us as the
         task's finished_us. LeaseNotHeld when another holder's lease is live; TaskNotFound."""
 
+    async def retry_failed(self, app_id: str, invocation_ids: list[str]) -> list[TaskState]:
+        """Reset each listed invocation that is FAILED to RETRY: error, lease and finished
+        time cleared, everything else kept (a missing or unfailed one is left as it is).
+        Returns the new states of those reset, in order. In the listed order: the caller
+        lists a workflow's main task last, so that it is reset last (on SQLite the whole
+        call is one transaction; on Redis one atomic step per invocation)."""
+
     # --- workflow runs ------------------------------------------------------------
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
         """Index the run (first store time kept) and its app (see app_ids)."""

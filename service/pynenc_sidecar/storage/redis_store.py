@@ -273,6 +273,19 @@ class RedisStore:
             raise LeaseNotHeld(invocation_id)
         return TaskState.from_fields(invocation_id, data), bool(accepted)
 
+    @_unavailable_on_redis_errors
+    async def retry_failed(self, app_id: str, invocation_ids: list[str]) -> list[TaskState]:
+        # Each invocation's hash has its own hash tag (slot), so no one script may touch them
+        # all on a cluster: one atomic step each, in the caller's order. The caller lists the
+        # workflow's main task last, so it is the commit point: until it is reset the workflow
+        # stays FAILED (nothing runs it) and a retry cut short is completed by retrying again.
+        reset = []
+        for invocation_id in invocation_ids:
+            code, changed, data = await self._task_call(app_id, invocation_id, ["retry", 0])
+            if code == "ok" and changed:
+                reset.append(TaskState.from_fields(invocation_id, data))
+        return reset
+
     # --- workflow runs -----------------------------------------------------------
     @_unavailable_on_redis_errors
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:

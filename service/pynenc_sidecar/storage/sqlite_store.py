@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, LAST_TIME_FIELD, ORIGIN_PREFIX, origin_field
-from pynenc_sidecar.core.tasks import RUNNING, TaskState, WorkflowRef
+from pynenc_sidecar.core.tasks import FAILED, RETRY, RUNNING, TaskState, WorkflowRef
 from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, TaskNotFound
 
 T = TypeVar("T")
@@ -400,6 +400,19 @@ class SqliteStore:
                 (status, now_us, value, app_id, invocation_id),
             )
             return self._require_task(conn, app_id, invocation_id), True
+
+        return await self._run(step, write=True)
+
+    async def retry_failed(self, app_id: str, invocation_ids: list[str]) -> list[TaskState]:
+        def step(conn: sqlite3.Connection) -> list[TaskState]:  # one transaction: all or nothing
+            reset = []
+            for invocation_id in invocation_ids:
+                changed = conn.execute(
+                    "UPDATE tasks SET status=?, error=NULL, lease_id='', lease_exp=0, done_us=0"
+                    " WHERE app=? AND invocation=? AND status=?", (RETRY, app_id, invocation_id, FAILED)).rowcount
+                if changed:
+                    reset.append(self._require_task(conn, app_id, invocation_id))
+            return reset
 
         return await self._run(step, write=True)
 

@@ -9,6 +9,7 @@
 --   acquire: lease_id, ttl_us, runner
 --   renew:   lease_id, ttl_us
 --   complete: lease_id, status, result|'' , error|'', has_result (1/0); stores 'done' = now_us
+--   retry:   (nothing) a FAILED task goes to RETRY (13): error, lease and 'done' cleared
 -- Returns {code, granted_or_accepted, flattened hash}; code 'ok' | 'created' | 'missing' | 'not_held'.
 local key, action, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local function final(status) return status == '11' or status == '12' end
@@ -68,6 +69,12 @@ if action == 'complete' then
   if held ~= ARGV[3] and exp > now then return {'not_held', 0, {}} end
   redis.call('HSET', key, 'status', ARGV[4], 'lease_exp', '0', 'done', ARGV[2])
   if ARGV[7] == '1' then redis.call('HSET', key, 'result', ARGV[5]) else redis.call('HSET', key, 'error', ARGV[6]) end
+  return {'ok', 1, redis.call('HGETALL', key)}
+end
+if action == 'retry' then
+  if status ~= '12' then return {'ok', 0, redis.call('HGETALL', key)} end
+  redis.call('HSET', key, 'status', '13', 'lease_id', '', 'lease_exp', '0')
+  redis.call('HDEL', key, 'error', 'done')
   return {'ok', 1, redis.call('HGETALL', key)}
 end
 return redis.error_reply('unknown action ' .. action)

@@ -8,6 +8,9 @@
 //	xlang complete -address A -app APP -invocation ID -lease LEASE
 //	xlang takeover -address A -app APP -workflow WF   run task #1 (waiting for / taking over its lease)
 //	xlang errors   -address A -app APP -workflow WF   the error reasons, read from ErrorInfo
+//	xlang flow     -address A -app APP -workflow WF -fixed false   two tasks; the second fails unless fixed
+//	xlang retry    -address A -app APP -workflow WF -fixed true    RetryWorkflow, then the flow again
+//	xlang oversize -address A -app APP -workflow WF -bytes N       a child returning an N-byte string
 package main
 
 import (
@@ -18,6 +21,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
@@ -29,7 +33,7 @@ const lang = "go"
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: xlang run|lease|complete|takeover|errors [flags]"))
+		fail(errors.New("usage: xlang run|lease|complete|takeover|errors|flow|retry|oversize [flags]"))
 	}
 	cmd := os.Args[1]
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
@@ -39,6 +43,8 @@ func main() {
 	invocation := fs.String("invocation", "", "invocation id (complete)")
 	lease := fs.String("lease", "", "lease id (complete)")
 	ttlMs := fs.Int("ttl-ms", 1000, "lease length in milliseconds (lease)")
+	fixed := fs.String("fixed", "false", "flow, retry: true when the second task succeeds")
+	size := fs.Int("bytes", 0, "oversize: the child's result length")
 	_ = fs.Parse(os.Args[2:])
 
 	client, err := wf.Dial(*address)
@@ -62,6 +68,15 @@ func main() {
 		out, err = takeover(ctx, client, *app, id)
 	case "errors":
 		out, err = reasons(ctx, client, *app, id)
+	case "flow":
+		out, err = flow(ctx, client, *app, *workflow, *fixed == "true", nil)
+	case "retry":
+		var reset []*wf.Invocation
+		if reset, err = client.RetryWorkflow(ctx, *app, *workflow); err == nil {
+			out, err = flow(ctx, client, *app, *workflow, *fixed == "true", reset)
+		}
+	case "oversize":
+		out, err = oversize(ctx, client, *app, *workflow, *size)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
@@ -234,5 +249,102 @@ func reasons(ctx context.Context, c *wf.Client, app string, id wf.Identity) (any
 	note("lease_not_held", err)
 	_, err = c.Context(app, wf.Identity{}, "").Random(ctx)
 	note("invalid_argument", err)
+	return out, nil
+}
+
+// xlangBroken is a task failure with the same type name in every language.
+type xlangBroken struct{ msg string }
+
+func (e *xlangBroken) Error() string     { return e.msg }
+func (e *xlangBroken) ErrorType() string { return "XlangBroken" }
+
+func failure(inv *wf.Invocation) any {
+	if inv.Failure == nil {
+		return nil
+	}
+	return map[string]any{"type": inv.Failure.Type, "message": inv.Failure.Message, "traceback": inv.Failure.Traceback}
+}
+
+func outcome(inv *wf.Invocation, ran []string) map[string]any {
+	result := json.RawMessage("null")
+	if inv.ResultJSON != "" {
+		result = json.RawMessage(inv.ResultJSON)
+	}
+	return map[string]any{"status": inv.Status.String(), "error": failure(inv), "result": result, "ran": ran}
+}
+
+// flow: xlang.first, then xlang.second, which fails until fixed.
+func flow(ctx context.Context, c *wf.Client, app, workflowID string, fixed bool, reset []*wf.Invocation) (any, error) {
+	ran := []string{}
+	inv, err := c.StartWorkflow(ctx, app, wf.Identity{WorkflowID: workflowID, WorkflowType: "xlang.retry_flow"}, nil,
+		func(ctx context.Context, main *wf.Context) (any, error) {
+			first, err := main.ExecuteTask(ctx, "xlang.first", nil, func(ctx context.Context, task *wf.Context) (any, error) {
+				ran = append(ran, "first")
+				r, err := task.Random(ctx)
+				return map[string]any{"r": r, "lang": lang}, err
+			})
+			if err != nil {
+				return nil, err
+			}
+			second, err := main.ExecuteTask(ctx, "xlang.second", nil, func(ctx context.Context, task *wf.Context) (any, error) {
+				ran = append(ran, "second")
+				if !fixed {
+					return nil, &xlangBroken{"broken in " + lang}
+				}
+				return map[string]any{"fixed_by": lang}, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			var a, b any
+			if err := first.Result(&a); err != nil {
+				return nil, err
+			}
+			if err := second.Result(&b); err != nil {
+				return nil, err // the child's *TaskError: recorded as it is
+			}
+			return map[string]any{"first": a, "second": b}, nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	out := outcome(inv, ran)
+	if reset != nil {
+		names := []string{}
+		for _, r := range reset {
+			names = append(names, r.TaskID+":"+r.Status.String())
+		}
+		out["reset"] = names
+	}
+	return out, nil
+}
+
+// oversize: a child returning a string of n bytes; the parent returns the child's result.
+func oversize(ctx context.Context, c *wf.Client, app, workflowID string, n int) (any, error) {
+	ran := []string{}
+	var child *wf.Invocation
+	inv, err := c.StartWorkflow(ctx, app, wf.Identity{WorkflowID: workflowID, WorkflowType: "xlang.big_flow"}, nil,
+		func(ctx context.Context, main *wf.Context) (any, error) {
+			var err error
+			child, err = main.ExecuteTask(ctx, "xlang.big", nil, func(ctx context.Context, task *wf.Context) (any, error) {
+				ran = append(ran, "big")
+				return strings.Repeat("x", n), nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			var s string
+			if err := child.Result(&s); err != nil {
+				return nil, err
+			}
+			return len(s), nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	out := outcome(inv, ran)
+	if child != nil {
+		out["child"] = map[string]any{"status": child.Status.String(), "error": failure(child)}
+	}
 	return out, nil
 }

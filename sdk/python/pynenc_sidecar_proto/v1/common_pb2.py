@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epynenc/sidecar/v1/common.proto\x12\x11pynenc.sidecar.v1\"Z\n\x10WorkflowIdentity\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_type\x18\x02 \x01(\t\x12\x1a\n\x12parent_workflow_id\x18\x03 \x01(\t\"?\n\tTaskError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65tail_json\x18\x03 \x01(\t*\xfd\x03\n\x10InvocationStatus\x12!\n\x1dINVOCATION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1cINVOCATION_STATUS_REGISTERED\x10\x01\x12,\n(INVOCATION_STATUS_CONCURRENCY_CONTROLLED\x10\x02\x12\x32\n.INVOCATION_STATUS_CONCURRENCY_CONTROLLED_FINAL\x10\x03\x12\x1e\n\x1aINVOCATION_STATUS_REROUTED\x10\x04\x12\x1d\n\x19INVOCATION_STATUS_PENDING\x10\x05\x12&\n\"INVOCATION_STATUS_PENDING_RECOVERY\x10\x06\x12\x1d\n\x19INVOCATION_STATUS_RUNNING\x10\x07\x12&\n\"INVOCATION_STATUS_RUNNING_RECOVERY\x10\x08\x12\x1c\n\x18INVOCATION_STATUS_PAUSED\x10\t\x12\x1c\n\x18INVOCATION_STATUS_KILLED\x10\n\x12\x1d\n\x19INVOCATION_STATUS_SUCCESS\x10\x0b\x12\x1c\n\x18INVOCATION_STATUS_FAILED\x10\x0c\x12\x1b\n\x17INVOCATION_STATUS_RETRY\x10\rBIZGgithub.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1;sidecarv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epynenc/sidecar/v1/common.proto\x12\x11pynenc.sidecar.v1\"Z\n\x10WorkflowIdentity\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_type\x18\x02 \x01(\t\x12\x1a\n\x12parent_workflow_id\x18\x03 \x01(\t\"R\n\tTaskError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65tail_json\x18\x03 \x01(\t\x12\x11\n\ttraceback\x18\x04 \x01(\t*\xfd\x03\n\x10InvocationStatus\x12!\n\x1dINVOCATION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1cINVOCATION_STATUS_REGISTERED\x10\x01\x12,\n(INVOCATION_STATUS_CONCURRENCY_CONTROLLED\x10\x02\x12\x32\n.INVOCATION_STATUS_CONCURRENCY_CONTROLLED_FINAL\x10\x03\x12\x1e\n\x1aINVOCATION_STATUS_REROUTED\x10\x04\x12\x1d\n\x19INVOCATION_STATUS_PENDING\x10\x05\x12&\n\"INVOCATION_STATUS_PENDING_RECOVERY\x10\x06\x12\x1d\n\x19INVOCATION_STATUS_RUNNING\x10\x07\x12&\n\"INVOCATION_STATUS_RUNNING_RECOVERY\x10\x08\x12\x1c\n\x18INVOCATION_STATUS_PAUSED\x10\t\x12\x1c\n\x18INVOCATION_STATUS_KILLED\x10\n\x12\x1d\n\x19INVOCATION_STATUS_SUCCESS\x10\x0b\x12\x1c\n\x18INVOCATION_STATUS_FAILED\x10\x0c\x12\x1b\n\x17INVOCATION_STATUS_RETRY\x10\rBIZGgithub.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1;sidecarv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,10 +32,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pynenc.sidecar.v1.common_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZGgithub.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1;sidecarv1'
-  _globals['_INVOCATIONSTATUS']._serialized_start=211
-  _globals['_INVOCATIONSTATUS']._serialized_end=720
+  _globals['_INVOCATIONSTATUS']._serialized_start=230
+  _globals['_INVOCATIONSTATUS']._serialized_end=739
   _globals['_WORKFLOWIDENTITY']._serialized_start=53
   _globals['_WORKFLOWIDENTITY']._serialized_end=143
   _globals['_TASKERROR']._serialized_start=145
-  _globals['_TASKERROR']._serialized_end=208
+  _globals['_TASKERROR']._serialized_end=227
 # @@protoc_insertion_point(module_scope)

@@ -47,11 +47,13 @@ class WorkflowIdentity(_message.Message):
     def __init__(self, workflow_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., parent_workflow_id: _Optional[str] = ...) -> None: ...
 
 class TaskError(_message.Message):
-    __slots__ = ("type", "message", "detail_json")
+    __slots__ = ("type", "message", "detail_json", "traceback")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DETAIL_JSON_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
     type: str
     message: str
     detail_json: str
-    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., detail_json: _Optional[str] = ...) -> None: ...
+    traceback: str
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., detail_json: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...

@@ -402,3 +402,17 @@ class GetWorkflowLogResponse(_message.Message):
     tasks: _containers.RepeatedCompositeFieldContainer[TaskInvocation]
     base_time: _timestamp_pb2.Timestamp
     def __init__(self, operations: _Optional[_Iterable[_Union[RecordedOperation, _Mapping]]] = ..., tasks: _Optional[_Iterable[_Union[TaskInvocation, _Mapping]]] = ..., base_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RetryWorkflowRequest(_message.Message):
+    __slots__ = ("app_id", "workflow_id")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    workflow_id: str
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ...) -> None: ...
+
+class RetryWorkflowResponse(_message.Message):
+    __slots__ = ("invocations",)
+    INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    invocations: _containers.RepeatedCompositeFieldContainer[TaskInvocation]
+    def __init__(self, invocations: _Optional[_Iterable[_Union[TaskInvocation, _Mapping]]] = ...) -> None: ...

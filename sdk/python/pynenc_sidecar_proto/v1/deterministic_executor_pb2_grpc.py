@@ -44,12 +44,15 @@ class DeterministicExecutorServiceStub:
     Errors (reasons travel as google.rpc.ErrorInfo, domain
     "sidecar.pynenc.org"; field problems as google.rpc.BadRequest):
     INVALID_ARGUMENT     missing/empty/oversized field, sequence < 1, bad JSON
-    NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND)
+    NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND) or
+    workflow (reason WORKFLOW_NOT_FOUND)
     PERMISSION_DENIED    SetData by a task that is not the workflow's main
     task (reason WORKFLOW_ACCESS_DENIED)
     FAILED_PRECONDITION  replay diverges from the record (reason
     NONDETERMINISTIC_REPLAY); completing or renewing a
-    lease one does not hold (reason LEASE_NOT_HELD)
+    lease one does not hold (reason LEASE_NOT_HELD);
+    retrying a workflow that is not FAILED (reason
+    WORKFLOW_NOT_FAILED)
     UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
     safe to retry
     """
@@ -135,6 +138,11 @@ class DeterministicExecutorServiceStub:
                 request_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.GetWorkflowLogRequest.SerializeToString,
                 response_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.GetWorkflowLogResponse.FromString,
                 _registered_method=True)
+        self.RetryWorkflow = channel.unary_unary(
+                '/pynenc.sidecar.v1.DeterministicExecutorService/RetryWorkflow',
+                request_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowRequest.SerializeToString,
+                response_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class DeterministicExecutorServiceServicer:
@@ -156,12 +164,15 @@ class DeterministicExecutorServiceServicer:
     Errors (reasons travel as google.rpc.ErrorInfo, domain
     "sidecar.pynenc.org"; field problems as google.rpc.BadRequest):
     INVALID_ARGUMENT     missing/empty/oversized field, sequence < 1, bad JSON
-    NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND)
+    NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND) or
+    workflow (reason WORKFLOW_NOT_FOUND)
     PERMISSION_DENIED    SetData by a task that is not the workflow's main
     task (reason WORKFLOW_ACCESS_DENIED)
     FAILED_PRECONDITION  replay diverges from the record (reason
     NONDETERMINISTIC_REPLAY); completing or renewing a
-    lease one does not hold (reason LEASE_NOT_HELD)
+    lease one does not hold (reason LEASE_NOT_HELD);
+    retrying a workflow that is not FAILED (reason
+    WORKFLOW_NOT_FAILED)
     UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
     safe to retry
     """
@@ -250,6 +261,16 @@ class DeterministicExecutorServiceServicer:
         finished task the stored outcome is returned and `accepted` is false.
         A caller whose lease was taken over by another live holder gets
         FAILED_PRECONDITION, LEASE_NOT_HELD.
+
+        An outcome the store refuses is recorded as the task's failure, not
+        refused: a `result_json` larger than the server's --max-value-bytes
+        becomes the error type "ResultTooLarge", one that is not JSON
+        "ResultNotJson", each with a message naming the task, the invocation,
+        the size, the limit and the setting. An error's message and traceback
+        longer than the limit are cut to it (the rest is kept). A request larger
+        than the server's gRPC message limit is refused before it reaches the
+        service (RESOURCE_EXHAUSTED): the caller then completes the task with a
+        "ResultTooLarge" error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -303,6 +324,22 @@ class DeterministicExecutorServiceServicer:
         state of each task recorded in it, in batches. One call replaces one
         round trip per operation: a replaying worker reads it once and serves
         recorded positions locally.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryWorkflow(self, request, context):
+        """Makes a FAILED workflow runnable again from its failed steps. Every
+        FAILED invocation of the workflow (its main task, the tasks inside it,
+        and, recursively, FAILED child workflows it started with
+        force_new_workflow) goes to status RETRY with its error cleared and its
+        lease released. Everything recorded is kept: positions, values, finished
+        tasks, data. StartWorkflow with the workflow's id then runs the main task
+        again: recorded steps replay, and ExecuteTask hands out a lease for each
+        reset task, which runs again. The reply lists the invocations reset.
+        A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
+        (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -386,6 +423,11 @@ def add_DeterministicExecutorServiceServicer_to_server(servicer, server):
                     request_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.GetWorkflowLogRequest.FromString,
                     response_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.GetWorkflowLogResponse.SerializeToString,
             ),
+            'RetryWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryWorkflow,
+                    request_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowRequest.FromString,
+                    response_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'pynenc.sidecar.v1.DeterministicExecutorService', rpc_method_handlers)
@@ -413,12 +455,15 @@ class DeterministicExecutorService:
     Errors (reasons travel as google.rpc.ErrorInfo, domain
     "sidecar.pynenc.org"; field problems as google.rpc.BadRequest):
     INVALID_ARGUMENT     missing/empty/oversized field, sequence < 1, bad JSON
-    NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND)
+    NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND) or
+    workflow (reason WORKFLOW_NOT_FOUND)
     PERMISSION_DENIED    SetData by a task that is not the workflow's main
     task (reason WORKFLOW_ACCESS_DENIED)
     FAILED_PRECONDITION  replay diverges from the record (reason
     NONDETERMINISTIC_REPLAY); completing or renewing a
-    lease one does not hold (reason LEASE_NOT_HELD)
+    lease one does not hold (reason LEASE_NOT_HELD);
+    retrying a workflow that is not FAILED (reason
+    WORKFLOW_NOT_FAILED)
     UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
     safe to retry
     """
@@ -818,6 +863,33 @@ class DeterministicExecutorService:
             '/pynenc.sidecar.v1.DeterministicExecutorService/GetWorkflowLog',
             pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.GetWorkflowLogRequest.SerializeToString,
             pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.GetWorkflowLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pynenc.sidecar.v1.DeterministicExecutorService/RetryWorkflow',
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowRequest.SerializeToString,
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

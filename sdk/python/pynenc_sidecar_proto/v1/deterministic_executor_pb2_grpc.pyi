@@ -45,12 +45,15 @@ class DeterministicExecutorServiceStub:
     Errors (reasons travel as google.rpc.ErrorInfo, domain
     "sidecar.pynenc.org"; field problems as google.rpc.BadRequest):
       INVALID_ARGUMENT     missing/empty/oversized field, sequence < 1, bad JSON
-      NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND)
+      NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND) or
+                           workflow (reason WORKFLOW_NOT_FOUND)
       PERMISSION_DENIED    SetData by a task that is not the workflow's main
                            task (reason WORKFLOW_ACCESS_DENIED)
       FAILED_PRECONDITION  replay diverges from the record (reason
                            NONDETERMINISTIC_REPLAY); completing or renewing a
-                           lease one does not hold (reason LEASE_NOT_HELD)
+                           lease one does not hold (reason LEASE_NOT_HELD);
+                           retrying a workflow that is not FAILED (reason
+                           WORKFLOW_NOT_FAILED)
       UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
                            safe to retry
     """
@@ -110,6 +113,16 @@ class DeterministicExecutorServiceStub:
     finished task the stored outcome is returned and `accepted` is false.
     A caller whose lease was taken over by another live holder gets
     FAILED_PRECONDITION, LEASE_NOT_HELD.
+
+    An outcome the store refuses is recorded as the task's failure, not
+    refused: a `result_json` larger than the server's --max-value-bytes
+    becomes the error type "ResultTooLarge", one that is not JSON
+    "ResultNotJson", each with a message naming the task, the invocation,
+    the size, the limit and the setting. An error's message and traceback
+    longer than the limit are cut to it (the rest is kept). A request larger
+    than the server's gRPC message limit is refused before it reaches the
+    service (RESOURCE_EXHAUSTED): the caller then completes the task with a
+    "ResultTooLarge" error.
     """
     WaitTask: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.WaitTaskRequest, _deterministic_executor_pb2.WaitTaskResponse]
     """Waits until a task finishes, or its lease expires (the caller then
@@ -140,6 +153,18 @@ class DeterministicExecutorServiceStub:
     round trip per operation: a replaying worker reads it once and serves
     recorded positions locally.
     """
+    RetryWorkflow: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.RetryWorkflowRequest, _deterministic_executor_pb2.RetryWorkflowResponse]
+    """Makes a FAILED workflow runnable again from its failed steps. Every
+    FAILED invocation of the workflow (its main task, the tasks inside it,
+    and, recursively, FAILED child workflows it started with
+    force_new_workflow) goes to status RETRY with its error cleared and its
+    lease released. Everything recorded is kept: positions, values, finished
+    tasks, data. StartWorkflow with the workflow's id then runs the main task
+    again: recorded steps replay, and ExecuteTask hands out a lease for each
+    reset task, which runs again. The reply lists the invocations reset.
+    A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
+    (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
@@ -161,12 +186,15 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
     Errors (reasons travel as google.rpc.ErrorInfo, domain
     "sidecar.pynenc.org"; field problems as google.rpc.BadRequest):
       INVALID_ARGUMENT     missing/empty/oversized field, sequence < 1, bad JSON
-      NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND)
+      NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND) or
+                           workflow (reason WORKFLOW_NOT_FOUND)
       PERMISSION_DENIED    SetData by a task that is not the workflow's main
                            task (reason WORKFLOW_ACCESS_DENIED)
       FAILED_PRECONDITION  replay diverges from the record (reason
                            NONDETERMINISTIC_REPLAY); completing or renewing a
-                           lease one does not hold (reason LEASE_NOT_HELD)
+                           lease one does not hold (reason LEASE_NOT_HELD);
+                           retrying a workflow that is not FAILED (reason
+                           WORKFLOW_NOT_FAILED)
       UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
                            safe to retry
     """
@@ -223,6 +251,16 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
     finished task the stored outcome is returned and `accepted` is false.
     A caller whose lease was taken over by another live holder gets
     FAILED_PRECONDITION, LEASE_NOT_HELD.
+
+    An outcome the store refuses is recorded as the task's failure, not
+    refused: a `result_json` larger than the server's --max-value-bytes
+    becomes the error type "ResultTooLarge", one that is not JSON
+    "ResultNotJson", each with a message naming the task, the invocation,
+    the size, the limit and the setting. An error's message and traceback
+    longer than the limit are cut to it (the rest is kept). A request larger
+    than the server's gRPC message limit is refused before it reaches the
+    service (RESOURCE_EXHAUSTED): the caller then completes the task with a
+    "ResultTooLarge" error.
     """
     WaitTask: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.WaitTaskRequest, _deterministic_executor_pb2.WaitTaskResponse]  # type: ignore[assignment]
     """Waits until a task finishes, or its lease expires (the caller then
@@ -253,6 +291,18 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
     round trip per operation: a replaying worker reads it once and serves
     recorded positions locally.
     """
+    RetryWorkflow: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.RetryWorkflowRequest, _deterministic_executor_pb2.RetryWorkflowResponse]  # type: ignore[assignment]
+    """Makes a FAILED workflow runnable again from its failed steps. Every
+    FAILED invocation of the workflow (its main task, the tasks inside it,
+    and, recursively, FAILED child workflows it started with
+    force_new_workflow) goes to status RETRY with its error cleared and its
+    lease released. Everything recorded is kept: positions, values, finished
+    tasks, data. StartWorkflow with the workflow's id then runs the main task
+    again: recorded steps replay, and ExecuteTask hands out a lease for each
+    reset task, which runs again. The reply lists the invocations reset.
+    A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
+    (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
+    """
 
 class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     """The Pynenc workflow context (`wf`) for workers in any language.
@@ -273,12 +323,15 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     Errors (reasons travel as google.rpc.ErrorInfo, domain
     "sidecar.pynenc.org"; field problems as google.rpc.BadRequest):
       INVALID_ARGUMENT     missing/empty/oversized field, sequence < 1, bad JSON
-      NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND)
+      NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND) or
+                           workflow (reason WORKFLOW_NOT_FOUND)
       PERMISSION_DENIED    SetData by a task that is not the workflow's main
                            task (reason WORKFLOW_ACCESS_DENIED)
       FAILED_PRECONDITION  replay diverges from the record (reason
                            NONDETERMINISTIC_REPLAY); completing or renewing a
-                           lease one does not hold (reason LEASE_NOT_HELD)
+                           lease one does not hold (reason LEASE_NOT_HELD);
+                           retrying a workflow that is not FAILED (reason
+                           WORKFLOW_NOT_FAILED)
       UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
                            safe to retry
     """
@@ -387,6 +440,16 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         finished task the stored outcome is returned and `accepted` is false.
         A caller whose lease was taken over by another live holder gets
         FAILED_PRECONDITION, LEASE_NOT_HELD.
+
+        An outcome the store refuses is recorded as the task's failure, not
+        refused: a `result_json` larger than the server's --max-value-bytes
+        becomes the error type "ResultTooLarge", one that is not JSON
+        "ResultNotJson", each with a message naming the task, the invocation,
+        the size, the limit and the setting. An error's message and traceback
+        longer than the limit are cut to it (the rest is kept). A request larger
+        than the server's gRPC message limit is refused before it reaches the
+        service (RESOURCE_EXHAUSTED): the caller then completes the task with a
+        "ResultTooLarge" error.
         """
 
     @_abc_1.abstractmethod
@@ -452,6 +515,24 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         state of each task recorded in it, in batches. One call replaces one
         round trip per operation: a replaying worker reads it once and serves
         recorded positions locally.
+        """
+
+    @_abc_1.abstractmethod
+    def RetryWorkflow(
+        self,
+        request: _deterministic_executor_pb2.RetryWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deterministic_executor_pb2.RetryWorkflowResponse, _abc.Awaitable[_deterministic_executor_pb2.RetryWorkflowResponse]]:
+        """Makes a FAILED workflow runnable again from its failed steps. Every
+        FAILED invocation of the workflow (its main task, the tasks inside it,
+        and, recursively, FAILED child workflows it started with
+        force_new_workflow) goes to status RETRY with its error cleared and its
+        lease released. Everything recorded is kept: positions, values, finished
+        tasks, data. StartWorkflow with the workflow's id then runs the main task
+        again: recorded steps replay, and ExecuteTask hands out a lease for each
+        reset task, which runs again. The reply lists the invocations reset.
+        A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
+        (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
         """
 
 def add_DeterministicExecutorServiceServicer_to_server(servicer: DeterministicExecutorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -179,7 +179,11 @@ type TaskError struct {
 	// Human-readable message.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// Optional structured detail as JSON text (e.g. a serialized exception).
-	DetailJson    string `protobuf:"bytes,3,opt,name=detail_json,json=detailJson,proto3" json:"detail_json,omitempty"`
+	DetailJson string `protobuf:"bytes,3,opt,name=detail_json,json=detailJson,proto3" json:"detail_json,omitempty"`
+	// Where the error was raised, as the worker's language prints it (Python's
+	// traceback.format_exception, a JavaScript error.stack, a Java stack trace,
+	// Go's %+v). Optional. The sidecar keeps at most --max-value-bytes of it.
+	Traceback     string `protobuf:"bytes,4,opt,name=traceback,proto3" json:"traceback,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -235,6 +239,13 @@ func (x *TaskError) GetDetailJson() string {
 	return ""
 }
 
+func (x *TaskError) GetTraceback() string {
+	if x != nil {
+		return x.Traceback
+	}
+	return ""
+}
+
 var File_pynenc_sidecar_v1_common_proto protoreflect.FileDescriptor
 
 const file_pynenc_sidecar_v1_common_proto_rawDesc = "" +
@@ -244,12 +255,13 @@ const file_pynenc_sidecar_v1_common_proto_rawDesc = "" +
 	"\vworkflow_id\x18\x01 \x01(\tR\n" +
 	"workflowId\x12#\n" +
 	"\rworkflow_type\x18\x02 \x01(\tR\fworkflowType\x12,\n" +
-	"\x12parent_workflow_id\x18\x03 \x01(\tR\x10parentWorkflowId\"Z\n" +
+	"\x12parent_workflow_id\x18\x03 \x01(\tR\x10parentWorkflowId\"x\n" +
 	"\tTaskError\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1f\n" +
 	"\vdetail_json\x18\x03 \x01(\tR\n" +
-	"detailJson*\xfd\x03\n" +
+	"detailJson\x12\x1c\n" +
+	"\ttraceback\x18\x04 \x01(\tR\ttraceback*\xfd\x03\n" +
 	"\x10InvocationStatus\x12!\n" +
 	"\x1dINVOCATION_STATUS_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cINVOCATION_STATUS_REGISTERED\x10\x01\x12,\n" +

@@ -2516,6 +2516,105 @@ func (x *GetWorkflowLogResponse) GetBaseTime() *timestamppb.Timestamp {
 	return nil
 }
 
+type RetryWorkflowRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// Required: the failed workflow's id.
+	WorkflowId    string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryWorkflowRequest) Reset() {
+	*x = RetryWorkflowRequest{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryWorkflowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryWorkflowRequest) ProtoMessage() {}
+
+func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryWorkflowRequest.ProtoReflect.Descriptor instead.
+func (*RetryWorkflowRequest) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RetryWorkflowRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *RetryWorkflowRequest) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+type RetryWorkflowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The invocations reset to RETRY, the main task last.
+	Invocations   []*TaskInvocation `protobuf:"bytes,1,rep,name=invocations,proto3" json:"invocations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryWorkflowResponse) Reset() {
+	*x = RetryWorkflowResponse{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryWorkflowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryWorkflowResponse) ProtoMessage() {}
+
+func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryWorkflowResponse.ProtoReflect.Descriptor instead.
+func (*RetryWorkflowResponse) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RetryWorkflowResponse) GetInvocations() []*TaskInvocation {
+	if x != nil {
+		return x.Invocations
+	}
+	return nil
+}
+
 var File_pynenc_sidecar_v1_deterministic_executor_proto protoreflect.FileDescriptor
 
 const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
@@ -2706,15 +2805,20 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"operations\x18\x01 \x03(\v2$.pynenc.sidecar.v1.RecordedOperationR\n" +
 	"operations\x127\n" +
 	"\x05tasks\x18\x02 \x03(\v2!.pynenc.sidecar.v1.TaskInvocationR\x05tasks\x127\n" +
-	"\tbase_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bbaseTime*\xb0\x01\n" +
+	"\tbase_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bbaseTime\"N\n" +
+	"\x14RetryWorkflowRequest\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
+	"\vworkflow_id\x18\x02 \x01(\tR\n" +
+	"workflowId\"\\\n" +
+	"\x15RetryWorkflowResponse\x12C\n" +
+	"\vinvocations\x18\x01 \x03(\v2!.pynenc.sidecar.v1.TaskInvocationR\vinvocations*\xb0\x01\n" +
 	"\rOperationKind\x12\x1e\n" +
 	"\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15OPERATION_KIND_RANDOM\x10\x01\x12\x17\n" +
 	"\x13OPERATION_KIND_TIME\x10\x02\x12\x17\n" +
 	"\x13OPERATION_KIND_UUID\x10\x03\x12\x17\n" +
 	"\x13OPERATION_KIND_TASK\x10\x04\x12\x19\n" +
-	"\x15OPERATION_KIND_CUSTOM\x10\x052\xec\n" +
-	"\n" +
+	"\x15OPERATION_KIND_CUSTOM\x10\x052\xd0\v\n" +
 	"\x1cDeterministicExecutorService\x12M\n" +
 	"\x06Random\x12 .pynenc.sidecar.v1.RandomRequest\x1a!.pynenc.sidecar.v1.RandomResponse\x12M\n" +
 	"\x06UtcNow\x12 .pynenc.sidecar.v1.UtcNowRequest\x1a!.pynenc.sidecar.v1.UtcNowResponse\x12G\n" +
@@ -2730,7 +2834,8 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\aSetData\x12!.pynenc.sidecar.v1.SetDataRequest\x1a\".pynenc.sidecar.v1.SetDataResponse\x12\\\n" +
 	"\vGetBaseTime\x12%.pynenc.sidecar.v1.GetBaseTimeRequest\x1a&.pynenc.sidecar.v1.GetBaseTimeResponse\x12n\n" +
 	"\x11GetOperationCount\x12+.pynenc.sidecar.v1.GetOperationCountRequest\x1a,.pynenc.sidecar.v1.GetOperationCountResponse\x12g\n" +
-	"\x0eGetWorkflowLog\x12(.pynenc.sidecar.v1.GetWorkflowLogRequest\x1a).pynenc.sidecar.v1.GetWorkflowLogResponse0\x01BIZGgithub.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1;sidecarv1b\x06proto3"
+	"\x0eGetWorkflowLog\x12(.pynenc.sidecar.v1.GetWorkflowLogRequest\x1a).pynenc.sidecar.v1.GetWorkflowLogResponse0\x01\x12b\n" +
+	"\rRetryWorkflow\x12'.pynenc.sidecar.v1.RetryWorkflowRequest\x1a(.pynenc.sidecar.v1.RetryWorkflowResponseBIZGgithub.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1;sidecarv1b\x06proto3"
 
 var (
 	file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescOnce sync.Once
@@ -2745,7 +2850,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP() []byte {
 }
 
 var file_pynenc_sidecar_v1_deterministic_executor_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(OperationKind)(0),                // 0: pynenc.sidecar.v1.OperationKind
 	(*OperationPosition)(nil),         // 1: pynenc.sidecar.v1.OperationPosition
@@ -2785,89 +2890,94 @@ var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(*GetOperationCountResponse)(nil), // 35: pynenc.sidecar.v1.GetOperationCountResponse
 	(*GetWorkflowLogRequest)(nil),     // 36: pynenc.sidecar.v1.GetWorkflowLogRequest
 	(*GetWorkflowLogResponse)(nil),    // 37: pynenc.sidecar.v1.GetWorkflowLogResponse
-	(*WorkflowIdentity)(nil),          // 38: pynenc.sidecar.v1.WorkflowIdentity
-	(*timestamppb.Timestamp)(nil),     // 39: google.protobuf.Timestamp
-	(InvocationStatus)(0),             // 40: pynenc.sidecar.v1.InvocationStatus
-	(*TaskError)(nil),                 // 41: pynenc.sidecar.v1.TaskError
-	(*durationpb.Duration)(nil),       // 42: google.protobuf.Duration
+	(*RetryWorkflowRequest)(nil),      // 38: pynenc.sidecar.v1.RetryWorkflowRequest
+	(*RetryWorkflowResponse)(nil),     // 39: pynenc.sidecar.v1.RetryWorkflowResponse
+	(*WorkflowIdentity)(nil),          // 40: pynenc.sidecar.v1.WorkflowIdentity
+	(*timestamppb.Timestamp)(nil),     // 41: google.protobuf.Timestamp
+	(InvocationStatus)(0),             // 42: pynenc.sidecar.v1.InvocationStatus
+	(*TaskError)(nil),                 // 43: pynenc.sidecar.v1.TaskError
+	(*durationpb.Duration)(nil),       // 44: google.protobuf.Duration
 }
 var file_pynenc_sidecar_v1_deterministic_executor_proto_depIdxs = []int32{
-	38, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	40, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
 	1,  // 1: pynenc.sidecar.v1.RandomRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 2: pynenc.sidecar.v1.UtcNowRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	39, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
+	41, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
 	1,  // 4: pynenc.sidecar.v1.UuidRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 5: pynenc.sidecar.v1.RecordRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 6: pynenc.sidecar.v1.GetRecordedRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	0,  // 7: pynenc.sidecar.v1.GetRecordedRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
 	12, // 8: pynenc.sidecar.v1.GetRecordedResponse.operation:type_name -> pynenc.sidecar.v1.RecordedOperation
 	0,  // 9: pynenc.sidecar.v1.RecordedOperation.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	39, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
+	41, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
 	14, // 11: pynenc.sidecar.v1.RecordedOperation.task_value:type_name -> pynenc.sidecar.v1.TaskCall
 	13, // 12: pynenc.sidecar.v1.RecordedOperation.origin_span:type_name -> pynenc.sidecar.v1.SpanReference
-	40, // 13: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
-	38, // 14: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	41, // 15: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
-	39, // 16: pynenc.sidecar.v1.TaskInvocation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	39, // 17: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 13: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
+	40, // 14: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	43, // 15: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
+	41, // 16: pynenc.sidecar.v1.TaskInvocation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	41, // 17: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 18: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	42, // 19: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	44, // 19: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
 	15, // 20: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
 	16, // 21: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	38, // 22: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	42, // 23: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
+	40, // 22: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	44, // 23: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
 	15, // 24: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
 	16, // 25: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
 	21, // 26: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
 	37, // 27: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	42, // 28: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
+	44, // 28: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
 	16, // 29: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	41, // 30: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
+	43, // 30: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
 	15, // 31: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	42, // 32: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
-	42, // 33: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	44, // 32: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
+	44, // 33: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
 	15, // 34: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
 	16, // 35: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	39, // 36: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
+	41, // 36: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
 	0,  // 37: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
 	12, // 38: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
 	15, // 39: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
-	39, // 40: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
-	2,  // 41: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
-	4,  // 42: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
-	6,  // 43: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
-	8,  // 44: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
-	10, // 45: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
-	17, // 46: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
-	19, // 47: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
-	22, // 48: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
-	24, // 49: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
-	26, // 50: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
-	28, // 51: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
-	30, // 52: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
-	32, // 53: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
-	34, // 54: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
-	36, // 55: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
-	3,  // 56: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
-	5,  // 57: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
-	7,  // 58: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
-	9,  // 59: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
-	11, // 60: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
-	18, // 61: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
-	20, // 62: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
-	23, // 63: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
-	25, // 64: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
-	27, // 65: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
-	29, // 66: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
-	31, // 67: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
-	33, // 68: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
-	35, // 69: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
-	37, // 70: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	56, // [56:71] is the sub-list for method output_type
-	41, // [41:56] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	41, // 40: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
+	15, // 41: pynenc.sidecar.v1.RetryWorkflowResponse.invocations:type_name -> pynenc.sidecar.v1.TaskInvocation
+	2,  // 42: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
+	4,  // 43: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
+	6,  // 44: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
+	8,  // 45: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
+	10, // 46: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
+	17, // 47: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
+	19, // 48: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
+	22, // 49: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
+	24, // 50: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
+	26, // 51: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
+	28, // 52: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
+	30, // 53: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
+	32, // 54: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
+	34, // 55: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
+	36, // 56: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
+	38, // 57: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:input_type -> pynenc.sidecar.v1.RetryWorkflowRequest
+	3,  // 58: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
+	5,  // 59: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
+	7,  // 60: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
+	9,  // 61: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
+	11, // 62: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
+	18, // 63: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
+	20, // 64: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
+	23, // 65: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
+	25, // 66: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
+	27, // 67: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
+	29, // 68: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
+	31, // 69: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
+	33, // 70: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
+	35, // 71: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
+	37, // 72: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	39, // 73: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:output_type -> pynenc.sidecar.v1.RetryWorkflowResponse
+	58, // [58:74] is the sub-list for method output_type
+	42, // [42:58] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_pynenc_sidecar_v1_deterministic_executor_proto_init() }
@@ -2893,7 +3003,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc), len(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	DeterministicExecutorService_GetBaseTime_FullMethodName       = "/pynenc.sidecar.v1.DeterministicExecutorService/GetBaseTime"
 	DeterministicExecutorService_GetOperationCount_FullMethodName = "/pynenc.sidecar.v1.DeterministicExecutorService/GetOperationCount"
 	DeterministicExecutorService_GetWorkflowLog_FullMethodName    = "/pynenc.sidecar.v1.DeterministicExecutorService/GetWorkflowLog"
+	DeterministicExecutorService_RetryWorkflow_FullMethodName     = "/pynenc.sidecar.v1.DeterministicExecutorService/RetryWorkflow"
 )
 
 // DeterministicExecutorServiceClient is the client API for DeterministicExecutorService service.
@@ -59,12 +60,15 @@ const (
 // "sidecar.pynenc.org"; field problems as google.rpc.BadRequest):
 //
 //	INVALID_ARGUMENT     missing/empty/oversized field, sequence < 1, bad JSON
-//	NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND)
+//	NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND) or
+//	                     workflow (reason WORKFLOW_NOT_FOUND)
 //	PERMISSION_DENIED    SetData by a task that is not the workflow's main
 //	                     task (reason WORKFLOW_ACCESS_DENIED)
 //	FAILED_PRECONDITION  replay diverges from the record (reason
 //	                     NONDETERMINISTIC_REPLAY); completing or renewing a
-//	                     lease one does not hold (reason LEASE_NOT_HELD)
+//	                     lease one does not hold (reason LEASE_NOT_HELD);
+//	                     retrying a workflow that is not FAILED (reason
+//	                     WORKFLOW_NOT_FAILED)
 //	UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
 //	                     safe to retry
 type DeterministicExecutorServiceClient interface {
@@ -111,6 +115,16 @@ type DeterministicExecutorServiceClient interface {
 	// finished task the stored outcome is returned and `accepted` is false.
 	// A caller whose lease was taken over by another live holder gets
 	// FAILED_PRECONDITION, LEASE_NOT_HELD.
+	//
+	// An outcome the store refuses is recorded as the task's failure, not
+	// refused: a `result_json` larger than the server's --max-value-bytes
+	// becomes the error type "ResultTooLarge", one that is not JSON
+	// "ResultNotJson", each with a message naming the task, the invocation,
+	// the size, the limit and the setting. An error's message and traceback
+	// longer than the limit are cut to it (the rest is kept). A request larger
+	// than the server's gRPC message limit is refused before it reaches the
+	// service (RESOURCE_EXHAUSTED): the caller then completes the task with a
+	// "ResultTooLarge" error.
 	CompleteTask(ctx context.Context, in *CompleteTaskRequest, opts ...grpc.CallOption) (*CompleteTaskResponse, error)
 	// Waits until a task finishes, or its lease expires (the caller then
 	// takes the lease over and must run the task), or `timeout` passes.
@@ -135,6 +149,17 @@ type DeterministicExecutorServiceClient interface {
 	// round trip per operation: a replaying worker reads it once and serves
 	// recorded positions locally.
 	GetWorkflowLog(ctx context.Context, in *GetWorkflowLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetWorkflowLogResponse], error)
+	// Makes a FAILED workflow runnable again from its failed steps. Every
+	// FAILED invocation of the workflow (its main task, the tasks inside it,
+	// and, recursively, FAILED child workflows it started with
+	// force_new_workflow) goes to status RETRY with its error cleared and its
+	// lease released. Everything recorded is kept: positions, values, finished
+	// tasks, data. StartWorkflow with the workflow's id then runs the main task
+	// again: recorded steps replay, and ExecuteTask hands out a lease for each
+	// reset task, which runs again. The reply lists the invocations reset.
+	// A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
+	// (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
+	RetryWorkflow(ctx context.Context, in *RetryWorkflowRequest, opts ...grpc.CallOption) (*RetryWorkflowResponse, error)
 }
 
 type deterministicExecutorServiceClient struct {
@@ -304,6 +329,16 @@ func (c *deterministicExecutorServiceClient) GetWorkflowLog(ctx context.Context,
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DeterministicExecutorService_GetWorkflowLogClient = grpc.ServerStreamingClient[GetWorkflowLogResponse]
 
+func (c *deterministicExecutorServiceClient) RetryWorkflow(ctx context.Context, in *RetryWorkflowRequest, opts ...grpc.CallOption) (*RetryWorkflowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryWorkflowResponse)
+	err := c.cc.Invoke(ctx, DeterministicExecutorService_RetryWorkflow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeterministicExecutorServiceServer is the server API for DeterministicExecutorService service.
 // All implementations must embed UnimplementedDeterministicExecutorServiceServer
 // for forward compatibility.
@@ -327,12 +362,15 @@ type DeterministicExecutorService_GetWorkflowLogClient = grpc.ServerStreamingCli
 // "sidecar.pynenc.org"; field problems as google.rpc.BadRequest):
 //
 //	INVALID_ARGUMENT     missing/empty/oversized field, sequence < 1, bad JSON
-//	NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND)
+//	NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND) or
+//	                     workflow (reason WORKFLOW_NOT_FOUND)
 //	PERMISSION_DENIED    SetData by a task that is not the workflow's main
 //	                     task (reason WORKFLOW_ACCESS_DENIED)
 //	FAILED_PRECONDITION  replay diverges from the record (reason
 //	                     NONDETERMINISTIC_REPLAY); completing or renewing a
-//	                     lease one does not hold (reason LEASE_NOT_HELD)
+//	                     lease one does not hold (reason LEASE_NOT_HELD);
+//	                     retrying a workflow that is not FAILED (reason
+//	                     WORKFLOW_NOT_FAILED)
 //	UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
 //	                     safe to retry
 type DeterministicExecutorServiceServer interface {
@@ -379,6 +417,16 @@ type DeterministicExecutorServiceServer interface {
 	// finished task the stored outcome is returned and `accepted` is false.
 	// A caller whose lease was taken over by another live holder gets
 	// FAILED_PRECONDITION, LEASE_NOT_HELD.
+	//
+	// An outcome the store refuses is recorded as the task's failure, not
+	// refused: a `result_json` larger than the server's --max-value-bytes
+	// becomes the error type "ResultTooLarge", one that is not JSON
+	// "ResultNotJson", each with a message naming the task, the invocation,
+	// the size, the limit and the setting. An error's message and traceback
+	// longer than the limit are cut to it (the rest is kept). A request larger
+	// than the server's gRPC message limit is refused before it reaches the
+	// service (RESOURCE_EXHAUSTED): the caller then completes the task with a
+	// "ResultTooLarge" error.
 	CompleteTask(context.Context, *CompleteTaskRequest) (*CompleteTaskResponse, error)
 	// Waits until a task finishes, or its lease expires (the caller then
 	// takes the lease over and must run the task), or `timeout` passes.
@@ -403,6 +451,17 @@ type DeterministicExecutorServiceServer interface {
 	// round trip per operation: a replaying worker reads it once and serves
 	// recorded positions locally.
 	GetWorkflowLog(*GetWorkflowLogRequest, grpc.ServerStreamingServer[GetWorkflowLogResponse]) error
+	// Makes a FAILED workflow runnable again from its failed steps. Every
+	// FAILED invocation of the workflow (its main task, the tasks inside it,
+	// and, recursively, FAILED child workflows it started with
+	// force_new_workflow) goes to status RETRY with its error cleared and its
+	// lease released. Everything recorded is kept: positions, values, finished
+	// tasks, data. StartWorkflow with the workflow's id then runs the main task
+	// again: recorded steps replay, and ExecuteTask hands out a lease for each
+	// reset task, which runs again. The reply lists the invocations reset.
+	// A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
+	// (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
+	RetryWorkflow(context.Context, *RetryWorkflowRequest) (*RetryWorkflowResponse, error)
 	mustEmbedUnimplementedDeterministicExecutorServiceServer()
 }
 
@@ -457,6 +516,9 @@ func (UnimplementedDeterministicExecutorServiceServer) GetOperationCount(context
 }
 func (UnimplementedDeterministicExecutorServiceServer) GetWorkflowLog(*GetWorkflowLogRequest, grpc.ServerStreamingServer[GetWorkflowLogResponse]) error {
 	return status.Error(codes.Unimplemented, "method GetWorkflowLog not implemented")
+}
+func (UnimplementedDeterministicExecutorServiceServer) RetryWorkflow(context.Context, *RetryWorkflowRequest) (*RetryWorkflowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryWorkflow not implemented")
 }
 func (UnimplementedDeterministicExecutorServiceServer) mustEmbedUnimplementedDeterministicExecutorServiceServer() {
 }
@@ -743,6 +805,24 @@ func _DeterministicExecutorService_GetWorkflowLog_Handler(srv interface{}, strea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DeterministicExecutorService_GetWorkflowLogServer = grpc.ServerStreamingServer[GetWorkflowLogResponse]
 
+func _DeterministicExecutorService_RetryWorkflow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryWorkflowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeterministicExecutorServiceServer).RetryWorkflow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeterministicExecutorService_RetryWorkflow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeterministicExecutorServiceServer).RetryWorkflow(ctx, req.(*RetryWorkflowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeterministicExecutorService_ServiceDesc is the grpc.ServiceDesc for DeterministicExecutorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -805,6 +885,10 @@ var DeterministicExecutorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetOperationCount",
 			Handler:    _DeterministicExecutorService_GetOperationCount_Handler,
+		},
+		{
+			MethodName: "RetryWorkflow",
+			Handler:    _DeterministicExecutorService_RetryWorkflow_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -17,6 +17,8 @@ import java.util.function.Consumer;
 import java.util.function.Supplier;
 import pynenc.sidecar.v1.DeterministicExecutor.CompleteTaskRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.RetryWorkflowRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.RetryWorkflowResponse;
 import pynenc.sidecar.v1.DeterministicExecutor.StartWorkflowRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.StartWorkflowResponse;
 import pynenc.sidecar.v1.DeterministicExecutor.TaskLease;
@@ -189,14 +191,56 @@ public final class Client implements AutoCloseable {
         req.setError(TaskError.newBuilder().setType("SerializationError").setMessage(String.valueOf(e.getMessage())));
       }
     } catch (TaskFailedException e) {
-      req.setError(TaskError.newBuilder().setType(e.type()).setMessage(e.taskMessage()).setDetailJson(e.detailJson()));
+      req.setError(TaskError.newBuilder().setType(e.type()).setMessage(e.taskMessage()).setDetailJson(e.detailJson())
+          .setTraceback(e.traceback()));
     } catch (Exception e) {
       req.setError(TaskError.newBuilder().setType(e.getClass().getSimpleName())
-          .setMessage(e.getMessage() == null ? "" : e.getMessage()));
+          .setMessage(e.getMessage() == null ? "" : e.getMessage()).setTraceback(stackTrace(e)));
     } finally {
       renewer.shutdownNow();
     }
-    return Invocation.fromProto(call(() -> executor().completeTask(req.build())).getInvocation(), false, true);
+    try {
+      return Invocation.fromProto(call(() -> executor().completeTask(req.build())).getInvocation(), false, true);
+    } catch (SidecarException e) {
+      // Refused before the sidecar's handler saw it (larger than its gRPC message limit):
+      // record that as the task's failure, so the task does not stay RUNNING.
+      if (e.code() != io.grpc.Status.Code.RESOURCE_EXHAUSTED) {
+        throw e;
+      }
+      req.setError(tooLargeError(req, inv, e));
+      return Invocation.fromProto(call(() -> executor().completeTask(req.build())).getInvocation(), false, true);
+    }
+  }
+
+  /**
+   * Makes a FAILED workflow runnable again from its failed steps: every FAILED invocation in
+   * it (its main task, the failed tasks inside it, failed child workflows) is reset to RETRY;
+   * everything recorded is kept. Returns the invocations reset, the main task last. Then
+   * {@link #startWorkflow} with the same identity runs it again: recorded steps replay and
+   * the reset tasks run again. A workflow that is not FAILED throws a SidecarException with
+   * reason WORKFLOW_NOT_FAILED; an unknown one WORKFLOW_NOT_FOUND.
+   */
+  public java.util.List<Invocation> retryWorkflow(String appId, String workflowId) {
+    RetryWorkflowResponse resp = call(() -> executor().retryWorkflow(
+        RetryWorkflowRequest.newBuilder().setAppId(appId).setWorkflowId(workflowId).build()));
+    return resp.getInvocationsList().stream().map(p -> Invocation.fromProto(p, false, false)).toList();
+  }
+
+  private static String stackTrace(Throwable e) {
+    java.io.StringWriter out = new java.io.StringWriter();
+    e.printStackTrace(new java.io.PrintWriter(out));
+    return out.toString();
+  }
+
+  private static TaskError tooLargeError(CompleteTaskRequest.Builder req, Invocation inv, SidecarException refusal) {
+    boolean result = req.getOutcomeCase() == CompleteTaskRequest.OutcomeCase.RESULT_JSON;
+    long size = result ? req.getResultJson().getBytes(java.nio.charset.StandardCharsets.UTF_8).length
+        : req.getError().getSerializedSize();
+    return TaskError.newBuilder().setType("ResultTooLarge").setMessage("the " + (result ? "result" : "error")
+        + " of task " + inv.taskId() + " (invocation " + inv.id() + ") is " + size + " bytes, more than the sidecar"
+        + " accepts in one request (" + refusal.getMessage() + "): return less (keep large data elsewhere and"
+        + " return a reference), or raise the sidecar's --max-message-bytes / PYNENC_SIDECAR_MAX_MESSAGE_BYTES"
+        + " and --max-value-bytes / PYNENC_SIDECAR_MAX_VALUE_BYTES").build();
   }
 
   private static String defaultRunnerId() {

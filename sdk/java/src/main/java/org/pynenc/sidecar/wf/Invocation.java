@@ -30,7 +30,8 @@ public record Invocation(
 
   static Invocation fromProto(TaskInvocation p, boolean replayed, boolean ran) {
     TaskFailedException failure = p.getStatus() == InvocationStatus.INVOCATION_STATUS_FAILED
-        ? new TaskFailedException(p.getError().getType(), p.getError().getMessage(), p.getError().getDetailJson())
+        ? new TaskFailedException(p.getError().getType(), p.getError().getMessage(), p.getError().getDetailJson(),
+            p.getError().getTraceback())
         : null;
     Instant expires = p.hasLeaseExpireTime()
         ? Instant.ofEpochSecond(p.getLeaseExpireTime().getSeconds(), p.getLeaseExpireTime().getNanos())

@@ -26,6 +26,10 @@ public class SidecarException extends RuntimeException {
   public static final String LEASE_NOT_HELD = "LEASE_NOT_HELD";
   public static final String STORE_UNAVAILABLE = "STORE_UNAVAILABLE";
   public static final String UNAUTHENTICATED = "UNAUTHENTICATED";
+  /** retryWorkflow named a workflow the app does not have. */
+  public static final String WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND";
+  /** retryWorkflow on a workflow that is not FAILED (metadata "status" names its status). */
+  public static final String WORKFLOW_NOT_FAILED = "WORKFLOW_NOT_FAILED";
 
   /** One google.rpc.BadRequest field violation. */
   public record FieldViolation(String field, String description) {}

@@ -33,6 +33,9 @@ import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
  * xlang complete --address A --app APP --invocation ID --lease LEASE
  * xlang takeover --address A --app APP --workflow WF   run task #1 (waiting for / taking over its lease)
  * xlang errors   --address A --app APP --workflow WF   the error reasons, read from ErrorInfo
+ * xlang flow     --address A --app APP --workflow WF --fixed false   two tasks; the second fails unless fixed
+ * xlang retry    --address A --app APP --workflow WF --fixed true    RetryWorkflow, then the flow again
+ * xlang oversize --address A --app APP --workflow WF --bytes N       a child returning an N-byte string
  * </pre>
  */
 public final class Xlang {
@@ -59,6 +62,10 @@ public final class Xlang {
         case "complete" -> out = complete(client, app, flags.get("invocation"), flags.get("lease"));
         case "takeover" -> out = takeover(client, app, id);
         case "errors" -> out = reasons(client, app, id);
+        case "flow" -> out = flow(client, app, id.workflowId(), Boolean.parseBoolean(flags.get("fixed")), null);
+        case "retry" -> out = flow(client, app, id.workflowId(), Boolean.parseBoolean(flags.get("fixed")),
+            client.retryWorkflow(app, id.workflowId()));
+        case "oversize" -> out = oversize(client, app, id.workflowId(), Integer.parseInt(flags.get("bytes")));
         default -> throw new IllegalArgumentException("unknown command " + argv[0]);
       }
     } catch (RuntimeException e) {
@@ -84,6 +91,83 @@ public final class Xlang {
     o.addProperty("ran", inv.ran());
     o.addProperty("replayed", inv.replayed());
     return o;
+  }
+
+  /** A task failure with the same type name in every language. */
+  static final class XlangBroken extends RuntimeException {
+    XlangBroken(String message) {
+      super(message);
+    }
+  }
+
+  static JsonElement failure(Invocation inv) {
+    if (inv.failure() == null) {
+      return JsonNull.INSTANCE;
+    }
+    JsonObject o = new JsonObject();
+    o.addProperty("type", inv.failure().type());
+    o.addProperty("message", inv.failure().taskMessage());
+    o.addProperty("traceback", inv.failure().traceback());
+    return o;
+  }
+
+  static JsonObject outcome(Invocation inv, JsonArray ran) {
+    JsonObject o = new JsonObject();
+    o.addProperty("status", inv.status().name());
+    o.add("error", failure(inv));
+    o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
+    o.add("ran", ran);
+    return o;
+  }
+
+  /** The retry scenario: xlang.first, then xlang.second, which fails until fixed. */
+  static JsonObject flow(Client client, String app, String workflowId, boolean fixed, java.util.List<Invocation> reset) {
+    JsonArray ran = new JsonArray();
+    Invocation inv = client.startWorkflow(app, new Identity(workflowId, "xlang.retry_flow", ""), null, main -> {
+      Invocation first = main.executeTask("xlang.first", null, task -> {
+        ran.add("first");
+        return Map.of("r", task.random(), "lang", LANG);
+      });
+      Invocation second = main.executeTask("xlang.second", null, task -> {
+        ran.add("second");
+        if (!fixed) {
+          throw new XlangBroken("broken in " + LANG);
+        }
+        return Map.of("fixed_by", LANG);
+      });
+      Map<String, Object> result = new LinkedHashMap<>();
+      result.put("first", first.result(JsonElement.class));
+      result.put("second", second.result(JsonElement.class));
+      return result;
+    });
+    JsonObject out = outcome(inv, ran);
+    if (reset != null) {
+      JsonArray names = new JsonArray();
+      reset.forEach(r -> names.add(r.taskId() + ":" + r.status().name()));
+      out.add("reset", names);
+    }
+    return out;
+  }
+
+  /** A child returning a string of n bytes; the parent returns the child's result. */
+  static JsonObject oversize(Client client, String app, String workflowId, int n) {
+    JsonArray ran = new JsonArray();
+    Invocation[] child = new Invocation[1];
+    Invocation inv = client.startWorkflow(app, new Identity(workflowId, "xlang.big_flow", ""), null, main -> {
+      child[0] = main.executeTask("xlang.big", null, task -> {
+        ran.add("big");
+        return "x".repeat(n);
+      });
+      return child[0].result(String.class).length();
+    });
+    JsonObject out = outcome(inv, ran);
+    if (child[0] != null) {
+      JsonObject c = new JsonObject();
+      c.addProperty("status", child[0].status().name());
+      c.add("error", failure(child[0]));
+      out.add("child", c);
+    }
+    return out;
   }
 
   /** The operations every language performs, in the same order. */
