@@ -34,6 +34,12 @@ const (
 	OperationKind_OPERATION_KIND_TASK        OperationKind = 4
 	// A custom operation; its name is in `custom_name`.
 	OperationKind_OPERATION_KIND_CUSTOM OperationKind = 5
+	// A workflow data read made at a position (GetData with `position`); the
+	// data key is in `custom_name`, and each key counts its own sequence.
+	OperationKind_OPERATION_KIND_DATA_READ OperationKind = 6
+	// A workflow data write made at a position (SetData with `position`); the
+	// data key is in `custom_name`, and each key counts its own sequence.
+	OperationKind_OPERATION_KIND_DATA_WRITE OperationKind = 7
 )
 
 // Enum value maps for OperationKind.
@@ -45,6 +51,8 @@ var (
 		3: "OPERATION_KIND_UUID",
 		4: "OPERATION_KIND_TASK",
 		5: "OPERATION_KIND_CUSTOM",
+		6: "OPERATION_KIND_DATA_READ",
+		7: "OPERATION_KIND_DATA_WRITE",
 	}
 	OperationKind_value = map[string]int32{
 		"OPERATION_KIND_UNSPECIFIED": 0,
@@ -53,6 +61,8 @@ var (
 		"OPERATION_KIND_UUID":        3,
 		"OPERATION_KIND_TASK":        4,
 		"OPERATION_KIND_CUSTOM":      5,
+		"OPERATION_KIND_DATA_READ":   6,
+		"OPERATION_KIND_DATA_WRITE":  7,
 	}
 )
 
@@ -567,7 +577,7 @@ type GetRecordedRequest struct {
 	Position *OperationPosition     `protobuf:"bytes,1,opt,name=position,proto3" json:"position,omitempty"`
 	// Required.
 	Kind OperationKind `protobuf:"varint,2,opt,name=kind,proto3,enum=pynenc.sidecar.v1.OperationKind" json:"kind,omitempty"`
-	// Required when kind is CUSTOM.
+	// Required when kind is CUSTOM, DATA_READ or DATA_WRITE (the data key).
 	CustomName    string `protobuf:"bytes,3,opt,name=custom_name,json=customName,proto3" json:"custom_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -684,7 +694,7 @@ type RecordedOperation struct {
 	// main task).
 	Scope string        `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
 	Kind  OperationKind `protobuf:"varint,2,opt,name=kind,proto3,enum=pynenc.sidecar.v1.OperationKind" json:"kind,omitempty"`
-	// Set when kind is CUSTOM.
+	// Set when kind is CUSTOM (its name), DATA_READ or DATA_WRITE (the key).
 	CustomName string `protobuf:"bytes,3,opt,name=custom_name,json=customName,proto3" json:"custom_name,omitempty"`
 	Sequence   int64  `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// Types that are valid to be assigned to Value:
@@ -694,6 +704,7 @@ type RecordedOperation struct {
 	//	*RecordedOperation_UuidValue
 	//	*RecordedOperation_JsonValue
 	//	*RecordedOperation_TaskValue
+	//	*RecordedOperation_DataValue
 	Value isRecordedOperation_Value `protobuf_oneof:"value"`
 	// The span that recorded the value, when the sidecar traced that call
 	// (OpenTelemetry): a worker replaying the value links its span to it.
@@ -813,6 +824,15 @@ func (x *RecordedOperation) GetTaskValue() *TaskCall {
 	return nil
 }
 
+func (x *RecordedOperation) GetDataValue() *DataValue {
+	if x != nil {
+		if x, ok := x.Value.(*RecordedOperation_DataValue); ok {
+			return x.DataValue
+		}
+	}
+	return nil
+}
+
 func (x *RecordedOperation) GetOriginSpan() *SpanReference {
 	if x != nil {
 		return x.OriginSpan
@@ -846,6 +866,11 @@ type RecordedOperation_TaskValue struct {
 	TaskValue *TaskCall `protobuf:"bytes,9,opt,name=task_value,json=taskValue,proto3,oneof"`
 }
 
+type RecordedOperation_DataValue struct {
+	// What a DATA_READ position read, or the value a DATA_WRITE wrote.
+	DataValue *DataValue `protobuf:"bytes,11,opt,name=data_value,json=dataValue,proto3,oneof"`
+}
+
 func (*RecordedOperation_RandomValue) isRecordedOperation_Value() {}
 
 func (*RecordedOperation_TimeValue) isRecordedOperation_Value() {}
@@ -855,6 +880,63 @@ func (*RecordedOperation_UuidValue) isRecordedOperation_Value() {}
 func (*RecordedOperation_JsonValue) isRecordedOperation_Value() {}
 
 func (*RecordedOperation_TaskValue) isRecordedOperation_Value() {}
+
+func (*RecordedOperation_DataValue) isRecordedOperation_Value() {}
+
+// A workflow data value as recorded at a data position.
+type DataValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when a read found no value for the key (always true for a write).
+	Found bool `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	// JSON text, set when found.
+	ValueJson     string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataValue) Reset() {
+	*x = DataValue{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataValue) ProtoMessage() {}
+
+func (x *DataValue) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataValue.ProtoReflect.Descriptor instead.
+func (*DataValue) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DataValue) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *DataValue) GetValueJson() string {
+	if x != nil {
+		return x.ValueJson
+	}
+	return ""
+}
 
 // An OpenTelemetry span, as W3C trace context writes it: lowercase hex.
 type SpanReference struct {
@@ -869,7 +951,7 @@ type SpanReference struct {
 
 func (x *SpanReference) Reset() {
 	*x = SpanReference{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[12]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +963,7 @@ func (x *SpanReference) String() string {
 func (*SpanReference) ProtoMessage() {}
 
 func (x *SpanReference) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[12]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +976,7 @@ func (x *SpanReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpanReference.ProtoReflect.Descriptor instead.
 func (*SpanReference) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{12}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SpanReference) GetTraceId() string {
@@ -925,7 +1007,7 @@ type TaskCall struct {
 
 func (x *TaskCall) Reset() {
 	*x = TaskCall{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[13]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1019,7 @@ func (x *TaskCall) String() string {
 func (*TaskCall) ProtoMessage() {}
 
 func (x *TaskCall) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[13]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1032,7 @@ func (x *TaskCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskCall.ProtoReflect.Descriptor instead.
 func (*TaskCall) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{13}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TaskCall) GetInvocationId() string {
@@ -996,7 +1078,7 @@ type TaskInvocation struct {
 
 func (x *TaskInvocation) Reset() {
 	*x = TaskInvocation{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[14]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1090,7 @@ func (x *TaskInvocation) String() string {
 func (*TaskInvocation) ProtoMessage() {}
 
 func (x *TaskInvocation) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[14]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1103,7 @@ func (x *TaskInvocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInvocation.ProtoReflect.Descriptor instead.
 func (*TaskInvocation) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{14}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TaskInvocation) GetInvocationId() string {
@@ -1092,7 +1174,7 @@ type TaskLease struct {
 
 func (x *TaskLease) Reset() {
 	*x = TaskLease{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[15]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1186,7 @@ func (x *TaskLease) String() string {
 func (*TaskLease) ProtoMessage() {}
 
 func (x *TaskLease) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[15]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1199,7 @@ func (x *TaskLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLease.ProtoReflect.Descriptor instead.
 func (*TaskLease) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{15}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TaskLease) GetLeaseId() string {
@@ -1154,7 +1236,7 @@ type ExecuteTaskRequest struct {
 
 func (x *ExecuteTaskRequest) Reset() {
 	*x = ExecuteTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[16]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1248,7 @@ func (x *ExecuteTaskRequest) String() string {
 func (*ExecuteTaskRequest) ProtoMessage() {}
 
 func (x *ExecuteTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[16]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1261,7 @@ func (x *ExecuteTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteTaskRequest.ProtoReflect.Descriptor instead.
 func (*ExecuteTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{16}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ExecuteTaskRequest) GetPosition() *OperationPosition {
@@ -1237,7 +1319,7 @@ type ExecuteTaskResponse struct {
 
 func (x *ExecuteTaskResponse) Reset() {
 	*x = ExecuteTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[17]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1331,7 @@ func (x *ExecuteTaskResponse) String() string {
 func (*ExecuteTaskResponse) ProtoMessage() {}
 
 func (x *ExecuteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[17]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1344,7 @@ func (x *ExecuteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteTaskResponse.ProtoReflect.Descriptor instead.
 func (*ExecuteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{17}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExecuteTaskResponse) GetInvocation() *TaskInvocation {
@@ -1309,7 +1391,7 @@ type StartWorkflowRequest struct {
 
 func (x *StartWorkflowRequest) Reset() {
 	*x = StartWorkflowRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1403,7 @@ func (x *StartWorkflowRequest) String() string {
 func (*StartWorkflowRequest) ProtoMessage() {}
 
 func (x *StartWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1416,7 @@ func (x *StartWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*StartWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{18}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StartWorkflowRequest) GetAppId() string {
@@ -1397,7 +1479,7 @@ type StartWorkflowResponse struct {
 
 func (x *StartWorkflowResponse) Reset() {
 	*x = StartWorkflowResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1491,7 @@ func (x *StartWorkflowResponse) String() string {
 func (*StartWorkflowResponse) ProtoMessage() {}
 
 func (x *StartWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1504,7 @@ func (x *StartWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*StartWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{19}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StartWorkflowResponse) GetInvocation() *TaskInvocation {
@@ -1463,7 +1545,7 @@ type WorkflowLog struct {
 
 func (x *WorkflowLog) Reset() {
 	*x = WorkflowLog{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1557,7 @@ func (x *WorkflowLog) String() string {
 func (*WorkflowLog) ProtoMessage() {}
 
 func (x *WorkflowLog) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1570,7 @@ func (x *WorkflowLog) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowLog.ProtoReflect.Descriptor instead.
 func (*WorkflowLog) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{20}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WorkflowLog) GetBatches() []*GetWorkflowLogResponse {
@@ -1514,7 +1596,7 @@ type RenewTaskLeaseRequest struct {
 
 func (x *RenewTaskLeaseRequest) Reset() {
 	*x = RenewTaskLeaseRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1608,7 @@ func (x *RenewTaskLeaseRequest) String() string {
 func (*RenewTaskLeaseRequest) ProtoMessage() {}
 
 func (x *RenewTaskLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1621,7 @@ func (x *RenewTaskLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewTaskLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewTaskLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{21}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RenewTaskLeaseRequest) GetAppId() string {
@@ -1579,7 +1661,7 @@ type RenewTaskLeaseResponse struct {
 
 func (x *RenewTaskLeaseResponse) Reset() {
 	*x = RenewTaskLeaseResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1673,7 @@ func (x *RenewTaskLeaseResponse) String() string {
 func (*RenewTaskLeaseResponse) ProtoMessage() {}
 
 func (x *RenewTaskLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1686,7 @@ func (x *RenewTaskLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewTaskLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewTaskLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{22}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RenewTaskLeaseResponse) GetLease() *TaskLease {
@@ -1635,7 +1717,7 @@ type CompleteTaskRequest struct {
 
 func (x *CompleteTaskRequest) Reset() {
 	*x = CompleteTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1729,7 @@ func (x *CompleteTaskRequest) String() string {
 func (*CompleteTaskRequest) ProtoMessage() {}
 
 func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1742,7 @@ func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskRequest.ProtoReflect.Descriptor instead.
 func (*CompleteTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{23}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CompleteTaskRequest) GetAppId() string {
@@ -1738,7 +1820,7 @@ type CompleteTaskResponse struct {
 
 func (x *CompleteTaskResponse) Reset() {
 	*x = CompleteTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +1832,7 @@ func (x *CompleteTaskResponse) String() string {
 func (*CompleteTaskResponse) ProtoMessage() {}
 
 func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +1845,7 @@ func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskResponse.ProtoReflect.Descriptor instead.
 func (*CompleteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{24}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CompleteTaskResponse) GetInvocation() *TaskInvocation {
@@ -1798,7 +1880,7 @@ type WaitTaskRequest struct {
 
 func (x *WaitTaskRequest) Reset() {
 	*x = WaitTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1892,7 @@ func (x *WaitTaskRequest) String() string {
 func (*WaitTaskRequest) ProtoMessage() {}
 
 func (x *WaitTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1905,7 @@ func (x *WaitTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitTaskRequest.ProtoReflect.Descriptor instead.
 func (*WaitTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{25}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WaitTaskRequest) GetAppId() string {
@@ -1873,7 +1955,7 @@ type WaitTaskResponse struct {
 
 func (x *WaitTaskResponse) Reset() {
 	*x = WaitTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1967,7 @@ func (x *WaitTaskResponse) String() string {
 func (*WaitTaskResponse) ProtoMessage() {}
 
 func (x *WaitTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1980,7 @@ func (x *WaitTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitTaskResponse.ProtoReflect.Descriptor instead.
 func (*WaitTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{26}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WaitTaskResponse) GetInvocation() *TaskInvocation {
@@ -1922,14 +2004,18 @@ type GetDataRequest struct {
 	// Required.
 	WorkflowId string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
 	// Required (1..1024 bytes).
-	Key           string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// Optional: the reader's position (its sequence counts this key's reads in
+	// the run). Given, the read is recorded (see GetData), and app_id and
+	// workflow_id may be left empty (if set, they must equal the position's).
+	Position      *OperationPosition `protobuf:"bytes,4,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDataRequest) Reset() {
 	*x = GetDataRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2027,7 @@ func (x *GetDataRequest) String() string {
 func (*GetDataRequest) ProtoMessage() {}
 
 func (x *GetDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2040,7 @@ func (x *GetDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataRequest.ProtoReflect.Descriptor instead.
 func (*GetDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{27}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetDataRequest) GetAppId() string {
@@ -1978,18 +2064,27 @@ func (x *GetDataRequest) GetKey() string {
 	return ""
 }
 
+func (x *GetDataRequest) GetPosition() *OperationPosition {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
 type GetDataResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Found bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
 	// JSON text, set when found.
-	ValueJson     string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	ValueJson string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// True when the read was served from the record at `position`.
+	Replayed      bool `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDataResponse) Reset() {
 	*x = GetDataResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2096,7 @@ func (x *GetDataResponse) String() string {
 func (*GetDataResponse) ProtoMessage() {}
 
 func (x *GetDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2109,7 @@ func (x *GetDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataResponse.ProtoReflect.Descriptor instead.
 func (*GetDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{28}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetDataResponse) GetFound() bool {
@@ -2031,6 +2126,13 @@ func (x *GetDataResponse) GetValueJson() string {
 	return ""
 }
 
+func (x *GetDataResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 type SetDataRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -2042,14 +2144,19 @@ type SetDataRequest struct {
 	// Required (1..1024 bytes).
 	Key string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
 	// Required: valid JSON text.
-	ValueJson     string `protobuf:"bytes,5,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	ValueJson string `protobuf:"bytes,5,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// Optional: the writer's position (its sequence counts this key's writes
+	// in the run; its invocation_id is the writer). Given, the write is
+	// recorded (see SetData), and app_id, workflow_id and invocation_id may be
+	// left empty (if set, they must equal the position's).
+	Position      *OperationPosition `protobuf:"bytes,6,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetDataRequest) Reset() {
 	*x = SetDataRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2168,7 @@ func (x *SetDataRequest) String() string {
 func (*SetDataRequest) ProtoMessage() {}
 
 func (x *SetDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2181,7 @@ func (x *SetDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDataRequest.ProtoReflect.Descriptor instead.
 func (*SetDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{29}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetDataRequest) GetAppId() string {
@@ -2112,15 +2219,25 @@ func (x *SetDataRequest) GetValueJson() string {
 	return ""
 }
 
+func (x *SetDataRequest) GetPosition() *OperationPosition {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
 type SetDataResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when the write was already recorded at `position`: nothing was
+	// applied.
+	Replayed      bool `protobuf:"varint,1,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetDataResponse) Reset() {
 	*x = SetDataResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2249,7 @@ func (x *SetDataResponse) String() string {
 func (*SetDataResponse) ProtoMessage() {}
 
 func (x *SetDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2262,14 @@ func (x *SetDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDataResponse.ProtoReflect.Descriptor instead.
 func (*SetDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{30}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SetDataResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 type GetBaseTimeRequest struct {
@@ -2160,7 +2284,7 @@ type GetBaseTimeRequest struct {
 
 func (x *GetBaseTimeRequest) Reset() {
 	*x = GetBaseTimeRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2296,7 @@ func (x *GetBaseTimeRequest) String() string {
 func (*GetBaseTimeRequest) ProtoMessage() {}
 
 func (x *GetBaseTimeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2309,7 @@ func (x *GetBaseTimeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBaseTimeRequest.ProtoReflect.Descriptor instead.
 func (*GetBaseTimeRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{31}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetBaseTimeRequest) GetAppId() string {
@@ -2212,7 +2336,7 @@ type GetBaseTimeResponse struct {
 
 func (x *GetBaseTimeResponse) Reset() {
 	*x = GetBaseTimeResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2348,7 @@ func (x *GetBaseTimeResponse) String() string {
 func (*GetBaseTimeResponse) ProtoMessage() {}
 
 func (x *GetBaseTimeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2361,7 @@ func (x *GetBaseTimeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBaseTimeResponse.ProtoReflect.Descriptor instead.
 func (*GetBaseTimeResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{32}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetBaseTimeResponse) GetBaseTime() *timestamppb.Timestamp {
@@ -2264,7 +2388,7 @@ type GetOperationCountRequest struct {
 	InvocationId string `protobuf:"bytes,3,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
 	// Required.
 	Kind OperationKind `protobuf:"varint,4,opt,name=kind,proto3,enum=pynenc.sidecar.v1.OperationKind" json:"kind,omitempty"`
-	// Required when kind is CUSTOM.
+	// Required when kind is CUSTOM, DATA_READ or DATA_WRITE (the data key).
 	CustomName    string `protobuf:"bytes,5,opt,name=custom_name,json=customName,proto3" json:"custom_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2272,7 +2396,7 @@ type GetOperationCountRequest struct {
 
 func (x *GetOperationCountRequest) Reset() {
 	*x = GetOperationCountRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2408,7 @@ func (x *GetOperationCountRequest) String() string {
 func (*GetOperationCountRequest) ProtoMessage() {}
 
 func (x *GetOperationCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2421,7 @@ func (x *GetOperationCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationCountRequest.ProtoReflect.Descriptor instead.
 func (*GetOperationCountRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{33}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetOperationCountRequest) GetAppId() string {
@@ -2344,7 +2468,7 @@ type GetOperationCountResponse struct {
 
 func (x *GetOperationCountResponse) Reset() {
 	*x = GetOperationCountResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2480,7 @@ func (x *GetOperationCountResponse) String() string {
 func (*GetOperationCountResponse) ProtoMessage() {}
 
 func (x *GetOperationCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2493,7 @@ func (x *GetOperationCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationCountResponse.ProtoReflect.Descriptor instead.
 func (*GetOperationCountResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{34}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetOperationCountResponse) GetCount() int64 {
@@ -2391,7 +2515,7 @@ type GetWorkflowLogRequest struct {
 
 func (x *GetWorkflowLogRequest) Reset() {
 	*x = GetWorkflowLogRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2527,7 @@ func (x *GetWorkflowLogRequest) String() string {
 func (*GetWorkflowLogRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +2540,7 @@ func (x *GetWorkflowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{35}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetWorkflowLogRequest) GetAppId() string {
@@ -2447,7 +2571,7 @@ type GetWorkflowLogResponse struct {
 
 func (x *GetWorkflowLogResponse) Reset() {
 	*x = GetWorkflowLogResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2583,7 @@ func (x *GetWorkflowLogResponse) String() string {
 func (*GetWorkflowLogResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2596,7 @@ func (x *GetWorkflowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{36}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetWorkflowLogResponse) GetOperations() []*RecordedOperation {
@@ -2537,7 +2661,7 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"customName\"o\n" +
 	"\x13GetRecordedResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12B\n" +
-	"\toperation\x18\x02 \x01(\v2$.pynenc.sidecar.v1.RecordedOperationR\toperation\"\xca\x03\n" +
+	"\toperation\x18\x02 \x01(\v2$.pynenc.sidecar.v1.RecordedOperationR\toperation\"\x89\x04\n" +
 	"\x11RecordedOperation\x12\x14\n" +
 	"\x05scope\x18\x01 \x01(\tR\x05scope\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .pynenc.sidecar.v1.OperationKindR\x04kind\x12\x1f\n" +
@@ -2552,11 +2676,17 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\n" +
 	"json_value\x18\b \x01(\tH\x00R\tjsonValue\x12<\n" +
 	"\n" +
-	"task_value\x18\t \x01(\v2\x1b.pynenc.sidecar.v1.TaskCallH\x00R\ttaskValue\x12A\n" +
+	"task_value\x18\t \x01(\v2\x1b.pynenc.sidecar.v1.TaskCallH\x00R\ttaskValue\x12=\n" +
+	"\n" +
+	"data_value\x18\v \x01(\v2\x1c.pynenc.sidecar.v1.DataValueH\x00R\tdataValue\x12A\n" +
 	"\vorigin_span\x18\n" +
 	" \x01(\v2 .pynenc.sidecar.v1.SpanReferenceR\n" +
 	"originSpanB\a\n" +
-	"\x05value\"C\n" +
+	"\x05value\"@\n" +
+	"\tDataValue\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x02 \x01(\tR\tvalueJson\"C\n" +
 	"\rSpanReference\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\tR\atraceId\x12\x17\n" +
 	"\aspan_id\x18\x02 \x01(\tR\x06spanId\"o\n" +
@@ -2638,16 +2768,18 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\n" +
 	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
 	"invocation\x122\n" +
-	"\x05lease\x18\x02 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"Z\n" +
+	"\x05lease\x18\x02 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\x9c\x01\n" +
 	"\x0eGetDataRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\"F\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12@\n" +
+	"\bposition\x18\x04 \x01(\v2$.pynenc.sidecar.v1.OperationPositionR\bposition\"b\n" +
 	"\x0fGetDataResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x02 \x01(\tR\tvalueJson\"\x9e\x01\n" +
+	"value_json\x18\x02 \x01(\tR\tvalueJson\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"\xe0\x01\n" +
 	"\x0eSetDataRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
@@ -2655,8 +2787,10 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\rinvocation_id\x18\x03 \x01(\tR\finvocationId\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x05 \x01(\tR\tvalueJson\"\x11\n" +
-	"\x0fSetDataResponse\"L\n" +
+	"value_json\x18\x05 \x01(\tR\tvalueJson\x12@\n" +
+	"\bposition\x18\x06 \x01(\v2$.pynenc.sidecar.v1.OperationPositionR\bposition\"-\n" +
+	"\x0fSetDataResponse\x12\x1a\n" +
+	"\breplayed\x18\x01 \x01(\bR\breplayed\"L\n" +
 	"\x12GetBaseTimeRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
@@ -2683,14 +2817,16 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"operations\x18\x01 \x03(\v2$.pynenc.sidecar.v1.RecordedOperationR\n" +
 	"operations\x127\n" +
 	"\x05tasks\x18\x02 \x03(\v2!.pynenc.sidecar.v1.TaskInvocationR\x05tasks\x127\n" +
-	"\tbase_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bbaseTime*\xb0\x01\n" +
+	"\tbase_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bbaseTime*\xed\x01\n" +
 	"\rOperationKind\x12\x1e\n" +
 	"\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15OPERATION_KIND_RANDOM\x10\x01\x12\x17\n" +
 	"\x13OPERATION_KIND_TIME\x10\x02\x12\x17\n" +
 	"\x13OPERATION_KIND_UUID\x10\x03\x12\x17\n" +
 	"\x13OPERATION_KIND_TASK\x10\x04\x12\x19\n" +
-	"\x15OPERATION_KIND_CUSTOM\x10\x052\xec\n" +
+	"\x15OPERATION_KIND_CUSTOM\x10\x05\x12\x1c\n" +
+	"\x18OPERATION_KIND_DATA_READ\x10\x06\x12\x1d\n" +
+	"\x19OPERATION_KIND_DATA_WRITE\x10\a2\xec\n" +
 	"\n" +
 	"\x1cDeterministicExecutorService\x12M\n" +
 	"\x06Random\x12 .pynenc.sidecar.v1.RandomRequest\x1a!.pynenc.sidecar.v1.RandomResponse\x12M\n" +
@@ -2722,7 +2858,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP() []byte {
 }
 
 var file_pynenc_sidecar_v1_deterministic_executor_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(OperationKind)(0),                // 0: pynenc.sidecar.v1.OperationKind
 	(*OperationPosition)(nil),         // 1: pynenc.sidecar.v1.OperationPosition
@@ -2737,113 +2873,117 @@ var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(*GetRecordedRequest)(nil),        // 10: pynenc.sidecar.v1.GetRecordedRequest
 	(*GetRecordedResponse)(nil),       // 11: pynenc.sidecar.v1.GetRecordedResponse
 	(*RecordedOperation)(nil),         // 12: pynenc.sidecar.v1.RecordedOperation
-	(*SpanReference)(nil),             // 13: pynenc.sidecar.v1.SpanReference
-	(*TaskCall)(nil),                  // 14: pynenc.sidecar.v1.TaskCall
-	(*TaskInvocation)(nil),            // 15: pynenc.sidecar.v1.TaskInvocation
-	(*TaskLease)(nil),                 // 16: pynenc.sidecar.v1.TaskLease
-	(*ExecuteTaskRequest)(nil),        // 17: pynenc.sidecar.v1.ExecuteTaskRequest
-	(*ExecuteTaskResponse)(nil),       // 18: pynenc.sidecar.v1.ExecuteTaskResponse
-	(*StartWorkflowRequest)(nil),      // 19: pynenc.sidecar.v1.StartWorkflowRequest
-	(*StartWorkflowResponse)(nil),     // 20: pynenc.sidecar.v1.StartWorkflowResponse
-	(*WorkflowLog)(nil),               // 21: pynenc.sidecar.v1.WorkflowLog
-	(*RenewTaskLeaseRequest)(nil),     // 22: pynenc.sidecar.v1.RenewTaskLeaseRequest
-	(*RenewTaskLeaseResponse)(nil),    // 23: pynenc.sidecar.v1.RenewTaskLeaseResponse
-	(*CompleteTaskRequest)(nil),       // 24: pynenc.sidecar.v1.CompleteTaskRequest
-	(*CompleteTaskResponse)(nil),      // 25: pynenc.sidecar.v1.CompleteTaskResponse
-	(*WaitTaskRequest)(nil),           // 26: pynenc.sidecar.v1.WaitTaskRequest
-	(*WaitTaskResponse)(nil),          // 27: pynenc.sidecar.v1.WaitTaskResponse
-	(*GetDataRequest)(nil),            // 28: pynenc.sidecar.v1.GetDataRequest
-	(*GetDataResponse)(nil),           // 29: pynenc.sidecar.v1.GetDataResponse
-	(*SetDataRequest)(nil),            // 30: pynenc.sidecar.v1.SetDataRequest
-	(*SetDataResponse)(nil),           // 31: pynenc.sidecar.v1.SetDataResponse
-	(*GetBaseTimeRequest)(nil),        // 32: pynenc.sidecar.v1.GetBaseTimeRequest
-	(*GetBaseTimeResponse)(nil),       // 33: pynenc.sidecar.v1.GetBaseTimeResponse
-	(*GetOperationCountRequest)(nil),  // 34: pynenc.sidecar.v1.GetOperationCountRequest
-	(*GetOperationCountResponse)(nil), // 35: pynenc.sidecar.v1.GetOperationCountResponse
-	(*GetWorkflowLogRequest)(nil),     // 36: pynenc.sidecar.v1.GetWorkflowLogRequest
-	(*GetWorkflowLogResponse)(nil),    // 37: pynenc.sidecar.v1.GetWorkflowLogResponse
-	(*WorkflowIdentity)(nil),          // 38: pynenc.sidecar.v1.WorkflowIdentity
-	(*timestamppb.Timestamp)(nil),     // 39: google.protobuf.Timestamp
-	(InvocationStatus)(0),             // 40: pynenc.sidecar.v1.InvocationStatus
-	(*TaskError)(nil),                 // 41: pynenc.sidecar.v1.TaskError
-	(*durationpb.Duration)(nil),       // 42: google.protobuf.Duration
+	(*DataValue)(nil),                 // 13: pynenc.sidecar.v1.DataValue
+	(*SpanReference)(nil),             // 14: pynenc.sidecar.v1.SpanReference
+	(*TaskCall)(nil),                  // 15: pynenc.sidecar.v1.TaskCall
+	(*TaskInvocation)(nil),            // 16: pynenc.sidecar.v1.TaskInvocation
+	(*TaskLease)(nil),                 // 17: pynenc.sidecar.v1.TaskLease
+	(*ExecuteTaskRequest)(nil),        // 18: pynenc.sidecar.v1.ExecuteTaskRequest
+	(*ExecuteTaskResponse)(nil),       // 19: pynenc.sidecar.v1.ExecuteTaskResponse
+	(*StartWorkflowRequest)(nil),      // 20: pynenc.sidecar.v1.StartWorkflowRequest
+	(*StartWorkflowResponse)(nil),     // 21: pynenc.sidecar.v1.StartWorkflowResponse
+	(*WorkflowLog)(nil),               // 22: pynenc.sidecar.v1.WorkflowLog
+	(*RenewTaskLeaseRequest)(nil),     // 23: pynenc.sidecar.v1.RenewTaskLeaseRequest
+	(*RenewTaskLeaseResponse)(nil),    // 24: pynenc.sidecar.v1.RenewTaskLeaseResponse
+	(*CompleteTaskRequest)(nil),       // 25: pynenc.sidecar.v1.CompleteTaskRequest
+	(*CompleteTaskResponse)(nil),      // 26: pynenc.sidecar.v1.CompleteTaskResponse
+	(*WaitTaskRequest)(nil),           // 27: pynenc.sidecar.v1.WaitTaskRequest
+	(*WaitTaskResponse)(nil),          // 28: pynenc.sidecar.v1.WaitTaskResponse
+	(*GetDataRequest)(nil),            // 29: pynenc.sidecar.v1.GetDataRequest
+	(*GetDataResponse)(nil),           // 30: pynenc.sidecar.v1.GetDataResponse
+	(*SetDataRequest)(nil),            // 31: pynenc.sidecar.v1.SetDataRequest
+	(*SetDataResponse)(nil),           // 32: pynenc.sidecar.v1.SetDataResponse
+	(*GetBaseTimeRequest)(nil),        // 33: pynenc.sidecar.v1.GetBaseTimeRequest
+	(*GetBaseTimeResponse)(nil),       // 34: pynenc.sidecar.v1.GetBaseTimeResponse
+	(*GetOperationCountRequest)(nil),  // 35: pynenc.sidecar.v1.GetOperationCountRequest
+	(*GetOperationCountResponse)(nil), // 36: pynenc.sidecar.v1.GetOperationCountResponse
+	(*GetWorkflowLogRequest)(nil),     // 37: pynenc.sidecar.v1.GetWorkflowLogRequest
+	(*GetWorkflowLogResponse)(nil),    // 38: pynenc.sidecar.v1.GetWorkflowLogResponse
+	(*WorkflowIdentity)(nil),          // 39: pynenc.sidecar.v1.WorkflowIdentity
+	(*timestamppb.Timestamp)(nil),     // 40: google.protobuf.Timestamp
+	(InvocationStatus)(0),             // 41: pynenc.sidecar.v1.InvocationStatus
+	(*TaskError)(nil),                 // 42: pynenc.sidecar.v1.TaskError
+	(*durationpb.Duration)(nil),       // 43: google.protobuf.Duration
 }
 var file_pynenc_sidecar_v1_deterministic_executor_proto_depIdxs = []int32{
-	38, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	39, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
 	1,  // 1: pynenc.sidecar.v1.RandomRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 2: pynenc.sidecar.v1.UtcNowRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	39, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
+	40, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
 	1,  // 4: pynenc.sidecar.v1.UuidRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 5: pynenc.sidecar.v1.RecordRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 6: pynenc.sidecar.v1.GetRecordedRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	0,  // 7: pynenc.sidecar.v1.GetRecordedRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
 	12, // 8: pynenc.sidecar.v1.GetRecordedResponse.operation:type_name -> pynenc.sidecar.v1.RecordedOperation
 	0,  // 9: pynenc.sidecar.v1.RecordedOperation.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	39, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
-	14, // 11: pynenc.sidecar.v1.RecordedOperation.task_value:type_name -> pynenc.sidecar.v1.TaskCall
-	13, // 12: pynenc.sidecar.v1.RecordedOperation.origin_span:type_name -> pynenc.sidecar.v1.SpanReference
-	40, // 13: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
-	38, // 14: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	41, // 15: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
-	39, // 16: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 17: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	42, // 18: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 19: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	16, // 20: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	38, // 21: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	42, // 22: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 23: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	16, // 24: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	21, // 25: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
-	37, // 26: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	42, // 27: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 28: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	41, // 29: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
-	15, // 30: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	42, // 31: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
-	42, // 32: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 33: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	16, // 34: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	39, // 35: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
-	0,  // 36: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	12, // 37: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
-	15, // 38: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
-	39, // 39: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
-	2,  // 40: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
-	4,  // 41: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
-	6,  // 42: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
-	8,  // 43: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
-	10, // 44: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
-	17, // 45: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
-	19, // 46: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
-	22, // 47: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
-	24, // 48: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
-	26, // 49: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
-	28, // 50: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
-	30, // 51: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
-	32, // 52: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
-	34, // 53: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
-	36, // 54: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
-	3,  // 55: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
-	5,  // 56: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
-	7,  // 57: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
-	9,  // 58: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
-	11, // 59: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
-	18, // 60: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
-	20, // 61: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
-	23, // 62: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
-	25, // 63: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
-	27, // 64: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
-	29, // 65: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
-	31, // 66: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
-	33, // 67: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
-	35, // 68: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
-	37, // 69: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	55, // [55:70] is the sub-list for method output_type
-	40, // [40:55] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	40, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
+	15, // 11: pynenc.sidecar.v1.RecordedOperation.task_value:type_name -> pynenc.sidecar.v1.TaskCall
+	13, // 12: pynenc.sidecar.v1.RecordedOperation.data_value:type_name -> pynenc.sidecar.v1.DataValue
+	14, // 13: pynenc.sidecar.v1.RecordedOperation.origin_span:type_name -> pynenc.sidecar.v1.SpanReference
+	41, // 14: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
+	39, // 15: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	42, // 16: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
+	40, // 17: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 18: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	43, // 19: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 20: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 21: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	39, // 22: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	43, // 23: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 24: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 25: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	22, // 26: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
+	38, // 27: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	43, // 28: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
+	17, // 29: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	42, // 30: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
+	16, // 31: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	43, // 32: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
+	43, // 33: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 34: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 35: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	1,  // 36: pynenc.sidecar.v1.GetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	1,  // 37: pynenc.sidecar.v1.SetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	40, // 38: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
+	0,  // 39: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
+	12, // 40: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
+	16, // 41: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
+	40, // 42: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
+	2,  // 43: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
+	4,  // 44: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
+	6,  // 45: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
+	8,  // 46: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
+	10, // 47: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
+	18, // 48: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
+	20, // 49: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
+	23, // 50: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
+	25, // 51: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
+	27, // 52: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
+	29, // 53: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
+	31, // 54: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
+	33, // 55: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
+	35, // 56: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
+	37, // 57: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
+	3,  // 58: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
+	5,  // 59: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
+	7,  // 60: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
+	9,  // 61: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
+	11, // 62: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
+	19, // 63: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
+	21, // 64: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
+	24, // 65: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
+	26, // 66: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
+	28, // 67: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
+	30, // 68: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
+	32, // 69: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
+	34, // 70: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
+	36, // 71: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
+	38, // 72: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	58, // [58:73] is the sub-list for method output_type
+	43, // [43:58] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_pynenc_sidecar_v1_deterministic_executor_proto_init() }
@@ -2858,8 +2998,9 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 		(*RecordedOperation_UuidValue)(nil),
 		(*RecordedOperation_JsonValue)(nil),
 		(*RecordedOperation_TaskValue)(nil),
+		(*RecordedOperation_DataValue)(nil),
 	}
-	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23].OneofWrappers = []any{
+	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24].OneofWrappers = []any{
 		(*CompleteTaskRequest_ResultJson)(nil),
 		(*CompleteTaskRequest_Error)(nil),
 	}
@@ -2869,7 +3010,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc), len(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pynenc/sidecar/v1/deterministic_executor.proto.
  */
 export const file_pynenc_sidecar_v1_deterministic_executor: GenFile = /*@__PURE__*/
-  fileDesc("Ci5weW5lbmMvc2lkZWNhci92MS9kZXRlcm1pbmlzdGljX2V4ZWN1dG9yLnByb3RvEhFweW5lbmMuc2lkZWNhci52MSKDAQoRT3BlcmF0aW9uUG9zaXRpb24SDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIVCg1pbnZvY2F0aW9uX2lkGAMgASgJEhAKCHNlcXVlbmNlGAQgASgDIkcKDVJhbmRvbVJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIxCg5SYW5kb21SZXNwb25zZRINCgV2YWx1ZRgBIAEoARIQCghyZXBsYXllZBgCIAEoCCJHCg1VdGNOb3dSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24iTAoOVXRjTm93UmVzcG9uc2USKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgiRQoLVXVpZFJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIuCgxVdWlkUmVzcG9uc2USDAoEdXVpZBgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCJuCg1SZWNvcmRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SEQoJb3BlcmF0aW9uGAIgASgJEhIKCnZhbHVlX2pzb24YAyABKAkiNgoOUmVjb3JkUmVzcG9uc2USEgoKdmFsdWVfanNvbhgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCKRAQoSR2V0UmVjb3JkZWRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkiXQoTR2V0UmVjb3JkZWRSZXNwb25zZRINCgVmb3VuZBgBIAEoCBI3CglvcGVyYXRpb24YAiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRlZE9wZXJhdGlvbiLiAgoRUmVjb3JkZWRPcGVyYXRpb24SDQoFc2NvcGUYASABKAkSLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkSEAoIc2VxdWVuY2UYBCABKAMSFgoMcmFuZG9tX3ZhbHVlGAUgASgBSAASMAoKdGltZV92YWx1ZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIUCgp1dWlkX3ZhbHVlGAcgASgJSAASFAoKanNvbl92YWx1ZRgIIAEoCUgAEjEKCnRhc2tfdmFsdWUYCSABKAsyGy5weW5lbmMuc2lkZWNhci52MS5UYXNrQ2FsbEgAEjUKC29yaWdpbl9zcGFuGAogASgLMiAucHluZW5jLnNpZGVjYXIudjEuU3BhblJlZmVyZW5jZUIHCgV2YWx1ZSIyCg1TcGFuUmVmZXJlbmNlEhAKCHRyYWNlX2lkGAEgASgJEg8KB3NwYW5faWQYAiABKAkiSgoIVGFza0NhbGwSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhYKDmFyZ3VtZW50c19qc29uGAMgASgJIpwCCg5UYXNrSW52b2NhdGlvbhIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB3Rhc2tfaWQYAiABKAkSFgoOYXJndW1lbnRzX2pzb24YAyABKAkSMwoGc3RhdHVzGAQgASgOMiMucHluZW5jLnNpZGVjYXIudjEuSW52b2NhdGlvblN0YXR1cxI1Cgh3b3JrZmxvdxgFIAEoCzIjLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93SWRlbnRpdHkSHAoUcGFyZW50X2ludm9jYXRpb25faWQYBiABKAkSEwoLcmVzdWx0X2pzb24YByABKAkSKwoFZXJyb3IYCCABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrRXJyb3IiTgoJVGFza0xlYXNlEhAKCGxlYXNlX2lkGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAQoSRXhlY3V0ZVRhc2tSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCRIaChJmb3JjZV9uZXdfd29ya2Zsb3cYBCABKAgSEQoJcnVubmVyX2lkGAUgASgJEiwKCWxlYXNlX3R0bBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKLAQoTRXhlY3V0ZVRhc2tSZXNwb25zZRI1CgppbnZvY2F0aW9uGAEgASgLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SEAoIcmVwbGF5ZWQYAiABKAgSKwoFbGVhc2UYAyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2UiywEKFFN0YXJ0V29ya2Zsb3dSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRI1Cgh3b3JrZmxvdxgCIAEoCzIjLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93SWRlbnRpdHkSFgoOYXJndW1lbnRzX2pzb24YAyABKAkSEQoJcnVubmVyX2lkGAQgASgJEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtpbmNsdWRlX2xvZxgGIAEoCCK6AQoVU3RhcnRXb3JrZmxvd1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIQCghyZXBsYXllZBgCIAEoCBIrCgVsZWFzZRgDIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZRIrCgNsb2cYBCABKAsyHi5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0xvZyJJCgtXb3JrZmxvd0xvZxI6CgdiYXRjaGVzGAEgAygLMikucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXNwb25zZSJ+ChVSZW5ld1Rhc2tMZWFzZVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkUKFlJlbmV3VGFza0xlYXNlUmVzcG9uc2USKwoFbGVhc2UYASABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2UinwEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSFQoLcmVzdWx0X2pzb24YBCABKAlIABItCgVlcnJvchgFIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tFcnJvckgAQgkKB291dGNvbWUiXwoUQ29tcGxldGVUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEhAKCGFjY2VwdGVkGAIgASgIIqUBCg9XYWl0VGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEQoJcnVubmVyX2lkGAMgASgJEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJbGVhc2VfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInYKEFdhaXRUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEisKBWxlYXNlGAIgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0xlYXNlIkIKDkdldERhdGFSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRILCgNrZXkYAyABKAkiNAoPR2V0RGF0YVJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEhIKCnZhbHVlX2pzb24YAiABKAkibQoOU2V0RGF0YVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEhUKDWludm9jYXRpb25faWQYAyABKAkSCwoDa2V5GAQgASgJEhIKCnZhbHVlX2pzb24YBSABKAkiEQoPU2V0RGF0YVJlc3BvbnNlIjkKEkdldEJhc2VUaW1lUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiVgoTR2V0QmFzZVRpbWVSZXNwb25zZRItCgliYXNlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlcGxheWVkGAIgASgIIpsBChhHZXRPcGVyYXRpb25Db3VudFJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEhUKDWludm9jYXRpb25faWQYAyABKAkSLgoEa2luZBgEIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYBSABKAkiKgoZR2V0T3BlcmF0aW9uQ291bnRSZXNwb25zZRINCgVjb3VudBgBIAEoAyI8ChVHZXRXb3JrZmxvd0xvZ1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJIrMBChZHZXRXb3JrZmxvd0xvZ1Jlc3BvbnNlEjgKCm9wZXJhdGlvbnMYASADKAsyJC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRlZE9wZXJhdGlvbhIwCgV0YXNrcxgCIAMoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEi0KCWJhc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqsAEKDU9wZXJhdGlvbktpbmQSHgoaT1BFUkFUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIZChVPUEVSQVRJT05fS0lORF9SQU5ET00QARIXChNPUEVSQVRJT05fS0lORF9USU1FEAISFwoTT1BFUkFUSU9OX0tJTkRfVVVJRBADEhcKE09QRVJBVElPTl9LSU5EX1RBU0sQBBIZChVPUEVSQVRJT05fS0lORF9DVVNUT00QBTLsCgocRGV0ZXJtaW5pc3RpY0V4ZWN1dG9yU2VydmljZRJNCgZSYW5kb20SIC5weW5lbmMuc2lkZWNhci52MS5SYW5kb21SZXF1ZXN0GiEucHluZW5jLnNpZGVjYXIudjEuUmFuZG9tUmVzcG9uc2USTQoGVXRjTm93EiAucHluZW5jLnNpZGVjYXIudjEuVXRjTm93UmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlV0Y05vd1Jlc3BvbnNlEkcKBFV1aWQSHi5weW5lbmMuc2lkZWNhci52MS5VdWlkUmVxdWVzdBofLnB5bmVuYy5zaWRlY2FyLnYxLlV1aWRSZXNwb25zZRJNCgZSZWNvcmQSIC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRSZXF1ZXN0GiEucHluZW5jLnNpZGVjYXIudjEuUmVjb3JkUmVzcG9uc2USXAoLR2V0UmVjb3JkZWQSJS5weW5lbmMuc2lkZWNhci52MS5HZXRSZWNvcmRlZFJlcXVlc3QaJi5weW5lbmMuc2lkZWNhci52MS5HZXRSZWNvcmRlZFJlc3BvbnNlElwKC0V4ZWN1dGVUYXNrEiUucHluZW5jLnNpZGVjYXIudjEuRXhlY3V0ZVRhc2tSZXF1ZXN0GiYucHluZW5jLnNpZGVjYXIudjEuRXhlY3V0ZVRhc2tSZXNwb25zZRJiCg1TdGFydFdvcmtmbG93EicucHluZW5jLnNpZGVjYXIudjEuU3RhcnRXb3JrZmxvd1JlcXVlc3QaKC5weW5lbmMuc2lkZWNhci52MS5TdGFydFdvcmtmbG93UmVzcG9uc2USZQoOUmVuZXdUYXNrTGVhc2USKC5weW5lbmMuc2lkZWNhci52MS5SZW5ld1Rhc2tMZWFzZVJlcXVlc3QaKS5weW5lbmMuc2lkZWNhci52MS5SZW5ld1Rhc2tMZWFzZVJlc3BvbnNlEl8KDENvbXBsZXRlVGFzaxImLnB5bmVuYy5zaWRlY2FyLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaJy5weW5lbmMuc2lkZWNhci52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJTCghXYWl0VGFzaxIiLnB5bmVuYy5zaWRlY2FyLnYxLldhaXRUYXNrUmVxdWVzdBojLnB5bmVuYy5zaWRlY2FyLnYxLldhaXRUYXNrUmVzcG9uc2USUAoHR2V0RGF0YRIhLnB5bmVuYy5zaWRlY2FyLnYxLkdldERhdGFSZXF1ZXN0GiIucHluZW5jLnNpZGVjYXIudjEuR2V0RGF0YVJlc3BvbnNlElAKB1NldERhdGESIS5weW5lbmMuc2lkZWNhci52MS5TZXREYXRhUmVxdWVzdBoiLnB5bmVuYy5zaWRlY2FyLnYxLlNldERhdGFSZXNwb25zZRJcCgtHZXRCYXNlVGltZRIlLnB5bmVuYy5zaWRlY2FyLnYxLkdldEJhc2VUaW1lUmVxdWVzdBomLnB5bmVuYy5zaWRlY2FyLnYxLkdldEJhc2VUaW1lUmVzcG9uc2USbgoRR2V0T3BlcmF0aW9uQ291bnQSKy5weW5lbmMuc2lkZWNhci52MS5HZXRPcGVyYXRpb25Db3VudFJlcXVlc3QaLC5weW5lbmMuc2lkZWNhci52MS5HZXRPcGVyYXRpb25Db3VudFJlc3BvbnNlEmcKDkdldFdvcmtmbG93TG9nEigucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXF1ZXN0GikucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXNwb25zZTABQklaR2dpdGh1Yi5jb20vcHluZW5jL3B5bmVuYy1zaWRlY2FyL3Nkay9nby9nZW4vcHluZW5jL3NpZGVjYXIvdjE7c2lkZWNhcnYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pynenc_sidecar_v1_common]);
+  fileDesc("Ci5weW5lbmMvc2lkZWNhci92MS9kZXRlcm1pbmlzdGljX2V4ZWN1dG9yLnByb3RvEhFweW5lbmMuc2lkZWNhci52MSKDAQoRT3BlcmF0aW9uUG9zaXRpb24SDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIVCg1pbnZvY2F0aW9uX2lkGAMgASgJEhAKCHNlcXVlbmNlGAQgASgDIkcKDVJhbmRvbVJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIxCg5SYW5kb21SZXNwb25zZRINCgV2YWx1ZRgBIAEoARIQCghyZXBsYXllZBgCIAEoCCJHCg1VdGNOb3dSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24iTAoOVXRjTm93UmVzcG9uc2USKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgiRQoLVXVpZFJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIuCgxVdWlkUmVzcG9uc2USDAoEdXVpZBgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCJuCg1SZWNvcmRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SEQoJb3BlcmF0aW9uGAIgASgJEhIKCnZhbHVlX2pzb24YAyABKAkiNgoOUmVjb3JkUmVzcG9uc2USEgoKdmFsdWVfanNvbhgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCKRAQoSR2V0UmVjb3JkZWRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkiXQoTR2V0UmVjb3JkZWRSZXNwb25zZRINCgVmb3VuZBgBIAEoCBI3CglvcGVyYXRpb24YAiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRlZE9wZXJhdGlvbiKWAwoRUmVjb3JkZWRPcGVyYXRpb24SDQoFc2NvcGUYASABKAkSLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkSEAoIc2VxdWVuY2UYBCABKAMSFgoMcmFuZG9tX3ZhbHVlGAUgASgBSAASMAoKdGltZV92YWx1ZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIUCgp1dWlkX3ZhbHVlGAcgASgJSAASFAoKanNvbl92YWx1ZRgIIAEoCUgAEjEKCnRhc2tfdmFsdWUYCSABKAsyGy5weW5lbmMuc2lkZWNhci52MS5UYXNrQ2FsbEgAEjIKCmRhdGFfdmFsdWUYCyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5EYXRhVmFsdWVIABI1CgtvcmlnaW5fc3BhbhgKIAEoCzIgLnB5bmVuYy5zaWRlY2FyLnYxLlNwYW5SZWZlcmVuY2VCBwoFdmFsdWUiLgoJRGF0YVZhbHVlEg0KBWZvdW5kGAEgASgIEhIKCnZhbHVlX2pzb24YAiABKAkiMgoNU3BhblJlZmVyZW5jZRIQCgh0cmFjZV9pZBgBIAEoCRIPCgdzcGFuX2lkGAIgASgJIkoKCFRhc2tDYWxsEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCSKcAgoOVGFza0ludm9jYXRpb24SFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhYKDmFyZ3VtZW50c19qc29uGAMgASgJEjMKBnN0YXR1cxgEIAEoDjIjLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb25TdGF0dXMSNQoId29ya2Zsb3cYBSABKAsyIy5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0lkZW50aXR5EhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGAYgASgJEhMKC3Jlc3VsdF9qc29uGAcgASgJEisKBWVycm9yGAggASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0Vycm9yIk4KCVRhc2tMZWFzZRIQCghsZWFzZV9pZBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0gEKEkV4ZWN1dGVUYXNrUmVxdWVzdBI2Cghwb3NpdGlvbhgBIAEoCzIkLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvblBvc2l0aW9uEg8KB3Rhc2tfaWQYAiABKAkSFgoOYXJndW1lbnRzX2pzb24YAyABKAkSGgoSZm9yY2VfbmV3X3dvcmtmbG93GAQgASgIEhEKCXJ1bm5lcl9pZBgFIAEoCRIsCglsZWFzZV90dGwYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iiwEKE0V4ZWN1dGVUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEhAKCHJlcGxheWVkGAIgASgIEisKBWxlYXNlGAMgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0xlYXNlIssBChRTdGFydFdvcmtmbG93UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSNQoId29ya2Zsb3cYAiABKAsyIy5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0lkZW50aXR5EhYKDmFyZ3VtZW50c19qc29uGAMgASgJEhEKCXJ1bm5lcl9pZBgEIAEoCRIsCglsZWFzZV90dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLaW5jbHVkZV9sb2cYBiABKAgiugEKFVN0YXJ0V29ya2Zsb3dSZXNwb25zZRI1CgppbnZvY2F0aW9uGAEgASgLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SEAoIcmVwbGF5ZWQYAiABKAgSKwoFbGVhc2UYAyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2USKwoDbG9nGAQgASgLMh4ucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dMb2ciSQoLV29ya2Zsb3dMb2cSOgoHYmF0Y2hlcxgBIAMoCzIpLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93TG9nUmVzcG9uc2UifgoVUmVuZXdUYXNrTGVhc2VSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAIgASgJEhAKCGxlYXNlX2lkGAMgASgJEiwKCWxlYXNlX3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJFChZSZW5ld1Rhc2tMZWFzZVJlc3BvbnNlEisKBWxlYXNlGAEgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0xlYXNlIp8BChNDb21wbGV0ZVRhc2tSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAIgASgJEhAKCGxlYXNlX2lkGAMgASgJEhUKC3Jlc3VsdF9qc29uGAQgASgJSAASLQoFZXJyb3IYBSABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrRXJyb3JIAEIJCgdvdXRjb21lIl8KFENvbXBsZXRlVGFza1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIQCghhY2NlcHRlZBgCIAEoCCKlAQoPV2FpdFRhc2tSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAIgASgJEhEKCXJ1bm5lcl9pZBgDIAEoCRIqCgd0aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ2ChBXYWl0VGFza1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIrCgVsZWFzZRgCIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZSJ6Cg5HZXREYXRhUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSCwoDa2V5GAMgASgJEjYKCHBvc2l0aW9uGAQgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24iRgoPR2V0RGF0YVJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEhIKCnZhbHVlX2pzb24YAiABKAkSEAoIcmVwbGF5ZWQYAyABKAgipQEKDlNldERhdGFSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAMgASgJEgsKA2tleRgEIAEoCRISCgp2YWx1ZV9qc29uGAUgASgJEjYKCHBvc2l0aW9uGAYgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24iIwoPU2V0RGF0YVJlc3BvbnNlEhAKCHJlcGxheWVkGAEgASgIIjkKEkdldEJhc2VUaW1lUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiVgoTR2V0QmFzZVRpbWVSZXNwb25zZRItCgliYXNlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlcGxheWVkGAIgASgIIpsBChhHZXRPcGVyYXRpb25Db3VudFJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEhUKDWludm9jYXRpb25faWQYAyABKAkSLgoEa2luZBgEIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYBSABKAkiKgoZR2V0T3BlcmF0aW9uQ291bnRSZXNwb25zZRINCgVjb3VudBgBIAEoAyI8ChVHZXRXb3JrZmxvd0xvZ1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJIrMBChZHZXRXb3JrZmxvd0xvZ1Jlc3BvbnNlEjgKCm9wZXJhdGlvbnMYASADKAsyJC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRlZE9wZXJhdGlvbhIwCgV0YXNrcxgCIAMoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEi0KCWJhc2VfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAq7QEKDU9wZXJhdGlvbktpbmQSHgoaT1BFUkFUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIZChVPUEVSQVRJT05fS0lORF9SQU5ET00QARIXChNPUEVSQVRJT05fS0lORF9USU1FEAISFwoTT1BFUkFUSU9OX0tJTkRfVVVJRBADEhcKE09QRVJBVElPTl9LSU5EX1RBU0sQBBIZChVPUEVSQVRJT05fS0lORF9DVVNUT00QBRIcChhPUEVSQVRJT05fS0lORF9EQVRBX1JFQUQQBhIdChlPUEVSQVRJT05fS0lORF9EQVRBX1dSSVRFEAcy7AoKHERldGVybWluaXN0aWNFeGVjdXRvclNlcnZpY2USTQoGUmFuZG9tEiAucHluZW5jLnNpZGVjYXIudjEuUmFuZG9tUmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlJhbmRvbVJlc3BvbnNlEk0KBlV0Y05vdxIgLnB5bmVuYy5zaWRlY2FyLnYxLlV0Y05vd1JlcXVlc3QaIS5weW5lbmMuc2lkZWNhci52MS5VdGNOb3dSZXNwb25zZRJHCgRVdWlkEh4ucHluZW5jLnNpZGVjYXIudjEuVXVpZFJlcXVlc3QaHy5weW5lbmMuc2lkZWNhci52MS5VdWlkUmVzcG9uc2USTQoGUmVjb3JkEiAucHluZW5jLnNpZGVjYXIudjEuUmVjb3JkUmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlJlY29yZFJlc3BvbnNlElwKC0dldFJlY29yZGVkEiUucHluZW5jLnNpZGVjYXIudjEuR2V0UmVjb3JkZWRSZXF1ZXN0GiYucHluZW5jLnNpZGVjYXIudjEuR2V0UmVjb3JkZWRSZXNwb25zZRJcCgtFeGVjdXRlVGFzaxIlLnB5bmVuYy5zaWRlY2FyLnYxLkV4ZWN1dGVUYXNrUmVxdWVzdBomLnB5bmVuYy5zaWRlY2FyLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USYgoNU3RhcnRXb3JrZmxvdxInLnB5bmVuYy5zaWRlY2FyLnYxLlN0YXJ0V29ya2Zsb3dSZXF1ZXN0GigucHluZW5jLnNpZGVjYXIudjEuU3RhcnRXb3JrZmxvd1Jlc3BvbnNlEmUKDlJlbmV3VGFza0xlYXNlEigucHluZW5jLnNpZGVjYXIudjEuUmVuZXdUYXNrTGVhc2VSZXF1ZXN0GikucHluZW5jLnNpZGVjYXIudjEuUmVuZXdUYXNrTGVhc2VSZXNwb25zZRJfCgxDb21wbGV0ZVRhc2sSJi5weW5lbmMuc2lkZWNhci52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0GicucHluZW5jLnNpZGVjYXIudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USUwoIV2FpdFRhc2sSIi5weW5lbmMuc2lkZWNhci52MS5XYWl0VGFza1JlcXVlc3QaIy5weW5lbmMuc2lkZWNhci52MS5XYWl0VGFza1Jlc3BvbnNlElAKB0dldERhdGESIS5weW5lbmMuc2lkZWNhci52MS5HZXREYXRhUmVxdWVzdBoiLnB5bmVuYy5zaWRlY2FyLnYxLkdldERhdGFSZXNwb25zZRJQCgdTZXREYXRhEiEucHluZW5jLnNpZGVjYXIudjEuU2V0RGF0YVJlcXVlc3QaIi5weW5lbmMuc2lkZWNhci52MS5TZXREYXRhUmVzcG9uc2USXAoLR2V0QmFzZVRpbWUSJS5weW5lbmMuc2lkZWNhci52MS5HZXRCYXNlVGltZVJlcXVlc3QaJi5weW5lbmMuc2lkZWNhci52MS5HZXRCYXNlVGltZVJlc3BvbnNlEm4KEUdldE9wZXJhdGlvbkNvdW50EisucHluZW5jLnNpZGVjYXIudjEuR2V0T3BlcmF0aW9uQ291bnRSZXF1ZXN0GiwucHluZW5jLnNpZGVjYXIudjEuR2V0T3BlcmF0aW9uQ291bnRSZXNwb25zZRJnCg5HZXRXb3JrZmxvd0xvZxIoLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93TG9nUmVxdWVzdBopLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93TG9nUmVzcG9uc2UwAUJJWkdnaXRodWIuY29tL3B5bmVuYy9weW5lbmMtc2lkZWNhci9zZGsvZ28vZ2VuL3B5bmVuYy9zaWRlY2FyL3YxO3NpZGVjYXJ2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pynenc_sidecar_v1_common]);
 
 /**
  * Where an operation is recorded, shared by the per-operation requests.
@@ -251,7 +251,7 @@ export type GetRecordedRequest = Message<"pynenc.sidecar.v1.GetRecordedRequest">
   kind: OperationKind;
 
   /**
-   * Required when kind is CUSTOM.
+   * Required when kind is CUSTOM, DATA_READ or DATA_WRITE (the data key).
    *
    * @generated from field: string custom_name = 3;
    */
@@ -309,7 +309,7 @@ export type RecordedOperation = Message<"pynenc.sidecar.v1.RecordedOperation"> &
   kind: OperationKind;
 
   /**
-   * Set when kind is CUSTOM.
+   * Set when kind is CUSTOM (its name), DATA_READ or DATA_WRITE (the key).
    *
    * @generated from field: string custom_name = 3;
    */
@@ -357,6 +357,14 @@ export type RecordedOperation = Message<"pynenc.sidecar.v1.RecordedOperation"> &
      */
     value: TaskCall;
     case: "taskValue";
+  } | {
+    /**
+     * What a DATA_READ position read, or the value a DATA_WRITE wrote.
+     *
+     * @generated from field: pynenc.sidecar.v1.DataValue data_value = 11;
+     */
+    value: DataValue;
+    case: "dataValue";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -375,6 +383,34 @@ export type RecordedOperation = Message<"pynenc.sidecar.v1.RecordedOperation"> &
  */
 export const RecordedOperationSchema: GenMessage<RecordedOperation> = /*@__PURE__*/
   messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 11);
+
+/**
+ * A workflow data value as recorded at a data position.
+ *
+ * @generated from message pynenc.sidecar.v1.DataValue
+ */
+export type DataValue = Message<"pynenc.sidecar.v1.DataValue"> & {
+  /**
+   * False when a read found no value for the key (always true for a write).
+   *
+   * @generated from field: bool found = 1;
+   */
+  found: boolean;
+
+  /**
+   * JSON text, set when found.
+   *
+   * @generated from field: string value_json = 2;
+   */
+  valueJson: string;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.DataValue.
+ * Use `create(DataValueSchema)` to create a new message.
+ */
+export const DataValueSchema: GenMessage<DataValue> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 12);
 
 /**
  * An OpenTelemetry span, as W3C trace context writes it: lowercase hex.
@@ -402,7 +438,7 @@ export type SpanReference = Message<"pynenc.sidecar.v1.SpanReference"> & {
  * Use `create(SpanReferenceSchema)` to create a new message.
  */
 export const SpanReferenceSchema: GenMessage<SpanReference> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 12);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 13);
 
 /**
  * The call recorded at a task position.
@@ -434,7 +470,7 @@ export type TaskCall = Message<"pynenc.sidecar.v1.TaskCall"> & {
  * Use `create(TaskCallSchema)` to create a new message.
  */
 export const TaskCallSchema: GenMessage<TaskCall> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 13);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 14);
 
 /**
  * A task invocation as the workflow context sees it.
@@ -497,7 +533,7 @@ export type TaskInvocation = Message<"pynenc.sidecar.v1.TaskInvocation"> & {
  * Use `create(TaskInvocationSchema)` to create a new message.
  */
 export const TaskInvocationSchema: GenMessage<TaskInvocation> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 14);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 15);
 
 /**
  * The right, for a limited time, to run a task.
@@ -523,7 +559,7 @@ export type TaskLease = Message<"pynenc.sidecar.v1.TaskLease"> & {
  * Use `create(TaskLeaseSchema)` to create a new message.
  */
 export const TaskLeaseSchema: GenMessage<TaskLease> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 15);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 16);
 
 /**
  * @generated from message pynenc.sidecar.v1.ExecuteTaskRequest
@@ -577,7 +613,7 @@ export type ExecuteTaskRequest = Message<"pynenc.sidecar.v1.ExecuteTaskRequest">
  * Use `create(ExecuteTaskRequestSchema)` to create a new message.
  */
 export const ExecuteTaskRequestSchema: GenMessage<ExecuteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 16);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 17);
 
 /**
  * @generated from message pynenc.sidecar.v1.ExecuteTaskResponse
@@ -608,7 +644,7 @@ export type ExecuteTaskResponse = Message<"pynenc.sidecar.v1.ExecuteTaskResponse
  * Use `create(ExecuteTaskResponseSchema)` to create a new message.
  */
 export const ExecuteTaskResponseSchema: GenMessage<ExecuteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 17);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 18);
 
 /**
  * @generated from message pynenc.sidecar.v1.StartWorkflowRequest
@@ -664,7 +700,7 @@ export type StartWorkflowRequest = Message<"pynenc.sidecar.v1.StartWorkflowReque
  * Use `create(StartWorkflowRequestSchema)` to create a new message.
  */
 export const StartWorkflowRequestSchema: GenMessage<StartWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 18);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 19);
 
 /**
  * @generated from message pynenc.sidecar.v1.StartWorkflowResponse
@@ -705,7 +741,7 @@ export type StartWorkflowResponse = Message<"pynenc.sidecar.v1.StartWorkflowResp
  * Use `create(StartWorkflowResponseSchema)` to create a new message.
  */
 export const StartWorkflowResponseSchema: GenMessage<StartWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 19);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 20);
 
 /**
  * A workflow's whole log: the messages GetWorkflowLog streams, in one.
@@ -724,7 +760,7 @@ export type WorkflowLog = Message<"pynenc.sidecar.v1.WorkflowLog"> & {
  * Use `create(WorkflowLogSchema)` to create a new message.
  */
 export const WorkflowLogSchema: GenMessage<WorkflowLog> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 20);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 21);
 
 /**
  * @generated from message pynenc.sidecar.v1.RenewTaskLeaseRequest
@@ -764,7 +800,7 @@ export type RenewTaskLeaseRequest = Message<"pynenc.sidecar.v1.RenewTaskLeaseReq
  * Use `create(RenewTaskLeaseRequestSchema)` to create a new message.
  */
 export const RenewTaskLeaseRequestSchema: GenMessage<RenewTaskLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 21);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 22);
 
 /**
  * @generated from message pynenc.sidecar.v1.RenewTaskLeaseResponse
@@ -781,7 +817,7 @@ export type RenewTaskLeaseResponse = Message<"pynenc.sidecar.v1.RenewTaskLeaseRe
  * Use `create(RenewTaskLeaseResponseSchema)` to create a new message.
  */
 export const RenewTaskLeaseResponseSchema: GenMessage<RenewTaskLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 22);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 23);
 
 /**
  * @generated from message pynenc.sidecar.v1.CompleteTaskRequest
@@ -835,7 +871,7 @@ export type CompleteTaskRequest = Message<"pynenc.sidecar.v1.CompleteTaskRequest
  * Use `create(CompleteTaskRequestSchema)` to create a new message.
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 23);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 24);
 
 /**
  * @generated from message pynenc.sidecar.v1.CompleteTaskResponse
@@ -860,7 +896,7 @@ export type CompleteTaskResponse = Message<"pynenc.sidecar.v1.CompleteTaskRespon
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 24);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 25);
 
 /**
  * @generated from message pynenc.sidecar.v1.WaitTaskRequest
@@ -907,7 +943,7 @@ export type WaitTaskRequest = Message<"pynenc.sidecar.v1.WaitTaskRequest"> & {
  * Use `create(WaitTaskRequestSchema)` to create a new message.
  */
 export const WaitTaskRequestSchema: GenMessage<WaitTaskRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 25);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 26);
 
 /**
  * @generated from message pynenc.sidecar.v1.WaitTaskResponse
@@ -932,7 +968,7 @@ export type WaitTaskResponse = Message<"pynenc.sidecar.v1.WaitTaskResponse"> & {
  * Use `create(WaitTaskResponseSchema)` to create a new message.
  */
 export const WaitTaskResponseSchema: GenMessage<WaitTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 26);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 27);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetDataRequest
@@ -958,6 +994,15 @@ export type GetDataRequest = Message<"pynenc.sidecar.v1.GetDataRequest"> & {
    * @generated from field: string key = 3;
    */
   key: string;
+
+  /**
+   * Optional: the reader's position (its sequence counts this key's reads in
+   * the run). Given, the read is recorded (see GetData), and app_id and
+   * workflow_id may be left empty (if set, they must equal the position's).
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationPosition position = 4;
+   */
+  position?: OperationPosition | undefined;
 };
 
 /**
@@ -965,7 +1010,7 @@ export type GetDataRequest = Message<"pynenc.sidecar.v1.GetDataRequest"> & {
  * Use `create(GetDataRequestSchema)` to create a new message.
  */
 export const GetDataRequestSchema: GenMessage<GetDataRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 27);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 28);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetDataResponse
@@ -982,6 +1027,13 @@ export type GetDataResponse = Message<"pynenc.sidecar.v1.GetDataResponse"> & {
    * @generated from field: string value_json = 2;
    */
   valueJson: string;
+
+  /**
+   * True when the read was served from the record at `position`.
+   *
+   * @generated from field: bool replayed = 3;
+   */
+  replayed: boolean;
 };
 
 /**
@@ -989,7 +1041,7 @@ export type GetDataResponse = Message<"pynenc.sidecar.v1.GetDataResponse"> & {
  * Use `create(GetDataResponseSchema)` to create a new message.
  */
 export const GetDataResponseSchema: GenMessage<GetDataResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 28);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 29);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetDataRequest
@@ -1029,6 +1081,16 @@ export type SetDataRequest = Message<"pynenc.sidecar.v1.SetDataRequest"> & {
    * @generated from field: string value_json = 5;
    */
   valueJson: string;
+
+  /**
+   * Optional: the writer's position (its sequence counts this key's writes
+   * in the run; its invocation_id is the writer). Given, the write is
+   * recorded (see SetData), and app_id, workflow_id and invocation_id may be
+   * left empty (if set, they must equal the position's).
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationPosition position = 6;
+   */
+  position?: OperationPosition | undefined;
 };
 
 /**
@@ -1036,12 +1098,19 @@ export type SetDataRequest = Message<"pynenc.sidecar.v1.SetDataRequest"> & {
  * Use `create(SetDataRequestSchema)` to create a new message.
  */
 export const SetDataRequestSchema: GenMessage<SetDataRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 29);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 30);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetDataResponse
  */
 export type SetDataResponse = Message<"pynenc.sidecar.v1.SetDataResponse"> & {
+  /**
+   * True when the write was already recorded at `position`: nothing was
+   * applied.
+   *
+   * @generated from field: bool replayed = 1;
+   */
+  replayed: boolean;
 };
 
 /**
@@ -1049,7 +1118,7 @@ export type SetDataResponse = Message<"pynenc.sidecar.v1.SetDataResponse"> & {
  * Use `create(SetDataResponseSchema)` to create a new message.
  */
 export const SetDataResponseSchema: GenMessage<SetDataResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 30);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 31);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetBaseTimeRequest
@@ -1075,7 +1144,7 @@ export type GetBaseTimeRequest = Message<"pynenc.sidecar.v1.GetBaseTimeRequest">
  * Use `create(GetBaseTimeRequestSchema)` to create a new message.
  */
 export const GetBaseTimeRequestSchema: GenMessage<GetBaseTimeRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 31);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 32);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetBaseTimeResponse
@@ -1097,7 +1166,7 @@ export type GetBaseTimeResponse = Message<"pynenc.sidecar.v1.GetBaseTimeResponse
  * Use `create(GetBaseTimeResponseSchema)` to create a new message.
  */
 export const GetBaseTimeResponseSchema: GenMessage<GetBaseTimeResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 32);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 33);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetOperationCountRequest
@@ -1132,7 +1201,7 @@ export type GetOperationCountRequest = Message<"pynenc.sidecar.v1.GetOperationCo
   kind: OperationKind;
 
   /**
-   * Required when kind is CUSTOM.
+   * Required when kind is CUSTOM, DATA_READ or DATA_WRITE (the data key).
    *
    * @generated from field: string custom_name = 5;
    */
@@ -1144,7 +1213,7 @@ export type GetOperationCountRequest = Message<"pynenc.sidecar.v1.GetOperationCo
  * Use `create(GetOperationCountRequestSchema)` to create a new message.
  */
 export const GetOperationCountRequestSchema: GenMessage<GetOperationCountRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 33);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 34);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetOperationCountResponse
@@ -1161,7 +1230,7 @@ export type GetOperationCountResponse = Message<"pynenc.sidecar.v1.GetOperationC
  * Use `create(GetOperationCountResponseSchema)` to create a new message.
  */
 export const GetOperationCountResponseSchema: GenMessage<GetOperationCountResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 34);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 35);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowLogRequest
@@ -1187,7 +1256,7 @@ export type GetWorkflowLogRequest = Message<"pynenc.sidecar.v1.GetWorkflowLogReq
  * Use `create(GetWorkflowLogRequestSchema)` to create a new message.
  */
 export const GetWorkflowLogRequestSchema: GenMessage<GetWorkflowLogRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 35);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 36);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowLogResponse
@@ -1220,7 +1289,7 @@ export type GetWorkflowLogResponse = Message<"pynenc.sidecar.v1.GetWorkflowLogRe
  * Use `create(GetWorkflowLogResponseSchema)` to create a new message.
  */
 export const GetWorkflowLogResponseSchema: GenMessage<GetWorkflowLogResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 36);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 37);
 
 /**
  * The kind of a recorded operation.
@@ -1259,6 +1328,22 @@ export enum OperationKind {
    * @generated from enum value: OPERATION_KIND_CUSTOM = 5;
    */
   CUSTOM = 5,
+
+  /**
+   * A workflow data read made at a position (GetData with `position`); the
+   * data key is in `custom_name`, and each key counts its own sequence.
+   *
+   * @generated from enum value: OPERATION_KIND_DATA_READ = 6;
+   */
+  DATA_READ = 6,
+
+  /**
+   * A workflow data write made at a position (SetData with `position`); the
+   * data key is in `custom_name`, and each key counts its own sequence.
+   *
+   * @generated from enum value: OPERATION_KIND_DATA_WRITE = 7;
+   */
+  DATA_WRITE = 7,
 }
 
 /**
@@ -1279,6 +1364,11 @@ export const OperationKindSchema: GenEnum<OperationKind> = /*@__PURE__*/
  * of that invocation's code; every run starts again at 1 and so replays.
  * The server keeps no per-run state: any replica answers any call.
  *
+ * A finished invocation (SUCCESS or FAILED) starts no new work: recording a
+ * value at an unrecorded position whose scope is finished fails
+ * FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY, naming the position and the
+ * status. Recorded positions of a finished invocation replay as always.
+ *
  * At most one value is ever recorded at a position. The first writer wins
  * atomically; every caller, racing or replaying, gets the recorded value and
  * `replayed` says whether it already existed.
@@ -1289,7 +1379,8 @@ export const OperationKindSchema: GenEnum<OperationKind> = /*@__PURE__*/
  *   NOT_FOUND            unknown invocation (reason INVOCATION_NOT_FOUND)
  *   PERMISSION_DENIED    SetData by a task that is not the workflow's main
  *                        task (reason WORKFLOW_ACCESS_DENIED)
- *   FAILED_PRECONDITION  replay diverges from the record (reason
+ *   FAILED_PRECONDITION  replay diverges from the record, or reaches an
+ *                        unrecorded position of a finished invocation (reason
  *                        NONDETERMINISTIC_REPLAY); completing or renewing a
  *                        lease one does not hold (reason LEASE_NOT_HELD)
  *   UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
@@ -1429,6 +1520,12 @@ export const DeterministicExecutorService: GenService<{
    * Reads a workflow data key. Any task of the workflow may read. A stored
    * JSON `null` is a value (`found` is true).
    *
+   * With `position` (kind DATA_READ, its sequence counted per key), the read
+   * is a recorded step: the first time, the current value (or "not found")
+   * is read and recorded at the position in one atomic step; a replay returns
+   * the recorded read, whatever the data holds now. Without it, the current
+   * value is read and nothing is recorded.
+   *
    * @generated from rpc pynenc.sidecar.v1.DeterministicExecutorService.GetData
    */
   getData: {
@@ -1441,6 +1538,13 @@ export const DeterministicExecutorService: GenService<{
    * (invocation_id empty or equal to workflow_id): any other caller gets
    * PERMISSION_DENIED, WORKFLOW_ACCESS_DENIED. Data keys live apart from
    * recorded operations.
+   *
+   * With `position` (kind DATA_WRITE, its sequence counted per key), the
+   * write is a recorded step: the first time, the value is recorded at the
+   * position and applied to the data in one atomic step; a replay applies
+   * nothing (`replayed` is true), and a replay with another value (compared
+   * as canonical JSON) fails FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY.
+   * Without it, the value is written every time.
    *
    * @generated from rpc pynenc.sidecar.v1.DeterministicExecutorService.SetData
    */
