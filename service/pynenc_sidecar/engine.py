@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from pynenc_sidecar import observability as obs
-from pynenc_sidecar.core import derivations
+from pynenc_sidecar.core import derivations, replay
 from pynenc_sidecar.core.errors import (
     INVOCATION_NOT_FOUND,
     LEASE_NOT_HELD,
@@ -22,9 +22,9 @@ from pynenc_sidecar.core.errors import (
     NotFound,
     PermissionDenied,
 )
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, ORIGIN_PREFIX, Kind, Position, SeriesParser
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, ORIGIN_PREFIX, Kind, Position, SeriesParser
 from pynenc_sidecar.core.tasks import FAILED, SUCCESS, TaskCall, TaskState, WorkflowRef, check_replay, child_workflow
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, Store, TaskNotFound
+from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, ScopeFinished, Store, TaskNotFound
 
 
 def wall_clock_us() -> int:
@@ -60,10 +60,16 @@ class WorkflowEngine:
         self.clock = clock
 
     # --- values ----------------------------------------------------------------
+    # Every record is guarded by its scope: a finished invocation records nothing new
+    # (the store checks in the write's own atomic step), so a replay starts no new work.
     async def _record(self, app_id: str, pos: Position, value: str) -> Recorded:
         # With tracing on, the value is stored with the recording span's context, and a
         # replay's span links to the span that recorded it (observability.py).
-        recorded = await self.store.record(app_id, pos.workflow_id, pos.field, pos.count_field, value, obs.origin())
+        try:
+            recorded = await self.store.record(app_id, pos.workflow_id, pos.field, pos.count_field, value,
+                                               obs.origin(), guard=pos.scope)
+        except ScopeFinished as refused:
+            raise replay.finished_scope(pos, refused.status) from None
         obs.recorded(pos.kind, recorded.replayed, recorded.origin)
         return recorded
 
@@ -76,7 +82,11 @@ class WorkflowEngine:
         return await self._record(app_id, pos, derivations.uuid_value(pos.scope, pos.sequence))
 
     async def utc_now(self, app_id: str, pos: Position) -> tuple[int, bool]:
-        recorded = await self.store.record_time(app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(), obs.origin())
+        try:
+            recorded = await self.store.record_time(app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(),
+                                                    obs.origin(), guard=pos.scope)
+        except ScopeFinished as refused:
+            raise replay.finished_scope(pos, refused.status) from None
         obs.recorded(pos.kind, recorded.replayed, recorded.origin)
         return recorded
 
@@ -107,6 +117,35 @@ class WorkflowEngine:
         return await self.store.get_data(app_id, workflow_id, key)
 
     async def set_data(self, app_id: str, workflow_id: str, invocation_id: str, key: str, value_json: str) -> None:
+        self._check_owner(workflow_id, invocation_id)
+        await self.store.set_data(app_id, workflow_id, key, value_json)
+
+    async def get_data_at(self, app_id: str, pos: Position) -> tuple[str | None, bool]:
+        """A read recorded at pos (kind DATA_READ, name the key): (value or None, replayed)."""
+        try:
+            recorded = await self.store.record_data_read(app_id, pos.workflow_id, pos.field, pos.count_field,
+                                                         pos.name, obs.origin(), guard=pos.scope)
+        except ScopeFinished as refused:
+            raise replay.finished_scope(pos, refused.status) from None
+        obs.recorded(pos.kind, recorded.replayed, recorded.origin)
+        return (None if recorded.value == DATA_NOT_FOUND else recorded.value), recorded.replayed
+
+    async def set_data_at(self, app_id: str, pos: Position, value_json: str) -> bool:
+        """A write recorded at pos (kind DATA_WRITE, name the key); True when replayed (and
+        so not applied again)."""
+        self._check_owner(pos.workflow_id, pos.scope)
+        try:
+            recorded = await self.store.record_data_write(app_id, pos.workflow_id, pos.field, pos.count_field,
+                                                          pos.name, value_json, obs.origin(), guard=pos.scope)
+        except ScopeFinished as refused:
+            raise replay.finished_scope(pos, refused.status) from None
+        obs.recorded(pos.kind, recorded.replayed, recorded.origin)
+        if recorded.replayed:
+            replay.check_data_write(pos, recorded.value, value_json)
+        return recorded.replayed
+
+    @staticmethod
+    def _check_owner(workflow_id: str, invocation_id: str) -> None:
         if invocation_id and invocation_id != workflow_id:
             raise PermissionDenied(
                 f"invocation {invocation_id!r} is not the main task of workflow {workflow_id!r}: "
@@ -114,7 +153,6 @@ class WorkflowEngine:
                 reason=WORKFLOW_ACCESS_DENIED,
                 metadata={"workflow_id": workflow_id, "invocation_id": invocation_id},
             )
-        await self.store.set_data(app_id, workflow_id, key, value_json)
 
     # --- tasks -----------------------------------------------------------------
     def _lease(self, runner_id: str, ttl_us: int) -> LeaseRequest:
