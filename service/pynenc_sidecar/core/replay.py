@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pynenc_sidecar.core.derivations import canonical_json, parse_json
 from pynenc_sidecar.core.errors import NONDETERMINISTIC_REPLAY, FailedPrecondition
-from pynenc_sidecar.core.positions import Position
+from pynenc_sidecar.core.positions import OPERATION_LABELS, Position
 from pynenc_sidecar.core.tasks import FAILED, SUCCESS
 
 STATUS_NAMES = {SUCCESS: "SUCCESS", FAILED: "FAILED"}
 
 
 def _metadata(pos: Position) -> dict[str, str]:
-    return {"workflow_id": pos.workflow_id, "invocation_id": pos.scope, "operation": pos.kind.name.lower(),
+    return {"workflow_id": pos.workflow_id, "invocation_id": pos.scope, "operation": OPERATION_LABELS[pos.kind],
             "name": pos.name, "sequence": str(pos.sequence)}
 
 
