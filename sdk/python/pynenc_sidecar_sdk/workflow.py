@@ -171,11 +171,16 @@ class WorkflowContext:
         read it the first time."""
         run = self._run
         sequence, recorded = run.next_recorded(DATA_READ, key)
-        if recorded is None:
-            read: Any = run.app.client.call(run.app.client.executor.GetData, de.GetDataRequest(
-                key=key, position=run.position(sequence)))
+        if recorded is not None and tracing.tracer() is None:
+            read: Any = recorded.data_value
         else:
-            read = recorded.data_value
+            with tracing.operation_span(run, "data_read", sequence, name=key, recorded=recorded) as span:
+                if recorded is None:
+                    read = run.app.client.call(run.app.client.executor.GetData, de.GetDataRequest(
+                        key=key, position=run.position(sequence)))
+                    span.replayed(read.replayed)
+                else:
+                    read = recorded.data_value
         return json.loads(read.value_json) if read.found else default
 
     def set_data(self, key: str, value: Any) -> None:
@@ -185,12 +190,17 @@ class WorkflowContext:
         run = self._run
         value_json = json.dumps(value)
         sequence, recorded = run.next_recorded(DATA_WRITE, key)
-        if recorded is not None and recorded.data_value.value_json == value_json:
+        served = recorded is not None and recorded.data_value.value_json == value_json
+        if served and tracing.tracer() is None:
             return
-        # Not recorded, or recorded with other text: the server applies it or judges the
-        # difference (as canonical JSON: 1.0 and 1 are the same value).
-        run.app.client.call(run.app.client.executor.SetData, de.SetDataRequest(
-            key=key, value_json=value_json, position=run.position(sequence)))
+        with tracing.operation_span(run, "data_write", sequence, name=key, recorded=recorded) as span:
+            if served:
+                return
+            # Not recorded, or recorded with other text: the server applies it or judges the
+            # difference (as canonical JSON: 1.0 and 1 are the same value).
+            reply = run.app.client.call(run.app.client.executor.SetData, de.SetDataRequest(
+                key=key, value_json=value_json, position=run.position(sequence)))
+            span.replayed(reply.replayed)
 
     def random(self) -> float:
         return self.deterministic.random()

@@ -7,6 +7,9 @@
 //   node dist/tools/xlang.js complete --address A --app APP --invocation ID --lease LEASE
 //   node dist/tools/xlang.js takeover --address A --app APP --workflow WF
 //   node dist/tools/xlang.js errors   --address A --app APP --workflow WF
+//   node dist/tools/xlang.js visits   --address A --app APP --workflow WF
+//   node dist/tools/xlang.js diverge  --address A --app APP --workflow WF --value V
+//   node dist/tools/xlang.js notify   --address A --app APP --workflow WF [--notify yes]
 import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
 import { Client, Context, Invocation, InvocationStatus, SidecarError, type Identity } from "../src/index.js";
@@ -72,6 +75,43 @@ async function reasons(client: Client, app: string, id: Identity) {
   return out;
 }
 
+/** Issue 11's read-modify-write of workflow data: replayed, it reads and writes nothing new. */
+async function visits(run: Context) {
+  const n = ((await run.getData<number>("visits")) ?? 0) + 1;
+  await run.setData("visits", n);
+  return { n };
+}
+
+async function diverge(run: Context, value: string) {
+  try {
+    await run.setData("counter", JSON.parse(value));
+    return { error: null };
+  } catch (err) {
+    const e = SidecarError.from(err);
+    return { error: e.reason, message: e.message };
+  }
+}
+
+/** A workflow whose newer code (notify) adds a task after its recorded step. */
+async function notifyFlow(client: Client, app: string, id: Identity, notify: boolean) {
+  const ran: string[] = [];
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "xlang.notify_flow" }, {}, async (main) => {
+    ran.push("flow");
+    const step = await main.executeTask("xlang.step", {}, () => {
+      ran.push("step");
+      return 41;
+    });
+    if (notify) {
+      await main.executeTask("xlang.notify", {}, () => {
+        ran.push("notify");
+        return "sent";
+      });
+    }
+    return (step.result as number) + 1;
+  });
+  return { result: JSON.parse(inv.resultJson), ran, replayed: inv.replayed };
+}
+
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
   const { values } = parseArgs({
@@ -83,6 +123,8 @@ async function main() {
       invocation: { type: "string", default: "" },
       lease: { type: "string", default: "" },
       "ttl-ms": { type: "string", default: "1000" },
+      value: { type: "string", default: "1" },
+      notify: { type: "string", default: "no" },
     },
   });
   const client = Client.connect(values.address!);
@@ -125,8 +167,17 @@ async function main() {
       case "errors":
         out = await reasons(client, app, id);
         break;
+      case "visits":
+        out = await visits(client.context(app, id));
+        break;
+      case "diverge":
+        out = await diverge(client.context(app, id), values.value!);
+        break;
+      case "notify":
+        out = await notifyFlow(client, app, id, values.notify === "yes");
+        break;
       default:
-        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors`);
+        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|visits|diverge|notify`);
     }
     // bigint (time_us) printed as JSON integers
     process.stdout.write(JSON.stringify(out, (_k, v: unknown) => (typeof v === "bigint" ? `@@${v}@@` : v)).replace(/"@@(-?\d+)@@"/g, "$1") + "\n");
