@@ -76,6 +76,14 @@ def refused(call) -> tuple[str, dict[str, str], str]:
     return reason, metadata, info.value.details()
 
 
+def inspect(server, app: str, workflow_id: str) -> dict:
+    """`pynenc-sidecar inspect --json` of the workflow, read from the server's store."""
+    report = subprocess.run([sys.executable, "-m", "pynenc_sidecar", "inspect", workflow_id, "--app-id", app,
+                             *server.store_args(), "--json"], capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0, report.stderr
+    return json.loads(report.stdout)
+
+
 def start(stub, app: str, workflow_id: str) -> de.StartWorkflowResponse:
     reply = stub.StartWorkflow(de.StartWorkflowRequest(
         app_id=app, workflow=common_pb2.WorkflowIdentity(workflow_id=workflow_id, workflow_type="m.flow"),
@@ -123,11 +131,8 @@ def test_finished_workflow_returns_its_outcome_and_a_new_step_never_runs(flows, 
     tasks = [op.task_value.task_id for op in log_operations(stub, flows.app.app_id, workflow_id)
              if op.kind == de.OPERATION_KIND_TASK]
     assert tasks == [step.task_id]
-    report = subprocess.run([sys.executable, "-m", "pynenc_sidecar", "inspect", workflow_id, "--app-id",
-                             flows.app.app_id, *server.store_args(), "--json"],
-                            capture_output=True, text=True, timeout=60)
-    assert report.returncode == 0, report.stderr
-    assert [t["task_id"] for t in json.loads(report.stdout)["tasks"]] == [flow.task_id, step.task_id]
+    assert [t["task_id"] for t in inspect(server, flows.app.app_id, workflow_id)["tasks"]] == [flow.task_id,
+                                                                                              step.task_id]
 
 
 @pytest.mark.parametrize("failed", [False, True])
@@ -194,7 +199,7 @@ def test_read_modify_write_of_data_in_a_finished_workflow_is_not_applied_again(f
     assert data(stub, flows.app.app_id, workflow_id, "visits") == 1
 
 
-def test_a_resumed_run_replays_its_data_reads_and_writes(flows, stub, monkeypatch):
+def test_a_resumed_run_replays_its_data_reads_and_writes(flows, server, stub, monkeypatch):
     workflow_id = fresh("wf-visits")
     monkeypatch.setenv("PSC_TEST_CRASH", "visits_flow")  # crash after the write, before the outcome
     with pytest.raises(SidecarError, match="simulated crash"):
@@ -210,6 +215,10 @@ def test_a_resumed_run_replays_its_data_reads_and_writes(flows, stub, monkeypatc
            for op in log_operations(stub, flows.app.app_id, workflow_id) if op.kind in (DATA_READ, DATA_WRITE)}
     assert ops == {(DATA_READ, "visits", 1): de.DataValue(found=False),
                    (DATA_WRITE, "visits", 1): de.DataValue(found=True, value_json="1")}
+    shown = [{k: op[k] for k in ("operation", "name", "sequence", "value") if k in op} | {"found": op.get("found")}
+             for op in inspect(server, flows.app.app_id, workflow_id)["operations"]]
+    assert shown == [{"operation": "data_read", "name": "visits", "sequence": 1, "value": None, "found": False},
+                     {"operation": "data_write", "name": "visits", "sequence": 1, "value": 1, "found": None}]
 
 
 def test_a_resumed_run_writing_another_value_is_nondeterministic(flows, stub, monkeypatch):
