@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from pynenc_sidecar import observability as obs
@@ -60,18 +60,22 @@ class WorkflowEngine:
         self.clock = clock
 
     # --- values ----------------------------------------------------------------
-    # Every record is guarded by its scope: a finished invocation records nothing new
-    # (the store checks in the write's own atomic step), so a replay starts no new work.
-    async def _record(self, app_id: str, pos: Position, value: str) -> Recorded:
-        # With tracing on, the value is stored with the recording span's context, and a
-        # replay's span links to the span that recorded it (observability.py).
+    # Every record is guarded by its scope (guard=pos.scope): a finished invocation records
+    # nothing new (the store checks in the write's own atomic step), so a replay starts no
+    # new work. With tracing on, the value is stored with the recording span's context
+    # (obs.origin()), and a replay's span links to the span that recorded it.
+    @staticmethod
+    async def _guarded(pos: Position, step: Awaitable[Recorded]) -> Recorded:
         try:
-            recorded = await self.store.record(app_id, pos.workflow_id, pos.field, pos.count_field, value,
-                                               obs.origin(), guard=pos.scope)
+            recorded = await step
         except ScopeFinished as refused:
             raise replay.finished_scope(pos, refused.status) from None
         obs.recorded(pos.kind, recorded.replayed, recorded.origin)
         return recorded
+
+    async def _record(self, app_id: str, pos: Position, value: str) -> Recorded:
+        return await self._guarded(pos, self.store.record(
+            app_id, pos.workflow_id, pos.field, pos.count_field, value, obs.origin(), guard=pos.scope))
 
     async def random(self, app_id: str, pos: Position) -> tuple[float, bool]:
         value = repr(derivations.random_value(pos.scope, pos.sequence))
@@ -82,13 +86,8 @@ class WorkflowEngine:
         return await self._record(app_id, pos, derivations.uuid_value(pos.scope, pos.sequence))
 
     async def utc_now(self, app_id: str, pos: Position) -> tuple[int, bool]:
-        try:
-            recorded = await self.store.record_time(app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(),
-                                                    obs.origin(), guard=pos.scope)
-        except ScopeFinished as refused:
-            raise replay.finished_scope(pos, refused.status) from None
-        obs.recorded(pos.kind, recorded.replayed, recorded.origin)
-        return recorded
+        return await self._guarded(pos, self.store.record_time(
+            app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(), obs.origin(), guard=pos.scope))
 
     async def record(self, app_id: str, pos: Position, value_json: str) -> tuple[str, bool]:
         return await self._record(app_id, pos, value_json)
@@ -122,24 +121,16 @@ class WorkflowEngine:
 
     async def get_data_at(self, app_id: str, pos: Position) -> tuple[str | None, bool]:
         """A read recorded at pos (kind DATA_READ, name the key): (value or None, replayed)."""
-        try:
-            recorded = await self.store.record_data_read(app_id, pos.workflow_id, pos.field, pos.count_field,
-                                                         pos.name, obs.origin(), guard=pos.scope)
-        except ScopeFinished as refused:
-            raise replay.finished_scope(pos, refused.status) from None
-        obs.recorded(pos.kind, recorded.replayed, recorded.origin)
+        recorded = await self._guarded(pos, self.store.record_data_read(
+            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, obs.origin(), guard=pos.scope))
         return (None if recorded.value == DATA_NOT_FOUND else recorded.value), recorded.replayed
 
     async def set_data_at(self, app_id: str, pos: Position, value_json: str) -> bool:
         """A write recorded at pos (kind DATA_WRITE, name the key); True when replayed (and
         so not applied again)."""
         self._check_owner(pos.workflow_id, pos.scope)
-        try:
-            recorded = await self.store.record_data_write(app_id, pos.workflow_id, pos.field, pos.count_field,
-                                                          pos.name, value_json, obs.origin(), guard=pos.scope)
-        except ScopeFinished as refused:
-            raise replay.finished_scope(pos, refused.status) from None
-        obs.recorded(pos.kind, recorded.replayed, recorded.origin)
+        recorded = await self._guarded(pos, self.store.record_data_write(
+            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, value_json, obs.origin(), guard=pos.scope))
         if recorded.replayed:
             replay.check_data_write(pos, recorded.value, value_json)
         return recorded.replayed
