@@ -9,7 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
+
 from pynenc_sidecar_sdk import Pynenc
+from pynenc_sidecar_sdk.errors import SidecarError
 
 app = Pynenc(app_id=os.environ.get("PSC_TEST_APP", "sdk-tests"), lease_ttl=float(os.environ.get("PSC_TEST_LEASE", "2")))
 
@@ -23,6 +26,13 @@ def journal(entry: str) -> None:
     pause = float(os.environ.get("PSC_TEST_PAUSE", "0"))
     if pause:
         time.sleep(pause)
+
+
+def crash_point(name: str) -> None:
+    """Stop the run here, with no outcome recorded, when PSC_TEST_CRASH names this point:
+    what a worker killed here leaves (the task stays RUNNING until its lease lapses)."""
+    if os.environ.get("PSC_TEST_CRASH") == name:
+        raise SidecarError(f"simulated crash at {name}", grpc.StatusCode.UNAVAILABLE)
 
 
 @app.task
@@ -59,7 +69,25 @@ def order_flow(order_id: str, steps: int = 3) -> dict:
     values["ship"] = order_flow.wf.execute_task(ship, order_id).result
     order_flow.wf.set_data("status", "done")
     values["status"] = order_flow.wf.get_data("status")
+    crash_point("order_flow")
     return values
+
+
+@app.task
+def visits_flow() -> int:
+    """Issue 11, case 2: a read-modify-write of workflow data in the main task."""
+    n = (visits_flow.wf.get_data("visits") or 0) + 1
+    visits_flow.wf.set_data("visits", n)
+    crash_point("visits_flow")
+    return n
+
+
+@app.task
+def counter_flow() -> str:
+    # Writes a value that depends on the environment: a replay with another is divergent.
+    counter_flow.wf.set_data("counter", int(os.environ.get("PSC_TEST_COUNTER", "1")))
+    crash_point("counter_flow")
+    return "written"
 
 
 @app.task
@@ -86,7 +114,9 @@ def branching_flow(branch: str) -> str:
     # id with the other branch is non-deterministic.
     task = charge if os.environ.get("PSC_TEST_BRANCH", branch) == "charge" else ship
     args = ("o-1", 1.0) if task is charge else ("o-1",)
-    return order_flow.wf.execute_task(task, *args).invocation_id
+    invocation_id = order_flow.wf.execute_task(task, *args).invocation_id
+    crash_point("branching_flow")
+    return invocation_id
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from google.protobuf import timestamp_pb2
 from pynenc_sidecar.cli import build_parser
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, _redact
 from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 from support import SidecarServer
@@ -111,9 +113,14 @@ def test_workflow_replays_after_the_server_restarts_on_the_same_file(tmp_path, m
             assert second.result == first_result
         finally:
             flows.close()
-        # The main task's code ran again as a replay; no finished task ran again.
-        assert _journal(journal_path) == ["order_flow", "charge:o-1", "ship:o-1", "order_flow"]
+        # The workflow had finished: its recorded outcome came back and none of its code ran.
+        assert _journal(journal_path) == ["order_flow", "charge:o-1", "ship:o-1"]
         with grpc.insecure_channel(restarted.address) as channel:
+            executor = de_grpc.DeterministicExecutorServiceStub(channel)
+            recorded = executor.GetRecorded(de.GetRecordedRequest(
+                position=de.OperationPosition(app_id=app_id, workflow=common_pb2.WorkflowIdentity(
+                    workflow_id=workflow_id), sequence=1), kind=de.OPERATION_KIND_RANDOM), timeout=10)
+            assert recorded.found and recorded.operation.random_value == first_result["random"][0]
             stub = sb_grpc.StateBackendServiceStub(channel)
             result = stub.GetResult(sb.GetResultRequest(app_id=app_id, invocation_id="sb-inv"), timeout=10)
             assert json.loads(result.result_json) == {"ok": True}

@@ -71,9 +71,12 @@ def test_inspect_shows_operations_tasks_and_data_of_a_replayed_workflow(target):
 
     # The operations in order: the main task's, then those of the task it called.
     ops = [(o["main_task"], o["operation"], o["sequence"]) for o in report["operations"]]
-    assert ops == [(True, "random", 1), (True, "utc_now", 1), (True, "task", 1),
-                   (False, "utc_now", 1), (False, "uuid", 1)]
-    random_op, main_time, task_op, task_time, task_uuid = report["operations"]
+    assert ops == [(True, "random", 1), (True, "utc_now", 1), (True, "task", 1), (True, "data_write", 1),
+                   (True, "data_write", 1), (False, "utc_now", 1), (False, "uuid", 1)]
+    random_op, main_time, task_op, write_time, write_tracking, task_time, task_uuid = report["operations"]
+    # data writes are recorded steps, each key with its own sequence
+    assert (write_time["name"], write_time["value"]) == ("notification_time", result["notification_scheduled"])
+    assert (write_tracking["name"], write_tracking["value"]) == ("tracking_number", result["tracking_number"])
     assert result["tracking_number"] == f"TRK-A-1-{int(random_op['value'] * 100000):05d}"
     assert task_op["value"]["task_id"] == "seed_workflows.process_payment"
     assert task_op["value"]["arguments"] == {"order_id": "A-1"}
@@ -96,10 +99,11 @@ def test_inspect_shows_operations_tasks_and_data_of_a_replayed_workflow(target):
     assert text.returncode == 0, text.stderr
     out = text.stdout
     assert f"Workflow {workflow_id} (app pynenc)" in out and ORDER_TYPE in out
-    for heading in ("Runs (1)", "Recorded operations (5)", "Tasks (2)", "Data (2)"):
+    for heading in ("Runs (1)", "Recorded operations (7)", "Tasks (2)", "Data (2)"):
         assert heading in out
     assert payment["payment_id"] in out and result["tracking_number"] in out and payment_invocation in out
     assert "seed_workflows.process_payment({\"order_id\":\"A-1\"})" in out
+    assert "data_write tracking_number" in out
 
 
 def test_inspect_shows_child_workflows(target):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk import NondeterministicReplayError, Pynenc, TaskFailedError
+from pynenc_sidecar_sdk.errors import SidecarError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,14 +46,25 @@ def test_rerun_with_the_same_id_replays_every_value_and_runs_no_finished_task(fl
     second = flows.order_flow.run_workflow("wf-replay", "o-1")
     assert second.replayed
     assert second.result == first.result
-    # The main task's code ran again (a replay), but no finished task did.
-    assert journal(flows) == ["order_flow", "charge:o-1", "ship:o-1", "order_flow"]
+    # The workflow had finished: its recorded outcome comes back and none of its code runs.
+    assert journal(flows) == ["order_flow", "charge:o-1", "ship:o-1"]
+
+
+def crashed_run(flows, task, workflow_id: str, *args, monkeypatch) -> None:
+    """Run task as workflow_id and crash it at its crash point (no outcome recorded), then
+    wait for its lease to lapse so the next run resumes it at once."""
+    monkeypatch.setenv("PSC_TEST_CRASH", task.func.__name__)
+    with pytest.raises(SidecarError, match="simulated crash"):
+        task.run_workflow(workflow_id, *args)
+    monkeypatch.delenv("PSC_TEST_CRASH")
+    time.sleep(flows.app.lease_ttl + 0.5)
 
 
 def test_a_replay_gets_its_log_with_start_workflow_or_else_reads_it(flows, monkeypatch):
-    """The log comes in StartWorkflow's reply (include_log); from a server that predates it
-    (no log in the reply) the SDK reads it with GetWorkflowLog, and replays the same."""
-    first = flows.order_flow.run_workflow("wf-log", "o-7").result
+    """Resuming a crashed run, the log comes in StartWorkflow's reply (include_log); from a
+    server that predates it (no log in the reply) the SDK reads it with GetWorkflowLog, and
+    replays the same: every recorded value, data reads and writes included, from the log."""
+    crashed_run(flows, flows.order_flow, "wf-log", "o-7", monkeypatch=monkeypatch)
     methods: list[str] = []
     client = flows.app.client
     real_call, real_stream = client.call, client.stream
@@ -70,12 +83,18 @@ def test_a_replay_gets_its_log_with_start_workflow_or_else_reads_it(flows, monke
     monkeypatch.setattr(client, "call", call)
     monkeypatch.setattr(client, "stream", stream)
     old_server = False
-    assert flows.order_flow.run_workflow("wf-log", "o-7").result == first
-    assert methods == ["StartWorkflowRequest", "SetDataRequest", "GetDataRequest"]  # every value from the log
+    monkeypatch.setenv("PSC_TEST_CRASH", "order_flow")  # crash again, after the replay
+    with pytest.raises(SidecarError, match="simulated crash"):
+        flows.order_flow.run_workflow("wf-log", "o-7")
+    assert methods == ["StartWorkflowRequest"]  # every value from the log
+    monkeypatch.delenv("PSC_TEST_CRASH")
+    time.sleep(flows.app.lease_ttl + 0.5)
     methods.clear()
     old_server = True
-    assert flows.order_flow.run_workflow("wf-log", "o-7").result == first
-    assert methods == ["StartWorkflowRequest", "GetWorkflowLogRequest", "SetDataRequest", "GetDataRequest"]
+    result = flows.order_flow.run_workflow("wf-log", "o-7").result
+    assert [m for m in methods if m != "RenewTaskLeaseRequest"] == [
+        "StartWorkflowRequest", "GetWorkflowLogRequest", "CompleteTaskRequest"]
+    assert result["status"] == "done"
     assert journal(flows) == ["order_flow", "charge:o-7", "ship:o-7", "order_flow", "order_flow"]
 
 
@@ -128,15 +147,21 @@ def test_only_the_main_task_writes_workflow_data(flows):
 
 
 def test_replay_with_a_different_call_is_nondeterministic(flows, monkeypatch):
-    first = flows.branching_flow.run_workflow("wf-branch", "charge").result
+    crashed_run(flows, flows.branching_flow, "wf-branch", "charge", monkeypatch=monkeypatch)
+    recorded = journal(flows)
     monkeypatch.setenv("PSC_TEST_BRANCH", "ship")
     with pytest.raises(NondeterministicReplayError) as info:
         flows.branching_flow.run_workflow("wf-branch", "charge")
     assert info.value.reason == "NONDETERMINISTIC_REPLAY"
     assert "charge" in str(info.value) and "ship" in str(info.value)
     # The record is untouched: the original branch still replays to the same invocation.
+    time.sleep(flows.app.lease_ttl + 0.5)
     monkeypatch.setenv("PSC_TEST_BRANCH", "charge")
-    assert flows.branching_flow.run_workflow("wf-branch", "charge").result == first
+    first = flows.branching_flow.run_workflow("wf-branch", "charge").result
+    assert first == flows.app.client.call(flows.app.client.executor.GetRecorded, de.GetRecordedRequest(
+        position=de.OperationPosition(app_id=flows.app.app_id, workflow={"workflow_id": "wf-branch"}, sequence=1),
+        kind=de.OPERATION_KIND_TASK)).operation.task_value.invocation_id
+    assert journal(flows) == recorded  # charge finished in the crashed run: it did not run again
 
 
 def test_force_new_workflow_child_gets_its_own_workflow(flows):
@@ -202,7 +227,7 @@ def test_worker_killed_mid_workflow_resumes_from_first_unrecorded_step(sidecar, 
     replay = _run_worker(sidecar, tmp_path, workflow_id, tmp_path / "third.json", pause=0)
     assert replay.wait(60) == 0
     assert (tmp_path / "second.json").read_text() == (tmp_path / "third.json").read_text()
-    assert journal_path.read_text().split()[-1] == "order_flow"
+    assert journal_path.read_text().split() == entries  # finished: no code ran again
 
 
 def test_worker_killed_after_a_task_finished_does_not_rerun_it(sidecar, tmp_path):

@@ -270,11 +270,13 @@ def test_health_checks_and_readiness_pings_make_no_spans(traced_sidecar, receive
 
 
 # --- a workflow run is one trace ----------------------------------------------------------------
-def run_seed(sidecar: SidecarServer, receiver: OtlpReceiver, workflow_id: str, *extra: str) -> dict:
-    env = {**os.environ, **otel_env(receiver, OTEL_SERVICE_NAME="order-worker"), "PYNENC_SIDECAR_ADDRESS": sidecar.address}
+def run_seed(sidecar: SidecarServer, receiver: OtlpReceiver, workflow_id: str, *extra: str, exit_code: int = 0,
+             lease_ttl: str = "30") -> dict:
+    env = {**os.environ, **otel_env(receiver, OTEL_SERVICE_NAME="order-worker"), "PYNENC_SIDECAR_ADDRESS": sidecar.address,
+           "PYNENC_SIDECAR_LEASE_TTL": lease_ttl}
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "run_seed.py"), "process_order_workflow", workflow_id,
                              *extra], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == exit_code, result.stderr
     return json.loads(result.stdout)
 
 
@@ -299,8 +301,9 @@ def chain(spans: list[dict], span: dict) -> list[dict]:
 
 def test_a_workflow_run_is_one_trace_from_worker_to_redis_and_its_replay_links_back(traced_sidecar, receiver):
     workflow_id = f"order-{uuid.uuid4().hex[:8]}"
-    first = run_seed(traced_sidecar, receiver, workflow_id)
-    assert first["replayed"] is False
+    # The first run records every step, then its worker dies before the outcome is recorded.
+    first = run_seed(traced_sidecar, receiver, workflow_id, "--crash-before-outcome", exit_code=3, lease_ttl="1")
+    assert first["crashed"] is True
     spans = workflow_trace(receiver, workflow_id, replayed=False)
     roots = [s for s in spans if not s["parent_span_id"]]
     assert len(roots) == 1 and roots[0]["service"] == "order-worker"  # one trace, one root: the workflow span
@@ -327,9 +330,11 @@ def test_a_workflow_run_is_one_trace_from_worker_to_redis_and_its_replay_links_b
     recorded_by_server = {s["attributes"]["pynenc.operation"]: s for s in spans
                           if s["kind"] == SPAN_KIND_SERVER and "pynenc.operation" in s["attributes"]}
 
-    # The replay: a new trace whose operations are served from the log, no RPC, linked back.
+    # The resumed run replays: a new trace whose operations are served from the log, no RPC,
+    # linked back.
+    time.sleep(1.5)  # the crashed worker's 1 s lease lapses
     second = run_seed(traced_sidecar, receiver, workflow_id)
-    assert second["replayed"] is True and second["result"] == first["result"]
+    assert second["replayed"] is True and second["result"]["tracking_number"].startswith("TRK-A-1-")
     replay = workflow_trace(receiver, workflow_id, replayed=True)
     assert replay[0]["trace_id"] != spans[0]["trace_id"]
     assert not [s for s in replay if s["attributes"].get("rpc.method") in {"Random", "Uuid", "UtcNow", "ExecuteTask"}]
@@ -342,6 +347,21 @@ def test_a_workflow_run_is_one_trace_from_worker_to_redis_and_its_replay_links_b
     # The log came in StartWorkflow's reply (include_log), in the replay's trace: no GetWorkflowLog.
     assert any(s["name"] == f"/{SERVICE}/StartWorkflow" and s["kind"] == SPAN_KIND_SERVER for s in replay)
     assert not any(s["name"] == f"/{SERVICE}/GetWorkflowLog" for s in replay)
+    # Its data writes were recorded the first time: replayed from the log, not applied again.
+    assert all(s["attributes"]["pynenc.replayed"] is True for s in replay if s["name"].startswith("pynenc.set_data"))
+    assert any(s["name"] == "pynenc.set_data tracking_number" for s in replay)
+
+    # The workflow has finished now: a third run returns its outcome and runs no code.
+    third = run_seed(traced_sidecar, receiver, workflow_id)
+    assert third["replayed"] is True and third["result"] == second["result"]
+    finished = receiver.wait_for(lambda found: len([s for s in found if s["name"].startswith("pynenc.workflow")
+                                                    and s["attributes"]["pynenc.workflow.id"] == workflow_id]) == 3,
+                                 "the third run's workflow span")
+    root = next(s for s in finished if s["name"].startswith("pynenc.workflow")
+                and s["attributes"]["pynenc.workflow.id"] == workflow_id and s["trace_id"] not in
+                {spans[0]["trace_id"], replay[0]["trace_id"]})
+    assert not [s for s in receiver.trace(root["trace_id"]) if s["name"].startswith("pynenc.")
+                and not s["name"].startswith("pynenc.workflow")]
 
 
 def test_an_untraced_worker_still_gets_a_server_trace(traced_sidecar, receiver):

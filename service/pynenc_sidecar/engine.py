@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from pynenc_sidecar import observability as obs
-from pynenc_sidecar.core import derivations
-from pynenc_sidecar.core import outcomes
+from pynenc_sidecar.core import derivations, outcomes, replay
 from pynenc_sidecar.core.errors import (
     INVOCATION_NOT_FOUND,
     LEASE_NOT_HELD,
@@ -25,7 +24,15 @@ from pynenc_sidecar.core.errors import (
     NotFound,
     PermissionDenied,
 )
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, ORIGIN_PREFIX, Kind, Position, SeriesParser, parse_field
+from pynenc_sidecar.core.positions import (
+    BASE_TIME_FIELD,
+    DATA_NOT_FOUND,
+    ORIGIN_PREFIX,
+    Kind,
+    Position,
+    SeriesParser,
+    parse_field,
+)
 from pynenc_sidecar.core.tasks import (
     FAILED,
     SUCCESS,
@@ -36,7 +43,7 @@ from pynenc_sidecar.core.tasks import (
     child_workflow,
     status_name,
 )
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, Store, TaskNotFound
+from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, ScopeFinished, Store, TaskNotFound
 
 
 def wall_clock_us() -> int:
@@ -72,12 +79,22 @@ class WorkflowEngine:
         self.clock = clock
 
     # --- values ----------------------------------------------------------------
-    async def _record(self, app_id: str, pos: Position, value: str) -> Recorded:
-        # With tracing on, the value is stored with the recording span's context, and a
-        # replay's span links to the span that recorded it (observability.py).
-        recorded = await self.store.record(app_id, pos.workflow_id, pos.field, pos.count_field, value, obs.origin())
+    # Every record is guarded by its scope (guard=pos.scope): a finished invocation records
+    # nothing new (the store checks in the write's own atomic step), so a replay starts no
+    # new work. With tracing on, the value is stored with the recording span's context
+    # (obs.origin()), and a replay's span links to the span that recorded it.
+    @staticmethod
+    async def _guarded(pos: Position, step: Awaitable[Recorded]) -> Recorded:
+        try:
+            recorded = await step
+        except ScopeFinished as refused:
+            raise replay.finished_scope(pos, refused.status) from None
         obs.recorded(pos.kind, recorded.replayed, recorded.origin)
         return recorded
+
+    async def _record(self, app_id: str, pos: Position, value: str) -> Recorded:
+        return await self._guarded(pos, self.store.record(
+            app_id, pos.workflow_id, pos.field, pos.count_field, value, obs.origin(), guard=pos.scope))
 
     async def random(self, app_id: str, pos: Position) -> tuple[float, bool]:
         value = repr(derivations.random_value(pos.scope, pos.sequence))
@@ -88,9 +105,8 @@ class WorkflowEngine:
         return await self._record(app_id, pos, derivations.uuid_value(pos.scope, pos.sequence))
 
     async def utc_now(self, app_id: str, pos: Position) -> tuple[int, bool]:
-        recorded = await self.store.record_time(app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(), obs.origin())
-        obs.recorded(pos.kind, recorded.replayed, recorded.origin)
-        return recorded
+        return await self._guarded(pos, self.store.record_time(
+            app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(), obs.origin(), guard=pos.scope))
 
     async def record(self, app_id: str, pos: Position, value_json: str) -> tuple[str, bool]:
         return await self._record(app_id, pos, value_json)
@@ -119,6 +135,27 @@ class WorkflowEngine:
         return await self.store.get_data(app_id, workflow_id, key)
 
     async def set_data(self, app_id: str, workflow_id: str, invocation_id: str, key: str, value_json: str) -> None:
+        self._check_owner(workflow_id, invocation_id)
+        await self.store.set_data(app_id, workflow_id, key, value_json)
+
+    async def get_data_at(self, app_id: str, pos: Position) -> tuple[str | None, bool]:
+        """A read recorded at pos (kind DATA_READ, name the key): (value or None, replayed)."""
+        recorded = await self._guarded(pos, self.store.record_data_read(
+            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, obs.origin(), guard=pos.scope))
+        return (None if recorded.value == DATA_NOT_FOUND else recorded.value), recorded.replayed
+
+    async def set_data_at(self, app_id: str, pos: Position, value_json: str) -> bool:
+        """A write recorded at pos (kind DATA_WRITE, name the key); True when replayed (and
+        so not applied again)."""
+        self._check_owner(pos.workflow_id, pos.scope)
+        recorded = await self._guarded(pos, self.store.record_data_write(
+            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, value_json, obs.origin(), guard=pos.scope))
+        if recorded.replayed:
+            replay.check_data_write(pos, recorded.value, value_json)
+        return recorded.replayed
+
+    @staticmethod
+    def _check_owner(workflow_id: str, invocation_id: str) -> None:
         if invocation_id and invocation_id != workflow_id:
             raise PermissionDenied(
                 f"invocation {invocation_id!r} is not the main task of workflow {workflow_id!r}: "
@@ -126,7 +163,6 @@ class WorkflowEngine:
                 reason=WORKFLOW_ACCESS_DENIED,
                 metadata={"workflow_id": workflow_id, "invocation_id": invocation_id},
             )
-        await self.store.set_data(app_id, workflow_id, key, value_json)
 
     # --- tasks -----------------------------------------------------------------
     def _lease(self, runner_id: str, ttl_us: int) -> LeaseRequest:

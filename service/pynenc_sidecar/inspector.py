@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from pynenc_sidecar.core.errors import Unavailable
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, ORIGIN_PREFIX, Kind, Position, parse_field
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, ORIGIN_PREFIX, Kind, Position, parse_field
 from pynenc_sidecar.core.tasks import TaskCall, TaskState, WorkflowRef
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, open_stores
 from pynenc_sidecar.storage.base import RunRecord
 from pynenc_sidecar_proto.v1 import common_pb2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_OPERATION_NAMES = {Kind.RANDOM: "random", Kind.TIME: "utc_now", Kind.UUID: "uuid", Kind.TASK: "task"}
+_OPERATION_NAMES = {Kind.RANDOM: "random", Kind.TIME: "utc_now", Kind.UUID: "uuid", Kind.TASK: "task",
+                    Kind.DATA_READ: "data_read", Kind.DATA_WRITE: "data_write"}
 MAX_CELL = 60  # text tables cut longer values (JSON output never does)
 
 
@@ -119,6 +120,9 @@ def _operation(workflow_id: str, pos: Position, value: str, origin: str | None) 
                           "force_new_workflow": call.force_new_workflow}
     elif pos.kind is Kind.UUID:
         entry["value"] = value
+    elif pos.kind is Kind.DATA_READ:  # what the read returned; found=False: the key had no value
+        entry["found"] = value != DATA_NOT_FOUND
+        entry["value"] = _json_or_text(value) if entry["found"] else None
     else:
         entry["value"] = _json_or_text(value)
     if origin:
@@ -229,14 +233,16 @@ async def _sb_invocation(stores: Stores, app_id: str, invocation_id: str) -> dic
 def _operation_cells(op: dict[str, Any], names: dict[str, str]) -> list[Any]:
     short_id = op["scope"] if len(op["scope"]) <= 12 else op["scope"][:8] + "…"
     scope = "main" if op["main_task"] else f"{names.get(op['scope'], '?')} [{short_id}]"
-    name = op["operation"] + (f" {op['name']}" if op["operation"] == "custom" else "")
+    name = op["operation"] + (f" {op['name']}" if op["operation"] in ("custom", "data_read", "data_write") else "")
     value = op["value"]
     if op["operation"] == "task":
         value = f"{value['task_id']}({_compact(value['arguments'])}) -> {value['invocation_id']}" + (
             " (own workflow)" if value["force_new_workflow"] else "")
     elif op["operation"] == "utc_now":
         value = iso(op["value_us"], precise=False)
-    elif op["operation"] == "custom":
+    elif op["operation"] == "data_read" and not op["found"]:
+        value = "(not found)"
+    elif op["operation"] in ("custom", "data_read", "data_write"):
         value = _compact(value)
     return [scope, name, op["sequence"], value]
 

@@ -64,7 +64,8 @@ RUNNER_ID = "pynenc.runner.id"
 LEASE_GRANTED = "pynenc.lease.granted"
 LOG_OPERATIONS = "pynenc.log.operations"
 
-OPERATION_NAMES = {Kind.RANDOM: "random", Kind.TIME: "time", Kind.UUID: "uuid", Kind.TASK: "task", Kind.CUSTOM: "custom"}
+OPERATION_NAMES = {Kind.RANDOM: "random", Kind.TIME: "time", Kind.UUID: "uuid", Kind.TASK: "task", Kind.CUSTOM: "custom",
+                   Kind.DATA_READ: "data_read", Kind.DATA_WRITE: "data_write"}
 
 # Latency buckets in seconds: most calls take well under a millisecond.
 DURATION_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -288,7 +289,8 @@ def _code_of(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-_REQUEST_OPERATIONS = {"Random": "random", "UtcNow": "time", "Uuid": "uuid", "Record": "custom", "ExecuteTask": "task"}
+_REQUEST_OPERATIONS = {"Random": "random", "UtcNow": "time", "Uuid": "uuid", "Record": "custom", "ExecuteTask": "task",
+                       "GetData": "data_read", "SetData": "data_write"}
 
 
 def _annotate_request(method: str, request: Any) -> None:
@@ -318,6 +320,8 @@ def _annotate_request(method: str, request: Any) -> None:
             attributes[INVOCATION_ID] = request.invocation_id
     if method == "Record" or (method == "GetRecorded" and request.custom_name):
         attributes[OPERATION_NAME] = request.operation if method == "Record" else request.custom_name
+    elif position is not None and method in ("GetData", "SetData") and request.key:
+        attributes[OPERATION_NAME] = request.key
     if "task_id" in fields and request.task_id:
         attributes[TASK_ID] = request.task_id
     if "runner_id" in fields and request.runner_id:

@@ -18,6 +18,9 @@ const (
 	seqTime   = "time"
 	seqUUID   = "uuid"
 	seqTask   = "task"
+	// Data reads and writes count a sequence per key: "data_read:<key>", "data_write:<key>".
+	seqDataRead  = "data_read"
+	seqDataWrite = "data_write"
 )
 
 // Context is the workflow context of one run of one invocation's code: Pynenc's `wf`.
@@ -55,7 +58,7 @@ func (w *Context) IsMainTask() bool { return w.InvocationID() == w.workflow.Work
 func (w *Context) Client() *Client { return w.client }
 
 // Sequence is the last sequence used for an operation kind in this run ("random",
-// "time", "uuid", "task", or "custom:<name>").
+// "time", "uuid", "task", "custom:<name>", "data_read:<key>" or "data_write:<key>").
 func (w *Context) Sequence(kind string) int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -77,10 +80,7 @@ func (w *Context) open(ctx context.Context, kind, name string, call func(ctx con
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	seq := w.seqs[kind] + 1
-	spanKind := kind
-	if strings.HasPrefix(kind, "custom:") {
-		spanKind = "custom"
-	}
+	spanKind, _, _ := strings.Cut(kind, ":") // custom:<name>, data_read:<key>, ...
 	ctx, span := w.startOperation(ctx, spanKind, name, seq)
 	replayed, err := call(ctx, w.position(seq))
 	if err != nil {
@@ -191,15 +191,21 @@ func Record[T any](ctx context.Context, w *Context, name string, gen func() (T, 
 	return out, nil
 }
 
-// GetDataJSON reads a workflow data key as JSON text. A stored `null` is found.
+// GetDataJSON reads a workflow data key as JSON text. A stored `null` is found. The read
+// is a recorded step (the key's next data_read position): a replay returns what this
+// position read the first time, whatever the data holds now.
 func (w *Context) GetDataJSON(ctx context.Context, key string) (string, bool, error) {
-	resp, err := w.client.Executor.GetData(ctx, &sidecarv1.GetDataRequest{
-		AppId: w.appID, WorkflowId: w.workflow.WorkflowID, Key: key,
+	var value string
+	var found bool
+	err := w.at(ctx, seqDataRead+":"+key, key, func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
+		resp, err := w.client.Executor.GetData(ctx, &sidecarv1.GetDataRequest{Key: key, Position: pos})
+		if err != nil {
+			return false, wrap(err)
+		}
+		value, found = resp.GetValueJson(), resp.GetFound()
+		return resp.GetReplayed(), nil
 	})
-	if err != nil {
-		return "", false, wrap(err)
-	}
-	return resp.GetValueJson(), resp.GetFound(), nil
+	return value, found, err
 }
 
 // GetData reads a workflow data key into out (any task of the workflow may read).
@@ -212,16 +218,21 @@ func (w *Context) GetData(ctx context.Context, key string, out any) (bool, error
 }
 
 // SetData writes a workflow data key. Only the workflow's main task may write: any other
-// task gets an *Error with reason WORKFLOW_ACCESS_DENIED.
+// task gets an *Error with reason WORKFLOW_ACCESS_DENIED. The write is a recorded step
+// (the key's next data_write position): a replay does not apply it again, and a replay
+// writing another value fails with reason NONDETERMINISTIC_REPLAY.
 func (w *Context) SetData(ctx context.Context, key string, value any) error {
 	data, err := json.Marshal(value)
 	if err != nil {
 		return err
 	}
-	_, err = w.client.Executor.SetData(ctx, &sidecarv1.SetDataRequest{
-		AppId: w.appID, WorkflowId: w.workflow.WorkflowID, InvocationId: w.invocationID, Key: key, ValueJson: string(data),
+	return w.at(ctx, seqDataWrite+":"+key, key, func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
+		resp, err := w.client.Executor.SetData(ctx, &sidecarv1.SetDataRequest{Key: key, ValueJson: string(data), Position: pos})
+		if err != nil {
+			return false, wrap(err)
+		}
+		return resp.GetReplayed(), nil
 	})
-	return wrap(err)
 }
 
 // BaseTime is the workflow's time zero, recorded at its first use.

@@ -62,10 +62,12 @@ func workflowAttributes(appID string, workflow Identity) []attribute.KeyValue {
 var spanNames = map[string]string{
 	seqRandom: "pynenc.random", seqTime: "pynenc.utc_now", seqUUID: "pynenc.uuid",
 	seqTask: "pynenc.execute_task", "custom": "pynenc.deterministic",
+	seqDataRead: "pynenc.get_data", seqDataWrite: "pynenc.set_data",
 }
 
 // startOperation starts the span of one deterministic operation (kind: random, time,
-// uuid, task, custom; name: the task id or custom operation's name).
+// uuid, task, custom, data_read, data_write; name: the task id, custom operation's name
+// or data key).
 func (w *Context) startOperation(ctx context.Context, kind, name string, seq int64) (context.Context, trace.Span) {
 	spanName := spanNames[kind]
 	attrs := append(workflowAttributes(w.appID, w.workflow),

@@ -14,7 +14,6 @@ from typing import Any
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk import tracing
 from pynenc_sidecar_sdk.client import SidecarClient
-from pynenc_sidecar_sdk.errors import SidecarError
 from pynenc_sidecar_sdk.context import RunContext, WorkflowIdentity, WorkflowLog, current_run
 from pynenc_sidecar_sdk.invocation import Invocation
 from pynenc_sidecar_sdk.runner import FINAL, duration, run_leased, wait_or_take_over
@@ -68,8 +67,9 @@ class Task:
     def run_workflow(self, workflow_id: str, *args: Any, **kwargs: Any) -> Invocation:
         """Run this task as the main task of workflow `workflow_id`.
 
-        Running again with the same id replays: recorded values come back, finished tasks are
-        not re-run, and a run that crashed resumes from its first unrecorded step.
+        Running again with the same id replays: a finished workflow returns its recorded
+        outcome without running any code, finished tasks are not re-run, and a run that
+        crashed resumes from its first unrecorded step.
         """
         return self.app.run_workflow(self, workflow_id, *args, **kwargs)
 
@@ -148,22 +148,13 @@ class Pynenc:
         if not lease_id and invocation.status not in FINAL:  # another worker runs it now
             invocation, lease_id = wait_or_take_over(self, invocation)
             log = None  # it went on meanwhile: read the log as it is now
+        if not lease_id:
+            # Finished (now or before): its recorded outcome, and none of its code runs again,
+            # so a newer version of the code cannot start new work in a finished workflow.
+            return Invocation(invocation, replayed=True)
         if not reply.replayed:
             log = WorkflowLog()
         elif log is None:  # a large log, or a server that predates include_log
             log = self.read_log(identity)
         run = RunContext(self, identity, workflow_id, log)
-        if lease_id:
-            return Invocation(run_leased(run, lease_id, task.func, args, kwargs, task.task_id), replayed=reply.replayed)
-        # Finished before: run the code again as a pure replay (every value comes from the log,
-        # no finished task runs again) and report the recorded outcome.
-        token = current_run.set(run)
-        try:
-            task.func(*args, **kwargs)
-        except SidecarError:
-            raise  # e.g. the code now diverges from its record
-        except Exception:  # the task's own error: the recorded outcome below is what the caller gets
-            pass
-        finally:
-            current_run.reset(token)
-        return Invocation(invocation, replayed=True)
+        return Invocation(run_leased(run, lease_id, task.func, args, kwargs, task.task_id), replayed=reply.replayed)

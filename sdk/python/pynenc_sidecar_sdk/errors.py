@@ -19,7 +19,8 @@ class SidecarError(Exception):
 
 
 class NondeterministicReplayError(SidecarError):
-    """The workflow asked for another task call than the one recorded at this position."""
+    """A replay diverged from its record (another task call or data value at a position), or
+    reached an unrecorded position of an invocation that already finished."""
 
 
 class WorkflowAccessError(SidecarError):

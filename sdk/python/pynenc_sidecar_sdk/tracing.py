@@ -206,7 +206,8 @@ def workflow_span(app_id: str, workflow: Any) -> _Span | _NoSpan:
 
 
 _SPAN_NAMES = {"random": "pynenc.random", "time": "pynenc.utc_now", "uuid": "pynenc.uuid",
-               "task": "pynenc.execute_task", "custom": "pynenc.deterministic"}
+               "task": "pynenc.execute_task", "custom": "pynenc.deterministic",
+               "data_read": "pynenc.get_data", "data_write": "pynenc.set_data"}
 
 
 def operation_span(run: Any, operation: str, sequence: int, *, name: str = "", task_id: str = "",

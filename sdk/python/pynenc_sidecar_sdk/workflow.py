@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 RANDOM, TIME, UUID, TASK, CUSTOM = (de.OPERATION_KIND_RANDOM, de.OPERATION_KIND_TIME, de.OPERATION_KIND_UUID,
                                     de.OPERATION_KIND_TASK, de.OPERATION_KIND_CUSTOM)
+DATA_READ, DATA_WRITE = de.OPERATION_KIND_DATA_READ, de.OPERATION_KIND_DATA_WRITE
 
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -163,18 +164,43 @@ class WorkflowContext:
     def identity(self) -> WorkflowIdentity:
         return self._run.workflow
 
+    # Data reads and writes are recorded steps (a sequence per key): a replay returns what
+    # the read returned the first time and does not write again, served from the log.
     def get_data(self, key: str, default: Any = None) -> Any:
+        """The value of a workflow data key (default when it has none), as this position
+        read it the first time."""
         run = self._run
-        reply = run.app.client.call(run.app.client.executor.GetData, de.GetDataRequest(
-            app_id=run.app.app_id, workflow_id=run.workflow.workflow_id, key=key))
-        return json.loads(reply.value_json) if reply.found else default
+        sequence, recorded = run.next_recorded(DATA_READ, key)
+        if recorded is not None and tracing.tracer() is None:
+            read: Any = recorded.data_value
+        else:
+            with tracing.operation_span(run, "data_read", sequence, name=key, recorded=recorded) as span:
+                if recorded is None:
+                    read = run.app.client.call(run.app.client.executor.GetData, de.GetDataRequest(
+                        key=key, position=run.position(sequence)))
+                    span.replayed(read.replayed)
+                else:
+                    read = recorded.data_value
+        return json.loads(read.value_json) if read.found else default
 
     def set_data(self, key: str, value: Any) -> None:
-        """Only the workflow's main task may write; others get WorkflowAccessError."""
+        """Only the workflow's main task may write; others get WorkflowAccessError. A
+        replayed write is not applied again; a replay writing another value raises
+        NondeterministicReplayError."""
         run = self._run
-        run.app.client.call(run.app.client.executor.SetData, de.SetDataRequest(
-            app_id=run.app.app_id, workflow_id=run.workflow.workflow_id, invocation_id=run.invocation_id,
-            key=key, value_json=json.dumps(value)))
+        value_json = json.dumps(value)
+        sequence, recorded = run.next_recorded(DATA_WRITE, key)
+        served = recorded is not None and recorded.data_value.value_json == value_json
+        if served and tracing.tracer() is None:
+            return
+        with tracing.operation_span(run, "data_write", sequence, name=key, recorded=recorded) as span:
+            if served:
+                return
+            # Not recorded, or recorded with other text: the server applies it or judges the
+            # difference (as canonical JSON: 1.0 and 1 are the same value).
+            reply = run.app.client.call(run.app.client.executor.SetData, de.SetDataRequest(
+                key=key, value_json=value_json, position=run.position(sequence)))
+            span.replayed(reply.replayed)
 
     def random(self) -> float:
         return self.deterministic.random()

@@ -11,6 +11,7 @@
 //   (in sdk/go) go run ./examples/order_payment -address 127.0.0.1:50051 -app shop -workflow order-42
 //   npm run build && node dist/examples/order_shipping.js --address 127.0.0.1:50051 --app shop --workflow order-42
 import { parseArgs } from "node:util";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Client, Context, TaskSuspended, type TaskFn } from "../src/index.js";
 
 const WORKFLOW_TYPE = "orders.robust_processing_workflow";
@@ -71,14 +72,26 @@ const generateShippingLabel =
     };
   };
 
+/**
+ * A recorded time as Go's time.RFC3339Nano writes it (UTC, microseconds, trailing zeros
+ * trimmed): the Go worker writes `started_at` this way, and a data write replayed with
+ * other text (Date's milliseconds) would be NONDETERMINISTIC_REPLAY.
+ */
+function rfc3339Nano(ts: Timestamp): string {
+  const seconds = new Date(Number(ts.seconds) * 1000).toISOString().slice(0, 19);
+  const fraction = String(Math.floor(ts.nanos / 1000)).padStart(6, "0").replace(/0+$/, "");
+  return `${seconds}${fraction ? "." + fraction : ""}Z`;
+}
+
 /** The seed's robust_processing_workflow (main task). */
 const workflow =
   (order: OrderData): TaskFn =>
   async (wf: Context) => {
-    const workflowStart = await wf.utcNow();
+    const startStamp = await wf.utcNowTimestamp();
+    const workflowStart = timestampDate(startStamp);
     const orderId = order.order_id;
     await wf.setData("order_id", orderId);
-    await wf.setData("started_at", workflowStart.toISOString());
+    await wf.setData("started_at", rfc3339Nano(startStamp));
     await wf.setData("status", "processing");
     const args = { order_data: order };
 

@@ -45,6 +45,8 @@ const SPAN_NAMES: Record<string, string> = {
   uuid: "pynenc.uuid",
   task: "pynenc.execute_task",
   custom: "pynenc.deterministic",
+  data_read: "pynenc.get_data",
+  data_write: "pynenc.set_data",
 };
 
 /** The OTel context a call is made in (its CLIENT span's parent). */

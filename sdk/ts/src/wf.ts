@@ -473,7 +473,10 @@ export class Context {
     return this.invocationId === this.workflow.workflowId;
   }
 
-  /** The last sequence used for a kind: "random", "time", "uuid", "task" or "custom:<name>". */
+  /**
+   * The last sequence used for a kind: "random", "time", "uuid", "task", "custom:<name>",
+   * "data_read:<key>" or "data_write:<key>".
+   */
   sequence(kind: string): number {
     return Number(this.seqs.get(kind) ?? 0n);
   }
@@ -492,7 +495,8 @@ export class Context {
     const next = this.queue.then(async () => {
       const seq = (this.seqs.get(kind) ?? 0n) + 1n;
       const attrs = { ...workflowAttributes(this.appId, this.workflow), [ATTR.invocationId]: this.invocationId };
-      const [span, ctx] = startOperation(this.traceContext, attrs, kind.startsWith("custom:") ? "custom" : kind, name, seq);
+      // "custom:<name>", "data_read:<key>", "data_write:<key>": the span's operation is the prefix
+      const [span, ctx] = startOperation(this.traceContext, attrs, kind.split(":", 1)[0]!, name, seq);
       let value: T, replayed: boolean;
       try {
         [value, replayed] = await op(
@@ -612,27 +616,37 @@ export class Context {
     return inSpan(span, () => this.client.drive(this.appId, inv, resp.lease, run, ttlMs, ctx), () => replayed);
   }
 
-  /** A workflow data key (any task of the workflow may read): undefined when missing; a stored null is null. */
+  /**
+   * A workflow data key (any task of the workflow may read): undefined when missing; a stored
+   * null is null. The read is a recorded step (the key's next data_read position): a replay
+   * returns what this position read the first time, whatever the data holds now.
+   */
   async getData<T = unknown>(key: string): Promise<T | undefined> {
-    const resp = await call(
-      this.client.executor.getData({ appId: this.appId, workflowId: this.workflow.workflowId, key }, callOptions(this.traceContext)),
+    const [found, valueJson] = await this.at(
+      `data_read:${key}`,
+      async (position, ctx): Promise<[[boolean, string], boolean]> => {
+        const resp = await call(this.client.executor.getData({ key, position }, callOptions(ctx)));
+        return [[resp.found, resp.valueJson], resp.replayed];
+      },
+      key,
     );
-    return resp.found ? (JSON.parse(resp.valueJson) as T) : undefined;
+    return found ? (JSON.parse(valueJson) as T) : undefined;
   }
 
-  /** Writes a workflow data key; only the main task may (else reason WORKFLOW_ACCESS_DENIED). */
+  /**
+   * Writes a workflow data key; only the main task may (else reason WORKFLOW_ACCESS_DENIED).
+   * The write is a recorded step (the key's next data_write position): a replay does not
+   * apply it again, and a replay writing another value throws reason NONDETERMINISTIC_REPLAY.
+   */
   async setData(key: string, value: unknown): Promise<void> {
-    await call(
-      this.client.executor.setData(
-        {
-          appId: this.appId,
-          workflowId: this.workflow.workflowId,
-          invocationId: this.invocation,
-          key,
-          valueJson: toJson(value, `data ${key}`),
-        },
-        callOptions(this.traceContext),
-      ),
+    const valueJson = toJson(value, `data ${key}`);
+    await this.at(
+      `data_write:${key}`,
+      async (position, ctx): Promise<[undefined, boolean]> => {
+        const resp = await call(this.client.executor.setData({ key, valueJson, position }, callOptions(ctx)));
+        return [undefined, resp.replayed];
+      },
+      key,
     );
   }
 

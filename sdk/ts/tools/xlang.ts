@@ -10,6 +10,11 @@
 //   node dist/tools/xlang.js flow     --address A --app APP --workflow WF --fixed false  the second task fails unless fixed
 //   node dist/tools/xlang.js retry    --address A --app APP --workflow WF --fixed true   RetryWorkflow, then the flow
 //   node dist/tools/xlang.js oversize --address A --app APP --workflow WF --bytes N      a child returning N bytes
+
+
+//   node dist/tools/xlang.js visits   --address A --app APP --workflow WF
+//   node dist/tools/xlang.js diverge  --address A --app APP --workflow WF --value V
+//   node dist/tools/xlang.js notify   --address A --app APP --workflow WF [--notify yes]
 import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
 import { Client, Context, Invocation, InvocationStatus, SidecarError, type Identity } from "../src/index.js";
@@ -129,6 +134,43 @@ async function oversize(client: Client, app: string, workflowId: string, n: numb
   return out;
 }
 
+/** Issue 11's read-modify-write of workflow data: replayed, it reads and writes nothing new. */
+async function visits(run: Context) {
+  const n = ((await run.getData<number>("visits")) ?? 0) + 1;
+  await run.setData("visits", n);
+  return { n };
+}
+
+async function diverge(run: Context, value: string) {
+  try {
+    await run.setData("counter", JSON.parse(value));
+    return { error: null };
+  } catch (err) {
+    const e = SidecarError.from(err);
+    return { error: e.reason, message: e.message };
+  }
+}
+
+/** A workflow whose newer code (notify) adds a task after its recorded step. */
+async function notifyFlow(client: Client, app: string, id: Identity, notify: boolean) {
+  const ran: string[] = [];
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "xlang.notify_flow" }, {}, async (main) => {
+    ran.push("flow");
+    const step = await main.executeTask("xlang.step", {}, () => {
+      ran.push("step");
+      return 41;
+    });
+    if (notify) {
+      await main.executeTask("xlang.notify", {}, () => {
+        ran.push("notify");
+        return "sent";
+      });
+    }
+    return (step.result as number) + 1;
+  });
+  return { result: JSON.parse(inv.resultJson), ran, replayed: inv.replayed };
+}
+
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
   const { values } = parseArgs({
@@ -142,6 +184,10 @@ async function main() {
       "ttl-ms": { type: "string", default: "1000" },
       fixed: { type: "string", default: "false" },
       bytes: { type: "string", default: "0" },
+
+
+      value: { type: "string", default: "1" },
+      notify: { type: "string", default: "no" },
     },
   });
   const client = Client.connect(values.address!);
@@ -193,8 +239,17 @@ async function main() {
       case "oversize":
         out = await oversize(client, app, id.workflowId, Number(values.bytes));
         break;
+      case "visits":
+        out = await visits(client.context(app, id));
+        break;
+      case "diverge":
+        out = await diverge(client.context(app, id), values.value!);
+        break;
+      case "notify":
+        out = await notifyFlow(client, app, id, values.notify === "yes");
+        break;
       default:
-        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|oversize`);
+        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|oversize|visits|diverge|notify`);
     }
     // bigint (time_us) printed as JSON integers
     process.stdout.write(JSON.stringify(out, (_k, v: unknown) => (typeof v === "bigint" ? `@@${v}@@` : v)).replace(/"@@(-?\d+)@@"/g, "$1") + "\n");

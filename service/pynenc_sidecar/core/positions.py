@@ -3,7 +3,9 @@
 A workflow's recorded operations share one hash (one field per position), so the field
 name must say scope, kind, custom name and sequence in few bytes and be unambiguous:
 
-    [<escaped scope>|]<kind code>[.<escaped custom name>]:<sequence>
+    [<escaped scope>|]<kind code>[.<escaped name>]:<sequence>
+
+(the name: a custom operation's, or the data key of a data read or write).
 
 The scope prefix is left out for the workflow's main task (scope == workflow id), which
 is where most operations are recorded. Metadata fields start with "#", which no position
@@ -38,10 +40,20 @@ class Kind(enum.IntEnum):
     UUID = 3
     TASK = 4
     CUSTOM = 5
+    DATA_READ = 6
+    DATA_WRITE = 7
 
 
-_CODES = {Kind.RANDOM: "r", Kind.TIME: "t", Kind.UUID: "u", Kind.TASK: "k", Kind.CUSTOM: "c"}
+# Kinds whose series is per name: a custom operation's name, a data key.
+NAMED_KINDS = frozenset({Kind.CUSTOM, Kind.DATA_READ, Kind.DATA_WRITE})
+_CODES = {Kind.RANDOM: "r", Kind.TIME: "t", Kind.UUID: "u", Kind.TASK: "k", Kind.CUSTOM: "c",
+          Kind.DATA_READ: "g", Kind.DATA_WRITE: "s"}
 _KINDS = {code: kind for kind, code in _CODES.items()}
+# A data read that found nothing is recorded as this value (no JSON text is empty).
+DATA_NOT_FOUND = ""
+
+OPERATION_LABELS = {Kind.RANDOM: "random", Kind.TIME: "utc_now", Kind.UUID: "uuid", Kind.TASK: "task",
+                    Kind.CUSTOM: "custom", Kind.DATA_READ: "data_read", Kind.DATA_WRITE: "data_write"}
 
 BASE_TIME_FIELD = "#base"
 LAST_TIME_FIELD = "#last"
@@ -69,13 +81,19 @@ class Position:
         """The field prefix shared by every sequence of this scope and kind."""
         prefix = "" if self.scope == self.workflow_id else escape(self.scope) + "|"
         code = _CODES[self.kind]
-        if self.kind is Kind.CUSTOM:
+        if self.kind in NAMED_KINDS:
             code += "." + escape(self.name)
         return prefix + code
 
     @property
     def field(self) -> str:
         return f"{self.series}:{self.sequence}"
+
+    def describe(self) -> str:
+        """How error messages name the position."""
+        operation = OPERATION_LABELS[self.kind] + (f" {self.name!r}" if self.kind in NAMED_KINDS else "")
+        return (f"position (workflow {self.workflow_id!r}, scope {self.scope!r}, operation {operation}, "
+                f"sequence {self.sequence})")
 
     @property
     def count_field(self) -> str:
@@ -93,7 +111,7 @@ def parse_field(workflow_id: str, field: str) -> Position | None:
         escaped_scope, _, series = series.partition("|")
         scope = unescape(escaped_scope)
     kind = _KINDS[series[0]]
-    name = unescape(series[2:]) if kind is Kind.CUSTOM else ""
+    name = unescape(series[2:]) if kind in NAMED_KINDS else ""
     return Position(workflow_id, scope, kind, name, int(seq))
 
 
@@ -118,6 +136,6 @@ class SeriesParser(dict[str, tuple[str, Kind, str]]):
         else:
             series_rest = series
         kind = _KINDS[series_rest[0]]
-        parsed = (scope, kind, unescape(series_rest[2:]) if kind is Kind.CUSTOM else "")
+        parsed = (scope, kind, unescape(series_rest[2:]) if kind in NAMED_KINDS else "")
         self[series] = parsed
         return parsed

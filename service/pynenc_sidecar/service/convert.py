@@ -7,7 +7,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from pynenc_sidecar.core.positions import Kind, Position
+from pynenc_sidecar.core.positions import DATA_NOT_FOUND, Kind, Position
 from pynenc_sidecar.core.tasks import RUNNING, TaskCall, TaskState, WorkflowRef
 from pynenc_sidecar.engine import LogBatch
 from pynenc_sidecar.storage.base import LeaseRequest
@@ -65,10 +65,18 @@ def recorded_operation(pos: Position, value: str, origin: str | None = None) -> 
         message.task_value.CopyFrom(
             de.TaskCall(invocation_id=call.invocation_id, task_id=call.task_id, arguments_json=call.arguments_json)
         )
-    else:
+    elif pos.kind is Kind.CUSTOM:
         message.custom_name = pos.name
         message.json_value = value
+    else:
+        message.custom_name = pos.name
+        message.data_value.CopyFrom(de.DataValue(**data_value(value)))
     return message
+
+
+def data_value(recorded: str) -> dict[str, Any]:
+    """A data position's record as DataValue fields ("not found" is recorded as DATA_NOT_FOUND)."""
+    return {"found": False} if recorded == DATA_NOT_FOUND else {"found": True, "value_json": recorded}
 
 
 def workflow_log_response(batch: LogBatch) -> de.GetWorkflowLogResponse:
@@ -94,6 +102,9 @@ def workflow_log_fields(batch: LogBatch) -> dict[str, Any]:
             us = int(value)
             append({"scope": scope, "kind": _TIME, "sequence": sequence,
                     "time_value": {"seconds": us // 1_000_000, "nanos": (us % 1_000_000) * 1000}})
+        elif kind is Kind.DATA_READ or kind is Kind.DATA_WRITE:
+            append({"scope": scope, "kind": int(kind), "sequence": sequence, "custom_name": name,
+                    "data_value": data_value(value)})
         else:
             call = TaskCall.decode(value)
             append({"scope": scope, "kind": int(kind), "sequence": sequence, "task_value": {

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from pynenc_sidecar.core import outcomes
-from pynenc_sidecar.core.positions import Kind, Position
+from pynenc_sidecar.core.positions import NAMED_KINDS, Kind, Position
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.service import convert
@@ -61,12 +61,27 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
 
     def _kind(self, kind: int, custom_name: str) -> tuple[Kind, str]:
         if kind not in Kind.__members__.values():
-            raise InvalidArgument("kind", "is required (RANDOM, TIME, UUID, TASK or CUSTOM)")
+            raise InvalidArgument("kind", "is required (RANDOM, TIME, UUID, TASK, CUSTOM, DATA_READ or DATA_WRITE)")
         if Kind(kind) is Kind.CUSTOM:
             return Kind.CUSTOM, require_name(custom_name, "custom_name", self.limits)
+        if Kind(kind) in NAMED_KINDS:  # the data key
+            return Kind(kind), require_id(custom_name, "custom_name", self.limits)
         if custom_name:
-            raise InvalidArgument("custom_name", "is only allowed when kind is CUSTOM")
+            raise InvalidArgument("custom_name", "is only allowed when kind is CUSTOM, DATA_READ or DATA_WRITE")
         return Kind(kind), ""
+
+    def _data_position(self, request, kind: Kind, key: str) -> tuple[str, Position]:
+        """A GetData/SetData request's position: the request's own app_id, workflow_id (and
+        invocation_id) may be empty, else they must agree with it."""
+        app_id, _, pos = self._position(request, kind, key)
+        given = {"app_id": (request.app_id, app_id), "workflow_id": (request.workflow_id, pos.workflow_id)}
+        if "invocation_id" in request.DESCRIPTOR.fields_by_name:
+            given["invocation_id"] = (request.invocation_id, pos.scope)
+        for field, (value, expected) in given.items():
+            if value and value != expected:
+                raise InvalidArgument(field, f"is {value!r} but position says {expected!r}: leave it empty when "
+                                             "position is set, or make them equal")
+        return app_id, pos
 
     def _lease_ttl(self, request, field: str = "lease_ttl") -> int:
         return duration_us(getattr(request, field), request.HasField(field), field, LEASE_DEFAULT_S, LEASE_MIN_S, LEASE_MAX_S)
@@ -126,6 +141,13 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
     # --- data ------------------------------------------------------------------
     @handle_errors
     async def GetData(self, request, context):
+        if request.HasField("position"):
+            key = require_id(request.key, "key", self.limits)
+            app_id, pos = self._data_position(request, Kind.DATA_READ, key)
+            value, replayed = await self.engine.get_data_at(app_id, pos)
+            if value is None:
+                return de.GetDataResponse(found=False, replayed=replayed)
+            return de.GetDataResponse(found=True, value_json=value, replayed=replayed)
         app_id = require_id(request.app_id, "app_id", self.limits)
         workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
         key = require_id(request.key, "key", self.limits)
@@ -136,6 +158,11 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
 
     @handle_errors
     async def SetData(self, request, context):
+        if request.HasField("position"):
+            key = require_id(request.key, "key", self.limits)
+            value = require_json(request.value_json, "value_json", self.limits)
+            app_id, pos = self._data_position(request, Kind.DATA_WRITE, key)
+            return de.SetDataResponse(replayed=await self.engine.set_data_at(app_id, pos, value))
         app_id = require_id(request.app_id, "app_id", self.limits)
         workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
         invocation_id = optional_id(request.invocation_id, "invocation_id", self.limits)

@@ -59,22 +59,51 @@ class TaskNotFound(Exception):
     """No invocation with that id in the app."""
 
 
+class ScopeFinished(Exception):
+    """A new record refused: the guard invocation (the position's scope) is finished."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 class Store(Protocol):
     # --- recorded operations (one hash per workflow) -------------------------------
     # `origin` (optional): the trace context of the span recording the value, 48 hex digits.
     # Given, it is stored at positions.origin_field(field) with a value recorded now, and a
     # replay returns the origin stored with the value (Recorded.origin). Not given (tracing
     # is off), the call neither writes nor reads an origin.
+    # `guard` (optional): an invocation id, the position's scope. When the field holds no
+    # value yet and that invocation is finished (SUCCESS or FAILED), nothing is written and
+    # ScopeFinished(status) is raised, in the same atomic step as the write would be. A
+    # recorded field replays whatever the guard's status; an unknown guard is unfinished.
     async def record(
-        self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None
+        self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None,
+        guard: str | None = None,
     ) -> Recorded:
         """Store value at field unless one is there; return (stored value, replayed)."""
 
     async def record_time(
-        self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None
+        self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None,
+        guard: str | None = None,
     ) -> Recorded:
         """Record max(now, last recorded time + 1) at field unless recorded; also fixes the
         base time if unset. Returns (stored time, replayed)."""
+
+    async def record_data_read(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, key: str, origin: str | None = None,
+        guard: str | None = None,
+    ) -> Recorded:
+        """Unless field is recorded, read data key and record what was read there
+        (positions.DATA_NOT_FOUND when the key has no value), atomically. Returns (the
+        recorded read, replayed)."""
+
+    async def record_data_write(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, key: str, value: str,
+        origin: str | None = None, guard: str | None = None,
+    ) -> Recorded:
+        """Unless field is recorded, set data key to value and record value at field,
+        atomically; a recorded field changes nothing. Returns (the recorded value, replayed)."""
 
     async def get_origins(self, app_id: str, workflow_id: str, fields: list[str]) -> list[str | None]:
         """The origins stored with the values at fields (None where there is none), in order."""

@@ -1,10 +1,15 @@
 -- utc_now: record max(now, last + 1) microseconds, so recorded times strictly increase.
--- KEYS[1] record hash; ARGV: field, count field, now_us[, origin]. Returns {time, replayed[, origin]};
--- the origin is stored and returned as in record.lua.
+-- KEYS[1] record hash; KEYS[2] (optional) the scope's task hash, as in record.lua.
+-- ARGV: field, count field, now_us[, origin]. Returns {time, replayed[, origin]}, or
+-- {status, 2} when refused; the origin is stored and returned as in record.lua.
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then
   if ARGV[4] then return {existing, 1, redis.call('HGET', KEYS[1], '#s:' .. ARGV[1]) or ''} end
   return {existing, 1}
+end
+if KEYS[2] then
+  local status = redis.call('HGET', KEYS[2], 'status')
+  if status == '11' or status == '12' then return {status, 2} end
 end
 local t = tonumber(ARGV[3])
 local last = tonumber(redis.call('HGET', KEYS[1], '#last'))

@@ -11,6 +11,10 @@ Key layout (ids percent-escaped, so no id can reach another's keys):
     psc:app_ids                   set   apps that stored a run (what a retention sweep visits)
 Everything of one workflow shares a hash tag. Steps that write a workflow and an app index at
 once (StartWorkflow's task and its run, purge) are one script or MULTI across those keys.
+One exception to "one tag per step": a record guarded by a task scope other than the workflow's
+main task also reads that task's hash (psc:{<app>:<invocation>}:task, another tag) in its
+script. On one Redis that is atomic; on Redis Cluster that script would need the task's status
+kept under the workflow's tag.
 A task hash keeps 'done' (microseconds) once its outcome is stored: retention ages by it.
 """
 
@@ -27,7 +31,7 @@ from redis import exceptions as redis_errors
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, escape, origin_field, unescape
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, TaskNotFound
+from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, ScopeFinished, TaskNotFound
 
 PREFIX = "psc"
 APP_IDS_KEY = f"{PREFIX}:app_ids"
@@ -55,6 +59,13 @@ def _unavailable_on_redis_errors(method: Callable[..., Awaitable[T]]) -> Callabl
             raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
 
     return wrapper
+
+
+def _recorded(reply: list[Any], convert: Callable[[Any], Any] = str) -> Recorded:
+    """A record script's reply: {value, replayed[, origin]}, or {status, 2} when refused."""
+    if reply[1] == 2:
+        raise ScopeFinished(int(reply[0]))
+    return Recorded(convert(reply[0]), bool(reply[1]), reply[2] if len(reply) > 2 else "")
 
 
 def _pairs(flat: list[Any]) -> dict[str, str]:
@@ -104,6 +115,7 @@ class RedisStore:
         )
         self._record = self.client.register_script(_script("record.lua"))
         self._record_time = self.client.register_script(_script("record_time.lua"))
+        self._record_data = self.client.register_script(_script("record_data.lua"))
         self._base_time = self.client.register_script(_script("base_time.lua"))
         self._task = self.client.register_script(_script("task.lua"))
 
@@ -115,21 +127,47 @@ class RedisStore:
         return bool(await self.client.ping())
 
     # --- recorded operations -----------------------------------------------------
+    def _keys(self, app_id: str, workflow_id: str, guard: str | None, *middle: str) -> list[str]:
+        """The record hash, the workflow's other keys a script touches (middle), and the
+        guard's task hash when there is a guard."""
+        ops = workflow_tag(app_id, workflow_id) + ":ops"
+        return [ops, *middle, self._task_key(app_id, guard)] if guard else [ops, *middle]
+
     @_unavailable_on_redis_errors
     async def record(
-        self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None
+        self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None,
+        guard: str | None = None,
     ) -> Recorded:
         args = [field, count_field, value, origin] if origin else [field, count_field, value]
-        reply = await self._record(keys=[workflow_tag(app_id, workflow_id) + ":ops"], args=args)
-        return Recorded(reply[0], bool(reply[1]), reply[2] if len(reply) > 2 else "")
+        return _recorded(await self._record(keys=self._keys(app_id, workflow_id, guard), args=args))
 
     @_unavailable_on_redis_errors
     async def record_time(
-        self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None
+        self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None,
+        guard: str | None = None,
     ) -> Recorded:
         args = [field, count_field, now_us, origin] if origin else [field, count_field, now_us]
-        reply = await self._record_time(keys=[workflow_tag(app_id, workflow_id) + ":ops"], args=args)
-        return Recorded(int(reply[0]), bool(reply[1]), reply[2] if len(reply) > 2 else "")
+        return _recorded(await self._record_time(keys=self._keys(app_id, workflow_id, guard), args=args), int)
+
+    async def _data_step(self, mode: str, app_id: str, workflow_id: str, field: str, count_field: str, key: str,
+                         value: str, origin: str | None, guard: str | None) -> Recorded:
+        keys = self._keys(app_id, workflow_id, guard, workflow_tag(app_id, workflow_id) + ":data")
+        args = [mode, field, count_field, key, value, *([origin] if origin else [])]
+        return _recorded(await self._record_data(keys=keys, args=args))
+
+    @_unavailable_on_redis_errors
+    async def record_data_read(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, key: str, origin: str | None = None,
+        guard: str | None = None,
+    ) -> Recorded:
+        return await self._data_step("read", app_id, workflow_id, field, count_field, key, "", origin, guard)
+
+    @_unavailable_on_redis_errors
+    async def record_data_write(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, key: str, value: str,
+        origin: str | None = None, guard: str | None = None,
+    ) -> Recorded:
+        return await self._data_step("write", app_id, workflow_id, field, count_field, key, value, origin, guard)
 
     @_unavailable_on_redis_errors
     async def get_origins(self, app_id: str, workflow_id: str, fields: list[str]) -> list[str | None]:

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pynenc_sidecar.core.errors import Unavailable
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, LAST_TIME_FIELD, ORIGIN_PREFIX, origin_field
-from pynenc_sidecar.core.tasks import FAILED, RETRY, RUNNING, TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, TaskNotFound
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, LAST_TIME_FIELD, ORIGIN_PREFIX, origin_field
+from pynenc_sidecar.core.tasks import FAILED, FINAL_STATUSES, RETRY, RUNNING, TaskState, WorkflowRef
+from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, ScopeFinished, TaskNotFound
 
 T = TypeVar("T")
 
@@ -196,28 +196,76 @@ class SqliteStore:
         stored_origin = (self._get_op(conn, app_id, workflow_id, origin_field(field)) or "") if origin else ""
         return Recorded(value, True, stored_origin)
 
+    @staticmethod
+    def _check_guard(conn: sqlite3.Connection, app_id: str, guard: str | None) -> None:
+        """ScopeFinished when the guard invocation is finished (in the write's transaction)."""
+        if not guard:
+            return
+        row = conn.execute("SELECT status FROM tasks WHERE app=? AND invocation=?", (app_id, guard)).fetchone()
+        if row is not None and row[0] in FINAL_STATUSES:
+            raise ScopeFinished(row[0])
+
+    def _put_record(self, conn: sqlite3.Connection, app_id: str, workflow_id: str, field: str, count_field: str,
+                    value: str, origin: str | None) -> None:
+        self._put_op(conn, app_id, workflow_id, field, value)
+        if origin:
+            self._put_op(conn, app_id, workflow_id, origin_field(field), origin)
+        self._count_up(conn, app_id, workflow_id, count_field)
+
     async def record(
-        self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None
+        self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None,
+        guard: str | None = None,
     ) -> Recorded:
         def step(conn: sqlite3.Connection) -> Recorded:
             existing = self._get_op(conn, app_id, workflow_id, field)
             if existing is not None:
                 return self._replayed(conn, app_id, workflow_id, field, existing, origin)
-            self._put_op(conn, app_id, workflow_id, field, value)
-            if origin:
-                self._put_op(conn, app_id, workflow_id, origin_field(field), origin)
-            self._count_up(conn, app_id, workflow_id, count_field)
+            self._check_guard(conn, app_id, guard)
+            self._put_record(conn, app_id, workflow_id, field, count_field, value, origin)
             return Recorded(value, False)
 
         return await self._run(step, write=True)
 
+    async def _data_step(self, app_id: str, workflow_id: str, field: str, count_field: str, key: str,
+                         value: str | None, origin: str | None, guard: str | None) -> Recorded:
+        """A data read (value None) or write at field, recorded in the same transaction."""
+        def step(conn: sqlite3.Connection) -> Recorded:
+            existing = self._get_op(conn, app_id, workflow_id, field)
+            if existing is not None:
+                return self._replayed(conn, app_id, workflow_id, field, existing, origin)
+            self._check_guard(conn, app_id, guard)
+            if value is None:
+                recorded = self._read_data(conn, app_id, workflow_id, key)
+                recorded = DATA_NOT_FOUND if recorded is None else recorded
+            else:
+                self._write_data(conn, app_id, workflow_id, key, value)
+                recorded = value
+            self._put_record(conn, app_id, workflow_id, field, count_field, recorded, origin)
+            return Recorded(recorded, False)
+
+        return await self._run(step, write=True)
+
+    async def record_data_read(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, key: str, origin: str | None = None,
+        guard: str | None = None,
+    ) -> Recorded:
+        return await self._data_step(app_id, workflow_id, field, count_field, key, None, origin, guard)
+
+    async def record_data_write(
+        self, app_id: str, workflow_id: str, field: str, count_field: str, key: str, value: str,
+        origin: str | None = None, guard: str | None = None,
+    ) -> Recorded:
+        return await self._data_step(app_id, workflow_id, field, count_field, key, value, origin, guard)
+
     async def record_time(
-        self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None
+        self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None,
+        guard: str | None = None,
     ) -> Recorded:
         def step(conn: sqlite3.Connection) -> Recorded:
             existing = self._get_op(conn, app_id, workflow_id, field)
             if existing is not None:
                 return self._replayed(conn, app_id, workflow_id, field, int(existing), origin)
+            self._check_guard(conn, app_id, guard)
             last = self._get_op(conn, app_id, workflow_id, LAST_TIME_FIELD)
             recorded = max(now_us, int(last) + 1) if last is not None else now_us
             self._put_op(conn, app_id, workflow_id, field, str(recorded))
@@ -295,20 +343,25 @@ class SqliteStore:
         return None if len(rows) > limit else self._log_chunk(rows)
 
     # --- workflow data ---------------------------------------------------------------
-    async def get_data(self, app_id: str, workflow_id: str, key: str) -> str | None:
-        def read(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT value FROM data WHERE app=? AND workflow=? AND key=?", (app_id, workflow_id, key)
-            ).fetchone()
-            return None if row is None else row[0]
+    @staticmethod
+    def _read_data(conn: sqlite3.Connection, app_id: str, workflow_id: str, key: str) -> str | None:
+        row = conn.execute(
+            "SELECT value FROM data WHERE app=? AND workflow=? AND key=?", (app_id, workflow_id, key)
+        ).fetchone()
+        return None if row is None else row[0]
 
-        return await self._run(read, write=False)
-
-    async def set_data(self, app_id: str, workflow_id: str, key: str, value: str) -> None:
-        await self._run(lambda conn: conn.execute(
+    @staticmethod
+    def _write_data(conn: sqlite3.Connection, app_id: str, workflow_id: str, key: str, value: str) -> None:
+        conn.execute(
             "INSERT INTO data VALUES (?,?,?,?) ON CONFLICT (app, workflow, key) DO UPDATE SET value=excluded.value",
             (app_id, workflow_id, key, value),
-        ), write=True)
+        )
+
+    async def get_data(self, app_id: str, workflow_id: str, key: str) -> str | None:
+        return await self._run(lambda conn: self._read_data(conn, app_id, workflow_id, key), write=False)
+
+    async def set_data(self, app_id: str, workflow_id: str, key: str, value: str) -> None:
+        await self._run(lambda conn: self._write_data(conn, app_id, workflow_id, key, value), write=True)
 
     # --- tasks -----------------------------------------------------------------------
     @staticmethod

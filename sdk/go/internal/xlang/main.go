@@ -11,6 +11,13 @@
 //	xlang flow     -address A -app APP -workflow WF -fixed false   two tasks; the second fails unless fixed
 //	xlang retry    -address A -app APP -workflow WF -fixed true    RetryWorkflow, then the flow again
 //	xlang oversize -address A -app APP -workflow WF -bytes N       a child returning an N-byte string
+
+
+//	xlang visits   -address A -app APP -workflow WF   n = data "visits" + 1; write it; print n
+//	xlang diverge  -address A -app APP -workflow WF -value V   write data "counter" = V (a replay
+//	               with another V is NONDETERMINISTIC_REPLAY); print the error reason or null
+//	xlang notify   -address A -app APP -workflow WF [-notify yes]   StartWorkflow: task "step",
+//	               then (with -notify yes, a newer version of the code) task "notify"
 package main
 
 import (
@@ -45,6 +52,10 @@ func main() {
 	ttlMs := fs.Int("ttl-ms", 1000, "lease length in milliseconds (lease)")
 	fixed := fs.String("fixed", "false", "flow, retry: true when the second task succeeds")
 	size := fs.Int("bytes", 0, "oversize: the child's result length")
+
+
+	value := fs.String("value", "1", "the JSON value to write (diverge)")
+	withNotify := fs.String("notify", "no", "yes: the workflow code calls notify after step (notify)")
 	_ = fs.Parse(os.Args[2:])
 
 	client, err := wf.Dial(*address)
@@ -77,6 +88,14 @@ func main() {
 		}
 	case "oversize":
 		out, err = oversize(ctx, client, *app, *workflow, *size)
+
+
+	case "visits":
+		out, err = visits(ctx, client.Context(*app, id, ""))
+	case "diverge":
+		out, err = diverge(ctx, client.Context(*app, id, ""), *value)
+	case "notify":
+		out, err = notifyFlow(ctx, client, *app, id, *withNotify == "yes")
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
@@ -347,4 +366,60 @@ func oversize(ctx context.Context, c *wf.Client, app, workflowID string, n int) 
 		out["child"] = map[string]any{"status": child.Status.String(), "error": failure(child)}
 	}
 	return out, nil
+}
+
+// visits is issue 11's read-modify-write of workflow data: replayed, it reads what it read
+// the first time and does not write again.
+func visits(ctx context.Context, run *wf.Context) (any, error) {
+	var n int
+	if _, err := run.GetData(ctx, "visits", &n); err != nil {
+		return nil, err
+	}
+	n++
+	if err := run.SetData(ctx, "visits", n); err != nil {
+		return nil, err
+	}
+	return map[string]any{"n": n}, nil
+}
+
+func diverge(ctx context.Context, run *wf.Context, value string) (any, error) {
+	err := run.SetData(ctx, "counter", json.RawMessage(value))
+	if e := wf.FromError(err); e != nil {
+		return map[string]any{"error": e.Reason, "message": e.Message}, nil
+	}
+	return map[string]any{"error": nil}, err
+}
+
+// notifyFlow runs a workflow whose code (with notify, a newer version) adds a task after
+// its recorded step: a finished workflow returns its recorded result and runs neither.
+func notifyFlow(ctx context.Context, c *wf.Client, app string, id wf.Identity, notify bool) (any, error) {
+	ran := []string{}
+	id.WorkflowType = "xlang.notify_flow"
+	inv, err := c.StartWorkflow(ctx, app, id, nil, func(ctx context.Context, main *wf.Context) (any, error) {
+		ran = append(ran, "flow")
+		step, err := main.ExecuteTask(ctx, "xlang.step", nil, func(context.Context, *wf.Context) (any, error) {
+			ran = append(ran, "step")
+			return 41, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		var total int
+		if err := step.Result(&total); err != nil {
+			return nil, err
+		}
+		if notify {
+			if _, err := main.ExecuteTask(ctx, "xlang.notify", nil, func(context.Context, *wf.Context) (any, error) {
+				ran = append(ran, "notify")
+				return "sent", nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+		return total + 1, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"result": json.RawMessage(inv.ResultJSON), "ran": ran, "replayed": inv.Replayed}, nil
 }

@@ -20,12 +20,16 @@ class OperationKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPERATION_KIND_UUID: _ClassVar[OperationKind]
     OPERATION_KIND_TASK: _ClassVar[OperationKind]
     OPERATION_KIND_CUSTOM: _ClassVar[OperationKind]
+    OPERATION_KIND_DATA_READ: _ClassVar[OperationKind]
+    OPERATION_KIND_DATA_WRITE: _ClassVar[OperationKind]
 OPERATION_KIND_UNSPECIFIED: OperationKind
 OPERATION_KIND_RANDOM: OperationKind
 OPERATION_KIND_TIME: OperationKind
 OPERATION_KIND_UUID: OperationKind
 OPERATION_KIND_TASK: OperationKind
 OPERATION_KIND_CUSTOM: OperationKind
+OPERATION_KIND_DATA_READ: OperationKind
+OPERATION_KIND_DATA_WRITE: OperationKind
 
 class OperationPosition(_message.Message):
     __slots__ = ("app_id", "workflow", "invocation_id", "sequence")
@@ -118,7 +122,7 @@ class GetRecordedResponse(_message.Message):
     def __init__(self, found: _Optional[bool] = ..., operation: _Optional[_Union[RecordedOperation, _Mapping]] = ...) -> None: ...
 
 class RecordedOperation(_message.Message):
-    __slots__ = ("scope", "kind", "custom_name", "sequence", "random_value", "time_value", "uuid_value", "json_value", "task_value", "origin_span")
+    __slots__ = ("scope", "kind", "custom_name", "sequence", "random_value", "time_value", "uuid_value", "json_value", "task_value", "data_value", "origin_span")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +132,7 @@ class RecordedOperation(_message.Message):
     UUID_VALUE_FIELD_NUMBER: _ClassVar[int]
     JSON_VALUE_FIELD_NUMBER: _ClassVar[int]
     TASK_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DATA_VALUE_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_SPAN_FIELD_NUMBER: _ClassVar[int]
     scope: str
     kind: OperationKind
@@ -138,8 +143,17 @@ class RecordedOperation(_message.Message):
     uuid_value: str
     json_value: str
     task_value: TaskCall
+    data_value: DataValue
     origin_span: SpanReference
-    def __init__(self, scope: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., custom_name: _Optional[str] = ..., sequence: _Optional[int] = ..., random_value: _Optional[float] = ..., time_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uuid_value: _Optional[str] = ..., json_value: _Optional[str] = ..., task_value: _Optional[_Union[TaskCall, _Mapping]] = ..., origin_span: _Optional[_Union[SpanReference, _Mapping]] = ...) -> None: ...
+    def __init__(self, scope: _Optional[str] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., custom_name: _Optional[str] = ..., sequence: _Optional[int] = ..., random_value: _Optional[float] = ..., time_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uuid_value: _Optional[str] = ..., json_value: _Optional[str] = ..., task_value: _Optional[_Union[TaskCall, _Mapping]] = ..., data_value: _Optional[_Union[DataValue, _Mapping]] = ..., origin_span: _Optional[_Union[SpanReference, _Mapping]] = ...) -> None: ...
+
+class DataValue(_message.Message):
+    __slots__ = ("found", "value_json")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    value_json: str
+    def __init__(self, found: _Optional[bool] = ..., value_json: _Optional[str] = ...) -> None: ...
 
 class SpanReference(_message.Message):
     __slots__ = ("trace_id", "span_id")
@@ -314,40 +328,48 @@ class WaitTaskResponse(_message.Message):
     def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ..., lease: _Optional[_Union[TaskLease, _Mapping]] = ...) -> None: ...
 
 class GetDataRequest(_message.Message):
-    __slots__ = ("app_id", "workflow_id", "key")
+    __slots__ = ("app_id", "workflow_id", "key", "position")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     workflow_id: str
     key: str
-    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+    position: OperationPosition
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ..., position: _Optional[_Union[OperationPosition, _Mapping]] = ...) -> None: ...
 
 class GetDataResponse(_message.Message):
-    __slots__ = ("found", "value_json")
+    __slots__ = ("found", "value_json", "replayed")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     found: bool
     value_json: str
-    def __init__(self, found: _Optional[bool] = ..., value_json: _Optional[str] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, found: _Optional[bool] = ..., value_json: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class SetDataRequest(_message.Message):
-    __slots__ = ("app_id", "workflow_id", "invocation_id", "key", "value_json")
+    __slots__ = ("app_id", "workflow_id", "invocation_id", "key", "value_json", "position")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     workflow_id: str
     invocation_id: str
     key: str
     value_json: str
-    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., key: _Optional[str] = ..., value_json: _Optional[str] = ...) -> None: ...
+    position: OperationPosition
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., key: _Optional[str] = ..., value_json: _Optional[str] = ..., position: _Optional[_Union[OperationPosition, _Mapping]] = ...) -> None: ...
 
 class SetDataResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("replayed",)
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    replayed: bool
+    def __init__(self, replayed: _Optional[bool] = ...) -> None: ...
 
 class GetBaseTimeRequest(_message.Message):
     __slots__ = ("app_id", "workflow_id")

@@ -37,6 +37,11 @@ class DeterministicExecutorServiceStub:
     of that invocation's code; every run starts again at 1 and so replays.
     The server keeps no per-run state: any replica answers any call.
 
+    A finished invocation (SUCCESS or FAILED) starts no new work: recording a
+    value at an unrecorded position whose scope is finished fails
+    FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY, naming the position and the
+    status. Recorded positions of a finished invocation replay as always.
+
     At most one value is ever recorded at a position. The first writer wins
     atomically; every caller, racing or replaying, gets the recorded value and
     `replayed` says whether it already existed.
@@ -48,7 +53,8 @@ class DeterministicExecutorServiceStub:
     workflow (reason WORKFLOW_NOT_FOUND)
     PERMISSION_DENIED    SetData by a task that is not the workflow's main
     task (reason WORKFLOW_ACCESS_DENIED)
-    FAILED_PRECONDITION  replay diverges from the record (reason
+    FAILED_PRECONDITION  replay diverges from the record, or reaches an
+    unrecorded position of a finished invocation (reason
     NONDETERMINISTIC_REPLAY); completing or renewing a
     lease one does not hold (reason LEASE_NOT_HELD);
     retrying a workflow that is not FAILED (reason
@@ -157,6 +163,11 @@ class DeterministicExecutorServiceServicer:
     of that invocation's code; every run starts again at 1 and so replays.
     The server keeps no per-run state: any replica answers any call.
 
+    A finished invocation (SUCCESS or FAILED) starts no new work: recording a
+    value at an unrecorded position whose scope is finished fails
+    FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY, naming the position and the
+    status. Recorded positions of a finished invocation replay as always.
+
     At most one value is ever recorded at a position. The first writer wins
     atomically; every caller, racing or replaying, gets the recorded value and
     `replayed` says whether it already existed.
@@ -168,7 +179,8 @@ class DeterministicExecutorServiceServicer:
     workflow (reason WORKFLOW_NOT_FOUND)
     PERMISSION_DENIED    SetData by a task that is not the workflow's main
     task (reason WORKFLOW_ACCESS_DENIED)
-    FAILED_PRECONDITION  replay diverges from the record (reason
+    FAILED_PRECONDITION  replay diverges from the record, or reaches an
+    unrecorded position of a finished invocation (reason
     NONDETERMINISTIC_REPLAY); completing or renewing a
     lease one does not hold (reason LEASE_NOT_HELD);
     retrying a workflow that is not FAILED (reason
@@ -287,6 +299,12 @@ class DeterministicExecutorServiceServicer:
     def GetData(self, request, context):
         """Reads a workflow data key. Any task of the workflow may read. A stored
         JSON `null` is a value (`found` is true).
+
+        With `position` (kind DATA_READ, its sequence counted per key), the read
+        is a recorded step: the first time, the current value (or "not found")
+        is read and recorded at the position in one atomic step; a replay returns
+        the recorded read, whatever the data holds now. Without it, the current
+        value is read and nothing is recorded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -297,6 +315,13 @@ class DeterministicExecutorServiceServicer:
         (invocation_id empty or equal to workflow_id): any other caller gets
         PERMISSION_DENIED, WORKFLOW_ACCESS_DENIED. Data keys live apart from
         recorded operations.
+
+        With `position` (kind DATA_WRITE, its sequence counted per key), the
+        write is a recorded step: the first time, the value is recorded at the
+        position and applied to the data in one atomic step; a replay applies
+        nothing (`replayed` is true), and a replay with another value (compared
+        as canonical JSON) fails FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY.
+        Without it, the value is written every time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -448,6 +473,11 @@ class DeterministicExecutorService:
     of that invocation's code; every run starts again at 1 and so replays.
     The server keeps no per-run state: any replica answers any call.
 
+    A finished invocation (SUCCESS or FAILED) starts no new work: recording a
+    value at an unrecorded position whose scope is finished fails
+    FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY, naming the position and the
+    status. Recorded positions of a finished invocation replay as always.
+
     At most one value is ever recorded at a position. The first writer wins
     atomically; every caller, racing or replaying, gets the recorded value and
     `replayed` says whether it already existed.
@@ -459,7 +489,8 @@ class DeterministicExecutorService:
     workflow (reason WORKFLOW_NOT_FOUND)
     PERMISSION_DENIED    SetData by a task that is not the workflow's main
     task (reason WORKFLOW_ACCESS_DENIED)
-    FAILED_PRECONDITION  replay diverges from the record (reason
+    FAILED_PRECONDITION  replay diverges from the record, or reaches an
+    unrecorded position of a finished invocation (reason
     NONDETERMINISTIC_REPLAY); completing or renewing a
     lease one does not hold (reason LEASE_NOT_HELD);
     retrying a workflow that is not FAILED (reason

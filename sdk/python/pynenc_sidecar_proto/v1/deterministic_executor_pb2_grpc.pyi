@@ -38,6 +38,11 @@ class DeterministicExecutorServiceStub:
     of that invocation's code; every run starts again at 1 and so replays.
     The server keeps no per-run state: any replica answers any call.
 
+    A finished invocation (SUCCESS or FAILED) starts no new work: recording a
+    value at an unrecorded position whose scope is finished fails
+    FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY, naming the position and the
+    status. Recorded positions of a finished invocation replay as always.
+
     At most one value is ever recorded at a position. The first writer wins
     atomically; every caller, racing or replaying, gets the recorded value and
     `replayed` says whether it already existed.
@@ -49,7 +54,8 @@ class DeterministicExecutorServiceStub:
                            workflow (reason WORKFLOW_NOT_FOUND)
       PERMISSION_DENIED    SetData by a task that is not the workflow's main
                            task (reason WORKFLOW_ACCESS_DENIED)
-      FAILED_PRECONDITION  replay diverges from the record (reason
+      FAILED_PRECONDITION  replay diverges from the record, or reaches an
+                           unrecorded position of a finished invocation (reason
                            NONDETERMINISTIC_REPLAY); completing or renewing a
                            lease one does not hold (reason LEASE_NOT_HELD);
                            retrying a workflow that is not FAILED (reason
@@ -131,12 +137,25 @@ class DeterministicExecutorServiceStub:
     GetData: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.GetDataRequest, _deterministic_executor_pb2.GetDataResponse]
     """Reads a workflow data key. Any task of the workflow may read. A stored
     JSON `null` is a value (`found` is true).
+
+    With `position` (kind DATA_READ, its sequence counted per key), the read
+    is a recorded step: the first time, the current value (or "not found")
+    is read and recorded at the position in one atomic step; a replay returns
+    the recorded read, whatever the data holds now. Without it, the current
+    value is read and nothing is recorded.
     """
     SetData: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.SetDataRequest, _deterministic_executor_pb2.SetDataResponse]
     """Writes a workflow data key. Only the workflow's main task may write
     (invocation_id empty or equal to workflow_id): any other caller gets
     PERMISSION_DENIED, WORKFLOW_ACCESS_DENIED. Data keys live apart from
     recorded operations.
+
+    With `position` (kind DATA_WRITE, its sequence counted per key), the
+    write is a recorded step: the first time, the value is recorded at the
+    position and applied to the data in one atomic step; a replay applies
+    nothing (`replayed` is true), and a replay with another value (compared
+    as canonical JSON) fails FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY.
+    Without it, the value is written every time.
     """
     GetBaseTime: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.GetBaseTimeRequest, _deterministic_executor_pb2.GetBaseTimeResponse]
     """The workflow's time zero, recorded once at its first use (the first
@@ -179,6 +198,11 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
     of that invocation's code; every run starts again at 1 and so replays.
     The server keeps no per-run state: any replica answers any call.
 
+    A finished invocation (SUCCESS or FAILED) starts no new work: recording a
+    value at an unrecorded position whose scope is finished fails
+    FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY, naming the position and the
+    status. Recorded positions of a finished invocation replay as always.
+
     At most one value is ever recorded at a position. The first writer wins
     atomically; every caller, racing or replaying, gets the recorded value and
     `replayed` says whether it already existed.
@@ -190,7 +214,8 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
                            workflow (reason WORKFLOW_NOT_FOUND)
       PERMISSION_DENIED    SetData by a task that is not the workflow's main
                            task (reason WORKFLOW_ACCESS_DENIED)
-      FAILED_PRECONDITION  replay diverges from the record (reason
+      FAILED_PRECONDITION  replay diverges from the record, or reaches an
+                           unrecorded position of a finished invocation (reason
                            NONDETERMINISTIC_REPLAY); completing or renewing a
                            lease one does not hold (reason LEASE_NOT_HELD);
                            retrying a workflow that is not FAILED (reason
@@ -269,12 +294,25 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
     GetData: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.GetDataRequest, _deterministic_executor_pb2.GetDataResponse]  # type: ignore[assignment]
     """Reads a workflow data key. Any task of the workflow may read. A stored
     JSON `null` is a value (`found` is true).
+
+    With `position` (kind DATA_READ, its sequence counted per key), the read
+    is a recorded step: the first time, the current value (or "not found")
+    is read and recorded at the position in one atomic step; a replay returns
+    the recorded read, whatever the data holds now. Without it, the current
+    value is read and nothing is recorded.
     """
     SetData: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.SetDataRequest, _deterministic_executor_pb2.SetDataResponse]  # type: ignore[assignment]
     """Writes a workflow data key. Only the workflow's main task may write
     (invocation_id empty or equal to workflow_id): any other caller gets
     PERMISSION_DENIED, WORKFLOW_ACCESS_DENIED. Data keys live apart from
     recorded operations.
+
+    With `position` (kind DATA_WRITE, its sequence counted per key), the
+    write is a recorded step: the first time, the value is recorded at the
+    position and applied to the data in one atomic step; a replay applies
+    nothing (`replayed` is true), and a replay with another value (compared
+    as canonical JSON) fails FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY.
+    Without it, the value is written every time.
     """
     GetBaseTime: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.GetBaseTimeRequest, _deterministic_executor_pb2.GetBaseTimeResponse]  # type: ignore[assignment]
     """The workflow's time zero, recorded once at its first use (the first
@@ -316,6 +354,11 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     of that invocation's code; every run starts again at 1 and so replays.
     The server keeps no per-run state: any replica answers any call.
 
+    A finished invocation (SUCCESS or FAILED) starts no new work: recording a
+    value at an unrecorded position whose scope is finished fails
+    FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY, naming the position and the
+    status. Recorded positions of a finished invocation replay as always.
+
     At most one value is ever recorded at a position. The first writer wins
     atomically; every caller, racing or replaying, gets the recorded value and
     `replayed` says whether it already existed.
@@ -327,7 +370,8 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
                            workflow (reason WORKFLOW_NOT_FOUND)
       PERMISSION_DENIED    SetData by a task that is not the workflow's main
                            task (reason WORKFLOW_ACCESS_DENIED)
-      FAILED_PRECONDITION  replay diverges from the record (reason
+      FAILED_PRECONDITION  replay diverges from the record, or reaches an
+                           unrecorded position of a finished invocation (reason
                            NONDETERMINISTIC_REPLAY); completing or renewing a
                            lease one does not hold (reason LEASE_NOT_HELD);
                            retrying a workflow that is not FAILED (reason
@@ -470,6 +514,12 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_deterministic_executor_pb2.GetDataResponse, _abc.Awaitable[_deterministic_executor_pb2.GetDataResponse]]:
         """Reads a workflow data key. Any task of the workflow may read. A stored
         JSON `null` is a value (`found` is true).
+
+        With `position` (kind DATA_READ, its sequence counted per key), the read
+        is a recorded step: the first time, the current value (or "not found")
+        is read and recorded at the position in one atomic step; a replay returns
+        the recorded read, whatever the data holds now. Without it, the current
+        value is read and nothing is recorded.
         """
 
     @_abc_1.abstractmethod
@@ -482,6 +532,13 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         (invocation_id empty or equal to workflow_id): any other caller gets
         PERMISSION_DENIED, WORKFLOW_ACCESS_DENIED. Data keys live apart from
         recorded operations.
+
+        With `position` (kind DATA_WRITE, its sequence counted per key), the
+        write is a recorded step: the first time, the value is recorded at the
+        position and applied to the data in one atomic step; a replay applies
+        nothing (`replayed` is true), and a replay with another value (compared
+        as canonical JSON) fails FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY.
+        Without it, the value is written every time.
         """
 
     @_abc_1.abstractmethod

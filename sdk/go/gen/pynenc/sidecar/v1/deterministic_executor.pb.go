@@ -34,6 +34,12 @@ const (
 	OperationKind_OPERATION_KIND_TASK        OperationKind = 4
 	// A custom operation; its name is in `custom_name`.
 	OperationKind_OPERATION_KIND_CUSTOM OperationKind = 5
+	// A workflow data read made at a position (GetData with `position`); the
+	// data key is in `custom_name`, and each key counts its own sequence.
+	OperationKind_OPERATION_KIND_DATA_READ OperationKind = 6
+	// A workflow data write made at a position (SetData with `position`); the
+	// data key is in `custom_name`, and each key counts its own sequence.
+	OperationKind_OPERATION_KIND_DATA_WRITE OperationKind = 7
 )
 
 // Enum value maps for OperationKind.
@@ -45,6 +51,8 @@ var (
 		3: "OPERATION_KIND_UUID",
 		4: "OPERATION_KIND_TASK",
 		5: "OPERATION_KIND_CUSTOM",
+		6: "OPERATION_KIND_DATA_READ",
+		7: "OPERATION_KIND_DATA_WRITE",
 	}
 	OperationKind_value = map[string]int32{
 		"OPERATION_KIND_UNSPECIFIED": 0,
@@ -53,6 +61,8 @@ var (
 		"OPERATION_KIND_UUID":        3,
 		"OPERATION_KIND_TASK":        4,
 		"OPERATION_KIND_CUSTOM":      5,
+		"OPERATION_KIND_DATA_READ":   6,
+		"OPERATION_KIND_DATA_WRITE":  7,
 	}
 )
 
@@ -567,7 +577,7 @@ type GetRecordedRequest struct {
 	Position *OperationPosition     `protobuf:"bytes,1,opt,name=position,proto3" json:"position,omitempty"`
 	// Required.
 	Kind OperationKind `protobuf:"varint,2,opt,name=kind,proto3,enum=pynenc.sidecar.v1.OperationKind" json:"kind,omitempty"`
-	// Required when kind is CUSTOM.
+	// Required when kind is CUSTOM, DATA_READ or DATA_WRITE (the data key).
 	CustomName    string `protobuf:"bytes,3,opt,name=custom_name,json=customName,proto3" json:"custom_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -684,7 +694,7 @@ type RecordedOperation struct {
 	// main task).
 	Scope string        `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
 	Kind  OperationKind `protobuf:"varint,2,opt,name=kind,proto3,enum=pynenc.sidecar.v1.OperationKind" json:"kind,omitempty"`
-	// Set when kind is CUSTOM.
+	// Set when kind is CUSTOM (its name), DATA_READ or DATA_WRITE (the key).
 	CustomName string `protobuf:"bytes,3,opt,name=custom_name,json=customName,proto3" json:"custom_name,omitempty"`
 	Sequence   int64  `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// Types that are valid to be assigned to Value:
@@ -694,6 +704,7 @@ type RecordedOperation struct {
 	//	*RecordedOperation_UuidValue
 	//	*RecordedOperation_JsonValue
 	//	*RecordedOperation_TaskValue
+	//	*RecordedOperation_DataValue
 	Value isRecordedOperation_Value `protobuf_oneof:"value"`
 	// The span that recorded the value, when the sidecar traced that call
 	// (OpenTelemetry): a worker replaying the value links its span to it.
@@ -813,6 +824,15 @@ func (x *RecordedOperation) GetTaskValue() *TaskCall {
 	return nil
 }
 
+func (x *RecordedOperation) GetDataValue() *DataValue {
+	if x != nil {
+		if x, ok := x.Value.(*RecordedOperation_DataValue); ok {
+			return x.DataValue
+		}
+	}
+	return nil
+}
+
 func (x *RecordedOperation) GetOriginSpan() *SpanReference {
 	if x != nil {
 		return x.OriginSpan
@@ -846,6 +866,11 @@ type RecordedOperation_TaskValue struct {
 	TaskValue *TaskCall `protobuf:"bytes,9,opt,name=task_value,json=taskValue,proto3,oneof"`
 }
 
+type RecordedOperation_DataValue struct {
+	// What a DATA_READ position read, or the value a DATA_WRITE wrote.
+	DataValue *DataValue `protobuf:"bytes,11,opt,name=data_value,json=dataValue,proto3,oneof"`
+}
+
 func (*RecordedOperation_RandomValue) isRecordedOperation_Value() {}
 
 func (*RecordedOperation_TimeValue) isRecordedOperation_Value() {}
@@ -855,6 +880,63 @@ func (*RecordedOperation_UuidValue) isRecordedOperation_Value() {}
 func (*RecordedOperation_JsonValue) isRecordedOperation_Value() {}
 
 func (*RecordedOperation_TaskValue) isRecordedOperation_Value() {}
+
+func (*RecordedOperation_DataValue) isRecordedOperation_Value() {}
+
+// A workflow data value as recorded at a data position.
+type DataValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when a read found no value for the key (always true for a write).
+	Found bool `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	// JSON text, set when found.
+	ValueJson     string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataValue) Reset() {
+	*x = DataValue{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataValue) ProtoMessage() {}
+
+func (x *DataValue) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataValue.ProtoReflect.Descriptor instead.
+func (*DataValue) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DataValue) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *DataValue) GetValueJson() string {
+	if x != nil {
+		return x.ValueJson
+	}
+	return ""
+}
 
 // An OpenTelemetry span, as W3C trace context writes it: lowercase hex.
 type SpanReference struct {
@@ -869,7 +951,7 @@ type SpanReference struct {
 
 func (x *SpanReference) Reset() {
 	*x = SpanReference{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[12]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +963,7 @@ func (x *SpanReference) String() string {
 func (*SpanReference) ProtoMessage() {}
 
 func (x *SpanReference) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[12]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +976,7 @@ func (x *SpanReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpanReference.ProtoReflect.Descriptor instead.
 func (*SpanReference) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{12}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SpanReference) GetTraceId() string {
@@ -925,7 +1007,7 @@ type TaskCall struct {
 
 func (x *TaskCall) Reset() {
 	*x = TaskCall{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[13]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1019,7 @@ func (x *TaskCall) String() string {
 func (*TaskCall) ProtoMessage() {}
 
 func (x *TaskCall) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[13]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1032,7 @@ func (x *TaskCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskCall.ProtoReflect.Descriptor instead.
 func (*TaskCall) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{13}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TaskCall) GetInvocationId() string {
@@ -1002,7 +1084,7 @@ type TaskInvocation struct {
 
 func (x *TaskInvocation) Reset() {
 	*x = TaskInvocation{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[14]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1096,7 @@ func (x *TaskInvocation) String() string {
 func (*TaskInvocation) ProtoMessage() {}
 
 func (x *TaskInvocation) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[14]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1109,7 @@ func (x *TaskInvocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInvocation.ProtoReflect.Descriptor instead.
 func (*TaskInvocation) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{14}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TaskInvocation) GetInvocationId() string {
@@ -1112,7 +1194,7 @@ type TaskLease struct {
 
 func (x *TaskLease) Reset() {
 	*x = TaskLease{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[15]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1206,7 @@ func (x *TaskLease) String() string {
 func (*TaskLease) ProtoMessage() {}
 
 func (x *TaskLease) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[15]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1219,7 @@ func (x *TaskLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskLease.ProtoReflect.Descriptor instead.
 func (*TaskLease) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{15}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TaskLease) GetLeaseId() string {
@@ -1174,7 +1256,7 @@ type ExecuteTaskRequest struct {
 
 func (x *ExecuteTaskRequest) Reset() {
 	*x = ExecuteTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[16]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1268,7 @@ func (x *ExecuteTaskRequest) String() string {
 func (*ExecuteTaskRequest) ProtoMessage() {}
 
 func (x *ExecuteTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[16]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1281,7 @@ func (x *ExecuteTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteTaskRequest.ProtoReflect.Descriptor instead.
 func (*ExecuteTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{16}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ExecuteTaskRequest) GetPosition() *OperationPosition {
@@ -1257,7 +1339,7 @@ type ExecuteTaskResponse struct {
 
 func (x *ExecuteTaskResponse) Reset() {
 	*x = ExecuteTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[17]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1351,7 @@ func (x *ExecuteTaskResponse) String() string {
 func (*ExecuteTaskResponse) ProtoMessage() {}
 
 func (x *ExecuteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[17]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1364,7 @@ func (x *ExecuteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteTaskResponse.ProtoReflect.Descriptor instead.
 func (*ExecuteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{17}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExecuteTaskResponse) GetInvocation() *TaskInvocation {
@@ -1329,7 +1411,7 @@ type StartWorkflowRequest struct {
 
 func (x *StartWorkflowRequest) Reset() {
 	*x = StartWorkflowRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1423,7 @@ func (x *StartWorkflowRequest) String() string {
 func (*StartWorkflowRequest) ProtoMessage() {}
 
 func (x *StartWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1436,7 @@ func (x *StartWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*StartWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{18}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StartWorkflowRequest) GetAppId() string {
@@ -1417,7 +1499,7 @@ type StartWorkflowResponse struct {
 
 func (x *StartWorkflowResponse) Reset() {
 	*x = StartWorkflowResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1511,7 @@ func (x *StartWorkflowResponse) String() string {
 func (*StartWorkflowResponse) ProtoMessage() {}
 
 func (x *StartWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1524,7 @@ func (x *StartWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*StartWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{19}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StartWorkflowResponse) GetInvocation() *TaskInvocation {
@@ -1483,7 +1565,7 @@ type WorkflowLog struct {
 
 func (x *WorkflowLog) Reset() {
 	*x = WorkflowLog{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1577,7 @@ func (x *WorkflowLog) String() string {
 func (*WorkflowLog) ProtoMessage() {}
 
 func (x *WorkflowLog) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1590,7 @@ func (x *WorkflowLog) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowLog.ProtoReflect.Descriptor instead.
 func (*WorkflowLog) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{20}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WorkflowLog) GetBatches() []*GetWorkflowLogResponse {
@@ -1534,7 +1616,7 @@ type RenewTaskLeaseRequest struct {
 
 func (x *RenewTaskLeaseRequest) Reset() {
 	*x = RenewTaskLeaseRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1628,7 @@ func (x *RenewTaskLeaseRequest) String() string {
 func (*RenewTaskLeaseRequest) ProtoMessage() {}
 
 func (x *RenewTaskLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1641,7 @@ func (x *RenewTaskLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewTaskLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewTaskLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{21}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RenewTaskLeaseRequest) GetAppId() string {
@@ -1599,7 +1681,7 @@ type RenewTaskLeaseResponse struct {
 
 func (x *RenewTaskLeaseResponse) Reset() {
 	*x = RenewTaskLeaseResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1693,7 @@ func (x *RenewTaskLeaseResponse) String() string {
 func (*RenewTaskLeaseResponse) ProtoMessage() {}
 
 func (x *RenewTaskLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1706,7 @@ func (x *RenewTaskLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewTaskLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewTaskLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{22}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RenewTaskLeaseResponse) GetLease() *TaskLease {
@@ -1655,7 +1737,7 @@ type CompleteTaskRequest struct {
 
 func (x *CompleteTaskRequest) Reset() {
 	*x = CompleteTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1749,7 @@ func (x *CompleteTaskRequest) String() string {
 func (*CompleteTaskRequest) ProtoMessage() {}
 
 func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1762,7 @@ func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskRequest.ProtoReflect.Descriptor instead.
 func (*CompleteTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{23}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CompleteTaskRequest) GetAppId() string {
@@ -1758,7 +1840,7 @@ type CompleteTaskResponse struct {
 
 func (x *CompleteTaskResponse) Reset() {
 	*x = CompleteTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1852,7 @@ func (x *CompleteTaskResponse) String() string {
 func (*CompleteTaskResponse) ProtoMessage() {}
 
 func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1865,7 @@ func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskResponse.ProtoReflect.Descriptor instead.
 func (*CompleteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{24}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CompleteTaskResponse) GetInvocation() *TaskInvocation {
@@ -1818,7 +1900,7 @@ type WaitTaskRequest struct {
 
 func (x *WaitTaskRequest) Reset() {
 	*x = WaitTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +1912,7 @@ func (x *WaitTaskRequest) String() string {
 func (*WaitTaskRequest) ProtoMessage() {}
 
 func (x *WaitTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +1925,7 @@ func (x *WaitTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitTaskRequest.ProtoReflect.Descriptor instead.
 func (*WaitTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{25}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WaitTaskRequest) GetAppId() string {
@@ -1893,7 +1975,7 @@ type WaitTaskResponse struct {
 
 func (x *WaitTaskResponse) Reset() {
 	*x = WaitTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +1987,7 @@ func (x *WaitTaskResponse) String() string {
 func (*WaitTaskResponse) ProtoMessage() {}
 
 func (x *WaitTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2000,7 @@ func (x *WaitTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitTaskResponse.ProtoReflect.Descriptor instead.
 func (*WaitTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{26}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WaitTaskResponse) GetInvocation() *TaskInvocation {
@@ -1942,14 +2024,18 @@ type GetDataRequest struct {
 	// Required.
 	WorkflowId string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
 	// Required (1..1024 bytes).
-	Key           string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// Optional: the reader's position (its sequence counts this key's reads in
+	// the run). Given, the read is recorded (see GetData), and app_id and
+	// workflow_id may be left empty (if set, they must equal the position's).
+	Position      *OperationPosition `protobuf:"bytes,4,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDataRequest) Reset() {
 	*x = GetDataRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2047,7 @@ func (x *GetDataRequest) String() string {
 func (*GetDataRequest) ProtoMessage() {}
 
 func (x *GetDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2060,7 @@ func (x *GetDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataRequest.ProtoReflect.Descriptor instead.
 func (*GetDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{27}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetDataRequest) GetAppId() string {
@@ -1998,18 +2084,27 @@ func (x *GetDataRequest) GetKey() string {
 	return ""
 }
 
+func (x *GetDataRequest) GetPosition() *OperationPosition {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
 type GetDataResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Found bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
 	// JSON text, set when found.
-	ValueJson     string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	ValueJson string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// True when the read was served from the record at `position`.
+	Replayed      bool `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDataResponse) Reset() {
 	*x = GetDataResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2116,7 @@ func (x *GetDataResponse) String() string {
 func (*GetDataResponse) ProtoMessage() {}
 
 func (x *GetDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2129,7 @@ func (x *GetDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataResponse.ProtoReflect.Descriptor instead.
 func (*GetDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{28}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetDataResponse) GetFound() bool {
@@ -2051,6 +2146,13 @@ func (x *GetDataResponse) GetValueJson() string {
 	return ""
 }
 
+func (x *GetDataResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 type SetDataRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -2062,14 +2164,19 @@ type SetDataRequest struct {
 	// Required (1..1024 bytes).
 	Key string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
 	// Required: valid JSON text.
-	ValueJson     string `protobuf:"bytes,5,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	ValueJson string `protobuf:"bytes,5,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// Optional: the writer's position (its sequence counts this key's writes
+	// in the run; its invocation_id is the writer). Given, the write is
+	// recorded (see SetData), and app_id, workflow_id and invocation_id may be
+	// left empty (if set, they must equal the position's).
+	Position      *OperationPosition `protobuf:"bytes,6,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetDataRequest) Reset() {
 	*x = SetDataRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2188,7 @@ func (x *SetDataRequest) String() string {
 func (*SetDataRequest) ProtoMessage() {}
 
 func (x *SetDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2201,7 @@ func (x *SetDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDataRequest.ProtoReflect.Descriptor instead.
 func (*SetDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{29}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetDataRequest) GetAppId() string {
@@ -2132,15 +2239,25 @@ func (x *SetDataRequest) GetValueJson() string {
 	return ""
 }
 
+func (x *SetDataRequest) GetPosition() *OperationPosition {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
 type SetDataResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when the write was already recorded at `position`: nothing was
+	// applied.
+	Replayed      bool `protobuf:"varint,1,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetDataResponse) Reset() {
 	*x = SetDataResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2269,7 @@ func (x *SetDataResponse) String() string {
 func (*SetDataResponse) ProtoMessage() {}
 
 func (x *SetDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2282,14 @@ func (x *SetDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDataResponse.ProtoReflect.Descriptor instead.
 func (*SetDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{30}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SetDataResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 type GetBaseTimeRequest struct {
@@ -2180,7 +2304,7 @@ type GetBaseTimeRequest struct {
 
 func (x *GetBaseTimeRequest) Reset() {
 	*x = GetBaseTimeRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2316,7 @@ func (x *GetBaseTimeRequest) String() string {
 func (*GetBaseTimeRequest) ProtoMessage() {}
 
 func (x *GetBaseTimeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2329,7 @@ func (x *GetBaseTimeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBaseTimeRequest.ProtoReflect.Descriptor instead.
 func (*GetBaseTimeRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{31}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetBaseTimeRequest) GetAppId() string {
@@ -2232,7 +2356,7 @@ type GetBaseTimeResponse struct {
 
 func (x *GetBaseTimeResponse) Reset() {
 	*x = GetBaseTimeResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2368,7 @@ func (x *GetBaseTimeResponse) String() string {
 func (*GetBaseTimeResponse) ProtoMessage() {}
 
 func (x *GetBaseTimeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2381,7 @@ func (x *GetBaseTimeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBaseTimeResponse.ProtoReflect.Descriptor instead.
 func (*GetBaseTimeResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{32}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetBaseTimeResponse) GetBaseTime() *timestamppb.Timestamp {
@@ -2284,7 +2408,7 @@ type GetOperationCountRequest struct {
 	InvocationId string `protobuf:"bytes,3,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
 	// Required.
 	Kind OperationKind `protobuf:"varint,4,opt,name=kind,proto3,enum=pynenc.sidecar.v1.OperationKind" json:"kind,omitempty"`
-	// Required when kind is CUSTOM.
+	// Required when kind is CUSTOM, DATA_READ or DATA_WRITE (the data key).
 	CustomName    string `protobuf:"bytes,5,opt,name=custom_name,json=customName,proto3" json:"custom_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2292,7 +2416,7 @@ type GetOperationCountRequest struct {
 
 func (x *GetOperationCountRequest) Reset() {
 	*x = GetOperationCountRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2428,7 @@ func (x *GetOperationCountRequest) String() string {
 func (*GetOperationCountRequest) ProtoMessage() {}
 
 func (x *GetOperationCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2441,7 @@ func (x *GetOperationCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationCountRequest.ProtoReflect.Descriptor instead.
 func (*GetOperationCountRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{33}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetOperationCountRequest) GetAppId() string {
@@ -2364,7 +2488,7 @@ type GetOperationCountResponse struct {
 
 func (x *GetOperationCountResponse) Reset() {
 	*x = GetOperationCountResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2500,7 @@ func (x *GetOperationCountResponse) String() string {
 func (*GetOperationCountResponse) ProtoMessage() {}
 
 func (x *GetOperationCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2513,7 @@ func (x *GetOperationCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationCountResponse.ProtoReflect.Descriptor instead.
 func (*GetOperationCountResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{34}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetOperationCountResponse) GetCount() int64 {
@@ -2411,7 +2535,7 @@ type GetWorkflowLogRequest struct {
 
 func (x *GetWorkflowLogRequest) Reset() {
 	*x = GetWorkflowLogRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2547,7 @@ func (x *GetWorkflowLogRequest) String() string {
 func (*GetWorkflowLogRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2560,7 @@ func (x *GetWorkflowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{35}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetWorkflowLogRequest) GetAppId() string {
@@ -2467,7 +2591,7 @@ type GetWorkflowLogResponse struct {
 
 func (x *GetWorkflowLogResponse) Reset() {
 	*x = GetWorkflowLogResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2479,7 +2603,7 @@ func (x *GetWorkflowLogResponse) String() string {
 func (*GetWorkflowLogResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2492,7 +2616,7 @@ func (x *GetWorkflowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{36}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetWorkflowLogResponse) GetOperations() []*RecordedOperation {
@@ -2528,7 +2652,7 @@ type RetryWorkflowRequest struct {
 
 func (x *RetryWorkflowRequest) Reset() {
 	*x = RetryWorkflowRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2664,7 @@ func (x *RetryWorkflowRequest) String() string {
 func (*RetryWorkflowRequest) ProtoMessage() {}
 
 func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +2677,7 @@ func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{37}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RetryWorkflowRequest) GetAppId() string {
@@ -2580,7 +2704,7 @@ type RetryWorkflowResponse struct {
 
 func (x *RetryWorkflowResponse) Reset() {
 	*x = RetryWorkflowResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +2716,7 @@ func (x *RetryWorkflowResponse) String() string {
 func (*RetryWorkflowResponse) ProtoMessage() {}
 
 func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +2729,7 @@ func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{38}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RetryWorkflowResponse) GetInvocations() []*TaskInvocation {
@@ -2656,7 +2780,7 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"customName\"o\n" +
 	"\x13GetRecordedResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12B\n" +
-	"\toperation\x18\x02 \x01(\v2$.pynenc.sidecar.v1.RecordedOperationR\toperation\"\xca\x03\n" +
+	"\toperation\x18\x02 \x01(\v2$.pynenc.sidecar.v1.RecordedOperationR\toperation\"\x89\x04\n" +
 	"\x11RecordedOperation\x12\x14\n" +
 	"\x05scope\x18\x01 \x01(\tR\x05scope\x124\n" +
 	"\x04kind\x18\x02 \x01(\x0e2 .pynenc.sidecar.v1.OperationKindR\x04kind\x12\x1f\n" +
@@ -2671,11 +2795,17 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\n" +
 	"json_value\x18\b \x01(\tH\x00R\tjsonValue\x12<\n" +
 	"\n" +
-	"task_value\x18\t \x01(\v2\x1b.pynenc.sidecar.v1.TaskCallH\x00R\ttaskValue\x12A\n" +
+	"task_value\x18\t \x01(\v2\x1b.pynenc.sidecar.v1.TaskCallH\x00R\ttaskValue\x12=\n" +
+	"\n" +
+	"data_value\x18\v \x01(\v2\x1c.pynenc.sidecar.v1.DataValueH\x00R\tdataValue\x12A\n" +
 	"\vorigin_span\x18\n" +
 	" \x01(\v2 .pynenc.sidecar.v1.SpanReferenceR\n" +
 	"originSpanB\a\n" +
-	"\x05value\"C\n" +
+	"\x05value\"@\n" +
+	"\tDataValue\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x02 \x01(\tR\tvalueJson\"C\n" +
 	"\rSpanReference\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\tR\atraceId\x12\x17\n" +
 	"\aspan_id\x18\x02 \x01(\tR\x06spanId\"o\n" +
@@ -2760,16 +2890,18 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\n" +
 	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
 	"invocation\x122\n" +
-	"\x05lease\x18\x02 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"Z\n" +
+	"\x05lease\x18\x02 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\x9c\x01\n" +
 	"\x0eGetDataRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\"F\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12@\n" +
+	"\bposition\x18\x04 \x01(\v2$.pynenc.sidecar.v1.OperationPositionR\bposition\"b\n" +
 	"\x0fGetDataResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x02 \x01(\tR\tvalueJson\"\x9e\x01\n" +
+	"value_json\x18\x02 \x01(\tR\tvalueJson\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"\xe0\x01\n" +
 	"\x0eSetDataRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
@@ -2777,8 +2909,10 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\rinvocation_id\x18\x03 \x01(\tR\finvocationId\x12\x10\n" +
 	"\x03key\x18\x04 \x01(\tR\x03key\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x05 \x01(\tR\tvalueJson\"\x11\n" +
-	"\x0fSetDataResponse\"L\n" +
+	"value_json\x18\x05 \x01(\tR\tvalueJson\x12@\n" +
+	"\bposition\x18\x06 \x01(\v2$.pynenc.sidecar.v1.OperationPositionR\bposition\"-\n" +
+	"\x0fSetDataResponse\x12\x1a\n" +
+	"\breplayed\x18\x01 \x01(\bR\breplayed\"L\n" +
 	"\x12GetBaseTimeRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
@@ -2811,14 +2945,16 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\"\\\n" +
 	"\x15RetryWorkflowResponse\x12C\n" +
-	"\vinvocations\x18\x01 \x03(\v2!.pynenc.sidecar.v1.TaskInvocationR\vinvocations*\xb0\x01\n" +
+	"\vinvocations\x18\x01 \x03(\v2!.pynenc.sidecar.v1.TaskInvocationR\vinvocations*\xed\x01\n" +
 	"\rOperationKind\x12\x1e\n" +
 	"\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15OPERATION_KIND_RANDOM\x10\x01\x12\x17\n" +
 	"\x13OPERATION_KIND_TIME\x10\x02\x12\x17\n" +
 	"\x13OPERATION_KIND_UUID\x10\x03\x12\x17\n" +
 	"\x13OPERATION_KIND_TASK\x10\x04\x12\x19\n" +
-	"\x15OPERATION_KIND_CUSTOM\x10\x052\xd0\v\n" +
+	"\x15OPERATION_KIND_CUSTOM\x10\x05\x12\x1c\n" +
+	"\x18OPERATION_KIND_DATA_READ\x10\x06\x12\x1d\n" +
+	"\x19OPERATION_KIND_DATA_WRITE\x10\a2\xd0\v\n" +
 	"\x1cDeterministicExecutorService\x12M\n" +
 	"\x06Random\x12 .pynenc.sidecar.v1.RandomRequest\x1a!.pynenc.sidecar.v1.RandomResponse\x12M\n" +
 	"\x06UtcNow\x12 .pynenc.sidecar.v1.UtcNowRequest\x1a!.pynenc.sidecar.v1.UtcNowResponse\x12G\n" +
@@ -2850,7 +2986,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP() []byte {
 }
 
 var file_pynenc_sidecar_v1_deterministic_executor_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(OperationKind)(0),                // 0: pynenc.sidecar.v1.OperationKind
 	(*OperationPosition)(nil),         // 1: pynenc.sidecar.v1.OperationPosition
@@ -2865,119 +3001,123 @@ var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(*GetRecordedRequest)(nil),        // 10: pynenc.sidecar.v1.GetRecordedRequest
 	(*GetRecordedResponse)(nil),       // 11: pynenc.sidecar.v1.GetRecordedResponse
 	(*RecordedOperation)(nil),         // 12: pynenc.sidecar.v1.RecordedOperation
-	(*SpanReference)(nil),             // 13: pynenc.sidecar.v1.SpanReference
-	(*TaskCall)(nil),                  // 14: pynenc.sidecar.v1.TaskCall
-	(*TaskInvocation)(nil),            // 15: pynenc.sidecar.v1.TaskInvocation
-	(*TaskLease)(nil),                 // 16: pynenc.sidecar.v1.TaskLease
-	(*ExecuteTaskRequest)(nil),        // 17: pynenc.sidecar.v1.ExecuteTaskRequest
-	(*ExecuteTaskResponse)(nil),       // 18: pynenc.sidecar.v1.ExecuteTaskResponse
-	(*StartWorkflowRequest)(nil),      // 19: pynenc.sidecar.v1.StartWorkflowRequest
-	(*StartWorkflowResponse)(nil),     // 20: pynenc.sidecar.v1.StartWorkflowResponse
-	(*WorkflowLog)(nil),               // 21: pynenc.sidecar.v1.WorkflowLog
-	(*RenewTaskLeaseRequest)(nil),     // 22: pynenc.sidecar.v1.RenewTaskLeaseRequest
-	(*RenewTaskLeaseResponse)(nil),    // 23: pynenc.sidecar.v1.RenewTaskLeaseResponse
-	(*CompleteTaskRequest)(nil),       // 24: pynenc.sidecar.v1.CompleteTaskRequest
-	(*CompleteTaskResponse)(nil),      // 25: pynenc.sidecar.v1.CompleteTaskResponse
-	(*WaitTaskRequest)(nil),           // 26: pynenc.sidecar.v1.WaitTaskRequest
-	(*WaitTaskResponse)(nil),          // 27: pynenc.sidecar.v1.WaitTaskResponse
-	(*GetDataRequest)(nil),            // 28: pynenc.sidecar.v1.GetDataRequest
-	(*GetDataResponse)(nil),           // 29: pynenc.sidecar.v1.GetDataResponse
-	(*SetDataRequest)(nil),            // 30: pynenc.sidecar.v1.SetDataRequest
-	(*SetDataResponse)(nil),           // 31: pynenc.sidecar.v1.SetDataResponse
-	(*GetBaseTimeRequest)(nil),        // 32: pynenc.sidecar.v1.GetBaseTimeRequest
-	(*GetBaseTimeResponse)(nil),       // 33: pynenc.sidecar.v1.GetBaseTimeResponse
-	(*GetOperationCountRequest)(nil),  // 34: pynenc.sidecar.v1.GetOperationCountRequest
-	(*GetOperationCountResponse)(nil), // 35: pynenc.sidecar.v1.GetOperationCountResponse
-	(*GetWorkflowLogRequest)(nil),     // 36: pynenc.sidecar.v1.GetWorkflowLogRequest
-	(*GetWorkflowLogResponse)(nil),    // 37: pynenc.sidecar.v1.GetWorkflowLogResponse
-	(*RetryWorkflowRequest)(nil),      // 38: pynenc.sidecar.v1.RetryWorkflowRequest
-	(*RetryWorkflowResponse)(nil),     // 39: pynenc.sidecar.v1.RetryWorkflowResponse
-	(*WorkflowIdentity)(nil),          // 40: pynenc.sidecar.v1.WorkflowIdentity
-	(*timestamppb.Timestamp)(nil),     // 41: google.protobuf.Timestamp
-	(InvocationStatus)(0),             // 42: pynenc.sidecar.v1.InvocationStatus
-	(*TaskError)(nil),                 // 43: pynenc.sidecar.v1.TaskError
-	(*durationpb.Duration)(nil),       // 44: google.protobuf.Duration
+	(*DataValue)(nil),                 // 13: pynenc.sidecar.v1.DataValue
+	(*SpanReference)(nil),             // 14: pynenc.sidecar.v1.SpanReference
+	(*TaskCall)(nil),                  // 15: pynenc.sidecar.v1.TaskCall
+	(*TaskInvocation)(nil),            // 16: pynenc.sidecar.v1.TaskInvocation
+	(*TaskLease)(nil),                 // 17: pynenc.sidecar.v1.TaskLease
+	(*ExecuteTaskRequest)(nil),        // 18: pynenc.sidecar.v1.ExecuteTaskRequest
+	(*ExecuteTaskResponse)(nil),       // 19: pynenc.sidecar.v1.ExecuteTaskResponse
+	(*StartWorkflowRequest)(nil),      // 20: pynenc.sidecar.v1.StartWorkflowRequest
+	(*StartWorkflowResponse)(nil),     // 21: pynenc.sidecar.v1.StartWorkflowResponse
+	(*WorkflowLog)(nil),               // 22: pynenc.sidecar.v1.WorkflowLog
+	(*RenewTaskLeaseRequest)(nil),     // 23: pynenc.sidecar.v1.RenewTaskLeaseRequest
+	(*RenewTaskLeaseResponse)(nil),    // 24: pynenc.sidecar.v1.RenewTaskLeaseResponse
+	(*CompleteTaskRequest)(nil),       // 25: pynenc.sidecar.v1.CompleteTaskRequest
+	(*CompleteTaskResponse)(nil),      // 26: pynenc.sidecar.v1.CompleteTaskResponse
+	(*WaitTaskRequest)(nil),           // 27: pynenc.sidecar.v1.WaitTaskRequest
+	(*WaitTaskResponse)(nil),          // 28: pynenc.sidecar.v1.WaitTaskResponse
+	(*GetDataRequest)(nil),            // 29: pynenc.sidecar.v1.GetDataRequest
+	(*GetDataResponse)(nil),           // 30: pynenc.sidecar.v1.GetDataResponse
+	(*SetDataRequest)(nil),            // 31: pynenc.sidecar.v1.SetDataRequest
+	(*SetDataResponse)(nil),           // 32: pynenc.sidecar.v1.SetDataResponse
+	(*GetBaseTimeRequest)(nil),        // 33: pynenc.sidecar.v1.GetBaseTimeRequest
+	(*GetBaseTimeResponse)(nil),       // 34: pynenc.sidecar.v1.GetBaseTimeResponse
+	(*GetOperationCountRequest)(nil),  // 35: pynenc.sidecar.v1.GetOperationCountRequest
+	(*GetOperationCountResponse)(nil), // 36: pynenc.sidecar.v1.GetOperationCountResponse
+	(*GetWorkflowLogRequest)(nil),     // 37: pynenc.sidecar.v1.GetWorkflowLogRequest
+	(*GetWorkflowLogResponse)(nil),    // 38: pynenc.sidecar.v1.GetWorkflowLogResponse
+	(*RetryWorkflowRequest)(nil),      // 39: pynenc.sidecar.v1.RetryWorkflowRequest
+	(*RetryWorkflowResponse)(nil),     // 40: pynenc.sidecar.v1.RetryWorkflowResponse
+	(*WorkflowIdentity)(nil),          // 41: pynenc.sidecar.v1.WorkflowIdentity
+	(*timestamppb.Timestamp)(nil),     // 42: google.protobuf.Timestamp
+	(InvocationStatus)(0),             // 43: pynenc.sidecar.v1.InvocationStatus
+	(*TaskError)(nil),                 // 44: pynenc.sidecar.v1.TaskError
+	(*durationpb.Duration)(nil),       // 45: google.protobuf.Duration
 }
 var file_pynenc_sidecar_v1_deterministic_executor_proto_depIdxs = []int32{
-	40, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	41, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
 	1,  // 1: pynenc.sidecar.v1.RandomRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 2: pynenc.sidecar.v1.UtcNowRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	41, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
+	42, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
 	1,  // 4: pynenc.sidecar.v1.UuidRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 5: pynenc.sidecar.v1.RecordRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 6: pynenc.sidecar.v1.GetRecordedRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	0,  // 7: pynenc.sidecar.v1.GetRecordedRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
 	12, // 8: pynenc.sidecar.v1.GetRecordedResponse.operation:type_name -> pynenc.sidecar.v1.RecordedOperation
 	0,  // 9: pynenc.sidecar.v1.RecordedOperation.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	41, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
-	14, // 11: pynenc.sidecar.v1.RecordedOperation.task_value:type_name -> pynenc.sidecar.v1.TaskCall
-	13, // 12: pynenc.sidecar.v1.RecordedOperation.origin_span:type_name -> pynenc.sidecar.v1.SpanReference
-	42, // 13: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
-	40, // 14: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	43, // 15: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
-	41, // 16: pynenc.sidecar.v1.TaskInvocation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	41, // 17: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 18: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	44, // 19: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 20: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	16, // 21: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	40, // 22: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	44, // 23: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 24: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	16, // 25: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	21, // 26: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
-	37, // 27: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	44, // 28: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 29: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	43, // 30: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
-	15, // 31: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	44, // 32: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
-	44, // 33: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 34: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	16, // 35: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	41, // 36: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
-	0,  // 37: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	12, // 38: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
-	15, // 39: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
-	41, // 40: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
-	15, // 41: pynenc.sidecar.v1.RetryWorkflowResponse.invocations:type_name -> pynenc.sidecar.v1.TaskInvocation
-	2,  // 42: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
-	4,  // 43: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
-	6,  // 44: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
-	8,  // 45: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
-	10, // 46: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
-	17, // 47: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
-	19, // 48: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
-	22, // 49: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
-	24, // 50: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
-	26, // 51: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
-	28, // 52: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
-	30, // 53: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
-	32, // 54: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
-	34, // 55: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
-	36, // 56: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
-	38, // 57: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:input_type -> pynenc.sidecar.v1.RetryWorkflowRequest
-	3,  // 58: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
-	5,  // 59: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
-	7,  // 60: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
-	9,  // 61: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
-	11, // 62: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
-	18, // 63: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
-	20, // 64: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
-	23, // 65: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
-	25, // 66: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
-	27, // 67: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
-	29, // 68: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
-	31, // 69: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
-	33, // 70: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
-	35, // 71: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
-	37, // 72: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	39, // 73: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:output_type -> pynenc.sidecar.v1.RetryWorkflowResponse
-	58, // [58:74] is the sub-list for method output_type
-	42, // [42:58] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	42, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
+	15, // 11: pynenc.sidecar.v1.RecordedOperation.task_value:type_name -> pynenc.sidecar.v1.TaskCall
+	13, // 12: pynenc.sidecar.v1.RecordedOperation.data_value:type_name -> pynenc.sidecar.v1.DataValue
+	14, // 13: pynenc.sidecar.v1.RecordedOperation.origin_span:type_name -> pynenc.sidecar.v1.SpanReference
+	43, // 14: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
+	41, // 15: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	44, // 16: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
+	42, // 17: pynenc.sidecar.v1.TaskInvocation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	42, // 18: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 19: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	45, // 20: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 21: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 22: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	41, // 23: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	45, // 24: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 25: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 26: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	22, // 27: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
+	38, // 28: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	45, // 29: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
+	17, // 30: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	44, // 31: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
+	16, // 32: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	45, // 33: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
+	45, // 34: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 35: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 36: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	1,  // 37: pynenc.sidecar.v1.GetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	1,  // 38: pynenc.sidecar.v1.SetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	42, // 39: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
+	0,  // 40: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
+	12, // 41: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
+	16, // 42: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
+	42, // 43: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
+	16, // 44: pynenc.sidecar.v1.RetryWorkflowResponse.invocations:type_name -> pynenc.sidecar.v1.TaskInvocation
+	2,  // 45: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
+	4,  // 46: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
+	6,  // 47: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
+	8,  // 48: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
+	10, // 49: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
+	18, // 50: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
+	20, // 51: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
+	23, // 52: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
+	25, // 53: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
+	27, // 54: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
+	29, // 55: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
+	31, // 56: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
+	33, // 57: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
+	35, // 58: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
+	37, // 59: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
+	39, // 60: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:input_type -> pynenc.sidecar.v1.RetryWorkflowRequest
+	3,  // 61: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
+	5,  // 62: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
+	7,  // 63: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
+	9,  // 64: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
+	11, // 65: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
+	19, // 66: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
+	21, // 67: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
+	24, // 68: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
+	26, // 69: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
+	28, // 70: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
+	30, // 71: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
+	32, // 72: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
+	34, // 73: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
+	36, // 74: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
+	38, // 75: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	40, // 76: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:output_type -> pynenc.sidecar.v1.RetryWorkflowResponse
+	61, // [61:77] is the sub-list for method output_type
+	45, // [45:61] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_pynenc_sidecar_v1_deterministic_executor_proto_init() }
@@ -2992,8 +3132,9 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 		(*RecordedOperation_UuidValue)(nil),
 		(*RecordedOperation_JsonValue)(nil),
 		(*RecordedOperation_TaskValue)(nil),
+		(*RecordedOperation_DataValue)(nil),
 	}
-	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23].OneofWrappers = []any{
+	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24].OneofWrappers = []any{
 		(*CompleteTaskRequest_ResultJson)(nil),
 		(*CompleteTaskRequest_Error)(nil),
 	}
@@ -3003,7 +3144,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc), len(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

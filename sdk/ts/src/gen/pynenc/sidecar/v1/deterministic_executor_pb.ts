@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pynenc/sidecar/v1/deterministic_executor.proto.
  */
 export const file_pynenc_sidecar_v1_deterministic_executor: GenFile = /*@__PURE__*/
-  fileDesc("Ci5weW5lbmMvc2lkZWNhci92MS9kZXRlcm1pbmlzdGljX2V4ZWN1dG9yLnByb3RvEhFweW5lbmMuc2lkZWNhci52MSKDAQoRT3BlcmF0aW9uUG9zaXRpb24SDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIVCg1pbnZvY2F0aW9uX2lkGAMgASgJEhAKCHNlcXVlbmNlGAQgASgDIkcKDVJhbmRvbVJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIxCg5SYW5kb21SZXNwb25zZRINCgV2YWx1ZRgBIAEoARIQCghyZXBsYXllZBgCIAEoCCJHCg1VdGNOb3dSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24iTAoOVXRjTm93UmVzcG9uc2USKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgiRQoLVXVpZFJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIuCgxVdWlkUmVzcG9uc2USDAoEdXVpZBgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCJuCg1SZWNvcmRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SEQoJb3BlcmF0aW9uGAIgASgJEhIKCnZhbHVlX2pzb24YAyABKAkiNgoOUmVjb3JkUmVzcG9uc2USEgoKdmFsdWVfanNvbhgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCKRAQoSR2V0UmVjb3JkZWRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkiXQoTR2V0UmVjb3JkZWRSZXNwb25zZRINCgVmb3VuZBgBIAEoCBI3CglvcGVyYXRpb24YAiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRlZE9wZXJhdGlvbiLiAgoRUmVjb3JkZWRPcGVyYXRpb24SDQoFc2NvcGUYASABKAkSLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkSEAoIc2VxdWVuY2UYBCABKAMSFgoMcmFuZG9tX3ZhbHVlGAUgASgBSAASMAoKdGltZV92YWx1ZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIUCgp1dWlkX3ZhbHVlGAcgASgJSAASFAoKanNvbl92YWx1ZRgIIAEoCUgAEjEKCnRhc2tfdmFsdWUYCSABKAsyGy5weW5lbmMuc2lkZWNhci52MS5UYXNrQ2FsbEgAEjUKC29yaWdpbl9zcGFuGAogASgLMiAucHluZW5jLnNpZGVjYXIudjEuU3BhblJlZmVyZW5jZUIHCgV2YWx1ZSIyCg1TcGFuUmVmZXJlbmNlEhAKCHRyYWNlX2lkGAEgASgJEg8KB3NwYW5faWQYAiABKAkiSgoIVGFza0NhbGwSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhYKDmFyZ3VtZW50c19qc29uGAMgASgJIuwCCg5UYXNrSW52b2NhdGlvbhIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB3Rhc2tfaWQYAiABKAkSFgoOYXJndW1lbnRzX2pzb24YAyABKAkSMwoGc3RhdHVzGAQgASgOMiMucHluZW5jLnNpZGVjYXIudjEuSW52b2NhdGlvblN0YXR1cxI1Cgh3b3JrZmxvdxgFIAEoCzIjLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93SWRlbnRpdHkSHAoUcGFyZW50X2ludm9jYXRpb25faWQYBiABKAkSEwoLcmVzdWx0X2pzb24YByABKAkSKwoFZXJyb3IYCCABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrRXJyb3ISFwoPbGVhc2VfcnVubmVyX2lkGAkgASgJEjUKEWxlYXNlX2V4cGlyZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOCglUYXNrTGVhc2USEAoIbGVhc2VfaWQYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItIBChJFeGVjdXRlVGFza1JlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbhIPCgd0YXNrX2lkGAIgASgJEhYKDmFyZ3VtZW50c19qc29uGAMgASgJEhoKEmZvcmNlX25ld193b3JrZmxvdxgEIAEoCBIRCglydW5uZXJfaWQYBSABKAkSLAoJbGVhc2VfdHRsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIosBChNFeGVjdXRlVGFza1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIQCghyZXBsYXllZBgCIAEoCBIrCgVsZWFzZRgDIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZSLLAQoUU3RhcnRXb3JrZmxvd1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCRIRCglydW5uZXJfaWQYBCABKAkSLAoJbGVhc2VfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2luY2x1ZGVfbG9nGAYgASgIIroBChVTdGFydFdvcmtmbG93UmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEhAKCHJlcGxheWVkGAIgASgIEisKBWxlYXNlGAMgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0xlYXNlEisKA2xvZxgEIAEoCzIeLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93TG9nIkkKC1dvcmtmbG93TG9nEjoKB2JhdGNoZXMYASADKAsyKS5weW5lbmMuc2lkZWNhci52MS5HZXRXb3JrZmxvd0xvZ1Jlc3BvbnNlIn4KFVJlbmV3VGFza0xlYXNlUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRIsCglsZWFzZV90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRQoWUmVuZXdUYXNrTGVhc2VSZXNwb25zZRIrCgVsZWFzZRgBIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZSKfAQoTQ29tcGxldGVUYXNrUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRIVCgtyZXN1bHRfanNvbhgEIAEoCUgAEi0KBWVycm9yGAUgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0Vycm9ySABCCQoHb3V0Y29tZSJfChRDb21wbGV0ZVRhc2tSZXNwb25zZRI1CgppbnZvY2F0aW9uGAEgASgLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SEAoIYWNjZXB0ZWQYAiABKAgipQEKD1dhaXRUYXNrUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCRIRCglydW5uZXJfaWQYAyABKAkSKgoHdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCglsZWFzZV90dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24idgoQV2FpdFRhc2tSZXNwb25zZRI1CgppbnZvY2F0aW9uGAEgASgLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SKwoFbGVhc2UYAiABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2UiQgoOR2V0RGF0YVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEgsKA2tleRgDIAEoCSI0Cg9HZXREYXRhUmVzcG9uc2USDQoFZm91bmQYASABKAgSEgoKdmFsdWVfanNvbhgCIAEoCSJtCg5TZXREYXRhUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFQoNaW52b2NhdGlvbl9pZBgDIAEoCRILCgNrZXkYBCABKAkSEgoKdmFsdWVfanNvbhgFIAEoCSIRCg9TZXREYXRhUmVzcG9uc2UiOQoSR2V0QmFzZVRpbWVSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCSJWChNHZXRCYXNlVGltZVJlc3BvbnNlEi0KCWJhc2VfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgimwEKGEdldE9wZXJhdGlvbkNvdW50UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFQoNaW52b2NhdGlvbl9pZBgDIAEoCRIuCgRraW5kGAQgASgOMiAucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uS2luZBITCgtjdXN0b21fbmFtZRgFIAEoCSIqChlHZXRPcGVyYXRpb25Db3VudFJlc3BvbnNlEg0KBWNvdW50GAEgASgDIjwKFUdldFdvcmtmbG93TG9nUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiswEKFkdldFdvcmtmbG93TG9nUmVzcG9uc2USOAoKb3BlcmF0aW9ucxgBIAMoCzIkLnB5bmVuYy5zaWRlY2FyLnYxLlJlY29yZGVkT3BlcmF0aW9uEjAKBXRhc2tzGAIgAygLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SLQoJYmFzZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChRSZXRyeVdvcmtmbG93UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiTwoVUmV0cnlXb3JrZmxvd1Jlc3BvbnNlEjYKC2ludm9jYXRpb25zGAEgAygLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24qsAEKDU9wZXJhdGlvbktpbmQSHgoaT1BFUkFUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIZChVPUEVSQVRJT05fS0lORF9SQU5ET00QARIXChNPUEVSQVRJT05fS0lORF9USU1FEAISFwoTT1BFUkFUSU9OX0tJTkRfVVVJRBADEhcKE09QRVJBVElPTl9LSU5EX1RBU0sQBBIZChVPUEVSQVRJT05fS0lORF9DVVNUT00QBTLQCwocRGV0ZXJtaW5pc3RpY0V4ZWN1dG9yU2VydmljZRJNCgZSYW5kb20SIC5weW5lbmMuc2lkZWNhci52MS5SYW5kb21SZXF1ZXN0GiEucHluZW5jLnNpZGVjYXIudjEuUmFuZG9tUmVzcG9uc2USTQoGVXRjTm93EiAucHluZW5jLnNpZGVjYXIudjEuVXRjTm93UmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlV0Y05vd1Jlc3BvbnNlEkcKBFV1aWQSHi5weW5lbmMuc2lkZWNhci52MS5VdWlkUmVxdWVzdBofLnB5bmVuYy5zaWRlY2FyLnYxLlV1aWRSZXNwb25zZRJNCgZSZWNvcmQSIC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRSZXF1ZXN0GiEucHluZW5jLnNpZGVjYXIudjEuUmVjb3JkUmVzcG9uc2USXAoLR2V0UmVjb3JkZWQSJS5weW5lbmMuc2lkZWNhci52MS5HZXRSZWNvcmRlZFJlcXVlc3QaJi5weW5lbmMuc2lkZWNhci52MS5HZXRSZWNvcmRlZFJlc3BvbnNlElwKC0V4ZWN1dGVUYXNrEiUucHluZW5jLnNpZGVjYXIudjEuRXhlY3V0ZVRhc2tSZXF1ZXN0GiYucHluZW5jLnNpZGVjYXIudjEuRXhlY3V0ZVRhc2tSZXNwb25zZRJiCg1TdGFydFdvcmtmbG93EicucHluZW5jLnNpZGVjYXIudjEuU3RhcnRXb3JrZmxvd1JlcXVlc3QaKC5weW5lbmMuc2lkZWNhci52MS5TdGFydFdvcmtmbG93UmVzcG9uc2USZQoOUmVuZXdUYXNrTGVhc2USKC5weW5lbmMuc2lkZWNhci52MS5SZW5ld1Rhc2tMZWFzZVJlcXVlc3QaKS5weW5lbmMuc2lkZWNhci52MS5SZW5ld1Rhc2tMZWFzZVJlc3BvbnNlEl8KDENvbXBsZXRlVGFzaxImLnB5bmVuYy5zaWRlY2FyLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaJy5weW5lbmMuc2lkZWNhci52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJTCghXYWl0VGFzaxIiLnB5bmVuYy5zaWRlY2FyLnYxLldhaXRUYXNrUmVxdWVzdBojLnB5bmVuYy5zaWRlY2FyLnYxLldhaXRUYXNrUmVzcG9uc2USUAoHR2V0RGF0YRIhLnB5bmVuYy5zaWRlY2FyLnYxLkdldERhdGFSZXF1ZXN0GiIucHluZW5jLnNpZGVjYXIudjEuR2V0RGF0YVJlc3BvbnNlElAKB1NldERhdGESIS5weW5lbmMuc2lkZWNhci52MS5TZXREYXRhUmVxdWVzdBoiLnB5bmVuYy5zaWRlY2FyLnYxLlNldERhdGFSZXNwb25zZRJcCgtHZXRCYXNlVGltZRIlLnB5bmVuYy5zaWRlY2FyLnYxLkdldEJhc2VUaW1lUmVxdWVzdBomLnB5bmVuYy5zaWRlY2FyLnYxLkdldEJhc2VUaW1lUmVzcG9uc2USbgoRR2V0T3BlcmF0aW9uQ291bnQSKy5weW5lbmMuc2lkZWNhci52MS5HZXRPcGVyYXRpb25Db3VudFJlcXVlc3QaLC5weW5lbmMuc2lkZWNhci52MS5HZXRPcGVyYXRpb25Db3VudFJlc3BvbnNlEmcKDkdldFdvcmtmbG93TG9nEigucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXF1ZXN0GikucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXNwb25zZTABEmIKDVJldHJ5V29ya2Zsb3cSJy5weW5lbmMuc2lkZWNhci52MS5SZXRyeVdvcmtmbG93UmVxdWVzdBooLnB5bmVuYy5zaWRlY2FyLnYxLlJldHJ5V29ya2Zsb3dSZXNwb25zZUJJWkdnaXRodWIuY29tL3B5bmVuYy9weW5lbmMtc2lkZWNhci9zZGsvZ28vZ2VuL3B5bmVuYy9zaWRlY2FyL3YxO3NpZGVjYXJ2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pynenc_sidecar_v1_common]);
+  fileDesc("Ci5weW5lbmMvc2lkZWNhci92MS9kZXRlcm1pbmlzdGljX2V4ZWN1dG9yLnByb3RvEhFweW5lbmMuc2lkZWNhci52MSKDAQoRT3BlcmF0aW9uUG9zaXRpb24SDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIVCg1pbnZvY2F0aW9uX2lkGAMgASgJEhAKCHNlcXVlbmNlGAQgASgDIkcKDVJhbmRvbVJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIxCg5SYW5kb21SZXNwb25zZRINCgV2YWx1ZRgBIAEoARIQCghyZXBsYXllZBgCIAEoCCJHCg1VdGNOb3dSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24iTAoOVXRjTm93UmVzcG9uc2USKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgiRQoLVXVpZFJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIuCgxVdWlkUmVzcG9uc2USDAoEdXVpZBgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCJuCg1SZWNvcmRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SEQoJb3BlcmF0aW9uGAIgASgJEhIKCnZhbHVlX2pzb24YAyABKAkiNgoOUmVjb3JkUmVzcG9uc2USEgoKdmFsdWVfanNvbhgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCKRAQoSR2V0UmVjb3JkZWRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkiXQoTR2V0UmVjb3JkZWRSZXNwb25zZRINCgVmb3VuZBgBIAEoCBI3CglvcGVyYXRpb24YAiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRlZE9wZXJhdGlvbiKWAwoRUmVjb3JkZWRPcGVyYXRpb24SDQoFc2NvcGUYASABKAkSLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkSEAoIc2VxdWVuY2UYBCABKAMSFgoMcmFuZG9tX3ZhbHVlGAUgASgBSAASMAoKdGltZV92YWx1ZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIUCgp1dWlkX3ZhbHVlGAcgASgJSAASFAoKanNvbl92YWx1ZRgIIAEoCUgAEjEKCnRhc2tfdmFsdWUYCSABKAsyGy5weW5lbmMuc2lkZWNhci52MS5UYXNrQ2FsbEgAEjIKCmRhdGFfdmFsdWUYCyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5EYXRhVmFsdWVIABI1CgtvcmlnaW5fc3BhbhgKIAEoCzIgLnB5bmVuYy5zaWRlY2FyLnYxLlNwYW5SZWZlcmVuY2VCBwoFdmFsdWUiLgoJRGF0YVZhbHVlEg0KBWZvdW5kGAEgASgIEhIKCnZhbHVlX2pzb24YAiABKAkiMgoNU3BhblJlZmVyZW5jZRIQCgh0cmFjZV9pZBgBIAEoCRIPCgdzcGFuX2lkGAIgASgJIkoKCFRhc2tDYWxsEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCSLsAgoOVGFza0ludm9jYXRpb24SFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhYKDmFyZ3VtZW50c19qc29uGAMgASgJEjMKBnN0YXR1cxgEIAEoDjIjLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb25TdGF0dXMSNQoId29ya2Zsb3cYBSABKAsyIy5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0lkZW50aXR5EhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGAYgASgJEhMKC3Jlc3VsdF9qc29uGAcgASgJEisKBWVycm9yGAggASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0Vycm9yEhcKD2xlYXNlX3J1bm5lcl9pZBgJIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoJVGFza0xlYXNlEhAKCGxlYXNlX2lkGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAQoSRXhlY3V0ZVRhc2tSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCRIaChJmb3JjZV9uZXdfd29ya2Zsb3cYBCABKAgSEQoJcnVubmVyX2lkGAUgASgJEiwKCWxlYXNlX3R0bBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKLAQoTRXhlY3V0ZVRhc2tSZXNwb25zZRI1CgppbnZvY2F0aW9uGAEgASgLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SEAoIcmVwbGF5ZWQYAiABKAgSKwoFbGVhc2UYAyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2UiywEKFFN0YXJ0V29ya2Zsb3dSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRI1Cgh3b3JrZmxvdxgCIAEoCzIjLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93SWRlbnRpdHkSFgoOYXJndW1lbnRzX2pzb24YAyABKAkSEQoJcnVubmVyX2lkGAQgASgJEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtpbmNsdWRlX2xvZxgGIAEoCCK6AQoVU3RhcnRXb3JrZmxvd1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIQCghyZXBsYXllZBgCIAEoCBIrCgVsZWFzZRgDIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZRIrCgNsb2cYBCABKAsyHi5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0xvZyJJCgtXb3JrZmxvd0xvZxI6CgdiYXRjaGVzGAEgAygLMikucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXNwb25zZSJ+ChVSZW5ld1Rhc2tMZWFzZVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkUKFlJlbmV3VGFza0xlYXNlUmVzcG9uc2USKwoFbGVhc2UYASABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2UinwEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSFQoLcmVzdWx0X2pzb24YBCABKAlIABItCgVlcnJvchgFIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tFcnJvckgAQgkKB291dGNvbWUiXwoUQ29tcGxldGVUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEhAKCGFjY2VwdGVkGAIgASgIIqUBCg9XYWl0VGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEQoJcnVubmVyX2lkGAMgASgJEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJbGVhc2VfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInYKEFdhaXRUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEisKBWxlYXNlGAIgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0xlYXNlInoKDkdldERhdGFSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRILCgNrZXkYAyABKAkSNgoIcG9zaXRpb24YBCABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiJGCg9HZXREYXRhUmVzcG9uc2USDQoFZm91bmQYASABKAgSEgoKdmFsdWVfanNvbhgCIAEoCRIQCghyZXBsYXllZBgDIAEoCCKlAQoOU2V0RGF0YVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEhUKDWludm9jYXRpb25faWQYAyABKAkSCwoDa2V5GAQgASgJEhIKCnZhbHVlX2pzb24YBSABKAkSNgoIcG9zaXRpb24YBiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIjCg9TZXREYXRhUmVzcG9uc2USEAoIcmVwbGF5ZWQYASABKAgiOQoSR2V0QmFzZVRpbWVSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCSJWChNHZXRCYXNlVGltZVJlc3BvbnNlEi0KCWJhc2VfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgimwEKGEdldE9wZXJhdGlvbkNvdW50UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFQoNaW52b2NhdGlvbl9pZBgDIAEoCRIuCgRraW5kGAQgASgOMiAucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uS2luZBITCgtjdXN0b21fbmFtZRgFIAEoCSIqChlHZXRPcGVyYXRpb25Db3VudFJlc3BvbnNlEg0KBWNvdW50GAEgASgDIjwKFUdldFdvcmtmbG93TG9nUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiswEKFkdldFdvcmtmbG93TG9nUmVzcG9uc2USOAoKb3BlcmF0aW9ucxgBIAMoCzIkLnB5bmVuYy5zaWRlY2FyLnYxLlJlY29yZGVkT3BlcmF0aW9uEjAKBXRhc2tzGAIgAygLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SLQoJYmFzZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChRSZXRyeVdvcmtmbG93UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiTwoVUmV0cnlXb3JrZmxvd1Jlc3BvbnNlEjYKC2ludm9jYXRpb25zGAEgAygLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24q7QEKDU9wZXJhdGlvbktpbmQSHgoaT1BFUkFUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIZChVPUEVSQVRJT05fS0lORF9SQU5ET00QARIXChNPUEVSQVRJT05fS0lORF9USU1FEAISFwoTT1BFUkFUSU9OX0tJTkRfVVVJRBADEhcKE09QRVJBVElPTl9LSU5EX1RBU0sQBBIZChVPUEVSQVRJT05fS0lORF9DVVNUT00QBRIcChhPUEVSQVRJT05fS0lORF9EQVRBX1JFQUQQBhIdChlPUEVSQVRJT05fS0lORF9EQVRBX1dSSVRFEAcy0AsKHERldGVybWluaXN0aWNFeGVjdXRvclNlcnZpY2USTQoGUmFuZG9tEiAucHluZW5jLnNpZGVjYXIudjEuUmFuZG9tUmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlJhbmRvbVJlc3BvbnNlEk0KBlV0Y05vdxIgLnB5bmVuYy5zaWRlY2FyLnYxLlV0Y05vd1JlcXVlc3QaIS5weW5lbmMuc2lkZWNhci52MS5VdGNOb3dSZXNwb25zZRJHCgRVdWlkEh4ucHluZW5jLnNpZGVjYXIudjEuVXVpZFJlcXVlc3QaHy5weW5lbmMuc2lkZWNhci52MS5VdWlkUmVzcG9uc2USTQoGUmVjb3JkEiAucHluZW5jLnNpZGVjYXIudjEuUmVjb3JkUmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlJlY29yZFJlc3BvbnNlElwKC0dldFJlY29yZGVkEiUucHluZW5jLnNpZGVjYXIudjEuR2V0UmVjb3JkZWRSZXF1ZXN0GiYucHluZW5jLnNpZGVjYXIudjEuR2V0UmVjb3JkZWRSZXNwb25zZRJcCgtFeGVjdXRlVGFzaxIlLnB5bmVuYy5zaWRlY2FyLnYxLkV4ZWN1dGVUYXNrUmVxdWVzdBomLnB5bmVuYy5zaWRlY2FyLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USYgoNU3RhcnRXb3JrZmxvdxInLnB5bmVuYy5zaWRlY2FyLnYxLlN0YXJ0V29ya2Zsb3dSZXF1ZXN0GigucHluZW5jLnNpZGVjYXIudjEuU3RhcnRXb3JrZmxvd1Jlc3BvbnNlEmUKDlJlbmV3VGFza0xlYXNlEigucHluZW5jLnNpZGVjYXIudjEuUmVuZXdUYXNrTGVhc2VSZXF1ZXN0GikucHluZW5jLnNpZGVjYXIudjEuUmVuZXdUYXNrTGVhc2VSZXNwb25zZRJfCgxDb21wbGV0ZVRhc2sSJi5weW5lbmMuc2lkZWNhci52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0GicucHluZW5jLnNpZGVjYXIudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USUwoIV2FpdFRhc2sSIi5weW5lbmMuc2lkZWNhci52MS5XYWl0VGFza1JlcXVlc3QaIy5weW5lbmMuc2lkZWNhci52MS5XYWl0VGFza1Jlc3BvbnNlElAKB0dldERhdGESIS5weW5lbmMuc2lkZWNhci52MS5HZXREYXRhUmVxdWVzdBoiLnB5bmVuYy5zaWRlY2FyLnYxLkdldERhdGFSZXNwb25zZRJQCgdTZXREYXRhEiEucHluZW5jLnNpZGVjYXIudjEuU2V0RGF0YVJlcXVlc3QaIi5weW5lbmMuc2lkZWNhci52MS5TZXREYXRhUmVzcG9uc2USXAoLR2V0QmFzZVRpbWUSJS5weW5lbmMuc2lkZWNhci52MS5HZXRCYXNlVGltZVJlcXVlc3QaJi5weW5lbmMuc2lkZWNhci52MS5HZXRCYXNlVGltZVJlc3BvbnNlEm4KEUdldE9wZXJhdGlvbkNvdW50EisucHluZW5jLnNpZGVjYXIudjEuR2V0T3BlcmF0aW9uQ291bnRSZXF1ZXN0GiwucHluZW5jLnNpZGVjYXIudjEuR2V0T3BlcmF0aW9uQ291bnRSZXNwb25zZRJnCg5HZXRXb3JrZmxvd0xvZxIoLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93TG9nUmVxdWVzdBopLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93TG9nUmVzcG9uc2UwARJiCg1SZXRyeVdvcmtmbG93EicucHluZW5jLnNpZGVjYXIudjEuUmV0cnlXb3JrZmxvd1JlcXVlc3QaKC5weW5lbmMuc2lkZWNhci52MS5SZXRyeVdvcmtmbG93UmVzcG9uc2VCSVpHZ2l0aHViLmNvbS9weW5lbmMvcHluZW5jLXNpZGVjYXIvc2RrL2dvL2dlbi9weW5lbmMvc2lkZWNhci92MTtzaWRlY2FydjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pynenc_sidecar_v1_common]);
 
 /**
  * Where an operation is recorded, shared by the per-operation requests.
@@ -251,7 +251,7 @@ export type GetRecordedRequest = Message<"pynenc.sidecar.v1.GetRecordedRequest">
   kind: OperationKind;
 
   /**
-   * Required when kind is CUSTOM.
+   * Required when kind is CUSTOM, DATA_READ or DATA_WRITE (the data key).
    *
    * @generated from field: string custom_name = 3;
    */
@@ -309,7 +309,7 @@ export type RecordedOperation = Message<"pynenc.sidecar.v1.RecordedOperation"> &
   kind: OperationKind;
 
   /**
-   * Set when kind is CUSTOM.
+   * Set when kind is CUSTOM (its name), DATA_READ or DATA_WRITE (the key).
    *
    * @generated from field: string custom_name = 3;
    */
@@ -357,6 +357,14 @@ export type RecordedOperation = Message<"pynenc.sidecar.v1.RecordedOperation"> &
      */
     value: TaskCall;
     case: "taskValue";
+  } | {
+    /**
+     * What a DATA_READ position read, or the value a DATA_WRITE wrote.
+     *
+     * @generated from field: pynenc.sidecar.v1.DataValue data_value = 11;
+     */
+    value: DataValue;
+    case: "dataValue";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -375,6 +383,34 @@ export type RecordedOperation = Message<"pynenc.sidecar.v1.RecordedOperation"> &
  */
 export const RecordedOperationSchema: GenMessage<RecordedOperation> = /*@__PURE__*/
   messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 11);
+
+/**
+ * A workflow data value as recorded at a data position.
+ *
+ * @generated from message pynenc.sidecar.v1.DataValue
+ */
+export type DataValue = Message<"pynenc.sidecar.v1.DataValue"> & {
+  /**
+   * False when a read found no value for the key (always true for a write).
+   *
+   * @generated from field: bool found = 1;
+   */
+  found: boolean;
+
+  /**
+   * JSON text, set when found.
+   *
+   * @generated from field: string value_json = 2;
+   */
+  valueJson: string;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.DataValue.
+ * Use `create(DataValueSchema)` to create a new message.
+ */
+export const DataValueSchema: GenMessage<DataValue> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 12);
 
 /**
  * An OpenTelemetry span, as W3C trace context writes it: lowercase hex.
@@ -402,7 +438,7 @@ export type SpanReference = Message<"pynenc.sidecar.v1.SpanReference"> & {
  * Use `create(SpanReferenceSchema)` to create a new message.
  */
 export const SpanReferenceSchema: GenMessage<SpanReference> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 12);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 13);
 
 /**
  * The call recorded at a task position.
@@ -434,7 +470,7 @@ export type TaskCall = Message<"pynenc.sidecar.v1.TaskCall"> & {
  * Use `create(TaskCallSchema)` to create a new message.
  */
 export const TaskCallSchema: GenMessage<TaskCall> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 13);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 14);
 
 /**
  * A task invocation as the workflow context sees it.
@@ -513,7 +549,7 @@ export type TaskInvocation = Message<"pynenc.sidecar.v1.TaskInvocation"> & {
  * Use `create(TaskInvocationSchema)` to create a new message.
  */
 export const TaskInvocationSchema: GenMessage<TaskInvocation> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 14);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 15);
 
 /**
  * The right, for a limited time, to run a task.
@@ -539,7 +575,7 @@ export type TaskLease = Message<"pynenc.sidecar.v1.TaskLease"> & {
  * Use `create(TaskLeaseSchema)` to create a new message.
  */
 export const TaskLeaseSchema: GenMessage<TaskLease> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 15);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 16);
 
 /**
  * @generated from message pynenc.sidecar.v1.ExecuteTaskRequest
@@ -593,7 +629,7 @@ export type ExecuteTaskRequest = Message<"pynenc.sidecar.v1.ExecuteTaskRequest">
  * Use `create(ExecuteTaskRequestSchema)` to create a new message.
  */
 export const ExecuteTaskRequestSchema: GenMessage<ExecuteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 16);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 17);
 
 /**
  * @generated from message pynenc.sidecar.v1.ExecuteTaskResponse
@@ -624,7 +660,7 @@ export type ExecuteTaskResponse = Message<"pynenc.sidecar.v1.ExecuteTaskResponse
  * Use `create(ExecuteTaskResponseSchema)` to create a new message.
  */
 export const ExecuteTaskResponseSchema: GenMessage<ExecuteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 17);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 18);
 
 /**
  * @generated from message pynenc.sidecar.v1.StartWorkflowRequest
@@ -680,7 +716,7 @@ export type StartWorkflowRequest = Message<"pynenc.sidecar.v1.StartWorkflowReque
  * Use `create(StartWorkflowRequestSchema)` to create a new message.
  */
 export const StartWorkflowRequestSchema: GenMessage<StartWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 18);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 19);
 
 /**
  * @generated from message pynenc.sidecar.v1.StartWorkflowResponse
@@ -721,7 +757,7 @@ export type StartWorkflowResponse = Message<"pynenc.sidecar.v1.StartWorkflowResp
  * Use `create(StartWorkflowResponseSchema)` to create a new message.
  */
 export const StartWorkflowResponseSchema: GenMessage<StartWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 19);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 20);
 
 /**
  * A workflow's whole log: the messages GetWorkflowLog streams, in one.
@@ -740,7 +776,7 @@ export type WorkflowLog = Message<"pynenc.sidecar.v1.WorkflowLog"> & {
  * Use `create(WorkflowLogSchema)` to create a new message.
  */
 export const WorkflowLogSchema: GenMessage<WorkflowLog> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 20);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 21);
 
 /**
  * @generated from message pynenc.sidecar.v1.RenewTaskLeaseRequest
@@ -780,7 +816,7 @@ export type RenewTaskLeaseRequest = Message<"pynenc.sidecar.v1.RenewTaskLeaseReq
  * Use `create(RenewTaskLeaseRequestSchema)` to create a new message.
  */
 export const RenewTaskLeaseRequestSchema: GenMessage<RenewTaskLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 21);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 22);
 
 /**
  * @generated from message pynenc.sidecar.v1.RenewTaskLeaseResponse
@@ -797,7 +833,7 @@ export type RenewTaskLeaseResponse = Message<"pynenc.sidecar.v1.RenewTaskLeaseRe
  * Use `create(RenewTaskLeaseResponseSchema)` to create a new message.
  */
 export const RenewTaskLeaseResponseSchema: GenMessage<RenewTaskLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 22);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 23);
 
 /**
  * @generated from message pynenc.sidecar.v1.CompleteTaskRequest
@@ -851,7 +887,7 @@ export type CompleteTaskRequest = Message<"pynenc.sidecar.v1.CompleteTaskRequest
  * Use `create(CompleteTaskRequestSchema)` to create a new message.
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 23);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 24);
 
 /**
  * @generated from message pynenc.sidecar.v1.CompleteTaskResponse
@@ -876,7 +912,7 @@ export type CompleteTaskResponse = Message<"pynenc.sidecar.v1.CompleteTaskRespon
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 24);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 25);
 
 /**
  * @generated from message pynenc.sidecar.v1.WaitTaskRequest
@@ -923,7 +959,7 @@ export type WaitTaskRequest = Message<"pynenc.sidecar.v1.WaitTaskRequest"> & {
  * Use `create(WaitTaskRequestSchema)` to create a new message.
  */
 export const WaitTaskRequestSchema: GenMessage<WaitTaskRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 25);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 26);
 
 /**
  * @generated from message pynenc.sidecar.v1.WaitTaskResponse
@@ -948,7 +984,7 @@ export type WaitTaskResponse = Message<"pynenc.sidecar.v1.WaitTaskResponse"> & {
  * Use `create(WaitTaskResponseSchema)` to create a new message.
  */
 export const WaitTaskResponseSchema: GenMessage<WaitTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 26);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 27);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetDataRequest
@@ -974,6 +1010,15 @@ export type GetDataRequest = Message<"pynenc.sidecar.v1.GetDataRequest"> & {
    * @generated from field: string key = 3;
    */
   key: string;
+
+  /**
+   * Optional: the reader's position (its sequence counts this key's reads in
+   * the run). Given, the read is recorded (see GetData), and app_id and
+   * workflow_id may be left empty (if set, they must equal the position's).
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationPosition position = 4;
+   */
+  position?: OperationPosition | undefined;
 };
 
 /**
@@ -981,7 +1026,7 @@ export type GetDataRequest = Message<"pynenc.sidecar.v1.GetDataRequest"> & {
  * Use `create(GetDataRequestSchema)` to create a new message.
  */
 export const GetDataRequestSchema: GenMessage<GetDataRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 27);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 28);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetDataResponse
@@ -998,6 +1043,13 @@ export type GetDataResponse = Message<"pynenc.sidecar.v1.GetDataResponse"> & {
    * @generated from field: string value_json = 2;
    */
   valueJson: string;
+
+  /**
+   * True when the read was served from the record at `position`.
+   *
+   * @generated from field: bool replayed = 3;
+   */
+  replayed: boolean;
 };
 
 /**
@@ -1005,7 +1057,7 @@ export type GetDataResponse = Message<"pynenc.sidecar.v1.GetDataResponse"> & {
  * Use `create(GetDataResponseSchema)` to create a new message.
  */
 export const GetDataResponseSchema: GenMessage<GetDataResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 28);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 29);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetDataRequest
@@ -1045,6 +1097,16 @@ export type SetDataRequest = Message<"pynenc.sidecar.v1.SetDataRequest"> & {
    * @generated from field: string value_json = 5;
    */
   valueJson: string;
+
+  /**
+   * Optional: the writer's position (its sequence counts this key's writes
+   * in the run; its invocation_id is the writer). Given, the write is
+   * recorded (see SetData), and app_id, workflow_id and invocation_id may be
+   * left empty (if set, they must equal the position's).
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationPosition position = 6;
+   */
+  position?: OperationPosition | undefined;
 };
 
 /**
@@ -1052,12 +1114,19 @@ export type SetDataRequest = Message<"pynenc.sidecar.v1.SetDataRequest"> & {
  * Use `create(SetDataRequestSchema)` to create a new message.
  */
 export const SetDataRequestSchema: GenMessage<SetDataRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 29);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 30);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetDataResponse
  */
 export type SetDataResponse = Message<"pynenc.sidecar.v1.SetDataResponse"> & {
+  /**
+   * True when the write was already recorded at `position`: nothing was
+   * applied.
+   *
+   * @generated from field: bool replayed = 1;
+   */
+  replayed: boolean;
 };
 
 /**
@@ -1065,7 +1134,7 @@ export type SetDataResponse = Message<"pynenc.sidecar.v1.SetDataResponse"> & {
  * Use `create(SetDataResponseSchema)` to create a new message.
  */
 export const SetDataResponseSchema: GenMessage<SetDataResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 30);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 31);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetBaseTimeRequest
@@ -1091,7 +1160,7 @@ export type GetBaseTimeRequest = Message<"pynenc.sidecar.v1.GetBaseTimeRequest">
  * Use `create(GetBaseTimeRequestSchema)` to create a new message.
  */
 export const GetBaseTimeRequestSchema: GenMessage<GetBaseTimeRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 31);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 32);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetBaseTimeResponse
@@ -1113,7 +1182,7 @@ export type GetBaseTimeResponse = Message<"pynenc.sidecar.v1.GetBaseTimeResponse
  * Use `create(GetBaseTimeResponseSchema)` to create a new message.
  */
 export const GetBaseTimeResponseSchema: GenMessage<GetBaseTimeResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 32);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 33);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetOperationCountRequest
@@ -1148,7 +1217,7 @@ export type GetOperationCountRequest = Message<"pynenc.sidecar.v1.GetOperationCo
   kind: OperationKind;
 
   /**
-   * Required when kind is CUSTOM.
+   * Required when kind is CUSTOM, DATA_READ or DATA_WRITE (the data key).
    *
    * @generated from field: string custom_name = 5;
    */
@@ -1160,7 +1229,7 @@ export type GetOperationCountRequest = Message<"pynenc.sidecar.v1.GetOperationCo
  * Use `create(GetOperationCountRequestSchema)` to create a new message.
  */
 export const GetOperationCountRequestSchema: GenMessage<GetOperationCountRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 33);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 34);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetOperationCountResponse
@@ -1177,7 +1246,7 @@ export type GetOperationCountResponse = Message<"pynenc.sidecar.v1.GetOperationC
  * Use `create(GetOperationCountResponseSchema)` to create a new message.
  */
 export const GetOperationCountResponseSchema: GenMessage<GetOperationCountResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 34);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 35);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowLogRequest
@@ -1203,7 +1272,7 @@ export type GetWorkflowLogRequest = Message<"pynenc.sidecar.v1.GetWorkflowLogReq
  * Use `create(GetWorkflowLogRequestSchema)` to create a new message.
  */
 export const GetWorkflowLogRequestSchema: GenMessage<GetWorkflowLogRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 35);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 36);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowLogResponse
@@ -1236,7 +1305,7 @@ export type GetWorkflowLogResponse = Message<"pynenc.sidecar.v1.GetWorkflowLogRe
  * Use `create(GetWorkflowLogResponseSchema)` to create a new message.
  */
 export const GetWorkflowLogResponseSchema: GenMessage<GetWorkflowLogResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 36);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 37);
 
 /**
  * @generated from message pynenc.sidecar.v1.RetryWorkflowRequest
@@ -1262,7 +1331,7 @@ export type RetryWorkflowRequest = Message<"pynenc.sidecar.v1.RetryWorkflowReque
  * Use `create(RetryWorkflowRequestSchema)` to create a new message.
  */
 export const RetryWorkflowRequestSchema: GenMessage<RetryWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 37);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 38);
 
 /**
  * @generated from message pynenc.sidecar.v1.RetryWorkflowResponse
@@ -1281,7 +1350,7 @@ export type RetryWorkflowResponse = Message<"pynenc.sidecar.v1.RetryWorkflowResp
  * Use `create(RetryWorkflowResponseSchema)` to create a new message.
  */
 export const RetryWorkflowResponseSchema: GenMessage<RetryWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 38);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 39);
 
 /**
  * The kind of a recorded operation.
@@ -1320,6 +1389,22 @@ export enum OperationKind {
    * @generated from enum value: OPERATION_KIND_CUSTOM = 5;
    */
   CUSTOM = 5,
+
+  /**
+   * A workflow data read made at a position (GetData with `position`); the
+   * data key is in `custom_name`, and each key counts its own sequence.
+   *
+   * @generated from enum value: OPERATION_KIND_DATA_READ = 6;
+   */
+  DATA_READ = 6,
+
+  /**
+   * A workflow data write made at a position (SetData with `position`); the
+   * data key is in `custom_name`, and each key counts its own sequence.
+   *
+   * @generated from enum value: OPERATION_KIND_DATA_WRITE = 7;
+   */
+  DATA_WRITE = 7,
 }
 
 /**
@@ -1340,6 +1425,11 @@ export const OperationKindSchema: GenEnum<OperationKind> = /*@__PURE__*/
  * of that invocation's code; every run starts again at 1 and so replays.
  * The server keeps no per-run state: any replica answers any call.
  *
+ * A finished invocation (SUCCESS or FAILED) starts no new work: recording a
+ * value at an unrecorded position whose scope is finished fails
+ * FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY, naming the position and the
+ * status. Recorded positions of a finished invocation replay as always.
+ *
  * At most one value is ever recorded at a position. The first writer wins
  * atomically; every caller, racing or replaying, gets the recorded value and
  * `replayed` says whether it already existed.
@@ -1351,7 +1441,8 @@ export const OperationKindSchema: GenEnum<OperationKind> = /*@__PURE__*/
  *                        workflow (reason WORKFLOW_NOT_FOUND)
  *   PERMISSION_DENIED    SetData by a task that is not the workflow's main
  *                        task (reason WORKFLOW_ACCESS_DENIED)
- *   FAILED_PRECONDITION  replay diverges from the record (reason
+ *   FAILED_PRECONDITION  replay diverges from the record, or reaches an
+ *                        unrecorded position of a finished invocation (reason
  *                        NONDETERMINISTIC_REPLAY); completing or renewing a
  *                        lease one does not hold (reason LEASE_NOT_HELD);
  *                        retrying a workflow that is not FAILED (reason
@@ -1503,6 +1594,12 @@ export const DeterministicExecutorService: GenService<{
    * Reads a workflow data key. Any task of the workflow may read. A stored
    * JSON `null` is a value (`found` is true).
    *
+   * With `position` (kind DATA_READ, its sequence counted per key), the read
+   * is a recorded step: the first time, the current value (or "not found")
+   * is read and recorded at the position in one atomic step; a replay returns
+   * the recorded read, whatever the data holds now. Without it, the current
+   * value is read and nothing is recorded.
+   *
    * @generated from rpc pynenc.sidecar.v1.DeterministicExecutorService.GetData
    */
   getData: {
@@ -1515,6 +1612,13 @@ export const DeterministicExecutorService: GenService<{
    * (invocation_id empty or equal to workflow_id): any other caller gets
    * PERMISSION_DENIED, WORKFLOW_ACCESS_DENIED. Data keys live apart from
    * recorded operations.
+   *
+   * With `position` (kind DATA_WRITE, its sequence counted per key), the
+   * write is a recorded step: the first time, the value is recorded at the
+   * position and applied to the data in one atomic step; a replay applies
+   * nothing (`replayed` is true), and a replay with another value (compared
+   * as canonical JSON) fails FAILED_PRECONDITION, NONDETERMINISTIC_REPLAY.
+   * Without it, the value is written every time.
    *
    * @generated from rpc pynenc.sidecar.v1.DeterministicExecutorService.SetData
    */

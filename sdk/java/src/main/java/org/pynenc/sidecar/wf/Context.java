@@ -64,7 +64,10 @@ public final class Context {
     return invocationId().equals(workflow.workflowId());
   }
 
-  /** The last sequence used for a kind in this run ("random", "time", "uuid", "task", "custom:NAME"). */
+  /**
+   * The last sequence used for a kind in this run ("random", "time", "uuid", "task", "custom:NAME",
+   * "data_read:KEY", "data_write:KEY").
+   */
   public synchronized long sequence(String kind) {
     return seqs.getOrDefault(kind, 0L);
   }
@@ -165,10 +168,14 @@ public final class Context {
         resp.hasLease() ? resp.getLease() : null, fn, leaseTtl);
   }
 
-  /** Reads a workflow data key as JSON text (any task of the workflow may read); a stored null is present. */
+  /**
+   * Reads a workflow data key as JSON text (any task of the workflow may read); a stored null is
+   * present. The read is a recorded step (the key's next data_read position): a replay returns
+   * what this position read the first time, whatever the data holds now.
+   */
   public Optional<String> getDataJson(String key) {
-    GetDataResponse resp = Client.call(() -> client.executor().getData(GetDataRequest.newBuilder()
-        .setAppId(appId).setWorkflowId(workflow.workflowId()).setKey(key).build()));
+    GetDataResponse resp = at("data_read:" + key, seq -> Client.call(() -> client.executor().getData(
+        GetDataRequest.newBuilder().setKey(key).setPosition(position(seq)).build())));
     return resp.getFound() ? Optional.of(resp.getValueJson()) : Optional.empty();
   }
 
@@ -184,12 +191,14 @@ public final class Context {
 
   /**
    * Writes a workflow data key. Only the workflow's main task may write: any other task gets
-   * a SidecarException with reason WORKFLOW_ACCESS_DENIED.
+   * a SidecarException with reason WORKFLOW_ACCESS_DENIED. The write is a recorded step (the
+   * key's next data_write position): a replay does not apply it again, and a replay writing
+   * another value throws reason NONDETERMINISTIC_REPLAY.
    */
   public void setData(String key, Object value) {
     String json = Json.write(value);
-    Client.call(() -> client.executor().setData(SetDataRequest.newBuilder().setAppId(appId)
-        .setWorkflowId(workflow.workflowId()).setInvocationId(invocationId).setKey(key).setValueJson(json).build()));
+    at("data_write:" + key, seq -> Client.call(() -> client.executor().setData(SetDataRequest.newBuilder()
+        .setKey(key).setValueJson(json).setPosition(position(seq)).build())));
   }
 
   static String argumentsJson(Object args) {

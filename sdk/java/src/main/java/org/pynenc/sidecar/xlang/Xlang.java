@@ -36,6 +36,12 @@ import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
  * xlang flow     --address A --app APP --workflow WF --fixed false   two tasks; the second fails unless fixed
  * xlang retry    --address A --app APP --workflow WF --fixed true    RetryWorkflow, then the flow again
  * xlang oversize --address A --app APP --workflow WF --bytes N       a child returning an N-byte string
+
+
+ * xlang visits   --address A --app APP --workflow WF   n = data "visits" + 1; write it; print n
+ * xlang diverge  --address A --app APP --workflow WF --value V   write data "counter" = V
+ * xlang notify   --address A --app APP --workflow WF [--notify yes]   StartWorkflow: task "step",
+ *                then (with --notify yes, a newer version of the code) task "notify"
  * </pre>
  */
 public final class Xlang {
@@ -66,6 +72,11 @@ public final class Xlang {
         case "retry" -> out = flow(client, app, id.workflowId(), Boolean.parseBoolean(flags.get("fixed")),
             client.retryWorkflow(app, id.workflowId()));
         case "oversize" -> out = oversize(client, app, id.workflowId(), Integer.parseInt(flags.get("bytes")));
+
+
+        case "visits" -> out = visits(client.context(app, id, ""));
+        case "diverge" -> out = diverge(client.context(app, id, ""), flags.getOrDefault("value", "1"));
+        case "notify" -> out = notifyFlow(client, app, id, "yes".equals(flags.get("notify")));
         default -> throw new IllegalArgumentException("unknown command " + argv[0]);
       }
     } catch (RuntimeException e) {
@@ -244,6 +255,52 @@ public final class Xlang {
   static JsonObject takeover(Client client, String app, Identity id) {
     return taskSummary(client.context(app, id, "").executeTask("xlang.handoff", Map.of("k", 1),
         task -> Map.of("completed_by", LANG)));
+  }
+
+  /** Issue 11's read-modify-write of workflow data: replayed, it reads and writes nothing new. */
+  static JsonObject visits(Context run) {
+    int n = run.getData("visits", Integer.class).orElse(0) + 1;
+    run.setData("visits", n);
+    JsonObject o = new JsonObject();
+    o.addProperty("n", n);
+    return o;
+  }
+
+  static JsonObject diverge(Context run, String value) {
+    JsonObject o = new JsonObject();
+    try {
+      run.setData("counter", Json.tree(value));
+      o.add("error", JsonNull.INSTANCE);
+    } catch (RuntimeException error) {
+      SidecarException e = SidecarException.from(error);
+      o.addProperty("error", e.reason());
+      o.addProperty("message", e.getMessage());
+    }
+    return o;
+  }
+
+  /** A workflow whose newer code (notify) adds a task after its recorded step. */
+  static JsonObject notifyFlow(Client client, String app, Identity id, boolean notify) {
+    JsonArray ran = new JsonArray();
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "xlang.notify_flow", ""), null, main -> {
+      ran.add("flow");
+      Invocation step = main.executeTask("xlang.step", null, task -> {
+        ran.add("step");
+        return 41;
+      });
+      if (notify) {
+        main.executeTask("xlang.notify", null, task -> {
+          ran.add("notify");
+          return "sent";
+        });
+      }
+      return Json.tree(step.resultJson()).getAsInt() + 1;
+    });
+    JsonObject o = new JsonObject();
+    o.add("result", Json.tree(inv.resultJson()));
+    o.add("ran", ran);
+    o.addProperty("replayed", inv.replayed());
+    return o;
   }
 
   /** Provokes each client error once and reports the ErrorInfo it carried. */
