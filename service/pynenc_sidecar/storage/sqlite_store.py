@@ -125,6 +125,12 @@ class SqliteStore:
             conn.execute(begin)
             try:
                 result = fn(conn)
+                if isinstance(result, sqlite3.Cursor):
+                    # A cursor must not leave this thread: freed on the event loop's thread,
+                    # it resets its cached statement while this thread may be running that
+                    # same statement for another call ("bad parameter or other API misuse").
+                    result.close()
+                    result = None
                 conn.execute("COMMIT")
                 return result
             finally:
