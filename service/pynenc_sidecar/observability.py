@@ -264,8 +264,8 @@ class _RequestInterceptor(grpc.aio.ServerInterceptor):
             stream, handler.request_deserializer, handler.response_serializer)
 
     def _finish(self, base: dict[str, str], code: grpc.StatusCode, start: float, traced: bool) -> None:
-        if traced and code != grpc.StatusCode.OK:
-            span = _trace.get_current_span()
+        span = _trace.get_current_span() if traced and code != grpc.StatusCode.OK else None
+        if span is not None and span.is_recording():  # not once a cancelled stream's span ended
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code in _SERVER_ERROR_CODES:
                 span.set_status(_trace.Status(_trace.StatusCode.ERROR, code.name))
@@ -444,6 +444,9 @@ def _configure_tracing(resource: Any, environ: Mapping[str, str]) -> None:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     _state.tracer_provider = provider
     # Only this provider: an application embedding the server keeps its global one.
+    # A call cancelled before it started has no peer: not worth a warning per call.
+    logging.getLogger("opentelemetry.instrumentation.grpc._server").addFilter(
+        lambda record: not record.getMessage().startswith("Failed to parse peer address"))
     instrumentor = RedisInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     _state.shutdowns.append(instrumentor.uninstrument)

@@ -17,6 +17,7 @@ from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
 from pynenc_sidecar.service.validation import Limits
+from pynenc_sidecar.service.wire import MalformedRequestInterceptor
 from pynenc_sidecar.storage.base import Store
 from pynenc_sidecar.storage.state_backend_store import StateBackendStore
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2, deterministic_executor_pb2_grpc
@@ -113,7 +114,9 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
         engine = WorkflowEngine(stores.store)
         # The token check comes first: a call without a valid token reaches nothing else.
         auth = [security.AuthInterceptor(settings.auth_tokens)] if settings.auth_tokens else []
-        server = grpc.aio.server(interceptors=[*auth, *observability.server_interceptors()], options=[
+        # Then undecodable requests: answered INVALID_ARGUMENT before any span or servicer.
+        interceptors = [*auth, MalformedRequestInterceptor(), *observability.server_interceptors()]
+        server = grpc.aio.server(interceptors=interceptors, options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", max(settings.max_message_bytes, 64 * 1024 * 1024)),
             ("grpc.so_reuseport", 0),
@@ -205,7 +208,7 @@ async def serve(settings: ServerSettings) -> int:
 
 async def build_health_server(settings: ServerSettings, health_servicer: health.HealthServicer) -> grpc.aio.Server:
     """A plaintext listener on --health-port serving grpc.health.v1 alone (the same statuses)."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(interceptors=[MalformedRequestInterceptor()], options=[("grpc.so_reuseport", 0)])
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:
         port = server.add_insecure_port(f"{settings.host}:{settings.health_port}")
