@@ -100,6 +100,8 @@ class SidecarServer:
     cwd: str | None = None
     # For a server started with --tls-cert: how to reach it (grpc.ssl_channel_credentials(...)).
     credentials: grpc.ChannelCredentials | None = None
+    # A command the server runs under, e.g. ["faketime", "-f", "+2s"] or ["prlimit", "--nofile=1024"].
+    launcher: list[str] = field(default_factory=list)
 
     def channel(self) -> grpc.Channel:
         """A new channel to the server, with TLS when the server has it."""
@@ -123,7 +125,7 @@ class SidecarServer:
         env.update(self.env)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pynenc_sidecar", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            [*self.launcher, sys.executable, "-m", "pynenc_sidecar", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              *self.store_args(), *self.extra_args],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd,
         )

@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from pynenc_sidecar import observability, security
+from pynenc_sidecar.connections import ConnectionSettings, open_file_budget
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.service.reflection import enable_reflection
@@ -63,6 +64,7 @@ class ServerSettings:
     health_port: int | None = None
     # How often the Redis store is pinged; health is NOT_SERVING while it does not answer.
     readiness_interval_s: float = 1.0
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
 
 
 @dataclass
@@ -120,6 +122,7 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", max(settings.max_message_bytes, 64 * 1024 * 1024)),
             ("grpc.so_reuseport", 0),
+            *settings.connections.grpc_options(open_file_budget(settings.connections.max_connections)),
         ])
         deterministic_executor_pb2_grpc.add_DeterministicExecutorServiceServicer_to_server(
             DeterministicExecutorServicer(engine, settings.limits), server
