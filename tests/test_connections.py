@@ -1,6 +1,6 @@
 """Connection hygiene (issue 12, case 5): idle and silent connections cannot lock clients out.
 
-The server runs with a soft open-file limit of 1024, as many hosts set it. 1,000 TCP
+The server runs with a soft open-file limit of 1024, as many hosts set it. 1,100 TCP
 connections that never send a byte are held open; a new client is still served (the server
 raised its own limit to fit --max-connections), the silent ones are closed after
 --handshake-timeout, and an HTTP/2 connection with no call in flight is closed after
@@ -23,7 +23,7 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from support import SidecarServer, wait_until
 
-IDLE_CONNECTIONS = 1000
+IDLE_CONNECTIONS = 1100  # the issue's figure: above what a 1024 limit leaves
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +81,7 @@ def open_count(sockets: list[socket.socket]) -> int:
     return len(sockets) - closed
 
 
-def test_a_new_client_is_served_while_1000_silent_connections_are_held_and_those_are_closed(start) -> None:
+def test_a_new_client_is_served_while_1100_silent_connections_are_held_and_those_are_closed(start) -> None:
     server = start("--handshake-timeout", "5s")  # and the default --max-connection-idle (5m)
     silent = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(IDLE_CONNECTIONS)]
     for sock in silent:
