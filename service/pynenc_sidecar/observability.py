@@ -22,7 +22,7 @@ When on:
 
 Metrics are on with ``--metrics-port`` (a Prometheus scrape endpoint) and/or
 ``OTEL_METRICS_EXPORTER=otlp``: RPC durations, recorded and replayed operations, task leases
-taken over, store errors.
+taken over, store errors, calls refused by the token check.
 """
 
 from __future__ import annotations
@@ -164,6 +164,12 @@ def lease_taken_over() -> None:
         _instruments.takeovers.add(1)
     if TRACING:
         _trace.get_current_span().add_event("pynenc.lease.taken_over")
+
+
+def auth_rejected(reason: str, method: str) -> None:
+    """A call refused by the token check: UNAUTHENTICATED, or APP_NOT_AUTHORIZED."""
+    if METRICS:
+        _instruments.auth_rejected.add(1, {"reason": reason, "rpc.method": method.rpartition("/")[2]})
 
 
 def untraced(call: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -360,6 +366,7 @@ class _Instruments:
     replayed: Any = None
     takeovers: Any = None
     store_errors: Any = None
+    auth_rejected: Any = None
 
 
 @dataclass
@@ -499,6 +506,9 @@ def _configure_metrics(resource: Any, port: int | None, host: str, environ: Mapp
         description="Task leases granted on a task whose previous holder's lease had lapsed.")
     _instruments.store_errors = meter.create_counter(
         "pynenc.store.errors", unit="{error}", description="Calls that failed because the store was unreachable.")
+    _instruments.auth_rejected = meter.create_counter(
+        "pynenc.auth.rejected", unit="{call}",
+        description="Calls refused by the token check, by reason (UNAUTHENTICATED, APP_NOT_AUTHORIZED).")
     _state.meter_provider = provider
     _state.shutdowns.insert(0, provider.shutdown)
     return bound_port

@@ -59,7 +59,7 @@ class ServerSettings:
     # TLS (mutual TLS with a client CA) when set; plaintext otherwise.
     tls: security.TlsFiles | None = None
     # Bearer tokens accepted (security.AuthInterceptor); empty: no token required.
-    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    auth_tokens: tuple[str | security.TokenGrant, ...] = field(default=(), repr=False)
     # A second, plaintext listener serving grpc.health.v1 only (for probes without TLS).
     health_port: int | None = None
     # How often the Redis store is pinged; health is NOT_SERVING while it does not answer.
@@ -262,7 +262,9 @@ def _security_description(settings: ServerSettings) -> str:
         transport = "plaintext"
     else:
         transport = "mutual TLS" if settings.tls.client_ca else "TLS"
-    auth = f"bearer token required ({len(settings.auth_tokens)} accepted)" if settings.auth_tokens else "no token"
+    grants = security.merge_grants(settings.auth_tokens)
+    bound = sum(g.apps is not None for g in grants)
+    auth = (f"bearer token required ({len(grants)} accepted, {bound} bound to apps)" if grants else "no token")
     health_port = f"; health also on port {settings.health_port}" if settings.health_port else ""
     return f"{transport}, {auth}{health_port}"
 

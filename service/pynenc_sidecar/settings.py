@@ -142,7 +142,7 @@ def _token_file(value: Any) -> str:
     return path
 
 
-def _tokens(value: Any) -> tuple[str, ...]:
+def _tokens(value: Any) -> tuple[security.TokenGrant, ...]:
     try:
         tokens = security.parse_token_list(str(value), "")
     except security.CredentialsError as exc:
@@ -209,7 +209,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
            "by this PEM CA; needs --tls-cert", "FILE", "unset: no client certificates"),
     Option("auth_token_file", _token_file, "require a bearer token (metadata 'authorization: Bearer <token>') on "
            "every call but health checks: the accepted tokens, one a line ('#' comments), 16+ visible ASCII "
-           "characters each. More tokens: PYNENC_SIDECAR_AUTH_TOKEN (comma- or newline-separated)", "FILE",
+           "characters each, optionally followed by the app ids it may use ('TOKEN app1 app2'; none: every "
+           "app). More tokens: PYNENC_SIDECAR_AUTH_TOKEN (comma- or newline-separated entries, same syntax)", "FILE",
            "unset: no token required"),
     Option("auth_token", _tokens, "accepted bearer tokens", "TOKENS", "unset", secret=True, has_flag=False),
     Option("health_port", _optional_port, "also serve grpc.health.v1 alone on this plaintext port, without TLS "
@@ -266,7 +267,7 @@ class Settings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     auth_token_file: str | None = None
-    auth_token: tuple[str, ...] = field(default=(), repr=False)  # secrets: never shown
+    auth_token: tuple[security.TokenGrant, ...] = field(default=(), repr=False)  # secrets: never shown
     health_port: int | None = None
     readiness_interval: float = 1.0
     keepalive_time: float = ConnectionSettings.keepalive_time_s
@@ -308,10 +309,11 @@ class Settings:
                 max_concurrent_streams=self.max_concurrent_streams, max_connections=self.max_connections),
         )
 
-    def auth_tokens(self) -> tuple[str, ...]:
-        """Every accepted bearer token: the token file's, then the variable's (empty: no auth)."""
+    def auth_tokens(self) -> tuple[security.TokenGrant, ...]:
+        """Every accepted bearer token with its apps: the token file's, then the variable's
+        (a token in both may use the apps of both). Empty: no auth."""
         from_file = security.read_token_file(self.auth_token_file) if self.auth_token_file else []
-        return tuple(dict.fromkeys([*from_file, *self.auth_token]))
+        return tuple(security.merge_grants([*from_file, *self.auth_token]))
 
     def describe(self, names: Iterable[str] = SERVE) -> str:
         """One line for the start-up log: every setting, where it came from; no secrets."""

@@ -7,7 +7,7 @@ wraps every handler's request deserializer: bytes that do not parse become a
 MALFORMED_REQUEST, the method and the parser's complaint) before anything else sees it. One
 debug line per such request: a flood of garbage cannot fill the log.
 
-It also sends every streamed response itself (see `_write_all`), so a stream the client
+It also sends every streamed response itself (see `write_responses`), so a stream the client
 cancels, or whose deadline passes, ends quietly: one debug line, no traceback.
 """
 
@@ -61,7 +61,7 @@ def malformed_status(method: str, problem: str) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[holder]))
 
 
-async def _write_all(result: Any, context: grpc.aio.ServicerContext, method: str) -> None:
+async def write_responses(result: Any, context: grpc.aio.ServicerContext, method: str) -> None:
     """Send a streaming behavior's responses with context.write, and close it in this task.
 
     A stream the client cancels or lets time out stops between two responses. Were this an
@@ -111,7 +111,7 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
             async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> None:
                 if isinstance(request, MalformedRequest):
                     await reject(request, context)
-                await _write_all(stream_behavior(request, context), context, method)
+                await write_responses(stream_behavior(request, context), context, method)
 
             return grpc.unary_stream_rpc_method_handler(unary_stream, deserializer, handler.response_serializer)
 
@@ -131,6 +131,6 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
         bidi = handler.stream_stream
 
         async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
-            await _write_all(bidi(checked(requests, context), context), context, method)
+            await write_responses(bidi(checked(requests, context), context), context, method)
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, deserializer, handler.response_serializer)
