@@ -108,8 +108,9 @@ class DeterministicExecutorServiceStub:
     CompleteTask: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CompleteTaskRequest, _deterministic_executor_pb2.CompleteTaskResponse]
     """Records a task's outcome (result or error). The first outcome wins: on a
     finished task the stored outcome is returned and `accepted` is false.
-    A caller whose lease was taken over by another live holder gets
-    FAILED_PRECONDITION, LEASE_NOT_HELD.
+    A caller whose lease was taken over by another caller gets
+    FAILED_PRECONDITION, LEASE_NOT_HELD, even once that caller's lease
+    lapsed too (fenced). Leases are measured on the store's clock.
     """
     WaitTask: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.WaitTaskRequest, _deterministic_executor_pb2.WaitTaskResponse]
     """Waits until a task finishes, or its lease expires (the caller then
@@ -221,8 +222,9 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
     CompleteTask: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CompleteTaskRequest, _deterministic_executor_pb2.CompleteTaskResponse]  # type: ignore[assignment]
     """Records a task's outcome (result or error). The first outcome wins: on a
     finished task the stored outcome is returned and `accepted` is false.
-    A caller whose lease was taken over by another live holder gets
-    FAILED_PRECONDITION, LEASE_NOT_HELD.
+    A caller whose lease was taken over by another caller gets
+    FAILED_PRECONDITION, LEASE_NOT_HELD, even once that caller's lease
+    lapsed too (fenced). Leases are measured on the store's clock.
     """
     WaitTask: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.WaitTaskRequest, _deterministic_executor_pb2.WaitTaskResponse]  # type: ignore[assignment]
     """Waits until a task finishes, or its lease expires (the caller then
@@ -385,8 +387,9 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_deterministic_executor_pb2.CompleteTaskResponse, _abc.Awaitable[_deterministic_executor_pb2.CompleteTaskResponse]]:
         """Records a task's outcome (result or error). The first outcome wins: on a
         finished task the stored outcome is returned and `accepted` is false.
-        A caller whose lease was taken over by another live holder gets
-        FAILED_PRECONDITION, LEASE_NOT_HELD.
+        A caller whose lease was taken over by another caller gets
+        FAILED_PRECONDITION, LEASE_NOT_HELD, even once that caller's lease
+        lapsed too (fenced). Leases are measured on the store's clock.
         """
 
     @_abc_1.abstractmethod

@@ -109,8 +109,9 @@ type DeterministicExecutorServiceClient interface {
 	RenewTaskLease(ctx context.Context, in *RenewTaskLeaseRequest, opts ...grpc.CallOption) (*RenewTaskLeaseResponse, error)
 	// Records a task's outcome (result or error). The first outcome wins: on a
 	// finished task the stored outcome is returned and `accepted` is false.
-	// A caller whose lease was taken over by another live holder gets
-	// FAILED_PRECONDITION, LEASE_NOT_HELD.
+	// A caller whose lease was taken over by another caller gets
+	// FAILED_PRECONDITION, LEASE_NOT_HELD, even once that caller's lease
+	// lapsed too (fenced). Leases are measured on the store's clock.
 	CompleteTask(ctx context.Context, in *CompleteTaskRequest, opts ...grpc.CallOption) (*CompleteTaskResponse, error)
 	// Waits until a task finishes, or its lease expires (the caller then
 	// takes the lease over and must run the task), or `timeout` passes.
@@ -377,8 +378,9 @@ type DeterministicExecutorServiceServer interface {
 	RenewTaskLease(context.Context, *RenewTaskLeaseRequest) (*RenewTaskLeaseResponse, error)
 	// Records a task's outcome (result or error). The first outcome wins: on a
 	// finished task the stored outcome is returned and `accepted` is false.
-	// A caller whose lease was taken over by another live holder gets
-	// FAILED_PRECONDITION, LEASE_NOT_HELD.
+	// A caller whose lease was taken over by another caller gets
+	// FAILED_PRECONDITION, LEASE_NOT_HELD, even once that caller's lease
+	// lapsed too (fenced). Leases are measured on the store's clock.
 	CompleteTask(context.Context, *CompleteTaskRequest) (*CompleteTaskResponse, error)
 	// Waits until a task finishes, or its lease expires (the caller then
 	// takes the lease over and must run the task), or `timeout` passes.
