@@ -42,7 +42,9 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from pynenc_sidecar import observability
 from pynenc_sidecar.core.errors import ERROR_DOMAIN
+from pynenc_sidecar.service.wire import MalformedRequest, write_responses
 
 log = logging.getLogger("pynenc_sidecar.security")
 
@@ -252,8 +254,6 @@ def _scoped(handler: grpc.RpcMethodHandler, apps: frozenset[str], method: str,
             on_denied: Any) -> grpc.RpcMethodHandler:
     """`handler` for a token bound to `apps`: a request naming another app (or, but for
     APP_FILTERED_METHODS, no app) is PERMISSION_DENIED; the others run with caller_apps()."""
-    from pynenc_sidecar.service.wire import MalformedRequest, write_responses
-
     filtered = method in APP_FILTERED_METHODS
 
     async def admit(request: Any, context: grpc.aio.ServicerContext) -> None:
@@ -319,8 +319,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return _rejecting(handler, unauthenticated_status(problem, method))
 
     def _note_rejection(self, method: str, reason: str, problem: str) -> None:
-        from pynenc_sidecar import observability
-
         observability.auth_rejected(reason, method)
         self._rejected += 1
         now = time.monotonic()
