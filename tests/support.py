@@ -100,6 +100,10 @@ class SidecarServer:
     cwd: str | None = None
     # For a server started with --tls-cert: how to reach it (grpc.ssl_channel_credentials(...)).
     credentials: grpc.ChannelCredentials | None = None
+    # A command the server runs under, e.g. ["faketime", "-f", "+2s"] or ["prlimit", "--nofile=1024"].
+    # It runs in a session of its own and stop() signals that whole group: a launcher that
+    # forks (faketime does) would otherwise leave the server running.
+    launcher: list[str] = field(default_factory=list)
 
     def channel(self) -> grpc.Channel:
         """A new channel to the server, with TLS when the server has it."""
@@ -123,9 +127,9 @@ class SidecarServer:
         env.update(self.env)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pynenc_sidecar", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            [*self.launcher, sys.executable, "-m", "pynenc_sidecar", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              *self.store_args(), *self.extra_args],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd,
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd, start_new_session=bool(self.launcher),
         )
         wait_until(self.serving, 20, f"sidecar on {self.address} (log: {self.log_path})")
         return self
@@ -140,6 +144,15 @@ class SidecarServer:
         except grpc.RpcError:
             return False
 
+    def _signal(self, sig: int) -> None:
+        if self.launcher:
+            try:
+                os.killpg(self.process.pid, sig)  # the session started with the launcher
+            except ProcessLookupError:
+                pass
+        else:
+            self.process.send_signal(sig)
+
     def log(self) -> str:
         return Path(self.log_path).read_text(errors="replace")
 
@@ -147,11 +160,16 @@ class SidecarServer:
         if self.process is None:
             return None
         if self.process.poll() is None:
-            self.process.send_signal(sig)
+            self._signal(sig)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._signal(signal.SIGKILL)
                 self.process.wait()
+        if self.launcher:  # the launcher may be gone before what it started: make sure
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self._log.close()
         return self.process.returncode

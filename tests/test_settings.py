@@ -149,13 +149,19 @@ def test_every_setting_has_a_flag_an_environment_variable_and_a_config_key(tmp_p
              "max_message_bytes": "2048", "log_level": "debug", "log_format": "json", "metrics_port": "9000",
              "retention": "1d", "sweep_interval": "1m", "tls_cert": str(pem), "tls_key": str(key),
              "tls_client_ca": str(pem), "auth_token_file": str(tokens), "auth_token": "fedcba9876543210fedc",
-             "health_port": "9001", "readiness_interval": "2s"}
+             "health_port": "9001", "readiness_interval": "2s", "keepalive_time": "30s", "keepalive_timeout": "5s",
+             "max_connection_idle": "2m", "max_connection_age": "2h", "max_connection_age_grace": "1m",
+             "handshake_timeout": "3s", "max_concurrent_streams": "50", "max_connections": "100"}
     assert set(valid) == set(config.SERVE) - {"config", "redis_url"}
     conf = tmp_path / "all.toml"
     conf.write_text("".join(f'{name} = "{value}"\n' for name, value in valid.items()))
     settings = resolve(["--config", str(conf)])
     assert all(settings.sources[name] == f"config {conf}" for name in valid)
     assert (settings.port, settings.data_file, settings.retention, settings.sweep_interval) == (1, "x.db", 86400, 60)
+    connections = settings.server_settings().connections
+    assert (connections.max_connection_idle_s, connections.handshake_timeout_s, connections.max_connections) == \
+        (120, 3, 100)
+    assert ("grpc.max_allowed_incoming_connections", 100) in connections.grpc_options()
 
 
 def test_the_settings_line_hides_the_password():

@@ -22,7 +22,7 @@ When on:
 
 Metrics are on with ``--metrics-port`` (a Prometheus scrape endpoint) and/or
 ``OTEL_METRICS_EXPORTER=otlp``: RPC durations, recorded and replayed operations, task leases
-taken over, store errors.
+taken over, store errors, calls refused by the token check.
 """
 
 from __future__ import annotations
@@ -167,6 +167,12 @@ def lease_taken_over() -> None:
         _trace.get_current_span().add_event("pynenc.lease.taken_over")
 
 
+def auth_rejected(reason: str, method: str) -> None:
+    """A call refused by the token check: UNAUTHENTICATED, or APP_NOT_AUTHORIZED."""
+    if METRICS:
+        _instruments.auth_rejected.add(1, {"reason": reason, "rpc.method": method.rpartition("/")[2]})
+
+
 def untraced(call: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """`call` with instrumentation suppressed while tracing is on: for background chores such
     as the readiness ping, whose spans would only be noise. Unchanged when tracing is off."""
@@ -265,8 +271,8 @@ class _RequestInterceptor(grpc.aio.ServerInterceptor):
             stream, handler.request_deserializer, handler.response_serializer)
 
     def _finish(self, base: dict[str, str], code: grpc.StatusCode, start: float, traced: bool) -> None:
-        if traced and code != grpc.StatusCode.OK:
-            span = _trace.get_current_span()
+        span = _trace.get_current_span() if traced and code != grpc.StatusCode.OK else None
+        if span is not None and span.is_recording():  # not once a cancelled stream's span ended
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code in _SERVER_ERROR_CODES:
                 span.set_status(_trace.Status(_trace.StatusCode.ERROR, code.name))
@@ -364,6 +370,7 @@ class _Instruments:
     replayed: Any = None
     takeovers: Any = None
     store_errors: Any = None
+    auth_rejected: Any = None
 
 
 @dataclass
@@ -448,6 +455,9 @@ def _configure_tracing(resource: Any, environ: Mapping[str, str]) -> None:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     _state.tracer_provider = provider
     # Only this provider: an application embedding the server keeps its global one.
+    # A call cancelled before it started has no peer: not worth a warning per call.
+    logging.getLogger("opentelemetry.instrumentation.grpc._server").addFilter(
+        lambda record: not record.getMessage().startswith("Failed to parse peer address"))
     instrumentor = RedisInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     _state.shutdowns.append(instrumentor.uninstrument)
@@ -500,6 +510,9 @@ def _configure_metrics(resource: Any, port: int | None, host: str, environ: Mapp
         description="Task leases granted on a task whose previous holder's lease had lapsed.")
     _instruments.store_errors = meter.create_counter(
         "pynenc.store.errors", unit="{error}", description="Calls that failed because the store was unreachable.")
+    _instruments.auth_rejected = meter.create_counter(
+        "pynenc.auth.rejected", unit="{call}",
+        description="Calls refused by the token check, by reason (UNAUTHENTICATED, APP_NOT_AUTHORIZED).")
     _state.meter_provider = provider
     _state.shutdowns.insert(0, provider.shutdown)
     return bound_port

@@ -12,18 +12,28 @@ every other one, so a call without a valid token reaches nothing but this check:
 * ``grpc.health.v1.Health`` needs no token (orchestrators' probes carry none); server
   reflection does need one (it is a tool for people, who can pass ``-H``).
 
+A token may be bound to the app ids it may touch (`TokenGrant`: a token file line
+``TOKEN APP_ID [APP_ID ...]``; in the variable, entries separated by commas or newlines,
+each ``TOKEN [APP_ID ...]``). A bound token's call naming another app (``app_id``,
+``position.app_id`` or ``app_info.app_id``) is ``PERMISSION_DENIED`` with reason
+``APP_NOT_AUTHORIZED``; a method that names no app is refused to it too, except health,
+reflection and ``DiscoverAppInfos``, which lists only its apps (`caller_apps`). An unbound
+token may use every app, as before.
+
 No token, key or certificate content is ever logged; rejected calls are logged as one
-warning a minute at most, with their count, method and peer.
+warning a minute at most, with their count, method and peer, and counted in the metric
+``pynenc.auth.rejected`` (by reason and method).
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +42,29 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from pynenc_sidecar import observability
 from pynenc_sidecar.core.errors import ERROR_DOMAIN
+from pynenc_sidecar.service.wire import MalformedRequest, write_responses
 
 log = logging.getLogger("pynenc_sidecar.security")
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
+APP_NOT_AUTHORIZED = "APP_NOT_AUTHORIZED"
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 # Methods anyone may call without a token: health, for orchestrators' probes.
 OPEN_METHOD_PREFIXES: tuple[str, ...] = (HEALTH_PREFIX,)
+# Methods a token bound to apps may call although they name no app: they hold no app's state.
+APP_FREE_PREFIXES: tuple[str, ...] = (HEALTH_PREFIX, "/grpc.reflection.")
+# Names no app, and answers only with the caller's apps (caller_apps()).
+APP_FILTERED_METHODS = frozenset({"/pynenc.sidecar.v1.StateBackendService/DiscoverAppInfos"})
+
+# The apps the current call's token may use; None: every app (no token, or an unbound one).
+_caller_apps: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("caller_apps", default=None)
+
+
+def caller_apps() -> frozenset[str] | None:
+    """The app ids the current call may use, None when it may use every app."""
+    return _caller_apps.get()
 MIN_TOKEN_LENGTH = 16
 _REJECTION_LOG_INTERVAL_S = 60.0
 
@@ -49,6 +74,14 @@ class CredentialsError(ValueError):
 
 
 # --- tokens ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TokenGrant:
+    """An accepted token and the app ids it may use (None: every app)."""
+
+    token: str = field(repr=False)
+    apps: frozenset[str] | None = None
+
+
 def check_token(token: str, where: str) -> str:
     """A token as accepted: visible ASCII (it travels in an HTTP/2 header), 16+ characters."""
     if len(token) < MIN_TOKEN_LENGTH:
@@ -59,33 +92,53 @@ def check_token(token: str, where: str) -> str:
     return token
 
 
-def parse_token_lines(text: str, where: str) -> list[str]:
-    """Tokens of a token file: one a line; blank lines and lines starting with '#' are skipped."""
-    tokens = []
+def parse_grant(entry: str, where: str) -> TokenGrant:
+    """`TOKEN` (every app) or `TOKEN APP_ID [APP_ID ...]`, separated by whitespace."""
+    token, *apps = entry.split()
+    return TokenGrant(check_token(token, where), frozenset(apps) if apps else None)
+
+
+def parse_token_lines(text: str, where: str) -> list[TokenGrant]:
+    """Grants of a token file: one a line; blank lines and lines starting with '#' are skipped."""
+    grants = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if line and not line.startswith("#"):
-            tokens.append(check_token(line, f"{where} line {number}"))
-    return tokens
+            grants.append(parse_grant(line, f"{where} line {number}"))
+    return grants
 
 
-def parse_token_list(text: str, where: str) -> list[str]:
-    """Tokens of the environment variable / config entry: separated by newlines or commas."""
+def parse_token_list(text: str, where: str) -> list[TokenGrant]:
+    """Grants of the environment variable / config entry: separated by newlines or commas."""
     parts = [part.strip() for chunk in text.splitlines() for part in chunk.split(",")]
-    return [check_token(part, f"{where} token {n}") for n, part in enumerate((p for p in parts if p), start=1)]
+    return [parse_grant(part, f"{where} token {n}") for n, part in enumerate((p for p in parts if p), start=1)]
 
 
-def read_token_file(path: str) -> list[str]:
+def merge_grants(grants: Iterable[TokenGrant | str]) -> list[TokenGrant]:
+    """One grant per token: a token given twice may use the apps of both (every app if either
+    is unbound)."""
+    merged: dict[str, frozenset[str] | None] = {}
+    for grant in grants:
+        grant = grant if isinstance(grant, TokenGrant) else TokenGrant(grant)
+        if grant.token in merged:
+            before = merged[grant.token]
+            merged[grant.token] = None if before is None or grant.apps is None else before | grant.apps
+        else:
+            merged[grant.token] = grant.apps
+    return [TokenGrant(token, apps) for token, apps in merged.items()]
+
+
+def read_token_file(path: str) -> list[TokenGrant]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise CredentialsError(f"cannot read the token file: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise CredentialsError("the token file is not UTF-8 text") from None
-    tokens = parse_token_lines(text, "token file")
-    if not tokens:
+    grants = parse_token_lines(text, "token file")
+    if not grants:
         raise CredentialsError("the token file holds no token (one a line; '#' starts a comment)")
-    return tokens
+    return grants
 
 
 def _digest(token: str | bytes) -> bytes:
@@ -108,29 +161,72 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> tuple[bytes | No
 
 
 class TokenVerifier:
-    """Accepted tokens, kept only as SHA-256 digests."""
+    """Accepted tokens, kept only as SHA-256 digests, each with the apps it may use."""
 
-    def __init__(self, tokens: Sequence[str]) -> None:
+    def __init__(self, tokens: Sequence[str | TokenGrant]) -> None:
         if not tokens:
             raise ValueError("TokenVerifier needs at least one token")
-        self._digests = [_digest(t) for t in tokens]
+        grants = merge_grants(tokens)
+        self._digests = [_digest(g.token) for g in grants]
+        self._apps = [g.apps for g in grants]
 
     def __len__(self) -> int:
         return len(self._digests)
 
-    def verify(self, token: bytes) -> bool:
+    def grant(self, token: bytes) -> tuple[bool, frozenset[str] | None]:
+        """(accepted, the apps the token may use: None for every app)."""
         given = _digest(token)
-        matched = False
-        for digest in self._digests:  # every digest is compared: no early exit
-            matched |= hmac.compare_digest(given, digest)
-        return matched
+        found = -1
+        for index, digest in enumerate(self._digests):  # every digest is compared: no early exit
+            if hmac.compare_digest(given, digest):
+                found = index
+        return (found >= 0, self._apps[found] if found >= 0 else None)
+
+    def verify(self, token: bytes) -> bool:
+        return self.grant(token)[0]
+
+
+def request_app_id(request: Any) -> str | None:
+    """The app a request names (`app_id`, or `app_id` of a message field such as `position`
+    or `app_info`); None when its message has no app field."""
+    descriptor = getattr(request, "DESCRIPTOR", None)
+    if descriptor is None:
+        return None
+    fields = descriptor.fields_by_name
+    if "app_id" in fields:
+        return request.app_id
+    for name, field_descriptor in fields.items():
+        message_type = field_descriptor.message_type
+        if message_type is not None and "app_id" in message_type.fields_by_name and not _repeated(field_descriptor):
+            return getattr(request, name).app_id
+    return None
+
+
+def _repeated(field_descriptor: Any) -> bool:
+    repeated = getattr(field_descriptor, "is_repeated", None)  # protobuf 6; `label` before
+    return bool(repeated) if repeated is not None else field_descriptor.label == field_descriptor.LABEL_REPEATED
+
+
+def _status(code: int, reason: str, message: str, metadata: dict[str, str]) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
+    holder = any_pb2.Any()
+    holder.Pack(info)
+    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=[holder]))
+
+
+def app_denied_status(method: str, app_id: str | None, apps: frozenset[str]) -> grpc.Status:
+    allowed = ", ".join(sorted(apps))
+    if app_id is None:
+        message = (f"{method} names no app, and this bearer token is bound to apps ({allowed}): "
+                   "call it with a token that is not bound to apps")
+        return _status(code_pb2.PERMISSION_DENIED, APP_NOT_AUTHORIZED, message, {"method": method})
+    message = (f"this bearer token may not use app {app_id!r} (it is bound to: {allowed}): "
+               f"use a token bound to {app_id!r}, or one bound to no app")
+    return _status(code_pb2.PERMISSION_DENIED, APP_NOT_AUTHORIZED, message, {"method": method, "app_id": app_id})
 
 
 def unauthenticated_status(message: str, method: str) -> grpc.Status:
-    info = error_details_pb2.ErrorInfo(reason=UNAUTHENTICATED, domain=ERROR_DOMAIN, metadata={"method": method})
-    holder = any_pb2.Any()
-    holder.Pack(info)
-    return rpc_status.to_status(status_pb2.Status(code=code_pb2.UNAUTHENTICATED, message=message, details=[holder]))
+    return _status(code_pb2.UNAUTHENTICATED, UNAUTHENTICATED, message, {"method": method})
 
 
 def _rejecting(handler: grpc.RpcMethodHandler, status: grpc.Status) -> grpc.RpcMethodHandler:
@@ -154,10 +250,50 @@ def _rejecting(handler: grpc.RpcMethodHandler, status: grpc.Status) -> grpc.RpcM
                                                  handler.response_serializer)
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Rejects calls without a valid bearer token with UNAUTHENTICATED (health is open)."""
+def _scoped(handler: grpc.RpcMethodHandler, apps: frozenset[str], method: str,
+            on_denied: Any) -> grpc.RpcMethodHandler:
+    """`handler` for a token bound to `apps`: a request naming another app (or, but for
+    APP_FILTERED_METHODS, no app) is PERMISSION_DENIED; the others run with caller_apps()."""
+    filtered = method in APP_FILTERED_METHODS
 
-    def __init__(self, tokens: Sequence[str], open_prefixes: tuple[str, ...] = OPEN_METHOD_PREFIXES) -> None:
+    async def admit(request: Any, context: grpc.aio.ServicerContext) -> None:
+        if isinstance(request, MalformedRequest):
+            return  # answered INVALID_ARGUMENT further in
+        app_id = request_app_id(request)
+        # An empty app id touches nothing: the servicer's validation names the missing field.
+        if (app_id is None and not filtered) or (app_id and app_id not in apps):
+            on_denied(method, APP_NOT_AUTHORIZED, "app not authorized")
+            await context.abort_with_status(app_denied_status(method, app_id, apps))
+
+    if handler.unary_unary:
+        behavior = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await admit(request, context)
+            _caller_apps.set(apps)
+            return await behavior(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
+    if handler.unary_stream:
+        stream_behavior = handler.unary_stream
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> None:
+            await admit(request, context)
+            _caller_apps.set(apps)
+            await write_responses(stream_behavior(request, context), context, method)
+
+        return grpc.unary_stream_rpc_method_handler(stream, handler.request_deserializer,
+                                                    handler.response_serializer)
+    # No streaming-request method names an app (reflection is APP_FREE).
+    on_denied(method, APP_NOT_AUTHORIZED, "app not authorized")
+    return _rejecting(handler, app_denied_status(method, None, apps))
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Rejects calls without a valid bearer token with UNAUTHENTICATED (health is open), and
+    calls of a token bound to apps outside them with PERMISSION_DENIED."""
+
+    def __init__(self, tokens: Sequence[str | TokenGrant], open_prefixes: tuple[str, ...] = OPEN_METHOD_PREFIXES) -> None:
         self.verifier = TokenVerifier(tokens)
         self.open_prefixes = open_prefixes
         self._rejected = 0
@@ -169,21 +305,26 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return await continuation(details)
         token, problem = bearer_token(details.invocation_metadata)
         if token is not None:
-            if self.verifier.verify(token):
-                return await continuation(details)
+            accepted, apps = self.verifier.grant(token)
+            if accepted:
+                handler = await continuation(details)
+                if apps is None or handler is None or method.startswith(APP_FREE_PREFIXES):
+                    return handler
+                return _scoped(handler, apps, method, self._note_rejection)
             problem = "invalid bearer token"
         handler = await continuation(details)
         if handler is None:  # an unknown method stays UNIMPLEMENTED... only once authenticated
             handler = grpc.unary_unary_rpc_method_handler(None)
-        self._note_rejection(method, problem)
+        self._note_rejection(method, UNAUTHENTICATED, problem)
         return _rejecting(handler, unauthenticated_status(problem, method))
 
-    def _note_rejection(self, method: str, problem: str) -> None:
+    def _note_rejection(self, method: str, reason: str, problem: str) -> None:
+        observability.auth_rejected(reason, method)
         self._rejected += 1
         now = time.monotonic()
         if now - self._last_log >= _REJECTION_LOG_INTERVAL_S:
-            log.warning("rejected %d unauthenticated call(s) since the last report; latest: %s (%s)",
-                        self._rejected, method, problem)
+            log.warning("rejected %d call(s) (unauthenticated, or outside the token's apps) since the last report; "
+                        "latest: %s (%s)", self._rejected, method, problem)
             self._rejected, self._last_log = 0, now
 
 

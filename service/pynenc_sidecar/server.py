@@ -12,11 +12,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from pynenc_sidecar import observability, security
+from pynenc_sidecar.connections import ConnectionSettings, open_file_budget
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
 from pynenc_sidecar.service.validation import Limits
+from pynenc_sidecar.service.wire import MalformedRequestInterceptor
 from pynenc_sidecar.storage.base import Store
 from pynenc_sidecar.storage.state_backend_store import StateBackendStore
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2, deterministic_executor_pb2_grpc
@@ -57,11 +59,12 @@ class ServerSettings:
     # TLS (mutual TLS with a client CA) when set; plaintext otherwise.
     tls: security.TlsFiles | None = None
     # Bearer tokens accepted (security.AuthInterceptor); empty: no token required.
-    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    auth_tokens: tuple[str | security.TokenGrant, ...] = field(default=(), repr=False)
     # A second, plaintext listener serving grpc.health.v1 only (for probes without TLS).
     health_port: int | None = None
     # How often the Redis store is pinged; health is NOT_SERVING while it does not answer.
     readiness_interval_s: float = 1.0
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
 
 
 @dataclass
@@ -113,10 +116,13 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
         engine = WorkflowEngine(stores.store)
         # The token check comes first: a call without a valid token reaches nothing else.
         auth = [security.AuthInterceptor(settings.auth_tokens)] if settings.auth_tokens else []
-        server = grpc.aio.server(interceptors=[*auth, *observability.server_interceptors()], options=[
+        # Then undecodable requests: answered INVALID_ARGUMENT before any span or servicer.
+        interceptors = [*auth, MalformedRequestInterceptor(), *observability.server_interceptors()]
+        server = grpc.aio.server(interceptors=interceptors, options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", max(settings.max_message_bytes, 64 * 1024 * 1024)),
             ("grpc.so_reuseport", 0),
+            *settings.connections.grpc_options(open_file_budget(settings.connections.max_connections)),
         ])
         deterministic_executor_pb2_grpc.add_DeterministicExecutorServiceServicer_to_server(
             DeterministicExecutorServicer(engine, settings.limits), server
@@ -205,7 +211,7 @@ async def serve(settings: ServerSettings) -> int:
 
 async def build_health_server(settings: ServerSettings, health_servicer: health.HealthServicer) -> grpc.aio.Server:
     """A plaintext listener on --health-port serving grpc.health.v1 alone (the same statuses)."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(interceptors=[MalformedRequestInterceptor()], options=[("grpc.so_reuseport", 0)])
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:
         port = server.add_insecure_port(f"{settings.host}:{settings.health_port}")
@@ -256,7 +262,9 @@ def _security_description(settings: ServerSettings) -> str:
         transport = "plaintext"
     else:
         transport = "mutual TLS" if settings.tls.client_ca else "TLS"
-    auth = f"bearer token required ({len(settings.auth_tokens)} accepted)" if settings.auth_tokens else "no token"
+    grants = security.merge_grants(settings.auth_tokens)
+    bound = sum(g.apps is not None for g in grants)
+    auth = (f"bearer token required ({len(grants)} accepted, {bound} bound to apps)" if grants else "no token")
     health_port = f"; health also on port {settings.health_port}" if settings.health_port else ""
     return f"{transport}, {auth}{health_port}"
 

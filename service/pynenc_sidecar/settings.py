@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from pynenc_sidecar import security
+from pynenc_sidecar.connections import ConnectionSettings
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, ServerSettings, _redact
 from pynenc_sidecar.service.validation import Limits
 
@@ -222,7 +223,7 @@ def _token_file(value: Any) -> str:
     return path
 
 
-def _tokens(value: Any) -> tuple[str, ...]:
+def _tokens(value: Any) -> tuple[security.TokenGrant, ...]:
     try:
         tokens = security.parse_token_list(str(value), "")
     except security.CredentialsError as exc:
@@ -289,21 +290,43 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
            "by this PEM CA; needs --tls-cert", "FILE", "unset: no client certificates"),
     Option("auth_token_file", _token_file, "require a bearer token (metadata 'authorization: Bearer <token>') on "
            "every call but health checks: the accepted tokens, one a line ('#' comments), 16+ visible ASCII "
-           "characters each. More tokens: PYNENC_SIDECAR_AUTH_TOKEN (comma- or newline-separated)", "FILE",
+           "characters each, optionally followed by the app ids it may use ('TOKEN app1 app2'; none: every "
+           "app). More tokens: PYNENC_SIDECAR_AUTH_TOKEN (comma- or newline-separated entries, same syntax)", "FILE",
            "unset: no token required"),
     Option("auth_token", _tokens, "accepted bearer tokens", "TOKENS", "unset", secret=True, has_flag=False),
     Option("health_port", _optional_port, "also serve grpc.health.v1 alone on this plaintext port, without TLS "
            "or token: for probes that cannot present client certificates", "PORT", "unset"),
     Option("readiness_interval", _positive_duration, "how often the server checks that its store answers; health "
            "reports NOT_SERVING while it does not", "DURATION", "1s"),
+    # Connection hygiene (connections.py).
+    Option("keepalive_time", _positive_duration, "ping a client connection after this long without traffic; "
+           "close it when the ping is not answered within --keepalive-timeout", "DURATION", "1m"),
+    Option("keepalive_timeout", _positive_duration, "how long a keepalive ping may go unanswered", "DURATION", "20s"),
+    Option("max_connection_idle", _positive_duration, "close a client connection with no call in flight for this "
+           "long (clients reconnect by themselves)", "DURATION", "5m"),
+    Option("max_connection_age", _positive_duration, "ask every client connection to go after this long, so clients "
+           "spread over new replicas", "DURATION", "1h"),
+    Option("max_connection_age_grace", parse_duration, "how long calls in flight on a connection past "
+           "--max-connection-age may still run", "DURATION", "5m"),
+    Option("handshake_timeout", _positive_duration, "close a connection that has not completed its TLS and HTTP/2 "
+           "handshake within this (one that never sends a byte)", "DURATION", "10s"),
+    Option("max_concurrent_streams", _integer(1), "calls in flight on one connection; more wait on the client",
+           "N", "1000"),
+    Option("max_connections", _integer(1), "client connections accepted at once; the next is refused until one "
+           "closes. The soft open-file limit is raised to fit them (up to the hard limit)", "N", "4096"),
 ]}
 
+CONNECTION_SETTINGS = ["keepalive_time", "keepalive_timeout", "max_connection_idle", "max_connection_age",
+                       "max_connection_age_grace", "handshake_timeout", "max_concurrent_streams", "max_connections"]
 SERVE = ["config", "host", "port", "redis_url", "data_file", "grace_period", "max_value_bytes",
          "max_message_bytes", "log_level", "log_format", "metrics_port", "retention", "sweep_interval",
          "tls_cert", "tls_key", "tls_client_ca", "auth_token_file", "auth_token", "health_port",
-         "readiness_interval"]
+         "readiness_interval", *CONNECTION_SETTINGS]
 STORE = ["config", "redis_url", "data_file", "log_level", "log_format"]  # tools that open the store
 HEALTH = ["config", "host", "port", "health_port", "tls_cert", "tls_key", "tls_client_ca"]
+
+
+_DURATIONS = {"retention", "sweep_interval", "grace_period", "readiness_interval", *CONNECTION_SETTINGS[:6]}
 
 
 @dataclass(frozen=True)
@@ -325,9 +348,17 @@ class Settings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     auth_token_file: str | None = None
-    auth_token: tuple[str, ...] = field(default=(), repr=False)  # secrets: never shown
+    auth_token: tuple[security.TokenGrant, ...] = field(default=(), repr=False)  # secrets: never shown
     health_port: int | None = None
     readiness_interval: float = 1.0
+    keepalive_time: float = ConnectionSettings.keepalive_time_s
+    keepalive_timeout: float = ConnectionSettings.keepalive_timeout_s
+    max_connection_idle: float = ConnectionSettings.max_connection_idle_s
+    max_connection_age: float = ConnectionSettings.max_connection_age_s
+    max_connection_age_grace: float = ConnectionSettings.max_connection_age_grace_s
+    handshake_timeout: float = ConnectionSettings.handshake_timeout_s
+    max_concurrent_streams: int = ConnectionSettings.max_concurrent_streams
+    max_connections: int = ConnectionSettings.max_connections
     # setting name -> where its value came from: "command line", "env PYNENC_SIDECAR_PORT", "config FILE"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -352,12 +383,18 @@ class Settings:
             tls=security.TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca) if self.tls_cert else None,
             auth_tokens=self.auth_tokens(), health_port=self.health_port,
             readiness_interval_s=self.readiness_interval,
+            connections=ConnectionSettings(
+                keepalive_time_s=self.keepalive_time, keepalive_timeout_s=self.keepalive_timeout,
+                max_connection_idle_s=self.max_connection_idle, max_connection_age_s=self.max_connection_age,
+                max_connection_age_grace_s=self.max_connection_age_grace, handshake_timeout_s=self.handshake_timeout,
+                max_concurrent_streams=self.max_concurrent_streams, max_connections=self.max_connections),
         )
 
-    def auth_tokens(self) -> tuple[str, ...]:
-        """Every accepted bearer token: the token file's, then the variable's (empty: no auth)."""
+    def auth_tokens(self) -> tuple[security.TokenGrant, ...]:
+        """Every accepted bearer token with its apps: the token file's, then the variable's
+        (a token in both may use the apps of both). Empty: no auth."""
         from_file = security.read_token_file(self.auth_token_file) if self.auth_token_file else []
-        return tuple(dict.fromkeys([*from_file, *self.auth_token]))
+        return tuple(security.merge_grants([*from_file, *self.auth_token]))
 
     def describe(self, names: Iterable[str] = SERVE) -> str:
         """One line for the start-up log: every setting, where it came from; no secrets."""
@@ -368,7 +405,7 @@ class Settings:
                 value = _redact(value)
             elif name == "auth_token":
                 value = f"{len(value)} token(s)" if value else None
-            elif name in ("retention", "sweep_interval", "grace_period", "readiness_interval") and value is not None:
+            elif name in _DURATIONS and value is not None:
                 value = format_duration(value)
             source = self.sources.get(name, "default")
             parts.append(f"{name}={value if value is not None else '-'}" + ("" if source == "default" else f" ({source})"))

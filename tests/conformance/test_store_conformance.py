@@ -33,8 +33,32 @@ def task(invocation_id: str, *, task_id: str = "mod.task", args: str = '{"x":1}'
     return TaskState(invocation_id, task_id, args, WorkflowRef(workflow_id, "mod.flow", ""), parent)
 
 
-def lease(name: str, ttl_us: int = 1_000) -> LeaseRequest:
+# Leases are measured on the store's clock (Redis TIME, the host clock for SQLite), not on the
+# now_us a call passes: a lease of LIVE_US stays live for any test, one of LAPSING_US lapses at
+# once, and `lapsed` waits (a few ms at most) until the store's clock is past it.
+LIVE_US = 3_600_000_000
+LAPSING_US = 1
+
+
+def lease(name: str, ttl_us: int = LIVE_US) -> LeaseRequest:
     return LeaseRequest(f"lease-{name}", ttl_us, f"runner-{name}")
+
+
+async def store_now_us(store: Store) -> int:
+    if isinstance(store, SqliteStore):
+        return store.clock_us()
+    seconds, micros = await store.client.time()  # type: ignore[attr-defined]
+    return int(seconds) * 1_000_000 + int(micros)
+
+
+async def lapsed(store: Store, app_id: str, invocation_id: str) -> None:
+    """Return once the store's clock is past the invocation's lease expiry."""
+    expire_us = (await store.get_task(app_id, invocation_id)).lease_expire_us
+    for _ in range(1000):
+        if await store_now_us(store) >= expire_us:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the store's clock never passed the lease's expiry")
 
 
 async def whole_log(store: Store, app_id: str, workflow_id: str, batch_size: int = 1000) -> tuple[dict[str, str], int]:
@@ -324,20 +348,25 @@ def test_index_unindexed_runs_indexes_main_tasks_left_without_a_run(store: Store
 
 def test_ensure_task_grants_a_lease_only_when_none_is_live(store: Store, run: Run, app: str) -> None:
     async def body() -> None:
-        state, granted, created = await store.ensure_task(app, task("inv"), lease("a", 1_000), 10_000)
+        before = await store_now_us(store)
+        # now_us (a replica's clock, here absurdly early) does not measure the lease.
+        state, granted, created = await store.ensure_task(app, task("inv"), lease("a"), 10_000)
         assert (granted, created) == (True, True)
-        assert (state.status, state.lease_id, state.lease_expire_us, state.runner_id) == (RUNNING, "lease-a", 11_000, "runner-a")
+        assert (state.status, state.lease_id, state.runner_id) == (RUNNING, "lease-a", "runner-a")
+        assert before + LIVE_US <= state.lease_expire_us <= await store_now_us(store) + LIVE_US
 
-        state, granted, created = await store.ensure_task(app, task("inv"), lease("b", 1_000), 10_999)
+        state, granted, created = await store.ensure_task(app, task("inv"), lease("b"), state.lease_expire_us + 1)
         assert (granted, created) == (False, False)
-        assert (state.lease_id, state.lease_expire_us) == ("lease-a", 11_000)
+        assert state.lease_id == "lease-a"
         # The live holder asking again is not granted a second lease either.
-        assert (await store.acquire_lease(app, "inv", lease("a", 5_000), 10_500))[1] is False
+        assert (await store.acquire_lease(app, "inv", lease("a"), 10_500))[1] is False
 
-        # Expired (expiry == now counts as expired): the next caller takes it over.
-        state, granted, _ = await store.ensure_task(app, task("inv"), lease("b", 2_000), 11_000)
+        # Lapsed, on the store's clock: the next caller takes it over.
+        await store.ensure_task(app, task("short"), lease("a", LAPSING_US), 0)
+        await lapsed(store, app, "short")
+        state, granted, _ = await store.ensure_task(app, task("short"), lease("b"), 0)
         assert granted is True
-        assert (state.status, state.lease_id, state.lease_expire_us, state.runner_id) == (RUNNING, "lease-b", 13_000, "runner-b")
+        assert (state.status, state.lease_id, state.runner_id) == (RUNNING, "lease-b", "runner-b")
 
     run(body())
 
@@ -356,12 +385,16 @@ def test_racing_ensures_create_once_and_grant_once(store: Store, run: Run, app: 
 def test_acquire_lease_takes_over_after_expiry(store: Store, run: Run, app: str) -> None:
     async def body() -> None:
         await store.ensure_task(app, task("inv"), None, 0)
-        state, granted = await store.acquire_lease(app, "inv", lease("a", 500), 1_000)
-        assert granted is True and state.lease_expire_us == 1_500
-        assert (await store.acquire_lease(app, "inv", lease("b", 500), 1_499))[1] is False
-        state, granted = await store.acquire_lease(app, "inv", lease("b", 500), 1_501)
-        assert granted is True and (state.lease_id, state.runner_id, state.lease_expire_us) == ("lease-b", "runner-b", 2_001)
-        racing = await asyncio.gather(*(store.acquire_lease(app, "inv", lease(f"c{i}", 500), 3_000) for i in range(16)))
+        state, granted = await store.acquire_lease(app, "inv", lease("a", LAPSING_US), 1_000)
+        assert granted is True and state.lease_id == "lease-a"
+        await lapsed(store, app, "inv")
+        state, granted = await store.acquire_lease(app, "inv", lease("b"), 0)
+        assert granted is True and (state.lease_id, state.runner_id) == ("lease-b", "runner-b")
+        # Live: whatever time the callers think it is, nobody else gets it.
+        assert (await store.acquire_lease(app, "inv", lease("c"), state.lease_expire_us + 1))[1] is False
+        await store.renew_lease(app, "inv", "lease-b", LAPSING_US, 0)
+        await lapsed(store, app, "inv")
+        racing = await asyncio.gather(*(store.acquire_lease(app, "inv", lease(f"c{i}"), 3_000) for i in range(16)))
         assert [granted for _, granted in racing].count(True) == 1
 
     run(body())
@@ -369,22 +402,28 @@ def test_acquire_lease_takes_over_after_expiry(store: Store, run: Run, app: str)
 
 def test_renew_lease(store: Store, run: Run, app: str) -> None:
     async def body() -> None:
-        await store.ensure_task(app, task("inv"), lease("a", 1_000), 0)
-        assert await store.renew_lease(app, "inv", "lease-a", 5_000, 800) == 5_800
-        assert (await store.get_task(app, "inv")).lease_expire_us == 5_800
+        await store.ensure_task(app, task("inv"), lease("a", LAPSING_US), 0)
+        await lapsed(store, app, "inv")
+        # Lapsed but not taken over: its holder may still renew it.
+        before = await store_now_us(store)
+        expire_us = await store.renew_lease(app, "inv", "lease-a", LIVE_US, 800)
+        assert before + LIVE_US <= expire_us <= await store_now_us(store) + LIVE_US
+        assert (await store.get_task(app, "inv")).lease_expire_us == expire_us
         with pytest.raises(LeaseNotHeld):
-            await store.renew_lease(app, "inv", "lease-b", 5_000, 900)
-        # Renewed, so still live at 1_000 where the first expiry would have let b in.
-        assert (await store.acquire_lease(app, "inv", lease("b"), 1_000))[1] is False
-        # Taken over after expiry: the old holder can no longer renew.
-        assert (await store.acquire_lease(app, "inv", lease("b", 1_000), 6_000))[1] is True
+            await store.renew_lease(app, "inv", "lease-b", LIVE_US, 900)
+        # Renewed, so live: b is not let in.
+        assert (await store.acquire_lease(app, "inv", lease("b"), expire_us + 1))[1] is False
+        # Taken over after it lapsed: the old holder can no longer renew.
+        await store.renew_lease(app, "inv", "lease-a", LAPSING_US, 0)
+        await lapsed(store, app, "inv")
+        assert (await store.acquire_lease(app, "inv", lease("b"), 0))[1] is True
         with pytest.raises(LeaseNotHeld):
-            await store.renew_lease(app, "inv", "lease-a", 5_000, 6_001)
-        assert await store.renew_lease(app, "inv", "lease-b", 1_000, 6_500) == 7_500
+            await store.renew_lease(app, "inv", "lease-a", LIVE_US, 6_001)
+        assert await store.renew_lease(app, "inv", "lease-b", LIVE_US, 6_500) >= expire_us
         # Finished: nobody holds anything any more.
         await store.complete_task(app, "inv", "lease-b", SUCCESS, "1", None, 6_600)
         with pytest.raises(LeaseNotHeld):
-            await store.renew_lease(app, "inv", "lease-b", 1_000, 6_700)
+            await store.renew_lease(app, "inv", "lease-b", LIVE_US, 6_700)
 
     run(body())
 
@@ -437,10 +476,11 @@ def test_complete_task_with_an_error(store: Store, run: Run, app: str) -> None:
 
 def test_racing_completions_accept_one(store: Store, run: Run, app: str) -> None:
     async def body() -> None:
-        await store.ensure_task(app, task("inv"), lease("a", 1_000), 0)
-        # After expiry anyone may complete; still only the first outcome counts.
+        await store.ensure_task(app, task("inv"), lease("a", LAPSING_US), 0)
+        await lapsed(store, app, "inv")
+        # The holder's lease lapsed, nobody took it over: its outcomes still count, first wins.
         results = await asyncio.gather(*(
-            store.complete_task(app, "inv", f"lease-{i}", SUCCESS, str(i), None, 5_000) for i in range(16)
+            store.complete_task(app, "inv", "lease-a", SUCCESS, str(i), None, 5_000) for i in range(16)
         ))
         assert [accepted for _, accepted in results].count(True) == 1
         final = {(state.status, state.result_json) for state, _ in results}
@@ -451,8 +491,9 @@ def test_racing_completions_accept_one(store: Store, run: Run, app: str) -> None
 
 def test_stale_holder_cannot_complete_while_another_lease_is_live(store: Store, run: Run, app: str) -> None:
     async def body() -> None:
-        await store.ensure_task(app, task("inv"), lease("a", 1_000), 0)
-        assert (await store.acquire_lease(app, "inv", lease("b", 1_000), 2_000))[1] is True
+        await store.ensure_task(app, task("inv"), lease("a", LAPSING_US), 0)
+        await lapsed(store, app, "inv")
+        assert (await store.acquire_lease(app, "inv", lease("b"), 2_000))[1] is True
         with pytest.raises(LeaseNotHeld):
             await store.complete_task(app, "inv", "lease-a", SUCCESS, '"stale"', None, 2_500)
         assert (await store.get_task(app, "inv")).status == RUNNING
@@ -462,13 +503,21 @@ def test_stale_holder_cannot_complete_while_another_lease_is_live(store: Store, 
     run(body())
 
 
-def test_complete_allowed_once_the_current_lease_expired(store: Store, run: Run, app: str) -> None:
+def test_a_holder_taken_over_stays_fenced_after_the_new_lease_lapses(store: Store, run: Run, app: str) -> None:
     async def body() -> None:
-        await store.ensure_task(app, task("inv"), lease("a", 1_000), 0)
-        await store.acquire_lease(app, "inv", lease("b", 1_000), 2_000)
-        # b died too (its lease lapsed at 3_000): a late outcome from a is better than none.
-        state, accepted = await store.complete_task(app, "inv", "lease-a", SUCCESS, '"late"', None, 3_000)
-        assert accepted is True and (state.status, state.result_json) == (SUCCESS, '"late"')
+        await store.ensure_task(app, task("inv"), lease("a", LAPSING_US), 0)
+        await lapsed(store, app, "inv")
+        await store.acquire_lease(app, "inv", lease("b", LAPSING_US), 2_000)
+        await lapsed(store, app, "inv")
+        # b's lease lapsed too, but b may still be running: a's late outcome is refused, and
+        # a renewal by a as well. (Before fencing, a's late outcome was accepted here.)
+        with pytest.raises(LeaseNotHeld):
+            await store.complete_task(app, "inv", "lease-a", SUCCESS, '"late"', None, 3_000)
+        with pytest.raises(LeaseNotHeld):
+            await store.renew_lease(app, "inv", "lease-a", LIVE_US, 3_000)
+        assert (await store.get_task(app, "inv")).status == RUNNING
+        state, accepted = await store.complete_task(app, "inv", "lease-b", SUCCESS, '"b"', None, 3_100)
+        assert accepted is True and (state.status, state.result_json, state.finished_us) == (SUCCESS, '"b"', 3_100)
 
     run(body())
 

@@ -15,9 +15,11 @@ import time
 
 from google.protobuf import json_format, timestamp_pb2
 
+from pynenc_sidecar import security
 from pynenc_sidecar.core.derivations import parse_json
 from pynenc_sidecar.core.errors import INVOCATION_NOT_FOUND, InvalidArgument, NotFound
 from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.core.masking import mask_config_json
 from pynenc_sidecar.service import convert
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
 from pynenc_sidecar.service.validation import Limits, optional_id, require_id, require_json, require_name
@@ -190,8 +192,17 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
 
     @handle_errors
     async def DiscoverAppInfos(self, request, context):
+        # Only the apps the caller's token may use, and never a secret-looking config value:
+        # a listing is readable by more callers than any one app's GetAppInfo.
+        allowed = security.caller_apps()
         infos = await self.store.all_app_infos()
-        return sb.DiscoverAppInfosResponse(app_infos={k: _load(v, sb.AppInfo) for k, v in infos.items()})
+        reply = sb.DiscoverAppInfosResponse()
+        for app_id, payload in infos.items():
+            if allowed is None or app_id in allowed:
+                info = _load(payload, sb.AppInfo)
+                info.config_values_json = mask_config_json(info.config_values_json)
+                reply.app_infos[app_id].CopyFrom(info)
+        return reply
 
     # --- invocations -------------------------------------------------------------
     @handle_errors

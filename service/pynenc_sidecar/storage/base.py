@@ -3,6 +3,13 @@
 Stores are small and atomic: each method is one atomic step on one workflow (or one
 invocation), and the rules that need no I/O (derivations, replay checks, encodings) stay
 in `pynenc_sidecar.core`. Times are integer microseconds since the Unix epoch.
+
+Leases are measured on the store's own clock (Redis `TIME` inside the script; for SQLite the
+host's kernel clock, `sqlite_store.host_clock_us`), never on the `now_us` a call passes (a
+replica's clock, which may be skewed): replicas that disagree on the time still agree on
+when a lease lapses. `now_us` is only what a finished task records. Leases are fenced: once
+another caller was granted a task's lease, the previous holder can neither renew it nor
+complete the task, even after the new holder's lease lapsed in turn.
 """
 
 from __future__ import annotations
@@ -134,10 +141,10 @@ class Store(Protocol):
         self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
     ) -> tuple[TaskState, bool, bool]:
         """Register the invocation unless it exists; then, if a lease is asked for and the
-        task is unfinished with no live lease, grant it (status RUNNING). With index_run,
-        also index state.workflow as a run (as store_workflow_run), in the same atomic step.
-        Returns the state, whether the lease was granted, and whether the invocation was
-        created."""
+        task is unfinished with no live lease (on the store's clock), grant it (status
+        RUNNING) until the store's now + lease.ttl_us. With index_run, also index
+        state.workflow as a run (as store_workflow_run), in the same atomic step. Returns the
+        state, whether the lease was granted, and whether the invocation was created."""
 
     async def acquire_lease(self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int) -> tuple[TaskState, bool]:
         """Grant the lease when the task is unfinished with no live lease. TaskNotFound."""
@@ -147,14 +154,16 @@ class Store(Protocol):
     async def get_tasks(self, app_id: str, invocation_ids: list[str]) -> list[TaskState | None]: ...
 
     async def renew_lease(self, app_id: str, invocation_id: str, lease_id: str, ttl_us: int, now_us: int) -> int:
-        """New expiry. LeaseNotHeld if finished or leased to another; TaskNotFound."""
+        """New expiry: the store's now + ttl_us (a lapsed lease nobody took over may be
+        renewed). LeaseNotHeld if finished or leased to another since; TaskNotFound."""
 
     async def complete_task(
         self, app_id: str, invocation_id: str, lease_id: str, status: int, result_json: str | None,
         error_json: str | None, now_us: int,
     ) -> tuple[TaskState, bool]:
         """First outcome wins: (state, accepted); an accepted outcome keeps now_us as the
-        task's finished_us. LeaseNotHeld when another holder's lease is live; TaskNotFound."""
+        task's finished_us. LeaseNotHeld when the lease was granted to another caller since
+        (live or lapsed: fenced); TaskNotFound."""
 
     async def retry_failed(self, app_id: str, invocation_ids: list[str]) -> list[TaskState]:
         """Reset each listed invocation that is FAILED to RETRY: error, lease and finished

@@ -100,12 +100,45 @@ async def index_workflow_run(client: aioredis.Redis, app_id: str, workflow: Work
         await pipe.execute()
 
 
+class ScriptLoadingRedis(aioredis.Redis):
+    """A client that loads every Lua script registered on it (by any store) into Redis on each
+    new connection, before the connection serves its first command.
+
+    redis-py runs a script by EVALSHA and, on NOSCRIPT, loads it and tries again: correct,
+    but a fresh Redis (a start, a restart, a failover) then shows a NoScriptError span and a
+    retry in every trace that first runs a script. A new connection is the moment a restarted
+    Redis can be reached again, so loading there means normal operation never sees NOSCRIPT;
+    only an operator's SCRIPT FLUSH still does (and redis-py's reload covers it). The loads go
+    straight to the connection: they are not traced."""
+
+    preloaded: list[str]
+
+    def register_script(self, script: str) -> Any:
+        if script not in self.preloaded:
+            self.preloaded.append(script)
+        return super().register_script(script)
+
+    @classmethod
+    def connect(cls, url: str, **kwargs: Any) -> ScriptLoadingRedis:
+        scripts: list[str] = []
+
+        async def on_connect(connection: Any) -> None:
+            await connection.on_connect()
+            for script in scripts:
+                await connection.send_command("SCRIPT", "LOAD", script)
+                await connection.read_response()
+
+        client = cls.from_url(url, redis_connect_func=on_connect, **kwargs)
+        client.preloaded = scripts
+        return client
+
+
 class RedisStore:
     """Implements storage.base.Store on one Redis (or a cluster-compatible layout)."""
 
     def __init__(self, url: str, *, socket_timeout: float = 2.0, max_connections: int = 256) -> None:
         self.url = url
-        self.client = aioredis.Redis.from_url(
+        self.client = ScriptLoadingRedis.connect(
             url,
             decode_responses=True,
             socket_timeout=socket_timeout,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,6 +65,25 @@ _TASK_COLUMNS = "task_id, args, wf, parent, status, result, error, lease_id, lea
 _ADDED_COLUMNS = [("tasks", "done_us", "INTEGER NOT NULL DEFAULT 0")]
 
 
+def host_clock_us() -> int:
+    """The store's clock, for leases: the host kernel's, as boot time + uptime from /proc.
+
+    Every process sharing one SQLite file runs on one host (WAL's shared memory needs that),
+    so the kernel's clock is the one clock they all see; reading it from /proc rather than
+    through the C library means no process-level clock (a faked time, an LD_PRELOAD shim)
+    can make one replica see a lease lapse early. Same scale as wall-clock time (boot time
+    is whole seconds, so it may lag by under a second, equally for every process). Where
+    /proc is missing, the process's wall clock."""
+    try:
+        with open("/proc/uptime", "rb") as uptime_file:
+            uptime = float(uptime_file.read().split()[0])
+        with open("/proc/stat", "rb") as stat_file:
+            boot = next(int(line.split()[1]) for line in stat_file if line.startswith(b"btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time_ns() // 1000
+    return boot * 1_000_000 + round(uptime * 1_000_000)
+
+
 def _task_state(invocation_id: str, row: tuple[Any, ...]) -> TaskState:
     task_id, args, wf, parent, status, result, error, lease_id, lease_exp, runner, done_us = row
     fields = {"task_id": task_id, "args": args, "wf": wf, "parent": parent, "status": str(status),
@@ -78,9 +98,13 @@ def _task_state(invocation_id: str, row: tuple[Any, ...]) -> TaskState:
 class SqliteStore:
     """Implements storage.base.Store on one SQLite file."""
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 2.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 2.0,
+                 clock_us: Callable[[], int] = host_clock_us) -> None:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
+        # Leases are measured on this clock, read inside the write transaction; the callers'
+        # now_us (a replica's clock) is only what a finished task records.
+        self.clock_us = clock_us
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
         self._closed = False
@@ -125,6 +149,12 @@ class SqliteStore:
             conn.execute(begin)
             try:
                 result = fn(conn)
+                if isinstance(result, sqlite3.Cursor):
+                    # A cursor must not leave this thread: freed on the event loop's thread,
+                    # it resets its cached statement while this thread may be running that
+                    # same statement for another call ("bad parameter or other API misuse").
+                    result.close()
+                    result = None
                 if commit:  # else rolled back below
                     conn.execute("COMMIT")
                 return result
@@ -377,8 +407,8 @@ class SqliteStore:
             raise TaskNotFound(invocation_id)
         return state
 
-    @staticmethod
-    def _try_lease(conn: sqlite3.Connection, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int) -> bool:
+    def _try_lease(self, conn: sqlite3.Connection, app_id: str, state: TaskState, lease: LeaseRequest | None) -> bool:
+        now_us = self.clock_us()
         if lease is None or not lease.lease_id or state.finished or state.lease_expire_us > now_us:
             return False
         conn.execute(
@@ -402,14 +432,14 @@ class SqliteStore:
                 current = self._require_task(conn, app_id, state.invocation_id)
             if index_run:  # in the task's transaction: a call cut short leaves both or neither
                 self._index_run(conn, app_id, state.workflow, now_us)
-            granted = self._try_lease(conn, app_id, current, lease, now_us)
+            granted = self._try_lease(conn, app_id, current, lease)
             return self._require_task(conn, app_id, state.invocation_id), granted, created
 
         return await self._run(step, write=True)
 
     async def acquire_lease(self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int) -> tuple[TaskState, bool]:
         def step(conn: sqlite3.Connection) -> tuple[TaskState, bool]:
-            granted = self._try_lease(conn, app_id, self._require_task(conn, app_id, invocation_id), lease, now_us)
+            granted = self._try_lease(conn, app_id, self._require_task(conn, app_id, invocation_id), lease)
             return self._require_task(conn, app_id, invocation_id), granted
 
         return await self._run(step, write=True)
@@ -429,10 +459,9 @@ class SqliteStore:
             state = self._require_task(conn, app_id, invocation_id)
             if state.finished or state.lease_id != lease_id:
                 raise LeaseNotHeld(invocation_id)
-            conn.execute(
-                "UPDATE tasks SET lease_exp=? WHERE app=? AND invocation=?", (now_us + ttl_us, app_id, invocation_id)
-            )
-            return now_us + ttl_us
+            expire_us = self.clock_us() + ttl_us
+            conn.execute("UPDATE tasks SET lease_exp=? WHERE app=? AND invocation=?", (expire_us, app_id, invocation_id))
+            return expire_us
 
         return await self._run(step, write=True)
 
@@ -444,7 +473,9 @@ class SqliteStore:
             state = self._require_task(conn, app_id, invocation_id)
             if state.finished:
                 return state, False
-            if state.lease_id != lease_id and state.lease_expire_us > now_us:
+            # Fenced: once another caller was granted the lease, the previous holder's outcome
+            # is refused, even after the new holder's lease lapsed too (it may still be running).
+            if state.lease_id and state.lease_id != lease_id:
                 raise LeaseNotHeld(invocation_id)
             # As in Redis: a result, or else an error ("" when none was given).
             column, value = ("result", result_json) if result_json is not None else ("error", error_json or "")

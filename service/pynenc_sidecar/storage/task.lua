@@ -8,10 +8,15 @@
 --   index:   run member, workflow type, app id, first_us: index the run if the task still exists
 --   acquire: lease_id, ttl_us, runner
 --   renew:   lease_id, ttl_us
---   complete: lease_id, status, result|'' , error|'', has_result (1/0); stores 'done' = now_us
+--   complete: lease_id, status, result|'' , error|'', has_result (1/0); stores 'done' = ARGV[2]
 --   retry:   (nothing) a FAILED task goes to RETRY (13): error, lease and 'done' cleared
 -- Returns {code, granted_or_accepted, flattened hash}; code 'ok' | 'created' | 'missing' | 'not_held'.
-local key, action, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
+-- Leases are measured on Redis' clock (TIME), never on the calling replica's: replicas whose
+-- clocks disagree still agree on when a lease lapses. ARGV[2] (the replica's time) is only
+-- what 'done' records.
+local key, action = KEYS[1], ARGV[1]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local function final(status) return status == '11' or status == '12' end
 local function try_lease(lease_id, ttl, runner)
   local status = redis.call('HGET', key, 'status')
@@ -56,7 +61,6 @@ end
 
 local status = redis.call('HGET', key, 'status')
 local held = redis.call('HGET', key, 'lease_id') or ''
-local exp = tonumber(redis.call('HGET', key, 'lease_exp') or '0')
 
 if action == 'renew' then
   if final(status) or held ~= ARGV[3] then return {'not_held', 0, {}} end
@@ -66,7 +70,9 @@ end
 
 if action == 'complete' then
   if final(status) then return {'ok', 0, redis.call('HGETALL', key)} end
-  if held ~= ARGV[3] and exp > now then return {'not_held', 0, {}} end
+  -- Fenced: once another caller was granted the lease, the previous holder's outcome is
+  -- refused, even after the new holder's lease lapsed too (it may still be running).
+  if held ~= '' and held ~= ARGV[3] then return {'not_held', 0, {}} end
   redis.call('HSET', key, 'status', ARGV[4], 'lease_exp', '0', 'done', ARGV[2])
   if ARGV[7] == '1' then redis.call('HSET', key, 'result', ARGV[5]) else redis.call('HSET', key, 'error', ARGV[6]) end
   return {'ok', 1, redis.call('HGETALL', key)}

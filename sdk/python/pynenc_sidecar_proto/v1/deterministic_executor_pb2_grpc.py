@@ -271,8 +271,9 @@ class DeterministicExecutorServiceServicer:
     def CompleteTask(self, request, context):
         """Records a task's outcome (result or error). The first outcome wins: on a
         finished task the stored outcome is returned and `accepted` is false.
-        A caller whose lease was taken over by another live holder gets
-        FAILED_PRECONDITION, LEASE_NOT_HELD.
+        A caller whose lease was taken over by another caller gets
+        FAILED_PRECONDITION, LEASE_NOT_HELD, even once that caller's lease
+        lapsed too (fenced). Leases are measured on the store's clock.
 
         An outcome the store refuses is recorded as the task's failure, not
         refused: a `result_json` larger than the server's --max-value-bytes

@@ -117,8 +117,9 @@ class DeterministicExecutorServiceStub:
     CompleteTask: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CompleteTaskRequest, _deterministic_executor_pb2.CompleteTaskResponse]
     """Records a task's outcome (result or error). The first outcome wins: on a
     finished task the stored outcome is returned and `accepted` is false.
-    A caller whose lease was taken over by another live holder gets
-    FAILED_PRECONDITION, LEASE_NOT_HELD.
+    A caller whose lease was taken over by another caller gets
+    FAILED_PRECONDITION, LEASE_NOT_HELD, even once that caller's lease
+    lapsed too (fenced). Leases are measured on the store's clock.
 
     An outcome the store refuses is recorded as the task's failure, not
     refused: a `result_json` larger than the server's --max-value-bytes
@@ -274,8 +275,9 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
     CompleteTask: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CompleteTaskRequest, _deterministic_executor_pb2.CompleteTaskResponse]  # type: ignore[assignment]
     """Records a task's outcome (result or error). The first outcome wins: on a
     finished task the stored outcome is returned and `accepted` is false.
-    A caller whose lease was taken over by another live holder gets
-    FAILED_PRECONDITION, LEASE_NOT_HELD.
+    A caller whose lease was taken over by another caller gets
+    FAILED_PRECONDITION, LEASE_NOT_HELD, even once that caller's lease
+    lapsed too (fenced). Leases are measured on the store's clock.
 
     An outcome the store refuses is recorded as the task's failure, not
     refused: a `result_json` larger than the server's --max-value-bytes
@@ -482,8 +484,9 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_deterministic_executor_pb2.CompleteTaskResponse, _abc.Awaitable[_deterministic_executor_pb2.CompleteTaskResponse]]:
         """Records a task's outcome (result or error). The first outcome wins: on a
         finished task the stored outcome is returned and `accepted` is false.
-        A caller whose lease was taken over by another live holder gets
-        FAILED_PRECONDITION, LEASE_NOT_HELD.
+        A caller whose lease was taken over by another caller gets
+        FAILED_PRECONDITION, LEASE_NOT_HELD, even once that caller's lease
+        lapsed too (fenced). Leases are measured on the store's clock.
 
         An outcome the store refuses is recorded as the task's failure, not
         refused: a `result_json` larger than the server's --max-value-bytes
