@@ -144,7 +144,7 @@ def test_every_setting_has_a_flag_an_environment_variable_and_a_config_key(tmp_p
     tokens = tmp_path / "tokens"
     tokens.write_text("0123456789abcdef0123\n")
     valid = {"host": "h", "port": "1", "data_file": "x.db", "grace_period": "1", "max_value_bytes": "1",
-             "max_message_bytes": "2048", "log_level": "debug", "log_format": "json", "metrics_port": "9000",
+             "max_payload_bytes": "1024", "max_message_bytes": "2048", "log_level": "debug", "log_format": "json", "metrics_port": "9000",
              "retention": "1d", "sweep_interval": "1m", "tls_cert": str(pem), "tls_key": str(pem),
              "tls_client_ca": str(pem), "auth_token_file": str(tokens), "auth_token": "fedcba9876543210fedc",
              "health_port": "9001", "readiness_interval": "2s"}

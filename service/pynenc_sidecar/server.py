@@ -47,7 +47,7 @@ class ServerSettings:
     data_file: str = DEFAULT_DATA_FILE
     grace_period_s: float = 10.0
     limits: Limits = field(default_factory=Limits)
-    max_message_bytes: int = 4 * 1024 * 1024
+    max_message_bytes: int = 20 * 1024 * 1024
     # Prometheus scrape endpoint (on host) when set; tracing is configured by OTEL_* variables.
     metrics_port: int | None = None
     # Finished workflows are deleted this long after they finished (None: kept forever), by
