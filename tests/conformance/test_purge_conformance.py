@@ -123,7 +123,7 @@ async def seed_workflow(stores: Stores, app_id: str, workflow_id: str, workflow_
     sub = f"{workflow_id}-sb"
     await backend.upsert_invocations(app_id, [
         InvocationRecord(workflow_id, "{}", workflow_id, workflow_type, ""),
-        InvocationRecord(sub, "{}", workflow_id, workflow_type, sb_parent or workflow_id),
+        InvocationRecord(sub, "{}", workflow_id, workflow_type, sb_parent or workflow_id, "event-1"),
     ])
     await backend.add_history(app_id, [workflow_id, sub], 1_000, HISTORY_DONE)
     await backend.add_history(app_id, [sub], 2_000, "{}")
