@@ -254,3 +254,16 @@ def test_json_logs_of_a_failed_start_say_why(tmp_path):
     assert result.returncode == 1
     errors = [json.loads(line) for line in result.stderr.splitlines() if '"ERROR"' in line]
     assert errors and errors[-1]["message"].startswith(f"cannot start: cannot open data file {data_file}")
+
+
+def test_the_payload_limit_defaults_to_16_mib_under_the_message_limit_and_must_stay_below_it():
+    settings = resolve([], {})
+    assert (settings.max_payload_bytes, settings.max_message_bytes) == (16 * 1024 * 1024, 20 * 1024 * 1024)
+    assert settings.server_settings().limits.max_payload_bytes == 16 * 1024 * 1024
+    assert resolve(["--max-payload-bytes", "1000", "--max-message-bytes", "2048"], {}).max_payload_bytes == 1000
+    # Only the message limit lowered: the message limit refuses large requests first.
+    assert resolve(["--max-message-bytes", "4096"], {}).max_payload_bytes == 16 * 1024 * 1024
+    with pytest.raises(config.SettingsError) as error:
+        resolve(["--max-payload-bytes", "4096"], {"PYNENC_SIDECAR_MAX_MESSAGE_BYTES": "4096"})
+    assert str(error.value) == ("--max-payload-bytes (from command line) is 4096: it must be below "
+                                "--max-message-bytes (4096, from env PYNENC_SIDECAR_MAX_MESSAGE_BYTES)")
