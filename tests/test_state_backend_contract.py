@@ -111,7 +111,7 @@ def test_a_page_token_only_works_for_the_request_that_got_it(stub, app):
     assert list(first.invocation_ids) + list(rest.invocation_ids) == [f"inv-{n:02d}" for n in range(5)]
 
 
-def test_history_pages_and_a_reply_stays_near_a_mebibyte(stub, app):
+def test_history_pages_and_a_reply_stays_near_256_kib(stub, app):
     request = lambda n, context="": sb.AddHistoryRequest(app_id=app, invocation_ids=["h"], history=sb.InvocationHistory(
         timestamp=ts(1000 + n), status=S.Value("INVOCATION_STATUS_RUNNING"), execution_context_json=context))
     for n in range(1003):
@@ -121,15 +121,15 @@ def test_history_pages_and_a_reply_stays_near_a_mebibyte(stub, app):
     got, pages = every_page(stub.GetHistory, sb.GetHistoryRequest(app_id=app, invocation_id="h", page_size=400),
                             "history")
     assert [h.timestamp.seconds for h in got] == [1000 + n for n in range(1003)] and pages == 3
-    # Entries of 300 KiB: a page holds what fits in about 1 MiB, not page_size entries.
-    big = json.dumps("x" * 300 * 1024)
+    # Entries of 100 KiB: a page holds what fits in about 256 KiB, not page_size entries.
+    big = json.dumps("x" * 100 * 1024)
     for n in range(6):
         stub.AddHistory(sb.AddHistoryRequest(app_id=app, invocation_ids=["big"], history=sb.InvocationHistory(
             timestamp=ts(1000 + n), execution_context_json=big)))
     page = stub.GetHistory(sb.GetHistoryRequest(app_id=app, invocation_id="big"))
-    assert len(page.history) == 3 and page.ByteSize() < 1.1 * 1024 * 1024 and page.next_page_token
+    assert len(page.history) == 2 and page.ByteSize() < 256 * 1024 and page.next_page_token
     got, pages = every_page(stub.GetHistory, sb.GetHistoryRequest(app_id=app, invocation_id="big"), "history")
-    assert len(got) == 6 and pages == 2
+    assert len(got) == 6 and pages == 3
 
 
 def test_runs_page_with_the_new_tokens(stub, app):

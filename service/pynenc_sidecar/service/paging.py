@@ -23,8 +23,9 @@ T = TypeVar("T")
 
 TOKEN_VERSION = 1
 # A page stops growing past this many payload bytes (at least one item is always sent), so
-# that no reply nears gRPC's default 4 MiB receive limit unless one item alone is larger.
-REPLY_BUDGET_BYTES = 1024 * 1024
+# that no reply nears gRPC's default 4 MiB receive limit unless one item alone is larger, and
+# building one reply holds the event loop only a few milliseconds (other calls wait behind it).
+REPLY_BUDGET_BYTES = 256 * 1024
 _BAD = "is not a next_page_token of this RPC: send one back unchanged, or none for the first page"
 _FOREIGN = ("was issued for another request: send it to the same RPC with the same other fields as the "
             "request that returned it, or send none to start again")

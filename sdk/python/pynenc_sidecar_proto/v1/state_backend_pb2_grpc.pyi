@@ -49,9 +49,9 @@ class StateBackendServiceStub:
     other fields; a malformed token or one issued for another request is
     INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
     page). A page may hold fewer items than `page_size` (a reply is also cut
-    near 1 MiB), so only an empty `next_page_token` means the end. A client that
-    sends no `page_size` gets the first page: lists up to the default size come
-    whole, as before.
+    near 256 KiB), so only an empty `next_page_token` means the end. A client
+    that sends no `page_size` gets the first page: lists up to the default size
+    (and 256 KiB) come whole, as before.
 
     Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
     (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
@@ -161,9 +161,9 @@ class StateBackendServiceAsyncStub(StateBackendServiceStub):
     other fields; a malformed token or one issued for another request is
     INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
     page). A page may hold fewer items than `page_size` (a reply is also cut
-    near 1 MiB), so only an empty `next_page_token` means the end. A client that
-    sends no `page_size` gets the first page: lists up to the default size come
-    whole, as before.
+    near 256 KiB), so only an empty `next_page_token` means the end. A client
+    that sends no `page_size` gets the first page: lists up to the default size
+    (and 256 KiB) come whole, as before.
 
     Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
     (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
@@ -269,9 +269,9 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
     other fields; a malformed token or one issued for another request is
     INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
     page). A page may hold fewer items than `page_size` (a reply is also cut
-    near 1 MiB), so only an empty `next_page_token` means the end. A client that
-    sends no `page_size` gets the first page: lists up to the default size come
-    whole, as before.
+    near 256 KiB), so only an empty `next_page_token` means the end. A client
+    that sends no `page_size` gets the first page: lists up to the default size
+    (and 256 KiB) come whole, as before.
 
     Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
     (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
