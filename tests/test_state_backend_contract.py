@@ -274,3 +274,14 @@ def stub_address(stub) -> str:
 @pytest.fixture(autouse=True)
 def _remember_address(stub, server):
     stub._address = server.address
+
+
+def test_a_streamed_history_batch_is_cut_near_256_kib(stub, app):
+    big = json.dumps("x" * 100 * 1024)
+    for n in range(5):
+        stub.AddHistory(sb.AddHistoryRequest(app_id=app, invocation_ids=[f"i{n}"], history=sb.InvocationHistory(
+            timestamp=ts(1000 + n), execution_context_json=big)))
+    batches = list(stub.StreamHistoryInTimeRange(sb.StreamHistoryInTimeRangeRequest(
+        app_id=app, start_time=ts(0), end_time=ts(2000), batch_size=100), timeout=30))
+    assert [len(b.history) for b in batches] == [2, 2, 1]
+    assert all(b.ByteSize() < 256 * 1024 for b in batches)

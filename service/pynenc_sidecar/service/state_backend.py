@@ -19,7 +19,15 @@ from pynenc_sidecar.core.errors import INVOCATION_NOT_FOUND, InvalidArgument, No
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.service import convert, serialized_values as values
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
-from pynenc_sidecar.service.paging import bounded, decode_token, encode_token, is_ints, is_text, page_size
+from pynenc_sidecar.service.paging import (
+    REPLY_BUDGET_BYTES,
+    bounded,
+    decode_token,
+    encode_token,
+    is_ints,
+    is_text,
+    page_size,
+)
 from pynenc_sidecar.service.validation import Limits, optional_id, require_id, require_json, require_name
 from pynenc_sidecar.storage.state_backend_store import InvocationRecord, StateBackendStore
 from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
@@ -39,8 +47,8 @@ RUNS_PAGE_DEFAULT, PAGE_MAX = 100, 1000
 LIST_PAGE_DEFAULT = PAGE_MAX
 STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX = 100, 10_000
 # A streamed batch is cut short past this many payload bytes, so that batch_size times a
-# large execution context cannot exceed what a client accepts in one message.
-STREAM_MESSAGE_BUDGET = 4 * 1024 * 1024
+# large execution context cannot come near what a client accepts in one message.
+STREAM_MESSAGE_BUDGET = REPLY_BUDGET_BYTES
 # google.protobuf.Timestamp's valid range: 0001-01-01 .. 9999-12-31.
 TIMESTAMP_MIN_S, TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
 

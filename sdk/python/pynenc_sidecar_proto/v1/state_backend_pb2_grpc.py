@@ -402,7 +402,9 @@ class StateBackendServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamHistoryInTimeRange(self, request, context):
-        """History entries in [start_time, end_time], oldest first, in batches.
+        """History entries in [start_time, end_time], oldest first, in batches of at
+        most batch_size; a batch is also cut near 256 KiB, so a message may hold
+        fewer entries.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -112,7 +112,10 @@ class StateBackendServiceStub:
     StreamInvocationsInTimeRange: _grpc.UnaryStreamMultiCallable[_state_backend_pb2.StreamInvocationsInTimeRangeRequest, _state_backend_pb2.StreamInvocationsInTimeRangeResponse]
     """Ids of invocations with history in [start_time, end_time], in batches."""
     StreamHistoryInTimeRange: _grpc.UnaryStreamMultiCallable[_state_backend_pb2.StreamHistoryInTimeRangeRequest, _state_backend_pb2.StreamHistoryInTimeRangeResponse]
-    """History entries in [start_time, end_time], oldest first, in batches."""
+    """History entries in [start_time, end_time], oldest first, in batches of at
+    most batch_size; a batch is also cut near 256 KiB, so a message may hold
+    fewer entries.
+    """
     StoreRunnerContext: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.StoreRunnerContextRequest, _state_backend_pb2.StoreRunnerContextResponse]
     GetRunnerContext: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.GetRunnerContextRequest, _state_backend_pb2.GetRunnerContextResponse]
     """NOT_FOUND (RUNNER_CONTEXT_NOT_FOUND) when unknown."""
@@ -221,7 +224,10 @@ class StateBackendServiceAsyncStub(StateBackendServiceStub):
     StreamInvocationsInTimeRange: _aio.UnaryStreamMultiCallable[_state_backend_pb2.StreamInvocationsInTimeRangeRequest, _state_backend_pb2.StreamInvocationsInTimeRangeResponse]  # type: ignore[assignment]
     """Ids of invocations with history in [start_time, end_time], in batches."""
     StreamHistoryInTimeRange: _aio.UnaryStreamMultiCallable[_state_backend_pb2.StreamHistoryInTimeRangeRequest, _state_backend_pb2.StreamHistoryInTimeRangeResponse]  # type: ignore[assignment]
-    """History entries in [start_time, end_time], oldest first, in batches."""
+    """History entries in [start_time, end_time], oldest first, in batches of at
+    most batch_size; a batch is also cut near 256 KiB, so a message may hold
+    fewer entries.
+    """
     StoreRunnerContext: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.StoreRunnerContextRequest, _state_backend_pb2.StoreRunnerContextResponse]  # type: ignore[assignment]
     GetRunnerContext: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.GetRunnerContextRequest, _state_backend_pb2.GetRunnerContextResponse]  # type: ignore[assignment]
     """NOT_FOUND (RUNNER_CONTEXT_NOT_FOUND) when unknown."""
@@ -465,7 +471,10 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_backend_pb2.StreamHistoryInTimeRangeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_state_backend_pb2.StreamHistoryInTimeRangeResponse], _abc.AsyncIterator[_state_backend_pb2.StreamHistoryInTimeRangeResponse]]:
-        """History entries in [start_time, end_time], oldest first, in batches."""
+        """History entries in [start_time, end_time], oldest first, in batches of at
+        most batch_size; a batch is also cut near 256 KiB, so a message may hold
+        fewer entries.
+        """
 
     @_abc_1.abstractmethod
     def StoreRunnerContext(

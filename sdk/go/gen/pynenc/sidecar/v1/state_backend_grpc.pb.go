@@ -129,7 +129,9 @@ type StateBackendServiceClient interface {
 	ListWorkflowSubInvocations(ctx context.Context, in *ListWorkflowSubInvocationsRequest, opts ...grpc.CallOption) (*ListWorkflowSubInvocationsResponse, error)
 	// Ids of invocations with history in [start_time, end_time], in batches.
 	StreamInvocationsInTimeRange(ctx context.Context, in *StreamInvocationsInTimeRangeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamInvocationsInTimeRangeResponse], error)
-	// History entries in [start_time, end_time], oldest first, in batches.
+	// History entries in [start_time, end_time], oldest first, in batches of at
+	// most batch_size; a batch is also cut near 256 KiB, so a message may hold
+	// fewer entries.
 	StreamHistoryInTimeRange(ctx context.Context, in *StreamHistoryInTimeRangeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamHistoryInTimeRangeResponse], error)
 	StoreRunnerContext(ctx context.Context, in *StoreRunnerContextRequest, opts ...grpc.CallOption) (*StoreRunnerContextResponse, error)
 	// NOT_FOUND (RUNNER_CONTEXT_NOT_FOUND) when unknown.
@@ -556,7 +558,9 @@ type StateBackendServiceServer interface {
 	ListWorkflowSubInvocations(context.Context, *ListWorkflowSubInvocationsRequest) (*ListWorkflowSubInvocationsResponse, error)
 	// Ids of invocations with history in [start_time, end_time], in batches.
 	StreamInvocationsInTimeRange(*StreamInvocationsInTimeRangeRequest, grpc.ServerStreamingServer[StreamInvocationsInTimeRangeResponse]) error
-	// History entries in [start_time, end_time], oldest first, in batches.
+	// History entries in [start_time, end_time], oldest first, in batches of at
+	// most batch_size; a batch is also cut near 256 KiB, so a message may hold
+	// fewer entries.
 	StreamHistoryInTimeRange(*StreamHistoryInTimeRangeRequest, grpc.ServerStreamingServer[StreamHistoryInTimeRangeResponse]) error
 	StoreRunnerContext(context.Context, *StoreRunnerContextRequest) (*StoreRunnerContextResponse, error)
 	// NOT_FOUND (RUNNER_CONTEXT_NOT_FOUND) when unknown.

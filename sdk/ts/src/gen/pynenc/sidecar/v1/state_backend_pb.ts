@@ -2120,7 +2120,9 @@ export const StateBackendService: GenService<{
     output: typeof StreamInvocationsInTimeRangeResponseSchema;
   },
   /**
-   * History entries in [start_time, end_time], oldest first, in batches.
+   * History entries in [start_time, end_time], oldest first, in batches of at
+   * most batch_size; a batch is also cut near 256 KiB, so a message may hold
+   * fewer entries.
    *
    * @generated from rpc pynenc.sidecar.v1.StateBackendService.StreamHistoryInTimeRange
    */
