@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,7 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
+TS_DIR = ROOT / "sdk" / "ts"
 RUN_SEED = ROOT / "examples" / "run_seed.py"
 SEED_APP = "pynenc"  # examples/seed_workflows.py's app id
 S = common_pb2.InvocationStatus
@@ -234,3 +236,37 @@ def test_a_task_taken_over_shows_a_second_running_entry_by_its_new_runner(stubs)
     assert not late.accepted
     assert len(history(sb_stub, app_id, child_id)) == 4
     assert sb_stub.GetResult(sb.GetResultRequest(app_id=app_id, invocation_id=child_id)).result_json == "7"
+
+
+@pytest.fixture(scope="session")
+def ts_xlang() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node / npm are not installed")
+    if not (TS_DIR / "node_modules" / ".bin" / "tsc").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, check=True, capture_output=True,
+                       timeout=600)
+    subprocess.run([str(TS_DIR / "node_modules" / ".bin" / "tsc"), "-p", "tsconfig.json"], cwd=TS_DIR, check=True,
+                   capture_output=True, timeout=600)
+    return TS_DIR / "dist" / "tools" / "xlang.js"
+
+
+def test_a_typescript_client_reads_a_python_sdk_workflow_through_the_state_backend(server, stubs, ts_xlang):
+    _, de_stub = stubs
+    workflow_id = f"order-{uuid.uuid4().hex}"
+    result = run_seed(server, "process_order_workflow", workflow_id)["result"]
+    (payment_id,) = task_positions(de_stub, SEED_APP, workflow_id).values()
+    out = subprocess.run(["node", str(ts_xlang), "state", "--address", server.address, "--app", SEED_APP,
+                          "--workflow", workflow_id], cwd=TS_DIR, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    state = json.loads(out.stdout)
+    assert state["workflow_type"] == "seed_workflows.process_order_workflow" and state["listed_as_run"]
+    assert state["sub_invocations"] == [payment_id]
+    main, payment = state["invocations"][workflow_id], state["invocations"][payment_id]
+    assert set(state["invocations"]) == {workflow_id, payment_id}
+    assert main["arguments"] == {"order_id": "A-1"} and main["outcome"] == result
+    assert payment["task_id"] == "seed_workflows.process_payment" and payment["parent_invocation_id"] == workflow_id
+    assert payment["outcome"] == result["payment_status"]
+    for inv in (main, payment):
+        assert [status for status, _ in inv["history"]] == [
+            "INVOCATION_STATUS_REGISTERED", "INVOCATION_STATUS_RUNNING", "INVOCATION_STATUS_SUCCESS"]
+        assert all(runner.startswith("py-") for _, runner in inv["history"])
