@@ -261,3 +261,30 @@ def test_a_typescript_client_reads_a_python_sdk_workflow_through_the_state_backe
         assert [status for status, _ in inv["history"]] == [
             "INVOCATION_STATUS_REGISTERED", "INVOCATION_STATUS_RUNNING", "INVOCATION_STATUS_SUCCESS"]
         assert all(runner.startswith("py-") for _, runner in inv["history"])
+
+
+def test_purging_a_workflow_deletes_what_was_projected_of_it(server, stubs, flows):
+    sb_stub, de_stub = stubs
+    app_id = flows.app.app_id
+    flows.order_flow.run_workflow("wf-purge", "o-1", 1)
+    task_ids = sorted(task_positions(de_stub, app_id, "wf-purge").values())
+    assert len(task_ids) == 2
+    store_args = ["--redis-url", server.redis_url] if server.redis_url else ["--data-file", server.data_file]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYNENC_SIDECAR_")}
+    purged = subprocess.run([sys.executable, "-m", "pynenc_sidecar", "purge", "--workflow-id", "wf-purge",
+                             "--app-id", app_id, *store_args], capture_output=True, text=True, env=env, timeout=60)
+    assert purged.returncode == 0, purged.stderr
+    for inv_id in ["wf-purge", *task_ids]:
+        with pytest.raises(grpc.RpcError) as info:
+            invocation(sb_stub, app_id, inv_id)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        assert history(sb_stub, app_id, inv_id) == []
+    assert list(sb_stub.ListWorkflowSubInvocations(sb.ListWorkflowSubInvocationsRequest(
+        app_id=app_id, workflow_id="wf-purge")).invocation_ids) == []
+    assert list(sb_stub.ListInvocationIdsByWorkflow(sb.ListInvocationIdsByWorkflowRequest(
+        app_id=app_id, workflow_type="sdk_workflows.order_flow")).invocation_ids) == []
+    assert list(sb_stub.ListChildInvocations(sb.ListChildInvocationsRequest(
+        app_id=app_id, parent_invocation_id="wf-purge")).invocation_ids) == []
+    # What the StateBackend keeps app-wide stays: the runner contexts of the app's runners.
+    runner = flows.app.runner_id
+    assert sb_stub.GetRunnerContext(sb.GetRunnerContextRequest(app_id=app_id, runner_id=runner)).runner_context

@@ -4,6 +4,7 @@ byte the payloads StateBackendService itself would store for the equivalent mess
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from google.protobuf import json_format
@@ -97,3 +98,16 @@ def test_arguments_are_json_serializer_text_and_args_id_is_pynencs() -> None:
     assert args_id({"name": json.dumps("wörld"), "n": json.dumps([1, 2.5, None])}) == \
         "b8a51d9c30a74c207ddcf5f482a19e493347e2c03c11e76496395b85edc5cbb8"
     assert args_id({}) == "no_args"
+
+
+def test_history_timestamps_are_written_as_protobuf_writes_them() -> None:
+    from google.protobuf import timestamp_pb2
+
+    from pynenc_sidecar.projection import _timestamp_json
+
+    rng = random.Random(7)
+    samples = [0, 1, 999, 1000, 999_999, 1_000_000, NOW, NOW - 456, NOW - 123_456, 253_402_300_799_999_999]
+    for us in samples + [rng.randrange(0, 253_402_300_800_000_000) for _ in range(2000)]:
+        timestamp = timestamp_pb2.Timestamp()
+        timestamp.FromMicroseconds(us)
+        assert _timestamp_json(us) == timestamp.ToJsonString(), us

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-
-from google.protobuf import timestamp_pb2
+import time
 
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RUNNING, SUCCESS, TaskState
 from pynenc_sidecar.storage.state_backend_store import (
@@ -49,9 +48,15 @@ def _message_json(fields: dict) -> str:
 
 
 def _timestamp_json(us: int) -> str:
-    timestamp = timestamp_pb2.Timestamp()
-    timestamp.FromMicroseconds(us)
-    return timestamp.ToJsonString()
+    """google.protobuf.Timestamp's JSON (RFC 3339, UTC, 0, 3 or 6 fraction digits), as
+    Timestamp.ToJsonString writes it for whole microseconds, without its cost (~100 us)."""
+    seconds, micros = divmod(us, 1_000_000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if micros == 0:
+        return text + "Z"
+    if micros % 1000 == 0:
+        return f"{text}.{micros // 1000:03d}Z"
+    return f"{text}.{micros:06d}Z"
 
 
 def serialized_arguments(arguments_json: str) -> dict[str, str]:

@@ -445,12 +445,11 @@ class RedisStateBackendStore:
     async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
         record = projected.record
         invocation_id = record.invocation_id
-        tag = app_tag(app_id)
+        tag, inv = app_tag(app_id), workflow_tag(app_id, invocation_id)
         subs = workflow_tag(app_id, projected.sub_invocation_of) + ":subs" if projected.sub_invocation_of \
             else tag + ":runners"  # unused when there is none; any key of the app will do
-        keys = [tag + ":hist_seq", tag + ":timeline", *(self._inv(app_id, invocation_id, suffix) for suffix in
-                ("inv", "hist", "projected", "result", "exc")), tag + ":runners", subs,
-                *self._index_keys(app_id, record)]
+        keys = [tag + ":hist_seq", tag + ":timeline", inv + ":inv", inv + ":hist", inv + ":projected",
+                inv + ":result", inv + ":exc", tag + ":runners", subs, *self._index_keys(app_id, record)]
         runner_id, runner_payload = projected.runner or ("", "")
         args = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
                 "0" if projected.result_json is None else "1", projected.exception or "", runner_id,
