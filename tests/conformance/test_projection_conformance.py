@@ -81,3 +81,33 @@ def test_a_projection_lost_after_an_executor_step_is_written_by_the_next(stores:
         assert await backend.project_invocation(app, project(state, 300)) == 0
 
     run(body())
+
+
+def test_the_engine_repairs_a_lost_projection_at_a_repeated_completion(stores: Stores, run, app: str) -> None:
+    from pynenc_sidecar.core.positions import Kind, Position
+    from pynenc_sidecar.core.tasks import WorkflowRef
+    from pynenc_sidecar.engine import WorkflowEngine
+    from pynenc_sidecar.projection import StateProjection
+
+    async def body() -> None:
+        backend = stores.state_backend
+        crashed = WorkflowEngine(stores.store)  # the executor's writes without their projection
+        engine = WorkflowEngine(stores.store, projection=StateProjection(backend))
+        wf = WorkflowRef("wf", "mod.flow")
+        await crashed.start_workflow(app, wf, "{}", "r-main", 10_000_000)
+        child = await crashed.execute_task(app, wf, Position("wf", "wf", Kind.TASK, "", 1), "mod.step", '{"n":1}',
+                                           False, "r-1", 10_000_000)
+        _, accepted = await crashed.complete_task(app, child.state.invocation_id, child.lease.lease_id, "5", None)
+        assert accepted and await backend.get_invocation(app, child.state.invocation_id) is None
+        # The worker, unsure its completion arrived, sends it again: refused, and projected.
+        state, accepted = await engine.complete_task(app, child.state.invocation_id, child.lease.lease_id, "5", None)
+        assert not accepted and state.finished
+        history = await backend.get_history(app, child.state.invocation_id)
+        assert [json.loads(h.payload)["status"] for h in history] == [
+            "INVOCATION_STATUS_REGISTERED", "INVOCATION_STATUS_RUNNING", "INVOCATION_STATUS_SUCCESS"]
+        assert await backend.get_result(app, child.state.invocation_id) == "5"
+        assert await backend.sub_invocations(app, "wf") == [child.state.invocation_id]
+        await engine.complete_task(app, child.state.invocation_id, child.lease.lease_id, "5", None)
+        assert len(await backend.get_history(app, child.state.invocation_id)) == 3
+
+    run(body())
