@@ -269,6 +269,9 @@ def test_purging_a_workflow_deletes_what_was_projected_of_it(server, stubs, flow
     flows.order_flow.run_workflow("wf-purge", "o-1", 1)
     task_ids = sorted(task_positions(de_stub, app_id, "wf-purge").values())
     assert len(task_ids) == 2
+    for inv_id in ["wf-purge", *task_ids]:  # projected, before the purge
+        assert invocation(sb_stub, app_id, inv_id).invocation_id == inv_id
+        assert len(history(sb_stub, app_id, inv_id)) == 3
     store_args = ["--redis-url", server.redis_url] if server.redis_url else ["--data-file", server.data_file]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYNENC_SIDECAR_")}
     purged = subprocess.run([sys.executable, "-m", "pynenc_sidecar", "purge", "--workflow-id", "wf-purge",
