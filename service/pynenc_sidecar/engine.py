@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pynenc_sidecar import observability as obs
 from pynenc_sidecar.core import derivations
@@ -25,6 +26,9 @@ from pynenc_sidecar.core.errors import (
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, ORIGIN_PREFIX, Kind, Position, SeriesParser
 from pynenc_sidecar.core.tasks import FAILED, SUCCESS, TaskCall, TaskState, WorkflowRef, check_replay, child_workflow
 from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, Store, TaskNotFound
+
+if TYPE_CHECKING:
+    from pynenc_sidecar.projection import StateProjection
 
 
 def wall_clock_us() -> int:
@@ -55,9 +59,18 @@ class LogBatch:
 
 
 class WorkflowEngine:
-    def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_us) -> None:
+    def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_us,
+                 projection: StateProjection | None = None) -> None:
         self.store = store
         self.clock = clock
+        # Shows task states through StateBackendService (projection.py); None: not shown.
+        self.projection = projection
+
+    async def _project(self, app_id: str, state: TaskState, now_us: int) -> None:
+        """After the executor's write: a crash before this step loses nothing that the next
+        step of the task (a lease taken, an outcome) does not write again."""
+        if self.projection is not None:
+            await self.projection.task_changed(app_id, state, now_us)
 
     # --- values ----------------------------------------------------------------
     async def _record(self, app_id: str, pos: Position, value: str) -> Recorded:
@@ -122,9 +135,12 @@ class WorkflowEngine:
 
     async def _ensure(self, app_id: str, state: TaskState, replayed: bool, runner_id: str, ttl_us: int) -> TaskOutcome:
         lease = self._lease(runner_id, ttl_us)
-        current, granted, created = await self.store.ensure_task(app_id, state, lease, self.clock())
+        now = self.clock()
+        current, granted, created = await self.store.ensure_task(app_id, state, lease, now)
         if granted and not created:
             obs.lease_taken_over()
+        if granted or created:
+            await self._project(app_id, current, now)
         return TaskOutcome(current, replayed, lease if granted else None, current.lease_expire_us if granted else 0)
 
     async def execute_task(
@@ -154,7 +170,8 @@ class WorkflowEngine:
     ) -> TaskOutcome:
         requested = TaskState(workflow.workflow_id, workflow.workflow_type, arguments_json, workflow)
         lease = self._lease(runner_id, ttl_us)
-        current, granted, created = await self.store.ensure_task(app_id, requested, lease, self.clock())
+        now = self.clock()
+        current, granted, created = await self.store.ensure_task(app_id, requested, lease, now)
         recorded_call = TaskCall(current.invocation_id, current.task_id, current.arguments_json)
         check_replay(recorded_call, TaskCall(workflow.workflow_id, workflow.workflow_type, arguments_json),
                      f"workflow {workflow.workflow_id} start")
@@ -162,6 +179,8 @@ class WorkflowEngine:
             await self.store.store_workflow_run(app_id, current.workflow, self.clock())
         elif granted:
             obs.lease_taken_over()
+        if granted or created:
+            await self._project(app_id, current, now)
         return TaskOutcome(current, not created, lease if granted else None, current.lease_expire_us if granted else 0)
 
     async def renew_lease(self, app_id: str, invocation_id: str, lease_id: str, ttl_us: int) -> int:
@@ -177,22 +196,30 @@ class WorkflowEngine:
     ) -> tuple[TaskState, bool]:
         status = SUCCESS if error is None else FAILED
         error_json = None if error is None else json.dumps(error, separators=(",", ":"))
+        now = self.clock()
         try:
-            return await self.store.complete_task(app_id, invocation_id, lease_id, status, result_json, error_json, self.clock())
+            state, accepted = await self.store.complete_task(app_id, invocation_id, lease_id, status, result_json,
+                                                             error_json, now)
         except TaskNotFound:
             raise _not_found(invocation_id) from None
         except LeaseNotHeld:
             raise _lease_not_held(invocation_id) from None
+        # Also when not accepted (a repeated completion): it repairs a projection lost after
+        # the first, and writes nothing twice.
+        await self._project(app_id, state, now)
+        return state, accepted
 
     async def poll_task(self, app_id: str, invocation_id: str, runner_id: str, ttl_us: int) -> TaskOutcome:
         """One look at a task: finished, or leased to this caller if its holder's lapsed."""
         lease = self._lease(runner_id, ttl_us)
+        now = self.clock()
         try:
-            state, granted = await self.store.acquire_lease(app_id, invocation_id, lease, self.clock())
+            state, granted = await self.store.acquire_lease(app_id, invocation_id, lease, now)
         except TaskNotFound:
             raise _not_found(invocation_id) from None
         if granted:
             obs.lease_taken_over()
+            await self._project(app_id, state, now)
             return TaskOutcome(state, True, lease, state.lease_expire_us)
         return TaskOutcome(state, True, None)
 

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pynenc_sidecar import observability, security
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
+from pynenc_sidecar.projection import StateProjection
 from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
 from pynenc_sidecar.service.validation import Limits
@@ -110,7 +111,7 @@ async def open_stores(settings: ServerSettings) -> Stores:
 async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Stores, health.HealthServicer, int]:
     stores = await open_stores(settings)
     try:
-        engine = WorkflowEngine(stores.store)
+        engine = WorkflowEngine(stores.store, projection=StateProjection(stores.state_backend))
         # The token check comes first: a call without a valid token reaches nothing else.
         auth = [security.AuthInterceptor(settings.auth_tokens)] if settings.auth_tokens else []
         server = grpc.aio.server(interceptors=[*auth, *observability.server_interceptors()], options=[

@@ -15,6 +15,7 @@ Tables (besides SqliteStore's ops, data, tasks, runs):
     sb_dvalues     (app, workflow, key)   -> deterministic value, first writer wins
     sb_subs        (app, workflow, invocation)
     sb_runners     (app, runner)          -> runner context payload
+    sb_projected   (app, invocation, event)  history entries projected from the executor, each once
 
 Every table of the file keys its rows by an `app` column: purge_app deletes the app's rows
 from each such table, so the executor's state goes with it, as on Redis.
@@ -35,6 +36,7 @@ from pynenc_sidecar.storage.state_backend_store import (
     HistoryCursor,
     HistoryRecord,
     InvocationRecord,
+    ProjectedInvocation,
     first_sightings,
 )
 
@@ -68,6 +70,9 @@ SCHEMA = [
         PRIMARY KEY (app, workflow, invocation)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS sb_runners (
         app TEXT NOT NULL, runner TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (app, runner))""",
+    """CREATE TABLE IF NOT EXISTS sb_projected (
+        app TEXT NOT NULL, invocation TEXT NOT NULL, event TEXT NOT NULL,
+        PRIMARY KEY (app, invocation, event)) WITHOUT ROWID""",
     # Runs of all types, oldest first (SqliteStore indexes runs by type only).
     "CREATE INDEX IF NOT EXISTS sb_runs_by_time ON runs (app, first_us, run)",
 ]
@@ -169,7 +174,7 @@ class SqliteStateBackendStore:
             for task_id in sorted(task_ids):
                 delete("DELETE FROM tasks WHERE app=? AND invocation=?", app_id, task_id)
             for invocation_id in invocation_ids:
-                for table in ("sb_history", "sb_results", "sb_exceptions", "sb_invocations"):
+                for table in ("sb_history", "sb_results", "sb_exceptions", "sb_invocations", "sb_projected"):
                     delete(f"DELETE FROM {table} WHERE app=? AND invocation=?", app_id, invocation_id)
             # Runs are stored as WorkflowRef.encode(), '["<id>","<type>","<parent>"]': every run
             # of this workflow sorts in [prefix, prefix with its final ',' raised to '-').
@@ -208,6 +213,40 @@ class SqliteStateBackendStore:
             )
 
         await self._run(step, write=True)
+
+    async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
+        record = projected.record
+        invocation_id = record.invocation_id
+
+        def step(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "INSERT INTO sb_invocations (app, invocation, workflow_id, workflow_type, parent, payload,"
+                " parent_event) VALUES (?,?,?,?,?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET"
+                " workflow_id=excluded.workflow_id, workflow_type=excluded.workflow_type,"
+                " parent=excluded.parent, payload=excluded.payload, parent_event=excluded.parent_event",
+                (app_id, invocation_id, record.workflow_id, record.workflow_type, record.parent_invocation_id,
+                 record.payload, record.parent_event_id))
+            if projected.sub_invocation_of:
+                conn.execute("INSERT INTO sb_subs VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                             (app_id, projected.sub_invocation_of, invocation_id))
+            if projected.result_json is not None:
+                conn.execute("INSERT INTO sb_results VALUES (?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET"
+                             " value=excluded.value", (app_id, invocation_id, projected.result_json))
+            if projected.exception is not None:
+                conn.execute("INSERT INTO sb_exceptions VALUES (?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET"
+                             " payload=excluded.payload", (app_id, invocation_id, projected.exception))
+            if projected.runner is not None:
+                conn.execute("INSERT INTO sb_runners VALUES (?,?,?) ON CONFLICT DO NOTHING", (app_id, *projected.runner))
+            appended = 0
+            for event in projected.events:
+                if conn.execute("INSERT INTO sb_projected VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                                (app_id, invocation_id, event.event_id)).rowcount:
+                    conn.execute("INSERT INTO sb_history (app, invocation, ts_us, payload) VALUES (?,?,?,?)",
+                                 (app_id, invocation_id, event.timestamp_us, event.payload))
+                    appended += 1
+            return appended
+
+        return await self._run(step, write=True)
 
     async def get_invocation(self, app_id: str, invocation_id: str) -> InvocationRecord | None:
         row = await self._run(lambda conn: conn.execute(

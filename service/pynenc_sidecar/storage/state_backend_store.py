@@ -10,6 +10,8 @@ Redis key layout (ids escaped with core.positions.escape; see redis_store for th
     psc:{<app>:<inv>}:result       string  result (core.payloads encoding)
     psc:{<app>:<inv>}:exc          string  exception payload
     psc:{<app>:<inv>}:children     zset*   invocations whose parent is <inv>
+    psc:{<app>:<inv>}:projected    hash    event ids of the history entries projected from the
+                                           executor (projection.py), each appended once
     psc:{<app>:<wf>}:data          hash    workflow data (the same hash RedisStore uses)
     psc:{<app>:<wf>}:dv            hash    deterministic values, first writer wins
     psc:{<app>:<wf>}:invs          zset*   invocations of the workflow
@@ -54,6 +56,7 @@ from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
 from pynenc_sidecar.storage.redis_store import (
     APP_IDS_KEY,
     PREFIX,
+    _script,
     _unavailable_on_redis_errors,
     index_workflow_run,
     app_tag,
@@ -129,7 +132,7 @@ return removed
 """
 
 # Per-invocation keys of StateBackendService, and the executor's task hash.
-_INVOCATION_SUFFIXES = ("inv", "hist", "result", "exc", "children")
+_INVOCATION_SUFFIXES = ("inv", "hist", "result", "exc", "children", "projected")
 # Per-workflow keys: recorded operations, data, deterministic values, invocation indexes.
 _WORKFLOW_SUFFIXES = ("ops", "data", "dv", "invs", "subs")
 
@@ -166,6 +169,31 @@ class HistoryRecord:
     timestamp_us: int
     payload: str
     cursor: HistoryCursor = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """A history entry projected from the executor; `event_id` names what happened (unique per
+    invocation), so projecting it again appends nothing."""
+
+    event_id: str
+    timestamp_us: int
+    payload: str
+
+
+@dataclass(frozen=True)
+class ProjectedInvocation:
+    """What StateBackendService shows of one executor invocation (projection.py), written in
+    one atomic, idempotent step."""
+
+    record: InvocationRecord
+    events: tuple[HistoryEvent, ...] = ()
+    result_json: str | None = None
+    exception: str | None = None
+    # The workflow whose sub-invocations list it ("" for none).
+    sub_invocation_of: str = ""
+    # (runner id, runner context payload), stored unless a context with that id is.
+    runner: tuple[str, str] | None = None
 
 
 @dataclass
@@ -217,6 +245,12 @@ class StateBackendStore(Protocol):
         indexes (children, workflow, type) of its former values."""
 
     async def get_invocation(self, app_id: str, invocation_id: str) -> InvocationRecord | None: ...
+
+    async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
+        """Write the projection atomically: the record replaced (its indexes added; those of a
+        former record under that id with other values stay), each event appended to the
+        history unless one with its id was, result, exception, sub-invocation entry, and the
+        runner context unless one is stored. Returns how many history entries were appended."""
 
     # Id lists: sorted, the first `limit` ids after `after` (all when limit is None).
     async def child_invocations(self, app_id: str, parent_invocation_id: str, limit: int | None = None,
@@ -318,6 +352,7 @@ class RedisStateBackendStore:
         self._lex_page_script = client.register_script(_LEX_PAGE)
         self._lex_holds = client.register_script(_LEX_HOLDS)
         self._runner_ids = client.register_script(_RUNNER_IDS)
+        self._project = client.register_script(_script("project.lua"))
 
     async def close(self) -> None:
         """Nothing to do: the client belongs to the RedisStore it was taken from."""
@@ -493,6 +528,23 @@ class RedisStateBackendStore:
     async def get_invocation(self, app_id: str, invocation_id: str) -> InvocationRecord | None:
         text = await self.client.get(self._inv(app_id, invocation_id, "inv"))
         return None if text is None else InvocationRecord.decode(invocation_id, text)
+
+    @_unavailable_on_redis_errors
+    async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
+        record = projected.record
+        invocation_id = record.invocation_id
+        tag, inv = app_tag(app_id), workflow_tag(app_id, invocation_id)
+        subs = workflow_tag(app_id, projected.sub_invocation_of) + ":subs" if projected.sub_invocation_of \
+            else tag + ":runners"  # unused when there is none; any key of the app will do
+        keys = [tag + ":hist_seq", tag + ":timeline", inv + ":inv", inv + ":hist", inv + ":projected",
+                inv + ":result", inv + ":exc", tag + ":runners", subs, *self._index_keys(app_id, record)]
+        runner_id, runner_payload = projected.runner or ("", "")
+        args = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
+                "0" if projected.result_json is None else "1", projected.exception or "", runner_id,
+                runner_payload, "1" if projected.sub_invocation_of else "0"]
+        for event in projected.events:
+            args += [event.event_id, event.timestamp_us, event.payload]
+        return int(await self._project(keys=keys, args=args))
 
     @_unavailable_on_redis_errors
     async def child_invocations(self, app_id: str, parent_invocation_id: str, limit: int | None = None,
