@@ -6,7 +6,7 @@ Pynenc's tools read invocations, status histories, results, exceptions, workflow
 sub-invocations through StateBackendService. The engine calls `StateProjection.task_changed`
 after every executor step that changes a task (registered, leased, finished), and this module
 writes what that state means in Pynenc's terms, in the encoding StateBackendService stores
-(protobuf JSON of its messages, results as JSON text), so StateBackendService reads it back
+(protobuf JSON of its messages; results and error details in core.payloads' form), so StateBackendService reads it back
 as if a Pynenc runner had written it through its RPCs.
 
 The projection of an invocation is a function of its TaskState, written by one atomic,
@@ -24,6 +24,7 @@ import hashlib
 import json
 import time
 
+from pynenc_sidecar.core import payloads
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RUNNING, SUCCESS, TaskState
 from pynenc_sidecar.storage.state_backend_store import (
     HistoryEvent,
@@ -40,7 +41,9 @@ _STATUS_NAMES = {number: common_pb2.InvocationStatus.Name(number) for number in 
 # StateBackendService stores its messages as protobuf JSON (MessageToJson, indent=None). The
 # payloads below are built as that JSON directly, field for field (lowerCamelCase names, in
 # field-number order, empty fields left out): the same bytes at a fraction of the cost
-# (tests/test_projection.py compares them with MessageToJson's).
+# (tests/test_projection.py compares them with what the servicer stores). Map entries are
+# written in key order; MessageToJson writes them in an order that changes from process to
+# process, which no reader depends on.
 
 
 def _message_json(fields: dict) -> str:
@@ -76,43 +79,62 @@ def args_id(arguments: dict[str, str]) -> str:
     return hasher.hexdigest()
 
 
+def stored_json(text: str) -> str:
+    """A JSON payload of the executor (a result, an error detail) in core.payloads' stored form:
+    as is, unless it has the opaque envelope's exact form; then it is kept as opaque text (its
+    JSON text), so that it does not read back as the envelope's content."""
+    return payloads.encode("opaque", text) if payloads.decode(text)[0] == "opaque" else text
+
+
 def invocation_record(state: TaskState) -> InvocationRecord:
-    """The sb.Invocation of the task: its call as Pynenc's CallDTO has it, its workflow, its parent."""
+    """The sb.Invocation of the task: its call as Pynenc's CallDTO has it, its workflow, its parent.
+
+    The arguments are stored as `arguments`, each a SerializedValue of kind json (the text is
+    the value's JSON, and also what Pynenc's JsonSerializer writes for it); the servicer keeps
+    them that way and fills `serialized_arguments` from them on read."""
     arguments = serialized_arguments(state.arguments_json)
     workflow = state.workflow
     payload = _message_json({
         "invocationId": state.invocation_id,
         "taskId": state.task_id,
         "callId": f"{state.task_id}:{args_id(arguments)}",
-        "serializedArguments": arguments,
         "workflow": {name: value for name, value in (
             ("workflowId", workflow.workflow_id), ("workflowType", workflow.workflow_type),
             ("parentWorkflowId", workflow.parent_workflow_id)) if value},
         "parentInvocationId": state.parent_invocation_id,
+        "arguments": {name: {"json": arguments[name]} for name in sorted(arguments)},
     })
     return InvocationRecord(state.invocation_id, payload, workflow.workflow_id, workflow.workflow_type,
                             state.parent_invocation_id)
 
 
-def _history(event_id: str, timestamp_us: int, timestamp_json: str, status: int, runner_id: str) -> HistoryEvent:
-    """An sb.InvocationHistory entry (its invocation_id is the store's, not the payload's)."""
-    payload = _message_json({"timestamp": timestamp_json, "status": _STATUS_NAMES[status], "runnerId": runner_id})
+def _history(event_id: str, timestamp_us: int, timestamp_json: str, status: int, runner_id: str,
+             status_runner_id: str = "", registered_by: str = "") -> HistoryEvent:
+    """An sb.InvocationHistory entry (its invocation_id is the store's, not the payload's). The
+    status was set when the entry was written: status_timestamp is the entry's timestamp, as
+    the servicer fills it in when a client leaves it unset."""
+    payload = _message_json({"timestamp": timestamp_json, "status": _STATUS_NAMES[status], "runnerId": runner_id,
+                             "statusRunnerId": status_runner_id, "statusTimestamp": timestamp_json,
+                             "registeredByInvocationId": registered_by})
     return HistoryEvent(event_id, timestamp_us, payload)
 
 
 def history_events(state: TaskState, now_us: int) -> tuple[HistoryEvent, ...]:
-    """Every status the state implies, oldest first: REGISTERED; RUNNING for its (latest)
-    lease, by the runner that took it; SUCCESS or FAILED once finished.
+    """Every status the state implies, oldest first: REGISTERED, by the invocation that ran it;
+    RUNNING for its (latest) lease, owned by the runner that took it; SUCCESS or FAILED once
+    finished. Only RUNNING has a status owner: in Pynenc, REGISTERED and the final statuses
+    release ownership (its status_record has no runner then).
 
     Entries are timed now, except in a finished state, where all are timed at the outcome:
     those written then (only after a lost projection) still sort before the final one."""
     at = (state.finished_us or now_us) if state.finished else now_us
     stamp = _timestamp_json(at)
-    events = [_history("registered", at, stamp, REGISTERED, state.runner_id)]
+    runner = state.runner_id
+    events = [_history("registered", at, stamp, REGISTERED, runner, registered_by=state.parent_invocation_id)]
     if state.lease_id and (state.status == RUNNING or state.finished):
-        events.append(_history(f"running:{state.lease_id}", at, stamp, RUNNING, state.runner_id))
+        events.append(_history(f"running:{state.lease_id}", at, stamp, RUNNING, runner, status_runner_id=runner))
     if state.finished:
-        events.append(_history("final", at, stamp, state.status, state.runner_id))
+        events.append(_history("final", at, stamp, state.status, runner))
     return tuple(events)
 
 
@@ -129,15 +151,17 @@ def project(state: TaskState, now_us: int) -> ProjectedInvocation:
     exception = None
     if state.status == FAILED and state.error_json is not None:
         error = json.loads(state.error_json)  # a common_pb2.TaskError's fields
+        detail = error.get("detail_json")
         exception = _message_json({"type": error.get("type"), "message": error.get("message"),
-                                   "detailJson": error.get("detail_json")})
+                                   "detailJson": stored_json(detail) if detail else ""})
     runner = None
     if state.runner_id:
         runner = (state.runner_id, _message_json({"runnerId": state.runner_id, "runnerCls": RUNNER_CLS}))
     return ProjectedInvocation(
         record=invocation_record(state),
         events=history_events(state, now_us),
-        result_json=state.result_json if state.status == SUCCESS else None,
+        result_json=stored_json(state.result_json) if state.status == SUCCESS and state.result_json is not None
+        else None,
         exception=exception,
         sub_invocation_of=sub_invocation_of(state),
         runner=runner,

@@ -111,3 +111,63 @@ def test_the_engine_repairs_a_lost_projection_at_a_repeated_completion(stores: S
         assert len(await backend.get_history(app, child.state.invocation_id)) == 3
 
     run(body())
+
+
+def test_projected_ids_page_in_the_same_indexes_as_the_servicers(stores: Stores, run, app: str) -> None:
+    """Projected invocations go into the id indexes StateBackendService pages (sorted sets on
+    Redis), beside the ones its clients wrote, and its runners into the paged runner search."""
+    async def body() -> None:
+        backend = stores.state_backend
+        written = [InvocationRecord(i, "{}", "wf", "mod.flow", "wf", "ev") for i in ("b", "d")]
+        await backend.upsert_invocations(app, written)
+        await backend.store_sub_invocation(app, "wf", "d")
+        await backend.store_runner_context(app, "runner-1", '{"runnerId":"runner-1"}')
+        for invocation_id in ("a", "c", "e"):
+            projected = _projected(invocation_id, (HistoryEvent("registered", 1, "{}"),), sub_invocation_of="wf",
+                                   runner=(f"runner-{invocation_id}", "{}"))
+            await backend.project_invocation(app, projected)
+        everything = ["a", "b", "c", "d", "e"]
+        assert await backend.child_invocations(app, "wf") == everything
+        assert await backend.child_invocations(app, "wf", 2, "b") == ["c", "d"]
+        assert await backend.invocation_ids_by_workflow(app, "wf", "", 2, "c") == ["d", "e"]
+        assert await backend.invocation_ids_by_workflow(app, "wf", "mod.flow", 3, None) == ["a", "b", "c"]
+        assert await backend.invocation_ids_by_workflow(app, "", "mod.flow", 10, "d") == ["e"]
+        assert await backend.sub_invocations(app, "wf", 2, "a") == ["c", "d"]
+        # A projected invocation has no parent event: the event index holds the servicer's only.
+        assert await backend.invocations_by_parent_event(app, "ev") == ["b", "d"]
+        assert (await backend.get_invocation(app, "a")).parent_event_id == ""
+        found, _ = await backend.search_runner_contexts(app, "runner-", 3, None)
+        assert [runner for runner, _ in found] == ["runner-1", "runner-a", "runner-c"]
+        found, _ = await backend.search_runner_contexts(app, "runner-", 3, "runner-c")
+        assert [runner for runner, _ in found] == ["runner-e"]
+
+    run(body())
+
+
+def test_a_projection_converts_redis_indexes_left_as_sets(redis_server, run, app: str) -> None:
+    """Indexes written as sets by a version before paging are converted by the projection, as
+    by the servicer's own writes; the runner it stores is in the runner-id index at once."""
+    import redis
+
+    from pynenc_sidecar.storage.redis_store import RedisStore, app_tag, workflow_tag
+    from pynenc_sidecar.storage.state_backend_store import RedisStateBackendStore
+
+    store = RedisStore(redis_server.url)
+    backend = RedisStateBackendStore(store.client)
+    raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    indexes = [f"{workflow_tag(app, 'wf')}:children", f"{workflow_tag(app, 'wf')}:invs",
+               f"{workflow_tag(app, 'wf')}:subs", f"{app_tag(app)}:invs_by_type:mod.flow"]
+    try:
+        for key in indexes:
+            raw.sadd(key, "old")
+        projected = _projected("new", (HistoryEvent("registered", 1, "{}"),), sub_invocation_of="wf",
+                               runner=("r-new", "{}"))
+        assert run(backend.project_invocation(app, projected)) == 1
+        assert [raw.type(key) for key in indexes] == ["zset"] * 4
+        assert run(backend.child_invocations(app, "wf")) == ["new", "old"]
+        assert run(backend.sub_invocations(app, "wf", 1, "new")) == ["old"]
+        assert run(backend.invocation_ids_by_workflow(app, "wf", "mod.flow")) == ["new", "old"]
+        assert raw.zscore(f"{app_tag(app)}:runner_ids", "r-new") == 0
+    finally:
+        raw.close()
+        run(store.close())

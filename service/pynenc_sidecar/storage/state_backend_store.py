@@ -352,7 +352,7 @@ class RedisStateBackendStore:
         self._lex_page_script = client.register_script(_LEX_PAGE)
         self._lex_holds = client.register_script(_LEX_HOLDS)
         self._runner_ids = client.register_script(_RUNNER_IDS)
-        self._project = client.register_script(_script("project.lua"))
+        self._project = client.register_script(_AS_ZSET + _script("project.lua"))
 
     async def close(self) -> None:
         """Nothing to do: the client belongs to the RedisStore it was taken from."""
@@ -537,7 +537,8 @@ class RedisStateBackendStore:
         subs = workflow_tag(app_id, projected.sub_invocation_of) + ":subs" if projected.sub_invocation_of \
             else tag + ":runners"  # unused when there is none; any key of the app will do
         keys = [tag + ":hist_seq", tag + ":timeline", inv + ":inv", inv + ":hist", inv + ":projected",
-                inv + ":result", inv + ":exc", tag + ":runners", subs, *self._index_keys(app_id, record)]
+                inv + ":result", inv + ":exc", tag + ":runners", tag + ":runner_ids", subs,
+                *self._index_keys(app_id, record)]
         runner_id, runner_payload = projected.runner or ("", "")
         args = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
                 "0" if projected.result_json is None else "1", projected.exception or "", runner_id,
