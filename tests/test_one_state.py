@@ -90,6 +90,7 @@ def test_a_seed_workflow_reads_through_the_state_backend_as_pynenc_records_it(se
     assert main.parent_invocation_id == ""
     # The arguments as Pynenc's JsonSerializer writes them, and Pynenc's call id over them.
     assert dict(main.serialized_arguments) == {"order_id": '"A-1"'}
+    assert main.arguments["order_id"] == sb.SerializedValue(json='"A-1"')  # a JSON value, for any reader
     # (the args id Pynenc 0.4.0's compute_args_id gives for them: tests/test_projection.py)
     assert main.call_id == f"{main.task_id}:4588b77cfaafdbe531690d52aa5508aa7c23bf9619a9af5244f4e2e6d1e7f2ab"
     child = invocation(sb_stub, SEED_APP, payment_id)
@@ -105,9 +106,18 @@ def test_a_seed_workflow_reads_through_the_state_backend_as_pynenc_records_it(se
         assert runner.startswith("py-")
         context = sb_stub.GetRunnerContext(sb.GetRunnerContextRequest(app_id=SEED_APP, runner_id=runner))
         assert context.runner_context.runner_cls == "DeterministicExecutorService"
+        # Pynenc's status record: only RUNNING has an owner (the lease holder); REGISTERED names
+        # the invocation that registered it (none for the main task); the status time is the entry's.
+        entries = sb_stub.GetHistory(sb.GetHistoryRequest(app_id=SEED_APP, invocation_id=inv_id)).history
+        assert [e.status_runner_id for e in entries] == ["", runner, ""]
+        assert [e.registered_by_invocation_id for e in entries] == [
+            "" if inv_id == workflow_id else workflow_id, "", ""]
+        assert all(e.status_timestamp == e.timestamp for e in entries)
 
     def result_of(inv_id: str):
-        return json.loads(sb_stub.GetResult(sb.GetResultRequest(app_id=SEED_APP, invocation_id=inv_id)).result_json)
+        reply = sb_stub.GetResult(sb.GetResultRequest(app_id=SEED_APP, invocation_id=inv_id))
+        assert reply.result == sb.SerializedValue(json=reply.result_json)
+        return json.loads(reply.result_json)
 
     assert result_of(workflow_id) == result
     assert result_of(payment_id) == result["payment_status"]
