@@ -166,9 +166,9 @@ def test_a_finished_task_projects_every_status_at_its_outcome_and_the_outcome(se
         assert projected.result_json == servicer.read("get_result", "inv-1") and projected.exception is None
     else:
         assert projected.result_json is None
-        servicer.call("SetException", sb.SetExceptionRequest(
-            app_id=APP, invocation_id="inv-1", exception=common_pb2.TaskError(type="ValueError", message="card declined"),
-            detail=sb.SerializedValue(json='{"code":7}')))
+        declined = common_pb2.TaskError(type="ValueError", message="card declined")
+        servicer.call("SetException", sb.SetExceptionRequest(app_id=APP, invocation_id="inv-1", exception=declined,
+                                                             detail=sb.SerializedValue(json='{"code":7}')))
         assert projected.exception == servicer.read("get_exception", "inv-1")
 
 
@@ -183,8 +183,9 @@ def test_a_json_outcome_in_the_opaque_envelopes_form_is_kept_as_the_servicer_kee
     assert projected.result_json == servicer.read("get_result", "inv-1")
     error = {"type": "E", "message": "m", "detail_json": text}
     failed = project(state(status=FAILED, finished_us=NOW, error_json=json.dumps(error)), NOW)
-    servicer.call("SetException", sb.SetExceptionRequest(app_id=APP, invocation_id="inv-1", exception=common_pb2.TaskError(
-        type="E", message="m"), detail=sb.SerializedValue(opaque=text)))
+    servicer.call("SetException", sb.SetExceptionRequest(app_id=APP, invocation_id="inv-1",
+                                                         exception=common_pb2.TaskError(type="E", message="m"),
+                                                         detail=sb.SerializedValue(opaque=text)))
     assert failed.exception == servicer.read("get_exception", "inv-1")
     servicer.loop.run_until_complete(servicer.store.project_invocation(APP, projected))
     reply = servicer.call("GetResult", sb.GetResultRequest(app_id=APP, invocation_id="inv-1"))

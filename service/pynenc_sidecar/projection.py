@@ -6,8 +6,8 @@ Pynenc's tools read invocations, status histories, results, exceptions, workflow
 sub-invocations through StateBackendService. The engine calls `StateProjection.task_changed`
 after every executor step that changes a task (registered, leased, finished), and this module
 writes what that state means in Pynenc's terms, in the encoding StateBackendService stores
-(protobuf JSON of its messages; results and error details in core.payloads' form), so StateBackendService reads it back
-as if a Pynenc runner had written it through its RPCs.
+(protobuf JSON of its messages; results and error details in core.payloads' form), so
+StateBackendService reads it back as if a Pynenc runner had written it through its RPCs.
 
 The projection of an invocation is a function of its TaskState, written by one atomic,
 idempotent store step (`StateBackendStore.project_invocation`): the record, result,
