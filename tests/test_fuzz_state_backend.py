@@ -58,7 +58,7 @@ def _ints(low: int, high: int) -> st.SearchStrategy[int]:
 
 
 def _string(field: FieldDescriptor) -> st.SearchStrategy[str]:
-    if field.name.endswith("_json"):
+    if field.name.endswith("_json") or field.name == "json":
         return json_texts
     if field.name == "app_id":  # confined to the fuzz's own apps, hostile in the rest
         return st.one_of(st.just(""), ids.map(lambda v: FUZZ_PREFIX + v))
@@ -106,7 +106,12 @@ def message(descriptor, depth: int = 0) -> st.SearchStrategy:
         for name, value in values.items():
             field = descriptor.fields_by_name[name]
             if field.message_type is not None and field.message_type.GetOptions().map_entry:
-                getattr(msg, name).update(value)  # the requests' maps are string -> string
+                target = getattr(msg, name)
+                for key, item in value.items():
+                    if field.message_type.fields_by_name["value"].type == FieldDescriptor.TYPE_MESSAGE:
+                        target[key].CopyFrom(item)
+                    else:
+                        target[key] = item
             elif field.is_repeated:
                 getattr(msg, name).extend(value)
             elif field.type == FieldDescriptor.TYPE_MESSAGE:
@@ -202,7 +207,7 @@ REQUESTS = {m.name: message(m.input_type) for m in SERVICE.methods}
 
 
 def test_the_fuzz_covers_every_rpc():
-    assert len(METHODS) == 29 and set(REQUESTS) == set(METHODS)
+    assert len(METHODS) == 30 and set(REQUESTS) == set(METHODS)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -263,10 +268,42 @@ def test_after_the_fuzz_the_sentinel_is_intact_and_the_server_is_up(target, redi
 
 
 # --- size limits ---------------------------------------------------------------------------------
+def test_a_payload_over_max_payload_bytes_names_the_field_the_invocation_and_the_setting(small_limits):
+    _, _, backend = small_limits
+    big = '"' + "x" * 250 + '"'  # 252 bytes: over --max-payload-bytes 200, though under the message limit
+    cases = [
+        (lambda v: backend.SetResult(sb.SetResultRequest(app_id="lim", invocation_id="inv-9", result_json=v)),
+         "result_json", "invocation 'inv-9'"),
+        (lambda v: backend.SetResult(sb.SetResultRequest(app_id="lim", invocation_id="inv-9",
+                                                         result=sb.SerializedValue(opaque=v))),
+         "result.opaque", "invocation 'inv-9'"),
+        (lambda v: backend.SetException(sb.SetExceptionRequest(
+            app_id="lim", invocation_id="inv-9", exception=common_pb2.TaskError(type="E"),
+            detail=sb.SerializedValue(opaque=v))), "detail.opaque", "invocation 'inv-9'"),
+        (lambda v: backend.UpsertInvocations(sb.UpsertInvocationsRequest(app_id="lim", invocations=[
+            sb.Invocation(invocation_id="inv-9", task_id="t", serialized_arguments={"a": v})])),
+         "invocations[0].serialized_arguments[a]", "invocation 'inv-9'"),
+        (lambda v: backend.SetWorkflowData(sb.SetWorkflowDataRequest(app_id="lim", workflow_id="w", key="k",
+                                                                     value_json=v)), "value_json",
+         "workflow 'w' key 'k'"),
+        (lambda v: backend.SetWorkflowDeterministicValue(sb.SetWorkflowDeterministicValueRequest(
+            app_id="lim", workflow_id="w", key="k", value=sb.SerializedValue(json=v))), "value.json",
+         "workflow 'w' key 'k'"),
+    ]
+    for send, field, subject in cases:
+        send('"small"')  # under the limit: fine
+        with pytest.raises(grpc.RpcError) as info:
+            send(big)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_details(info.value)[1] == field
+        assert f"is 252 bytes for {subject}; at most 200 are allowed" in info.value.details(), info.value.details()
+        assert "--max-payload-bytes" in info.value.details() and "PYNENC_SIDECAR_MAX_PAYLOAD_BYTES" in info.value.details()
+
+
 @pytest.fixture(scope="module")
 def small_limits(redis_server):
-    server = SidecarServer(redis_server.url, extra_args=["--max-value-bytes", "100", "--max-message-bytes",
-                                                         "4096"]).start()
+    server = SidecarServer(redis_server.url, extra_args=["--max-value-bytes", "100", "--max-payload-bytes", "200",
+                                                         "--max-message-bytes", "4096"]).start()
     channel = grpc.insecure_channel(server.address)
     yield server, de_grpc.DeterministicExecutorServiceStub(channel), sb_grpc.StateBackendServiceStub(channel)
     channel.close()
@@ -281,10 +318,6 @@ def test_a_value_over_max_value_bytes_is_invalid_argument_naming_field_and_limit
          "value_json"),
         (lambda v: executor.SetData(de.SetDataRequest(app_id="lim", workflow_id="w", key="k", value_json=v)),
          "value_json"),
-        (lambda v: backend.SetResult(sb.SetResultRequest(app_id="lim", invocation_id="i", result_json=v)),
-         "result_json"),
-        (lambda v: backend.SetWorkflowData(sb.SetWorkflowDataRequest(app_id="lim", workflow_id="w", key="k",
-                                                                     value_json=v)), "value_json"),
     ]
     for send, field in cases:
         send('"small"')  # under the limit: fine

@@ -146,8 +146,8 @@ def test_every_setting_has_a_flag_an_environment_variable_and_a_config_key(tmp_p
     tokens = tmp_path / "tokens"
     tokens.write_text("0123456789abcdef0123\n")
     valid = {"host": "h", "port": "1", "data_file": "x.db", "grace_period": "1", "max_value_bytes": "1",
-             "max_message_bytes": "2048", "log_level": "debug", "log_format": "json", "metrics_port": "9000",
-             "retention": "1d", "sweep_interval": "1m", "tls_cert": str(pem), "tls_key": str(key),
+             "max_payload_bytes": "1024", "max_message_bytes": "2048", "log_level": "debug", "log_format": "json",
+             "metrics_port": "9000", "retention": "1d", "sweep_interval": "1m", "tls_cert": str(pem), "tls_key": str(key),
              "tls_client_ca": str(pem), "auth_token_file": str(tokens), "auth_token": "fedcba9876543210fedc",
              "health_port": "9001", "readiness_interval": "2s", "keepalive_time": "30s", "keepalive_timeout": "5s",
              "max_connection_idle": "2m", "max_connection_age": "2h", "max_connection_age_grace": "1m",
@@ -284,6 +284,15 @@ def malformed_values(tmp_path: Path) -> dict[str, list[str]]:
         "grace_period": ["soon"],
         "max_value_bytes": ["0"],
         "max_message_bytes": ["100"],
+        "max_payload_bytes": ["0"],
+        "keepalive_time": ["0s", "soon"],
+        "keepalive_timeout": ["0s"],
+        "max_connection_idle": ["0s"],
+        "max_connection_age": ["0s"],
+        "max_connection_age_grace": ["later"],
+        "handshake_timeout": ["0s"],
+        "max_concurrent_streams": ["0"],
+        "max_connections": ["0", "many"],
         "log_level": ["LOUD"],
         "log_format": ["xml"],
         "retention": ["forever"],
@@ -371,3 +380,16 @@ def test_two_servers_on_one_port_are_refused(tmp_path):
         resolve(["--port", "7000"], {"PYNENC_SIDECAR_HEALTH_PORT": "7000"})
     assert str(error.value) == ("--port (from command line) and --health-port (from env PYNENC_SIDECAR_HEALTH_PORT) "
                                 "are both 7000: give them different ports")
+
+
+def test_the_payload_limit_defaults_to_16_mib_under_the_message_limit_and_must_stay_below_it():
+    settings = resolve([], {})
+    assert (settings.max_payload_bytes, settings.max_message_bytes) == (16 * 1024 * 1024, 20 * 1024 * 1024)
+    assert settings.server_settings().limits.max_payload_bytes == 16 * 1024 * 1024
+    assert resolve(["--max-payload-bytes", "1000", "--max-message-bytes", "2048"], {}).max_payload_bytes == 1000
+    # Only the message limit lowered: the message limit refuses large requests first.
+    assert resolve(["--max-message-bytes", "4096"], {}).max_payload_bytes == 16 * 1024 * 1024
+    with pytest.raises(config.SettingsError) as error:
+        resolve(["--max-payload-bytes", "4096"], {"PYNENC_SIDECAR_MAX_MESSAGE_BYTES": "4096"})
+    assert str(error.value) == ("--max-payload-bytes (from command line) is 4096: it must be below "
+                                "--max-message-bytes (4096, from env PYNENC_SIDECAR_MAX_MESSAGE_BYTES)")

@@ -122,6 +122,9 @@ def test_upsert_and_get_invocation_round_trips_every_field(stub, app):
         parent_invocation_id="inv-0", parent_event_id="ev-9",
     )
     stub.UpsertInvocations(sb.UpsertInvocationsRequest(app_id=app, invocations=[full, invocation("inv-2")]))
+    # serialized_arguments are kept as opaque text; a read fills both forms.
+    for name, text in full.serialized_arguments.items():
+        full.arguments[name].opaque = text
     assert stub.GetInvocation(sb.GetInvocationRequest(app_id=app, invocation_id="inv-1")).invocation == full
     assert stub.GetInvocation(sb.GetInvocationRequest(app_id=app, invocation_id="inv-2")).invocation == invocation("inv-2")
 
@@ -275,7 +278,8 @@ def test_workflow_data_is_the_deterministic_executors_data(stub, channel, app):
     get = sb.GetWorkflowDataRequest(app_id=app, workflow_id="wf", key="k")
     assert stub.GetWorkflowData(get) == sb.GetWorkflowDataResponse(found=False)
     stub.SetWorkflowData(sb.SetWorkflowDataRequest(app_id=app, workflow_id="wf", key="k", value_json="null"))
-    assert stub.GetWorkflowData(get) == sb.GetWorkflowDataResponse(found=True, value_json="null")
+    assert stub.GetWorkflowData(get) == sb.GetWorkflowDataResponse(found=True, value_json="null",
+                                                                   value=sb.SerializedValue(json="null"))
     stub.SetWorkflowData(sb.SetWorkflowDataRequest(app_id=app, workflow_id="wf", key="k", value_json="[1, 2]"))
     assert stub.GetWorkflowData(get).value_json == "[1, 2]"
     executor = de_grpc.DeterministicExecutorServiceStub(channel)
@@ -291,7 +295,8 @@ def test_deterministic_value_first_writer_wins(stub, app):
     second = stub.SetWorkflowDeterministicValue(sb.SetWorkflowDeterministicValueRequest(
         app_id=app, workflow_id="wf", key="seed", value_json="42"))
     assert (second.value_json, second.replayed) == ("null", True)
-    assert stub.GetWorkflowDeterministicValue(get) == sb.GetWorkflowDeterministicValueResponse(found=True, value_json="null")
+    assert stub.GetWorkflowDeterministicValue(get) == sb.GetWorkflowDeterministicValueResponse(
+        found=True, value_json="null", value=sb.SerializedValue(json="null"))
     # Its own space: workflow data under the same key is untouched.
     assert not stub.GetWorkflowData(sb.GetWorkflowDataRequest(app_id=app, workflow_id="wf", key="seed")).found
 
@@ -532,7 +537,7 @@ def test_tricky_app_ids_are_isolated_and_purged_one_by_one(stub, channel, stored
     for n, app in enumerate(apps):
         key_counts = {other: len(stored_items(other)) for other in apps[n + 1:]}
         assert any(_is_recorded_ops(k) for k in stored_items(app))
-        stub.PurgeApp(sb.PurgeAppRequest(app_id=app))
+        stub.PurgeApp(sb.PurgeAppRequest(app_id=app, delete_app_info=True))
         assert stored_items(app) == []
         gone = _state(stub, app)
         assert gone == {
@@ -577,8 +582,12 @@ def _bad_requests():
         ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a, invocations=[
             invocation("i", serialized_arguments={"": "1"})]), "invocations[0].serialized_arguments"),
         ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a, invocations=[
-            invocation("i", serialized_arguments={"x": "v" * (1024 * 1024 + 1)})]),
-         "invocations[0].serialized_arguments[x]"),
+            invocation("i", serialized_arguments={"x": "1"}, arguments={"y": sb.SerializedValue(json="1")})]),
+         "invocations[0].arguments"),
+        ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a, invocations=[
+            invocation("i", arguments={"y": sb.SerializedValue(json="{")})]), "invocations[0].arguments[y].json"),
+        ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a, invocations=[
+            invocation("i", arguments={"y": sb.SerializedValue()})]), "invocations[0].arguments[y]"),
         ("GetInvocation", sb.GetInvocationRequest(invocation_id="i"), "app_id"),
         ("GetInvocation", sb.GetInvocationRequest(app_id=a), "invocation_id"),
         ("GetInvocation", sb.GetInvocationRequest(app_id=a, invocation_id="x" * 2000), "invocation_id"),
@@ -596,9 +605,25 @@ def _bad_requests():
             timestamp=ts(10**12))), "history.timestamp"),
         ("GetHistory", sb.GetHistoryRequest(invocation_id="i"), "app_id"),
         ("GetHistory", sb.GetHistoryRequest(app_id=a), "invocation_id"),
+        ("GetHistory", sb.GetHistoryRequest(app_id=a, invocation_id="i", page_size=1001), "page_size"),
+        ("GetHistory", sb.GetHistoryRequest(app_id=a, invocation_id="i", page_size=-1), "page_size"),
+        ("GetHistory", sb.GetHistoryRequest(app_id=a, invocation_id="i", page_token="not a token"), "page_token"),
+        ("AddHistory", sb.AddHistoryRequest(app_id=a, invocation_ids=["i"], history=sb.InvocationHistory(
+            status_timestamp=ts(10**12))), "history.status_timestamp"),
+        ("AddHistory", sb.AddHistoryRequest(app_id=a, invocation_ids=["i"], history=sb.InvocationHistory(
+            status_runner_id="bad\nid")), "history.status_runner_id"),
+        ("AddHistory", sb.AddHistoryRequest(app_id=a, invocation_ids=["i"], history=sb.InvocationHistory(
+            registered_by_invocation_id="x" * 2000)), "history.registered_by_invocation_id"),
         ("SetResult", sb.SetResultRequest(invocation_id="i", result_json="1"), "app_id"),
         ("SetResult", sb.SetResultRequest(app_id=a, result_json="1"), "invocation_id"),
         ("SetResult", sb.SetResultRequest(app_id=a, invocation_id="i"), "result_json"),
+        ("SetResult", sb.SetResultRequest(app_id=a, invocation_id="i", result_json="1",
+                                          result=sb.SerializedValue(json="1")), "result"),
+        ("SetResult", sb.SetResultRequest(app_id=a, invocation_id="i", result=sb.SerializedValue()), "result"),
+        ("SetResult", sb.SetResultRequest(app_id=a, invocation_id="i", result=sb.SerializedValue(json="[")),
+         "result.json"),
+        ("SetResult", sb.SetResultRequest(app_id=a, invocation_id="i", result=sb.SerializedValue(
+            json='{"$opaque": "x"}')), "result.json"),
         ("GetResult", sb.GetResultRequest(invocation_id="i"), "app_id"),
         ("GetResult", sb.GetResultRequest(app_id=a), "invocation_id"),
         ("SetException", sb.SetExceptionRequest(invocation_id="i", exception=common_pb2.TaskError(type="E")), "app_id"),
@@ -606,6 +631,10 @@ def _bad_requests():
         ("SetException", sb.SetExceptionRequest(app_id=a, invocation_id="i"), "exception"),
         ("SetException", sb.SetExceptionRequest(app_id=a, invocation_id="i", exception=common_pb2.TaskError()),
          "exception.type"),
+        ("SetException", sb.SetExceptionRequest(app_id=a, invocation_id="i", exception=common_pb2.TaskError(
+            type="E", detail_json="{}"), detail=sb.SerializedValue(opaque="x")), "detail"),
+        ("SetException", sb.SetExceptionRequest(app_id=a, invocation_id="i", exception=common_pb2.TaskError(
+            type="E"), detail=sb.SerializedValue(json="nope")), "detail.json"),
         ("GetException", sb.GetExceptionRequest(invocation_id="i"), "app_id"),
         ("GetException", sb.GetExceptionRequest(app_id=a), "invocation_id"),
         ("GetWorkflowData", sb.GetWorkflowDataRequest(workflow_id="w", key="k"), "app_id"),
@@ -616,6 +645,10 @@ def _bad_requests():
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", value_json="1"), "key"),
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k"), "value_json"),
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k", value_json="{x}"), "value_json"),
+        ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k",
+                                                      value_json='{"$opaque":"pickled"}'), "value_json"),
+        ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k", value_json="1",
+                                                      value=sb.SerializedValue(opaque="1")), "value"),
         ("GetWorkflowDeterministicValue", sb.GetWorkflowDeterministicValueRequest(workflow_id="w", key="k"), "app_id"),
         ("GetWorkflowDeterministicValue", sb.GetWorkflowDeterministicValueRequest(app_id=a, key="k"), "workflow_id"),
         ("GetWorkflowDeterministicValue", sb.GetWorkflowDeterministicValueRequest(app_id=a, workflow_id="w"), "key"),
@@ -627,6 +660,8 @@ def _bad_requests():
             app_id=a, workflow_id="w", value_json="1"), "key"),
         ("SetWorkflowDeterministicValue", sb.SetWorkflowDeterministicValueRequest(
             app_id=a, workflow_id="w", key="k", value_json="undefined"), "value_json"),
+        ("SetWorkflowDeterministicValue", sb.SetWorkflowDeterministicValueRequest(
+            app_id=a, workflow_id="w", key="k", value=sb.SerializedValue(json="undefined")), "value.json"),
         ("StoreAppInfo", sb.StoreAppInfoRequest(), "app_info"),
         ("StoreAppInfo", sb.StoreAppInfoRequest(app_info=sb.AppInfo(module="m")), "app_info.app_id"),
         ("StoreAppInfo", sb.StoreAppInfoRequest(app_info=sb.AppInfo(app_id=a)), "app_info.module"),
@@ -638,7 +673,10 @@ def _bad_requests():
         ("StoreWorkflowRun", sb.StoreWorkflowRunRequest(app_id=a, workflow=WorkflowIdentity(workflow_id="w")),
          "workflow.workflow_type"),
         ("ListWorkflowTypes", sb.ListWorkflowTypesRequest(), "app_id"),
+        ("ListWorkflowTypes", sb.ListWorkflowTypesRequest(app_id=a, page_size=5000), "page_size"),
+        ("ListWorkflowTypes", sb.ListWorkflowTypesRequest(app_id=a, page_token="%%%"), "page_token"),
         ("ListWorkflowRuns", sb.ListWorkflowRunsRequest(), "app_id"),
+        ("ListWorkflowRuns", sb.ListWorkflowRunsRequest(app_id=a, page_token="e30"), "page_token"),
         ("StoreWorkflowSubInvocation", sb.StoreWorkflowSubInvocationRequest(
             parent_workflow_id="w", sub_invocation_id="s"), "app_id"),
         ("StoreWorkflowSubInvocation", sb.StoreWorkflowSubInvocationRequest(
@@ -647,6 +685,8 @@ def _bad_requests():
             app_id=a, parent_workflow_id="w"), "sub_invocation_id"),
         ("ListWorkflowSubInvocations", sb.ListWorkflowSubInvocationsRequest(workflow_id="w"), "app_id"),
         ("ListWorkflowSubInvocations", sb.ListWorkflowSubInvocationsRequest(app_id=a), "workflow_id"),
+        ("ListWorkflowSubInvocations", sb.ListWorkflowSubInvocationsRequest(app_id=a, workflow_id="w",
+                                                                            page_size=1001), "page_size"),
         ("StreamInvocationsInTimeRange", sb.StreamInvocationsInTimeRangeRequest(start_time=t0, end_time=t1), "app_id"),
         ("StreamInvocationsInTimeRange", sb.StreamInvocationsInTimeRangeRequest(app_id=a, end_time=t1), "start_time"),
         ("StreamInvocationsInTimeRange", sb.StreamInvocationsInTimeRangeRequest(app_id=a, start_time=t0), "end_time"),
@@ -673,10 +713,19 @@ def _bad_requests():
             app_id=a, runner_ids=[f"r{n}" for n in range(1001)]), "runner_ids"),
         ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(partial_id="r"), "app_id"),
         ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(app_id=a), "partial_id"),
+        ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(app_id=a, partial_id="r", page_token="x"), "page_token"),
         ("ListChildInvocations", sb.ListChildInvocationsRequest(parent_invocation_id="p"), "app_id"),
         ("ListChildInvocations", sb.ListChildInvocationsRequest(app_id=a), "parent_invocation_id"),
+        ("ListChildInvocations", sb.ListChildInvocationsRequest(app_id=a, parent_invocation_id="p", page_size=-3),
+         "page_size"),
+        ("ListInvocationsByParentEvent", sb.ListInvocationsByParentEventRequest(parent_event_id="e"), "app_id"),
+        ("ListInvocationsByParentEvent", sb.ListInvocationsByParentEventRequest(app_id=a), "parent_event_id"),
+        ("ListInvocationsByParentEvent", sb.ListInvocationsByParentEventRequest(
+            app_id=a, parent_event_id="e", page_size=1001), "page_size"),
         ("ListInvocationIdsByWorkflow", sb.ListInvocationIdsByWorkflowRequest(workflow_id="w"), "app_id"),
         ("ListInvocationIdsByWorkflow", sb.ListInvocationIdsByWorkflowRequest(app_id=a), "workflow_id"),
+        ("ListInvocationIdsByWorkflow", sb.ListInvocationIdsByWorkflowRequest(app_id=a, workflow_id="w",
+                                                                              page_token="AAAA"), "page_token"),
     ]
 
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pynenc_sidecar import observability as obs
 from pynenc_sidecar.core import derivations, outcomes, replay
@@ -45,6 +46,9 @@ from pynenc_sidecar.core.tasks import (
 )
 from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, ScopeFinished, Store, TaskNotFound
 
+if TYPE_CHECKING:
+    from pynenc_sidecar.projection import StateProjection
+
 
 def wall_clock_us() -> int:
     return time.time_ns() // 1000
@@ -74,9 +78,18 @@ class LogBatch:
 
 
 class WorkflowEngine:
-    def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_us) -> None:
+    def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_us,
+                 projection: StateProjection | None = None) -> None:
         self.store = store
         self.clock = clock
+        # Shows task states through StateBackendService (projection.py); None: not shown.
+        self.projection = projection
+
+    async def _project(self, app_id: str, state: TaskState, now_us: int) -> None:
+        """After the executor's write: a crash before this step loses nothing that the next
+        step of the task (a lease taken, an outcome) does not write again."""
+        if self.projection is not None:
+            await self.projection.task_changed(app_id, state, now_us)
 
     # --- values ----------------------------------------------------------------
     # Every record is guarded by its scope (guard=pos.scope): a finished invocation records
@@ -171,10 +184,12 @@ class WorkflowEngine:
     async def _ensure(self, app_id: str, state: TaskState, replayed: bool, runner_id: str, ttl_us: int,
                       index_run: bool = False) -> TaskOutcome:
         lease = self._lease(runner_id, ttl_us)
-        current, granted, created = await self.store.ensure_task(app_id, state, lease, self.clock(),
-                                                                 index_run=index_run)
+        now = self.clock()
+        current, granted, created = await self.store.ensure_task(app_id, state, lease, now, index_run=index_run)
         if granted and not created:
             obs.lease_taken_over()
+        if granted or created:
+            await self._project(app_id, current, now)
         return TaskOutcome(current, replayed, lease if granted else None, current.lease_expire_us if granted else 0)
 
     async def execute_task(
@@ -204,13 +219,15 @@ class WorkflowEngine:
         lease = self._lease(runner_id, ttl_us)
         # The task and its run in one atomic step: a call cut short (a client deadline) never
         # leaves a task that no listing or retention sweep finds.
-        current, granted, created = await self.store.ensure_task(app_id, requested, lease, self.clock(),
-                                                                 index_run=True)
+        now = self.clock()
+        current, granted, created = await self.store.ensure_task(app_id, requested, lease, now, index_run=True)
         recorded_call = TaskCall(current.invocation_id, current.task_id, current.arguments_json)
         check_replay(recorded_call, TaskCall(workflow.workflow_id, workflow.workflow_type, arguments_json),
                      f"workflow {workflow.workflow_id} start")
         if granted and not created:
             obs.lease_taken_over()
+        if granted or created:
+            await self._project(app_id, current, now)
         return TaskOutcome(current, not created, lease if granted else None, current.lease_expire_us if granted else 0)
 
     async def renew_lease(self, app_id: str, invocation_id: str, lease_id: str, ttl_us: int) -> int:
@@ -226,12 +243,18 @@ class WorkflowEngine:
     ) -> tuple[TaskState, bool]:
         status = SUCCESS if error is None else FAILED
         error_json = None if error is None else json.dumps(error, separators=(",", ":"))
+        now = self.clock()
         try:
-            return await self.store.complete_task(app_id, invocation_id, lease_id, status, result_json, error_json, self.clock())
+            state, accepted = await self.store.complete_task(app_id, invocation_id, lease_id, status, result_json,
+                                                             error_json, now)
         except TaskNotFound:
             raise _not_found(invocation_id) from None
         except LeaseNotHeld:
             raise _lease_not_held(invocation_id) from None
+        # Also when not accepted (a repeated completion): it repairs a projection lost after
+        # the first, and writes nothing twice.
+        await self._project(app_id, state, now)
+        return state, accepted
 
     async def refuse_result(self, app_id: str, invocation_id: str, lease_id: str, error_type: str,
                             problem: str) -> tuple[TaskState, bool]:
@@ -258,6 +281,9 @@ class WorkflowEngine:
         if not reset or reset[-1].invocation_id != workflow_id:  # another retry reset it first
             current = await self.store.get_task(app_id, workflow_id)
             raise _not_failed(workflow_id, current.status if current else main.status)
+        now = self.clock()
+        for state in reset:  # StateBackendService readers see the RETRY status too
+            await self._project(app_id, state, now)
         return [(state, errors.get(state.invocation_id)) for state in reset]
 
     async def _failed_inside(self, app_id: str, workflow_id: str, seen: set[str]) -> list[TaskState]:
@@ -286,12 +312,14 @@ class WorkflowEngine:
     async def poll_task(self, app_id: str, invocation_id: str, runner_id: str, ttl_us: int) -> TaskOutcome:
         """One look at a task: finished, or leased to this caller if its holder's lapsed."""
         lease = self._lease(runner_id, ttl_us)
+        now = self.clock()
         try:
-            state, granted = await self.store.acquire_lease(app_id, invocation_id, lease, self.clock())
+            state, granted = await self.store.acquire_lease(app_id, invocation_id, lease, now)
         except TaskNotFound:
             raise _not_found(invocation_id) from None
         if granted:
             obs.lease_taken_over()
+            await self._project(app_id, state, now)
             return TaskOutcome(state, True, lease, state.lease_expire_us)
         return TaskOutcome(state, True, None)
 

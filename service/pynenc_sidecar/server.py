@@ -15,6 +15,7 @@ from pynenc_sidecar import observability, security
 from pynenc_sidecar.connections import ConnectionSettings, open_file_budget
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
+from pynenc_sidecar.projection import StateProjection
 from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
 from pynenc_sidecar.service.validation import Limits
@@ -49,7 +50,7 @@ class ServerSettings:
     data_file: str = DEFAULT_DATA_FILE
     grace_period_s: float = 10.0
     limits: Limits = field(default_factory=Limits)
-    max_message_bytes: int = 4 * 1024 * 1024
+    max_message_bytes: int = 20 * 1024 * 1024
     # Prometheus scrape endpoint (on host) when set; tracing is configured by OTEL_* variables.
     metrics_port: int | None = None
     # Finished workflows are deleted this long after they finished (None: kept forever), by
@@ -113,7 +114,7 @@ async def open_stores(settings: ServerSettings) -> Stores:
 async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Stores, health.HealthServicer, int]:
     stores = await open_stores(settings)
     try:
-        engine = WorkflowEngine(stores.store)
+        engine = WorkflowEngine(stores.store, projection=StateProjection(stores.state_backend))
         # The token check comes first: a call without a valid token reaches nothing else.
         auth = [security.AuthInterceptor(settings.auth_tokens)] if settings.auth_tokens else []
         # Then undecodable requests: answered INVALID_ARGUMENT before any span or servicer.

@@ -33,6 +33,9 @@ from pynenc_sidecar.service.validation import Limits
 ENV_PREFIX = "PYNENC_SIDECAR_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("auto", "text", "json")
+# A 16 MiB StateBackend payload, with room for the request's other fields.
+DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 20 * 1024 * 1024
 # The sweep runs every tenth of the retention period, but at least this often.
 MAX_SWEEP_INTERVAL_S = 3600.0
 
@@ -271,7 +274,11 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
            "(seconds, or a duration such as 30s)", "DURATION", "10s"),
     Option("max_value_bytes", _integer(1), "largest JSON value accepted (results, data, custom ops)", "BYTES",
            str(1024 * 1024)),
-    Option("max_message_bytes", _integer(1024), "largest gRPC request accepted", "BYTES", str(4 * 1024 * 1024)),
+    Option("max_payload_bytes", _integer(1), "largest StateBackend payload accepted (a result, exception detail, "
+           "argument, workflow data or deterministic value); must be below --max-message-bytes", "BYTES",
+           str(DEFAULT_MAX_PAYLOAD_BYTES)),
+    Option("max_message_bytes", _integer(1024), "largest gRPC request accepted", "BYTES",
+           str(DEFAULT_MAX_MESSAGE_BYTES)),
     Option("log_level", _choice(LOG_LEVELS, upper=True), "log level: " + ", ".join(LOG_LEVELS), "LEVEL", "INFO"),
     Option("log_format", _choice(LOG_FORMATS), "log lines on stderr: text, json (one JSON object a line), or "
            "auto: text when stderr is a terminal, json otherwise", "FORMAT", "auto"),
@@ -319,7 +326,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
 CONNECTION_SETTINGS = ["keepalive_time", "keepalive_timeout", "max_connection_idle", "max_connection_age",
                        "max_connection_age_grace", "handshake_timeout", "max_concurrent_streams", "max_connections"]
 SERVE = ["config", "host", "port", "redis_url", "data_file", "grace_period", "max_value_bytes",
-         "max_message_bytes", "log_level", "log_format", "metrics_port", "retention", "sweep_interval",
+         "max_payload_bytes", "max_message_bytes", "log_level", "log_format", "metrics_port", "retention", "sweep_interval",
          "tls_cert", "tls_key", "tls_client_ca", "auth_token_file", "auth_token", "health_port",
          "readiness_interval", *CONNECTION_SETTINGS]
 STORE = ["config", "redis_url", "data_file", "log_level", "log_format"]  # tools that open the store
@@ -338,7 +345,8 @@ class Settings:
     data_file: str | None = None  # None: DEFAULT_DATA_FILE in the working directory
     grace_period: float = 10.0
     max_value_bytes: int = 1024 * 1024
-    max_message_bytes: int = 4 * 1024 * 1024
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     log_level: str = "INFO"
     log_format: str = "auto"
     metrics_port: int | None = None
@@ -377,7 +385,7 @@ class Settings:
     def server_settings(self) -> ServerSettings:
         return ServerSettings(
             host=self.host, port=self.port, redis_url=self.redis_url, data_file=self.data_file or DEFAULT_DATA_FILE,
-            grace_period_s=self.grace_period, limits=Limits(max_value_bytes=self.max_value_bytes),
+            grace_period_s=self.grace_period, limits=Limits(max_value_bytes=self.max_value_bytes, max_payload_bytes=self.max_payload_bytes),
             max_message_bytes=self.max_message_bytes, metrics_port=self.metrics_port, retention_s=self.retention,
             sweep_interval_s=self.effective_sweep_interval,
             tls=security.TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca) if self.tls_cert else None,
@@ -492,6 +500,12 @@ def resolve(args: argparse.Namespace, names: Iterable[str], environ: Mapping[str
             if port == other_port:
                 raise SettingsError(f"{OPTIONS[name].flag} (from {sources[name]}) and {OPTIONS[other].flag} "
                                     f"(from {sources[other]}) are both {port}: give them different ports")
+    payload = values.get("max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES)
+    message = values.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
+    if "max_payload_bytes" in sources and payload >= message:
+        # A payload that large could never arrive: the request holding it would be refused first.
+        raise SettingsError(f"--max-payload-bytes (from {sources['max_payload_bytes']}) is {payload}: it must be "
+                            f"below --max-message-bytes ({message}, from {sources.get('max_message_bytes', 'default')})")
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: v for k, v in values.items() if k in known}, sources=sources)
 

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from pynenc_sidecar.server import Stores
 from pynenc_sidecar.storage.base import Store
 from pynenc_sidecar.storage.redis_store import RedisStore
+from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
 from pynenc_sidecar.storage.sqlite_store import SqliteStore
+from pynenc_sidecar.storage.state_backend_store import RedisStateBackendStore
 from conformance.test_store_conformance import Run
 
 
@@ -34,6 +37,19 @@ def store(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, tmp_p
         subject: Any = RedisStore(request.getfixturevalue("redis_server").url)
     else:
         subject = SqliteStore(tmp_path / "state.db")
+    yield subject
+    loop.run_until_complete(subject.close())
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def stores(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Stores]:
+    """The executor's Store and the StateBackendStore on one backend, as the server opens them."""
+    if request.param == "redis":
+        store: Any = RedisStore(request.getfixturevalue("redis_server").url)
+        subject = Stores(store, RedisStateBackendStore(store.client), "redis")
+    else:
+        store = SqliteStore(tmp_path / "state.db")
+        subject = Stores(store, SqliteStateBackendStore(store), "sqlite")
     yield subject
     loop.run_until_complete(subject.close())
 

@@ -10,14 +10,17 @@
 //   node dist/tools/xlang.js flow     --address A --app APP --workflow WF --fixed false  the second task fails unless fixed
 //   node dist/tools/xlang.js retry    --address A --app APP --workflow WF --fixed true   RetryWorkflow, then the flow
 //   node dist/tools/xlang.js oversize --address A --app APP --workflow WF --bytes N      a child returning N bytes
-
-
 //   node dist/tools/xlang.js visits   --address A --app APP --workflow WF
 //   node dist/tools/xlang.js diverge  --address A --app APP --workflow WF --value V
 //   node dist/tools/xlang.js notify   --address A --app APP --workflow WF [--notify yes]
+//   node dist/tools/xlang.js state    --address A --app APP --workflow WF
+//     (TypeScript only: the workflow as StateBackendService shows it, see docs/pynenc-state.md)
 import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Client, Context, Invocation, InvocationStatus, SidecarError, type Identity } from "../src/index.js";
+import { StateBackendService } from "../src/gen/pynenc/sidecar/v1/state_backend_pb.js";
 
 const LANG = "ts";
 
@@ -171,6 +174,44 @@ async function notifyFlow(client: Client, app: string, id: Identity, notify: boo
   return { result: JSON.parse(inv.resultJson), ran, replayed: inv.replayed };
 }
 
+// Every invocation of the workflow with its call, history and outcome, read through
+// StateBackendService, plus the workflow's runs of its type and sub-invocations.
+async function workflowState(address: string, app: string, workflowId: string) {
+  const sb = createClient(StateBackendService, createGrpcTransport({ baseUrl: `http://${address}` }));
+  const ids = (await sb.listInvocationIdsByWorkflow({ appId: app, workflowId })).invocationIds;
+  const invocations: Record<string, unknown> = {};
+  let workflowType = "";
+  for (const invocationId of ids) {
+    const inv = (await sb.getInvocation({ appId: app, invocationId })).invocation!;
+    if (invocationId === workflowId) workflowType = inv.workflow?.workflowType ?? "";
+    const history = (await sb.getHistory({ appId: app, invocationId })).history;
+    const last = history[history.length - 1]?.status;
+    let outcome: unknown = null;
+    if (last === InvocationStatus.SUCCESS) {
+      outcome = JSON.parse((await sb.getResult({ appId: app, invocationId })).resultJson);
+    } else if (last === InvocationStatus.FAILED) {
+      outcome = (await sb.getException({ appId: app, invocationId })).exception?.type ?? "";
+    }
+    invocations[invocationId] = {
+      task_id: inv.taskId,
+      call_id: inv.callId,
+      arguments: Object.fromEntries(Object.entries(inv.serializedArguments).map(([k, v]) => [k, JSON.parse(v)])),
+      parent_invocation_id: inv.parentInvocationId,
+      workflow_type: inv.workflow?.workflowType ?? "",
+      history: history.map((h) => [`INVOCATION_STATUS_${InvocationStatus[h.status]}`, h.runnerId]),
+      outcome,
+    };
+  }
+  const runs = (await sb.listWorkflowRuns({ appId: app, workflowType, pageSize: 1000 })).workflows;
+  const subs = (await sb.listWorkflowSubInvocations({ appId: app, workflowId })).invocationIds;
+  return {
+    workflow_type: workflowType,
+    listed_as_run: runs.some((r) => r.workflowId === workflowId),
+    sub_invocations: subs,
+    invocations,
+  };
+}
+
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
   const { values } = parseArgs({
@@ -248,8 +289,11 @@ async function main() {
       case "notify":
         out = await notifyFlow(client, app, id, values.notify === "yes");
         break;
+      case "state":
+        out = await workflowState(values.address!, app, id.workflowId);
+        break;
       default:
-        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|oversize|visits|diverge|notify`);
+        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|oversize|visits|diverge|notify|state`);
     }
     // bigint (time_us) printed as JSON integers
     process.stdout.write(JSON.stringify(out, (_k, v: unknown) => (typeof v === "bigint" ? `@@${v}@@` : v)).replace(/"@@(-?\d+)@@"/g, "$1") + "\n");

@@ -2,15 +2,14 @@
 (Redis or the embedded SQLite file: storage/state_backend_store.py says what a store does).
 
 Messages are stored as their proto JSON (unknown fields ignored on read), so a field added
-to a message later reads back from older entries with its default.
+to a message later reads back from older entries with its default. Payloads (results, data,
+deterministic values, exception details, arguments) are SerializedValues: service/serialized_values.py
+says how they are checked and kept; service/paging.py how the list RPCs page.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import math
 import time
 
 from google.protobuf import json_format, timestamp_pb2
@@ -20,8 +19,17 @@ from pynenc_sidecar.core.derivations import parse_json
 from pynenc_sidecar.core.errors import INVOCATION_NOT_FOUND, InvalidArgument, NotFound
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.core.masking import mask_config_json
-from pynenc_sidecar.service import convert
+from pynenc_sidecar.service import convert, serialized_values as values
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
+from pynenc_sidecar.service.paging import (
+    REPLY_BUDGET_BYTES,
+    bounded,
+    decode_token,
+    encode_token,
+    is_ints,
+    is_text,
+    page_size,
+)
 from pynenc_sidecar.service.validation import Limits, optional_id, require_id, require_json, require_name
 from pynenc_sidecar.storage.state_backend_store import InvocationRecord, StateBackendStore
 from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
@@ -35,11 +43,14 @@ APP_NOT_FOUND = "APP_NOT_FOUND"
 RUNNER_CONTEXT_NOT_FOUND = "RUNNER_CONTEXT_NOT_FOUND"
 
 MAX_BATCH = 1000
-PAGE_DEFAULT, PAGE_MAX = 100, 1000
+# Runs keep their earlier default; every other list defaults to its maximum, so that an older
+# client that sends no page_size still gets lists of up to 1000 items whole.
+RUNS_PAGE_DEFAULT, PAGE_MAX = 100, 1000
+LIST_PAGE_DEFAULT = PAGE_MAX
 STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX = 100, 10_000
 # A streamed batch is cut short past this many payload bytes, so that batch_size times a
-# large execution context cannot exceed what a client accepts in one message.
-STREAM_MESSAGE_BUDGET = 4 * 1024 * 1024
+# large execution context cannot come near what a client accepts in one message.
+STREAM_MESSAGE_BUDGET = REPLY_BUDGET_BYTES
 # google.protobuf.Timestamp's valid range: 0001-01-01 .. 9999-12-31.
 TIMESTAMP_MIN_S, TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
 
@@ -59,23 +70,40 @@ def _load(text: str, cls):
     return json_format.Parse(text, cls(), ignore_unknown_fields=True)
 
 
-def _encode_cursor(cursor: tuple[float, str] | None) -> str:
-    if cursor is None:
-        return ""
-    return base64.urlsafe_b64encode(json.dumps(list(cursor)).encode()).decode()
+_HISTORY_FIELDS = {f.json_name: f for f in sb.InvocationHistory.DESCRIPTOR.fields}
 
 
-def _decode_cursor(token: str) -> tuple[float, str] | None:
-    if not token:
-        return None
-    try:
-        score, member = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-        if isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score) \
-                and isinstance(member, str):
-            return float(score), member
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
-        pass
-    raise InvalidArgument("page_token", "is not a next_page_token from a previous response")
+def _load_history(text: str) -> sb.InvocationHistory:
+    """_load for history entries, about 3x faster than json_format: pages of them are the
+    largest replies, and their decoding holds the event loop. Same result for every entry
+    _dump writes (scalars, enum names, Timestamps); unknown fields are ignored."""
+    entry = sb.InvocationHistory()
+    for name, value in json.loads(text).items():
+        field = _HISTORY_FIELDS.get(name)
+        if field is None:
+            continue
+        if field.message_type is not None:
+            getattr(entry, field.name).FromJsonString(value)
+        elif field.enum_type is not None:
+            known = field.enum_type.values_by_name.get(value) if isinstance(value, str) else None
+            setattr(entry, field.name, known.number if known else int(value))
+        else:
+            setattr(entry, field.name, value)
+    return entry
+
+
+def _is_run_cursor(cursor) -> bool:
+    return (isinstance(cursor, list) and len(cursor) == 2 and isinstance(cursor[0], (int, float))
+            and not isinstance(cursor[0], bool) and abs(cursor[0]) < 2**63 and isinstance(cursor[1], str))
+
+
+async def _id_page(request, rpc: str, scope: tuple[str, ...], fetch) -> tuple[list[str], str]:
+    """One page of a sorted id list: `fetch(limit, after)` reads one more than the page, to
+    know whether another follows."""
+    size = page_size(request.page_size, LIST_PAGE_DEFAULT, PAGE_MAX)
+    after = decode_token(request.page_token, rpc, scope, is_text)
+    ids, more = bounded(await fetch(size + 1, after), len, size)
+    return ids, encode_token(rpc, scope, ids[-1]) if more else ""
 
 
 def _not_found(kind: str, reason: str, **metadata: str) -> NotFound:
@@ -123,14 +151,34 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         self._id(inv.task_id, f"{field}.task_id")
         self._opt(inv.call_id, f"{field}.call_id")
         parent = self._opt(inv.parent_invocation_id, f"{field}.parent_invocation_id")
-        self._opt(inv.parent_event_id, f"{field}.parent_event_id")
-        for name, value in inv.serialized_arguments.items():
+        event = self._opt(inv.parent_event_id, f"{field}.parent_event_id")
+        subject = f"invocation {invocation_id!r}"
+        if inv.serialized_arguments and inv.arguments:
+            raise InvalidArgument(f"{field}.arguments", "set serialized_arguments or arguments, not both")
+        stored = sb.Invocation()
+        stored.CopyFrom(inv)
+        stored.ClearField("serialized_arguments")  # kept once, in `arguments`
+        for name, text in inv.serialized_arguments.items():
             require_name(name, f"{field}.serialized_arguments", self.limits)
-            self._text(value, f"{field}.serialized_arguments[{name}]")
+            values.check_size(text, f"{field}.serialized_arguments[{name}]", subject, self.limits)
+            stored.arguments[name].opaque = text
+        for name, value in inv.arguments.items():
+            require_name(name, f"{field}.arguments", self.limits)
+            values.from_message(value, f"{field}.arguments[{name}]", subject, self.limits)
         workflow = WorkflowRef("")
         if inv.HasField("workflow"):
             workflow = self._workflow(inv.workflow, f"{field}.workflow", type_required=False)
-        return InvocationRecord(invocation_id, _dump(inv), workflow.workflow_id, workflow.workflow_type, parent)
+        return InvocationRecord(invocation_id, _dump(stored), workflow.workflow_id, workflow.workflow_type, parent,
+                                event)
+
+    @staticmethod
+    def _stored_invocation(payload: str) -> sb.Invocation:
+        inv = _load(payload, sb.Invocation)
+        for name, text in inv.serialized_arguments.items():  # stored before `arguments` existed
+            inv.arguments[name].opaque = text
+        for name, value in inv.arguments.items():
+            inv.serialized_arguments[name] = getattr(value, value.WhichOneof("kind") or "opaque")
+        return inv
 
     def _timestamp_us(self, ts: timestamp_pb2.Timestamp, field: str) -> int:
         if not TIMESTAMP_MIN_S <= ts.seconds <= TIMESTAMP_MAX_S or not 0 <= ts.nanos <= 999_999_999:
@@ -151,11 +199,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
 
     @staticmethod
     def _size(value: int, field: str, default: int, high: int) -> int:
-        if value == 0:
-            return default
-        if not 1 <= value <= high:
-            raise InvalidArgument(field, f"must be between 1 and {high} (0 for {default}), got {value}")
-        return value
+        return page_size(value, default, high, field)
 
     @staticmethod
     def _count(items, field: str, low: int, high: int) -> None:
@@ -165,7 +209,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     # --- app ---------------------------------------------------------------------
     @handle_errors
     async def PurgeApp(self, request, context):
-        await self.store.purge_app(self._id(request.app_id, "app_id"))
+        await self.store.purge_app(self._id(request.app_id, "app_id"), keep_app_info=not request.delete_app_info)
         return sb.PurgeAppResponse()
 
     @handle_errors
@@ -220,13 +264,24 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         record = await self.store.get_invocation(app_id, invocation_id)
         if record is None:
             raise _not_found("invocation", INVOCATION_NOT_FOUND, invocation_id=invocation_id)
-        return sb.GetInvocationResponse(invocation=_load(record.payload, sb.Invocation))
+        return sb.GetInvocationResponse(invocation=self._stored_invocation(record.payload))
 
     @handle_errors
     async def ListChildInvocations(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         parent = self._id(request.parent_invocation_id, "parent_invocation_id")
-        return sb.ListChildInvocationsResponse(invocation_ids=await self.store.child_invocations(app_id, parent))
+        ids, token = await _id_page(request, "ListChildInvocations", (app_id, parent),
+                                    lambda limit, after: self.store.child_invocations(app_id, parent, limit, after))
+        return sb.ListChildInvocationsResponse(invocation_ids=ids, next_page_token=token)
+
+    @handle_errors
+    async def ListInvocationsByParentEvent(self, request, context):
+        app_id = self._id(request.app_id, "app_id")
+        event = self._id(request.parent_event_id, "parent_event_id")
+        ids, token = await _id_page(
+            request, "ListInvocationsByParentEvent", (app_id, event),
+            lambda limit, after: self.store.invocations_by_parent_event(app_id, event, limit, after))
+        return sb.ListInvocationsByParentEventResponse(invocation_ids=ids, next_page_token=token)
 
     @handle_errors
     async def ListInvocationIdsByWorkflow(self, request, context):
@@ -235,8 +290,10 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         workflow_type = self._opt(request.workflow_type, "workflow_type")
         if not workflow_id and not workflow_type:
             raise InvalidArgument("workflow_id", "set workflow_id, workflow_type or both")
-        ids = await self.store.invocation_ids_by_workflow(app_id, workflow_id, workflow_type)
-        return sb.ListInvocationIdsByWorkflowResponse(invocation_ids=ids)
+        ids, token = await _id_page(
+            request, "ListInvocationIdsByWorkflow", (app_id, workflow_id, workflow_type),
+            lambda limit, after: self.store.invocation_ids_by_workflow(app_id, workflow_id, workflow_type, limit, after))
+        return sb.ListInvocationIdsByWorkflowResponse(invocation_ids=ids, next_page_token=token)
 
     # --- history -----------------------------------------------------------------
     @handle_errors
@@ -257,14 +314,20 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
             entry.timestamp.CopyFrom(convert.timestamp(timestamp_us))
         if entry.status not in common_pb2.InvocationStatus.values():
             raise InvalidArgument("history.status", f"is not an InvocationStatus value: {entry.status}")
+        if entry.HasField("status_timestamp"):
+            self._timestamp_us(entry.status_timestamp, "history.status_timestamp")
+        else:
+            entry.status_timestamp.CopyFrom(entry.timestamp)
         self._opt(entry.runner_id, "history.runner_id")
+        self._opt(entry.status_runner_id, "history.status_runner_id")
+        self._opt(entry.registered_by_invocation_id, "history.registered_by_invocation_id")
         self._opt_json(entry.execution_context_json, "history.execution_context_json")
         await self.store.add_history(app_id, ids, timestamp_us, _dump(entry))
         return sb.AddHistoryResponse()
 
     @staticmethod
     def _history(record) -> sb.InvocationHistory:
-        entry = _load(record.payload, sb.InvocationHistory)
+        entry = _load_history(record.payload)
         entry.invocation_id = record.invocation_id
         return entry
 
@@ -272,8 +335,13 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     async def GetHistory(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         invocation_id = self._id(request.invocation_id, "invocation_id")
-        records = await self.store.get_history(app_id, invocation_id)
-        return sb.GetHistoryResponse(history=[self._history(r) for r in records])
+        size = page_size(request.page_size, LIST_PAGE_DEFAULT, PAGE_MAX)
+        scope = (app_id, invocation_id)
+        after = decode_token(request.page_token, "GetHistory", scope, is_ints(3))
+        records = await self.store.get_history(app_id, invocation_id, size + 1, None if after is None else tuple(after))
+        page, more = bounded(records, lambda r: len(r.payload), size)
+        token = encode_token("GetHistory", scope, list(page[-1].cursor)) if more else ""
+        return sb.GetHistoryResponse(history=[self._history(r) for r in page], next_page_token=token)
 
     @handle_stream_errors
     async def StreamInvocationsInTimeRange(self, request, context):
@@ -299,7 +367,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     async def SetResult(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         invocation_id = self._id(request.invocation_id, "invocation_id")
-        result = require_json(request.result_json, "result_json", self.limits)
+        result = values.from_request(request, "result_json", "result", f"invocation {invocation_id!r}", self.limits)
         await self.store.set_result(app_id, invocation_id, result)
         return sb.SetResultResponse()
 
@@ -310,7 +378,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         result = await self.store.get_result(app_id, invocation_id)
         if result is None:
             raise _not_found("result", RESULT_NOT_FOUND, invocation_id=invocation_id)
-        return sb.GetResultResponse(result_json=result)
+        return sb.GetResultResponse(result_json=values.json_text(result), result=values.to_message(result))
 
     @handle_errors
     async def SetException(self, request, context):
@@ -318,10 +386,18 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         invocation_id = self._id(request.invocation_id, "invocation_id")
         if not request.HasField("exception"):
             raise InvalidArgument("exception", "is required")
-        error = request.exception
+        error = common_pb2.TaskError()
+        error.CopyFrom(request.exception)
         require_name(error.type, "exception.type", self.limits)
         self._text(error.message, "exception.message")
-        self._opt_json(error.detail_json, "exception.detail_json")
+        subject = f"invocation {invocation_id!r}"
+        if request.HasField("detail"):
+            if error.detail_json:
+                raise InvalidArgument("detail", "set exception.detail_json or detail, not both")
+            # Kept in detail_json in its stored form: JSON as is, opaque text in its envelope.
+            error.detail_json = values.from_message(request.detail, "detail", subject, self.limits)
+        elif error.detail_json:
+            values.check("json", error.detail_json, "exception.detail_json", subject, self.limits)
         await self.store.set_exception(app_id, invocation_id, _dump(error))
         return sb.SetExceptionResponse()
 
@@ -332,24 +408,34 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         payload = await self.store.get_exception(app_id, invocation_id)
         if payload is None:
             raise _not_found("exception", EXCEPTION_NOT_FOUND, invocation_id=invocation_id)
-        return sb.GetExceptionResponse(exception=_load(payload, common_pb2.TaskError))
+        error = _load(payload, common_pb2.TaskError)
+        reply = sb.GetExceptionResponse()
+        if error.detail_json:
+            reply.detail.CopyFrom(values.to_message(error.detail_json))
+            error.detail_json = values.json_text(error.detail_json)
+        reply.exception.CopyFrom(error)
+        return reply
 
     # --- workflow data and deterministic values ----------------------------------
     def _workflow_key(self, request) -> tuple[str, str, str]:
         return (self._id(request.app_id, "app_id"), self._id(request.workflow_id, "workflow_id"),
                 self._id(request.key, "key"))
 
+    @staticmethod
+    def _data_subject(workflow_id: str, key: str) -> str:
+        return f"workflow {workflow_id!r} key {key!r}"
+
     @handle_errors
     async def GetWorkflowData(self, request, context):
         value = await self.store.get_workflow_data(*self._workflow_key(request))
         if value is None:
             return sb.GetWorkflowDataResponse(found=False)
-        return sb.GetWorkflowDataResponse(found=True, value_json=value)
+        return sb.GetWorkflowDataResponse(found=True, value_json=values.json_text(value), value=values.to_message(value))
 
     @handle_errors
     async def SetWorkflowData(self, request, context):
         app_id, workflow_id, key = self._workflow_key(request)
-        value = require_json(request.value_json, "value_json", self.limits)
+        value = values.from_request(request, "value_json", "value", self._data_subject(workflow_id, key), self.limits)
         await self.store.set_workflow_data(app_id, workflow_id, key, value)
         return sb.SetWorkflowDataResponse()
 
@@ -358,14 +444,16 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         value = await self.store.get_deterministic_value(*self._workflow_key(request))
         if value is None:
             return sb.GetWorkflowDeterministicValueResponse(found=False)
-        return sb.GetWorkflowDeterministicValueResponse(found=True, value_json=value)
+        return sb.GetWorkflowDeterministicValueResponse(found=True, value_json=values.json_text(value),
+                                                        value=values.to_message(value))
 
     @handle_errors
     async def SetWorkflowDeterministicValue(self, request, context):
         app_id, workflow_id, key = self._workflow_key(request)
-        value = require_json(request.value_json, "value_json", self.limits)
+        value = values.from_request(request, "value_json", "value", self._data_subject(workflow_id, key), self.limits)
         stored, replayed = await self.store.set_deterministic_value(app_id, workflow_id, key, value)
-        return sb.SetWorkflowDeterministicValueResponse(value_json=stored, replayed=replayed)
+        return sb.SetWorkflowDeterministicValueResponse(value_json=values.json_text(stored), replayed=replayed,
+                                                        value=values.to_message(stored))
 
     # --- workflow runs -----------------------------------------------------------
     @handle_errors
@@ -380,17 +468,22 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     @handle_errors
     async def ListWorkflowTypes(self, request, context):
         app_id = self._id(request.app_id, "app_id")
-        return sb.ListWorkflowTypesResponse(workflow_types=await self.store.workflow_types(app_id))
+        types, token = await _id_page(request, "ListWorkflowTypes", (app_id,),
+                                      lambda limit, after: self.store.workflow_types(app_id, limit, after))
+        return sb.ListWorkflowTypesResponse(workflow_types=types, next_page_token=token)
 
     @handle_errors
     async def ListWorkflowRuns(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         workflow_type = self._opt(request.workflow_type, "workflow_type")
-        page_size = self._size(request.page_size, "page_size", PAGE_DEFAULT, PAGE_MAX)
-        after = _decode_cursor(request.page_token)
-        runs, cursor = await self.store.workflow_runs(app_id, workflow_type, page_size, after)
+        size = page_size(request.page_size, RUNS_PAGE_DEFAULT, PAGE_MAX)
+        scope = (app_id, workflow_type)
+        after = decode_token(request.page_token, "ListWorkflowRuns", scope, _is_run_cursor)
+        runs, cursor = await self.store.workflow_runs(app_id, workflow_type, size,
+                                                      None if after is None else (float(after[0]), after[1]))
+        token = "" if cursor is None else encode_token("ListWorkflowRuns", scope, list(cursor))
         return sb.ListWorkflowRunsResponse(workflows=[convert.workflow_identity(r) for r in runs],
-                                           next_page_token=_encode_cursor(cursor))
+                                           next_page_token=token)
 
     @handle_errors
     async def StoreWorkflowSubInvocation(self, request, context):
@@ -404,8 +497,9 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     async def ListWorkflowSubInvocations(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         workflow_id = self._id(request.workflow_id, "workflow_id")
-        ids = await self.store.sub_invocations(app_id, workflow_id)
-        return sb.ListWorkflowSubInvocationsResponse(invocation_ids=ids)
+        ids, token = await _id_page(request, "ListWorkflowSubInvocations", (app_id, workflow_id),
+                                    lambda limit, after: self.store.sub_invocations(app_id, workflow_id, limit, after))
+        return sb.ListWorkflowSubInvocationsResponse(invocation_ids=ids, next_page_token=token)
 
     # --- runner contexts ---------------------------------------------------------
     @handle_errors
@@ -443,5 +537,12 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     async def SearchRunnerContexts(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         partial_id = self._id(request.partial_id, "partial_id")
-        found = await self.store.search_runner_contexts(app_id, partial_id)
-        return sb.SearchRunnerContextsResponse(runner_contexts=[_load(p, sb.RunnerContext) for _, p in found])
+        size = page_size(request.page_size, LIST_PAGE_DEFAULT, PAGE_MAX)
+        scope = (app_id, partial_id)
+        after = decode_token(request.page_token, "SearchRunnerContexts", scope, is_text)
+        found, resume = await self.store.search_runner_contexts(app_id, partial_id, size + 1, after)
+        page, cut = bounded(found, lambda item: len(item[1]), size)
+        resume = page[-1][0] if cut else resume
+        token = "" if resume is None else encode_token("SearchRunnerContexts", scope, resume)
+        return sb.SearchRunnerContextsResponse(runner_contexts=[_load(p, sb.RunnerContext) for _, p in page],
+                                               next_page_token=token)

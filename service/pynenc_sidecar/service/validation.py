@@ -14,11 +14,14 @@ MAX_SEQUENCE = 2**53  # every JSON number a client can send exactly
 
 @dataclass(frozen=True)
 class Limits:
-    """Size limits, configurable at start (`--max-value-bytes`, `--max-id-bytes`)."""
+    """Size limits, configurable at start (`--max-value-bytes`, `--max-payload-bytes`)."""
 
     max_id_bytes: int = 1024
     max_name_bytes: int = 256
     max_value_bytes: int = 1024 * 1024
+    # StateBackend payloads (results, exception details, arguments, workflow data,
+    # deterministic values): Pynenc has no limit, so this one is large.
+    max_payload_bytes: int = 16 * 1024 * 1024
 
 
 def require_id(value: str, field: str, limits: Limits) -> str:

@@ -8,13 +8,14 @@ read-modify-write steps stay atomic even with several processes on one file.
 
 Tables (besides SqliteStore's ops, data, tasks, runs):
     sb_apps        (app)                  -> app info payload (discovery lists all apps)
-    sb_invocations (app, invocation)      -> workflow_id, workflow_type, parent, payload
+    sb_invocations (app, invocation)      -> workflow_id, workflow_type, parent, payload, parent_event
     sb_history     seq (arrival order)    -> app, invocation, ts_us, payload
     sb_results     (app, invocation)      -> result JSON
     sb_exceptions  (app, invocation)      -> exception payload
     sb_dvalues     (app, workflow, key)   -> deterministic value, first writer wins
     sb_subs        (app, workflow, invocation)
     sb_runners     (app, runner)          -> runner context payload
+    sb_projected   (app, invocation, event)  history entries projected from the executor, each once
 
 Every table of the file keys its rows by an `app` column: purge_app deletes the app's rows
 from each such table, so the executor's state goes with it, as on Redis.
@@ -32,7 +33,13 @@ from pynenc_sidecar.core.positions import Kind, parse_field
 from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
 from pynenc_sidecar.storage.sqlite_store import SqliteStore
 from pynenc_sidecar.storage.state_backend_store import (
-    Cursor, HistoryRecord, InvocationRecord, PurgeCounts, first_sightings,
+    Cursor,
+    HistoryCursor,
+    HistoryRecord,
+    InvocationRecord,
+    ProjectedInvocation,
+    PurgeCounts,
+    first_sightings,
 )
 
 T = TypeVar("T")
@@ -41,10 +48,13 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS sb_apps (app TEXT PRIMARY KEY, payload TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS sb_invocations (
         app TEXT NOT NULL, invocation TEXT NOT NULL, workflow_id TEXT NOT NULL, workflow_type TEXT NOT NULL,
-        parent TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (app, invocation))""",
+        parent TEXT NOT NULL, payload TEXT NOT NULL, parent_event TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (app, invocation))""",
     "CREATE INDEX IF NOT EXISTS sb_invocations_by_parent ON sb_invocations (app, parent, invocation)",
     "CREATE INDEX IF NOT EXISTS sb_invocations_by_workflow ON sb_invocations (app, workflow_id, invocation)",
     "CREATE INDEX IF NOT EXISTS sb_invocations_by_type ON sb_invocations (app, workflow_type, invocation)",
+    # Added with ListInvocationsByParentEvent; _ensure_schema adds the column to older files.
+    "CREATE INDEX IF NOT EXISTS sb_invocations_by_event ON sb_invocations (app, parent_event, invocation)",
     """CREATE TABLE IF NOT EXISTS sb_history (
         seq INTEGER PRIMARY KEY, app TEXT NOT NULL, invocation TEXT NOT NULL, ts_us INTEGER NOT NULL,
         payload TEXT NOT NULL)""",
@@ -62,6 +72,9 @@ SCHEMA = [
         PRIMARY KEY (app, workflow, invocation)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS sb_runners (
         app TEXT NOT NULL, runner TEXT NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (app, runner))""",
+    """CREATE TABLE IF NOT EXISTS sb_projected (
+        app TEXT NOT NULL, invocation TEXT NOT NULL, event TEXT NOT NULL,
+        PRIMARY KEY (app, invocation, event)) WITHOUT ROWID""",
     # Runs of all types, oldest first (SqliteStore indexes runs by type only).
     "CREATE INDEX IF NOT EXISTS sb_runs_by_time ON runs (app, first_us, run)",
 ]
@@ -93,6 +106,10 @@ class SqliteStateBackendStore:
         # and a new file needs these tables again.
         if self._schema_conn is not conn:
             for statement in SCHEMA:
+                if "sb_invocations_by_event" in statement:
+                    columns = _column(conn.execute("SELECT name FROM pragma_table_info('sb_invocations')").fetchall())
+                    if "parent_event" not in columns:
+                        conn.execute("ALTER TABLE sb_invocations ADD COLUMN parent_event TEXT NOT NULL DEFAULT ''")
                 conn.execute(statement)  # not executescript: that would commit the open transaction
             self._schema_conn = conn
 
@@ -107,14 +124,22 @@ class SqliteStateBackendStore:
         row = await self._run(lambda conn: conn.execute(sql, params).fetchone(), write=False)
         return None if row is None else row[0]
 
-    async def _ids(self, sql: str, params: tuple) -> list[str]:
-        return sorted(_column(await self._run(lambda conn: conn.execute(sql, params).fetchall(), write=False)))
+    async def _id_page(self, table: str, column: str, where: str, params: tuple, limit: int | None,
+                       after: str | None) -> list[str]:
+        """Sorted `column` values of the rows matching `where`, the first `limit` after `after`."""
+        sql = f"SELECT {column} FROM {table} WHERE {where}"
+        if after is not None:
+            sql += f" AND {column} > ?"
+            params += (after,)
+        sql += f" ORDER BY {column} LIMIT ?"
+        return _column(await self._run(lambda conn: conn.execute(sql, params + (-1 if limit is None else limit,))
+                                       .fetchall(), write=False))
 
     # --- app -------------------------------------------------------------------------
     # A purge is one transaction counting what it deletes, by table. Its preview runs the
     # very same transaction and rolls it back: it counts exactly what the purge would delete.
-    async def purge_app(self, app_id: str) -> int:
-        return sum((await self._run(lambda conn: _purge_app(conn, app_id), write=True)).values())
+    async def purge_app(self, app_id: str, *, keep_app_info: bool = False) -> int:
+        return sum((await self._run(lambda conn: _purge_app(conn, app_id, keep_app_info), write=True)).values())
 
     async def purge_app_preview(self, app_id: str) -> PurgeCounts:
         return _counts(await self._rolled_back(lambda conn: _purge_app(conn, app_id)))
@@ -154,39 +179,80 @@ class SqliteStateBackendStore:
             # The indexes are columns of the row: replacing the row moves the invocation
             # out of its former parent's, workflow's and type's lists.
             conn.executemany(
-                "INSERT INTO sb_invocations VALUES (?,?,?,?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET"
+                "INSERT INTO sb_invocations (app, invocation, workflow_id, workflow_type, parent, payload,"
+                " parent_event) VALUES (?,?,?,?,?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET"
                 " workflow_id=excluded.workflow_id, workflow_type=excluded.workflow_type,"
-                " parent=excluded.parent, payload=excluded.payload",
-                [(app_id, r.invocation_id, r.workflow_id, r.workflow_type, r.parent_invocation_id, r.payload)
-                 for r in latest.values()],
+                " parent=excluded.parent, payload=excluded.payload, parent_event=excluded.parent_event",
+                [(app_id, r.invocation_id, r.workflow_id, r.workflow_type, r.parent_invocation_id, r.payload,
+                  r.parent_event_id) for r in latest.values()],
             )
 
         await self._run(step, write=True)
 
+    async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
+        record = projected.record
+        invocation_id = record.invocation_id
+
+        def step(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "INSERT INTO sb_invocations (app, invocation, workflow_id, workflow_type, parent, payload,"
+                " parent_event) VALUES (?,?,?,?,?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET"
+                " workflow_id=excluded.workflow_id, workflow_type=excluded.workflow_type,"
+                " parent=excluded.parent, payload=excluded.payload, parent_event=excluded.parent_event",
+                (app_id, invocation_id, record.workflow_id, record.workflow_type, record.parent_invocation_id,
+                 record.payload, record.parent_event_id))
+            if projected.sub_invocation_of:
+                conn.execute("INSERT INTO sb_subs VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                             (app_id, projected.sub_invocation_of, invocation_id))
+            if projected.result_json is not None:
+                conn.execute("INSERT INTO sb_results VALUES (?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET"
+                             " value=excluded.value", (app_id, invocation_id, projected.result_json))
+            if projected.exception is not None:
+                conn.execute("INSERT INTO sb_exceptions VALUES (?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET"
+                             " payload=excluded.payload", (app_id, invocation_id, projected.exception))
+            if projected.runner is not None:
+                conn.execute("INSERT INTO sb_runners VALUES (?,?,?) ON CONFLICT DO NOTHING", (app_id, *projected.runner))
+            appended = 0
+            for event in projected.events:
+                if conn.execute("INSERT INTO sb_projected VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                                (app_id, invocation_id, event.event_id)).rowcount:
+                    conn.execute("INSERT INTO sb_history (app, invocation, ts_us, payload) VALUES (?,?,?,?)",
+                                 (app_id, invocation_id, event.timestamp_us, event.payload))
+                    appended += 1
+            return appended
+
+        return await self._run(step, write=True)
+
     async def get_invocation(self, app_id: str, invocation_id: str) -> InvocationRecord | None:
         row = await self._run(lambda conn: conn.execute(
-            "SELECT payload, workflow_id, workflow_type, parent FROM sb_invocations WHERE app=? AND invocation=?",
+            "SELECT payload, workflow_id, workflow_type, parent, parent_event FROM sb_invocations"
+            " WHERE app=? AND invocation=?",
             (app_id, invocation_id)).fetchone(), write=False)
         return None if row is None else InvocationRecord(invocation_id, *row)
 
-    async def child_invocations(self, app_id: str, parent_invocation_id: str) -> list[str]:
+    async def child_invocations(self, app_id: str, parent_invocation_id: str, limit: int | None = None,
+                                after: str | None = None) -> list[str]:
         if not parent_invocation_id:
             return []  # "" means "no parent", not a parent named ""
-        return await self._ids("SELECT invocation FROM sb_invocations WHERE app=? AND parent=?",
-                               (app_id, parent_invocation_id))
+        return await self._id_page("sb_invocations", "invocation", "app=? AND parent=?",
+                                   (app_id, parent_invocation_id), limit, after)
 
-    async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str) -> list[str]:
-        if workflow_id and workflow_type:
-            return await self._ids(
-                "SELECT invocation FROM sb_invocations WHERE app=? AND workflow_id=? AND workflow_type=?",
-                (app_id, workflow_id, workflow_type))
-        if workflow_id:
-            return await self._ids("SELECT invocation FROM sb_invocations WHERE app=? AND workflow_id=?",
-                                   (app_id, workflow_id))
-        if workflow_type:
-            return await self._ids("SELECT invocation FROM sb_invocations WHERE app=? AND workflow_type=?",
-                                   (app_id, workflow_type))
-        return []
+    async def invocations_by_parent_event(self, app_id: str, parent_event_id: str, limit: int | None = None,
+                                          after: str | None = None) -> list[str]:
+        if not parent_event_id:
+            return []  # "" means "no parent event"
+        return await self._id_page("sb_invocations", "invocation", "app=? AND parent_event=?",
+                                   (app_id, parent_event_id), limit, after)
+
+    async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str,
+                                         limit: int | None = None, after: str | None = None) -> list[str]:
+        conditions = [(column, value) for column, value in (("workflow_id", workflow_id), ("workflow_type", workflow_type))
+                      if value]
+        if not conditions:
+            return []
+        where = " AND ".join(["app=?", *(f"{column}=?" for column, _ in conditions)])
+        return await self._id_page("sb_invocations", "invocation", where, (app_id, *(v for _, v in conditions)),
+                                   limit, after)
 
     # --- history ---------------------------------------------------------------------
     async def add_history(self, app_id: str, invocation_ids: list[str], timestamp_us: int, payload: str) -> None:
@@ -195,11 +261,15 @@ class SqliteStateBackendStore:
             "INSERT INTO sb_history (app, invocation, ts_us, payload) VALUES (?,?,?,?)",
             [(app_id, i, timestamp_us, payload) for i in ids]), write=True)
 
-    async def get_history(self, app_id: str, invocation_id: str) -> list[HistoryRecord]:
+    async def get_history(self, app_id: str, invocation_id: str, limit: int | None = None,
+                          after: HistoryCursor | None = None) -> list[HistoryRecord]:
+        # Keyset from (time, seq); the cursor's rank is a hint for Redis only.
+        last_ts, last_seq = (after[0], after[1]) if after else (-(2**63), -1)
         rows = await self._run(lambda conn: conn.execute(
-            "SELECT ts_us, payload FROM sb_history WHERE app=? AND invocation=? ORDER BY ts_us, seq",
-            (app_id, invocation_id)).fetchall(), write=False)
-        return [HistoryRecord(invocation_id, ts_us, payload) for ts_us, payload in rows]
+            "SELECT ts_us, seq, payload FROM sb_history WHERE app=? AND invocation=? AND (ts_us, seq) > (?, ?)"
+            " ORDER BY ts_us, seq LIMIT ?",
+            (app_id, invocation_id, last_ts, last_seq, -1 if limit is None else limit)).fetchall(), write=False)
+        return [HistoryRecord(invocation_id, ts_us, payload, (ts_us, seq, 0)) for ts_us, seq, payload in rows]
 
     async def history_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
                                ) -> AsyncIterator[list[HistoryRecord]]:
@@ -272,8 +342,12 @@ class SqliteStateBackendStore:
         # The executor's own call: one table of runs for both services.
         await self.store.store_workflow_run(app_id, workflow, now_us)
 
-    async def workflow_types(self, app_id: str) -> list[str]:
-        return await self._ids("SELECT DISTINCT workflow_type FROM runs WHERE app=?", (app_id,))
+    async def workflow_types(self, app_id: str, limit: int | None = None, after: str | None = None) -> list[str]:
+        since = " AND workflow_type > ?" if after is not None else ""
+        params = (app_id, *(() if after is None else (after,)), -1 if limit is None else limit)
+        return _column(await self._run(lambda conn: conn.execute(
+            f"SELECT DISTINCT workflow_type FROM runs WHERE app=?{since} ORDER BY workflow_type LIMIT ?",
+            params).fetchall(), write=False))
 
     async def workflow_runs(self, app_id: str, workflow_type: str, page_size: int, after: Cursor | None
                             ) -> tuple[list[WorkflowRef], Cursor | None]:
@@ -295,8 +369,10 @@ class SqliteStateBackendStore:
             "INSERT INTO sb_subs VALUES (?,?,?) ON CONFLICT DO NOTHING", (app_id, workflow_id, invocation_id)),
             write=True)
 
-    async def sub_invocations(self, app_id: str, workflow_id: str) -> list[str]:
-        return await self._ids("SELECT invocation FROM sb_subs WHERE app=? AND workflow=?", (app_id, workflow_id))
+    async def sub_invocations(self, app_id: str, workflow_id: str, limit: int | None = None,
+                              after: str | None = None) -> list[str]:
+        return await self._id_page("sb_subs", "invocation", "app=? AND workflow=?", (app_id, workflow_id),
+                                   limit, after)
 
     # --- runner contexts -------------------------------------------------------------------
     async def store_runner_context(self, app_id: str, runner_id: str, payload: str) -> None:
@@ -318,25 +394,29 @@ class SqliteStateBackendStore:
 
         return await self._run(read, write=False)
 
-    async def search_runner_contexts(self, app_id: str, partial_id: str) -> list[tuple[str, str]]:
-        """(runner id, payload) of every runner whose id contains partial_id, by id."""
+    async def search_runner_contexts(self, app_id: str, partial_id: str, limit: int, after: str | None = None
+                                     ) -> tuple[list[tuple[str, str]], str | None]:
         # instr() is a literal, case-sensitive substring test: no LIKE wildcards to escape.
         rows = await self._run(lambda conn: conn.execute(
-            "SELECT runner, payload FROM sb_runners WHERE app=? AND instr(runner, ?) > 0",
-            (app_id, partial_id)).fetchall(), write=False)
-        return sorted(rows)
+            "SELECT runner, payload FROM sb_runners WHERE app=? AND runner > ? AND instr(runner, ?) > 0"
+            " ORDER BY runner LIMIT ?", (app_id, after or "", partial_id, limit + 1)).fetchall(), write=False)
+        page = rows[:limit]
+        return page, (page[-1][0] if len(rows) > limit else None)
+
 
 
 def _counts(deleted: Counter) -> PurgeCounts:
     return PurgeCounts(deleted["runs"], deleted["tasks"], sum(deleted.values()), SqliteStateBackendStore.purge_unit)
 
 
-def _purge_app(conn: sqlite3.Connection, app_id: str) -> Counter:
+def _purge_app(conn: sqlite3.Connection, app_id: str, keep_app_info: bool = False) -> Counter:
     tables = _column(conn.execute(
         "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
     ).fetchall())
     deleted: Counter = Counter()
     for table in tables:
+        if keep_app_info and table == "sb_apps":
+            continue
         quoted = '"' + table.replace('"', '""') + '"'
         if "app" in _column(conn.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall()):
             deleted[table] += conn.execute(f"DELETE FROM {quoted} WHERE app=?", (app_id,)).rowcount
@@ -366,7 +446,7 @@ def _purge_workflow(conn: sqlite3.Connection, app_id: str, workflow_id: str) -> 
     for task_id in sorted(task_ids):
         delete("tasks", "app=? AND invocation=?", app_id, task_id)
     for invocation_id in invocation_ids:
-        for table in ("sb_history", "sb_results", "sb_exceptions", "sb_invocations"):
+        for table in ("sb_history", "sb_results", "sb_exceptions", "sb_invocations", "sb_projected"):
             delete(table, "app=? AND invocation=?", app_id, invocation_id)
     # Runs are stored as WorkflowRef.encode(), '["<id>","<type>","<parent>"]': every run
     # of this workflow sorts in [prefix, prefix with its final ',' raised to '-').

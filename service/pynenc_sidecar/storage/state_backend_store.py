@@ -5,24 +5,31 @@ runner contexts. RedisStateBackendStore (below) and SqliteStateBackendStore
 (sqlite_state_backend_store.py) implement it; tests/test_state_backend.py runs against both.
 
 Redis key layout (ids escaped with core.positions.escape; see redis_store for the shared keys):
-
-Key layout (ids escaped with core.positions.escape; see redis_store for the shared keys):
-    psc:{<app>:<inv>}:inv          string  [workflow_id, workflow_type, parent_id, payload]
+    psc:{<app>:<inv>}:inv          string  [workflow_id, workflow_type, parent_id, payload, event_id]
     psc:{<app>:<inv>}:hist         zset    the invocation's history (members below)
-    psc:{<app>:<inv>}:result       string  result JSON
+    psc:{<app>:<inv>}:result       string  result (core.payloads encoding)
     psc:{<app>:<inv>}:exc          string  exception payload
-    psc:{<app>:<inv>}:children     set     invocations whose parent is <inv>
+    psc:{<app>:<inv>}:children     zset*   invocations whose parent is <inv>
+    psc:{<app>:<inv>}:projected    hash    event ids of the history entries projected from the
+                                           executor (projection.py), each appended once
     psc:{<app>:<wf>}:data          hash    workflow data (the same hash RedisStore uses)
     psc:{<app>:<wf>}:dv            hash    deterministic values, first writer wins
-    psc:{<app>:<wf>}:invs          set     invocations of the workflow
-    psc:{<app>:<wf>}:subs          set     sub-invocations run inside the workflow
+    psc:{<app>:<wf>}:invs          zset*   invocations of the workflow
+    psc:{<app>:<wf>}:subs          zset*   sub-invocations run inside the workflow
     psc:{<app>}:wf_types, :runs, :runs:<type>   workflow runs (shared with RedisStore)
-    psc:{<app>}:invs_by_type:<type> set    invocations of workflows of a type
+    psc:{<app>}:invs_by_type:<type> zset*  invocations of workflows of a type
+    psc:{<app>}:invs_by_event:<ev> zset*   invocations whose parent event is <ev>
     psc:{<app>}:timeline           zset    every history entry of the app
     psc:{<app>}:hist_seq           string  counter that makes history members unique
     psc:{<app>}:runners            hash    runner id -> runner context payload
+    psc:{<app>}:runner_ids         zset*   the runners' ids (paged search)
     psc:apps                       hash    app id -> app info payload (discovery, all apps)
     psc:app_ids                    set     apps that stored a run (redis_store.APP_IDS_KEY)
+
+zset*: an id index, every member scored 0, so that ZRANGEBYLEX pages it in id order from the
+last id seen (bounded memory, nothing repeated or skipped when ids are added meanwhile).
+Versions before paging kept these as sets: a script meeting a set converts it first
+(_AS_ZSET), and :runner_ids is built from :runners when missing.
 
 History members are "<seq:016x>|<escaped invocation id>|<payload>", scored by the entry's
 time in microseconds: the sequence keeps identical entries apart and orders entries of the
@@ -49,6 +56,7 @@ from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
 from pynenc_sidecar.storage.redis_store import (
     APP_IDS_KEY,
     PREFIX,
+    _script,
     _unavailable_on_redis_errors,
     index_workflow_run,
     parse_task_key,
@@ -58,9 +66,53 @@ from pynenc_sidecar.storage.redis_store import (
 
 APPS_KEY = f"{PREFIX}:apps"
 _SCAN_COUNT = 1000
+_SEARCH_CHUNKS = 10  # runner ids looked at per search call: _SEARCH_CHUNKS * _SCAN_COUNT
 
 # KEYS: counter, app timeline, then one history zset per invocation.
 # ARGV: score, payload, then the escaped invocation ids (same order as the zsets).
+# Converts an id index written as a set by an earlier version into a zset (scores 0).
+_AS_ZSET = """
+local function as_zset(key)
+  if redis.call('TYPE', key).ok == 'set' then
+    local members = redis.call('SMEMBERS', key)
+    redis.call('DEL', key)
+    for _, member in ipairs(members) do redis.call('ZADD', key, 0, member) end
+  end
+end
+"""
+
+# KEYS: id indexes. ARGV: 'add' or 'rem', the id.
+_INDEX = _AS_ZSET + """
+for _, key in ipairs(KEYS) do
+  as_zset(key)
+  if ARGV[1] == 'add' then redis.call('ZADD', key, 0, ARGV[2]) else redis.call('ZREM', key, ARGV[2]) end
+end
+return #KEYS
+"""
+
+# KEYS: an id index. ARGV: the lex minimum ('-' or '(' .. last id), count (-1: all).
+_LEX_PAGE = _AS_ZSET + """
+as_zset(KEYS[1])
+return redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
+"""
+
+# KEYS: an id index. ARGV: ids. -> 1 or 0 per id: whether the index holds it.
+_LEX_HOLDS = _AS_ZSET + """
+as_zset(KEYS[1])
+local held = {}
+for i, id in ipairs(ARGV) do held[i] = redis.call('ZSCORE', KEYS[1], id) and 1 or 0 end
+return held
+"""
+
+# KEYS: runners hash, runner_ids zset. Builds the zset when a runner is missing from it
+# (runners stored by a version before paging).
+_RUNNER_IDS = """
+if redis.call('ZCARD', KEYS[2]) < redis.call('HLEN', KEYS[1]) then
+  for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do redis.call('ZADD', KEYS[2], 0, id) end
+end
+return 1
+"""
+
 _ADD_HISTORY = """
 local n = #KEYS - 2
 local last = redis.call('INCRBY', KEYS[1], n)
@@ -81,11 +133,14 @@ return removed
 """
 
 # Per-invocation keys of StateBackendService, and the executor's task hash.
-_INVOCATION_SUFFIXES = ("inv", "hist", "result", "exc", "children")
+_INVOCATION_SUFFIXES = ("inv", "hist", "result", "exc", "children", "projected")
 # Per-workflow keys: recorded operations, data, deterministic values, invocation indexes.
 _WORKFLOW_SUFFIXES = ("ops", "data", "dv", "invs", "subs")
 
 Cursor = tuple[float, str]  # (score, member) of the last item returned; opaque to the service
+# A history entry's place: (time in microseconds, arrival sequence, rank in the invocation's
+# history). The rank is a hint for Redis (a page starts there when the entry is still there).
+HistoryCursor = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -97,15 +152,16 @@ class InvocationRecord:
     workflow_id: str = ""
     workflow_type: str = ""
     parent_invocation_id: str = ""
+    parent_event_id: str = ""
 
     def encode(self) -> str:
-        return json.dumps([self.workflow_id, self.workflow_type, self.parent_invocation_id, self.payload],
-                          separators=(",", ":"))
+        return json.dumps([self.workflow_id, self.workflow_type, self.parent_invocation_id, self.payload,
+                           self.parent_event_id], separators=(",", ":"))
 
     @classmethod
     def decode(cls, invocation_id: str, text: str) -> InvocationRecord:
-        workflow_id, workflow_type, parent, payload = json.loads(text)
-        return cls(invocation_id, payload, workflow_id, workflow_type, parent)
+        workflow_id, workflow_type, parent, payload, *rest = json.loads(text)  # 4 items before paging
+        return cls(invocation_id, payload, workflow_id, workflow_type, parent, rest[0] if rest else "")
 
 
 @dataclass(frozen=True)
@@ -124,6 +180,32 @@ class HistoryRecord:
     invocation_id: str
     timestamp_us: int
     payload: str
+    cursor: HistoryCursor = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """A history entry projected from the executor; `event_id` names what happened (unique per
+    invocation), so projecting it again appends nothing."""
+
+    event_id: str
+    timestamp_us: int
+    payload: str
+
+
+@dataclass(frozen=True)
+class ProjectedInvocation:
+    """What StateBackendService shows of one executor invocation (projection.py), written in
+    one atomic, idempotent step."""
+
+    record: InvocationRecord
+    events: tuple[HistoryEvent, ...] = ()
+    result_json: str | None = None
+    exception: str | None = None
+    # The workflow whose sub-invocations list it ("" for none).
+    sub_invocation_of: str = ""
+    # (runner id, runner context payload), stored unless a context with that id is.
+    runner: tuple[str, str] | None = None
 
 
 @dataclass
@@ -139,17 +221,21 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-def _history_record(member: str, score: float) -> HistoryRecord:
-    _, escaped_id, payload = member.split("|", 2)
-    return HistoryRecord(unescape(escaped_id), int(score), payload)
+def _history_record(member: str, score: float, rank: int = 0) -> HistoryRecord:
+    seq, escaped_id, payload = member.split("|", 2)
+    return HistoryRecord(unescape(escaped_id), int(score), payload, (int(score), int(seq, 16), rank))
+
+
+def _lex_after(after: str | None) -> str:
+    return "-" if after is None else "(" + after
 
 
 class StateBackendStore(Protocol):
     """What StateBackendService stores. Payloads are opaque text (the service's encoding);
     times are integer microseconds since the Unix epoch; id lists come back sorted."""
 
-    async def purge_app(self, app_id: str) -> int:
-        """Delete everything of the app (the executor's state too) and its app info."""
+    async def purge_app(self, app_id: str, *, keep_app_info: bool = False) -> int:
+        """Delete everything of the app (the executor's state too) and, unless kept, its app info."""
 
     async def purge_workflow(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None) -> int:
         """Delete everything of one workflow, atomically, and take it out of every index:
@@ -181,16 +267,30 @@ class StateBackendStore(Protocol):
 
     async def get_invocation(self, app_id: str, invocation_id: str) -> InvocationRecord | None: ...
 
-    async def child_invocations(self, app_id: str, parent_invocation_id: str) -> list[str]: ...
+    async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
+        """Write the projection atomically: the record replaced (its indexes added; those of a
+        former record under that id with other values stay), each event appended to the
+        history unless one with its id was, result, exception, sub-invocation entry, and the
+        runner context unless one is stored. Returns how many history entries were appended."""
 
-    async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str) -> list[str]:
+    # Id lists: sorted, the first `limit` ids after `after` (all when limit is None).
+    async def child_invocations(self, app_id: str, parent_invocation_id: str, limit: int | None = None,
+                                after: str | None = None) -> list[str]: ...
+
+    async def invocations_by_parent_event(self, app_id: str, parent_event_id: str, limit: int | None = None,
+                                          after: str | None = None) -> list[str]: ...
+
+    async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str,
+                                         limit: int | None = None, after: str | None = None) -> list[str]:
         """Invocations of the workflow, of the type, or of both (an empty argument is no filter)."""
 
     async def add_history(self, app_id: str, invocation_ids: list[str], timestamp_us: int, payload: str) -> None:
         """One entry per distinct invocation, atomically; identical entries are kept apart."""
 
-    async def get_history(self, app_id: str, invocation_id: str) -> list[HistoryRecord]:
-        """Oldest first; entries of the same microsecond in arrival order."""
+    async def get_history(self, app_id: str, invocation_id: str, limit: int | None = None,
+                          after: HistoryCursor | None = None) -> list[HistoryRecord]:
+        """Oldest first; entries of the same microsecond in arrival order; the first `limit`
+        (all when None) after the entry whose `cursor` is `after`."""
 
     def history_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
                          ) -> AsyncIterator[list[HistoryRecord]]:
@@ -222,7 +322,7 @@ class StateBackendStore(Protocol):
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
         """The same runs the executor's Store records; a run stored again keeps its first time."""
 
-    async def workflow_types(self, app_id: str) -> list[str]: ...
+    async def workflow_types(self, app_id: str, limit: int | None = None, after: str | None = None) -> list[str]: ...
 
     async def workflow_runs(self, app_id: str, workflow_type: str, page_size: int, after: Cursor | None
                             ) -> tuple[list[WorkflowRef], Cursor | None]:
@@ -230,15 +330,19 @@ class StateBackendStore(Protocol):
 
     async def store_sub_invocation(self, app_id: str, workflow_id: str, invocation_id: str) -> None: ...
 
-    async def sub_invocations(self, app_id: str, workflow_id: str) -> list[str]: ...
+    async def sub_invocations(self, app_id: str, workflow_id: str, limit: int | None = None,
+                              after: str | None = None) -> list[str]: ...
 
     async def store_runner_context(self, app_id: str, runner_id: str, payload: str) -> None: ...
 
     async def get_runner_contexts(self, app_id: str, runner_ids: list[str]) -> list[str | None]:
         """One payload or None per runner id, in the order asked."""
 
-    async def search_runner_contexts(self, app_id: str, partial_id: str) -> list[tuple[str, str]]:
-        """(runner id, payload) of every runner whose id contains partial_id literally, by id."""
+    async def search_runner_contexts(self, app_id: str, partial_id: str, limit: int, after: str | None = None
+                                     ) -> tuple[list[tuple[str, str]], str | None]:
+        """(runner id, payload) of up to `limit` runners whose id contains partial_id literally
+        and sorts after `after`, by id; and where to go on from (None: no runner is left). A
+        store may look at only some ids per call, so a short or empty list is no end."""
 
     async def close(self) -> None: ...
 
@@ -267,6 +371,11 @@ class RedisStateBackendStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self._add_history = client.register_script(_ADD_HISTORY)
+        self._index = client.register_script(_INDEX)
+        self._lex_page_script = client.register_script(_LEX_PAGE)
+        self._lex_holds = client.register_script(_LEX_HOLDS)
+        self._runner_ids = client.register_script(_RUNNER_IDS)
+        self._project = client.register_script(_AS_ZSET + _script("project.lua"))
 
     async def close(self) -> None:
         """Nothing to do: the client belongs to the RedisStore it was taken from."""
@@ -280,8 +389,18 @@ class RedisStateBackendStore:
     def _by_type(app_id: str, workflow_type: str) -> str:
         return f"{app_tag(app_id)}:invs_by_type:{escape(workflow_type)}"
 
+    @staticmethod
+    def _by_event(app_id: str, parent_event_id: str) -> str:
+        return f"{app_tag(app_id)}:invs_by_event:{escape(parent_event_id)}"
+
+    async def _lex_page(self, key: str, limit: int | None, after: str | None, client=None) -> list[str]:
+        return await self._lex_page_script(keys=[key], args=[_lex_after(after), -1 if limit is None else limit],
+                                           client=client)
+
     def _index_keys(self, app_id: str, record: InvocationRecord) -> list[str]:
         keys = []
+        if record.parent_event_id:
+            keys.append(self._by_event(app_id, record.parent_event_id))
         if record.parent_invocation_id:
             keys.append(self._inv(app_id, record.parent_invocation_id, "children"))
         if record.workflow_id:
@@ -292,11 +411,12 @@ class RedisStateBackendStore:
 
     # --- app -----------------------------------------------------------------------
     @_unavailable_on_redis_errors
-    async def purge_app(self, app_id: str) -> int:
+    async def purge_app(self, app_id: str, *, keep_app_info: bool = False) -> int:
         deleted = 0
         async for batch in self._scan_batches(self._app_pattern(app_id)):
             deleted += await self.client.unlink(*batch)
-        await self.client.hdel(APPS_KEY, app_id)
+        if not keep_app_info:
+            await self.client.hdel(APPS_KEY, app_id)
         await self.client.srem(APP_IDS_KEY, app_id)
         return deleted
 
@@ -314,7 +434,8 @@ class RedisStateBackendStore:
                     for key in plan.keys:
                         pipe.delete(key)
                     for key, members in plan.set_members.items():
-                        pipe.srem(key, *members)
+                        for member in members:
+                            await self._index(keys=[key], args=["rem", member], client=pipe)
                     if plan.timeline_members:
                         pipe.zrem(app_tag(app_id) + ":timeline", *plan.timeline_members)
                     atag = app_tag(app_id)
@@ -349,7 +470,7 @@ class RedisStateBackendStore:
         plan.keys += [self._inv(app_id, i, "task") for i in sorted(task_ids)]
         # The StateBackend invocations of the workflow (and any StateBackend state of its
         # tasks), and where they are indexed.
-        invocation_ids = sorted(set(await pipe.smembers(tag + ":invs")) | task_ids)
+        invocation_ids = sorted(set(await self._lex_page(tag + ":invs", None, None, client=pipe)) | task_ids)
         for invocation_id in invocation_ids:
             plan.keys += [self._inv(app_id, invocation_id, suffix) for suffix in _INVOCATION_SUFFIXES]
             text = await pipe.get(self._inv(app_id, invocation_id, "inv"))
@@ -445,13 +566,15 @@ class RedisStateBackendStore:
                     pipe.multi()
                     for key, record, old_text in zip(keys, latest.values(), previous):
                         new_index = self._index_keys(app_id, record)
+                        stale: list[str] = []
                         if old_text is not None:
                             old = InvocationRecord.decode(record.invocation_id, old_text)
-                            for stale in set(self._index_keys(app_id, old)) - set(new_index):
-                                pipe.srem(stale, record.invocation_id)
+                            stale = sorted(set(self._index_keys(app_id, old)) - set(new_index))
+                        if stale:
+                            await self._index(keys=stale, args=["rem", record.invocation_id], client=pipe)
                         pipe.set(key, record.encode())
-                        for index in new_index:
-                            pipe.sadd(index, record.invocation_id)
+                        if new_index:
+                            await self._index(keys=new_index, args=["add", record.invocation_id], client=pipe)
                     await pipe.execute()
                     return
                 except redis_errors.WatchError:
@@ -463,20 +586,53 @@ class RedisStateBackendStore:
         return None if text is None else InvocationRecord.decode(invocation_id, text)
 
     @_unavailable_on_redis_errors
-    async def child_invocations(self, app_id: str, parent_invocation_id: str) -> list[str]:
-        return sorted(await self.client.smembers(self._inv(app_id, parent_invocation_id, "children")))
+    async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
+        record = projected.record
+        invocation_id = record.invocation_id
+        tag, inv = app_tag(app_id), workflow_tag(app_id, invocation_id)
+        subs = workflow_tag(app_id, projected.sub_invocation_of) + ":subs" if projected.sub_invocation_of \
+            else tag + ":runners"  # unused when there is none; any key of the app will do
+        keys = [tag + ":hist_seq", tag + ":timeline", inv + ":inv", inv + ":hist", inv + ":projected",
+                inv + ":result", inv + ":exc", tag + ":runners", tag + ":runner_ids", subs,
+                *self._index_keys(app_id, record)]
+        runner_id, runner_payload = projected.runner or ("", "")
+        args = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
+                "0" if projected.result_json is None else "1", projected.exception or "", runner_id,
+                runner_payload, "1" if projected.sub_invocation_of else "0"]
+        for event in projected.events:
+            args += [event.event_id, event.timestamp_us, event.payload]
+        return int(await self._project(keys=keys, args=args))
 
     @_unavailable_on_redis_errors
-    async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str) -> list[str]:
+    async def child_invocations(self, app_id: str, parent_invocation_id: str, limit: int | None = None,
+                                after: str | None = None) -> list[str]:
+        return await self._lex_page(self._inv(app_id, parent_invocation_id, "children"), limit, after)
+
+    @_unavailable_on_redis_errors
+    async def invocations_by_parent_event(self, app_id: str, parent_event_id: str, limit: int | None = None,
+                                          after: str | None = None) -> list[str]:
+        return await self._lex_page(self._by_event(app_id, parent_event_id), limit, after)
+
+    @_unavailable_on_redis_errors
+    async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str,
+                                         limit: int | None = None, after: str | None = None) -> list[str]:
         by_type = self._by_type(app_id, workflow_type) if workflow_type else ""
         if not workflow_id:
-            return sorted(await self.client.smembers(by_type))
-        ids = sorted(await self.client.smembers(workflow_tag(app_id, workflow_id) + ":invs"))
-        if not by_type or not ids:
-            return ids
-        # SMISMEMBER, not SINTER: the two sets sit under different hash tags.
-        flags = await self.client.smismember(by_type, ids)
-        return [i for i, flag in zip(ids, flags) if flag]
+            return await self._lex_page(by_type, limit, after)
+        invs = workflow_tag(app_id, workflow_id) + ":invs"
+        if not by_type:
+            return await self._lex_page(invs, limit, after)
+        # Both: the workflow's ids, in chunks, kept when the type's index holds them (the two
+        # indexes sit under different hash tags, so no ZINTER).
+        found: list[str] = []
+        while limit is None or len(found) < limit:
+            chunk = await self._lex_page(invs, _SCAN_COUNT, after)
+            if not chunk:
+                break
+            held = await self._lex_holds(keys=[by_type], args=chunk)
+            found += [i for i, flag in zip(chunk, held) if flag]
+            after = chunk[-1]
+        return found if limit is None else found[:limit]
 
     # --- history -------------------------------------------------------------------
     @_unavailable_on_redis_errors
@@ -487,9 +643,35 @@ class RedisStateBackendStore:
         await self._add_history(keys=keys, args=[timestamp_us, payload, *(escape(i) for i in ids)])
 
     @_unavailable_on_redis_errors
-    async def get_history(self, app_id: str, invocation_id: str) -> list[HistoryRecord]:
-        rows = await self.client.zrange(self._inv(app_id, invocation_id, "hist"), 0, -1, withscores=True)
-        return [_history_record(member, score) for member, score in rows]
+    async def get_history(self, app_id: str, invocation_id: str, limit: int | None = None,
+                          after: HistoryCursor | None = None) -> list[HistoryRecord]:
+        key = self._inv(app_id, invocation_id, "hist")
+        start = 0
+        if after is not None:
+            # The cursor's rank is right unless an entry was added before it since (one with an
+            # earlier time): read from the rank, the cursor's entry included, to check.
+            ts_us, seq, rank = after
+            stop = -1 if limit is None else rank + limit
+            rows = await self.client.zrange(key, rank, stop, withscores=True)
+            if rows and _history_record(*rows[0]).cursor[:2] == (ts_us, seq):
+                return [_history_record(m, sc, rank + 1 + i) for i, (m, sc) in enumerate(rows[1:])]
+            start = await self._rank_after(key, ts_us, seq)
+        stop = -1 if limit is None else start + limit - 1
+        rows = await self.client.zrange(key, start, stop, withscores=True)
+        return [_history_record(m, sc, start + i) for i, (m, sc) in enumerate(rows)]
+
+    async def _rank_after(self, key: str, ts_us: int, seq: int) -> int:
+        """The rank of the first entry after (ts_us, seq): those of earlier times, then those
+        of the same time up to seq (members of one score sort by their fixed-width seq)."""
+        rank = await self.client.zcount(key, "-inf", f"({ts_us}")
+        offset = 0
+        while True:
+            same = await self.client.zrangebyscore(key, ts_us, ts_us, start=offset, num=_SCAN_COUNT)
+            before = sum(1 for member in same if int(member.split("|", 1)[0], 16) <= seq)
+            rank += before
+            if before < len(same) or len(same) < _SCAN_COUNT:
+                return rank
+            offset += len(same)
 
     async def history_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
                                ) -> AsyncIterator[list[HistoryRecord]]:
@@ -572,8 +754,12 @@ class RedisStateBackendStore:
         await index_workflow_run(self.client, app_id, workflow, now_us)
 
     @_unavailable_on_redis_errors
-    async def workflow_types(self, app_id: str) -> list[str]:
-        return sorted(await self.client.smembers(app_tag(app_id) + ":wf_types"))
+    async def workflow_types(self, app_id: str, limit: int | None = None, after: str | None = None) -> list[str]:
+        # The type set is shared with RedisStore (a set, written by the executor's scripts too),
+        # so it is read whole here: its size is the number of workflow task ids of the app.
+        types = sorted(t for t in await self.client.smembers(app_tag(app_id) + ":wf_types")
+                       if after is None or t > after)
+        return types if limit is None else types[:limit]
 
     async def workflow_runs(self, app_id: str, workflow_type: str, page_size: int, after: Cursor | None
                             ) -> tuple[list[WorkflowRef], Cursor | None]:
@@ -588,16 +774,21 @@ class RedisStateBackendStore:
 
     @_unavailable_on_redis_errors
     async def store_sub_invocation(self, app_id: str, workflow_id: str, invocation_id: str) -> None:
-        await self.client.sadd(workflow_tag(app_id, workflow_id) + ":subs", invocation_id)
+        await self._index(keys=[workflow_tag(app_id, workflow_id) + ":subs"], args=["add", invocation_id])
 
     @_unavailable_on_redis_errors
-    async def sub_invocations(self, app_id: str, workflow_id: str) -> list[str]:
-        return sorted(await self.client.smembers(workflow_tag(app_id, workflow_id) + ":subs"))
+    async def sub_invocations(self, app_id: str, workflow_id: str, limit: int | None = None,
+                              after: str | None = None) -> list[str]:
+        return await self._lex_page(workflow_tag(app_id, workflow_id) + ":subs", limit, after)
 
     # --- runner contexts -----------------------------------------------------------
     @_unavailable_on_redis_errors
     async def store_runner_context(self, app_id: str, runner_id: str, payload: str) -> None:
-        await self.client.hset(app_tag(app_id) + ":runners", runner_id, payload)
+        tag = app_tag(app_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(tag + ":runners", runner_id, payload)
+            pipe.zadd(tag + ":runner_ids", {runner_id: 0})
+            await pipe.execute()
 
     @_unavailable_on_redis_errors
     async def get_runner_contexts(self, app_id: str, runner_ids: list[str]) -> list[str | None]:
@@ -606,12 +797,25 @@ class RedisStateBackendStore:
         return await self.client.hmget(app_tag(app_id) + ":runners", runner_ids)
 
     @_unavailable_on_redis_errors
-    async def search_runner_contexts(self, app_id: str, partial_id: str) -> list[tuple[str, str]]:
-        """(runner id, payload) of every runner whose id contains partial_id, by id."""
-        found: dict[str, str] = {}
-        pattern = f"*{glob_escape(partial_id)}*"
-        async for runner_id, payload in self.client.hscan_iter(app_tag(app_id) + ":runners", match=pattern,
-                                                                count=_SCAN_COUNT):
-            if partial_id in runner_id:  # the pattern already says so; this keeps it literal for sure
-                found[runner_id] = payload
-        return sorted(found.items())
+    async def search_runner_contexts(self, app_id: str, partial_id: str, limit: int, after: str | None = None
+                                     ) -> tuple[list[tuple[str, str]], str | None]:
+        tag = app_tag(app_id)
+        await self._runner_ids(keys=[tag + ":runners", tag + ":runner_ids"])
+        matches: list[str] = []
+        exhausted = False
+        # A bounded number of ids per call, so that a rare match costs pages, not one call
+        # scanning every runner.
+        for _ in range(_SEARCH_CHUNKS):
+            chunk = await self._lex_page(tag + ":runner_ids", _SCAN_COUNT, after)
+            for runner_id in chunk:
+                after = runner_id
+                if partial_id in runner_id:
+                    matches.append(runner_id)
+                    if len(matches) == limit:
+                        break
+            exhausted = len(chunk) < _SCAN_COUNT and (not chunk or after == chunk[-1])
+            if len(matches) == limit or exhausted:
+                break
+        payloads = await self.client.hmget(tag + ":runners", matches) if matches else []
+        found = [(i, p) for i, p in zip(matches, payloads) if p is not None]
+        return found, (None if exhausted else after)

@@ -10,8 +10,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class SerializedValue(_message.Message):
+    __slots__ = ("json", "opaque")
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    OPAQUE_FIELD_NUMBER: _ClassVar[int]
+    json: str
+    opaque: str
+    def __init__(self, json: _Optional[str] = ..., opaque: _Optional[str] = ...) -> None: ...
+
 class Invocation(_message.Message):
-    __slots__ = ("invocation_id", "task_id", "call_id", "serialized_arguments", "workflow", "parent_invocation_id", "parent_event_id")
+    __slots__ = ("invocation_id", "task_id", "call_id", "serialized_arguments", "workflow", "parent_invocation_id", "parent_event_id", "arguments")
     class SerializedArgumentsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +27,13 @@ class Invocation(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ArgumentsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: SerializedValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[SerializedValue, _Mapping]] = ...) -> None: ...
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +41,7 @@ class Invocation(_message.Message):
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     PARENT_INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     task_id: str
     call_id: str
@@ -33,21 +49,28 @@ class Invocation(_message.Message):
     workflow: _common_pb2.WorkflowIdentity
     parent_invocation_id: str
     parent_event_id: str
-    def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., call_id: _Optional[str] = ..., serialized_arguments: _Optional[_Mapping[str, str]] = ..., workflow: _Optional[_Union[_common_pb2.WorkflowIdentity, _Mapping]] = ..., parent_invocation_id: _Optional[str] = ..., parent_event_id: _Optional[str] = ...) -> None: ...
+    arguments: _containers.MessageMap[str, SerializedValue]
+    def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., call_id: _Optional[str] = ..., serialized_arguments: _Optional[_Mapping[str, str]] = ..., workflow: _Optional[_Union[_common_pb2.WorkflowIdentity, _Mapping]] = ..., parent_invocation_id: _Optional[str] = ..., parent_event_id: _Optional[str] = ..., arguments: _Optional[_Mapping[str, SerializedValue]] = ...) -> None: ...
 
 class InvocationHistory(_message.Message):
-    __slots__ = ("invocation_id", "timestamp", "status", "runner_id", "execution_context_json")
+    __slots__ = ("invocation_id", "timestamp", "status", "runner_id", "execution_context_json", "status_runner_id", "status_timestamp", "registered_by_invocation_id")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
+    STATUS_RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_BY_INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     timestamp: _timestamp_pb2.Timestamp
     status: _common_pb2.InvocationStatus
     runner_id: str
     execution_context_json: str
-    def __init__(self, invocation_id: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[_common_pb2.InvocationStatus, str]] = ..., runner_id: _Optional[str] = ..., execution_context_json: _Optional[str] = ...) -> None: ...
+    status_runner_id: str
+    status_timestamp: _timestamp_pb2.Timestamp
+    registered_by_invocation_id: str
+    def __init__(self, invocation_id: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[_common_pb2.InvocationStatus, str]] = ..., runner_id: _Optional[str] = ..., execution_context_json: _Optional[str] = ..., status_runner_id: _Optional[str] = ..., status_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., registered_by_invocation_id: _Optional[str] = ...) -> None: ...
 
 class AppInfo(_message.Message):
     __slots__ = ("app_id", "module", "config_values_json", "config_filepath", "module_filepath", "app_variable")
@@ -82,10 +105,12 @@ class RunnerContext(_message.Message):
     def __init__(self, runner_id: _Optional[str] = ..., runner_cls: _Optional[str] = ..., parent_runner_id: _Optional[str] = ..., pid: _Optional[int] = ..., hostname: _Optional[str] = ..., thread_id: _Optional[int] = ...) -> None: ...
 
 class PurgeAppRequest(_message.Message):
-    __slots__ = ("app_id",)
+    __slots__ = ("app_id", "delete_app_info")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETE_APP_INFO_FIELD_NUMBER: _ClassVar[int]
     app_id: str
-    def __init__(self, app_id: _Optional[str] = ...) -> None: ...
+    delete_app_info: bool
+    def __init__(self, app_id: _Optional[str] = ..., delete_app_info: _Optional[bool] = ...) -> None: ...
 
 class PurgeAppResponse(_message.Message):
     __slots__ = ()
@@ -132,28 +157,36 @@ class AddHistoryResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class GetHistoryRequest(_message.Message):
-    __slots__ = ("app_id", "invocation_id")
+    __slots__ = ("app_id", "invocation_id", "page_size", "page_token")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     invocation_id: str
-    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class GetHistoryResponse(_message.Message):
-    __slots__ = ("history",)
+    __slots__ = ("history", "next_page_token")
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     history: _containers.RepeatedCompositeFieldContainer[InvocationHistory]
-    def __init__(self, history: _Optional[_Iterable[_Union[InvocationHistory, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, history: _Optional[_Iterable[_Union[InvocationHistory, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SetResultRequest(_message.Message):
-    __slots__ = ("app_id", "invocation_id", "result_json")
+    __slots__ = ("app_id", "invocation_id", "result_json", "result")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     invocation_id: str
     result_json: str
-    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., result_json: _Optional[str] = ...) -> None: ...
+    result: SerializedValue
+    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., result_json: _Optional[str] = ..., result: _Optional[_Union[SerializedValue, _Mapping]] = ...) -> None: ...
 
 class SetResultResponse(_message.Message):
     __slots__ = ()
@@ -168,20 +201,24 @@ class GetResultRequest(_message.Message):
     def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ...) -> None: ...
 
 class GetResultResponse(_message.Message):
-    __slots__ = ("result_json",)
+    __slots__ = ("result_json", "result")
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
     result_json: str
-    def __init__(self, result_json: _Optional[str] = ...) -> None: ...
+    result: SerializedValue
+    def __init__(self, result_json: _Optional[str] = ..., result: _Optional[_Union[SerializedValue, _Mapping]] = ...) -> None: ...
 
 class SetExceptionRequest(_message.Message):
-    __slots__ = ("app_id", "invocation_id", "exception")
+    __slots__ = ("app_id", "invocation_id", "exception", "detail")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     EXCEPTION_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     invocation_id: str
     exception: _common_pb2.TaskError
-    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., exception: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ...) -> None: ...
+    detail: SerializedValue
+    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., exception: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ..., detail: _Optional[_Union[SerializedValue, _Mapping]] = ...) -> None: ...
 
 class SetExceptionResponse(_message.Message):
     __slots__ = ()
@@ -196,10 +233,12 @@ class GetExceptionRequest(_message.Message):
     def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ...) -> None: ...
 
 class GetExceptionResponse(_message.Message):
-    __slots__ = ("exception",)
+    __slots__ = ("exception", "detail")
     EXCEPTION_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     exception: _common_pb2.TaskError
-    def __init__(self, exception: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ...) -> None: ...
+    detail: SerializedValue
+    def __init__(self, exception: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ..., detail: _Optional[_Union[SerializedValue, _Mapping]] = ...) -> None: ...
 
 class GetWorkflowDataRequest(_message.Message):
     __slots__ = ("app_id", "workflow_id", "key")
@@ -212,24 +251,28 @@ class GetWorkflowDataRequest(_message.Message):
     def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class GetWorkflowDataResponse(_message.Message):
-    __slots__ = ("found", "value_json")
+    __slots__ = ("found", "value_json", "value")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     found: bool
     value_json: str
-    def __init__(self, found: _Optional[bool] = ..., value_json: _Optional[str] = ...) -> None: ...
+    value: SerializedValue
+    def __init__(self, found: _Optional[bool] = ..., value_json: _Optional[str] = ..., value: _Optional[_Union[SerializedValue, _Mapping]] = ...) -> None: ...
 
 class SetWorkflowDataRequest(_message.Message):
-    __slots__ = ("app_id", "workflow_id", "key", "value_json")
+    __slots__ = ("app_id", "workflow_id", "key", "value_json", "value")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     workflow_id: str
     key: str
     value_json: str
-    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ..., value_json: _Optional[str] = ...) -> None: ...
+    value: SerializedValue
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ..., value_json: _Optional[str] = ..., value: _Optional[_Union[SerializedValue, _Mapping]] = ...) -> None: ...
 
 class SetWorkflowDataResponse(_message.Message):
     __slots__ = ()
@@ -246,32 +289,38 @@ class GetWorkflowDeterministicValueRequest(_message.Message):
     def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class GetWorkflowDeterministicValueResponse(_message.Message):
-    __slots__ = ("found", "value_json")
+    __slots__ = ("found", "value_json", "value")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     found: bool
     value_json: str
-    def __init__(self, found: _Optional[bool] = ..., value_json: _Optional[str] = ...) -> None: ...
+    value: SerializedValue
+    def __init__(self, found: _Optional[bool] = ..., value_json: _Optional[str] = ..., value: _Optional[_Union[SerializedValue, _Mapping]] = ...) -> None: ...
 
 class SetWorkflowDeterministicValueRequest(_message.Message):
-    __slots__ = ("app_id", "workflow_id", "key", "value_json")
+    __slots__ = ("app_id", "workflow_id", "key", "value_json", "value")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     workflow_id: str
     key: str
     value_json: str
-    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ..., value_json: _Optional[str] = ...) -> None: ...
+    value: SerializedValue
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ..., value_json: _Optional[str] = ..., value: _Optional[_Union[SerializedValue, _Mapping]] = ...) -> None: ...
 
 class SetWorkflowDeterministicValueResponse(_message.Message):
-    __slots__ = ("value_json", "replayed")
+    __slots__ = ("value_json", "replayed", "value")
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     value_json: str
     replayed: bool
-    def __init__(self, value_json: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    value: SerializedValue
+    def __init__(self, value_json: _Optional[str] = ..., replayed: _Optional[bool] = ..., value: _Optional[_Union[SerializedValue, _Mapping]] = ...) -> None: ...
 
 class StoreAppInfoRequest(_message.Message):
     __slots__ = ("app_info",)
@@ -325,16 +374,22 @@ class StoreWorkflowRunResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ListWorkflowTypesRequest(_message.Message):
-    __slots__ = ("app_id",)
+    __slots__ = ("app_id", "page_size", "page_token")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     app_id: str
-    def __init__(self, app_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, app_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListWorkflowTypesResponse(_message.Message):
-    __slots__ = ("workflow_types",)
+    __slots__ = ("workflow_types", "next_page_token")
     WORKFLOW_TYPES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     workflow_types: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, workflow_types: _Optional[_Iterable[str]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, workflow_types: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListWorkflowRunsRequest(_message.Message):
     __slots__ = ("app_id", "workflow_type", "page_size", "page_token")
@@ -371,18 +426,24 @@ class StoreWorkflowSubInvocationResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ListWorkflowSubInvocationsRequest(_message.Message):
-    __slots__ = ("app_id", "workflow_id")
+    __slots__ = ("app_id", "workflow_id", "page_size", "page_token")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     workflow_id: str
-    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListWorkflowSubInvocationsResponse(_message.Message):
-    __slots__ = ("invocation_ids",)
+    __slots__ = ("invocation_ids", "next_page_token")
     INVOCATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     invocation_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, invocation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, invocation_ids: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class StreamInvocationsInTimeRangeRequest(_message.Message):
     __slots__ = ("app_id", "start_time", "end_time", "batch_size")
@@ -461,45 +522,83 @@ class BatchGetRunnerContextsResponse(_message.Message):
     def __init__(self, runner_contexts: _Optional[_Iterable[_Union[RunnerContext, _Mapping]]] = ...) -> None: ...
 
 class SearchRunnerContextsRequest(_message.Message):
-    __slots__ = ("app_id", "partial_id")
+    __slots__ = ("app_id", "partial_id", "page_size", "page_token")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     partial_id: str
-    def __init__(self, app_id: _Optional[str] = ..., partial_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, app_id: _Optional[str] = ..., partial_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class SearchRunnerContextsResponse(_message.Message):
-    __slots__ = ("runner_contexts",)
+    __slots__ = ("runner_contexts", "next_page_token")
     RUNNER_CONTEXTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     runner_contexts: _containers.RepeatedCompositeFieldContainer[RunnerContext]
-    def __init__(self, runner_contexts: _Optional[_Iterable[_Union[RunnerContext, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, runner_contexts: _Optional[_Iterable[_Union[RunnerContext, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListChildInvocationsRequest(_message.Message):
-    __slots__ = ("app_id", "parent_invocation_id")
+    __slots__ = ("app_id", "parent_invocation_id", "page_size", "page_token")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     parent_invocation_id: str
-    def __init__(self, app_id: _Optional[str] = ..., parent_invocation_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, app_id: _Optional[str] = ..., parent_invocation_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListChildInvocationsResponse(_message.Message):
-    __slots__ = ("invocation_ids",)
+    __slots__ = ("invocation_ids", "next_page_token")
     INVOCATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     invocation_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, invocation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, invocation_ids: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListInvocationIdsByWorkflowRequest(_message.Message):
-    __slots__ = ("app_id", "workflow_id", "workflow_type")
+    __slots__ = ("app_id", "workflow_id", "workflow_type", "page_size", "page_token")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     workflow_id: str
     workflow_type: str
-    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., workflow_type: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., workflow_type: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListInvocationIdsByWorkflowResponse(_message.Message):
-    __slots__ = ("invocation_ids",)
+    __slots__ = ("invocation_ids", "next_page_token")
     INVOCATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     invocation_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, invocation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, invocation_ids: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListInvocationsByParentEventRequest(_message.Message):
+    __slots__ = ("app_id", "parent_event_id", "page_size", "page_token")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    parent_event_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, app_id: _Optional[str] = ..., parent_event_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListInvocationsByParentEventResponse(_message.Message):
+    __slots__ = ("invocation_ids", "next_page_token")
+    INVOCATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    invocation_ids: _containers.RepeatedScalarFieldContainer[str]
+    next_page_token: str
+    def __init__(self, invocation_ids: _Optional[_Iterable[str]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -29,7 +29,28 @@ class StateBackendServiceStub:
     """Pynenc's BaseStateBackend over the wire (pynenc 0.4.0, pynenc-redis 0.3.0),
     so that a Pynenc app in any language can keep its invocation state in the
     sidecar. Every request is scoped by `app_id`; two apps never see each
-    other's state. Values are JSON text.
+    other's state.
+
+    Payloads (results, exception details, arguments, workflow data,
+    deterministic values) are `SerializedValue`s: JSON text, or opaque text
+    such as Pynenc's serializer output. The older `*_json` string fields stay
+    for JSON-only clients.
+
+    Size limit: each payload is at most the server's `--max-payload-bytes`
+    (default 16 MiB); a larger one is INVALID_ARGUMENT naming the field, the
+    invocation (or workflow and key) and the setting. A client reading large
+    payloads must raise its own receive limit to match (gRPC's default is
+    4 MiB).
+
+    Paging (AIP-158) on every list that can grow: `page_size` (0 for the
+    documented default; larger than the documented maximum is INVALID_ARGUMENT),
+    `page_token` (a previous response's `next_page_token`, sent with the same
+    other fields; a malformed token or one issued for another request is
+    INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
+    page). A page may hold fewer items than `page_size` (a reply is also cut
+    near 256 KiB), so only an empty `next_page_token` means the end. A client
+    that sends no `page_size` gets the first page: lists up to the default size
+    (and 256 KiB) come whole, as before.
 
     Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
     (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
@@ -182,6 +203,11 @@ class StateBackendServiceStub:
                 request_serializer=pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListChildInvocationsRequest.SerializeToString,
                 response_deserializer=pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListChildInvocationsResponse.FromString,
                 _registered_method=True)
+        self.ListInvocationsByParentEvent = channel.unary_unary(
+                '/pynenc.sidecar.v1.StateBackendService/ListInvocationsByParentEvent',
+                request_serializer=pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListInvocationsByParentEventRequest.SerializeToString,
+                response_deserializer=pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListInvocationsByParentEventResponse.FromString,
+                _registered_method=True)
         self.ListInvocationIdsByWorkflow = channel.unary_unary(
                 '/pynenc.sidecar.v1.StateBackendService/ListInvocationIdsByWorkflow',
                 request_serializer=pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListInvocationIdsByWorkflowRequest.SerializeToString,
@@ -193,7 +219,28 @@ class StateBackendServiceServicer:
     """Pynenc's BaseStateBackend over the wire (pynenc 0.4.0, pynenc-redis 0.3.0),
     so that a Pynenc app in any language can keep its invocation state in the
     sidecar. Every request is scoped by `app_id`; two apps never see each
-    other's state. Values are JSON text.
+    other's state.
+
+    Payloads (results, exception details, arguments, workflow data,
+    deterministic values) are `SerializedValue`s: JSON text, or opaque text
+    such as Pynenc's serializer output. The older `*_json` string fields stay
+    for JSON-only clients.
+
+    Size limit: each payload is at most the server's `--max-payload-bytes`
+    (default 16 MiB); a larger one is INVALID_ARGUMENT naming the field, the
+    invocation (or workflow and key) and the setting. A client reading large
+    payloads must raise its own receive limit to match (gRPC's default is
+    4 MiB).
+
+    Paging (AIP-158) on every list that can grow: `page_size` (0 for the
+    documented default; larger than the documented maximum is INVALID_ARGUMENT),
+    `page_token` (a previous response's `next_page_token`, sent with the same
+    other fields; a malformed token or one issued for another request is
+    INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
+    page). A page may hold fewer items than `page_size` (a reply is also cut
+    near 256 KiB), so only an empty `next_page_token` means the end. A client
+    that sends no `page_size` gets the first page: lists up to the default size
+    (and 256 KiB) come whole, as before.
 
     Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
     (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
@@ -201,7 +248,8 @@ class StateBackendServiceServicer:
     """
 
     def PurgeApp(self, request, context):
-        """Deletes every key of the app. Other apps are untouched.
+        """Deletes everything of the app but its app info (as Pynenc's backends do);
+        `delete_app_info` deletes that too. Other apps are untouched.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,7 +277,8 @@ class StateBackendServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetHistory(self, request, context):
-        """The invocation's history ordered by timestamp (empty when none).
+        """The invocation's history ordered by timestamp (empty when none), paged:
+        page_size default and maximum 1000.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -318,13 +367,15 @@ class StateBackendServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkflowTypes(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The app's workflow types, sorted, paged: page_size default and maximum 1000.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkflowRuns(self, request, context):
-        """All runs, or the runs of one type, oldest first, paginated.
+        """All runs, or the runs of one type, oldest first, paged: page_size default
+        100, maximum 1000.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -337,7 +388,8 @@ class StateBackendServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkflowSubInvocations(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Sorted ids, paged: page_size default and maximum 1000.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -350,7 +402,9 @@ class StateBackendServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamHistoryInTimeRange(self, request, context):
-        """History entries in [start_time, end_time], oldest first, in batches.
+        """History entries in [start_time, end_time], oldest first, in batches of at
+        most batch_size; a batch is also cut near 256 KiB, so a message may hold
+        fewer entries.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -377,14 +431,25 @@ class StateBackendServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SearchRunnerContexts(self, request, context):
-        """Runner contexts whose id contains `partial_id` (matched literally).
+        """Runner contexts whose id contains `partial_id` (matched literally), by
+        runner id, paged: page_size default and maximum 1000.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListChildInvocations(self, request, context):
-        """Invocations whose parent_invocation_id is the given one.
+        """Invocations whose parent_invocation_id is the given one: sorted ids,
+        paged: page_size default and maximum 1000.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInvocationsByParentEvent(self, request, context):
+        """Invocations whose parent_event_id is the given one (Pynenc's
+        get_invocations_by_parent_event: the trigger event that created them):
+        sorted ids, paged: page_size default and maximum 1000.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -392,7 +457,8 @@ class StateBackendServiceServicer:
 
     def ListInvocationIdsByWorkflow(self, request, context):
         """Invocation ids by workflow id and/or workflow type (intersection when
-        both; INVALID_ARGUMENT when neither).
+        both; INVALID_ARGUMENT when neither): sorted ids, paged: page_size default
+        and maximum 1000.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -541,6 +607,11 @@ def add_StateBackendServiceServicer_to_server(servicer, server):
                     request_deserializer=pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListChildInvocationsRequest.FromString,
                     response_serializer=pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListChildInvocationsResponse.SerializeToString,
             ),
+            'ListInvocationsByParentEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvocationsByParentEvent,
+                    request_deserializer=pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListInvocationsByParentEventRequest.FromString,
+                    response_serializer=pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListInvocationsByParentEventResponse.SerializeToString,
+            ),
             'ListInvocationIdsByWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.ListInvocationIdsByWorkflow,
                     request_deserializer=pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListInvocationIdsByWorkflowRequest.FromString,
@@ -558,7 +629,28 @@ class StateBackendService:
     """Pynenc's BaseStateBackend over the wire (pynenc 0.4.0, pynenc-redis 0.3.0),
     so that a Pynenc app in any language can keep its invocation state in the
     sidecar. Every request is scoped by `app_id`; two apps never see each
-    other's state. Values are JSON text.
+    other's state.
+
+    Payloads (results, exception details, arguments, workflow data,
+    deterministic values) are `SerializedValue`s: JSON text, or opaque text
+    such as Pynenc's serializer output. The older `*_json` string fields stay
+    for JSON-only clients.
+
+    Size limit: each payload is at most the server's `--max-payload-bytes`
+    (default 16 MiB); a larger one is INVALID_ARGUMENT naming the field, the
+    invocation (or workflow and key) and the setting. A client reading large
+    payloads must raise its own receive limit to match (gRPC's default is
+    4 MiB).
+
+    Paging (AIP-158) on every list that can grow: `page_size` (0 for the
+    documented default; larger than the documented maximum is INVALID_ARGUMENT),
+    `page_token` (a previous response's `next_page_token`, sent with the same
+    other fields; a malformed token or one issued for another request is
+    INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
+    page). A page may hold fewer items than `page_size` (a reply is also cut
+    near 256 KiB), so only an empty `next_page_token` means the end. A client
+    that sends no `page_size` gets the first page: lists up to the default size
+    (and 256 KiB) come whole, as before.
 
     Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
     (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
@@ -1311,6 +1403,33 @@ class StateBackendService:
             '/pynenc.sidecar.v1.StateBackendService/ListChildInvocations',
             pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListChildInvocationsRequest.SerializeToString,
             pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListChildInvocationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvocationsByParentEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pynenc.sidecar.v1.StateBackendService/ListInvocationsByParentEvent',
+            pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListInvocationsByParentEventRequest.SerializeToString,
+            pynenc_dot_sidecar_dot_v1_dot_state__backend__pb2.ListInvocationsByParentEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,7 +30,28 @@ class StateBackendServiceStub:
     """Pynenc's BaseStateBackend over the wire (pynenc 0.4.0, pynenc-redis 0.3.0),
     so that a Pynenc app in any language can keep its invocation state in the
     sidecar. Every request is scoped by `app_id`; two apps never see each
-    other's state. Values are JSON text.
+    other's state.
+
+    Payloads (results, exception details, arguments, workflow data,
+    deterministic values) are `SerializedValue`s: JSON text, or opaque text
+    such as Pynenc's serializer output. The older `*_json` string fields stay
+    for JSON-only clients.
+
+    Size limit: each payload is at most the server's `--max-payload-bytes`
+    (default 16 MiB); a larger one is INVALID_ARGUMENT naming the field, the
+    invocation (or workflow and key) and the setting. A client reading large
+    payloads must raise its own receive limit to match (gRPC's default is
+    4 MiB).
+
+    Paging (AIP-158) on every list that can grow: `page_size` (0 for the
+    documented default; larger than the documented maximum is INVALID_ARGUMENT),
+    `page_token` (a previous response's `next_page_token`, sent with the same
+    other fields; a malformed token or one issued for another request is
+    INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
+    page). A page may hold fewer items than `page_size` (a reply is also cut
+    near 256 KiB), so only an empty `next_page_token` means the end. A client
+    that sends no `page_size` gets the first page: lists up to the default size
+    (and 256 KiB) come whole, as before.
 
     Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
     (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
@@ -42,7 +63,9 @@ class StateBackendServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> StateBackendServiceAsyncStub: ...
     PurgeApp: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.PurgeAppRequest, _state_backend_pb2.PurgeAppResponse]
-    """Deletes every key of the app. Other apps are untouched."""
+    """Deletes everything of the app but its app info (as Pynenc's backends do);
+    `delete_app_info` deletes that too. Other apps are untouched.
+    """
     UpsertInvocations: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.UpsertInvocationsRequest, _state_backend_pb2.UpsertInvocationsResponse]
     """Inserts or replaces invocations (with their calls), atomically."""
     GetInvocation: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.GetInvocationRequest, _state_backend_pb2.GetInvocationResponse]
@@ -50,7 +73,9 @@ class StateBackendServiceStub:
     AddHistory: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.AddHistoryRequest, _state_backend_pb2.AddHistoryResponse]
     """Appends one history entry to each of the given invocations."""
     GetHistory: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.GetHistoryRequest, _state_backend_pb2.GetHistoryResponse]
-    """The invocation's history ordered by timestamp (empty when none)."""
+    """The invocation's history ordered by timestamp (empty when none), paged:
+    page_size default and maximum 1000.
+    """
     SetResult: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.SetResultRequest, _state_backend_pb2.SetResultResponse]
     GetResult: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.GetResultRequest, _state_backend_pb2.GetResultResponse]
     """NOT_FOUND (RESULT_NOT_FOUND) when no result is stored."""
@@ -76,26 +101,43 @@ class StateBackendServiceStub:
     """Every app that stored its info (this call is not scoped by app)."""
     StoreWorkflowRun: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.StoreWorkflowRunRequest, _state_backend_pb2.StoreWorkflowRunResponse]
     ListWorkflowTypes: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.ListWorkflowTypesRequest, _state_backend_pb2.ListWorkflowTypesResponse]
+    """The app's workflow types, sorted, paged: page_size default and maximum 1000."""
     ListWorkflowRuns: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.ListWorkflowRunsRequest, _state_backend_pb2.ListWorkflowRunsResponse]
-    """All runs, or the runs of one type, oldest first, paginated."""
+    """All runs, or the runs of one type, oldest first, paged: page_size default
+    100, maximum 1000.
+    """
     StoreWorkflowSubInvocation: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.StoreWorkflowSubInvocationRequest, _state_backend_pb2.StoreWorkflowSubInvocationResponse]
     ListWorkflowSubInvocations: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.ListWorkflowSubInvocationsRequest, _state_backend_pb2.ListWorkflowSubInvocationsResponse]
+    """Sorted ids, paged: page_size default and maximum 1000."""
     StreamInvocationsInTimeRange: _grpc.UnaryStreamMultiCallable[_state_backend_pb2.StreamInvocationsInTimeRangeRequest, _state_backend_pb2.StreamInvocationsInTimeRangeResponse]
     """Ids of invocations with history in [start_time, end_time], in batches."""
     StreamHistoryInTimeRange: _grpc.UnaryStreamMultiCallable[_state_backend_pb2.StreamHistoryInTimeRangeRequest, _state_backend_pb2.StreamHistoryInTimeRangeResponse]
-    """History entries in [start_time, end_time], oldest first, in batches."""
+    """History entries in [start_time, end_time], oldest first, in batches of at
+    most batch_size; a batch is also cut near 256 KiB, so a message may hold
+    fewer entries.
+    """
     StoreRunnerContext: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.StoreRunnerContextRequest, _state_backend_pb2.StoreRunnerContextResponse]
     GetRunnerContext: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.GetRunnerContextRequest, _state_backend_pb2.GetRunnerContextResponse]
     """NOT_FOUND (RUNNER_CONTEXT_NOT_FOUND) when unknown."""
     BatchGetRunnerContexts: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.BatchGetRunnerContextsRequest, _state_backend_pb2.BatchGetRunnerContextsResponse]
     """The known ones among the given ids; unknown ids are skipped."""
     SearchRunnerContexts: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.SearchRunnerContextsRequest, _state_backend_pb2.SearchRunnerContextsResponse]
-    """Runner contexts whose id contains `partial_id` (matched literally)."""
+    """Runner contexts whose id contains `partial_id` (matched literally), by
+    runner id, paged: page_size default and maximum 1000.
+    """
     ListChildInvocations: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.ListChildInvocationsRequest, _state_backend_pb2.ListChildInvocationsResponse]
-    """Invocations whose parent_invocation_id is the given one."""
+    """Invocations whose parent_invocation_id is the given one: sorted ids,
+    paged: page_size default and maximum 1000.
+    """
+    ListInvocationsByParentEvent: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.ListInvocationsByParentEventRequest, _state_backend_pb2.ListInvocationsByParentEventResponse]
+    """Invocations whose parent_event_id is the given one (Pynenc's
+    get_invocations_by_parent_event: the trigger event that created them):
+    sorted ids, paged: page_size default and maximum 1000.
+    """
     ListInvocationIdsByWorkflow: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.ListInvocationIdsByWorkflowRequest, _state_backend_pb2.ListInvocationIdsByWorkflowResponse]
     """Invocation ids by workflow id and/or workflow type (intersection when
-    both; INVALID_ARGUMENT when neither).
+    both; INVALID_ARGUMENT when neither): sorted ids, paged: page_size default
+    and maximum 1000.
     """
 
 @_typing.type_check_only
@@ -103,7 +145,28 @@ class StateBackendServiceAsyncStub(StateBackendServiceStub):
     """Pynenc's BaseStateBackend over the wire (pynenc 0.4.0, pynenc-redis 0.3.0),
     so that a Pynenc app in any language can keep its invocation state in the
     sidecar. Every request is scoped by `app_id`; two apps never see each
-    other's state. Values are JSON text.
+    other's state.
+
+    Payloads (results, exception details, arguments, workflow data,
+    deterministic values) are `SerializedValue`s: JSON text, or opaque text
+    such as Pynenc's serializer output. The older `*_json` string fields stay
+    for JSON-only clients.
+
+    Size limit: each payload is at most the server's `--max-payload-bytes`
+    (default 16 MiB); a larger one is INVALID_ARGUMENT naming the field, the
+    invocation (or workflow and key) and the setting. A client reading large
+    payloads must raise its own receive limit to match (gRPC's default is
+    4 MiB).
+
+    Paging (AIP-158) on every list that can grow: `page_size` (0 for the
+    documented default; larger than the documented maximum is INVALID_ARGUMENT),
+    `page_token` (a previous response's `next_page_token`, sent with the same
+    other fields; a malformed token or one issued for another request is
+    INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
+    page). A page may hold fewer items than `page_size` (a reply is also cut
+    near 256 KiB), so only an empty `next_page_token` means the end. A client
+    that sends no `page_size` gets the first page: lists up to the default size
+    (and 256 KiB) come whole, as before.
 
     Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
     (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
@@ -112,7 +175,9 @@ class StateBackendServiceAsyncStub(StateBackendServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PurgeApp: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.PurgeAppRequest, _state_backend_pb2.PurgeAppResponse]  # type: ignore[assignment]
-    """Deletes every key of the app. Other apps are untouched."""
+    """Deletes everything of the app but its app info (as Pynenc's backends do);
+    `delete_app_info` deletes that too. Other apps are untouched.
+    """
     UpsertInvocations: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.UpsertInvocationsRequest, _state_backend_pb2.UpsertInvocationsResponse]  # type: ignore[assignment]
     """Inserts or replaces invocations (with their calls), atomically."""
     GetInvocation: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.GetInvocationRequest, _state_backend_pb2.GetInvocationResponse]  # type: ignore[assignment]
@@ -120,7 +185,9 @@ class StateBackendServiceAsyncStub(StateBackendServiceStub):
     AddHistory: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.AddHistoryRequest, _state_backend_pb2.AddHistoryResponse]  # type: ignore[assignment]
     """Appends one history entry to each of the given invocations."""
     GetHistory: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.GetHistoryRequest, _state_backend_pb2.GetHistoryResponse]  # type: ignore[assignment]
-    """The invocation's history ordered by timestamp (empty when none)."""
+    """The invocation's history ordered by timestamp (empty when none), paged:
+    page_size default and maximum 1000.
+    """
     SetResult: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.SetResultRequest, _state_backend_pb2.SetResultResponse]  # type: ignore[assignment]
     GetResult: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.GetResultRequest, _state_backend_pb2.GetResultResponse]  # type: ignore[assignment]
     """NOT_FOUND (RESULT_NOT_FOUND) when no result is stored."""
@@ -146,33 +213,71 @@ class StateBackendServiceAsyncStub(StateBackendServiceStub):
     """Every app that stored its info (this call is not scoped by app)."""
     StoreWorkflowRun: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.StoreWorkflowRunRequest, _state_backend_pb2.StoreWorkflowRunResponse]  # type: ignore[assignment]
     ListWorkflowTypes: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.ListWorkflowTypesRequest, _state_backend_pb2.ListWorkflowTypesResponse]  # type: ignore[assignment]
+    """The app's workflow types, sorted, paged: page_size default and maximum 1000."""
     ListWorkflowRuns: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.ListWorkflowRunsRequest, _state_backend_pb2.ListWorkflowRunsResponse]  # type: ignore[assignment]
-    """All runs, or the runs of one type, oldest first, paginated."""
+    """All runs, or the runs of one type, oldest first, paged: page_size default
+    100, maximum 1000.
+    """
     StoreWorkflowSubInvocation: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.StoreWorkflowSubInvocationRequest, _state_backend_pb2.StoreWorkflowSubInvocationResponse]  # type: ignore[assignment]
     ListWorkflowSubInvocations: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.ListWorkflowSubInvocationsRequest, _state_backend_pb2.ListWorkflowSubInvocationsResponse]  # type: ignore[assignment]
+    """Sorted ids, paged: page_size default and maximum 1000."""
     StreamInvocationsInTimeRange: _aio.UnaryStreamMultiCallable[_state_backend_pb2.StreamInvocationsInTimeRangeRequest, _state_backend_pb2.StreamInvocationsInTimeRangeResponse]  # type: ignore[assignment]
     """Ids of invocations with history in [start_time, end_time], in batches."""
     StreamHistoryInTimeRange: _aio.UnaryStreamMultiCallable[_state_backend_pb2.StreamHistoryInTimeRangeRequest, _state_backend_pb2.StreamHistoryInTimeRangeResponse]  # type: ignore[assignment]
-    """History entries in [start_time, end_time], oldest first, in batches."""
+    """History entries in [start_time, end_time], oldest first, in batches of at
+    most batch_size; a batch is also cut near 256 KiB, so a message may hold
+    fewer entries.
+    """
     StoreRunnerContext: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.StoreRunnerContextRequest, _state_backend_pb2.StoreRunnerContextResponse]  # type: ignore[assignment]
     GetRunnerContext: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.GetRunnerContextRequest, _state_backend_pb2.GetRunnerContextResponse]  # type: ignore[assignment]
     """NOT_FOUND (RUNNER_CONTEXT_NOT_FOUND) when unknown."""
     BatchGetRunnerContexts: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.BatchGetRunnerContextsRequest, _state_backend_pb2.BatchGetRunnerContextsResponse]  # type: ignore[assignment]
     """The known ones among the given ids; unknown ids are skipped."""
     SearchRunnerContexts: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.SearchRunnerContextsRequest, _state_backend_pb2.SearchRunnerContextsResponse]  # type: ignore[assignment]
-    """Runner contexts whose id contains `partial_id` (matched literally)."""
+    """Runner contexts whose id contains `partial_id` (matched literally), by
+    runner id, paged: page_size default and maximum 1000.
+    """
     ListChildInvocations: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.ListChildInvocationsRequest, _state_backend_pb2.ListChildInvocationsResponse]  # type: ignore[assignment]
-    """Invocations whose parent_invocation_id is the given one."""
+    """Invocations whose parent_invocation_id is the given one: sorted ids,
+    paged: page_size default and maximum 1000.
+    """
+    ListInvocationsByParentEvent: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.ListInvocationsByParentEventRequest, _state_backend_pb2.ListInvocationsByParentEventResponse]  # type: ignore[assignment]
+    """Invocations whose parent_event_id is the given one (Pynenc's
+    get_invocations_by_parent_event: the trigger event that created them):
+    sorted ids, paged: page_size default and maximum 1000.
+    """
     ListInvocationIdsByWorkflow: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.ListInvocationIdsByWorkflowRequest, _state_backend_pb2.ListInvocationIdsByWorkflowResponse]  # type: ignore[assignment]
     """Invocation ids by workflow id and/or workflow type (intersection when
-    both; INVALID_ARGUMENT when neither).
+    both; INVALID_ARGUMENT when neither): sorted ids, paged: page_size default
+    and maximum 1000.
     """
 
 class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
     """Pynenc's BaseStateBackend over the wire (pynenc 0.4.0, pynenc-redis 0.3.0),
     so that a Pynenc app in any language can keep its invocation state in the
     sidecar. Every request is scoped by `app_id`; two apps never see each
-    other's state. Values are JSON text.
+    other's state.
+
+    Payloads (results, exception details, arguments, workflow data,
+    deterministic values) are `SerializedValue`s: JSON text, or opaque text
+    such as Pynenc's serializer output. The older `*_json` string fields stay
+    for JSON-only clients.
+
+    Size limit: each payload is at most the server's `--max-payload-bytes`
+    (default 16 MiB); a larger one is INVALID_ARGUMENT naming the field, the
+    invocation (or workflow and key) and the setting. A client reading large
+    payloads must raise its own receive limit to match (gRPC's default is
+    4 MiB).
+
+    Paging (AIP-158) on every list that can grow: `page_size` (0 for the
+    documented default; larger than the documented maximum is INVALID_ARGUMENT),
+    `page_token` (a previous response's `next_page_token`, sent with the same
+    other fields; a malformed token or one issued for another request is
+    INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
+    page). A page may hold fewer items than `page_size` (a reply is also cut
+    near 256 KiB), so only an empty `next_page_token` means the end. A client
+    that sends no `page_size` gets the first page: lists up to the default size
+    (and 256 KiB) come whole, as before.
 
     Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
     (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
@@ -185,7 +290,9 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_backend_pb2.PurgeAppRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_state_backend_pb2.PurgeAppResponse, _abc.Awaitable[_state_backend_pb2.PurgeAppResponse]]:
-        """Deletes every key of the app. Other apps are untouched."""
+        """Deletes everything of the app but its app info (as Pynenc's backends do);
+        `delete_app_info` deletes that too. Other apps are untouched.
+        """
 
     @_abc_1.abstractmethod
     def UpsertInvocations(
@@ -217,7 +324,9 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_backend_pb2.GetHistoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_state_backend_pb2.GetHistoryResponse, _abc.Awaitable[_state_backend_pb2.GetHistoryResponse]]:
-        """The invocation's history ordered by timestamp (empty when none)."""
+        """The invocation's history ordered by timestamp (empty when none), paged:
+        page_size default and maximum 1000.
+        """
 
     @_abc_1.abstractmethod
     def SetResult(
@@ -320,7 +429,8 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _state_backend_pb2.ListWorkflowTypesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_state_backend_pb2.ListWorkflowTypesResponse, _abc.Awaitable[_state_backend_pb2.ListWorkflowTypesResponse]]: ...
+    ) -> _typing.Union[_state_backend_pb2.ListWorkflowTypesResponse, _abc.Awaitable[_state_backend_pb2.ListWorkflowTypesResponse]]:
+        """The app's workflow types, sorted, paged: page_size default and maximum 1000."""
 
     @_abc_1.abstractmethod
     def ListWorkflowRuns(
@@ -328,7 +438,9 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_backend_pb2.ListWorkflowRunsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_state_backend_pb2.ListWorkflowRunsResponse, _abc.Awaitable[_state_backend_pb2.ListWorkflowRunsResponse]]:
-        """All runs, or the runs of one type, oldest first, paginated."""
+        """All runs, or the runs of one type, oldest first, paged: page_size default
+        100, maximum 1000.
+        """
 
     @_abc_1.abstractmethod
     def StoreWorkflowSubInvocation(
@@ -342,7 +454,8 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _state_backend_pb2.ListWorkflowSubInvocationsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_state_backend_pb2.ListWorkflowSubInvocationsResponse, _abc.Awaitable[_state_backend_pb2.ListWorkflowSubInvocationsResponse]]: ...
+    ) -> _typing.Union[_state_backend_pb2.ListWorkflowSubInvocationsResponse, _abc.Awaitable[_state_backend_pb2.ListWorkflowSubInvocationsResponse]]:
+        """Sorted ids, paged: page_size default and maximum 1000."""
 
     @_abc_1.abstractmethod
     def StreamInvocationsInTimeRange(
@@ -358,7 +471,10 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_backend_pb2.StreamHistoryInTimeRangeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_state_backend_pb2.StreamHistoryInTimeRangeResponse], _abc.AsyncIterator[_state_backend_pb2.StreamHistoryInTimeRangeResponse]]:
-        """History entries in [start_time, end_time], oldest first, in batches."""
+        """History entries in [start_time, end_time], oldest first, in batches of at
+        most batch_size; a batch is also cut near 256 KiB, so a message may hold
+        fewer entries.
+        """
 
     @_abc_1.abstractmethod
     def StoreRunnerContext(
@@ -389,7 +505,9 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_backend_pb2.SearchRunnerContextsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_state_backend_pb2.SearchRunnerContextsResponse, _abc.Awaitable[_state_backend_pb2.SearchRunnerContextsResponse]]:
-        """Runner contexts whose id contains `partial_id` (matched literally)."""
+        """Runner contexts whose id contains `partial_id` (matched literally), by
+        runner id, paged: page_size default and maximum 1000.
+        """
 
     @_abc_1.abstractmethod
     def ListChildInvocations(
@@ -397,7 +515,20 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_backend_pb2.ListChildInvocationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_state_backend_pb2.ListChildInvocationsResponse, _abc.Awaitable[_state_backend_pb2.ListChildInvocationsResponse]]:
-        """Invocations whose parent_invocation_id is the given one."""
+        """Invocations whose parent_invocation_id is the given one: sorted ids,
+        paged: page_size default and maximum 1000.
+        """
+
+    @_abc_1.abstractmethod
+    def ListInvocationsByParentEvent(
+        self,
+        request: _state_backend_pb2.ListInvocationsByParentEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_state_backend_pb2.ListInvocationsByParentEventResponse, _abc.Awaitable[_state_backend_pb2.ListInvocationsByParentEventResponse]]:
+        """Invocations whose parent_event_id is the given one (Pynenc's
+        get_invocations_by_parent_event: the trigger event that created them):
+        sorted ids, paged: page_size default and maximum 1000.
+        """
 
     @_abc_1.abstractmethod
     def ListInvocationIdsByWorkflow(
@@ -406,7 +537,8 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_state_backend_pb2.ListInvocationIdsByWorkflowResponse, _abc.Awaitable[_state_backend_pb2.ListInvocationIdsByWorkflowResponse]]:
         """Invocation ids by workflow id and/or workflow type (intersection when
-        both; INVALID_ARGUMENT when neither).
+        both; INVALID_ARGUMENT when neither): sorted ids, paged: page_size default
+        and maximum 1000.
         """
 
 def add_StateBackendServiceServicer_to_server(servicer: StateBackendServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

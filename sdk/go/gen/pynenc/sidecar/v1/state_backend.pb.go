@@ -22,6 +22,94 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// A payload: JSON text, or opaque text the sidecar stores and returns as is.
+// A reader tells them apart by which field of `kind` is set (Go:
+// `v.GetKind().(type)` is *SerializedValue_Json or *SerializedValue_Opaque;
+// TypeScript: `v.kind.case` is "json" or "opaque"); only `json` may be parsed.
+type SerializedValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*SerializedValue_Json
+	//	*SerializedValue_Opaque
+	Kind          isSerializedValue_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SerializedValue) Reset() {
+	*x = SerializedValue{}
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SerializedValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SerializedValue) ProtoMessage() {}
+
+func (x *SerializedValue) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SerializedValue.ProtoReflect.Descriptor instead.
+func (*SerializedValue) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SerializedValue) GetKind() isSerializedValue_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *SerializedValue) GetJson() string {
+	if x != nil {
+		if x, ok := x.Kind.(*SerializedValue_Json); ok {
+			return x.Json
+		}
+	}
+	return ""
+}
+
+func (x *SerializedValue) GetOpaque() string {
+	if x != nil {
+		if x, ok := x.Kind.(*SerializedValue_Opaque); ok {
+			return x.Opaque
+		}
+	}
+	return ""
+}
+
+type isSerializedValue_Kind interface {
+	isSerializedValue_Kind()
+}
+
+type SerializedValue_Json struct {
+	// Valid JSON text (any JSON value; `null` for none).
+	Json string `protobuf:"bytes,1,opt,name=json,proto3,oneof"`
+}
+
+type SerializedValue_Opaque struct {
+	// Text in a form only its producer reads, e.g. Pynenc's serializer output.
+	Opaque string `protobuf:"bytes,2,opt,name=opaque,proto3,oneof"`
+}
+
+func (*SerializedValue_Json) isSerializedValue_Kind() {}
+
+func (*SerializedValue_Opaque) isSerializedValue_Kind() {}
+
 // A Pynenc invocation with its call (InvocationDTO + CallDTO).
 type Invocation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -31,19 +119,24 @@ type Invocation struct {
 	TaskId string `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	// The call id (task id + arguments id) as Pynenc computes it.
 	CallId string `protobuf:"bytes,3,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
-	// Argument name -> serialized value, as Pynenc serializes them.
+	// Argument name -> its text, as Pynenc serializes it. On write, set this
+	// map or `arguments`, not both (these values are kept as opaque text); on
+	// read both are filled.
 	SerializedArguments map[string]string `protobuf:"bytes,4,rep,name=serialized_arguments,json=serializedArguments,proto3" json:"serialized_arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The workflow it belongs to, if any.
 	Workflow           *WorkflowIdentity `protobuf:"bytes,5,opt,name=workflow,proto3" json:"workflow,omitempty"`
 	ParentInvocationId string            `protobuf:"bytes,6,opt,name=parent_invocation_id,json=parentInvocationId,proto3" json:"parent_invocation_id,omitempty"`
-	ParentEventId      string            `protobuf:"bytes,7,opt,name=parent_event_id,json=parentEventId,proto3" json:"parent_event_id,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The trigger event whose firing created it (ListInvocationsByParentEvent).
+	ParentEventId string `protobuf:"bytes,7,opt,name=parent_event_id,json=parentEventId,proto3" json:"parent_event_id,omitempty"`
+	// Argument name -> value, saying whether it is JSON or opaque.
+	Arguments     map[string]*SerializedValue `protobuf:"bytes,8,rep,name=arguments,proto3" json:"arguments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Invocation) Reset() {
 	*x = Invocation{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[0]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -55,7 +148,7 @@ func (x *Invocation) String() string {
 func (*Invocation) ProtoMessage() {}
 
 func (x *Invocation) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[0]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -68,7 +161,7 @@ func (x *Invocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invocation.ProtoReflect.Descriptor instead.
 func (*Invocation) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{0}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Invocation) GetInvocationId() string {
@@ -120,6 +213,13 @@ func (x *Invocation) GetParentEventId() string {
 	return ""
 }
 
+func (x *Invocation) GetArguments() map[string]*SerializedValue {
+	if x != nil {
+		return x.Arguments
+	}
+	return nil
+}
+
 // One entry of an invocation's history.
 type InvocationHistory struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -128,16 +228,26 @@ type InvocationHistory struct {
 	// When it happened; the server's time when unset.
 	Timestamp *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	Status    InvocationStatus       `protobuf:"varint,3,opt,name=status,proto3,enum=pynenc.sidecar.v1.InvocationStatus" json:"status,omitempty"`
-	RunnerId  string                 `protobuf:"bytes,4,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	// The runner that recorded the entry (Pynenc's runner_context_id).
+	RunnerId string `protobuf:"bytes,4,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
 	// Free-form JSON text.
 	ExecutionContextJson string `protobuf:"bytes,5,opt,name=execution_context_json,json=executionContextJson,proto3" json:"execution_context_json,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The runner owning the invocation in this status (Pynenc's
+	// status_record.runner_id); empty when none owns it.
+	StatusRunnerId string `protobuf:"bytes,6,opt,name=status_runner_id,json=statusRunnerId,proto3" json:"status_runner_id,omitempty"`
+	// When the status was set (Pynenc's status_record.timestamp); `timestamp`
+	// when unset on write.
+	StatusTimestamp *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=status_timestamp,json=statusTimestamp,proto3" json:"status_timestamp,omitempty"`
+	// The invocation that registered this one (Pynenc's registered_by_inv_id),
+	// on REGISTERED entries; empty otherwise.
+	RegisteredByInvocationId string `protobuf:"bytes,8,opt,name=registered_by_invocation_id,json=registeredByInvocationId,proto3" json:"registered_by_invocation_id,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *InvocationHistory) Reset() {
 	*x = InvocationHistory{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[1]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +259,7 @@ func (x *InvocationHistory) String() string {
 func (*InvocationHistory) ProtoMessage() {}
 
 func (x *InvocationHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[1]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +272,7 @@ func (x *InvocationHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvocationHistory.ProtoReflect.Descriptor instead.
 func (*InvocationHistory) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{1}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InvocationHistory) GetInvocationId() string {
@@ -200,6 +310,27 @@ func (x *InvocationHistory) GetExecutionContextJson() string {
 	return ""
 }
 
+func (x *InvocationHistory) GetStatusRunnerId() string {
+	if x != nil {
+		return x.StatusRunnerId
+	}
+	return ""
+}
+
+func (x *InvocationHistory) GetStatusTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusTimestamp
+	}
+	return nil
+}
+
+func (x *InvocationHistory) GetRegisteredByInvocationId() string {
+	if x != nil {
+		return x.RegisteredByInvocationId
+	}
+	return ""
+}
+
 type AppInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -217,7 +348,7 @@ type AppInfo struct {
 
 func (x *AppInfo) Reset() {
 	*x = AppInfo{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[2]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -229,7 +360,7 @@ func (x *AppInfo) String() string {
 func (*AppInfo) ProtoMessage() {}
 
 func (x *AppInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[2]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -242,7 +373,7 @@ func (x *AppInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppInfo.ProtoReflect.Descriptor instead.
 func (*AppInfo) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{2}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AppInfo) GetAppId() string {
@@ -303,7 +434,7 @@ type RunnerContext struct {
 
 func (x *RunnerContext) Reset() {
 	*x = RunnerContext{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[3]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +446,7 @@ func (x *RunnerContext) String() string {
 func (*RunnerContext) ProtoMessage() {}
 
 func (x *RunnerContext) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[3]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +459,7 @@ func (x *RunnerContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunnerContext.ProtoReflect.Descriptor instead.
 func (*RunnerContext) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{3}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RunnerContext) GetRunnerId() string {
@@ -376,14 +507,17 @@ func (x *RunnerContext) GetThreadId() int64 {
 type PurgeAppRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
-	AppId         string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// Also delete the app info (StoreAppInfo), so that the app leaves
+	// DiscoverAppInfos. Default false: the info is kept.
+	DeleteAppInfo bool `protobuf:"varint,2,opt,name=delete_app_info,json=deleteAppInfo,proto3" json:"delete_app_info,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PurgeAppRequest) Reset() {
 	*x = PurgeAppRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[4]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +529,7 @@ func (x *PurgeAppRequest) String() string {
 func (*PurgeAppRequest) ProtoMessage() {}
 
 func (x *PurgeAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[4]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +542,7 @@ func (x *PurgeAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeAppRequest.ProtoReflect.Descriptor instead.
 func (*PurgeAppRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{4}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PurgeAppRequest) GetAppId() string {
@@ -416,6 +550,13 @@ func (x *PurgeAppRequest) GetAppId() string {
 		return x.AppId
 	}
 	return ""
+}
+
+func (x *PurgeAppRequest) GetDeleteAppInfo() bool {
+	if x != nil {
+		return x.DeleteAppInfo
+	}
+	return false
 }
 
 type PurgeAppResponse struct {
@@ -426,7 +567,7 @@ type PurgeAppResponse struct {
 
 func (x *PurgeAppResponse) Reset() {
 	*x = PurgeAppResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[5]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +579,7 @@ func (x *PurgeAppResponse) String() string {
 func (*PurgeAppResponse) ProtoMessage() {}
 
 func (x *PurgeAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[5]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +592,7 @@ func (x *PurgeAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeAppResponse.ProtoReflect.Descriptor instead.
 func (*PurgeAppResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{5}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{6}
 }
 
 type UpsertInvocationsRequest struct {
@@ -466,7 +607,7 @@ type UpsertInvocationsRequest struct {
 
 func (x *UpsertInvocationsRequest) Reset() {
 	*x = UpsertInvocationsRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[6]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +619,7 @@ func (x *UpsertInvocationsRequest) String() string {
 func (*UpsertInvocationsRequest) ProtoMessage() {}
 
 func (x *UpsertInvocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[6]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +632,7 @@ func (x *UpsertInvocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertInvocationsRequest.ProtoReflect.Descriptor instead.
 func (*UpsertInvocationsRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{6}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpsertInvocationsRequest) GetAppId() string {
@@ -516,7 +657,7 @@ type UpsertInvocationsResponse struct {
 
 func (x *UpsertInvocationsResponse) Reset() {
 	*x = UpsertInvocationsResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[7]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +669,7 @@ func (x *UpsertInvocationsResponse) String() string {
 func (*UpsertInvocationsResponse) ProtoMessage() {}
 
 func (x *UpsertInvocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[7]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +682,7 @@ func (x *UpsertInvocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertInvocationsResponse.ProtoReflect.Descriptor instead.
 func (*UpsertInvocationsResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{7}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{8}
 }
 
 type GetInvocationRequest struct {
@@ -556,7 +697,7 @@ type GetInvocationRequest struct {
 
 func (x *GetInvocationRequest) Reset() {
 	*x = GetInvocationRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[8]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +709,7 @@ func (x *GetInvocationRequest) String() string {
 func (*GetInvocationRequest) ProtoMessage() {}
 
 func (x *GetInvocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[8]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,7 +722,7 @@ func (x *GetInvocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInvocationRequest.ProtoReflect.Descriptor instead.
 func (*GetInvocationRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{8}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetInvocationRequest) GetAppId() string {
@@ -607,7 +748,7 @@ type GetInvocationResponse struct {
 
 func (x *GetInvocationResponse) Reset() {
 	*x = GetInvocationResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[9]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +760,7 @@ func (x *GetInvocationResponse) String() string {
 func (*GetInvocationResponse) ProtoMessage() {}
 
 func (x *GetInvocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[9]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +773,7 @@ func (x *GetInvocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInvocationResponse.ProtoReflect.Descriptor instead.
 func (*GetInvocationResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{9}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetInvocationResponse) GetInvocation() *Invocation {
@@ -656,7 +797,7 @@ type AddHistoryRequest struct {
 
 func (x *AddHistoryRequest) Reset() {
 	*x = AddHistoryRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[10]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +809,7 @@ func (x *AddHistoryRequest) String() string {
 func (*AddHistoryRequest) ProtoMessage() {}
 
 func (x *AddHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[10]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +822,7 @@ func (x *AddHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddHistoryRequest.ProtoReflect.Descriptor instead.
 func (*AddHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{10}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AddHistoryRequest) GetAppId() string {
@@ -713,7 +854,7 @@ type AddHistoryResponse struct {
 
 func (x *AddHistoryResponse) Reset() {
 	*x = AddHistoryResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[11]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +866,7 @@ func (x *AddHistoryResponse) String() string {
 func (*AddHistoryResponse) ProtoMessage() {}
 
 func (x *AddHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[11]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +879,7 @@ func (x *AddHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddHistoryResponse.ProtoReflect.Descriptor instead.
 func (*AddHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{11}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{12}
 }
 
 type GetHistoryRequest struct {
@@ -746,14 +887,18 @@ type GetHistoryRequest struct {
 	// Required.
 	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	// Required.
-	InvocationId  string `protobuf:"bytes,2,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
+	InvocationId string `protobuf:"bytes,2,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
+	// 0..1000; 0 for 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetHistoryRequest) Reset() {
 	*x = GetHistoryRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[12]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +910,7 @@ func (x *GetHistoryRequest) String() string {
 func (*GetHistoryRequest) ProtoMessage() {}
 
 func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[12]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +923,7 @@ func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{12}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetHistoryRequest) GetAppId() string {
@@ -795,16 +940,32 @@ func (x *GetHistoryRequest) GetInvocationId() string {
 	return ""
 }
 
+func (x *GetHistoryRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetHistoryRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type GetHistoryResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	History       []*InvocationHistory   `protobuf:"bytes,1,rep,name=history,proto3" json:"history,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	History []*InvocationHistory   `protobuf:"bytes,1,rep,name=history,proto3" json:"history,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetHistoryResponse) Reset() {
 	*x = GetHistoryResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[13]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +977,7 @@ func (x *GetHistoryResponse) String() string {
 func (*GetHistoryResponse) ProtoMessage() {}
 
 func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[13]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +990,7 @@ func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{13}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetHistoryResponse) GetHistory() []*InvocationHistory {
@@ -839,21 +1000,30 @@ func (x *GetHistoryResponse) GetHistory() []*InvocationHistory {
 	return nil
 }
 
+func (x *GetHistoryResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type SetResultRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
 	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	// Required.
 	InvocationId string `protobuf:"bytes,2,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
-	// Required: valid JSON text.
-	ResultJson    string `protobuf:"bytes,3,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
+	// Valid JSON text. Set this or `result`.
+	ResultJson string `protobuf:"bytes,3,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
+	// The result, JSON or opaque. Set this or `result_json`.
+	Result        *SerializedValue `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetResultRequest) Reset() {
 	*x = SetResultRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[14]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +1035,7 @@ func (x *SetResultRequest) String() string {
 func (*SetResultRequest) ProtoMessage() {}
 
 func (x *SetResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[14]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +1048,7 @@ func (x *SetResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResultRequest.ProtoReflect.Descriptor instead.
 func (*SetResultRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{14}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetResultRequest) GetAppId() string {
@@ -902,6 +1072,13 @@ func (x *SetResultRequest) GetResultJson() string {
 	return ""
 }
 
+func (x *SetResultRequest) GetResult() *SerializedValue {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 type SetResultResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -910,7 +1087,7 @@ type SetResultResponse struct {
 
 func (x *SetResultResponse) Reset() {
 	*x = SetResultResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[15]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1099,7 @@ func (x *SetResultResponse) String() string {
 func (*SetResultResponse) ProtoMessage() {}
 
 func (x *SetResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[15]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1112,7 @@ func (x *SetResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResultResponse.ProtoReflect.Descriptor instead.
 func (*SetResultResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{15}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{16}
 }
 
 type GetResultRequest struct {
@@ -950,7 +1127,7 @@ type GetResultRequest struct {
 
 func (x *GetResultRequest) Reset() {
 	*x = GetResultRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[16]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1139,7 @@ func (x *GetResultRequest) String() string {
 func (*GetResultRequest) ProtoMessage() {}
 
 func (x *GetResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[16]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1152,7 @@ func (x *GetResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResultRequest.ProtoReflect.Descriptor instead.
 func (*GetResultRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{16}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetResultRequest) GetAppId() string {
@@ -993,15 +1170,18 @@ func (x *GetResultRequest) GetInvocationId() string {
 }
 
 type GetResultResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ResultJson    string                 `protobuf:"bytes,1,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The result when it is JSON; empty when it is opaque.
+	ResultJson string `protobuf:"bytes,1,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
+	// The result, JSON or opaque.
+	Result        *SerializedValue `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetResultResponse) Reset() {
 	*x = GetResultResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[17]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1193,7 @@ func (x *GetResultResponse) String() string {
 func (*GetResultResponse) ProtoMessage() {}
 
 func (x *GetResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[17]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1206,7 @@ func (x *GetResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResultResponse.ProtoReflect.Descriptor instead.
 func (*GetResultResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{17}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetResultResponse) GetResultJson() string {
@@ -1036,6 +1216,13 @@ func (x *GetResultResponse) GetResultJson() string {
 	return ""
 }
 
+func (x *GetResultResponse) GetResult() *SerializedValue {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 type SetExceptionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -1043,14 +1230,17 @@ type SetExceptionRequest struct {
 	// Required.
 	InvocationId string `protobuf:"bytes,2,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
 	// Required.
-	Exception     *TaskError `protobuf:"bytes,3,opt,name=exception,proto3" json:"exception,omitempty"`
+	Exception *TaskError `protobuf:"bytes,3,opt,name=exception,proto3" json:"exception,omitempty"`
+	// The exception's detail, JSON or opaque (e.g. Pynenc's serialized
+	// exception); replaces exception.detail_json, so set at most one of them.
+	Detail        *SerializedValue `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetExceptionRequest) Reset() {
 	*x = SetExceptionRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[18]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1252,7 @@ func (x *SetExceptionRequest) String() string {
 func (*SetExceptionRequest) ProtoMessage() {}
 
 func (x *SetExceptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[18]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1265,7 @@ func (x *SetExceptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetExceptionRequest.ProtoReflect.Descriptor instead.
 func (*SetExceptionRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{18}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetExceptionRequest) GetAppId() string {
@@ -1099,6 +1289,13 @@ func (x *SetExceptionRequest) GetException() *TaskError {
 	return nil
 }
 
+func (x *SetExceptionRequest) GetDetail() *SerializedValue {
+	if x != nil {
+		return x.Detail
+	}
+	return nil
+}
+
 type SetExceptionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1107,7 +1304,7 @@ type SetExceptionResponse struct {
 
 func (x *SetExceptionResponse) Reset() {
 	*x = SetExceptionResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[19]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1316,7 @@ func (x *SetExceptionResponse) String() string {
 func (*SetExceptionResponse) ProtoMessage() {}
 
 func (x *SetExceptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[19]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1329,7 @@ func (x *SetExceptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetExceptionResponse.ProtoReflect.Descriptor instead.
 func (*SetExceptionResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{19}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{20}
 }
 
 type GetExceptionRequest struct {
@@ -1147,7 +1344,7 @@ type GetExceptionRequest struct {
 
 func (x *GetExceptionRequest) Reset() {
 	*x = GetExceptionRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1356,7 @@ func (x *GetExceptionRequest) String() string {
 func (*GetExceptionRequest) ProtoMessage() {}
 
 func (x *GetExceptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1369,7 @@ func (x *GetExceptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExceptionRequest.ProtoReflect.Descriptor instead.
 func (*GetExceptionRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{20}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetExceptionRequest) GetAppId() string {
@@ -1190,15 +1387,18 @@ func (x *GetExceptionRequest) GetInvocationId() string {
 }
 
 type GetExceptionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Exception     *TaskError             `protobuf:"bytes,1,opt,name=exception,proto3" json:"exception,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// exception.detail_json is the detail when it is JSON, empty when opaque.
+	Exception *TaskError `protobuf:"bytes,1,opt,name=exception,proto3" json:"exception,omitempty"`
+	// The detail, JSON or opaque; unset when none was stored.
+	Detail        *SerializedValue `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetExceptionResponse) Reset() {
 	*x = GetExceptionResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1410,7 @@ func (x *GetExceptionResponse) String() string {
 func (*GetExceptionResponse) ProtoMessage() {}
 
 func (x *GetExceptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,12 +1423,19 @@ func (x *GetExceptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetExceptionResponse.ProtoReflect.Descriptor instead.
 func (*GetExceptionResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{21}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetExceptionResponse) GetException() *TaskError {
 	if x != nil {
 		return x.Exception
+	}
+	return nil
+}
+
+func (x *GetExceptionResponse) GetDetail() *SerializedValue {
+	if x != nil {
+		return x.Detail
 	}
 	return nil
 }
@@ -1247,7 +1454,7 @@ type GetWorkflowDataRequest struct {
 
 func (x *GetWorkflowDataRequest) Reset() {
 	*x = GetWorkflowDataRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1466,7 @@ func (x *GetWorkflowDataRequest) String() string {
 func (*GetWorkflowDataRequest) ProtoMessage() {}
 
 func (x *GetWorkflowDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1479,7 @@ func (x *GetWorkflowDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowDataRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{22}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetWorkflowDataRequest) GetAppId() string {
@@ -1297,16 +1504,19 @@ func (x *GetWorkflowDataRequest) GetKey() string {
 }
 
 type GetWorkflowDataResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
-	ValueJson     string                 `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Found bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	// The value when it is JSON; empty when it is opaque.
+	ValueJson string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// The value, JSON or opaque (set when found).
+	Value         *SerializedValue `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetWorkflowDataResponse) Reset() {
 	*x = GetWorkflowDataResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1528,7 @@ func (x *GetWorkflowDataResponse) String() string {
 func (*GetWorkflowDataResponse) ProtoMessage() {}
 
 func (x *GetWorkflowDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1541,7 @@ func (x *GetWorkflowDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowDataResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{23}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetWorkflowDataResponse) GetFound() bool {
@@ -1348,6 +1558,13 @@ func (x *GetWorkflowDataResponse) GetValueJson() string {
 	return ""
 }
 
+func (x *GetWorkflowDataResponse) GetValue() *SerializedValue {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 type SetWorkflowDataRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -1356,15 +1573,20 @@ type SetWorkflowDataRequest struct {
 	WorkflowId string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
 	// Required.
 	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
-	// Required: valid JSON text.
-	ValueJson     string `protobuf:"bytes,4,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// Valid JSON text. Set this or `value`.
+	ValueJson string `protobuf:"bytes,4,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// The value, JSON or opaque. Set this or `value_json`. An opaque value
+	// reaches DeterministicExecutorService.GetData (JSON only) as the JSON
+	// object {"$opaque": "<text>"}; a JSON value of exactly that form is
+	// refused here, so that every value reads back as it was written.
+	Value         *SerializedValue `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetWorkflowDataRequest) Reset() {
 	*x = SetWorkflowDataRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1598,7 @@ func (x *SetWorkflowDataRequest) String() string {
 func (*SetWorkflowDataRequest) ProtoMessage() {}
 
 func (x *SetWorkflowDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1611,7 @@ func (x *SetWorkflowDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWorkflowDataRequest.ProtoReflect.Descriptor instead.
 func (*SetWorkflowDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{24}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetWorkflowDataRequest) GetAppId() string {
@@ -1420,6 +1642,13 @@ func (x *SetWorkflowDataRequest) GetValueJson() string {
 	return ""
 }
 
+func (x *SetWorkflowDataRequest) GetValue() *SerializedValue {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 type SetWorkflowDataResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1428,7 +1657,7 @@ type SetWorkflowDataResponse struct {
 
 func (x *SetWorkflowDataResponse) Reset() {
 	*x = SetWorkflowDataResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1669,7 @@ func (x *SetWorkflowDataResponse) String() string {
 func (*SetWorkflowDataResponse) ProtoMessage() {}
 
 func (x *SetWorkflowDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1682,7 @@ func (x *SetWorkflowDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWorkflowDataResponse.ProtoReflect.Descriptor instead.
 func (*SetWorkflowDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{25}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{26}
 }
 
 type GetWorkflowDeterministicValueRequest struct {
@@ -1470,7 +1699,7 @@ type GetWorkflowDeterministicValueRequest struct {
 
 func (x *GetWorkflowDeterministicValueRequest) Reset() {
 	*x = GetWorkflowDeterministicValueRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1711,7 @@ func (x *GetWorkflowDeterministicValueRequest) String() string {
 func (*GetWorkflowDeterministicValueRequest) ProtoMessage() {}
 
 func (x *GetWorkflowDeterministicValueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1724,7 @@ func (x *GetWorkflowDeterministicValueRequest) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use GetWorkflowDeterministicValueRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowDeterministicValueRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{26}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetWorkflowDeterministicValueRequest) GetAppId() string {
@@ -1520,16 +1749,19 @@ func (x *GetWorkflowDeterministicValueRequest) GetKey() string {
 }
 
 type GetWorkflowDeterministicValueResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
-	ValueJson     string                 `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Found bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	// The value when it is JSON; empty when it is opaque.
+	ValueJson string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// The value, JSON or opaque (set when found).
+	Value         *SerializedValue `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetWorkflowDeterministicValueResponse) Reset() {
 	*x = GetWorkflowDeterministicValueResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +1773,7 @@ func (x *GetWorkflowDeterministicValueResponse) String() string {
 func (*GetWorkflowDeterministicValueResponse) ProtoMessage() {}
 
 func (x *GetWorkflowDeterministicValueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +1786,7 @@ func (x *GetWorkflowDeterministicValueResponse) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use GetWorkflowDeterministicValueResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowDeterministicValueResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{27}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetWorkflowDeterministicValueResponse) GetFound() bool {
@@ -1571,6 +1803,13 @@ func (x *GetWorkflowDeterministicValueResponse) GetValueJson() string {
 	return ""
 }
 
+func (x *GetWorkflowDeterministicValueResponse) GetValue() *SerializedValue {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 type SetWorkflowDeterministicValueRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
@@ -1579,15 +1818,17 @@ type SetWorkflowDeterministicValueRequest struct {
 	WorkflowId string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
 	// Required.
 	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
-	// Required: valid JSON text.
-	ValueJson     string `protobuf:"bytes,4,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// Valid JSON text. Set this or `value`.
+	ValueJson string `protobuf:"bytes,4,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// The value, JSON or opaque. Set this or `value_json`.
+	Value         *SerializedValue `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetWorkflowDeterministicValueRequest) Reset() {
 	*x = SetWorkflowDeterministicValueRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1840,7 @@ func (x *SetWorkflowDeterministicValueRequest) String() string {
 func (*SetWorkflowDeterministicValueRequest) ProtoMessage() {}
 
 func (x *SetWorkflowDeterministicValueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1853,7 @@ func (x *SetWorkflowDeterministicValueRequest) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use SetWorkflowDeterministicValueRequest.ProtoReflect.Descriptor instead.
 func (*SetWorkflowDeterministicValueRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{28}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetWorkflowDeterministicValueRequest) GetAppId() string {
@@ -1643,18 +1884,28 @@ func (x *SetWorkflowDeterministicValueRequest) GetValueJson() string {
 	return ""
 }
 
+func (x *SetWorkflowDeterministicValueRequest) GetValue() *SerializedValue {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 type SetWorkflowDeterministicValueResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The stored value: the caller's, or the one stored first.
-	ValueJson     string `protobuf:"bytes,1,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
-	Replayed      bool   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// The stored value (the caller's, or the one stored first) when it is JSON;
+	// empty when it is opaque.
+	ValueJson string `protobuf:"bytes,1,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	Replayed  bool   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// The stored value, JSON or opaque.
+	Value         *SerializedValue `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetWorkflowDeterministicValueResponse) Reset() {
 	*x = SetWorkflowDeterministicValueResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1666,7 +1917,7 @@ func (x *SetWorkflowDeterministicValueResponse) String() string {
 func (*SetWorkflowDeterministicValueResponse) ProtoMessage() {}
 
 func (x *SetWorkflowDeterministicValueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1679,7 +1930,7 @@ func (x *SetWorkflowDeterministicValueResponse) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use SetWorkflowDeterministicValueResponse.ProtoReflect.Descriptor instead.
 func (*SetWorkflowDeterministicValueResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{29}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetWorkflowDeterministicValueResponse) GetValueJson() string {
@@ -1696,6 +1947,13 @@ func (x *SetWorkflowDeterministicValueResponse) GetReplayed() bool {
 	return false
 }
 
+func (x *SetWorkflowDeterministicValueResponse) GetValue() *SerializedValue {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 type StoreAppInfoRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required; app_info.app_id scopes it.
@@ -1706,7 +1964,7 @@ type StoreAppInfoRequest struct {
 
 func (x *StoreAppInfoRequest) Reset() {
 	*x = StoreAppInfoRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1976,7 @@ func (x *StoreAppInfoRequest) String() string {
 func (*StoreAppInfoRequest) ProtoMessage() {}
 
 func (x *StoreAppInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1989,7 @@ func (x *StoreAppInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreAppInfoRequest.ProtoReflect.Descriptor instead.
 func (*StoreAppInfoRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{30}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StoreAppInfoRequest) GetAppInfo() *AppInfo {
@@ -1749,7 +2007,7 @@ type StoreAppInfoResponse struct {
 
 func (x *StoreAppInfoResponse) Reset() {
 	*x = StoreAppInfoResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +2019,7 @@ func (x *StoreAppInfoResponse) String() string {
 func (*StoreAppInfoResponse) ProtoMessage() {}
 
 func (x *StoreAppInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +2032,7 @@ func (x *StoreAppInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreAppInfoResponse.ProtoReflect.Descriptor instead.
 func (*StoreAppInfoResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{31}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{32}
 }
 
 type GetAppInfoRequest struct {
@@ -1787,7 +2045,7 @@ type GetAppInfoRequest struct {
 
 func (x *GetAppInfoRequest) Reset() {
 	*x = GetAppInfoRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +2057,7 @@ func (x *GetAppInfoRequest) String() string {
 func (*GetAppInfoRequest) ProtoMessage() {}
 
 func (x *GetAppInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +2070,7 @@ func (x *GetAppInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetAppInfoRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{32}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetAppInfoRequest) GetAppId() string {
@@ -1831,7 +2089,7 @@ type GetAppInfoResponse struct {
 
 func (x *GetAppInfoResponse) Reset() {
 	*x = GetAppInfoResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +2101,7 @@ func (x *GetAppInfoResponse) String() string {
 func (*GetAppInfoResponse) ProtoMessage() {}
 
 func (x *GetAppInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +2114,7 @@ func (x *GetAppInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetAppInfoResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{33}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetAppInfoResponse) GetAppInfo() *AppInfo {
@@ -1874,7 +2132,7 @@ type DiscoverAppInfosRequest struct {
 
 func (x *DiscoverAppInfosRequest) Reset() {
 	*x = DiscoverAppInfosRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2144,7 @@ func (x *DiscoverAppInfosRequest) String() string {
 func (*DiscoverAppInfosRequest) ProtoMessage() {}
 
 func (x *DiscoverAppInfosRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2157,7 @@ func (x *DiscoverAppInfosRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverAppInfosRequest.ProtoReflect.Descriptor instead.
 func (*DiscoverAppInfosRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{34}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{35}
 }
 
 type DiscoverAppInfosResponse struct {
@@ -1912,7 +2170,7 @@ type DiscoverAppInfosResponse struct {
 
 func (x *DiscoverAppInfosResponse) Reset() {
 	*x = DiscoverAppInfosResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2182,7 @@ func (x *DiscoverAppInfosResponse) String() string {
 func (*DiscoverAppInfosResponse) ProtoMessage() {}
 
 func (x *DiscoverAppInfosResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2195,7 @@ func (x *DiscoverAppInfosResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverAppInfosResponse.ProtoReflect.Descriptor instead.
 func (*DiscoverAppInfosResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{35}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DiscoverAppInfosResponse) GetAppInfos() map[string]*AppInfo {
@@ -1959,7 +2217,7 @@ type StoreWorkflowRunRequest struct {
 
 func (x *StoreWorkflowRunRequest) Reset() {
 	*x = StoreWorkflowRunRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[36]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2229,7 @@ func (x *StoreWorkflowRunRequest) String() string {
 func (*StoreWorkflowRunRequest) ProtoMessage() {}
 
 func (x *StoreWorkflowRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[36]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2242,7 @@ func (x *StoreWorkflowRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreWorkflowRunRequest.ProtoReflect.Descriptor instead.
 func (*StoreWorkflowRunRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{36}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StoreWorkflowRunRequest) GetAppId() string {
@@ -2009,7 +2267,7 @@ type StoreWorkflowRunResponse struct {
 
 func (x *StoreWorkflowRunResponse) Reset() {
 	*x = StoreWorkflowRunResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[37]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2279,7 @@ func (x *StoreWorkflowRunResponse) String() string {
 func (*StoreWorkflowRunResponse) ProtoMessage() {}
 
 func (x *StoreWorkflowRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[37]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,20 +2292,24 @@ func (x *StoreWorkflowRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreWorkflowRunResponse.ProtoReflect.Descriptor instead.
 func (*StoreWorkflowRunResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{37}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{38}
 }
 
 type ListWorkflowTypesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
-	AppId         string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// 0..1000; 0 for 1000.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListWorkflowTypesRequest) Reset() {
 	*x = ListWorkflowTypesRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[38]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +2321,7 @@ func (x *ListWorkflowTypesRequest) String() string {
 func (*ListWorkflowTypesRequest) ProtoMessage() {}
 
 func (x *ListWorkflowTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[38]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +2334,7 @@ func (x *ListWorkflowTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowTypesRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{38}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListWorkflowTypesRequest) GetAppId() string {
@@ -2082,16 +2344,32 @@ func (x *ListWorkflowTypesRequest) GetAppId() string {
 	return ""
 }
 
+func (x *ListWorkflowTypesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWorkflowTypesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListWorkflowTypesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WorkflowTypes []string               `protobuf:"bytes,1,rep,name=workflow_types,json=workflowTypes,proto3" json:"workflow_types,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListWorkflowTypesResponse) Reset() {
 	*x = ListWorkflowTypesResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[39]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2381,7 @@ func (x *ListWorkflowTypesResponse) String() string {
 func (*ListWorkflowTypesResponse) ProtoMessage() {}
 
 func (x *ListWorkflowTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[39]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2394,7 @@ func (x *ListWorkflowTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowTypesResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{39}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListWorkflowTypesResponse) GetWorkflowTypes() []string {
@@ -2124,6 +2402,13 @@ func (x *ListWorkflowTypesResponse) GetWorkflowTypes() []string {
 		return x.WorkflowTypes
 	}
 	return nil
+}
+
+func (x *ListWorkflowTypesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type ListWorkflowRunsRequest struct {
@@ -2142,7 +2427,7 @@ type ListWorkflowRunsRequest struct {
 
 func (x *ListWorkflowRunsRequest) Reset() {
 	*x = ListWorkflowRunsRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[40]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2439,7 @@ func (x *ListWorkflowRunsRequest) String() string {
 func (*ListWorkflowRunsRequest) ProtoMessage() {}
 
 func (x *ListWorkflowRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[40]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2452,7 @@ func (x *ListWorkflowRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowRunsRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{40}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListWorkflowRunsRequest) GetAppId() string {
@@ -2209,7 +2494,7 @@ type ListWorkflowRunsResponse struct {
 
 func (x *ListWorkflowRunsResponse) Reset() {
 	*x = ListWorkflowRunsResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[41]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2221,7 +2506,7 @@ func (x *ListWorkflowRunsResponse) String() string {
 func (*ListWorkflowRunsResponse) ProtoMessage() {}
 
 func (x *ListWorkflowRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[41]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2234,7 +2519,7 @@ func (x *ListWorkflowRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkflowRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowRunsResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{41}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListWorkflowRunsResponse) GetWorkflows() []*WorkflowIdentity {
@@ -2265,7 +2550,7 @@ type StoreWorkflowSubInvocationRequest struct {
 
 func (x *StoreWorkflowSubInvocationRequest) Reset() {
 	*x = StoreWorkflowSubInvocationRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[42]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2562,7 @@ func (x *StoreWorkflowSubInvocationRequest) String() string {
 func (*StoreWorkflowSubInvocationRequest) ProtoMessage() {}
 
 func (x *StoreWorkflowSubInvocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[42]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2575,7 @@ func (x *StoreWorkflowSubInvocationRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use StoreWorkflowSubInvocationRequest.ProtoReflect.Descriptor instead.
 func (*StoreWorkflowSubInvocationRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{42}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *StoreWorkflowSubInvocationRequest) GetAppId() string {
@@ -2322,7 +2607,7 @@ type StoreWorkflowSubInvocationResponse struct {
 
 func (x *StoreWorkflowSubInvocationResponse) Reset() {
 	*x = StoreWorkflowSubInvocationResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[43]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +2619,7 @@ func (x *StoreWorkflowSubInvocationResponse) String() string {
 func (*StoreWorkflowSubInvocationResponse) ProtoMessage() {}
 
 func (x *StoreWorkflowSubInvocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[43]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +2632,7 @@ func (x *StoreWorkflowSubInvocationResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use StoreWorkflowSubInvocationResponse.ProtoReflect.Descriptor instead.
 func (*StoreWorkflowSubInvocationResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{43}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{44}
 }
 
 type ListWorkflowSubInvocationsRequest struct {
@@ -2355,14 +2640,18 @@ type ListWorkflowSubInvocationsRequest struct {
 	// Required.
 	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	// Required.
-	WorkflowId    string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	WorkflowId string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// 0..1000; 0 for 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListWorkflowSubInvocationsRequest) Reset() {
 	*x = ListWorkflowSubInvocationsRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[44]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2374,7 +2663,7 @@ func (x *ListWorkflowSubInvocationsRequest) String() string {
 func (*ListWorkflowSubInvocationsRequest) ProtoMessage() {}
 
 func (x *ListWorkflowSubInvocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[44]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2387,7 +2676,7 @@ func (x *ListWorkflowSubInvocationsRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use ListWorkflowSubInvocationsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkflowSubInvocationsRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{44}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListWorkflowSubInvocationsRequest) GetAppId() string {
@@ -2404,16 +2693,32 @@ func (x *ListWorkflowSubInvocationsRequest) GetWorkflowId() string {
 	return ""
 }
 
+func (x *ListWorkflowSubInvocationsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWorkflowSubInvocationsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListWorkflowSubInvocationsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	InvocationIds []string               `protobuf:"bytes,1,rep,name=invocation_ids,json=invocationIds,proto3" json:"invocation_ids,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListWorkflowSubInvocationsResponse) Reset() {
 	*x = ListWorkflowSubInvocationsResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[45]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2730,7 @@ func (x *ListWorkflowSubInvocationsResponse) String() string {
 func (*ListWorkflowSubInvocationsResponse) ProtoMessage() {}
 
 func (x *ListWorkflowSubInvocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[45]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2743,7 @@ func (x *ListWorkflowSubInvocationsResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use ListWorkflowSubInvocationsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkflowSubInvocationsResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{45}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListWorkflowSubInvocationsResponse) GetInvocationIds() []string {
@@ -2446,6 +2751,13 @@ func (x *ListWorkflowSubInvocationsResponse) GetInvocationIds() []string {
 		return x.InvocationIds
 	}
 	return nil
+}
+
+func (x *ListWorkflowSubInvocationsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type StreamInvocationsInTimeRangeRequest struct {
@@ -2464,7 +2776,7 @@ type StreamInvocationsInTimeRangeRequest struct {
 
 func (x *StreamInvocationsInTimeRangeRequest) Reset() {
 	*x = StreamInvocationsInTimeRangeRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[46]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2476,7 +2788,7 @@ func (x *StreamInvocationsInTimeRangeRequest) String() string {
 func (*StreamInvocationsInTimeRangeRequest) ProtoMessage() {}
 
 func (x *StreamInvocationsInTimeRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[46]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2489,7 +2801,7 @@ func (x *StreamInvocationsInTimeRangeRequest) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use StreamInvocationsInTimeRangeRequest.ProtoReflect.Descriptor instead.
 func (*StreamInvocationsInTimeRangeRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{46}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *StreamInvocationsInTimeRangeRequest) GetAppId() string {
@@ -2529,7 +2841,7 @@ type StreamInvocationsInTimeRangeResponse struct {
 
 func (x *StreamInvocationsInTimeRangeResponse) Reset() {
 	*x = StreamInvocationsInTimeRangeResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[47]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2853,7 @@ func (x *StreamInvocationsInTimeRangeResponse) String() string {
 func (*StreamInvocationsInTimeRangeResponse) ProtoMessage() {}
 
 func (x *StreamInvocationsInTimeRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[47]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2866,7 @@ func (x *StreamInvocationsInTimeRangeResponse) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use StreamInvocationsInTimeRangeResponse.ProtoReflect.Descriptor instead.
 func (*StreamInvocationsInTimeRangeResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{47}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StreamInvocationsInTimeRangeResponse) GetInvocationIds() []string {
@@ -2580,7 +2892,7 @@ type StreamHistoryInTimeRangeRequest struct {
 
 func (x *StreamHistoryInTimeRangeRequest) Reset() {
 	*x = StreamHistoryInTimeRangeRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[48]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +2904,7 @@ func (x *StreamHistoryInTimeRangeRequest) String() string {
 func (*StreamHistoryInTimeRangeRequest) ProtoMessage() {}
 
 func (x *StreamHistoryInTimeRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[48]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +2917,7 @@ func (x *StreamHistoryInTimeRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamHistoryInTimeRangeRequest.ProtoReflect.Descriptor instead.
 func (*StreamHistoryInTimeRangeRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{48}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *StreamHistoryInTimeRangeRequest) GetAppId() string {
@@ -2645,7 +2957,7 @@ type StreamHistoryInTimeRangeResponse struct {
 
 func (x *StreamHistoryInTimeRangeResponse) Reset() {
 	*x = StreamHistoryInTimeRangeResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[49]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +2969,7 @@ func (x *StreamHistoryInTimeRangeResponse) String() string {
 func (*StreamHistoryInTimeRangeResponse) ProtoMessage() {}
 
 func (x *StreamHistoryInTimeRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[49]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +2982,7 @@ func (x *StreamHistoryInTimeRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamHistoryInTimeRangeResponse.ProtoReflect.Descriptor instead.
 func (*StreamHistoryInTimeRangeResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{49}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *StreamHistoryInTimeRangeResponse) GetHistory() []*InvocationHistory {
@@ -2692,7 +3004,7 @@ type StoreRunnerContextRequest struct {
 
 func (x *StoreRunnerContextRequest) Reset() {
 	*x = StoreRunnerContextRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[50]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2704,7 +3016,7 @@ func (x *StoreRunnerContextRequest) String() string {
 func (*StoreRunnerContextRequest) ProtoMessage() {}
 
 func (x *StoreRunnerContextRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[50]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2717,7 +3029,7 @@ func (x *StoreRunnerContextRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRunnerContextRequest.ProtoReflect.Descriptor instead.
 func (*StoreRunnerContextRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{50}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *StoreRunnerContextRequest) GetAppId() string {
@@ -2742,7 +3054,7 @@ type StoreRunnerContextResponse struct {
 
 func (x *StoreRunnerContextResponse) Reset() {
 	*x = StoreRunnerContextResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[51]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +3066,7 @@ func (x *StoreRunnerContextResponse) String() string {
 func (*StoreRunnerContextResponse) ProtoMessage() {}
 
 func (x *StoreRunnerContextResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[51]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2767,7 +3079,7 @@ func (x *StoreRunnerContextResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreRunnerContextResponse.ProtoReflect.Descriptor instead.
 func (*StoreRunnerContextResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{51}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{52}
 }
 
 type GetRunnerContextRequest struct {
@@ -2782,7 +3094,7 @@ type GetRunnerContextRequest struct {
 
 func (x *GetRunnerContextRequest) Reset() {
 	*x = GetRunnerContextRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[52]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +3106,7 @@ func (x *GetRunnerContextRequest) String() string {
 func (*GetRunnerContextRequest) ProtoMessage() {}
 
 func (x *GetRunnerContextRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[52]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +3119,7 @@ func (x *GetRunnerContextRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunnerContextRequest.ProtoReflect.Descriptor instead.
 func (*GetRunnerContextRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{52}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetRunnerContextRequest) GetAppId() string {
@@ -2833,7 +3145,7 @@ type GetRunnerContextResponse struct {
 
 func (x *GetRunnerContextResponse) Reset() {
 	*x = GetRunnerContextResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[53]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +3157,7 @@ func (x *GetRunnerContextResponse) String() string {
 func (*GetRunnerContextResponse) ProtoMessage() {}
 
 func (x *GetRunnerContextResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[53]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,7 +3170,7 @@ func (x *GetRunnerContextResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunnerContextResponse.ProtoReflect.Descriptor instead.
 func (*GetRunnerContextResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{53}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetRunnerContextResponse) GetRunnerContext() *RunnerContext {
@@ -2880,7 +3192,7 @@ type BatchGetRunnerContextsRequest struct {
 
 func (x *BatchGetRunnerContextsRequest) Reset() {
 	*x = BatchGetRunnerContextsRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[54]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +3204,7 @@ func (x *BatchGetRunnerContextsRequest) String() string {
 func (*BatchGetRunnerContextsRequest) ProtoMessage() {}
 
 func (x *BatchGetRunnerContextsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[54]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +3217,7 @@ func (x *BatchGetRunnerContextsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetRunnerContextsRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetRunnerContextsRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{54}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *BatchGetRunnerContextsRequest) GetAppId() string {
@@ -2931,7 +3243,7 @@ type BatchGetRunnerContextsResponse struct {
 
 func (x *BatchGetRunnerContextsResponse) Reset() {
 	*x = BatchGetRunnerContextsResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[55]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2943,7 +3255,7 @@ func (x *BatchGetRunnerContextsResponse) String() string {
 func (*BatchGetRunnerContextsResponse) ProtoMessage() {}
 
 func (x *BatchGetRunnerContextsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[55]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3268,7 @@ func (x *BatchGetRunnerContextsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetRunnerContextsResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetRunnerContextsResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{55}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *BatchGetRunnerContextsResponse) GetRunnerContexts() []*RunnerContext {
@@ -2971,14 +3283,18 @@ type SearchRunnerContextsRequest struct {
 	// Required.
 	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	// Required.
-	PartialId     string `protobuf:"bytes,2,opt,name=partial_id,json=partialId,proto3" json:"partial_id,omitempty"`
+	PartialId string `protobuf:"bytes,2,opt,name=partial_id,json=partialId,proto3" json:"partial_id,omitempty"`
+	// 0..1000; 0 for 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchRunnerContextsRequest) Reset() {
 	*x = SearchRunnerContextsRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[56]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3306,7 @@ func (x *SearchRunnerContextsRequest) String() string {
 func (*SearchRunnerContextsRequest) ProtoMessage() {}
 
 func (x *SearchRunnerContextsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[56]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3319,7 @@ func (x *SearchRunnerContextsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRunnerContextsRequest.ProtoReflect.Descriptor instead.
 func (*SearchRunnerContextsRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{56}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SearchRunnerContextsRequest) GetAppId() string {
@@ -3020,16 +3336,32 @@ func (x *SearchRunnerContextsRequest) GetPartialId() string {
 	return ""
 }
 
+func (x *SearchRunnerContextsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *SearchRunnerContextsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type SearchRunnerContextsResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	RunnerContexts []*RunnerContext       `protobuf:"bytes,1,rep,name=runner_contexts,json=runnerContexts,proto3" json:"runner_contexts,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchRunnerContextsResponse) Reset() {
 	*x = SearchRunnerContextsResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[57]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3373,7 @@ func (x *SearchRunnerContextsResponse) String() string {
 func (*SearchRunnerContextsResponse) ProtoMessage() {}
 
 func (x *SearchRunnerContextsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[57]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3054,7 +3386,7 @@ func (x *SearchRunnerContextsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRunnerContextsResponse.ProtoReflect.Descriptor instead.
 func (*SearchRunnerContextsResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{57}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SearchRunnerContextsResponse) GetRunnerContexts() []*RunnerContext {
@@ -3064,19 +3396,30 @@ func (x *SearchRunnerContextsResponse) GetRunnerContexts() []*RunnerContext {
 	return nil
 }
 
+func (x *SearchRunnerContextsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type ListChildInvocationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
 	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	// Required.
 	ParentInvocationId string `protobuf:"bytes,2,opt,name=parent_invocation_id,json=parentInvocationId,proto3" json:"parent_invocation_id,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// 0..1000; 0 for 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListChildInvocationsRequest) Reset() {
 	*x = ListChildInvocationsRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[58]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3088,7 +3431,7 @@ func (x *ListChildInvocationsRequest) String() string {
 func (*ListChildInvocationsRequest) ProtoMessage() {}
 
 func (x *ListChildInvocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[58]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3101,7 +3444,7 @@ func (x *ListChildInvocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChildInvocationsRequest.ProtoReflect.Descriptor instead.
 func (*ListChildInvocationsRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{58}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListChildInvocationsRequest) GetAppId() string {
@@ -3118,16 +3461,32 @@ func (x *ListChildInvocationsRequest) GetParentInvocationId() string {
 	return ""
 }
 
+func (x *ListChildInvocationsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListChildInvocationsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListChildInvocationsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	InvocationIds []string               `protobuf:"bytes,1,rep,name=invocation_ids,json=invocationIds,proto3" json:"invocation_ids,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListChildInvocationsResponse) Reset() {
 	*x = ListChildInvocationsResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[59]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3498,7 @@ func (x *ListChildInvocationsResponse) String() string {
 func (*ListChildInvocationsResponse) ProtoMessage() {}
 
 func (x *ListChildInvocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[59]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3152,7 +3511,7 @@ func (x *ListChildInvocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChildInvocationsResponse.ProtoReflect.Descriptor instead.
 func (*ListChildInvocationsResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{59}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListChildInvocationsResponse) GetInvocationIds() []string {
@@ -3162,20 +3521,31 @@ func (x *ListChildInvocationsResponse) GetInvocationIds() []string {
 	return nil
 }
 
+func (x *ListChildInvocationsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type ListInvocationIdsByWorkflowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
 	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	// At least one of workflow_id and workflow_type.
-	WorkflowId    string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
-	WorkflowType  string `protobuf:"bytes,3,opt,name=workflow_type,json=workflowType,proto3" json:"workflow_type,omitempty"`
+	WorkflowId   string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	WorkflowType string `protobuf:"bytes,3,opt,name=workflow_type,json=workflowType,proto3" json:"workflow_type,omitempty"`
+	// 0..1000; 0 for 1000.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListInvocationIdsByWorkflowRequest) Reset() {
 	*x = ListInvocationIdsByWorkflowRequest{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[60]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3187,7 +3557,7 @@ func (x *ListInvocationIdsByWorkflowRequest) String() string {
 func (*ListInvocationIdsByWorkflowRequest) ProtoMessage() {}
 
 func (x *ListInvocationIdsByWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[60]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3200,7 +3570,7 @@ func (x *ListInvocationIdsByWorkflowRequest) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use ListInvocationIdsByWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*ListInvocationIdsByWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{60}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListInvocationIdsByWorkflowRequest) GetAppId() string {
@@ -3224,16 +3594,32 @@ func (x *ListInvocationIdsByWorkflowRequest) GetWorkflowType() string {
 	return ""
 }
 
+func (x *ListInvocationIdsByWorkflowRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListInvocationIdsByWorkflowRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListInvocationIdsByWorkflowResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	InvocationIds []string               `protobuf:"bytes,1,rep,name=invocation_ids,json=invocationIds,proto3" json:"invocation_ids,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListInvocationIdsByWorkflowResponse) Reset() {
 	*x = ListInvocationIdsByWorkflowResponse{}
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[61]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +3631,7 @@ func (x *ListInvocationIdsByWorkflowResponse) String() string {
 func (*ListInvocationIdsByWorkflowResponse) ProtoMessage() {}
 
 func (x *ListInvocationIdsByWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[61]
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +3644,7 @@ func (x *ListInvocationIdsByWorkflowResponse) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use ListInvocationIdsByWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*ListInvocationIdsByWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{61}
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListInvocationIdsByWorkflowResponse) GetInvocationIds() []string {
@@ -3268,11 +3654,147 @@ func (x *ListInvocationIdsByWorkflowResponse) GetInvocationIds() []string {
 	return nil
 }
 
+func (x *ListInvocationIdsByWorkflowResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type ListInvocationsByParentEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// Required.
+	ParentEventId string `protobuf:"bytes,2,opt,name=parent_event_id,json=parentEventId,proto3" json:"parent_event_id,omitempty"`
+	// 0..1000; 0 for 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInvocationsByParentEventRequest) Reset() {
+	*x = ListInvocationsByParentEventRequest{}
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvocationsByParentEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvocationsByParentEventRequest) ProtoMessage() {}
+
+func (x *ListInvocationsByParentEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvocationsByParentEventRequest.ProtoReflect.Descriptor instead.
+func (*ListInvocationsByParentEventRequest) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ListInvocationsByParentEventRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *ListInvocationsByParentEventRequest) GetParentEventId() string {
+	if x != nil {
+		return x.ParentEventId
+	}
+	return ""
+}
+
+func (x *ListInvocationsByParentEventRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListInvocationsByParentEventRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListInvocationsByParentEventResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InvocationIds []string               `protobuf:"bytes,1,rep,name=invocation_ids,json=invocationIds,proto3" json:"invocation_ids,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInvocationsByParentEventResponse) Reset() {
+	*x = ListInvocationsByParentEventResponse{}
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvocationsByParentEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvocationsByParentEventResponse) ProtoMessage() {}
+
+func (x *ListInvocationsByParentEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_state_backend_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvocationsByParentEventResponse.ProtoReflect.Descriptor instead.
+func (*ListInvocationsByParentEventResponse) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ListInvocationsByParentEventResponse) GetInvocationIds() []string {
+	if x != nil {
+		return x.InvocationIds
+	}
+	return nil
+}
+
+func (x *ListInvocationsByParentEventResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_pynenc_sidecar_v1_state_backend_proto protoreflect.FileDescriptor
 
 const file_pynenc_sidecar_v1_state_backend_proto_rawDesc = "" +
 	"\n" +
-	"%pynenc/sidecar/v1/state_backend.proto\x12\x11pynenc.sidecar.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epynenc/sidecar/v1/common.proto\"\xb1\x03\n" +
+	"%pynenc/sidecar/v1/state_backend.proto\x12\x11pynenc.sidecar.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epynenc/sidecar/v1/common.proto\"I\n" +
+	"\x0fSerializedValue\x12\x14\n" +
+	"\x04json\x18\x01 \x01(\tH\x00R\x04json\x12\x18\n" +
+	"\x06opaque\x18\x02 \x01(\tH\x00R\x06opaqueB\x06\n" +
+	"\x04kind\"\xdf\x04\n" +
 	"\n" +
 	"Invocation\x12#\n" +
 	"\rinvocation_id\x18\x01 \x01(\tR\finvocationId\x12\x17\n" +
@@ -3281,16 +3803,23 @@ const file_pynenc_sidecar_v1_state_backend_proto_rawDesc = "" +
 	"\x14serialized_arguments\x18\x04 \x03(\v26.pynenc.sidecar.v1.Invocation.SerializedArgumentsEntryR\x13serializedArguments\x12?\n" +
 	"\bworkflow\x18\x05 \x01(\v2#.pynenc.sidecar.v1.WorkflowIdentityR\bworkflow\x120\n" +
 	"\x14parent_invocation_id\x18\x06 \x01(\tR\x12parentInvocationId\x12&\n" +
-	"\x0fparent_event_id\x18\a \x01(\tR\rparentEventId\x1aF\n" +
+	"\x0fparent_event_id\x18\a \x01(\tR\rparentEventId\x12J\n" +
+	"\targuments\x18\b \x03(\v2,.pynenc.sidecar.v1.Invocation.ArgumentsEntryR\targuments\x1aF\n" +
 	"\x18SerializedArgumentsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x82\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a`\n" +
+	"\x0eArgumentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\x05value\x18\x02 \x01(\v2\".pynenc.sidecar.v1.SerializedValueR\x05value:\x028\x01\"\xb2\x03\n" +
 	"\x11InvocationHistory\x12#\n" +
 	"\rinvocation_id\x18\x01 \x01(\tR\finvocationId\x128\n" +
 	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12;\n" +
 	"\x06status\x18\x03 \x01(\x0e2#.pynenc.sidecar.v1.InvocationStatusR\x06status\x12\x1b\n" +
 	"\trunner_id\x18\x04 \x01(\tR\brunnerId\x124\n" +
-	"\x16execution_context_json\x18\x05 \x01(\tR\x14executionContextJson\"\xdb\x01\n" +
+	"\x16execution_context_json\x18\x05 \x01(\tR\x14executionContextJson\x12(\n" +
+	"\x10status_runner_id\x18\x06 \x01(\tR\x0estatusRunnerId\x12E\n" +
+	"\x10status_timestamp\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusTimestamp\x12=\n" +
+	"\x1bregistered_by_invocation_id\x18\b \x01(\tR\x18registeredByInvocationId\"\xdb\x01\n" +
 	"\aAppInfo\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x16\n" +
 	"\x06module\x18\x02 \x01(\tR\x06module\x12,\n" +
@@ -3305,9 +3834,10 @@ const file_pynenc_sidecar_v1_state_backend_proto_rawDesc = "" +
 	"\x10parent_runner_id\x18\x03 \x01(\tR\x0eparentRunnerId\x12\x10\n" +
 	"\x03pid\x18\x04 \x01(\x03R\x03pid\x12\x1a\n" +
 	"\bhostname\x18\x05 \x01(\tR\bhostname\x12\x1b\n" +
-	"\tthread_id\x18\x06 \x01(\x03R\bthreadId\"(\n" +
+	"\tthread_id\x18\x06 \x01(\x03R\bthreadId\"P\n" +
 	"\x0fPurgeAppRequest\x12\x15\n" +
-	"\x06app_id\x18\x01 \x01(\tR\x05appId\"\x12\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12&\n" +
+	"\x0fdelete_app_info\x18\x02 \x01(\bR\rdeleteAppInfo\"\x12\n" +
 	"\x10PurgeAppResponse\"r\n" +
 	"\x18UpsertInvocationsRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12?\n" +
@@ -3324,71 +3854,84 @@ const file_pynenc_sidecar_v1_state_backend_proto_rawDesc = "" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12%\n" +
 	"\x0einvocation_ids\x18\x02 \x03(\tR\rinvocationIds\x12>\n" +
 	"\ahistory\x18\x03 \x01(\v2$.pynenc.sidecar.v1.InvocationHistoryR\ahistory\"\x14\n" +
-	"\x12AddHistoryResponse\"O\n" +
+	"\x12AddHistoryResponse\"\x8b\x01\n" +
 	"\x11GetHistoryRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
-	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\"T\n" +
+	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"|\n" +
 	"\x12GetHistoryResponse\x12>\n" +
-	"\ahistory\x18\x01 \x03(\v2$.pynenc.sidecar.v1.InvocationHistoryR\ahistory\"o\n" +
+	"\ahistory\x18\x01 \x03(\v2$.pynenc.sidecar.v1.InvocationHistoryR\ahistory\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xab\x01\n" +
 	"\x10SetResultRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
 	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x1f\n" +
 	"\vresult_json\x18\x03 \x01(\tR\n" +
-	"resultJson\"\x13\n" +
+	"resultJson\x12:\n" +
+	"\x06result\x18\x04 \x01(\v2\".pynenc.sidecar.v1.SerializedValueR\x06result\"\x13\n" +
 	"\x11SetResultResponse\"N\n" +
 	"\x10GetResultRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
-	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\"4\n" +
+	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\"p\n" +
 	"\x11GetResultResponse\x12\x1f\n" +
 	"\vresult_json\x18\x01 \x01(\tR\n" +
-	"resultJson\"\x8d\x01\n" +
+	"resultJson\x12:\n" +
+	"\x06result\x18\x02 \x01(\v2\".pynenc.sidecar.v1.SerializedValueR\x06result\"\xc9\x01\n" +
 	"\x13SetExceptionRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
 	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12:\n" +
-	"\texception\x18\x03 \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorR\texception\"\x16\n" +
+	"\texception\x18\x03 \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorR\texception\x12:\n" +
+	"\x06detail\x18\x04 \x01(\v2\".pynenc.sidecar.v1.SerializedValueR\x06detail\"\x16\n" +
 	"\x14SetExceptionResponse\"Q\n" +
 	"\x13GetExceptionRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
-	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\"R\n" +
+	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\"\x8e\x01\n" +
 	"\x14GetExceptionResponse\x12:\n" +
-	"\texception\x18\x01 \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorR\texception\"b\n" +
+	"\texception\x18\x01 \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorR\texception\x12:\n" +
+	"\x06detail\x18\x02 \x01(\v2\".pynenc.sidecar.v1.SerializedValueR\x06detail\"b\n" +
 	"\x16GetWorkflowDataRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\"N\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"\x88\x01\n" +
 	"\x17GetWorkflowDataResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x02 \x01(\tR\tvalueJson\"\x81\x01\n" +
+	"value_json\x18\x02 \x01(\tR\tvalueJson\x128\n" +
+	"\x05value\x18\x03 \x01(\v2\".pynenc.sidecar.v1.SerializedValueR\x05value\"\xbb\x01\n" +
 	"\x16SetWorkflowDataRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x04 \x01(\tR\tvalueJson\"\x19\n" +
+	"value_json\x18\x04 \x01(\tR\tvalueJson\x128\n" +
+	"\x05value\x18\x05 \x01(\v2\".pynenc.sidecar.v1.SerializedValueR\x05value\"\x19\n" +
 	"\x17SetWorkflowDataResponse\"p\n" +
 	"$GetWorkflowDeterministicValueRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\"\\\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\"\x96\x01\n" +
 	"%GetWorkflowDeterministicValueResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x02 \x01(\tR\tvalueJson\"\x8f\x01\n" +
+	"value_json\x18\x02 \x01(\tR\tvalueJson\x128\n" +
+	"\x05value\x18\x03 \x01(\v2\".pynenc.sidecar.v1.SerializedValueR\x05value\"\xc9\x01\n" +
 	"$SetWorkflowDeterministicValueRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x04 \x01(\tR\tvalueJson\"b\n" +
+	"value_json\x18\x04 \x01(\tR\tvalueJson\x128\n" +
+	"\x05value\x18\x05 \x01(\v2\".pynenc.sidecar.v1.SerializedValueR\x05value\"\x9c\x01\n" +
 	"%SetWorkflowDeterministicValueResponse\x12\x1d\n" +
 	"\n" +
 	"value_json\x18\x01 \x01(\tR\tvalueJson\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"L\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\x128\n" +
+	"\x05value\x18\x03 \x01(\v2\".pynenc.sidecar.v1.SerializedValueR\x05value\"L\n" +
 	"\x13StoreAppInfoRequest\x125\n" +
 	"\bapp_info\x18\x01 \x01(\v2\x1a.pynenc.sidecar.v1.AppInfoR\aappInfo\"\x16\n" +
 	"\x14StoreAppInfoResponse\"*\n" +
@@ -3405,11 +3948,15 @@ const file_pynenc_sidecar_v1_state_backend_proto_rawDesc = "" +
 	"\x17StoreWorkflowRunRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12?\n" +
 	"\bworkflow\x18\x02 \x01(\v2#.pynenc.sidecar.v1.WorkflowIdentityR\bworkflow\"\x1a\n" +
-	"\x18StoreWorkflowRunResponse\"1\n" +
+	"\x18StoreWorkflowRunResponse\"m\n" +
 	"\x18ListWorkflowTypesRequest\x12\x15\n" +
-	"\x06app_id\x18\x01 \x01(\tR\x05appId\"B\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"j\n" +
 	"\x19ListWorkflowTypesResponse\x12%\n" +
-	"\x0eworkflow_types\x18\x01 \x03(\tR\rworkflowTypes\"\x91\x01\n" +
+	"\x0eworkflow_types\x18\x01 \x03(\tR\rworkflowTypes\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x91\x01\n" +
 	"\x17ListWorkflowRunsRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
 	"\rworkflow_type\x18\x02 \x01(\tR\fworkflowType\x12\x1b\n" +
@@ -3423,13 +3970,17 @@ const file_pynenc_sidecar_v1_state_backend_proto_rawDesc = "" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12,\n" +
 	"\x12parent_workflow_id\x18\x02 \x01(\tR\x10parentWorkflowId\x12*\n" +
 	"\x11sub_invocation_id\x18\x03 \x01(\tR\x0fsubInvocationId\"$\n" +
-	"\"StoreWorkflowSubInvocationResponse\"[\n" +
+	"\"StoreWorkflowSubInvocationResponse\"\x97\x01\n" +
 	"!ListWorkflowSubInvocationsRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
-	"workflowId\"K\n" +
+	"workflowId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"s\n" +
 	"\"ListWorkflowSubInvocationsResponse\x12%\n" +
-	"\x0einvocation_ids\x18\x01 \x03(\tR\rinvocationIds\"\xcd\x01\n" +
+	"\x0einvocation_ids\x18\x01 \x03(\tR\rinvocationIds\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcd\x01\n" +
 	"#StreamInvocationsInTimeRangeRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x129\n" +
 	"\n" +
@@ -3462,25 +4013,46 @@ const file_pynenc_sidecar_v1_state_backend_proto_rawDesc = "" +
 	"\n" +
 	"runner_ids\x18\x02 \x03(\tR\trunnerIds\"k\n" +
 	"\x1eBatchGetRunnerContextsResponse\x12I\n" +
-	"\x0frunner_contexts\x18\x01 \x03(\v2 .pynenc.sidecar.v1.RunnerContextR\x0erunnerContexts\"S\n" +
+	"\x0frunner_contexts\x18\x01 \x03(\v2 .pynenc.sidecar.v1.RunnerContextR\x0erunnerContexts\"\x8f\x01\n" +
 	"\x1bSearchRunnerContextsRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1d\n" +
 	"\n" +
-	"partial_id\x18\x02 \x01(\tR\tpartialId\"i\n" +
+	"partial_id\x18\x02 \x01(\tR\tpartialId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x91\x01\n" +
 	"\x1cSearchRunnerContextsResponse\x12I\n" +
-	"\x0frunner_contexts\x18\x01 \x03(\v2 .pynenc.sidecar.v1.RunnerContextR\x0erunnerContexts\"f\n" +
+	"\x0frunner_contexts\x18\x01 \x03(\v2 .pynenc.sidecar.v1.RunnerContextR\x0erunnerContexts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa2\x01\n" +
 	"\x1bListChildInvocationsRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x120\n" +
-	"\x14parent_invocation_id\x18\x02 \x01(\tR\x12parentInvocationId\"E\n" +
+	"\x14parent_invocation_id\x18\x02 \x01(\tR\x12parentInvocationId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"m\n" +
 	"\x1cListChildInvocationsResponse\x12%\n" +
-	"\x0einvocation_ids\x18\x01 \x03(\tR\rinvocationIds\"\x81\x01\n" +
+	"\x0einvocation_ids\x18\x01 \x03(\tR\rinvocationIds\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbd\x01\n" +
 	"\"ListInvocationIdsByWorkflowRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\x12#\n" +
-	"\rworkflow_type\x18\x03 \x01(\tR\fworkflowType\"L\n" +
+	"\rworkflow_type\x18\x03 \x01(\tR\fworkflowType\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"t\n" +
 	"#ListInvocationIdsByWorkflowResponse\x12%\n" +
-	"\x0einvocation_ids\x18\x01 \x03(\tR\rinvocationIds2\xeb\x19\n" +
+	"\x0einvocation_ids\x18\x01 \x03(\tR\rinvocationIds\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa0\x01\n" +
+	"#ListInvocationsByParentEventRequest\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12&\n" +
+	"\x0fparent_event_id\x18\x02 \x01(\tR\rparentEventId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"u\n" +
+	"$ListInvocationsByParentEventResponse\x12%\n" +
+	"\x0einvocation_ids\x18\x01 \x03(\tR\rinvocationIds\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xfd\x1a\n" +
 	"\x13StateBackendService\x12S\n" +
 	"\bPurgeApp\x12\".pynenc.sidecar.v1.PurgeAppRequest\x1a#.pynenc.sidecar.v1.PurgeAppResponse\x12n\n" +
 	"\x11UpsertInvocations\x12+.pynenc.sidecar.v1.UpsertInvocationsRequest\x1a,.pynenc.sidecar.v1.UpsertInvocationsResponse\x12b\n" +
@@ -3512,7 +4084,8 @@ const file_pynenc_sidecar_v1_state_backend_proto_rawDesc = "" +
 	"\x10GetRunnerContext\x12*.pynenc.sidecar.v1.GetRunnerContextRequest\x1a+.pynenc.sidecar.v1.GetRunnerContextResponse\x12}\n" +
 	"\x16BatchGetRunnerContexts\x120.pynenc.sidecar.v1.BatchGetRunnerContextsRequest\x1a1.pynenc.sidecar.v1.BatchGetRunnerContextsResponse\x12w\n" +
 	"\x14SearchRunnerContexts\x12..pynenc.sidecar.v1.SearchRunnerContextsRequest\x1a/.pynenc.sidecar.v1.SearchRunnerContextsResponse\x12w\n" +
-	"\x14ListChildInvocations\x12..pynenc.sidecar.v1.ListChildInvocationsRequest\x1a/.pynenc.sidecar.v1.ListChildInvocationsResponse\x12\x8c\x01\n" +
+	"\x14ListChildInvocations\x12..pynenc.sidecar.v1.ListChildInvocationsRequest\x1a/.pynenc.sidecar.v1.ListChildInvocationsResponse\x12\x8f\x01\n" +
+	"\x1cListInvocationsByParentEvent\x126.pynenc.sidecar.v1.ListInvocationsByParentEventRequest\x1a7.pynenc.sidecar.v1.ListInvocationsByParentEventResponse\x12\x8c\x01\n" +
 	"\x1bListInvocationIdsByWorkflow\x125.pynenc.sidecar.v1.ListInvocationIdsByWorkflowRequest\x1a6.pynenc.sidecar.v1.ListInvocationIdsByWorkflowResponseBIZGgithub.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1;sidecarv1b\x06proto3"
 
 var (
@@ -3527,166 +4100,184 @@ func file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP() []byte {
 	return file_pynenc_sidecar_v1_state_backend_proto_rawDescData
 }
 
-var file_pynenc_sidecar_v1_state_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_pynenc_sidecar_v1_state_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_pynenc_sidecar_v1_state_backend_proto_goTypes = []any{
-	(*Invocation)(nil),                            // 0: pynenc.sidecar.v1.Invocation
-	(*InvocationHistory)(nil),                     // 1: pynenc.sidecar.v1.InvocationHistory
-	(*AppInfo)(nil),                               // 2: pynenc.sidecar.v1.AppInfo
-	(*RunnerContext)(nil),                         // 3: pynenc.sidecar.v1.RunnerContext
-	(*PurgeAppRequest)(nil),                       // 4: pynenc.sidecar.v1.PurgeAppRequest
-	(*PurgeAppResponse)(nil),                      // 5: pynenc.sidecar.v1.PurgeAppResponse
-	(*UpsertInvocationsRequest)(nil),              // 6: pynenc.sidecar.v1.UpsertInvocationsRequest
-	(*UpsertInvocationsResponse)(nil),             // 7: pynenc.sidecar.v1.UpsertInvocationsResponse
-	(*GetInvocationRequest)(nil),                  // 8: pynenc.sidecar.v1.GetInvocationRequest
-	(*GetInvocationResponse)(nil),                 // 9: pynenc.sidecar.v1.GetInvocationResponse
-	(*AddHistoryRequest)(nil),                     // 10: pynenc.sidecar.v1.AddHistoryRequest
-	(*AddHistoryResponse)(nil),                    // 11: pynenc.sidecar.v1.AddHistoryResponse
-	(*GetHistoryRequest)(nil),                     // 12: pynenc.sidecar.v1.GetHistoryRequest
-	(*GetHistoryResponse)(nil),                    // 13: pynenc.sidecar.v1.GetHistoryResponse
-	(*SetResultRequest)(nil),                      // 14: pynenc.sidecar.v1.SetResultRequest
-	(*SetResultResponse)(nil),                     // 15: pynenc.sidecar.v1.SetResultResponse
-	(*GetResultRequest)(nil),                      // 16: pynenc.sidecar.v1.GetResultRequest
-	(*GetResultResponse)(nil),                     // 17: pynenc.sidecar.v1.GetResultResponse
-	(*SetExceptionRequest)(nil),                   // 18: pynenc.sidecar.v1.SetExceptionRequest
-	(*SetExceptionResponse)(nil),                  // 19: pynenc.sidecar.v1.SetExceptionResponse
-	(*GetExceptionRequest)(nil),                   // 20: pynenc.sidecar.v1.GetExceptionRequest
-	(*GetExceptionResponse)(nil),                  // 21: pynenc.sidecar.v1.GetExceptionResponse
-	(*GetWorkflowDataRequest)(nil),                // 22: pynenc.sidecar.v1.GetWorkflowDataRequest
-	(*GetWorkflowDataResponse)(nil),               // 23: pynenc.sidecar.v1.GetWorkflowDataResponse
-	(*SetWorkflowDataRequest)(nil),                // 24: pynenc.sidecar.v1.SetWorkflowDataRequest
-	(*SetWorkflowDataResponse)(nil),               // 25: pynenc.sidecar.v1.SetWorkflowDataResponse
-	(*GetWorkflowDeterministicValueRequest)(nil),  // 26: pynenc.sidecar.v1.GetWorkflowDeterministicValueRequest
-	(*GetWorkflowDeterministicValueResponse)(nil), // 27: pynenc.sidecar.v1.GetWorkflowDeterministicValueResponse
-	(*SetWorkflowDeterministicValueRequest)(nil),  // 28: pynenc.sidecar.v1.SetWorkflowDeterministicValueRequest
-	(*SetWorkflowDeterministicValueResponse)(nil), // 29: pynenc.sidecar.v1.SetWorkflowDeterministicValueResponse
-	(*StoreAppInfoRequest)(nil),                   // 30: pynenc.sidecar.v1.StoreAppInfoRequest
-	(*StoreAppInfoResponse)(nil),                  // 31: pynenc.sidecar.v1.StoreAppInfoResponse
-	(*GetAppInfoRequest)(nil),                     // 32: pynenc.sidecar.v1.GetAppInfoRequest
-	(*GetAppInfoResponse)(nil),                    // 33: pynenc.sidecar.v1.GetAppInfoResponse
-	(*DiscoverAppInfosRequest)(nil),               // 34: pynenc.sidecar.v1.DiscoverAppInfosRequest
-	(*DiscoverAppInfosResponse)(nil),              // 35: pynenc.sidecar.v1.DiscoverAppInfosResponse
-	(*StoreWorkflowRunRequest)(nil),               // 36: pynenc.sidecar.v1.StoreWorkflowRunRequest
-	(*StoreWorkflowRunResponse)(nil),              // 37: pynenc.sidecar.v1.StoreWorkflowRunResponse
-	(*ListWorkflowTypesRequest)(nil),              // 38: pynenc.sidecar.v1.ListWorkflowTypesRequest
-	(*ListWorkflowTypesResponse)(nil),             // 39: pynenc.sidecar.v1.ListWorkflowTypesResponse
-	(*ListWorkflowRunsRequest)(nil),               // 40: pynenc.sidecar.v1.ListWorkflowRunsRequest
-	(*ListWorkflowRunsResponse)(nil),              // 41: pynenc.sidecar.v1.ListWorkflowRunsResponse
-	(*StoreWorkflowSubInvocationRequest)(nil),     // 42: pynenc.sidecar.v1.StoreWorkflowSubInvocationRequest
-	(*StoreWorkflowSubInvocationResponse)(nil),    // 43: pynenc.sidecar.v1.StoreWorkflowSubInvocationResponse
-	(*ListWorkflowSubInvocationsRequest)(nil),     // 44: pynenc.sidecar.v1.ListWorkflowSubInvocationsRequest
-	(*ListWorkflowSubInvocationsResponse)(nil),    // 45: pynenc.sidecar.v1.ListWorkflowSubInvocationsResponse
-	(*StreamInvocationsInTimeRangeRequest)(nil),   // 46: pynenc.sidecar.v1.StreamInvocationsInTimeRangeRequest
-	(*StreamInvocationsInTimeRangeResponse)(nil),  // 47: pynenc.sidecar.v1.StreamInvocationsInTimeRangeResponse
-	(*StreamHistoryInTimeRangeRequest)(nil),       // 48: pynenc.sidecar.v1.StreamHistoryInTimeRangeRequest
-	(*StreamHistoryInTimeRangeResponse)(nil),      // 49: pynenc.sidecar.v1.StreamHistoryInTimeRangeResponse
-	(*StoreRunnerContextRequest)(nil),             // 50: pynenc.sidecar.v1.StoreRunnerContextRequest
-	(*StoreRunnerContextResponse)(nil),            // 51: pynenc.sidecar.v1.StoreRunnerContextResponse
-	(*GetRunnerContextRequest)(nil),               // 52: pynenc.sidecar.v1.GetRunnerContextRequest
-	(*GetRunnerContextResponse)(nil),              // 53: pynenc.sidecar.v1.GetRunnerContextResponse
-	(*BatchGetRunnerContextsRequest)(nil),         // 54: pynenc.sidecar.v1.BatchGetRunnerContextsRequest
-	(*BatchGetRunnerContextsResponse)(nil),        // 55: pynenc.sidecar.v1.BatchGetRunnerContextsResponse
-	(*SearchRunnerContextsRequest)(nil),           // 56: pynenc.sidecar.v1.SearchRunnerContextsRequest
-	(*SearchRunnerContextsResponse)(nil),          // 57: pynenc.sidecar.v1.SearchRunnerContextsResponse
-	(*ListChildInvocationsRequest)(nil),           // 58: pynenc.sidecar.v1.ListChildInvocationsRequest
-	(*ListChildInvocationsResponse)(nil),          // 59: pynenc.sidecar.v1.ListChildInvocationsResponse
-	(*ListInvocationIdsByWorkflowRequest)(nil),    // 60: pynenc.sidecar.v1.ListInvocationIdsByWorkflowRequest
-	(*ListInvocationIdsByWorkflowResponse)(nil),   // 61: pynenc.sidecar.v1.ListInvocationIdsByWorkflowResponse
-	nil,                           // 62: pynenc.sidecar.v1.Invocation.SerializedArgumentsEntry
-	nil,                           // 63: pynenc.sidecar.v1.DiscoverAppInfosResponse.AppInfosEntry
-	(*WorkflowIdentity)(nil),      // 64: pynenc.sidecar.v1.WorkflowIdentity
-	(*timestamppb.Timestamp)(nil), // 65: google.protobuf.Timestamp
-	(InvocationStatus)(0),         // 66: pynenc.sidecar.v1.InvocationStatus
-	(*TaskError)(nil),             // 67: pynenc.sidecar.v1.TaskError
+	(*SerializedValue)(nil),                       // 0: pynenc.sidecar.v1.SerializedValue
+	(*Invocation)(nil),                            // 1: pynenc.sidecar.v1.Invocation
+	(*InvocationHistory)(nil),                     // 2: pynenc.sidecar.v1.InvocationHistory
+	(*AppInfo)(nil),                               // 3: pynenc.sidecar.v1.AppInfo
+	(*RunnerContext)(nil),                         // 4: pynenc.sidecar.v1.RunnerContext
+	(*PurgeAppRequest)(nil),                       // 5: pynenc.sidecar.v1.PurgeAppRequest
+	(*PurgeAppResponse)(nil),                      // 6: pynenc.sidecar.v1.PurgeAppResponse
+	(*UpsertInvocationsRequest)(nil),              // 7: pynenc.sidecar.v1.UpsertInvocationsRequest
+	(*UpsertInvocationsResponse)(nil),             // 8: pynenc.sidecar.v1.UpsertInvocationsResponse
+	(*GetInvocationRequest)(nil),                  // 9: pynenc.sidecar.v1.GetInvocationRequest
+	(*GetInvocationResponse)(nil),                 // 10: pynenc.sidecar.v1.GetInvocationResponse
+	(*AddHistoryRequest)(nil),                     // 11: pynenc.sidecar.v1.AddHistoryRequest
+	(*AddHistoryResponse)(nil),                    // 12: pynenc.sidecar.v1.AddHistoryResponse
+	(*GetHistoryRequest)(nil),                     // 13: pynenc.sidecar.v1.GetHistoryRequest
+	(*GetHistoryResponse)(nil),                    // 14: pynenc.sidecar.v1.GetHistoryResponse
+	(*SetResultRequest)(nil),                      // 15: pynenc.sidecar.v1.SetResultRequest
+	(*SetResultResponse)(nil),                     // 16: pynenc.sidecar.v1.SetResultResponse
+	(*GetResultRequest)(nil),                      // 17: pynenc.sidecar.v1.GetResultRequest
+	(*GetResultResponse)(nil),                     // 18: pynenc.sidecar.v1.GetResultResponse
+	(*SetExceptionRequest)(nil),                   // 19: pynenc.sidecar.v1.SetExceptionRequest
+	(*SetExceptionResponse)(nil),                  // 20: pynenc.sidecar.v1.SetExceptionResponse
+	(*GetExceptionRequest)(nil),                   // 21: pynenc.sidecar.v1.GetExceptionRequest
+	(*GetExceptionResponse)(nil),                  // 22: pynenc.sidecar.v1.GetExceptionResponse
+	(*GetWorkflowDataRequest)(nil),                // 23: pynenc.sidecar.v1.GetWorkflowDataRequest
+	(*GetWorkflowDataResponse)(nil),               // 24: pynenc.sidecar.v1.GetWorkflowDataResponse
+	(*SetWorkflowDataRequest)(nil),                // 25: pynenc.sidecar.v1.SetWorkflowDataRequest
+	(*SetWorkflowDataResponse)(nil),               // 26: pynenc.sidecar.v1.SetWorkflowDataResponse
+	(*GetWorkflowDeterministicValueRequest)(nil),  // 27: pynenc.sidecar.v1.GetWorkflowDeterministicValueRequest
+	(*GetWorkflowDeterministicValueResponse)(nil), // 28: pynenc.sidecar.v1.GetWorkflowDeterministicValueResponse
+	(*SetWorkflowDeterministicValueRequest)(nil),  // 29: pynenc.sidecar.v1.SetWorkflowDeterministicValueRequest
+	(*SetWorkflowDeterministicValueResponse)(nil), // 30: pynenc.sidecar.v1.SetWorkflowDeterministicValueResponse
+	(*StoreAppInfoRequest)(nil),                   // 31: pynenc.sidecar.v1.StoreAppInfoRequest
+	(*StoreAppInfoResponse)(nil),                  // 32: pynenc.sidecar.v1.StoreAppInfoResponse
+	(*GetAppInfoRequest)(nil),                     // 33: pynenc.sidecar.v1.GetAppInfoRequest
+	(*GetAppInfoResponse)(nil),                    // 34: pynenc.sidecar.v1.GetAppInfoResponse
+	(*DiscoverAppInfosRequest)(nil),               // 35: pynenc.sidecar.v1.DiscoverAppInfosRequest
+	(*DiscoverAppInfosResponse)(nil),              // 36: pynenc.sidecar.v1.DiscoverAppInfosResponse
+	(*StoreWorkflowRunRequest)(nil),               // 37: pynenc.sidecar.v1.StoreWorkflowRunRequest
+	(*StoreWorkflowRunResponse)(nil),              // 38: pynenc.sidecar.v1.StoreWorkflowRunResponse
+	(*ListWorkflowTypesRequest)(nil),              // 39: pynenc.sidecar.v1.ListWorkflowTypesRequest
+	(*ListWorkflowTypesResponse)(nil),             // 40: pynenc.sidecar.v1.ListWorkflowTypesResponse
+	(*ListWorkflowRunsRequest)(nil),               // 41: pynenc.sidecar.v1.ListWorkflowRunsRequest
+	(*ListWorkflowRunsResponse)(nil),              // 42: pynenc.sidecar.v1.ListWorkflowRunsResponse
+	(*StoreWorkflowSubInvocationRequest)(nil),     // 43: pynenc.sidecar.v1.StoreWorkflowSubInvocationRequest
+	(*StoreWorkflowSubInvocationResponse)(nil),    // 44: pynenc.sidecar.v1.StoreWorkflowSubInvocationResponse
+	(*ListWorkflowSubInvocationsRequest)(nil),     // 45: pynenc.sidecar.v1.ListWorkflowSubInvocationsRequest
+	(*ListWorkflowSubInvocationsResponse)(nil),    // 46: pynenc.sidecar.v1.ListWorkflowSubInvocationsResponse
+	(*StreamInvocationsInTimeRangeRequest)(nil),   // 47: pynenc.sidecar.v1.StreamInvocationsInTimeRangeRequest
+	(*StreamInvocationsInTimeRangeResponse)(nil),  // 48: pynenc.sidecar.v1.StreamInvocationsInTimeRangeResponse
+	(*StreamHistoryInTimeRangeRequest)(nil),       // 49: pynenc.sidecar.v1.StreamHistoryInTimeRangeRequest
+	(*StreamHistoryInTimeRangeResponse)(nil),      // 50: pynenc.sidecar.v1.StreamHistoryInTimeRangeResponse
+	(*StoreRunnerContextRequest)(nil),             // 51: pynenc.sidecar.v1.StoreRunnerContextRequest
+	(*StoreRunnerContextResponse)(nil),            // 52: pynenc.sidecar.v1.StoreRunnerContextResponse
+	(*GetRunnerContextRequest)(nil),               // 53: pynenc.sidecar.v1.GetRunnerContextRequest
+	(*GetRunnerContextResponse)(nil),              // 54: pynenc.sidecar.v1.GetRunnerContextResponse
+	(*BatchGetRunnerContextsRequest)(nil),         // 55: pynenc.sidecar.v1.BatchGetRunnerContextsRequest
+	(*BatchGetRunnerContextsResponse)(nil),        // 56: pynenc.sidecar.v1.BatchGetRunnerContextsResponse
+	(*SearchRunnerContextsRequest)(nil),           // 57: pynenc.sidecar.v1.SearchRunnerContextsRequest
+	(*SearchRunnerContextsResponse)(nil),          // 58: pynenc.sidecar.v1.SearchRunnerContextsResponse
+	(*ListChildInvocationsRequest)(nil),           // 59: pynenc.sidecar.v1.ListChildInvocationsRequest
+	(*ListChildInvocationsResponse)(nil),          // 60: pynenc.sidecar.v1.ListChildInvocationsResponse
+	(*ListInvocationIdsByWorkflowRequest)(nil),    // 61: pynenc.sidecar.v1.ListInvocationIdsByWorkflowRequest
+	(*ListInvocationIdsByWorkflowResponse)(nil),   // 62: pynenc.sidecar.v1.ListInvocationIdsByWorkflowResponse
+	(*ListInvocationsByParentEventRequest)(nil),   // 63: pynenc.sidecar.v1.ListInvocationsByParentEventRequest
+	(*ListInvocationsByParentEventResponse)(nil),  // 64: pynenc.sidecar.v1.ListInvocationsByParentEventResponse
+	nil,                           // 65: pynenc.sidecar.v1.Invocation.SerializedArgumentsEntry
+	nil,                           // 66: pynenc.sidecar.v1.Invocation.ArgumentsEntry
+	nil,                           // 67: pynenc.sidecar.v1.DiscoverAppInfosResponse.AppInfosEntry
+	(*WorkflowIdentity)(nil),      // 68: pynenc.sidecar.v1.WorkflowIdentity
+	(*timestamppb.Timestamp)(nil), // 69: google.protobuf.Timestamp
+	(InvocationStatus)(0),         // 70: pynenc.sidecar.v1.InvocationStatus
+	(*TaskError)(nil),             // 71: pynenc.sidecar.v1.TaskError
 }
 var file_pynenc_sidecar_v1_state_backend_proto_depIdxs = []int32{
-	62, // 0: pynenc.sidecar.v1.Invocation.serialized_arguments:type_name -> pynenc.sidecar.v1.Invocation.SerializedArgumentsEntry
-	64, // 1: pynenc.sidecar.v1.Invocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	65, // 2: pynenc.sidecar.v1.InvocationHistory.timestamp:type_name -> google.protobuf.Timestamp
-	66, // 3: pynenc.sidecar.v1.InvocationHistory.status:type_name -> pynenc.sidecar.v1.InvocationStatus
-	0,  // 4: pynenc.sidecar.v1.UpsertInvocationsRequest.invocations:type_name -> pynenc.sidecar.v1.Invocation
-	0,  // 5: pynenc.sidecar.v1.GetInvocationResponse.invocation:type_name -> pynenc.sidecar.v1.Invocation
-	1,  // 6: pynenc.sidecar.v1.AddHistoryRequest.history:type_name -> pynenc.sidecar.v1.InvocationHistory
-	1,  // 7: pynenc.sidecar.v1.GetHistoryResponse.history:type_name -> pynenc.sidecar.v1.InvocationHistory
-	67, // 8: pynenc.sidecar.v1.SetExceptionRequest.exception:type_name -> pynenc.sidecar.v1.TaskError
-	67, // 9: pynenc.sidecar.v1.GetExceptionResponse.exception:type_name -> pynenc.sidecar.v1.TaskError
-	2,  // 10: pynenc.sidecar.v1.StoreAppInfoRequest.app_info:type_name -> pynenc.sidecar.v1.AppInfo
-	2,  // 11: pynenc.sidecar.v1.GetAppInfoResponse.app_info:type_name -> pynenc.sidecar.v1.AppInfo
-	63, // 12: pynenc.sidecar.v1.DiscoverAppInfosResponse.app_infos:type_name -> pynenc.sidecar.v1.DiscoverAppInfosResponse.AppInfosEntry
-	64, // 13: pynenc.sidecar.v1.StoreWorkflowRunRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	64, // 14: pynenc.sidecar.v1.ListWorkflowRunsResponse.workflows:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	65, // 15: pynenc.sidecar.v1.StreamInvocationsInTimeRangeRequest.start_time:type_name -> google.protobuf.Timestamp
-	65, // 16: pynenc.sidecar.v1.StreamInvocationsInTimeRangeRequest.end_time:type_name -> google.protobuf.Timestamp
-	65, // 17: pynenc.sidecar.v1.StreamHistoryInTimeRangeRequest.start_time:type_name -> google.protobuf.Timestamp
-	65, // 18: pynenc.sidecar.v1.StreamHistoryInTimeRangeRequest.end_time:type_name -> google.protobuf.Timestamp
-	1,  // 19: pynenc.sidecar.v1.StreamHistoryInTimeRangeResponse.history:type_name -> pynenc.sidecar.v1.InvocationHistory
-	3,  // 20: pynenc.sidecar.v1.StoreRunnerContextRequest.runner_context:type_name -> pynenc.sidecar.v1.RunnerContext
-	3,  // 21: pynenc.sidecar.v1.GetRunnerContextResponse.runner_context:type_name -> pynenc.sidecar.v1.RunnerContext
-	3,  // 22: pynenc.sidecar.v1.BatchGetRunnerContextsResponse.runner_contexts:type_name -> pynenc.sidecar.v1.RunnerContext
-	3,  // 23: pynenc.sidecar.v1.SearchRunnerContextsResponse.runner_contexts:type_name -> pynenc.sidecar.v1.RunnerContext
-	2,  // 24: pynenc.sidecar.v1.DiscoverAppInfosResponse.AppInfosEntry.value:type_name -> pynenc.sidecar.v1.AppInfo
-	4,  // 25: pynenc.sidecar.v1.StateBackendService.PurgeApp:input_type -> pynenc.sidecar.v1.PurgeAppRequest
-	6,  // 26: pynenc.sidecar.v1.StateBackendService.UpsertInvocations:input_type -> pynenc.sidecar.v1.UpsertInvocationsRequest
-	8,  // 27: pynenc.sidecar.v1.StateBackendService.GetInvocation:input_type -> pynenc.sidecar.v1.GetInvocationRequest
-	10, // 28: pynenc.sidecar.v1.StateBackendService.AddHistory:input_type -> pynenc.sidecar.v1.AddHistoryRequest
-	12, // 29: pynenc.sidecar.v1.StateBackendService.GetHistory:input_type -> pynenc.sidecar.v1.GetHistoryRequest
-	14, // 30: pynenc.sidecar.v1.StateBackendService.SetResult:input_type -> pynenc.sidecar.v1.SetResultRequest
-	16, // 31: pynenc.sidecar.v1.StateBackendService.GetResult:input_type -> pynenc.sidecar.v1.GetResultRequest
-	18, // 32: pynenc.sidecar.v1.StateBackendService.SetException:input_type -> pynenc.sidecar.v1.SetExceptionRequest
-	20, // 33: pynenc.sidecar.v1.StateBackendService.GetException:input_type -> pynenc.sidecar.v1.GetExceptionRequest
-	22, // 34: pynenc.sidecar.v1.StateBackendService.GetWorkflowData:input_type -> pynenc.sidecar.v1.GetWorkflowDataRequest
-	24, // 35: pynenc.sidecar.v1.StateBackendService.SetWorkflowData:input_type -> pynenc.sidecar.v1.SetWorkflowDataRequest
-	26, // 36: pynenc.sidecar.v1.StateBackendService.GetWorkflowDeterministicValue:input_type -> pynenc.sidecar.v1.GetWorkflowDeterministicValueRequest
-	28, // 37: pynenc.sidecar.v1.StateBackendService.SetWorkflowDeterministicValue:input_type -> pynenc.sidecar.v1.SetWorkflowDeterministicValueRequest
-	30, // 38: pynenc.sidecar.v1.StateBackendService.StoreAppInfo:input_type -> pynenc.sidecar.v1.StoreAppInfoRequest
-	32, // 39: pynenc.sidecar.v1.StateBackendService.GetAppInfo:input_type -> pynenc.sidecar.v1.GetAppInfoRequest
-	34, // 40: pynenc.sidecar.v1.StateBackendService.DiscoverAppInfos:input_type -> pynenc.sidecar.v1.DiscoverAppInfosRequest
-	36, // 41: pynenc.sidecar.v1.StateBackendService.StoreWorkflowRun:input_type -> pynenc.sidecar.v1.StoreWorkflowRunRequest
-	38, // 42: pynenc.sidecar.v1.StateBackendService.ListWorkflowTypes:input_type -> pynenc.sidecar.v1.ListWorkflowTypesRequest
-	40, // 43: pynenc.sidecar.v1.StateBackendService.ListWorkflowRuns:input_type -> pynenc.sidecar.v1.ListWorkflowRunsRequest
-	42, // 44: pynenc.sidecar.v1.StateBackendService.StoreWorkflowSubInvocation:input_type -> pynenc.sidecar.v1.StoreWorkflowSubInvocationRequest
-	44, // 45: pynenc.sidecar.v1.StateBackendService.ListWorkflowSubInvocations:input_type -> pynenc.sidecar.v1.ListWorkflowSubInvocationsRequest
-	46, // 46: pynenc.sidecar.v1.StateBackendService.StreamInvocationsInTimeRange:input_type -> pynenc.sidecar.v1.StreamInvocationsInTimeRangeRequest
-	48, // 47: pynenc.sidecar.v1.StateBackendService.StreamHistoryInTimeRange:input_type -> pynenc.sidecar.v1.StreamHistoryInTimeRangeRequest
-	50, // 48: pynenc.sidecar.v1.StateBackendService.StoreRunnerContext:input_type -> pynenc.sidecar.v1.StoreRunnerContextRequest
-	52, // 49: pynenc.sidecar.v1.StateBackendService.GetRunnerContext:input_type -> pynenc.sidecar.v1.GetRunnerContextRequest
-	54, // 50: pynenc.sidecar.v1.StateBackendService.BatchGetRunnerContexts:input_type -> pynenc.sidecar.v1.BatchGetRunnerContextsRequest
-	56, // 51: pynenc.sidecar.v1.StateBackendService.SearchRunnerContexts:input_type -> pynenc.sidecar.v1.SearchRunnerContextsRequest
-	58, // 52: pynenc.sidecar.v1.StateBackendService.ListChildInvocations:input_type -> pynenc.sidecar.v1.ListChildInvocationsRequest
-	60, // 53: pynenc.sidecar.v1.StateBackendService.ListInvocationIdsByWorkflow:input_type -> pynenc.sidecar.v1.ListInvocationIdsByWorkflowRequest
-	5,  // 54: pynenc.sidecar.v1.StateBackendService.PurgeApp:output_type -> pynenc.sidecar.v1.PurgeAppResponse
-	7,  // 55: pynenc.sidecar.v1.StateBackendService.UpsertInvocations:output_type -> pynenc.sidecar.v1.UpsertInvocationsResponse
-	9,  // 56: pynenc.sidecar.v1.StateBackendService.GetInvocation:output_type -> pynenc.sidecar.v1.GetInvocationResponse
-	11, // 57: pynenc.sidecar.v1.StateBackendService.AddHistory:output_type -> pynenc.sidecar.v1.AddHistoryResponse
-	13, // 58: pynenc.sidecar.v1.StateBackendService.GetHistory:output_type -> pynenc.sidecar.v1.GetHistoryResponse
-	15, // 59: pynenc.sidecar.v1.StateBackendService.SetResult:output_type -> pynenc.sidecar.v1.SetResultResponse
-	17, // 60: pynenc.sidecar.v1.StateBackendService.GetResult:output_type -> pynenc.sidecar.v1.GetResultResponse
-	19, // 61: pynenc.sidecar.v1.StateBackendService.SetException:output_type -> pynenc.sidecar.v1.SetExceptionResponse
-	21, // 62: pynenc.sidecar.v1.StateBackendService.GetException:output_type -> pynenc.sidecar.v1.GetExceptionResponse
-	23, // 63: pynenc.sidecar.v1.StateBackendService.GetWorkflowData:output_type -> pynenc.sidecar.v1.GetWorkflowDataResponse
-	25, // 64: pynenc.sidecar.v1.StateBackendService.SetWorkflowData:output_type -> pynenc.sidecar.v1.SetWorkflowDataResponse
-	27, // 65: pynenc.sidecar.v1.StateBackendService.GetWorkflowDeterministicValue:output_type -> pynenc.sidecar.v1.GetWorkflowDeterministicValueResponse
-	29, // 66: pynenc.sidecar.v1.StateBackendService.SetWorkflowDeterministicValue:output_type -> pynenc.sidecar.v1.SetWorkflowDeterministicValueResponse
-	31, // 67: pynenc.sidecar.v1.StateBackendService.StoreAppInfo:output_type -> pynenc.sidecar.v1.StoreAppInfoResponse
-	33, // 68: pynenc.sidecar.v1.StateBackendService.GetAppInfo:output_type -> pynenc.sidecar.v1.GetAppInfoResponse
-	35, // 69: pynenc.sidecar.v1.StateBackendService.DiscoverAppInfos:output_type -> pynenc.sidecar.v1.DiscoverAppInfosResponse
-	37, // 70: pynenc.sidecar.v1.StateBackendService.StoreWorkflowRun:output_type -> pynenc.sidecar.v1.StoreWorkflowRunResponse
-	39, // 71: pynenc.sidecar.v1.StateBackendService.ListWorkflowTypes:output_type -> pynenc.sidecar.v1.ListWorkflowTypesResponse
-	41, // 72: pynenc.sidecar.v1.StateBackendService.ListWorkflowRuns:output_type -> pynenc.sidecar.v1.ListWorkflowRunsResponse
-	43, // 73: pynenc.sidecar.v1.StateBackendService.StoreWorkflowSubInvocation:output_type -> pynenc.sidecar.v1.StoreWorkflowSubInvocationResponse
-	45, // 74: pynenc.sidecar.v1.StateBackendService.ListWorkflowSubInvocations:output_type -> pynenc.sidecar.v1.ListWorkflowSubInvocationsResponse
-	47, // 75: pynenc.sidecar.v1.StateBackendService.StreamInvocationsInTimeRange:output_type -> pynenc.sidecar.v1.StreamInvocationsInTimeRangeResponse
-	49, // 76: pynenc.sidecar.v1.StateBackendService.StreamHistoryInTimeRange:output_type -> pynenc.sidecar.v1.StreamHistoryInTimeRangeResponse
-	51, // 77: pynenc.sidecar.v1.StateBackendService.StoreRunnerContext:output_type -> pynenc.sidecar.v1.StoreRunnerContextResponse
-	53, // 78: pynenc.sidecar.v1.StateBackendService.GetRunnerContext:output_type -> pynenc.sidecar.v1.GetRunnerContextResponse
-	55, // 79: pynenc.sidecar.v1.StateBackendService.BatchGetRunnerContexts:output_type -> pynenc.sidecar.v1.BatchGetRunnerContextsResponse
-	57, // 80: pynenc.sidecar.v1.StateBackendService.SearchRunnerContexts:output_type -> pynenc.sidecar.v1.SearchRunnerContextsResponse
-	59, // 81: pynenc.sidecar.v1.StateBackendService.ListChildInvocations:output_type -> pynenc.sidecar.v1.ListChildInvocationsResponse
-	61, // 82: pynenc.sidecar.v1.StateBackendService.ListInvocationIdsByWorkflow:output_type -> pynenc.sidecar.v1.ListInvocationIdsByWorkflowResponse
-	54, // [54:83] is the sub-list for method output_type
-	25, // [25:54] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	65, // 0: pynenc.sidecar.v1.Invocation.serialized_arguments:type_name -> pynenc.sidecar.v1.Invocation.SerializedArgumentsEntry
+	68, // 1: pynenc.sidecar.v1.Invocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	66, // 2: pynenc.sidecar.v1.Invocation.arguments:type_name -> pynenc.sidecar.v1.Invocation.ArgumentsEntry
+	69, // 3: pynenc.sidecar.v1.InvocationHistory.timestamp:type_name -> google.protobuf.Timestamp
+	70, // 4: pynenc.sidecar.v1.InvocationHistory.status:type_name -> pynenc.sidecar.v1.InvocationStatus
+	69, // 5: pynenc.sidecar.v1.InvocationHistory.status_timestamp:type_name -> google.protobuf.Timestamp
+	1,  // 6: pynenc.sidecar.v1.UpsertInvocationsRequest.invocations:type_name -> pynenc.sidecar.v1.Invocation
+	1,  // 7: pynenc.sidecar.v1.GetInvocationResponse.invocation:type_name -> pynenc.sidecar.v1.Invocation
+	2,  // 8: pynenc.sidecar.v1.AddHistoryRequest.history:type_name -> pynenc.sidecar.v1.InvocationHistory
+	2,  // 9: pynenc.sidecar.v1.GetHistoryResponse.history:type_name -> pynenc.sidecar.v1.InvocationHistory
+	0,  // 10: pynenc.sidecar.v1.SetResultRequest.result:type_name -> pynenc.sidecar.v1.SerializedValue
+	0,  // 11: pynenc.sidecar.v1.GetResultResponse.result:type_name -> pynenc.sidecar.v1.SerializedValue
+	71, // 12: pynenc.sidecar.v1.SetExceptionRequest.exception:type_name -> pynenc.sidecar.v1.TaskError
+	0,  // 13: pynenc.sidecar.v1.SetExceptionRequest.detail:type_name -> pynenc.sidecar.v1.SerializedValue
+	71, // 14: pynenc.sidecar.v1.GetExceptionResponse.exception:type_name -> pynenc.sidecar.v1.TaskError
+	0,  // 15: pynenc.sidecar.v1.GetExceptionResponse.detail:type_name -> pynenc.sidecar.v1.SerializedValue
+	0,  // 16: pynenc.sidecar.v1.GetWorkflowDataResponse.value:type_name -> pynenc.sidecar.v1.SerializedValue
+	0,  // 17: pynenc.sidecar.v1.SetWorkflowDataRequest.value:type_name -> pynenc.sidecar.v1.SerializedValue
+	0,  // 18: pynenc.sidecar.v1.GetWorkflowDeterministicValueResponse.value:type_name -> pynenc.sidecar.v1.SerializedValue
+	0,  // 19: pynenc.sidecar.v1.SetWorkflowDeterministicValueRequest.value:type_name -> pynenc.sidecar.v1.SerializedValue
+	0,  // 20: pynenc.sidecar.v1.SetWorkflowDeterministicValueResponse.value:type_name -> pynenc.sidecar.v1.SerializedValue
+	3,  // 21: pynenc.sidecar.v1.StoreAppInfoRequest.app_info:type_name -> pynenc.sidecar.v1.AppInfo
+	3,  // 22: pynenc.sidecar.v1.GetAppInfoResponse.app_info:type_name -> pynenc.sidecar.v1.AppInfo
+	67, // 23: pynenc.sidecar.v1.DiscoverAppInfosResponse.app_infos:type_name -> pynenc.sidecar.v1.DiscoverAppInfosResponse.AppInfosEntry
+	68, // 24: pynenc.sidecar.v1.StoreWorkflowRunRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	68, // 25: pynenc.sidecar.v1.ListWorkflowRunsResponse.workflows:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	69, // 26: pynenc.sidecar.v1.StreamInvocationsInTimeRangeRequest.start_time:type_name -> google.protobuf.Timestamp
+	69, // 27: pynenc.sidecar.v1.StreamInvocationsInTimeRangeRequest.end_time:type_name -> google.protobuf.Timestamp
+	69, // 28: pynenc.sidecar.v1.StreamHistoryInTimeRangeRequest.start_time:type_name -> google.protobuf.Timestamp
+	69, // 29: pynenc.sidecar.v1.StreamHistoryInTimeRangeRequest.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 30: pynenc.sidecar.v1.StreamHistoryInTimeRangeResponse.history:type_name -> pynenc.sidecar.v1.InvocationHistory
+	4,  // 31: pynenc.sidecar.v1.StoreRunnerContextRequest.runner_context:type_name -> pynenc.sidecar.v1.RunnerContext
+	4,  // 32: pynenc.sidecar.v1.GetRunnerContextResponse.runner_context:type_name -> pynenc.sidecar.v1.RunnerContext
+	4,  // 33: pynenc.sidecar.v1.BatchGetRunnerContextsResponse.runner_contexts:type_name -> pynenc.sidecar.v1.RunnerContext
+	4,  // 34: pynenc.sidecar.v1.SearchRunnerContextsResponse.runner_contexts:type_name -> pynenc.sidecar.v1.RunnerContext
+	0,  // 35: pynenc.sidecar.v1.Invocation.ArgumentsEntry.value:type_name -> pynenc.sidecar.v1.SerializedValue
+	3,  // 36: pynenc.sidecar.v1.DiscoverAppInfosResponse.AppInfosEntry.value:type_name -> pynenc.sidecar.v1.AppInfo
+	5,  // 37: pynenc.sidecar.v1.StateBackendService.PurgeApp:input_type -> pynenc.sidecar.v1.PurgeAppRequest
+	7,  // 38: pynenc.sidecar.v1.StateBackendService.UpsertInvocations:input_type -> pynenc.sidecar.v1.UpsertInvocationsRequest
+	9,  // 39: pynenc.sidecar.v1.StateBackendService.GetInvocation:input_type -> pynenc.sidecar.v1.GetInvocationRequest
+	11, // 40: pynenc.sidecar.v1.StateBackendService.AddHistory:input_type -> pynenc.sidecar.v1.AddHistoryRequest
+	13, // 41: pynenc.sidecar.v1.StateBackendService.GetHistory:input_type -> pynenc.sidecar.v1.GetHistoryRequest
+	15, // 42: pynenc.sidecar.v1.StateBackendService.SetResult:input_type -> pynenc.sidecar.v1.SetResultRequest
+	17, // 43: pynenc.sidecar.v1.StateBackendService.GetResult:input_type -> pynenc.sidecar.v1.GetResultRequest
+	19, // 44: pynenc.sidecar.v1.StateBackendService.SetException:input_type -> pynenc.sidecar.v1.SetExceptionRequest
+	21, // 45: pynenc.sidecar.v1.StateBackendService.GetException:input_type -> pynenc.sidecar.v1.GetExceptionRequest
+	23, // 46: pynenc.sidecar.v1.StateBackendService.GetWorkflowData:input_type -> pynenc.sidecar.v1.GetWorkflowDataRequest
+	25, // 47: pynenc.sidecar.v1.StateBackendService.SetWorkflowData:input_type -> pynenc.sidecar.v1.SetWorkflowDataRequest
+	27, // 48: pynenc.sidecar.v1.StateBackendService.GetWorkflowDeterministicValue:input_type -> pynenc.sidecar.v1.GetWorkflowDeterministicValueRequest
+	29, // 49: pynenc.sidecar.v1.StateBackendService.SetWorkflowDeterministicValue:input_type -> pynenc.sidecar.v1.SetWorkflowDeterministicValueRequest
+	31, // 50: pynenc.sidecar.v1.StateBackendService.StoreAppInfo:input_type -> pynenc.sidecar.v1.StoreAppInfoRequest
+	33, // 51: pynenc.sidecar.v1.StateBackendService.GetAppInfo:input_type -> pynenc.sidecar.v1.GetAppInfoRequest
+	35, // 52: pynenc.sidecar.v1.StateBackendService.DiscoverAppInfos:input_type -> pynenc.sidecar.v1.DiscoverAppInfosRequest
+	37, // 53: pynenc.sidecar.v1.StateBackendService.StoreWorkflowRun:input_type -> pynenc.sidecar.v1.StoreWorkflowRunRequest
+	39, // 54: pynenc.sidecar.v1.StateBackendService.ListWorkflowTypes:input_type -> pynenc.sidecar.v1.ListWorkflowTypesRequest
+	41, // 55: pynenc.sidecar.v1.StateBackendService.ListWorkflowRuns:input_type -> pynenc.sidecar.v1.ListWorkflowRunsRequest
+	43, // 56: pynenc.sidecar.v1.StateBackendService.StoreWorkflowSubInvocation:input_type -> pynenc.sidecar.v1.StoreWorkflowSubInvocationRequest
+	45, // 57: pynenc.sidecar.v1.StateBackendService.ListWorkflowSubInvocations:input_type -> pynenc.sidecar.v1.ListWorkflowSubInvocationsRequest
+	47, // 58: pynenc.sidecar.v1.StateBackendService.StreamInvocationsInTimeRange:input_type -> pynenc.sidecar.v1.StreamInvocationsInTimeRangeRequest
+	49, // 59: pynenc.sidecar.v1.StateBackendService.StreamHistoryInTimeRange:input_type -> pynenc.sidecar.v1.StreamHistoryInTimeRangeRequest
+	51, // 60: pynenc.sidecar.v1.StateBackendService.StoreRunnerContext:input_type -> pynenc.sidecar.v1.StoreRunnerContextRequest
+	53, // 61: pynenc.sidecar.v1.StateBackendService.GetRunnerContext:input_type -> pynenc.sidecar.v1.GetRunnerContextRequest
+	55, // 62: pynenc.sidecar.v1.StateBackendService.BatchGetRunnerContexts:input_type -> pynenc.sidecar.v1.BatchGetRunnerContextsRequest
+	57, // 63: pynenc.sidecar.v1.StateBackendService.SearchRunnerContexts:input_type -> pynenc.sidecar.v1.SearchRunnerContextsRequest
+	59, // 64: pynenc.sidecar.v1.StateBackendService.ListChildInvocations:input_type -> pynenc.sidecar.v1.ListChildInvocationsRequest
+	63, // 65: pynenc.sidecar.v1.StateBackendService.ListInvocationsByParentEvent:input_type -> pynenc.sidecar.v1.ListInvocationsByParentEventRequest
+	61, // 66: pynenc.sidecar.v1.StateBackendService.ListInvocationIdsByWorkflow:input_type -> pynenc.sidecar.v1.ListInvocationIdsByWorkflowRequest
+	6,  // 67: pynenc.sidecar.v1.StateBackendService.PurgeApp:output_type -> pynenc.sidecar.v1.PurgeAppResponse
+	8,  // 68: pynenc.sidecar.v1.StateBackendService.UpsertInvocations:output_type -> pynenc.sidecar.v1.UpsertInvocationsResponse
+	10, // 69: pynenc.sidecar.v1.StateBackendService.GetInvocation:output_type -> pynenc.sidecar.v1.GetInvocationResponse
+	12, // 70: pynenc.sidecar.v1.StateBackendService.AddHistory:output_type -> pynenc.sidecar.v1.AddHistoryResponse
+	14, // 71: pynenc.sidecar.v1.StateBackendService.GetHistory:output_type -> pynenc.sidecar.v1.GetHistoryResponse
+	16, // 72: pynenc.sidecar.v1.StateBackendService.SetResult:output_type -> pynenc.sidecar.v1.SetResultResponse
+	18, // 73: pynenc.sidecar.v1.StateBackendService.GetResult:output_type -> pynenc.sidecar.v1.GetResultResponse
+	20, // 74: pynenc.sidecar.v1.StateBackendService.SetException:output_type -> pynenc.sidecar.v1.SetExceptionResponse
+	22, // 75: pynenc.sidecar.v1.StateBackendService.GetException:output_type -> pynenc.sidecar.v1.GetExceptionResponse
+	24, // 76: pynenc.sidecar.v1.StateBackendService.GetWorkflowData:output_type -> pynenc.sidecar.v1.GetWorkflowDataResponse
+	26, // 77: pynenc.sidecar.v1.StateBackendService.SetWorkflowData:output_type -> pynenc.sidecar.v1.SetWorkflowDataResponse
+	28, // 78: pynenc.sidecar.v1.StateBackendService.GetWorkflowDeterministicValue:output_type -> pynenc.sidecar.v1.GetWorkflowDeterministicValueResponse
+	30, // 79: pynenc.sidecar.v1.StateBackendService.SetWorkflowDeterministicValue:output_type -> pynenc.sidecar.v1.SetWorkflowDeterministicValueResponse
+	32, // 80: pynenc.sidecar.v1.StateBackendService.StoreAppInfo:output_type -> pynenc.sidecar.v1.StoreAppInfoResponse
+	34, // 81: pynenc.sidecar.v1.StateBackendService.GetAppInfo:output_type -> pynenc.sidecar.v1.GetAppInfoResponse
+	36, // 82: pynenc.sidecar.v1.StateBackendService.DiscoverAppInfos:output_type -> pynenc.sidecar.v1.DiscoverAppInfosResponse
+	38, // 83: pynenc.sidecar.v1.StateBackendService.StoreWorkflowRun:output_type -> pynenc.sidecar.v1.StoreWorkflowRunResponse
+	40, // 84: pynenc.sidecar.v1.StateBackendService.ListWorkflowTypes:output_type -> pynenc.sidecar.v1.ListWorkflowTypesResponse
+	42, // 85: pynenc.sidecar.v1.StateBackendService.ListWorkflowRuns:output_type -> pynenc.sidecar.v1.ListWorkflowRunsResponse
+	44, // 86: pynenc.sidecar.v1.StateBackendService.StoreWorkflowSubInvocation:output_type -> pynenc.sidecar.v1.StoreWorkflowSubInvocationResponse
+	46, // 87: pynenc.sidecar.v1.StateBackendService.ListWorkflowSubInvocations:output_type -> pynenc.sidecar.v1.ListWorkflowSubInvocationsResponse
+	48, // 88: pynenc.sidecar.v1.StateBackendService.StreamInvocationsInTimeRange:output_type -> pynenc.sidecar.v1.StreamInvocationsInTimeRangeResponse
+	50, // 89: pynenc.sidecar.v1.StateBackendService.StreamHistoryInTimeRange:output_type -> pynenc.sidecar.v1.StreamHistoryInTimeRangeResponse
+	52, // 90: pynenc.sidecar.v1.StateBackendService.StoreRunnerContext:output_type -> pynenc.sidecar.v1.StoreRunnerContextResponse
+	54, // 91: pynenc.sidecar.v1.StateBackendService.GetRunnerContext:output_type -> pynenc.sidecar.v1.GetRunnerContextResponse
+	56, // 92: pynenc.sidecar.v1.StateBackendService.BatchGetRunnerContexts:output_type -> pynenc.sidecar.v1.BatchGetRunnerContextsResponse
+	58, // 93: pynenc.sidecar.v1.StateBackendService.SearchRunnerContexts:output_type -> pynenc.sidecar.v1.SearchRunnerContextsResponse
+	60, // 94: pynenc.sidecar.v1.StateBackendService.ListChildInvocations:output_type -> pynenc.sidecar.v1.ListChildInvocationsResponse
+	64, // 95: pynenc.sidecar.v1.StateBackendService.ListInvocationsByParentEvent:output_type -> pynenc.sidecar.v1.ListInvocationsByParentEventResponse
+	62, // 96: pynenc.sidecar.v1.StateBackendService.ListInvocationIdsByWorkflow:output_type -> pynenc.sidecar.v1.ListInvocationIdsByWorkflowResponse
+	67, // [67:97] is the sub-list for method output_type
+	37, // [37:67] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_pynenc_sidecar_v1_state_backend_proto_init() }
@@ -3695,13 +4286,17 @@ func file_pynenc_sidecar_v1_state_backend_proto_init() {
 		return
 	}
 	file_pynenc_sidecar_v1_common_proto_init()
+	file_pynenc_sidecar_v1_state_backend_proto_msgTypes[0].OneofWrappers = []any{
+		(*SerializedValue_Json)(nil),
+		(*SerializedValue_Opaque)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pynenc_sidecar_v1_state_backend_proto_rawDesc), len(file_pynenc_sidecar_v1_state_backend_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   64,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,7 @@ const (
 	StateBackendService_BatchGetRunnerContexts_FullMethodName        = "/pynenc.sidecar.v1.StateBackendService/BatchGetRunnerContexts"
 	StateBackendService_SearchRunnerContexts_FullMethodName          = "/pynenc.sidecar.v1.StateBackendService/SearchRunnerContexts"
 	StateBackendService_ListChildInvocations_FullMethodName          = "/pynenc.sidecar.v1.StateBackendService/ListChildInvocations"
+	StateBackendService_ListInvocationsByParentEvent_FullMethodName  = "/pynenc.sidecar.v1.StateBackendService/ListInvocationsByParentEvent"
 	StateBackendService_ListInvocationIdsByWorkflow_FullMethodName   = "/pynenc.sidecar.v1.StateBackendService/ListInvocationIdsByWorkflow"
 )
 
@@ -57,13 +58,35 @@ const (
 // Pynenc's BaseStateBackend over the wire (pynenc 0.4.0, pynenc-redis 0.3.0),
 // so that a Pynenc app in any language can keep its invocation state in the
 // sidecar. Every request is scoped by `app_id`; two apps never see each
-// other's state. Values are JSON text.
+// other's state.
+//
+// Payloads (results, exception details, arguments, workflow data,
+// deterministic values) are `SerializedValue`s: JSON text, or opaque text
+// such as Pynenc's serializer output. The older `*_json` string fields stay
+// for JSON-only clients.
+//
+// Size limit: each payload is at most the server's `--max-payload-bytes`
+// (default 16 MiB); a larger one is INVALID_ARGUMENT naming the field, the
+// invocation (or workflow and key) and the setting. A client reading large
+// payloads must raise its own receive limit to match (gRPC's default is
+// 4 MiB).
+//
+// Paging (AIP-158) on every list that can grow: `page_size` (0 for the
+// documented default; larger than the documented maximum is INVALID_ARGUMENT),
+// `page_token` (a previous response's `next_page_token`, sent with the same
+// other fields; a malformed token or one issued for another request is
+// INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
+// page). A page may hold fewer items than `page_size` (a reply is also cut
+// near 256 KiB), so only an empty `next_page_token` means the end. A client
+// that sends no `page_size` gets the first page: lists up to the default size
+// (and 256 KiB) come whole, as before.
 //
 // Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
 // (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
 // APP_NOT_FOUND, RUNNER_CONTEXT_NOT_FOUND), UNAVAILABLE (STORE_UNAVAILABLE).
 type StateBackendServiceClient interface {
-	// Deletes every key of the app. Other apps are untouched.
+	// Deletes everything of the app but its app info (as Pynenc's backends do);
+	// `delete_app_info` deletes that too. Other apps are untouched.
 	PurgeApp(ctx context.Context, in *PurgeAppRequest, opts ...grpc.CallOption) (*PurgeAppResponse, error)
 	// Inserts or replaces invocations (with their calls), atomically.
 	UpsertInvocations(ctx context.Context, in *UpsertInvocationsRequest, opts ...grpc.CallOption) (*UpsertInvocationsResponse, error)
@@ -71,7 +94,8 @@ type StateBackendServiceClient interface {
 	GetInvocation(ctx context.Context, in *GetInvocationRequest, opts ...grpc.CallOption) (*GetInvocationResponse, error)
 	// Appends one history entry to each of the given invocations.
 	AddHistory(ctx context.Context, in *AddHistoryRequest, opts ...grpc.CallOption) (*AddHistoryResponse, error)
-	// The invocation's history ordered by timestamp (empty when none).
+	// The invocation's history ordered by timestamp (empty when none), paged:
+	// page_size default and maximum 1000.
 	GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error)
 	SetResult(ctx context.Context, in *SetResultRequest, opts ...grpc.CallOption) (*SetResultResponse, error)
 	// NOT_FOUND (RESULT_NOT_FOUND) when no result is stored.
@@ -95,26 +119,38 @@ type StateBackendServiceClient interface {
 	// Every app that stored its info (this call is not scoped by app).
 	DiscoverAppInfos(ctx context.Context, in *DiscoverAppInfosRequest, opts ...grpc.CallOption) (*DiscoverAppInfosResponse, error)
 	StoreWorkflowRun(ctx context.Context, in *StoreWorkflowRunRequest, opts ...grpc.CallOption) (*StoreWorkflowRunResponse, error)
+	// The app's workflow types, sorted, paged: page_size default and maximum 1000.
 	ListWorkflowTypes(ctx context.Context, in *ListWorkflowTypesRequest, opts ...grpc.CallOption) (*ListWorkflowTypesResponse, error)
-	// All runs, or the runs of one type, oldest first, paginated.
+	// All runs, or the runs of one type, oldest first, paged: page_size default
+	// 100, maximum 1000.
 	ListWorkflowRuns(ctx context.Context, in *ListWorkflowRunsRequest, opts ...grpc.CallOption) (*ListWorkflowRunsResponse, error)
 	StoreWorkflowSubInvocation(ctx context.Context, in *StoreWorkflowSubInvocationRequest, opts ...grpc.CallOption) (*StoreWorkflowSubInvocationResponse, error)
+	// Sorted ids, paged: page_size default and maximum 1000.
 	ListWorkflowSubInvocations(ctx context.Context, in *ListWorkflowSubInvocationsRequest, opts ...grpc.CallOption) (*ListWorkflowSubInvocationsResponse, error)
 	// Ids of invocations with history in [start_time, end_time], in batches.
 	StreamInvocationsInTimeRange(ctx context.Context, in *StreamInvocationsInTimeRangeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamInvocationsInTimeRangeResponse], error)
-	// History entries in [start_time, end_time], oldest first, in batches.
+	// History entries in [start_time, end_time], oldest first, in batches of at
+	// most batch_size; a batch is also cut near 256 KiB, so a message may hold
+	// fewer entries.
 	StreamHistoryInTimeRange(ctx context.Context, in *StreamHistoryInTimeRangeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamHistoryInTimeRangeResponse], error)
 	StoreRunnerContext(ctx context.Context, in *StoreRunnerContextRequest, opts ...grpc.CallOption) (*StoreRunnerContextResponse, error)
 	// NOT_FOUND (RUNNER_CONTEXT_NOT_FOUND) when unknown.
 	GetRunnerContext(ctx context.Context, in *GetRunnerContextRequest, opts ...grpc.CallOption) (*GetRunnerContextResponse, error)
 	// The known ones among the given ids; unknown ids are skipped.
 	BatchGetRunnerContexts(ctx context.Context, in *BatchGetRunnerContextsRequest, opts ...grpc.CallOption) (*BatchGetRunnerContextsResponse, error)
-	// Runner contexts whose id contains `partial_id` (matched literally).
+	// Runner contexts whose id contains `partial_id` (matched literally), by
+	// runner id, paged: page_size default and maximum 1000.
 	SearchRunnerContexts(ctx context.Context, in *SearchRunnerContextsRequest, opts ...grpc.CallOption) (*SearchRunnerContextsResponse, error)
-	// Invocations whose parent_invocation_id is the given one.
+	// Invocations whose parent_invocation_id is the given one: sorted ids,
+	// paged: page_size default and maximum 1000.
 	ListChildInvocations(ctx context.Context, in *ListChildInvocationsRequest, opts ...grpc.CallOption) (*ListChildInvocationsResponse, error)
+	// Invocations whose parent_event_id is the given one (Pynenc's
+	// get_invocations_by_parent_event: the trigger event that created them):
+	// sorted ids, paged: page_size default and maximum 1000.
+	ListInvocationsByParentEvent(ctx context.Context, in *ListInvocationsByParentEventRequest, opts ...grpc.CallOption) (*ListInvocationsByParentEventResponse, error)
 	// Invocation ids by workflow id and/or workflow type (intersection when
-	// both; INVALID_ARGUMENT when neither).
+	// both; INVALID_ARGUMENT when neither): sorted ids, paged: page_size default
+	// and maximum 1000.
 	ListInvocationIdsByWorkflow(ctx context.Context, in *ListInvocationIdsByWorkflowRequest, opts ...grpc.CallOption) (*ListInvocationIdsByWorkflowResponse, error)
 }
 
@@ -424,6 +460,16 @@ func (c *stateBackendServiceClient) ListChildInvocations(ctx context.Context, in
 	return out, nil
 }
 
+func (c *stateBackendServiceClient) ListInvocationsByParentEvent(ctx context.Context, in *ListInvocationsByParentEventRequest, opts ...grpc.CallOption) (*ListInvocationsByParentEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListInvocationsByParentEventResponse)
+	err := c.cc.Invoke(ctx, StateBackendService_ListInvocationsByParentEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *stateBackendServiceClient) ListInvocationIdsByWorkflow(ctx context.Context, in *ListInvocationIdsByWorkflowRequest, opts ...grpc.CallOption) (*ListInvocationIdsByWorkflowResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListInvocationIdsByWorkflowResponse)
@@ -441,13 +487,35 @@ func (c *stateBackendServiceClient) ListInvocationIdsByWorkflow(ctx context.Cont
 // Pynenc's BaseStateBackend over the wire (pynenc 0.4.0, pynenc-redis 0.3.0),
 // so that a Pynenc app in any language can keep its invocation state in the
 // sidecar. Every request is scoped by `app_id`; two apps never see each
-// other's state. Values are JSON text.
+// other's state.
+//
+// Payloads (results, exception details, arguments, workflow data,
+// deterministic values) are `SerializedValue`s: JSON text, or opaque text
+// such as Pynenc's serializer output. The older `*_json` string fields stay
+// for JSON-only clients.
+//
+// Size limit: each payload is at most the server's `--max-payload-bytes`
+// (default 16 MiB); a larger one is INVALID_ARGUMENT naming the field, the
+// invocation (or workflow and key) and the setting. A client reading large
+// payloads must raise its own receive limit to match (gRPC's default is
+// 4 MiB).
+//
+// Paging (AIP-158) on every list that can grow: `page_size` (0 for the
+// documented default; larger than the documented maximum is INVALID_ARGUMENT),
+// `page_token` (a previous response's `next_page_token`, sent with the same
+// other fields; a malformed token or one issued for another request is
+// INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
+// page). A page may hold fewer items than `page_size` (a reply is also cut
+// near 256 KiB), so only an empty `next_page_token` means the end. A client
+// that sends no `page_size` gets the first page: lists up to the default size
+// (and 256 KiB) come whole, as before.
 //
 // Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
 // (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
 // APP_NOT_FOUND, RUNNER_CONTEXT_NOT_FOUND), UNAVAILABLE (STORE_UNAVAILABLE).
 type StateBackendServiceServer interface {
-	// Deletes every key of the app. Other apps are untouched.
+	// Deletes everything of the app but its app info (as Pynenc's backends do);
+	// `delete_app_info` deletes that too. Other apps are untouched.
 	PurgeApp(context.Context, *PurgeAppRequest) (*PurgeAppResponse, error)
 	// Inserts or replaces invocations (with their calls), atomically.
 	UpsertInvocations(context.Context, *UpsertInvocationsRequest) (*UpsertInvocationsResponse, error)
@@ -455,7 +523,8 @@ type StateBackendServiceServer interface {
 	GetInvocation(context.Context, *GetInvocationRequest) (*GetInvocationResponse, error)
 	// Appends one history entry to each of the given invocations.
 	AddHistory(context.Context, *AddHistoryRequest) (*AddHistoryResponse, error)
-	// The invocation's history ordered by timestamp (empty when none).
+	// The invocation's history ordered by timestamp (empty when none), paged:
+	// page_size default and maximum 1000.
 	GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error)
 	SetResult(context.Context, *SetResultRequest) (*SetResultResponse, error)
 	// NOT_FOUND (RESULT_NOT_FOUND) when no result is stored.
@@ -479,26 +548,38 @@ type StateBackendServiceServer interface {
 	// Every app that stored its info (this call is not scoped by app).
 	DiscoverAppInfos(context.Context, *DiscoverAppInfosRequest) (*DiscoverAppInfosResponse, error)
 	StoreWorkflowRun(context.Context, *StoreWorkflowRunRequest) (*StoreWorkflowRunResponse, error)
+	// The app's workflow types, sorted, paged: page_size default and maximum 1000.
 	ListWorkflowTypes(context.Context, *ListWorkflowTypesRequest) (*ListWorkflowTypesResponse, error)
-	// All runs, or the runs of one type, oldest first, paginated.
+	// All runs, or the runs of one type, oldest first, paged: page_size default
+	// 100, maximum 1000.
 	ListWorkflowRuns(context.Context, *ListWorkflowRunsRequest) (*ListWorkflowRunsResponse, error)
 	StoreWorkflowSubInvocation(context.Context, *StoreWorkflowSubInvocationRequest) (*StoreWorkflowSubInvocationResponse, error)
+	// Sorted ids, paged: page_size default and maximum 1000.
 	ListWorkflowSubInvocations(context.Context, *ListWorkflowSubInvocationsRequest) (*ListWorkflowSubInvocationsResponse, error)
 	// Ids of invocations with history in [start_time, end_time], in batches.
 	StreamInvocationsInTimeRange(*StreamInvocationsInTimeRangeRequest, grpc.ServerStreamingServer[StreamInvocationsInTimeRangeResponse]) error
-	// History entries in [start_time, end_time], oldest first, in batches.
+	// History entries in [start_time, end_time], oldest first, in batches of at
+	// most batch_size; a batch is also cut near 256 KiB, so a message may hold
+	// fewer entries.
 	StreamHistoryInTimeRange(*StreamHistoryInTimeRangeRequest, grpc.ServerStreamingServer[StreamHistoryInTimeRangeResponse]) error
 	StoreRunnerContext(context.Context, *StoreRunnerContextRequest) (*StoreRunnerContextResponse, error)
 	// NOT_FOUND (RUNNER_CONTEXT_NOT_FOUND) when unknown.
 	GetRunnerContext(context.Context, *GetRunnerContextRequest) (*GetRunnerContextResponse, error)
 	// The known ones among the given ids; unknown ids are skipped.
 	BatchGetRunnerContexts(context.Context, *BatchGetRunnerContextsRequest) (*BatchGetRunnerContextsResponse, error)
-	// Runner contexts whose id contains `partial_id` (matched literally).
+	// Runner contexts whose id contains `partial_id` (matched literally), by
+	// runner id, paged: page_size default and maximum 1000.
 	SearchRunnerContexts(context.Context, *SearchRunnerContextsRequest) (*SearchRunnerContextsResponse, error)
-	// Invocations whose parent_invocation_id is the given one.
+	// Invocations whose parent_invocation_id is the given one: sorted ids,
+	// paged: page_size default and maximum 1000.
 	ListChildInvocations(context.Context, *ListChildInvocationsRequest) (*ListChildInvocationsResponse, error)
+	// Invocations whose parent_event_id is the given one (Pynenc's
+	// get_invocations_by_parent_event: the trigger event that created them):
+	// sorted ids, paged: page_size default and maximum 1000.
+	ListInvocationsByParentEvent(context.Context, *ListInvocationsByParentEventRequest) (*ListInvocationsByParentEventResponse, error)
 	// Invocation ids by workflow id and/or workflow type (intersection when
-	// both; INVALID_ARGUMENT when neither).
+	// both; INVALID_ARGUMENT when neither): sorted ids, paged: page_size default
+	// and maximum 1000.
 	ListInvocationIdsByWorkflow(context.Context, *ListInvocationIdsByWorkflowRequest) (*ListInvocationIdsByWorkflowResponse, error)
 	mustEmbedUnimplementedStateBackendServiceServer()
 }
@@ -593,6 +674,9 @@ func (UnimplementedStateBackendServiceServer) SearchRunnerContexts(context.Conte
 }
 func (UnimplementedStateBackendServiceServer) ListChildInvocations(context.Context, *ListChildInvocationsRequest) (*ListChildInvocationsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListChildInvocations not implemented")
+}
+func (UnimplementedStateBackendServiceServer) ListInvocationsByParentEvent(context.Context, *ListInvocationsByParentEventRequest) (*ListInvocationsByParentEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListInvocationsByParentEvent not implemented")
 }
 func (UnimplementedStateBackendServiceServer) ListInvocationIdsByWorkflow(context.Context, *ListInvocationIdsByWorkflowRequest) (*ListInvocationIdsByWorkflowResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListInvocationIdsByWorkflow not implemented")
@@ -1108,6 +1192,24 @@ func _StateBackendService_ListChildInvocations_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StateBackendService_ListInvocationsByParentEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListInvocationsByParentEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StateBackendServiceServer).ListInvocationsByParentEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StateBackendService_ListInvocationsByParentEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StateBackendServiceServer).ListInvocationsByParentEvent(ctx, req.(*ListInvocationsByParentEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _StateBackendService_ListInvocationIdsByWorkflow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListInvocationIdsByWorkflowRequest)
 	if err := dec(in); err != nil {
@@ -1236,6 +1338,10 @@ var StateBackendService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListChildInvocations",
 			Handler:    _StateBackendService_ListChildInvocations_Handler,
+		},
+		{
+			MethodName: "ListInvocationsByParentEvent",
+			Handler:    _StateBackendService_ListInvocationsByParentEvent_Handler,
 		},
 		{
 			MethodName: "ListInvocationIdsByWorkflow",

@@ -14,7 +14,45 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pynenc/sidecar/v1/state_backend.proto.
  */
 export const file_pynenc_sidecar_v1_state_backend: GenFile = /*@__PURE__*/
-  fileDesc("CiVweW5lbmMvc2lkZWNhci92MS9zdGF0ZV9iYWNrZW5kLnByb3RvEhFweW5lbmMuc2lkZWNhci52MSLFAgoKSW52b2NhdGlvbhIVCg1pbnZvY2F0aW9uX2lkGAEgASgJEg8KB3Rhc2tfaWQYAiABKAkSDwoHY2FsbF9pZBgDIAEoCRJUChRzZXJpYWxpemVkX2FyZ3VtZW50cxgEIAMoCzI2LnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb24uU2VyaWFsaXplZEFyZ3VtZW50c0VudHJ5EjUKCHdvcmtmbG93GAUgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIcChRwYXJlbnRfaW52b2NhdGlvbl9pZBgGIAEoCRIXCg9wYXJlbnRfZXZlbnRfaWQYByABKAkaOgoYU2VyaWFsaXplZEFyZ3VtZW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiwQEKEUludm9jYXRpb25IaXN0b3J5EhUKDWludm9jYXRpb25faWQYASABKAkSLQoJdGltZXN0YW1wGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCgZzdGF0dXMYAyABKA4yIy5weW5lbmMuc2lkZWNhci52MS5JbnZvY2F0aW9uU3RhdHVzEhEKCXJ1bm5lcl9pZBgEIAEoCRIeChZleGVjdXRpb25fY29udGV4dF9qc29uGAUgASgJIo0BCgdBcHBJbmZvEg4KBmFwcF9pZBgBIAEoCRIOCgZtb2R1bGUYAiABKAkSGgoSY29uZmlnX3ZhbHVlc19qc29uGAMgASgJEhcKD2NvbmZpZ19maWxlcGF0aBgEIAEoCRIXCg9tb2R1bGVfZmlsZXBhdGgYBSABKAkSFAoMYXBwX3ZhcmlhYmxlGAYgASgJIoIBCg1SdW5uZXJDb250ZXh0EhEKCXJ1bm5lcl9pZBgBIAEoCRISCgpydW5uZXJfY2xzGAIgASgJEhgKEHBhcmVudF9ydW5uZXJfaWQYAyABKAkSCwoDcGlkGAQgASgDEhAKCGhvc3RuYW1lGAUgASgJEhEKCXRocmVhZF9pZBgGIAEoAyIhCg9QdXJnZUFwcFJlcXVlc3QSDgoGYXBwX2lkGAEgASgJIhIKEFB1cmdlQXBwUmVzcG9uc2UiXgoYVXBzZXJ0SW52b2NhdGlvbnNSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIyCgtpbnZvY2F0aW9ucxgCIAMoCzIdLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb24iGwoZVXBzZXJ0SW52b2NhdGlvbnNSZXNwb25zZSI9ChRHZXRJbnZvY2F0aW9uUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCSJKChVHZXRJbnZvY2F0aW9uUmVzcG9uc2USMQoKaW52b2NhdGlvbhgBIAEoCzIdLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb24icgoRQWRkSGlzdG9yeVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhYKDmludm9jYXRpb25faWRzGAIgAygJEjUKB2hpc3RvcnkYAyABKAsyJC5weW5lbmMuc2lkZWNhci52MS5JbnZvY2F0aW9uSGlzdG9yeSIUChJBZGRIaXN0b3J5UmVzcG9uc2UiOgoRR2V0SGlzdG9yeVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkiSwoSR2V0SGlzdG9yeVJlc3BvbnNlEjUKB2hpc3RvcnkYASADKAsyJC5weW5lbmMuc2lkZWNhci52MS5JbnZvY2F0aW9uSGlzdG9yeSJOChBTZXRSZXN1bHRSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAIgASgJEhMKC3Jlc3VsdF9qc29uGAMgASgJIhMKEVNldFJlc3VsdFJlc3BvbnNlIjkKEEdldFJlc3VsdFJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkiKAoRR2V0UmVzdWx0UmVzcG9uc2USEwoLcmVzdWx0X2pzb24YASABKAkibQoTU2V0RXhjZXB0aW9uUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCRIvCglleGNlcHRpb24YAyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrRXJyb3IiFgoUU2V0RXhjZXB0aW9uUmVzcG9uc2UiPAoTR2V0RXhjZXB0aW9uUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCSJHChRHZXRFeGNlcHRpb25SZXNwb25zZRIvCglleGNlcHRpb24YASABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrRXJyb3IiSgoWR2V0V29ya2Zsb3dEYXRhUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSCwoDa2V5GAMgASgJIjwKF0dldFdvcmtmbG93RGF0YVJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEhIKCnZhbHVlX2pzb24YAiABKAkiXgoWU2V0V29ya2Zsb3dEYXRhUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSCwoDa2V5GAMgASgJEhIKCnZhbHVlX2pzb24YBCABKAkiGQoXU2V0V29ya2Zsb3dEYXRhUmVzcG9uc2UiWAokR2V0V29ya2Zsb3dEZXRlcm1pbmlzdGljVmFsdWVSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRILCgNrZXkYAyABKAkiSgolR2V0V29ya2Zsb3dEZXRlcm1pbmlzdGljVmFsdWVSZXNwb25zZRINCgVmb3VuZBgBIAEoCBISCgp2YWx1ZV9qc29uGAIgASgJImwKJFNldFdvcmtmbG93RGV0ZXJtaW5pc3RpY1ZhbHVlUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSCwoDa2V5GAMgASgJEhIKCnZhbHVlX2pzb24YBCABKAkiTQolU2V0V29ya2Zsb3dEZXRlcm1pbmlzdGljVmFsdWVSZXNwb25zZRISCgp2YWx1ZV9qc29uGAEgASgJEhAKCHJlcGxheWVkGAIgASgIIkMKE1N0b3JlQXBwSW5mb1JlcXVlc3QSLAoIYXBwX2luZm8YASABKAsyGi5weW5lbmMuc2lkZWNhci52MS5BcHBJbmZvIhYKFFN0b3JlQXBwSW5mb1Jlc3BvbnNlIiMKEUdldEFwcEluZm9SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCSJCChJHZXRBcHBJbmZvUmVzcG9uc2USLAoIYXBwX2luZm8YASABKAsyGi5weW5lbmMuc2lkZWNhci52MS5BcHBJbmZvIhkKF0Rpc2NvdmVyQXBwSW5mb3NSZXF1ZXN0IrUBChhEaXNjb3ZlckFwcEluZm9zUmVzcG9uc2USTAoJYXBwX2luZm9zGAEgAygLMjkucHluZW5jLnNpZGVjYXIudjEuRGlzY292ZXJBcHBJbmZvc1Jlc3BvbnNlLkFwcEluZm9zRW50cnkaSwoNQXBwSW5mb3NFbnRyeRILCgNrZXkYASABKAkSKQoFdmFsdWUYAiABKAsyGi5weW5lbmMuc2lkZWNhci52MS5BcHBJbmZvOgI4ASJgChdTdG9yZVdvcmtmbG93UnVuUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSNQoId29ya2Zsb3cYAiABKAsyIy5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0lkZW50aXR5IhoKGFN0b3JlV29ya2Zsb3dSdW5SZXNwb25zZSIqChhMaXN0V29ya2Zsb3dUeXBlc1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJIjMKGUxpc3RXb3JrZmxvd1R5cGVzUmVzcG9uc2USFgoOd29ya2Zsb3dfdHlwZXMYASADKAkiZwoXTGlzdFdvcmtmbG93UnVuc1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDXdvcmtmbG93X3R5cGUYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiawoYTGlzdFdvcmtmbG93UnVuc1Jlc3BvbnNlEjYKCXdvcmtmbG93cxgBIAMoCzIjLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93SWRlbnRpdHkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKIVN0b3JlV29ya2Zsb3dTdWJJbnZvY2F0aW9uUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSGgoScGFyZW50X3dvcmtmbG93X2lkGAIgASgJEhkKEXN1Yl9pbnZvY2F0aW9uX2lkGAMgASgJIiQKIlN0b3JlV29ya2Zsb3dTdWJJbnZvY2F0aW9uUmVzcG9uc2UiSAohTGlzdFdvcmtmbG93U3ViSW52b2NhdGlvbnNSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCSI8CiJMaXN0V29ya2Zsb3dTdWJJbnZvY2F0aW9uc1Jlc3BvbnNlEhYKDmludm9jYXRpb25faWRzGAEgAygJIqcBCiNTdHJlYW1JbnZvY2F0aW9uc0luVGltZVJhbmdlUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmJhdGNoX3NpemUYBCABKAUiPgokU3RyZWFtSW52b2NhdGlvbnNJblRpbWVSYW5nZVJlc3BvbnNlEhYKDmludm9jYXRpb25faWRzGAEgAygJIqMBCh9TdHJlYW1IaXN0b3J5SW5UaW1lUmFuZ2VSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYmF0Y2hfc2l6ZRgEIAEoBSJZCiBTdHJlYW1IaXN0b3J5SW5UaW1lUmFuZ2VSZXNwb25zZRI1CgdoaXN0b3J5GAEgAygLMiQucHluZW5jLnNpZGVjYXIudjEuSW52b2NhdGlvbkhpc3RvcnkiZQoZU3RvcmVSdW5uZXJDb250ZXh0UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSOAoOcnVubmVyX2NvbnRleHQYAiABKAsyIC5weW5lbmMuc2lkZWNhci52MS5SdW5uZXJDb250ZXh0IhwKGlN0b3JlUnVubmVyQ29udGV4dFJlc3BvbnNlIjwKF0dldFJ1bm5lckNvbnRleHRSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIRCglydW5uZXJfaWQYAiABKAkiVAoYR2V0UnVubmVyQ29udGV4dFJlc3BvbnNlEjgKDnJ1bm5lcl9jb250ZXh0GAEgASgLMiAucHluZW5jLnNpZGVjYXIudjEuUnVubmVyQ29udGV4dCJDCh1CYXRjaEdldFJ1bm5lckNvbnRleHRzUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEgoKcnVubmVyX2lkcxgCIAMoCSJbCh5CYXRjaEdldFJ1bm5lckNvbnRleHRzUmVzcG9uc2USOQoPcnVubmVyX2NvbnRleHRzGAEgAygLMiAucHluZW5jLnNpZGVjYXIudjEuUnVubmVyQ29udGV4dCJBChtTZWFyY2hSdW5uZXJDb250ZXh0c1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhIKCnBhcnRpYWxfaWQYAiABKAkiWQocU2VhcmNoUnVubmVyQ29udGV4dHNSZXNwb25zZRI5Cg9ydW5uZXJfY29udGV4dHMYASADKAsyIC5weW5lbmMuc2lkZWNhci52MS5SdW5uZXJDb250ZXh0IksKG0xpc3RDaGlsZEludm9jYXRpb25zUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSHAoUcGFyZW50X2ludm9jYXRpb25faWQYAiABKAkiNgocTGlzdENoaWxkSW52b2NhdGlvbnNSZXNwb25zZRIWCg5pbnZvY2F0aW9uX2lkcxgBIAMoCSJgCiJMaXN0SW52b2NhdGlvbklkc0J5V29ya2Zsb3dSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIVCg13b3JrZmxvd190eXBlGAMgASgJIj0KI0xpc3RJbnZvY2F0aW9uSWRzQnlXb3JrZmxvd1Jlc3BvbnNlEhYKDmludm9jYXRpb25faWRzGAEgAygJMusZChNTdGF0ZUJhY2tlbmRTZXJ2aWNlElMKCFB1cmdlQXBwEiIucHluZW5jLnNpZGVjYXIudjEuUHVyZ2VBcHBSZXF1ZXN0GiMucHluZW5jLnNpZGVjYXIudjEuUHVyZ2VBcHBSZXNwb25zZRJuChFVcHNlcnRJbnZvY2F0aW9ucxIrLnB5bmVuYy5zaWRlY2FyLnYxLlVwc2VydEludm9jYXRpb25zUmVxdWVzdBosLnB5bmVuYy5zaWRlY2FyLnYxLlVwc2VydEludm9jYXRpb25zUmVzcG9uc2USYgoNR2V0SW52b2NhdGlvbhInLnB5bmVuYy5zaWRlY2FyLnYxLkdldEludm9jYXRpb25SZXF1ZXN0GigucHluZW5jLnNpZGVjYXIudjEuR2V0SW52b2NhdGlvblJlc3BvbnNlElkKCkFkZEhpc3RvcnkSJC5weW5lbmMuc2lkZWNhci52MS5BZGRIaXN0b3J5UmVxdWVzdBolLnB5bmVuYy5zaWRlY2FyLnYxLkFkZEhpc3RvcnlSZXNwb25zZRJZCgpHZXRIaXN0b3J5EiQucHluZW5jLnNpZGVjYXIudjEuR2V0SGlzdG9yeVJlcXVlc3QaJS5weW5lbmMuc2lkZWNhci52MS5HZXRIaXN0b3J5UmVzcG9uc2USVgoJU2V0UmVzdWx0EiMucHluZW5jLnNpZGVjYXIudjEuU2V0UmVzdWx0UmVxdWVzdBokLnB5bmVuYy5zaWRlY2FyLnYxLlNldFJlc3VsdFJlc3BvbnNlElYKCUdldFJlc3VsdBIjLnB5bmVuYy5zaWRlY2FyLnYxLkdldFJlc3VsdFJlcXVlc3QaJC5weW5lbmMuc2lkZWNhci52MS5HZXRSZXN1bHRSZXNwb25zZRJfCgxTZXRFeGNlcHRpb24SJi5weW5lbmMuc2lkZWNhci52MS5TZXRFeGNlcHRpb25SZXF1ZXN0GicucHluZW5jLnNpZGVjYXIudjEuU2V0RXhjZXB0aW9uUmVzcG9uc2USXwoMR2V0RXhjZXB0aW9uEiYucHluZW5jLnNpZGVjYXIudjEuR2V0RXhjZXB0aW9uUmVxdWVzdBonLnB5bmVuYy5zaWRlY2FyLnYxLkdldEV4Y2VwdGlvblJlc3BvbnNlEmgKD0dldFdvcmtmbG93RGF0YRIpLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93RGF0YVJlcXVlc3QaKi5weW5lbmMuc2lkZWNhci52MS5HZXRXb3JrZmxvd0RhdGFSZXNwb25zZRJoCg9TZXRXb3JrZmxvd0RhdGESKS5weW5lbmMuc2lkZWNhci52MS5TZXRXb3JrZmxvd0RhdGFSZXF1ZXN0GioucHluZW5jLnNpZGVjYXIudjEuU2V0V29ya2Zsb3dEYXRhUmVzcG9uc2USkgEKHUdldFdvcmtmbG93RGV0ZXJtaW5pc3RpY1ZhbHVlEjcucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dEZXRlcm1pbmlzdGljVmFsdWVSZXF1ZXN0GjgucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dEZXRlcm1pbmlzdGljVmFsdWVSZXNwb25zZRKSAQodU2V0V29ya2Zsb3dEZXRlcm1pbmlzdGljVmFsdWUSNy5weW5lbmMuc2lkZWNhci52MS5TZXRXb3JrZmxvd0RldGVybWluaXN0aWNWYWx1ZVJlcXVlc3QaOC5weW5lbmMuc2lkZWNhci52MS5TZXRXb3JrZmxvd0RldGVybWluaXN0aWNWYWx1ZVJlc3BvbnNlEl8KDFN0b3JlQXBwSW5mbxImLnB5bmVuYy5zaWRlY2FyLnYxLlN0b3JlQXBwSW5mb1JlcXVlc3QaJy5weW5lbmMuc2lkZWNhci52MS5TdG9yZUFwcEluZm9SZXNwb25zZRJZCgpHZXRBcHBJbmZvEiQucHluZW5jLnNpZGVjYXIudjEuR2V0QXBwSW5mb1JlcXVlc3QaJS5weW5lbmMuc2lkZWNhci52MS5HZXRBcHBJbmZvUmVzcG9uc2USawoQRGlzY292ZXJBcHBJbmZvcxIqLnB5bmVuYy5zaWRlY2FyLnYxLkRpc2NvdmVyQXBwSW5mb3NSZXF1ZXN0GisucHluZW5jLnNpZGVjYXIudjEuRGlzY292ZXJBcHBJbmZvc1Jlc3BvbnNlEmsKEFN0b3JlV29ya2Zsb3dSdW4SKi5weW5lbmMuc2lkZWNhci52MS5TdG9yZVdvcmtmbG93UnVuUmVxdWVzdBorLnB5bmVuYy5zaWRlY2FyLnYxLlN0b3JlV29ya2Zsb3dSdW5SZXNwb25zZRJuChFMaXN0V29ya2Zsb3dUeXBlcxIrLnB5bmVuYy5zaWRlY2FyLnYxLkxpc3RXb3JrZmxvd1R5cGVzUmVxdWVzdBosLnB5bmVuYy5zaWRlY2FyLnYxLkxpc3RXb3JrZmxvd1R5cGVzUmVzcG9uc2USawoQTGlzdFdvcmtmbG93UnVucxIqLnB5bmVuYy5zaWRlY2FyLnYxLkxpc3RXb3JrZmxvd1J1bnNSZXF1ZXN0GisucHluZW5jLnNpZGVjYXIudjEuTGlzdFdvcmtmbG93UnVuc1Jlc3BvbnNlEokBChpTdG9yZVdvcmtmbG93U3ViSW52b2NhdGlvbhI0LnB5bmVuYy5zaWRlY2FyLnYxLlN0b3JlV29ya2Zsb3dTdWJJbnZvY2F0aW9uUmVxdWVzdBo1LnB5bmVuYy5zaWRlY2FyLnYxLlN0b3JlV29ya2Zsb3dTdWJJbnZvY2F0aW9uUmVzcG9uc2USiQEKGkxpc3RXb3JrZmxvd1N1Ykludm9jYXRpb25zEjQucHluZW5jLnNpZGVjYXIudjEuTGlzdFdvcmtmbG93U3ViSW52b2NhdGlvbnNSZXF1ZXN0GjUucHluZW5jLnNpZGVjYXIudjEuTGlzdFdvcmtmbG93U3ViSW52b2NhdGlvbnNSZXNwb25zZRKRAQocU3RyZWFtSW52b2NhdGlvbnNJblRpbWVSYW5nZRI2LnB5bmVuYy5zaWRlY2FyLnYxLlN0cmVhbUludm9jYXRpb25zSW5UaW1lUmFuZ2VSZXF1ZXN0GjcucHluZW5jLnNpZGVjYXIudjEuU3RyZWFtSW52b2NhdGlvbnNJblRpbWVSYW5nZVJlc3BvbnNlMAEShQEKGFN0cmVhbUhpc3RvcnlJblRpbWVSYW5nZRIyLnB5bmVuYy5zaWRlY2FyLnYxLlN0cmVhbUhpc3RvcnlJblRpbWVSYW5nZVJlcXVlc3QaMy5weW5lbmMuc2lkZWNhci52MS5TdHJlYW1IaXN0b3J5SW5UaW1lUmFuZ2VSZXNwb25zZTABEnEKElN0b3JlUnVubmVyQ29udGV4dBIsLnB5bmVuYy5zaWRlY2FyLnYxLlN0b3JlUnVubmVyQ29udGV4dFJlcXVlc3QaLS5weW5lbmMuc2lkZWNhci52MS5TdG9yZVJ1bm5lckNvbnRleHRSZXNwb25zZRJrChBHZXRSdW5uZXJDb250ZXh0EioucHluZW5jLnNpZGVjYXIudjEuR2V0UnVubmVyQ29udGV4dFJlcXVlc3QaKy5weW5lbmMuc2lkZWNhci52MS5HZXRSdW5uZXJDb250ZXh0UmVzcG9uc2USfQoWQmF0Y2hHZXRSdW5uZXJDb250ZXh0cxIwLnB5bmVuYy5zaWRlY2FyLnYxLkJhdGNoR2V0UnVubmVyQ29udGV4dHNSZXF1ZXN0GjEucHluZW5jLnNpZGVjYXIudjEuQmF0Y2hHZXRSdW5uZXJDb250ZXh0c1Jlc3BvbnNlEncKFFNlYXJjaFJ1bm5lckNvbnRleHRzEi4ucHluZW5jLnNpZGVjYXIudjEuU2VhcmNoUnVubmVyQ29udGV4dHNSZXF1ZXN0Gi8ucHluZW5jLnNpZGVjYXIudjEuU2VhcmNoUnVubmVyQ29udGV4dHNSZXNwb25zZRJ3ChRMaXN0Q2hpbGRJbnZvY2F0aW9ucxIuLnB5bmVuYy5zaWRlY2FyLnYxLkxpc3RDaGlsZEludm9jYXRpb25zUmVxdWVzdBovLnB5bmVuYy5zaWRlY2FyLnYxLkxpc3RDaGlsZEludm9jYXRpb25zUmVzcG9uc2USjAEKG0xpc3RJbnZvY2F0aW9uSWRzQnlXb3JrZmxvdxI1LnB5bmVuYy5zaWRlY2FyLnYxLkxpc3RJbnZvY2F0aW9uSWRzQnlXb3JrZmxvd1JlcXVlc3QaNi5weW5lbmMuc2lkZWNhci52MS5MaXN0SW52b2NhdGlvbklkc0J5V29ya2Zsb3dSZXNwb25zZUJJWkdnaXRodWIuY29tL3B5bmVuYy9weW5lbmMtc2lkZWNhci9zZGsvZ28vZ2VuL3B5bmVuYy9zaWRlY2FyL3YxO3NpZGVjYXJ2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_pynenc_sidecar_v1_common]);
+  fileDesc("CiVweW5lbmMvc2lkZWNhci92MS9zdGF0ZV9iYWNrZW5kLnByb3RvEhFweW5lbmMuc2lkZWNhci52MSI7Cg9TZXJpYWxpemVkVmFsdWUSDgoEanNvbhgBIAEoCUgAEhAKBm9wYXF1ZRgCIAEoCUgAQgYKBGtpbmQi3AMKCkludm9jYXRpb24SFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg8KB2NhbGxfaWQYAyABKAkSVAoUc2VyaWFsaXplZF9hcmd1bWVudHMYBCADKAsyNi5weW5lbmMuc2lkZWNhci52MS5JbnZvY2F0aW9uLlNlcmlhbGl6ZWRBcmd1bWVudHNFbnRyeRI1Cgh3b3JrZmxvdxgFIAEoCzIjLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93SWRlbnRpdHkSHAoUcGFyZW50X2ludm9jYXRpb25faWQYBiABKAkSFwoPcGFyZW50X2V2ZW50X2lkGAcgASgJEj8KCWFyZ3VtZW50cxgIIAMoCzIsLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb24uQXJndW1lbnRzRW50cnkaOgoYU2VyaWFsaXplZEFyZ3VtZW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaVAoOQXJndW1lbnRzRW50cnkSCwoDa2V5GAEgASgJEjEKBXZhbHVlGAIgASgLMiIucHluZW5jLnNpZGVjYXIudjEuU2VyaWFsaXplZFZhbHVlOgI4ASK2AgoRSW52b2NhdGlvbkhpc3RvcnkSFQoNaW52b2NhdGlvbl9pZBgBIAEoCRItCgl0aW1lc3RhbXAYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKBnN0YXR1cxgDIAEoDjIjLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb25TdGF0dXMSEQoJcnVubmVyX2lkGAQgASgJEh4KFmV4ZWN1dGlvbl9jb250ZXh0X2pzb24YBSABKAkSGAoQc3RhdHVzX3J1bm5lcl9pZBgGIAEoCRI0ChBzdGF0dXNfdGltZXN0YW1wGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjChtyZWdpc3RlcmVkX2J5X2ludm9jYXRpb25faWQYCCABKAkijQEKB0FwcEluZm8SDgoGYXBwX2lkGAEgASgJEg4KBm1vZHVsZRgCIAEoCRIaChJjb25maWdfdmFsdWVzX2pzb24YAyABKAkSFwoPY29uZmlnX2ZpbGVwYXRoGAQgASgJEhcKD21vZHVsZV9maWxlcGF0aBgFIAEoCRIUCgxhcHBfdmFyaWFibGUYBiABKAkiggEKDVJ1bm5lckNvbnRleHQSEQoJcnVubmVyX2lkGAEgASgJEhIKCnJ1bm5lcl9jbHMYAiABKAkSGAoQcGFyZW50X3J1bm5lcl9pZBgDIAEoCRILCgNwaWQYBCABKAMSEAoIaG9zdG5hbWUYBSABKAkSEQoJdGhyZWFkX2lkGAYgASgDIjoKD1B1cmdlQXBwUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFwoPZGVsZXRlX2FwcF9pbmZvGAIgASgIIhIKEFB1cmdlQXBwUmVzcG9uc2UiXgoYVXBzZXJ0SW52b2NhdGlvbnNSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIyCgtpbnZvY2F0aW9ucxgCIAMoCzIdLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb24iGwoZVXBzZXJ0SW52b2NhdGlvbnNSZXNwb25zZSI9ChRHZXRJbnZvY2F0aW9uUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCSJKChVHZXRJbnZvY2F0aW9uUmVzcG9uc2USMQoKaW52b2NhdGlvbhgBIAEoCzIdLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb24icgoRQWRkSGlzdG9yeVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhYKDmludm9jYXRpb25faWRzGAIgAygJEjUKB2hpc3RvcnkYAyABKAsyJC5weW5lbmMuc2lkZWNhci52MS5JbnZvY2F0aW9uSGlzdG9yeSIUChJBZGRIaXN0b3J5UmVzcG9uc2UiYQoRR2V0SGlzdG9yeVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiZAoSR2V0SGlzdG9yeVJlc3BvbnNlEjUKB2hpc3RvcnkYASADKAsyJC5weW5lbmMuc2lkZWNhci52MS5JbnZvY2F0aW9uSGlzdG9yeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiggEKEFNldFJlc3VsdFJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEwoLcmVzdWx0X2pzb24YAyABKAkSMgoGcmVzdWx0GAQgASgLMiIucHluZW5jLnNpZGVjYXIudjEuU2VyaWFsaXplZFZhbHVlIhMKEVNldFJlc3VsdFJlc3BvbnNlIjkKEEdldFJlc3VsdFJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkiXAoRR2V0UmVzdWx0UmVzcG9uc2USEwoLcmVzdWx0X2pzb24YASABKAkSMgoGcmVzdWx0GAIgASgLMiIucHluZW5jLnNpZGVjYXIudjEuU2VyaWFsaXplZFZhbHVlIqEBChNTZXRFeGNlcHRpb25SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAIgASgJEi8KCWV4Y2VwdGlvbhgDIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tFcnJvchIyCgZkZXRhaWwYBCABKAsyIi5weW5lbmMuc2lkZWNhci52MS5TZXJpYWxpemVkVmFsdWUiFgoUU2V0RXhjZXB0aW9uUmVzcG9uc2UiPAoTR2V0RXhjZXB0aW9uUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCSJ7ChRHZXRFeGNlcHRpb25SZXNwb25zZRIvCglleGNlcHRpb24YASABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrRXJyb3ISMgoGZGV0YWlsGAIgASgLMiIucHluZW5jLnNpZGVjYXIudjEuU2VyaWFsaXplZFZhbHVlIkoKFkdldFdvcmtmbG93RGF0YVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEgsKA2tleRgDIAEoCSJvChdHZXRXb3JrZmxvd0RhdGFSZXNwb25zZRINCgVmb3VuZBgBIAEoCBISCgp2YWx1ZV9qc29uGAIgASgJEjEKBXZhbHVlGAMgASgLMiIucHluZW5jLnNpZGVjYXIudjEuU2VyaWFsaXplZFZhbHVlIpEBChZTZXRXb3JrZmxvd0RhdGFSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRILCgNrZXkYAyABKAkSEgoKdmFsdWVfanNvbhgEIAEoCRIxCgV2YWx1ZRgFIAEoCzIiLnB5bmVuYy5zaWRlY2FyLnYxLlNlcmlhbGl6ZWRWYWx1ZSIZChdTZXRXb3JrZmxvd0RhdGFSZXNwb25zZSJYCiRHZXRXb3JrZmxvd0RldGVybWluaXN0aWNWYWx1ZVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEgsKA2tleRgDIAEoCSJ9CiVHZXRXb3JrZmxvd0RldGVybWluaXN0aWNWYWx1ZVJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEhIKCnZhbHVlX2pzb24YAiABKAkSMQoFdmFsdWUYAyABKAsyIi5weW5lbmMuc2lkZWNhci52MS5TZXJpYWxpemVkVmFsdWUinwEKJFNldFdvcmtmbG93RGV0ZXJtaW5pc3RpY1ZhbHVlUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSCwoDa2V5GAMgASgJEhIKCnZhbHVlX2pzb24YBCABKAkSMQoFdmFsdWUYBSABKAsyIi5weW5lbmMuc2lkZWNhci52MS5TZXJpYWxpemVkVmFsdWUigAEKJVNldFdvcmtmbG93RGV0ZXJtaW5pc3RpY1ZhbHVlUmVzcG9uc2USEgoKdmFsdWVfanNvbhgBIAEoCRIQCghyZXBsYXllZBgCIAEoCBIxCgV2YWx1ZRgDIAEoCzIiLnB5bmVuYy5zaWRlY2FyLnYxLlNlcmlhbGl6ZWRWYWx1ZSJDChNTdG9yZUFwcEluZm9SZXF1ZXN0EiwKCGFwcF9pbmZvGAEgASgLMhoucHluZW5jLnNpZGVjYXIudjEuQXBwSW5mbyIWChRTdG9yZUFwcEluZm9SZXNwb25zZSIjChFHZXRBcHBJbmZvUmVxdWVzdBIOCgZhcHBfaWQYASABKAkiQgoSR2V0QXBwSW5mb1Jlc3BvbnNlEiwKCGFwcF9pbmZvGAEgASgLMhoucHluZW5jLnNpZGVjYXIudjEuQXBwSW5mbyIZChdEaXNjb3ZlckFwcEluZm9zUmVxdWVzdCK1AQoYRGlzY292ZXJBcHBJbmZvc1Jlc3BvbnNlEkwKCWFwcF9pbmZvcxgBIAMoCzI5LnB5bmVuYy5zaWRlY2FyLnYxLkRpc2NvdmVyQXBwSW5mb3NSZXNwb25zZS5BcHBJbmZvc0VudHJ5GksKDUFwcEluZm9zRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhoucHluZW5jLnNpZGVjYXIudjEuQXBwSW5mbzoCOAEiYAoXU3RvcmVXb3JrZmxvd1J1blJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eSIaChhTdG9yZVdvcmtmbG93UnVuUmVzcG9uc2UiUQoYTGlzdFdvcmtmbG93VHlwZXNSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJMChlMaXN0V29ya2Zsb3dUeXBlc1Jlc3BvbnNlEhYKDndvcmtmbG93X3R5cGVzGAEgAygJEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJnChdMaXN0V29ya2Zsb3dSdW5zUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNd29ya2Zsb3dfdHlwZRgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJrChhMaXN0V29ya2Zsb3dSdW5zUmVzcG9uc2USNgoJd29ya2Zsb3dzGAEgAygLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiagohU3RvcmVXb3JrZmxvd1N1Ykludm9jYXRpb25SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIaChJwYXJlbnRfd29ya2Zsb3dfaWQYAiABKAkSGQoRc3ViX2ludm9jYXRpb25faWQYAyABKAkiJAoiU3RvcmVXb3JrZmxvd1N1Ykludm9jYXRpb25SZXNwb25zZSJvCiFMaXN0V29ya2Zsb3dTdWJJbnZvY2F0aW9uc1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlUKIkxpc3RXb3JrZmxvd1N1Ykludm9jYXRpb25zUmVzcG9uc2USFgoOaW52b2NhdGlvbl9pZHMYASADKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqcBCiNTdHJlYW1JbnZvY2F0aW9uc0luVGltZVJhbmdlUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSLgoKc3RhcnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmJhdGNoX3NpemUYBCABKAUiPgokU3RyZWFtSW52b2NhdGlvbnNJblRpbWVSYW5nZVJlc3BvbnNlEhYKDmludm9jYXRpb25faWRzGAEgAygJIqMBCh9TdHJlYW1IaXN0b3J5SW5UaW1lUmFuZ2VSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYmF0Y2hfc2l6ZRgEIAEoBSJZCiBTdHJlYW1IaXN0b3J5SW5UaW1lUmFuZ2VSZXNwb25zZRI1CgdoaXN0b3J5GAEgAygLMiQucHluZW5jLnNpZGVjYXIudjEuSW52b2NhdGlvbkhpc3RvcnkiZQoZU3RvcmVSdW5uZXJDb250ZXh0UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSOAoOcnVubmVyX2NvbnRleHQYAiABKAsyIC5weW5lbmMuc2lkZWNhci52MS5SdW5uZXJDb250ZXh0IhwKGlN0b3JlUnVubmVyQ29udGV4dFJlc3BvbnNlIjwKF0dldFJ1bm5lckNvbnRleHRSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIRCglydW5uZXJfaWQYAiABKAkiVAoYR2V0UnVubmVyQ29udGV4dFJlc3BvbnNlEjgKDnJ1bm5lcl9jb250ZXh0GAEgASgLMiAucHluZW5jLnNpZGVjYXIudjEuUnVubmVyQ29udGV4dCJDCh1CYXRjaEdldFJ1bm5lckNvbnRleHRzUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEgoKcnVubmVyX2lkcxgCIAMoCSJbCh5CYXRjaEdldFJ1bm5lckNvbnRleHRzUmVzcG9uc2USOQoPcnVubmVyX2NvbnRleHRzGAEgAygLMiAucHluZW5jLnNpZGVjYXIudjEuUnVubmVyQ29udGV4dCJoChtTZWFyY2hSdW5uZXJDb250ZXh0c1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhIKCnBhcnRpYWxfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkicgocU2VhcmNoUnVubmVyQ29udGV4dHNSZXNwb25zZRI5Cg9ydW5uZXJfY29udGV4dHMYASADKAsyIC5weW5lbmMuc2lkZWNhci52MS5SdW5uZXJDb250ZXh0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJyChtMaXN0Q2hpbGRJbnZvY2F0aW9uc1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIk8KHExpc3RDaGlsZEludm9jYXRpb25zUmVzcG9uc2USFgoOaW52b2NhdGlvbl9pZHMYASADKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIocBCiJMaXN0SW52b2NhdGlvbklkc0J5V29ya2Zsb3dSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIVCg13b3JrZmxvd190eXBlGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlYKI0xpc3RJbnZvY2F0aW9uSWRzQnlXb3JrZmxvd1Jlc3BvbnNlEhYKDmludm9jYXRpb25faWRzGAEgAygJEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ1CiNMaXN0SW52b2NhdGlvbnNCeVBhcmVudEV2ZW50UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFwoPcGFyZW50X2V2ZW50X2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIlcKJExpc3RJbnZvY2F0aW9uc0J5UGFyZW50RXZlbnRSZXNwb25zZRIWCg5pbnZvY2F0aW9uX2lkcxgBIAMoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky/RoKE1N0YXRlQmFja2VuZFNlcnZpY2USUwoIUHVyZ2VBcHASIi5weW5lbmMuc2lkZWNhci52MS5QdXJnZUFwcFJlcXVlc3QaIy5weW5lbmMuc2lkZWNhci52MS5QdXJnZUFwcFJlc3BvbnNlEm4KEVVwc2VydEludm9jYXRpb25zEisucHluZW5jLnNpZGVjYXIudjEuVXBzZXJ0SW52b2NhdGlvbnNSZXF1ZXN0GiwucHluZW5jLnNpZGVjYXIudjEuVXBzZXJ0SW52b2NhdGlvbnNSZXNwb25zZRJiCg1HZXRJbnZvY2F0aW9uEicucHluZW5jLnNpZGVjYXIudjEuR2V0SW52b2NhdGlvblJlcXVlc3QaKC5weW5lbmMuc2lkZWNhci52MS5HZXRJbnZvY2F0aW9uUmVzcG9uc2USWQoKQWRkSGlzdG9yeRIkLnB5bmVuYy5zaWRlY2FyLnYxLkFkZEhpc3RvcnlSZXF1ZXN0GiUucHluZW5jLnNpZGVjYXIudjEuQWRkSGlzdG9yeVJlc3BvbnNlElkKCkdldEhpc3RvcnkSJC5weW5lbmMuc2lkZWNhci52MS5HZXRIaXN0b3J5UmVxdWVzdBolLnB5bmVuYy5zaWRlY2FyLnYxLkdldEhpc3RvcnlSZXNwb25zZRJWCglTZXRSZXN1bHQSIy5weW5lbmMuc2lkZWNhci52MS5TZXRSZXN1bHRSZXF1ZXN0GiQucHluZW5jLnNpZGVjYXIudjEuU2V0UmVzdWx0UmVzcG9uc2USVgoJR2V0UmVzdWx0EiMucHluZW5jLnNpZGVjYXIudjEuR2V0UmVzdWx0UmVxdWVzdBokLnB5bmVuYy5zaWRlY2FyLnYxLkdldFJlc3VsdFJlc3BvbnNlEl8KDFNldEV4Y2VwdGlvbhImLnB5bmVuYy5zaWRlY2FyLnYxLlNldEV4Y2VwdGlvblJlcXVlc3QaJy5weW5lbmMuc2lkZWNhci52MS5TZXRFeGNlcHRpb25SZXNwb25zZRJfCgxHZXRFeGNlcHRpb24SJi5weW5lbmMuc2lkZWNhci52MS5HZXRFeGNlcHRpb25SZXF1ZXN0GicucHluZW5jLnNpZGVjYXIudjEuR2V0RXhjZXB0aW9uUmVzcG9uc2USaAoPR2V0V29ya2Zsb3dEYXRhEikucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dEYXRhUmVxdWVzdBoqLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93RGF0YVJlc3BvbnNlEmgKD1NldFdvcmtmbG93RGF0YRIpLnB5bmVuYy5zaWRlY2FyLnYxLlNldFdvcmtmbG93RGF0YVJlcXVlc3QaKi5weW5lbmMuc2lkZWNhci52MS5TZXRXb3JrZmxvd0RhdGFSZXNwb25zZRKSAQodR2V0V29ya2Zsb3dEZXRlcm1pbmlzdGljVmFsdWUSNy5weW5lbmMuc2lkZWNhci52MS5HZXRXb3JrZmxvd0RldGVybWluaXN0aWNWYWx1ZVJlcXVlc3QaOC5weW5lbmMuc2lkZWNhci52MS5HZXRXb3JrZmxvd0RldGVybWluaXN0aWNWYWx1ZVJlc3BvbnNlEpIBCh1TZXRXb3JrZmxvd0RldGVybWluaXN0aWNWYWx1ZRI3LnB5bmVuYy5zaWRlY2FyLnYxLlNldFdvcmtmbG93RGV0ZXJtaW5pc3RpY1ZhbHVlUmVxdWVzdBo4LnB5bmVuYy5zaWRlY2FyLnYxLlNldFdvcmtmbG93RGV0ZXJtaW5pc3RpY1ZhbHVlUmVzcG9uc2USXwoMU3RvcmVBcHBJbmZvEiYucHluZW5jLnNpZGVjYXIudjEuU3RvcmVBcHBJbmZvUmVxdWVzdBonLnB5bmVuYy5zaWRlY2FyLnYxLlN0b3JlQXBwSW5mb1Jlc3BvbnNlElkKCkdldEFwcEluZm8SJC5weW5lbmMuc2lkZWNhci52MS5HZXRBcHBJbmZvUmVxdWVzdBolLnB5bmVuYy5zaWRlY2FyLnYxLkdldEFwcEluZm9SZXNwb25zZRJrChBEaXNjb3ZlckFwcEluZm9zEioucHluZW5jLnNpZGVjYXIudjEuRGlzY292ZXJBcHBJbmZvc1JlcXVlc3QaKy5weW5lbmMuc2lkZWNhci52MS5EaXNjb3ZlckFwcEluZm9zUmVzcG9uc2USawoQU3RvcmVXb3JrZmxvd1J1bhIqLnB5bmVuYy5zaWRlY2FyLnYxLlN0b3JlV29ya2Zsb3dSdW5SZXF1ZXN0GisucHluZW5jLnNpZGVjYXIudjEuU3RvcmVXb3JrZmxvd1J1blJlc3BvbnNlEm4KEUxpc3RXb3JrZmxvd1R5cGVzEisucHluZW5jLnNpZGVjYXIudjEuTGlzdFdvcmtmbG93VHlwZXNSZXF1ZXN0GiwucHluZW5jLnNpZGVjYXIudjEuTGlzdFdvcmtmbG93VHlwZXNSZXNwb25zZRJrChBMaXN0V29ya2Zsb3dSdW5zEioucHluZW5jLnNpZGVjYXIudjEuTGlzdFdvcmtmbG93UnVuc1JlcXVlc3QaKy5weW5lbmMuc2lkZWNhci52MS5MaXN0V29ya2Zsb3dSdW5zUmVzcG9uc2USiQEKGlN0b3JlV29ya2Zsb3dTdWJJbnZvY2F0aW9uEjQucHluZW5jLnNpZGVjYXIudjEuU3RvcmVXb3JrZmxvd1N1Ykludm9jYXRpb25SZXF1ZXN0GjUucHluZW5jLnNpZGVjYXIudjEuU3RvcmVXb3JrZmxvd1N1Ykludm9jYXRpb25SZXNwb25zZRKJAQoaTGlzdFdvcmtmbG93U3ViSW52b2NhdGlvbnMSNC5weW5lbmMuc2lkZWNhci52MS5MaXN0V29ya2Zsb3dTdWJJbnZvY2F0aW9uc1JlcXVlc3QaNS5weW5lbmMuc2lkZWNhci52MS5MaXN0V29ya2Zsb3dTdWJJbnZvY2F0aW9uc1Jlc3BvbnNlEpEBChxTdHJlYW1JbnZvY2F0aW9uc0luVGltZVJhbmdlEjYucHluZW5jLnNpZGVjYXIudjEuU3RyZWFtSW52b2NhdGlvbnNJblRpbWVSYW5nZVJlcXVlc3QaNy5weW5lbmMuc2lkZWNhci52MS5TdHJlYW1JbnZvY2F0aW9uc0luVGltZVJhbmdlUmVzcG9uc2UwARKFAQoYU3RyZWFtSGlzdG9yeUluVGltZVJhbmdlEjIucHluZW5jLnNpZGVjYXIudjEuU3RyZWFtSGlzdG9yeUluVGltZVJhbmdlUmVxdWVzdBozLnB5bmVuYy5zaWRlY2FyLnYxLlN0cmVhbUhpc3RvcnlJblRpbWVSYW5nZVJlc3BvbnNlMAEScQoSU3RvcmVSdW5uZXJDb250ZXh0EiwucHluZW5jLnNpZGVjYXIudjEuU3RvcmVSdW5uZXJDb250ZXh0UmVxdWVzdBotLnB5bmVuYy5zaWRlY2FyLnYxLlN0b3JlUnVubmVyQ29udGV4dFJlc3BvbnNlEmsKEEdldFJ1bm5lckNvbnRleHQSKi5weW5lbmMuc2lkZWNhci52MS5HZXRSdW5uZXJDb250ZXh0UmVxdWVzdBorLnB5bmVuYy5zaWRlY2FyLnYxLkdldFJ1bm5lckNvbnRleHRSZXNwb25zZRJ9ChZCYXRjaEdldFJ1bm5lckNvbnRleHRzEjAucHluZW5jLnNpZGVjYXIudjEuQmF0Y2hHZXRSdW5uZXJDb250ZXh0c1JlcXVlc3QaMS5weW5lbmMuc2lkZWNhci52MS5CYXRjaEdldFJ1bm5lckNvbnRleHRzUmVzcG9uc2USdwoUU2VhcmNoUnVubmVyQ29udGV4dHMSLi5weW5lbmMuc2lkZWNhci52MS5TZWFyY2hSdW5uZXJDb250ZXh0c1JlcXVlc3QaLy5weW5lbmMuc2lkZWNhci52MS5TZWFyY2hSdW5uZXJDb250ZXh0c1Jlc3BvbnNlEncKFExpc3RDaGlsZEludm9jYXRpb25zEi4ucHluZW5jLnNpZGVjYXIudjEuTGlzdENoaWxkSW52b2NhdGlvbnNSZXF1ZXN0Gi8ucHluZW5jLnNpZGVjYXIudjEuTGlzdENoaWxkSW52b2NhdGlvbnNSZXNwb25zZRKPAQocTGlzdEludm9jYXRpb25zQnlQYXJlbnRFdmVudBI2LnB5bmVuYy5zaWRlY2FyLnYxLkxpc3RJbnZvY2F0aW9uc0J5UGFyZW50RXZlbnRSZXF1ZXN0GjcucHluZW5jLnNpZGVjYXIudjEuTGlzdEludm9jYXRpb25zQnlQYXJlbnRFdmVudFJlc3BvbnNlEowBChtMaXN0SW52b2NhdGlvbklkc0J5V29ya2Zsb3cSNS5weW5lbmMuc2lkZWNhci52MS5MaXN0SW52b2NhdGlvbklkc0J5V29ya2Zsb3dSZXF1ZXN0GjYucHluZW5jLnNpZGVjYXIudjEuTGlzdEludm9jYXRpb25JZHNCeVdvcmtmbG93UmVzcG9uc2VCSVpHZ2l0aHViLmNvbS9weW5lbmMvcHluZW5jLXNpZGVjYXIvc2RrL2dvL2dlbi9weW5lbmMvc2lkZWNhci92MTtzaWRlY2FydjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_pynenc_sidecar_v1_common]);
+
+/**
+ * A payload: JSON text, or opaque text the sidecar stores and returns as is.
+ * A reader tells them apart by which field of `kind` is set (Go:
+ * `v.GetKind().(type)` is *SerializedValue_Json or *SerializedValue_Opaque;
+ * TypeScript: `v.kind.case` is "json" or "opaque"); only `json` may be parsed.
+ *
+ * @generated from message pynenc.sidecar.v1.SerializedValue
+ */
+export type SerializedValue = Message<"pynenc.sidecar.v1.SerializedValue"> & {
+  /**
+   * @generated from oneof pynenc.sidecar.v1.SerializedValue.kind
+   */
+  kind: {
+    /**
+     * Valid JSON text (any JSON value; `null` for none).
+     *
+     * @generated from field: string json = 1;
+     */
+    value: string;
+    case: "json";
+  } | {
+    /**
+     * Text in a form only its producer reads, e.g. Pynenc's serializer output.
+     *
+     * @generated from field: string opaque = 2;
+     */
+    value: string;
+    case: "opaque";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.SerializedValue.
+ * Use `create(SerializedValueSchema)` to create a new message.
+ */
+export const SerializedValueSchema: GenMessage<SerializedValue> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 0);
 
 /**
  * A Pynenc invocation with its call (InvocationDTO + CallDTO).
@@ -44,7 +82,9 @@ export type Invocation = Message<"pynenc.sidecar.v1.Invocation"> & {
   callId: string;
 
   /**
-   * Argument name -> serialized value, as Pynenc serializes them.
+   * Argument name -> its text, as Pynenc serializes it. On write, set this
+   * map or `arguments`, not both (these values are kept as opaque text); on
+   * read both are filled.
    *
    * @generated from field: map<string, string> serialized_arguments = 4;
    */
@@ -63,9 +103,18 @@ export type Invocation = Message<"pynenc.sidecar.v1.Invocation"> & {
   parentInvocationId: string;
 
   /**
+   * The trigger event whose firing created it (ListInvocationsByParentEvent).
+   *
    * @generated from field: string parent_event_id = 7;
    */
   parentEventId: string;
+
+  /**
+   * Argument name -> value, saying whether it is JSON or opaque.
+   *
+   * @generated from field: map<string, pynenc.sidecar.v1.SerializedValue> arguments = 8;
+   */
+  arguments: { [key: string]: SerializedValue };
 };
 
 /**
@@ -73,7 +122,7 @@ export type Invocation = Message<"pynenc.sidecar.v1.Invocation"> & {
  * Use `create(InvocationSchema)` to create a new message.
  */
 export const InvocationSchema: GenMessage<Invocation> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 0);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 1);
 
 /**
  * One entry of an invocation's history.
@@ -101,6 +150,8 @@ export type InvocationHistory = Message<"pynenc.sidecar.v1.InvocationHistory"> &
   status: InvocationStatus;
 
   /**
+   * The runner that recorded the entry (Pynenc's runner_context_id).
+   *
    * @generated from field: string runner_id = 4;
    */
   runnerId: string;
@@ -111,6 +162,30 @@ export type InvocationHistory = Message<"pynenc.sidecar.v1.InvocationHistory"> &
    * @generated from field: string execution_context_json = 5;
    */
   executionContextJson: string;
+
+  /**
+   * The runner owning the invocation in this status (Pynenc's
+   * status_record.runner_id); empty when none owns it.
+   *
+   * @generated from field: string status_runner_id = 6;
+   */
+  statusRunnerId: string;
+
+  /**
+   * When the status was set (Pynenc's status_record.timestamp); `timestamp`
+   * when unset on write.
+   *
+   * @generated from field: google.protobuf.Timestamp status_timestamp = 7;
+   */
+  statusTimestamp?: Timestamp | undefined;
+
+  /**
+   * The invocation that registered this one (Pynenc's registered_by_inv_id),
+   * on REGISTERED entries; empty otherwise.
+   *
+   * @generated from field: string registered_by_invocation_id = 8;
+   */
+  registeredByInvocationId: string;
 };
 
 /**
@@ -118,7 +193,7 @@ export type InvocationHistory = Message<"pynenc.sidecar.v1.InvocationHistory"> &
  * Use `create(InvocationHistorySchema)` to create a new message.
  */
 export const InvocationHistorySchema: GenMessage<InvocationHistory> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 1);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 2);
 
 /**
  * @generated from message pynenc.sidecar.v1.AppInfo
@@ -166,7 +241,7 @@ export type AppInfo = Message<"pynenc.sidecar.v1.AppInfo"> & {
  * Use `create(AppInfoSchema)` to create a new message.
  */
 export const AppInfoSchema: GenMessage<AppInfo> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 2);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 3);
 
 /**
  * @generated from message pynenc.sidecar.v1.RunnerContext
@@ -212,7 +287,7 @@ export type RunnerContext = Message<"pynenc.sidecar.v1.RunnerContext"> & {
  * Use `create(RunnerContextSchema)` to create a new message.
  */
 export const RunnerContextSchema: GenMessage<RunnerContext> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 3);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 4);
 
 /**
  * @generated from message pynenc.sidecar.v1.PurgeAppRequest
@@ -224,6 +299,14 @@ export type PurgeAppRequest = Message<"pynenc.sidecar.v1.PurgeAppRequest"> & {
    * @generated from field: string app_id = 1;
    */
   appId: string;
+
+  /**
+   * Also delete the app info (StoreAppInfo), so that the app leaves
+   * DiscoverAppInfos. Default false: the info is kept.
+   *
+   * @generated from field: bool delete_app_info = 2;
+   */
+  deleteAppInfo: boolean;
 };
 
 /**
@@ -231,7 +314,7 @@ export type PurgeAppRequest = Message<"pynenc.sidecar.v1.PurgeAppRequest"> & {
  * Use `create(PurgeAppRequestSchema)` to create a new message.
  */
 export const PurgeAppRequestSchema: GenMessage<PurgeAppRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 4);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 5);
 
 /**
  * @generated from message pynenc.sidecar.v1.PurgeAppResponse
@@ -244,7 +327,7 @@ export type PurgeAppResponse = Message<"pynenc.sidecar.v1.PurgeAppResponse"> & {
  * Use `create(PurgeAppResponseSchema)` to create a new message.
  */
 export const PurgeAppResponseSchema: GenMessage<PurgeAppResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 5);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 6);
 
 /**
  * @generated from message pynenc.sidecar.v1.UpsertInvocationsRequest
@@ -270,7 +353,7 @@ export type UpsertInvocationsRequest = Message<"pynenc.sidecar.v1.UpsertInvocati
  * Use `create(UpsertInvocationsRequestSchema)` to create a new message.
  */
 export const UpsertInvocationsRequestSchema: GenMessage<UpsertInvocationsRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 6);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 7);
 
 /**
  * @generated from message pynenc.sidecar.v1.UpsertInvocationsResponse
@@ -283,7 +366,7 @@ export type UpsertInvocationsResponse = Message<"pynenc.sidecar.v1.UpsertInvocat
  * Use `create(UpsertInvocationsResponseSchema)` to create a new message.
  */
 export const UpsertInvocationsResponseSchema: GenMessage<UpsertInvocationsResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 7);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 8);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetInvocationRequest
@@ -309,7 +392,7 @@ export type GetInvocationRequest = Message<"pynenc.sidecar.v1.GetInvocationReque
  * Use `create(GetInvocationRequestSchema)` to create a new message.
  */
 export const GetInvocationRequestSchema: GenMessage<GetInvocationRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 8);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 9);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetInvocationResponse
@@ -326,7 +409,7 @@ export type GetInvocationResponse = Message<"pynenc.sidecar.v1.GetInvocationResp
  * Use `create(GetInvocationResponseSchema)` to create a new message.
  */
 export const GetInvocationResponseSchema: GenMessage<GetInvocationResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 9);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 10);
 
 /**
  * @generated from message pynenc.sidecar.v1.AddHistoryRequest
@@ -359,7 +442,7 @@ export type AddHistoryRequest = Message<"pynenc.sidecar.v1.AddHistoryRequest"> &
  * Use `create(AddHistoryRequestSchema)` to create a new message.
  */
 export const AddHistoryRequestSchema: GenMessage<AddHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 10);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 11);
 
 /**
  * @generated from message pynenc.sidecar.v1.AddHistoryResponse
@@ -372,7 +455,7 @@ export type AddHistoryResponse = Message<"pynenc.sidecar.v1.AddHistoryResponse">
  * Use `create(AddHistoryResponseSchema)` to create a new message.
  */
 export const AddHistoryResponseSchema: GenMessage<AddHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 11);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 12);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetHistoryRequest
@@ -391,6 +474,20 @@ export type GetHistoryRequest = Message<"pynenc.sidecar.v1.GetHistoryRequest"> &
    * @generated from field: string invocation_id = 2;
    */
   invocationId: string;
+
+  /**
+   * 0..1000; 0 for 1000.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -398,7 +495,7 @@ export type GetHistoryRequest = Message<"pynenc.sidecar.v1.GetHistoryRequest"> &
  * Use `create(GetHistoryRequestSchema)` to create a new message.
  */
 export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 12);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 13);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetHistoryResponse
@@ -408,6 +505,13 @@ export type GetHistoryResponse = Message<"pynenc.sidecar.v1.GetHistoryResponse">
    * @generated from field: repeated pynenc.sidecar.v1.InvocationHistory history = 1;
    */
   history: InvocationHistory[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -415,7 +519,7 @@ export type GetHistoryResponse = Message<"pynenc.sidecar.v1.GetHistoryResponse">
  * Use `create(GetHistoryResponseSchema)` to create a new message.
  */
 export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 13);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 14);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetResultRequest
@@ -436,11 +540,18 @@ export type SetResultRequest = Message<"pynenc.sidecar.v1.SetResultRequest"> & {
   invocationId: string;
 
   /**
-   * Required: valid JSON text.
+   * Valid JSON text. Set this or `result`.
    *
    * @generated from field: string result_json = 3;
    */
   resultJson: string;
+
+  /**
+   * The result, JSON or opaque. Set this or `result_json`.
+   *
+   * @generated from field: pynenc.sidecar.v1.SerializedValue result = 4;
+   */
+  result?: SerializedValue | undefined;
 };
 
 /**
@@ -448,7 +559,7 @@ export type SetResultRequest = Message<"pynenc.sidecar.v1.SetResultRequest"> & {
  * Use `create(SetResultRequestSchema)` to create a new message.
  */
 export const SetResultRequestSchema: GenMessage<SetResultRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 14);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 15);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetResultResponse
@@ -461,7 +572,7 @@ export type SetResultResponse = Message<"pynenc.sidecar.v1.SetResultResponse"> &
  * Use `create(SetResultResponseSchema)` to create a new message.
  */
 export const SetResultResponseSchema: GenMessage<SetResultResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 15);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 16);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetResultRequest
@@ -487,16 +598,25 @@ export type GetResultRequest = Message<"pynenc.sidecar.v1.GetResultRequest"> & {
  * Use `create(GetResultRequestSchema)` to create a new message.
  */
 export const GetResultRequestSchema: GenMessage<GetResultRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 16);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 17);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetResultResponse
  */
 export type GetResultResponse = Message<"pynenc.sidecar.v1.GetResultResponse"> & {
   /**
+   * The result when it is JSON; empty when it is opaque.
+   *
    * @generated from field: string result_json = 1;
    */
   resultJson: string;
+
+  /**
+   * The result, JSON or opaque.
+   *
+   * @generated from field: pynenc.sidecar.v1.SerializedValue result = 2;
+   */
+  result?: SerializedValue | undefined;
 };
 
 /**
@@ -504,7 +624,7 @@ export type GetResultResponse = Message<"pynenc.sidecar.v1.GetResultResponse"> &
  * Use `create(GetResultResponseSchema)` to create a new message.
  */
 export const GetResultResponseSchema: GenMessage<GetResultResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 17);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 18);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetExceptionRequest
@@ -530,6 +650,14 @@ export type SetExceptionRequest = Message<"pynenc.sidecar.v1.SetExceptionRequest
    * @generated from field: pynenc.sidecar.v1.TaskError exception = 3;
    */
   exception?: TaskError | undefined;
+
+  /**
+   * The exception's detail, JSON or opaque (e.g. Pynenc's serialized
+   * exception); replaces exception.detail_json, so set at most one of them.
+   *
+   * @generated from field: pynenc.sidecar.v1.SerializedValue detail = 4;
+   */
+  detail?: SerializedValue | undefined;
 };
 
 /**
@@ -537,7 +665,7 @@ export type SetExceptionRequest = Message<"pynenc.sidecar.v1.SetExceptionRequest
  * Use `create(SetExceptionRequestSchema)` to create a new message.
  */
 export const SetExceptionRequestSchema: GenMessage<SetExceptionRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 18);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 19);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetExceptionResponse
@@ -550,7 +678,7 @@ export type SetExceptionResponse = Message<"pynenc.sidecar.v1.SetExceptionRespon
  * Use `create(SetExceptionResponseSchema)` to create a new message.
  */
 export const SetExceptionResponseSchema: GenMessage<SetExceptionResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 19);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 20);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetExceptionRequest
@@ -576,16 +704,25 @@ export type GetExceptionRequest = Message<"pynenc.sidecar.v1.GetExceptionRequest
  * Use `create(GetExceptionRequestSchema)` to create a new message.
  */
 export const GetExceptionRequestSchema: GenMessage<GetExceptionRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 20);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 21);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetExceptionResponse
  */
 export type GetExceptionResponse = Message<"pynenc.sidecar.v1.GetExceptionResponse"> & {
   /**
+   * exception.detail_json is the detail when it is JSON, empty when opaque.
+   *
    * @generated from field: pynenc.sidecar.v1.TaskError exception = 1;
    */
   exception?: TaskError | undefined;
+
+  /**
+   * The detail, JSON or opaque; unset when none was stored.
+   *
+   * @generated from field: pynenc.sidecar.v1.SerializedValue detail = 2;
+   */
+  detail?: SerializedValue | undefined;
 };
 
 /**
@@ -593,7 +730,7 @@ export type GetExceptionResponse = Message<"pynenc.sidecar.v1.GetExceptionRespon
  * Use `create(GetExceptionResponseSchema)` to create a new message.
  */
 export const GetExceptionResponseSchema: GenMessage<GetExceptionResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 21);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 22);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowDataRequest
@@ -626,7 +763,7 @@ export type GetWorkflowDataRequest = Message<"pynenc.sidecar.v1.GetWorkflowDataR
  * Use `create(GetWorkflowDataRequestSchema)` to create a new message.
  */
 export const GetWorkflowDataRequestSchema: GenMessage<GetWorkflowDataRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 22);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 23);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowDataResponse
@@ -638,9 +775,18 @@ export type GetWorkflowDataResponse = Message<"pynenc.sidecar.v1.GetWorkflowData
   found: boolean;
 
   /**
+   * The value when it is JSON; empty when it is opaque.
+   *
    * @generated from field: string value_json = 2;
    */
   valueJson: string;
+
+  /**
+   * The value, JSON or opaque (set when found).
+   *
+   * @generated from field: pynenc.sidecar.v1.SerializedValue value = 3;
+   */
+  value?: SerializedValue | undefined;
 };
 
 /**
@@ -648,7 +794,7 @@ export type GetWorkflowDataResponse = Message<"pynenc.sidecar.v1.GetWorkflowData
  * Use `create(GetWorkflowDataResponseSchema)` to create a new message.
  */
 export const GetWorkflowDataResponseSchema: GenMessage<GetWorkflowDataResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 23);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 24);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetWorkflowDataRequest
@@ -676,11 +822,21 @@ export type SetWorkflowDataRequest = Message<"pynenc.sidecar.v1.SetWorkflowDataR
   key: string;
 
   /**
-   * Required: valid JSON text.
+   * Valid JSON text. Set this or `value`.
    *
    * @generated from field: string value_json = 4;
    */
   valueJson: string;
+
+  /**
+   * The value, JSON or opaque. Set this or `value_json`. An opaque value
+   * reaches DeterministicExecutorService.GetData (JSON only) as the JSON
+   * object {"$opaque": "<text>"}; a JSON value of exactly that form is
+   * refused here, so that every value reads back as it was written.
+   *
+   * @generated from field: pynenc.sidecar.v1.SerializedValue value = 5;
+   */
+  value?: SerializedValue | undefined;
 };
 
 /**
@@ -688,7 +844,7 @@ export type SetWorkflowDataRequest = Message<"pynenc.sidecar.v1.SetWorkflowDataR
  * Use `create(SetWorkflowDataRequestSchema)` to create a new message.
  */
 export const SetWorkflowDataRequestSchema: GenMessage<SetWorkflowDataRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 24);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 25);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetWorkflowDataResponse
@@ -701,7 +857,7 @@ export type SetWorkflowDataResponse = Message<"pynenc.sidecar.v1.SetWorkflowData
  * Use `create(SetWorkflowDataResponseSchema)` to create a new message.
  */
 export const SetWorkflowDataResponseSchema: GenMessage<SetWorkflowDataResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 25);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 26);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowDeterministicValueRequest
@@ -734,7 +890,7 @@ export type GetWorkflowDeterministicValueRequest = Message<"pynenc.sidecar.v1.Ge
  * Use `create(GetWorkflowDeterministicValueRequestSchema)` to create a new message.
  */
 export const GetWorkflowDeterministicValueRequestSchema: GenMessage<GetWorkflowDeterministicValueRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 26);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 27);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowDeterministicValueResponse
@@ -746,9 +902,18 @@ export type GetWorkflowDeterministicValueResponse = Message<"pynenc.sidecar.v1.G
   found: boolean;
 
   /**
+   * The value when it is JSON; empty when it is opaque.
+   *
    * @generated from field: string value_json = 2;
    */
   valueJson: string;
+
+  /**
+   * The value, JSON or opaque (set when found).
+   *
+   * @generated from field: pynenc.sidecar.v1.SerializedValue value = 3;
+   */
+  value?: SerializedValue | undefined;
 };
 
 /**
@@ -756,7 +921,7 @@ export type GetWorkflowDeterministicValueResponse = Message<"pynenc.sidecar.v1.G
  * Use `create(GetWorkflowDeterministicValueResponseSchema)` to create a new message.
  */
 export const GetWorkflowDeterministicValueResponseSchema: GenMessage<GetWorkflowDeterministicValueResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 27);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 28);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetWorkflowDeterministicValueRequest
@@ -784,11 +949,18 @@ export type SetWorkflowDeterministicValueRequest = Message<"pynenc.sidecar.v1.Se
   key: string;
 
   /**
-   * Required: valid JSON text.
+   * Valid JSON text. Set this or `value`.
    *
    * @generated from field: string value_json = 4;
    */
   valueJson: string;
+
+  /**
+   * The value, JSON or opaque. Set this or `value_json`.
+   *
+   * @generated from field: pynenc.sidecar.v1.SerializedValue value = 5;
+   */
+  value?: SerializedValue | undefined;
 };
 
 /**
@@ -796,14 +968,15 @@ export type SetWorkflowDeterministicValueRequest = Message<"pynenc.sidecar.v1.Se
  * Use `create(SetWorkflowDeterministicValueRequestSchema)` to create a new message.
  */
 export const SetWorkflowDeterministicValueRequestSchema: GenMessage<SetWorkflowDeterministicValueRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 28);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 29);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetWorkflowDeterministicValueResponse
  */
 export type SetWorkflowDeterministicValueResponse = Message<"pynenc.sidecar.v1.SetWorkflowDeterministicValueResponse"> & {
   /**
-   * The stored value: the caller's, or the one stored first.
+   * The stored value (the caller's, or the one stored first) when it is JSON;
+   * empty when it is opaque.
    *
    * @generated from field: string value_json = 1;
    */
@@ -813,6 +986,13 @@ export type SetWorkflowDeterministicValueResponse = Message<"pynenc.sidecar.v1.S
    * @generated from field: bool replayed = 2;
    */
   replayed: boolean;
+
+  /**
+   * The stored value, JSON or opaque.
+   *
+   * @generated from field: pynenc.sidecar.v1.SerializedValue value = 3;
+   */
+  value?: SerializedValue | undefined;
 };
 
 /**
@@ -820,7 +1000,7 @@ export type SetWorkflowDeterministicValueResponse = Message<"pynenc.sidecar.v1.S
  * Use `create(SetWorkflowDeterministicValueResponseSchema)` to create a new message.
  */
 export const SetWorkflowDeterministicValueResponseSchema: GenMessage<SetWorkflowDeterministicValueResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 29);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 30);
 
 /**
  * @generated from message pynenc.sidecar.v1.StoreAppInfoRequest
@@ -839,7 +1019,7 @@ export type StoreAppInfoRequest = Message<"pynenc.sidecar.v1.StoreAppInfoRequest
  * Use `create(StoreAppInfoRequestSchema)` to create a new message.
  */
 export const StoreAppInfoRequestSchema: GenMessage<StoreAppInfoRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 30);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 31);
 
 /**
  * @generated from message pynenc.sidecar.v1.StoreAppInfoResponse
@@ -852,7 +1032,7 @@ export type StoreAppInfoResponse = Message<"pynenc.sidecar.v1.StoreAppInfoRespon
  * Use `create(StoreAppInfoResponseSchema)` to create a new message.
  */
 export const StoreAppInfoResponseSchema: GenMessage<StoreAppInfoResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 31);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 32);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetAppInfoRequest
@@ -871,7 +1051,7 @@ export type GetAppInfoRequest = Message<"pynenc.sidecar.v1.GetAppInfoRequest"> &
  * Use `create(GetAppInfoRequestSchema)` to create a new message.
  */
 export const GetAppInfoRequestSchema: GenMessage<GetAppInfoRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 32);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 33);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetAppInfoResponse
@@ -888,7 +1068,7 @@ export type GetAppInfoResponse = Message<"pynenc.sidecar.v1.GetAppInfoResponse">
  * Use `create(GetAppInfoResponseSchema)` to create a new message.
  */
 export const GetAppInfoResponseSchema: GenMessage<GetAppInfoResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 33);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 34);
 
 /**
  * @generated from message pynenc.sidecar.v1.DiscoverAppInfosRequest
@@ -901,7 +1081,7 @@ export type DiscoverAppInfosRequest = Message<"pynenc.sidecar.v1.DiscoverAppInfo
  * Use `create(DiscoverAppInfosRequestSchema)` to create a new message.
  */
 export const DiscoverAppInfosRequestSchema: GenMessage<DiscoverAppInfosRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 34);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 35);
 
 /**
  * @generated from message pynenc.sidecar.v1.DiscoverAppInfosResponse
@@ -920,7 +1100,7 @@ export type DiscoverAppInfosResponse = Message<"pynenc.sidecar.v1.DiscoverAppInf
  * Use `create(DiscoverAppInfosResponseSchema)` to create a new message.
  */
 export const DiscoverAppInfosResponseSchema: GenMessage<DiscoverAppInfosResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 35);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 36);
 
 /**
  * @generated from message pynenc.sidecar.v1.StoreWorkflowRunRequest
@@ -946,7 +1126,7 @@ export type StoreWorkflowRunRequest = Message<"pynenc.sidecar.v1.StoreWorkflowRu
  * Use `create(StoreWorkflowRunRequestSchema)` to create a new message.
  */
 export const StoreWorkflowRunRequestSchema: GenMessage<StoreWorkflowRunRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 36);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 37);
 
 /**
  * @generated from message pynenc.sidecar.v1.StoreWorkflowRunResponse
@@ -959,7 +1139,7 @@ export type StoreWorkflowRunResponse = Message<"pynenc.sidecar.v1.StoreWorkflowR
  * Use `create(StoreWorkflowRunResponseSchema)` to create a new message.
  */
 export const StoreWorkflowRunResponseSchema: GenMessage<StoreWorkflowRunResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 37);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 38);
 
 /**
  * @generated from message pynenc.sidecar.v1.ListWorkflowTypesRequest
@@ -971,6 +1151,20 @@ export type ListWorkflowTypesRequest = Message<"pynenc.sidecar.v1.ListWorkflowTy
    * @generated from field: string app_id = 1;
    */
   appId: string;
+
+  /**
+   * 0..1000; 0 for 1000.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -978,7 +1172,7 @@ export type ListWorkflowTypesRequest = Message<"pynenc.sidecar.v1.ListWorkflowTy
  * Use `create(ListWorkflowTypesRequestSchema)` to create a new message.
  */
 export const ListWorkflowTypesRequestSchema: GenMessage<ListWorkflowTypesRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 38);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 39);
 
 /**
  * @generated from message pynenc.sidecar.v1.ListWorkflowTypesResponse
@@ -988,6 +1182,13 @@ export type ListWorkflowTypesResponse = Message<"pynenc.sidecar.v1.ListWorkflowT
    * @generated from field: repeated string workflow_types = 1;
    */
   workflowTypes: string[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -995,7 +1196,7 @@ export type ListWorkflowTypesResponse = Message<"pynenc.sidecar.v1.ListWorkflowT
  * Use `create(ListWorkflowTypesResponseSchema)` to create a new message.
  */
 export const ListWorkflowTypesResponseSchema: GenMessage<ListWorkflowTypesResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 39);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 40);
 
 /**
  * @generated from message pynenc.sidecar.v1.ListWorkflowRunsRequest
@@ -1035,7 +1236,7 @@ export type ListWorkflowRunsRequest = Message<"pynenc.sidecar.v1.ListWorkflowRun
  * Use `create(ListWorkflowRunsRequestSchema)` to create a new message.
  */
 export const ListWorkflowRunsRequestSchema: GenMessage<ListWorkflowRunsRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 40);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 41);
 
 /**
  * @generated from message pynenc.sidecar.v1.ListWorkflowRunsResponse
@@ -1059,7 +1260,7 @@ export type ListWorkflowRunsResponse = Message<"pynenc.sidecar.v1.ListWorkflowRu
  * Use `create(ListWorkflowRunsResponseSchema)` to create a new message.
  */
 export const ListWorkflowRunsResponseSchema: GenMessage<ListWorkflowRunsResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 41);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 42);
 
 /**
  * @generated from message pynenc.sidecar.v1.StoreWorkflowSubInvocationRequest
@@ -1092,7 +1293,7 @@ export type StoreWorkflowSubInvocationRequest = Message<"pynenc.sidecar.v1.Store
  * Use `create(StoreWorkflowSubInvocationRequestSchema)` to create a new message.
  */
 export const StoreWorkflowSubInvocationRequestSchema: GenMessage<StoreWorkflowSubInvocationRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 42);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 43);
 
 /**
  * @generated from message pynenc.sidecar.v1.StoreWorkflowSubInvocationResponse
@@ -1105,7 +1306,7 @@ export type StoreWorkflowSubInvocationResponse = Message<"pynenc.sidecar.v1.Stor
  * Use `create(StoreWorkflowSubInvocationResponseSchema)` to create a new message.
  */
 export const StoreWorkflowSubInvocationResponseSchema: GenMessage<StoreWorkflowSubInvocationResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 43);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 44);
 
 /**
  * @generated from message pynenc.sidecar.v1.ListWorkflowSubInvocationsRequest
@@ -1124,6 +1325,20 @@ export type ListWorkflowSubInvocationsRequest = Message<"pynenc.sidecar.v1.ListW
    * @generated from field: string workflow_id = 2;
    */
   workflowId: string;
+
+  /**
+   * 0..1000; 0 for 1000.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -1131,7 +1346,7 @@ export type ListWorkflowSubInvocationsRequest = Message<"pynenc.sidecar.v1.ListW
  * Use `create(ListWorkflowSubInvocationsRequestSchema)` to create a new message.
  */
 export const ListWorkflowSubInvocationsRequestSchema: GenMessage<ListWorkflowSubInvocationsRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 44);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 45);
 
 /**
  * @generated from message pynenc.sidecar.v1.ListWorkflowSubInvocationsResponse
@@ -1141,6 +1356,13 @@ export type ListWorkflowSubInvocationsResponse = Message<"pynenc.sidecar.v1.List
    * @generated from field: repeated string invocation_ids = 1;
    */
   invocationIds: string[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -1148,7 +1370,7 @@ export type ListWorkflowSubInvocationsResponse = Message<"pynenc.sidecar.v1.List
  * Use `create(ListWorkflowSubInvocationsResponseSchema)` to create a new message.
  */
 export const ListWorkflowSubInvocationsResponseSchema: GenMessage<ListWorkflowSubInvocationsResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 45);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 46);
 
 /**
  * @generated from message pynenc.sidecar.v1.StreamInvocationsInTimeRangeRequest
@@ -1188,7 +1410,7 @@ export type StreamInvocationsInTimeRangeRequest = Message<"pynenc.sidecar.v1.Str
  * Use `create(StreamInvocationsInTimeRangeRequestSchema)` to create a new message.
  */
 export const StreamInvocationsInTimeRangeRequestSchema: GenMessage<StreamInvocationsInTimeRangeRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 46);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 47);
 
 /**
  * @generated from message pynenc.sidecar.v1.StreamInvocationsInTimeRangeResponse
@@ -1205,7 +1427,7 @@ export type StreamInvocationsInTimeRangeResponse = Message<"pynenc.sidecar.v1.St
  * Use `create(StreamInvocationsInTimeRangeResponseSchema)` to create a new message.
  */
 export const StreamInvocationsInTimeRangeResponseSchema: GenMessage<StreamInvocationsInTimeRangeResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 47);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 48);
 
 /**
  * @generated from message pynenc.sidecar.v1.StreamHistoryInTimeRangeRequest
@@ -1245,7 +1467,7 @@ export type StreamHistoryInTimeRangeRequest = Message<"pynenc.sidecar.v1.StreamH
  * Use `create(StreamHistoryInTimeRangeRequestSchema)` to create a new message.
  */
 export const StreamHistoryInTimeRangeRequestSchema: GenMessage<StreamHistoryInTimeRangeRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 48);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 49);
 
 /**
  * @generated from message pynenc.sidecar.v1.StreamHistoryInTimeRangeResponse
@@ -1262,7 +1484,7 @@ export type StreamHistoryInTimeRangeResponse = Message<"pynenc.sidecar.v1.Stream
  * Use `create(StreamHistoryInTimeRangeResponseSchema)` to create a new message.
  */
 export const StreamHistoryInTimeRangeResponseSchema: GenMessage<StreamHistoryInTimeRangeResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 49);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 50);
 
 /**
  * @generated from message pynenc.sidecar.v1.StoreRunnerContextRequest
@@ -1288,7 +1510,7 @@ export type StoreRunnerContextRequest = Message<"pynenc.sidecar.v1.StoreRunnerCo
  * Use `create(StoreRunnerContextRequestSchema)` to create a new message.
  */
 export const StoreRunnerContextRequestSchema: GenMessage<StoreRunnerContextRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 50);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 51);
 
 /**
  * @generated from message pynenc.sidecar.v1.StoreRunnerContextResponse
@@ -1301,7 +1523,7 @@ export type StoreRunnerContextResponse = Message<"pynenc.sidecar.v1.StoreRunnerC
  * Use `create(StoreRunnerContextResponseSchema)` to create a new message.
  */
 export const StoreRunnerContextResponseSchema: GenMessage<StoreRunnerContextResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 51);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 52);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetRunnerContextRequest
@@ -1327,7 +1549,7 @@ export type GetRunnerContextRequest = Message<"pynenc.sidecar.v1.GetRunnerContex
  * Use `create(GetRunnerContextRequestSchema)` to create a new message.
  */
 export const GetRunnerContextRequestSchema: GenMessage<GetRunnerContextRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 52);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 53);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetRunnerContextResponse
@@ -1344,7 +1566,7 @@ export type GetRunnerContextResponse = Message<"pynenc.sidecar.v1.GetRunnerConte
  * Use `create(GetRunnerContextResponseSchema)` to create a new message.
  */
 export const GetRunnerContextResponseSchema: GenMessage<GetRunnerContextResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 53);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 54);
 
 /**
  * @generated from message pynenc.sidecar.v1.BatchGetRunnerContextsRequest
@@ -1370,7 +1592,7 @@ export type BatchGetRunnerContextsRequest = Message<"pynenc.sidecar.v1.BatchGetR
  * Use `create(BatchGetRunnerContextsRequestSchema)` to create a new message.
  */
 export const BatchGetRunnerContextsRequestSchema: GenMessage<BatchGetRunnerContextsRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 54);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 55);
 
 /**
  * @generated from message pynenc.sidecar.v1.BatchGetRunnerContextsResponse
@@ -1387,7 +1609,7 @@ export type BatchGetRunnerContextsResponse = Message<"pynenc.sidecar.v1.BatchGet
  * Use `create(BatchGetRunnerContextsResponseSchema)` to create a new message.
  */
 export const BatchGetRunnerContextsResponseSchema: GenMessage<BatchGetRunnerContextsResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 55);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 56);
 
 /**
  * @generated from message pynenc.sidecar.v1.SearchRunnerContextsRequest
@@ -1406,6 +1628,20 @@ export type SearchRunnerContextsRequest = Message<"pynenc.sidecar.v1.SearchRunne
    * @generated from field: string partial_id = 2;
    */
   partialId: string;
+
+  /**
+   * 0..1000; 0 for 1000.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -1413,7 +1649,7 @@ export type SearchRunnerContextsRequest = Message<"pynenc.sidecar.v1.SearchRunne
  * Use `create(SearchRunnerContextsRequestSchema)` to create a new message.
  */
 export const SearchRunnerContextsRequestSchema: GenMessage<SearchRunnerContextsRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 56);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 57);
 
 /**
  * @generated from message pynenc.sidecar.v1.SearchRunnerContextsResponse
@@ -1423,6 +1659,13 @@ export type SearchRunnerContextsResponse = Message<"pynenc.sidecar.v1.SearchRunn
    * @generated from field: repeated pynenc.sidecar.v1.RunnerContext runner_contexts = 1;
    */
   runnerContexts: RunnerContext[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -1430,7 +1673,7 @@ export type SearchRunnerContextsResponse = Message<"pynenc.sidecar.v1.SearchRunn
  * Use `create(SearchRunnerContextsResponseSchema)` to create a new message.
  */
 export const SearchRunnerContextsResponseSchema: GenMessage<SearchRunnerContextsResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 57);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 58);
 
 /**
  * @generated from message pynenc.sidecar.v1.ListChildInvocationsRequest
@@ -1449,6 +1692,20 @@ export type ListChildInvocationsRequest = Message<"pynenc.sidecar.v1.ListChildIn
    * @generated from field: string parent_invocation_id = 2;
    */
   parentInvocationId: string;
+
+  /**
+   * 0..1000; 0 for 1000.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -1456,7 +1713,7 @@ export type ListChildInvocationsRequest = Message<"pynenc.sidecar.v1.ListChildIn
  * Use `create(ListChildInvocationsRequestSchema)` to create a new message.
  */
 export const ListChildInvocationsRequestSchema: GenMessage<ListChildInvocationsRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 58);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 59);
 
 /**
  * @generated from message pynenc.sidecar.v1.ListChildInvocationsResponse
@@ -1466,6 +1723,13 @@ export type ListChildInvocationsResponse = Message<"pynenc.sidecar.v1.ListChildI
    * @generated from field: repeated string invocation_ids = 1;
    */
   invocationIds: string[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -1473,7 +1737,7 @@ export type ListChildInvocationsResponse = Message<"pynenc.sidecar.v1.ListChildI
  * Use `create(ListChildInvocationsResponseSchema)` to create a new message.
  */
 export const ListChildInvocationsResponseSchema: GenMessage<ListChildInvocationsResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 59);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 60);
 
 /**
  * @generated from message pynenc.sidecar.v1.ListInvocationIdsByWorkflowRequest
@@ -1497,6 +1761,20 @@ export type ListInvocationIdsByWorkflowRequest = Message<"pynenc.sidecar.v1.List
    * @generated from field: string workflow_type = 3;
    */
   workflowType: string;
+
+  /**
+   * 0..1000; 0 for 1000.
+   *
+   * @generated from field: int32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
 };
 
 /**
@@ -1504,7 +1782,7 @@ export type ListInvocationIdsByWorkflowRequest = Message<"pynenc.sidecar.v1.List
  * Use `create(ListInvocationIdsByWorkflowRequestSchema)` to create a new message.
  */
 export const ListInvocationIdsByWorkflowRequestSchema: GenMessage<ListInvocationIdsByWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 60);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 61);
 
 /**
  * @generated from message pynenc.sidecar.v1.ListInvocationIdsByWorkflowResponse
@@ -1514,6 +1792,13 @@ export type ListInvocationIdsByWorkflowResponse = Message<"pynenc.sidecar.v1.Lis
    * @generated from field: repeated string invocation_ids = 1;
    */
   invocationIds: string[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -1521,13 +1806,98 @@ export type ListInvocationIdsByWorkflowResponse = Message<"pynenc.sidecar.v1.Lis
  * Use `create(ListInvocationIdsByWorkflowResponseSchema)` to create a new message.
  */
 export const ListInvocationIdsByWorkflowResponseSchema: GenMessage<ListInvocationIdsByWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_state_backend, 61);
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 62);
+
+/**
+ * @generated from message pynenc.sidecar.v1.ListInvocationsByParentEventRequest
+ */
+export type ListInvocationsByParentEventRequest = Message<"pynenc.sidecar.v1.ListInvocationsByParentEventRequest"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * Required.
+   *
+   * @generated from field: string parent_event_id = 2;
+   */
+  parentEventId: string;
+
+  /**
+   * 0..1000; 0 for 1000.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.ListInvocationsByParentEventRequest.
+ * Use `create(ListInvocationsByParentEventRequestSchema)` to create a new message.
+ */
+export const ListInvocationsByParentEventRequestSchema: GenMessage<ListInvocationsByParentEventRequest> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 63);
+
+/**
+ * @generated from message pynenc.sidecar.v1.ListInvocationsByParentEventResponse
+ */
+export type ListInvocationsByParentEventResponse = Message<"pynenc.sidecar.v1.ListInvocationsByParentEventResponse"> & {
+  /**
+   * @generated from field: repeated string invocation_ids = 1;
+   */
+  invocationIds: string[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.ListInvocationsByParentEventResponse.
+ * Use `create(ListInvocationsByParentEventResponseSchema)` to create a new message.
+ */
+export const ListInvocationsByParentEventResponseSchema: GenMessage<ListInvocationsByParentEventResponse> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_state_backend, 64);
 
 /**
  * Pynenc's BaseStateBackend over the wire (pynenc 0.4.0, pynenc-redis 0.3.0),
  * so that a Pynenc app in any language can keep its invocation state in the
  * sidecar. Every request is scoped by `app_id`; two apps never see each
- * other's state. Values are JSON text.
+ * other's state.
+ *
+ * Payloads (results, exception details, arguments, workflow data,
+ * deterministic values) are `SerializedValue`s: JSON text, or opaque text
+ * such as Pynenc's serializer output. The older `*_json` string fields stay
+ * for JSON-only clients.
+ *
+ * Size limit: each payload is at most the server's `--max-payload-bytes`
+ * (default 16 MiB); a larger one is INVALID_ARGUMENT naming the field, the
+ * invocation (or workflow and key) and the setting. A client reading large
+ * payloads must raise its own receive limit to match (gRPC's default is
+ * 4 MiB).
+ *
+ * Paging (AIP-158) on every list that can grow: `page_size` (0 for the
+ * documented default; larger than the documented maximum is INVALID_ARGUMENT),
+ * `page_token` (a previous response's `next_page_token`, sent with the same
+ * other fields; a malformed token or one issued for another request is
+ * INVALID_ARGUMENT naming `page_token`), `next_page_token` (empty on the last
+ * page). A page may hold fewer items than `page_size` (a reply is also cut
+ * near 256 KiB), so only an empty `next_page_token` means the end. A client
+ * that sends no `page_size` gets the first page: lists up to the default size
+ * (and 256 KiB) come whole, as before.
  *
  * Errors: INVALID_ARGUMENT (field named in google.rpc.BadRequest), NOT_FOUND
  * (reasons INVOCATION_NOT_FOUND, RESULT_NOT_FOUND, EXCEPTION_NOT_FOUND,
@@ -1537,7 +1907,8 @@ export const ListInvocationIdsByWorkflowResponseSchema: GenMessage<ListInvocatio
  */
 export const StateBackendService: GenService<{
   /**
-   * Deletes every key of the app. Other apps are untouched.
+   * Deletes everything of the app but its app info (as Pynenc's backends do);
+   * `delete_app_info` deletes that too. Other apps are untouched.
    *
    * @generated from rpc pynenc.sidecar.v1.StateBackendService.PurgeApp
    */
@@ -1577,7 +1948,8 @@ export const StateBackendService: GenService<{
     output: typeof AddHistoryResponseSchema;
   },
   /**
-   * The invocation's history ordered by timestamp (empty when none).
+   * The invocation's history ordered by timestamp (empty when none), paged:
+   * page_size default and maximum 1000.
    *
    * @generated from rpc pynenc.sidecar.v1.StateBackendService.GetHistory
    */
@@ -1699,6 +2071,8 @@ export const StateBackendService: GenService<{
     output: typeof StoreWorkflowRunResponseSchema;
   },
   /**
+   * The app's workflow types, sorted, paged: page_size default and maximum 1000.
+   *
    * @generated from rpc pynenc.sidecar.v1.StateBackendService.ListWorkflowTypes
    */
   listWorkflowTypes: {
@@ -1707,7 +2081,8 @@ export const StateBackendService: GenService<{
     output: typeof ListWorkflowTypesResponseSchema;
   },
   /**
-   * All runs, or the runs of one type, oldest first, paginated.
+   * All runs, or the runs of one type, oldest first, paged: page_size default
+   * 100, maximum 1000.
    *
    * @generated from rpc pynenc.sidecar.v1.StateBackendService.ListWorkflowRuns
    */
@@ -1725,6 +2100,8 @@ export const StateBackendService: GenService<{
     output: typeof StoreWorkflowSubInvocationResponseSchema;
   },
   /**
+   * Sorted ids, paged: page_size default and maximum 1000.
+   *
    * @generated from rpc pynenc.sidecar.v1.StateBackendService.ListWorkflowSubInvocations
    */
   listWorkflowSubInvocations: {
@@ -1743,7 +2120,9 @@ export const StateBackendService: GenService<{
     output: typeof StreamInvocationsInTimeRangeResponseSchema;
   },
   /**
-   * History entries in [start_time, end_time], oldest first, in batches.
+   * History entries in [start_time, end_time], oldest first, in batches of at
+   * most batch_size; a batch is also cut near 256 KiB, so a message may hold
+   * fewer entries.
    *
    * @generated from rpc pynenc.sidecar.v1.StateBackendService.StreamHistoryInTimeRange
    */
@@ -1781,7 +2160,8 @@ export const StateBackendService: GenService<{
     output: typeof BatchGetRunnerContextsResponseSchema;
   },
   /**
-   * Runner contexts whose id contains `partial_id` (matched literally).
+   * Runner contexts whose id contains `partial_id` (matched literally), by
+   * runner id, paged: page_size default and maximum 1000.
    *
    * @generated from rpc pynenc.sidecar.v1.StateBackendService.SearchRunnerContexts
    */
@@ -1791,7 +2171,8 @@ export const StateBackendService: GenService<{
     output: typeof SearchRunnerContextsResponseSchema;
   },
   /**
-   * Invocations whose parent_invocation_id is the given one.
+   * Invocations whose parent_invocation_id is the given one: sorted ids,
+   * paged: page_size default and maximum 1000.
    *
    * @generated from rpc pynenc.sidecar.v1.StateBackendService.ListChildInvocations
    */
@@ -1801,8 +2182,21 @@ export const StateBackendService: GenService<{
     output: typeof ListChildInvocationsResponseSchema;
   },
   /**
+   * Invocations whose parent_event_id is the given one (Pynenc's
+   * get_invocations_by_parent_event: the trigger event that created them):
+   * sorted ids, paged: page_size default and maximum 1000.
+   *
+   * @generated from rpc pynenc.sidecar.v1.StateBackendService.ListInvocationsByParentEvent
+   */
+  listInvocationsByParentEvent: {
+    methodKind: "unary";
+    input: typeof ListInvocationsByParentEventRequestSchema;
+    output: typeof ListInvocationsByParentEventResponseSchema;
+  },
+  /**
    * Invocation ids by workflow id and/or workflow type (intersection when
-   * both; INVALID_ARGUMENT when neither).
+   * both; INVALID_ARGUMENT when neither): sorted ids, paged: page_size default
+   * and maximum 1000.
    *
    * @generated from rpc pynenc.sidecar.v1.StateBackendService.ListInvocationIdsByWorkflow
    */
