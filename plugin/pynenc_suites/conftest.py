@@ -58,3 +58,30 @@ def app_instance(request: pytest.FixtureRequest) -> Pynenc:
     app = PynencBuilder().memory().app_id(app_id_for(request)).sidecar().build()
     assert isinstance(app.state_backend, SidecarStateBackend)
     return app
+
+
+# Not run, by name, each for its reason (tests/test_pynenc_plugin.py asserts this exact list):
+NOT_RUN = {
+    # Wall-clock assertions (a task within 1.5 s, cached vs uncached start, parallel speedup):
+    # this machine is shared and noisy, and the project runs no timed tests.
+    "test_task_execution": "wall-clock limit",
+    "test_batch_parallelization_overhead": "wall-clock comparison",
+    "test_client_data_effect_on_task_start": "wall-clock comparison",
+    "test_distributed_cpu_work_performance": "wall-clock bounds",
+    "test_parallel_performance": "wall-clock speedup",
+}
+# Pynenc skips this one when the *state backend* is in-memory, for its runner in another
+# process needs shared state; with the sidecar as state backend but Pynenc's in-memory
+# orchestrator and broker (the Mem family) the other process still cannot see the task.
+NOT_RUN_IN_MEM_FAMILY = {"test_runner_reroutes_on_real_os_signal": "in-memory orchestrator and broker"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep, drop = [], []
+    for item in items:
+        name = getattr(item, "originalname", item.name)
+        mem_family = "[Sidecar Mem " in item.nodeid
+        (drop if name in NOT_RUN or (mem_family and name in NOT_RUN_IN_MEM_FAMILY) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
