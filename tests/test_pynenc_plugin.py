@@ -84,19 +84,22 @@ def _pynenc_env(address: str) -> dict[str, str]:
     return env
 
 
-def _outcomes(junit: Path) -> dict[str, Counter]:
-    """outcome -> Counter of test names (classname.name)."""
+def _outcomes(junit: Path) -> tuple[dict[str, Counter], list[str]]:
+    """(outcome -> Counter of test names (classname::name), the failures' messages)."""
     found: dict[str, Counter] = {"passed": Counter(), "failed": Counter(), "skipped": Counter(), "xfailed": Counter()}
+    messages = []
     for case in ET.parse(junit).iter("testcase"):
         name = f"{case.get('classname')}::{case.get('name')}"
         skipped = case.find("skipped")
-        if case.find("failure") is not None or case.find("error") is not None:
+        failure = case.find("failure") if case.find("failure") is not None else case.find("error")
+        if failure is not None:
             found["failed"][name] += 1
+            messages.append(f"{name}: {failure.get('message', '')[:1500]}")
         elif skipped is not None:
             found["xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"][name] += 1
         else:
             found["passed"][name] += 1
-    return found
+    return found, messages
 
 
 def test_pynencs_suites_pass_on_the_sidecar(pynenc_python, plugin_sidecar, token_sidecar, tmp_path):
@@ -108,8 +111,8 @@ def test_pynencs_suites_pass_on_the_sidecar(pynenc_python, plugin_sidecar, token
         cwd=SUITES, env=env, capture_output=True, text=True, timeout=2400)
     summary = run.stdout[-3000:] + run.stderr[-2000:]
     assert junit.exists(), summary
-    found = _outcomes(junit)
-    assert not found["failed"], f"failed: {sorted(found['failed'])}\n{summary}"
+    found, failures = _outcomes(junit)
+    assert not found["failed"], "\n".join(failures)
     assert {name.rsplit("::", 1)[1] for name in found["xfailed"]} == NEEDS_CONTRACT, summary
     assert run.returncode == 0, summary
     passed_modules = {name.split("::")[0] for name in found["passed"]}

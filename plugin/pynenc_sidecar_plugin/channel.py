@@ -1,8 +1,13 @@
 """One gRPC channel per process (and per distinct settings), renewed in a forked child.
 
-A gRPC channel must not be used across fork(): Pynenc's ProcessRunner forks workers, so a
-child drops the parent's channels (without closing them: they belong to the parent) and opens
-its own on first use.
+A gRPC channel must not be used across fork(), and gRPC's own fork handlers give up when
+another thread is inside a call at that moment ("Other threads are currently calling into
+gRPC, skipping fork() handlers"), after which the child's calls can hang. Pynenc's process
+runners fork while other threads of the runner use the state backend, so:
+- every call passes a gate; fork() first waits (at most FORK_DRAIN_SEC) until no call of this
+  process is inside gRPC and holds new ones back until the fork is done;
+- a child drops the parent's channels (without closing them: they belong to the parent) and
+  opens its own on first use.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import grpc
@@ -22,17 +29,62 @@ SERVICE = "pynenc.sidecar.v1.StateBackendService"
 # first-writer-wins, so gRPC may retry it on UNAVAILABLE.
 NOT_IDEMPOTENT = ("AddHistory",)
 
+FORK_DRAIN_SEC = 30.0
+
 _lock = threading.Lock()
 _channels: dict[ConnectionSettings, grpc.Channel] = {}
 
 
-def _forget_channels_in_child() -> None:
-    global _lock
+class _CallGate:
+    """Calls in flight on one side, fork() on the other."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._forking = False
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._forking)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        self._cond.acquire()  # held across fork(): no call starts meanwhile
+        self._forking = True
+        self._cond.wait_for(lambda: self._active == 0, timeout=FORK_DRAIN_SEC)
+
+    def after_fork_in_parent(self) -> None:
+        self._forking = False
+        self._cond.notify_all()
+        self._cond.release()
+
+
+gate = _CallGate()
+
+
+def _before_fork() -> None:
+    gate.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    gate.after_fork_in_parent()
+
+
+def _after_fork_in_child() -> None:
+    global _lock, gate
     _lock = threading.Lock()
+    gate = _CallGate()  # the parent's is locked, and its calls are not the child's
     _channels.clear()
 
 
-os.register_at_fork(after_in_child=_forget_channels_in_child)
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 def service_config(retry_attempts: int) -> str:

@@ -41,6 +41,16 @@ def from_payload(value_json: str) -> str:
     return value
 
 
+def task_error(serialized_exception: str, message: str) -> common_pb2.TaskError:
+    """Pynenc's serialized exception (a JSON object naming the error) as a TaskError that any
+    language reads: its type, its message, and Pynenc's form in detail_json."""
+    try:
+        error_name = json.loads(serialized_exception).get("error_name")
+    except (ValueError, AttributeError):
+        error_name = None
+    return common_pb2.TaskError(type=str(error_name or "Exception"), message=message, detail_json=serialized_exception)
+
+
 # --- time and statuses ---------------------------------------------------------------
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from pynenc_sidecar_plugin.channel import channel_for
+from pynenc_sidecar_plugin import channel
 from pynenc_sidecar_plugin.conf import ConnectionSettings
 from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
@@ -71,20 +71,30 @@ class StateBackendRpc:
     @property
     def _stub(self) -> sb_grpc.StateBackendServiceStub:
         # Looked up per call so that a forked child gets its own channel (channel.py).
-        return sb_grpc.StateBackendServiceStub(channel_for(self.settings))
+        return sb_grpc.StateBackendServiceStub(channel.channel_for(self.settings))
 
     def _call(self, method: str, request, *, not_found: bool = False):
         """The reply; None on NOT_FOUND when the caller expects absence."""
         try:
-            return getattr(self._stub, method)(request, timeout=self.settings.timeout_sec)
+            with channel.gate.call():
+                return getattr(self._stub, method)(request, timeout=self.settings.timeout_sec)
         except grpc.RpcError as error:
             if not_found and error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             raise _translate(error, method, self.settings.address) from None
 
     def _stream(self, method: str, request) -> Iterator:
+        """The replies; each wait for the next one passes the gate (an idle open stream is not
+        inside gRPC, a thread waiting for a reply is)."""
         try:
-            yield from getattr(self._stub, method)(request, timeout=self.settings.timeout_sec)
+            with channel.gate.call():
+                replies = getattr(self._stub, method)(request, timeout=self.settings.timeout_sec)
+            while True:
+                with channel.gate.call():
+                    reply = next(replies, None)
+                if reply is None:
+                    return
+                yield reply
         except grpc.RpcError as error:
             raise _translate(error, method, self.settings.address) from None
 

@@ -7,7 +7,6 @@ orchestrator, client data store, trigger) stay whatever the app configures.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from functools import cached_property
@@ -20,10 +19,8 @@ from pynenc.state_backend.base_state_backend import BaseStateBackend, Invocation
 from pynenc_sidecar_plugin import codec
 from pynenc_sidecar_plugin.conf import ConfigSidecar, ConnectionSettings
 from pynenc_sidecar_plugin.rpc import StateBackendRpc
-from pynenc_sidecar_proto.v1 import common_pb2
 
 if TYPE_CHECKING:
-    from pynenc.app import Pynenc
     from pynenc.app_info import AppInfo
     from pynenc.models.call_dto import CallDTO
     from pynenc.models.invocation_dto import InvocationDTO
@@ -33,9 +30,6 @@ if TYPE_CHECKING:
 
 class SidecarStateBackend(BaseStateBackend):
     """Every call is one StateBackendService RPC (or a few, for batches and pages)."""
-
-    def __init__(self, app: Pynenc) -> None:
-        super().__init__(app)
 
     @cached_property
     def conf(self) -> ConfigSidecar:
@@ -127,9 +121,7 @@ class SidecarStateBackend(BaseStateBackend):
         self._send_exception(invocation_id, serialized_exception, "")
 
     def _send_exception(self, invocation_id: InvocationId, serialized_exception: str, message: str) -> None:
-        error_name = _error_name(serialized_exception)
-        self.rpc.set_exception(invocation_id, common_pb2.TaskError(
-            type=error_name, message=message, detail_json=serialized_exception))
+        self.rpc.set_exception(invocation_id, codec.task_error(serialized_exception, message))
 
     def _get_exception(self, invocation_id: InvocationId) -> str:
         error = self.rpc.get_exception(invocation_id)
@@ -204,9 +196,3 @@ class SidecarStateBackend(BaseStateBackend):
 
         return [ctx for m in messages if (ctx := build(m.runner_id)) is not None]
 
-
-def _error_name(serialized_exception: str) -> str:
-    try:
-        return str(json.loads(serialized_exception).get("error_name") or "Exception")
-    except (ValueError, AttributeError):
-        return "Exception"

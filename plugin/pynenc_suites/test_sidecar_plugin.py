@@ -164,3 +164,26 @@ def test_a_bearer_token_is_sent() -> None:
 def test_invocations_by_parent_event() -> None:
     app = PynencBuilder().memory().app_id(_unique("event")).sidecar(address=ADDRESS).build()
     list(app.state_backend.get_invocations_by_parent_event("event-1"))
+
+
+def test_fork_waits_until_no_call_is_inside_grpc() -> None:
+    """A fork while another thread is inside a call would leave gRPC's fork handlers out."""
+    import threading
+
+    forked = threading.Event()
+
+    def fork() -> None:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        forked.set()
+
+    with channel.gate.call():  # a call in flight
+        forker = threading.Thread(target=fork)
+        forker.start()
+        assert not forked.wait(0.5), "fork() went ahead while a call was in flight"
+    assert forked.wait(30)
+    forker.join(30)
+    app = PynencBuilder().memory().app_id(_unique("gate")).sidecar(address=ADDRESS).build()
+    _round_trip(app)  # and calls pass again
