@@ -1,0 +1,164 @@
+"""One gRPC channel per process (and per distinct settings), renewed in a forked child.
+
+A gRPC channel must not be used across fork(), and gRPC's own fork handlers give up when
+another thread is inside a call at that moment ("Other threads are currently calling into
+gRPC, skipping fork() handlers"), after which the child's calls can hang. Pynenc's process
+runners fork while other threads of the runner use the state backend, so:
+- every call passes a gate; fork() first waits (at most FORK_DRAIN_SEC) until no call of this
+  process is inside gRPC and holds new ones back until the fork is done;
+- a child drops the parent's channels (without closing them: they belong to the parent) and
+  opens its own on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import grpc
+
+from pynenc_sidecar_plugin.conf import ConnectionSettings
+
+SERVICE = "pynenc.sidecar.v1.StateBackendService"
+# AddHistory appends an entry: replaying it after a lost reply would record the transition
+# twice. Every other StateBackendService call is a read, a replace, a set insert or
+# first-writer-wins, so gRPC may retry it on UNAVAILABLE.
+NOT_IDEMPOTENT = ("AddHistory",)
+
+FORK_DRAIN_SEC = 30.0
+
+_lock = threading.Lock()
+_channels: dict[ConnectionSettings, grpc.Channel] = {}
+
+
+class _CallGate:
+    """Calls in flight on one side, fork() on the other."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._forking = False
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._forking)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        self._cond.acquire()  # held across fork(): no call starts meanwhile
+        self._forking = True
+        self._cond.wait_for(lambda: self._active == 0, timeout=FORK_DRAIN_SEC)
+
+    def after_fork_in_parent(self) -> None:
+        self._forking = False
+        self._cond.notify_all()
+        self._cond.release()
+
+
+gate = _CallGate()
+
+
+def _before_fork() -> None:
+    gate.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    gate.after_fork_in_parent()
+
+
+def _after_fork_in_child() -> None:
+    global _lock, gate
+    _lock = threading.Lock()
+    gate = _CallGate()  # the parent's is locked, and its calls are not the child's
+    _channels.clear()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+
+
+def service_config(retry_attempts: int) -> str:
+    """gRPC's retry policy for every idempotent method (the empty method name matches all
+    methods of the service; the more specific AddHistory entry overrides it)."""
+    configs = [{"name": [{"service": SERVICE, "method": name} for name in NOT_IDEMPOTENT]}]
+    if retry_attempts > 1:
+        configs.append({
+            "name": [{"service": SERVICE}],
+            "retryPolicy": {"maxAttempts": retry_attempts, "initialBackoff": "0.1s", "maxBackoff": "2s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+        })
+    return json.dumps({"methodConfig": configs})
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: tuple | None
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: grpc.Compression | None
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call (call credentials need TLS; a
+    token over a plain loopback channel is the sidecar's documented use too)."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(details.method, details.timeout, (*(details.metadata or ()), self._header),  # type: ignore[return-value]
+                            details.credentials, getattr(details, "wait_for_ready", None),
+                            getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+
+
+def _open(settings: ConnectionSettings) -> grpc.Channel:
+    options = [("grpc.service_config", service_config(settings.retry_attempts)), ("grpc.enable_retries", 1),
+               ("grpc.max_receive_message_length", settings.max_message_bytes),
+               ("grpc.max_send_message_length", settings.max_message_bytes)]
+    if settings.tls:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(settings.tls_ca, "sidecar_tls_ca file") if settings.tls_ca else None,
+            private_key=_read(settings.client_key, "sidecar_client_key file") if settings.client_key else None,
+            certificate_chain=_read(settings.client_cert, "sidecar_client_cert file") if settings.client_cert else None)
+        channel = grpc.secure_channel(settings.address, credentials, options=options)
+    else:
+        channel = grpc.insecure_channel(settings.address, options=options)
+    if settings.token:
+        channel = grpc.intercept_channel(channel, _BearerToken(settings.token))
+    return channel
+
+
+def channel_for(settings: ConnectionSettings) -> grpc.Channel:
+    """This process's channel for these settings, opened on first use."""
+    channel = _channels.get(settings)
+    if channel is None:
+        with _lock:
+            channel = _channels.get(settings)
+            if channel is None:
+                channel = _channels[settings] = _open(settings)
+    return channel

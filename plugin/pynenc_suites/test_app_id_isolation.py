@@ -1,0 +1,1 @@
+from pynenc_tests.unit.app_id_isolation.all_tests import *  # noqa: F403

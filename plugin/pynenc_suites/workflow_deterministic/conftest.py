@@ -1,0 +1,20 @@
+"""Pynenc's deterministic-executor fixtures, with its `app` (MemStateBackend) replaced by one
+whose state backend is the sidecar."""
+
+import pytest
+from pynenc import Pynenc
+
+from pynenc_sidecar_plugin import SidecarStateBackend
+from pynenc_tests.unit.workflow.conftest import *  # noqa: F403
+from pynenc_tests.unit.workflow.deterministic.conftest import *  # noqa: F403
+
+
+@pytest.fixture
+def app() -> Pynenc:
+    app = Pynenc(config_values={
+        "app_id": "test_deterministic", "runner_cls": "ThreadRunner", "state_backend_cls": "SidecarStateBackend",
+        "broker_cls": "MemBroker", "orchestrator_cls": "MemOrchestrator", "client_data_store_cls": "MemClientDataStore",
+    })
+    assert isinstance(app.state_backend, SidecarStateBackend)
+    app.purge()
+    return app

@@ -1,0 +1,1 @@
+from pynenc_tests.unit.workflow.deterministic.test_builtin_functions import *  # noqa: F403

@@ -1,0 +1,1 @@
+from pynenc_tests.unit.workflow.deterministic.test_execute_task import *  # noqa: F403

@@ -1,0 +1,1 @@
+from pynenc_tests.unit.workflow.deterministic.test_workflow_isolation import *  # noqa: F403
