@@ -398,7 +398,7 @@ def test_a_workflow_failed_in_one_sdk_is_retried_from_its_failed_step(driver, fa
 
 
 @pytest.mark.parametrize("lang", ["go", "ts"])
-@pytest.mark.parametrize(("size", "setting"), [(2_000_000, "--max-value-bytes"), (5_000_000, "--max-message-bytes")],
+@pytest.mark.parametrize(("size", "setting"), [(2_000_000, "--max-value-bytes"), (22_000_000, "--max-message-bytes")],
                          ids=["above-value-limit", "above-grpc-message-limit"])
 def test_a_result_too_large_is_recorded_as_the_task_failure_in_every_sdk(driver, lang, size, setting):
     check_oversize(lambda *a, **f: driver(lang, *a, **f), size, setting)

@@ -208,7 +208,7 @@ def test_a_workflow_failed_in_java_is_retried_in_another_sdk_and_back(java_on, d
     check_failed_then_retried(lambda *a, **f: driver(other, *a, **f), java_on, other, "java")
 
 
-@pytest.mark.parametrize(("size", "setting"), [(2_000_000, "--max-value-bytes"), (5_000_000, "--max-message-bytes")],
+@pytest.mark.parametrize(("size", "setting"), [(2_000_000, "--max-value-bytes"), (22_000_000, "--max-message-bytes")],
                          ids=["above-value-limit", "above-grpc-message-limit"])
 def test_a_result_too_large_is_recorded_as_the_task_failure_in_java(java_on, size, setting):
     check_oversize(java_on, size, setting)

@@ -77,7 +77,7 @@ def test_the_value_limit_setting_named_in_messages_is_the_real_one():
 
 
 # --- case 3: an outcome the store refuses is the task's recorded failure -----------------------
-@pytest.mark.parametrize("size, setting", [(2_000_000, "--max-value-bytes"), (5_000_000, "--max-message-bytes")],
+@pytest.mark.parametrize("size, setting", [(2_000_000, "--max-value-bytes"), (22_000_000, "--max-message-bytes")],
                          ids=["above-value-limit", "above-grpc-message-limit"])
 def test_a_result_too_large_is_the_childs_recorded_failure_and_replays(target, app, size, setting):
     ran: list[str] = []

@@ -155,7 +155,7 @@ def test_a_finished_task_projects_every_status_at_its_outcome_and_the_outcome(se
     finished = state(status=status, finished_us=NOW - 5, result_json='{"ok":true}' if status == SUCCESS else None,
                      error_json=json.dumps(error) if status == FAILED else None)
     projected = project(finished, NOW)
-    assert [e.event_id for e in projected.events] == ["registered", "running:L1", "final"]
+    assert [e.event_id for e in projected.events] == ["registered", "running:L1", "final:L1"]
     assert {e.timestamp_us for e in projected.events} == {NOW - 5}
     final = sb.InvocationHistory(status=status, runner_id="r-1")  # a final status has no owner
     final.timestamp.FromMicroseconds(NOW - 5)
@@ -216,3 +216,19 @@ def test_history_timestamps_are_written_as_protobuf_writes_them() -> None:
         timestamp = timestamp_pb2.Timestamp()
         timestamp.FromMicroseconds(us)
         assert _timestamp_json(us) == timestamp.ToJsonString(), us
+
+
+def test_a_retried_invocation_projects_its_retry_and_its_second_outcome() -> None:
+    from pynenc_sidecar.core.tasks import RETRY
+
+    failed = state(status=FAILED, finished_us=NOW - 5, error_json=json.dumps({"type": "ValueError", "message": "x"}))
+    reset = state(status=RETRY, lease_id="", finished_us=0)
+    done_again = state(status=SUCCESS, lease_id="L2", finished_us=NOW + 5, result_json="1")
+    first, retried, second = (project(s, NOW).events for s in (failed, reset, done_again))
+    assert [e.event_id for e in first] == ["registered", "running:L1", "final:L1"]
+    assert [e.event_id for e in retried] == ["registered", f"retry:{NOW}"]
+    assert [e.event_id for e in second] == ["registered", "running:L2", "final:L2"]
+    # Every entry is written once (by event id): the history is REGISTERED, RUNNING, FAILED,
+    # RETRY, RUNNING, SUCCESS.
+    ids = list(dict.fromkeys(e.event_id for e in (*first, *retried, *second)))
+    assert ids == ["registered", "running:L1", "final:L1", f"retry:{NOW}", "running:L2", "final:L2"]

@@ -49,6 +49,13 @@ export interface ClientOptions {
    * wait slice: what it waits for and until when (default: console.error, i.e. stderr).
    */
   log?: (line: string) => void;
+  /**
+   * Largest request this client sends (default 20 MiB, the sidecar's default
+   * --max-message-bytes). A larger one fails here with RESOURCE_EXHAUSTED before it is sent
+   * (a task's outcome then becomes ResultTooLarge): Node's HTTP/2 client can stall writing a
+   * body the server has already refused. Set it to the sidecar's --max-message-bytes.
+   */
+  maxMessageBytes?: number;
 }
 
 /** What a run waits for and until when, in the same words in every SDK. */
@@ -254,7 +261,9 @@ export class Client {
       : {};
     const sessions = new Http2SessionManager(baseUrl, undefined, nodeOptions);
     const interceptors = [tracingInterceptor(), ...(security.token ? [bearerToken(security.token)] : [])];
-    return new Client(createGrpcTransport({ baseUrl, sessionManager: sessions, interceptors }), options, sessions);
+    const writeMaxBytes = options.maxMessageBytes ?? 20 * 1024 * 1024;
+    return new Client(createGrpcTransport({ baseUrl, sessionManager: sessions, interceptors, writeMaxBytes }), options,
+      sessions);
   }
 
   /** Closes the connection `connect` opened. */
