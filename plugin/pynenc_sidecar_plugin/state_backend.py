@@ -16,7 +16,7 @@ from pynenc.identifiers.invocation_id import InvocationId
 from pynenc.identifiers.task_id import TaskId
 from pynenc.state_backend.base_state_backend import BaseStateBackend, InvocationHistory
 
-from pynenc_sidecar_plugin import codec
+from pynenc_sidecar_plugin import codec, foreign_tasks
 from pynenc_sidecar_plugin.conf import ConfigSidecar, ConnectionSettings
 from pynenc_sidecar_plugin.rpc import StateBackendRpc
 
@@ -67,7 +67,15 @@ class SidecarStateBackend(BaseStateBackend):
 
     def _get_invocation(self, invocation_id: InvocationId) -> tuple[InvocationDTO, CallDTO] | None:
         message = self.rpc.get_invocation(invocation_id)
-        return codec.invocation_from_proto(message) if message is not None else None
+        if message is None:
+            return None
+        invocation, call = codec.invocation_from_proto(message)
+        # A task an SDK worker ran is no Pynenc task here: without a stand-in, rebuilding
+        # its call (get_invocation) fails and Pynenc's tools cannot show it.
+        workflow = invocation.workflow
+        foreign_tasks.ensure_task(self.app, call.call_id.task_id, defines_workflow=workflow is not None and (
+            workflow.workflow_id == invocation.invocation_id))
+        return invocation, call
 
     def get_child_invocations(self, parent_invocation_id: InvocationId) -> Iterator[InvocationId]:
         return (InvocationId(i) for i in self.rpc.list_child_invocations(parent_invocation_id))
