@@ -290,10 +290,10 @@ def median(values: list[float]) -> float:
 
 def bench(args: argparse.Namespace) -> int:
     import redis
-    from support import RedisServer, SidecarServer
 
     from pynenc_sidecar.core.positions import Kind, Position
     from pynenc_sidecar.storage.redis_store import workflow_tag
+    from support import RedisServer, SidecarServer
 
     concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     ghz = find_or_install_ghz()

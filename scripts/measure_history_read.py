@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -41,10 +40,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 import grpc  # noqa: E402
 from google.protobuf import json_format  # noqa: E402
 
-from support import RedisServer, SidecarServer  # noqa: E402
 from pynenc_sidecar.core.positions import escape  # noqa: E402
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb  # noqa: E402
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc  # noqa: E402
+from support import RedisServer, SidecarServer  # noqa: E402
 
 WIDE = [("grpc.max_receive_message_length", 1024 * 1024 * 1024)]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from executor_client import position
 from pynenc_sidecar import settings as config
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from executor_client import position
 from support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 from support import ROOT, RedisServer, SidecarServer
 

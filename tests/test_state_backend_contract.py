@@ -10,6 +10,10 @@ import json
 import grpc
 import pytest
 
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from test_state_backend import (  # noqa: F401  (fixtures)
     S,
     WorkflowIdentity,
@@ -22,10 +26,6 @@ from test_state_backend import (  # noqa: F401  (fixtures)
     stub,
     ts,
 )
-from pynenc_sidecar_proto.v1 import common_pb2
-from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
-from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 
 V = sb.SerializedValue
 

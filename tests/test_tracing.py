@@ -32,7 +32,8 @@ from google.protobuf import duration_pb2
 from executor_client import position
 from pynenc_sidecar import observability
 from pynenc_sidecar.storage.redis_store import workflow_tag
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_sdk import tracing as sdk_tracing
 from support import ROOT, RedisServer, SidecarServer, free_port, wait_until

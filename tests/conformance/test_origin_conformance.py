@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 
 from conformance.test_store_conformance import Run, whole_log
-
 from pynenc_sidecar.core.positions import origin_field
 from pynenc_sidecar.storage.base import Recorded, Store
 

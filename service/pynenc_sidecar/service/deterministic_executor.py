@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from pynenc_sidecar.core import outcomes
+from pynenc_sidecar.core.errors import InvalidArgument
 from pynenc_sidecar.core.positions import NAMED_KINDS, Kind, Position
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.engine import WorkflowEngine
@@ -21,7 +22,6 @@ from pynenc_sidecar.service.validation import (
     require_name,
     require_sequence,
 )
-from pynenc_sidecar.core.errors import InvalidArgument
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 

@@ -58,9 +58,9 @@ from pynenc_sidecar.storage.redis_store import (
     PREFIX,
     _script,
     _unavailable_on_redis_errors,
+    app_tag,
     index_workflow_run,
     parse_task_key,
-    app_tag,
     workflow_tag,
 )
 
