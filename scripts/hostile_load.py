@@ -48,10 +48,10 @@ from google.protobuf import duration_pb2  # noqa: E402
 
 from executor_client import position  # noqa: E402
 from pynenc_sidecar_proto.v1 import common_pb2  # noqa: E402
-from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de  # noqa: E402
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc  # noqa: E402
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb  # noqa: E402
-from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
+from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc  # noqa: E402
 from support import RedisServer, SidecarServer  # noqa: E402
 
 RUNNING = common_pb2.InvocationStatus.Value("INVOCATION_STATUS_RUNNING")

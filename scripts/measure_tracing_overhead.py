@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from pynenc_sidecar_proto.v1 import common_pb2  # noqa: E402
-from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de  # noqa: E402
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc  # noqa: E402
 from support import RedisServer, SidecarServer, free_port  # noqa: E402
 
