@@ -251,8 +251,11 @@ class EmptyServer:
     def start(self) -> EmptyServer:
         self._log = open(self.log_path, "wb")
         extra = ["--redis-url", self.redis_url] if self.redis_url else []
-        self.process = subprocess.Popen([sys.executable, str(BENCH / "empty_server.py"), "--port", str(self.port), *extra],
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, str(BENCH / "empty_server.py"), "--port", str(self.port), *extra],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         wait_until(self.serving, 20, f"empty server on {self.address} (log {self.log_path})")
         return self
 
@@ -515,8 +518,10 @@ def scenario_a(env: Env) -> dict:
                                        concurrency=sizes.ghz_concurrency)
                     row.update(case=label, server=name, round=r)
                     runs.append(row)
-                    say(f"  round {r} {label:21s} {name:8s} {row['rps']:7.0f} rps  p50 {row['p50_ms']:6.2f} ms  "
-                        f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}  cpu {row['server_cpu_us_per_call']:.0f} us/call")
+                    say(
+                        f"  round {r} {label:21s} {name:8s} {row['rps']:7.0f} rps  p50 {row['p50_ms']:6.2f} ms  "
+                        f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}  cpu {row['server_cpu_us_per_call']:.0f} us/call"
+                    )
     cases = []
     for label, _, _ in unary_cases(env, "x"):
         mine = {name: [row for row in runs if row["case"] == label and row["server"] == name] for name in servers}
@@ -587,9 +592,11 @@ def record_pair(env: Env, ops: int, workflows: int) -> dict:
                      "p50_us": median(lat_us), "p99_us": pct(lat_us, 99), "per_kind": per_kind,
                      "memory_delta_bytes": delta, "bytes_per_op": delta / data["ops"], "keys_added": keys,
                      "memory_usage_bytes_per_op": usage / data["ops"]}
-        say(f"  {name:7s} {workflows} x {ops} ops: {out[name]['mean_us']:.0f} us/op mean, p50 {out[name]['p50_us']:.0f}, "
+        say(
+            f"  {name:7s} {workflows} x {ops} ops: {out[name]['mean_us']:.0f} us/op mean, p50 {out[name]['p50_us']:.0f}, "
             f"p99 {out[name]['p99_us']:.0f}; {out[name]['bytes_per_op']:.0f} B/op (MEMORY USAGE "
-            f"{out[name]['memory_usage_bytes_per_op']:.0f}), {keys} keys")
+            f"{out[name]['memory_usage_bytes_per_op']:.0f}), {keys} keys"
+        )
     return out
 
 
@@ -605,7 +612,9 @@ def rpc_floor(env: Env, calls: int) -> dict:
         with channel:
             samples = []
             for i in range(calls + 50):
-                request = de.RandomRequest(position=de.OperationPosition(app_id=APP_ID, workflow=workflow, sequence=i + 1))
+                request = de.RandomRequest(
+                    position=de.OperationPosition(app_id=APP_ID, workflow=workflow, sequence=i + 1)
+                )
                 t0 = time.perf_counter_ns()
                 stub.Random(request, timeout=10)
                 samples.append((time.perf_counter_ns() - t0) / 1e3)
@@ -639,8 +648,11 @@ def scenario_e(env: Env) -> dict:
                 [sys.executable, str(BENCH / "sdk_driver.py"), "order-worker", "--barrier", str(barrier),
                  "--name", str(i), "--duration", str(sizes.order_seconds), "--warmup", "3"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sdk_env(env), cwd=ROOT))
-        wait_until(lambda: len(list(barrier.glob("ready-*"))) == len(workers) or any(w.poll() is not None for w in workers),
-                   120, "order workers to warm up")
+        wait_until(
+            lambda: len(list(barrier.glob("ready-*"))) == len(workers) or any(w.poll() is not None for w in workers),
+            120,
+            "order workers to warm up",
+        )
         start_at = time.time() + 0.3
         (barrier / "go.tmp").write_text(str(start_at))
         (barrier / "go.tmp").rename(barrier / "go")
@@ -736,9 +748,11 @@ def scenario_f(env: Env) -> dict:
         row = {"length": length, "bytes_per_op": memory / length, "log_ms": log_ms, "log_us_per_op": log_ms * 1e3 / log_ops,
                "log_ops": log_ops, "fresh": fresh, "replay": replay}
         by_length.append(row)
-        say(f"  length {length:>7,}: fresh {fresh['rps']:6.0f} rps p50 {fresh['p50_ms']:5.2f} p99 {fresh['p99_ms']:6.2f} ms | "
+        say(
+            f"  length {length:>7,}: fresh {fresh['rps']:6.0f} rps p50 {fresh['p50_ms']:5.2f} p99 {fresh['p99_ms']:6.2f} ms | "
             f"replayed {replay['rps']:6.0f} rps p99 {replay['p99_ms']:6.2f} ms | log {log_ms:8.1f} ms "
-            f"({row['log_us_per_op']:.1f} us/op) | {row['bytes_per_op']:.0f} B/op")
+            f"({row['log_us_per_op']:.1f} us/op) | {row['bytes_per_op']:.0f} B/op"
+        )
     by_workflows = []
     for k in sizes.concurrent:
         row = ghz_measured(env, env.sidecar, "Random",
@@ -748,8 +762,10 @@ def scenario_f(env: Env) -> dict:
         n_keys, usage = keys_memory(env, f"psc:{{{APP_ID}:cw-{env.stamp}-{k}-*")
         row.update(workflows=k, workflows_written=n_keys, bytes_per_op=usage / row["ok"] if row["ok"] else float("nan"))
         by_workflows.append(row)
-        say(f"  {k:>4} concurrent workflows: {row['rps']:6.0f} rps p50 {row['p50_ms']:6.2f} p99 {row['p99_ms']:6.2f} ms, "
-            f"{row['bytes_per_op']:.0f} B/op")
+        say(
+            f"  {k:>4} concurrent workflows: {row['rps']:6.0f} rps p50 {row['p50_ms']:6.2f} p99 {row['p99_ms']:6.2f} ms, "
+            f"{row['bytes_per_op']:.0f} B/op"
+        )
     return {"concurrency": c, "seconds": sizes.scale_seconds, "by_length": by_length, "by_workflows": by_workflows}
 
 
@@ -914,8 +930,12 @@ def render_md(report: dict) -> str:
                  median(b["sdk"]["replay_full_s"]) * 1e3],
                 ["sidecar SDK, DeterministicExecutor on the log (GetWorkflowLog + code)", median(b["sdk"]["replay_direct_s"]) * 1e3]]
         if "pynenc" in b:
-            rows.append(["Pynenc 0.4.0 DeterministicExecutor on pynenc-redis", median(b["pynenc"]["replay_direct_s"]) * 1e3])
-        for row, key in zip(rows, [("sdk", "replay_full_s"), ("sdk", "replay_direct_s"), ("pynenc", "replay_direct_s")]):
+            rows.append(
+                ["Pynenc 0.4.0 DeterministicExecutor on pynenc-redis", median(b["pynenc"]["replay_direct_s"]) * 1e3]
+            )
+        for row, key in zip(
+            rows, [("sdk", "replay_full_s"), ("sdk", "replay_direct_s"), ("pynenc", "replay_direct_s")]
+        ):
             samples = b[key[0]][key[1]]
             row += [min(samples) * 1e3, max(samples) * 1e3, row[1] * 1e3 / b["ops"]]
         out += ["", f"## (b) Replay of a {b['ops']:,}-operation workflow ({b['repeats']} replays)", "",
@@ -969,7 +989,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test); numbers are not benchmarks")
-    parser.add_argument("--only", default=SCENARIOS, help="scenarios to run, e.g. 'a,e' (default: all; c and d run together)")
+    parser.add_argument(
+        "--only", default=SCENARIOS, help="scenarios to run, e.g. 'a,e' (default: all; c and d run together)"
+    )
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results", help="where latest.md/latest.json go")
     parser.add_argument("--profile", action="store_true", help="py-spy the sidecar during a, b and e")
     parser.add_argument("--render-only", action="store_true",

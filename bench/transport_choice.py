@@ -200,7 +200,9 @@ class MinimalServer:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         if self.process and self.process.poll() is not None:
-            raise RuntimeError(f"{self.mode} server exited with {self.process.returncode}: {Path(self.log_path).read_text()}")
+            raise RuntimeError(
+                f"{self.mode} server exited with {self.process.returncode}: {Path(self.log_path).read_text()}"
+            )
         try:
             with grpc.insecure_channel(self.address) as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
@@ -222,7 +224,11 @@ class MinimalServer:
 
 
 def find_or_install_ghz() -> str:
-    gopath = subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True).stdout.strip() if shutil.which("go") else ""
+    gopath = (
+        subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True).stdout.strip()
+        if shutil.which("go")
+        else ""
+    )
     candidates = [shutil.which("ghz"), os.path.join(gopath, "bin", "ghz") if gopath else None,
                   os.path.expanduser("~/go/bin/ghz")]
     for candidate in candidates:
@@ -329,7 +335,9 @@ def bench(args: argparse.Namespace) -> int:
             row.update(variant=variant, concurrency=c, label=label, recorded=recorded,
                        server_cpu_us_per_call=(cpu * 1e6 / row["ok"]) if row["ok"] else float("nan"))
             if recorded != row["ok"]:
-                print(f"  WARNING {variant} c={c}: redis recorded {recorded} values, ghz got {row['ok']} OK", flush=True)
+                print(
+                    f"  WARNING {variant} c={c}: redis recorded {recorded} values, ghz got {row['ok']} OK", flush=True
+                )
             return row
 
         print(f"warm-up: {args.warmup}s per variant at c=16", flush=True)
@@ -346,9 +354,11 @@ def bench(args: argparse.Namespace) -> int:
                     row = one(variant, c, f"r{r}", args.seconds)
                     row["round"] = r
                     runs.append(row)
-                    print(f"  round {r} c={c:<3d} {variant:8s} {row['rps']:8.0f} rps  p50 {row['p50_ms']:6.2f} ms  "
-                          f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}  cpu {row['server_cpu_us_per_call']:.0f} us/call",
-                          flush=True)
+                    print(
+                        f"  round {r} c={c:<3d} {variant:8s} {row['rps']:8.0f} rps  p50 {row['p50_ms']:6.2f} ms  "
+                        f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}  cpu {row['server_cpu_us_per_call']:.0f} us/call",
+                        flush=True,
+                    )
         clean = True
     finally:
         for process in reversed(started):
@@ -376,8 +386,12 @@ def bench(args: argparse.Namespace) -> int:
         for variant in ("sync", "product"):
             per_round = []
             for r in range(args.rounds):
-                a = next(row for row in runs if row["round"] == r and row["concurrency"] == c and row["variant"] == variant)
-                b = next(row for row in runs if row["round"] == r and row["concurrency"] == c and row["variant"] == "aio")
+                a = next(
+                    row for row in runs if row["round"] == r and row["concurrency"] == c and row["variant"] == variant
+                )
+                b = next(
+                    row for row in runs if row["round"] == r and row["concurrency"] == c and row["variant"] == "aio"
+                )
                 per_round.append((a["rps"] / b["rps"], a["p99_ms"] / b["p99_ms"],
                                   a["server_cpu_us_per_call"] / b["server_cpu_us_per_call"]))
             ratios.append({"variant": variant, "vs": "aio", "concurrency": c,
@@ -387,18 +401,26 @@ def bench(args: argparse.Namespace) -> int:
                            "rps_ratio_per_round": [x[0] for x in per_round]})
 
     print()
-    print(f"Random RPC, loopback, {info['cpus']} cpus ({info['cpu_model']}), {args.seconds}s x {args.rounds} rounds, medians")
-    header = f"{'variant':8s} {'conc':>4s} {'RPS':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s} {'srv cpu us/call':>16s}"
+    print(
+        f"Random RPC, loopback, {info['cpus']} cpus ({info['cpu_model']}), {args.seconds}s x {args.rounds} rounds, medians"
+    )
+    header = (
+        f"{'variant':8s} {'conc':>4s} {'RPS':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s} {'srv cpu us/call':>16s}"
+    )
     print(header)
     print("-" * len(header))
     for row in summary:
-        print(f"{row['variant']:8s} {row['concurrency']:4d} {row['rps']:8.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-              f"{row['errors']:6d} {row['server_cpu_us_per_call']:16.0f}")
+        print(
+            f"{row['variant']:8s} {row['concurrency']:4d} {row['rps']:8.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+            f"{row['errors']:6d} {row['server_cpu_us_per_call']:16.0f}"
+        )
     print()
     print("ratios vs aio (median of per-round ratios):")
     for row in ratios:
-        print(f"  {row['variant']:8s} c={row['concurrency']:<3d} RPS x{row['rps_ratio']:.2f}  p99 x{row['p99_ratio']:.2f}  "
-              f"cpu/call x{row['cpu_per_call_ratio']:.2f}")
+        print(
+            f"  {row['variant']:8s} c={row['concurrency']:<3d} RPS x{row['rps_ratio']:.2f}  p99 x{row['p99_ratio']:.2f}  "
+            f"cpu/call x{row['cpu_per_call_ratio']:.2f}"
+        )
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

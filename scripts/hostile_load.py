@@ -219,7 +219,10 @@ def case_7(tree: Tree, tries: int = 10) -> dict:
             takeovers = fenced_completions_accepted = 0
             try:
                 with honest.channel() as a, fast.channel() as b:
-                    via_honest, via_fast = de_grpc.DeterministicExecutorServiceStub(a), de_grpc.DeterministicExecutorServiceStub(b)
+                    via_honest, via_fast = (
+                        de_grpc.DeterministicExecutorServiceStub(a),
+                        de_grpc.DeterministicExecutorServiceStub(b),
+                    )
                     for n in range(tries):
                         app_id = f"skew-{uuid.uuid4().hex[:8]}"
                         started = via_honest.ExecuteTask(de.ExecuteTaskRequest(
@@ -259,7 +262,9 @@ def case_8(tree: Tree, calls: int = 20) -> dict:
     bound = "--auth-token-file" in tree.flags and _supports_app_binding(tree)
     shop_token, admin_token = "shop-token-0123456789abcdef", "admin-token-0123456789abcdef"
     directory = Path(tempfile.mkdtemp(prefix="hostile-8-"))
-    (directory / "tokens").write_text(f"{shop_token} shop\n{admin_token}\n" if bound else f"{shop_token}\n{admin_token}\n")
+    (directory / "tokens").write_text(
+        f"{shop_token} shop\n{admin_token}\n" if bound else f"{shop_token}\n{admin_token}\n"
+    )
     redis_server = RedisServer().start()
     server = tree.server(redis_server.url, args=["--auth-token-file", str(directory / "tokens")]).start()
     codes: Counter[str] = Counter()
@@ -306,8 +311,12 @@ def case_9(tree: Tree) -> dict:
     try:
         with server.channel() as channel:
             stub = de_grpc.DeterministicExecutorServiceStub(channel)
-            stub.Random(de.RandomRequest(position=position("hostile", "w", 1)), metadata=callers[0].metadata, timeout=10)
-            stub.UtcNow(de.UtcNowRequest(position=position("hostile", "w", 1)), metadata=callers[1].metadata, timeout=10)
+            stub.Random(
+                de.RandomRequest(position=position("hostile", "w", 1)), metadata=callers[0].metadata, timeout=10
+            )
+            stub.UtcNow(
+                de.UtcNowRequest(position=position("hostile", "w", 1)), metadata=callers[1].metadata, timeout=10
+            )
             stub.ExecuteTask(de.ExecuteTaskRequest(position=position("hostile", "w", 1), task_id="t",
                                                    arguments_json="{}"), metadata=callers[2].metadata, timeout=10)
         spans = [s for c in callers for s in receiver.trace(c.trace_id, at_least=2)]

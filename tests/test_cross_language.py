@@ -41,7 +41,9 @@ TIMEOUT = 180
 def _run(cmd: list[str], cwd: Path, timeout: float = TIMEOUT) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc.stdout
 
 
@@ -171,7 +173,9 @@ def py_scenario(stub, app: str, workflow: str) -> dict:
         pick = json.loads(got.operation.json_value)
     else:
         value = json.dumps({"lang": "python", "n": random.randrange(1_000_000)})
-        pick = json.loads(stub.Record(de.RecordRequest(position=position, operation="pick", value_json=value)).value_json)
+        pick = json.loads(
+            stub.Record(de.RecordRequest(position=position, operation="pick", value_json=value)).value_json
+        )
 
     def double(scope: str) -> dict:
         r = stub.Random(de.RandomRequest(position=run.pos("random", scope))).value

@@ -254,7 +254,9 @@ def test_compose_runs_the_sidecar_on_redis():
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
     services = compose["services"]
     sidecar, redis = services["sidecar"], services["redis"]
-    assert sidecar["build"]["context"] == ".." and (ROOT / "deploy" / sidecar["build"]["context"] / "Dockerfile").exists()
+    assert (
+        sidecar["build"]["context"] == ".." and (ROOT / "deploy" / sidecar["build"]["context"] / "Dockerfile").exists()
+    )
     assert sidecar["depends_on"]["redis"]["condition"] == "service_healthy" and "healthcheck" in redis
     env = sidecar["environment"]
     assert env["PYNENC_SIDECAR_REDIS_URL"].startswith("redis://redis:")

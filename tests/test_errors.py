@@ -125,7 +125,9 @@ def test_unknown_invocation_is_not_found(stub, method):
 def test_non_owner_writing_workflow_data_is_permission_denied(stub):
     workflow = f"w-{uuid.uuid4().hex}"
     with pytest.raises(grpc.RpcError) as info:
-        stub.SetData(de.SetDataRequest(app_id=APP, workflow_id=workflow, invocation_id="child", key="k", value_json="1"))
+        stub.SetData(
+            de.SetDataRequest(app_id=APP, workflow_id=workflow, invocation_id="child", key="k", value_json="1")
+        )
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_details(info.value)[0] == "WORKFLOW_ACCESS_DENIED"
     assert not stub.GetData(de.GetDataRequest(app_id=APP, workflow_id=workflow, key="k")).found

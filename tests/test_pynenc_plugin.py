@@ -54,7 +54,9 @@ SUITE_MODULES = [
 @pytest.fixture(scope="module")
 def pynenc_python() -> Path:
     if not PYNENC_PYTHON.exists():
-        pytest.fail(f"{PYNENC_PYTHON} is missing: scripts/test creates it (Python 3.12 with pynenc==0.4.0 and the plugin)")
+        pytest.fail(
+            f"{PYNENC_PYTHON} is missing: scripts/test creates it (Python 3.12 with pynenc==0.4.0 and the plugin)"
+        )
     return PYNENC_PYTHON
 
 

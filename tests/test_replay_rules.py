@@ -149,7 +149,9 @@ def test_server_refuses_every_new_record_in_a_finished_invocation(stub, failed):
     # recorded positions replay as always
     again = stub.Random(de.RandomRequest(position=position(app, workflow_id, 1)))
     assert again.replayed and again.value == recorded
-    assert stub.SetData(de.SetDataRequest(key="k", value_json='"before"', position=position(app, workflow_id, 1))).replayed
+    assert stub.SetData(
+        de.SetDataRequest(key="k", value_json='"before"', position=position(app, workflow_id, 1))
+    ).replayed
 
     pos2 = position(app, workflow_id, 2)
     calls = {

@@ -40,7 +40,12 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, 
 def test_defaults():
     settings = resolve([])
     assert (settings.host, settings.port, settings.redis_url, settings.data_file) == ("127.0.0.1", 50051, None, None)
-    assert (settings.grace_period, settings.log_level, settings.log_format, settings.retention) == (10.0, "INFO", "auto", None)
+    assert (settings.grace_period, settings.log_level, settings.log_format, settings.retention) == (
+        10.0,
+        "INFO",
+        "auto",
+        None,
+    )
     assert settings.server_settings().data_file == "pynenc-sidecar.db"
     assert settings.server_settings().retention_s is None
 

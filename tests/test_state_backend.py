@@ -126,7 +126,9 @@ def test_upsert_and_get_invocation_round_trips_every_field(stub, app):
     for name, text in full.serialized_arguments.items():
         full.arguments[name].opaque = text
     assert stub.GetInvocation(sb.GetInvocationRequest(app_id=app, invocation_id="inv-1")).invocation == full
-    assert stub.GetInvocation(sb.GetInvocationRequest(app_id=app, invocation_id="inv-2")).invocation == invocation("inv-2")
+    assert stub.GetInvocation(sb.GetInvocationRequest(app_id=app, invocation_id="inv-2")).invocation == invocation(
+        "inv-2"
+    )
 
     replaced = invocation("inv-1", task_id="orders.other")
     stub.UpsertInvocations(sb.UpsertInvocationsRequest(app_id=app, invocations=[replaced]))
@@ -197,7 +199,12 @@ def test_history_is_ordered_by_timestamp_and_keeps_identical_entries(stub, app):
     add(["i1"], timestamp=ts(3000), status=S.Value("INVOCATION_STATUS_SUCCESS"))
 
     history = stub.GetHistory(sb.GetHistoryRequest(app_id=app, invocation_id="i1")).history
-    assert [(h.timestamp.seconds, h.timestamp.nanos) for h in history] == [(1000, 500_000), (2000, 0), (3000, 0), (3000, 0)]
+    assert [(h.timestamp.seconds, h.timestamp.nanos) for h in history] == [
+        (1000, 500_000),
+        (2000, 0),
+        (3000, 0),
+        (3000, 0),
+    ]
     assert [h.status for h in history] == [1, 7, 11, 11]
     assert all(h.invocation_id == "i1" for h in history)
     assert history[1].runner_id == "r1" and history[1].execution_context_json == '{"attempt": 1}'
@@ -259,7 +266,9 @@ def test_results(stub, app):
     assert stub.GetResult(sb.GetResultRequest(app_id=app, invocation_id="i")).result_json == "null"
     stub.SetResult(sb.SetResultRequest(app_id=app, invocation_id="i", result_json='{"total": 3}'))
     assert stub.GetResult(sb.GetResultRequest(app_id=app, invocation_id="i")).result_json == '{"total": 3}'
-    assert_invalid(stub.SetResult, sb.SetResultRequest(app_id=app, invocation_id="i", result_json="{oops"), "result_json")
+    assert_invalid(
+        stub.SetResult, sb.SetResultRequest(app_id=app, invocation_id="i", result_json="{oops"), "result_json"
+    )
     assert_invalid(stub.SetResult, sb.SetResultRequest(app_id=app, invocation_id="i", result_json="NaN"), "result_json")
     assert stub.GetResult(sb.GetResultRequest(app_id=app, invocation_id="i")).result_json == '{"total": 3}'
 
@@ -530,7 +539,9 @@ def test_tricky_app_ids_are_isolated_and_purged_one_by_one(stub, channel, stored
     full = {app: _state(stub, app) for app in apps}
     for app, state in full.items():
         assert state["result"] == f'"{app}"' and state["data"] == f'"{app}"' and state["dv"] == f'"{app}"'
-        assert state["history"] == 1 and state["timeline"] == 2 and state["timeline_ids"] == ["wf:1", "c*"]  # arrival order
+        assert (
+            state["history"] == 1 and state["timeline"] == 2 and state["timeline_ids"] == ["wf:1", "c*"]
+        )  # arrival order
         assert state["runs"] == 1 and state["subs"] == ["c*"] and state["children"] == ["c*"]
         assert state["by_type"] == ["c*", "wf:1"] and state["search"] == 1 and state["discovered"]
 

@@ -226,7 +226,9 @@ def test_results_exceptions_data_and_values_keep_json_and_opaque_apart(stub, cha
         type="E", detail_json='{"code": 3}')))
     error = stub.GetException(sb.GetExceptionRequest(app_id=app, invocation_id="j"))
     assert error.detail == V(json='{"code": 3}') and error.exception.detail_json == '{"code": 3}'
-    stub.SetException(sb.SetExceptionRequest(app_id=app, invocation_id="none", exception=common_pb2.TaskError(type="E")))
+    stub.SetException(
+        sb.SetExceptionRequest(app_id=app, invocation_id="none", exception=common_pb2.TaskError(type="E"))
+    )
     assert not stub.GetException(sb.GetExceptionRequest(app_id=app, invocation_id="none")).HasField("detail")
     executor_written = '{"n": 1}'
     executor.SetData(de.SetDataRequest(app_id=app, workflow_id=app, invocation_id=app, key="x",

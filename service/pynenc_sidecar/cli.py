@@ -400,7 +400,9 @@ def _health(args: argparse.Namespace, settings: config.Settings) -> int:
         return 1
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     serving = reply.status == health_pb2.HealthCheckResponse.SERVING
-    print(f"{address}{' ' + args.service if args.service else ''}: {status}", file=sys.stdout if serving else sys.stderr)
+    print(
+        f"{address}{' ' + args.service if args.service else ''}: {status}", file=sys.stdout if serving else sys.stderr
+    )
     return 0 if serving else 1
 
 

@@ -445,7 +445,9 @@ def _configure_tracing(resource: Any, environ: Mapping[str, str]) -> None:
     provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
     exporters = _exporters("OTEL_TRACES_EXPORTER", environ) or ["otlp"]
     if "otlp" in exporters:
-        protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+        protocol = (
+            environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+        )
         if protocol != "grpc":
             log.warning("OTLP protocol %r is not supported: exporting traces with OTLP over gRPC", protocol)
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter

@@ -416,7 +416,9 @@ class Settings:
             elif name in _DURATIONS and value is not None:
                 value = format_duration(value)
             source = self.sources.get(name, "default")
-            parts.append(f"{name}={value if value is not None else '-'}" + ("" if source == "default" else f" ({source})"))
+            parts.append(
+                f"{name}={value if value is not None else '-'}" + ("" if source == "default" else f" ({source})")
+            )
         return ", ".join(parts)
 
 
@@ -504,8 +506,10 @@ def resolve(args: argparse.Namespace, names: Iterable[str], environ: Mapping[str
     message = values.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
     if "max_payload_bytes" in sources and payload >= message:
         # A payload that large could never arrive: the request holding it would be refused first.
-        raise SettingsError(f"--max-payload-bytes (from {sources['max_payload_bytes']}) is {payload}: it must be "
-                            f"below --max-message-bytes ({message}, from {sources.get('max_message_bytes', 'default')})")
+        raise SettingsError(
+            f"--max-payload-bytes (from {sources['max_payload_bytes']}) is {payload}: it must be "
+            f"below --max-message-bytes ({message}, from {sources.get('max_message_bytes', 'default')})"
+        )
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: v for k, v in values.items() if k in known}, sources=sources)
 

@@ -182,7 +182,9 @@ def _origin_context(origin: Any) -> Any:
         trace_id, span_id = int(origin.trace_id, 16), int(origin.span_id, 16)
     except ValueError:
         return None
-    context = trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+    context = trace.SpanContext(
+        trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)
+    )
     return context if context.is_valid else None
 
 

@@ -432,7 +432,9 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         value = await self.store.get_workflow_data(*self._workflow_key(request))
         if value is None:
             return sb.GetWorkflowDataResponse(found=False)
-        return sb.GetWorkflowDataResponse(found=True, value_json=values.json_text(value), value=values.to_message(value))
+        return sb.GetWorkflowDataResponse(
+            found=True, value_json=values.json_text(value), value=values.to_message(value)
+        )
 
     @handle_errors
     async def SetWorkflowData(self, request, context):
