@@ -66,7 +66,8 @@ def _common():
     from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
     from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
-    return derivations, SidecarError, Unavailable, Kind, DeterministicExecutorServicer, to_status, Limits, workflow_tag, de, de_grpc
+    return (derivations, SidecarError, Unavailable, Kind, DeterministicExecutorServicer, to_status, Limits,
+            workflow_tag, de, de_grpc)
 
 
 SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
@@ -356,7 +357,8 @@ def bench(args: argparse.Namespace) -> int:
                     runs.append(row)
                     print(
                         f"  round {r} c={c:<3d} {variant:8s} {row['rps']:8.0f} rps  p50 {row['p50_ms']:6.2f} ms  "
-                        f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}  cpu {row['server_cpu_us_per_call']:.0f} us/call",
+                        f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}  "
+                        f"cpu {row['server_cpu_us_per_call']:.0f} us/call",
                         flush=True,
                     )
         clean = True
@@ -402,7 +404,8 @@ def bench(args: argparse.Namespace) -> int:
 
     print()
     print(
-        f"Random RPC, loopback, {info['cpus']} cpus ({info['cpu_model']}), {args.seconds}s x {args.rounds} rounds, medians"
+        f"Random RPC, loopback, {info['cpus']} cpus ({info['cpu_model']}), "
+        f"{args.seconds}s x {args.rounds} rounds, medians"
     )
     header = (
         f"{'variant':8s} {'conc':>4s} {'RPS':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s} {'srv cpu us/call':>16s}"
@@ -418,7 +421,8 @@ def bench(args: argparse.Namespace) -> int:
     print("ratios vs aio (median of per-round ratios):")
     for row in ratios:
         print(
-            f"  {row['variant']:8s} c={row['concurrency']:<3d} RPS x{row['rps_ratio']:.2f}  p99 x{row['p99_ratio']:.2f}  "
+            f"  {row['variant']:8s} c={row['concurrency']:<3d} RPS x{row['rps_ratio']:.2f}  "
+            f"p99 x{row['p99_ratio']:.2f}  "
             f"cpu/call x{row['cpu_per_call_ratio']:.2f}"
         )
 

@@ -274,7 +274,8 @@ def case_8(tree: Tree, calls: int = 20) -> dict:
             admin = [("authorization", f"Bearer {admin_token}")]
             shop = [("authorization", f"Bearer {shop_token}")]
             stub.StoreAppInfo(sb.StoreAppInfoRequest(app_info=sb.AppInfo(
-                app_id="billing", module="m", config_values_json='{"password": "hunter2"}')), metadata=admin, timeout=10)
+                app_id="billing", module="m", config_values_json='{"password": "hunter2"}')), metadata=admin,
+                timeout=10)
             stub.StoreAppInfo(sb.StoreAppInfoRequest(app_info=sb.AppInfo(app_id="shop", module="m")), metadata=shop,
                               timeout=10)
             for n in range(calls):
@@ -295,7 +296,8 @@ def case_8(tree: Tree, calls: int = 20) -> dict:
 
 
 def _supports_app_binding(tree: Tree) -> bool:
-    probe = subprocess.run([sys.executable, "-c", "from pynenc_sidecar import security; print(hasattr(security, 'TokenGrant'))"],
+    probe = subprocess.run([sys.executable, "-c",
+                            "from pynenc_sidecar import security; print(hasattr(security, 'TokenGrant'))"],
                            env={**os.environ, **tree.env}, capture_output=True, text=True, timeout=60)
     return probe.stdout.strip() == "True"
 

@@ -142,7 +142,7 @@ def test_rejected_calls_are_counted_in_the_metrics(server: SidecarServer) -> Non
     channel, executor, _, shop = stubs(server, SHOP_TOKEN)
     with channel:
         for n in range(3):
-            denied(lambda: executor.Random(de.RandomRequest(position=position(OTHER, "m", n + 1)), metadata=shop,
+            denied(lambda: executor.Random(de.RandomRequest(position=position(OTHER, "m", n + 1)), metadata=shop,  # noqa: B023 - called at once
                                            timeout=10))
         with pytest.raises(grpc.RpcError):
             executor.Random(de.RandomRequest(position=position(SHOP, "m", 1)), timeout=10)  # no token

@@ -199,7 +199,8 @@ def py_lease(stub, app: str, workflow: str, ttl_ms: str) -> dict:
         position=de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow), sequence=1),
         task_id="xlang.handoff", arguments_json='{"k":1}', runner_id="xlang-python",
         lease_ttl={"seconds": ttl // 1000, "nanos": ttl % 1000 * 1_000_000}))
-    return {"invocation_id": resp.invocation.invocation_id, "granted": resp.HasField("lease"), "lease_id": resp.lease.lease_id,
+    return {"invocation_id": resp.invocation.invocation_id, "granted": resp.HasField("lease"),
+            "lease_id": resp.lease.lease_id,
             # to the millisecond, as the SDKs print it
             "expires_at": resp.lease.expire_time.ToDatetime().isoformat(timespec="milliseconds") + "Z"}
 
@@ -294,10 +295,16 @@ def _python_reasons(stub, app: str, workflow: str) -> dict:
     first = PyRun(stub, app, workflow).execute("xlang.first", {}, lambda scope: 1)
     return {
         "nondeterministic": note(lambda: PyRun(stub, app, workflow).execute("xlang.second", {}, lambda s: 1)),
-        "access_denied": note(lambda: stub.SetData(de.SetDataRequest(app_id=app, workflow_id=workflow, invocation_id="some-task", key="k", value_json="1"))),
-        "not_found": note(lambda: stub.RenewTaskLease(de.RenewTaskLeaseRequest(app_id=app, invocation_id="no-such-invocation", lease_id="x"))),
-        "lease_not_held": note(lambda: stub.RenewTaskLease(de.RenewTaskLeaseRequest(app_id=app, invocation_id=first["invocation_id"], lease_id="not-mine"))),
-        "invalid_argument": note(lambda: stub.Random(de.RandomRequest(position=de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(), sequence=1)))),
+        "access_denied": note(lambda: stub.SetData(de.SetDataRequest(app_id=app, workflow_id=workflow,
+                                                                     invocation_id="some-task", key="k",
+                                                                     value_json="1"))),
+        "not_found": note(lambda: stub.RenewTaskLease(de.RenewTaskLeaseRequest(app_id=app,
+                                                                               invocation_id="no-such-invocation",
+                                                                               lease_id="x"))),
+        "lease_not_held": note(lambda: stub.RenewTaskLease(de.RenewTaskLeaseRequest(
+            app_id=app, invocation_id=first["invocation_id"], lease_id="not-mine"))),
+        "invalid_argument": note(lambda: stub.Random(de.RandomRequest(position=de.OperationPosition(
+            app_id=app, workflow=common.WorkflowIdentity(), sequence=1)))),
     }
 
 
@@ -353,7 +360,8 @@ def test_order_workflow_payment_in_go_shipping_in_typescript(go_bin, ts_dist, si
 
 def _task_invocation(stub, app: str, workflow: str, sequence: int) -> str:
     got = stub.GetRecorded(de.GetRecordedRequest(
-        position=de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow), sequence=sequence),
+        position=de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow),
+                                      sequence=sequence),
         kind=de.OPERATION_KIND_TASK))
     assert got.found
     return got.operation.task_value.invocation_id

@@ -42,7 +42,8 @@ BAD_REQUESTS = [
     ("Record", de.RecordRequest(position=P, operation="op"), "value_json"),
     ("Record", de.RecordRequest(position=P, operation="op", value_json="{bad json"), "value_json"),
     ("Record", de.RecordRequest(position=P, operation="op", value_json="NaN"), "value_json"),
-    ("Record", de.RecordRequest(position=P, operation="op", value_json='"' + "x" * (1024 * 1024 + 1) + '"'), "value_json"),
+    ("Record", de.RecordRequest(position=P, operation="op", value_json='"' + "x" * (1024 * 1024 + 1) + '"'),
+     "value_json"),
     ("Record", de.RecordRequest(position=P, operation="o" * 300, value_json="1"), "operation"),
     ("GetRecorded", de.GetRecordedRequest(position=P), "kind"),
     ("GetRecorded", de.GetRecordedRequest(position=P, kind=de.OPERATION_KIND_CUSTOM), "custom_name"),
@@ -62,7 +63,8 @@ BAD_REQUESTS = [
     # A result that is not JSON is the task's recorded failure, not a bad request (test_outcomes_retry.py);
     # an error's detail_json is the SDK's to get right.
     ("CompleteTask", de.CompleteTaskRequest(app_id=APP, invocation_id="i", lease_id="l",
-                                            error=common_pb2.TaskError(type="E", detail_json="{")), "error.detail_json"),
+                                            error=common_pb2.TaskError(type="E", detail_json="{")),
+                                            "error.detail_json"),
     ("CompleteTask", de.CompleteTaskRequest(app_id=APP, invocation_id="i", lease_id="l",
                                             error=common_pb2.TaskError()), "error.type"),
     ("WaitTask", de.WaitTaskRequest(app_id=APP), "invocation_id"),

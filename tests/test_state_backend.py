@@ -226,7 +226,8 @@ def test_history_without_timestamp_gets_the_server_time(stub, app):
 def _seed_timeline(stub, app, count: int) -> None:
     # Entry k at second 1000 + k, invocation "inv-<k // 2>": two entries per invocation.
     for k in range(count):
-        stub.AddHistory(sb.AddHistoryRequest(app_id=app, invocation_ids=[f"inv-{k // 2:02d}"], history=sb.InvocationHistory(
+        stub.AddHistory(sb.AddHistoryRequest(app_id=app, invocation_ids=[f"inv-{k // 2:02d}"],
+                                             history=sb.InvocationHistory(
             timestamp=ts(1000 + k), status=S.Value("INVOCATION_STATUS_RUNNING"))))
 
 
@@ -279,7 +280,8 @@ def test_exceptions(stub, app):
     stub.SetException(sb.SetExceptionRequest(app_id=app, invocation_id="i", exception=error))
     assert stub.GetException(sb.GetExceptionRequest(app_id=app, invocation_id="i")).exception == error
     assert_invalid(stub.SetException, sb.SetExceptionRequest(
-        app_id=app, invocation_id="i", exception=common_pb2.TaskError(type="E", detail_json="[")), "exception.detail_json")
+        app_id=app, invocation_id="i", exception=common_pb2.TaskError(type="E", detail_json="[")),
+        "exception.detail_json")
 
 
 # --- workflow data and deterministic values ----------------------------------------
@@ -476,7 +478,8 @@ def _state(stub, app: str) -> dict:
         "result": maybe(stub.GetResult, sb.GetResultRequest(app_id=app, invocation_id="c*"), "result_json"),
         "exc": maybe(stub.GetException, sb.GetExceptionRequest(app_id=app, invocation_id="c*"), "exception"),
         "app": maybe(stub.GetAppInfo, sb.GetAppInfoRequest(app_id=app), "app_info"),
-        "runner": maybe(stub.GetRunnerContext, sb.GetRunnerContextRequest(app_id=app, runner_id="r:1"), "runner_context"),
+        "runner": maybe(stub.GetRunnerContext, sb.GetRunnerContextRequest(app_id=app, runner_id="r:1"),
+                        "runner_context"),
         "history": len(stub.GetHistory(sb.GetHistoryRequest(app_id=app, invocation_id="c*")).history),
         "timeline": sum(len(b.history) for b in stub.StreamHistoryInTimeRange(
             sb.StreamHistoryInTimeRangeRequest(app_id=app, **wide))),
@@ -493,7 +496,8 @@ def _state(stub, app: str) -> dict:
             app_id=app, parent_invocation_id="wf:1")).invocation_ids),
         "by_type": list(stub.ListInvocationIdsByWorkflow(sb.ListInvocationIdsByWorkflowRequest(
             app_id=app, workflow_type="t{1}")).invocation_ids),
-        "search": len(stub.SearchRunnerContexts(sb.SearchRunnerContextsRequest(app_id=app, partial_id=":")).runner_contexts),
+        "search": len(stub.SearchRunnerContexts(sb.SearchRunnerContextsRequest(app_id=app,
+                                                                               partial_id=":")).runner_contexts),
         "discovered": app in stub.DiscoverAppInfos(sb.DiscoverAppInfosRequest()).app_infos,
     }
 
@@ -584,7 +588,8 @@ def _bad_requests():
         ("PurgeApp", sb.PurgeAppRequest(), "app_id"),
         ("UpsertInvocations", sb.UpsertInvocationsRequest(invocations=[invocation("i")]), "app_id"),
         ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a), "invocations"),
-        ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a, invocations=[invocation(f"i{n}") for n in range(1001)]),
+        ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a,
+                                                          invocations=[invocation(f"i{n}") for n in range(1001)]),
          "invocations"),
         ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a, invocations=[sb.Invocation(task_id="t")]),
          "invocations[0].invocation_id"),
@@ -655,7 +660,8 @@ def _bad_requests():
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, key="k", value_json="1"), "workflow_id"),
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", value_json="1"), "key"),
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k"), "value_json"),
-        ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k", value_json="{x}"), "value_json"),
+        ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k", value_json="{x}"),
+         "value_json"),
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k",
                                                       value_json='{"$opaque":"pickled"}'), "value_json"),
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k", value_json="1",
@@ -724,7 +730,8 @@ def _bad_requests():
             app_id=a, runner_ids=[f"r{n}" for n in range(1001)]), "runner_ids"),
         ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(partial_id="r"), "app_id"),
         ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(app_id=a), "partial_id"),
-        ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(app_id=a, partial_id="r", page_token="x"), "page_token"),
+        ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(app_id=a, partial_id="r", page_token="x"),
+         "page_token"),
         ("ListChildInvocations", sb.ListChildInvocationsRequest(parent_invocation_id="p"), "app_id"),
         ("ListChildInvocations", sb.ListChildInvocationsRequest(app_id=a), "parent_invocation_id"),
         ("ListChildInvocations", sb.ListChildInvocationsRequest(app_id=a, parent_invocation_id="p", page_size=-3),

@@ -205,7 +205,8 @@ def test_every_recorded_kind_links_its_replays(stub, receiver, app_id, kind):
     calls = {
         "time": ("UtcNow", lambda md: stub.UtcNow(de.UtcNowRequest(position=pos), metadata=md)),
         "uuid": ("Uuid", lambda md: stub.Uuid(de.UuidRequest(position=pos), metadata=md)),
-        "custom": ("Record", lambda md: stub.Record(de.RecordRequest(position=pos, operation="charge", value_json='{"ok":1}'),
+        "custom": ("Record", lambda md: stub.Record(de.RecordRequest(position=pos, operation="charge",
+                                                                     value_json='{"ok":1}'),
                                                     metadata=md)),
         "task": ("ExecuteTask", lambda md: stub.ExecuteTask(de.ExecuteTaskRequest(
             position=pos, task_id="shop.charge", arguments_json='{"order":"A-1"}', runner_id="r1"), metadata=md)),
@@ -288,7 +289,8 @@ def run_seed(sidecar: SidecarServer, receiver: OtlpReceiver, workflow_id: str, *
         "PYNENC_SIDECAR_ADDRESS": sidecar.address,
         "PYNENC_SIDECAR_LEASE_TTL": lease_ttl,
     }
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "run_seed.py"), "process_order_workflow", workflow_id,
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "run_seed.py"), "process_order_workflow",
+                             workflow_id,
                              *extra], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == exit_code, result.stderr
     return json.loads(result.stdout)
@@ -384,11 +386,13 @@ def test_an_untraced_worker_still_gets_a_server_trace(traced_sidecar, receiver):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYNENC_SIDECAR_ADDRESS"] = traced_sidecar.address
     workflow_id = f"order-{uuid.uuid4().hex[:8]}"
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "run_seed.py"), "process_order_workflow", workflow_id],
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "run_seed.py"), "process_order_workflow",
+                             workflow_id],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     spans = receiver.wait_for(lambda found: any(s["attributes"].get("pynenc.workflow.id") == workflow_id
-                                                and s["attributes"].get("rpc.method") == "StartWorkflow" for s in found),
+                                                and s["attributes"].get("rpc.method") == "StartWorkflow"
+                                                for s in found),
                               "the untraced worker's StartWorkflow")
     start = next(s for s in spans if s["attributes"].get("pynenc.workflow.id") == workflow_id
                  and s["attributes"].get("rpc.method") == "StartWorkflow")

@@ -64,7 +64,8 @@ RUNNER_ID = "pynenc.runner.id"
 LEASE_GRANTED = "pynenc.lease.granted"
 LOG_OPERATIONS = "pynenc.log.operations"
 
-OPERATION_NAMES = {Kind.RANDOM: "random", Kind.TIME: "time", Kind.UUID: "uuid", Kind.TASK: "task", Kind.CUSTOM: "custom",
+OPERATION_NAMES = {Kind.RANDOM: "random", Kind.TIME: "time", Kind.UUID: "uuid", Kind.TASK: "task",
+                   Kind.CUSTOM: "custom",
                    Kind.DATA_READ: "data_read", Kind.DATA_WRITE: "data_write"}
 
 # Latency buckets in seconds: most calls take well under a millisecond.

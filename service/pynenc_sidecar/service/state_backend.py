@@ -294,7 +294,8 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
             raise InvalidArgument("workflow_id", "set workflow_id, workflow_type or both")
         ids, token = await _id_page(
             request, "ListInvocationIdsByWorkflow", (app_id, workflow_id, workflow_type),
-            lambda limit, after: self.store.invocation_ids_by_workflow(app_id, workflow_id, workflow_type, limit, after))
+            lambda limit, after: self.store.invocation_ids_by_workflow(app_id, workflow_id, workflow_type, limit,
+                                                                       after))
         return sb.ListInvocationIdsByWorkflowResponse(invocation_ids=ids, next_page_token=token)
 
     # --- history -----------------------------------------------------------------

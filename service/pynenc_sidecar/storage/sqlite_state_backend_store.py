@@ -303,7 +303,8 @@ class SqliteStateBackendStore:
     # --- results -----------------------------------------------------------------------
     async def _put(self, table: str, column: str, app_id: str, invocation_id: str, value: str) -> None:
         await self._run(lambda conn: conn.execute(
-            f"INSERT INTO {table} VALUES (?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET {column}=excluded.{column}",
+            f"INSERT INTO {table} VALUES (?,?,?) ON CONFLICT (app, invocation) "
+            f"DO UPDATE SET {column}=excluded.{column}",
             (app_id, invocation_id, value)), write=True)
 
     async def set_result(self, app_id: str, invocation_id: str, result_json: str) -> None:
