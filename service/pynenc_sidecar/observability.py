@@ -478,9 +478,10 @@ def _set_global_provider(provider: Any) -> None:
 
 def _configure_metrics(resource: Any, port: int | None, host: str, environ: Mapping[str, str]) -> int | None:
     from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
-    readers = []
+    readers: list[MetricReader] = []
     bound_port = None
     if port is not None:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader

@@ -392,7 +392,8 @@ class Settings:
                                                             max_payload_bytes=self.max_payload_bytes),
             max_message_bytes=self.max_message_bytes, metrics_port=self.metrics_port, retention_s=self.retention,
             sweep_interval_s=self.effective_sweep_interval,
-            tls=security.TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca) if self.tls_cert else None,
+            tls=security.TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca)
+            if self.tls_cert and self.tls_key else None,
             auth_tokens=self.auth_tokens(), health_port=self.health_port,
             readiness_interval_s=self.readiness_interval,
             connections=ConnectionSettings(

@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 INSTRUMENTATION_NAME = "pynenc_sidecar_sdk"
 DEFAULT_SERVICE_NAME = "pynenc-worker"
@@ -142,7 +142,7 @@ class _NoSpan:
     def __enter__(self) -> _NoSpan:
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
     def replayed(self, flag: bool, origin: Any = None) -> None:
