@@ -22,9 +22,9 @@ import signal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from pynenc_sidecar.service.reflection import enable_reflection
 
 SERVICE = de.DESCRIPTOR.services_by_name["DeterministicExecutorService"]
 # The product's server options (service/pynenc_sidecar/server.py, build_server).

@@ -13,6 +13,7 @@ the median ratio new/old. Stops every process it started by its PID.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -24,14 +25,12 @@ import time
 import uuid
 from pathlib import Path
 
-import json
-
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import find_or_install_ghz  # noqa: E402
 from ghz_protoset import fetch_protoset  # noqa: E402
+from run import find_or_install_ghz  # noqa: E402
 
 SERVICE = "pynenc.sidecar.v1.DeterministicExecutorService"
 

@@ -251,8 +251,11 @@ class EmptyServer:
     def start(self) -> EmptyServer:
         self._log = open(self.log_path, "wb")
         extra = ["--redis-url", self.redis_url] if self.redis_url else []
-        self.process = subprocess.Popen([sys.executable, str(BENCH / "empty_server.py"), "--port", str(self.port), *extra],
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, str(BENCH / "empty_server.py"), "--port", str(self.port), *extra],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         wait_until(self.serving, 20, f"empty server on {self.address} (log {self.log_path})")
         return self
 
@@ -502,7 +505,8 @@ def scenario_a(env: Env) -> dict:
     servers = {"sidecar": env.sidecar, "empty": env.empty, "one-RTT": env.one_rtt}
     say(f"  warm-up: {sizes.ghz_seconds}s of Random on each server")
     for server in servers.values():
-        ghz_run(env, server.address, "Random", {"position": position(f"warm-{uuid.uuid4().hex[:6]}", "{{add .RequestNumber 1}}")},
+        ghz_run(env, server.address, "Random", {"position": position(f"warm-{uuid.uuid4().hex[:6]}",
+                                                                     "{{add .RequestNumber 1}}")},
                 seconds=sizes.ghz_seconds, concurrency=sizes.ghz_concurrency)
     runs: list[dict] = []
     with profiled(env, "a_unary"):
@@ -515,8 +519,11 @@ def scenario_a(env: Env) -> dict:
                                        concurrency=sizes.ghz_concurrency)
                     row.update(case=label, server=name, round=r)
                     runs.append(row)
-                    say(f"  round {r} {label:21s} {name:8s} {row['rps']:7.0f} rps  p50 {row['p50_ms']:6.2f} ms  "
-                        f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}  cpu {row['server_cpu_us_per_call']:.0f} us/call")
+                    say(
+                        f"  round {r} {label:21s} {name:8s} {row['rps']:7.0f} rps  p50 {row['p50_ms']:6.2f} ms  "
+                        f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}  cpu "
+                        f"{row['server_cpu_us_per_call']:.0f} us/call"
+                    )
     cases = []
     for label, _, _ in unary_cases(env, "x"):
         mine = {name: [row for row in runs if row["case"] == label and row["server"] == name] for name in servers}
@@ -587,9 +594,12 @@ def record_pair(env: Env, ops: int, workflows: int) -> dict:
                      "p50_us": median(lat_us), "p99_us": pct(lat_us, 99), "per_kind": per_kind,
                      "memory_delta_bytes": delta, "bytes_per_op": delta / data["ops"], "keys_added": keys,
                      "memory_usage_bytes_per_op": usage / data["ops"]}
-        say(f"  {name:7s} {workflows} x {ops} ops: {out[name]['mean_us']:.0f} us/op mean, p50 {out[name]['p50_us']:.0f}, "
+        say(
+            f"  {name:7s} {workflows} x {ops} ops: {out[name]['mean_us']:.0f} us/op mean, p50 "
+            f"{out[name]['p50_us']:.0f}, "
             f"p99 {out[name]['p99_us']:.0f}; {out[name]['bytes_per_op']:.0f} B/op (MEMORY USAGE "
-            f"{out[name]['memory_usage_bytes_per_op']:.0f}), {keys} keys")
+            f"{out[name]['memory_usage_bytes_per_op']:.0f}), {keys} keys"
+        )
     return out
 
 
@@ -605,7 +615,9 @@ def rpc_floor(env: Env, calls: int) -> dict:
         with channel:
             samples = []
             for i in range(calls + 50):
-                request = de.RandomRequest(position=de.OperationPosition(app_id=APP_ID, workflow=workflow, sequence=i + 1))
+                request = de.RandomRequest(
+                    position=de.OperationPosition(app_id=APP_ID, workflow=workflow, sequence=i + 1)
+                )
                 t0 = time.perf_counter_ns()
                 stub.Random(request, timeout=10)
                 samples.append((time.perf_counter_ns() - t0) / 1e3)
@@ -639,8 +651,11 @@ def scenario_e(env: Env) -> dict:
                 [sys.executable, str(BENCH / "sdk_driver.py"), "order-worker", "--barrier", str(barrier),
                  "--name", str(i), "--duration", str(sizes.order_seconds), "--warmup", "3"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sdk_env(env), cwd=ROOT))
-        wait_until(lambda: len(list(barrier.glob("ready-*"))) == len(workers) or any(w.poll() is not None for w in workers),
-                   120, "order workers to warm up")
+        wait_until(
+            lambda: len(list(barrier.glob("ready-*"))) == len(workers) or any(w.poll() is not None for w in workers),
+            120,
+            "order workers to warm up",
+        )
         start_at = time.time() + 0.3
         (barrier / "go.tmp").write_text(str(start_at))
         (barrier / "go.tmp").rename(barrier / "go")
@@ -668,7 +683,8 @@ def scenario_e(env: Env) -> dict:
            "errors": sum(r["errors"] for r in results), "workflows_per_s": completed / window,
            "p50_ms": median(latencies), "p99_ms": pct(latencies, 99),
            "sidecar_cpu_ms_per_workflow": cpu * 1e3 / completed if completed else float("nan"),
-           "workers_cpu_ms_per_workflow": sum(r["cpu_s"] for r in results) * 1e3 / completed if completed else float("nan"),
+           "workers_cpu_ms_per_workflow": (sum(r["cpu_s"] for r in results) * 1e3 / completed
+                                           if completed else float("nan")),
            "redis_cpu_ms_per_workflow": redis_cpu * 1e3 / completed if completed else float("nan"),
            "late_start_s": max(r["late_s"] for r in results)}
     cpu_ms = out["sidecar_cpu_ms_per_workflow"] + out["workers_cpu_ms_per_workflow"] + out["redis_cpu_ms_per_workflow"]
@@ -733,12 +749,16 @@ def scenario_f(env: Env) -> dict:
         fresh = ghz_measured(env, env.sidecar, "Random",
                              {"position": position(workflow_id, f"{{{{add .RequestNumber {length + 1}}}}}")},
                              seconds=sizes.scale_seconds, concurrency=c)
-        row = {"length": length, "bytes_per_op": memory / length, "log_ms": log_ms, "log_us_per_op": log_ms * 1e3 / log_ops,
+        row = {"length": length, "bytes_per_op": memory / length, "log_ms": log_ms,
+               "log_us_per_op": log_ms * 1e3 / log_ops,
                "log_ops": log_ops, "fresh": fresh, "replay": replay}
         by_length.append(row)
-        say(f"  length {length:>7,}: fresh {fresh['rps']:6.0f} rps p50 {fresh['p50_ms']:5.2f} p99 {fresh['p99_ms']:6.2f} ms | "
+        say(
+            f"  length {length:>7,}: fresh {fresh['rps']:6.0f} rps p50 {fresh['p50_ms']:5.2f} p99 "
+            f"{fresh['p99_ms']:6.2f} ms | "
             f"replayed {replay['rps']:6.0f} rps p99 {replay['p99_ms']:6.2f} ms | log {log_ms:8.1f} ms "
-            f"({row['log_us_per_op']:.1f} us/op) | {row['bytes_per_op']:.0f} B/op")
+            f"({row['log_us_per_op']:.1f} us/op) | {row['bytes_per_op']:.0f} B/op"
+        )
     by_workflows = []
     for k in sizes.concurrent:
         row = ghz_measured(env, env.sidecar, "Random",
@@ -748,8 +768,11 @@ def scenario_f(env: Env) -> dict:
         n_keys, usage = keys_memory(env, f"psc:{{{APP_ID}:cw-{env.stamp}-{k}-*")
         row.update(workflows=k, workflows_written=n_keys, bytes_per_op=usage / row["ok"] if row["ok"] else float("nan"))
         by_workflows.append(row)
-        say(f"  {k:>4} concurrent workflows: {row['rps']:6.0f} rps p50 {row['p50_ms']:6.2f} p99 {row['p99_ms']:6.2f} ms, "
-            f"{row['bytes_per_op']:.0f} B/op")
+        say(
+            f"  {k:>4} concurrent workflows: {row['rps']:6.0f} rps p50 {row['p50_ms']:6.2f} p99 {row['p99_ms']:6.2f} "
+            f"ms, "
+            f"{row['bytes_per_op']:.0f} B/op"
+        )
     return {"concurrency": c, "seconds": sizes.scale_seconds, "by_length": by_length, "by_workflows": by_workflows}
 
 
@@ -822,7 +845,8 @@ def summary_rows(results: dict, pynenc_skip: str | None) -> list[dict]:
                 p = data["pynenc"]
                 ratio = s["bytes_per_op"] / p["bytes_per_op"]
                 add(f"d.{shape}", what, f"{s['bytes_per_op']:.0f} B", f"pynenc-redis {p['bytes_per_op']:.0f} B",
-                    ratio, "<= 1/3 of pynenc-redis", ratio <= 1 / 3, f"keys added {s['keys_added']:,} vs {p['keys_added']:,}")
+                    ratio, "<= 1/3 of pynenc-redis", ratio <= 1 / 3,
+                    f"keys added {s['keys_added']:,} vs {p['keys_added']:,}")
             else:
                 add(f"d.{shape}", what, f"{s['bytes_per_op']:.0f} B", None, None, "<= 1/3 of pynenc-redis", None,
                     f"Pynenc skipped: {pynenc_skip}")
@@ -852,15 +876,18 @@ def summary_rows(results: dict, pynenc_skip: str | None) -> list[dict]:
         growth = max(cpu(last, k) / cpu(first, k) for k in ("fresh", "replay"))
         add("f.length", f"Random at history {first['length']:,} -> {last['length']:,} ops: server CPU us/call "
                         f"(fresh; replayed) and RPS",
-            f"{cpu(first, 'fresh'):.0f} -> {cpu(last, 'fresh'):.0f}; {cpu(first, 'replay'):.0f} -> {cpu(last, 'replay'):.0f} us "
-            f"(RPS {first['fresh']['rps']:,.0f} -> {last['fresh']['rps']:,.0f}; {first['replay']['rps']:,.0f} -> {last['replay']['rps']:,.0f})",
+            f"{cpu(first, 'fresh'):.0f} -> {cpu(last, 'fresh'):.0f}; {cpu(first, 'replay'):.0f} -> "
+            f"{cpu(last, 'replay'):.0f} us "
+            f"(RPS {first['fresh']['rps']:,.0f} -> {last['fresh']['rps']:,.0f}; {first['replay']['rps']:,.0f} -> "
+            f"{last['replay']['rps']:,.0f})",
             None, growth, "no O(history) cost (CPU/call grows < 1.25x)", growth < 1.25,
             f"bytes/op {first['bytes_per_op']:.0f} -> {last['bytes_per_op']:.0f}; "
             f"log read {first['log_us_per_op']:.1f} -> {last['log_us_per_op']:.1f} us/op")
         ws = f["by_workflows"]
         add("f.workflows", f"Random RPS with {ws[0]['workflows']} -> {ws[-1]['workflows']} concurrent workflows",
             f"{ws[0]['rps']:,.0f} -> {ws[-1]['rps']:,.0f} (p99 {ws[0]['p99_ms']:.2f} -> {ws[-1]['p99_ms']:.2f} ms)",
-            None, None, "(informational)", None, f"bytes/op {ws[0]['bytes_per_op']:.0f} -> {ws[-1]['bytes_per_op']:.0f}")
+            None, None, "(informational)", None,
+            f"bytes/op {ws[0]['bytes_per_op']:.0f} -> {ws[-1]['bytes_per_op']:.0f}")
     elif "f" in skipped:
         skip("f.length", "scaling with workflow length", "no O(history) cost", skipped["f"])
         skip("f.workflows", "scaling with concurrent workflows", "(informational)", skipped["f"])
@@ -882,7 +909,8 @@ def render_md(report: dict) -> str:
            f"Python {m['python']} · grpcio {m['grpcio']} · {m['redis_server'].split(' sha=')[0]} · "
            f"load average {m['loadavg_at_start'][0]:.1f} at start, {m['loadavg_at_end'][0]:.1f} at end · "
            f"{report['elapsed_s']:.0f} s · commit {m['source']['commit']}"
-           + (f" + {m['source']['uncommitted_product_files']} uncommitted product files" if m['source']['uncommitted_product_files'] else ""),
+           + (f" + {m['source']['uncommitted_product_files']} uncommitted product files"
+              if m['source']['uncommitted_product_files'] else ""),
            ""]
     if report["results"].get("ghz_descriptors"):
         out += [f"ghz finds the service by: {report['results']['ghz_descriptors']}.", ""]
@@ -906,16 +934,22 @@ def render_md(report: dict) -> str:
               c[name]["server_cpu_us_per_call"], c[name]["rps"] / c["empty"]["rps"] if c["empty"]["rps"] else None]
              for c in a["cases"] for name in ("sidecar", "empty", "one-RTT")], "llrrrrr"))
         out += ["", "`empty`: the same service with empty handlers; `one-RTT`: empty handlers that each await one "
-                    "Redis PING (redis.asyncio, the product's client settings). Ratios in the Targets table are medians "
+                    "Redis PING (redis.asyncio, the product's client settings). Ratios in the Targets table are "
+                    "medians "
                     "of per-round ratios."]
     if "b" in res:
         b = res["b"]
         rows = [["sidecar SDK, `run_workflow` (StartWorkflow, its reply bringing the log, + code)",
                  median(b["sdk"]["replay_full_s"]) * 1e3],
-                ["sidecar SDK, DeterministicExecutor on the log (GetWorkflowLog + code)", median(b["sdk"]["replay_direct_s"]) * 1e3]]
+                ["sidecar SDK, DeterministicExecutor on the log (GetWorkflowLog + code)",
+                 median(b["sdk"]["replay_direct_s"]) * 1e3]]
         if "pynenc" in b:
-            rows.append(["Pynenc 0.4.0 DeterministicExecutor on pynenc-redis", median(b["pynenc"]["replay_direct_s"]) * 1e3])
-        for row, key in zip(rows, [("sdk", "replay_full_s"), ("sdk", "replay_direct_s"), ("pynenc", "replay_direct_s")]):
+            rows.append(
+                ["Pynenc 0.4.0 DeterministicExecutor on pynenc-redis", median(b["pynenc"]["replay_direct_s"]) * 1e3]
+            )
+        for row, key in zip(
+            rows, [("sdk", "replay_full_s"), ("sdk", "replay_direct_s"), ("pynenc", "replay_direct_s")]
+        ):
             samples = b[key[0]][key[1]]
             row += [min(samples) * 1e3, max(samples) * 1e3, row[1] * 1e3 / b["ops"]]
         out += ["", f"## (b) Replay of a {b['ops']:,}-operation workflow ({b['repeats']} replays)", "",
@@ -934,7 +968,8 @@ def render_md(report: dict) -> str:
         rows = []
         for shape in ("one_workflow", "small_workflows"):
             for name, data in cd[shape].items():
-                rows.append([f"{data['workflows']:,} x {data['ops'] // data['workflows']:,}", name, data["memory_delta_bytes"],
+                rows.append([f"{data['workflows']:,} x {data['ops'] // data['workflows']:,}", name,
+                             data["memory_delta_bytes"],
                              data["bytes_per_op"], data["memory_usage_bytes_per_op"], data["keys_added"]])
         out.append(md_table(["workflows x ops", "side", "used_memory delta", "bytes/op", "MEMORY USAGE bytes/op",
                              "keys added"], rows, "llrrrr"))
@@ -944,18 +979,21 @@ def render_md(report: dict) -> str:
                 md_table(["workflows", "errors", "workflows/s", "p50 ms", "p99 ms", "CPU ms/workflow: sidecar",
                           "workers", "redis"],
                          [[e["completed"], e["errors"], e["workflows_per_s"], e["p50_ms"], e["p99_ms"],
-                           e["sidecar_cpu_ms_per_workflow"], e["workers_cpu_ms_per_workflow"], e["redis_cpu_ms_per_workflow"]]])]
+                           e["sidecar_cpu_ms_per_workflow"], e["workers_cpu_ms_per_workflow"],
+                           e["redis_cpu_ms_per_workflow"]]])]
     if "f" in res:
         f = res["f"]
         out += ["", f"## (f) Scaling with workflow length (Random, c={f['concurrency']}, {f['seconds']} s per run)", "",
                 md_table(["history ops", "fresh RPS", "p50 ms", "p99 ms", "replayed RPS", "p50 ms", "p99 ms",
                           "CPU us/call", "log read ms", "log us/op", "bytes/op"],
-                         [[r["length"], r["fresh"]["rps"], r["fresh"]["p50_ms"], r["fresh"]["p99_ms"], r["replay"]["rps"],
+                         [[r["length"], r["fresh"]["rps"], r["fresh"]["p50_ms"], r["fresh"]["p99_ms"],
+                           r["replay"]["rps"],
                            r["replay"]["p50_ms"], r["replay"]["p99_ms"], r["fresh"]["server_cpu_us_per_call"],
                            r["log_ms"], r["log_us_per_op"], r["bytes_per_op"]] for r in f["by_length"]]),
                 "", "## (f) Scaling with concurrent workflows (ghz -c K, one workflow per ghz worker)", "",
                 md_table(["workflows", "RPS", "p50 ms", "p99 ms", "CPU us/call", "bytes/op"],
-                         [[r["workflows"], r["rps"], r["p50_ms"], r["p99_ms"], r["server_cpu_us_per_call"], r["bytes_per_op"]]
+                         [[r["workflows"], r["rps"], r["p50_ms"], r["p99_ms"], r["server_cpu_us_per_call"],
+                           r["bytes_per_op"]]
                           for r in f["by_workflows"]])]
     if res.get("skipped"):
         out += ["", "## Skipped", ""] + [f"- {k}: {v}" for k, v in res["skipped"].items()]
@@ -969,7 +1007,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test); numbers are not benchmarks")
-    parser.add_argument("--only", default=SCENARIOS, help="scenarios to run, e.g. 'a,e' (default: all; c and d run together)")
+    parser.add_argument(
+        "--only", default=SCENARIOS, help="scenarios to run, e.g. 'a,e' (default: all; c and d run together)"
+    )
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results", help="where latest.md/latest.json go")
     parser.add_argument("--profile", action="store_true", help="py-spy the sidecar during a, b and e")
     parser.add_argument("--render-only", action="store_true",

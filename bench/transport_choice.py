@@ -66,7 +66,8 @@ def _common():
     from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
     from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
-    return derivations, SidecarError, Unavailable, Kind, DeterministicExecutorServicer, to_status, Limits, workflow_tag, de, de_grpc
+    return (derivations, SidecarError, Unavailable, Kind, DeterministicExecutorServicer, to_status, Limits,
+            workflow_tag, de, de_grpc)
 
 
 SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
@@ -200,7 +201,9 @@ class MinimalServer:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         if self.process and self.process.poll() is not None:
-            raise RuntimeError(f"{self.mode} server exited with {self.process.returncode}: {Path(self.log_path).read_text()}")
+            raise RuntimeError(
+                f"{self.mode} server exited with {self.process.returncode}: {Path(self.log_path).read_text()}"
+            )
         try:
             with grpc.insecure_channel(self.address) as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
@@ -222,7 +225,11 @@ class MinimalServer:
 
 
 def find_or_install_ghz() -> str:
-    gopath = subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True).stdout.strip() if shutil.which("go") else ""
+    gopath = (
+        subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True).stdout.strip()
+        if shutil.which("go")
+        else ""
+    )
     candidates = [shutil.which("ghz"), os.path.join(gopath, "bin", "ghz") if gopath else None,
                   os.path.expanduser("~/go/bin/ghz")]
     for candidate in candidates:
@@ -290,10 +297,10 @@ def median(values: list[float]) -> float:
 
 def bench(args: argparse.Namespace) -> int:
     import redis
-    from support import RedisServer, SidecarServer
 
     from pynenc_sidecar.core.positions import Kind, Position
     from pynenc_sidecar.storage.redis_store import workflow_tag
+    from support import RedisServer, SidecarServer
 
     concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     ghz = find_or_install_ghz()
@@ -329,7 +336,9 @@ def bench(args: argparse.Namespace) -> int:
             row.update(variant=variant, concurrency=c, label=label, recorded=recorded,
                        server_cpu_us_per_call=(cpu * 1e6 / row["ok"]) if row["ok"] else float("nan"))
             if recorded != row["ok"]:
-                print(f"  WARNING {variant} c={c}: redis recorded {recorded} values, ghz got {row['ok']} OK", flush=True)
+                print(
+                    f"  WARNING {variant} c={c}: redis recorded {recorded} values, ghz got {row['ok']} OK", flush=True
+                )
             return row
 
         print(f"warm-up: {args.warmup}s per variant at c=16", flush=True)
@@ -346,9 +355,12 @@ def bench(args: argparse.Namespace) -> int:
                     row = one(variant, c, f"r{r}", args.seconds)
                     row["round"] = r
                     runs.append(row)
-                    print(f"  round {r} c={c:<3d} {variant:8s} {row['rps']:8.0f} rps  p50 {row['p50_ms']:6.2f} ms  "
-                          f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}  cpu {row['server_cpu_us_per_call']:.0f} us/call",
-                          flush=True)
+                    print(
+                        f"  round {r} c={c:<3d} {variant:8s} {row['rps']:8.0f} rps  p50 {row['p50_ms']:6.2f} ms  "
+                        f"p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}  "
+                        f"cpu {row['server_cpu_us_per_call']:.0f} us/call",
+                        flush=True,
+                    )
         clean = True
     finally:
         for process in reversed(started):
@@ -376,8 +388,12 @@ def bench(args: argparse.Namespace) -> int:
         for variant in ("sync", "product"):
             per_round = []
             for r in range(args.rounds):
-                a = next(row for row in runs if row["round"] == r and row["concurrency"] == c and row["variant"] == variant)
-                b = next(row for row in runs if row["round"] == r and row["concurrency"] == c and row["variant"] == "aio")
+                a = next(
+                    row for row in runs if row["round"] == r and row["concurrency"] == c and row["variant"] == variant
+                )
+                b = next(
+                    row for row in runs if row["round"] == r and row["concurrency"] == c and row["variant"] == "aio"
+                )
                 per_round.append((a["rps"] / b["rps"], a["p99_ms"] / b["p99_ms"],
                                   a["server_cpu_us_per_call"] / b["server_cpu_us_per_call"]))
             ratios.append({"variant": variant, "vs": "aio", "concurrency": c,
@@ -387,18 +403,28 @@ def bench(args: argparse.Namespace) -> int:
                            "rps_ratio_per_round": [x[0] for x in per_round]})
 
     print()
-    print(f"Random RPC, loopback, {info['cpus']} cpus ({info['cpu_model']}), {args.seconds}s x {args.rounds} rounds, medians")
-    header = f"{'variant':8s} {'conc':>4s} {'RPS':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s} {'srv cpu us/call':>16s}"
+    print(
+        f"Random RPC, loopback, {info['cpus']} cpus ({info['cpu_model']}), "
+        f"{args.seconds}s x {args.rounds} rounds, medians"
+    )
+    header = (
+        f"{'variant':8s} {'conc':>4s} {'RPS':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s} {'srv cpu us/call':>16s}"
+    )
     print(header)
     print("-" * len(header))
     for row in summary:
-        print(f"{row['variant']:8s} {row['concurrency']:4d} {row['rps']:8.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-              f"{row['errors']:6d} {row['server_cpu_us_per_call']:16.0f}")
+        print(
+            f"{row['variant']:8s} {row['concurrency']:4d} {row['rps']:8.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+            f"{row['errors']:6d} {row['server_cpu_us_per_call']:16.0f}"
+        )
     print()
     print("ratios vs aio (median of per-round ratios):")
     for row in ratios:
-        print(f"  {row['variant']:8s} c={row['concurrency']:<3d} RPS x{row['rps_ratio']:.2f}  p99 x{row['p99_ratio']:.2f}  "
-              f"cpu/call x{row['cpu_per_call_ratio']:.2f}")
+        print(
+            f"  {row['variant']:8s} c={row['concurrency']:<3d} RPS x{row['rps_ratio']:.2f}  "
+            f"p99 x{row['p99_ratio']:.2f}  "
+            f"cpu/call x{row['cpu_per_call_ratio']:.2f}"
+        )
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,10 @@ Changed from the documentation, and nothing else:
 """
 
 import random
-from pynenc_sidecar_sdk import Pynenc
 from datetime import timedelta
 from typing import Any
+
+from pynenc_sidecar_sdk import Pynenc
 
 app = Pynenc()
 

@@ -50,9 +50,13 @@ def generate(out_dir: Path) -> None:
         for src in sorted((Path(raw) / PROTO_PACKAGE_DIR).iterdir()):
             text = src.read_text()
             text = IMPORT_RE.sub("from pynenc_sidecar_proto.v1 import", text)
-            text = re.sub(r"^import pynenc\.sidecar\.v1\.(\w+) as", r"import pynenc_sidecar_proto.v1.\1 as", text, flags=re.M)
+            text = re.sub(
+                r"^import pynenc\.sidecar\.v1\.(\w+) as", r"import pynenc_sidecar_proto.v1.\1 as", text, flags=re.M
+            )
             (out_dir / src.name).write_text(text)
-    (out_dir / "__init__.py").write_text('"""Generated from protos/pynenc/sidecar/v1 by scripts/gen_protos.py; do not edit."""\n')
+    (out_dir / "__init__.py").write_text(
+        '"""Generated from protos/pynenc/sidecar/v1 by scripts/gen_protos.py; do not edit."""\n'
+    )
 
 
 def stale_files(committed: Path) -> list[str]:

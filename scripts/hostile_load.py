@@ -47,9 +47,11 @@ import grpc  # noqa: E402
 from google.protobuf import duration_pb2  # noqa: E402
 
 from executor_client import position  # noqa: E402
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de  # noqa: E402
+from pynenc_sidecar_proto.v1 import common_pb2  # noqa: E402
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de  # noqa: E402
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc  # noqa: E402
-from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb, state_backend_pb2_grpc as sb_grpc  # noqa: E402
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb  # noqa: E402
+from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc  # noqa: E402
 from support import RedisServer, SidecarServer  # noqa: E402
 
 RUNNING = common_pb2.InvocationStatus.Value("INVOCATION_STATUS_RUNNING")
@@ -217,7 +219,10 @@ def case_7(tree: Tree, tries: int = 10) -> dict:
             takeovers = fenced_completions_accepted = 0
             try:
                 with honest.channel() as a, fast.channel() as b:
-                    via_honest, via_fast = de_grpc.DeterministicExecutorServiceStub(a), de_grpc.DeterministicExecutorServiceStub(b)
+                    via_honest, via_fast = (
+                        de_grpc.DeterministicExecutorServiceStub(a),
+                        de_grpc.DeterministicExecutorServiceStub(b),
+                    )
                     for n in range(tries):
                         app_id = f"skew-{uuid.uuid4().hex[:8]}"
                         started = via_honest.ExecuteTask(de.ExecuteTaskRequest(
@@ -257,7 +262,9 @@ def case_8(tree: Tree, calls: int = 20) -> dict:
     bound = "--auth-token-file" in tree.flags and _supports_app_binding(tree)
     shop_token, admin_token = "shop-token-0123456789abcdef", "admin-token-0123456789abcdef"
     directory = Path(tempfile.mkdtemp(prefix="hostile-8-"))
-    (directory / "tokens").write_text(f"{shop_token} shop\n{admin_token}\n" if bound else f"{shop_token}\n{admin_token}\n")
+    (directory / "tokens").write_text(
+        f"{shop_token} shop\n{admin_token}\n" if bound else f"{shop_token}\n{admin_token}\n"
+    )
     redis_server = RedisServer().start()
     server = tree.server(redis_server.url, args=["--auth-token-file", str(directory / "tokens")]).start()
     codes: Counter[str] = Counter()
@@ -267,7 +274,8 @@ def case_8(tree: Tree, calls: int = 20) -> dict:
             admin = [("authorization", f"Bearer {admin_token}")]
             shop = [("authorization", f"Bearer {shop_token}")]
             stub.StoreAppInfo(sb.StoreAppInfoRequest(app_info=sb.AppInfo(
-                app_id="billing", module="m", config_values_json='{"password": "hunter2"}')), metadata=admin, timeout=10)
+                app_id="billing", module="m", config_values_json='{"password": "hunter2"}')), metadata=admin,
+                timeout=10)
             stub.StoreAppInfo(sb.StoreAppInfoRequest(app_info=sb.AppInfo(app_id="shop", module="m")), metadata=shop,
                               timeout=10)
             for n in range(calls):
@@ -288,7 +296,8 @@ def case_8(tree: Tree, calls: int = 20) -> dict:
 
 
 def _supports_app_binding(tree: Tree) -> bool:
-    probe = subprocess.run([sys.executable, "-c", "from pynenc_sidecar import security; print(hasattr(security, 'TokenGrant'))"],
+    probe = subprocess.run([sys.executable, "-c",
+                            "from pynenc_sidecar import security; print(hasattr(security, 'TokenGrant'))"],
                            env={**os.environ, **tree.env}, capture_output=True, text=True, timeout=60)
     return probe.stdout.strip() == "True"
 
@@ -304,8 +313,12 @@ def case_9(tree: Tree) -> dict:
     try:
         with server.channel() as channel:
             stub = de_grpc.DeterministicExecutorServiceStub(channel)
-            stub.Random(de.RandomRequest(position=position("hostile", "w", 1)), metadata=callers[0].metadata, timeout=10)
-            stub.UtcNow(de.UtcNowRequest(position=position("hostile", "w", 1)), metadata=callers[1].metadata, timeout=10)
+            stub.Random(
+                de.RandomRequest(position=position("hostile", "w", 1)), metadata=callers[0].metadata, timeout=10
+            )
+            stub.UtcNow(
+                de.UtcNowRequest(position=position("hostile", "w", 1)), metadata=callers[1].metadata, timeout=10
+            )
             stub.ExecuteTask(de.ExecuteTaskRequest(position=position("hostile", "w", 1), task_id="t",
                                                    arguments_json="{}"), metadata=callers[2].metadata, timeout=10)
         spans = [s for c in callers for s in receiver.trace(c.trace_id, at_least=2)]

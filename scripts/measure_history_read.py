@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -41,10 +40,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 import grpc  # noqa: E402
 from google.protobuf import json_format  # noqa: E402
 
-from support import RedisServer, SidecarServer  # noqa: E402
 from pynenc_sidecar.core.positions import escape  # noqa: E402
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb  # noqa: E402
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc  # noqa: E402
+from support import RedisServer, SidecarServer  # noqa: E402
 
 WIDE = [("grpc.max_receive_message_length", 1024 * 1024 * 1024)]
 
@@ -240,7 +239,8 @@ def main() -> int:
           f"{'busy max':>9} {'read s':>7} {'pages':>6} {'RSS MB before/peak/after':>26} errors")
     for r in rows:
         errors = r["read_errors"] + ([f"{r['probe_errors']} probe errors"] if r["probe_errors"] else [])
-        print(f"{r['label']:<12} {r['store']:<7} {r['readers']:>7} {r['idle_p99_ms']:>8.1f}ms {r['busy_p50_ms']:>7.1f}ms "
+        print(f"{r['label']:<12} {r['store']:<7} {r['readers']:>7} {r['idle_p99_ms']:>8.1f}ms "
+              f"{r['busy_p50_ms']:>7.1f}ms "
               f"{r['busy_p99_ms']:>7.1f}ms {r['busy_max_ms']:>7.0f}ms {r['read_s']:>7.1f} {r['pages']:>6} "
               f"{r['rss_before_mb']:>8.0f}/{r['rss_peak_mb']:.0f}/{r['rss_after_mb']:.0f} "
               f"{'; '.join(errors)[:120] or '-'}")

@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from measure_tracing_overhead import baseline_tree, cpu_seconds  # noqa: E402
-from support import RedisServer, SidecarServer  # noqa: E402
-
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de  # noqa: E402
+from pynenc_sidecar_proto.v1 import common_pb2  # noqa: E402
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de  # noqa: E402
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc  # noqa: E402
+from support import RedisServer, SidecarServer  # noqa: E402
 
 
 def run_pairs(address: str, pairs: int, app_id: str) -> float:

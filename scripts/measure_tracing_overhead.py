@@ -34,10 +34,10 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support import RedisServer, SidecarServer, free_port  # noqa: E402
-
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de  # noqa: E402
+from pynenc_sidecar_proto.v1 import common_pb2  # noqa: E402
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de  # noqa: E402
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc  # noqa: E402
+from support import RedisServer, SidecarServer, free_port  # noqa: E402
 
 
 def baseline_tree(ref: str) -> str:
@@ -62,7 +62,9 @@ def run_calls(address: str, calls: int, app_id: str) -> float:
         workflow = common_pb2.WorkflowIdentity(workflow_id=uuid.uuid4().hex, workflow_type="bench.flow")
         requests = [de.RandomRequest(position=de.OperationPosition(app_id=app_id, workflow=workflow, sequence=i))
                     for i in range(1, calls + 1)]
-        stub.Random(de.RandomRequest(position=de.OperationPosition(app_id=app_id, workflow=workflow, sequence=calls + 1)))
+        stub.Random(
+            de.RandomRequest(position=de.OperationPosition(app_id=app_id, workflow=workflow, sequence=calls + 1))
+        )
         start = time.perf_counter()
         for request in requests:
             stub.Random(request)
@@ -81,8 +83,11 @@ def main() -> int:
     redis_server = RedisServer().start()
     spans_file = tempfile.mktemp(prefix="psc-bench-spans-")
     receiver_port = free_port()
-    receiver = subprocess.Popen([sys.executable, str(ROOT / "tests" / "otlp_receiver.py"), str(receiver_port), spans_file],
-                                stdout=subprocess.PIPE, text=True)
+    receiver = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "otlp_receiver.py"), str(receiver_port), spans_file],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     servers: dict[str, SidecarServer] = {}

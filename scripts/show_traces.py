@@ -47,7 +47,7 @@ def main() -> int:
                             for link in span["links"])
             print(f"{'  ' * depth}{span['service']}: {span['name']} ({KINDS.get(span['kind'], span['kind'])}, "
                   f"{(span['end_ns'] - span['start_ns']) / 1e6:.2f} ms) [{span['span_id']}] {attributes}{links}")
-            for child in sorted(children[span["span_id"]], key=lambda s: s["start_ns"]):
+            for child in sorted(children[span["span_id"]], key=lambda s: s["start_ns"]):  # noqa: B023 - show() runs within this iteration
                 show(child, depth + 1)
 
         for root in sorted(children[""], key=lambda s: s["start_ns"]):

@@ -153,8 +153,9 @@ def run_mix(ghz: str, protoset: Path, address: str, mix: list[Case], seconds: fl
 
 def summarize(report: dict) -> dict:
     codes = dict(report.get("statusCodeDistribution") or {})
-    errors = sum(n for code, n in codes.items() if code != "OK") + (0 if codes else
-                                                                   sum((report.get("errorDistribution") or {}).values()))
+    errors = sum(n for code, n in codes.items() if code != "OK") + (
+        0 if codes else sum((report.get("errorDistribution") or {}).values())
+    )
     latency = {int(p["percentage"]): p["latency"] / 1e6 for p in report.get("latencyDistribution") or []}
     return {"calls": report["count"], "rps": report["rps"], "errors": errors, "codes": codes,
             "error_messages": dict(list((report.get("errorDistribution") or {}).items())[:5]),

@@ -6,7 +6,8 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 
 
 def position(app_id: str, workflow_id: str, sequence: int = 1, invocation_id: str = "") -> de.OperationPosition:

@@ -127,7 +127,8 @@ class SidecarServer:
         env.update(self.env)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [*self.launcher, sys.executable, "-m", "pynenc_sidecar", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            [*self.launcher, sys.executable, "-m", "pynenc_sidecar", "serve", "--host", "127.0.0.1", "--port",
+             str(self.port),
              *self.store_args(), *self.extra_args],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd, start_new_session=bool(self.launcher),
         )

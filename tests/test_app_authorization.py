@@ -50,7 +50,12 @@ def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Sidecar
 def stubs(server: SidecarServer, token: str):
     channel = server.channel()
     credentials = [("authorization", f"Bearer {token}")]
-    return channel, de_grpc.DeterministicExecutorServiceStub(channel), sb_grpc.StateBackendServiceStub(channel), credentials
+    return (
+        channel,
+        de_grpc.DeterministicExecutorServiceStub(channel),
+        sb_grpc.StateBackendServiceStub(channel),
+        credentials,
+    )
 
 
 def denied(call) -> tuple[str, dict[str, str], str]:
@@ -64,8 +69,12 @@ def denied(call) -> tuple[str, dict[str, str], str]:
 def test_a_bound_token_reaches_its_apps_only_and_writes_nothing_elsewhere(server: SidecarServer) -> None:
     channel, executor, backend, shop = stubs(server, SHOP_TOKEN)
     with channel:
-        assert not executor.Random(de.RandomRequest(position=position(SHOP, "w", 1)), metadata=shop, timeout=10).replayed
-        backend.SetResult(sb.SetResultRequest(app_id=SHOP, invocation_id="i", result_json="1"), metadata=shop, timeout=10)
+        assert not executor.Random(
+            de.RandomRequest(position=position(SHOP, "w", 1)), metadata=shop, timeout=10
+        ).replayed
+        backend.SetResult(
+            sb.SetResultRequest(app_id=SHOP, invocation_id="i", result_json="1"), metadata=shop, timeout=10
+        )
         calls = [
             lambda: executor.Random(de.RandomRequest(position=position(BILLING, "w", 1)), metadata=shop, timeout=10),
             lambda: backend.SetResult(sb.SetResultRequest(app_id=BILLING, invocation_id="i", result_json="2"),
@@ -133,7 +142,7 @@ def test_rejected_calls_are_counted_in_the_metrics(server: SidecarServer) -> Non
     channel, executor, _, shop = stubs(server, SHOP_TOKEN)
     with channel:
         for n in range(3):
-            denied(lambda: executor.Random(de.RandomRequest(position=position(OTHER, "m", n + 1)), metadata=shop,
+            denied(lambda: executor.Random(de.RandomRequest(position=position(OTHER, "m", n + 1)), metadata=shop,  # noqa: B023 - called at once
                                            timeout=10))
         with pytest.raises(grpc.RpcError):
             executor.Random(de.RandomRequest(position=position(SHOP, "m", 1)), timeout=10)  # no token

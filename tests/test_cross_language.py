@@ -41,7 +41,9 @@ TIMEOUT = 180
 def _run(cmd: list[str], cwd: Path, timeout: float = TIMEOUT) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc.stdout
 
 
@@ -171,7 +173,9 @@ def py_scenario(stub, app: str, workflow: str) -> dict:
         pick = json.loads(got.operation.json_value)
     else:
         value = json.dumps({"lang": "python", "n": random.randrange(1_000_000)})
-        pick = json.loads(stub.Record(de.RecordRequest(position=position, operation="pick", value_json=value)).value_json)
+        pick = json.loads(
+            stub.Record(de.RecordRequest(position=position, operation="pick", value_json=value)).value_json
+        )
 
     def double(scope: str) -> dict:
         r = stub.Random(de.RandomRequest(position=run.pos("random", scope))).value
@@ -195,7 +199,8 @@ def py_lease(stub, app: str, workflow: str, ttl_ms: str) -> dict:
         position=de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow), sequence=1),
         task_id="xlang.handoff", arguments_json='{"k":1}', runner_id="xlang-python",
         lease_ttl={"seconds": ttl // 1000, "nanos": ttl % 1000 * 1_000_000}))
-    return {"invocation_id": resp.invocation.invocation_id, "granted": resp.HasField("lease"), "lease_id": resp.lease.lease_id,
+    return {"invocation_id": resp.invocation.invocation_id, "granted": resp.HasField("lease"),
+            "lease_id": resp.lease.lease_id,
             # to the millisecond, as the SDKs print it
             "expires_at": resp.lease.expire_time.ToDatetime().isoformat(timespec="milliseconds") + "Z"}
 
@@ -290,10 +295,16 @@ def _python_reasons(stub, app: str, workflow: str) -> dict:
     first = PyRun(stub, app, workflow).execute("xlang.first", {}, lambda scope: 1)
     return {
         "nondeterministic": note(lambda: PyRun(stub, app, workflow).execute("xlang.second", {}, lambda s: 1)),
-        "access_denied": note(lambda: stub.SetData(de.SetDataRequest(app_id=app, workflow_id=workflow, invocation_id="some-task", key="k", value_json="1"))),
-        "not_found": note(lambda: stub.RenewTaskLease(de.RenewTaskLeaseRequest(app_id=app, invocation_id="no-such-invocation", lease_id="x"))),
-        "lease_not_held": note(lambda: stub.RenewTaskLease(de.RenewTaskLeaseRequest(app_id=app, invocation_id=first["invocation_id"], lease_id="not-mine"))),
-        "invalid_argument": note(lambda: stub.Random(de.RandomRequest(position=de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(), sequence=1)))),
+        "access_denied": note(lambda: stub.SetData(de.SetDataRequest(app_id=app, workflow_id=workflow,
+                                                                     invocation_id="some-task", key="k",
+                                                                     value_json="1"))),
+        "not_found": note(lambda: stub.RenewTaskLease(de.RenewTaskLeaseRequest(app_id=app,
+                                                                               invocation_id="no-such-invocation",
+                                                                               lease_id="x"))),
+        "lease_not_held": note(lambda: stub.RenewTaskLease(de.RenewTaskLeaseRequest(
+            app_id=app, invocation_id=first["invocation_id"], lease_id="not-mine"))),
+        "invalid_argument": note(lambda: stub.Random(de.RandomRequest(position=de.OperationPosition(
+            app_id=app, workflow=common.WorkflowIdentity(), sequence=1)))),
     }
 
 
@@ -349,7 +360,8 @@ def test_order_workflow_payment_in_go_shipping_in_typescript(go_bin, ts_dist, si
 
 def _task_invocation(stub, app: str, workflow: str, sequence: int) -> str:
     got = stub.GetRecorded(de.GetRecordedRequest(
-        position=de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow), sequence=sequence),
+        position=de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow),
+                                      sequence=sequence),
         kind=de.OPERATION_KIND_TASK))
     assert got.found
     return got.operation.task_value.invocation_id

@@ -18,10 +18,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from executor_client import position
 from pynenc_sidecar import settings as config
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from executor_client import position
 from support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,7 +254,9 @@ def test_compose_runs_the_sidecar_on_redis():
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
     services = compose["services"]
     sidecar, redis = services["sidecar"], services["redis"]
-    assert sidecar["build"]["context"] == ".." and (ROOT / "deploy" / sidecar["build"]["context"] / "Dockerfile").exists()
+    assert (
+        sidecar["build"]["context"] == ".." and (ROOT / "deploy" / sidecar["build"]["context"] / "Dockerfile").exists()
+    )
     assert sidecar["depends_on"]["redis"]["condition"] == "service_healthy" and "healthcheck" in redis
     env = sidecar["environment"]
     assert env["PYNENC_SIDECAR_REDIS_URL"].startswith("redis://redis:")

@@ -8,7 +8,8 @@ import grpc
 import pytest
 
 from executor_client import error_details, position
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
 
@@ -41,7 +42,8 @@ BAD_REQUESTS = [
     ("Record", de.RecordRequest(position=P, operation="op"), "value_json"),
     ("Record", de.RecordRequest(position=P, operation="op", value_json="{bad json"), "value_json"),
     ("Record", de.RecordRequest(position=P, operation="op", value_json="NaN"), "value_json"),
-    ("Record", de.RecordRequest(position=P, operation="op", value_json='"' + "x" * (1024 * 1024 + 1) + '"'), "value_json"),
+    ("Record", de.RecordRequest(position=P, operation="op", value_json='"' + "x" * (1024 * 1024 + 1) + '"'),
+     "value_json"),
     ("Record", de.RecordRequest(position=P, operation="o" * 300, value_json="1"), "operation"),
     ("GetRecorded", de.GetRecordedRequest(position=P), "kind"),
     ("GetRecorded", de.GetRecordedRequest(position=P, kind=de.OPERATION_KIND_CUSTOM), "custom_name"),
@@ -61,7 +63,8 @@ BAD_REQUESTS = [
     # A result that is not JSON is the task's recorded failure, not a bad request (test_outcomes_retry.py);
     # an error's detail_json is the SDK's to get right.
     ("CompleteTask", de.CompleteTaskRequest(app_id=APP, invocation_id="i", lease_id="l",
-                                            error=common_pb2.TaskError(type="E", detail_json="{")), "error.detail_json"),
+                                            error=common_pb2.TaskError(type="E", detail_json="{")),
+                                            "error.detail_json"),
     ("CompleteTask", de.CompleteTaskRequest(app_id=APP, invocation_id="i", lease_id="l",
                                             error=common_pb2.TaskError()), "error.type"),
     ("WaitTask", de.WaitTaskRequest(app_id=APP), "invocation_id"),
@@ -124,7 +127,9 @@ def test_unknown_invocation_is_not_found(stub, method):
 def test_non_owner_writing_workflow_data_is_permission_denied(stub):
     workflow = f"w-{uuid.uuid4().hex}"
     with pytest.raises(grpc.RpcError) as info:
-        stub.SetData(de.SetDataRequest(app_id=APP, workflow_id=workflow, invocation_id="child", key="k", value_json="1"))
+        stub.SetData(
+            de.SetDataRequest(app_id=APP, workflow_id=workflow, invocation_id="child", key="k", value_json="1")
+        )
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_details(info.value)[0] == "WORKFLOW_ACCESS_DENIED"
     assert not stub.GetData(de.GetDataRequest(app_id=APP, workflow_id=workflow, key="k")).found

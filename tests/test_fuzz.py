@@ -11,10 +11,12 @@ import uuid
 import grpc
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pynenc_sidecar.core.positions import escape
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
 DOCUMENTED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED,
@@ -28,7 +30,9 @@ ids = st.one_of(
     st.text(max_size=40),
     st.just("x" * 1500),
 )
-sequences = st.one_of(st.integers(min_value=-(2**63), max_value=2**63 - 1), st.sampled_from([0, 1, 2, 2**53, 2**53 + 1]))
+sequences = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1), st.sampled_from([0, 1, 2, 2**53, 2**53 + 1])
+)
 json_texts = st.one_of(
     st.sampled_from(["", "null", "{", "NaN", "Infinity", "[1,", "\"\\ud800\"", "1e999", "{}", "[]", '"ok"', "0"]),
     st.text(max_size=30),
@@ -45,8 +49,12 @@ def stub(sidecar):
 
 
 def position(app: str, workflow: str, invocation: str, sequence: int) -> de.OperationPosition:
-    return de.OperationPosition(app_id=FUZZ_APP_PREFIX + app if app else "", sequence=sequence, invocation_id=invocation,
-                                workflow=common_pb2.WorkflowIdentity(workflow_id=workflow))
+    return de.OperationPosition(
+        app_id=FUZZ_APP_PREFIX + app if app else "",
+        sequence=sequence,
+        invocation_id=invocation,
+        workflow=common_pb2.WorkflowIdentity(workflow_id=workflow),
+    )
 
 
 def call(method, request) -> None:

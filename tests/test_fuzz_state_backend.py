@@ -16,10 +16,12 @@ import grpc
 import pytest
 import redis
 from google.protobuf.descriptor import FieldDescriptor
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from executor_client import error_details, position
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
@@ -94,7 +96,9 @@ def message(descriptor, depth: int = 0) -> st.SearchStrategy:
             parts[field.name] = st.dictionaries(_scalar(key, depth), _scalar(value, depth), max_size=3)
         elif field.is_repeated:
             element = _scalar(field, depth)
-            many = st.just([f"id-{i}" for i in range(1001)]) if field.type == FieldDescriptor.TYPE_STRING else st.nothing()
+            many = (
+                st.just([f"id-{i}" for i in range(1001)]) if field.type == FieldDescriptor.TYPE_STRING else st.nothing()
+            )
             parts[field.name] = st.one_of(st.lists(element, max_size=3), many)
         else:
             parts[field.name] = _scalar(field, depth)
@@ -134,7 +138,12 @@ def target(request):
     """(server, StateBackend stub, executor stub) on each store."""
     server = request.getfixturevalue("sidecar" if request.param == "redis" else "sqlite_sidecar")
     channel = grpc.insecure_channel(server.address)
-    yield request.param, server, sb_grpc.StateBackendServiceStub(channel), de_grpc.DeterministicExecutorServiceStub(channel)
+    yield (
+        request.param,
+        server,
+        sb_grpc.StateBackendServiceStub(channel),
+        de_grpc.DeterministicExecutorServiceStub(channel),
+    )
     channel.close()
 
 
@@ -163,7 +172,9 @@ def _write_sentinel(stub) -> None:
     stub.AddHistory(sb.AddHistoryRequest(app_id=SENTINEL, invocation_ids=[SENTINEL_INV], history=sb.InvocationHistory(
         status=common_pb2.INVOCATION_STATUS_RUNNING, runner_id=SENTINEL_RUNNER)))
     stub.SetResult(sb.SetResultRequest(app_id=SENTINEL, invocation_id=SENTINEL_INV, result_json='"safe"'))
-    stub.SetWorkflowData(sb.SetWorkflowDataRequest(app_id=SENTINEL, workflow_id=SENTINEL_WF, key="k", value_json='"safe"'))
+    stub.SetWorkflowData(
+        sb.SetWorkflowDataRequest(app_id=SENTINEL, workflow_id=SENTINEL_WF, key="k", value_json='"safe"')
+    )
     stub.SetWorkflowDeterministicValue(sb.SetWorkflowDeterministicValueRequest(
         app_id=SENTINEL, workflow_id=SENTINEL_WF, key="k", value_json='"safe"'))
     stub.StoreWorkflowRun(sb.StoreWorkflowRunRequest(app_id=SENTINEL, workflow=common_pb2.WorkflowIdentity(
@@ -245,7 +256,9 @@ def test_hostile_ids_never_reach_a_neighbours_state(target, app, workflow, key, 
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     else:
         assert all(partial in c.runner_id for c in runners.runner_contexts)
-        assert [c.runner_id for c in runners.runner_contexts] == ([SENTINEL_RUNNER] if partial in SENTINEL_RUNNER else [])
+        assert [c.runner_id for c in runners.runner_contexts] == (
+            [SENTINEL_RUNNER] if partial in SENTINEL_RUNNER else []
+        )
 
 
 def test_purging_hostile_app_ids_purges_only_them(target):
@@ -297,7 +310,9 @@ def test_a_payload_over_max_payload_bytes_names_the_field_the_invocation_and_the
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error_details(info.value)[1] == field
         assert f"is 252 bytes for {subject}; at most 200 are allowed" in info.value.details(), info.value.details()
-        assert "--max-payload-bytes" in info.value.details() and "PYNENC_SIDECAR_MAX_PAYLOAD_BYTES" in info.value.details()
+        assert (
+            "--max-payload-bytes" in info.value.details() and "PYNENC_SIDECAR_MAX_PAYLOAD_BYTES" in info.value.details()
+        )
 
 
 @pytest.fixture(scope="module")

@@ -23,16 +23,20 @@ import pytest
 
 from pynenc_sidecar.core import derivations
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from test_cross_language import go_bin, run_lang, stub, ts_dist  # noqa: F401  (fixtures, for run_lang)
-from test_cross_language import any_sidecar, driver  # noqa: F401  (fixtures, for the Go/TS drivers)
-from test_cross_language import (
+from test_cross_language import (  # noqa: F401  (fixtures, for run_lang)  # noqa: F401  (fixtures, for the Go/TS drivers)
+    any_sidecar,
     check_failed_then_retried,
     check_oversize,
     comparable,
+    driver,
     fresh,
+    go_bin,
     py_lease,
     py_scenario,
     py_takeover,
+    run_lang,
+    stub,
+    ts_dist,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +48,9 @@ MVN = ["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(JAVA_DIR / "pom.xml")
 def _run(cmd: list[str], timeout: float) -> str:
     proc = subprocess.run(cmd, cwd=JAVA_DIR, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc.stdout
 
 

@@ -20,7 +20,8 @@ import pytest
 from google.protobuf import duration_pb2
 
 from executor_client import error_details, position
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from support import SidecarServer
 
@@ -88,9 +89,9 @@ def test_a_fast_replica_neither_takes_over_a_live_lease_nor_lets_a_fenced_holder
         # ... even once the new holder's 1 s lease has lapsed too (it may still be running).
         time.sleep(max(0.0, taken.lease.expire_time.ToMicroseconds() / 1e6 - time.time()) + 1.2)
         for stub in (via_honest, via_fast):
-            lease_not_held(lambda: stub.CompleteTask(de.CompleteTaskRequest(
+            lease_not_held(lambda: stub.CompleteTask(de.CompleteTaskRequest(  # noqa: B023 - called at once
                 app_id=app_id, invocation_id=invocation_id, lease_id=first_lease, result_json='"stale"'), timeout=10))
-            lease_not_held(lambda: stub.RenewTaskLease(de.RenewTaskLeaseRequest(
+            lease_not_held(lambda: stub.RenewTaskLease(de.RenewTaskLeaseRequest(  # noqa: B023 - called at once
                 app_id=app_id, invocation_id=invocation_id, lease_id=first_lease, lease_ttl=seconds(3)), timeout=10))
         done = via_honest.CompleteTask(de.CompleteTaskRequest(
             app_id=app_id, invocation_id=invocation_id, lease_id=taken.lease.lease_id, result_json='"fresh"'),

@@ -280,7 +280,9 @@ def test_cli_retry_resets_a_failed_workflow_and_the_next_run_finishes_it(target,
     text = cli("retry", other, "--app-id", app.app_id, *target[1])
     assert text.returncode == 0, text.stderr
     assert "reset 2 failed invocation(s)" in text.stdout and "RuntimeError: flaky" in text.stdout
-    assert "CLEARED ERROR" in text.stdout and text.stdout.count(other) == 4  # title; main row (id, workflow); step row (workflow)
+    assert (
+        "CLEARED ERROR" in text.stdout and text.stdout.count(other) == 4
+    )  # title; main row (id, workflow); step row (workflow)
 
 
 def test_retry_resets_a_failed_child_workflow_too(target, app):

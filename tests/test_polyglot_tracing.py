@@ -36,7 +36,9 @@ TIMEOUT = 180
 def _run(cmd: list[str], cwd: Path, timeout: float = TIMEOUT, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc.stdout
 
 
@@ -79,7 +81,9 @@ def demo(request, receiver, traced_sidecar):
         command = request.getfixturevalue(f"{lang}_demo")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env.update(otel_env(receiver))
-        args = ["--address", traced_sidecar.address, "--app", app, "--workflow", workflow] + (["--parent"] if parent else [])
+        args = ["--address", traced_sidecar.address, "--app", app, "--workflow", workflow] + (
+            ["--parent"] if parent else []
+        )
         out = _run([*command, *args], GO_DIR if lang == "go" else TS_DIR, env=env)
         return json.loads(out.strip().splitlines()[-1])
 
@@ -107,7 +111,13 @@ def check_chain(spans: list[dict], scope: str) -> dict[str, dict]:
     worker's operation span above each operation RPC, by method and invocation."""
     by_id = {s["span_id"]: s for s in spans}
     server = [s for s in spans if s["kind"] == SPAN_KIND_SERVER and s["service"] == "pynenc-sidecar"]
-    assert {s["attributes"]["rpc.method"] for s in server} >= {"StartWorkflow", "Random", "Uuid", "ExecuteTask", "CompleteTask"}
+    assert {s["attributes"]["rpc.method"] for s in server} >= {
+        "StartWorkflow",
+        "Random",
+        "Uuid",
+        "ExecuteTask",
+        "CompleteTask",
+    }
     operations: dict[str, dict] = {}
     for span in server:
         client = by_id[span["parent_span_id"]]
@@ -157,7 +167,11 @@ def test_worker_trace_continues_into_the_sidecar(demo, receiver, lang):
     assert child_random[0]["attributes"]["pynenc.workflow.id"] == workflow
 
     # The sidecar's spans of this workflow are all in the worker's trace.
-    others = [s for s in receiver.spans() if s["attributes"].get("pynenc.workflow.id") == workflow and s["trace_id"] != trace_id]
+    others = [
+        s
+        for s in receiver.spans()
+        if s["attributes"].get("pynenc.workflow.id") == workflow and s["trace_id"] != trace_id
+    ]
     assert others == []
     server_random = next(s for s in spans if s["kind"] == SPAN_KIND_SERVER and s["parent_span_id"]
                          and by_id[s["parent_span_id"]]["parent_span_id"] == random_op["span_id"])
@@ -185,6 +199,8 @@ def test_a_span_of_the_callers_is_the_parent_and_a_replay_is_marked(demo, receiv
     assert root["span_id"] == out["parent_span_id"] and root["parent_span_id"] == ""
     client = next(s for s in spans if s["kind"] == SPAN_KIND_CLIENT and s["name"] == f"/{SERVICE}/StartWorkflow")
     assert client["parent_span_id"] == root["span_id"] and client["scope"] == SCOPES[lang]
-    server = next(s for s in spans if s["kind"] == SPAN_KIND_SERVER and s["attributes"].get("rpc.method") == "StartWorkflow")
+    server = next(
+        s for s in spans if s["kind"] == SPAN_KIND_SERVER and s["attributes"].get("rpc.method") == "StartWorkflow"
+    )
     assert server["parent_span_id"] == client["span_id"]
     assert server["attributes"]["pynenc.replayed"] is True and server["attributes"]["pynenc.workflow.id"] == workflow

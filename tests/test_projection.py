@@ -18,7 +18,8 @@ from pynenc_sidecar.service.state_backend import StateBackendServicer
 from pynenc_sidecar.service.validation import Limits
 from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
 from pynenc_sidecar.storage.sqlite_store import SqliteStore
-from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 
 WF = WorkflowRef("wf-1", "mod.flow")
 NOW = 1_764_580_000_123_456

@@ -24,7 +24,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 from support import ROOT, RedisServer, SidecarServer
 
@@ -53,7 +54,9 @@ SUITE_MODULES = [
 @pytest.fixture(scope="module")
 def pynenc_python() -> Path:
     if not PYNENC_PYTHON.exists():
-        pytest.fail(f"{PYNENC_PYTHON} is missing: scripts/test creates it (Python 3.12 with pynenc==0.4.0 and the plugin)")
+        pytest.fail(
+            f"{PYNENC_PYTHON} is missing: scripts/test creates it (Python 3.12 with pynenc==0.4.0 and the plugin)"
+        )
     return PYNENC_PYTHON
 
 

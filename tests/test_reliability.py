@@ -31,7 +31,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from executor_client import error_details, position
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from support import RedisServer, SidecarServer, wait_until
 

@@ -15,8 +15,8 @@ import pytest
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from test_cross_language import GO_DIR, TS_DIR, _run, go_bin, ts_dist  # noqa: F401  (fixtures)
-from test_java_client import java_jar  # noqa: F401  (fixture)
 from test_java_client import _run as _run_java
+from test_java_client import java_jar  # noqa: F401  (fixture)
 
 LANGS = ["go", "ts", "java"]
 

@@ -15,7 +15,8 @@ import grpc
 import pytest
 
 from executor_client import error_details, position
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_sdk import NondeterministicReplayError, Pynenc
 from pynenc_sidecar_sdk.errors import SidecarError
@@ -148,7 +149,9 @@ def test_server_refuses_every_new_record_in_a_finished_invocation(stub, failed):
     # recorded positions replay as always
     again = stub.Random(de.RandomRequest(position=position(app, workflow_id, 1)))
     assert again.replayed and again.value == recorded
-    assert stub.SetData(de.SetDataRequest(key="k", value_json='"before"', position=position(app, workflow_id, 1))).replayed
+    assert stub.SetData(
+        de.SetDataRequest(key="k", value_json='"before"', position=position(app, workflow_id, 1))
+    ).replayed
 
     pos2 = position(app, workflow_id, 2)
     calls = {

@@ -15,9 +15,11 @@ import grpc
 import pytest
 
 from executor_client import position
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb, state_backend_pb2_grpc as sb_grpc
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
+from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 from support import RedisServer, SidecarServer, wait_until
 from test_tracing import STATUS_ERROR, Caller, OtlpReceiver, otel_env
 

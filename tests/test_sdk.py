@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -280,12 +281,12 @@ def test_a_run_waiting_for_a_dead_workers_lease_says_what_it_waits_for_and_until
 
 
 def test_the_wait_message_names_the_holder_and_counts_down():
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from pynenc_sidecar_proto.v1 import common_pb2
     from pynenc_sidecar_sdk.runner import describe_wait
 
-    now = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     inv = de.TaskInvocation(invocation_id="inv-1", task_id="mod.step", status=common_pb2.INVOCATION_STATUS_RUNNING,
                             workflow=common_pb2.WorkflowIdentity(workflow_id="wf-1"), lease_runner_id="r-9")
     assert describe_wait(inv, now) == ("waiting for task mod.step (invocation inv-1, workflow wf-1) held by "

@@ -40,7 +40,12 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, 
 def test_defaults():
     settings = resolve([])
     assert (settings.host, settings.port, settings.redis_url, settings.data_file) == ("127.0.0.1", 50051, None, None)
-    assert (settings.grace_period, settings.log_level, settings.log_format, settings.retention) == (10.0, "INFO", "auto", None)
+    assert (settings.grace_period, settings.log_level, settings.log_format, settings.retention) == (
+        10.0,
+        "INFO",
+        "auto",
+        None,
+    )
     assert settings.server_settings().data_file == "pynenc-sidecar.db"
     assert settings.server_settings().retention_s is None
 
@@ -94,8 +99,10 @@ def test_retention_off_and_the_sweep_interval():
     ([], {"PYNENC_SIDECAR_PORT": "70000"}, None, "--port (from env PYNENC_SIDECAR_PORT): '70000' must be an integer"),
     ([], {}, "port = true", "--port (from config"),
     ([], {}, "port = 1.5", "must be an integer"),
-    (["--max-message-bytes", "100"], {}, None, "--max-message-bytes (from command line): '100' must be an integer of at least 1024"),
-    (["--log-level", "LOUD"], {}, None, "--log-level (from command line): 'LOUD' must be one of DEBUG, INFO, WARNING, ERROR"),
+    (["--max-message-bytes", "100"], {}, None,
+     "--max-message-bytes (from command line): '100' must be an integer of at least 1024"),
+    (["--log-level", "LOUD"], {}, None,
+     "--log-level (from command line): 'LOUD' must be one of DEBUG, INFO, WARNING, ERROR"),
     (["--log-format", "xml"], {}, None, "must be one of auto, text, json"),
     (["--retention", "forever"], {}, None, "--retention (from command line): 'forever' must be a duration"),
     (["--sweep-interval", "0"], {}, None, "--sweep-interval (from command line): '0' must be a duration above 0"),
@@ -147,7 +154,8 @@ def test_every_setting_has_a_flag_an_environment_variable_and_a_config_key(tmp_p
     tokens.write_text("0123456789abcdef0123\n")
     valid = {"host": "h", "port": "1", "data_file": "x.db", "grace_period": "1", "max_value_bytes": "1",
              "max_payload_bytes": "1024", "max_message_bytes": "2048", "log_level": "debug", "log_format": "json",
-             "metrics_port": "9000", "retention": "1d", "sweep_interval": "1m", "tls_cert": str(pem), "tls_key": str(key),
+             "metrics_port": "9000", "retention": "1d", "sweep_interval": "1m", "tls_cert": str(pem),
+             "tls_key": str(key),
              "tls_client_ca": str(pem), "auth_token_file": str(tokens), "auth_token": "fedcba9876543210fedc",
              "health_port": "9001", "readiness_interval": "2s", "keepalive_time": "30s", "keepalive_timeout": "5s",
              "max_connection_idle": "2m", "max_connection_age": "2h", "max_connection_age_grace": "1m",

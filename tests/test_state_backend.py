@@ -126,7 +126,9 @@ def test_upsert_and_get_invocation_round_trips_every_field(stub, app):
     for name, text in full.serialized_arguments.items():
         full.arguments[name].opaque = text
     assert stub.GetInvocation(sb.GetInvocationRequest(app_id=app, invocation_id="inv-1")).invocation == full
-    assert stub.GetInvocation(sb.GetInvocationRequest(app_id=app, invocation_id="inv-2")).invocation == invocation("inv-2")
+    assert stub.GetInvocation(sb.GetInvocationRequest(app_id=app, invocation_id="inv-2")).invocation == invocation(
+        "inv-2"
+    )
 
     replaced = invocation("inv-1", task_id="orders.other")
     stub.UpsertInvocations(sb.UpsertInvocationsRequest(app_id=app, invocations=[replaced]))
@@ -197,7 +199,12 @@ def test_history_is_ordered_by_timestamp_and_keeps_identical_entries(stub, app):
     add(["i1"], timestamp=ts(3000), status=S.Value("INVOCATION_STATUS_SUCCESS"))
 
     history = stub.GetHistory(sb.GetHistoryRequest(app_id=app, invocation_id="i1")).history
-    assert [(h.timestamp.seconds, h.timestamp.nanos) for h in history] == [(1000, 500_000), (2000, 0), (3000, 0), (3000, 0)]
+    assert [(h.timestamp.seconds, h.timestamp.nanos) for h in history] == [
+        (1000, 500_000),
+        (2000, 0),
+        (3000, 0),
+        (3000, 0),
+    ]
     assert [h.status for h in history] == [1, 7, 11, 11]
     assert all(h.invocation_id == "i1" for h in history)
     assert history[1].runner_id == "r1" and history[1].execution_context_json == '{"attempt": 1}'
@@ -219,7 +226,8 @@ def test_history_without_timestamp_gets_the_server_time(stub, app):
 def _seed_timeline(stub, app, count: int) -> None:
     # Entry k at second 1000 + k, invocation "inv-<k // 2>": two entries per invocation.
     for k in range(count):
-        stub.AddHistory(sb.AddHistoryRequest(app_id=app, invocation_ids=[f"inv-{k // 2:02d}"], history=sb.InvocationHistory(
+        stub.AddHistory(sb.AddHistoryRequest(app_id=app, invocation_ids=[f"inv-{k // 2:02d}"],
+                                             history=sb.InvocationHistory(
             timestamp=ts(1000 + k), status=S.Value("INVOCATION_STATUS_RUNNING"))))
 
 
@@ -259,7 +267,9 @@ def test_results(stub, app):
     assert stub.GetResult(sb.GetResultRequest(app_id=app, invocation_id="i")).result_json == "null"
     stub.SetResult(sb.SetResultRequest(app_id=app, invocation_id="i", result_json='{"total": 3}'))
     assert stub.GetResult(sb.GetResultRequest(app_id=app, invocation_id="i")).result_json == '{"total": 3}'
-    assert_invalid(stub.SetResult, sb.SetResultRequest(app_id=app, invocation_id="i", result_json="{oops"), "result_json")
+    assert_invalid(
+        stub.SetResult, sb.SetResultRequest(app_id=app, invocation_id="i", result_json="{oops"), "result_json"
+    )
     assert_invalid(stub.SetResult, sb.SetResultRequest(app_id=app, invocation_id="i", result_json="NaN"), "result_json")
     assert stub.GetResult(sb.GetResultRequest(app_id=app, invocation_id="i")).result_json == '{"total": 3}'
 
@@ -270,7 +280,8 @@ def test_exceptions(stub, app):
     stub.SetException(sb.SetExceptionRequest(app_id=app, invocation_id="i", exception=error))
     assert stub.GetException(sb.GetExceptionRequest(app_id=app, invocation_id="i")).exception == error
     assert_invalid(stub.SetException, sb.SetExceptionRequest(
-        app_id=app, invocation_id="i", exception=common_pb2.TaskError(type="E", detail_json="[")), "exception.detail_json")
+        app_id=app, invocation_id="i", exception=common_pb2.TaskError(type="E", detail_json="[")),
+        "exception.detail_json")
 
 
 # --- workflow data and deterministic values ----------------------------------------
@@ -467,7 +478,8 @@ def _state(stub, app: str) -> dict:
         "result": maybe(stub.GetResult, sb.GetResultRequest(app_id=app, invocation_id="c*"), "result_json"),
         "exc": maybe(stub.GetException, sb.GetExceptionRequest(app_id=app, invocation_id="c*"), "exception"),
         "app": maybe(stub.GetAppInfo, sb.GetAppInfoRequest(app_id=app), "app_info"),
-        "runner": maybe(stub.GetRunnerContext, sb.GetRunnerContextRequest(app_id=app, runner_id="r:1"), "runner_context"),
+        "runner": maybe(stub.GetRunnerContext, sb.GetRunnerContextRequest(app_id=app, runner_id="r:1"),
+                        "runner_context"),
         "history": len(stub.GetHistory(sb.GetHistoryRequest(app_id=app, invocation_id="c*")).history),
         "timeline": sum(len(b.history) for b in stub.StreamHistoryInTimeRange(
             sb.StreamHistoryInTimeRangeRequest(app_id=app, **wide))),
@@ -484,7 +496,8 @@ def _state(stub, app: str) -> dict:
             app_id=app, parent_invocation_id="wf:1")).invocation_ids),
         "by_type": list(stub.ListInvocationIdsByWorkflow(sb.ListInvocationIdsByWorkflowRequest(
             app_id=app, workflow_type="t{1}")).invocation_ids),
-        "search": len(stub.SearchRunnerContexts(sb.SearchRunnerContextsRequest(app_id=app, partial_id=":")).runner_contexts),
+        "search": len(stub.SearchRunnerContexts(sb.SearchRunnerContextsRequest(app_id=app,
+                                                                               partial_id=":")).runner_contexts),
         "discovered": app in stub.DiscoverAppInfos(sb.DiscoverAppInfosRequest()).app_infos,
     }
 
@@ -530,7 +543,9 @@ def test_tricky_app_ids_are_isolated_and_purged_one_by_one(stub, channel, stored
     full = {app: _state(stub, app) for app in apps}
     for app, state in full.items():
         assert state["result"] == f'"{app}"' and state["data"] == f'"{app}"' and state["dv"] == f'"{app}"'
-        assert state["history"] == 1 and state["timeline"] == 2 and state["timeline_ids"] == ["wf:1", "c*"]  # arrival order
+        assert (
+            state["history"] == 1 and state["timeline"] == 2 and state["timeline_ids"] == ["wf:1", "c*"]
+        )  # arrival order
         assert state["runs"] == 1 and state["subs"] == ["c*"] and state["children"] == ["c*"]
         assert state["by_type"] == ["c*", "wf:1"] and state["search"] == 1 and state["discovered"]
 
@@ -573,7 +588,8 @@ def _bad_requests():
         ("PurgeApp", sb.PurgeAppRequest(), "app_id"),
         ("UpsertInvocations", sb.UpsertInvocationsRequest(invocations=[invocation("i")]), "app_id"),
         ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a), "invocations"),
-        ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a, invocations=[invocation(f"i{n}") for n in range(1001)]),
+        ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a,
+                                                          invocations=[invocation(f"i{n}") for n in range(1001)]),
          "invocations"),
         ("UpsertInvocations", sb.UpsertInvocationsRequest(app_id=a, invocations=[sb.Invocation(task_id="t")]),
          "invocations[0].invocation_id"),
@@ -644,7 +660,8 @@ def _bad_requests():
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, key="k", value_json="1"), "workflow_id"),
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", value_json="1"), "key"),
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k"), "value_json"),
-        ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k", value_json="{x}"), "value_json"),
+        ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k", value_json="{x}"),
+         "value_json"),
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k",
                                                       value_json='{"$opaque":"pickled"}'), "value_json"),
         ("SetWorkflowData", sb.SetWorkflowDataRequest(app_id=a, workflow_id="w", key="k", value_json="1",
@@ -713,7 +730,8 @@ def _bad_requests():
             app_id=a, runner_ids=[f"r{n}" for n in range(1001)]), "runner_ids"),
         ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(partial_id="r"), "app_id"),
         ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(app_id=a), "partial_id"),
-        ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(app_id=a, partial_id="r", page_token="x"), "page_token"),
+        ("SearchRunnerContexts", sb.SearchRunnerContextsRequest(app_id=a, partial_id="r", page_token="x"),
+         "page_token"),
         ("ListChildInvocations", sb.ListChildInvocationsRequest(parent_invocation_id="p"), "app_id"),
         ("ListChildInvocations", sb.ListChildInvocationsRequest(app_id=a), "parent_invocation_id"),
         ("ListChildInvocations", sb.ListChildInvocationsRequest(app_id=a, parent_invocation_id="p", page_size=-3),

@@ -10,6 +10,10 @@ import json
 import grpc
 import pytest
 
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from test_state_backend import (  # noqa: F401  (fixtures)
     S,
     WorkflowIdentity,
@@ -22,10 +26,6 @@ from test_state_backend import (  # noqa: F401  (fixtures)
     stub,
     ts,
 )
-from pynenc_sidecar_proto.v1 import common_pb2
-from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
-from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 
 V = sb.SerializedValue
 
@@ -65,7 +65,8 @@ def list_calls(stub, app):
         ("by_event", stub.ListInvocationsByParentEvent,
          sb.ListInvocationsByParentEventRequest(app_id=app, parent_event_id="ev-1"), "invocation_ids", str),
         ("by_workflow", stub.ListInvocationIdsByWorkflow,
-         sb.ListInvocationIdsByWorkflowRequest(app_id=app, workflow_id="wf", workflow_type="flow"), "invocation_ids", str),
+         sb.ListInvocationIdsByWorkflowRequest(app_id=app, workflow_id="wf", workflow_type="flow"), "invocation_ids",
+         str),
         ("subs", stub.ListWorkflowSubInvocations, sb.ListWorkflowSubInvocationsRequest(app_id=app, workflow_id="wf"),
          "invocation_ids", str),
         ("types", stub.ListWorkflowTypes, sb.ListWorkflowTypesRequest(app_id=app), "workflow_types",
@@ -112,8 +113,9 @@ def test_a_page_token_only_works_for_the_request_that_got_it(stub, app):
 
 
 def test_history_pages_and_a_reply_stays_near_256_kib(stub, app):
-    request = lambda n, context="": sb.AddHistoryRequest(app_id=app, invocation_ids=["h"], history=sb.InvocationHistory(
-        timestamp=ts(1000 + n), status=S.Value("INVOCATION_STATUS_RUNNING"), execution_context_json=context))
+    def request(n, context=""):
+        return sb.AddHistoryRequest(app_id=app, invocation_ids=["h"], history=sb.InvocationHistory(
+            timestamp=ts(1000 + n), status=S.Value("INVOCATION_STATUS_RUNNING"), execution_context_json=context))
     for n in range(1003):
         stub.AddHistory(request(n))
     first = stub.GetHistory(sb.GetHistoryRequest(app_id=app, invocation_id="h"))
@@ -148,8 +150,9 @@ def test_invocations_by_parent_event(stub, app):
         sb.Invocation(invocation_id="a", task_id="t", parent_event_id="ev-1"),
         sb.Invocation(invocation_id="c", task_id="t", parent_event_id="ev-2"),
         sb.Invocation(invocation_id="d", task_id="t")]))
-    by_event = lambda event: list(stub.ListInvocationsByParentEvent(sb.ListInvocationsByParentEventRequest(
-        app_id=app, parent_event_id=event)).invocation_ids)
+    def by_event(event):
+        return list(stub.ListInvocationsByParentEvent(sb.ListInvocationsByParentEventRequest(
+            app_id=app, parent_event_id=event)).invocation_ids)
     assert by_event("ev-1") == ["a", "b"] and by_event("ev-2") == ["c"] and by_event("ev-3") == []
     stub.UpsertInvocations(sb.UpsertInvocationsRequest(app_id=app, invocations=[
         sb.Invocation(invocation_id="a", task_id="t", parent_event_id="ev-2")]))
@@ -226,7 +229,9 @@ def test_results_exceptions_data_and_values_keep_json_and_opaque_apart(stub, cha
         type="E", detail_json='{"code": 3}')))
     error = stub.GetException(sb.GetExceptionRequest(app_id=app, invocation_id="j"))
     assert error.detail == V(json='{"code": 3}') and error.exception.detail_json == '{"code": 3}'
-    stub.SetException(sb.SetExceptionRequest(app_id=app, invocation_id="none", exception=common_pb2.TaskError(type="E")))
+    stub.SetException(
+        sb.SetExceptionRequest(app_id=app, invocation_id="none", exception=common_pb2.TaskError(type="E"))
+    )
     assert not stub.GetException(sb.GetExceptionRequest(app_id=app, invocation_id="none")).HasField("detail")
     executor_written = '{"n": 1}'
     executor.SetData(de.SetDataRequest(app_id=app, workflow_id=app, invocation_id=app, key="x",
@@ -237,7 +242,8 @@ def test_results_exceptions_data_and_values_keep_json_and_opaque_apart(stub, cha
 
 def test_arguments_say_whether_they_are_json(stub, app):
     stub.UpsertInvocations(sb.UpsertInvocationsRequest(app_id=app, invocations=[
-        sb.Invocation(invocation_id="new", task_id="t", arguments={"order": V(json='{"id": 7}'), "blob": V(opaque=PICKLED)}),
+        sb.Invocation(invocation_id="new", task_id="t", arguments={"order": V(json='{"id": 7}'),
+                                                                   "blob": V(opaque=PICKLED)}),
         sb.Invocation(invocation_id="old", task_id="t", serialized_arguments={"x": PICKLED})]))
     new = stub.GetInvocation(sb.GetInvocationRequest(app_id=app, invocation_id="new")).invocation
     assert dict(new.arguments) == {"order": V(json='{"id": 7}'), "blob": V(opaque=PICKLED)}

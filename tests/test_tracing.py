@@ -32,7 +32,8 @@ from google.protobuf import duration_pb2
 from executor_client import position
 from pynenc_sidecar import observability
 from pynenc_sidecar.storage.redis_store import workflow_tag
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_sdk import tracing as sdk_tracing
 from support import ROOT, RedisServer, SidecarServer, free_port, wait_until
@@ -54,8 +55,11 @@ class OtlpReceiver:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> OtlpReceiver:
-        self.process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "otlp_receiver.py"), str(self.port), self.out],
-                                        stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "otlp_receiver.py"), str(self.port), self.out],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
         return self
 
@@ -107,7 +111,9 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 @pytest.fixture(scope="module")
 def traced_sidecar(redis_server: RedisServer, receiver: OtlpReceiver) -> Iterator[SidecarServer]:
-    server = SidecarServer(redis_server.url, env=otel_env(receiver), extra_args=["--metrics-port", str(free_port())]).start()
+    server = SidecarServer(
+        redis_server.url, env=otel_env(receiver), extra_args=["--metrics-port", str(free_port())]
+    ).start()
     yield server
     server.stop()
 
@@ -199,7 +205,8 @@ def test_every_recorded_kind_links_its_replays(stub, receiver, app_id, kind):
     calls = {
         "time": ("UtcNow", lambda md: stub.UtcNow(de.UtcNowRequest(position=pos), metadata=md)),
         "uuid": ("Uuid", lambda md: stub.Uuid(de.UuidRequest(position=pos), metadata=md)),
-        "custom": ("Record", lambda md: stub.Record(de.RecordRequest(position=pos, operation="charge", value_json='{"ok":1}'),
+        "custom": ("Record", lambda md: stub.Record(de.RecordRequest(position=pos, operation="charge",
+                                                                     value_json='{"ok":1}'),
                                                     metadata=md)),
         "task": ("ExecuteTask", lambda md: stub.ExecuteTask(de.ExecuteTaskRequest(
             position=pos, task_id="shop.charge", arguments_json='{"order":"A-1"}', runner_id="r1"), metadata=md)),
@@ -232,8 +239,10 @@ def test_the_log_and_get_recorded_carry_each_values_origin(stub, receiver, app_i
     assert by_kind[de.OPERATION_KIND_RANDOM].origin_span.span_id == original["span_id"]
     assert all(len(op.origin_span.trace_id) == 32 and len(op.origin_span.span_id) == 16 for op in log)
     looker = Caller()
-    found = stub.GetRecorded(de.GetRecordedRequest(position=position(app_id, "w-log", 1), kind=de.OPERATION_KIND_RANDOM),
-                             metadata=looker.metadata)
+    found = stub.GetRecorded(
+        de.GetRecordedRequest(position=position(app_id, "w-log", 1), kind=de.OPERATION_KIND_RANDOM),
+        metadata=looker.metadata,
+    )
     assert found.found and found.operation.origin_span.span_id == original["span_id"]
     get_span, _ = server_span(receiver, looker, "GetRecorded")
     assert get_span["attributes"]["pynenc.replayed"] is True
@@ -242,7 +251,9 @@ def test_the_log_and_get_recorded_carry_each_values_origin(stub, receiver, app_i
 
 def test_origins_are_stored_compactly_beside_the_values(stub, redis_server, app_id):
     stub.Random(de.RandomRequest(position=position(app_id, "w-compact", 1)), metadata=Caller().metadata)
-    ops = redis.Redis.from_url(redis_server.url, decode_responses=True).hgetall(workflow_tag(app_id, "w-compact") + ":ops")
+    ops = redis.Redis.from_url(redis_server.url, decode_responses=True).hgetall(
+        workflow_tag(app_id, "w-compact") + ":ops"
+    )
     origin = ops.pop("#s:r:1")
     assert len(origin) == 48 and int(origin, 16) >= 0  # trace id + span id, hex, in the workflow's one hash
     assert set(ops) == {"r:1", "#n:r"}
@@ -272,9 +283,14 @@ def test_health_checks_and_readiness_pings_make_no_spans(traced_sidecar, receive
 # --- a workflow run is one trace ----------------------------------------------------------------
 def run_seed(sidecar: SidecarServer, receiver: OtlpReceiver, workflow_id: str, *extra: str, exit_code: int = 0,
              lease_ttl: str = "30") -> dict:
-    env = {**os.environ, **otel_env(receiver, OTEL_SERVICE_NAME="order-worker"), "PYNENC_SIDECAR_ADDRESS": sidecar.address,
-           "PYNENC_SIDECAR_LEASE_TTL": lease_ttl}
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "run_seed.py"), "process_order_workflow", workflow_id,
+    env = {
+        **os.environ,
+        **otel_env(receiver, OTEL_SERVICE_NAME="order-worker"),
+        "PYNENC_SIDECAR_ADDRESS": sidecar.address,
+        "PYNENC_SIDECAR_LEASE_TTL": lease_ttl,
+    }
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "run_seed.py"), "process_order_workflow",
+                             workflow_id,
                              *extra], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == exit_code, result.stderr
     return json.loads(result.stdout)
@@ -310,7 +326,9 @@ def test_a_workflow_run_is_one_trace_from_worker_to_redis_and_its_replay_links_b
     assert {s["service"] for s in spans} == {"order-worker", "pynenc-sidecar"}
 
     # workflow -> operation -> client RPC -> server RPC -> Redis, for the run's random()
-    random_server = next(s for s in spans if s["kind"] == SPAN_KIND_SERVER and s["attributes"]["rpc.method"] == "Random")
+    random_server = next(
+        s for s in spans if s["kind"] == SPAN_KIND_SERVER and s["attributes"]["rpc.method"] == "Random"
+    )
     evalsha = next(s for s in children(spans, random_server) if s["name"] == "EVALSHA")
     path = chain(spans, evalsha)
     assert [(s["service"], s["kind"]) for s in path] == [
@@ -368,11 +386,13 @@ def test_an_untraced_worker_still_gets_a_server_trace(traced_sidecar, receiver):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYNENC_SIDECAR_ADDRESS"] = traced_sidecar.address
     workflow_id = f"order-{uuid.uuid4().hex[:8]}"
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "run_seed.py"), "process_order_workflow", workflow_id],
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "run_seed.py"), "process_order_workflow",
+                             workflow_id],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     spans = receiver.wait_for(lambda found: any(s["attributes"].get("pynenc.workflow.id") == workflow_id
-                                                and s["attributes"].get("rpc.method") == "StartWorkflow" for s in found),
+                                                and s["attributes"].get("rpc.method") == "StartWorkflow"
+                                                for s in found),
                               "the untraced worker's StartWorkflow")
     start = next(s for s in spans if s["attributes"].get("pynenc.workflow.id") == workflow_id
                  and s["attributes"].get("rpc.method") == "StartWorkflow")
@@ -397,7 +417,9 @@ def test_unsampled_calls_store_no_origin(redis_server, receiver, app_id):
     server = SidecarServer(redis_server.url, env=otel_env(receiver, OTEL_TRACES_SAMPLER="always_off")).start()
     try:
         channel = grpc.insecure_channel(server.address)
-        de_grpc.DeterministicExecutorServiceStub(channel).Random(de.RandomRequest(position=position(app_id, "w-uns", 1)))
+        de_grpc.DeterministicExecutorServiceStub(channel).Random(
+            de.RandomRequest(position=position(app_id, "w-uns", 1))
+        )
         channel.close()
     finally:
         server.stop()

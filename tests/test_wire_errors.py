@@ -14,13 +14,15 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from executor_client import position
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb, state_backend_pb2_grpc as sb_grpc
-from google.rpc import error_details_pb2
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
+from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 from support import RedisServer, SidecarServer
 from test_tracing import OtlpReceiver, otel_env
 

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pynenc.builder import PynencBuilder
 
-_SETTINGS = ("tls", "tls_ca", "client_cert", "client_key", "token", "timeout_sec", "retry_attempts", "max_message_bytes")
+_SETTINGS = ("tls", "tls_ca", "client_cert", "client_key", "token", "timeout_sec", "retry_attempts",
+             "max_message_bytes")
 
 
 class SidecarBuilderPlugin:

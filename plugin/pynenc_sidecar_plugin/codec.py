@@ -26,7 +26,8 @@ from pynenc.runner.runner_context import RunnerContext
 from pynenc.state_backend.base_state_backend import InvocationHistory
 from pynenc.workflow import WorkflowIdentity
 
-from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 
 
 # --- payloads ------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import grpc
 
 from pynenc_sidecar_plugin import channel
 from pynenc_sidecar_plugin.conf import ConnectionSettings
-from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 
 # Stay under the server's per-request limits: 1..1000 items (UpsertInvocations, AddHistory,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pynenc import Pynenc, PynencBuilder
 from pynenc.identifiers.invocation_id import InvocationId
-from pynenc.workflow import WorkflowIdentity
 from pynenc.identifiers.task_id import TaskId
+from pynenc.workflow import WorkflowIdentity
 
 from pynenc_sidecar_plugin import SidecarStateBackend, channel
 from pynenc_sidecar_plugin.conf import DEFAULT_ADDRESS, ConfigSidecar, ConnectionSettings

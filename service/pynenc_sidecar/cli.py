@@ -323,8 +323,8 @@ def _finished_json(f: retention.Finished) -> dict:
 
 def _print_preview(args: argparse.Namespace, unit: str, targets: list[_PurgeTarget], head: dict, what: str = "") -> int:
     """A dry run's report: what the purge would delete, per target and in total."""
-    total = PurgeCounts(*(sum(getattr(t.counts, name) for t in targets) for name in ("workflows", "tasks", "entries")),
-                        unit)
+    total = PurgeCounts(sum(t.counts.workflows for t in targets), sum(t.counts.tasks for t in targets),
+                        sum(t.counts.entries for t in targets), unit)
 
     def counts_json(counts: PurgeCounts) -> dict:
         return {"workflows": counts.workflows, "tasks": counts.tasks, counts.unit: counts.entries}
@@ -400,7 +400,9 @@ def _health(args: argparse.Namespace, settings: config.Settings) -> int:
         return 1
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     serving = reply.status == health_pb2.HealthCheckResponse.SERVING
-    print(f"{address}{' ' + args.service if args.service else ''}: {status}", file=sys.stdout if serving else sys.stderr)
+    print(
+        f"{address}{' ' + args.service if args.service else ''}: {status}", file=sys.stdout if serving else sys.stderr
+    )
     return 0 if serving else 1
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, open_
 from pynenc_sidecar.storage.base import RunRecord
 from pynenc_sidecar_proto.v1 import common_pb2
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OPERATION_NAMES = {Kind.RANDOM: "random", Kind.TIME: "utc_now", Kind.UUID: "uuid", Kind.TASK: "task",
                     Kind.DATA_READ: "data_read", Kind.DATA_WRITE: "data_write"}
 MAX_CELL = 60  # text tables cut longer values (JSON output never does)

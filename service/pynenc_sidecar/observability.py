@@ -64,7 +64,8 @@ RUNNER_ID = "pynenc.runner.id"
 LEASE_GRANTED = "pynenc.lease.granted"
 LOG_OPERATIONS = "pynenc.log.operations"
 
-OPERATION_NAMES = {Kind.RANDOM: "random", Kind.TIME: "time", Kind.UUID: "uuid", Kind.TASK: "task", Kind.CUSTOM: "custom",
+OPERATION_NAMES = {Kind.RANDOM: "random", Kind.TIME: "time", Kind.UUID: "uuid", Kind.TASK: "task",
+                   Kind.CUSTOM: "custom",
                    Kind.DATA_READ: "data_read", Kind.DATA_WRITE: "data_write"}
 
 # Latency buckets in seconds: most calls take well under a millisecond.
@@ -445,7 +446,9 @@ def _configure_tracing(resource: Any, environ: Mapping[str, str]) -> None:
     provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
     exporters = _exporters("OTEL_TRACES_EXPORTER", environ) or ["otlp"]
     if "otlp" in exporters:
-        protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+        protocol = (
+            environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+        )
         if protocol != "grpc":
             log.warning("OTLP protocol %r is not supported: exporting traces with OTLP over gRPC", protocol)
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -475,9 +478,10 @@ def _set_global_provider(provider: Any) -> None:
 
 def _configure_metrics(resource: Any, port: int | None, host: str, environ: Mapping[str, str]) -> int | None:
     from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
-    readers = []
+    readers: list[MetricReader] = []
     bound_port = None
     if port is not None:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader

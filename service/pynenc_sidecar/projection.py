@@ -75,7 +75,7 @@ def args_id(arguments: dict[str, str]) -> str:
     hasher = hashlib.sha256()
     for key in sorted(arguments):
         hasher.update(f"{json.dumps(key, ensure_ascii=False)}={json.dumps(arguments[key], ensure_ascii=False)};"
-                      .encode("utf-8"))
+                      .encode())
     return hasher.hexdigest()
 
 

@@ -293,7 +293,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Rejects calls without a valid bearer token with UNAUTHENTICATED (health is open), and
     calls of a token bound to apps outside them with PERMISSION_DENIED."""
 
-    def __init__(self, tokens: Sequence[str | TokenGrant], open_prefixes: tuple[str, ...] = OPEN_METHOD_PREFIXES) -> None:
+    def __init__(
+        self, tokens: Sequence[str | TokenGrant], open_prefixes: tuple[str, ...] = OPEN_METHOD_PREFIXES
+    ) -> None:
         self.verifier = TokenVerifier(tokens)
         self.open_prefixes = open_prefixes
         self._rejected = 0

@@ -16,8 +16,8 @@ from pynenc_sidecar.connections import ConnectionSettings, open_file_budget
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.projection import StateProjection
-from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
+from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.validation import Limits
 from pynenc_sidecar.service.wire import MalformedRequestInterceptor
 from pynenc_sidecar.storage.base import Store
@@ -237,7 +237,7 @@ async def watch_readiness(ping, health_servicer: health.HealthServicer, names: l
     while True:
         try:
             answered = bool(await asyncio.wait_for(ping(), timeout=max(1.0, interval_s)))
-        except (Unavailable, asyncio.TimeoutError, OSError):
+        except (TimeoutError, Unavailable, OSError):
             answered = False
         except Exception:  # never let the probe die: an unexpected failure counts as not ready
             log.exception("readiness probe failed")

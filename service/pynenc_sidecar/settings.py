@@ -290,10 +290,12 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
            "OTEL_EXPORTER_OTLP_ENDPOINT (see docs/observability.md)", "PORT", "unset"),
     Option("sweep_interval", _positive_duration, "how often the server sweeps for workflows past --retention",
            "DURATION", "a tenth of --retention, at most 1h"),
-    Option("tls_cert", _pem("TLS certificate", "CERTIFICATE-----"), "serve TLS with this PEM certificate (chain); needs --tls-key", "FILE",
+    Option("tls_cert", _pem("TLS certificate", "CERTIFICATE-----"),
+           "serve TLS with this PEM certificate (chain); needs --tls-key", "FILE",
            "unset: plaintext"),
     Option("tls_key", _pem("TLS key", "PRIVATE KEY-----"), "the PEM private key of --tls-cert", "FILE", "unset"),
-    Option("tls_client_ca", _pem("client CA", "CERTIFICATE-----"), "mutual TLS: require every client to present a certificate signed "
+    Option("tls_client_ca", _pem("client CA", "CERTIFICATE-----"),
+           "mutual TLS: require every client to present a certificate signed "
            "by this PEM CA; needs --tls-cert", "FILE", "unset: no client certificates"),
     Option("auth_token_file", _token_file, "require a bearer token (metadata 'authorization: Bearer <token>') on "
            "every call but health checks: the accepted tokens, one a line ('#' comments), 16+ visible ASCII "
@@ -326,7 +328,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
 CONNECTION_SETTINGS = ["keepalive_time", "keepalive_timeout", "max_connection_idle", "max_connection_age",
                        "max_connection_age_grace", "handshake_timeout", "max_concurrent_streams", "max_connections"]
 SERVE = ["config", "host", "port", "redis_url", "data_file", "grace_period", "max_value_bytes",
-         "max_payload_bytes", "max_message_bytes", "log_level", "log_format", "metrics_port", "retention", "sweep_interval",
+         "max_payload_bytes", "max_message_bytes", "log_level", "log_format", "metrics_port", "retention",
+         "sweep_interval",
          "tls_cert", "tls_key", "tls_client_ca", "auth_token_file", "auth_token", "health_port",
          "readiness_interval", *CONNECTION_SETTINGS]
 STORE = ["config", "redis_url", "data_file", "log_level", "log_format"]  # tools that open the store
@@ -385,10 +388,12 @@ class Settings:
     def server_settings(self) -> ServerSettings:
         return ServerSettings(
             host=self.host, port=self.port, redis_url=self.redis_url, data_file=self.data_file or DEFAULT_DATA_FILE,
-            grace_period_s=self.grace_period, limits=Limits(max_value_bytes=self.max_value_bytes, max_payload_bytes=self.max_payload_bytes),
+            grace_period_s=self.grace_period, limits=Limits(max_value_bytes=self.max_value_bytes,
+                                                            max_payload_bytes=self.max_payload_bytes),
             max_message_bytes=self.max_message_bytes, metrics_port=self.metrics_port, retention_s=self.retention,
             sweep_interval_s=self.effective_sweep_interval,
-            tls=security.TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca) if self.tls_cert else None,
+            tls=security.TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca)
+            if self.tls_cert and self.tls_key else None,
             auth_tokens=self.auth_tokens(), health_port=self.health_port,
             readiness_interval_s=self.readiness_interval,
             connections=ConnectionSettings(
@@ -416,7 +421,9 @@ class Settings:
             elif name in _DURATIONS and value is not None:
                 value = format_duration(value)
             source = self.sources.get(name, "default")
-            parts.append(f"{name}={value if value is not None else '-'}" + ("" if source == "default" else f" ({source})"))
+            parts.append(
+                f"{name}={value if value is not None else '-'}" + ("" if source == "default" else f" ({source})")
+            )
         return ", ".join(parts)
 
 
@@ -504,8 +511,10 @@ def resolve(args: argparse.Namespace, names: Iterable[str], environ: Mapping[str
     message = values.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
     if "max_payload_bytes" in sources and payload >= message:
         # A payload that large could never arrive: the request holding it would be refused first.
-        raise SettingsError(f"--max-payload-bytes (from {sources['max_payload_bytes']}) is {payload}: it must be "
-                            f"below --max-message-bytes ({message}, from {sources.get('max_message_bytes', 'default')})")
+        raise SettingsError(
+            f"--max-payload-bytes (from {sources['max_payload_bytes']}) is {payload}: it must be "
+            f"below --max-message-bytes ({message}, from {sources.get('max_message_bytes', 'default')})"
+        )
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: v for k, v in values.items() if k in known}, sources=sources)
 

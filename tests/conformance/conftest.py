@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from conformance.test_store_conformance import Run
 from pynenc_sidecar.server import Stores
 from pynenc_sidecar.storage.base import Store
 from pynenc_sidecar.storage.redis_store import RedisStore
 from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
 from pynenc_sidecar.storage.sqlite_store import SqliteStore
 from pynenc_sidecar.storage.state_backend_store import RedisStateBackendStore
-from conformance.test_store_conformance import Run
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 
 from conformance.test_store_conformance import Run, whole_log
-
 from pynenc_sidecar.core.positions import origin_field
 from pynenc_sidecar.storage.base import Recorded, Store
 
@@ -90,7 +89,9 @@ def test_scan_log_brings_each_origin_with_its_value(store: Store, run: Run, app:
                     seen[field] = value
                     if field != "u:untraced":
                         i = int(field.split(":")[1])
-                        assert chunk.get(origin_field(field)) == f"{i:032x}{i:016x}", f"{field}'s origin not in its batch"
+                        assert chunk.get(origin_field(field)) == f"{i:032x}{i:016x}", (
+                            f"{field}'s origin not in its batch"
+                        )
         assert batches >= 2
         assert len(seen) == total + 1
         merged, _ = await whole_log(store, app, "wf", 200)

@@ -88,7 +88,8 @@ async def dump(stores: Stores, app_id: str) -> dict[str, Any]:
     with sqlite3.connect(path) as conn:
         tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         # sb_history rows are numbered by arrival (seq): compare them without it.
-        return {t: sorted(tuple(r[1:] if t == "sb_history" else r) for r in conn.execute(f"SELECT * FROM {t} WHERE app=?", (app_id,)))
+        return {t: sorted(tuple(r[1:] if t == "sb_history" else r)
+                          for r in conn.execute(f"SELECT * FROM {t} WHERE app=?", (app_id,)))
                 for t in tables}
 
 

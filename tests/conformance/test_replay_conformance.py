@@ -113,9 +113,15 @@ def test_a_data_write_is_applied_once_and_recorded(store: Store, run: Run, app: 
 def test_a_data_read_records_what_it_read_or_that_it_found_nothing(store: Store, run: Run, app: str) -> None:
     async def body() -> None:
         first, second = pos(Kind.DATA_READ, 1, "k"), pos(Kind.DATA_READ, 2, "k")
-        assert tuple(await store.record_data_read(app, WF, first.field, first.count_field, "k")) == (DATA_NOT_FOUND, False)
+        assert tuple(await store.record_data_read(app, WF, first.field, first.count_field, "k")) == (
+            DATA_NOT_FOUND,
+            False,
+        )
         await store.set_data(app, WF, "k", "null")
-        assert tuple(await store.record_data_read(app, WF, first.field, first.count_field, "k")) == (DATA_NOT_FOUND, True)
+        assert tuple(await store.record_data_read(app, WF, first.field, first.count_field, "k")) == (
+            DATA_NOT_FOUND,
+            True,
+        )
         assert tuple(await store.record_data_read(app, WF, second.field, second.count_field, "k")) == ("null", False)
         await store.set_data(app, WF, "k", "2")
         assert tuple(await store.record_data_read(app, WF, second.field, second.count_field, "k")) == ("null", True)
@@ -123,7 +129,10 @@ def test_a_data_read_records_what_it_read_or_that_it_found_nothing(store: Store,
         # reads and writes of a key, and other keys, are separate series
         assert pos(Kind.DATA_READ, 1, "k").count_field != pos(Kind.DATA_WRITE, 1, "k").count_field
         other = pos(Kind.DATA_READ, 1, "k:2")
-        assert tuple(await store.record_data_read(app, WF, other.field, other.count_field, "k:2")) == (DATA_NOT_FOUND, False)
+        assert tuple(await store.record_data_read(app, WF, other.field, other.count_field, "k:2")) == (
+            DATA_NOT_FOUND,
+            False,
+        )
 
     run(body())
 

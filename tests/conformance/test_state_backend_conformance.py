@@ -66,7 +66,9 @@ async def pages(fetch: Callable[[int, Any], Awaitable[list]], size: int, key=lam
     return out
 
 
-def inv(invocation_id: str, *, workflow: str = "", wtype: str = "", parent: str = "", event: str = "") -> InvocationRecord:
+def inv(
+    invocation_id: str, *, workflow: str = "", wtype: str = "", parent: str = "", event: str = ""
+) -> InvocationRecord:
     return InvocationRecord(invocation_id, "{}", workflow, wtype, parent, event)
 
 

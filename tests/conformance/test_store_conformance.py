@@ -217,7 +217,9 @@ def test_scan_log_returns_every_field_with_metadata(store: Store, run: Run, app:
 def test_scan_log_batches_a_large_log(store: Store, run: Run, app: str) -> None:
     async def body() -> None:
         for start in range(1, 2501, 250):
-            await asyncio.gather(*(store.record(app, "wf", f"u:{i}", "#n:u", f'"{i}"') for i in range(start, start + 250)))
+            await asyncio.gather(
+                *(store.record(app, "wf", f"u:{i}", "#n:u", f'"{i}"') for i in range(start, start + 250))
+            )
         merged, batches = await whole_log(store, app, "wf", 1000)
         assert len(merged) == 2501
         assert merged["#n:u"] == "2500"
@@ -230,7 +232,9 @@ def test_scan_log_batches_a_large_log(store: Store, run: Run, app: str) -> None:
 def test_scan_log_brings_the_base_time_in_its_first_batch(store: Store, run: Run, app: str) -> None:
     async def body() -> None:
         for start in range(1, 2501, 250):
-            await asyncio.gather(*(store.record(app, "wf", f"u:{i}", "#n:u", f'"{i}"') for i in range(start, start + 250)))
+            await asyncio.gather(
+                *(store.record(app, "wf", f"u:{i}", "#n:u", f'"{i}"') for i in range(start, start + 250))
+            )
         await store.record_time(app, "wf", "t:1", "#n:t", 123)
         batches = [chunk async for chunk in store.scan_log(app, "wf", 200)]
         assert len(batches) >= 2 and batches[0]["#base"] == "123"
@@ -245,7 +249,9 @@ def test_read_log_reads_a_small_log_at_once_and_declines_a_large_one(store: Stor
         await store.record_time(app, "wf", "t:1", "#n:t", 123)
         assert await store.read_log(app, "wf", 100) == (await whole_log(store, app, "wf", 1000))[0]
         for start in range(1, 2001, 250):
-            await asyncio.gather(*(store.record(app, "wf", f"u:{i}", "#n:u", f'"{i}"') for i in range(start, start + 250)))
+            await asyncio.gather(
+                *(store.record(app, "wf", f"u:{i}", "#n:u", f'"{i}"') for i in range(start, start + 250))
+            )
         assert await store.read_log(app, "wf", 1000) is None
         merged = await store.read_log(app, "wf", 4096)
         assert merged is not None and merged == (await whole_log(store, app, "wf", 1000))[0]

@@ -18,12 +18,16 @@ from pynenc import Pynenc
 from pynenc.runner import ThreadRunner
 from pynenc.serializer.base_serializer import BaseSerializer
 from pynenc.util.subclasses import get_all_subclasses
-
-from pynenc_sidecar_plugin import SidecarStateBackend
 from pynenc_tests import util
 from pynenc_tests.integration.combinations.conftest import *  # noqa: F403
-from pynenc_tests.integration.combinations.conftest import MEM_CLASSES, AppComponents, BackendFamily, build_test_combinations
+from pynenc_tests.integration.combinations.conftest import (
+    MEM_CLASSES,
+    AppComponents,
+    BackendFamily,
+    build_test_combinations,
+)
 
+from pynenc_sidecar_plugin import SidecarStateBackend
 
 # Left out: Pynenc 0.4.0's own all-SQLite run of this combination is flaky here (1 run in 8 of
 # its async tests hangs on "sqlite3.OperationalError: disk I/O error" between the runner's

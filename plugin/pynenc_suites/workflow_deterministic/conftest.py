@@ -3,10 +3,10 @@ whose state backend is the sidecar."""
 
 import pytest
 from pynenc import Pynenc
-
-from pynenc_sidecar_plugin import SidecarStateBackend
 from pynenc_tests.unit.workflow.conftest import *  # noqa: F403
 from pynenc_tests.unit.workflow.deterministic.conftest import *  # noqa: F403
+
+from pynenc_sidecar_plugin import SidecarStateBackend
 
 
 @pytest.fixture

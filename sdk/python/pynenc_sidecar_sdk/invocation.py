@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk.context import WorkflowIdentity
 from pynenc_sidecar_sdk.errors import TaskFailedError
 

@@ -8,13 +8,14 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
 
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk.context import RunContext, current_run
 from pynenc_sidecar_sdk.errors import LeaseNotHeldError, SidecarError, TaskFailedError
 
@@ -133,7 +134,7 @@ def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = Fa
             f"{invocation.invocation_id}, workflow {invocation.workflow.workflow_id}) held by {holder}: ")
     if not invocation.HasField("lease_expire_time"):
         return text + "its lease expiry is unknown"
-    expires = invocation.lease_expire_time.ToDatetime(tzinfo=timezone.utc)
+    expires = invocation.lease_expire_time.ToDatetime(tzinfo=UTC)
     at = expires.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     left = (expires - now).total_seconds()
     if left <= 0:
@@ -149,7 +150,7 @@ def wait_or_take_over(app: Any, invocation: de.TaskInvocation) -> tuple[de.TaskI
     slices = 0
     while invocation.status not in FINAL:
         log.log(logging.INFO if slices else logging.WARNING, "%s",
-                describe_wait(invocation, datetime.now(timezone.utc), again=slices > 0))
+                describe_wait(invocation, datetime.now(UTC), again=slices > 0))
         slices += 1
         reply = app.client.call(app.client.executor.WaitTask, de.WaitTaskRequest(
             app_id=app.app_id, invocation_id=invocation.invocation_id, runner_id=app.runner_id,

@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 INSTRUMENTATION_NAME = "pynenc_sidecar_sdk"
 DEFAULT_SERVICE_NAME = "pynenc-worker"
@@ -142,7 +142,7 @@ class _NoSpan:
     def __enter__(self) -> _NoSpan:
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
     def replayed(self, flag: bool, origin: Any = None) -> None:
@@ -182,7 +182,9 @@ def _origin_context(origin: Any) -> Any:
         trace_id, span_id = int(origin.trace_id, 16), int(origin.span_id, 16)
     except ValueError:
         return None
-    context = trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+    context = trace.SpanContext(
+        trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)
+    )
     return context if context.is_valid else None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import timestamp_pb2
 
@@ -11,7 +11,8 @@ from pynenc_sidecar.core.positions import DATA_NOT_FOUND, Kind, Position
 from pynenc_sidecar.core.tasks import RUNNING, TaskCall, TaskState, WorkflowRef
 from pynenc_sidecar.engine import LogBatch
 from pynenc_sidecar.storage.base import LeaseRequest
-from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 
 
 def timestamp(us: int) -> timestamp_pb2.Timestamp:
@@ -29,7 +30,7 @@ def task_invocation(state: TaskState) -> de.TaskInvocation:
         invocation_id=state.invocation_id,
         task_id=state.task_id,
         arguments_json=state.arguments_json,
-        status=state.status,
+        status=cast(common_pb2.InvocationStatus, state.status),  # an enum field takes its number
         workflow=workflow_identity(state.workflow),
         parent_invocation_id=state.parent_invocation_id,
     )
@@ -51,7 +52,7 @@ def task_lease(lease: LeaseRequest | None, expire_us: int) -> de.TaskLease | Non
 
 
 def recorded_operation(pos: Position, value: str, origin: str | None = None) -> de.RecordedOperation:
-    message = de.RecordedOperation(scope=pos.scope, kind=int(pos.kind), sequence=pos.sequence)
+    message = de.RecordedOperation(scope=pos.scope, kind=cast(de.OperationKind, int(pos.kind)), sequence=pos.sequence)
     if origin and len(origin) == 48:  # trace id (32 hex) + span id (16 hex), see observability.origin
         message.origin_span.trace_id, message.origin_span.span_id = origin[:32], origin[32:]
     if pos.kind is Kind.RANDOM:

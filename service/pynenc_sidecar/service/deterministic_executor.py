@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from pynenc_sidecar.core import outcomes
+from pynenc_sidecar.core.errors import InvalidArgument
 from pynenc_sidecar.core.positions import NAMED_KINDS, Kind, Position
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.engine import WorkflowEngine
@@ -21,7 +22,6 @@ from pynenc_sidecar.service.validation import (
     require_name,
     require_sequence,
 )
-from pynenc_sidecar.core.errors import InvalidArgument
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
@@ -40,7 +40,9 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         self.limits = limits
 
     # --- request parsing -------------------------------------------------------
-    def _position(self, request, kind: Kind, name: str = "", field: str = "position") -> tuple[str, WorkflowRef, Position]:
+    def _position(
+        self, request, kind: Kind, name: str = "", field: str = "position"
+    ) -> tuple[str, WorkflowRef, Position]:
         """The request's `position`, validated: (app id, caller's workflow, position)."""
         if not request.HasField(field):
             raise InvalidArgument(field, "is required")
@@ -84,7 +86,9 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         return app_id, pos
 
     def _lease_ttl(self, request, field: str = "lease_ttl") -> int:
-        return duration_us(getattr(request, field), request.HasField(field), field, LEASE_DEFAULT_S, LEASE_MIN_S, LEASE_MAX_S)
+        return duration_us(
+            getattr(request, field), request.HasField(field), field, LEASE_DEFAULT_S, LEASE_MIN_S, LEASE_MAX_S
+        )
 
     # --- values ----------------------------------------------------------------
     @handle_errors
@@ -228,7 +232,9 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         invocation_id = require_id(request.invocation_id, "invocation_id", self.limits)
         lease_id = require_id(request.lease_id, "lease_id", self.limits)
         expire_us = await self.engine.renew_lease(app_id, invocation_id, lease_id, self._lease_ttl(request))
-        return de.RenewTaskLeaseResponse(lease=de.TaskLease(lease_id=lease_id, expire_time=convert.timestamp(expire_us)))
+        return de.RenewTaskLeaseResponse(
+            lease=de.TaskLease(lease_id=lease_id, expire_time=convert.timestamp(expire_us))
+        )
 
     @handle_errors
     async def CompleteTask(self, request, context):
@@ -244,7 +250,9 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
             if refused is not None:  # the task's outcome all the same: recorded as its failure
                 state, accepted = await self.engine.refuse_result(app_id, invocation_id, lease_id, *refused)
                 return de.CompleteTaskResponse(invocation=convert.task_invocation(state), accepted=accepted)
-            state, accepted = await self.engine.complete_task(app_id, invocation_id, lease_id, request.result_json, None)
+            state, accepted = await self.engine.complete_task(
+                app_id, invocation_id, lease_id, request.result_json, None
+            )
         else:
             detail = request.error.detail_json
             if detail and len(detail.encode("utf-8")) <= limit:
@@ -266,7 +274,9 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         app_id = require_id(request.app_id, "app_id", self.limits)
         invocation_id = require_id(request.invocation_id, "invocation_id", self.limits)
         runner_id = optional_id(request.runner_id, "runner_id", self.limits)
-        timeout_us = duration_us(request.timeout, request.HasField("timeout"), "timeout", WAIT_DEFAULT_S, 0.0, WAIT_MAX_S)
+        timeout_us = duration_us(
+            request.timeout, request.HasField("timeout"), "timeout", WAIT_DEFAULT_S, 0.0, WAIT_MAX_S
+        )
         ttl_us = self._lease_ttl(request)
         deadline = time.monotonic() + timeout_us / 1e6
         if context.time_remaining() is not None:

@@ -40,7 +40,8 @@ def to_status(error: SidecarError) -> grpc.Status:
     details.append(info)
     if isinstance(error, InvalidArgument):
         details.append(error_details_pb2.BadRequest(
-            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.description)]
+            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=error.field,
+                                                                          description=error.description)]
         ))
     packed = []
     for detail in details:

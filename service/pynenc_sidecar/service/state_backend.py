@@ -17,9 +17,10 @@ from google.protobuf import json_format, timestamp_pb2
 from pynenc_sidecar import security
 from pynenc_sidecar.core.derivations import parse_json
 from pynenc_sidecar.core.errors import INVOCATION_NOT_FOUND, InvalidArgument, NotFound
-from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.core.masking import mask_config_json
-from pynenc_sidecar.service import convert, serialized_values as values
+from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.service import convert
+from pynenc_sidecar.service import serialized_values as values
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
 from pynenc_sidecar.service.paging import (
     REPLY_BUDGET_BYTES,
@@ -32,7 +33,8 @@ from pynenc_sidecar.service.paging import (
 )
 from pynenc_sidecar.service.validation import Limits, optional_id, require_id, require_json, require_name
 from pynenc_sidecar.storage.state_backend_store import InvocationRecord, StateBackendStore
-from pynenc_sidecar_proto.v1 import common_pb2, state_backend_pb2 as sb
+from pynenc_sidecar_proto.v1 import common_pb2
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 
 SERVICE_NAME = sb.DESCRIPTOR.services_by_name["StateBackendService"].full_name
@@ -292,7 +294,8 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
             raise InvalidArgument("workflow_id", "set workflow_id, workflow_type or both")
         ids, token = await _id_page(
             request, "ListInvocationIdsByWorkflow", (app_id, workflow_id, workflow_type),
-            lambda limit, after: self.store.invocation_ids_by_workflow(app_id, workflow_id, workflow_type, limit, after))
+            lambda limit, after: self.store.invocation_ids_by_workflow(app_id, workflow_id, workflow_type, limit,
+                                                                       after))
         return sb.ListInvocationIdsByWorkflowResponse(invocation_ids=ids, next_page_token=token)
 
     # --- history -----------------------------------------------------------------
@@ -430,7 +433,9 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         value = await self.store.get_workflow_data(*self._workflow_key(request))
         if value is None:
             return sb.GetWorkflowDataResponse(found=False)
-        return sb.GetWorkflowDataResponse(found=True, value_json=values.json_text(value), value=values.to_message(value))
+        return sb.GetWorkflowDataResponse(
+            found=True, value_json=values.json_text(value), value=values.to_message(value)
+        )
 
     @handle_errors
     async def SetWorkflowData(self, request, context):

@@ -79,7 +79,9 @@ def require_json_object(text: str, field: str, limits: Limits) -> str:
     return canonical_json(value)
 
 
-def duration_us(value: duration_pb2.Duration, present: bool, field: str, default_s: float, low_s: float, high_s: float) -> int:
+def duration_us(
+    value: duration_pb2.Duration, present: bool, field: str, default_s: float, low_s: float, high_s: float
+) -> int:
     if not present:
         return int(default_s * 1_000_000)
     seconds = value.seconds + value.nanos / 1e9

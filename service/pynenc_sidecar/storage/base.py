@@ -146,7 +146,9 @@ class Store(Protocol):
         state.workflow as a run (as store_workflow_run), in the same atomic step. Returns the
         state, whether the lease was granted, and whether the invocation was created."""
 
-    async def acquire_lease(self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int) -> tuple[TaskState, bool]:
+    async def acquire_lease(
+        self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int
+    ) -> tuple[TaskState, bool]:
         """Grant the lease when the task is unfinished with no live lease. TaskNotFound."""
 
     async def get_task(self, app_id: str, invocation_id: str) -> TaskState | None: ...

@@ -295,7 +295,9 @@ class RedisStore:
         return TaskState.from_fields(state.invocation_id, data), bool(granted), code == "created"
 
     @_unavailable_on_redis_errors
-    async def acquire_lease(self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int) -> tuple[TaskState, bool]:
+    async def acquire_lease(
+        self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int
+    ) -> tuple[TaskState, bool]:
         code, granted, data = await self._task_call(
             app_id, invocation_id, ["acquire", now_us, lease.lease_id, lease.ttl_us, lease.runner_id]
         )

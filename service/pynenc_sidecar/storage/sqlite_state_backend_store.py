@@ -211,7 +211,9 @@ class SqliteStateBackendStore:
                 conn.execute("INSERT INTO sb_exceptions VALUES (?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET"
                              " payload=excluded.payload", (app_id, invocation_id, projected.exception))
             if projected.runner is not None:
-                conn.execute("INSERT INTO sb_runners VALUES (?,?,?) ON CONFLICT DO NOTHING", (app_id, *projected.runner))
+                conn.execute(
+                    "INSERT INTO sb_runners VALUES (?,?,?) ON CONFLICT DO NOTHING", (app_id, *projected.runner)
+                )
             appended = 0
             for event in projected.events:
                 if conn.execute("INSERT INTO sb_projected VALUES (?,?,?) ON CONFLICT DO NOTHING",
@@ -246,8 +248,11 @@ class SqliteStateBackendStore:
 
     async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str,
                                          limit: int | None = None, after: str | None = None) -> list[str]:
-        conditions = [(column, value) for column, value in (("workflow_id", workflow_id), ("workflow_type", workflow_type))
-                      if value]
+        conditions = [
+            (column, value)
+            for column, value in (("workflow_id", workflow_id), ("workflow_type", workflow_type))
+            if value
+        ]
         if not conditions:
             return []
         where = " AND ".join(["app=?", *(f"{column}=?" for column, _ in conditions)])
@@ -298,7 +303,8 @@ class SqliteStateBackendStore:
     # --- results -----------------------------------------------------------------------
     async def _put(self, table: str, column: str, app_id: str, invocation_id: str, value: str) -> None:
         await self._run(lambda conn: conn.execute(
-            f"INSERT INTO {table} VALUES (?,?,?) ON CONFLICT (app, invocation) DO UPDATE SET {column}=excluded.{column}",
+            f"INSERT INTO {table} VALUES (?,?,?) ON CONFLICT (app, invocation) "
+            f"DO UPDATE SET {column}=excluded.{column}",
             (app_id, invocation_id, value)), write=True)
 
     async def set_result(self, app_id: str, invocation_id: str, result_json: str) -> None:
@@ -325,7 +331,9 @@ class SqliteStateBackendStore:
         return await self._value("SELECT value FROM sb_dvalues WHERE app=? AND workflow=? AND key=?",
                                  (app_id, workflow_id, key))
 
-    async def set_deterministic_value(self, app_id: str, workflow_id: str, key: str, value_json: str) -> tuple[str, bool]:
+    async def set_deterministic_value(
+        self, app_id: str, workflow_id: str, key: str, value_json: str
+    ) -> tuple[str, bool]:
         """Store unless stored; return (stored value, replayed)."""
         def step(conn: sqlite3.Connection) -> tuple[str, bool]:
             created = conn.execute(

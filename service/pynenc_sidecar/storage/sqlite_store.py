@@ -206,7 +206,9 @@ class SqliteStore:
         return None if row is None else row[0]
 
     @staticmethod
-    def _put_op(conn: sqlite3.Connection, app_id: str, workflow_id: str, field: str, value: str, *, replace: bool = True) -> None:
+    def _put_op(
+        conn: sqlite3.Connection, app_id: str, workflow_id: str, field: str, value: str, *, replace: bool = True
+    ) -> None:
         conflict = "DO UPDATE SET value=excluded.value" if replace else "DO NOTHING"
         conn.execute(
             f"INSERT INTO ops VALUES (?,?,?,?) ON CONFLICT (app, workflow, field) {conflict}",
@@ -437,7 +439,9 @@ class SqliteStore:
 
         return await self._run(step, write=True)
 
-    async def acquire_lease(self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int) -> tuple[TaskState, bool]:
+    async def acquire_lease(
+        self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int
+    ) -> tuple[TaskState, bool]:
         def step(conn: sqlite3.Connection) -> tuple[TaskState, bool]:
             granted = self._try_lease(conn, app_id, self._require_task(conn, app_id, invocation_id), lease)
             return self._require_task(conn, app_id, invocation_id), granted
@@ -460,7 +464,9 @@ class SqliteStore:
             if state.finished or state.lease_id != lease_id:
                 raise LeaseNotHeld(invocation_id)
             expire_us = self.clock_us() + ttl_us
-            conn.execute("UPDATE tasks SET lease_exp=? WHERE app=? AND invocation=?", (expire_us, app_id, invocation_id))
+            conn.execute(
+                "UPDATE tasks SET lease_exp=? WHERE app=? AND invocation=?", (expire_us, app_id, invocation_id)
+            )
             return expire_us
 
         return await self._run(step, write=True)

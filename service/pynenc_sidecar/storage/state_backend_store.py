@@ -58,9 +58,9 @@ from pynenc_sidecar.storage.redis_store import (
     PREFIX,
     _script,
     _unavailable_on_redis_errors,
+    app_tag,
     index_workflow_run,
     parse_task_key,
-    app_tag,
     workflow_tag,
 )
 
@@ -316,7 +316,9 @@ class StateBackendStore(Protocol):
 
     async def get_deterministic_value(self, app_id: str, workflow_id: str, key: str) -> str | None: ...
 
-    async def set_deterministic_value(self, app_id: str, workflow_id: str, key: str, value_json: str) -> tuple[str, bool]:
+    async def set_deterministic_value(
+        self, app_id: str, workflow_id: str, key: str, value_json: str
+    ) -> tuple[str, bool]:
         """Store unless stored (first writer wins, atomically); return (stored value, replayed)."""
 
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
@@ -689,7 +691,9 @@ class RedisStateBackendStore:
             after = (page[-1][1], page[-1][0])
 
     @_unavailable_on_redis_errors
-    async def _zrange_page(self, key: str, low: str, high: str, size: int, after: Cursor | None) -> list[tuple[str, float]]:
+    async def _zrange_page(
+        self, key: str, low: str, high: str, size: int, after: Cursor | None
+    ) -> list[tuple[str, float]]:
         """Up to `size` (member, score) in [low, high] after the cursor, in zset order.
 
         Keyset paging from the last (score, member) seen, not offsets: members added
@@ -737,7 +741,9 @@ class RedisStateBackendStore:
         return await self.client.hget(workflow_tag(app_id, workflow_id) + ":dv", key)
 
     @_unavailable_on_redis_errors
-    async def set_deterministic_value(self, app_id: str, workflow_id: str, key: str, value_json: str) -> tuple[str, bool]:
+    async def set_deterministic_value(
+        self, app_id: str, workflow_id: str, key: str, value_json: str
+    ) -> tuple[str, bool]:
         """Store unless stored; return (stored value, replayed)."""
         hash_key = workflow_tag(app_id, workflow_id) + ":dv"
         async with self.client.pipeline(transaction=True) as pipe:

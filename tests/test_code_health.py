@@ -1,0 +1,79 @@
+"""Lint and types, enforced by the suite: ruff clean on every Python tree; mypy clean on every
+package that already is, and its remaining errors pinned so they can only go down (CONTRIBUTING.md)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINTED = ["service", "sdk/python", "plugin", "tests", "scripts", "bench", "examples"]
+
+# The errors mypy still finds, where it finds them (issue 15). Everything else it checks (core/,
+# service/, the top-level server modules but these, and the SDK) is clean and must stay so.
+# storage/: redis-py types replies as bytes | str although the stores decode them; server.py:
+# the stores' decorated methods do not yet match the Store protocols; inspector.py: Store has
+# no ping(); cli.py: a purge target's `finished` is optional to the type checker.
+# Fix some, then lower the count here in the same commit.
+PINNED_MYPY_ERRORS = {
+    "service/pynenc_sidecar/storage/": 44,
+    "service/pynenc_sidecar/server.py": 2,
+    "service/pynenc_sidecar/inspector.py": 1,
+    "service/pynenc_sidecar/cli.py": 1,
+}
+ERROR_LINE = re.compile(r"(?P<path>[^:\s]+\.pyi?):\d+: error: ")
+
+
+def test_ruff_finds_no_violation():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", *LINTED], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, (
+        f"ruff check {' '.join(LINTED)} found violations; `ruff check --fix` mends the sortable ones:\n"
+        + result.stdout + result.stderr
+    )
+
+
+@pytest.fixture(scope="module")
+def mypy_errors() -> list[tuple[str, str]]:
+    """(path, line) of every error mypy reports with pyproject.toml's configuration."""
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode in (0, 1), f"mypy did not run (exit {result.returncode}):\n{result.stdout}{result.stderr}"
+    return [(m["path"], line) for line in result.stdout.splitlines() if (m := ERROR_LINE.match(line))]
+
+
+def _pinned_prefix(path: str) -> str | None:
+    return next((prefix for prefix in PINNED_MYPY_ERRORS if path.startswith(prefix)), None)
+
+
+def test_mypy_is_clean_outside_the_pinned_modules(mypy_errors):
+    new = [line for path, line in mypy_errors if _pinned_prefix(path) is None]
+    assert not new, "mypy errors in modules that were clean; fix them:\n" + "\n".join(new)
+
+
+def test_the_pinned_mypy_errors_only_go_down(mypy_errors):
+    found = Counter(_pinned_prefix(path) for path, _ in mypy_errors)
+    changed = {prefix: (pinned, found[prefix]) for prefix, pinned in PINNED_MYPY_ERRORS.items()
+               if found[prefix] != pinned}
+    worse = {prefix: counts for prefix, counts in changed.items() if counts[1] > counts[0]}
+    assert not worse, (
+        f"more mypy errors than pinned (pinned, found): {worse!r}; fix the new ones:\n"
+        + "\n".join(line for path, line in mypy_errors if _pinned_prefix(path) in worse)
+    )
+    assert not changed, (
+        "fewer mypy errors than pinned (pinned, found): " + repr(changed)
+        + "; lower PINNED_MYPY_ERRORS in tests/test_code_health.py to the found counts"
+    )
+
+
+def test_the_wheel_ships_type_markers_and_the_license(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "--wheel-dir", str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("pynenc_sidecar-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"pynenc_sidecar_sdk/py.typed", "pynenc_sidecar_proto/py.typed"} <= names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), sorted(names)
