@@ -42,7 +42,8 @@ def server(request) -> SidecarServer:
 @pytest.fixture()
 def pynenc_bin():
     if not (PYNENC_BIN / "python").exists():
-        pytest.fail(f"{PYNENC_BIN / 'python'} is missing: scripts/test creates it (Python 3.12, pynenc[monitor], the plugin)")
+        pytest.fail(f"{PYNENC_BIN / 'python'} is missing: scripts/test creates it "
+                    "(Python 3.12, pynenc[monitor], the plugin)")
     return PYNENC_BIN
 
 
@@ -98,7 +99,8 @@ def _run_sdk_seed(server: SidecarServer, workflow_id: str) -> dict:
 
 
 def _payment_id(server: SidecarServer, workflow_id: str) -> str:
-    from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb, state_backend_pb2_grpc as sb_grpc
+    from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
+    from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 
     with server.channel() as channel:
         reply = sb_grpc.StateBackendServiceStub(channel).ListWorkflowSubInvocations(
