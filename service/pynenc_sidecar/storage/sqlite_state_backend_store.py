@@ -10,7 +10,8 @@ Tables (besides SqliteStore's ops, data, tasks, runs):
     sb_apps        (app)                  -> app info payload (discovery lists all apps)
     sb_invocations (app, invocation)      -> workflow_id, workflow_type, parent, payload, parent_event
     sb_history     seq (arrival order)    -> app, invocation, ts_us, payload, digest
-    sb_history_payloads (app, digest)     -> payload, refs: a history payload stored once
+    sb_history_payloads (app, digest)     -> payload: a history payload stored once
+    sb_history_refs     (app, digest)     -> how many history entries name it
     sb_results     (app, invocation)      -> result JSON
     sb_exceptions  (app, invocation)      -> exception payload
     sb_dvalues     (app, workflow, key)   -> deterministic value, first writer wins
@@ -19,8 +20,9 @@ Tables (besides SqliteStore's ops, data, tasks, runs):
     sb_projected   (app, invocation, event)  history entries projected from the executor, each once
 
 A history entry names its payload by SHA-256 (sb_history.digest, its payload column empty):
-one AddHistory for 1,000 invocations stores its execution context once, with refs counting
-the entries that name it; purge_workflow lowers the count of the entries it deletes and
+one AddHistory for 1,000 invocations stores its execution context once, with sb_history_refs
+counting the entries that name it (a table of its own: SQLite rewrites a whole row on
+UPDATE, so a count beside the payload would rewrite the payload at every entry); purge_workflow lowers the count of the entries it deletes and
 deletes a payload none names any more. Rows written before that hold the payload inline
 (digest NULL) and are read as they are.
 
@@ -69,8 +71,9 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS sb_history_by_time ON sb_history (app, ts_us, seq)",
     # _ensure_schema adds sb_history.digest to older files first.
     """CREATE TABLE IF NOT EXISTS sb_history_payloads (
-        app TEXT NOT NULL, digest BLOB NOT NULL, payload TEXT NOT NULL, refs INTEGER NOT NULL,
-        PRIMARY KEY (app, digest))""",
+        app TEXT NOT NULL, digest BLOB NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (app, digest))""",
+    """CREATE TABLE IF NOT EXISTS sb_history_refs (
+        app TEXT NOT NULL, digest BLOB NOT NULL, refs INTEGER NOT NULL, PRIMARY KEY (app, digest)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS sb_history_by_invocation ON sb_history (app, invocation, ts_us, seq)",
     """CREATE TABLE IF NOT EXISTS sb_results (
         app TEXT NOT NULL, invocation TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (app, invocation))""",
@@ -106,8 +109,9 @@ def _insert_history(conn: sqlite3.Connection, app_id: str, invocation_ids: list[
                     payload: str) -> None:
     """One entry per id, naming the payload stored once (its count raised by as many)."""
     digest = bytes.fromhex(payload_digest(payload))
-    conn.execute("INSERT INTO sb_history_payloads VALUES (?,?,?,?) ON CONFLICT (app, digest) DO UPDATE SET"
-                 " refs = refs + excluded.refs", (app_id, digest, payload, len(invocation_ids)))
+    conn.execute("INSERT INTO sb_history_payloads VALUES (?,?,?) ON CONFLICT DO NOTHING", (app_id, digest, payload))
+    conn.execute("INSERT INTO sb_history_refs VALUES (?,?,?) ON CONFLICT (app, digest) DO UPDATE SET"
+                 " refs = refs + excluded.refs", (app_id, digest, len(invocation_ids)))
     conn.executemany("INSERT INTO sb_history (app, invocation, ts_us, payload, digest) VALUES (?,?,?,'',?)",
                      [(app_id, i, timestamp_us, digest) for i in invocation_ids])
 
@@ -120,11 +124,14 @@ def _drop_history(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> 
     if not named:
         return deleted + Counter(sb_history=conn.execute("DELETE FROM sb_history WHERE app=? AND invocation=?",
                                                          (app_id, invocation_id)).rowcount)
-    conn.executemany("UPDATE sb_history_payloads SET refs = refs - ? WHERE app=? AND digest=?",
+    conn.executemany("UPDATE sb_history_refs SET refs = refs - ? WHERE app=? AND digest=?",
                      [(count, app_id, digest) for digest, count in named])
+    unnamed = [(digest,) for digest, _ in named if conn.execute(
+        "SELECT refs FROM sb_history_refs WHERE app=? AND digest=?", (app_id, digest)).fetchone()[0] <= 0]
+    conn.executemany("DELETE FROM sb_history_refs WHERE app=? AND digest=?", [(app_id, d) for (d,) in unnamed])
+    deleted["sb_history_refs"] += len(unnamed)
     deleted["sb_history_payloads"] += conn.executemany(
-        "DELETE FROM sb_history_payloads WHERE app=? AND digest=? AND refs <= 0",
-        [(app_id, digest) for digest, _ in named]).rowcount
+        "DELETE FROM sb_history_payloads WHERE app=? AND digest=?", [(app_id, d) for (d,) in unnamed]).rowcount
     deleted["sb_history"] += conn.execute("DELETE FROM sb_history WHERE app=? AND invocation=?",
                                           (app_id, invocation_id)).rowcount
     return deleted
