@@ -33,8 +33,8 @@ for i = 10, #ARGV, 4 do
     local digest = ARGV[i + 3]
     redis.call('HSETNX', KEYS[11], digest, ARGV[i + 2])
     redis.call('HINCRBY', KEYS[12], digest, 1)
-    local member = string.format('%016x', redis.call('INCR', KEYS[1])) .. ':' .. digest .. '|' .. ARGV[2]
-    redis.call('ZADD', KEYS[2], ARGV[i + 1], member)
+    local member = string.format('%016x', redis.call('INCR', KEYS[1])) .. ':' .. digest
+    redis.call('ZADD', KEYS[2], ARGV[i + 1], member .. '|' .. ARGV[2])
     redis.call('ZADD', KEYS[4], ARGV[i + 1], member)
     appended = appended + 1
   end

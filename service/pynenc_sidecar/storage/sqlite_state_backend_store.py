@@ -108,7 +108,7 @@ _PAYLOAD_JOIN = "LEFT JOIN sb_history_payloads p ON p.app = h.app AND p.digest =
 def _insert_history(conn: sqlite3.Connection, app_id: str, invocation_ids: list[str], timestamp_us: int,
                     payload: str) -> None:
     """One entry per id, naming the payload stored once (its count raised by as many)."""
-    digest = bytes.fromhex(payload_digest(payload))
+    digest = payload_digest(payload)
     conn.execute("INSERT INTO sb_history_payloads VALUES (?,?,?) ON CONFLICT DO NOTHING", (app_id, digest, payload))
     conn.execute("INSERT INTO sb_history_refs VALUES (?,?,?) ON CONFLICT (app, digest) DO UPDATE SET"
                  " refs = refs + excluded.refs", (app_id, digest, len(invocation_ids)))

@@ -21,8 +21,8 @@ Redis key layout (ids escaped with core.positions.escape; see redis_store for th
     psc:{<app>}:invs_by_event:<ev> zset*   invocations whose parent event is <ev>
     psc:{<app>}:timeline           zset    every history entry of the app
     psc:{<app>}:hist_seq           string  counter that makes history members unique
-    psc:{<app>}:hist_payloads      hash    SHA-256 hex -> history payload, stored once
-    psc:{<app>}:hist_refs          hash    SHA-256 hex -> how many history entries name it
+    psc:{<app>}:hist_payloads      hash    payload digest -> history payload, stored once
+    psc:{<app>}:hist_refs          hash    payload digest -> how many history entries name it
     psc:{<app>}:runners            hash    runner id -> runner context payload
     psc:{<app>}:runner_ids         zset*   the runners' ids (paged search)
     psc:apps                       hash    app id -> app info payload (discovery, all apps)
@@ -33,16 +33,18 @@ last id seen (bounded memory, nothing repeated or skipped when ids are added mea
 Versions before paging kept these as sets: a script meeting a set converts it first
 (_AS_ZSET), and :runner_ids is built from :runners when missing.
 
-History members are "<seq:016x>:<payload digest>|<escaped invocation id>", scored by the
+A history entry is "<seq:016x>:<payload digest>" in its invocation's :hist and
+"<seq:016x>:<payload digest>|<escaped invocation id>" in the app's :timeline, scored by the
 entry's time in microseconds: the sequence keeps identical entries apart and orders entries
 of the same microsecond by arrival, and the escaped id (which never holds '|') lets a
-time-range scan name the invocation. The payload itself is stored once per app under its
-SHA-256 (:hist_payloads), with a count of the entries naming it (:hist_refs): one AddHistory
-for 1,000 invocations stores its execution context once, not 2,000 times (timeline and
-history). A purge drops the references of the entries it deletes and a payload with none
-left (_DROP_HISTORY); purge_app deletes both hashes with the app's other keys.
-Members written before that held the payload inline, "<seq:016x>|<escaped id>|<payload>"
-(three fields: a digest member has two); they are still read as they are.
+time-range scan name the invocation. The digest is the payload's SHA-256, unpadded base64url
+(43 characters, so that a :hist member stays within Redis's compact listpack encoding, 64
+bytes). The payload itself is stored once per app under it (:hist_payloads), with a count of
+the entries naming it (:hist_refs): one AddHistory for 1,000 invocations stores its execution
+context once, not 2,000 times. A purge drops the references of the entries it deletes and a
+payload with none left (_DROP_HISTORY); purge_app deletes both hashes with the app's other keys.
+Entries written before that held the payload inline, "<seq:016x>|<escaped id>|<payload>" in
+both zsets (three fields: a digest member has one or two); they are still read as they are.
 
 Payloads are opaque text to this module: the service layer decides their encoding.
 Writes touching several keys run in one MULTI (or one Lua script). They span several hash
@@ -51,6 +53,7 @@ tags, so on Redis Cluster those would need to be split; on one Redis they are at
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -131,8 +134,8 @@ local last = redis.call('INCRBY', KEYS[1], n)
 redis.call('HSETNX', KEYS[3], ARGV[3], ARGV[2])
 redis.call('HINCRBY', KEYS[4], ARGV[3], n)
 for i = 1, n do
-  local member = string.format('%016x', last - n + i) .. ':' .. ARGV[3] .. '|' .. ARGV[i + 3]
-  redis.call('ZADD', KEYS[2], ARGV[1], member)
+  local member = string.format('%016x', last - n + i) .. ':' .. ARGV[3]
+  redis.call('ZADD', KEYS[2], ARGV[1], member .. '|' .. ARGV[i + 3])
   redis.call('ZADD', KEYS[i + 4], ARGV[1], member)
 end
 return n
@@ -141,16 +144,21 @@ return n
 # A purge takes the invocations' entries out of the app timeline and drops their payload
 # references; a payload goes when no entry names it any more. Run inside the purge's MULTI,
 # so it sees entries added up to the moment of the purge. KEYS: timeline, payloads,
-# references, then the history zsets (deleted by the purge itself).
+# references, then the history zsets (deleted by the purge itself). ARGV: the escaped
+# invocation id of each history zset.
 _DROP_HISTORY = """
 local dropped = 0
 for k = 4, #KEYS do
   for _, member in ipairs(redis.call('ZRANGE', KEYS[k], 0, -1)) do
-    redis.call('ZREM', KEYS[1], member)
-    local digest = string.match(member, '^[0-9a-f]+:([0-9a-f]+)|')
-    if digest and redis.call('HINCRBY', KEYS[3], digest, -1) <= 0 then
-      redis.call('HDEL', KEYS[3], digest)
-      redis.call('HDEL', KEYS[2], digest)
+    if string.find(member, '|', 1, true) then  -- an inline entry: the same member in both
+      redis.call('ZREM', KEYS[1], member)
+    else
+      redis.call('ZREM', KEYS[1], member .. '|' .. ARGV[k - 3])
+      local digest = string.sub(member, 18)
+      if redis.call('HINCRBY', KEYS[3], digest, -1) <= 0 then
+        redis.call('HDEL', KEYS[3], digest)
+        redis.call('HDEL', KEYS[2], digest)
+      end
     end
     dropped = dropped + 1
   end
@@ -293,6 +301,7 @@ class _PurgePlan:
     keys: list[str] = field(default_factory=list)
     set_members: dict[str, list[str]] = field(default_factory=dict)
     histories: list[str] = field(default_factory=list)
+    history_ids: list[str] = field(default_factory=list)  # the invocation of each history key
     runs: list[WorkflowRef] = field(default_factory=list)
 
 
@@ -301,18 +310,23 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-def payload_digest(payload: str) -> str:
-    """The key a history payload is stored under, once per app."""
-    return hashlib.sha256(payload.encode()).hexdigest()
+def payload_digest(payload: str) -> bytes:
+    """The SHA-256 a history payload is stored under, once per app."""
+    return hashlib.sha256(payload.encode()).digest()
 
 
-def _member_parts(member: str) -> tuple[int, str, str | None, str]:
-    """(sequence, escaped invocation id, inline payload or None, payload digest or "")."""
-    head, escaped_id, *inline = member.split("|", 2)
-    if inline:  # written before payloads were stored once
-        return int(head, 16), escaped_id, inline[0], ""
+def _redis_digest(payload: str) -> str:
+    return base64.urlsafe_b64encode(payload_digest(payload)).rstrip(b"=").decode()
+
+
+def _member_parts(member: str) -> tuple[int, str | None, str | None, str]:
+    """(sequence, escaped invocation id (None in a :hist member), inline payload or None,
+    payload digest or "")."""
+    head, *rest = member.split("|", 2)
+    if len(rest) == 2:  # written before payloads were stored once
+        return int(head, 16), rest[0], rest[1], ""
     seq, digest = head.split(":", 1)
-    return int(seq, 16), escaped_id, None, digest
+    return int(seq, 16), rest[0] if rest else None, None, digest
 
 
 def _member_seq(member: str) -> int:
@@ -529,7 +543,8 @@ class RedisStateBackendStore:
                     atag = app_tag(app_id)
                     # Before the deletes, in the same MULTI: it reads the history zsets.
                     await self._drop_history(keys=[atag + ":timeline", atag + ":hist_payloads", atag + ":hist_refs",
-                                                   *plan.histories], client=pipe)
+                                                   *plan.histories],
+                                             args=[escape(i) for i in plan.history_ids], client=pipe)
                     for key in plan.keys:
                         pipe.delete(key)
                     for key, members in plan.set_members.items():
@@ -575,6 +590,7 @@ class RedisStateBackendStore:
                     if index != tag + ":invs":
                         plan.set_members.setdefault(index, []).append(invocation_id)
             plan.histories.append(self._inv(app_id, invocation_id, "hist"))
+            plan.history_ids.append(invocation_id)
         # Its runs: as given, else as its main task names it, else found in the run index.
         found = list(runs or [])
         main_task = await pipe.hget(self._inv(app_id, workflow_id, "task"), "wf")
@@ -696,7 +712,7 @@ class RedisStateBackendStore:
                 "0" if projected.result_json is None else "1", projected.exception or "", runner_id,
                 runner_payload, "1" if projected.sub_invocation_of else "0"]
         for event in projected.events:
-            args += [event.event_id, event.timestamp_us, event.payload, payload_digest(event.payload)]
+            args += [event.event_id, event.timestamp_us, event.payload, _redis_digest(event.payload)]
         return int(await self._project(keys=keys, args=args))
 
     @_unavailable_on_redis_errors
@@ -737,12 +753,14 @@ class RedisStateBackendStore:
         tag = app_tag(app_id)
         keys = [tag + ":hist_seq", tag + ":timeline", tag + ":hist_payloads", tag + ":hist_refs",
                 *(self._inv(app_id, i, "hist") for i in ids)]
-        await self._add_history(keys=keys, args=[timestamp_us, payload, payload_digest(payload),
+        await self._add_history(keys=keys, args=[timestamp_us, payload, _redis_digest(payload),
                                                  *(escape(i) for i in ids)])
 
-    async def _records(self, app_id: str, rows: list[tuple[str, float]], first_rank: int = 0) -> list[HistoryRecord]:
-        """The history entries of zset rows, their payloads read from where they are stored
-        once. An entry whose payload is gone was purged since the rows were read: left out."""
+    async def _records(self, app_id: str, rows: list[tuple[str, float]], first_rank: int = 0,
+                       invocation_id: str = "") -> list[HistoryRecord]:
+        """The history entries of zset rows (of the invocation's :hist when given, else of the
+        timeline), their payloads read from where they are stored once. An entry whose
+        payload is gone was purged since the rows were read: left out."""
         parts = [_member_parts(member) for member, _ in rows]
         digests = sorted({digest for _, _, inline, digest in parts if inline is None})
         stored = dict(zip(digests, await self.client.hmget(app_tag(app_id) + ":hist_payloads", digests))) \
@@ -751,7 +769,8 @@ class RedisStateBackendStore:
         for i, ((seq, escaped_id, inline, digest), (_, score)) in enumerate(zip(parts, rows)):
             payload = inline if inline is not None else stored[digest]
             if payload is not None:
-                records.append(HistoryRecord(unescape(escaped_id), int(score), payload,
+                records.append(HistoryRecord(invocation_id if escaped_id is None else unescape(escaped_id),
+                                             int(score), payload,
                                              (int(score), seq, first_rank + i)))
         return records
 
@@ -767,11 +786,11 @@ class RedisStateBackendStore:
             stop = -1 if limit is None else rank + limit
             rows = await self.client.zrange(key, rank, stop, withscores=True)
             if rows and (int(rows[0][1]), _member_seq(rows[0][0])) == (ts_us, seq):
-                return await self._records(app_id, rows[1:], rank + 1)
+                return await self._records(app_id, rows[1:], rank + 1, invocation_id)
             start = await self._rank_after(key, ts_us, seq)
         stop = -1 if limit is None else start + limit - 1
         rows = await self.client.zrange(key, start, stop, withscores=True)
-        return await self._records(app_id, rows, start)
+        return await self._records(app_id, rows, start, invocation_id)
 
     async def _rank_after(self, key: str, ts_us: int, seq: int) -> int:
         """The rank of the first entry after (ts_us, seq): those of earlier times, then those
