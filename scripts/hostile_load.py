@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Hostile load, bounded and on loopback only: the figures of issue 12, cases 3, 4, 5, 7, 8, 9.
+"""Hostile load, bounded and on loopback only: the figures of issue 12, cases 2 to 9 (not 1:
+see scripts/measure_history_read.py).
 
     .venv/bin/python scripts/hostile_load.py                      # this tree
     .venv/bin/python scripts/hostile_load.py --source /tmp/old    # another checkout (before/after)
@@ -10,11 +11,15 @@ repository's virtualenv; each case starts its own redis-server and sidecars on f
 ports and stops them by PID. Settings that a tree does not know are not passed, so an older
 checkout runs with its defaults.
 
+  2  one AddHistory of 1,000 ids sharing a 100 KiB execution context: bytes it adds to Redis
+     (used_memory) and to the SQLite file (pages in use), against the request's size
   3  SQLite, concurrent AddHistory over gRPC: calls, and how many failed INTERNAL
   4  garbage request bytes: the status codes returned, and traceback lines in the server log
   5  1,100 TCP connections that never send a byte, server soft open-file limit 1024: of 20 new
      clients how many were served (2 s deadline each), and how many of the silent ones were
      still open then and 30 s later
+  6  20,000 history entries on one timestamp (20 AddHistory of 1,000 ids): seconds to stream
+     them at batch 100 (StreamHistoryInTimeRange, StreamInvocationsInTimeRange), both stores
   7  a second replica under `faketime` 2 s fast, a 3 s lease asked for 1.5 s after it was
      granted: takeovers of a live lease in 10 tries, on Redis and on SQLite
   8  a token bound to app A (an unbound token on a tree without app binding): calls on app B
@@ -84,6 +89,99 @@ def seconds(value: float) -> duration_pb2.Duration:
 
 
 # --- 3: SQLite concurrent AddHistory ---------------------------------------------------------------
+# --- 2: storage per AddHistory --------------------------------------------------------------------
+def _stored_bytes(redis_url: str | None, data_file: str) -> int:
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        try:
+            return int(client.info("memory")["used_memory"])
+        finally:
+            client.close()
+    import sqlite3
+
+    conn = sqlite3.connect(data_file)
+    try:
+        (pages,), (free,), (size,) = (conn.execute(f"PRAGMA {p}").fetchone()
+                                      for p in ("page_count", "freelist_count", "page_size"))
+        return (pages - free) * size
+    finally:
+        conn.close()
+
+
+def case_2(tree: Tree, ids: int = 1000, context_kib: int = 100) -> dict:
+    results = {}
+    redis_server = RedisServer().start()
+    directory = tempfile.mkdtemp(prefix="hostile-2-")
+    try:
+        for store in ("redis", "sqlite"):
+            redis_url = redis_server.url if store == "redis" else None
+            data_file = f"{directory}/state.db"
+            server = tree.server(redis_url, data_file).start()
+            try:
+                with server.channel() as channel:
+                    stub = sb_grpc.StateBackendServiceStub(channel)
+                    # Tables (SQLite) and scripts (Redis) exist before the measured call.
+                    stub.AddHistory(sb.AddHistoryRequest(app_id="warm", invocation_ids=["w"],
+                                                         history=sb.InvocationHistory(status=RUNNING)), timeout=30)
+                    request = sb.AddHistoryRequest(
+                        app_id="hostile", invocation_ids=[str(uuid.uuid4()) for _ in range(ids)],
+                        history=sb.InvocationHistory(status=RUNNING, execution_context_json=json.dumps(
+                            {"pad": "x" * (context_kib * 1024)})))
+                    before = _stored_bytes(redis_url, data_file)
+                    stub.AddHistory(request, timeout=120)
+                    added = _stored_bytes(redis_url, data_file) - before
+            finally:
+                server.stop()
+            results[store] = {"request_bytes": request.ByteSize(), "added_bytes": added,
+                              "ratio": round(added / request.ByteSize(), 1)}
+    finally:
+        redis_server.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+    return results
+
+
+# --- 6: time-range paging over ties ---------------------------------------------------------------
+def case_6(tree: Tree, calls: int = 20, ids_per_call: int = 1000, batch: int = 100) -> dict:
+    results = {}
+    redis_server = RedisServer().start()
+    directory = tempfile.mkdtemp(prefix="hostile-6-")
+    try:
+        for store in ("redis", "sqlite"):
+            redis_url = redis_server.url if store == "redis" else None
+            server = tree.server(redis_url, f"{directory}/state.db").start()
+            try:
+                with server.channel() as channel:
+                    stub = sb_grpc.StateBackendServiceStub(channel)
+                    entry = sb.InvocationHistory(status=RUNNING)
+                    entry.timestamp.FromMicroseconds(1_700_000_000_000_000)
+                    for call in range(calls):
+                        stub.AddHistory(sb.AddHistoryRequest(
+                            app_id="ties", invocation_ids=[f"inv-{call}-{n}" for n in range(ids_per_call)],
+                            history=entry), timeout=60)
+                    window = {"app_id": "ties", "batch_size": batch}
+                    start, end = entry.timestamp, entry.timestamp
+                    figures = {"entries": calls * ids_per_call, "batch": batch}
+                    for name, method, field_name in (
+                            ("history", stub.StreamHistoryInTimeRange, "history"),
+                            ("invocations", stub.StreamInvocationsInTimeRange, "invocation_ids")):
+                        request_type = (sb.StreamHistoryInTimeRangeRequest if name == "history"
+                                        else sb.StreamInvocationsInTimeRangeRequest)
+                        started = time.monotonic()
+                        got = sum(len(getattr(reply, field_name)) for reply in method(
+                            request_type(start_time=start, end_time=end, **window), timeout=600))
+                        figures[f"{name}_seconds"] = round(time.monotonic() - started, 2)
+                        figures[f"{name}_streamed"] = got
+            finally:
+                server.stop()
+            results[store] = figures
+    finally:
+        redis_server.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
+    return results
+
+
 def case_3(tree: Tree, calls: int = 20_000, in_flight: int = 64) -> dict:
     directory = tempfile.mkdtemp(prefix="hostile-3-")
     server = tree.server(None, data_file=f"{directory}/state.db").start()
@@ -330,7 +428,7 @@ def case_9(tree: Tree) -> dict:
     return {"traces": len(callers), "spans": len(spans), "error_spans": len(errors), "error_span_names": errors}
 
 
-CASES = {"3": case_3, "4": case_4, "5": case_5, "7": case_7, "8": case_8, "9": case_9}
+CASES = {"2": case_2, "3": case_3, "4": case_4, "5": case_5, "6": case_6, "7": case_7, "8": case_8, "9": case_9}
 
 
 def main() -> int:

@@ -9,13 +9,22 @@ read-modify-write steps stay atomic even with several processes on one file.
 Tables (besides SqliteStore's ops, data, tasks, runs):
     sb_apps        (app)                  -> app info payload (discovery lists all apps)
     sb_invocations (app, invocation)      -> workflow_id, workflow_type, parent, payload, parent_event
-    sb_history     seq (arrival order)    -> app, invocation, ts_us, payload
+    sb_history     seq (arrival order)    -> app, invocation, ts_us, payload, digest
+    sb_history_payloads (app, digest)     -> payload: a history payload stored once
+    sb_history_refs     (app, digest)     -> how many history entries name it
     sb_results     (app, invocation)      -> result JSON
     sb_exceptions  (app, invocation)      -> exception payload
     sb_dvalues     (app, workflow, key)   -> deterministic value, first writer wins
     sb_subs        (app, workflow, invocation)
     sb_runners     (app, runner)          -> runner context payload
     sb_projected   (app, invocation, event)  history entries projected from the executor, each once
+
+A history entry names its payload by SHA-256 (sb_history.digest, its payload column empty):
+one AddHistory for 1,000 invocations stores its execution context once, with sb_history_refs
+counting the entries that name it (a table of its own: SQLite rewrites a whole row on
+UPDATE, so a count beside the payload would rewrite the payload at every entry); purge_workflow lowers the count of the entries it deletes and
+deletes a payload none names any more. Rows written before that hold the payload inline
+(digest NULL) and are read as they are.
 
 Every table of the file keys its rows by an `app` column: purge_app deletes the app's rows
 from each such table, so the executor's state goes with it, as on Redis.
@@ -40,6 +49,7 @@ from pynenc_sidecar.storage.state_backend_store import (
     ProjectedInvocation,
     PurgeCounts,
     first_sightings,
+    payload_digest,
 )
 
 T = TypeVar("T")
@@ -57,8 +67,13 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS sb_invocations_by_event ON sb_invocations (app, parent_event, invocation)",
     """CREATE TABLE IF NOT EXISTS sb_history (
         seq INTEGER PRIMARY KEY, app TEXT NOT NULL, invocation TEXT NOT NULL, ts_us INTEGER NOT NULL,
-        payload TEXT NOT NULL)""",
+        payload TEXT NOT NULL, digest BLOB)""",
     "CREATE INDEX IF NOT EXISTS sb_history_by_time ON sb_history (app, ts_us, seq)",
+    # _ensure_schema adds sb_history.digest to older files first.
+    """CREATE TABLE IF NOT EXISTS sb_history_payloads (
+        app TEXT NOT NULL, digest BLOB NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (app, digest))""",
+    """CREATE TABLE IF NOT EXISTS sb_history_refs (
+        app TEXT NOT NULL, digest BLOB NOT NULL, refs INTEGER NOT NULL, PRIMARY KEY (app, digest)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS sb_history_by_invocation ON sb_history (app, invocation, ts_us, seq)",
     """CREATE TABLE IF NOT EXISTS sb_results (
         app TEXT NOT NULL, invocation TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (app, invocation))""",
@@ -84,6 +99,44 @@ def _column(rows: list[tuple[str]]) -> list[str]:
     return [row[0] for row in rows]
 
 
+# A history entry's payload: its own (rows from before payloads were stored once) or the
+# stored one its digest names.
+_PAYLOAD = "CASE WHEN h.digest IS NULL THEN h.payload ELSE p.payload END"
+_PAYLOAD_JOIN = "LEFT JOIN sb_history_payloads p ON p.app = h.app AND p.digest = h.digest"
+
+
+def _insert_history(conn: sqlite3.Connection, app_id: str, invocation_ids: list[str], timestamp_us: int,
+                    payload: str) -> None:
+    """One entry per id, naming the payload stored once (its count raised by as many)."""
+    digest = payload_digest(payload)
+    conn.execute("INSERT INTO sb_history_payloads VALUES (?,?,?) ON CONFLICT DO NOTHING", (app_id, digest, payload))
+    conn.execute("INSERT INTO sb_history_refs VALUES (?,?,?) ON CONFLICT (app, digest) DO UPDATE SET"
+                 " refs = refs + excluded.refs", (app_id, digest, len(invocation_ids)))
+    conn.executemany("INSERT INTO sb_history (app, invocation, ts_us, payload, digest) VALUES (?,?,?,'',?)",
+                     [(app_id, i, timestamp_us, digest) for i in invocation_ids])
+
+
+def _drop_history(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> Counter:
+    """Delete the invocation's history entries and the payloads no other entry names."""
+    deleted: Counter = Counter()
+    named = conn.execute("SELECT digest, count(*) FROM sb_history WHERE app=? AND invocation=? AND digest IS NOT NULL"
+                         " GROUP BY digest", (app_id, invocation_id)).fetchall()
+    if not named:
+        return deleted + Counter(sb_history=conn.execute("DELETE FROM sb_history WHERE app=? AND invocation=?",
+                                                         (app_id, invocation_id)).rowcount)
+    conn.executemany("UPDATE sb_history_refs SET refs = refs - ? WHERE app=? AND digest=?",
+                     [(count, app_id, digest) for digest, count in named])
+    unnamed = [(digest,) for digest, _ in named if conn.execute(
+        "SELECT refs FROM sb_history_refs WHERE app=? AND digest=?", (app_id, digest)).fetchone()[0] <= 0]
+    conn.executemany("DELETE FROM sb_history_refs WHERE app=? AND digest=?", [(app_id, d) for (d,) in unnamed])
+    deleted["sb_history_refs"] += len(unnamed)
+    deleted["sb_history_payloads"] += conn.executemany(
+        "DELETE FROM sb_history_payloads WHERE app=? AND digest=?", [(app_id, d) for (d,) in unnamed]).rowcount
+    deleted["sb_history"] += conn.execute("DELETE FROM sb_history WHERE app=? AND invocation=?",
+                                          (app_id, invocation_id)).rowcount
+    return deleted
+
+
 class SqliteStateBackendStore:
     """Implements state_backend_store.StateBackendStore on a SqliteStore's file."""
     purge_unit = "rows"  # what PurgeCounts.entries counts
@@ -106,6 +159,10 @@ class SqliteStateBackendStore:
         # and a new file needs these tables again.
         if self._schema_conn is not conn:
             for statement in SCHEMA:
+                if "sb_history_payloads" in statement:
+                    columns = _column(conn.execute("SELECT name FROM pragma_table_info('sb_history')").fetchall())
+                    if "digest" not in columns:
+                        conn.execute("ALTER TABLE sb_history ADD COLUMN digest BLOB")
                 if "sb_invocations_by_event" in statement:
                     columns = _column(conn.execute("SELECT name FROM pragma_table_info('sb_invocations')").fetchall())
                     if "parent_event" not in columns:
@@ -218,8 +275,7 @@ class SqliteStateBackendStore:
             for event in projected.events:
                 if conn.execute("INSERT INTO sb_projected VALUES (?,?,?) ON CONFLICT DO NOTHING",
                                 (app_id, invocation_id, event.event_id)).rowcount:
-                    conn.execute("INSERT INTO sb_history (app, invocation, ts_us, payload) VALUES (?,?,?,?)",
-                                 (app_id, invocation_id, event.timestamp_us, event.payload))
+                    _insert_history(conn, app_id, [invocation_id], event.timestamp_us, event.payload)
                     appended += 1
             return appended
 
@@ -262,17 +318,15 @@ class SqliteStateBackendStore:
     # --- history ---------------------------------------------------------------------
     async def add_history(self, app_id: str, invocation_ids: list[str], timestamp_us: int, payload: str) -> None:
         ids = list(dict.fromkeys(invocation_ids))
-        await self._run(lambda conn: conn.executemany(
-            "INSERT INTO sb_history (app, invocation, ts_us, payload) VALUES (?,?,?,?)",
-            [(app_id, i, timestamp_us, payload) for i in ids]), write=True)
+        await self._run(lambda conn: _insert_history(conn, app_id, ids, timestamp_us, payload), write=True)
 
     async def get_history(self, app_id: str, invocation_id: str, limit: int | None = None,
                           after: HistoryCursor | None = None) -> list[HistoryRecord]:
         # Keyset from (time, seq); the cursor's rank is a hint for Redis only.
         last_ts, last_seq = (after[0], after[1]) if after else (-(2**63), -1)
         rows = await self._run(lambda conn: conn.execute(
-            "SELECT ts_us, seq, payload FROM sb_history WHERE app=? AND invocation=? AND (ts_us, seq) > (?, ?)"
-            " ORDER BY ts_us, seq LIMIT ?",
+            f"SELECT h.ts_us, h.seq, {_PAYLOAD} FROM sb_history h {_PAYLOAD_JOIN}"
+            " WHERE h.app=? AND h.invocation=? AND (h.ts_us, h.seq) > (?, ?) ORDER BY h.ts_us, h.seq LIMIT ?",
             (app_id, invocation_id, last_ts, last_seq, -1 if limit is None else limit)).fetchall(), write=False)
         return [HistoryRecord(invocation_id, ts_us, payload, (ts_us, seq, 0)) for ts_us, seq, payload in rows]
 
@@ -286,8 +340,8 @@ class SqliteStateBackendStore:
         def page(after: tuple[int, int] | None) -> Callable[[sqlite3.Connection], list[tuple]]:
             last_ts, last_seq = after if after else (start_us, -1)
             return lambda conn: conn.execute(
-                "SELECT ts_us, seq, invocation, payload FROM sb_history"
-                " WHERE app=? AND ts_us<=? AND (ts_us, seq) > (?, ?) ORDER BY ts_us, seq LIMIT ?",
+                f"SELECT h.ts_us, h.seq, h.invocation, {_PAYLOAD} FROM sb_history h {_PAYLOAD_JOIN}"
+                " WHERE h.app=? AND h.ts_us<=? AND (h.ts_us, h.seq) > (?, ?) ORDER BY h.ts_us, h.seq LIMIT ?",
                 (app_id, end_us, last_ts, last_seq, limit)).fetchall()
 
         while rows := await self._run(page(after), write=False):
@@ -454,7 +508,8 @@ def _purge_workflow(conn: sqlite3.Connection, app_id: str, workflow_id: str) -> 
     for task_id in sorted(task_ids):
         delete("tasks", "app=? AND invocation=?", app_id, task_id)
     for invocation_id in invocation_ids:
-        for table in ("sb_history", "sb_results", "sb_exceptions", "sb_invocations", "sb_projected"):
+        deleted += _drop_history(conn, app_id, invocation_id)
+        for table in ("sb_results", "sb_exceptions", "sb_invocations", "sb_projected"):
             delete(table, "app=? AND invocation=?", app_id, invocation_id)
     # Runs are stored as WorkflowRef.encode(), '["<id>","<type>","<parent>"]': every run
     # of this workflow sorts in [prefix, prefix with its final ',' raised to '-').

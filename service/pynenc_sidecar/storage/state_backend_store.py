@@ -21,6 +21,8 @@ Redis key layout (ids escaped with core.positions.escape; see redis_store for th
     psc:{<app>}:invs_by_event:<ev> zset*   invocations whose parent event is <ev>
     psc:{<app>}:timeline           zset    every history entry of the app
     psc:{<app>}:hist_seq           string  counter that makes history members unique
+    psc:{<app>}:hist_payloads      hash    payload digest -> history payload, stored once
+    psc:{<app>}:hist_refs          hash    payload digest -> how many history entries name it
     psc:{<app>}:runners            hash    runner id -> runner context payload
     psc:{<app>}:runner_ids         zset*   the runners' ids (paged search)
     psc:apps                       hash    app id -> app info payload (discovery, all apps)
@@ -31,10 +33,18 @@ last id seen (bounded memory, nothing repeated or skipped when ids are added mea
 Versions before paging kept these as sets: a script meeting a set converts it first
 (_AS_ZSET), and :runner_ids is built from :runners when missing.
 
-History members are "<seq:016x>|<escaped invocation id>|<payload>", scored by the entry's
-time in microseconds: the sequence keeps identical entries apart and orders entries of the
-same microsecond by arrival, and the escaped id (which never holds '|') lets a time-range
-scan name the invocation without parsing the payload.
+A history entry is "<seq:016x>:<payload digest>" in its invocation's :hist and
+"<seq:016x>:<payload digest>|<escaped invocation id>" in the app's :timeline, scored by the
+entry's time in microseconds: the sequence keeps identical entries apart and orders entries
+of the same microsecond by arrival, and the escaped id (which never holds '|') lets a
+time-range scan name the invocation. The digest is the payload's SHA-256, unpadded base64url
+(43 characters, so that a :hist member stays within Redis's compact listpack encoding, 64
+bytes). The payload itself is stored once per app under it (:hist_payloads), with a count of
+the entries naming it (:hist_refs): one AddHistory for 1,000 invocations stores its execution
+context once, not 2,000 times. A purge drops the references of the entries it deletes and a
+payload with none left (_DROP_HISTORY); purge_app deletes both hashes with the app's other keys.
+Entries written before that held the payload inline, "<seq:016x>|<escaped id>|<payload>" in
+both zsets (three fields: a digest member has one or two); they are still read as they are.
 
 Payloads are opaque text to this module: the service layer decides their encoding.
 Writes touching several keys run in one MULTI (or one Lua script). They span several hash
@@ -43,6 +53,8 @@ tags, so on Redis Cluster those would need to be split; on one Redis they are at
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -113,15 +125,91 @@ end
 return 1
 """
 
+# KEYS: counter, app timeline, payloads, payload references, then one history zset per
+# invocation. ARGV: score, payload, its digest, then the escaped invocation ids (same order).
+# The payload is stored once, however many entries name it (see "History members" above).
 _ADD_HISTORY = """
-local n = #KEYS - 2
+local n = #KEYS - 4
 local last = redis.call('INCRBY', KEYS[1], n)
+redis.call('HSETNX', KEYS[3], ARGV[3], ARGV[2])
+redis.call('HINCRBY', KEYS[4], ARGV[3], n)
 for i = 1, n do
-  local member = string.format('%016x', last - n + i) .. '|' .. ARGV[i + 2] .. '|' .. ARGV[2]
-  redis.call('ZADD', KEYS[2], ARGV[1], member)
-  redis.call('ZADD', KEYS[i + 2], ARGV[1], member)
+  local member = string.format('%016x', last - n + i) .. ':' .. ARGV[3]
+  redis.call('ZADD', KEYS[2], ARGV[1], member .. '|' .. ARGV[i + 3])
+  redis.call('ZADD', KEYS[i + 4], ARGV[1], member)
 end
 return n
+"""
+
+# A purge takes the invocations' entries out of the app timeline and drops their payload
+# references; a payload goes when no entry names it any more. Run inside the purge's MULTI,
+# so it sees entries added up to the moment of the purge. KEYS: timeline, payloads,
+# references, then the history zsets (deleted by the purge itself). ARGV: the escaped
+# invocation id of each history zset.
+_DROP_HISTORY = """
+local dropped = 0
+for k = 4, #KEYS do
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[k], 0, -1)) do
+    if string.find(member, '|', 1, true) then  -- an inline entry: the same member in both
+      redis.call('ZREM', KEYS[1], member)
+    else
+      redis.call('ZREM', KEYS[1], member .. '|' .. ARGV[k - 3])
+      local digest = string.sub(member, 18)
+      if redis.call('HINCRBY', KEYS[3], digest, -1) <= 0 then
+        redis.call('HDEL', KEYS[3], digest)
+        redis.call('HDEL', KEYS[2], digest)
+      end
+    end
+    dropped = dropped + 1
+  end
+end
+return dropped
+"""
+
+# One page of a zset in (score, member) order, from the cursor: the cursor's rank found in
+# O(log n) (ZRANK, or a binary search among the members of its score when it is gone), so
+# a page costs O(log n + size) however many members share a score.
+# KEYS: the zset. ARGV: low, high, size, then the cursor's score and member (none: from low).
+_SCORE_PAGE = """
+local key, size = KEYS[1], tonumber(ARGV[3])
+local function number(text)
+  if text == '+inf' then return math.huge elseif text == '-inf' then return -math.huge end
+  return tonumber(text)
+end
+-- Byte order, as Redis orders members (Lua's own < follows the locale).
+local function at_or_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a <= #b
+end
+local start
+if #ARGV < 5 then
+  start = redis.call('ZCOUNT', key, '-inf', '(' .. ARGV[1])
+else
+  local score, member = ARGV[4], ARGV[5]
+  local rank = redis.call('ZRANK', key, member)
+  if rank and number(redis.call('ZSCORE', key, member)) == number(score) then
+    start = rank + 1
+  else
+    local low = redis.call('ZCOUNT', key, '-inf', '(' .. score)
+    local high = redis.call('ZCOUNT', key, '-inf', score)
+    while low < high do
+      local mid = math.floor((low + high) / 2)
+      if at_or_before(redis.call('ZRANGE', key, mid, mid)[1], member) then low = mid + 1 else high = mid end
+    end
+    start = low
+  end
+end
+local high, out = number(ARGV[2]), {}
+local rows = redis.call('ZRANGE', key, start, start + size - 1, 'WITHSCORES')
+for i = 1, #rows, 2 do
+  if number(rows[i + 1]) > high then break end
+  out[#out + 1] = rows[i]
+  out[#out + 1] = rows[i + 1]
+end
+return out
 """
 
 # A workflow purge drops a run from the app's indexes, and its type from the type list when
@@ -212,7 +300,8 @@ class ProjectedInvocation:
 class _PurgePlan:
     keys: list[str] = field(default_factory=list)
     set_members: dict[str, list[str]] = field(default_factory=dict)
-    timeline_members: list[str] = field(default_factory=list)
+    histories: list[str] = field(default_factory=list)
+    history_ids: list[str] = field(default_factory=list)  # the invocation of each history key
     runs: list[WorkflowRef] = field(default_factory=list)
 
 
@@ -221,9 +310,27 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-def _history_record(member: str, score: float, rank: int = 0) -> HistoryRecord:
-    seq, escaped_id, payload = member.split("|", 2)
-    return HistoryRecord(unescape(escaped_id), int(score), payload, (int(score), int(seq, 16), rank))
+def payload_digest(payload: str) -> bytes:
+    """The SHA-256 a history payload is stored under, once per app."""
+    return hashlib.sha256(payload.encode()).digest()
+
+
+def _redis_digest(payload: str) -> str:
+    return base64.urlsafe_b64encode(payload_digest(payload)).rstrip(b"=").decode()
+
+
+def _member_parts(member: str) -> tuple[int, str | None, str | None, str]:
+    """(sequence, escaped invocation id (None in a :hist member), inline payload or None,
+    payload digest or "")."""
+    head, *rest = member.split("|", 2)
+    if len(rest) == 2:  # written before payloads were stored once
+        return int(head, 16), rest[0], rest[1], ""
+    seq, digest = head.split(":", 1)
+    return int(seq, 16), rest[0] if rest else None, None, digest
+
+
+def _member_seq(member: str) -> int:
+    return int(member[:16], 16)
 
 
 def _lex_after(after: str | None) -> str:
@@ -373,6 +480,8 @@ class RedisStateBackendStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self._add_history = client.register_script(_ADD_HISTORY)
+        self._drop_history = client.register_script(_DROP_HISTORY)
+        self._score_page = client.register_script(_SCORE_PAGE)
         self._index = client.register_script(_INDEX)
         self._lex_page_script = client.register_script(_LEX_PAGE)
         self._lex_holds = client.register_script(_LEX_HOLDS)
@@ -433,19 +542,21 @@ class RedisStateBackendStore:
                     await pipe.watch(*watched)
                     plan = await self._purge_plan(pipe, app_id, workflow_id, runs)
                     pipe.multi()
+                    atag = app_tag(app_id)
+                    # Before the deletes, in the same MULTI: it reads the history zsets.
+                    await self._drop_history(keys=[atag + ":timeline", atag + ":hist_payloads", atag + ":hist_refs",
+                                                   *plan.histories],
+                                             args=[escape(i) for i in plan.history_ids], client=pipe)
                     for key in plan.keys:
                         pipe.delete(key)
                     for key, members in plan.set_members.items():
                         for member in members:
                             await self._index(keys=[key], args=["rem", member], client=pipe)
-                    if plan.timeline_members:
-                        pipe.zrem(app_tag(app_id) + ":timeline", *plan.timeline_members)
-                    atag = app_tag(app_id)
                     for ref in plan.runs:
                         pipe.eval(_DROP_RUN, 3, atag + ":runs", f"{atag}:runs:{escape(ref.workflow_type)}",
                                   atag + ":wf_types", ref.encode(), ref.workflow_type)
                     results = await pipe.execute()
-                    deleted_keys = results[:len(plan.keys)]
+                    deleted_keys = results[1:1 + len(plan.keys)]
                     dropped_runs = results[len(results) - len(plan.runs):]
                     return sum(map(int, deleted_keys)) + sum(map(int, dropped_runs))
                 except redis_errors.WatchError:
@@ -480,7 +591,8 @@ class RedisStateBackendStore:
                 for index in self._index_keys(app_id, InvocationRecord.decode(invocation_id, text)):
                     if index != tag + ":invs":
                         plan.set_members.setdefault(index, []).append(invocation_id)
-            plan.timeline_members += await pipe.zrange(self._inv(app_id, invocation_id, "hist"), 0, -1)
+            plan.histories.append(self._inv(app_id, invocation_id, "hist"))
+            plan.history_ids.append(invocation_id)
         # Its runs: as given, else as its main task names it, else found in the run index.
         found = list(runs or [])
         main_task = await pipe.hget(self._inv(app_id, workflow_id, "task"), "wf")
@@ -596,13 +708,13 @@ class RedisStateBackendStore:
             else tag + ":runners"  # unused when there is none; any key of the app will do
         keys = [tag + ":hist_seq", tag + ":timeline", inv + ":inv", inv + ":hist", inv + ":projected",
                 inv + ":result", inv + ":exc", tag + ":runners", tag + ":runner_ids", subs,
-                *self._index_keys(app_id, record)]
+                tag + ":hist_payloads", tag + ":hist_refs", *self._index_keys(app_id, record)]
         runner_id, runner_payload = projected.runner or ("", "")
         args = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
                 "0" if projected.result_json is None else "1", projected.exception or "", runner_id,
                 runner_payload, "1" if projected.sub_invocation_of else "0"]
         for event in projected.events:
-            args += [event.event_id, event.timestamp_us, event.payload]
+            args += [event.event_id, event.timestamp_us, event.payload, _redis_digest(event.payload)]
         return int(await self._project(keys=keys, args=args))
 
     @_unavailable_on_redis_errors
@@ -641,8 +753,28 @@ class RedisStateBackendStore:
     async def add_history(self, app_id: str, invocation_ids: list[str], timestamp_us: int, payload: str) -> None:
         ids = list(dict.fromkeys(invocation_ids))
         tag = app_tag(app_id)
-        keys = [tag + ":hist_seq", tag + ":timeline", *(self._inv(app_id, i, "hist") for i in ids)]
-        await self._add_history(keys=keys, args=[timestamp_us, payload, *(escape(i) for i in ids)])
+        keys = [tag + ":hist_seq", tag + ":timeline", tag + ":hist_payloads", tag + ":hist_refs",
+                *(self._inv(app_id, i, "hist") for i in ids)]
+        await self._add_history(keys=keys, args=[timestamp_us, payload, _redis_digest(payload),
+                                                 *(escape(i) for i in ids)])
+
+    async def _records(self, app_id: str, rows: list[tuple[str, float]], first_rank: int = 0,
+                       invocation_id: str = "") -> list[HistoryRecord]:
+        """The history entries of zset rows (of the invocation's :hist when given, else of the
+        timeline), their payloads read from where they are stored once. An entry whose
+        payload is gone was purged since the rows were read: left out."""
+        parts = [_member_parts(member) for member, _ in rows]
+        digests = sorted({digest for _, _, inline, digest in parts if inline is None})
+        stored = dict(zip(digests, await self.client.hmget(app_tag(app_id) + ":hist_payloads", digests))) \
+            if digests else {}
+        records = []
+        for i, ((seq, escaped_id, inline, digest), (_, score)) in enumerate(zip(parts, rows)):
+            payload = inline if inline is not None else stored[digest]
+            if payload is not None:
+                records.append(HistoryRecord(invocation_id if escaped_id is None else unescape(escaped_id),
+                                             int(score), payload,
+                                             (int(score), seq, first_rank + i)))
+        return records
 
     @_unavailable_on_redis_errors
     async def get_history(self, app_id: str, invocation_id: str, limit: int | None = None,
@@ -655,12 +787,12 @@ class RedisStateBackendStore:
             ts_us, seq, rank = after
             stop = -1 if limit is None else rank + limit
             rows = await self.client.zrange(key, rank, stop, withscores=True)
-            if rows and _history_record(*rows[0]).cursor[:2] == (ts_us, seq):
-                return [_history_record(m, sc, rank + 1 + i) for i, (m, sc) in enumerate(rows[1:])]
+            if rows and (int(rows[0][1]), _member_seq(rows[0][0])) == (ts_us, seq):
+                return await self._records(app_id, rows[1:], rank + 1, invocation_id)
             start = await self._rank_after(key, ts_us, seq)
         stop = -1 if limit is None else start + limit - 1
         rows = await self.client.zrange(key, start, stop, withscores=True)
-        return [_history_record(m, sc, start + i) for i, (m, sc) in enumerate(rows)]
+        return await self._records(app_id, rows, start, invocation_id)
 
     async def _rank_after(self, key: str, ts_us: int, seq: int) -> int:
         """The rank of the first entry after (ts_us, seq): those of earlier times, then those
@@ -669,7 +801,7 @@ class RedisStateBackendStore:
         offset = 0
         while True:
             same = await self.client.zrangebyscore(key, ts_us, ts_us, start=offset, num=_SCAN_COUNT)
-            before = sum(1 for member in same if int(member.split("|", 1)[0], 16) <= seq)
+            before = sum(1 for member in same if _member_seq(member) <= seq)
             rank += before
             if before < len(same) or len(same) < _SCAN_COUNT:
                 return rank
@@ -678,7 +810,8 @@ class RedisStateBackendStore:
     async def history_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
                                ) -> AsyncIterator[list[HistoryRecord]]:
         async for rows in self._zrange_pages(app_tag(app_id) + ":timeline", str(start_us), str(end_us), batch_size):
-            yield [_history_record(member, score) for member, score in rows]
+            if records := await self._records(app_id, rows):
+                yield records
 
     def invocations_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
                              ) -> AsyncIterator[list[str]]:
@@ -697,18 +830,11 @@ class RedisStateBackendStore:
         """Up to `size` (member, score) in [low, high] after the cursor, in zset order.
 
         Keyset paging from the last (score, member) seen, not offsets: members added
-        meanwhile shift no page, so nothing is repeated or skipped."""
-        page: list[tuple[str, float]] = []
-        offset = 0
-        while len(page) < size:
-            rows = await self.client.zrangebyscore(key, repr(after[0]) if after else low, high,
-                                                   start=offset, num=size, withscores=True)
-            if not rows:
-                break
-            offset += len(rows)
-            # Only members sharing the cursor's score can sort at or before it.
-            page.extend(r for r in rows if after is None or (r[1], r[0]) > after)
-        return page[:size]
+        meanwhile shift no page, so nothing is repeated or skipped; and each page costs
+        O(log n + size) however many members share the cursor's score (_SCORE_PAGE)."""
+        args = [low, high, max(1, size), *((repr(float(after[0])), after[1]) if after else ())]
+        flat = await self._score_page(keys=[key], args=args)
+        return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     # --- results -------------------------------------------------------------------
     @_unavailable_on_redis_errors
