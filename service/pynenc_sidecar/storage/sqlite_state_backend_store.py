@@ -22,8 +22,9 @@ Tables (besides SqliteStore's ops, data, tasks, runs):
 A history entry names its payload by SHA-256 (sb_history.digest, its payload column empty):
 one AddHistory for 1,000 invocations stores its execution context once, with sb_history_refs
 counting the entries that name it (a table of its own: SQLite rewrites a whole row on
-UPDATE, so a count beside the payload would rewrite the payload at every entry); purge_workflow lowers the count of the entries it deletes and
-deletes a payload none names any more. Rows written before that hold the payload inline
+UPDATE, so a count beside the payload would rewrite the payload at every entry);
+purge_workflow lowers the count of the entries it deletes and deletes a payload none names
+any more. Rows written before that hold the payload inline
 (digest NULL) and are read as they are.
 
 Every table of the file keys its rows by an `app` column: purge_app deletes the app's rows
