@@ -24,6 +24,9 @@ import grpc
 from pynenc_sidecar_plugin.conf import ConnectionSettings
 
 SERVICE = "pynenc.sidecar.v1.StateBackendService"
+# The executor (deterministic.py) calls only Random, UtcNow, Uuid, Record, GetRecorded and
+# GetBaseTime: each records at most once per position (first writer wins) or only reads.
+EXECUTOR_SERVICE = "pynenc.sidecar.v1.DeterministicExecutorService"
 # AddHistory appends an entry: replaying it after a lost reply would record the transition
 # twice. Every other StateBackendService call is a read, a replace, a set insert or
 # first-writer-wins, so gRPC may retry it on UNAVAILABLE.
@@ -93,7 +96,7 @@ def service_config(retry_attempts: int) -> str:
     configs = [{"name": [{"service": SERVICE, "method": name} for name in NOT_IDEMPOTENT]}]
     if retry_attempts > 1:
         configs.append({
-            "name": [{"service": SERVICE}],
+            "name": [{"service": SERVICE}, {"service": EXECUTOR_SERVICE}],
             "retryPolicy": {"maxAttempts": retry_attempts, "initialBackoff": "0.1s", "maxBackoff": "2s",
                             "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
         })

@@ -1,13 +1,10 @@
 """Pynenc's objects <-> StateBackendService messages.
 
-Two conventions stand in for contract fields the sidecar does not have yet (issue 10, item 3):
-- payload(): Pynenc's serialized values (results, workflow data) are its serializer's text,
-  which need not be JSON (PickleSerializer's is not); the *_json fields require JSON, so the
-  text travels as one JSON string. Serialized arguments are free text on the wire and travel
-  as they are.
-- history context: a history entry's status owner, the status's own timestamp and the
-  registering invocation travel in execution_context_json as
-  {"status_runner_id": ..., "status_timestamp": ..., "registered_by_inv_id": ...}.
+Payloads (results, arguments, workflow data, exception details) are Pynenc's serializer text
+as a SerializedValue: `json` when the text is strict JSON (JsonSerializer's and
+JsonPickleSerializer's text of plain values, Pynenc's serialized exceptions), so that readers
+in other languages parse it; `opaque` otherwise (PickleSerializer's base64, NaN, the
+sidecar's reserved {"$opaque": ...} form). Either way the text reads back exactly as written.
 """
 
 from __future__ import annotations
@@ -31,25 +28,40 @@ from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 
 
 # --- payloads ------------------------------------------------------------------------
-def payload(serialized: str) -> str:
-    return json.dumps(serialized)
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
-def from_payload(value_json: str) -> str:
-    value = json.loads(value_json)
-    if not isinstance(value, str):
-        raise ValueError(f"stored value is not a Pynenc serialized payload (a JSON string): {value_json[:80]!r}")
-    return value
+def _strict_json(text: str) -> object:
+    """The parsed text, by the sidecar's rule (NaN and Infinity are not JSON); raises if not JSON."""
+    return json.loads(text, parse_constant=_reject_constant)
 
 
-def task_error(serialized_exception: str, message: str) -> common_pb2.TaskError:
+def _is_opaque_envelope(value: object) -> bool:
+    # The sidecar keeps opaque text as {"$opaque": text} and refuses JSON of exactly that form.
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("$opaque"), str)
+
+
+def payload(serialized: str) -> sb.SerializedValue:
+    try:
+        value = _strict_json(serialized)
+    except (ValueError, RecursionError):
+        return sb.SerializedValue(opaque=serialized)
+    return sb.SerializedValue(opaque=serialized) if _is_opaque_envelope(value) else sb.SerializedValue(json=serialized)
+
+
+def from_payload(value: sb.SerializedValue) -> str:
+    return value.json if value.WhichOneof("kind") == "json" else value.opaque
+
+
+def task_error(serialized_exception: str, message: str) -> tuple[common_pb2.TaskError, sb.SerializedValue]:
     """Pynenc's serialized exception (a JSON object naming the error) as a TaskError that any
-    language reads: its type, its message, and Pynenc's form in detail_json."""
+    language reads (its type and message) and Pynenc's text as the detail."""
     try:
         error_name = json.loads(serialized_exception).get("error_name")
     except (ValueError, AttributeError):
         error_name = None
-    return common_pb2.TaskError(type=str(error_name or "Exception"), message=message, detail_json=serialized_exception)
+    return common_pb2.TaskError(type=str(error_name or "Exception"), message=message), payload(serialized_exception)
 
 
 # --- time and statuses ---------------------------------------------------------------
@@ -82,8 +94,8 @@ def workflow_from_proto(workflow: common_pb2.WorkflowIdentity) -> WorkflowIdenti
 def invocation_to_proto(inv: InvocationDTO, call: CallDTO) -> sb.Invocation:
     message = sb.Invocation(
         invocation_id=inv.invocation_id, task_id=call.call_id.task_id.key, call_id=call.call_id.key,
-        serialized_arguments=call.serialized_arguments, parent_invocation_id=inv.parent_invocation_id or "",
-        parent_event_id=inv.parent_event_id or "")
+        arguments={name: payload(text) for name, text in call.serialized_arguments.items()},
+        parent_invocation_id=inv.parent_invocation_id or "", parent_event_id=inv.parent_event_id or "")
     if inv.workflow is not None:
         message.workflow.CopyFrom(workflow_to_proto(inv.workflow))
     return message
@@ -103,25 +115,24 @@ def invocation_from_proto(message: sb.Invocation) -> tuple[InvocationDTO, CallDT
 # --- history -------------------------------------------------------------------------
 def history_to_proto(history: InvocationHistory) -> sb.InvocationHistory:
     record = history.status_record
-    context = {"status_runner_id": record.runner_id, "status_timestamp": _aware(record.timestamp).isoformat(),
-               "registered_by_inv_id": history.registered_by_inv_id}
     message = sb.InvocationHistory(status=status_to_proto(record.status), runner_id=history.runner_context_id,
-                                   execution_context_json=json.dumps(context))
+                                   status_runner_id=record.runner_id or "",
+                                   registered_by_invocation_id=history.registered_by_inv_id or "")
     message.timestamp.FromDatetime(_aware(history.timestamp))
+    message.status_timestamp.FromDatetime(_aware(record.timestamp))
     return message
 
 
 def history_from_proto(message: sb.InvocationHistory) -> InvocationHistory:
     timestamp = message.timestamp.ToDatetime(tzinfo=UTC)
-    context = json.loads(message.execution_context_json) if message.execution_context_json else {}
-    status_timestamp = context.get("status_timestamp")
     history = InvocationHistory(
         invocation_id=message.invocation_id,
         status_record=InvocationStatusRecord(
-            status=status_from_proto(message.status), runner_id=context.get("status_runner_id"),
-            timestamp=_aware(datetime.fromisoformat(status_timestamp)) if status_timestamp else timestamp),
+            status=status_from_proto(message.status), runner_id=message.status_runner_id or None,
+            timestamp=message.status_timestamp.ToDatetime(tzinfo=UTC)
+            if message.HasField("status_timestamp") else timestamp),
         runner_context_id=message.runner_id,
-        registered_by_inv_id=context.get("registered_by_inv_id"))
+        registered_by_inv_id=message.registered_by_invocation_id or None)
     history._timestamp = timestamp
     return history
 

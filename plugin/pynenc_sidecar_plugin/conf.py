@@ -30,7 +30,7 @@ class ConfigSidecar(ConfigStateBackend):
         failed UNAVAILABLE, with exponential backoff (gRPC's retry policy, at most 5).
     :cvar sidecar_max_message_bytes: largest reply accepted (gRPC's default is 4 MiB; a
         Pynenc result or argument can be larger). What the sidecar accepts is its own
-        setting: --max-value-bytes and --max-message-bytes.
+        setting: --max-payload-bytes and --max-message-bytes.
     """
 
     sidecar_address = ConfigField("")

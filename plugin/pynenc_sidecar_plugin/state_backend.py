@@ -16,7 +16,7 @@ from pynenc.identifiers.invocation_id import InvocationId
 from pynenc.identifiers.task_id import TaskId
 from pynenc.state_backend.base_state_backend import BaseStateBackend, InvocationHistory
 
-from pynenc_sidecar_plugin import codec, foreign_tasks
+from pynenc_sidecar_plugin import codec, deterministic, foreign_tasks
 from pynenc_sidecar_plugin.conf import ConfigSidecar, ConnectionSettings
 from pynenc_sidecar_plugin.rpc import StateBackendRpc
 
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from pynenc.models.invocation_dto import InvocationDTO
     from pynenc.runner.runner_context import RunnerContext
     from pynenc.workflow import WorkflowIdentity
+
+
+# Pynenc's workflow operations record through the sidecar's positions for apps on this
+# backend (deterministic.py); other apps in the process keep Pynenc's own executor.
+deterministic.install()
 
 
 class SidecarStateBackend(BaseStateBackend):
@@ -41,7 +46,7 @@ class SidecarStateBackend(BaseStateBackend):
 
     # --- app -------------------------------------------------------------------------
     def purge(self) -> None:
-        self.rpc.purge_app()
+        self.rpc.purge_app()  # the app info stays, as in Pynenc's backends
         self._runner_context_cache.clear()
 
     def store_app_info(self, app_info: AppInfo) -> None:
@@ -129,13 +134,13 @@ class SidecarStateBackend(BaseStateBackend):
         self._send_exception(invocation_id, serialized_exception, "")
 
     def _send_exception(self, invocation_id: InvocationId, serialized_exception: str, message: str) -> None:
-        self.rpc.set_exception(invocation_id, codec.task_error(serialized_exception, message))
+        self.rpc.set_exception(invocation_id, *codec.task_error(serialized_exception, message))
 
     def _get_exception(self, invocation_id: InvocationId) -> str:
-        error = self.rpc.get_exception(invocation_id)
-        if error is None:
+        detail = self.rpc.get_exception_detail(invocation_id)
+        if detail is None:
             raise KeyError(f"Exception for invocation {invocation_id} not found")
-        return error.detail_json
+        return codec.from_payload(detail)
 
     # --- workflow data ---------------------------------------------------------------
     def set_workflow_data(self, workflow_identity: WorkflowIdentity, key: str, value: Any) -> None:
@@ -179,7 +184,7 @@ class SidecarStateBackend(BaseStateBackend):
         return self._with_parents(self.rpc.batch_get_runner_contexts(runner_ids))
 
     def get_matching_runner_contexts(self, partial_id: str) -> Iterator[RunnerContext]:
-        return iter(self._with_parents(self.rpc.search_runner_contexts(partial_id)))
+        return iter(self._with_parents(list(self.rpc.search_runner_contexts(partial_id))))
 
     def _with_parents(self, messages) -> list[RunnerContext]:
         """Rebuild each context's parent chain (the wire carries the parent's id only; Pynenc

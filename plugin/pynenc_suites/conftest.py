@@ -38,7 +38,7 @@ def purge_every_app() -> None:
     tests also build sibling apps of fixed ids that no fixture purges)."""
     settings = ConnectionSettings.from_conf(ConfigSidecar())
     for app_id in SidecarStateBackend.discover_app_infos():
-        StateBackendRpc(settings, app_id).purge_app()
+        StateBackendRpc(settings, app_id).purge_app(delete_app_info=True)
 
 
 @pytest.fixture(autouse=True)

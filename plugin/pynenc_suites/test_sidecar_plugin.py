@@ -1,6 +1,6 @@
 """The plugin's own behaviour on a real sidecar: selection by every config form, the builder
-method, settings and their defaults, error translation, the channel after fork, and what
-Pynenc expects that the contract lacks yet (strict xfail: it turns red once it works)."""
+method, settings and their defaults, error translation, the channel after fork, and how
+Pynenc's objects travel (paged lists, payload kinds, history fields, purge)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ import multiprocessing
 import os
 import socket
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pynenc import Pynenc, PynencBuilder
 from pynenc.identifiers.invocation_id import InvocationId
 from pynenc.identifiers.task_id import TaskId
+from pynenc.invocation.status import InvocationStatus, InvocationStatusRecord
+from pynenc.state_backend.base_state_backend import InvocationHistory
 from pynenc.workflow import WorkflowIdentity
 
-from pynenc_sidecar_plugin import SidecarStateBackend, channel
+from pynenc_sidecar_plugin import SidecarStateBackend, channel, rpc
 from pynenc_sidecar_plugin.conf import DEFAULT_ADDRESS, ConfigSidecar, ConnectionSettings
 from pynenc_sidecar_plugin.rpc import SidecarRequestError, SidecarUnavailableError
+from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 
 ADDRESS = os.environ["PYNENC_SIDECAR_ADDRESS"]
 
@@ -112,9 +116,11 @@ def test_an_invalid_request_names_the_field() -> None:
 def test_an_exception_travels_with_its_type_and_message() -> None:
     app = PynencBuilder().memory().app_id(_unique("exc")).sidecar(address=ADDRESS).build()
     app.state_backend.set_exception(InvocationId("inv-x"), ValueError("boom"))
-    stored = app.state_backend.rpc.get_exception("inv-x")
-    assert (stored.type, stored.message) == ("ValueError", "boom")
-    assert json.loads(stored.detail_json)["error_name"] == "ValueError"
+    stored = app.state_backend.rpc._call("GetException", sb.GetExceptionRequest(app_id=app.app_id,
+                                                                                 invocation_id="inv-x"))
+    assert (stored.exception.type, stored.exception.message) == ("ValueError", "boom")
+    assert stored.detail.WhichOneof("kind") == "json"  # Pynenc's serialized exception is JSON
+    assert json.loads(stored.detail.json)["error_name"] == "ValueError"
     restored = app.state_backend.get_exception(InvocationId("inv-x"))
     assert isinstance(restored, ValueError) and str(restored) == "boom"
 
@@ -123,7 +129,7 @@ def test_only_add_history_is_never_retried() -> None:
     config = json.loads(channel.service_config(5))["methodConfig"]
     add_history, everything = config
     assert add_history == {"name": [{"service": channel.SERVICE, "method": "AddHistory"}]}
-    assert everything["name"] == [{"service": channel.SERVICE}]
+    assert everything["name"] == [{"service": channel.SERVICE}, {"service": channel.EXECUTOR_SERVICE}]
     assert everything["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
     assert everything["retryPolicy"]["maxAttempts"] == 5
 
@@ -159,11 +165,60 @@ def test_a_bearer_token_is_sent() -> None:
         without.state_backend.get_app_info()
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="needs ListInvocationsByParentEvent (issue 10, item 3)")
-def test_invocations_by_parent_event() -> None:
+def _invocations(app: Pynenc, count: int, **fields) -> list[str]:
+    ids = [f"inv-{i:05d}" for i in range(count)]
+    app.state_backend.rpc.upsert_invocations([
+        sb.Invocation(invocation_id=i, task_id="m.f", call_id=f"m.f#{i}", **fields) for i in ids])
+    return ids
+
+
+def test_invocations_by_parent_event_come_back_over_several_pages() -> None:
     app = PynencBuilder().memory().app_id(_unique("event")).sidecar(address=ADDRESS).build()
-    list(app.state_backend.get_invocations_by_parent_event("event-1"))
+    ids = _invocations(app, rpc.PAGE_SIZE + 5, parent_event_id="event-1")
+    assert sorted(app.state_backend.get_invocations_by_parent_event("event-1")) == ids
+    assert list(app.state_backend.get_invocations_by_parent_event("event-2")) == []
+
+
+def test_child_invocations_come_back_over_several_pages() -> None:
+    app = PynencBuilder().memory().app_id(_unique("children")).sidecar(address=ADDRESS).build()
+    ids = _invocations(app, rpc.PAGE_SIZE + 5, parent_invocation_id="parent-1")
+    assert sorted(app.state_backend.get_child_invocations(InvocationId("parent-1"))) == ids
+
+
+def test_payloads_are_json_when_the_serializer_wrote_json_and_opaque_otherwise() -> None:
+    json_app = PynencBuilder().memory().app_id(_unique("json")).sidecar(address=ADDRESS).build()
+    pickle_app = Pynenc(config_values={"app_id": _unique("pickle"), "state_backend_cls": "SidecarStateBackend",
+                                       "serializer_cls": "PickleSerializer"})
+    for app, kind in ((json_app, "json"), (pickle_app, "opaque")):
+        app.state_backend.set_result(InvocationId("inv-p"), {"answer": 42})
+        stored = app.state_backend.rpc.get_result("inv-p")
+        assert stored.WhichOneof("kind") == kind, app.conf.serializer_cls
+        assert app.state_backend.get_result(InvocationId("inv-p")) == {"answer": 42}
+    assert json.loads(json_app.state_backend.rpc.get_result("inv-p").json) == {"answer": 42}
+
+
+def test_history_fields_are_first_class() -> None:
+    app = PynencBuilder().memory().app_id(_unique("history")).sidecar(address=ADDRESS).build()
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    entry = InvocationHistory(invocation_id="inv-h", runner_context_id="ctx-1", registered_by_inv_id="inv-parent",
+                              status_record=InvocationStatusRecord(status=InvocationStatus.REGISTERED,
+                                                                   runner_id="runner-9", timestamp=when))
+    app.state_backend._add_histories([InvocationId("inv-h")], entry)
+    (stored,) = app.state_backend.rpc.get_history("inv-h")
+    assert (stored.status_runner_id, stored.registered_by_invocation_id) == ("runner-9", "inv-parent")
+    assert stored.status_timestamp.ToDatetime(tzinfo=UTC) == when and stored.execution_context_json == ""
+    (read,) = app.state_backend._get_history(InvocationId("inv-h"))
+    assert (read.status_record.runner_id, read.status_record.timestamp, read.registered_by_inv_id) == (
+        "runner-9", when, "inv-parent")
+
+
+def test_purge_keeps_the_app_info() -> None:
+    app = PynencBuilder().memory().app_id(_unique("purge")).sidecar(address=ADDRESS).build()
+    app.state_backend.set_result(InvocationId("inv-q"), 1)
+    app.purge()
+    assert app.app_id in SidecarStateBackend.discover_app_infos()
+    with pytest.raises(KeyError):
+        app.state_backend._get_result(InvocationId("inv-q"))
 
 
 def test_fork_waits_until_no_call_is_inside_grpc() -> None:

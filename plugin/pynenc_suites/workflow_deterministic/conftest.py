@@ -7,6 +7,7 @@ from pynenc_tests.unit.workflow.conftest import *  # noqa: F403
 from pynenc_tests.unit.workflow.deterministic.conftest import *  # noqa: F403
 
 from pynenc_sidecar_plugin import SidecarStateBackend
+from pynenc_sidecar_plugin.deterministic import SidecarDeterministicExecutor
 
 
 @pytest.fixture
@@ -18,3 +19,14 @@ def app() -> Pynenc:
     assert isinstance(app.state_backend, SidecarStateBackend)
     app.purge()
     return app
+
+
+@pytest.fixture
+def deterministic_executor(app: Pynenc, workflow_identity):  # noqa: F811
+    """Pynenc's fixture (its name DeterministicExecutor, bound at import), checked to give the
+    plugin's executor: these suites then run Pynenc's executor tests against it."""
+    from pynenc_tests.unit.workflow.deterministic import conftest as pynencs
+
+    executor = pynencs.DeterministicExecutor(workflow_identity, app)
+    assert type(executor) is SidecarDeterministicExecutor
+    return executor
