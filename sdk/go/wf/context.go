@@ -3,6 +3,7 @@ package wf
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -34,7 +35,16 @@ type Context struct {
 
 	mu   sync.Mutex
 	seqs map[string]int64
+	// generating names the custom operation whose generator runs now ("" when none).
+	generating string
 }
+
+// ErrOperationInGenerator is returned by an operation called while a custom operation's
+// generator runs: the generator's value is recorded once and the generator does not run
+// on replay, so operations inside it would take positions only the first time and every
+// later operation would replay another position's value (docs/client-contract.md).
+var ErrOperationInGenerator = errors.New("wf: OPERATION_IN_GENERATOR: a workflow operation was called inside a " +
+	"custom operation's generator; call it before the custom operation and use its value inside the generator")
 
 // AppID is the tenant every call is scoped by.
 func (w *Context) AppID() string { return w.appID }
@@ -84,6 +94,10 @@ func (w *Context) at(ctx context.Context, kind, name string, call func(ctx conte
 // whatever the failed attempt may have recorded there).
 func (w *Context) open(ctx context.Context, kind, name string, call func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error)) (context.Context, trace.Span, bool, error) {
 	w.mu.Lock()
+	if w.generating != "" {
+		w.mu.Unlock()
+		return ctx, nil, false, fmt.Errorf("%w (operation %s inside the generator of %q)", ErrOperationInGenerator, kind, w.generating)
+	}
 	seq := w.seqs[kind] + 1
 	w.seqs[kind] = seq
 	w.mu.Unlock()
@@ -173,7 +187,13 @@ func (w *Context) RecordJSON(ctx context.Context, name string, gen func() (strin
 			value = got.GetOperation().GetJsonValue()
 			return true, nil
 		}
+		w.mu.Lock()
+		w.generating = name
+		w.mu.Unlock()
 		generated, err := gen()
+		w.mu.Lock()
+		w.generating = ""
+		w.mu.Unlock()
 		if err != nil {
 			return false, err
 		}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pynenc_sidecar_proto.v1 import common_pb2, deterministic_executor_pb2 as de
-from pynenc_sidecar_sdk.errors import LeaseNotHeldError
+from pynenc_sidecar_sdk.errors import LeaseNotHeldError, OperationInGeneratorError
 
 Key = tuple[str, int, str, int]  # scope, kind, custom name, sequence
 
@@ -76,8 +76,13 @@ class RunContext:
     # Set by the lease keeper when another worker took the task over: every later
     # operation of this run raises LeaseNotHeldError (Python cannot stop a thread).
     lease_lost: threading.Event = field(default_factory=threading.Event)
+    generating: str = ""  # the custom operation whose generator runs now
 
     def _check_lease(self) -> None:
+        if self.generating:
+            raise OperationInGeneratorError(
+                f"OPERATION_IN_GENERATOR: a workflow operation was called inside the generator of custom operation "
+                f"{self.generating!r}; call it before the custom operation and use its value inside the generator")
         if self.lease_lost.is_set():
             raise LeaseNotHeldError(
                 f"this worker lost its lease on invocation {self.invocation_id}: another worker took the task "
@@ -106,7 +111,7 @@ class RunContext:
     def next_recorded(self, kind: int, name: str = "") -> tuple[int, de.RecordedOperation | None]:
         """Take the next sequence of this operation: (sequence, the value the log holds there
         or None). The per-operation hot path of a replay: one call, two dict lookups."""
-        if self.lease_lost.is_set():
+        if self.generating or self.lease_lost.is_set():
             self._check_lease()
         key = (kind, name)
         self.counters[key] = sequence = self.counters.get(key, 0) + 1

@@ -66,7 +66,11 @@ class DeterministicExecutor:
                     span.replayed(True, recorded.origin_span if recorded.HasField("origin_span") else None)
             if recorded is not None:
                 return json.loads(recorded.json_value)
-            value_json = json.dumps(generator())
+            run.generating = operation
+            try:
+                value_json = json.dumps(generator())
+            finally:
+                run.generating = ""
             reply = self._client.call(self._client.executor.Record, de.RecordRequest(
                 position=run.position(sequence), operation=operation, value_json=value_json))
             span.replayed(reply.replayed)

@@ -1,4 +1,4 @@
-export { Client, Context, Invocation, InvocationStatus, bearerToken, describeWait, securityFromEnv } from "./wf.js";
+export { Client, Context, Invocation, InvocationStatus, OperationInGeneratorError, bearerToken, describeWait, securityFromEnv } from "./wf.js";
 export type { ClientOptions, ExecutorClient, Identity, SecurityOptions, TaskFn, TaskOptions } from "./wf.js";
 export { Code, ERROR_DOMAIN, Reason, SidecarError, TaskFailedError, TaskSuspended, reasonOf } from "./errors.js";
 export { INSTRUMENTATION_NAME, tracingInterceptor } from "./tracing.js";

@@ -447,6 +447,22 @@ function tooLargeOutcome(outcome: CompleteTaskRequest["outcome"], inv: Invocatio
 }
 
 /**
+ * Thrown by an operation called while a custom operation's generator runs: the generator's
+ * value is recorded once and the generator does not run on replay, so operations inside it
+ * would take positions only the first time (docs/client-contract.md).
+ */
+export class OperationInGeneratorError extends Error {
+  override readonly name = "OperationInGeneratorError";
+  readonly reason = "OPERATION_IN_GENERATOR";
+  constructor(kind: string, custom: string) {
+    super(
+      `OPERATION_IN_GENERATOR: a workflow operation (${kind}) was called inside the generator of custom operation ` +
+        `"${custom}"; call it before the custom operation and use its value inside the generator`,
+    );
+  }
+}
+
+/**
  * The workflow context of one run of one invocation's code: Pynenc's `wf`. It counts a
  * 1-based sequence per operation kind (random, time, uuid, task, each custom name);
  * a new run starts a new Context and so replays. Each operation takes the next position
@@ -454,6 +470,8 @@ function tooLargeOutcome(outcome: CompleteTaskRequest["outcome"], inv: Invocatio
  */
 export class Context {
   private readonly seqs = new Map<string, bigint>();
+  /** The custom operation whose generator runs now ("" when none). */
+  private generating = "";
 
   constructor(
     readonly client: Client,
@@ -495,6 +513,7 @@ export class Context {
   ): Promise<{ value: T; replayed: boolean; span: Span; ctx: OtelContext }> {
     // The position is taken now, in call order, and no queue is awaited: a custom
     // operation's generator may call other operations, which take later positions.
+    if (this.generating) return Promise.reject(new OperationInGeneratorError(kind, this.generating));
     const seq = (this.seqs.get(kind) ?? 0n) + 1n;
     this.seqs.set(kind, seq);
     const attrs = { ...workflowAttributes(this.appId, this.workflow), [ATTR.invocationId]: this.invocationId };
@@ -570,7 +589,13 @@ export class Context {
           this.client.executor.getRecorded({ position, kind: OperationKind.CUSTOM, customName: name }, callOptions(ctx)),
         );
         if (got.found && got.operation?.value.case === "jsonValue") return [got.operation.value.value, true];
-        const value = await gen();
+        this.generating = name;
+        let value: string;
+        try {
+          value = await gen();
+        } finally {
+          this.generating = "";
+        }
         const resp = await call(this.client.executor.record({ position, operation: name, valueJson: value }, callOptions(ctx)));
         return [resp.valueJson, resp.replayed];
       },

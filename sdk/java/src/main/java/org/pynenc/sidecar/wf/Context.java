@@ -88,7 +88,13 @@ public final class Context {
     }
   }
 
+  /** The custom operation whose generator runs now (null when none). */
+  private String generating;
+
   private synchronized long take(String kind) {
+    if (generating != null) {
+      throw new OperationInGeneratorException(kind, generating);
+    }
     if (leaseLost) {
       throw SidecarException.leaseLost(invocationId());
     }
@@ -149,12 +155,19 @@ public final class Context {
         return got.getOperation().getJsonValue();
       }
       String generated;
+      synchronized (this) {
+        generating = name;
+      }
       try {
         generated = generator.call();
       } catch (RuntimeException e) {
         throw e;
       } catch (Exception e) {
         throw new IllegalStateException("the generator of custom operation '" + name + "' failed", e);
+      } finally {
+        synchronized (this) {
+          generating = null;
+        }
       }
       return Client.call(() -> client.executor().record(RecordRequest.newBuilder()
           .setPosition(pos).setOperation(name).setValueJson(generated).build())).getValueJson();
