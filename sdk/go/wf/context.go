@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
 
 	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
 )
@@ -37,6 +38,8 @@ type Context struct {
 	seqs map[string]int64
 	// generating names the custom operation whose generator runs now ("" when none).
 	generating string
+	// leaseLost is set when another worker took this run's task over.
+	leaseLost bool
 }
 
 // ErrOperationInGenerator is returned by an operation called while a custom operation's
@@ -97,6 +100,12 @@ func (w *Context) open(ctx context.Context, kind, name string, call func(ctx con
 	if w.generating != "" {
 		w.mu.Unlock()
 		return ctx, nil, false, fmt.Errorf("%w (operation %s inside the generator of %q)", ErrOperationInGenerator, kind, w.generating)
+	}
+	if w.leaseLost {
+		w.mu.Unlock()
+		return ctx, nil, false, &Error{Code: codes.FailedPrecondition, Reason: ReasonLeaseNotHeld, Domain: ErrorDomain,
+			Message: "this worker lost its lease on invocation " + w.InvocationID() +
+				": another worker took the task over, so this run stops at its next workflow operation"}
 	}
 	seq := w.seqs[kind] + 1
 	w.seqs[kind] = seq

@@ -262,6 +262,7 @@ func describeWait(inv *Invocation, now time.Time, again bool) string {
 func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, leaseID string, run TaskFunc, ttl time.Duration) (*Invocation, error) {
 	taskCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	task := c.Context(appID, inv.Workflow, inv.ID)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -280,13 +281,17 @@ func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, l
 				})
 				done()
 				if e := FromError(err); e != nil && (e.Reason == ReasonLeaseNotHeld || e.Code == codes.NotFound) {
-					cancel() // the task lost its lease: tell cooperative task code to stop
+					// The task lost its lease: its next operation fails LEASE_NOT_HELD, and
+					// cooperative task code sees its context cancelled.
+					task.mu.Lock()
+					task.leaseLost = true
+					task.mu.Unlock()
+					cancel()
 					return
 				}
 			}
 		}
 	}()
-	task := c.Context(appID, inv.Workflow, inv.ID)
 	result, runErr := safeRun(taskCtx, task, run)
 	close(stop)
 	wg.Wait()

@@ -369,6 +369,7 @@ export class Client {
     ctx: OtelContext,
   ): Promise<Invocation> {
     const abort = new AbortController();
+    const task = new Context(this, appId, inv.workflow, inv.id, ctx);
     const timer = setInterval(() => {
       this.executor
         .renewTaskLease({ appId, invocationId: inv.id, leaseId, leaseTtl: duration(ttlMs) }, callOptions(ctx, { timeoutMs: Math.max(1, Math.floor(ttlMs / RENEW_FRACTION)) }))
@@ -376,13 +377,14 @@ export class Client {
           const e = SidecarError.from(err);
           if (e.reason === Reason.LEASE_NOT_HELD || e.code === Code.NotFound) {
             clearInterval(timer);
+            task.leaseLost = true; // its next operation fails LEASE_NOT_HELD
             abort.abort(e); // tell cooperative task code it lost the task
           }
         });
     }, Math.max(1, Math.floor(ttlMs / RENEW_FRACTION)));
     let outcome: CompleteTaskRequest["outcome"];
     try {
-      const result = await run(new Context(this, appId, inv.workflow, inv.id, ctx), abort.signal);
+      const result = await run(task, abort.signal);
       try {
         outcome = { case: "resultJson", value: toJson(result, "task result") };
       } catch (err) {
@@ -472,6 +474,8 @@ export class Context {
   private readonly seqs = new Map<string, bigint>();
   /** The custom operation whose generator runs now ("" when none). */
   private generating = "";
+  /** @internal Set when another worker took this run's task over. */
+  leaseLost = false;
 
   constructor(
     readonly client: Client,
@@ -514,6 +518,7 @@ export class Context {
     // The position is taken now, in call order, and no queue is awaited: a custom
     // operation's generator may call other operations, which take later positions.
     if (this.generating) return Promise.reject(new OperationInGeneratorError(kind, this.generating));
+    if (this.leaseLost) return Promise.reject(SidecarError.leaseLost(this.invocationId));
     const seq = (this.seqs.get(kind) ?? 0n) + 1n;
     this.seqs.set(kind, seq);
     const attrs = { ...workflowAttributes(this.appId, this.workflow), [ATTR.invocationId]: this.invocationId };
