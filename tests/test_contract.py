@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from toolchains import require
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,8 +29,7 @@ def test_buf_lint_is_clean():
 
 
 def test_generated_go_and_typescript_clients_are_up_to_date():
-    if not (shutil.which("go") and shutil.which("npm")):
-        pytest.skip("go and npm are needed to regenerate the Go and TypeScript clients")
+    require("go", "npm")
     result = subprocess.run(["bash", str(ROOT / "scripts" / "gen_clients.sh"), "--check"], cwd=ROOT,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 import uuid
 from collections import Counter
@@ -30,6 +29,7 @@ from pynenc_sidecar.core import derivations
 from pynenc_sidecar_proto.v1 import common_pb2 as common
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from toolchains import require
 
 ROOT = Path(__file__).resolve().parent.parent
 GO_DIR = ROOT / "sdk" / "go"
@@ -49,8 +49,7 @@ def _run(cmd: list[str], cwd: Path, timeout: float = TIMEOUT) -> str:
 
 @pytest.fixture(scope="session")
 def go_bin(tmp_path_factory) -> Path:
-    if shutil.which("go") is None:
-        pytest.skip("go is not installed")
+    require("go")
     out = tmp_path_factory.mktemp("go-bin")
     _run(["go", "build", "-o", str(out / "xlang"), "./internal/xlang"], GO_DIR, timeout=600)
     _run(["go", "build", "-o", str(out / "order_payment"), "./examples/order_payment"], GO_DIR, timeout=600)
@@ -59,8 +58,7 @@ def go_bin(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ts_dist() -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node / npm are not installed")
+    require("node", "npm")
     if not (TS_DIR / "node_modules" / ".bin" / "tsc").exists():
         _run(["npm", "ci", "--no-audit", "--no-fund"], TS_DIR, timeout=600)
     _run([str(TS_DIR / "node_modules" / ".bin" / "tsc"), "-p", "tsconfig.json"], TS_DIR, timeout=600)
@@ -418,8 +416,7 @@ def test_a_result_too_large_is_recorded_as_the_task_failure_in_every_sdk(driver,
 
 # --- the SDKs' own suites, with their server tests enabled ------------------------------
 def test_go_sdk_suite_against_the_sidecar(sidecar):
-    if shutil.which("go") is None:
-        pytest.skip("go is not installed")
+    require("go")
     proc = subprocess.run(["go", "test", "-count=1", "-v", "./..."], cwd=GO_DIR, capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYNENC_SIDECAR_ADDRESS": sidecar.address})
     assert proc.returncode == 0, proc.stdout + proc.stderr

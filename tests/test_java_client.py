@@ -13,7 +13,6 @@ read in Java are the ones every language reads.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -38,6 +37,7 @@ from test_cross_language import (  # noqa: F401  (fixtures, for run_lang)  # noq
     stub,
     ts_dist,
 )
+from toolchains import require
 
 ROOT = Path(__file__).resolve().parent.parent
 JAVA_DIR = ROOT / "sdk" / "java"
@@ -57,9 +57,7 @@ def _run(cmd: list[str], timeout: float) -> str:
 @pytest.fixture(scope="session")
 def java_jar() -> Path:
     """`mvn package` once: generate, compile, run the JUnit tests, jar + target/lib."""
-    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed: the Java client cannot be built")
+    require("java", "mvn")
     _run([*MVN, "package"], timeout=900)
     assert JAR.is_file()
     return JAR

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
+from toolchains import require
 
 ROOT = Path(__file__).resolve().parent.parent
 TS_DIR = ROOT / "sdk" / "ts"
@@ -242,8 +242,7 @@ def test_a_task_taken_over_shows_a_second_running_entry_by_its_new_runner(stubs)
 
 @pytest.fixture(scope="session")
 def ts_xlang() -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node / npm are not installed")
+    require("node", "npm")
     if not (TS_DIR / "node_modules" / ".bin" / "tsc").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, check=True, capture_output=True,
                        timeout=600)

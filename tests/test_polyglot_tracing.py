@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import pytest
 
 from support import ROOT, RedisServer, SidecarServer
 from test_tracing import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, OtlpReceiver, otel_env
+from toolchains import require
 
 GO_DIR = ROOT / "sdk" / "go"
 TS_DIR = ROOT / "sdk" / "ts"
@@ -58,8 +58,7 @@ def traced_sidecar(redis_server: RedisServer, receiver: OtlpReceiver) -> Iterato
 
 @pytest.fixture(scope="module")
 def go_demo(tmp_path_factory) -> list[str]:
-    if shutil.which("go") is None:
-        pytest.skip("go is not installed")
+    require("go")
     out = tmp_path_factory.mktemp("go-tracedemo") / "tracedemo"
     _run(["go", "build", "-o", str(out), "./internal/tracedemo"], GO_DIR, timeout=600)
     return [str(out)]
@@ -67,8 +66,7 @@ def go_demo(tmp_path_factory) -> list[str]:
 
 @pytest.fixture(scope="module")
 def ts_demo() -> list[str]:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node / npm are not installed")
+    require("node", "npm")
     if not (TS_DIR / "node_modules" / ".bin" / "tsc").exists():
         _run(["npm", "ci", "--no-audit", "--no-fund"], TS_DIR, timeout=600)
     _run([str(TS_DIR / "node_modules" / ".bin" / "tsc"), "-p", "tsconfig.json"], TS_DIR, timeout=600)

@@ -10,7 +10,6 @@ options and variables; the Go and TypeScript helpers are driven from here too.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -30,6 +29,7 @@ from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 from pynenc_sidecar_sdk import Pynenc, SidecarError
 from support import SidecarServer, free_port
+from toolchains import require
 
 ROOT = Path(__file__).resolve().parent.parent
 FILE_TOKENS = ["file-token-one-0123456789abcdef", "file-token-two-fedcba9876543210"]
@@ -356,8 +356,7 @@ def _secure_env(server: SidecarServer, certs: Certs) -> dict[str, str]:
 
 
 def test_go_helper_with_tls_client_certificate_and_token(mtls_server, certs):
-    if shutil.which("go") is None:
-        pytest.skip("go is not installed")
+    require("go")
     run = subprocess.run(["go", "test", "-count=1", "-tags", "sidecar_secure", "-run", "TestSecure", "-v", "./wf/"],
                          cwd=ROOT / "sdk" / "go", capture_output=True, text=True, timeout=600,
                          env=_secure_env(mtls_server, certs))
@@ -368,8 +367,7 @@ def test_go_helper_with_tls_client_certificate_and_token(mtls_server, certs):
 
 
 def test_ts_helper_with_tls_client_certificate_and_token(mtls_server, certs):
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node / npm are not installed")
+    require("node", "npm")
     ts = ROOT / "sdk" / "ts"
     if not (ts / "node_modules" / ".bin" / "tsc").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ts, check=True, timeout=600)

@@ -40,6 +40,14 @@ func identityFrom(p *sidecarv1.WorkflowIdentity) Identity {
 	return Identity{WorkflowID: p.GetWorkflowId(), WorkflowType: p.GetWorkflowType(), ParentWorkflowID: p.GetParentWorkflowId()}
 }
 
+// The client contract's defaults (docs/client-contract.md).
+const (
+	DefaultLeaseTTL  = 30 * time.Second
+	DefaultWaitSlice = 10 * time.Second
+	// RenewFraction: a held lease is renewed every LeaseTTL/RenewFraction.
+	RenewFraction = 3
+)
+
 // Client holds the generated DeterministicExecutorService client and the settings
 // shared by the Contexts it makes.
 type Client struct {
@@ -72,7 +80,9 @@ func (c *Client) logf(format string, args ...any) {
 // comes from the environment (SecurityFromEnv: PYNENC_SIDECAR_TLS_CA,
 // PYNENC_SIDECAR_CLIENT_CERT/_KEY, PYNENC_SIDECAR_TOKEN), and with none of them set the
 // connection is plaintext (a sidecar on localhost). Pass options (e.g. from
-// Security.DialOptions, or grpc.WithTransportCredentials) to choose yourself.
+// Security.DialOptions, or grpc.WithTransportCredentials) to choose yourself. Calls
+// refused with UNAVAILABLE are retried (RetryServiceConfig; pass
+// grpc.WithDisableRetry() to turn that off).
 func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
 	if len(opts) == 0 {
 		var err error
@@ -80,7 +90,8 @@ func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
 			return nil, err
 		}
 	}
-	conn, err := grpc.NewClient(target, opts...)
+	// The retry policy first, so that a service config among opts replaces it.
+	conn, err := grpc.NewClient(target, append([]grpc.DialOption{WithRetries()}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -97,8 +108,8 @@ func New(cc grpc.ClientConnInterface) *Client {
 	return &Client{
 		Executor:    sidecarv1.NewDeterministicExecutorServiceClient(traced(cc)),
 		RunnerID:    fmt.Sprintf("%s-%d-go", host, os.Getpid()),
-		LeaseTTL:    30 * time.Second,
-		WaitTimeout: 10 * time.Second,
+		LeaseTTL:    DefaultLeaseTTL,
+		WaitTimeout: DefaultWaitSlice,
 	}
 }
 

@@ -3,12 +3,14 @@ package wf
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
 
 	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
 )
@@ -24,8 +26,8 @@ const (
 )
 
 // Context is the workflow context of one run of one invocation's code: Pynenc's `wf`.
-// Its operations are meant to be called in program order (they are serialized); a
-// sequence advances only when its call succeeds, so a failed call can be retried.
+// Its operations are meant to be called in program order: each takes the next position
+// of its kind when called, and gives it back if it fails (docs/client-contract.md).
 type Context struct {
 	client       *Client
 	appID        string
@@ -34,7 +36,18 @@ type Context struct {
 
 	mu   sync.Mutex
 	seqs map[string]int64
+	// generating names the custom operation whose generator runs now ("" when none).
+	generating string
+	// leaseLost is set when another worker took this run's task over.
+	leaseLost bool
 }
+
+// ErrOperationInGenerator is returned by an operation called while a custom operation's
+// generator runs: the generator's value is recorded once and the generator does not run
+// on replay, so operations inside it would take positions only the first time and every
+// later operation would replay another position's value (docs/client-contract.md).
+var ErrOperationInGenerator = errors.New("wf: OPERATION_IN_GENERATOR: a workflow operation was called inside a " +
+	"custom operation's generator; call it before the custom operation and use its value inside the generator")
 
 // AppID is the tenant every call is scoped by.
 func (w *Context) AppID() string { return w.appID }
@@ -65,7 +78,7 @@ func (w *Context) Sequence(kind string) int64 {
 	return w.seqs[kind]
 }
 
-// at runs call at the next sequence of kind, advancing the sequence when it succeeds.
+// at runs call at the next sequence of kind (docs/client-contract.md, "Positions").
 // The call runs inside the operation's span (name: a task id or custom operation's
 // name); call returns whether the value was replayed.
 func (w *Context) at(ctx context.Context, kind, name string, call func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error)) error {
@@ -76,19 +89,46 @@ func (w *Context) at(ctx context.Context, kind, name string, call func(ctx conte
 
 // open is at, leaving the operation's span open (and returning its context) when the
 // call succeeds: the caller ends it with endSpan.
+//
+// The position is taken when the operation is called, and the lock is not held during
+// the call: a custom operation's generator may call other operations, which take later
+// positions. A failed call gives its position back unless a later operation of the same
+// kind was called meanwhile, so calling it again takes the same position (and replays
+// whatever the failed attempt may have recorded there).
 func (w *Context) open(ctx context.Context, kind, name string, call func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error)) (context.Context, trace.Span, bool, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	if w.generating != "" {
+		w.mu.Unlock()
+		return ctx, nil, false, fmt.Errorf("%w (operation %s inside the generator of %q)", ErrOperationInGenerator, kind, w.generating)
+	}
+	if w.leaseLost {
+		w.mu.Unlock()
+		return ctx, nil, false, &Error{Code: codes.FailedPrecondition, Reason: ReasonLeaseNotHeld, Domain: ErrorDomain,
+			Message: "this worker lost its lease on invocation " + w.InvocationID() +
+				": another worker took the task over, so this run stops at its next workflow operation"}
+	}
 	seq := w.seqs[kind] + 1
+	w.seqs[kind] = seq
+	w.mu.Unlock()
 	spanKind, _, _ := strings.Cut(kind, ":") // custom:<name>, data_read:<key>, ...
 	ctx, span := w.startOperation(ctx, spanKind, name, seq)
 	replayed, err := call(ctx, w.position(seq))
 	if err != nil {
+		w.giveBack(kind, seq)
 		endSpan(span, replayed, err)
 		return ctx, nil, replayed, err
 	}
-	w.seqs[kind] = seq
 	return ctx, span, replayed, nil
+}
+
+// giveBack returns the position seq of kind after its operation failed, unless a later
+// operation of that kind was called meanwhile.
+func (w *Context) giveBack(kind string, seq int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seqs[kind] == seq {
+		w.seqs[kind] = seq - 1
+	}
 }
 
 func (w *Context) position(seq int64) *sidecarv1.OperationPosition {
@@ -156,7 +196,13 @@ func (w *Context) RecordJSON(ctx context.Context, name string, gen func() (strin
 			value = got.GetOperation().GetJsonValue()
 			return true, nil
 		}
+		w.mu.Lock()
+		w.generating = name
+		w.mu.Unlock()
 		generated, err := gen()
+		w.mu.Lock()
+		w.generating = ""
+		w.mu.Unlock()
 		if err != nil {
 			return false, err
 		}

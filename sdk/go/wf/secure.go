@@ -28,18 +28,27 @@ type Security struct {
 	TLS bool
 }
 
+// The environment variables every SDK reads (docs/client-contract.md).
+const (
+	EnvAddress    = "PYNENC_SIDECAR_ADDRESS"
+	EnvTLS        = "PYNENC_SIDECAR_TLS"
+	EnvTLSCA      = "PYNENC_SIDECAR_TLS_CA"
+	EnvClientCert = "PYNENC_SIDECAR_CLIENT_CERT"
+	EnvClientKey  = "PYNENC_SIDECAR_CLIENT_KEY"
+	EnvToken      = "PYNENC_SIDECAR_TOKEN"
+)
+
 // SecurityFromEnv reads the variables every pynenc-sidecar SDK reads:
 // PYNENC_SIDECAR_TLS_CA, PYNENC_SIDECAR_CLIENT_CERT, PYNENC_SIDECAR_CLIENT_KEY,
 // PYNENC_SIDECAR_TOKEN and PYNENC_SIDECAR_TLS (true: TLS with the system's CAs).
 func SecurityFromEnv() Security {
 	env := func(name string) string { return strings.TrimSpace(os.Getenv(name)) }
-	switch strings.ToLower(env("PYNENC_SIDECAR_TLS")) {
+	s := Security{CAFile: env(EnvTLSCA), CertFile: env(EnvClientCert), KeyFile: env(EnvClientKey), Token: env(EnvToken)}
+	switch strings.ToLower(env(EnvTLS)) {
 	case "1", "true", "yes":
-		return Security{CAFile: env("PYNENC_SIDECAR_TLS_CA"), CertFile: env("PYNENC_SIDECAR_CLIENT_CERT"),
-			KeyFile: env("PYNENC_SIDECAR_CLIENT_KEY"), Token: env("PYNENC_SIDECAR_TOKEN"), TLS: true}
+		s.TLS = true
 	}
-	return Security{CAFile: env("PYNENC_SIDECAR_TLS_CA"), CertFile: env("PYNENC_SIDECAR_CLIENT_CERT"),
-		KeyFile: env("PYNENC_SIDECAR_CLIENT_KEY"), Token: env("PYNENC_SIDECAR_TOKEN")}
+	return s
 }
 
 // UsesTLS reports whether these settings connect with TLS.

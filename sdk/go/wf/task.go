@@ -128,8 +128,10 @@ func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run 
 		return nil, err
 	}
 	var resp *sidecarv1.ExecuteTaskResponse
+	var taskSeq int64
 	ctx, span, replayed, err := w.open(ctx, seqTask, taskID, func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
 		var err error
+		taskSeq = pos.GetSequence()
 		resp, err = w.client.Executor.ExecuteTask(ctx, &sidecarv1.ExecuteTaskRequest{
 			Position: pos, TaskId: taskID, ArgumentsJson: argsJSON, ForceNewWorkflow: o.forceNewWorkflow,
 			RunnerId: w.client.RunnerID, LeaseTtl: durationpb.New(o.leaseTTL),
@@ -142,6 +144,9 @@ func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run 
 	inv := invocationFrom(resp.GetInvocation())
 	inv.Replayed = resp.GetReplayed()
 	inv, err = w.client.drive(ctx, w.appID, inv, resp.GetLease(), run, o.leaseTTL)
+	if err != nil {
+		w.giveBack(seqTask, taskSeq) // calling it again replays the registered call
+	}
 	endSpan(span, replayed, err)
 	return inv, err
 }
@@ -257,31 +262,36 @@ func describeWait(inv *Invocation, now time.Time, again bool) string {
 func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, leaseID string, run TaskFunc, ttl time.Duration) (*Invocation, error) {
 	taskCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	task := c.Context(appID, inv.Workflow, inv.ID)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // renew the lease every ttl/3 until the task returns
 		defer wg.Done()
-		ticker := time.NewTicker(ttl / 3)
+		ticker := time.NewTicker(ttl / RenewFraction)
 		defer ticker.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-ticker.C:
-				callCtx, done := context.WithTimeout(ctx, ttl/3)
+				callCtx, done := context.WithTimeout(ctx, ttl/RenewFraction)
 				_, err := c.Executor.RenewTaskLease(callCtx, &sidecarv1.RenewTaskLeaseRequest{
 					AppId: appID, InvocationId: inv.ID, LeaseId: leaseID, LeaseTtl: durationpb.New(ttl),
 				})
 				done()
 				if e := FromError(err); e != nil && (e.Reason == ReasonLeaseNotHeld || e.Code == codes.NotFound) {
-					cancel() // the task lost its lease: tell cooperative task code to stop
+					// The task lost its lease: its next operation fails LEASE_NOT_HELD, and
+					// cooperative task code sees its context cancelled.
+					task.mu.Lock()
+					task.leaseLost = true
+					task.mu.Unlock()
+					cancel()
 					return
 				}
 			}
 		}
 	}()
-	task := c.Context(appID, inv.Workflow, inv.ID)
 	result, runErr := safeRun(taskCtx, task, run)
 	close(stop)
 	wg.Wait()

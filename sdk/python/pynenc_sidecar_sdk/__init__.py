@@ -9,6 +9,7 @@ from pynenc_sidecar_sdk.context import WorkflowIdentity
 from pynenc_sidecar_sdk.errors import (
     LeaseNotHeldError,
     NondeterministicReplayError,
+    OperationInGeneratorError,
     SidecarError,
     TaskFailedError,
     WorkflowAccessError,
@@ -19,6 +20,7 @@ __all__ = [
     "Invocation",
     "LeaseNotHeldError",
     "NondeterministicReplayError",
+    "OperationInGeneratorError",
     "Pynenc",
     "SidecarError",
     "Task",

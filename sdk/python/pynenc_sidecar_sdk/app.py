@@ -16,7 +16,7 @@ from pynenc_sidecar_sdk import tracing
 from pynenc_sidecar_sdk.client import SidecarClient
 from pynenc_sidecar_sdk.context import RunContext, WorkflowIdentity, WorkflowLog, current_run
 from pynenc_sidecar_sdk.invocation import Invocation
-from pynenc_sidecar_sdk.runner import FINAL, duration, run_leased, wait_or_take_over
+from pynenc_sidecar_sdk.runner import DEFAULT_LEASE_TTL_S, FINAL, drive, duration, run_leased, wait_or_take_over
 from pynenc_sidecar_sdk.workflow import WorkflowContext
 
 
@@ -106,7 +106,8 @@ class Pynenc:
                  tls_key: str | None = None, token: str | None = None) -> None:
         self.app_id = app_id
         self.client = SidecarClient(address, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, token=token)
-        self.lease_ttl = float(lease_ttl if lease_ttl is not None else os.environ.get("PYNENC_SIDECAR_LEASE_TTL", 30))
+        self.lease_ttl = float(lease_ttl if lease_ttl is not None
+                               else os.environ.get("PYNENC_SIDECAR_LEASE_TTL", DEFAULT_LEASE_TTL_S))
         self.runner_id = f"py-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.tasks: dict[str, Task] = {}
 
@@ -156,5 +157,12 @@ class Pynenc:
             log = WorkflowLog()
         elif log is None:  # a large log, or a server that predates include_log
             log = self.read_log(identity)
-        run = RunContext(self, identity, workflow_id, log)
-        return Invocation(run_leased(run, lease_id, task.func, args, kwargs, task.task_id), replayed=reply.replayed)
+        first = [log]
+
+        def run_main(invocation: de.TaskInvocation, lease_id: str) -> de.TaskInvocation:
+            # The first run uses this log; a run after losing the lease and taking it back reads it anew.
+            log = first.pop() if first else self.read_log(identity)
+            run = RunContext(self, identity, workflow_id, log)
+            return run_leased(run, lease_id, task.func, args, kwargs, task.task_id)
+
+        return Invocation(drive(self, invocation, lease_id, run_main), replayed=reply.replayed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import json
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,6 +17,24 @@ from pynenc_sidecar_sdk.errors import from_rpc_error
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 T = TypeVar("T")
+
+# The environment variables every SDK reads (docs/client-contract.md).
+ENV = {"address": "PYNENC_SIDECAR_ADDRESS", "tls": "PYNENC_SIDECAR_TLS", "tls_ca": "PYNENC_SIDECAR_TLS_CA",
+       "client_cert": "PYNENC_SIDECAR_CLIENT_CERT", "client_key": "PYNENC_SIDECAR_CLIENT_KEY",
+       "token": "PYNENC_SIDECAR_TOKEN"}
+
+# The client contract's retry policy: a call refused with UNAVAILABLE is sent again (every
+# call of the service is safe to repeat), by gRPC's own retry support.
+RETRY: dict[str, Any] = {"retryable_codes": ["UNAVAILABLE"], "max_attempts": 5, "initial_backoff_ms": 100,
+         "max_backoff_ms": 2000, "backoff_multiplier": 2}
+RETRY_SERVICE_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": "pynenc.sidecar.v1.DeterministicExecutorService"},
+             {"service": "pynenc.sidecar.v1.StateBackendService"}],
+    "retryPolicy": {"maxAttempts": RETRY["max_attempts"], "initialBackoff": f"{RETRY['initial_backoff_ms'] / 1000}s",
+                    "maxBackoff": f"{RETRY['max_backoff_ms'] / 1000}s",
+                    "backoffMultiplier": RETRY["backoff_multiplier"],
+                    "retryableStatusCodes": RETRY["retryable_codes"]}}]})
+CHANNEL_OPTIONS = [("grpc.enable_retries", 1), ("grpc.service_config", RETRY_SERVICE_CONFIG)]
 
 
 def _env(name: str) -> str | None:
@@ -63,13 +82,13 @@ def open_channel(address: str, *, tls: bool | None = None, tls_ca: str | None = 
     sidecar's certificate), PYNENC_SIDECAR_CLIENT_CERT / PYNENC_SIDECAR_CLIENT_KEY (this
     worker's certificate and key, for mutual TLS), PYNENC_SIDECAR_TOKEN (bearer token),
     PYNENC_SIDECAR_TLS=true (TLS with the system's CAs). TLS is on when any of the TLS
-    options is set."""
-    tls_ca = tls_ca or _env("PYNENC_SIDECAR_TLS_CA")
-    tls_cert = tls_cert or _env("PYNENC_SIDECAR_CLIENT_CERT")
-    tls_key = tls_key or _env("PYNENC_SIDECAR_CLIENT_KEY")
-    token = token or _env("PYNENC_SIDECAR_TOKEN")
+    options is set. Calls refused with UNAVAILABLE are retried (RETRY)."""
+    tls_ca = tls_ca or _env(ENV["tls_ca"])
+    tls_cert = tls_cert or _env(ENV["client_cert"])
+    tls_key = tls_key or _env(ENV["client_key"])
+    token = token or _env(ENV["token"])
     if tls is None:
-        tls = bool(tls_ca or tls_cert or (_env("PYNENC_SIDECAR_TLS") or "").lower() in ("1", "true", "yes"))
+        tls = bool(tls_ca or tls_cert or (_env(ENV["tls"]) or "").lower() in ("1", "true", "yes"))
     if bool(tls_cert) != bool(tls_key):
         raise ValueError("a client certificate needs its key: set both tls_cert and tls_key "
                          "(PYNENC_SIDECAR_CLIENT_CERT and PYNENC_SIDECAR_CLIENT_KEY)")
@@ -78,9 +97,9 @@ def open_channel(address: str, *, tls: bool | None = None, tls_ca: str | None = 
             root_certificates=_read(tls_ca, "CA file") if tls_ca else None,
             private_key=_read(tls_key, "client key") if tls_key else None,
             certificate_chain=_read(tls_cert, "client certificate") if tls_cert else None)
-        channel = grpc.secure_channel(address, credentials)
+        channel = grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
     else:
-        channel = grpc.insecure_channel(address)
+        channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
     if token:
         return grpc.intercept_channel(channel, _BearerToken(token)), channel
     return channel, channel
@@ -95,7 +114,7 @@ class SidecarClient:
     def __init__(self, address: str | None = None, timeout: float = 30.0, *, tls: bool | None = None,
                  tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
                  token: str | None = None) -> None:
-        self.address = address or os.environ.get("PYNENC_SIDECAR_ADDRESS", DEFAULT_ADDRESS)
+        self.address = address or os.environ.get(ENV["address"], DEFAULT_ADDRESS)
         self.timeout = timeout
         self.channel, self._raw_channel = open_channel(self.address, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert,
                                                        tls_key=tls_key, token=token)

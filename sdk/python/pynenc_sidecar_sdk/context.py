@@ -7,13 +7,16 @@ so a snapshot can only be incomplete, never wrong.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_sdk.errors import LeaseNotHeldError, OperationInGeneratorError
 
 Key = tuple[str, int, str, int]  # scope, kind, custom name, sequence
 
@@ -71,15 +74,46 @@ class RunContext:
     log: WorkflowLog
     counters: dict[tuple[int, str], int] = field(default_factory=dict)
     executor: Any = None  # this run's DeterministicExecutor, made at first use (workflow.py)
+    # Set by the lease keeper when another worker took the task over: every later
+    # operation of this run raises LeaseNotHeldError (Python cannot stop a thread).
+    lease_lost: threading.Event = field(default_factory=threading.Event)
+    generating: str = ""  # the custom operation whose generator runs now
+
+    def _check_lease(self) -> None:
+        if self.generating:
+            raise OperationInGeneratorError(
+                f"OPERATION_IN_GENERATOR: a workflow operation was called inside the generator of custom operation "
+                f"{self.generating!r}; call it before the custom operation and use its value inside the generator")
+        if self.lease_lost.is_set():
+            raise LeaseNotHeldError(
+                f"this worker lost its lease on invocation {self.invocation_id}: another worker took the task "
+                "over, so this run stops at its next workflow operation", reason="LEASE_NOT_HELD")
 
     def next_sequence(self, kind: int, name: str = "") -> int:
+        self._check_lease()
         key = (kind, name)
         self.counters[key] = sequence = self.counters.get(key, 0) + 1
         return sequence
 
+    def give_back(self, kind: int, name: str, sequence: int) -> None:
+        """After an operation at `sequence` failed: its position is free again, unless a later
+        operation of the kind was called meanwhile (docs/client-contract.md, "Positions")."""
+        if self.counters.get((kind, name)) == sequence:
+            self.counters[kind, name] = sequence - 1
+
+    @contextlib.contextmanager
+    def giving_back(self, kind: int, name: str, sequence: int):
+        try:
+            yield
+        except BaseException:
+            self.give_back(kind, name, sequence)
+            raise
+
     def next_recorded(self, kind: int, name: str = "") -> tuple[int, de.RecordedOperation | None]:
         """Take the next sequence of this operation: (sequence, the value the log holds there
         or None). The per-operation hot path of a replay: one call, two dict lookups."""
+        if self.generating or self.lease_lost.is_set():
+            self._check_lease()
         key = (kind, name)
         self.counters[key] = sequence = self.counters.get(key, 0) + 1
         return sequence, self.log.operations.get((self.invocation_id, kind, name, sequence))

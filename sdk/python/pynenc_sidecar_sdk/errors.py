@@ -31,6 +31,14 @@ class LeaseNotHeldError(SidecarError):
     """This worker's lease on a task lapsed and another worker took the task over."""
 
 
+class OperationInGeneratorError(RuntimeError):
+    """A workflow operation was called inside a custom operation's generator. The generator's
+    value is recorded once and the generator does not run on replay, so operations inside it
+    would take positions only the first time (docs/client-contract.md)."""
+
+    reason = "OPERATION_IN_GENERATOR"
+
+
 class TaskFailedError(Exception):
     """A task finished with an error; raised by `Invocation.result`. A task that lets it
     propagate records the original error (type, message, traceback) as its own."""

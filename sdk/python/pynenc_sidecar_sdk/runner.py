@@ -21,7 +21,9 @@ from pynenc_sidecar_sdk.errors import LeaseNotHeldError, SidecarError, TaskFaile
 
 log = logging.getLogger(__name__)
 FINAL = {common_pb2.INVOCATION_STATUS_SUCCESS, common_pb2.INVOCATION_STATUS_FAILED}
-WAIT_SLICE_S = 10
+WAIT_SLICE_S = 10  # the client contract's wait slice (tests/vectors/client_contract.json)
+DEFAULT_LEASE_TTL_S = 30
+RENEW_FRACTION = 3  # a held lease is renewed every lease_ttl / RENEW_FRACTION
 TASK_MISTAKES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED}
 
 
@@ -34,12 +36,12 @@ def duration(seconds: float) -> duration_pb2.Duration:
 class LeaseKeeper:
     """Renews a lease every third of its length until stopped, in a daemon thread."""
 
-    def __init__(self, app: Any, invocation_id: str, lease_id: str) -> None:
-        self.app, self.invocation_id, self.lease_id = app, invocation_id, lease_id
+    def __init__(self, run: RunContext, lease_id: str) -> None:
+        self.run, self.app, self.invocation_id, self.lease_id = run, run.app, run.invocation_id, lease_id
         self.stopped = threading.Event()
         # In the caller's context, so that renewals belong to the run's trace.
         self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,), daemon=True,
-                                       name=f"lease-{invocation_id[:8]}")
+                                       name=f"lease-{self.invocation_id[:8]}")
 
     def __enter__(self) -> LeaseKeeper:
         self.thread.start()
@@ -50,16 +52,21 @@ class LeaseKeeper:
         self.thread.join()
 
     def _run(self) -> None:
-        while not self.stopped.wait(self.app.lease_ttl / 3):
+        while not self.stopped.wait(self.app.lease_ttl / RENEW_FRACTION):
             try:
                 self.app.client.call(self.app.client.executor.RenewTaskLease, de.RenewTaskLeaseRequest(
                     app_id=self.app.app_id, invocation_id=self.invocation_id, lease_id=self.lease_id,
                     lease_ttl=duration(self.app.lease_ttl)))
             except LeaseNotHeldError:
                 log.warning("lost the lease on %s: another worker took it over", self.invocation_id)
+                self.run.lease_lost.set()  # the run's next operation raises LeaseNotHeldError
                 return
-            except SidecarError as error:  # transient: try again next period
+            except SidecarError as error:
+                if error.code is grpc.StatusCode.NOT_FOUND:  # the invocation is gone
+                    self.run.lease_lost.set()
+                    return
                 log.warning("could not renew the lease on %s: %s", self.invocation_id, error)
+
 
 
 def task_error(exc: BaseException, run: RunContext) -> common_pb2.TaskError:
@@ -94,7 +101,7 @@ def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: t
     request = de.CompleteTaskRequest(app_id=app.app_id, invocation_id=run.invocation_id, lease_id=lease_id)
     token = current_run.set(run)
     try:
-        with LeaseKeeper(app, run.invocation_id, lease_id):
+        with LeaseKeeper(run, lease_id):
             try:
                 result = func(*args, **kwargs)
             except SidecarError as exc:
@@ -124,6 +131,22 @@ def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: t
             raise
         request.error.CopyFrom(too_large_error(request, task_id, refusal))
         return app.client.call(app.client.executor.CompleteTask, request).invocation
+
+
+def drive(app: Any, invocation: de.TaskInvocation, lease_id: str,
+          run_once: Callable[[de.TaskInvocation, str], de.TaskInvocation]) -> de.TaskInvocation:
+    """Bring an invocation to an outcome: run it while this worker holds its lease, else wait
+    for the holder (taking over if its lease lapses). A run that lost its lease to another
+    live worker waits for that worker's outcome."""
+    while invocation.status not in FINAL:
+        if lease_id:
+            try:
+                return run_once(invocation, lease_id)
+            except LeaseNotHeldError:
+                log.warning("invocation %s was taken over by another worker: waiting for its outcome",
+                            invocation.invocation_id)
+        invocation, lease_id = wait_or_take_over(app, invocation)
+    return invocation
 
 
 def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = False) -> str:

@@ -12,7 +12,7 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk import tracing
 from pynenc_sidecar_sdk.context import RunContext, WorkflowIdentity, WorkflowLog, require_run
 from pynenc_sidecar_sdk.invocation import Invocation
-from pynenc_sidecar_sdk.runner import FINAL, duration, run_leased, wait_or_take_over
+from pynenc_sidecar_sdk.runner import FINAL, drive, duration, run_leased
 
 if TYPE_CHECKING:
     from pynenc_sidecar_sdk.app import Task
@@ -56,7 +56,8 @@ class DeterministicExecutor:
         sequence, recorded = run.next_recorded(CUSTOM, operation)
         if recorded is not None and tracing.tracer() is None:
             return json.loads(recorded.json_value)
-        with tracing.operation_span(run, "custom", sequence, name=operation, recorded=recorded) as span:
+        with run.giving_back(CUSTOM, operation, sequence), \
+                tracing.operation_span(run, "custom", sequence, name=operation, recorded=recorded) as span:
             if recorded is None:
                 reply = self._client.call(self._client.executor.GetRecorded, de.GetRecordedRequest(
                     position=run.position(sequence), kind=CUSTOM, custom_name=operation))
@@ -65,7 +66,11 @@ class DeterministicExecutor:
                     span.replayed(True, recorded.origin_span if recorded.HasField("origin_span") else None)
             if recorded is not None:
                 return json.loads(recorded.json_value)
-            value_json = json.dumps(generator())
+            run.generating = operation
+            try:
+                value_json = json.dumps(generator())
+            finally:
+                run.generating = ""
             reply = self._client.call(self._client.executor.Record, de.RecordRequest(
                 position=run.position(sequence), operation=operation, value_json=value_json))
             span.replayed(reply.replayed)
@@ -78,7 +83,8 @@ class DeterministicExecutor:
         sequence, recorded = run.next_recorded(kind)
         if recorded is not None and tracing.tracer() is None:
             return from_log(recorded)
-        with tracing.operation_span(run, name, sequence, recorded=recorded) as span:
+        with (run.giving_back(kind, "", sequence),
+              tracing.operation_span(run, name, sequence, recorded=recorded) as span):
             if recorded is not None:
                 return from_log(recorded)
             reply = self._client.call(getattr(self._client.executor, rpc), request_cls(position=run.position(sequence)))
@@ -118,7 +124,8 @@ class DeterministicExecutor:
             if same_call and state is not None and state.status in FINAL:
                 with tracing.operation_span(run, "task", sequence, task_id=task.task_id, recorded=recorded):
                     return Invocation(state, replayed=True)
-        with tracing.operation_span(run, "task", sequence, task_id=task.task_id, recorded=recorded) as span:
+        with run.giving_back(TASK, "", sequence), \
+                tracing.operation_span(run, "task", sequence, task_id=task.task_id, recorded=recorded) as span:
             return self._execute_task(run, sequence, task, arguments, args, kwargs, span)
 
     def _execute_task(self, run: RunContext, sequence: int, task: Task, arguments: dict[str, Any], args: tuple,
@@ -129,14 +136,14 @@ class DeterministicExecutor:
             force_new_workflow=task.force_new_workflow, runner_id=app.runner_id, lease_ttl=duration(app.lease_ttl)))
         span.replayed(reply.replayed)
         invocation, lease_id = reply.invocation, reply.lease.lease_id if reply.HasField("lease") else ""
-        if not lease_id and invocation.status not in FINAL:
-            invocation, lease_id = wait_or_take_over(app, invocation)
-        if lease_id:
+
+        def run_child(invocation: de.TaskInvocation, lease_id: str) -> de.TaskInvocation:
             child_workflow = WorkflowIdentity.from_proto(invocation.workflow)
             log = run.log if child_workflow.workflow_id == run.workflow.workflow_id else app.read_log(child_workflow)
             child = RunContext(app, child_workflow, invocation.invocation_id, log)
-            invocation = run_leased(child, lease_id, task.func, args, kwargs, task.task_id)
-        return Invocation(invocation, replayed=reply.replayed)
+            return run_leased(child, lease_id, task.func, args, kwargs, task.task_id)
+
+        return Invocation(drive(app, invocation, lease_id, run_child), replayed=reply.replayed)
 
 
 class WorkflowContext:
@@ -174,7 +181,8 @@ class WorkflowContext:
         if recorded is not None and tracing.tracer() is None:
             read: Any = recorded.data_value
         else:
-            with tracing.operation_span(run, "data_read", sequence, name=key, recorded=recorded) as span:
+            with run.giving_back(DATA_READ, key, sequence), \
+                    tracing.operation_span(run, "data_read", sequence, name=key, recorded=recorded) as span:
                 if recorded is None:
                     read = run.app.client.call(run.app.client.executor.GetData, de.GetDataRequest(
                         key=key, position=run.position(sequence)))
@@ -193,7 +201,8 @@ class WorkflowContext:
         served = recorded is not None and recorded.data_value.value_json == value_json
         if served and tracing.tracer() is None:
             return
-        with tracing.operation_span(run, "data_write", sequence, name=key, recorded=recorded) as span:
+        with run.giving_back(DATA_WRITE, key, sequence), \
+                tracing.operation_span(run, "data_write", sequence, name=key, recorded=recorded) as span:
             if served:
                 return
             # Not recorded, or recorded with other text: the server applies it or judges the

@@ -41,14 +41,26 @@ export class SidecarError extends Error {
   readonly fieldViolations: readonly FieldViolation[];
   override readonly cause: ConnectError;
 
-  constructor(cause: ConnectError) {
+  /** The error of an operation of a run whose task another worker took over. */
+  static leaseLost(invocationId: string): SidecarError {
+    return new SidecarError(
+      new ConnectError(
+        `this worker lost its lease on invocation ${invocationId}: another worker took the task over, so this run ` +
+          "stops at its next workflow operation",
+        Code.FailedPrecondition,
+      ),
+      Reason.LEASE_NOT_HELD,
+    );
+  }
+
+  constructor(cause: ConnectError, localReason = "") {
     const info = cause.findDetails(ErrorInfoSchema)[0];
-    const reason = info?.reason ?? "";
+    const reason = info?.reason ?? localReason;
     super(`sidecar: ${Code[cause.code]}${reason ? ` (${reason})` : ""}: ${cause.rawMessage}`);
     this.cause = cause;
     this.code = cause.code;
     this.reason = reason;
-    this.domain = info?.domain ?? "";
+    this.domain = info?.domain ?? (localReason ? ERROR_DOMAIN : "");
     this.metadata = { ...(info?.metadata ?? {}) };
     this.fieldViolations = cause
       .findDetails(BadRequestSchema)

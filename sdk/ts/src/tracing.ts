@@ -39,7 +39,7 @@ export const ATTR = {
   replayed: "pynenc.replayed",
 } as const;
 
-const SPAN_NAMES: Record<string, string> = {
+export const SPAN_NAMES: Record<string, string> = {
   random: "pynenc.random",
   time: "pynenc.utc_now",
   uuid: "pynenc.uuid",

@@ -14,6 +14,7 @@ import {
   type TaskInvocation,
   type TaskLease,
 } from "./gen/pynenc/sidecar/v1/deterministic_executor_pb.js";
+import { DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, retryInterceptor } from "./contract.js";
 import { Code, Reason, SidecarError, TaskFailedError, TaskSuspended } from "./errors.js";
 import type { Context as OtelContext, Span } from "@opentelemetry/api";
 import {
@@ -105,12 +106,12 @@ function pem(value: string): string {
 
 /** SecurityOptions with every unset field taken from its PYNENC_SIDECAR_* variable. */
 export function securityFromEnv(given: SecurityOptions = {}): SecurityOptions {
-  const flag = env("PYNENC_SIDECAR_TLS")?.toLowerCase();
+  const flag = env(ENV.tls)?.toLowerCase();
   return {
-    tlsCa: given.tlsCa ?? env("PYNENC_SIDECAR_TLS_CA"),
-    tlsCert: given.tlsCert ?? env("PYNENC_SIDECAR_CLIENT_CERT"),
-    tlsKey: given.tlsKey ?? env("PYNENC_SIDECAR_CLIENT_KEY"),
-    token: given.token ?? env("PYNENC_SIDECAR_TOKEN"),
+    tlsCa: given.tlsCa ?? env(ENV.tls_ca),
+    tlsCert: given.tlsCert ?? env(ENV.client_cert),
+    tlsKey: given.tlsKey ?? env(ENV.client_key),
+    token: given.token ?? env(ENV.token),
     tls: given.tls ?? (flag === "1" || flag === "true" || flag === "yes"),
   };
 }
@@ -235,8 +236,8 @@ export class Client {
   constructor(transport: Transport, options: ClientOptions = {}, sessions?: Http2SessionManager) {
     this.executor = createClient(DeterministicExecutorService, transport);
     this.runnerId = options.runnerId ?? `${hostname()}-${process.pid}-ts`;
-    this.leaseTtlMs = options.leaseTtlMs ?? 30_000;
-    this.waitTimeoutMs = options.waitTimeoutMs ?? 10_000;
+    this.leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+    this.waitTimeoutMs = options.waitTimeoutMs ?? DEFAULT_WAIT_SLICE_MS;
     this.log = options.log ?? ((line) => console.error(`pynenc-sidecar: ${line}`));
     this.sessions = sessions;
   }
@@ -260,7 +261,8 @@ export class Client {
         }
       : {};
     const sessions = new Http2SessionManager(baseUrl, undefined, nodeOptions);
-    const interceptors = [tracingInterceptor(), ...(security.token ? [bearerToken(security.token)] : [])];
+    // Retries outermost: each attempt is its own traced call carrying the token.
+    const interceptors = [retryInterceptor(), tracingInterceptor(), ...(security.token ? [bearerToken(security.token)] : [])];
     const writeMaxBytes = options.maxMessageBytes ?? 20 * 1024 * 1024;
     return new Client(createGrpcTransport({ baseUrl, sessionManager: sessions, interceptors, writeMaxBytes }), options,
       sessions);
@@ -376,20 +378,22 @@ export class Client {
     ctx: OtelContext,
   ): Promise<Invocation> {
     const abort = new AbortController();
+    const task = new Context(this, appId, inv.workflow, inv.id, ctx);
     const timer = setInterval(() => {
       this.executor
-        .renewTaskLease({ appId, invocationId: inv.id, leaseId, leaseTtl: duration(ttlMs) }, callOptions(ctx, { timeoutMs: Math.max(1, Math.floor(ttlMs / 3)) }))
+        .renewTaskLease({ appId, invocationId: inv.id, leaseId, leaseTtl: duration(ttlMs) }, callOptions(ctx, { timeoutMs: Math.max(1, Math.floor(ttlMs / RENEW_FRACTION)) }))
         .catch((err: unknown) => {
           const e = SidecarError.from(err);
           if (e.reason === Reason.LEASE_NOT_HELD || e.code === Code.NotFound) {
             clearInterval(timer);
+            task.leaseLost = true; // its next operation fails LEASE_NOT_HELD
             abort.abort(e); // tell cooperative task code it lost the task
           }
         });
-    }, Math.max(1, Math.floor(ttlMs / 3)));
+    }, Math.max(1, Math.floor(ttlMs / RENEW_FRACTION)));
     let outcome: CompleteTaskRequest["outcome"];
     try {
-      const result = await run(new Context(this, appId, inv.workflow, inv.id, ctx), abort.signal);
+      const result = await run(task, abort.signal);
       try {
         outcome = { case: "resultJson", value: toJson(result, "task result") };
       } catch (err) {
@@ -454,14 +458,33 @@ function tooLargeOutcome(outcome: CompleteTaskRequest["outcome"], inv: Invocatio
 }
 
 /**
+ * Thrown by an operation called while a custom operation's generator runs: the generator's
+ * value is recorded once and the generator does not run on replay, so operations inside it
+ * would take positions only the first time (docs/client-contract.md).
+ */
+export class OperationInGeneratorError extends Error {
+  override readonly name = "OperationInGeneratorError";
+  readonly reason = "OPERATION_IN_GENERATOR";
+  constructor(kind: string, custom: string) {
+    super(
+      `OPERATION_IN_GENERATOR: a workflow operation (${kind}) was called inside the generator of custom operation ` +
+        `"${custom}"; call it before the custom operation and use its value inside the generator`,
+    );
+  }
+}
+
+/**
  * The workflow context of one run of one invocation's code: Pynenc's `wf`. It counts a
  * 1-based sequence per operation kind (random, time, uuid, task, each custom name);
- * a new run starts a new Context and so replays. Operations are serialized in call
- * order, and a sequence advances only when its call succeeds (a failed call can be retried).
+ * a new run starts a new Context and so replays. Each operation takes the next position
+ * of its kind when called and gives it back if it fails (docs/client-contract.md).
  */
 export class Context {
   private readonly seqs = new Map<string, bigint>();
-  private queue: Promise<unknown> = Promise.resolve();
+  /** The custom operation whose generator runs now ("" when none). */
+  private generating = "";
+  /** @internal Set when another worker took this run's task over. */
+  leaseLost = false;
 
   constructor(
     readonly client: Client,
@@ -501,33 +524,38 @@ export class Context {
     op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>,
     keepOpen: boolean,
   ): Promise<{ value: T; replayed: boolean; span: Span; ctx: OtelContext }> {
-    const next = this.queue.then(async () => {
-      const seq = (this.seqs.get(kind) ?? 0n) + 1n;
-      const attrs = { ...workflowAttributes(this.appId, this.workflow), [ATTR.invocationId]: this.invocationId };
-      // "custom:<name>", "data_read:<key>", "data_write:<key>": the span's operation is the prefix
-      const [span, ctx] = startOperation(this.traceContext, attrs, kind.split(":", 1)[0]!, name, seq);
-      let value: T, replayed: boolean;
-      try {
-        [value, replayed] = await op(
-          {
-            $typeName: "pynenc.sidecar.v1.OperationPosition",
-            appId: this.appId,
-            workflow: identityProto(this.workflow),
-            invocationId: this.invocation,
-            sequence: seq,
-          },
-          ctx,
-        );
-      } catch (err) {
+    // The position is taken now, in call order, and no queue is awaited: a custom
+    // operation's generator may call other operations, which take later positions.
+    if (this.generating) return Promise.reject(new OperationInGeneratorError(kind, this.generating));
+    if (this.leaseLost) return Promise.reject(SidecarError.leaseLost(this.invocationId));
+    const seq = (this.seqs.get(kind) ?? 0n) + 1n;
+    this.seqs.set(kind, seq);
+    const attrs = { ...workflowAttributes(this.appId, this.workflow), [ATTR.invocationId]: this.invocationId };
+    // "custom:<name>", "data_read:<key>", "data_write:<key>": the span's operation is the prefix
+    const [span, ctx] = startOperation(this.traceContext, attrs, kind.split(":", 1)[0]!, name, seq);
+    const position: OperationPosition = {
+      $typeName: "pynenc.sidecar.v1.OperationPosition",
+      appId: this.appId,
+      workflow: identityProto(this.workflow),
+      invocationId: this.invocation,
+      sequence: seq,
+    };
+    return op(position, ctx).then(
+      ([value, replayed]) => {
+        if (!keepOpen) endSpan(span, replayed);
+        return { value, replayed, span, ctx };
+      },
+      (err: unknown) => {
+        this.giveBack(kind, seq);
         endSpan(span, false, err);
         throw err;
-      }
-      if (!keepOpen) endSpan(span, replayed);
-      this.seqs.set(kind, seq);
-      return { value, replayed, span, ctx };
-    });
-    this.queue = next.catch(() => undefined);
-    return next;
+      },
+    );
+  }
+
+  /** @internal Gives back position `seq` of `kind` after its operation failed, unless a later one was taken. */
+  giveBack(kind: string, seq: bigint): void {
+    if (this.seqs.get(kind) === seq) this.seqs.set(kind, seq - 1n);
   }
 
   private async at<T>(kind: string, op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>, name = ""): Promise<T> {
@@ -575,7 +603,13 @@ export class Context {
           this.client.executor.getRecorded({ position, kind: OperationKind.CUSTOM, customName: name }, callOptions(ctx)),
         );
         if (got.found && got.operation?.value.case === "jsonValue") return [got.operation.value.value, true];
-        const value = await gen();
+        this.generating = name;
+        let value: string;
+        try {
+          value = await gen();
+        } finally {
+          this.generating = "";
+        }
         const resp = await call(this.client.executor.record({ position, operation: name, valueJson: value }, callOptions(ctx)));
         return [resp.valueJson, resp.replayed];
       },
@@ -599,10 +633,12 @@ export class Context {
   async executeTask(taskId: string, args: Record<string, unknown>, run: TaskFn, options: TaskOptions = {}): Promise<Invocation> {
     const ttlMs = options.leaseTtlMs ?? this.client.leaseTtlMs;
     const argumentsJson = toJson(args ?? {}, "arguments");
+    let taskSeq = 0n;
     const { value: resp, replayed, span, ctx } = await this.open(
       "task",
       taskId,
       async (position, ctx) => {
+        taskSeq = position.sequence;
         const resp = await call(
           this.client.executor.executeTask(
             {
@@ -622,7 +658,12 @@ export class Context {
     );
     const inv = new Invocation(resp.invocation!);
     inv.replayed = resp.replayed;
-    return inSpan(span, () => this.client.drive(this.appId, inv, resp.lease, run, ttlMs, ctx), () => replayed);
+    return inSpan(span, () => this.client.drive(this.appId, inv, resp.lease, run, ttlMs, ctx), () => replayed).catch(
+      (err: unknown) => {
+        this.giveBack("task", taskSeq); // calling it again replays the registered call
+        throw err;
+      },
+    );
   }
 
   /**

@@ -10,6 +10,7 @@
 //   node dist/tools/xlang.js flow     --address A --app APP --workflow WF --fixed false  the second task fails unless fixed
 //   node dist/tools/xlang.js retry    --address A --app APP --workflow WF --fixed true   RetryWorkflow, then the flow
 //   node dist/tools/xlang.js oversize --address A --app APP --workflow WF --bytes N      a child returning N bytes
+//   node dist/tools/xlang.js nested   --address A --app APP --workflow WF   a custom op calling other ops
 //   node dist/tools/xlang.js visits   --address A --app APP --workflow WF
 //   node dist/tools/xlang.js diverge  --address A --app APP --workflow WF --value V
 //   node dist/tools/xlang.js notify   --address A --app APP --workflow WF [--notify yes]
@@ -19,7 +20,7 @@ import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { Client, Context, Invocation, InvocationStatus, SidecarError, type Identity } from "../src/index.js";
+import { Client, Context, Invocation, InvocationStatus, OperationInGeneratorError, SidecarError, type Identity } from "../src/index.js";
 import { StateBackendService } from "../src/gen/pynenc/sidecar/v1/state_backend_pb.js";
 
 const LANG = "ts";
@@ -135,6 +136,23 @@ async function oversize(client: Client, app: string, workflowId: string, n: numb
   const out: Record<string, unknown> = outcome(inv, ran);
   if (child) out.child = { status: `INVOCATION_STATUS_${InvocationStatus[child.status]}`, error: failure(child) };
   return out;
+}
+
+/**
+ * The client contract's nested-operation scenario: an operation inside a custom operation's
+ * generator is refused (OPERATION_IN_GENERATOR) and takes no position.
+ */
+async function nested(run: Context) {
+  const refused = await run.record("refused", () => run.random()).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  if (!(refused instanceof OperationInGeneratorError)) throw new Error(`want OperationInGeneratorError, got ${refused}`);
+  const r = await run.random();
+  const outer = await run.record("outer", () => ({ r, lang: LANG }));
+  const after = await run.random();
+  const sequences = Object.fromEntries(["random", "custom:outer", "custom:refused"].map((k) => [k, run.sequence(k)]));
+  return { refused: refused.reason, outer, after, sequences, lang: LANG };
 }
 
 /** Issue 11's read-modify-write of workflow data: replayed, it reads and writes nothing new. */
@@ -279,6 +297,9 @@ async function main() {
         break;
       case "oversize":
         out = await oversize(client, app, id.workflowId, Number(values.bytes));
+        break;
+      case "nested":
+        out = await nested(client.context(app, id));
         break;
       case "visits":
         out = await visits(client.context(app, id));

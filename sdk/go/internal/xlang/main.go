@@ -13,6 +13,8 @@
 //	xlang oversize -address A -app APP -workflow WF -bytes N       a child returning an N-byte string
 
 
+//	xlang nested   -address A -app APP -workflow WF   a custom op whose generator calls random,
+//	               another custom op and uuid; then random (docs/client-contract.md)
 //	xlang visits   -address A -app APP -workflow WF   n = data "visits" + 1; write it; print n
 //	xlang diverge  -address A -app APP -workflow WF -value V   write data "counter" = V (a replay
 //	               with another V is NONDETERMINISTIC_REPLAY); print the error reason or null
@@ -90,6 +92,8 @@ func main() {
 		out, err = oversize(ctx, client, *app, *workflow, *size)
 
 
+	case "nested":
+		out, err = nested(ctx, client.Context(*app, id, ""))
 	case "visits":
 		out, err = visits(ctx, client.Context(*app, id, ""))
 	case "diverge":
@@ -422,4 +426,34 @@ func notifyFlow(ctx context.Context, c *wf.Client, app string, id wf.Identity, n
 		return nil, err
 	}
 	return map[string]any{"result": json.RawMessage(inv.ResultJSON), "ran": ran, "replayed": inv.Replayed}, nil
+}
+
+// nested is the client contract's nested-operation scenario (tests/test_client_contract.py):
+// an operation inside a custom operation's generator is refused (OPERATION_IN_GENERATOR)
+// and takes no position; the same values computed before the custom operation record.
+func nested(ctx context.Context, run *wf.Context) (any, error) {
+	_, refused := wf.Record(ctx, run, "refused", func() (float64, error) { return run.Random(ctx) })
+	if !errors.Is(refused, wf.ErrOperationInGenerator) {
+		return nil, fmt.Errorf("an operation inside a generator: want ErrOperationInGenerator, got %v", refused)
+	}
+	r, err := run.Random(ctx)
+	if err != nil {
+		return nil, err
+	}
+	outer, err := wf.Record(ctx, run, "outer", func() (map[string]any, error) {
+		return map[string]any{"r": r, "lang": lang}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	after, err := run.Random(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seqs := map[string]int64{}
+	for _, kind := range []string{"random", "custom:outer", "custom:refused"} {
+		seqs[kind] = run.Sequence(kind)
+	}
+	return map[string]any{"refused": "OPERATION_IN_GENERATOR", "outer": outer, "after": after, "sequences": seqs,
+		"lang": lang}, nil
 }

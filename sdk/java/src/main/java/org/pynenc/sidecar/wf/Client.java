@@ -49,9 +49,9 @@ public final class Client implements AutoCloseable {
   /** Recorded on the leases this client takes (default host-pid-java). */
   public volatile String runnerId = defaultRunnerId();
   /** Length of task leases; they are renewed every leaseTtl/3 while a task runs. */
-  public volatile java.time.Duration leaseTtl = java.time.Duration.ofSeconds(30);
+  public volatile java.time.Duration leaseTtl = Contract.DEFAULT_LEASE_TTL;
   /** Bounds one WaitTask call; waiting repeats until the task finishes or is handed over. */
-  public volatile java.time.Duration waitTimeout = java.time.Duration.ofSeconds(10);
+  public volatile java.time.Duration waitTimeout = Contract.DEFAULT_WAIT_SLICE;
   /** Deadline of every other call. */
   public volatile java.time.Duration callTimeout = java.time.Duration.ofSeconds(30);
   /**
@@ -66,14 +66,28 @@ public final class Client implements AutoCloseable {
     this.stub = DeterministicExecutorServiceGrpc.newBlockingStub(channel);
   }
 
-  /** Connects in plaintext to a sidecar at "host:port" (a sidecar on localhost). */
+  /**
+   * Connects to a sidecar at "host:port" with the security the PYNENC_SIDECAR_* variables give
+   * (TLS, mutual TLS, a bearer token; see {@link Security#fromEnv}): plaintext when none is set
+   * (a sidecar on localhost).
+   */
   public static Client connect(String target) {
-    return connect(target, InsecureChannelCredentials.create());
+    return connect(target, Security.fromEnv());
   }
 
-  /** Connects with the given credentials (e.g. grpc's TlsChannelCredentials). */
+  /** Connects with the given security settings. */
+  public static Client connect(String target, Security security) {
+    return connect(target, security.credentials());
+  }
+
+  /**
+   * Connects with the given credentials (e.g. grpc's TlsChannelCredentials, or
+   * InsecureChannelCredentials). Calls refused with UNAVAILABLE are retried
+   * ({@link Contract#retryServiceConfig}).
+   */
   public static Client connect(String target, ChannelCredentials credentials) {
-    ManagedChannel channel = Grpc.newChannelBuilder(target, credentials).build();
+    ManagedChannel channel = Grpc.newChannelBuilder(target, credentials)
+        .defaultServiceConfig(Contract.retryServiceConfig()).enableRetry().build();
     return new Client(channel, channel);
   }
 
@@ -167,7 +181,9 @@ public final class Client implements AutoCloseable {
       t.setDaemon(true);
       return t;
     });
-    long period = Math.max(1, ttl.toMillis() / 3);
+    long period = Math.max(1, ttl.toMillis() / Contract.RENEW_FRACTION);
+    Context task = context(appId, inv.workflow(), inv.id());
+    Thread runner = Thread.currentThread();
     renewer.scheduleAtFixedRate(() -> {
       try {
         stub.withDeadlineAfter(period, TimeUnit.MILLISECONDS).renewTaskLease(RenewTaskLeaseRequest.newBuilder()
@@ -175,14 +191,17 @@ public final class Client implements AutoCloseable {
       } catch (StatusRuntimeException e) {
         SidecarException err = SidecarException.from(e);
         if (err.is(SidecarException.LEASE_NOT_HELD) || err.code() == io.grpc.Status.Code.NOT_FOUND) {
-          throw err; // the lease is gone: stop renewing (CompleteTask will tell)
+          // The lease is gone: the run's next operation throws LEASE_NOT_HELD, and a task
+          // blocked in an interruptible call is interrupted (CompleteTask will tell).
+          task.leaseLost = true;
+          runner.interrupt();
+          throw err; // stop renewing
         }
       }
     }, period, period, TimeUnit.MILLISECONDS);
 
     CompleteTaskRequest.Builder req = CompleteTaskRequest.newBuilder()
         .setAppId(appId).setInvocationId(inv.id()).setLeaseId(leaseId);
-    Context task = context(appId, inv.workflow(), inv.id());
     try {
       Object result = fn.run(task);
       try {
@@ -198,6 +217,12 @@ public final class Client implements AutoCloseable {
           .setMessage(e.getMessage() == null ? "" : e.getMessage()).setTraceback(stackTrace(e)));
     } finally {
       renewer.shutdownNow();
+      try {
+        renewer.awaitTermination(callTimeout.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        // the renewer's own interrupt: cleared below
+      }
+      Thread.interrupted(); // an interrupt for a lost lease ends with the task's code
     }
     try {
       return Invocation.fromProto(call(() -> executor().completeTask(req.build())).getInvocation(), false, true);

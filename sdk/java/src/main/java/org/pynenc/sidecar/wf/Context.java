@@ -24,9 +24,9 @@ import pynenc.sidecar.v1.DeterministicExecutor.UuidRequest;
 /**
  * The workflow context of one run of one invocation's code: Pynenc's {@code wf}. It counts a
  * 1-based sequence per operation kind (random, time, uuid, task, each custom name); a new
- * Context for the same invocation starts again at 1 and so replays. A sequence advances only
- * when its call succeeds, so a failed call (e.g. UNAVAILABLE) can be retried. Calls are
- * serialized (meant to be made in program order).
+ * Context for the same invocation starts again at 1 and so replays. Each operation takes the
+ * next position of its kind when called and gives it back if it fails, so calling it again
+ * takes the same position (docs/client-contract.md).
  */
 public final class Context {
   private final Client client;
@@ -72,12 +72,49 @@ public final class Context {
     return seqs.getOrDefault(kind, 0L);
   }
 
-  /** Runs a call at the next sequence of kind, advancing the sequence when it succeeds. */
-  private synchronized <T> T at(String kind, LongFunction<T> call) {
+  /**
+   * Runs a call at the next position of kind (docs/client-contract.md, "Positions"): taken when
+   * called, without holding the lock during the call (a custom operation's generator may call
+   * other operations, which take later positions), and given back if the call fails unless a
+   * later operation of the kind was called meanwhile.
+   */
+  private <T> T at(String kind, LongFunction<T> call) {
+    long seq = take(kind);
+    try {
+      return call.apply(seq);
+    } catch (RuntimeException | Error e) {
+      giveBack(kind, seq);
+      throw e;
+    }
+  }
+
+  /** The custom operation whose generator runs now (null when none). */
+  private String generating;
+
+  private synchronized long take(String kind) {
+    if (generating != null) {
+      throw new OperationInGeneratorException(kind, generating);
+    }
+    if (leaseLost) {
+      throw SidecarException.leaseLost(invocationId());
+    }
     long seq = seqs.getOrDefault(kind, 0L) + 1;
-    T value = call.apply(seq);
     seqs.put(kind, seq);
-    return value;
+    return seq;
+  }
+
+  synchronized void giveBack(String kind, long seq) {
+    if (seqs.getOrDefault(kind, 0L) == seq) {
+      seqs.put(kind, seq - 1);
+    }
+  }
+
+  /** Set when another worker took this run's task over: every later operation throws LEASE_NOT_HELD. */
+  volatile boolean leaseLost;
+
+  /** Whether this run lost its task's lease to another worker (its code should stop). */
+  public boolean leaseLost() {
+    return leaseLost;
   }
 
   private OperationPosition position(long seq) {
@@ -118,12 +155,19 @@ public final class Context {
         return got.getOperation().getJsonValue();
       }
       String generated;
+      synchronized (this) {
+        generating = name;
+      }
       try {
         generated = generator.call();
       } catch (RuntimeException e) {
         throw e;
       } catch (Exception e) {
         throw new IllegalStateException("the generator of custom operation '" + name + "' failed", e);
+      } finally {
+        synchronized (this) {
+          generating = null;
+        }
       }
       return Client.call(() -> client.executor().record(RecordRequest.newBuilder()
           .setPosition(pos).setOperation(name).setValueJson(generated).build())).getValueJson();
@@ -160,12 +204,14 @@ public final class Context {
   public Invocation executeTask(String taskId, Object args, TaskFunction fn, boolean forceNewWorkflow,
                                 java.time.Duration leaseTtl) {
     String argsJson = argumentsJson(args);
-    ExecuteTaskResponse resp = at("task", seq -> Client.call(() -> client.executor().executeTask(
-        ExecuteTaskRequest.newBuilder().setPosition(position(seq)).setTaskId(taskId).setArgumentsJson(argsJson)
-            .setForceNewWorkflow(forceNewWorkflow).setRunnerId(client.runnerId)
-            .setLeaseTtl(Client.duration(leaseTtl)).build())));
-    return client.drive(appId, Invocation.fromProto(resp.getInvocation(), resp.getReplayed(), false),
-        resp.hasLease() ? resp.getLease() : null, fn, leaseTtl);
+    return at("task", seq -> {
+      ExecuteTaskResponse resp = Client.call(() -> client.executor().executeTask(
+          ExecuteTaskRequest.newBuilder().setPosition(position(seq)).setTaskId(taskId).setArgumentsJson(argsJson)
+              .setForceNewWorkflow(forceNewWorkflow).setRunnerId(client.runnerId)
+              .setLeaseTtl(Client.duration(leaseTtl)).build()));
+      return client.drive(appId, Invocation.fromProto(resp.getInvocation(), resp.getReplayed(), false),
+          resp.hasLease() ? resp.getLease() : null, fn, leaseTtl);
+    });
   }
 
   /**

@@ -52,6 +52,13 @@ public class SidecarException extends RuntimeException {
     this.fieldViolations = List.copyOf(violations);
   }
 
+  /** Thrown by an operation of a run whose task another worker took over. */
+  static SidecarException leaseLost(String invocationId) {
+    return new SidecarException(Status.Code.FAILED_PRECONDITION, "this worker lost its lease on invocation "
+        + invocationId + ": another worker took the task over, so this run stops at its next workflow operation",
+        ErrorInfo.newBuilder().setReason(LEASE_NOT_HELD).setDomain(DOMAIN).build(), List.of(), null);
+  }
+
   /** The SidecarException of a failed gRPC call (itself if it already is one). */
   public static SidecarException from(Throwable error) {
     if (error instanceof SidecarException e) {

@@ -38,6 +38,7 @@ import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
  * xlang oversize --address A --app APP --workflow WF --bytes N       a child returning an N-byte string
 
 
+ * xlang nested   --address A --app APP --workflow WF   a custom op calling other ops, then random
  * xlang visits   --address A --app APP --workflow WF   n = data "visits" + 1; write it; print n
  * xlang diverge  --address A --app APP --workflow WF --value V   write data "counter" = V
  * xlang notify   --address A --app APP --workflow WF [--notify yes]   StartWorkflow: task "step",
@@ -74,6 +75,7 @@ public final class Xlang {
         case "oversize" -> out = oversize(client, app, id.workflowId(), Integer.parseInt(flags.get("bytes")));
 
 
+        case "nested" -> out = com.google.gson.JsonParser.parseString(Json.write(nested(client.context(app, id, ""))));
         case "visits" -> out = visits(client.context(app, id, ""));
         case "diverge" -> out = diverge(client.context(app, id, ""), flags.getOrDefault("value", "1"));
         case "notify" -> out = notifyFlow(client, app, id, "yes".equals(flags.get("notify")));
@@ -333,5 +335,40 @@ public final class Xlang {
       }
       out.add(name, entry);
     }
+  }
+
+  /**
+   * The client contract's nested-operation scenario: an operation inside a custom operation's
+   * generator is refused (OPERATION_IN_GENERATOR) and takes no position.
+   */
+  private static Object nested(Context run) {
+    String refused = null;
+    try {
+      run.record("refused", Double.class, run::random);
+    } catch (org.pynenc.sidecar.wf.OperationInGeneratorException e) {
+      refused = org.pynenc.sidecar.wf.OperationInGeneratorException.REASON;
+    }
+    if (refused == null) {
+      throw new IllegalStateException("an operation inside a generator was not refused");
+    }
+    double r = run.random();
+    Map<?, ?> outer = run.record("outer", Map.class, () -> {
+      Map<String, Object> value = new LinkedHashMap<>();
+      value.put("r", r);
+      value.put("lang", LANG);
+      return value;
+    });
+    double after = run.random();
+    Map<String, Object> sequences = new LinkedHashMap<>();
+    for (String kind : new String[] {"random", "custom:outer", "custom:refused"}) {
+      sequences.put(kind, run.sequence(kind));
+    }
+    Map<String, Object> out = new LinkedHashMap<>();
+    out.put("refused", refused);
+    out.put("outer", outer);
+    out.put("after", after);
+    out.put("sequences", sequences);
+    out.put("lang", LANG);
+    return out;
   }
 }
