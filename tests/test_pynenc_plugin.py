@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
@@ -110,9 +112,18 @@ def test_pynencs_suites_pass_on_the_sidecar(pynenc_python, plugin_sidecar, token
     junit = tmp_path / "pynenc.xml"
     env = _pynenc_env(plugin_sidecar.address)
     env.update(PSC_TOKEN_SIDECAR_ADDRESS=token_sidecar.address, PSC_TOKEN=TOKEN)
-    run = subprocess.run(
+    # In a session of its own: some of Pynenc's runner tests (a SIGKILLed persistent-process
+    # runner) leave worker processes behind, which the group kill below stops.
+    process = subprocess.Popen(
         [str(pynenc_python), "-m", "pytest", "-q", "-p", "no:logging", "--timeout", "300", f"--junitxml={junit}"],
-        cwd=SUITES, env=env, capture_output=True, text=True, timeout=2400)
+        cwd=SUITES, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=2400)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    run = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     summary = run.stdout[-3000:] + run.stderr[-2000:]
     assert junit.exists(), summary
     found, failures = _outcomes(junit)
