@@ -182,14 +182,20 @@ def test_a_pynenc_apps_workflow_is_listed_inspected_and_read_from_typescript(ser
     assert inspected["workflow"]["workflow_type"] == "seed_order_app.process_order_workflow"
     invocations = {inv["invocation_id"]: inv for inv in inspected["state_backend_invocations"]}
     assert len(invocations) == 2 and {inv["status"] for inv in invocations.values()} == {"SUCCESS"}
-    # Pynenc's serializer text (JsonPickle's JSON of a plain dict) as the result.
-    assert json.loads(invocations[workflow_id]["result"]) == result
+    # Pynenc's serializer text (JsonPickle's JSON of a plain dict) is JSON, so it travels as
+    # JSON (docs/pynenc-plugin.md) and inspect shows it parsed.
+    assert invocations[workflow_id]["result"] == result
     (payment_id,) = set(invocations) - {workflow_id}
     assert invocations[payment_id]["parent_invocation_id"] == workflow_id
-    # Pynenc 0.4.0's own executor records its deterministic values as workflow data (the
-    # plugin's executor, branch plugin-v2, records them as the sidecar's positions).
-    assert json.loads(inspected["data"]["tracking_number"]) == result["tracking_number"]
-    assert result["tracking_number"].endswith(f"{int(float(inspected['data']['random:1']) * 100000):05d}")
+    # The plugin's executor records Pynenc's deterministic values as the sidecar's positions:
+    # inspect lists them (the random one made the tracking number), and the value Pynenc's
+    # own data layout keeps (random:1) is the same one.
+    assert inspected["data"]["tracking_number"] == result["tracking_number"]
+    randoms = [op for op in inspected["operations"] if op["operation"] == "random"]
+    assert [(op["scope"], op["sequence"]) for op in randoms] == [(workflow_id, 1)]
+    assert result["tracking_number"].endswith(f"{int(randoms[0]['value'] * 100000):05d}")
+    assert float(inspected["data"]["random:1"]) == randoms[0]["value"]
+    assert {op["operation"] for op in inspected["operations"]} >= {"random", "uuid", "utc_now"}
 
     out = subprocess.run(["node", str(ts_xlang), "state", "--address", server.address, "--app", app_id,
                           "--workflow", workflow_id], cwd=TS_DIR, capture_output=True, text=True, timeout=120)
@@ -207,5 +213,5 @@ def test_a_pynenc_apps_workflow_is_listed_inspected_and_read_from_typescript(ser
         assert [status for status, _ in inv["history"]] == [
             "INVOCATION_STATUS_REGISTERED", "INVOCATION_STATUS_PENDING", "INVOCATION_STATUS_RUNNING",
             "INVOCATION_STATUS_SUCCESS"]
-    # The serializer's text travels as one JSON string (docs/pynenc-plugin.md).
-    assert json.loads(main["outcome"]) == result
+    # The serializer's text is JSON here: a TypeScript reader parses it as it is.
+    assert main["outcome"] == result
