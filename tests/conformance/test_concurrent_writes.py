@@ -9,31 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
-import pytest
 
 from pynenc_sidecar.server import Stores
-from pynenc_sidecar.storage.redis_store import RedisStore
-from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
-from pynenc_sidecar.storage.state_backend_store import RedisStateBackendStore
 
 ROUNDS, IN_FLIGHT = 40, 100  # 4,000 calls of each kind
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def stores(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Stores]:
-    if request.param == "redis":
-        store: Any = RedisStore(request.getfixturevalue("redis_server").url)
-        subject = Stores(store, RedisStateBackendStore(store.client), "redis")
-    else:
-        store = SqliteStore(tmp_path / "state.db")
-        subject = Stores(store, SqliteStateBackendStore(store), "sqlite")
-    yield subject
-    loop.run_until_complete(subject.close())
 
 
 def test_concurrent_add_history_and_set_data_all_succeed(stores: Stores, run, app: str) -> None:

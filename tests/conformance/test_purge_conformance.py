@@ -8,12 +8,9 @@ and purging it as it was before the workflow was seeded.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,39 +21,12 @@ from pynenc_sidecar.projection import project
 from pynenc_sidecar.server import Stores
 from pynenc_sidecar.storage.base import LeaseRequest
 from pynenc_sidecar.storage.redis_store import RedisStore
-from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
 from pynenc_sidecar.storage.state_backend_store import (
     InvocationRecord,
-    RedisStateBackendStore,
     glob_escape,
 )
 
 HISTORY_DONE = json.dumps({"status": "INVOCATION_STATUS_SUCCESS"})
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture
-def run(loop):
-    return loop.run_until_complete
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def stores(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Stores]:
-    if request.param == "redis":
-        store: Any = RedisStore(request.getfixturevalue("redis_server").url)
-        subject = Stores(store, RedisStateBackendStore(store.client), "redis")
-    else:
-        store = SqliteStore(tmp_path / "state.db")
-        subject = Stores(store, SqliteStateBackendStore(store), "sqlite")
-    yield subject
-    loop.run_until_complete(subject.close())
 
 
 @pytest.fixture

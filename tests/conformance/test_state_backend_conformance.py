@@ -6,10 +6,9 @@ Runs against the Redis store and the embedded SQLite store.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import redis
 
 from pynenc_sidecar.core.positions import escape
 from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.server import Stores
 from pynenc_sidecar.storage import state_backend_store
 from pynenc_sidecar.storage.redis_store import RedisStore, app_tag, workflow_tag
 from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
@@ -28,27 +28,9 @@ Run = Callable[[Awaitable[Any]], Any]
 
 
 @pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture
-def run(loop: asyncio.AbstractEventLoop) -> Run:
-    return loop.run_until_complete
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def backend(request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "redis":
-        store: Any = RedisStore(request.getfixturevalue("redis_server").url)
-        subject: Any = RedisStateBackendStore(store.client)
-    else:
-        store = SqliteStore(tmp_path / "state.db")
-        subject = SqliteStateBackendStore(store)
-    yield subject
-    loop.run_until_complete(store.close())
+def backend(stores: Stores) -> Any:
+    """The StateBackendStore of the conftest's stores, on each backend."""
+    return stores.state_backend
 
 
 @pytest.fixture
