@@ -44,7 +44,7 @@ from pynenc_sidecar.core.tasks import (
     child_workflow,
     status_name,
 )
-from pynenc_sidecar.storage.base import (
+from pynenc_sidecar.storage.interface import (
     CommitConflict,
     LeaseNotHeld,
     LeaseRequest,

@@ -11,7 +11,7 @@ from conformance.test_store_conformance import LAPSING_US, Run, lapsed, lease, t
 from pynenc_sidecar.core import commits
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, LAST_TIME_FIELD, Kind, Position
 from pynenc_sidecar.core.tasks import SUCCESS
-from pynenc_sidecar.storage.base import CommitConflict, LeaseNotHeld, ScopeFinished, Store, TaskNotFound
+from pynenc_sidecar.storage.interface import CommitConflict, LeaseNotHeld, ScopeFinished, Store, TaskNotFound
 
 WF = "wf-c"
 
