@@ -19,7 +19,8 @@ Scenarios (each comparison is measured in the same run, next to its baseline):
   c  first-time recording, one worker in sequence: wall time per operation (the SDK's buffered
      operations, their commits, StartWorkflow and CompleteTask included) vs Pynenc's.
      Target: <= 0.3x Pynenc's.
-  d  Redis memory per recorded operation (INFO used_memory delta): sidecar vs pynenc-redis.
+  d  Redis memory per recorded operation (MEMORY USAGE of the operations' keys): sidecar vs
+     pynenc-redis.
      Target: <= 1/3.
   e  the seed's process_order_workflow end to end, 8 concurrent worker processes: workflows/s
      and p99, and the calls one workflow makes (first run, replay). Target: >= 400 workflows/s,
@@ -604,23 +605,23 @@ def record_pair(env: Env, ops: int, workflows: int) -> dict:
         data.pop("workflow_walls_s", None)
         per_kind = {kind: {"mean_us": statistics.fmean(v) / 1e3, "p50_us": median(v) / 1e3, "p99_us": pct(v, 99) / 1e3}
                     for kind, v in data.pop("per_kind_ns").items()}
-        # The sidecar's workflows also store their task hashes and run index, which Pynenc's
-        # executor-only driver has no counterpart of: the recorded operations are compared.
-        delta = (data["memory_after"]["used_memory"] - data["memory_before"]["used_memory"]
-                 - data.get("not_operations_bytes", 0))
+        delta = data["memory_after"]["used_memory"] - data["memory_before"]["used_memory"]
         keys = data["memory_after"]["keys"] - data["memory_before"]["keys"]
-        _, usage = keys_memory(env, "*rec-*")  # the recorded workflows' keys (not the warm-up's)
+        # The recorded operations' keys (not the warm-up's): the sidecar's workflows, run by
+        # run_workflow, also hold a task hash, a run index entry and the StateBackend
+        # projection, which Pynenc's executor-only driver has no counterpart of.
+        _, usage = keys_memory(env, "*rec-*}:ops" if name == "sidecar" else "*rec-*")
         # mean: the whole recording's wall time per operation (for the sidecar that includes its
         # StartWorkflow, the commits and the CompleteTask); p50/p99: each operation's own time.
         out[name] = {"ops": data["ops"], "workflows": workflows, "mean_us": data["wall_s"] * 1e6 / data["ops"],
                      "p50_us": median(lat_us), "p99_us": pct(lat_us, 99), "per_kind": per_kind,
-                     "memory_delta_bytes": delta, "bytes_per_op": delta / data["ops"], "keys_added": keys,
-                     "memory_usage_bytes_per_op": usage / data["ops"]}
+                     "memory_delta_bytes": delta, "info_bytes_per_op": delta / data["ops"], "keys_added": keys,
+                     "bytes_per_op": usage / data["ops"]}
         say(
             f"  {name:7s} {workflows} x {ops} ops: {out[name]['mean_us']:.0f} us/op mean, p50 "
             f"{out[name]['p50_us']:.0f}, "
-            f"p99 {out[name]['p99_us']:.0f}; {out[name]['bytes_per_op']:.0f} B/op (MEMORY USAGE "
-            f"{out[name]['memory_usage_bytes_per_op']:.0f}), {keys} keys"
+            f"p99 {out[name]['p99_us']:.0f}; {out[name]['bytes_per_op']:.0f} B/op of operation keys (MEMORY USAGE; "
+            f"INFO delta of everything {out[name]['info_bytes_per_op']:.0f}), {keys} keys"
         )
     return out
 
@@ -996,11 +997,22 @@ def render_md(report: dict) -> str:
         ):
             samples = b[key[0]][key[1]]
             row += [min(samples) * 1e3, max(samples) * 1e3, row[1] * 1e3 / b["ops"]]
+        for lang, label in (("go", "Go"), ("ts", "TypeScript"), ("java", "Java")):
+            data = b.get(lang) or {}
+            if "replay_ms" in data:
+                replays = data["replay_ms"]
+                rows.append([f"{label} SDK, its driver's `bench-replay` ({len(replays)} runs)", median(replays),
+                             min(replays), max(replays), median(replays) * 1e3 / b["ops"]])
+            else:
+                rows.append([f"{label} SDK: {data.get('skipped', 'not measured')}", "—", "—", "—", "—"])
         out += ["", f"## (b) Replay of a {b['ops']:,}-operation workflow ({b['repeats']} replays)", "",
                 md_table(["path", "median ms", "best ms", "worst ms", "median us/op"], rows)]
     if "cd" in res:
         cd = res["cd"]
-        out += ["", "## (c) First-time recording, one worker in sequence (us per operation)", ""]
+        out += ["", "## (c) First-time recording, one worker in sequence (us per operation)", "",
+                "`all` mean: the recording's wall time per operation (the sidecar's StartWorkflow, commits and "
+                "CompleteTask included); the other columns: each operation's own time (a buffered operation "
+                "costs microseconds; one in 1,000 commits the buffer).", ""]
         rows = []
         for name, data in cd["one_workflow"].items():
             rows.append([name, "all", data["mean_us"], data["p50_us"], data["p99_us"]])
@@ -1008,15 +1020,18 @@ def render_md(report: dict) -> str:
         for name, v in cd["rpc_floor"].items():
             rows.append([f"one Random RPC, {name} server", "floor", v["mean_us"], v["p50_us"], v["p99_us"]])
         out.append(md_table(["side", "operation", "mean", "p50", "p99"], rows, "llrrr"))
-        out += ["", "## (d) Redis memory per recorded operation (INFO used_memory delta)", ""]
+        out += ["", "## (d) Redis memory per recorded operation (MEMORY USAGE of the operations' keys)", "",
+                "The sidecar's side counts its workflows' operation hashes; its task hashes, run index and "
+                "StateBackend projection (which Pynenc's executor-only side has no counterpart of) are in the "
+                "INFO delta only.", ""]
         rows = []
         for shape in ("one_workflow", "small_workflows"):
             for name, data in cd[shape].items():
                 rows.append([f"{data['workflows']:,} x {data['ops'] // data['workflows']:,}", name,
-                             data["memory_delta_bytes"],
-                             data["bytes_per_op"], data["memory_usage_bytes_per_op"], data["keys_added"]])
-        out.append(md_table(["workflows x ops", "side", "used_memory delta", "bytes/op", "MEMORY USAGE bytes/op",
-                             "keys added"], rows, "llrrrr"))
+                             data["bytes_per_op"], data["memory_delta_bytes"], data["info_bytes_per_op"],
+                             data["keys_added"]])
+        out.append(md_table(["workflows x ops", "side", "bytes/op", "used_memory delta (all keys)",
+                             "used_memory delta / op", "keys added"], rows, "llrrrr"))
     if "e" in res:
         e = res["e"]
         out += ["", f"## (e) Seed `process_order_workflow`, {e['workers']} worker processes, {e['seconds']} s", "",
@@ -1025,6 +1040,12 @@ def render_md(report: dict) -> str:
                          [[e["completed"], e["errors"], e["workflows_per_s"], e["p50_ms"], e["p99_ms"],
                            e["sidecar_cpu_ms_per_workflow"], e["workers_cpu_ms_per_workflow"],
                            e["redis_cpu_ms_per_workflow"]]])]
+        if e.get("rpcs"):
+            out += ["", "Calls to the sidecar per workflow:", "",
+                    md_table(["run", "calls", "by RPC"],
+                             [[run, sum(calls.values()), ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))]
+                              for run, calls in (("first run", e["rpcs"]["first_run"]),
+                                                 ("replay (finished)", e["rpcs"]["replay"]))], "lrl")]
     if "f" in res:
         f = res["f"]
         out += ["", f"## (f) Scaling with workflow length (Random, c={f['concurrency']}, {f['seconds']} s per run)", "",

@@ -7,9 +7,7 @@ object on stdout. Modes (the Pynenc side, bench/pynenc_driver.py, has the same o
         Records N operations in each of W fresh workflows with `run_workflow` (one worker, in
         sequence: StartWorkflow, the operations buffered and committed every 1,000 and with
         the CompleteTask), timing every operation and every whole workflow; reports Redis
-        `used_memory` and key count before and after (run.py empties the Redis first), and the
-        MEMORY USAGE of what Pynenc's executor-only side has no counterpart of (the workflows'
-        task hashes and the run index), so that the memory compared is the recorded operations'.
+        `used_memory` and key count before and after (run.py empties the Redis first).
     replay  --ops N --repeats R
         Records one N-operation workflow with `run_workflow`, then replays it R times: with
         `run_workflow` (the whole SDK path: StartWorkflow, whose reply brings the log, + the code) and
@@ -91,20 +89,6 @@ def timed_workflow(n: int) -> int:
     return n
 
 
-def index_bytes(url: str | None, patterns: list[str]) -> int:
-    """MEMORY USAGE of the keys matching the patterns."""
-    if not url:
-        return 0
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = {key for pattern in patterns for key in client.scan_iter(match=pattern, count=1000)}
-        return sum(int(client.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0") or 0) for key in keys)
-    finally:
-        client.close()
-
-
 def direct_executor(workflow_id: str, log: WorkflowLog | None = None) -> DeterministicExecutor:
     identity = WorkflowIdentity(workflow_id, "bench_driver.ops")
     return DeterministicExecutor(RunContext(app, identity, workflow_id, log or WorkflowLog()))
@@ -113,9 +97,7 @@ def direct_executor(workflow_id: str, log: WorkflowLog | None = None) -> Determi
 def mode_record(args: argparse.Namespace) -> dict:
     stamp = uuid.uuid4().hex[:8]
     timed_workflow.run_workflow(f"warm-{stamp}", 8)  # connections up, scripts loaded, before the first snapshot
-    index = [f"psc:{{{app.app_id}}}:*"]  # the run index: one entry per workflow run
     before = redis_memory(args.redis_url)
-    index_before = index_bytes(args.redis_url, index)
     per_kind: dict[str, list[int]] = {k: [] for k in KINDS}
     latencies: list[int] = []
     walls: list[float] = []
@@ -130,10 +112,8 @@ def mode_record(args: argparse.Namespace) -> dict:
             per_kind[KINDS[i % 4]].append(elapsed)
     wall = time.perf_counter() - started
     after = redis_memory(args.redis_url)
-    not_operations = index_bytes(args.redis_url, [*index, f"psc:{{{app.app_id}:rec-{stamp}-*}}:task"]) - index_before
     return {"ops": args.ops * args.workflows, "workflows": args.workflows, "wall_s": wall, "workflow_walls_s": walls,
-            "latencies_ns": latencies, "per_kind_ns": per_kind, "memory_before": before, "memory_after": after,
-            "not_operations_bytes": not_operations}
+            "latencies_ns": latencies, "per_kind_ns": per_kind, "memory_before": before, "memory_after": after}
 
 
 def mode_replay(args: argparse.Namespace) -> dict:
