@@ -23,6 +23,7 @@ from pynenc_sidecar.core import derivations
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk import Pynenc
 from pynenc_sidecar_sdk import client as py_client
+from pynenc_sidecar_sdk import context as py_context
 from pynenc_sidecar_sdk import errors as py_errors
 from pynenc_sidecar_sdk import runner as py_runner
 from pynenc_sidecar_sdk.context import require_run
@@ -131,7 +132,7 @@ def test_calls_refused_with_unavailable_are_retried(run_in, sidecar, lang):
 
 
 def test_python_constants_are_the_contracts():
-    assert set(py_errors._BY_REASON) <= set(CONTRACT["reasons"])
+    assert set(py_errors._BY_REASON) <= set(CONTRACT["reasons"]) | set(CONTRACT["commit"]["reasons"])
     assert py_client.ENV == CONTRACT["env"]
     assert py_client.RETRY == CONTRACT["retry"]
     config = json.loads(py_client.RETRY_SERVICE_CONFIG)["methodConfig"][0]["retryPolicy"]
@@ -141,3 +142,11 @@ def test_python_constants_are_the_contracts():
     assert py_runner.WAIT_SLICE_S * 1000 == defaults["wait_slice_ms"]
     assert py_runner.DEFAULT_LEASE_TTL_S * 1000 == defaults["lease_ttl_ms"]
     assert py_runner.RENEW_FRACTION == defaults["renew_every_fraction_of_ttl"]
+    commit = CONTRACT["commit"]
+    assert py_context.FLUSH_AT_OPERATIONS == commit["flush_at_operations"]
+    assert py_runner.CONFLICT_RERUNS == commit["conflict_reruns"]
+    assert py_errors._BY_REASON["COMMIT_CONFLICT"] is py_errors.CommitConflictError
+    # the server's side of the same constants
+    from pynenc_sidecar.core import commits
+    from pynenc_sidecar.core.errors import COMMIT_CONFLICT
+    assert commits.MAX_OPERATIONS == commit["max_operations"] and COMMIT_CONFLICT in commit["reasons"]
