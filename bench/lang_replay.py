@@ -57,8 +57,9 @@ def measure(lang: str, address: str, ops: int, repeats: int, scratch: Path) -> d
                               cwd={"go": GO_DIR, "ts": TS_DIR, "java": JAVA_DIR}[lang], capture_output=True, text=True,
                               timeout=600, env={**os.environ, "PYNENC_SIDECAR_ADDRESS": address})
         if proc.returncode != 0:
-            return {"skipped": f"its driver has no working bench-replay command yet: "
-                               f"{(proc.stderr or proc.stdout).strip()[-300:]}"}
+            lines = (proc.stderr + "\n" + proc.stdout).strip().splitlines() or [f"exit {proc.returncode}"]
+            said = next((line for line in lines if "nknown" in line or "not defined" in line), lines[0])
+            return {"skipped": f"its driver has no working bench-replay command yet ({said.strip()[:200]})"}
         out = json.loads(proc.stdout)
         replay.append(float(out["replay_ms"]))
         record.append(float(out["record_ms"]))
