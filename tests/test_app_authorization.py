@@ -41,7 +41,8 @@ CONFIG = {"redis_password": "hunter2", "apiKey": "k-123", "url": "redis://:pw@db
 def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[SidecarServer]:
     directory = tmp_path_factory.mktemp("authz")
     tokens = directory / "tokens"
-    tokens.write_text(f"# token, then the apps it may use\n{SHOP_TOKEN} {SHOP}\n{ADMIN_TOKEN}\n{OPS_TOKEN} {OTHER} +purge\n")
+    tokens.write_text(f"# token, then the apps it may use\n{SHOP_TOKEN} {SHOP}\n{ADMIN_TOKEN}\n"
+                      f"{OPS_TOKEN} {OTHER} +purge\n")
     redis_url = request.getfixturevalue("redis_server").url if request.param == "redis" else None
     subject = SidecarServer(redis_url, data_file=None if redis_url else str(directory / "state.db"),
                             extra_args=["--auth-token-file", str(tokens), "--metrics-port", str(free_port())],

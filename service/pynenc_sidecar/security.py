@@ -366,7 +366,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self._rejected += 1
         now = time.monotonic()
         if now - self._last_log >= _REJECTION_LOG_INTERVAL_S:
-            log.warning("rejected %d call(s) (unauthenticated, or outside the token's apps or permissions) since the last report; "
+            log.warning("rejected %d call(s) (unauthenticated, or outside the token's apps or permissions) "
+                        "since the last report; "
                         "latest: %s (%s)", self._rejected, method, problem)
             self._rejected, self._last_log = 0, now
 
