@@ -49,6 +49,7 @@ APP_NOT_FOUND = "APP_NOT_FOUND"
 RUNNER_CONTEXT_NOT_FOUND = "RUNNER_CONTEXT_NOT_FOUND"
 
 MAX_BATCH = 1000
+MAX_ARGUMENTS = 1000  # arguments of one invocation (a call's parameters)
 # Runs keep their earlier default; every other list defaults to its maximum, so that an older
 # client that sends no page_size still gets lists of up to 1000 items whole.
 RUNS_PAGE_DEFAULT, PAGE_MAX = 100, 1000
@@ -74,6 +75,10 @@ def _dump(message) -> str:
 
 def _load(text: str, cls):
     return json_format.Parse(text, cls(), ignore_unknown_fields=True)
+
+
+def _load_app_info(text: str) -> sb.AppInfo:
+    return _load(text, sb.AppInfo)
 
 
 def _load_runner_context(text: str) -> sb.RunnerContext:
@@ -165,6 +170,8 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         subject = f"invocation {invocation_id!r}"
         if inv.serialized_arguments and inv.arguments:
             raise InvalidArgument(f"{field}.arguments", "set serialized_arguments or arguments, not both")
+        self._count(inv.arguments, f"{field}.arguments", 0, MAX_ARGUMENTS)
+        self._count(inv.serialized_arguments, f"{field}.serialized_arguments", 0, MAX_ARGUMENTS)
         stored = sb.Invocation()
         stored.CopyFrom(inv)
         stored.ClearField("serialized_arguments")  # kept once, in `arguments`
@@ -249,13 +256,25 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         # Only the apps the caller's token may use, and never a secret-looking config value:
         # a listing is readable by more callers than any one app's GetAppInfo.
         allowed = security.caller_apps()
-        infos = await self.store.all_app_infos()
+        size = page_size(request.page_size, LIST_PAGE_DEFAULT, PAGE_MAX)
+        scope = ("",) if allowed is None else tuple(sorted(allowed))
+        after = decode_token(request.page_token, "DiscoverAppInfos", scope, is_text)
+
+        async def fetch(limit: int, last: tuple[str, str] | None) -> list[tuple[str, str]]:
+            start = after if last is None else last[0]
+            if allowed is None:
+                return await self.store.app_infos_page(start, limit)
+            mine = [app_id for app_id in sorted(allowed) if start is None or app_id > start][:limit]
+            found = [(app_id, await self.store.get_app_info(app_id)) for app_id in mine]
+            return [(app_id, payload) for app_id, payload in found if payload is not None]
+
+        page, more = await filled(fetch, lambda item: len(item[1]), size)
         reply = sb.DiscoverAppInfosResponse()
-        for app_id, payload in infos.items():
-            if allowed is None or app_id in allowed:
-                info = _load(payload, sb.AppInfo)
-                info.config_values_json = mask_config_json(info.config_values_json)
-                reply.app_infos[app_id].CopyFrom(info)
+        for app_id, info in zip([app_id for app_id, _ in page], await decoded([p for _, p in page], _load_app_info)):
+            info.config_values_json = mask_config_json(info.config_values_json)
+            reply.app_infos[app_id].CopyFrom(info)
+        if more:
+            reply.next_page_token = encode_token("DiscoverAppInfos", scope, page[-1][0])
         return reply
 
     # --- invocations -------------------------------------------------------------
