@@ -702,7 +702,7 @@ def prefill(env: Env, workflow_id: str, length: int) -> str:
     """Record `length` random values in a workflow with the product's own record.lua and key layout."""
     from pynenc_sidecar.core import derivations
     from pynenc_sidecar.core.positions import Kind, Position
-    from pynenc_sidecar.storage.redis.executor_store import workflow_tag
+    from pynenc_sidecar.storage.redis.keys import workflow_tag
 
     client = env.redis_client()
     script = client.register_script((ROOT / "service/pynenc_sidecar/storage/redis/record.lua").read_text())

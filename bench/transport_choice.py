@@ -62,7 +62,7 @@ def _common():
     from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
     from pynenc_sidecar.service.errors import to_status
     from pynenc_sidecar.service.validation import Limits
-    from pynenc_sidecar.storage.redis.executor_store import workflow_tag
+    from pynenc_sidecar.storage.redis.keys import workflow_tag
     from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
     from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
@@ -299,7 +299,7 @@ def bench(args: argparse.Namespace) -> int:
     import redis
 
     from pynenc_sidecar.core.positions import Kind, Position
-    from pynenc_sidecar.storage.redis.executor_store import workflow_tag
+    from pynenc_sidecar.storage.redis.keys import workflow_tag
     from support import RedisServer, SidecarServer
 
     concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]

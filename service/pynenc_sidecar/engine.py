@@ -7,13 +7,13 @@ them. It knows nothing of gRPC.
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pynenc_sidecar import observability as obs
+from pynenc_sidecar.clock import Clock, wall_clock_us
 from pynenc_sidecar.core import derivations, outcomes, replay
 from pynenc_sidecar.core.errors import (
     INVOCATION_NOT_FOUND,
@@ -50,10 +50,6 @@ if TYPE_CHECKING:
     from pynenc_sidecar.projection import StateProjection
 
 
-def wall_clock_us() -> int:
-    return time.time_ns() // 1000
-
-
 @dataclass(frozen=True)
 class TaskOutcome:
     state: TaskState
@@ -78,7 +74,7 @@ class LogBatch:
 
 
 class WorkflowEngine:
-    def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_us,
+    def __init__(self, store: Store, clock: Clock = wall_clock_us,
                  projection: StateProjection | None = None) -> None:
         self.store = store
         self.clock = clock

@@ -20,8 +20,7 @@ from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorS
 from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.validation import Limits
 from pynenc_sidecar.service.wire import MalformedRequestInterceptor
-from pynenc_sidecar.storage.interface import Store
-from pynenc_sidecar.storage.redis.state_backend_store import StateBackendStore
+from pynenc_sidecar.storage.interface import StateBackendStore, Store
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2, deterministic_executor_pb2_grpc
 
 log = logging.getLogger("pynenc_sidecar")

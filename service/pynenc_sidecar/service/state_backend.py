@@ -32,7 +32,7 @@ from pynenc_sidecar.service.paging import (
     page_size,
 )
 from pynenc_sidecar.service.validation import Limits, optional_id, require_id, require_json, require_name
-from pynenc_sidecar.storage.redis.state_backend_store import InvocationRecord, StateBackendStore
+from pynenc_sidecar.storage.interface import InvocationRecord, StateBackendStore
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
