@@ -19,9 +19,15 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
+INCLUDE = "--#include "
+
+
 def load_script(name: str) -> str:
-    """The text of a Lua script shipped in this package."""
-    return resources.files(__package__ or "pynenc_sidecar.storage.redis").joinpath(name).read_text()
+    """The text of a Lua script shipped in this package, each `--#include <file>` line
+    replaced by that file's text (Redis has no include: shared Lua is composed here)."""
+    text = resources.files(__package__ or "pynenc_sidecar.storage.redis").joinpath(name).read_text()
+    return "".join(load_script(line[len(INCLUDE):].strip()) if line.startswith(INCLUDE) else line
+                   for line in text.splitlines(keepends=True))
 
 
 @contextlib.contextmanager
