@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 
 Clock = Callable[[], int]
+# Elapsed time, for waits and deadlines (never recorded): seconds, any origin.
+Monotonic = Callable[[], float]
+monotonic_s: Monotonic = time.monotonic
 
 
 def wall_clock_us() -> int:
