@@ -31,7 +31,7 @@ class LeaseRequest:
     runner_id: str
 
 
-class Recorded(tuple):
+class Recorded(tuple[Any, bool]):
     """What `record` and `record_time` return: the pair (stored value, replayed) — it unpacks
     as that pair and equals it — plus `origin`, the stored origin of a replayed value ("" when
     none is stored, or when the call passed no origin and so asked for none)."""
@@ -201,6 +201,9 @@ class Store(Protocol):
 
     async def workflow_data(self, app_id: str, workflow_id: str) -> dict[str, str]:
         """All the workflow's data, key -> JSON text."""
+
+    async def ping(self) -> bool:
+        """The store answers (health); Unavailable when it does not."""
 
     async def close(self) -> None: ...
 

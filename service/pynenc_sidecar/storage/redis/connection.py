@@ -3,11 +3,12 @@ the Lua scripts loaded on each new connection, and store errors mapped to Unavai
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from importlib import resources
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -39,7 +40,7 @@ def redis_unavailable() -> Iterator[None]:
         raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
 
 
-def unavailable_on_redis_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+def unavailable_on_redis_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """redis_unavailable around a coroutine method."""
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -62,11 +63,10 @@ class ScriptLoadingRedis(aioredis.Redis):
 
     preloaded: list[str]
 
-    def register_script(self, script: str | bytes) -> AsyncScript:  # type: ignore[override]
-        text = script.decode() if isinstance(script, bytes) else script
-        if text not in self.preloaded:
-            self.preloaded.append(text)
-        return super().register_script(text)
+    def register_script(self, script: Any) -> AsyncScript:  # type: ignore[override]  # the asyncio client's
+        if script not in self.preloaded:
+            self.preloaded.append(script)
+        return super().register_script(script)
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> ScriptLoadingRedis:
@@ -78,18 +78,50 @@ class ScriptLoadingRedis(aioredis.Redis):
                 await connection.send_command("SCRIPT", "LOAD", script)
                 await connection.read_response()
 
-        client = cls.from_url(url, redis_connect_func=on_connect, **kwargs)
+        client = cast(ScriptLoadingRedis, cls.from_url(url, redis_connect_func=on_connect, **kwargs))
         client.preloaded = scripts
         return client
 
 
-def connect(url: str, *, socket_timeout: float = 2.0, max_connections: int = 256) -> ScriptLoadingRedis:
+class DecodedRedis(Protocol):
+    """The client as the stores use it: every command they send, typed as it replies with
+    decode_responses=True (text, never bytes; redis-py's own types cannot say which)."""
+
+    async def get(self, name: str) -> str | None: ...
+    async def set(self, name: str, value: str) -> bool | None: ...
+    async def hget(self, name: str, key: str) -> str | None: ...
+    async def hgetall(self, name: str) -> dict[str, str]: ...
+    async def hmget(self, name: str, keys: list[str]) -> list[str | None]: ...
+    async def hset(self, name: str, key: str, value: str) -> int: ...
+    async def hdel(self, name: str, *keys: str) -> int: ...
+    async def hscan(self, name: str, cursor: int = 0, *, count: int | None = None) -> tuple[int, dict[str, str]]: ...
+    async def scan(self, cursor: int = 0, *, match: str | None = None, count: int | None = None
+                   ) -> tuple[int, list[str]]: ...
+    async def sadd(self, name: str, *values: str) -> int: ...
+    async def srem(self, name: str, *values: str) -> int: ...
+    async def smembers(self, name: str) -> builtins.set[str]: ...
+    async def zscore(self, name: str, value: str) -> float | None: ...
+    async def zcard(self, name: str) -> int: ...
+    async def zcount(self, name: str, min: str | float, max: str | float) -> int: ...
+    async def zrange(self, name: str, start: int, end: int, *, withscores: bool = False) -> list[Any]: ...
+    async def zrangebyscore(self, name: str, min: str | float, max: str | float, start: int | None = None,
+                            num: int | None = None) -> list[str]: ...
+    async def unlink(self, *names: str) -> int: ...
+    async def ping(self) -> bool: ...
+    async def aclose(self) -> None: ...
+    def zscan_iter(self, name: str, match: str | None = None, count: int | None = None
+                   ) -> AsyncIterator[tuple[str, float]]: ...
+    def pipeline(self, transaction: bool = True) -> Any: ...  # its commands queue; execute() replies
+    def register_script(self, script: str) -> AsyncScript: ...
+
+
+def connect(url: str, *, socket_timeout: float = 2.0, max_connections: int = 256) -> DecodedRedis:
     """The product's client settings: replies decoded, bounded pool, no health-check pings."""
-    return ScriptLoadingRedis.connect(
+    return cast(DecodedRedis, ScriptLoadingRedis.connect(
         url,
         decode_responses=True,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
         max_connections=max_connections,
         health_check_interval=0,
-    )
+    ))

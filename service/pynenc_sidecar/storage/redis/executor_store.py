@@ -20,7 +20,7 @@ A task hash keeps 'done' (microseconds) once its outcome is stored: retention ag
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, origin_field
@@ -103,7 +103,7 @@ class RedisStore:
         self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None,
         guard: str | None = None,
     ) -> Recorded:
-        args = [field, count_field, now_us, origin] if origin else [field, count_field, now_us]
+        args: list[str | int] = [field, count_field, now_us, origin] if origin else [field, count_field, now_us]
         return _recorded(await self._record_time(keys=self._keys(app_id, workflow_id, guard), args=args), int)
 
     async def _data_step(self, mode: str, app_id: str, workflow_id: str, field: str, count_field: str, key: str,
@@ -195,7 +195,7 @@ class RedisStore:
         await self.client.hset(workflow_tag(app_id, workflow_id) + ":data", key, value)
 
     # --- tasks -------------------------------------------------------------------
-    async def _task_call(self, app_id: str, invocation_id: str, args: list[Any], index_keys: list[str] = ()
+    async def _task_call(self, app_id: str, invocation_id: str, args: list[Any], index_keys: Sequence[str] = ()
                          ) -> tuple[str, int, dict[str, str]]:
         code, flag, flat = await self._task(keys=[task_key(app_id, invocation_id), *index_keys], args=args)
         return code, int(flag), _pairs(flat)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
-
 from pynenc_sidecar.storage.interface import Cursor
-from pynenc_sidecar.storage.redis.connection import redis_unavailable
+from pynenc_sidecar.storage.redis.connection import DecodedRedis, redis_unavailable
 
 # KEYS: the zset. ARGV: low, high, size, then the cursor's score and member (none: from low).
 SCORE_PAGE = """
@@ -62,7 +60,7 @@ return out
 class ScorePager:
     """Pages zsets of one client (its script registered there)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: DecodedRedis) -> None:
         self._score_page = client.register_script(SCORE_PAGE)
 
     async def page(self, key: str, low: str, high: str, size: int, after: Cursor | None
@@ -83,7 +81,7 @@ class ScorePager:
             after = (page[-1][1], page[-1][0])
 
 
-async def scan_key_batches(client: aioredis.Redis, pattern: str, count: int = 1000) -> AsyncIterator[list[str]]:
+async def scan_key_batches(client: DecodedRedis, pattern: str, count: int = 1000) -> AsyncIterator[list[str]]:
     """Every key matching the pattern (SCAN), in the batches Redis returns; empty ones skipped."""
     cursor = 0
     while True:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.storage.redis.connection import DecodedRedis
 from pynenc_sidecar.storage.redis.keys import APP_IDS_KEY, app_tag, runs_key
 
 
-async def index_workflow_run(client: aioredis.Redis, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
+async def index_workflow_run(client: DecodedRedis, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
     """Index a run by app and type (first store time wins); both services write runs here."""
     # The app goes into the app index first (its own slot, so outside the MULTI): a run
     # is never indexed under an app a retention sweep does not visit.

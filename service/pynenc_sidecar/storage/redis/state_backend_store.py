@@ -56,8 +56,8 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
-import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from pynenc_sidecar.core.positions import escape, unescape
@@ -72,7 +72,12 @@ from pynenc_sidecar.storage.interface import (
     ProjectedInvocation,
     PurgeCounts,
 )
-from pynenc_sidecar.storage.redis.connection import load_script, redis_unavailable, unavailable_on_redis_errors
+from pynenc_sidecar.storage.redis.connection import (
+    DecodedRedis,
+    load_script,
+    redis_unavailable,
+    unavailable_on_redis_errors,
+)
 from pynenc_sidecar.storage.redis.keys import (
     APP_IDS_KEY,
     APPS_KEY,
@@ -224,7 +229,7 @@ def _lex_after(after: str | None) -> str:
 class RedisStateBackendStore:
     purge_unit = "keys"  # what PurgeCounts.entries counts
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: DecodedRedis) -> None:
         self.client = client
         self._add_history = client.register_script(_ADD_HISTORY)
         self._drop_history = client.register_script(_DROP_HISTORY)
@@ -251,9 +256,9 @@ class RedisStateBackendStore:
     def _by_event(app_id: str, parent_event_id: str) -> str:
         return f"{app_tag(app_id)}:invs_by_event:{escape(parent_event_id)}"
 
-    async def _lex_page(self, key: str, limit: int | None, after: str | None, client=None) -> list[str]:
-        return await self._lex_page_script(keys=[key], args=[_lex_after(after), -1 if limit is None else limit],
-                                           client=client)
+    async def _lex_page(self, key: str, limit: int | None, after: str | None, client: Any = None) -> list[str]:
+        return list(await self._lex_page_script(keys=[key], args=[_lex_after(after), -1 if limit is None else limit],
+                                                client=client))
 
     def _index_keys(self, app_id: str, record: InvocationRecord) -> list[str]:
         keys = []
@@ -309,7 +314,7 @@ class RedisStateBackendStore:
                 except redis_errors.WatchError:
                     continue
 
-    async def _purge_plan(self, pipe, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None) -> _PurgePlan:
+    async def _purge_plan(self, pipe: Any, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None) -> _PurgePlan:
         """What purging the workflow deletes (read under WATCH, in immediate mode)."""
         tag = workflow_tag(app_id, workflow_id)
         plan = _PurgePlan()
@@ -433,7 +438,7 @@ class RedisStateBackendStore:
                 inv + ":result", inv + ":exc", tag + ":runners", tag + ":runner_ids", subs,
                 tag + ":hist_payloads", tag + ":hist_refs", *self._index_keys(app_id, record)]
         runner_id, runner_payload = projected.runner or ("", "")
-        args = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
+        args: list[str | int] = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
                 "0" if projected.result_json is None else "1", projected.exception or "", runner_id,
                 runner_payload, "1" if projected.sub_invocation_of else "0"]
         for event in projected.events:

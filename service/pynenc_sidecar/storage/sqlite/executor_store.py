@@ -350,7 +350,7 @@ class SqliteStore:
         def step(conn: sqlite3.Connection) -> tuple[TaskState, bool, bool]:
             current = self._load_task(conn, app_id, state.invocation_id)
             created = current is None
-            if created:
+            if current is None:
                 d = state.definition()
                 conn.execute(
                     "INSERT INTO tasks (app, invocation, task_id, args, wf, parent, status) VALUES (?,?,?,?,?,?,?)",

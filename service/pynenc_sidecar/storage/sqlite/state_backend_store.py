@@ -36,7 +36,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pynenc_sidecar.core.task_rules import run_prefix, tasks_of_workflow
 from pynenc_sidecar.core.tasks import WorkflowRef
@@ -115,9 +115,9 @@ def _insert_history(conn: sqlite3.Connection, app_id: str, invocation_ids: list[
                      [(app_id, i, timestamp_us, digest) for i in invocation_ids])
 
 
-def _drop_history(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> Counter:
+def _drop_history(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> Counter[str]:
     """Delete the invocation's history entries and the payloads no other entry names."""
-    deleted: Counter = Counter()
+    deleted: Counter[str] = Counter()
     named = conn.execute("SELECT digest, count(*) FROM sb_history WHERE app=? AND invocation=? AND digest IS NOT NULL"
                          " GROUP BY digest", (app_id, invocation_id)).fetchall()
     if not named:
@@ -180,11 +180,11 @@ class SqliteStateBackendStore:
     async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         return await self.connection.run(fn, write=write)
 
-    async def _value(self, sql: str, params: tuple) -> str | None:
+    async def _value(self, sql: str, params: tuple[object, ...]) -> str | None:
         row = await self._run(lambda conn: conn.execute(sql, params).fetchone(), write=False)
         return None if row is None else row[0]
 
-    async def _id_page(self, table: str, column: str, where: str, params: tuple, limit: int | None,
+    async def _id_page(self, table: str, column: str, where: str, params: tuple[object, ...], limit: int | None,
                        after: str | None) -> list[str]:
         """Sorted `column` values of the rows matching `where`, the first `limit` after `after`."""
         sql = f"SELECT {column} FROM {table} WHERE {where}"
@@ -336,7 +336,7 @@ class SqliteStateBackendStore:
         limit = max(1, batch_size)
         after: tuple[int, int] | None = None
 
-        def page(after: tuple[int, int] | None) -> Callable[[sqlite3.Connection], list[tuple]]:
+        def page(after: tuple[int, int] | None) -> Callable[[sqlite3.Connection], list[tuple[Any, ...]]]:
             last_ts, last_seq = after if after else (start_us, -1)
             return lambda conn: conn.execute(
                 f"SELECT h.ts_us, h.seq, h.invocation, {_PAYLOAD} FROM sb_history h {_PAYLOAD_JOIN}"
@@ -466,15 +466,15 @@ class SqliteStateBackendStore:
 
 
 
-def _counts(deleted: Counter) -> PurgeCounts:
+def _counts(deleted: Counter[str]) -> PurgeCounts:
     return PurgeCounts(deleted["runs"], deleted["tasks"], sum(deleted.values()), SqliteStateBackendStore.purge_unit)
 
 
-def _purge_app(conn: sqlite3.Connection, app_id: str, keep_app_info: bool = False) -> Counter:
+def _purge_app(conn: sqlite3.Connection, app_id: str, keep_app_info: bool = False) -> Counter[str]:
     tables = _column(conn.execute(
         "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
     ).fetchall())
-    deleted: Counter = Counter()
+    deleted: Counter[str] = Counter()
     for table in tables:
         if keep_app_info and table == "sb_apps":
             continue
@@ -484,14 +484,14 @@ def _purge_app(conn: sqlite3.Connection, app_id: str, keep_app_info: bool = Fals
     return deleted
 
 
-def _purge_workflow(conn: sqlite3.Connection, app_id: str, workflow_id: str) -> Counter:
+def _purge_workflow(conn: sqlite3.Connection, app_id: str, workflow_id: str) -> Counter[str]:
     task_ids = tasks_of_workflow(workflow_id, conn.execute(
         "SELECT field, value FROM ops WHERE app=? AND workflow=?", (app_id, workflow_id)))
     # The StateBackend invocations of the workflow, and any StateBackend state of its tasks.
     invocation_ids = sorted(set(_column(conn.execute(
         "SELECT invocation FROM sb_invocations WHERE app=? AND workflow_id=?", (app_id, workflow_id)
     ).fetchall())) | task_ids)
-    deleted: Counter = Counter()
+    deleted: Counter[str] = Counter()
 
     def delete(table: str, where: str, *params: object) -> None:
         deleted[table] += conn.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
