@@ -1,10 +1,8 @@
-"""Pynenc's StateBackend storage: the interface (StateBackendStore) and its Redis implementation.
+"""Pynenc's StateBackend storage on Redis: RedisStateBackendStore implements
+storage.interface.StateBackendStore (as sqlite/state_backend_store.py does on SQLite);
+tests/conformance runs both.
 
-The interface is what StateBackendService needs: invocations, history, results, runs,
-runner contexts. RedisStateBackendStore (below) and SqliteStateBackendStore
-(sqlite_state_backend_store.py) implement it; tests/test_state_backend.py runs against both.
-
-Redis key layout (ids escaped with core.positions.escape; see redis_store for the shared keys):
+Redis key layout (keys.py builds the shared ones; executor_store.py describes the executor's):
     psc:{<app>:<inv>}:inv          string  [workflow_id, workflow_type, parent_id, payload, event_id]
     psc:{<app>:<inv>}:hist         zset    the invocation's history (members below)
     psc:{<app>:<inv>}:result       string  result (core.payloads encoding)
@@ -26,7 +24,7 @@ Redis key layout (ids escaped with core.positions.escape; see redis_store for th
     psc:{<app>}:runners            hash    runner id -> runner context payload
     psc:{<app>}:runner_ids         zset*   the runners' ids (paged search)
     psc:apps                       hash    app id -> app info payload (discovery, all apps)
-    psc:app_ids                    set     apps that stored a run (redis_store.APP_IDS_KEY)
+    psc:app_ids                    set     apps that stored a run (keys.APP_IDS_KEY)
 
 zset*: an id index, every member scored 0, so that ZRANGEBYLEX pages it in id order from the
 last id seen (bounded memory, nothing repeated or skipped when ids are added meanwhile).
