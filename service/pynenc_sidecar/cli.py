@@ -319,7 +319,7 @@ def _counted(counts: PurgeCounts) -> str:
 
 
 def _finished_json(f: retention.Finished) -> dict:
-    return {"app_id": f.app_id, **inspector._identity(f.workflow), "finished_at": inspector.iso(f.finished_us)}
+    return {"app_id": f.app_id, **inspector.identity_json(f.workflow), "finished_at": inspector.iso(f.finished_us)}
 
 
 def _print_preview(args: argparse.Namespace, unit: str, targets: list[_PurgeTarget], head: dict, what: str = "") -> int:
