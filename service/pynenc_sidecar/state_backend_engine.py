@@ -50,10 +50,15 @@ class StateBackendEngine:
             raise _not_found("app info", APP_NOT_FOUND, app_id=app_id)
         return payload
 
-    async def app_infos(self, allowed: Collection[str] | None) -> dict[str, str]:
-        """Every app's info, or only those of the allowed apps (a token's) when given."""
-        infos = await self.store.all_app_infos()
-        return {app_id: payload for app_id, payload in infos.items() if allowed is None or app_id in allowed}
+    async def app_infos_page(self, allowed: Collection[str] | None, after: str | None, limit: int
+                             ) -> list[tuple[str, str]]:
+        """Up to `limit` (app id, info payload) after `after`, by app id: of every app, or only
+        of the allowed ones (a token's) when given."""
+        if allowed is None:
+            return await self.store.app_infos_page(after, limit)
+        mine = [app_id for app_id in sorted(allowed) if after is None or app_id > after][:limit]
+        found = [(app_id, await self.store.get_app_info(app_id)) for app_id in mine]
+        return [(app_id, payload) for app_id, payload in found if payload is not None]
 
     # --- invocations -----------------------------------------------------------------
     async def upsert_invocations(self, app_id: str, records: list[InvocationRecord]) -> None:

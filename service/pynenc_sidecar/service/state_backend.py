@@ -10,6 +10,7 @@ says how they are checked and kept; service/paging.py how the list RPCs page.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from google.protobuf import json_format, timestamp_pb2
@@ -24,9 +25,12 @@ from pynenc_sidecar.service import serialized_values as values
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
 from pynenc_sidecar.service.paging import (
     REPLY_BUDGET_BYTES,
+    SLICE_ITEMS,
     bounded,
     decode_token,
+    decoded,
     encode_token,
+    filled,
     is_ints,
     is_text,
     page_size,
@@ -41,6 +45,7 @@ from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 SERVICE_NAME = sb.DESCRIPTOR.services_by_name["StateBackendService"].full_name
 
 MAX_BATCH = 1000
+MAX_ARGUMENTS = 1000  # arguments of one invocation (a call's parameters)
 # Runs keep their earlier default; every other list defaults to its maximum, so that an older
 # client that sends no page_size still gets lists of up to 1000 items whole.
 RUNS_PAGE_DEFAULT, PAGE_MAX = 100, 1000
@@ -66,6 +71,14 @@ def _dump(message) -> str:
 
 def _load(text: str, cls):
     return json_format.Parse(text, cls(), ignore_unknown_fields=True)
+
+
+def _load_app_info(text: str) -> sb.AppInfo:
+    return _load(text, sb.AppInfo)
+
+
+def _load_runner_context(text: str) -> sb.RunnerContext:
+    return _load(text, sb.RunnerContext)
 
 
 _HISTORY_FIELDS = {f.json_name: f for f in sb.InvocationHistory.DESCRIPTOR.fields}
@@ -148,6 +161,8 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         subject = f"invocation {invocation_id!r}"
         if inv.serialized_arguments and inv.arguments:
             raise InvalidArgument(f"{field}.arguments", "set serialized_arguments or arguments, not both")
+        self._count(inv.arguments, f"{field}.arguments", 0, MAX_ARGUMENTS)
+        self._count(inv.serialized_arguments, f"{field}.serialized_arguments", 0, MAX_ARGUMENTS)
         stored = sb.Invocation()
         stored.CopyFrom(inv)
         stored.ClearField("serialized_arguments")  # kept once, in `arguments`
@@ -229,11 +244,21 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     async def DiscoverAppInfos(self, request, context):
         # Only the apps the caller's token may use, and never a secret-looking config value:
         # a listing is readable by more callers than any one app's GetAppInfo.
+        allowed = security.caller_apps()
+        size = page_size(request.page_size, LIST_PAGE_DEFAULT, PAGE_MAX)
+        scope = ("",) if allowed is None else tuple(sorted(allowed))
+        after = decode_token(request.page_token, "DiscoverAppInfos", scope, is_text)
+
+        async def fetch(limit: int, last: tuple[str, str] | None) -> list[tuple[str, str]]:
+            return await self.engine.app_infos_page(allowed, after if last is None else last[0], limit)
+
+        page, more = await filled(fetch, lambda item: len(item[1]), size)
         reply = sb.DiscoverAppInfosResponse()
-        for app_id, payload in (await self.engine.app_infos(security.caller_apps())).items():
-            info = _load(payload, sb.AppInfo)
+        for app_id, info in zip([app_id for app_id, _ in page], await decoded([p for _, p in page], _load_app_info)):
             info.config_values_json = mask_config_json(info.config_values_json)
             reply.app_infos[app_id].CopyFrom(info)
+        if more:
+            reply.next_page_token = encode_token("DiscoverAppInfos", scope, page[-1][0])
         return reply
 
     # --- invocations -------------------------------------------------------------
@@ -329,10 +354,14 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         size = page_size(request.page_size, LIST_PAGE_DEFAULT, PAGE_MAX)
         scope = (app_id, invocation_id)
         after = decode_token(request.page_token, "GetHistory", scope, is_ints(3))
-        records = await self.engine.history(app_id, invocation_id, size + 1, None if after is None else tuple(after))
-        page, more = bounded(records, lambda r: len(r.payload), size)
+        start = None if after is None else tuple(after)
+
+        async def fetch(limit: int, last):
+            return await self.engine.history(app_id, invocation_id, limit, start if last is None else last.cursor)
+
+        page, more = await filled(fetch, lambda r: len(r.payload), size)
         token = encode_token("GetHistory", scope, list(page[-1].cursor)) if more else ""
-        return sb.GetHistoryResponse(history=[self._history(r) for r in page], next_page_token=token)
+        return sb.GetHistoryResponse(history=await decoded(page, self._history), next_page_token=token)
 
     @handle_stream_errors
     async def StreamInvocationsInTimeRange(self, request, context):
@@ -345,10 +374,12 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         app_id, start, end, batch = self._time_range(request)
         async for records in self.engine.history_in_range(app_id, start, end, batch):
             chunk, size = [], 0
-            for record in records:
+            for n, record in enumerate(records):
                 if chunk and size + len(record.payload) > STREAM_MESSAGE_BUDGET:
                     yield sb.StreamHistoryInTimeRangeResponse(history=chunk)
                     chunk, size = [], 0
+                elif n and n % SLICE_ITEMS == 0:
+                    await asyncio.sleep(0)  # a batch may hold 10,000 entries: let other calls in
                 chunk.append(self._history(record))
                 size += len(record.payload)
             yield sb.StreamHistoryInTimeRangeResponse(history=chunk)
@@ -515,8 +546,8 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         app_id = self._id(request.app_id, "app_id")
         self._count(request.runner_ids, "runner_ids", 0, MAX_BATCH)
         ids = [self._id(i, f"runner_ids[{n}]") for n, i in enumerate(request.runner_ids)]
-        payloads = await self.engine.runner_contexts(app_id, ids)
-        return sb.BatchGetRunnerContextsResponse(runner_contexts=[_load(p, sb.RunnerContext) for p in payloads])
+        found = await self.engine.runner_contexts(app_id, ids)
+        return sb.BatchGetRunnerContextsResponse(runner_contexts=await decoded(found, _load_runner_context))
 
     @handle_errors
     async def SearchRunnerContexts(self, request, context):
@@ -529,5 +560,5 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         page, cut = bounded(found, lambda item: len(item[1]), size)
         resume = page[-1][0] if cut else resume
         token = "" if resume is None else encode_token("SearchRunnerContexts", scope, resume)
-        return sb.SearchRunnerContextsResponse(runner_contexts=[_load(p, sb.RunnerContext) for _, p in page],
-                                               next_page_token=token)
+        contexts = await decoded([p for _, p in page], _load_runner_context)
+        return sb.SearchRunnerContextsResponse(runner_contexts=contexts, next_page_token=token)

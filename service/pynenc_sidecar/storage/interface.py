@@ -312,6 +312,9 @@ class StateBackendStore(Protocol):
 
     async def all_app_infos(self) -> dict[str, str]: ...
 
+    async def app_infos_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` (app_id, payload) of the apps after `after`, by app id."""
+
     async def upsert_invocations(self, app_id: str, records: list[InvocationRecord]) -> None:
         """All or nothing; the last of repeated ids wins; a replaced invocation leaves the
         indexes (children, workflow, type) of its former values."""

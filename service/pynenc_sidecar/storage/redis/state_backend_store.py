@@ -391,6 +391,15 @@ class RedisStateBackendStore:
     async def all_app_infos(self) -> dict[str, str]:
         return await self.client.hgetall(APPS_KEY)
 
+    @unavailable_on_redis_errors
+    async def app_infos_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        # A hash has no order: the ids are read whole (small: an app id), the payloads
+        # (up to the payload limit each) only for the page.
+        every = await self.client.hkeys(APPS_KEY)
+        ids = sorted(app_id for app_id in every if after is None or app_id > after)[:limit]
+        payloads = await self.client.hmget(APPS_KEY, ids) if ids else []
+        return [(app_id, payload) for app_id, payload in zip(ids, payloads) if payload is not None]
+
     # --- invocations ---------------------------------------------------------------
     @unavailable_on_redis_errors
     async def upsert_invocations(self, app_id: str, records: list[InvocationRecord]) -> None:
