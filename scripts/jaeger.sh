@@ -2,6 +2,7 @@
 # Build Jaeger v2 (the all-in-one `jaeger` binary: OTLP in, query API out) once and print its path.
 #
 #   scripts/jaeger.sh            build if missing, print the binary's path
+#   JAEGER_VERSION=v1.76.0       the release to build (the cache is keyed by it)
 #
 # The binary is cached under $PYNENC_SIDECAR_CACHE (default ~/.cache/pynenc-sidecar)/jaeger/<version>/:
 # a cold build downloads ~85 s of modules and compiles for ~10 minutes on 2 cores; later runs
@@ -14,6 +15,11 @@ BIN="$DIR/jaeger"
 if [[ ! -x "$BIN" ]]; then
   command -v go >/dev/null || { echo "jaeger.sh: go is required to build Jaeger" >&2; exit 1; }
   mkdir -p "$DIR"
+  # One build at a time (worktrees share the cache): a second caller waits, then finds the binary.
+  exec 9>"$DIR.lock"
+  flock 9
+fi
+if [[ ! -x "$BIN" ]]; then
   scratch="$(mktemp -d "$DIR/build.XXXXXX")"
   trap 'rm -rf "$scratch"' EXIT
   echo "jaeger.sh: building Jaeger $JAEGER_VERSION into $DIR (cold: about 10 minutes)" >&2
