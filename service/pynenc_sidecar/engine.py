@@ -1,19 +1,20 @@
 """The workflow context's use cases: core rules applied to a store.
 
 Pure rules live in `core`; atomic steps live in the store; this module only sequences
-them. It knows nothing of gRPC.
+them. It knows nothing of gRPC (tests/test_layering.py checks): tracing and metrics come in
+as an EngineObserver (observability.ENGINE_OBSERVER in the server).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from pynenc_sidecar import observability as obs
+from pynenc_sidecar.clock import Clock, Monotonic, monotonic_s, wall_clock_us
 from pynenc_sidecar.core import derivations, outcomes, replay
 from pynenc_sidecar.core.errors import (
     INVOCATION_NOT_FOUND,
@@ -50,8 +51,33 @@ if TYPE_CHECKING:
     from pynenc_sidecar.projection import StateProjection
 
 
-def wall_clock_us() -> int:
-    return time.time_ns() // 1000
+WAIT_POLL_S = (0.005, 0.25)  # first and longest pause between looks at a waited-for task
+
+
+class EngineObserver(Protocol):
+    """What the engine tells tracing and metrics, and asks of them."""
+
+    def origin(self) -> str | None:
+        """The current span's trace context to store with a new record (None: untraced)."""
+
+    def recorded(self, kind: Kind, replayed: bool, origin_text: str = "") -> None:
+        """A value was recorded or replayed (a replay links to its origin's span)."""
+
+    def lease_taken_over(self) -> None:
+        """A lapsed lease was granted to another caller."""
+
+
+class SilentObserver:
+    """No tracing, no metrics: the engine's default (tests, the CLI)."""
+
+    def origin(self) -> str | None:
+        return None
+
+    def recorded(self, kind: Kind, replayed: bool, origin_text: str = "") -> None:
+        pass
+
+    def lease_taken_over(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -81,10 +107,13 @@ class LogBatch:
 
 
 class WorkflowEngine:
-    def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_us,
-                 projection: StateProjection | None = None) -> None:
+    def __init__(self, store: Store, clock: Clock = wall_clock_us,
+                 projection: StateProjection | None = None, observer: EngineObserver | None = None,
+                 monotonic: Monotonic = monotonic_s) -> None:
         self.store = store
         self.clock = clock
+        self.monotonic = monotonic
+        self.observer: EngineObserver = observer or SilentObserver()
         # Shows task states through StateBackendService (projection.py); None: not shown.
         self.projection = projection
 
@@ -98,19 +127,18 @@ class WorkflowEngine:
     # Every record is guarded by its scope (guard=pos.scope): a finished invocation records
     # nothing new (the store checks in the write's own atomic step), so a replay starts no
     # new work. With tracing on, the value is stored with the recording span's context
-    # (obs.origin()), and a replay's span links to the span that recorded it.
-    @staticmethod
-    async def _guarded(pos: Position, step: Awaitable[Recorded]) -> Recorded:
+    # (self.observer.origin()), and a replay's span links to the span that recorded it.
+    async def _guarded(self, pos: Position, step: Awaitable[Recorded]) -> Recorded:
         try:
             recorded = await step
         except ScopeFinished as refused:
             raise replay.finished_scope(pos, refused.status) from None
-        obs.recorded(pos.kind, recorded.replayed, recorded.origin)
+        self.observer.recorded(pos.kind, recorded.replayed, recorded.origin)
         return recorded
 
     async def _record(self, app_id: str, pos: Position, value: str) -> Recorded:
         return await self._guarded(pos, self.store.record(
-            app_id, pos.workflow_id, pos.field, pos.count_field, value, obs.origin(), guard=pos.scope))
+            app_id, pos.workflow_id, pos.field, pos.count_field, value, self.observer.origin(), guard=pos.scope))
 
     async def random(self, app_id: str, pos: Position) -> tuple[float, bool]:
         value = repr(derivations.random_value(pos.scope, pos.sequence))
@@ -122,7 +150,7 @@ class WorkflowEngine:
 
     async def utc_now(self, app_id: str, pos: Position) -> tuple[int, bool]:
         return await self._guarded(pos, self.store.record_time(
-            app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(), obs.origin(), guard=pos.scope))
+            app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(), self.observer.origin(), guard=pos.scope))
 
     async def record(self, app_id: str, pos: Position, value_json: str) -> tuple[str, bool]:
         return await self._record(app_id, pos, value_json)
@@ -137,7 +165,7 @@ class WorkflowEngine:
         if value is None:
             return None, ""
         origin = (await self.store.get_origins(app_id, pos.workflow_id, [pos.field]))[0] or ""
-        obs.recorded(pos.kind, True, origin)
+        self.observer.recorded(pos.kind, True, origin)
         return value, origin
 
     async def base_time(self, app_id: str, workflow_id: str) -> tuple[int, bool]:
@@ -157,7 +185,7 @@ class WorkflowEngine:
     async def get_data_at(self, app_id: str, pos: Position) -> tuple[str | None, bool]:
         """A read recorded at pos (kind DATA_READ, name the key): (value or None, replayed)."""
         recorded = await self._guarded(pos, self.store.record_data_read(
-            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, obs.origin(), guard=pos.scope))
+            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, self.observer.origin(), guard=pos.scope))
         return (None if recorded.value == DATA_NOT_FOUND else recorded.value), recorded.replayed
 
     async def set_data_at(self, app_id: str, pos: Position, value_json: str) -> bool:
@@ -165,7 +193,8 @@ class WorkflowEngine:
         so not applied again)."""
         self._check_owner(pos.workflow_id, pos.scope)
         recorded = await self._guarded(pos, self.store.record_data_write(
-            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, value_json, obs.origin(), guard=pos.scope))
+            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, value_json, self.observer.origin(),
+            guard=pos.scope))
         if recorded.replayed:
             replay.check_data_write(pos, recorded.value, value_json)
         return recorded.replayed
@@ -190,7 +219,7 @@ class WorkflowEngine:
         now = self.clock()
         current, granted, created = await self.store.ensure_task(app_id, state, lease, now, index_run=index_run)
         if granted and not created:
-            obs.lease_taken_over()
+            self.observer.lease_taken_over()
         if granted or created:
             await self._project(app_id, current, now)
         return TaskOutcome(current, replayed, lease if granted else None, current.lease_expire_us if granted else 0)
@@ -228,7 +257,7 @@ class WorkflowEngine:
         check_replay(recorded_call, TaskCall(workflow.workflow_id, workflow.workflow_type, arguments_json),
                      f"workflow {workflow.workflow_id} start")
         if granted and not created:
-            obs.lease_taken_over()
+            self.observer.lease_taken_over()
         if granted or created:
             await self._project(app_id, current, now)
         return TaskOutcome(current, not created, lease if granted else None, current.lease_expire_us if granted else 0)
@@ -321,10 +350,23 @@ class WorkflowEngine:
         except TaskNotFound:
             raise _not_found(invocation_id) from None
         if granted:
-            obs.lease_taken_over()
+            self.observer.lease_taken_over()
             await self._project(app_id, state, now)
             return TaskOutcome(state, True, lease, state.lease_expire_us)
         return TaskOutcome(state, True, None)
+
+    async def wait_task(self, app_id: str, invocation_id: str, runner_id: str, ttl_us: int, wait_s: float
+                        ) -> TaskOutcome:
+        """Look at the task until it is finished or leased to this caller, for at most wait_s
+        seconds; pauses grow from WAIT_POLL_S[0] to WAIT_POLL_S[1]. The last look's outcome."""
+        deadline = self.monotonic() + max(wait_s, 0.0)
+        pause = WAIT_POLL_S[0]
+        while True:
+            outcome = await self.poll_task(app_id, invocation_id, runner_id, ttl_us)
+            if outcome.state.finished or outcome.lease is not None or self.monotonic() >= deadline:
+                return outcome
+            await asyncio.sleep(min(pause, max(deadline - self.monotonic(), 0)))
+            pause = min(pause * 2, WAIT_POLL_S[1])
 
     # --- the whole log ---------------------------------------------------------
     async def workflow_log(self, app_id: str, workflow_id: str, batch_size: int = LOG_BATCH,

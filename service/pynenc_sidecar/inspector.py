@@ -137,7 +137,7 @@ def _task(state: TaskState) -> dict[str, Any]:
         "task_id": state.task_id,
         "arguments": _json_or_text(state.arguments_json),
         "status": status_name(state.status),
-        "workflow": _identity(state.workflow),
+        "workflow": identity_json(state.workflow),
         "parent_invocation_id": state.parent_invocation_id or None,
         "result": _json_or_text(state.result_json),
         "error": error if error != "" else None,
@@ -147,7 +147,7 @@ def _task(state: TaskState) -> dict[str, Any]:
     }
 
 
-def _identity(ref: WorkflowRef) -> dict[str, Any]:
+def identity_json(ref: WorkflowRef) -> dict[str, Any]:
     return {"workflow_id": ref.workflow_id, "workflow_type": ref.workflow_type or None,
             "parent_workflow_id": ref.parent_workflow_id or None}
 
@@ -193,18 +193,18 @@ async def workflow_report(stores: Stores, app_id: str, workflow_id: str) -> dict
     operations = [_operation(workflow_id, pos, value, fields.get(ORIGIN_PREFIX + pos.field))
                   for pos, value in positions]
     tasks = [_task(states[i]) for i in task_ids if i in states]
-    children = [_identity(s.workflow) | {"status": status_name(s.status), "finished_at": iso(s.finished_us)}
+    children = [identity_json(s.workflow) | {"status": status_name(s.status), "finished_at": iso(s.finished_us)}
                 for s in states.values() if s.workflow.workflow_id not in (workflow_id, "")
                 and s.workflow.workflow_id == s.invocation_id]
     base = fields.get(BASE_TIME_FIELD)
     return {
         "app_id": app_id,
-        "workflow": _identity(identity),
+        "workflow": identity_json(identity),
         "status": status_name(main.status) if main else None,
         "started_at": iso(min(run.first_us for run in runs)) if runs else None,
         "finished_at": iso(main.finished_us) if main else None,
         "base_time": iso(int(base)) if base else None,
-        "runs": [_identity(run.workflow) | {"started_at": iso(run.first_us)} for run in runs],
+        "runs": [identity_json(run.workflow) | {"started_at": iso(run.first_us)} for run in runs],
         "child_workflows": children,
         "operations": operations,
         "tasks": tasks,
@@ -337,7 +337,7 @@ async def workflows_report(stores: Stores, app_id: str, workflow_type: str = "",
         "workflow_type": workflow_type or None,
         "types": [{"workflow_type": t, "runs": n} for t, n in sorted(counts.items())],
         "total_runs": total,
-        "runs": [_identity(run.workflow) | {
+        "runs": [identity_json(run.workflow) | {
             "started_at": iso(run.first_us),
             "status": status_name(main.status) if main else None,
             "finished_at": iso(main.finished_us) if main else None,

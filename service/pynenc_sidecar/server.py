@@ -20,8 +20,8 @@ from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorS
 from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.validation import Limits
 from pynenc_sidecar.service.wire import MalformedRequestInterceptor
-from pynenc_sidecar.storage.interface import Store
-from pynenc_sidecar.storage.redis.state_backend_store import StateBackendStore
+from pynenc_sidecar.state_backend_engine import StateBackendEngine
+from pynenc_sidecar.storage.interface import StateBackendStore, Store
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2, deterministic_executor_pb2_grpc
 
 log = logging.getLogger("pynenc_sidecar")
@@ -119,7 +119,8 @@ async def open_stores(settings: ServerSettings) -> Stores:
 async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Stores, health.HealthServicer, int]:
     stores = await open_stores(settings)
     try:
-        engine = WorkflowEngine(stores.store, projection=StateProjection(stores.state_backend))
+        engine = WorkflowEngine(stores.store, projection=StateProjection(stores.state_backend),
+                                observer=observability.ENGINE_OBSERVER)
         # The token check comes first: a call without a valid token reaches nothing else.
         auth = [security.AuthInterceptor(settings.auth_tokens)] if settings.auth_tokens else []
         # Then undecodable requests: answered INVALID_ARGUMENT before any span or servicer.
@@ -135,7 +136,8 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
         )
         from pynenc_sidecar.service.state_backend import register_state_backend
 
-        names = SERVICE_NAMES + register_state_backend(server, stores.state_backend, settings.limits)
+        state_backend = StateBackendEngine(stores.state_backend)
+        names = SERVICE_NAMES + register_state_backend(server, state_backend, settings.limits)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         enable_reflection([*names, health.SERVICE_NAME], server)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from pynenc_sidecar.core import outcomes
 from pynenc_sidecar.core.errors import InvalidArgument
 from pynenc_sidecar.core.positions import NAMED_KINDS, Kind, Position
@@ -27,7 +24,6 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
 LEASE_DEFAULT_S, LEASE_MIN_S, LEASE_MAX_S = 30.0, 1.0, 3600.0
 WAIT_DEFAULT_S, WAIT_MAX_S = 10.0, 60.0
-WAIT_POLL_S = (0.005, 0.25)  # first and longest pause between looks at a waited-for task
 # StartWorkflow(include_log) puts a replayed workflow's log in its reply up to these sizes
 # (record fields, serialized bytes); larger logs are read with GetWorkflowLog.
 INLINE_LOG_FIELDS = 4096
@@ -278,20 +274,15 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
             request.timeout, request.HasField("timeout"), "timeout", WAIT_DEFAULT_S, 0.0, WAIT_MAX_S
         )
         ttl_us = self._lease_ttl(request)
-        deadline = time.monotonic() + timeout_us / 1e6
-        if context.time_remaining() is not None:
-            deadline = min(deadline, time.monotonic() + max(context.time_remaining() - 0.05, 0))
-        pause = WAIT_POLL_S[0]
-        while True:
-            outcome = await self.engine.poll_task(app_id, invocation_id, runner_id, ttl_us)
-            if outcome.state.finished or outcome.lease is not None or time.monotonic() >= deadline:
-                reply = de.WaitTaskResponse(invocation=convert.task_invocation(outcome.state))
-                lease = convert.task_lease(outcome.lease, outcome.lease_expire_us)
-                if lease is not None:
-                    reply.lease.CopyFrom(lease)
-                return reply
-            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-            pause = min(pause * 2, WAIT_POLL_S[1])
+        wait_s = timeout_us / 1e6
+        if context.time_remaining() is not None:  # answer before the caller's deadline
+            wait_s = min(wait_s, max(context.time_remaining() - 0.05, 0))
+        outcome = await self.engine.wait_task(app_id, invocation_id, runner_id, ttl_us, wait_s)
+        reply = de.WaitTaskResponse(invocation=convert.task_invocation(outcome.state))
+        lease = convert.task_lease(outcome.lease, outcome.lease_expire_us)
+        if lease is not None:
+            reply.lease.CopyFrom(lease)
+        return reply
 
     # --- log -------------------------------------------------------------------
     @handle_stream_errors

@@ -1,6 +1,6 @@
 """The Redis store: redis-py (asyncio, hiredis parser) and one Lua script per atomic step.
 
-Key layout (ids percent-escaped, so no id can reach another's keys):
+Key layout (keys.py builds every key; ids percent-escaped, so no id can reach another's keys):
     psc:{<app>:<workflow>}:ops    hash  recorded operations of the workflow (+ "#" metadata, and
                                         "#s:<field>" origins of traced records: 48 hex digits)
     psc:{<app>:<workflow>}:data   hash  the workflow's user data
@@ -20,16 +20,10 @@ A task hash keeps 'done' (microseconds) once its outcome is stored: retention ag
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
-from importlib import resources
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
-import redis.asyncio as aioredis
-from redis import exceptions as redis_errors
-
-from pynenc_sidecar.core.errors import Unavailable
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, escape, origin_field, unescape
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, origin_field
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
 from pynenc_sidecar.storage.interface import (
     LeaseNotHeld,
@@ -39,33 +33,23 @@ from pynenc_sidecar.storage.interface import (
     ScopeFinished,
     TaskNotFound,
 )
-
-PREFIX = "psc"
-APP_IDS_KEY = f"{PREFIX}:app_ids"
-T = TypeVar("T")
-
-
-def workflow_tag(app_id: str, workflow_id: str) -> str:
-    return f"{PREFIX}:{{{escape(app_id)}:{escape(workflow_id)}}}"
-
-
-def app_tag(app_id: str) -> str:
-    return f"{PREFIX}:{{{escape(app_id)}}}"
-
-
-def _script(name: str) -> str:
-    return resources.files("pynenc_sidecar.storage.redis").joinpath(name).read_text()
-
-
-def _unavailable_on_redis_errors(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    @functools.wraps(method)
-    async def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return await method(*args, **kwargs)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
-
-    return wrapper
+from pynenc_sidecar.storage.redis.connection import (
+    connect,
+    load_script,
+    redis_unavailable,
+    unavailable_on_redis_errors,
+)
+from pynenc_sidecar.storage.redis.keys import (
+    APP_IDS_KEY,
+    TASK_KEY_PATTERN,
+    parse_task_key,
+    run_index_keys,
+    runs_key,
+    task_key,
+    workflow_tag,
+)
+from pynenc_sidecar.storage.redis.paging import ScorePager, scan_key_batches
+from pynenc_sidecar.storage.redis.run_index import index_workflow_run
 
 
 def _recorded(reply: list[Any], convert: Callable[[Any], Any] = str) -> Recorded:
@@ -79,90 +63,23 @@ def _pairs(flat: list[Any]) -> dict[str, str]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
 
 
-def run_index_keys(app_id: str, workflow: WorkflowRef) -> list[str]:
-    """The keys indexing a run, in task.lua's KEYS[2..5] order."""
-    tag = app_tag(app_id)
-    return [tag + ":runs", f"{tag}:runs:{escape(workflow.workflow_type)}", tag + ":wf_types", APP_IDS_KEY]
-
-
-def parse_task_key(key: str) -> tuple[str, str] | None:
-    """(app id, invocation id) of a task hash key, or None for another key."""
-    if not (key.startswith(PREFIX + ":{") and key.endswith("}:task")):
-        return None
-    app, sep, invocation = key[len(PREFIX) + 2:-len("}:task")].partition(":")
-    return (unescape(app), unescape(invocation)) if sep else None
-
-
-async def index_workflow_run(client: aioredis.Redis, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
-    """Index a run by app and type (first store time wins); both services write runs here."""
-    # The app goes into the app index first (its own slot, so outside the MULTI): a run
-    # is never indexed under an app a retention sweep does not visit.
-    await client.sadd(APP_IDS_KEY, app_id)
-    tag = app_tag(app_id)
-    member = workflow.encode()
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.sadd(tag + ":wf_types", workflow.workflow_type)
-        pipe.zadd(tag + ":runs", {member: now_us}, nx=True)
-        pipe.zadd(f"{tag}:runs:{escape(workflow.workflow_type)}", {member: now_us}, nx=True)
-        await pipe.execute()
-
-
-class ScriptLoadingRedis(aioredis.Redis):
-    """A client that loads every Lua script registered on it (by any store) into Redis on each
-    new connection, before the connection serves its first command.
-
-    redis-py runs a script by EVALSHA and, on NOSCRIPT, loads it and tries again: correct,
-    but a fresh Redis (a start, a restart, a failover) then shows a NoScriptError span and a
-    retry in every trace that first runs a script. A new connection is the moment a restarted
-    Redis can be reached again, so loading there means normal operation never sees NOSCRIPT;
-    only an operator's SCRIPT FLUSH still does (and redis-py's reload covers it). The loads go
-    straight to the connection: they are not traced."""
-
-    preloaded: list[str]
-
-    def register_script(self, script: str) -> Any:
-        if script not in self.preloaded:
-            self.preloaded.append(script)
-        return super().register_script(script)
-
-    @classmethod
-    def connect(cls, url: str, **kwargs: Any) -> ScriptLoadingRedis:
-        scripts: list[str] = []
-
-        async def on_connect(connection: Any) -> None:
-            await connection.on_connect()
-            for script in scripts:
-                await connection.send_command("SCRIPT", "LOAD", script)
-                await connection.read_response()
-
-        client = cls.from_url(url, redis_connect_func=on_connect, **kwargs)
-        client.preloaded = scripts
-        return client
-
-
 class RedisStore:
     """Implements storage.interface.Store on one Redis (or a cluster-compatible layout)."""
 
     def __init__(self, url: str, *, socket_timeout: float = 2.0, max_connections: int = 256) -> None:
         self.url = url
-        self.client = ScriptLoadingRedis.connect(
-            url,
-            decode_responses=True,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            max_connections=max_connections,
-            health_check_interval=0,
-        )
-        self._record = self.client.register_script(_script("record.lua"))
-        self._record_time = self.client.register_script(_script("record_time.lua"))
-        self._record_data = self.client.register_script(_script("record_data.lua"))
-        self._base_time = self.client.register_script(_script("base_time.lua"))
-        self._task = self.client.register_script(_script("task.lua"))
+        self.client = connect(url, socket_timeout=socket_timeout, max_connections=max_connections)
+        self._record = self.client.register_script(load_script("record.lua"))
+        self._record_time = self.client.register_script(load_script("record_time.lua"))
+        self._record_data = self.client.register_script(load_script("record_data.lua"))
+        self._base_time = self.client.register_script(load_script("base_time.lua"))
+        self._task = self.client.register_script(load_script("task.lua"))
+        self._pager = ScorePager(self.client)
 
     async def close(self) -> None:
         await self.client.aclose()
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def ping(self) -> bool:
         return bool(await self.client.ping())
 
@@ -171,9 +88,9 @@ class RedisStore:
         """The record hash, the workflow's other keys a script touches (middle), and the
         guard's task hash when there is a guard."""
         ops = workflow_tag(app_id, workflow_id) + ":ops"
-        return [ops, *middle, self._task_key(app_id, guard)] if guard else [ops, *middle]
+        return [ops, *middle, task_key(app_id, guard)] if guard else [ops, *middle]
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def record(
         self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None,
         guard: str | None = None,
@@ -181,12 +98,12 @@ class RedisStore:
         args = [field, count_field, value, origin] if origin else [field, count_field, value]
         return _recorded(await self._record(keys=self._keys(app_id, workflow_id, guard), args=args))
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def record_time(
         self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None,
         guard: str | None = None,
     ) -> Recorded:
-        args = [field, count_field, now_us, origin] if origin else [field, count_field, now_us]
+        args: list[str | int] = [field, count_field, now_us, origin] if origin else [field, count_field, now_us]
         return _recorded(await self._record_time(keys=self._keys(app_id, workflow_id, guard), args=args), int)
 
     async def _data_step(self, mode: str, app_id: str, workflow_id: str, field: str, count_field: str, key: str,
@@ -195,42 +112,42 @@ class RedisStore:
         args = [mode, field, count_field, key, value, *([origin] if origin else [])]
         return _recorded(await self._record_data(keys=keys, args=args))
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def record_data_read(
         self, app_id: str, workflow_id: str, field: str, count_field: str, key: str, origin: str | None = None,
         guard: str | None = None,
     ) -> Recorded:
         return await self._data_step("read", app_id, workflow_id, field, count_field, key, "", origin, guard)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def record_data_write(
         self, app_id: str, workflow_id: str, field: str, count_field: str, key: str, value: str,
         origin: str | None = None, guard: str | None = None,
     ) -> Recorded:
         return await self._data_step("write", app_id, workflow_id, field, count_field, key, value, origin, guard)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def get_origins(self, app_id: str, workflow_id: str, fields: list[str]) -> list[str | None]:
         if not fields:
             return []
         return await self.client.hmget(workflow_tag(app_id, workflow_id) + ":ops", [origin_field(f) for f in fields])
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def base_time(self, app_id: str, workflow_id: str, now_us: int) -> tuple[int, bool]:
         stored, replayed = await self._base_time(keys=[workflow_tag(app_id, workflow_id) + ":ops"], args=[now_us])
         return int(stored), bool(replayed)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def get_recorded(self, app_id: str, workflow_id: str, field: str) -> str | None:
         return await self.client.hget(workflow_tag(app_id, workflow_id) + ":ops", field)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def get_count(self, app_id: str, workflow_id: str, count_field: str) -> int:
         return int(await self.client.hget(workflow_tag(app_id, workflow_id) + ":ops", count_field) or 0)
 
     async def scan_log(self, app_id: str, workflow_id: str, batch_size: int) -> AsyncIterator[dict[str, str]]:
         key = workflow_tag(app_id, workflow_id) + ":ops"
-        try:
+        with redis_unavailable():
             # HSCAN returns a hash of up to about `batch_size` fields in one reply (a listpack
             # whole, a hashtable once COUNT covers its buckets): the common case is then one
             # round trip, with every origin beside its value. A larger hash comes in chunks.
@@ -247,10 +164,8 @@ class RedisStore:
                 if cursor == 0:
                     return
                 cursor, chunk = await self.client.hscan(key, cursor, count=batch_size)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def read_log(self, app_id: str, workflow_id: str, max_fields: int) -> dict[str, str] | None:
         # One HSCAN with COUNT max_fields returns the whole of a hash that small (cursor 0);
         # a larger one returns about max_fields fields and a cursor: give up then.
@@ -271,24 +186,21 @@ class RedisStore:
         return chunk
 
     # --- workflow data -----------------------------------------------------------
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def get_data(self, app_id: str, workflow_id: str, key: str) -> str | None:
         return await self.client.hget(workflow_tag(app_id, workflow_id) + ":data", key)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def set_data(self, app_id: str, workflow_id: str, key: str, value: str) -> None:
         await self.client.hset(workflow_tag(app_id, workflow_id) + ":data", key, value)
 
     # --- tasks -------------------------------------------------------------------
-    def _task_key(self, app_id: str, invocation_id: str) -> str:
-        return workflow_tag(app_id, invocation_id) + ":task"
-
-    async def _task_call(self, app_id: str, invocation_id: str, args: list[Any], index_keys: list[str] = ()
+    async def _task_call(self, app_id: str, invocation_id: str, args: list[Any], index_keys: Sequence[str] = ()
                          ) -> tuple[str, int, dict[str, str]]:
-        code, flag, flat = await self._task(keys=[self._task_key(app_id, invocation_id), *index_keys], args=args)
+        code, flag, flat = await self._task(keys=[task_key(app_id, invocation_id), *index_keys], args=args)
         return code, int(flag), _pairs(flat)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def ensure_task(
         self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
     ) -> tuple[TaskState, bool, bool]:
@@ -301,7 +213,7 @@ class RedisStore:
             run_index_keys(app_id, run) if index_run else [])
         return TaskState.from_fields(state.invocation_id, data), bool(granted), code == "created"
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def acquire_lease(
         self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int
     ) -> tuple[TaskState, bool]:
@@ -312,22 +224,22 @@ class RedisStore:
             raise TaskNotFound(invocation_id)
         return TaskState.from_fields(invocation_id, data), bool(granted)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def get_task(self, app_id: str, invocation_id: str) -> TaskState | None:
-        data = await self.client.hgetall(self._task_key(app_id, invocation_id))
+        data = await self.client.hgetall(task_key(app_id, invocation_id))
         return TaskState.from_fields(invocation_id, data) if data else None
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def get_tasks(self, app_id: str, invocation_ids: list[str]) -> list[TaskState | None]:
         if not invocation_ids:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
             for invocation_id in invocation_ids:
-                pipe.hgetall(self._task_key(app_id, invocation_id))
+                pipe.hgetall(task_key(app_id, invocation_id))
             rows = await pipe.execute()
         return [TaskState.from_fields(i, row) if row else None for i, row in zip(invocation_ids, rows)]
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def renew_lease(self, app_id: str, invocation_id: str, lease_id: str, ttl_us: int, now_us: int) -> int:
         code, _, data = await self._task_call(app_id, invocation_id, ["renew", now_us, lease_id, ttl_us])
         if code == "missing":
@@ -336,7 +248,7 @@ class RedisStore:
             raise LeaseNotHeld(invocation_id)
         return int(data["lease_exp"])
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def complete_task(
         self, app_id: str, invocation_id: str, lease_id: str, status: int, result_json: str | None,
         error_json: str | None, now_us: int,
@@ -353,7 +265,7 @@ class RedisStore:
             raise LeaseNotHeld(invocation_id)
         return TaskState.from_fields(invocation_id, data), bool(accepted)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def retry_failed(self, app_id: str, invocation_ids: list[str]) -> list[TaskState]:
         # Each invocation's hash has its own hash tag (slot), so no one script may touch them
         # all on a cluster: one atomic step each, in the caller's order. The caller lists the
@@ -367,14 +279,14 @@ class RedisStore:
         return reset
 
     # --- workflow runs -----------------------------------------------------------
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
         await index_workflow_run(self.client, app_id, workflow, now_us)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def index_unindexed_runs(self, now_us: int) -> list[tuple[str, WorkflowRef]]:
         found: list[tuple[str, WorkflowRef, int]] = []
-        async for keys in self._task_key_batches():
+        async for keys in scan_key_batches(self.client, TASK_KEY_PATTERN):
             async with self.client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.hmget(key, "wf", "done")
@@ -391,7 +303,7 @@ class RedisStore:
                 continue
             async with self.client.pipeline(transaction=False) as pipe:
                 for app_id, workflow, _ in mains:
-                    pipe.zscore(app_tag(app_id) + ":runs", workflow.encode())
+                    pipe.zscore(runs_key(app_id), workflow.encode())
                 scores = await pipe.execute()
             found += [main for main, score in zip(mains, scores) if score is None]
         indexed = []
@@ -403,55 +315,24 @@ class RedisStore:
                 indexed.append((app_id, workflow))
         return indexed
 
-    async def _task_key_batches(self) -> AsyncIterator[list[str]]:
-        cursor = 0
-        while True:
-            cursor, keys = await self.client.scan(cursor, match=f"{PREFIX}:{{*}}:task", count=1000)
-            if keys:
-                yield keys
-            if cursor == 0:
-                return
-
     # --- reads for the operator's tools ------------------------------------------
     async def scan_runs(self, app_id: str, workflow_type: str = "", until_us: int | None = None,
                         batch_size: int = 500) -> AsyncIterator[list[RunRecord]]:
-        tag = app_tag(app_id)
-        key = f"{tag}:runs:{escape(workflow_type)}" if workflow_type else tag + ":runs"
         high = "+inf" if until_us is None else str(until_us)
-        after: tuple[float, str] | None = None
-        try:
-            while page := await zrange_page(self.client, key, "-inf", high, max(1, batch_size), after):
+        with redis_unavailable():
+            async for page in self._pager.pages(runs_key(app_id, workflow_type), "-inf", high, batch_size):
                 yield [RunRecord(WorkflowRef.decode(member), int(score)) for member, score in page]
-                after = (page[-1][1], page[-1][0])
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def app_ids(self) -> list[str]:
         return sorted(await self.client.smembers(APP_IDS_KEY))
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def run_started(self, app_id: str, workflow: WorkflowRef) -> int | None:
-        score = await self.client.zscore(app_tag(app_id) + ":runs", workflow.encode())
+        score = await self.client.zscore(runs_key(app_id), workflow.encode())
         return None if score is None else int(score)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def workflow_data(self, app_id: str, workflow_id: str) -> dict[str, str]:
         return await self.client.hgetall(workflow_tag(app_id, workflow_id) + ":data")
 
-
-async def zrange_page(client: aioredis.Redis, key: str, low: str, high: str, size: int,
-                      after: tuple[float, str] | None) -> list[tuple[str, float]]:
-    """Up to `size` (member, score) of a zset in [low, high] after the (score, member)
-    cursor, in zset order. Keyset paging: members added or removed meanwhile shift no page."""
-    page: list[tuple[str, float]] = []
-    offset = 0
-    while len(page) < size:
-        rows = await client.zrangebyscore(key, repr(after[0]) if after else low, high,
-                                          start=offset, num=size, withscores=True)
-        if not rows:
-            break
-        offset += len(rows)
-        # Only members sharing the cursor's score can sort at or before it.
-        page.extend(r for r in rows if after is None or (r[1], r[0]) > after)
-    return page[:size]
