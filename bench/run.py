@@ -152,7 +152,8 @@ def source_state() -> dict:
         result = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT)
         return result.stdout.strip() if result.returncode == 0 else ""
 
-    changed = [line[3:] for line in git("status", "--porcelain", "--", "service", "sdk/python", "protos").splitlines()]
+    changed = [line[3:] for line in
+               git("status", "--porcelain", "--", "service", "stubs/python", "sdk/python", "protos").splitlines()]
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_product_files": len(changed)}
 
 

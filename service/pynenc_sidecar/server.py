@@ -32,6 +32,9 @@ SERVICE_NAMES = [
 
 # Where the embedded store lives when no Redis URL is given: relative to the working directory.
 DEFAULT_DATA_FILE = "pynenc-sidecar.db"
+# SQLite's name for a database in memory: the embedded store, gone when the server stops
+# (pynenc_sidecar_sdk.testing). One connection holds it, shared by both stores.
+MEMORY_DATA_FILE = ":memory:"
 # A health service name that is SERVING while the process runs, whether the store answers
 # or not: for liveness probes (the overall "" status is readiness, see watch_readiness).
 LIVENESS_SERVICE = "liveness"
@@ -94,11 +97,13 @@ async def open_stores(settings: ServerSettings) -> Stores:
     from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
     from pynenc_sidecar.storage.sqlite.state_backend_store import SqliteStateBackendStore
 
-    path = Path(settings.data_file).expanduser().resolve()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StartupError(f"cannot create the directory of data file {path}: {exc}") from exc
+    path = Path(settings.data_file)
+    if settings.data_file != MEMORY_DATA_FILE:
+        path = path.expanduser().resolve()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot create the directory of data file {path}: {exc}") from exc
     sqlite_store = SqliteStore(path)
     state_backend = SqliteStateBackendStore(sqlite_store)
     # Opened now, so that a file that is not a database or cannot be written stops the
