@@ -22,6 +22,7 @@ import pytest
 
 from pynenc_sidecar.core import derivations
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from refusing_proxy import RefusingProxy
 from test_cross_language import (  # noqa: F401  (fixtures, for run_lang)  # noqa: F401  (fixtures, for the Go/TS drivers)
     any_sidecar,
     check_failed_then_retried,
@@ -216,3 +217,68 @@ def test_a_workflow_failed_in_java_is_retried_in_another_sdk_and_back(java_on, d
                          ids=["above-value-limit", "above-grpc-message-limit"])
 def test_a_result_too_large_is_recorded_as_the_task_failure_in_java(java_on, size, setting):
     check_oversize(java_on, size, setting)
+
+
+# --- local replay (issue 14 item 3): one GetWorkflowLog serves every recorded value -----
+def _java_at(java_jar: Path, address: str, command: str, **flags: str) -> dict:
+    args = ["--address", address]
+    for key, value in flags.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return json.loads(_run(["java", "-jar", str(java_jar), command, *args], timeout=120))
+
+
+def _counted(java_jar: Path, sidecar, command: str, **flags: str) -> tuple[dict, dict]:
+    """Runs a Java command through a proxy that counts its calls: (its JSON, calls by method)."""
+    with RefusingProxy(sidecar.address, {}) as proxy:
+        out = _java_at(java_jar, proxy.address, command, **flags)
+    return out, dict(proxy.calls)
+
+
+def test_java_replays_a_whole_workflow_from_one_log_call(java_jar, any_sidecar):
+    # Randoms, uuid, times, a custom op, two tasks (finished), a data write and a read.
+    app, workflow = fresh("java-app"), fresh("java-wf")
+    recorded, first_calls = _counted(java_jar, any_sidecar, "run", app=app, workflow=workflow)
+    assert first_calls["Random"] == 3 and first_calls["ExecuteTask"] == 2, first_calls  # it did record
+    replayed, calls = _counted(java_jar, any_sidecar, "run", app=app, workflow=workflow)
+    assert calls == {"GetWorkflowLog": 1}
+    assert comparable(replayed) == comparable(recorded)
+    assert all(t["replayed"] and not t["ran"] for t in replayed["tasks"])
+
+
+def test_java_local_replay_of_data_still_detects_divergence(java_jar, any_sidecar):
+    app, workflow = fresh("java-app"), fresh("java-wf")
+    assert _java_at(java_jar, any_sidecar.address, "visits", app=app, workflow=workflow) == {"n": 1}
+    assert _counted(java_jar, any_sidecar, "visits", app=app, workflow=workflow) == ({"n": 1}, {"GetWorkflowLog": 1})
+
+    assert _java_at(java_jar, any_sidecar.address, "diverge", app=app, workflow=workflow, value="1")["error"] is None
+    # The same JSON value, spelled otherwise: served from the log, nothing sent.
+    same, calls = _counted(java_jar, any_sidecar, "diverge", app=app, workflow=workflow, value="1.0")
+    assert (same["error"], calls) == (None, {"GetWorkflowLog": 1})
+    # Another value: not served; the sidecar judges it and refuses it.
+    other, calls = _counted(java_jar, any_sidecar, "diverge", app=app, workflow=workflow, value='{"n":2}')
+    assert other["error"] == "NONDETERMINISTIC_REPLAY" and "written 1" in other["message"], other
+    assert calls == {"GetWorkflowLog": 1, "SetData": 1}
+
+
+def test_java_task_divergence_is_still_refused_after_a_local_replay(java_jar, any_sidecar):
+    # `errors` replays task #1 from the log, then calls another task there: the sidecar refuses it.
+    out, calls = _counted(java_jar, any_sidecar, "errors", app=fresh("java-app"), workflow=fresh("java-wf"))
+    assert out["nondeterministic"]["reason"] == "NONDETERMINISTIC_REPLAY"
+    assert calls["ExecuteTask"] == 2, calls  # the first recording and the divergent call; the replays none
+
+
+def test_java_retried_workflow_replays_from_the_log_start_workflow_brings(java_jar, any_sidecar):
+    app, workflow = fresh("java-app"), fresh("java-wf")
+    failed = _java_at(java_jar, any_sidecar.address, "flow", app=app, workflow=workflow, fixed="false")
+    assert failed["ran"] == ["first", "second"]
+    retried, calls = _counted(java_jar, any_sidecar, "retry", app=app, workflow=workflow, fixed="true")
+    assert retried["ran"] == ["second"] and retried["result"]["first"]["lang"] == "java"
+    # The finished first task came from StartWorkflow's log (include_log): no GetWorkflowLog,
+    # and ExecuteTask only for the reset second task.
+    assert "GetWorkflowLog" not in calls and calls["ExecuteTask"] == 1, calls
+
+
+def test_java_bench_replay_prints_both_timings(java_jar, sidecar):
+    out = _java_at(java_jar, sidecar.address, "bench-replay", ops="50")
+    assert set(out) == {"record_ms", "replay_ms"}
+    assert all(isinstance(v, float) and v > 0 for v in out.values()), out

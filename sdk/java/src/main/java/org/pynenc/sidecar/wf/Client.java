@@ -16,6 +16,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 import pynenc.sidecar.v1.DeterministicExecutor.CompleteTaskRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.GetWorkflowLogRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.RetryWorkflowRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.RetryWorkflowResponse;
@@ -111,20 +112,45 @@ public final class Client implements AutoCloseable {
    * performing the operations (their scope); "" means the workflow's main task.
    */
   public Context context(String appId, Identity workflow, String invocationId) {
-    return new Context(this, appId, workflow, invocationId == null ? "" : invocationId);
+    return context(appId, workflow, invocationId, null);
+  }
+
+  private Context context(String appId, Identity workflow, String invocationId, WorkflowLog log) {
+    return new Context(this, appId, workflow, invocationId == null ? "" : invocationId, log);
+  }
+
+  /**
+   * The workflow's recorded log, in one GetWorkflowLog stream. An identity the sidecar refuses
+   * (INVALID_ARGUMENT) reads as an empty log: the run's first operation then gets the refusal
+   * naming its own field.
+   */
+  WorkflowLog readLog(String appId, String workflowId) {
+    try {
+      return call(() -> WorkflowLog.of(executor().getWorkflowLog(
+          GetWorkflowLogRequest.newBuilder().setAppId(appId).setWorkflowId(workflowId).build())));
+    } catch (SidecarException e) {
+      if (e.code() == io.grpc.Status.Code.INVALID_ARGUMENT) {
+        return WorkflowLog.EMPTY;
+      }
+      throw e;
+    }
   }
 
   /**
    * Registers (or finds) the main invocation of the workflow whose id the caller chose and
    * runs it like {@link Context#executeTask}: {@code fn} runs when this caller gets the
    * lease; a finished workflow returns its recorded outcome. workflow.workflowType is required.
+   * A replay of an unfinished workflow serves its recorded positions from the log the reply
+   * brings (include_log), or from one GetWorkflowLog when the log was too large for the reply.
    */
   public Invocation startWorkflow(String appId, Identity workflow, Object args, TaskFunction fn) {
     StartWorkflowResponse resp = call(() -> executor().startWorkflow(StartWorkflowRequest.newBuilder()
         .setAppId(appId).setWorkflow(workflow.toProto()).setArgumentsJson(Context.argumentsJson(args))
-        .setRunnerId(runnerId).setLeaseTtl(duration(leaseTtl)).build()));
+        .setRunnerId(runnerId).setLeaseTtl(duration(leaseTtl)).setIncludeLog(true).build()));
+    WorkflowLog log = !resp.getReplayed() ? WorkflowLog.EMPTY
+        : resp.hasLog() ? WorkflowLog.of(resp.getLog().getBatchesList().iterator()) : null;
     return drive(appId, Invocation.fromProto(resp.getInvocation(), resp.getReplayed(), false),
-        resp.hasLease() ? resp.getLease() : null, fn, leaseTtl);
+        resp.hasLease() ? resp.getLease() : null, fn, leaseTtl, log);
   }
 
   /** Runs a call, turning a gRPC failure into a SidecarException. */
@@ -140,8 +166,13 @@ public final class Client implements AutoCloseable {
     return Duration.newBuilder().setSeconds(d.getSeconds()).setNanos(d.getNano()).build();
   }
 
-  /** Brings an invocation to an outcome: run it under the lease if held, else wait (and take over). */
-  Invocation drive(String appId, Invocation inv, TaskLease lease, TaskFunction fn, java.time.Duration ttl) {
+  /**
+   * Brings an invocation to an outcome: run it under the lease if held, else wait (and take
+   * over). {@code log}: what the first run replays from when the lease is granted at once
+   * (null: read at its first operation); a run after waiting reads the log as it is then.
+   */
+  Invocation drive(String appId, Invocation inv, TaskLease lease, TaskFunction fn, java.time.Duration ttl,
+                   WorkflowLog log) {
     boolean replayed = inv.replayed();
     boolean ran = false;
     int slices = 0;
@@ -153,7 +184,7 @@ public final class Client implements AutoCloseable {
         }
         ran = true;
         try {
-          inv = runLeased(appId, inv, lease.getLeaseId(), fn, ttl);
+          inv = runLeased(appId, inv, lease.getLeaseId(), fn, ttl, log);
           break;
         } catch (SidecarException e) {
           if (!e.is(SidecarException.LEASE_NOT_HELD)) {
@@ -162,6 +193,7 @@ public final class Client implements AutoCloseable {
           // another live holder took the task over: wait for its outcome
         }
       }
+      log = null; // the task goes on meanwhile
       final Invocation waiting = inv;
       waitLog.accept(waiting.describeWait(Instant.now(), slices++ > 0));
       WaitTaskResponse resp = call(() -> stub
@@ -175,14 +207,15 @@ public final class Client implements AutoCloseable {
   }
 
   /** Runs the task while renewing its lease every ttl/3, then records its outcome. */
-  private Invocation runLeased(String appId, Invocation inv, String leaseId, TaskFunction fn, java.time.Duration ttl) {
+  private Invocation runLeased(String appId, Invocation inv, String leaseId, TaskFunction fn, java.time.Duration ttl,
+                               WorkflowLog log) {
     ScheduledExecutorService renewer = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "pynenc-lease-" + inv.id());
       t.setDaemon(true);
       return t;
     });
     long period = Math.max(1, ttl.toMillis() / Contract.RENEW_FRACTION);
-    Context task = context(appId, inv.workflow(), inv.id());
+    Context task = context(appId, inv.workflow(), inv.id(), log);
     Thread runner = Thread.currentThread();
     renewer.scheduleAtFixedRate(() -> {
       try {

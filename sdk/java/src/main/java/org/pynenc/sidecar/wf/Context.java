@@ -16,8 +16,11 @@ import pynenc.sidecar.v1.DeterministicExecutor.GetRecordedResponse;
 import pynenc.sidecar.v1.DeterministicExecutor.OperationKind;
 import pynenc.sidecar.v1.DeterministicExecutor.OperationPosition;
 import pynenc.sidecar.v1.DeterministicExecutor.RandomRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.RecordedOperation;
 import pynenc.sidecar.v1.DeterministicExecutor.RecordRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.SetDataRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.TaskCall;
+import pynenc.sidecar.v1.DeterministicExecutor.TaskInvocation;
 import pynenc.sidecar.v1.DeterministicExecutor.UtcNowRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.UuidRequest;
 
@@ -27,6 +30,10 @@ import pynenc.sidecar.v1.DeterministicExecutor.UuidRequest;
  * Context for the same invocation starts again at 1 and so replays. Each operation takes the
  * next position of its kind when called and gives it back if it fails, so calling it again
  * takes the same position (docs/client-contract.md).
+ *
+ * <p>Replay is local: the Context reads the workflow's log once (one GetWorkflowLog stream, at
+ * its first operation, unless it was started with the log StartWorkflow brought) and serves
+ * every position the log holds without a call; only unrecorded positions reach the sidecar.
  */
 public final class Context {
   private final Client client;
@@ -34,12 +41,28 @@ public final class Context {
   private final Identity workflow;
   private final String invocationId;
   private final Map<String, Long> seqs = new HashMap<>();
+  /** The workflow's recorded log; null until the first operation reads it. */
+  private WorkflowLog log;
 
-  Context(Client client, String appId, Identity workflow, String invocationId) {
+  Context(Client client, String appId, Identity workflow, String invocationId, WorkflowLog log) {
     this.client = client;
     this.appId = appId;
     this.workflow = workflow;
     this.invocationId = invocationId;
+    this.log = log;
+  }
+
+  /** The log this run replays from, read in one call the first time it is needed. */
+  synchronized WorkflowLog log() {
+    if (log == null) {
+      log = client.readLog(appId, workflow.workflowId());
+    }
+    return log;
+  }
+
+  /** The value the log holds at this run's position, or null (then the sidecar is asked). */
+  private RecordedOperation recorded(OperationKind kind, String name, long seq) {
+    return log().get(invocationId(), kind, name, seq);
   }
 
   public String appId() {
@@ -79,6 +102,7 @@ public final class Context {
    * later operation of the kind was called meanwhile.
    */
   private <T> T at(String kind, LongFunction<T> call) {
+    log(); // read before a position is taken: a failed read takes none
     long seq = take(kind);
     try {
       return call.apply(seq);
@@ -124,21 +148,30 @@ public final class Context {
 
   /** A deterministic double in [0, 1), replayed identically. Not for secrets. */
   public double random() {
-    return at("random", seq -> Client.call(() -> client.executor()
-        .random(RandomRequest.newBuilder().setPosition(position(seq)).build())).getValue());
+    return at("random", seq -> {
+      RecordedOperation op = recorded(OperationKind.OPERATION_KIND_RANDOM, "", seq);
+      return op != null ? op.getRandomValue() : Client.call(() -> client.executor()
+          .random(RandomRequest.newBuilder().setPosition(position(seq)).build())).getValue();
+    });
   }
 
   /** The real UTC time at first record, strictly later than every earlier recorded time of the workflow. */
   public Instant utcNow() {
-    var time = at("time", seq -> Client.call(() -> client.executor()
-        .utcNow(UtcNowRequest.newBuilder().setPosition(position(seq)).build())).getTime());
+    var time = at("time", seq -> {
+      RecordedOperation op = recorded(OperationKind.OPERATION_KIND_TIME, "", seq);
+      return op != null ? op.getTimeValue() : Client.call(() -> client.executor()
+          .utcNow(UtcNowRequest.newBuilder().setPosition(position(seq)).build())).getTime();
+    });
     return Instant.ofEpochSecond(time.getSeconds(), time.getNanos());
   }
 
   /** A deterministic UUIDv5 (canonical lowercase text), replayed identically. */
   public String uuid() {
-    return at("uuid", seq -> Client.call(() -> client.executor()
-        .uuid(UuidRequest.newBuilder().setPosition(position(seq)).build())).getUuid());
+    return at("uuid", seq -> {
+      RecordedOperation op = recorded(OperationKind.OPERATION_KIND_UUID, "", seq);
+      return op != null ? op.getUuidValue() : Client.call(() -> client.executor()
+          .uuid(UuidRequest.newBuilder().setPosition(position(seq)).build())).getUuid();
+    });
   }
 
   /**
@@ -148,6 +181,10 @@ public final class Context {
    */
   public String recordJson(String name, Callable<String> generator) {
     return at("custom:" + name, seq -> {
+      RecordedOperation logged = recorded(OperationKind.OPERATION_KIND_CUSTOM, name, seq);
+      if (logged != null) {
+        return logged.getJsonValue();
+      }
       OperationPosition pos = position(seq);
       GetRecordedResponse got = Client.call(() -> client.executor().getRecorded(GetRecordedRequest.newBuilder()
           .setPosition(pos).setKind(OperationKind.OPERATION_KIND_CUSTOM).setCustomName(name).build()));
@@ -205,13 +242,41 @@ public final class Context {
                                 java.time.Duration leaseTtl) {
     String argsJson = argumentsJson(args);
     return at("task", seq -> {
+      Invocation replayed = recordedOutcome(seq, taskId, argsJson);
+      if (replayed != null) {
+        return replayed;
+      }
       ExecuteTaskResponse resp = Client.call(() -> client.executor().executeTask(
           ExecuteTaskRequest.newBuilder().setPosition(position(seq)).setTaskId(taskId).setArgumentsJson(argsJson)
               .setForceNewWorkflow(forceNewWorkflow).setRunnerId(client.runnerId)
               .setLeaseTtl(Client.duration(leaseTtl)).build()));
       return client.drive(appId, Invocation.fromProto(resp.getInvocation(), resp.getReplayed(), false),
-          resp.hasLease() ? resp.getLease() : null, fn, leaseTtl);
+          resp.hasLease() ? resp.getLease() : null, fn, leaseTtl, logFor(resp.getInvocation()));
     });
+  }
+
+  /**
+   * The finished invocation the log holds for this call at this task position, or null: not
+   * recorded, still unfinished, or another call (the sidecar then replays it, drives it, or
+   * refuses it with NONDETERMINISTIC_REPLAY).
+   */
+  private Invocation recordedOutcome(long seq, String taskId, String argsJson) {
+    RecordedOperation op = recorded(OperationKind.OPERATION_KIND_TASK, "", seq);
+    if (op == null) {
+      return null;
+    }
+    TaskCall call = op.getTaskValue();
+    TaskInvocation state = log().task(call.getInvocationId());
+    if (state == null || !call.getTaskId().equals(taskId) || !WorkflowLog.sameJson(call.getArgumentsJson(), argsJson)) {
+      return null;
+    }
+    Invocation inv = Invocation.fromProto(state, true, false);
+    return inv.finished() ? inv : null;
+  }
+
+  /** The log a child's run replays from: this run's when it runs in the same workflow, else its own (read when needed). */
+  WorkflowLog logFor(TaskInvocation child) {
+    return child.getWorkflow().getWorkflowId().equals(workflow.workflowId()) ? log() : null;
   }
 
   /**
@@ -220,9 +285,15 @@ public final class Context {
    * what this position read the first time, whatever the data holds now.
    */
   public Optional<String> getDataJson(String key) {
-    GetDataResponse resp = at("data_read:" + key, seq -> Client.call(() -> client.executor().getData(
-        GetDataRequest.newBuilder().setKey(key).setPosition(position(seq)).build())));
-    return resp.getFound() ? Optional.of(resp.getValueJson()) : Optional.empty();
+    return at("data_read:" + key, seq -> {
+      RecordedOperation op = recorded(OperationKind.OPERATION_KIND_DATA_READ, key, seq);
+      if (op != null) {
+        return op.getDataValue().getFound() ? Optional.of(op.getDataValue().getValueJson()) : Optional.<String>empty();
+      }
+      GetDataResponse resp = Client.call(() -> client.executor().getData(
+          GetDataRequest.newBuilder().setKey(key).setPosition(position(seq)).build()));
+      return resp.getFound() ? Optional.of(resp.getValueJson()) : Optional.<String>empty();
+    });
   }
 
   /** Reads a workflow data key decoded into {@code type}; empty when unset or a stored null (getDataJson tells them apart). */
@@ -243,8 +314,16 @@ public final class Context {
    */
   public void setData(String key, Object value) {
     String json = Json.write(value);
-    at("data_write:" + key, seq -> Client.call(() -> client.executor().setData(SetDataRequest.newBuilder()
-        .setKey(key).setValueJson(json).setPosition(position(seq)).build())));
+    at("data_write:" + key, seq -> {
+      // The same value recorded here: nothing to apply. Another value (or none): the sidecar
+      // applies it, or refuses it with NONDETERMINISTIC_REPLAY.
+      RecordedOperation op = recorded(OperationKind.OPERATION_KIND_DATA_WRITE, key, seq);
+      if (op != null && WorkflowLog.sameJson(op.getDataValue().getValueJson(), json)) {
+        return null;
+      }
+      return Client.call(() -> client.executor().setData(SetDataRequest.newBuilder()
+          .setKey(key).setValueJson(json).setPosition(position(seq)).build()));
+    });
   }
 
   static String argumentsJson(Object args) {

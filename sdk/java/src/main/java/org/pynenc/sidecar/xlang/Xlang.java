@@ -36,8 +36,8 @@ import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
  * xlang flow     --address A --app APP --workflow WF --fixed false   two tasks; the second fails unless fixed
  * xlang retry    --address A --app APP --workflow WF --fixed true    RetryWorkflow, then the flow again
  * xlang oversize --address A --app APP --workflow WF --bytes N       a child returning an N-byte string
-
-
+ * xlang bench-replay --address A --app APP --ops N   record N randoms in a fresh workflow, then replay
+ *                them: {"record_ms": ..., "replay_ms": ...} (after an untimed warm-up workflow)
  * xlang nested   --address A --app APP --workflow WF   a custom op calling other ops, then random
  * xlang visits   --address A --app APP --workflow WF   n = data "visits" + 1; write it; print n
  * xlang diverge  --address A --app APP --workflow WF --value V   write data "counter" = V
@@ -73,8 +73,8 @@ public final class Xlang {
         case "retry" -> out = flow(client, app, id.workflowId(), Boolean.parseBoolean(flags.get("fixed")),
             client.retryWorkflow(app, id.workflowId()));
         case "oversize" -> out = oversize(client, app, id.workflowId(), Integer.parseInt(flags.get("bytes")));
-
-
+        case "bench-replay" -> out = benchReplay(client, app.isEmpty() ? "bench-replay" : app,
+            Integer.parseInt(flags.getOrDefault("ops", "1000")));
         case "nested" -> out = com.google.gson.JsonParser.parseString(Json.write(nested(client.context(app, id, ""))));
         case "visits" -> out = visits(client.context(app, id, ""));
         case "diverge" -> out = diverge(client.context(app, id, ""), flags.getOrDefault("value", "1"));
@@ -181,6 +181,41 @@ public final class Xlang {
       out.add("child", c);
     }
     return out;
+  }
+
+  /**
+   * Records n randoms in the main task of a fresh workflow, then replays them in a new
+   * Context (one GetWorkflowLog, then local). A warm-up workflow runs first, untimed, so the
+   * figures are those of a worker whose code is loaded and compiled, not of JVM start-up.
+   */
+  static JsonObject benchReplay(Client client, String app, int n) {
+    recordThenReplay(client, app, Math.min(n, 200));
+    double[] ms = recordThenReplay(client, app, n);
+    JsonObject o = new JsonObject();
+    o.addProperty("record_ms", ms[0]);
+    o.addProperty("replay_ms", ms[1]);
+    return o;
+  }
+
+  private static double[] recordThenReplay(Client client, String app, int n) {
+    Identity wf = Identity.of("bench-replay-" + java.util.UUID.randomUUID());
+    long start = System.nanoTime();
+    double[] recorded = randoms(client.context(app, wf, ""), n);
+    long mid = System.nanoTime();
+    double[] replayed = randoms(client.context(app, wf, ""), n);
+    long end = System.nanoTime();
+    if (!java.util.Arrays.equals(recorded, replayed)) {
+      throw new IllegalStateException("the replay of " + wf.workflowId() + " returned other values");
+    }
+    return new double[] {(mid - start) / 1e6, (end - mid) / 1e6};
+  }
+
+  private static double[] randoms(Context run, int n) {
+    double[] values = new double[n];
+    for (int i = 0; i < n; i++) {
+      values[i] = run.random();
+    }
+    return values;
   }
 
   /** The operations every language performs, in the same order. */
