@@ -3,6 +3,7 @@ package org.pynenc.sidecar.wf;
 import com.google.protobuf.Duration;
 import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
+import io.grpc.ClientInterceptors;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -89,12 +90,12 @@ public final class Client implements AutoCloseable {
   public static Client connect(String target, ChannelCredentials credentials) {
     ManagedChannel channel = Grpc.newChannelBuilder(target, credentials)
         .defaultServiceConfig(Contract.retryServiceConfig()).enableRetry().build();
-    return new Client(channel, channel);
+    return new Client(ClientInterceptors.intercept(channel, Tracing.clientInterceptor()), channel);
   }
 
   /** Wraps an existing channel (close() then leaves it open). */
   public static Client of(Channel channel) {
-    return new Client(channel, null);
+    return new Client(ClientInterceptors.intercept(channel, Tracing.clientInterceptor()), null);
   }
 
   /** The generated blocking stub, with the call deadline applied, for calls the helper does not wrap. */
@@ -144,6 +145,21 @@ public final class Client implements AutoCloseable {
    * brings (include_log), or from one GetWorkflowLog when the log was too large for the reply.
    */
   public Invocation startWorkflow(String appId, Identity workflow, Object args, TaskFunction fn) {
+    io.opentelemetry.api.trace.Span span = Tracing.run(appId, workflow); // the root of the run's trace
+    try (io.opentelemetry.context.Scope ignored = span == null ? null : span.makeCurrent()) {
+      Invocation inv = startWorkflowTraced(appId, workflow, args, fn);
+      if (span != null) {
+        span.setAttribute(Tracing.REPLAYED, inv.replayed());
+      }
+      Tracing.end(span, null);
+      return inv;
+    } catch (RuntimeException | Error e) {
+      Tracing.end(span, e);
+      throw e;
+    }
+  }
+
+  private Invocation startWorkflowTraced(String appId, Identity workflow, Object args, TaskFunction fn) {
     StartWorkflowResponse resp = call(() -> executor().startWorkflow(StartWorkflowRequest.newBuilder()
         .setAppId(appId).setWorkflow(workflow.toProto()).setArgumentsJson(Context.argumentsJson(args))
         .setRunnerId(runnerId).setLeaseTtl(duration(leaseTtl)).setIncludeLog(true).build()));

@@ -102,14 +102,32 @@ public final class Context {
    * later operation of the kind was called meanwhile.
    */
   private <T> T at(String kind, LongFunction<T> call) {
+    return at(kind, null, call);
+  }
+
+  /** {@link #at(String, LongFunction)} in the operation's span ({@code taskId}: the task of a task position). */
+  private <T> T at(String kind, String taskId, LongFunction<T> call) {
     log(); // read before a position is taken: a failed read takes none
     long seq = take(kind);
-    try {
-      return call.apply(seq);
+    io.opentelemetry.api.trace.Span span = Tracing.operation(this, kind, seq, taskId);
+    try (io.opentelemetry.context.Scope ignored = span.makeCurrent()) {
+      T value = call.apply(seq);
+      Tracing.end(span, null);
+      return value;
     } catch (RuntimeException | Error e) {
       giveBack(kind, seq);
+      Tracing.end(span, e);
       throw e;
     }
+  }
+
+  /** The value the log holds at this run's position, marking the operation's span as served from it. */
+  private RecordedOperation served(OperationKind kind, String name, long seq) {
+    RecordedOperation op = recorded(kind, name, seq);
+    if (op != null) {
+      Tracing.served(op);
+    }
+    return op;
   }
 
   /** The custom operation whose generator runs now (null when none). */
@@ -149,18 +167,26 @@ public final class Context {
   /** A deterministic double in [0, 1), replayed identically. Not for secrets. */
   public double random() {
     return at("random", seq -> {
-      RecordedOperation op = recorded(OperationKind.OPERATION_KIND_RANDOM, "", seq);
-      return op != null ? op.getRandomValue() : Client.call(() -> client.executor()
-          .random(RandomRequest.newBuilder().setPosition(position(seq)).build())).getValue();
+      RecordedOperation op = served(OperationKind.OPERATION_KIND_RANDOM, "", seq);
+      if (op != null) {
+        return op.getRandomValue();
+      }
+      var resp = Client.call(() -> client.executor().random(RandomRequest.newBuilder().setPosition(position(seq)).build()));
+      Tracing.replayed(resp.getReplayed());
+      return resp.getValue();
     });
   }
 
   /** The real UTC time at first record, strictly later than every earlier recorded time of the workflow. */
   public Instant utcNow() {
     var time = at("time", seq -> {
-      RecordedOperation op = recorded(OperationKind.OPERATION_KIND_TIME, "", seq);
-      return op != null ? op.getTimeValue() : Client.call(() -> client.executor()
-          .utcNow(UtcNowRequest.newBuilder().setPosition(position(seq)).build())).getTime();
+      RecordedOperation op = served(OperationKind.OPERATION_KIND_TIME, "", seq);
+      if (op != null) {
+        return op.getTimeValue();
+      }
+      var resp = Client.call(() -> client.executor().utcNow(UtcNowRequest.newBuilder().setPosition(position(seq)).build()));
+      Tracing.replayed(resp.getReplayed());
+      return resp.getTime();
     });
     return Instant.ofEpochSecond(time.getSeconds(), time.getNanos());
   }
@@ -168,9 +194,13 @@ public final class Context {
   /** A deterministic UUIDv5 (canonical lowercase text), replayed identically. */
   public String uuid() {
     return at("uuid", seq -> {
-      RecordedOperation op = recorded(OperationKind.OPERATION_KIND_UUID, "", seq);
-      return op != null ? op.getUuidValue() : Client.call(() -> client.executor()
-          .uuid(UuidRequest.newBuilder().setPosition(position(seq)).build())).getUuid();
+      RecordedOperation op = served(OperationKind.OPERATION_KIND_UUID, "", seq);
+      if (op != null) {
+        return op.getUuidValue();
+      }
+      var resp = Client.call(() -> client.executor().uuid(UuidRequest.newBuilder().setPosition(position(seq)).build()));
+      Tracing.replayed(resp.getReplayed());
+      return resp.getUuid();
     });
   }
 
@@ -181,7 +211,7 @@ public final class Context {
    */
   public String recordJson(String name, Callable<String> generator) {
     return at("custom:" + name, seq -> {
-      RecordedOperation logged = recorded(OperationKind.OPERATION_KIND_CUSTOM, name, seq);
+      RecordedOperation logged = served(OperationKind.OPERATION_KIND_CUSTOM, name, seq);
       if (logged != null) {
         return logged.getJsonValue();
       }
@@ -189,6 +219,7 @@ public final class Context {
       GetRecordedResponse got = Client.call(() -> client.executor().getRecorded(GetRecordedRequest.newBuilder()
           .setPosition(pos).setKind(OperationKind.OPERATION_KIND_CUSTOM).setCustomName(name).build()));
       if (got.getFound()) {
+        Tracing.served(got.getOperation());
         return got.getOperation().getJsonValue();
       }
       String generated;
@@ -206,8 +237,10 @@ public final class Context {
           generating = null;
         }
       }
-      return Client.call(() -> client.executor().record(RecordRequest.newBuilder()
-          .setPosition(pos).setOperation(name).setValueJson(generated).build())).getValueJson();
+      var recordedNow = Client.call(() -> client.executor().record(RecordRequest.newBuilder()
+          .setPosition(pos).setOperation(name).setValueJson(generated).build()));
+      Tracing.replayed(recordedNow.getReplayed());
+      return recordedNow.getValueJson();
     });
   }
 
@@ -241,7 +274,7 @@ public final class Context {
   public Invocation executeTask(String taskId, Object args, TaskFunction fn, boolean forceNewWorkflow,
                                 java.time.Duration leaseTtl) {
     String argsJson = argumentsJson(args);
-    return at("task", seq -> {
+    return at("task", taskId, seq -> {
       Invocation replayed = recordedOutcome(seq, taskId, argsJson);
       if (replayed != null) {
         return replayed;
@@ -250,6 +283,7 @@ public final class Context {
           ExecuteTaskRequest.newBuilder().setPosition(position(seq)).setTaskId(taskId).setArgumentsJson(argsJson)
               .setForceNewWorkflow(forceNewWorkflow).setRunnerId(client.runnerId)
               .setLeaseTtl(Client.duration(leaseTtl)).build()));
+      Tracing.replayed(resp.getReplayed());
       return client.drive(appId, Invocation.fromProto(resp.getInvocation(), resp.getReplayed(), false),
           resp.hasLease() ? resp.getLease() : null, fn, leaseTtl, logFor(resp.getInvocation()));
     });
@@ -271,7 +305,11 @@ public final class Context {
       return null;
     }
     Invocation inv = Invocation.fromProto(state, true, false);
-    return inv.finished() ? inv : null;
+    if (!inv.finished()) {
+      return null;
+    }
+    Tracing.served(op);
+    return inv;
   }
 
   /** The log a child's run replays from: this run's when it runs in the same workflow, else its own (read when needed). */
@@ -286,12 +324,13 @@ public final class Context {
    */
   public Optional<String> getDataJson(String key) {
     return at("data_read:" + key, seq -> {
-      RecordedOperation op = recorded(OperationKind.OPERATION_KIND_DATA_READ, key, seq);
+      RecordedOperation op = served(OperationKind.OPERATION_KIND_DATA_READ, key, seq);
       if (op != null) {
         return op.getDataValue().getFound() ? Optional.of(op.getDataValue().getValueJson()) : Optional.<String>empty();
       }
       GetDataResponse resp = Client.call(() -> client.executor().getData(
           GetDataRequest.newBuilder().setKey(key).setPosition(position(seq)).build()));
+      Tracing.replayed(resp.getReplayed());
       return resp.getFound() ? Optional.of(resp.getValueJson()) : Optional.<String>empty();
     });
   }
@@ -319,10 +358,13 @@ public final class Context {
       // applies it, or refuses it with NONDETERMINISTIC_REPLAY.
       RecordedOperation op = recorded(OperationKind.OPERATION_KIND_DATA_WRITE, key, seq);
       if (op != null && WorkflowLog.sameJson(op.getDataValue().getValueJson(), json)) {
+        Tracing.served(op);
         return null;
       }
-      return Client.call(() -> client.executor().setData(SetDataRequest.newBuilder()
+      var resp = Client.call(() -> client.executor().setData(SetDataRequest.newBuilder()
           .setKey(key).setValueJson(json).setPosition(position(seq)).build()));
+      Tracing.replayed(resp.getReplayed());
+      return resp;
     });
   }
 
