@@ -116,7 +116,13 @@ public final class Context {
       return value;
     } catch (RuntimeException | Error e) {
       giveBack(kind, seq);
-      Tracing.end(span, e);
+      // A call cut short because the lease was lost (the interrupt cancels it) says so.
+      RuntimeException reported = leaseLost && !(e instanceof SidecarException se && se.is(SidecarException.LEASE_NOT_HELD))
+          && e instanceof RuntimeException ? SidecarException.leaseLost(invocationId(), e) : null;
+      Tracing.end(span, reported != null ? reported : e);
+      if (reported != null) {
+        throw reported;
+      }
       throw e;
     }
   }

@@ -54,9 +54,14 @@ public class SidecarException extends RuntimeException {
 
   /** Thrown by an operation of a run whose task another worker took over. */
   static SidecarException leaseLost(String invocationId) {
+    return leaseLost(invocationId, null);
+  }
+
+  /** {@link #leaseLost(String)} for an operation whose call the lost lease cut short (cause: how it failed). */
+  static SidecarException leaseLost(String invocationId, Throwable cause) {
     return new SidecarException(Status.Code.FAILED_PRECONDITION, "this worker lost its lease on invocation "
         + invocationId + ": another worker took the task over, so this run stops at its next workflow operation",
-        ErrorInfo.newBuilder().setReason(LEASE_NOT_HELD).setDomain(DOMAIN).build(), List.of(), null);
+        ErrorInfo.newBuilder().setReason(LEASE_NOT_HELD).setDomain(DOMAIN).build(), List.of(), cause);
   }
 
   /** The SidecarException of a failed gRPC call (itself if it already is one). */

@@ -36,6 +36,10 @@ import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
  * xlang flow     --address A --app APP --workflow WF --fixed false   two tasks; the second fails unless fixed
  * xlang retry    --address A --app APP --workflow WF --fixed true    RetryWorkflow, then the flow again
  * xlang oversize --address A --app APP --workflow WF --bytes N       a child returning an N-byte string
+ * xlang lease-loss --address A --app APP --workflow WF --ttl-ms 1000   the contract's lease-loss
+ *                scenario: a main task calling random until its lease is taken over
+ * xlang takeover-scenario --address A --app APP --workflow WF   the contract's takeover scenario:
+ *                wait for a dead holder's main task, take it over, replay its record
  * xlang bench-replay --address A --app APP --ops N   record N randoms in a fresh workflow, then replay
  *                them: {"record_ms": ..., "replay_ms": ...} (after an untimed warm-up workflow)
  * xlang nested   --address A --app APP --workflow WF   a custom op calling other ops, then random
@@ -73,6 +77,11 @@ public final class Xlang {
         case "retry" -> out = flow(client, app, id.workflowId(), Boolean.parseBoolean(flags.get("fixed")),
             client.retryWorkflow(app, id.workflowId()));
         case "oversize" -> out = oversize(client, app, id.workflowId(), Integer.parseInt(flags.get("bytes")));
+        case "lease-loss" -> {
+          client.leaseTtl = java.time.Duration.ofMillis(Long.parseLong(flags.getOrDefault("ttl-ms", "1000")));
+          out = leaseLoss(client, app, id);
+        }
+        case "takeover-scenario" -> out = takeoverScenario(client, app, id);
         case "bench-replay" -> out = benchReplay(client, app.isEmpty() ? "bench-replay" : app,
             Integer.parseInt(flags.getOrDefault("ops", "1000")));
         case "nested" -> out = com.google.gson.JsonParser.parseString(Json.write(nested(client.context(app, id, ""))));
@@ -181,6 +190,75 @@ public final class Xlang {
       out.add("child", c);
     }
     return out;
+  }
+
+  /**
+   * The client contract's lease-loss scenario (tests/test_client_contract.py): the main task
+   * calls random every 50 ms until an operation fails; the test takes its lease over meanwhile.
+   * The run must be told (leaseLost(), its thread interrupted), stop with LEASE_NOT_HELD, and
+   * report the new holder's outcome.
+   */
+  static JsonObject leaseLoss(Client client, String app, Identity id) {
+    String[] stoppedBy = {""};
+    boolean[] signalled = {false};
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "contract.lease_loss", ""), null,
+        main -> {
+          for (int i = 0; i < 1200; i++) { // at most a minute
+            try {
+              main.random();
+            } catch (SidecarException e) {
+              stoppedBy[0] = e.reason();
+              signalled[0] = main.leaseLost();
+              throw e;
+            }
+            try {
+              Thread.sleep(50);
+            } catch (InterruptedException e) {
+              // the lease was lost: the next operation says so
+            }
+          }
+          return Map.of("completed_by", LANG);
+        });
+    JsonObject o = new JsonObject();
+    o.addProperty("status", inv.status().name());
+    o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
+    o.addProperty("ran", inv.ran());
+    o.addProperty("stopped_by", stoppedBy[0]);
+    o.addProperty("signalled", signalled[0]);
+    o.addProperty("lang", LANG);
+    return o;
+  }
+
+  /**
+   * The client contract's takeover scenario: the test holds the main task's lease, records
+   * custom op "pick" and a time, and dies; this run waits, takes the task over when that lease
+   * lapses and runs it from the top, replaying what the dead holder recorded.
+   */
+  static JsonObject takeoverScenario(Client client, String app, Identity id) {
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "contract.takeover", ""), null,
+        main -> {
+          java.util.function.Supplier<JsonElement> pick = () -> main.record("pick", JsonElement.class,
+              () -> Json.tree(Json.write(Map.of("by", LANG))));
+          JsonElement first = pick.get();
+          Instant at = main.utcNow();
+          double r = main.random();
+          JsonElement second = pick.get();
+          JsonArray picks = new JsonArray();
+          picks.add(first);
+          picks.add(second);
+          JsonObject result = new JsonObject();
+          result.add("picks", picks);
+          result.addProperty("time_us", at.getEpochSecond() * 1_000_000L + at.getNano() / 1_000);
+          result.addProperty("r", r);
+          result.addProperty("lang", LANG);
+          return result;
+        });
+    JsonObject o = new JsonObject();
+    o.addProperty("status", inv.status().name());
+    o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
+    o.addProperty("ran", inv.ran());
+    o.addProperty("lang", LANG);
+    return o;
   }
 
   /**
