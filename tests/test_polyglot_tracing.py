@@ -137,7 +137,7 @@ def check_chain(spans: list[dict], scope: str) -> dict[str, dict]:
     return operations
 
 
-@pytest.mark.parametrize("lang", ["go", "ts", "java"])
+@pytest.mark.parametrize("lang", ["go", "ts"])
 def test_worker_trace_continues_into_the_sidecar(demo, receiver, lang):
     app, workflow = fresh(f"ptrace-{lang}")
     out = demo(lang, app, workflow)
@@ -235,3 +235,46 @@ def test_java_values_served_from_the_log_are_marked_replayed_and_linked_to_their
         links = [(link["trace_id"], link["span_id"]) for link in op["links"]]
         assert links == [(origin["trace_id"], origin["span_id"])]
         assert op["links"][0]["attributes"] == {"pynenc.link": "recorded_by"}
+
+
+def test_java_trace_of_buffered_operations_continues_into_the_sidecar(demo, receiver):
+    # Java buffers random and uuid (docs/client-contract.md, "One round trip per blocking
+    # point"): their spans have no RPC under them; ExecuteTask carries them to the sidecar.
+    app, workflow = fresh("ptrace-java-b")
+    out = demo("java", app, workflow)
+    assert out["ran"] is True and out["replayed"] is False and set(out["result"]) == {"random", "uuid", "child"}
+    trace_id = out["trace_id"]
+    scope = SCOPES["java"]
+
+    def complete(spans: list[dict]) -> bool:
+        mine = [s for s in spans if s["trace_id"] == trace_id]
+        return [s["attributes"].get("rpc.method") for s in mine if s["kind"] == SPAN_KIND_SERVER].count(
+            "CompleteTask") >= 2 and any(s["name"] == "pynenc.workflow tracedemo.main" for s in mine)
+
+    receiver.wait_for(complete, f"the spans of workflow {workflow}")
+    spans = receiver.trace(trace_id)
+    by_id = {s["span_id"]: s for s in spans}
+    run = [s for s in spans if s["parent_span_id"] == ""]
+    assert [s["name"] for s in run] == ["pynenc.workflow tracedemo.main"] and run[0]["scope"] == scope
+    assert run[0]["attributes"]["pynenc.workflow.id"] == workflow and run[0]["attributes"]["pynenc.app_id"] == app
+    server = [s for s in spans if s["kind"] == SPAN_KIND_SERVER and s["service"] == "pynenc-sidecar"]
+    assert sorted(s["attributes"]["rpc.method"] for s in server) == ["CompleteTask", "CompleteTask", "ExecuteTask",
+                                                                      "StartWorkflow"]
+    for span in server:  # each a child of the worker's CLIENT span of the same method
+        client = by_id[span["parent_span_id"]]
+        assert client["kind"] == SPAN_KIND_CLIENT and client["scope"] == scope and client["name"] == span["name"]
+    ops = {s["name"]: s for s in spans if s["kind"] == SPAN_KIND_INTERNAL and s["scope"] == scope
+           and s["attributes"].get("pynenc.invocation.id") == workflow}
+    for name, kind in (("pynenc.random", "random"), ("pynenc.uuid", "uuid"),
+                       ("pynenc.execute_task tracedemo.child", "task")):
+        attributes = ops[name]["attributes"]
+        assert ops[name]["parent_span_id"] == run[0]["span_id"]
+        assert attributes["pynenc.operation"] == kind and attributes["pynenc.sequence"] == 1
+        assert attributes["pynenc.workflow.id"] == workflow and attributes["pynenc.replayed"] is False
+    task_op = ops["pynenc.execute_task tracedemo.child"]
+    assert task_op["attributes"]["pynenc.task.id"] == "tracedemo.child"
+    execute = next(s for s in server if s["attributes"]["rpc.method"] == "ExecuteTask")
+    assert by_id[execute["parent_span_id"]]["parent_span_id"] == task_op["span_id"]
+    main_random = ops["pynenc.random"]["span_id"]
+    child_random = [s for s in spans if s["name"] == "pynenc.random" and s["span_id"] != main_random]
+    assert len(child_random) == 1 and child_random[0]["parent_span_id"] == task_op["span_id"]

@@ -113,11 +113,11 @@ public final class Client implements AutoCloseable {
    * performing the operations (their scope); "" means the workflow's main task.
    */
   public Context context(String appId, Identity workflow, String invocationId) {
-    return context(appId, workflow, invocationId, null);
+    return context(appId, workflow, invocationId, null, null);
   }
 
-  private Context context(String appId, Identity workflow, String invocationId, WorkflowLog log) {
-    return new Context(this, appId, workflow, invocationId == null ? "" : invocationId, log);
+  private Context context(String appId, Identity workflow, String invocationId, WorkflowLog log, String leaseId) {
+    return new Context(this, appId, workflow, invocationId == null ? "" : invocationId, log, leaseId);
   }
 
   /**
@@ -222,7 +222,12 @@ public final class Client implements AutoCloseable {
     return inv.with(replayed, ran);
   }
 
-  /** Runs the task while renewing its lease every ttl/3, then records its outcome. */
+  /**
+   * Runs the task while renewing its lease every ttl/3, then records its outcome with the run's
+   * buffered operations. A commit refused with COMMIT_CONFLICT (this run's log was stale) makes
+   * the run read the log again and run the task again from its top, at most
+   * {@link Contract#CONFLICT_RERUNS} times.
+   */
   private Invocation runLeased(String appId, Invocation inv, String leaseId, TaskFunction fn, java.time.Duration ttl,
                                WorkflowLog log) {
     ScheduledExecutorService renewer = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -231,7 +236,7 @@ public final class Client implements AutoCloseable {
       return t;
     });
     long period = Math.max(1, ttl.toMillis() / Contract.RENEW_FRACTION);
-    Context task = context(appId, inv.workflow(), inv.id(), log);
+    java.util.concurrent.atomic.AtomicReference<Context> current = new java.util.concurrent.atomic.AtomicReference<>();
     Thread runner = Thread.currentThread();
     renewer.scheduleAtFixedRate(() -> {
       try {
@@ -242,13 +247,41 @@ public final class Client implements AutoCloseable {
         if (err.is(SidecarException.LEASE_NOT_HELD) || err.code() == io.grpc.Status.Code.NOT_FOUND) {
           // The lease is gone: the run's next operation throws LEASE_NOT_HELD, and a task
           // blocked in an interruptible call is interrupted (CompleteTask will tell).
-          task.leaseLost = true;
+          current.get().leaseLost = true;
           runner.interrupt();
           throw err; // stop renewing
         }
       }
     }, period, period, TimeUnit.MILLISECONDS);
+    try {
+      for (int rerun = 0; ; rerun++) {
+        Context task = context(appId, inv.workflow(), inv.id(), log, leaseId);
+        Context previous = current.getAndSet(task);
+        task.leaseLost = previous != null && previous.leaseLost;
+        try {
+          return runOnce(appId, inv, leaseId, fn, task);
+        } catch (SidecarException e) {
+          if (!e.is(SidecarException.COMMIT_CONFLICT) || rerun >= Contract.CONFLICT_RERUNS) {
+            throw e;
+          }
+          waitLog.accept("invocation " + inv.id() + " (" + inv.taskId() + "): " + e.getMessage()
+              + "; reading the log again and running the task again");
+          log = null; // read anew by the next run's first operation
+        }
+      }
+    } finally {
+      renewer.shutdownNow();
+      try {
+        renewer.awaitTermination(callTimeout.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        // the renewer's own interrupt: cleared below
+      }
+      Thread.interrupted(); // an interrupt for a lost lease ends with the task's code
+    }
+  }
 
+  /** One run of the task's code and its CompleteTask (carrying the run's buffer). */
+  private Invocation runOnce(String appId, Invocation inv, String leaseId, TaskFunction fn, Context task) {
     CompleteTaskRequest.Builder req = CompleteTaskRequest.newBuilder()
         .setAppId(appId).setInvocationId(inv.id()).setLeaseId(leaseId);
     try {
@@ -262,16 +295,20 @@ public final class Client implements AutoCloseable {
       req.setError(TaskError.newBuilder().setType(e.type()).setMessage(e.taskMessage()).setDetailJson(e.detailJson())
           .setTraceback(e.traceback()));
     } catch (Exception e) {
+      if (task.conflicted) { // a blocking call's commit was refused: not the task's outcome
+        throw SidecarException.commitConflict(inv.id());
+      }
       req.setError(TaskError.newBuilder().setType(e.getClass().getSimpleName())
           .setMessage(e.getMessage() == null ? "" : e.getMessage()).setTraceback(stackTrace(e)));
     } finally {
-      renewer.shutdownNow();
-      try {
-        renewer.awaitTermination(callTimeout.toMillis(), TimeUnit.MILLISECONDS);
-      } catch (InterruptedException e) {
-        // the renewer's own interrupt: cleared below
-      }
       Thread.interrupted(); // an interrupt for a lost lease ends with the task's code
+    }
+    if (task.conflicted) {
+      throw SidecarException.commitConflict(inv.id());
+    }
+    var commit = task.commit(inv.workflow().workflowId());
+    if (commit != null) {
+      req.setCommit(commit.toBuilder().setLeaseId("")); // the request's own lease_id fences it
     }
     try {
       return Invocation.fromProto(call(() -> executor().completeTask(req.build())).getInvocation(), false, true);

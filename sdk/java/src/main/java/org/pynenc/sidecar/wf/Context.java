@@ -7,7 +7,13 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.function.LongFunction;
+import com.google.protobuf.Timestamp;
+import java.util.ArrayList;
+import java.util.List;
+import pynenc.sidecar.v1.DeterministicExecutor.BufferedOperation;
+import pynenc.sidecar.v1.DeterministicExecutor.CommitOperationsRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.ExecuteTaskRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.OperationCommit;
 import pynenc.sidecar.v1.DeterministicExecutor.ExecuteTaskResponse;
 import pynenc.sidecar.v1.DeterministicExecutor.GetDataRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.GetDataResponse;
@@ -34,6 +40,13 @@ import pynenc.sidecar.v1.DeterministicExecutor.UuidRequest;
  * <p>Replay is local: the Context reads the workflow's log once (one GetWorkflowLog stream, at
  * its first operation, unless it was started with the log StartWorkflow brought) and serves
  * every position the log holds without a call; only unrecorded positions reach the sidecar.
+ *
+ * <p>A run under a lease (a task or workflow this worker runs) buffers what cannot leave the
+ * process before its next call to the sidecar — random and uuid (derived locally), utcNow (the
+ * local clock), custom operations, the main task's data writes — and sends the buffer, fenced
+ * by its lease, with its next blocking call: executeTask, getData, the task's completion
+ * (docs/client-contract.md, "One round trip per blocking point"). A Context made with
+ * {@code client.context(...)} holds no lease: each of its operations is one call.
  */
 public final class Context {
   private final Client client;
@@ -43,13 +56,89 @@ public final class Context {
   private final Map<String, Long> seqs = new HashMap<>();
   /** The workflow's recorded log; null until the first operation reads it. */
   private WorkflowLog log;
+  /** This run's lease on its invocation, which fences its commits; null: nothing is buffered. */
+  private final String leaseId;
+  /** Operations whose values were computed here and not yet committed, in call order. */
+  private final List<BufferedOperation> pending = new ArrayList<>();
+  /** The latest time this run knows of, in microseconds; -1: not read from the log yet. */
+  private long lastTimeUs = -1;
+  /** Set when a commit of this run was refused with COMMIT_CONFLICT: the run must start again. */
+  volatile boolean conflicted;
 
-  Context(Client client, String appId, Identity workflow, String invocationId, WorkflowLog log) {
+  Context(Client client, String appId, Identity workflow, String invocationId, WorkflowLog log, String leaseId) {
     this.client = client;
     this.appId = appId;
     this.workflow = workflow;
     this.invocationId = invocationId;
     this.log = log;
+    this.leaseId = leaseId;
+  }
+
+  /** Whether this run buffers its operations (it holds a lease). */
+  private boolean buffering() {
+    return leaseId != null;
+  }
+
+  /**
+   * Buffers an operation whose value the code gets now. At {@link Contract#FLUSH_AT_OPERATIONS}
+   * the buffer is committed on its own; if that fails the operation fails too (it leaves the
+   * buffer, and its position is given back).
+   */
+  private synchronized void buffer(BufferedOperation op) {
+    pending.add(op);
+    if (pending.size() >= Contract.FLUSH_AT_OPERATIONS) {
+      OperationCommit commit = commit("");
+      try {
+        blocking(() -> client.executor().commitOperations(CommitOperationsRequest.newBuilder().setAppId(appId)
+            .setWorkflowId(workflow.workflowId()).setInvocationId(invocationId).setCommit(commit).build()));
+        committed(commit);
+      } catch (RuntimeException e) {
+        pending.remove(pending.size() - 1);
+        throw e;
+      }
+    }
+  }
+
+  /** The buffer as the commit of the next blocking call (null when empty); kept until committed. */
+  synchronized OperationCommit commit(String workflowId) {
+    if (pending.isEmpty()) {
+      return null;
+    }
+    return OperationCommit.newBuilder().setLeaseId(leaseId).addAllOperations(pending).setWorkflowId(workflowId)
+        .build();
+  }
+
+  /** The commit's operations are recorded: they leave the buffer. */
+  synchronized void committed(OperationCommit commit) {
+    if (commit != null) {
+      pending.subList(0, commit.getOperationsCount()).clear();
+    }
+  }
+
+  /** A call carrying a commit: a COMMIT_CONFLICT refusal marks the run to start again. */
+  private <T> T blocking(java.util.function.Supplier<T> rpc) {
+    try {
+      return Client.call(rpc);
+    } catch (SidecarException e) {
+      if (e.is(SidecarException.COMMIT_CONFLICT)) {
+        conflicted = true;
+      }
+      throw e;
+    }
+  }
+
+  /** A new utcNow: the clock's microsecond, or 1 us after the latest time this run knows of. */
+  private synchronized Instant nextTime() {
+    Instant now = Instant.now();
+    long nowUs = now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
+    long last = lastTimeUs >= 0 ? lastTimeUs : log().lastTimeUs();
+    lastTimeUs = Math.max(nowUs, last + Contract.TIME_STEP_US);
+    return Instant.ofEpochSecond(Math.floorDiv(lastTimeUs, 1_000_000L), Math.floorMod(lastTimeUs, 1_000_000L) * 1_000);
+  }
+
+  private synchronized void knowTime(Timestamp time) {
+    long us = time.getSeconds() * 1_000_000L + time.getNanos() / 1_000;
+    lastTimeUs = Math.max(lastTimeUs >= 0 ? lastTimeUs : log().lastTimeUs(), us);
   }
 
   /** The log this run replays from, read in one call the first time it is needed. */
@@ -177,6 +266,12 @@ public final class Context {
       if (op != null) {
         return op.getRandomValue();
       }
+      if (buffering()) {
+        double value = Derivations.random(invocationId(), seq);
+        buffer(BufferedOperation.newBuilder().setKind(OperationKind.OPERATION_KIND_RANDOM).setSequence(seq)
+            .setRandomValue(value).build());
+        return value;
+      }
       var resp = Client.call(() -> client.executor().random(RandomRequest.newBuilder().setPosition(position(seq)).build()));
       Tracing.replayed(resp.getReplayed());
       return resp.getValue();
@@ -188,7 +283,15 @@ public final class Context {
     var time = at("time", seq -> {
       RecordedOperation op = served(OperationKind.OPERATION_KIND_TIME, "", seq);
       if (op != null) {
+        knowTime(op.getTimeValue());
         return op.getTimeValue();
+      }
+      if (buffering()) {
+        Instant t = nextTime();
+        Timestamp value = Timestamp.newBuilder().setSeconds(t.getEpochSecond()).setNanos(t.getNano()).build();
+        buffer(BufferedOperation.newBuilder().setKind(OperationKind.OPERATION_KIND_TIME).setSequence(seq)
+            .setTimeValue(value).build());
+        return value;
       }
       var resp = Client.call(() -> client.executor().utcNow(UtcNowRequest.newBuilder().setPosition(position(seq)).build()));
       Tracing.replayed(resp.getReplayed());
@@ -203,6 +306,12 @@ public final class Context {
       RecordedOperation op = served(OperationKind.OPERATION_KIND_UUID, "", seq);
       if (op != null) {
         return op.getUuidValue();
+      }
+      if (buffering()) {
+        String value = Derivations.uuid(invocationId(), seq);
+        buffer(BufferedOperation.newBuilder().setKind(OperationKind.OPERATION_KIND_UUID).setSequence(seq)
+            .setUuidValue(value).build());
+        return value;
       }
       var resp = Client.call(() -> client.executor().uuid(UuidRequest.newBuilder().setPosition(position(seq)).build()));
       Tracing.replayed(resp.getReplayed());
@@ -222,32 +331,42 @@ public final class Context {
         return logged.getJsonValue();
       }
       OperationPosition pos = position(seq);
+      if (buffering()) { // nothing in the log: the generator's value, committed with the next blocking call
+        String generated = generate(name, generator);
+        buffer(BufferedOperation.newBuilder().setKind(OperationKind.OPERATION_KIND_CUSTOM).setCustomName(name)
+            .setSequence(seq).setJsonValue(generated).build());
+        return generated;
+      }
       GetRecordedResponse got = Client.call(() -> client.executor().getRecorded(GetRecordedRequest.newBuilder()
           .setPosition(pos).setKind(OperationKind.OPERATION_KIND_CUSTOM).setCustomName(name).build()));
       if (got.getFound()) {
         Tracing.served(got.getOperation());
         return got.getOperation().getJsonValue();
       }
-      String generated;
-      synchronized (this) {
-        generating = name;
-      }
-      try {
-        generated = generator.call();
-      } catch (RuntimeException e) {
-        throw e;
-      } catch (Exception e) {
-        throw new IllegalStateException("the generator of custom operation '" + name + "' failed", e);
-      } finally {
-        synchronized (this) {
-          generating = null;
-        }
-      }
+      String generated = generate(name, generator);
       var recordedNow = Client.call(() -> client.executor().record(RecordRequest.newBuilder()
           .setPosition(pos).setOperation(name).setValueJson(generated).build()));
       Tracing.replayed(recordedNow.getReplayed());
       return recordedNow.getValueJson();
     });
+  }
+
+  /** Runs a custom operation's generator, refusing any operation called inside it. */
+  private String generate(String name, Callable<String> generator) {
+    synchronized (this) {
+      generating = name;
+    }
+    try {
+      return generator.call();
+    } catch (RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IllegalStateException("the generator of custom operation '" + name + "' failed", e);
+    } finally {
+      synchronized (this) {
+        generating = null;
+      }
+    }
   }
 
   /**
@@ -285,10 +404,15 @@ public final class Context {
       if (replayed != null) {
         return replayed;
       }
-      ExecuteTaskResponse resp = Client.call(() -> client.executor().executeTask(
-          ExecuteTaskRequest.newBuilder().setPosition(position(seq)).setTaskId(taskId).setArgumentsJson(argsJson)
-              .setForceNewWorkflow(forceNewWorkflow).setRunnerId(client.runnerId)
-              .setLeaseTtl(Client.duration(leaseTtl)).build()));
+      OperationCommit commit = commit("");
+      ExecuteTaskRequest.Builder req = ExecuteTaskRequest.newBuilder().setPosition(position(seq)).setTaskId(taskId)
+          .setArgumentsJson(argsJson).setForceNewWorkflow(forceNewWorkflow).setRunnerId(client.runnerId)
+          .setLeaseTtl(Client.duration(leaseTtl));
+      if (commit != null) {
+        req.setCommit(commit);
+      }
+      ExecuteTaskResponse resp = blocking(() -> client.executor().executeTask(req.build()));
+      committed(commit);
       Tracing.replayed(resp.getReplayed());
       return client.drive(appId, Invocation.fromProto(resp.getInvocation(), resp.getReplayed(), false),
           resp.hasLease() ? resp.getLease() : null, fn, leaseTtl, logFor(resp.getInvocation()));
@@ -334,8 +458,13 @@ public final class Context {
       if (op != null) {
         return op.getDataValue().getFound() ? Optional.of(op.getDataValue().getValueJson()) : Optional.<String>empty();
       }
-      GetDataResponse resp = Client.call(() -> client.executor().getData(
-          GetDataRequest.newBuilder().setKey(key).setPosition(position(seq)).build()));
+      OperationCommit commit = commit("");
+      GetDataRequest.Builder req = GetDataRequest.newBuilder().setKey(key).setPosition(position(seq));
+      if (commit != null) {
+        req.setCommit(commit);
+      }
+      GetDataResponse resp = blocking(() -> client.executor().getData(req.build()));
+      committed(commit);
       Tracing.replayed(resp.getReplayed());
       return resp.getFound() ? Optional.of(resp.getValueJson()) : Optional.<String>empty();
     });
@@ -359,6 +488,9 @@ public final class Context {
    */
   public void setData(String key, Object value) {
     String json = Json.write(value);
+    if (buffering() && !isMainTask()) {
+      throw SidecarException.accessDenied(workflow.workflowId(), invocationId());
+    }
     at("data_write:" + key, seq -> {
       // The same value recorded here: nothing to apply. Another value (or none): the sidecar
       // applies it, or refuses it with NONDETERMINISTIC_REPLAY.
@@ -367,6 +499,12 @@ public final class Context {
         Tracing.served(op);
         return null;
       }
+      if (op == null && buffering()) {
+        buffer(BufferedOperation.newBuilder().setKind(OperationKind.OPERATION_KIND_DATA_WRITE).setCustomName(key)
+            .setSequence(seq).setJsonValue(json).build());
+        return null;
+      }
+      // Another value than the log's: the sidecar judges it (NONDETERMINISTIC_REPLAY).
       var resp = Client.call(() -> client.executor().setData(SetDataRequest.newBuilder()
           .setKey(key).setValueJson(json).setPosition(position(seq)).build()));
       Tracing.replayed(resp.getReplayed());

@@ -24,30 +24,48 @@ final class WorkflowLog {
   /** A position: the scope that recorded it, its kind, the custom name or data key, its sequence. */
   record Key(String scope, OperationKind kind, String name, long sequence) {}
 
-  static final WorkflowLog EMPTY = new WorkflowLog(Map.of(), Map.of());
+  static final WorkflowLog EMPTY = new WorkflowLog(Map.of(), Map.of(), 0);
 
   private final Map<Key, RecordedOperation> operations;
   private final Map<String, TaskInvocation> tasks;
+  private final long lastTimeUs;
 
-  private WorkflowLog(Map<Key, RecordedOperation> operations, Map<String, TaskInvocation> tasks) {
+  private WorkflowLog(Map<Key, RecordedOperation> operations, Map<String, TaskInvocation> tasks, long lastTimeUs) {
     this.operations = operations;
     this.tasks = tasks;
+    this.lastTimeUs = lastTimeUs;
+  }
+
+  /** The latest time the snapshot knows of (any scope's utcNow, the base time), in microseconds; 0 if none. */
+  long lastTimeUs() {
+    return lastTimeUs;
+  }
+
+  private static long micros(com.google.protobuf.Timestamp t) {
+    return t.getSeconds() * 1_000_000L + t.getNanos() / 1_000;
   }
 
   /** The log from GetWorkflowLog's messages, in whatever order they list the operations. */
   static WorkflowLog of(Iterator<GetWorkflowLogResponse> batches) {
     Map<Key, RecordedOperation> operations = new HashMap<>();
     Map<String, TaskInvocation> tasks = new HashMap<>();
+    long last = 0;
     while (batches.hasNext()) {
       GetWorkflowLogResponse batch = batches.next();
+      if (batch.hasBaseTime()) {
+        last = Math.max(last, micros(batch.getBaseTime()));
+      }
       for (RecordedOperation op : batch.getOperationsList()) {
         operations.put(new Key(op.getScope(), op.getKind(), op.getCustomName(), op.getSequence()), op);
+        if (op.getKind() == OperationKind.OPERATION_KIND_TIME) {
+          last = Math.max(last, micros(op.getTimeValue()));
+        }
       }
       for (TaskInvocation task : batch.getTasksList()) {
         tasks.put(task.getInvocationId(), task);
       }
     }
-    return new WorkflowLog(operations, tasks);
+    return new WorkflowLog(operations, tasks, last);
   }
 
   /** The value recorded at a position, null when this snapshot does not hold it. */
