@@ -157,10 +157,16 @@ def test_a_worker_that_lost_its_lease_cannot_commit_and_takes_the_winners_outcom
         time.sleep(1.5)
         winner = _worker(server, tmp_path, app_id, workflow_id, "B", "")
         assert winner.wait(60) == 0
-        (tmp_path / "go").touch()
     finally:
+        (tmp_path / "go").touch()
         os.kill(stalled.pid, signal.SIGCONT)
-    assert stalled.wait(60) == 0
+        try:
+            stalled.wait(60)
+        finally:
+            if stalled.poll() is None:  # never left behind, whatever failed
+                stalled.kill()
+                stalled.wait()
+    assert stalled.returncode == 0
     a, b = (json.loads((tmp_path / f"out-{role}.json").read_text()) for role in "AB")
     seen_a = json.loads((tmp_path / "seen-A.json").read_text())
     assert a == b  # A's completion was refused: it returns B's outcome

@@ -31,6 +31,7 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_sdk import Pynenc
 from pynenc_sidecar_sdk import client as py_client
+from pynenc_sidecar_sdk import context as py_context
 from pynenc_sidecar_sdk import errors as py_errors
 from pynenc_sidecar_sdk import runner as py_runner
 from pynenc_sidecar_sdk.context import require_run
@@ -126,8 +127,12 @@ def test_an_operation_inside_a_generator_is_refused_alike_and_takes_no_position(
 @pytest.mark.parametrize("lang", LANGS)
 def test_calls_refused_with_unavailable_are_retried(run_in, sidecar, lang):
     app, workflow = fresh("contract-app"), fresh("contract-wf")
-    # Each of these refused as often as the policy allows short of giving up.
+    # Each of these refused as often as the policy allows short of giving up. A buffering SDK
+    # (Python) makes no per-operation call: its calls are the start and the commit-carrying
+    # completion (docs/client-contract.md, "One round trip per blocking point").
     refuse = {"Random": CONTRACT["retry"]["max_attempts"] - 1, "Record": 1, "GetRecorded": 2}
+    if lang == "python":
+        refuse = {"StartWorkflow": CONTRACT["retry"]["max_attempts"] - 1, "CompleteTask": 2}
     with RefusingProxy(sidecar.address, refuse) as proxy:
         out = run_in(lang, proxy.address, "nested", app=app, workflow=workflow)
     assert proxy.refused == refuse, proxy.refused
@@ -139,7 +144,7 @@ def test_calls_refused_with_unavailable_are_retried(run_in, sidecar, lang):
 
 
 def test_python_constants_are_the_contracts():
-    assert set(py_errors._BY_REASON) <= set(CONTRACT["reasons"])
+    assert set(py_errors._BY_REASON) <= set(CONTRACT["reasons"]) | set(CONTRACT["commit"]["reasons"])
     assert py_client.ENV == CONTRACT["env"]
     assert py_client.RETRY == CONTRACT["retry"]
     config = json.loads(py_client.RETRY_SERVICE_CONFIG)["methodConfig"][0]["retryPolicy"]
@@ -360,3 +365,13 @@ def test_a_dead_holders_task_is_taken_over_and_replays_its_record(start_in, any_
     recorded_us = int(recorded_at.timestamp()) * 1_000_000 + recorded_at.microsecond
     assert out["result"] == {"picks": [{"by": DEAD_HOLDER}, {"by": lang}], "time_us": recorded_us,
                              "r": derivations.random_value(workflow, 1), "lang": lang}, out
+
+
+    commit = CONTRACT["commit"]
+    assert py_context.FLUSH_AT_OPERATIONS == commit["flush_at_operations"]
+    assert py_runner.CONFLICT_RERUNS == commit["conflict_reruns"]
+    assert py_errors._BY_REASON["COMMIT_CONFLICT"] is py_errors.CommitConflictError
+    # the server's side of the same constants
+    from pynenc_sidecar.core import commits
+    from pynenc_sidecar.core.errors import COMMIT_CONFLICT
+    assert commits.MAX_OPERATIONS == commit["max_operations"] and COMMIT_CONFLICT in commit["reasons"]

@@ -196,3 +196,17 @@ def test_a_task_inside_the_workflow_may_not_commit_data_writes(stub) -> None:
     assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
     assert error_details(info.value)[0] == "WORKFLOW_ACCESS_DENIED"
     assert not stub.GetData(de.GetDataRequest(app_id=app, workflow_id=wf, key="k")).found
+
+
+def test_a_commit_past_its_size_limit_is_refused_whole(stub) -> None:
+    app, wf, lease_id = started(stub)
+    too_many = [de.BufferedOperation(kind=RANDOM, sequence=i) for i in range(1, 10_002)]
+    with pytest.raises(grpc.RpcError) as info:
+        stub.CommitOperations(de.CommitOperationsRequest(
+            app_id=app, workflow_id=wf, commit=de.OperationCommit(lease_id=lease_id, operations=too_many)))
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error_details(info.value)[1] == "commit.operations"
+    assert recorded(stub, app, wf, RANDOM) is None
+    accepted = stub.CommitOperations(de.CommitOperationsRequest(
+        app_id=app, workflow_id=wf, commit=de.OperationCommit(lease_id=lease_id, operations=too_many[:10_000])))
+    assert accepted.recorded_count == 10_000

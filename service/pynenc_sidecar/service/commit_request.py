@@ -10,6 +10,7 @@ from pynenc_sidecar.core.positions import Kind, Position
 from pynenc_sidecar.service.validation import Limits, require_id, require_json, require_name, require_sequence
 
 _KIND_NAMES = "RANDOM, TIME, UUID, CUSTOM or DATA_WRITE"
+_BUFFERED = {kind.value: kind for kind in commits.BUFFERED_KINDS}
 _VALUE_FIELDS = {Kind.RANDOM: "random_value", Kind.UUID: "uuid_value", Kind.TIME: "time_value",
                  Kind.CUSTOM: "json_value", Kind.DATA_WRITE: "json_value"}
 
@@ -39,9 +40,9 @@ def parse_commit(commit: Any, workflow_id: str, scope: str, limits: Limits, *, f
 
 
 def _operation(op: Any, workflow_id: str, scope: str, limits: Limits, where: str) -> tuple[Position, str]:
-    if op.kind not in {kind.value for kind in commits.BUFFERED_KINDS}:
+    kind = _BUFFERED.get(op.kind)
+    if kind is None:
         raise InvalidArgument(f"{where}.kind", f"must be {_KIND_NAMES} (a task or a data read is its own call)")
-    kind = Kind(op.kind)
     if kind is Kind.CUSTOM:
         name = require_name(op.custom_name, f"{where}.custom_name", limits)
     elif kind is Kind.DATA_WRITE:

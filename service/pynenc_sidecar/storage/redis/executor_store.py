@@ -13,7 +13,9 @@ Everything of one workflow shares a hash tag. Steps that write a workflow and an
 once (StartWorkflow's task and its run, purge) are one script or MULTI across those keys.
 One exception to "one tag per step": a record guarded by a task scope other than the workflow's
 main task also reads that task's hash (psc:{<app>:<invocation>}:task, another tag) in its
-script. On one Redis that is atomic; on Redis Cluster that script would need the task's status
+script; so does commit.lua, whose lease check reads the committing scope's task hash (the
+main task's shares the workflow's tag, a task inside the workflow has its own). On one Redis
+that is atomic; on Redis Cluster those scripts would need the task's status (and lease id)
 kept under the workflow's tag.
 A task hash keeps 'done' (microseconds) once its outcome is stored: retention ages by it.
 """
