@@ -17,10 +17,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from pynenc_sidecar.core import derivations
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_sdk import Pynenc
 from pynenc_sidecar_sdk import client as py_client
 from pynenc_sidecar_sdk import errors as py_errors
@@ -141,3 +143,67 @@ def test_python_constants_are_the_contracts():
     assert py_runner.WAIT_SLICE_S * 1000 == defaults["wait_slice_ms"]
     assert py_runner.DEFAULT_LEASE_TTL_S * 1000 == defaults["lease_ttl_ms"]
     assert py_runner.RENEW_FRACTION == defaults["renew_every_fraction_of_ttl"]
+
+
+# Local replay (issue 14 item 3): a replay reads the workflow's log once and serves every
+# recorded position from it. The languages that do so through their drivers' free-context
+# commands (`run`, `diverge` read the log first).
+LOCAL_REPLAY_LANGS = ["ts"]
+
+
+def _driver_cmd(request, lang: str, command: str, address: str, **flags: str) -> tuple[list[str], Path]:
+    args = [command, "--address", address]
+    for key, value in flags.items():
+        args += [f"--{key}", str(value)]
+    if lang == "go":
+        return [str(request.getfixturevalue("go_bin") / "xlang"), *args], GO_DIR
+    if lang == "ts":
+        return ["node", str(request.getfixturevalue("ts_dist") / "tools" / "xlang.js"), *args], TS_DIR
+    return ["java", "-jar", str(request.getfixturevalue("java_jar")), *args], JAVA_DIR
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_a_replay_makes_one_call_and_serves_every_recorded_value_locally(run_in, any_sidecar, lang):
+    """random, uuid, utc_now, a custom op, two finished tasks, a data write and read: the
+    replay through a counting proxy makes one GetWorkflowLog call and nothing else."""
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    first = run_in(lang, any_sidecar.address, "run", app=app, workflow=workflow)
+    assert [task["ran"] for task in first["tasks"]] == [True, True]
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        again = run_in(lang, proxy.address, "run", app=app, workflow=workflow)
+    assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
+    for task in again["tasks"]:
+        assert (task["ran"], task["replayed"]) == (False, True), task
+        task["ran"], task["replayed"] = True, False
+    assert again == first
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_a_local_replay_still_detects_divergence(run_in, any_sidecar, lang):
+    """The same value written again is served from the log; another one reaches the sidecar,
+    which refuses it: NONDETERMINISTIC_REPLAY, and the recorded value stays."""
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    assert run_in(lang, any_sidecar.address, "diverge", app=app, workflow=workflow, value="1") == {"error": None}
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        assert run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="1.0") == {"error": None}
+        assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
+        out = run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="2")
+        assert dict(proxy.calls) == {"GetWorkflowLog": 2, "SetData": 1}, proxy.calls
+    assert out["error"] == "NONDETERMINISTIC_REPLAY", out
+    channel = grpc.insecure_channel(any_sidecar.address)
+    try:
+        stored = de_grpc.DeterministicExecutorServiceStub(channel).GetData(
+            de.GetDataRequest(app_id=app, workflow_id=workflow, key="counter"))
+    finally:
+        channel.close()
+    assert json.loads(stored.value_json) == 1
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_bench_replay_prints_record_and_replay_times(request, sidecar, lang):
+    cmd, cwd = _driver_cmd(request, lang, "bench-replay", sidecar.address, ops="20")
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert set(out) == {"record_ms", "replay_ms"}
+    assert all(isinstance(v, (int, float)) and v > 0 for v in out.values()), out

@@ -2,6 +2,7 @@
 // (`task.wf` in Python) for TypeScript workers.
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { isDeepStrictEqual } from "node:util";
 import { timestampDate, type Timestamp, type Duration } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client as ConnectClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -11,12 +12,14 @@ import {
   OperationKind,
   type CompleteTaskRequest,
   type OperationPosition,
+  type RecordedOperation,
   type TaskInvocation,
   type TaskLease,
 } from "./gen/pynenc/sidecar/v1/deterministic_executor_pb.js";
 import { DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, retryInterceptor } from "./contract.js";
 import { Code, Reason, SidecarError, TaskFailedError, TaskSuspended } from "./errors.js";
-import type { Context as OtelContext, Span } from "@opentelemetry/api";
+import { WorkflowLog } from "./log.js";
+import type { Attributes, Context as OtelContext, Span } from "@opentelemetry/api";
 import {
   callOptions,
   endSpan,
@@ -282,6 +285,32 @@ export class Client {
   }
 
   /**
+   * Like `context`, but the workflow's log is read first (one GetWorkflowLog call), so that
+   * every position already recorded replays locally, without a call; only new positions
+   * reach the sidecar.
+   */
+  async contextFromLog(
+    appId: string,
+    workflow: Identity,
+    invocationId = "",
+    traceContext: OtelContext = otelContext.active(),
+  ): Promise<Context> {
+    const log = await this.readLog(appId, workflow.workflowId, traceContext);
+    return new Context(this, appId, workflow, invocationId, traceContext, log);
+  }
+
+  /** The workflow's recorded operations and their tasks' states, in one streaming call. */
+  async readLog(appId: string, workflowId: string, traceContext: OtelContext = otelContext.active()): Promise<WorkflowLog> {
+    const log = new WorkflowLog();
+    try {
+      for await (const batch of this.executor.getWorkflowLog({ appId, workflowId }, callOptions(traceContext))) log.add(batch);
+    } catch (err) {
+      throw SidecarError.from(err);
+    }
+    return log;
+  }
+
+  /**
    * Registers (or finds) the main invocation of a workflow whose id the caller chose and
    * runs it like executeTask: `run` is called when this caller gets the main task's lease;
    * a finished workflow returns its recorded outcome. workflow.workflowType is required.
@@ -308,19 +337,26 @@ export class Client {
               argumentsJson,
               runnerId: this.runnerId,
               leaseTtl: duration(this.leaseTtlMs),
+              // On a replay the reply brings the log when it is small, saving a GetWorkflowLog.
+              includeLog: true,
             },
             callOptions(ctx),
           ),
         );
         const inv = new Invocation(resp.invocation!);
         inv.replayed = resp.replayed;
-        return this.drive(appId, inv, resp.lease, run, this.leaseTtlMs, ctx);
+        const log = !resp.replayed ? new WorkflowLog() : resp.log ? WorkflowLog.fromBatches(resp.log.batches) : undefined;
+        return this.drive(appId, inv, resp.lease, run, this.leaseTtlMs, ctx, log);
       },
       (inv) => inv.replayed,
     );
   }
 
-  /** @internal Brings an invocation to an outcome: run it under a held lease, else wait. */
+  /**
+   * @internal Brings an invocation to an outcome: run it under a held lease, else wait.
+   * `log`: what a run under the lease granted now replays from (undefined: read it then); a
+   * run after waiting (a takeover) reads the log anew, since the last holder went on.
+   */
   async drive(
     appId: string,
     inv: Invocation,
@@ -328,6 +364,7 @@ export class Client {
     run: TaskFn | undefined,
     ttlMs: number,
     ctx: OtelContext = otelContext.active(),
+    log?: WorkflowLog,
   ): Promise<Invocation> {
     const replayed = inv.replayed;
     let ran = false;
@@ -337,7 +374,9 @@ export class Client {
         if (!run) throw new Error(`granted the lease on ${inv.id} (${inv.taskId}) but no task function was given`);
         ran = true;
         try {
-          const done = await this.runLeased(appId, inv, lease.leaseId, run, ttlMs, ctx);
+          const runLog = log ?? (await this.readLog(appId, inv.workflow.workflowId, ctx));
+          log = undefined;
+          const done = await this.runLeased(appId, inv, lease.leaseId, run, ttlMs, ctx, runLog);
           inv = done;
           break;
         } catch (err) {
@@ -363,6 +402,7 @@ export class Client {
       );
       inv = new Invocation(resp.invocation!);
       lease = resp.lease;
+      log = undefined;
     }
     inv.replayed = replayed;
     inv.ran = ran;
@@ -376,9 +416,10 @@ export class Client {
     run: TaskFn,
     ttlMs: number,
     ctx: OtelContext,
+    log: WorkflowLog,
   ): Promise<Invocation> {
     const abort = new AbortController();
-    const task = new Context(this, appId, inv.workflow, inv.id, ctx);
+    const task = new Context(this, appId, inv.workflow, inv.id, ctx, log);
     const timer = setInterval(() => {
       this.executor
         .renewTaskLease({ appId, invocationId: inv.id, leaseId, leaseTtl: duration(ttlMs) }, callOptions(ctx, { timeoutMs: Math.max(1, Math.floor(ttlMs / RENEW_FRACTION)) }))
@@ -473,14 +514,27 @@ export class OperationInGeneratorError extends Error {
   }
 }
 
+/** What a `local` reader returns when the log's entry cannot serve the call (the sidecar judges it). */
+const MISS: unique symbol = Symbol("not served from the log");
+
+/** Two JSON texts hold the same value (key order and 1.0 against 1 aside, as the sidecar compares). */
+function sameJson(a: string, b: string): boolean {
+  return a === b || isDeepStrictEqual(JSON.parse(a), JSON.parse(b));
+}
+
+const FINISHED = new Set([InvocationStatus.SUCCESS, InvocationStatus.FAILED]);
+
 /**
  * The workflow context of one run of one invocation's code: Pynenc's `wf`. It counts a
  * 1-based sequence per operation kind (random, time, uuid, task, each custom name);
  * a new run starts a new Context and so replays. Each operation takes the next position
- * of its kind when called and gives it back if it fails (docs/client-contract.md).
+ * of its kind when called and gives it back if it fails (docs/client-contract.md). A
+ * position the run's log already holds is served from it without a call (a run of
+ * startWorkflow or executeTask, or `Client.contextFromLog`, has the workflow's log).
  */
 export class Context {
   private readonly seqs = new Map<string, bigint>();
+  private attrs?: Attributes;
   /** The custom operation whose generator runs now ("" when none). */
   private generating = "";
   /** @internal Set when another worker took this run's task over. */
@@ -493,6 +547,8 @@ export class Context {
     private readonly invocation = "",
     /** The OTel context operations' spans are children of (the run's or task's span). */
     readonly traceContext: OtelContext = otelContext.active(),
+    /** @internal What this run replays locally (a snapshot: a miss goes to the sidecar). */
+    readonly log: WorkflowLog = new WorkflowLog(),
   ) {}
 
   /** The scope of the operations: the invocation whose code runs (workflow id for the main task). */
@@ -516,23 +572,35 @@ export class Context {
   /**
    * Runs `op` at the next sequence of `kind` inside the operation's span (name: a task id or
    * custom operation's name); `op` returns its value and whether it was replayed. The span
-   * ends with the call, unless `keepOpen` (then the caller ends it).
+   * ends with the call, unless `keepOpen` (then the caller ends it). When the log holds the
+   * position and `local` can serve that entry, `op` is not called (`served`).
    */
   private open<T>(
     kind: string,
     name: string,
     op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>,
     keepOpen: boolean,
-  ): Promise<{ value: T; replayed: boolean; span: Span; ctx: OtelContext }> {
+    local?: (recorded: RecordedOperation) => T | typeof MISS,
+  ): Promise<{ value: T; replayed: boolean; span: Span; ctx: OtelContext; served: boolean }> {
     // The position is taken now, in call order, and no queue is awaited: a custom
     // operation's generator may call other operations, which take later positions.
     if (this.generating) return Promise.reject(new OperationInGeneratorError(kind, this.generating));
     if (this.leaseLost) return Promise.reject(SidecarError.leaseLost(this.invocationId));
     const seq = (this.seqs.get(kind) ?? 0n) + 1n;
     this.seqs.set(kind, seq);
-    const attrs = { ...workflowAttributes(this.appId, this.workflow), [ATTR.invocationId]: this.invocationId };
+    this.attrs ??= { ...workflowAttributes(this.appId, this.workflow), [ATTR.invocationId]: this.invocationId };
     // "custom:<name>", "data_read:<key>", "data_write:<key>": the span's operation is the prefix
-    const [span, ctx] = startOperation(this.traceContext, attrs, kind.split(":", 1)[0]!, name, seq);
+    const operation = kind.split(":", 1)[0]!;
+    const recorded = local && this.log.recorded(this.invocationId, kind, seq);
+    if (recorded) {
+      const value = local(recorded);
+      if (value !== MISS) {
+        const [span, ctx] = startOperation(this.traceContext, this.attrs, operation, name, seq, { origin: recorded.originSpan });
+        if (!keepOpen) endSpan(span, true);
+        return Promise.resolve({ value, replayed: true, span, ctx, served: true });
+      }
+    }
+    const [span, ctx] = startOperation(this.traceContext, this.attrs, operation, name, seq);
     const position: OperationPosition = {
       $typeName: "pynenc.sidecar.v1.OperationPosition",
       appId: this.appId,
@@ -543,7 +611,7 @@ export class Context {
     return op(position, ctx).then(
       ([value, replayed]) => {
         if (!keepOpen) endSpan(span, replayed);
-        return { value, replayed, span, ctx };
+        return { value, replayed, span, ctx, served: false };
       },
       (err: unknown) => {
         this.giveBack(kind, seq);
@@ -558,24 +626,39 @@ export class Context {
     if (this.seqs.get(kind) === seq) this.seqs.set(kind, seq - 1n);
   }
 
-  private async at<T>(kind: string, op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>, name = ""): Promise<T> {
-    return (await this.open(kind, name, op, false)).value;
+  private async at<T>(
+    kind: string,
+    op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>,
+    name: string,
+    local: (recorded: RecordedOperation) => T | typeof MISS,
+  ): Promise<T> {
+    return (await this.open(kind, name, op, false, local)).value;
   }
 
   /** A deterministic float in [0, 1), replayed identically. Not for secrets. */
   random(): Promise<number> {
-    return this.at("random", async (position, ctx) => {
-      const resp = await call(this.client.executor.random({ position }, callOptions(ctx)));
-      return [resp.value, resp.replayed];
-    });
+    return this.at(
+      "random",
+      async (position, ctx) => {
+        const resp = await call(this.client.executor.random({ position }, callOptions(ctx)));
+        return [resp.value, resp.replayed];
+      },
+      "",
+      (r) => (r.value.case === "randomValue" ? r.value.value : MISS),
+    );
   }
 
   /** The recorded time as a protobuf Timestamp (microsecond precision). */
   utcNowTimestamp(): Promise<Timestamp> {
-    return this.at("time", async (position, ctx) => {
-      const resp = await call(this.client.executor.utcNow({ position }, callOptions(ctx)));
-      return [resp.time!, resp.replayed];
-    });
+    return this.at(
+      "time",
+      async (position, ctx) => {
+        const resp = await call(this.client.executor.utcNow({ position }, callOptions(ctx)));
+        return [resp.time!, resp.replayed];
+      },
+      "",
+      (r) => (r.value.case === "timeValue" ? r.value.value : MISS),
+    );
   }
 
   /** Real UTC time at first record, strictly later than earlier recorded times, replayed identically. */
@@ -585,10 +668,15 @@ export class Context {
 
   /** A deterministic UUIDv5 (canonical lowercase text), replayed identically. */
   uuid(): Promise<string> {
-    return this.at("uuid", async (position, ctx) => {
-      const resp = await call(this.client.executor.uuid({ position }, callOptions(ctx)));
-      return [resp.uuid, resp.replayed];
-    });
+    return this.at(
+      "uuid",
+      async (position, ctx) => {
+        const resp = await call(this.client.executor.uuid({ position }, callOptions(ctx)));
+        return [resp.uuid, resp.replayed];
+      },
+      "",
+      (r) => (r.value.case === "uuidValue" ? r.value.value : MISS),
+    );
   }
 
   /**
@@ -614,6 +702,7 @@ export class Context {
         return [resp.valueJson, resp.replayed];
       },
       name,
+      (r) => (r.value.case === "jsonValue" ? r.value.value : MISS),
     );
   }
 
@@ -634,7 +723,8 @@ export class Context {
     const ttlMs = options.leaseTtlMs ?? this.client.leaseTtlMs;
     const argumentsJson = toJson(args ?? {}, "arguments");
     let taskSeq = 0n;
-    const { value: resp, replayed, span, ctx } = await this.open(
+    type Reply = { state: TaskInvocation; lease?: TaskLease };
+    const opened = await this.open<Reply>(
       "task",
       taskId,
       async (position, ctx) => {
@@ -652,13 +742,30 @@ export class Context {
             callOptions(ctx),
           ),
         );
-        return [resp, resp.replayed];
+        return [{ state: resp.invocation!, lease: resp.lease }, resp.replayed];
       },
       true,
+      (r) => {
+        // Served only when the same call is recorded and its task finished; else the sidecar
+        // judges it (another call is NONDETERMINISTIC_REPLAY) or drives the task on.
+        if (r.value.case !== "taskValue") return MISS;
+        const recorded = r.value.value;
+        const state = this.log.tasks.get(recorded.invocationId);
+        const same = recorded.taskId === taskId && sameJson(recorded.argumentsJson, argumentsJson);
+        return same && state && FINISHED.has(state.status) ? { state } : MISS;
+      },
     );
-    const inv = new Invocation(resp.invocation!);
-    inv.replayed = resp.replayed;
-    return inSpan(span, () => this.client.drive(this.appId, inv, resp.lease, run, ttlMs, ctx), () => replayed).catch(
+    const { span, ctx, served, replayed } = opened;
+    const { state, lease } = opened.value;
+    const inv = new Invocation(state);
+    inv.replayed = replayed;
+    if (served) {
+      endSpan(span, true);
+      return inv;
+    }
+    // A child in this workflow, granted now, replays from this run's log; a new child has nothing recorded.
+    const log = !replayed ? new WorkflowLog() : inv.workflow.workflowId === this.workflow.workflowId ? this.log : undefined;
+    return inSpan(span, () => this.client.drive(this.appId, inv, lease, run, ttlMs, ctx, log), () => replayed).catch(
       (err: unknown) => {
         this.giveBack("task", taskSeq); // calling it again replays the registered call
         throw err;
@@ -679,6 +786,7 @@ export class Context {
         return [[resp.found, resp.valueJson], resp.replayed];
       },
       key,
+      (r): [boolean, string] | typeof MISS => (r.value.case === "dataValue" ? [r.value.value.found, r.value.value.valueJson] : MISS),
     );
     return found ? (JSON.parse(valueJson) as T) : undefined;
   }
@@ -697,6 +805,8 @@ export class Context {
         return [undefined, resp.replayed];
       },
       key,
+      // The same value recorded: nothing to apply. Another: the sidecar refuses it.
+      (r) => (r.value.case === "dataValue" && r.value.value.found && sameJson(r.value.value.valueJson, valueJson) ? undefined : MISS),
     );
   }
 

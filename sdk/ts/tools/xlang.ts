@@ -16,8 +16,13 @@
 //   node dist/tools/xlang.js notify   --address A --app APP --workflow WF [--notify yes]
 //   node dist/tools/xlang.js state    --address A --app APP --workflow WF
 //     (TypeScript only: the workflow as StateBackendService shows it, see docs/pynenc-state.md)
+//   node dist/tools/xlang.js bench-replay --address A --ops N [--repeats 5]
+//     {"record_ms", "replay_ms"}: N random operations recorded in a fresh workflow, then
+//     replayed from its log (the median of the repeats)
+// run, nested, visits and diverge read the workflow's log first (Client.contextFromLog): a
+// replay of them makes that one call and serves every recorded position locally.
 import { parseArgs } from "node:util";
-import { randomInt } from "node:crypto";
+import { randomInt, randomUUID } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Client, Context, Invocation, InvocationStatus, OperationInGeneratorError, SidecarError, type Identity } from "../src/index.js";
@@ -75,7 +80,8 @@ async function reasons(client: Client, app: string, id: Identity) {
   const noRun = () => {
     throw new Error("must not run");
   };
-  await note("nondeterministic", client.context(app, id).executeTask("xlang.second", {}, noRun));
+  // Read from the log, the recorded call is another one: the sidecar is asked, and refuses.
+  await note("nondeterministic", (await client.contextFromLog(app, id)).executeTask("xlang.second", {}, noRun));
   await note("access_denied", client.context(app, id, "some-task").setData("k", 1));
   await note("not_found", client.executor.renewTaskLease({ appId: app, invocationId: "no-such-invocation", leaseId: "x" }));
   const first = await client.context(app, id).executeTask("xlang.first", {}, noRun);
@@ -230,6 +236,31 @@ async function workflowState(address: string, app: string, workflowId: string) {
   };
 }
 
+/**
+ * Records `ops` random values in a fresh workflow, then replays them `repeats` times, each
+ * from a fresh read of its log (one call): replay_ms is the median replay, as bench/run.py
+ * takes the median of the Python SDK's (a first replay also pays the JIT's warm-up).
+ */
+async function benchReplay(client: Client, app: string, ops: number, repeats: number) {
+  const id: Identity = { workflowId: `bench-replay-ts-${randomUUID()}` };
+  let start = performance.now();
+  const first = client.context(app, id);
+  const recorded: number[] = [];
+  for (let i = 0; i < ops; i++) recorded.push(await first.random());
+  const recordMs = performance.now() - start;
+  const replays: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    start = performance.now();
+    const again = await client.contextFromLog(app, id);
+    for (let i = 0; i < ops; i++) {
+      if ((await again.random()) !== recorded[i]) throw new Error(`replay diverged at random #${i + 1}`);
+    }
+    replays.push(performance.now() - start);
+  }
+  replays.sort((a, b) => a - b);
+  return { record_ms: recordMs, replay_ms: replays[Math.floor(replays.length / 2)]! };
+}
+
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
   const { values } = parseArgs({
@@ -247,6 +278,8 @@ async function main() {
 
       value: { type: "string", default: "1" },
       notify: { type: "string", default: "no" },
+      ops: { type: "string", default: "1000" },
+      repeats: { type: "string", default: "5" },
     },
   });
   const client = Client.connect(values.address!);
@@ -256,7 +289,7 @@ async function main() {
     let out: unknown;
     switch (command) {
       case "run":
-        out = await scenario(client.context(app, id));
+        out = await scenario(await client.contextFromLog(app, id));
         break;
       case "lease": {
         const resp = await client.executor.executeTask({
@@ -299,13 +332,16 @@ async function main() {
         out = await oversize(client, app, id.workflowId, Number(values.bytes));
         break;
       case "nested":
-        out = await nested(client.context(app, id));
+        out = await nested(await client.contextFromLog(app, id));
         break;
       case "visits":
-        out = await visits(client.context(app, id));
+        out = await visits(await client.contextFromLog(app, id));
         break;
       case "diverge":
-        out = await diverge(client.context(app, id), values.value!);
+        out = await diverge(await client.contextFromLog(app, id), values.value!);
+        break;
+      case "bench-replay":
+        out = await benchReplay(client, app || "bench-ts", Number(values.ops), Number(values.repeats));
         break;
       case "notify":
         out = await notifyFlow(client, app, id, values.notify === "yes");
@@ -314,7 +350,7 @@ async function main() {
         out = await workflowState(values.address!, app, id.workflowId);
         break;
       default:
-        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|oversize|visits|diverge|notify|state`);
+        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|nested|oversize|visits|diverge|notify|state|bench-replay`);
     }
     // bigint (time_us) printed as JSON integers
     process.stdout.write(JSON.stringify(out, (_k, v: unknown) => (typeof v === "bigint" ? `@@${v}@@` : v)).replace(/"@@(-?\d+)@@"/g, "$1") + "\n");
