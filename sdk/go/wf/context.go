@@ -103,9 +103,7 @@ func (w *Context) open(ctx context.Context, kind, name string, call func(ctx con
 	}
 	if w.leaseLost {
 		w.mu.Unlock()
-		return ctx, nil, false, &Error{Code: codes.FailedPrecondition, Reason: ReasonLeaseNotHeld, Domain: ErrorDomain,
-			Message: "this worker lost its lease on invocation " + w.InvocationID() +
-				": another worker took the task over, so this run stops at its next workflow operation"}
+		return ctx, nil, false, w.leaseLostError()
 	}
 	seq := w.seqs[kind] + 1
 	w.seqs[kind] = seq
@@ -114,11 +112,25 @@ func (w *Context) open(ctx context.Context, kind, name string, call func(ctx con
 	ctx, span := w.startOperation(ctx, spanKind, name, seq)
 	replayed, err := call(ctx, w.position(seq))
 	if err != nil {
+		w.mu.Lock()
+		lost := w.leaseLost
+		w.mu.Unlock()
+		if lost && errors.Is(ctx.Err(), context.Canceled) {
+			// Cancelled in flight because the lease was lost: say so, not "context canceled".
+			err = w.leaseLostError()
+		}
 		w.giveBack(kind, seq)
 		endSpan(span, replayed, err)
 		return ctx, nil, replayed, err
 	}
 	return ctx, span, replayed, nil
+}
+
+// leaseLostError is what every operation of a run that lost its lease returns.
+func (w *Context) leaseLostError() error {
+	return &Error{Code: codes.FailedPrecondition, Reason: ReasonLeaseNotHeld, Domain: ErrorDomain,
+		Message: "this worker lost its lease on invocation " + w.InvocationID() +
+			": another worker took the task over, so this run stops at its next workflow operation"}
 }
 
 // giveBack returns the position seq of kind after its operation failed, unless a later

@@ -19,6 +19,10 @@
 //   node dist/tools/xlang.js bench-replay --address A --ops N [--repeats 5]
 //     {"record_ms", "replay_ms"}: N random operations recorded in a fresh workflow, then
 //     replayed from its log (the median of the repeats)
+//   node dist/tools/xlang.js lease-loss --address A --app APP --workflow WF --ttl-ms 1000
+//     the contract's lease-loss scenario: a main task calling random until its lease is taken over
+//   node dist/tools/xlang.js takeover-scenario --address A --app APP --workflow WF
+//     the contract's takeover scenario: wait for a dead holder's main task, take it over, replay
 // run, nested, visits and diverge read the workflow's log first (Client.contextFromLog): a
 // replay of them makes that one call and serves every recorded position locally.
 import { parseArgs } from "node:util";
@@ -236,6 +240,62 @@ async function workflowState(address: string, app: string, workflowId: string) {
   };
 }
 
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+/**
+ * The client contract's lease-loss scenario (tests/test_client_contract.py): the main task
+ * calls random until an operation fails; the test takes its lease over meanwhile. The run must
+ * be told (its signal aborted), stop (its next operation LEASE_NOT_HELD), not complete, and
+ * report the new holder's outcome.
+ */
+async function leaseLoss(client: Client, app: string, id: Identity) {
+  let stoppedBy = "";
+  let signalled = false;
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "contract.lease_loss" }, {}, async (main, signal) => {
+    for (let i = 0; i < 1200; i++) {
+      try {
+        await main.random();
+      } catch (err) {
+        stoppedBy = SidecarError.from(err).reason;
+        signalled = signal.aborted;
+        throw err;
+      }
+      await sleep(50, signal);
+    }
+    return { completed_by: LANG };
+  });
+  return { ...outcomeOf(inv), stopped_by: stoppedBy, signalled, lang: LANG };
+}
+
+/**
+ * The client contract's takeover scenario: the test held the main task's lease, recorded a
+ * custom op "pick" and a time, and died; this run waits, takes the task over once that lease
+ * lapses and runs it from the top, replaying what the dead holder recorded.
+ */
+async function takeoverScenario(client: Client, app: string, id: Identity) {
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "contract.takeover" }, {}, async (main) => {
+    const pick = () => main.record("pick", () => ({ by: LANG }));
+    const first = await pick();
+    const at = await main.utcNowTimestamp();
+    const r = await main.random();
+    const second = await pick();
+    return { picks: [first, second], time_us: Number(at.seconds * 1_000_000n + BigInt(Math.floor(at.nanos / 1000))), r, lang: LANG };
+  });
+  return { ...outcomeOf(inv), lang: LANG };
+}
+
+function outcomeOf(inv: Invocation) {
+  return {
+    status: `INVOCATION_STATUS_${InvocationStatus[inv.status]}`,
+    result: inv.resultJson ? JSON.parse(inv.resultJson) : null,
+    ran: inv.ran,
+  };
+}
+
 /**
  * Records `ops` random values in a fresh workflow, then replays them `repeats` times, each
  * from a fresh read of its log (one call): replay_ms is the median replay, as bench/run.py
@@ -340,6 +400,13 @@ async function main() {
       case "diverge":
         out = await diverge(await client.contextFromLog(app, id), values.value!);
         break;
+      case "lease-loss":
+        client.leaseTtlMs = Number(values["ttl-ms"]);
+        out = await leaseLoss(client, app, id);
+        break;
+      case "takeover-scenario":
+        out = await takeoverScenario(client, app, id);
+        break;
       case "bench-replay":
         out = await benchReplay(client, app || "bench-ts", Number(values.ops), Number(values.repeats));
         break;
@@ -350,7 +417,7 @@ async function main() {
         out = await workflowState(values.address!, app, id.workflowId);
         break;
       default:
-        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|nested|oversize|visits|diverge|notify|state|bench-replay`);
+        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|nested|oversize|visits|diverge|notify|state|lease-loss|takeover-scenario|bench-replay`);
     }
     // bigint (time_us) printed as JSON integers
     process.stdout.write(JSON.stringify(out, (_k, v: unknown) => (typeof v === "bigint" ? `@@${v}@@` : v)).replace(/"@@(-?\d+)@@"/g, "$1") + "\n");

@@ -11,8 +11,6 @@
 //	xlang flow     -address A -app APP -workflow WF -fixed false   two tasks; the second fails unless fixed
 //	xlang retry    -address A -app APP -workflow WF -fixed true    RetryWorkflow, then the flow again
 //	xlang oversize -address A -app APP -workflow WF -bytes N       a child returning an N-byte string
-
-
 //	xlang nested   -address A -app APP -workflow WF   a custom op whose generator calls random,
 //	               another custom op and uuid; then random (docs/client-contract.md)
 //	xlang visits   -address A -app APP -workflow WF   n = data "visits" + 1; write it; print n
@@ -20,6 +18,10 @@
 //	               with another V is NONDETERMINISTIC_REPLAY); print the error reason or null
 //	xlang notify   -address A -app APP -workflow WF [-notify yes]   StartWorkflow: task "step",
 //	               then (with -notify yes, a newer version of the code) task "notify"
+//	xlang lease-loss -address A -app APP -workflow WF -ttl-ms 1000   the contract's lease-loss
+//	               scenario: a main task calling random until its lease is taken over
+//	xlang takeover-scenario -address A -app APP -workflow WF   the contract's takeover scenario:
+//	               wait for a dead holder's main task, take it over, replay its record
 package main
 
 import (
@@ -54,7 +56,6 @@ func main() {
 	ttlMs := fs.Int("ttl-ms", 1000, "lease length in milliseconds (lease)")
 	fixed := fs.String("fixed", "false", "flow, retry: true when the second task succeeds")
 	size := fs.Int("bytes", 0, "oversize: the child's result length")
-
 
 	value := fs.String("value", "1", "the JSON value to write (diverge)")
 	withNotify := fs.String("notify", "no", "yes: the workflow code calls notify after step (notify)")
@@ -91,7 +92,6 @@ func main() {
 	case "oversize":
 		out, err = oversize(ctx, client, *app, *workflow, *size)
 
-
 	case "nested":
 		out, err = nested(ctx, client.Context(*app, id, ""))
 	case "visits":
@@ -100,6 +100,11 @@ func main() {
 		out, err = diverge(ctx, client.Context(*app, id, ""), *value)
 	case "notify":
 		out, err = notifyFlow(ctx, client, *app, id, *withNotify == "yes")
+	case "lease-loss":
+		client.LeaseTTL = time.Duration(*ttlMs) * time.Millisecond
+		out, err = leaseLoss(ctx, client, *app, id)
+	case "takeover-scenario":
+		out, err = takeoverScenario(ctx, client, *app, id)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
@@ -455,5 +460,67 @@ func nested(ctx context.Context, run *wf.Context) (any, error) {
 		seqs[kind] = run.Sequence(kind)
 	}
 	return map[string]any{"refused": "OPERATION_IN_GENERATOR", "outer": outer, "after": after, "sequences": seqs,
+		"lang": lang}, nil
+}
+
+// leaseLoss is the client contract's lease-loss scenario (tests/test_client_contract.py): the
+// main task calls random until an operation fails; the test takes its lease over meanwhile.
+// The run must stop (its context cancelled, its next operation LEASE_NOT_HELD), its completion
+// must be refused, and the outcome it reports is the new holder's.
+func leaseLoss(ctx context.Context, c *wf.Client, app string, id wf.Identity) (any, error) {
+	id.WorkflowType = "contract.lease_loss"
+	var stoppedBy string
+	signalled := false
+	inv, err := c.StartWorkflow(ctx, app, id, nil, func(ctx context.Context, main *wf.Context) (any, error) {
+		for range 1200 { // at most a minute
+			if _, err := main.Random(ctx); err != nil {
+				stoppedBy, signalled = wf.Reason(err), ctx.Err() != nil
+				return nil, err
+			}
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+		return map[string]any{"completed_by": lang}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"status": inv.Status.String(), "result": json.RawMessage(inv.ResultJSON), "ran": inv.Ran,
+		"stopped_by": stoppedBy, "signalled": signalled, "lang": lang}, nil
+}
+
+// takeoverScenario is the client contract's takeover scenario: the test holds the main task's
+// lease and records a custom op "pick" and a time, then dies; this run waits, takes the task
+// over once that lease lapses and runs it from the top, replaying what the dead holder recorded.
+func takeoverScenario(ctx context.Context, c *wf.Client, app string, id wf.Identity) (any, error) {
+	id.WorkflowType = "contract.takeover"
+	inv, err := c.StartWorkflow(ctx, app, id, nil, func(ctx context.Context, main *wf.Context) (any, error) {
+		pick := func() (map[string]any, error) {
+			return wf.Record(ctx, main, "pick", func() (map[string]any, error) { return map[string]any{"by": lang}, nil })
+		}
+		first, err := pick()
+		if err != nil {
+			return nil, err
+		}
+		at, err := main.UtcNow(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r, err := main.Random(ctx)
+		if err != nil {
+			return nil, err
+		}
+		second, err := pick()
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"picks": []any{first, second}, "time_us": at.UnixMicro(), "r": r, "lang": lang}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"status": inv.Status.String(), "result": json.RawMessage(inv.ResultJSON), "ran": inv.Ran,
 		"lang": lang}, nil
 }
