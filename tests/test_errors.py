@@ -77,6 +77,11 @@ BAD_REQUESTS = [
     ("GetWorkflowLog", de.GetWorkflowLogRequest(workflow_id="w"), "app_id"),
     ("RetryWorkflow", de.RetryWorkflowRequest(app_id=APP), "workflow_id"),
     ("RetryWorkflow", de.RetryWorkflowRequest(workflow_id="w"), "app_id"),
+    ("CommitOperations", de.CommitOperationsRequest(app_id=APP, workflow_id="w"), "commit"),
+    ("CommitOperations", de.CommitOperationsRequest(app_id=APP, commit=de.OperationCommit()), "workflow_id"),
+    ("CommitOperations", de.CommitOperationsRequest(
+        app_id=APP, workflow_id="w", commit=de.OperationCommit(operations=[de.BufferedOperation(
+            kind=de.OPERATION_KIND_RANDOM, sequence=1)])), "commit.lease_id"),
 ]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pynenc_sidecar import observability as obs
-from pynenc_sidecar.core import derivations, outcomes, replay
+from pynenc_sidecar.core import commits, derivations, outcomes, replay
 from pynenc_sidecar.core.errors import (
     INVOCATION_NOT_FOUND,
     LEASE_NOT_HELD,
@@ -44,7 +44,15 @@ from pynenc_sidecar.core.tasks import (
     child_workflow,
     status_name,
 )
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, ScopeFinished, Store, TaskNotFound
+from pynenc_sidecar.storage.interface import (
+    CommitConflict,
+    LeaseNotHeld,
+    LeaseRequest,
+    Recorded,
+    ScopeFinished,
+    Store,
+    TaskNotFound,
+)
 
 if TYPE_CHECKING:
     from pynenc_sidecar.projection import StateProjection
@@ -176,6 +184,41 @@ class WorkflowEngine:
                 reason=WORKFLOW_ACCESS_DENIED,
                 metadata={"workflow_id": workflow_id, "invocation_id": invocation_id},
             )
+
+    # --- buffered operations ---------------------------------------------------
+    async def commit(self, app_id: str, workflow_id: str, scope: str, lease_id: str,
+                     operations: list[tuple[Position, str]]) -> int:
+        """Record a run's buffered operations (position, stored text) in one atomic step,
+        fenced by its lease on scope; returns how many were new. All or nothing: a position
+        recorded with another value refuses it all (COMMIT_CONFLICT)."""
+        if not operations:
+            return 0
+        if any(pos.kind is Kind.DATA_WRITE for pos, _ in operations):
+            self._check_owner(workflow_id, scope)
+        entries = [commits.entry(pos, value) for pos, value in operations]
+        origin = obs.origin()
+        # A value recorded as other JSON text of the same value (another SDK's spelling) is
+        # the same value: commit the stored text there and try again (each retry settles
+        # one more position, so this ends).
+        for _ in range(len(entries) + 1):
+            try:
+                recorded = await self.store.commit(app_id, workflow_id, scope, lease_id, entries, origin)
+            except CommitConflict as refused:
+                pos, given = operations[refused.index]
+                if not commits.same_value(pos.kind, refused.stored, given):
+                    raise commits.conflict(pos, refused.stored, given) from None
+                entries[refused.index] = commits.entry(pos, refused.stored)
+                continue
+            except TaskNotFound:
+                raise _not_found(scope) from None
+            except LeaseNotHeld:
+                raise _lease_not_held(scope) from None
+            except ScopeFinished as refused:  # named by the first position not recorded yet
+                raise replay.finished_scope(operations[refused.index or 0][0], refused.status) from None
+            for (pos, _), new in zip(operations, recorded):
+                obs.recorded(pos.kind, not new)
+            return sum(recorded)
+        raise AssertionError("unreachable: every retry settles one position")
 
     # --- tasks -----------------------------------------------------------------
     def _lease(self, runner_id: str, ttl_us: int) -> LeaseRequest:

@@ -11,6 +11,7 @@ from pynenc_sidecar.core.positions import NAMED_KINDS, Kind, Position
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.service import convert
+from pynenc_sidecar.service.commit_request import parse_commit
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
 from pynenc_sidecar.service.validation import (
     Limits,
@@ -148,10 +149,13 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         if request.HasField("position"):
             key = require_id(request.key, "key", self.limits)
             app_id, pos = self._data_position(request, Kind.DATA_READ, key)
+            await self._commit(request, app_id, pos.workflow_id, pos.scope)
             value, replayed = await self.engine.get_data_at(app_id, pos)
             if value is None:
                 return de.GetDataResponse(found=False, replayed=replayed)
             return de.GetDataResponse(found=True, value_json=value, replayed=replayed)
+        if request.commit.operations:
+            raise InvalidArgument("commit", "is only allowed with position (a recorded read)")
         app_id = require_id(request.app_id, "app_id", self.limits)
         workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
         key = require_id(request.key, "key", self.limits)
@@ -175,6 +179,24 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         await self.engine.set_data(app_id, workflow_id, invocation_id, key, value)
         return de.SetDataResponse()
 
+    # --- buffered operations ---------------------------------------------------
+    async def _commit(self, request, app_id: str, workflow_id: str, scope: str) -> None:
+        """Commit the request's buffered operations (its `commit`) before its own work."""
+        if request.commit.operations:
+            lease_id, operations = parse_commit(request.commit, workflow_id, scope, self.limits)
+            await self.engine.commit(app_id, workflow_id, scope, lease_id, operations)
+
+    @handle_errors
+    async def CommitOperations(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
+        scope = optional_id(request.invocation_id, "invocation_id", self.limits) or workflow_id
+        if not request.HasField("commit"):
+            raise InvalidArgument("commit", "is required")
+        lease_id, operations = parse_commit(request.commit, workflow_id, scope, self.limits)
+        recorded = await self.engine.commit(app_id, workflow_id, scope, lease_id, operations)
+        return de.CommitOperationsResponse(recorded_count=recorded)
+
     # --- tasks -----------------------------------------------------------------
     def _task_reply(self, cls, outcome):
         reply = cls(invocation=convert.task_invocation(outcome.state), replayed=outcome.replayed)
@@ -189,6 +211,7 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         task_id = require_id(request.task_id, "task_id", self.limits)
         arguments = require_json_object(request.arguments_json, "arguments_json", self.limits)
         runner_id = optional_id(request.runner_id, "runner_id", self.limits)
+        await self._commit(request, app_id, pos.workflow_id, pos.scope)
         outcome = await self.engine.execute_task(
             app_id, caller, pos, task_id, arguments, request.force_new_workflow, runner_id, self._lease_ttl(request)
         )
@@ -244,6 +267,10 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         outcome = request.WhichOneof("outcome")
         if outcome is None:
             raise InvalidArgument("outcome", "is required: set result_json or error")
+        if request.commit.operations:
+            workflow_id = require_id(request.commit.workflow_id, "commit.workflow_id", self.limits)
+            _, operations = parse_commit(request.commit, workflow_id, invocation_id, self.limits, lease_id=lease_id)
+            await self.engine.commit(app_id, workflow_id, invocation_id, lease_id, operations)
         limit = self.limits.max_value_bytes
         if outcome == "result_json":
             refused = outcomes.refused_result(request.result_json, limit)

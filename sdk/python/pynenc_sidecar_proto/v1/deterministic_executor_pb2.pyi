@@ -206,20 +206,68 @@ class TaskLease(_message.Message):
     def __init__(self, lease_id: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExecuteTaskRequest(_message.Message):
-    __slots__ = ("position", "task_id", "arguments_json", "force_new_workflow", "runner_id", "lease_ttl")
+    __slots__ = ("position", "task_id", "arguments_json", "force_new_workflow", "runner_id", "lease_ttl", "commit")
     POSITION_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
     FORCE_NEW_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     position: OperationPosition
     task_id: str
     arguments_json: str
     force_new_workflow: bool
     runner_id: str
     lease_ttl: _duration_pb2.Duration
-    def __init__(self, position: _Optional[_Union[OperationPosition, _Mapping]] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., force_new_workflow: _Optional[bool] = ..., runner_id: _Optional[str] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    commit: OperationCommit
+    def __init__(self, position: _Optional[_Union[OperationPosition, _Mapping]] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., force_new_workflow: _Optional[bool] = ..., runner_id: _Optional[str] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., commit: _Optional[_Union[OperationCommit, _Mapping]] = ...) -> None: ...
+
+class OperationCommit(_message.Message):
+    __slots__ = ("lease_id", "operations", "workflow_id")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    operations: _containers.RepeatedCompositeFieldContainer[BufferedOperation]
+    workflow_id: str
+    def __init__(self, lease_id: _Optional[str] = ..., operations: _Optional[_Iterable[_Union[BufferedOperation, _Mapping]]] = ..., workflow_id: _Optional[str] = ...) -> None: ...
+
+class BufferedOperation(_message.Message):
+    __slots__ = ("kind", "custom_name", "sequence", "random_value", "uuid_value", "time_value", "json_value")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_NAME_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_VALUE_FIELD_NUMBER: _ClassVar[int]
+    UUID_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TIME_VALUE_FIELD_NUMBER: _ClassVar[int]
+    JSON_VALUE_FIELD_NUMBER: _ClassVar[int]
+    kind: OperationKind
+    custom_name: str
+    sequence: int
+    random_value: float
+    uuid_value: str
+    time_value: _timestamp_pb2.Timestamp
+    json_value: str
+    def __init__(self, kind: _Optional[_Union[OperationKind, str]] = ..., custom_name: _Optional[str] = ..., sequence: _Optional[int] = ..., random_value: _Optional[float] = ..., uuid_value: _Optional[str] = ..., time_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., json_value: _Optional[str] = ...) -> None: ...
+
+class CommitOperationsRequest(_message.Message):
+    __slots__ = ("app_id", "workflow_id", "invocation_id", "commit")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    workflow_id: str
+    invocation_id: str
+    commit: OperationCommit
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., commit: _Optional[_Union[OperationCommit, _Mapping]] = ...) -> None: ...
+
+class CommitOperationsResponse(_message.Message):
+    __slots__ = ("recorded_count",)
+    RECORDED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    recorded_count: int
+    def __init__(self, recorded_count: _Optional[int] = ...) -> None: ...
 
 class ExecuteTaskResponse(_message.Message):
     __slots__ = ("invocation", "replayed", "lease")
@@ -284,18 +332,20 @@ class RenewTaskLeaseResponse(_message.Message):
     def __init__(self, lease: _Optional[_Union[TaskLease, _Mapping]] = ...) -> None: ...
 
 class CompleteTaskRequest(_message.Message):
-    __slots__ = ("app_id", "invocation_id", "lease_id", "result_json", "error")
+    __slots__ = ("app_id", "invocation_id", "lease_id", "result_json", "error", "commit")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     invocation_id: str
     lease_id: str
     result_json: str
     error: _common_pb2.TaskError
-    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ...) -> None: ...
+    commit: OperationCommit
+    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ..., commit: _Optional[_Union[OperationCommit, _Mapping]] = ...) -> None: ...
 
 class CompleteTaskResponse(_message.Message):
     __slots__ = ("invocation", "accepted")
@@ -328,16 +378,18 @@ class WaitTaskResponse(_message.Message):
     def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ..., lease: _Optional[_Union[TaskLease, _Mapping]] = ...) -> None: ...
 
 class GetDataRequest(_message.Message):
-    __slots__ = ("app_id", "workflow_id", "key", "position")
+    __slots__ = ("app_id", "workflow_id", "key", "position", "commit")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     workflow_id: str
     key: str
     position: OperationPosition
-    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ..., position: _Optional[_Union[OperationPosition, _Mapping]] = ...) -> None: ...
+    commit: OperationCommit
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ..., position: _Optional[_Union[OperationPosition, _Mapping]] = ..., commit: _Optional[_Union[OperationCommit, _Mapping]] = ...) -> None: ...
 
 class GetDataResponse(_message.Message):
     __slots__ = ("found", "value_json", "replayed")

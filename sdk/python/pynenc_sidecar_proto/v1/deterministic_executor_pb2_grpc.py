@@ -59,8 +59,20 @@ class DeterministicExecutorServiceStub:
     lease one does not hold (reason LEASE_NOT_HELD);
     retrying a workflow that is not FAILED (reason
     WORKFLOW_NOT_FAILED)
+    ABORTED              an OperationCommit found one of its positions
+    recorded by another run with another value (reason
+    COMMIT_CONFLICT): nothing of the commit was written;
+    read the workflow log again and run the code again
+    from its top
     UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
     safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     def __init__(self, channel):
@@ -149,6 +161,11 @@ class DeterministicExecutorServiceStub:
                 request_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowRequest.SerializeToString,
                 response_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowResponse.FromString,
                 _registered_method=True)
+        self.CommitOperations = channel.unary_unary(
+                '/pynenc.sidecar.v1.DeterministicExecutorService/CommitOperations',
+                request_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsRequest.SerializeToString,
+                response_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsResponse.FromString,
+                _registered_method=True)
 
 
 class DeterministicExecutorServiceServicer:
@@ -185,8 +202,20 @@ class DeterministicExecutorServiceServicer:
     lease one does not hold (reason LEASE_NOT_HELD);
     retrying a workflow that is not FAILED (reason
     WORKFLOW_NOT_FAILED)
+    ABORTED              an OperationCommit found one of its positions
+    recorded by another run with another value (reason
+    COMMIT_CONFLICT): nothing of the commit was written;
+    read the workflow log again and run the code again
+    from its top
     UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
     safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     def Random(self, request, context):
@@ -371,6 +400,16 @@ class DeterministicExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CommitOperations(self, request, context):
+        """Commits a run's buffered operations on their own (see OperationCommit),
+        when no blocking call comes soon enough: before GetBaseTime, or when the
+        buffer holds many operations. ExecuteTask, GetData (with a position) and
+        CompleteTask carry a commit themselves, so a run needs no extra call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeterministicExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -454,6 +493,11 @@ def add_DeterministicExecutorServiceServicer_to_server(servicer, server):
                     request_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowRequest.FromString,
                     response_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowResponse.SerializeToString,
             ),
+            'CommitOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitOperations,
+                    request_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsRequest.FromString,
+                    response_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'pynenc.sidecar.v1.DeterministicExecutorService', rpc_method_handlers)
@@ -496,8 +540,20 @@ class DeterministicExecutorService:
     lease one does not hold (reason LEASE_NOT_HELD);
     retrying a workflow that is not FAILED (reason
     WORKFLOW_NOT_FAILED)
+    ABORTED              an OperationCommit found one of its positions
+    recorded by another run with another value (reason
+    COMMIT_CONFLICT): nothing of the commit was written;
+    read the workflow log again and run the code again
+    from its top
     UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
     safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     @staticmethod
@@ -922,6 +978,33 @@ class DeterministicExecutorService:
             '/pynenc.sidecar.v1.DeterministicExecutorService/RetryWorkflow',
             pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowRequest.SerializeToString,
             pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pynenc.sidecar.v1.DeterministicExecutorService/CommitOperations',
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsRequest.SerializeToString,
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,8 +60,20 @@ class DeterministicExecutorServiceStub:
                            lease one does not hold (reason LEASE_NOT_HELD);
                            retrying a workflow that is not FAILED (reason
                            WORKFLOW_NOT_FAILED)
+      ABORTED              an OperationCommit found one of its positions
+                           recorded by another run with another value (reason
+                           COMMIT_CONFLICT): nothing of the commit was written;
+                           read the workflow log again and run the code again
+                           from its top
       UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
                            safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     @_typing.overload
@@ -185,6 +197,12 @@ class DeterministicExecutorServiceStub:
     A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
     (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
     """
+    CommitOperations: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CommitOperationsRequest, _deterministic_executor_pb2.CommitOperationsResponse]
+    """Commits a run's buffered operations on their own (see OperationCommit),
+    when no blocking call comes soon enough: before GetBaseTime, or when the
+    buffer holds many operations. ExecuteTask, GetData (with a position) and
+    CompleteTask carry a commit themselves, so a run needs no extra call.
+    """
 
 @_typing.type_check_only
 class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
@@ -221,8 +239,20 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
                            lease one does not hold (reason LEASE_NOT_HELD);
                            retrying a workflow that is not FAILED (reason
                            WORKFLOW_NOT_FAILED)
+      ABORTED              an OperationCommit found one of its positions
+                           recorded by another run with another value (reason
+                           COMMIT_CONFLICT): nothing of the commit was written;
+                           read the workflow log again and run the code again
+                           from its top
       UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
                            safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -343,6 +373,12 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
     A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
     (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
     """
+    CommitOperations: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CommitOperationsRequest, _deterministic_executor_pb2.CommitOperationsResponse]  # type: ignore[assignment]
+    """Commits a run's buffered operations on their own (see OperationCommit),
+    when no blocking call comes soon enough: before GetBaseTime, or when the
+    buffer holds many operations. ExecuteTask, GetData (with a position) and
+    CompleteTask carry a commit themselves, so a run needs no extra call.
+    """
 
 class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     """The Pynenc workflow context (`wf`) for workers in any language.
@@ -378,8 +414,20 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
                            lease one does not hold (reason LEASE_NOT_HELD);
                            retrying a workflow that is not FAILED (reason
                            WORKFLOW_NOT_FAILED)
+      ABORTED              an OperationCommit found one of its positions
+                           recorded by another run with another value (reason
+                           COMMIT_CONFLICT): nothing of the commit was written;
+                           read the workflow log again and run the code again
+                           from its top
       UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
                            safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     @_abc_1.abstractmethod
@@ -593,6 +641,18 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         reset task, which runs again. The reply lists the invocations reset.
         A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
         (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def CommitOperations(
+        self,
+        request: _deterministic_executor_pb2.CommitOperationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deterministic_executor_pb2.CommitOperationsResponse, _abc.Awaitable[_deterministic_executor_pb2.CommitOperationsResponse]]:
+        """Commits a run's buffered operations on their own (see OperationCommit),
+        when no blocking call comes soon enough: before GetBaseTime, or when the
+        buffer holds many operations. ExecuteTask, GetData (with a position) and
+        CompleteTask carry a commit themselves, so a run needs no extra call.
         """
 
 def add_DeterministicExecutorServiceServicer_to_server(servicer: DeterministicExecutorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

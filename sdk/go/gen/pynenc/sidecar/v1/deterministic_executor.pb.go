@@ -1249,7 +1249,10 @@ type ExecuteTaskRequest struct {
 	// Who would run the task; recorded on the lease. Optional.
 	RunnerId string `protobuf:"bytes,5,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
 	// Lease length when one is granted: 1 s .. 1 h, default 30 s.
-	LeaseTtl      *durationpb.Duration `protobuf:"bytes,6,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
+	LeaseTtl *durationpb.Duration `protobuf:"bytes,6,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
+	// The caller's buffered operations, committed before the task position is
+	// taken (see OperationCommit); refused, the task is not started.
+	Commit        *OperationCommit `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1326,6 +1329,372 @@ func (x *ExecuteTaskRequest) GetLeaseTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *ExecuteTaskRequest) GetCommit() *OperationCommit {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
+// Operations a run performed since its previous call to the sidecar, whose
+// values its SDK computed locally, recorded in one atomic step with the
+// request that carries it (before that request's own work) at the positions
+// of the request's scope (its invocation; empty: the workflow's main task).
+//
+// All or nothing, in one atomic step per store:
+//   - Fenced: `lease_id` must be the lease the run was granted on its scope
+//     and no other caller may have been granted it since (a lapsed lease
+//     nobody took over still commits); else FAILED_PRECONDITION,
+//     LEASE_NOT_HELD and nothing is written.
+//   - A position already holding the same value (a repeated commit, or a value
+//     another run derived identically) is left as it is. A position holding
+//     another value (another run recorded first: a lost race, a stale log)
+//     refuses the whole commit: ABORTED, COMMIT_CONFLICT, metadata naming the
+//     position; the run reads the workflow's log again and runs again from its
+//     top, replaying the winner's record.
+//   - A new position of a finished scope: FAILED_PRECONDITION,
+//     NONDETERMINISTIC_REPLAY, as for the single-operation RPCs.
+//   - DATA_WRITE positions may only be committed by the workflow's main task
+//     (PERMISSION_DENIED, WORKFLOW_ACCESS_DENIED) and are applied to the data
+//     when first recorded; a replayed one applies nothing.
+//   - RANDOM and UUID values must equal their derivations (see Random, Uuid):
+//     they may be left unset and the server derives them; set and different,
+//     INVALID_ARGUMENT. TIME values are recorded as given (the SDK's clock,
+//     strictly later than every time the run knew of); the first one fixes
+//     the workflow's base time if it has none.
+//
+// Problems name the operation by index, e.g. `commit.operations[3].kind`.
+type OperationCommit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required when `operations` is not empty: the run's lease on its scope.
+	LeaseId string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// In the order the run performed them; at most 10000 (INVALID_ARGUMENT).
+	Operations []*BufferedOperation `protobuf:"bytes,2,rep,name=operations,proto3" json:"operations,omitempty"`
+	// The workflow the operations are recorded in. Required on CompleteTask
+	// (whose request names no workflow); elsewhere optional, and when set it
+	// must equal the request's workflow.
+	WorkflowId    string `protobuf:"bytes,3,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperationCommit) Reset() {
+	*x = OperationCommit{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperationCommit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperationCommit) ProtoMessage() {}
+
+func (x *OperationCommit) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperationCommit.ProtoReflect.Descriptor instead.
+func (*OperationCommit) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *OperationCommit) GetLeaseId() string {
+	if x != nil {
+		return x.LeaseId
+	}
+	return ""
+}
+
+func (x *OperationCommit) GetOperations() []*BufferedOperation {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+func (x *OperationCommit) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+// One operation of an OperationCommit.
+type BufferedOperation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: RANDOM, TIME, UUID, CUSTOM or DATA_WRITE.
+	Kind OperationKind `protobuf:"varint,1,opt,name=kind,proto3,enum=pynenc.sidecar.v1.OperationKind" json:"kind,omitempty"`
+	// Required when kind is CUSTOM (the operation's name) or DATA_WRITE (the
+	// data key); empty otherwise.
+	CustomName string `protobuf:"bytes,2,opt,name=custom_name,json=customName,proto3" json:"custom_name,omitempty"`
+	// Required, >= 1: the kind's (or name's) 1-based position in the run.
+	Sequence int64 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// RANDOM: random_value (optional); UUID: uuid_value (optional); TIME:
+	// time_value (required, whole microseconds: nanos a multiple of 1000, the
+	// value the code was given); CUSTOM and DATA_WRITE: json_value (required,
+	// valid JSON text).
+	//
+	// Types that are valid to be assigned to Value:
+	//
+	//	*BufferedOperation_RandomValue
+	//	*BufferedOperation_UuidValue
+	//	*BufferedOperation_TimeValue
+	//	*BufferedOperation_JsonValue
+	Value         isBufferedOperation_Value `protobuf_oneof:"value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BufferedOperation) Reset() {
+	*x = BufferedOperation{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BufferedOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BufferedOperation) ProtoMessage() {}
+
+func (x *BufferedOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BufferedOperation.ProtoReflect.Descriptor instead.
+func (*BufferedOperation) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *BufferedOperation) GetKind() OperationKind {
+	if x != nil {
+		return x.Kind
+	}
+	return OperationKind_OPERATION_KIND_UNSPECIFIED
+}
+
+func (x *BufferedOperation) GetCustomName() string {
+	if x != nil {
+		return x.CustomName
+	}
+	return ""
+}
+
+func (x *BufferedOperation) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *BufferedOperation) GetValue() isBufferedOperation_Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *BufferedOperation) GetRandomValue() float64 {
+	if x != nil {
+		if x, ok := x.Value.(*BufferedOperation_RandomValue); ok {
+			return x.RandomValue
+		}
+	}
+	return 0
+}
+
+func (x *BufferedOperation) GetUuidValue() string {
+	if x != nil {
+		if x, ok := x.Value.(*BufferedOperation_UuidValue); ok {
+			return x.UuidValue
+		}
+	}
+	return ""
+}
+
+func (x *BufferedOperation) GetTimeValue() *timestamppb.Timestamp {
+	if x != nil {
+		if x, ok := x.Value.(*BufferedOperation_TimeValue); ok {
+			return x.TimeValue
+		}
+	}
+	return nil
+}
+
+func (x *BufferedOperation) GetJsonValue() string {
+	if x != nil {
+		if x, ok := x.Value.(*BufferedOperation_JsonValue); ok {
+			return x.JsonValue
+		}
+	}
+	return ""
+}
+
+type isBufferedOperation_Value interface {
+	isBufferedOperation_Value()
+}
+
+type BufferedOperation_RandomValue struct {
+	RandomValue float64 `protobuf:"fixed64,4,opt,name=random_value,json=randomValue,proto3,oneof"`
+}
+
+type BufferedOperation_UuidValue struct {
+	UuidValue string `protobuf:"bytes,5,opt,name=uuid_value,json=uuidValue,proto3,oneof"`
+}
+
+type BufferedOperation_TimeValue struct {
+	TimeValue *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time_value,json=timeValue,proto3,oneof"`
+}
+
+type BufferedOperation_JsonValue struct {
+	JsonValue string `protobuf:"bytes,7,opt,name=json_value,json=jsonValue,proto3,oneof"`
+}
+
+func (*BufferedOperation_RandomValue) isBufferedOperation_Value() {}
+
+func (*BufferedOperation_UuidValue) isBufferedOperation_Value() {}
+
+func (*BufferedOperation_TimeValue) isBufferedOperation_Value() {}
+
+func (*BufferedOperation_JsonValue) isBufferedOperation_Value() {}
+
+type CommitOperationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// Required.
+	WorkflowId string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// The run's invocation; empty means the workflow's main task.
+	InvocationId string `protobuf:"bytes,3,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
+	// Required. Its workflow_id may be left empty.
+	Commit        *OperationCommit `protobuf:"bytes,4,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOperationsRequest) Reset() {
+	*x = CommitOperationsRequest{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOperationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOperationsRequest) ProtoMessage() {}
+
+func (x *CommitOperationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOperationsRequest.ProtoReflect.Descriptor instead.
+func (*CommitOperationsRequest) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CommitOperationsRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *CommitOperationsRequest) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *CommitOperationsRequest) GetInvocationId() string {
+	if x != nil {
+		return x.InvocationId
+	}
+	return ""
+}
+
+func (x *CommitOperationsRequest) GetCommit() *OperationCommit {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
+type CommitOperationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the commit's operations were recorded now (the others were
+	// recorded already, with the same values).
+	RecordedCount int32 `protobuf:"varint,1,opt,name=recorded_count,json=recordedCount,proto3" json:"recorded_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOperationsResponse) Reset() {
+	*x = CommitOperationsResponse{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOperationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOperationsResponse) ProtoMessage() {}
+
+func (x *CommitOperationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOperationsResponse.ProtoReflect.Descriptor instead.
+func (*CommitOperationsResponse) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CommitOperationsResponse) GetRecordedCount() int32 {
+	if x != nil {
+		return x.RecordedCount
+	}
+	return 0
+}
+
 type ExecuteTaskResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Invocation *TaskInvocation        `protobuf:"bytes,1,opt,name=invocation,proto3" json:"invocation,omitempty"`
@@ -1339,7 +1708,7 @@ type ExecuteTaskResponse struct {
 
 func (x *ExecuteTaskResponse) Reset() {
 	*x = ExecuteTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1720,7 @@ func (x *ExecuteTaskResponse) String() string {
 func (*ExecuteTaskResponse) ProtoMessage() {}
 
 func (x *ExecuteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1733,7 @@ func (x *ExecuteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteTaskResponse.ProtoReflect.Descriptor instead.
 func (*ExecuteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{18}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ExecuteTaskResponse) GetInvocation() *TaskInvocation {
@@ -1411,7 +1780,7 @@ type StartWorkflowRequest struct {
 
 func (x *StartWorkflowRequest) Reset() {
 	*x = StartWorkflowRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1792,7 @@ func (x *StartWorkflowRequest) String() string {
 func (*StartWorkflowRequest) ProtoMessage() {}
 
 func (x *StartWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1805,7 @@ func (x *StartWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*StartWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{19}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StartWorkflowRequest) GetAppId() string {
@@ -1499,7 +1868,7 @@ type StartWorkflowResponse struct {
 
 func (x *StartWorkflowResponse) Reset() {
 	*x = StartWorkflowResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1880,7 @@ func (x *StartWorkflowResponse) String() string {
 func (*StartWorkflowResponse) ProtoMessage() {}
 
 func (x *StartWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1893,7 @@ func (x *StartWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*StartWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{20}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StartWorkflowResponse) GetInvocation() *TaskInvocation {
@@ -1565,7 +1934,7 @@ type WorkflowLog struct {
 
 func (x *WorkflowLog) Reset() {
 	*x = WorkflowLog{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1946,7 @@ func (x *WorkflowLog) String() string {
 func (*WorkflowLog) ProtoMessage() {}
 
 func (x *WorkflowLog) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1959,7 @@ func (x *WorkflowLog) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowLog.ProtoReflect.Descriptor instead.
 func (*WorkflowLog) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{21}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WorkflowLog) GetBatches() []*GetWorkflowLogResponse {
@@ -1616,7 +1985,7 @@ type RenewTaskLeaseRequest struct {
 
 func (x *RenewTaskLeaseRequest) Reset() {
 	*x = RenewTaskLeaseRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1997,7 @@ func (x *RenewTaskLeaseRequest) String() string {
 func (*RenewTaskLeaseRequest) ProtoMessage() {}
 
 func (x *RenewTaskLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +2010,7 @@ func (x *RenewTaskLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewTaskLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewTaskLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{22}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RenewTaskLeaseRequest) GetAppId() string {
@@ -1681,7 +2050,7 @@ type RenewTaskLeaseResponse struct {
 
 func (x *RenewTaskLeaseResponse) Reset() {
 	*x = RenewTaskLeaseResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +2062,7 @@ func (x *RenewTaskLeaseResponse) String() string {
 func (*RenewTaskLeaseResponse) ProtoMessage() {}
 
 func (x *RenewTaskLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +2075,7 @@ func (x *RenewTaskLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewTaskLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewTaskLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{23}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RenewTaskLeaseResponse) GetLease() *TaskLease {
@@ -1730,14 +2099,19 @@ type CompleteTaskRequest struct {
 	//
 	//	*CompleteTaskRequest_ResultJson
 	//	*CompleteTaskRequest_Error
-	Outcome       isCompleteTaskRequest_Outcome `protobuf_oneof:"outcome"`
+	Outcome isCompleteTaskRequest_Outcome `protobuf_oneof:"outcome"`
+	// The task's buffered operations, committed before the outcome is recorded
+	// (see OperationCommit; its workflow_id is required here, and its lease_id
+	// may be left empty: this request's lease_id is used). Refused, no outcome
+	// is recorded.
+	Commit        *OperationCommit `protobuf:"bytes,6,opt,name=commit,proto3" json:"commit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompleteTaskRequest) Reset() {
 	*x = CompleteTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +2123,7 @@ func (x *CompleteTaskRequest) String() string {
 func (*CompleteTaskRequest) ProtoMessage() {}
 
 func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +2136,7 @@ func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskRequest.ProtoReflect.Descriptor instead.
 func (*CompleteTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{24}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CompleteTaskRequest) GetAppId() string {
@@ -1811,6 +2185,13 @@ func (x *CompleteTaskRequest) GetError() *TaskError {
 	return nil
 }
 
+func (x *CompleteTaskRequest) GetCommit() *OperationCommit {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
 type isCompleteTaskRequest_Outcome interface {
 	isCompleteTaskRequest_Outcome()
 }
@@ -1840,7 +2221,7 @@ type CompleteTaskResponse struct {
 
 func (x *CompleteTaskResponse) Reset() {
 	*x = CompleteTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +2233,7 @@ func (x *CompleteTaskResponse) String() string {
 func (*CompleteTaskResponse) ProtoMessage() {}
 
 func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +2246,7 @@ func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskResponse.ProtoReflect.Descriptor instead.
 func (*CompleteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{25}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CompleteTaskResponse) GetInvocation() *TaskInvocation {
@@ -1900,7 +2281,7 @@ type WaitTaskRequest struct {
 
 func (x *WaitTaskRequest) Reset() {
 	*x = WaitTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2293,7 @@ func (x *WaitTaskRequest) String() string {
 func (*WaitTaskRequest) ProtoMessage() {}
 
 func (x *WaitTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2306,7 @@ func (x *WaitTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitTaskRequest.ProtoReflect.Descriptor instead.
 func (*WaitTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{26}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WaitTaskRequest) GetAppId() string {
@@ -1975,7 +2356,7 @@ type WaitTaskResponse struct {
 
 func (x *WaitTaskResponse) Reset() {
 	*x = WaitTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2368,7 @@ func (x *WaitTaskResponse) String() string {
 func (*WaitTaskResponse) ProtoMessage() {}
 
 func (x *WaitTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2381,7 @@ func (x *WaitTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitTaskResponse.ProtoReflect.Descriptor instead.
 func (*WaitTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{27}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WaitTaskResponse) GetInvocation() *TaskInvocation {
@@ -2028,14 +2409,18 @@ type GetDataRequest struct {
 	// Optional: the reader's position (its sequence counts this key's reads in
 	// the run). Given, the read is recorded (see GetData), and app_id and
 	// workflow_id may be left empty (if set, they must equal the position's).
-	Position      *OperationPosition `protobuf:"bytes,4,opt,name=position,proto3" json:"position,omitempty"`
+	Position *OperationPosition `protobuf:"bytes,4,opt,name=position,proto3" json:"position,omitempty"`
+	// With `position` only: the reader's buffered operations, committed before
+	// the read (so the read sees the run's own buffered writes); see
+	// OperationCommit. Refused, nothing is read or recorded.
+	Commit        *OperationCommit `protobuf:"bytes,5,opt,name=commit,proto3" json:"commit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDataRequest) Reset() {
 	*x = GetDataRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2432,7 @@ func (x *GetDataRequest) String() string {
 func (*GetDataRequest) ProtoMessage() {}
 
 func (x *GetDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2445,7 @@ func (x *GetDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataRequest.ProtoReflect.Descriptor instead.
 func (*GetDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{28}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetDataRequest) GetAppId() string {
@@ -2091,6 +2476,13 @@ func (x *GetDataRequest) GetPosition() *OperationPosition {
 	return nil
 }
 
+func (x *GetDataRequest) GetCommit() *OperationCommit {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
 type GetDataResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Found bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
@@ -2104,7 +2496,7 @@ type GetDataResponse struct {
 
 func (x *GetDataResponse) Reset() {
 	*x = GetDataResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2508,7 @@ func (x *GetDataResponse) String() string {
 func (*GetDataResponse) ProtoMessage() {}
 
 func (x *GetDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2521,7 @@ func (x *GetDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataResponse.ProtoReflect.Descriptor instead.
 func (*GetDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{29}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetDataResponse) GetFound() bool {
@@ -2176,7 +2568,7 @@ type SetDataRequest struct {
 
 func (x *SetDataRequest) Reset() {
 	*x = SetDataRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2580,7 @@ func (x *SetDataRequest) String() string {
 func (*SetDataRequest) ProtoMessage() {}
 
 func (x *SetDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2593,7 @@ func (x *SetDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDataRequest.ProtoReflect.Descriptor instead.
 func (*SetDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{30}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetDataRequest) GetAppId() string {
@@ -2257,7 +2649,7 @@ type SetDataResponse struct {
 
 func (x *SetDataResponse) Reset() {
 	*x = SetDataResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2661,7 @@ func (x *SetDataResponse) String() string {
 func (*SetDataResponse) ProtoMessage() {}
 
 func (x *SetDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2674,7 @@ func (x *SetDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDataResponse.ProtoReflect.Descriptor instead.
 func (*SetDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{31}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetDataResponse) GetReplayed() bool {
@@ -2304,7 +2696,7 @@ type GetBaseTimeRequest struct {
 
 func (x *GetBaseTimeRequest) Reset() {
 	*x = GetBaseTimeRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2708,7 @@ func (x *GetBaseTimeRequest) String() string {
 func (*GetBaseTimeRequest) ProtoMessage() {}
 
 func (x *GetBaseTimeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2721,7 @@ func (x *GetBaseTimeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBaseTimeRequest.ProtoReflect.Descriptor instead.
 func (*GetBaseTimeRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{32}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetBaseTimeRequest) GetAppId() string {
@@ -2356,7 +2748,7 @@ type GetBaseTimeResponse struct {
 
 func (x *GetBaseTimeResponse) Reset() {
 	*x = GetBaseTimeResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2760,7 @@ func (x *GetBaseTimeResponse) String() string {
 func (*GetBaseTimeResponse) ProtoMessage() {}
 
 func (x *GetBaseTimeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2773,7 @@ func (x *GetBaseTimeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBaseTimeResponse.ProtoReflect.Descriptor instead.
 func (*GetBaseTimeResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{33}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetBaseTimeResponse) GetBaseTime() *timestamppb.Timestamp {
@@ -2416,7 +2808,7 @@ type GetOperationCountRequest struct {
 
 func (x *GetOperationCountRequest) Reset() {
 	*x = GetOperationCountRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2820,7 @@ func (x *GetOperationCountRequest) String() string {
 func (*GetOperationCountRequest) ProtoMessage() {}
 
 func (x *GetOperationCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2833,7 @@ func (x *GetOperationCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationCountRequest.ProtoReflect.Descriptor instead.
 func (*GetOperationCountRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{34}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetOperationCountRequest) GetAppId() string {
@@ -2488,7 +2880,7 @@ type GetOperationCountResponse struct {
 
 func (x *GetOperationCountResponse) Reset() {
 	*x = GetOperationCountResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2500,7 +2892,7 @@ func (x *GetOperationCountResponse) String() string {
 func (*GetOperationCountResponse) ProtoMessage() {}
 
 func (x *GetOperationCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2513,7 +2905,7 @@ func (x *GetOperationCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationCountResponse.ProtoReflect.Descriptor instead.
 func (*GetOperationCountResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{35}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetOperationCountResponse) GetCount() int64 {
@@ -2535,7 +2927,7 @@ type GetWorkflowLogRequest struct {
 
 func (x *GetWorkflowLogRequest) Reset() {
 	*x = GetWorkflowLogRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2939,7 @@ func (x *GetWorkflowLogRequest) String() string {
 func (*GetWorkflowLogRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2952,7 @@ func (x *GetWorkflowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{36}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetWorkflowLogRequest) GetAppId() string {
@@ -2591,7 +2983,7 @@ type GetWorkflowLogResponse struct {
 
 func (x *GetWorkflowLogResponse) Reset() {
 	*x = GetWorkflowLogResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +2995,7 @@ func (x *GetWorkflowLogResponse) String() string {
 func (*GetWorkflowLogResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2616,7 +3008,7 @@ func (x *GetWorkflowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{37}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetWorkflowLogResponse) GetOperations() []*RecordedOperation {
@@ -2652,7 +3044,7 @@ type RetryWorkflowRequest struct {
 
 func (x *RetryWorkflowRequest) Reset() {
 	*x = RetryWorkflowRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +3056,7 @@ func (x *RetryWorkflowRequest) String() string {
 func (*RetryWorkflowRequest) ProtoMessage() {}
 
 func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +3069,7 @@ func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{38}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RetryWorkflowRequest) GetAppId() string {
@@ -2704,7 +3096,7 @@ type RetryWorkflowResponse struct {
 
 func (x *RetryWorkflowResponse) Reset() {
 	*x = RetryWorkflowResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[39]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +3108,7 @@ func (x *RetryWorkflowResponse) String() string {
 func (*RetryWorkflowResponse) ProtoMessage() {}
 
 func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[39]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +3121,7 @@ func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{39}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RetryWorkflowResponse) GetInvocations() []*TaskInvocation {
@@ -2829,14 +3221,43 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\tTaskLease\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\x99\x02\n" +
+	"expireTime\"\xd5\x02\n" +
 	"\x12ExecuteTaskRequest\x12@\n" +
 	"\bposition\x18\x01 \x01(\v2$.pynenc.sidecar.v1.OperationPositionR\bposition\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12%\n" +
 	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\x12,\n" +
 	"\x12force_new_workflow\x18\x04 \x01(\bR\x10forceNewWorkflow\x12\x1b\n" +
 	"\trunner_id\x18\x05 \x01(\tR\brunnerId\x126\n" +
-	"\tlease_ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\"\xa8\x01\n" +
+	"\tlease_ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\x12:\n" +
+	"\x06commit\x18\a \x01(\v2\".pynenc.sidecar.v1.OperationCommitR\x06commit\"\x93\x01\n" +
+	"\x0fOperationCommit\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12D\n" +
+	"\n" +
+	"operations\x18\x02 \x03(\v2$.pynenc.sidecar.v1.BufferedOperationR\n" +
+	"operations\x12\x1f\n" +
+	"\vworkflow_id\x18\x03 \x01(\tR\n" +
+	"workflowId\"\xb3\x02\n" +
+	"\x11BufferedOperation\x124\n" +
+	"\x04kind\x18\x01 \x01(\x0e2 .pynenc.sidecar.v1.OperationKindR\x04kind\x12\x1f\n" +
+	"\vcustom_name\x18\x02 \x01(\tR\n" +
+	"customName\x12\x1a\n" +
+	"\bsequence\x18\x03 \x01(\x03R\bsequence\x12#\n" +
+	"\frandom_value\x18\x04 \x01(\x01H\x00R\vrandomValue\x12\x1f\n" +
+	"\n" +
+	"uuid_value\x18\x05 \x01(\tH\x00R\tuuidValue\x12;\n" +
+	"\n" +
+	"time_value\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\ttimeValue\x12\x1f\n" +
+	"\n" +
+	"json_value\x18\a \x01(\tH\x00R\tjsonValueB\a\n" +
+	"\x05value\"\xb2\x01\n" +
+	"\x17CommitOperationsRequest\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
+	"\vworkflow_id\x18\x02 \x01(\tR\n" +
+	"workflowId\x12#\n" +
+	"\rinvocation_id\x18\x03 \x01(\tR\finvocationId\x12:\n" +
+	"\x06commit\x18\x04 \x01(\v2\".pynenc.sidecar.v1.OperationCommitR\x06commit\"A\n" +
+	"\x18CommitOperationsResponse\x12%\n" +
+	"\x0erecorded_count\x18\x01 \x01(\x05R\rrecordedCount\"\xa8\x01\n" +
 	"\x13ExecuteTaskResponse\x12A\n" +
 	"\n" +
 	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
@@ -2866,14 +3287,15 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\blease_id\x18\x03 \x01(\tR\aleaseId\x126\n" +
 	"\tlease_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\"L\n" +
 	"\x16RenewTaskLeaseResponse\x122\n" +
-	"\x05lease\x18\x01 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\xd0\x01\n" +
+	"\x05lease\x18\x01 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\x8c\x02\n" +
 	"\x13CompleteTaskRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
 	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x19\n" +
 	"\blease_id\x18\x03 \x01(\tR\aleaseId\x12!\n" +
 	"\vresult_json\x18\x04 \x01(\tH\x00R\n" +
 	"resultJson\x124\n" +
-	"\x05error\x18\x05 \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorH\x00R\x05errorB\t\n" +
+	"\x05error\x18\x05 \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorH\x00R\x05error\x12:\n" +
+	"\x06commit\x18\x06 \x01(\v2\".pynenc.sidecar.v1.OperationCommitR\x06commitB\t\n" +
 	"\aoutcome\"u\n" +
 	"\x14CompleteTaskResponse\x12A\n" +
 	"\n" +
@@ -2890,13 +3312,14 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\n" +
 	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
 	"invocation\x122\n" +
-	"\x05lease\x18\x02 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\x9c\x01\n" +
+	"\x05lease\x18\x02 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\xd8\x01\n" +
 	"\x0eGetDataRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12@\n" +
-	"\bposition\x18\x04 \x01(\v2$.pynenc.sidecar.v1.OperationPositionR\bposition\"b\n" +
+	"\bposition\x18\x04 \x01(\v2$.pynenc.sidecar.v1.OperationPositionR\bposition\x12:\n" +
+	"\x06commit\x18\x05 \x01(\v2\".pynenc.sidecar.v1.OperationCommitR\x06commit\"b\n" +
 	"\x0fGetDataResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1d\n" +
 	"\n" +
@@ -2954,7 +3377,7 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\x13OPERATION_KIND_TASK\x10\x04\x12\x19\n" +
 	"\x15OPERATION_KIND_CUSTOM\x10\x05\x12\x1c\n" +
 	"\x18OPERATION_KIND_DATA_READ\x10\x06\x12\x1d\n" +
-	"\x19OPERATION_KIND_DATA_WRITE\x10\a2\xd0\v\n" +
+	"\x19OPERATION_KIND_DATA_WRITE\x10\a2\xbd\f\n" +
 	"\x1cDeterministicExecutorService\x12M\n" +
 	"\x06Random\x12 .pynenc.sidecar.v1.RandomRequest\x1a!.pynenc.sidecar.v1.RandomResponse\x12M\n" +
 	"\x06UtcNow\x12 .pynenc.sidecar.v1.UtcNowRequest\x1a!.pynenc.sidecar.v1.UtcNowResponse\x12G\n" +
@@ -2971,7 +3394,8 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\vGetBaseTime\x12%.pynenc.sidecar.v1.GetBaseTimeRequest\x1a&.pynenc.sidecar.v1.GetBaseTimeResponse\x12n\n" +
 	"\x11GetOperationCount\x12+.pynenc.sidecar.v1.GetOperationCountRequest\x1a,.pynenc.sidecar.v1.GetOperationCountResponse\x12g\n" +
 	"\x0eGetWorkflowLog\x12(.pynenc.sidecar.v1.GetWorkflowLogRequest\x1a).pynenc.sidecar.v1.GetWorkflowLogResponse0\x01\x12b\n" +
-	"\rRetryWorkflow\x12'.pynenc.sidecar.v1.RetryWorkflowRequest\x1a(.pynenc.sidecar.v1.RetryWorkflowResponseBIZGgithub.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1;sidecarv1b\x06proto3"
+	"\rRetryWorkflow\x12'.pynenc.sidecar.v1.RetryWorkflowRequest\x1a(.pynenc.sidecar.v1.RetryWorkflowResponse\x12k\n" +
+	"\x10CommitOperations\x12*.pynenc.sidecar.v1.CommitOperationsRequest\x1a+.pynenc.sidecar.v1.CommitOperationsResponseBIZGgithub.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1;sidecarv1b\x06proto3"
 
 var (
 	file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescOnce sync.Once
@@ -2986,7 +3410,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP() []byte {
 }
 
 var file_pynenc_sidecar_v1_deterministic_executor_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(OperationKind)(0),                // 0: pynenc.sidecar.v1.OperationKind
 	(*OperationPosition)(nil),         // 1: pynenc.sidecar.v1.OperationPosition
@@ -3007,117 +3431,130 @@ var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(*TaskInvocation)(nil),            // 16: pynenc.sidecar.v1.TaskInvocation
 	(*TaskLease)(nil),                 // 17: pynenc.sidecar.v1.TaskLease
 	(*ExecuteTaskRequest)(nil),        // 18: pynenc.sidecar.v1.ExecuteTaskRequest
-	(*ExecuteTaskResponse)(nil),       // 19: pynenc.sidecar.v1.ExecuteTaskResponse
-	(*StartWorkflowRequest)(nil),      // 20: pynenc.sidecar.v1.StartWorkflowRequest
-	(*StartWorkflowResponse)(nil),     // 21: pynenc.sidecar.v1.StartWorkflowResponse
-	(*WorkflowLog)(nil),               // 22: pynenc.sidecar.v1.WorkflowLog
-	(*RenewTaskLeaseRequest)(nil),     // 23: pynenc.sidecar.v1.RenewTaskLeaseRequest
-	(*RenewTaskLeaseResponse)(nil),    // 24: pynenc.sidecar.v1.RenewTaskLeaseResponse
-	(*CompleteTaskRequest)(nil),       // 25: pynenc.sidecar.v1.CompleteTaskRequest
-	(*CompleteTaskResponse)(nil),      // 26: pynenc.sidecar.v1.CompleteTaskResponse
-	(*WaitTaskRequest)(nil),           // 27: pynenc.sidecar.v1.WaitTaskRequest
-	(*WaitTaskResponse)(nil),          // 28: pynenc.sidecar.v1.WaitTaskResponse
-	(*GetDataRequest)(nil),            // 29: pynenc.sidecar.v1.GetDataRequest
-	(*GetDataResponse)(nil),           // 30: pynenc.sidecar.v1.GetDataResponse
-	(*SetDataRequest)(nil),            // 31: pynenc.sidecar.v1.SetDataRequest
-	(*SetDataResponse)(nil),           // 32: pynenc.sidecar.v1.SetDataResponse
-	(*GetBaseTimeRequest)(nil),        // 33: pynenc.sidecar.v1.GetBaseTimeRequest
-	(*GetBaseTimeResponse)(nil),       // 34: pynenc.sidecar.v1.GetBaseTimeResponse
-	(*GetOperationCountRequest)(nil),  // 35: pynenc.sidecar.v1.GetOperationCountRequest
-	(*GetOperationCountResponse)(nil), // 36: pynenc.sidecar.v1.GetOperationCountResponse
-	(*GetWorkflowLogRequest)(nil),     // 37: pynenc.sidecar.v1.GetWorkflowLogRequest
-	(*GetWorkflowLogResponse)(nil),    // 38: pynenc.sidecar.v1.GetWorkflowLogResponse
-	(*RetryWorkflowRequest)(nil),      // 39: pynenc.sidecar.v1.RetryWorkflowRequest
-	(*RetryWorkflowResponse)(nil),     // 40: pynenc.sidecar.v1.RetryWorkflowResponse
-	(*WorkflowIdentity)(nil),          // 41: pynenc.sidecar.v1.WorkflowIdentity
-	(*timestamppb.Timestamp)(nil),     // 42: google.protobuf.Timestamp
-	(InvocationStatus)(0),             // 43: pynenc.sidecar.v1.InvocationStatus
-	(*TaskError)(nil),                 // 44: pynenc.sidecar.v1.TaskError
-	(*durationpb.Duration)(nil),       // 45: google.protobuf.Duration
+	(*OperationCommit)(nil),           // 19: pynenc.sidecar.v1.OperationCommit
+	(*BufferedOperation)(nil),         // 20: pynenc.sidecar.v1.BufferedOperation
+	(*CommitOperationsRequest)(nil),   // 21: pynenc.sidecar.v1.CommitOperationsRequest
+	(*CommitOperationsResponse)(nil),  // 22: pynenc.sidecar.v1.CommitOperationsResponse
+	(*ExecuteTaskResponse)(nil),       // 23: pynenc.sidecar.v1.ExecuteTaskResponse
+	(*StartWorkflowRequest)(nil),      // 24: pynenc.sidecar.v1.StartWorkflowRequest
+	(*StartWorkflowResponse)(nil),     // 25: pynenc.sidecar.v1.StartWorkflowResponse
+	(*WorkflowLog)(nil),               // 26: pynenc.sidecar.v1.WorkflowLog
+	(*RenewTaskLeaseRequest)(nil),     // 27: pynenc.sidecar.v1.RenewTaskLeaseRequest
+	(*RenewTaskLeaseResponse)(nil),    // 28: pynenc.sidecar.v1.RenewTaskLeaseResponse
+	(*CompleteTaskRequest)(nil),       // 29: pynenc.sidecar.v1.CompleteTaskRequest
+	(*CompleteTaskResponse)(nil),      // 30: pynenc.sidecar.v1.CompleteTaskResponse
+	(*WaitTaskRequest)(nil),           // 31: pynenc.sidecar.v1.WaitTaskRequest
+	(*WaitTaskResponse)(nil),          // 32: pynenc.sidecar.v1.WaitTaskResponse
+	(*GetDataRequest)(nil),            // 33: pynenc.sidecar.v1.GetDataRequest
+	(*GetDataResponse)(nil),           // 34: pynenc.sidecar.v1.GetDataResponse
+	(*SetDataRequest)(nil),            // 35: pynenc.sidecar.v1.SetDataRequest
+	(*SetDataResponse)(nil),           // 36: pynenc.sidecar.v1.SetDataResponse
+	(*GetBaseTimeRequest)(nil),        // 37: pynenc.sidecar.v1.GetBaseTimeRequest
+	(*GetBaseTimeResponse)(nil),       // 38: pynenc.sidecar.v1.GetBaseTimeResponse
+	(*GetOperationCountRequest)(nil),  // 39: pynenc.sidecar.v1.GetOperationCountRequest
+	(*GetOperationCountResponse)(nil), // 40: pynenc.sidecar.v1.GetOperationCountResponse
+	(*GetWorkflowLogRequest)(nil),     // 41: pynenc.sidecar.v1.GetWorkflowLogRequest
+	(*GetWorkflowLogResponse)(nil),    // 42: pynenc.sidecar.v1.GetWorkflowLogResponse
+	(*RetryWorkflowRequest)(nil),      // 43: pynenc.sidecar.v1.RetryWorkflowRequest
+	(*RetryWorkflowResponse)(nil),     // 44: pynenc.sidecar.v1.RetryWorkflowResponse
+	(*WorkflowIdentity)(nil),          // 45: pynenc.sidecar.v1.WorkflowIdentity
+	(*timestamppb.Timestamp)(nil),     // 46: google.protobuf.Timestamp
+	(InvocationStatus)(0),             // 47: pynenc.sidecar.v1.InvocationStatus
+	(*TaskError)(nil),                 // 48: pynenc.sidecar.v1.TaskError
+	(*durationpb.Duration)(nil),       // 49: google.protobuf.Duration
 }
 var file_pynenc_sidecar_v1_deterministic_executor_proto_depIdxs = []int32{
-	41, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	45, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
 	1,  // 1: pynenc.sidecar.v1.RandomRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 2: pynenc.sidecar.v1.UtcNowRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	42, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
+	46, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
 	1,  // 4: pynenc.sidecar.v1.UuidRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 5: pynenc.sidecar.v1.RecordRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 6: pynenc.sidecar.v1.GetRecordedRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	0,  // 7: pynenc.sidecar.v1.GetRecordedRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
 	12, // 8: pynenc.sidecar.v1.GetRecordedResponse.operation:type_name -> pynenc.sidecar.v1.RecordedOperation
 	0,  // 9: pynenc.sidecar.v1.RecordedOperation.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	42, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
+	46, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
 	15, // 11: pynenc.sidecar.v1.RecordedOperation.task_value:type_name -> pynenc.sidecar.v1.TaskCall
 	13, // 12: pynenc.sidecar.v1.RecordedOperation.data_value:type_name -> pynenc.sidecar.v1.DataValue
 	14, // 13: pynenc.sidecar.v1.RecordedOperation.origin_span:type_name -> pynenc.sidecar.v1.SpanReference
-	43, // 14: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
-	41, // 15: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	44, // 16: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
-	42, // 17: pynenc.sidecar.v1.TaskInvocation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	42, // 18: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
+	47, // 14: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
+	45, // 15: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	48, // 16: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
+	46, // 17: pynenc.sidecar.v1.TaskInvocation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	46, // 18: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 19: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	45, // 20: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 21: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	17, // 22: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	41, // 23: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	45, // 24: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 25: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	17, // 26: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	22, // 27: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
-	38, // 28: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	45, // 29: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
-	17, // 30: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	44, // 31: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
-	16, // 32: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	45, // 33: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
-	45, // 34: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 35: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	17, // 36: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	1,  // 37: pynenc.sidecar.v1.GetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	1,  // 38: pynenc.sidecar.v1.SetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	42, // 39: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
-	0,  // 40: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	12, // 41: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
-	16, // 42: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
-	42, // 43: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
-	16, // 44: pynenc.sidecar.v1.RetryWorkflowResponse.invocations:type_name -> pynenc.sidecar.v1.TaskInvocation
-	2,  // 45: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
-	4,  // 46: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
-	6,  // 47: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
-	8,  // 48: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
-	10, // 49: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
-	18, // 50: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
-	20, // 51: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
-	23, // 52: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
-	25, // 53: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
-	27, // 54: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
-	29, // 55: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
-	31, // 56: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
-	33, // 57: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
-	35, // 58: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
-	37, // 59: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
-	39, // 60: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:input_type -> pynenc.sidecar.v1.RetryWorkflowRequest
-	3,  // 61: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
-	5,  // 62: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
-	7,  // 63: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
-	9,  // 64: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
-	11, // 65: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
-	19, // 66: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
-	21, // 67: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
-	24, // 68: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
-	26, // 69: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
-	28, // 70: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
-	30, // 71: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
-	32, // 72: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
-	34, // 73: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
-	36, // 74: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
-	38, // 75: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	40, // 76: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:output_type -> pynenc.sidecar.v1.RetryWorkflowResponse
-	61, // [61:77] is the sub-list for method output_type
-	45, // [45:61] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	49, // 20: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	19, // 21: pynenc.sidecar.v1.ExecuteTaskRequest.commit:type_name -> pynenc.sidecar.v1.OperationCommit
+	20, // 22: pynenc.sidecar.v1.OperationCommit.operations:type_name -> pynenc.sidecar.v1.BufferedOperation
+	0,  // 23: pynenc.sidecar.v1.BufferedOperation.kind:type_name -> pynenc.sidecar.v1.OperationKind
+	46, // 24: pynenc.sidecar.v1.BufferedOperation.time_value:type_name -> google.protobuf.Timestamp
+	19, // 25: pynenc.sidecar.v1.CommitOperationsRequest.commit:type_name -> pynenc.sidecar.v1.OperationCommit
+	16, // 26: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 27: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	45, // 28: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	49, // 29: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 30: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 31: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	26, // 32: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
+	42, // 33: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	49, // 34: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
+	17, // 35: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	48, // 36: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
+	19, // 37: pynenc.sidecar.v1.CompleteTaskRequest.commit:type_name -> pynenc.sidecar.v1.OperationCommit
+	16, // 38: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	49, // 39: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
+	49, // 40: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 41: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 42: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	1,  // 43: pynenc.sidecar.v1.GetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	19, // 44: pynenc.sidecar.v1.GetDataRequest.commit:type_name -> pynenc.sidecar.v1.OperationCommit
+	1,  // 45: pynenc.sidecar.v1.SetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	46, // 46: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
+	0,  // 47: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
+	12, // 48: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
+	16, // 49: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
+	46, // 50: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
+	16, // 51: pynenc.sidecar.v1.RetryWorkflowResponse.invocations:type_name -> pynenc.sidecar.v1.TaskInvocation
+	2,  // 52: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
+	4,  // 53: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
+	6,  // 54: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
+	8,  // 55: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
+	10, // 56: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
+	18, // 57: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
+	24, // 58: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
+	27, // 59: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
+	29, // 60: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
+	31, // 61: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
+	33, // 62: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
+	35, // 63: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
+	37, // 64: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
+	39, // 65: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
+	41, // 66: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
+	43, // 67: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:input_type -> pynenc.sidecar.v1.RetryWorkflowRequest
+	21, // 68: pynenc.sidecar.v1.DeterministicExecutorService.CommitOperations:input_type -> pynenc.sidecar.v1.CommitOperationsRequest
+	3,  // 69: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
+	5,  // 70: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
+	7,  // 71: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
+	9,  // 72: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
+	11, // 73: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
+	23, // 74: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
+	25, // 75: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
+	28, // 76: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
+	30, // 77: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
+	32, // 78: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
+	34, // 79: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
+	36, // 80: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
+	38, // 81: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
+	40, // 82: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
+	42, // 83: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	44, // 84: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:output_type -> pynenc.sidecar.v1.RetryWorkflowResponse
+	22, // 85: pynenc.sidecar.v1.DeterministicExecutorService.CommitOperations:output_type -> pynenc.sidecar.v1.CommitOperationsResponse
+	69, // [69:86] is the sub-list for method output_type
+	52, // [52:69] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_pynenc_sidecar_v1_deterministic_executor_proto_init() }
@@ -3134,7 +3571,13 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 		(*RecordedOperation_TaskValue)(nil),
 		(*RecordedOperation_DataValue)(nil),
 	}
-	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24].OneofWrappers = []any{
+	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19].OneofWrappers = []any{
+		(*BufferedOperation_RandomValue)(nil),
+		(*BufferedOperation_UuidValue)(nil),
+		(*BufferedOperation_TimeValue)(nil),
+		(*BufferedOperation_JsonValue)(nil),
+	}
+	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28].OneofWrappers = []any{
 		(*CompleteTaskRequest_ResultJson)(nil),
 		(*CompleteTaskRequest_Error)(nil),
 	}
@@ -3144,7 +3587,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc), len(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   40,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,7 @@ const (
 	DeterministicExecutorService_GetOperationCount_FullMethodName = "/pynenc.sidecar.v1.DeterministicExecutorService/GetOperationCount"
 	DeterministicExecutorService_GetWorkflowLog_FullMethodName    = "/pynenc.sidecar.v1.DeterministicExecutorService/GetWorkflowLog"
 	DeterministicExecutorService_RetryWorkflow_FullMethodName     = "/pynenc.sidecar.v1.DeterministicExecutorService/RetryWorkflow"
+	DeterministicExecutorService_CommitOperations_FullMethodName  = "/pynenc.sidecar.v1.DeterministicExecutorService/CommitOperations"
 )
 
 // DeterministicExecutorServiceClient is the client API for DeterministicExecutorService service.
@@ -75,8 +76,20 @@ const (
 //	                     lease one does not hold (reason LEASE_NOT_HELD);
 //	                     retrying a workflow that is not FAILED (reason
 //	                     WORKFLOW_NOT_FAILED)
+//	ABORTED              an OperationCommit found one of its positions
+//	                     recorded by another run with another value (reason
+//	                     COMMIT_CONFLICT): nothing of the commit was written;
+//	                     read the workflow log again and run the code again
+//	                     from its top
 //	UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
 //	                     safe to retry
+//
+// Buffered operations (docs/client-contract.md, "One round trip per blocking
+// point"): an SDK computes random, uuid, utc_now, custom operations and the
+// main task's data writes locally and sends them, as an OperationCommit, with
+// the run's next blocking call (ExecuteTask, GetData at a position,
+// CompleteTask) or with CommitOperations. The commit is written in one atomic
+// step, before the call's own work, fenced by the run's lease.
 type DeterministicExecutorServiceClient interface {
 	// A deterministic float in [0, 1). The value is derived, not random:
 	// SHA-256 of UTF-8 "<scope>#<sequence>" (scope = invocation_id, or the
@@ -180,6 +193,11 @@ type DeterministicExecutorServiceClient interface {
 	// A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
 	// (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
 	RetryWorkflow(ctx context.Context, in *RetryWorkflowRequest, opts ...grpc.CallOption) (*RetryWorkflowResponse, error)
+	// Commits a run's buffered operations on their own (see OperationCommit),
+	// when no blocking call comes soon enough: before GetBaseTime, or when the
+	// buffer holds many operations. ExecuteTask, GetData (with a position) and
+	// CompleteTask carry a commit themselves, so a run needs no extra call.
+	CommitOperations(ctx context.Context, in *CommitOperationsRequest, opts ...grpc.CallOption) (*CommitOperationsResponse, error)
 }
 
 type deterministicExecutorServiceClient struct {
@@ -359,6 +377,16 @@ func (c *deterministicExecutorServiceClient) RetryWorkflow(ctx context.Context, 
 	return out, nil
 }
 
+func (c *deterministicExecutorServiceClient) CommitOperations(ctx context.Context, in *CommitOperationsRequest, opts ...grpc.CallOption) (*CommitOperationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitOperationsResponse)
+	err := c.cc.Invoke(ctx, DeterministicExecutorService_CommitOperations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeterministicExecutorServiceServer is the server API for DeterministicExecutorService service.
 // All implementations must embed UnimplementedDeterministicExecutorServiceServer
 // for forward compatibility.
@@ -397,8 +425,20 @@ func (c *deterministicExecutorServiceClient) RetryWorkflow(ctx context.Context, 
 //	                     lease one does not hold (reason LEASE_NOT_HELD);
 //	                     retrying a workflow that is not FAILED (reason
 //	                     WORKFLOW_NOT_FAILED)
+//	ABORTED              an OperationCommit found one of its positions
+//	                     recorded by another run with another value (reason
+//	                     COMMIT_CONFLICT): nothing of the commit was written;
+//	                     read the workflow log again and run the code again
+//	                     from its top
 //	UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
 //	                     safe to retry
+//
+// Buffered operations (docs/client-contract.md, "One round trip per blocking
+// point"): an SDK computes random, uuid, utc_now, custom operations and the
+// main task's data writes locally and sends them, as an OperationCommit, with
+// the run's next blocking call (ExecuteTask, GetData at a position,
+// CompleteTask) or with CommitOperations. The commit is written in one atomic
+// step, before the call's own work, fenced by the run's lease.
 type DeterministicExecutorServiceServer interface {
 	// A deterministic float in [0, 1). The value is derived, not random:
 	// SHA-256 of UTF-8 "<scope>#<sequence>" (scope = invocation_id, or the
@@ -502,6 +542,11 @@ type DeterministicExecutorServiceServer interface {
 	// A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
 	// (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
 	RetryWorkflow(context.Context, *RetryWorkflowRequest) (*RetryWorkflowResponse, error)
+	// Commits a run's buffered operations on their own (see OperationCommit),
+	// when no blocking call comes soon enough: before GetBaseTime, or when the
+	// buffer holds many operations. ExecuteTask, GetData (with a position) and
+	// CompleteTask carry a commit themselves, so a run needs no extra call.
+	CommitOperations(context.Context, *CommitOperationsRequest) (*CommitOperationsResponse, error)
 	mustEmbedUnimplementedDeterministicExecutorServiceServer()
 }
 
@@ -559,6 +604,9 @@ func (UnimplementedDeterministicExecutorServiceServer) GetWorkflowLog(*GetWorkfl
 }
 func (UnimplementedDeterministicExecutorServiceServer) RetryWorkflow(context.Context, *RetryWorkflowRequest) (*RetryWorkflowResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetryWorkflow not implemented")
+}
+func (UnimplementedDeterministicExecutorServiceServer) CommitOperations(context.Context, *CommitOperationsRequest) (*CommitOperationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CommitOperations not implemented")
 }
 func (UnimplementedDeterministicExecutorServiceServer) mustEmbedUnimplementedDeterministicExecutorServiceServer() {
 }
@@ -863,6 +911,24 @@ func _DeterministicExecutorService_RetryWorkflow_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeterministicExecutorService_CommitOperations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitOperationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeterministicExecutorServiceServer).CommitOperations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeterministicExecutorService_CommitOperations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeterministicExecutorServiceServer).CommitOperations(ctx, req.(*CommitOperationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeterministicExecutorService_ServiceDesc is the grpc.ServiceDesc for DeterministicExecutorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -929,6 +995,10 @@ var DeterministicExecutorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RetryWorkflow",
 			Handler:    _DeterministicExecutorService_RetryWorkflow_Handler,
+		},
+		{
+			MethodName: "CommitOperations",
+			Handler:    _DeterministicExecutorService_CommitOperations_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pynenc/sidecar/v1/deterministic_executor.proto.
  */
 export const file_pynenc_sidecar_v1_deterministic_executor: GenFile = /*@__PURE__*/
-  fileDesc("Ci5weW5lbmMvc2lkZWNhci92MS9kZXRlcm1pbmlzdGljX2V4ZWN1dG9yLnByb3RvEhFweW5lbmMuc2lkZWNhci52MSKDAQoRT3BlcmF0aW9uUG9zaXRpb24SDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIVCg1pbnZvY2F0aW9uX2lkGAMgASgJEhAKCHNlcXVlbmNlGAQgASgDIkcKDVJhbmRvbVJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIxCg5SYW5kb21SZXNwb25zZRINCgV2YWx1ZRgBIAEoARIQCghyZXBsYXllZBgCIAEoCCJHCg1VdGNOb3dSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24iTAoOVXRjTm93UmVzcG9uc2USKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgiRQoLVXVpZFJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIuCgxVdWlkUmVzcG9uc2USDAoEdXVpZBgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCJuCg1SZWNvcmRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SEQoJb3BlcmF0aW9uGAIgASgJEhIKCnZhbHVlX2pzb24YAyABKAkiNgoOUmVjb3JkUmVzcG9uc2USEgoKdmFsdWVfanNvbhgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCKRAQoSR2V0UmVjb3JkZWRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkiXQoTR2V0UmVjb3JkZWRSZXNwb25zZRINCgVmb3VuZBgBIAEoCBI3CglvcGVyYXRpb24YAiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRlZE9wZXJhdGlvbiKWAwoRUmVjb3JkZWRPcGVyYXRpb24SDQoFc2NvcGUYASABKAkSLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkSEAoIc2VxdWVuY2UYBCABKAMSFgoMcmFuZG9tX3ZhbHVlGAUgASgBSAASMAoKdGltZV92YWx1ZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIUCgp1dWlkX3ZhbHVlGAcgASgJSAASFAoKanNvbl92YWx1ZRgIIAEoCUgAEjEKCnRhc2tfdmFsdWUYCSABKAsyGy5weW5lbmMuc2lkZWNhci52MS5UYXNrQ2FsbEgAEjIKCmRhdGFfdmFsdWUYCyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5EYXRhVmFsdWVIABI1CgtvcmlnaW5fc3BhbhgKIAEoCzIgLnB5bmVuYy5zaWRlY2FyLnYxLlNwYW5SZWZlcmVuY2VCBwoFdmFsdWUiLgoJRGF0YVZhbHVlEg0KBWZvdW5kGAEgASgIEhIKCnZhbHVlX2pzb24YAiABKAkiMgoNU3BhblJlZmVyZW5jZRIQCgh0cmFjZV9pZBgBIAEoCRIPCgdzcGFuX2lkGAIgASgJIkoKCFRhc2tDYWxsEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCSLsAgoOVGFza0ludm9jYXRpb24SFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhYKDmFyZ3VtZW50c19qc29uGAMgASgJEjMKBnN0YXR1cxgEIAEoDjIjLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb25TdGF0dXMSNQoId29ya2Zsb3cYBSABKAsyIy5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0lkZW50aXR5EhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGAYgASgJEhMKC3Jlc3VsdF9qc29uGAcgASgJEisKBWVycm9yGAggASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0Vycm9yEhcKD2xlYXNlX3J1bm5lcl9pZBgJIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoJVGFza0xlYXNlEhAKCGxlYXNlX2lkGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAQoSRXhlY3V0ZVRhc2tSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCRIaChJmb3JjZV9uZXdfd29ya2Zsb3cYBCABKAgSEQoJcnVubmVyX2lkGAUgASgJEiwKCWxlYXNlX3R0bBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKLAQoTRXhlY3V0ZVRhc2tSZXNwb25zZRI1CgppbnZvY2F0aW9uGAEgASgLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SEAoIcmVwbGF5ZWQYAiABKAgSKwoFbGVhc2UYAyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2UiywEKFFN0YXJ0V29ya2Zsb3dSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRI1Cgh3b3JrZmxvdxgCIAEoCzIjLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93SWRlbnRpdHkSFgoOYXJndW1lbnRzX2pzb24YAyABKAkSEQoJcnVubmVyX2lkGAQgASgJEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtpbmNsdWRlX2xvZxgGIAEoCCK6AQoVU3RhcnRXb3JrZmxvd1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIQCghyZXBsYXllZBgCIAEoCBIrCgVsZWFzZRgDIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZRIrCgNsb2cYBCABKAsyHi5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0xvZyJJCgtXb3JrZmxvd0xvZxI6CgdiYXRjaGVzGAEgAygLMikucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXNwb25zZSJ+ChVSZW5ld1Rhc2tMZWFzZVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkUKFlJlbmV3VGFza0xlYXNlUmVzcG9uc2USKwoFbGVhc2UYASABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2UinwEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSFQoLcmVzdWx0X2pzb24YBCABKAlIABItCgVlcnJvchgFIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tFcnJvckgAQgkKB291dGNvbWUiXwoUQ29tcGxldGVUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEhAKCGFjY2VwdGVkGAIgASgIIqUBCg9XYWl0VGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEQoJcnVubmVyX2lkGAMgASgJEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJbGVhc2VfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInYKEFdhaXRUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEisKBWxlYXNlGAIgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0xlYXNlInoKDkdldERhdGFSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRILCgNrZXkYAyABKAkSNgoIcG9zaXRpb24YBCABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiJGCg9HZXREYXRhUmVzcG9uc2USDQoFZm91bmQYASABKAgSEgoKdmFsdWVfanNvbhgCIAEoCRIQCghyZXBsYXllZBgDIAEoCCKlAQoOU2V0RGF0YVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEhUKDWludm9jYXRpb25faWQYAyABKAkSCwoDa2V5GAQgASgJEhIKCnZhbHVlX2pzb24YBSABKAkSNgoIcG9zaXRpb24YBiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIjCg9TZXREYXRhUmVzcG9uc2USEAoIcmVwbGF5ZWQYASABKAgiOQoSR2V0QmFzZVRpbWVSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCSJWChNHZXRCYXNlVGltZVJlc3BvbnNlEi0KCWJhc2VfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgimwEKGEdldE9wZXJhdGlvbkNvdW50UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFQoNaW52b2NhdGlvbl9pZBgDIAEoCRIuCgRraW5kGAQgASgOMiAucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uS2luZBITCgtjdXN0b21fbmFtZRgFIAEoCSIqChlHZXRPcGVyYXRpb25Db3VudFJlc3BvbnNlEg0KBWNvdW50GAEgASgDIjwKFUdldFdvcmtmbG93TG9nUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiswEKFkdldFdvcmtmbG93TG9nUmVzcG9uc2USOAoKb3BlcmF0aW9ucxgBIAMoCzIkLnB5bmVuYy5zaWRlY2FyLnYxLlJlY29yZGVkT3BlcmF0aW9uEjAKBXRhc2tzGAIgAygLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SLQoJYmFzZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChRSZXRyeVdvcmtmbG93UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiTwoVUmV0cnlXb3JrZmxvd1Jlc3BvbnNlEjYKC2ludm9jYXRpb25zGAEgAygLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24q7QEKDU9wZXJhdGlvbktpbmQSHgoaT1BFUkFUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIZChVPUEVSQVRJT05fS0lORF9SQU5ET00QARIXChNPUEVSQVRJT05fS0lORF9USU1FEAISFwoTT1BFUkFUSU9OX0tJTkRfVVVJRBADEhcKE09QRVJBVElPTl9LSU5EX1RBU0sQBBIZChVPUEVSQVRJT05fS0lORF9DVVNUT00QBRIcChhPUEVSQVRJT05fS0lORF9EQVRBX1JFQUQQBhIdChlPUEVSQVRJT05fS0lORF9EQVRBX1dSSVRFEAcy0AsKHERldGVybWluaXN0aWNFeGVjdXRvclNlcnZpY2USTQoGUmFuZG9tEiAucHluZW5jLnNpZGVjYXIudjEuUmFuZG9tUmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlJhbmRvbVJlc3BvbnNlEk0KBlV0Y05vdxIgLnB5bmVuYy5zaWRlY2FyLnYxLlV0Y05vd1JlcXVlc3QaIS5weW5lbmMuc2lkZWNhci52MS5VdGNOb3dSZXNwb25zZRJHCgRVdWlkEh4ucHluZW5jLnNpZGVjYXIudjEuVXVpZFJlcXVlc3QaHy5weW5lbmMuc2lkZWNhci52MS5VdWlkUmVzcG9uc2USTQoGUmVjb3JkEiAucHluZW5jLnNpZGVjYXIudjEuUmVjb3JkUmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlJlY29yZFJlc3BvbnNlElwKC0dldFJlY29yZGVkEiUucHluZW5jLnNpZGVjYXIudjEuR2V0UmVjb3JkZWRSZXF1ZXN0GiYucHluZW5jLnNpZGVjYXIudjEuR2V0UmVjb3JkZWRSZXNwb25zZRJcCgtFeGVjdXRlVGFzaxIlLnB5bmVuYy5zaWRlY2FyLnYxLkV4ZWN1dGVUYXNrUmVxdWVzdBomLnB5bmVuYy5zaWRlY2FyLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USYgoNU3RhcnRXb3JrZmxvdxInLnB5bmVuYy5zaWRlY2FyLnYxLlN0YXJ0V29ya2Zsb3dSZXF1ZXN0GigucHluZW5jLnNpZGVjYXIudjEuU3RhcnRXb3JrZmxvd1Jlc3BvbnNlEmUKDlJlbmV3VGFza0xlYXNlEigucHluZW5jLnNpZGVjYXIudjEuUmVuZXdUYXNrTGVhc2VSZXF1ZXN0GikucHluZW5jLnNpZGVjYXIudjEuUmVuZXdUYXNrTGVhc2VSZXNwb25zZRJfCgxDb21wbGV0ZVRhc2sSJi5weW5lbmMuc2lkZWNhci52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0GicucHluZW5jLnNpZGVjYXIudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USUwoIV2FpdFRhc2sSIi5weW5lbmMuc2lkZWNhci52MS5XYWl0VGFza1JlcXVlc3QaIy5weW5lbmMuc2lkZWNhci52MS5XYWl0VGFza1Jlc3BvbnNlElAKB0dldERhdGESIS5weW5lbmMuc2lkZWNhci52MS5HZXREYXRhUmVxdWVzdBoiLnB5bmVuYy5zaWRlY2FyLnYxLkdldERhdGFSZXNwb25zZRJQCgdTZXREYXRhEiEucHluZW5jLnNpZGVjYXIudjEuU2V0RGF0YVJlcXVlc3QaIi5weW5lbmMuc2lkZWNhci52MS5TZXREYXRhUmVzcG9uc2USXAoLR2V0QmFzZVRpbWUSJS5weW5lbmMuc2lkZWNhci52MS5HZXRCYXNlVGltZVJlcXVlc3QaJi5weW5lbmMuc2lkZWNhci52MS5HZXRCYXNlVGltZVJlc3BvbnNlEm4KEUdldE9wZXJhdGlvbkNvdW50EisucHluZW5jLnNpZGVjYXIudjEuR2V0T3BlcmF0aW9uQ291bnRSZXF1ZXN0GiwucHluZW5jLnNpZGVjYXIudjEuR2V0T3BlcmF0aW9uQ291bnRSZXNwb25zZRJnCg5HZXRXb3JrZmxvd0xvZxIoLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93TG9nUmVxdWVzdBopLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93TG9nUmVzcG9uc2UwARJiCg1SZXRyeVdvcmtmbG93EicucHluZW5jLnNpZGVjYXIudjEuUmV0cnlXb3JrZmxvd1JlcXVlc3QaKC5weW5lbmMuc2lkZWNhci52MS5SZXRyeVdvcmtmbG93UmVzcG9uc2VCSVpHZ2l0aHViLmNvbS9weW5lbmMvcHluZW5jLXNpZGVjYXIvc2RrL2dvL2dlbi9weW5lbmMvc2lkZWNhci92MTtzaWRlY2FydjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pynenc_sidecar_v1_common]);
+  fileDesc("Ci5weW5lbmMvc2lkZWNhci92MS9kZXRlcm1pbmlzdGljX2V4ZWN1dG9yLnByb3RvEhFweW5lbmMuc2lkZWNhci52MSKDAQoRT3BlcmF0aW9uUG9zaXRpb24SDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIVCg1pbnZvY2F0aW9uX2lkGAMgASgJEhAKCHNlcXVlbmNlGAQgASgDIkcKDVJhbmRvbVJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIxCg5SYW5kb21SZXNwb25zZRINCgV2YWx1ZRgBIAEoARIQCghyZXBsYXllZBgCIAEoCCJHCg1VdGNOb3dSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24iTAoOVXRjTm93UmVzcG9uc2USKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgiRQoLVXVpZFJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIuCgxVdWlkUmVzcG9uc2USDAoEdXVpZBgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCJuCg1SZWNvcmRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SEQoJb3BlcmF0aW9uGAIgASgJEhIKCnZhbHVlX2pzb24YAyABKAkiNgoOUmVjb3JkUmVzcG9uc2USEgoKdmFsdWVfanNvbhgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCKRAQoSR2V0UmVjb3JkZWRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkiXQoTR2V0UmVjb3JkZWRSZXNwb25zZRINCgVmb3VuZBgBIAEoCBI3CglvcGVyYXRpb24YAiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRlZE9wZXJhdGlvbiKWAwoRUmVjb3JkZWRPcGVyYXRpb24SDQoFc2NvcGUYASABKAkSLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkSEAoIc2VxdWVuY2UYBCABKAMSFgoMcmFuZG9tX3ZhbHVlGAUgASgBSAASMAoKdGltZV92YWx1ZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIUCgp1dWlkX3ZhbHVlGAcgASgJSAASFAoKanNvbl92YWx1ZRgIIAEoCUgAEjEKCnRhc2tfdmFsdWUYCSABKAsyGy5weW5lbmMuc2lkZWNhci52MS5UYXNrQ2FsbEgAEjIKCmRhdGFfdmFsdWUYCyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5EYXRhVmFsdWVIABI1CgtvcmlnaW5fc3BhbhgKIAEoCzIgLnB5bmVuYy5zaWRlY2FyLnYxLlNwYW5SZWZlcmVuY2VCBwoFdmFsdWUiLgoJRGF0YVZhbHVlEg0KBWZvdW5kGAEgASgIEhIKCnZhbHVlX2pzb24YAiABKAkiMgoNU3BhblJlZmVyZW5jZRIQCgh0cmFjZV9pZBgBIAEoCRIPCgdzcGFuX2lkGAIgASgJIkoKCFRhc2tDYWxsEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCSLsAgoOVGFza0ludm9jYXRpb24SFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhYKDmFyZ3VtZW50c19qc29uGAMgASgJEjMKBnN0YXR1cxgEIAEoDjIjLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb25TdGF0dXMSNQoId29ya2Zsb3cYBSABKAsyIy5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0lkZW50aXR5EhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGAYgASgJEhMKC3Jlc3VsdF9qc29uGAcgASgJEisKBWVycm9yGAggASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0Vycm9yEhcKD2xlYXNlX3J1bm5lcl9pZBgJIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoJVGFza0xlYXNlEhAKCGxlYXNlX2lkGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAgoSRXhlY3V0ZVRhc2tSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCRIaChJmb3JjZV9uZXdfd29ya2Zsb3cYBCABKAgSEQoJcnVubmVyX2lkGAUgASgJEiwKCWxlYXNlX3R0bBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCgZjb21taXQYByABKAsyIi5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Db21taXQicgoPT3BlcmF0aW9uQ29tbWl0EhAKCGxlYXNlX2lkGAEgASgJEjgKCm9wZXJhdGlvbnMYAiADKAsyJC5weW5lbmMuc2lkZWNhci52MS5CdWZmZXJlZE9wZXJhdGlvbhITCgt3b3JrZmxvd19pZBgDIAEoCSLpAQoRQnVmZmVyZWRPcGVyYXRpb24SLgoEa2luZBgBIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAiABKAkSEAoIc2VxdWVuY2UYAyABKAMSFgoMcmFuZG9tX3ZhbHVlGAQgASgBSAASFAoKdXVpZF92YWx1ZRgFIAEoCUgAEjAKCnRpbWVfdmFsdWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASFAoKanNvbl92YWx1ZRgHIAEoCUgAQgcKBXZhbHVlIokBChdDb21taXRPcGVyYXRpb25zUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFQoNaW52b2NhdGlvbl9pZBgDIAEoCRIyCgZjb21taXQYBCABKAsyIi5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Db21taXQiMgoYQ29tbWl0T3BlcmF0aW9uc1Jlc3BvbnNlEhYKDnJlY29yZGVkX2NvdW50GAEgASgFIosBChNFeGVjdXRlVGFza1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIQCghyZXBsYXllZBgCIAEoCBIrCgVsZWFzZRgDIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZSLLAQoUU3RhcnRXb3JrZmxvd1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCRIRCglydW5uZXJfaWQYBCABKAkSLAoJbGVhc2VfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2luY2x1ZGVfbG9nGAYgASgIIroBChVTdGFydFdvcmtmbG93UmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEhAKCHJlcGxheWVkGAIgASgIEisKBWxlYXNlGAMgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0xlYXNlEisKA2xvZxgEIAEoCzIeLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93TG9nIkkKC1dvcmtmbG93TG9nEjoKB2JhdGNoZXMYASADKAsyKS5weW5lbmMuc2lkZWNhci52MS5HZXRXb3JrZmxvd0xvZ1Jlc3BvbnNlIn4KFVJlbmV3VGFza0xlYXNlUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRIsCglsZWFzZV90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRQoWUmVuZXdUYXNrTGVhc2VSZXNwb25zZRIrCgVsZWFzZRgBIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZSLTAQoTQ29tcGxldGVUYXNrUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSFQoNaW52b2NhdGlvbl9pZBgCIAEoCRIQCghsZWFzZV9pZBgDIAEoCRIVCgtyZXN1bHRfanNvbhgEIAEoCUgAEi0KBWVycm9yGAUgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0Vycm9ySAASMgoGY29tbWl0GAYgASgLMiIucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uQ29tbWl0QgkKB291dGNvbWUiXwoUQ29tcGxldGVUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEhAKCGFjY2VwdGVkGAIgASgIIqUBCg9XYWl0VGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEQoJcnVubmVyX2lkGAMgASgJEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJbGVhc2VfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInYKEFdhaXRUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEisKBWxlYXNlGAIgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0xlYXNlIq4BCg5HZXREYXRhUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSCwoDa2V5GAMgASgJEjYKCHBvc2l0aW9uGAQgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SMgoGY29tbWl0GAUgASgLMiIucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uQ29tbWl0IkYKD0dldERhdGFSZXNwb25zZRINCgVmb3VuZBgBIAEoCBISCgp2YWx1ZV9qc29uGAIgASgJEhAKCHJlcGxheWVkGAMgASgIIqUBCg5TZXREYXRhUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFQoNaW52b2NhdGlvbl9pZBgDIAEoCRILCgNrZXkYBCABKAkSEgoKdmFsdWVfanNvbhgFIAEoCRI2Cghwb3NpdGlvbhgGIAEoCzIkLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvblBvc2l0aW9uIiMKD1NldERhdGFSZXNwb25zZRIQCghyZXBsYXllZBgBIAEoCCI5ChJHZXRCYXNlVGltZVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJIlYKE0dldEJhc2VUaW1lUmVzcG9uc2USLQoJYmFzZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXBsYXllZBgCIAEoCCKbAQoYR2V0T3BlcmF0aW9uQ291bnRSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAMgASgJEi4KBGtpbmQYBCABKA4yIC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25LaW5kEhMKC2N1c3RvbV9uYW1lGAUgASgJIioKGUdldE9wZXJhdGlvbkNvdW50UmVzcG9uc2USDQoFY291bnQYASABKAMiPAoVR2V0V29ya2Zsb3dMb2dSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCSKzAQoWR2V0V29ya2Zsb3dMb2dSZXNwb25zZRI4CgpvcGVyYXRpb25zGAEgAygLMiQucHluZW5jLnNpZGVjYXIudjEuUmVjb3JkZWRPcGVyYXRpb24SMAoFdGFza3MYAiADKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhItCgliYXNlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKFFJldHJ5V29ya2Zsb3dSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCSJPChVSZXRyeVdvcmtmbG93UmVzcG9uc2USNgoLaW52b2NhdGlvbnMYASADKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbirtAQoNT3BlcmF0aW9uS2luZBIeChpPUEVSQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEhkKFU9QRVJBVElPTl9LSU5EX1JBTkRPTRABEhcKE09QRVJBVElPTl9LSU5EX1RJTUUQAhIXChNPUEVSQVRJT05fS0lORF9VVUlEEAMSFwoTT1BFUkFUSU9OX0tJTkRfVEFTSxAEEhkKFU9QRVJBVElPTl9LSU5EX0NVU1RPTRAFEhwKGE9QRVJBVElPTl9LSU5EX0RBVEFfUkVBRBAGEh0KGU9QRVJBVElPTl9LSU5EX0RBVEFfV1JJVEUQBzK9DAocRGV0ZXJtaW5pc3RpY0V4ZWN1dG9yU2VydmljZRJNCgZSYW5kb20SIC5weW5lbmMuc2lkZWNhci52MS5SYW5kb21SZXF1ZXN0GiEucHluZW5jLnNpZGVjYXIudjEuUmFuZG9tUmVzcG9uc2USTQoGVXRjTm93EiAucHluZW5jLnNpZGVjYXIudjEuVXRjTm93UmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlV0Y05vd1Jlc3BvbnNlEkcKBFV1aWQSHi5weW5lbmMuc2lkZWNhci52MS5VdWlkUmVxdWVzdBofLnB5bmVuYy5zaWRlY2FyLnYxLlV1aWRSZXNwb25zZRJNCgZSZWNvcmQSIC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRSZXF1ZXN0GiEucHluZW5jLnNpZGVjYXIudjEuUmVjb3JkUmVzcG9uc2USXAoLR2V0UmVjb3JkZWQSJS5weW5lbmMuc2lkZWNhci52MS5HZXRSZWNvcmRlZFJlcXVlc3QaJi5weW5lbmMuc2lkZWNhci52MS5HZXRSZWNvcmRlZFJlc3BvbnNlElwKC0V4ZWN1dGVUYXNrEiUucHluZW5jLnNpZGVjYXIudjEuRXhlY3V0ZVRhc2tSZXF1ZXN0GiYucHluZW5jLnNpZGVjYXIudjEuRXhlY3V0ZVRhc2tSZXNwb25zZRJiCg1TdGFydFdvcmtmbG93EicucHluZW5jLnNpZGVjYXIudjEuU3RhcnRXb3JrZmxvd1JlcXVlc3QaKC5weW5lbmMuc2lkZWNhci52MS5TdGFydFdvcmtmbG93UmVzcG9uc2USZQoOUmVuZXdUYXNrTGVhc2USKC5weW5lbmMuc2lkZWNhci52MS5SZW5ld1Rhc2tMZWFzZVJlcXVlc3QaKS5weW5lbmMuc2lkZWNhci52MS5SZW5ld1Rhc2tMZWFzZVJlc3BvbnNlEl8KDENvbXBsZXRlVGFzaxImLnB5bmVuYy5zaWRlY2FyLnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaJy5weW5lbmMuc2lkZWNhci52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJTCghXYWl0VGFzaxIiLnB5bmVuYy5zaWRlY2FyLnYxLldhaXRUYXNrUmVxdWVzdBojLnB5bmVuYy5zaWRlY2FyLnYxLldhaXRUYXNrUmVzcG9uc2USUAoHR2V0RGF0YRIhLnB5bmVuYy5zaWRlY2FyLnYxLkdldERhdGFSZXF1ZXN0GiIucHluZW5jLnNpZGVjYXIudjEuR2V0RGF0YVJlc3BvbnNlElAKB1NldERhdGESIS5weW5lbmMuc2lkZWNhci52MS5TZXREYXRhUmVxdWVzdBoiLnB5bmVuYy5zaWRlY2FyLnYxLlNldERhdGFSZXNwb25zZRJcCgtHZXRCYXNlVGltZRIlLnB5bmVuYy5zaWRlY2FyLnYxLkdldEJhc2VUaW1lUmVxdWVzdBomLnB5bmVuYy5zaWRlY2FyLnYxLkdldEJhc2VUaW1lUmVzcG9uc2USbgoRR2V0T3BlcmF0aW9uQ291bnQSKy5weW5lbmMuc2lkZWNhci52MS5HZXRPcGVyYXRpb25Db3VudFJlcXVlc3QaLC5weW5lbmMuc2lkZWNhci52MS5HZXRPcGVyYXRpb25Db3VudFJlc3BvbnNlEmcKDkdldFdvcmtmbG93TG9nEigucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXF1ZXN0GikucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXNwb25zZTABEmIKDVJldHJ5V29ya2Zsb3cSJy5weW5lbmMuc2lkZWNhci52MS5SZXRyeVdvcmtmbG93UmVxdWVzdBooLnB5bmVuYy5zaWRlY2FyLnYxLlJldHJ5V29ya2Zsb3dSZXNwb25zZRJrChBDb21taXRPcGVyYXRpb25zEioucHluZW5jLnNpZGVjYXIudjEuQ29tbWl0T3BlcmF0aW9uc1JlcXVlc3QaKy5weW5lbmMuc2lkZWNhci52MS5Db21taXRPcGVyYXRpb25zUmVzcG9uc2VCSVpHZ2l0aHViLmNvbS9weW5lbmMvcHluZW5jLXNpZGVjYXIvc2RrL2dvL2dlbi9weW5lbmMvc2lkZWNhci92MTtzaWRlY2FydjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pynenc_sidecar_v1_common]);
 
 /**
  * Where an operation is recorded, shared by the per-operation requests.
@@ -622,6 +622,14 @@ export type ExecuteTaskRequest = Message<"pynenc.sidecar.v1.ExecuteTaskRequest">
    * @generated from field: google.protobuf.Duration lease_ttl = 6;
    */
   leaseTtl?: Duration | undefined;
+
+  /**
+   * The caller's buffered operations, committed before the task position is
+   * taken (see OperationCommit); refused, the task is not started.
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationCommit commit = 7;
+   */
+  commit?: OperationCommit | undefined;
 };
 
 /**
@@ -630,6 +638,199 @@ export type ExecuteTaskRequest = Message<"pynenc.sidecar.v1.ExecuteTaskRequest">
  */
 export const ExecuteTaskRequestSchema: GenMessage<ExecuteTaskRequest> = /*@__PURE__*/
   messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 17);
+
+/**
+ * Operations a run performed since its previous call to the sidecar, whose
+ * values its SDK computed locally, recorded in one atomic step with the
+ * request that carries it (before that request's own work) at the positions
+ * of the request's scope (its invocation; empty: the workflow's main task).
+ *
+ * All or nothing, in one atomic step per store:
+ *  * Fenced: `lease_id` must be the lease the run was granted on its scope
+ *    and no other caller may have been granted it since (a lapsed lease
+ *    nobody took over still commits); else FAILED_PRECONDITION,
+ *    LEASE_NOT_HELD and nothing is written.
+ *  * A position already holding the same value (a repeated commit, or a value
+ *    another run derived identically) is left as it is. A position holding
+ *    another value (another run recorded first: a lost race, a stale log)
+ *    refuses the whole commit: ABORTED, COMMIT_CONFLICT, metadata naming the
+ *    position; the run reads the workflow's log again and runs again from its
+ *    top, replaying the winner's record.
+ *  * A new position of a finished scope: FAILED_PRECONDITION,
+ *    NONDETERMINISTIC_REPLAY, as for the single-operation RPCs.
+ *  * DATA_WRITE positions may only be committed by the workflow's main task
+ *    (PERMISSION_DENIED, WORKFLOW_ACCESS_DENIED) and are applied to the data
+ *    when first recorded; a replayed one applies nothing.
+ *  * RANDOM and UUID values must equal their derivations (see Random, Uuid):
+ *    they may be left unset and the server derives them; set and different,
+ *    INVALID_ARGUMENT. TIME values are recorded as given (the SDK's clock,
+ *    strictly later than every time the run knew of); the first one fixes
+ *    the workflow's base time if it has none.
+ * Problems name the operation by index, e.g. `commit.operations[3].kind`.
+ *
+ * @generated from message pynenc.sidecar.v1.OperationCommit
+ */
+export type OperationCommit = Message<"pynenc.sidecar.v1.OperationCommit"> & {
+  /**
+   * Required when `operations` is not empty: the run's lease on its scope.
+   *
+   * @generated from field: string lease_id = 1;
+   */
+  leaseId: string;
+
+  /**
+   * In the order the run performed them; at most 10000 (INVALID_ARGUMENT).
+   *
+   * @generated from field: repeated pynenc.sidecar.v1.BufferedOperation operations = 2;
+   */
+  operations: BufferedOperation[];
+
+  /**
+   * The workflow the operations are recorded in. Required on CompleteTask
+   * (whose request names no workflow); elsewhere optional, and when set it
+   * must equal the request's workflow.
+   *
+   * @generated from field: string workflow_id = 3;
+   */
+  workflowId: string;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.OperationCommit.
+ * Use `create(OperationCommitSchema)` to create a new message.
+ */
+export const OperationCommitSchema: GenMessage<OperationCommit> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 18);
+
+/**
+ * One operation of an OperationCommit.
+ *
+ * @generated from message pynenc.sidecar.v1.BufferedOperation
+ */
+export type BufferedOperation = Message<"pynenc.sidecar.v1.BufferedOperation"> & {
+  /**
+   * Required: RANDOM, TIME, UUID, CUSTOM or DATA_WRITE.
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationKind kind = 1;
+   */
+  kind: OperationKind;
+
+  /**
+   * Required when kind is CUSTOM (the operation's name) or DATA_WRITE (the
+   * data key); empty otherwise.
+   *
+   * @generated from field: string custom_name = 2;
+   */
+  customName: string;
+
+  /**
+   * Required, >= 1: the kind's (or name's) 1-based position in the run.
+   *
+   * @generated from field: int64 sequence = 3;
+   */
+  sequence: bigint;
+
+  /**
+   * RANDOM: random_value (optional); UUID: uuid_value (optional); TIME:
+   * time_value (required, whole microseconds: nanos a multiple of 1000, the
+   * value the code was given); CUSTOM and DATA_WRITE: json_value (required,
+   * valid JSON text).
+   *
+   * @generated from oneof pynenc.sidecar.v1.BufferedOperation.value
+   */
+  value: {
+    /**
+     * @generated from field: double random_value = 4;
+     */
+    value: number;
+    case: "randomValue";
+  } | {
+    /**
+     * @generated from field: string uuid_value = 5;
+     */
+    value: string;
+    case: "uuidValue";
+  } | {
+    /**
+     * @generated from field: google.protobuf.Timestamp time_value = 6;
+     */
+    value: Timestamp;
+    case: "timeValue";
+  } | {
+    /**
+     * @generated from field: string json_value = 7;
+     */
+    value: string;
+    case: "jsonValue";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.BufferedOperation.
+ * Use `create(BufferedOperationSchema)` to create a new message.
+ */
+export const BufferedOperationSchema: GenMessage<BufferedOperation> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 19);
+
+/**
+ * @generated from message pynenc.sidecar.v1.CommitOperationsRequest
+ */
+export type CommitOperationsRequest = Message<"pynenc.sidecar.v1.CommitOperationsRequest"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * Required.
+   *
+   * @generated from field: string workflow_id = 2;
+   */
+  workflowId: string;
+
+  /**
+   * The run's invocation; empty means the workflow's main task.
+   *
+   * @generated from field: string invocation_id = 3;
+   */
+  invocationId: string;
+
+  /**
+   * Required. Its workflow_id may be left empty.
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationCommit commit = 4;
+   */
+  commit?: OperationCommit | undefined;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.CommitOperationsRequest.
+ * Use `create(CommitOperationsRequestSchema)` to create a new message.
+ */
+export const CommitOperationsRequestSchema: GenMessage<CommitOperationsRequest> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 20);
+
+/**
+ * @generated from message pynenc.sidecar.v1.CommitOperationsResponse
+ */
+export type CommitOperationsResponse = Message<"pynenc.sidecar.v1.CommitOperationsResponse"> & {
+  /**
+   * How many of the commit's operations were recorded now (the others were
+   * recorded already, with the same values).
+   *
+   * @generated from field: int32 recorded_count = 1;
+   */
+  recordedCount: number;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.CommitOperationsResponse.
+ * Use `create(CommitOperationsResponseSchema)` to create a new message.
+ */
+export const CommitOperationsResponseSchema: GenMessage<CommitOperationsResponse> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 21);
 
 /**
  * @generated from message pynenc.sidecar.v1.ExecuteTaskResponse
@@ -660,7 +861,7 @@ export type ExecuteTaskResponse = Message<"pynenc.sidecar.v1.ExecuteTaskResponse
  * Use `create(ExecuteTaskResponseSchema)` to create a new message.
  */
 export const ExecuteTaskResponseSchema: GenMessage<ExecuteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 18);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 22);
 
 /**
  * @generated from message pynenc.sidecar.v1.StartWorkflowRequest
@@ -716,7 +917,7 @@ export type StartWorkflowRequest = Message<"pynenc.sidecar.v1.StartWorkflowReque
  * Use `create(StartWorkflowRequestSchema)` to create a new message.
  */
 export const StartWorkflowRequestSchema: GenMessage<StartWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 19);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 23);
 
 /**
  * @generated from message pynenc.sidecar.v1.StartWorkflowResponse
@@ -757,7 +958,7 @@ export type StartWorkflowResponse = Message<"pynenc.sidecar.v1.StartWorkflowResp
  * Use `create(StartWorkflowResponseSchema)` to create a new message.
  */
 export const StartWorkflowResponseSchema: GenMessage<StartWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 20);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 24);
 
 /**
  * A workflow's whole log: the messages GetWorkflowLog streams, in one.
@@ -776,7 +977,7 @@ export type WorkflowLog = Message<"pynenc.sidecar.v1.WorkflowLog"> & {
  * Use `create(WorkflowLogSchema)` to create a new message.
  */
 export const WorkflowLogSchema: GenMessage<WorkflowLog> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 21);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 25);
 
 /**
  * @generated from message pynenc.sidecar.v1.RenewTaskLeaseRequest
@@ -816,7 +1017,7 @@ export type RenewTaskLeaseRequest = Message<"pynenc.sidecar.v1.RenewTaskLeaseReq
  * Use `create(RenewTaskLeaseRequestSchema)` to create a new message.
  */
 export const RenewTaskLeaseRequestSchema: GenMessage<RenewTaskLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 22);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 26);
 
 /**
  * @generated from message pynenc.sidecar.v1.RenewTaskLeaseResponse
@@ -833,7 +1034,7 @@ export type RenewTaskLeaseResponse = Message<"pynenc.sidecar.v1.RenewTaskLeaseRe
  * Use `create(RenewTaskLeaseResponseSchema)` to create a new message.
  */
 export const RenewTaskLeaseResponseSchema: GenMessage<RenewTaskLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 23);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 27);
 
 /**
  * @generated from message pynenc.sidecar.v1.CompleteTaskRequest
@@ -880,6 +1081,16 @@ export type CompleteTaskRequest = Message<"pynenc.sidecar.v1.CompleteTaskRequest
     value: TaskError;
     case: "error";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * The task's buffered operations, committed before the outcome is recorded
+   * (see OperationCommit; its workflow_id is required here, and its lease_id
+   * may be left empty: this request's lease_id is used). Refused, no outcome
+   * is recorded.
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationCommit commit = 6;
+   */
+  commit?: OperationCommit | undefined;
 };
 
 /**
@@ -887,7 +1098,7 @@ export type CompleteTaskRequest = Message<"pynenc.sidecar.v1.CompleteTaskRequest
  * Use `create(CompleteTaskRequestSchema)` to create a new message.
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 24);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 28);
 
 /**
  * @generated from message pynenc.sidecar.v1.CompleteTaskResponse
@@ -912,7 +1123,7 @@ export type CompleteTaskResponse = Message<"pynenc.sidecar.v1.CompleteTaskRespon
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 25);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 29);
 
 /**
  * @generated from message pynenc.sidecar.v1.WaitTaskRequest
@@ -959,7 +1170,7 @@ export type WaitTaskRequest = Message<"pynenc.sidecar.v1.WaitTaskRequest"> & {
  * Use `create(WaitTaskRequestSchema)` to create a new message.
  */
 export const WaitTaskRequestSchema: GenMessage<WaitTaskRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 26);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 30);
 
 /**
  * @generated from message pynenc.sidecar.v1.WaitTaskResponse
@@ -984,7 +1195,7 @@ export type WaitTaskResponse = Message<"pynenc.sidecar.v1.WaitTaskResponse"> & {
  * Use `create(WaitTaskResponseSchema)` to create a new message.
  */
 export const WaitTaskResponseSchema: GenMessage<WaitTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 27);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 31);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetDataRequest
@@ -1019,6 +1230,15 @@ export type GetDataRequest = Message<"pynenc.sidecar.v1.GetDataRequest"> & {
    * @generated from field: pynenc.sidecar.v1.OperationPosition position = 4;
    */
   position?: OperationPosition | undefined;
+
+  /**
+   * With `position` only: the reader's buffered operations, committed before
+   * the read (so the read sees the run's own buffered writes); see
+   * OperationCommit. Refused, nothing is read or recorded.
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationCommit commit = 5;
+   */
+  commit?: OperationCommit | undefined;
 };
 
 /**
@@ -1026,7 +1246,7 @@ export type GetDataRequest = Message<"pynenc.sidecar.v1.GetDataRequest"> & {
  * Use `create(GetDataRequestSchema)` to create a new message.
  */
 export const GetDataRequestSchema: GenMessage<GetDataRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 28);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 32);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetDataResponse
@@ -1057,7 +1277,7 @@ export type GetDataResponse = Message<"pynenc.sidecar.v1.GetDataResponse"> & {
  * Use `create(GetDataResponseSchema)` to create a new message.
  */
 export const GetDataResponseSchema: GenMessage<GetDataResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 29);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 33);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetDataRequest
@@ -1114,7 +1334,7 @@ export type SetDataRequest = Message<"pynenc.sidecar.v1.SetDataRequest"> & {
  * Use `create(SetDataRequestSchema)` to create a new message.
  */
 export const SetDataRequestSchema: GenMessage<SetDataRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 30);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 34);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetDataResponse
@@ -1134,7 +1354,7 @@ export type SetDataResponse = Message<"pynenc.sidecar.v1.SetDataResponse"> & {
  * Use `create(SetDataResponseSchema)` to create a new message.
  */
 export const SetDataResponseSchema: GenMessage<SetDataResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 31);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 35);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetBaseTimeRequest
@@ -1160,7 +1380,7 @@ export type GetBaseTimeRequest = Message<"pynenc.sidecar.v1.GetBaseTimeRequest">
  * Use `create(GetBaseTimeRequestSchema)` to create a new message.
  */
 export const GetBaseTimeRequestSchema: GenMessage<GetBaseTimeRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 32);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 36);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetBaseTimeResponse
@@ -1182,7 +1402,7 @@ export type GetBaseTimeResponse = Message<"pynenc.sidecar.v1.GetBaseTimeResponse
  * Use `create(GetBaseTimeResponseSchema)` to create a new message.
  */
 export const GetBaseTimeResponseSchema: GenMessage<GetBaseTimeResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 33);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 37);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetOperationCountRequest
@@ -1229,7 +1449,7 @@ export type GetOperationCountRequest = Message<"pynenc.sidecar.v1.GetOperationCo
  * Use `create(GetOperationCountRequestSchema)` to create a new message.
  */
 export const GetOperationCountRequestSchema: GenMessage<GetOperationCountRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 34);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 38);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetOperationCountResponse
@@ -1246,7 +1466,7 @@ export type GetOperationCountResponse = Message<"pynenc.sidecar.v1.GetOperationC
  * Use `create(GetOperationCountResponseSchema)` to create a new message.
  */
 export const GetOperationCountResponseSchema: GenMessage<GetOperationCountResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 35);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 39);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowLogRequest
@@ -1272,7 +1492,7 @@ export type GetWorkflowLogRequest = Message<"pynenc.sidecar.v1.GetWorkflowLogReq
  * Use `create(GetWorkflowLogRequestSchema)` to create a new message.
  */
 export const GetWorkflowLogRequestSchema: GenMessage<GetWorkflowLogRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 36);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 40);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowLogResponse
@@ -1305,7 +1525,7 @@ export type GetWorkflowLogResponse = Message<"pynenc.sidecar.v1.GetWorkflowLogRe
  * Use `create(GetWorkflowLogResponseSchema)` to create a new message.
  */
 export const GetWorkflowLogResponseSchema: GenMessage<GetWorkflowLogResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 37);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 41);
 
 /**
  * @generated from message pynenc.sidecar.v1.RetryWorkflowRequest
@@ -1331,7 +1551,7 @@ export type RetryWorkflowRequest = Message<"pynenc.sidecar.v1.RetryWorkflowReque
  * Use `create(RetryWorkflowRequestSchema)` to create a new message.
  */
 export const RetryWorkflowRequestSchema: GenMessage<RetryWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 38);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 42);
 
 /**
  * @generated from message pynenc.sidecar.v1.RetryWorkflowResponse
@@ -1350,7 +1570,7 @@ export type RetryWorkflowResponse = Message<"pynenc.sidecar.v1.RetryWorkflowResp
  * Use `create(RetryWorkflowResponseSchema)` to create a new message.
  */
 export const RetryWorkflowResponseSchema: GenMessage<RetryWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 39);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 43);
 
 /**
  * The kind of a recorded operation.
@@ -1447,8 +1667,20 @@ export const OperationKindSchema: GenEnum<OperationKind> = /*@__PURE__*/
  *                        lease one does not hold (reason LEASE_NOT_HELD);
  *                        retrying a workflow that is not FAILED (reason
  *                        WORKFLOW_NOT_FAILED)
+ *   ABORTED              an OperationCommit found one of its positions
+ *                        recorded by another run with another value (reason
+ *                        COMMIT_CONFLICT): nothing of the commit was written;
+ *                        read the workflow log again and run the code again
+ *                        from its top
  *   UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
  *                        safe to retry
+ *
+ * Buffered operations (docs/client-contract.md, "One round trip per blocking
+ * point"): an SDK computes random, uuid, utc_now, custom operations and the
+ * main task's data writes locally and sends them, as an OperationCommit, with
+ * the run's next blocking call (ExecuteTask, GetData at a position,
+ * CompleteTask) or with CommitOperations. The commit is written in one atomic
+ * step, before the call's own work, fenced by the run's lease.
  *
  * @generated from service pynenc.sidecar.v1.DeterministicExecutorService
  */
@@ -1682,6 +1914,19 @@ export const DeterministicExecutorService: GenService<{
     methodKind: "unary";
     input: typeof RetryWorkflowRequestSchema;
     output: typeof RetryWorkflowResponseSchema;
+  },
+  /**
+   * Commits a run's buffered operations on their own (see OperationCommit),
+   * when no blocking call comes soon enough: before GetBaseTime, or when the
+   * buffer holds many operations. ExecuteTask, GetData (with a position) and
+   * CompleteTask carry a commit themselves, so a run needs no extra call.
+   *
+   * @generated from rpc pynenc.sidecar.v1.DeterministicExecutorService.CommitOperations
+   */
+  commitOperations: {
+    methodKind: "unary";
+    input: typeof CommitOperationsRequestSchema;
+    output: typeof CommitOperationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_pynenc_sidecar_v1_deterministic_executor, 0);

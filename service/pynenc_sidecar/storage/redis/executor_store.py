@@ -28,10 +28,19 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
+from pynenc_sidecar.core.commits import CommitEntry
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, escape, origin_field, unescape
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, ScopeFinished, TaskNotFound
+from pynenc_sidecar.storage.interface import (
+    CommitConflict,
+    LeaseNotHeld,
+    LeaseRequest,
+    Recorded,
+    RunRecord,
+    ScopeFinished,
+    TaskNotFound,
+)
 
 PREFIX = "psc"
 APP_IDS_KEY = f"{PREFIX}:app_ids"
@@ -47,7 +56,7 @@ def app_tag(app_id: str) -> str:
 
 
 def _script(name: str) -> str:
-    return resources.files("pynenc_sidecar.storage").joinpath(name).read_text()
+    return resources.files("pynenc_sidecar.storage.redis").joinpath(name).read_text()
 
 
 def _unavailable_on_redis_errors(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -134,7 +143,7 @@ class ScriptLoadingRedis(aioredis.Redis):
 
 
 class RedisStore:
-    """Implements storage.base.Store on one Redis (or a cluster-compatible layout)."""
+    """Implements storage.interface.Store on one Redis (or a cluster-compatible layout)."""
 
     def __init__(self, url: str, *, socket_timeout: float = 2.0, max_connections: int = 256) -> None:
         self.url = url
@@ -151,6 +160,7 @@ class RedisStore:
         self._record_data = self.client.register_script(_script("record_data.lua"))
         self._base_time = self.client.register_script(_script("base_time.lua"))
         self._task = self.client.register_script(_script("task.lua"))
+        self._commit = self.client.register_script(_script("commit.lua"))
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -201,6 +211,28 @@ class RedisStore:
         origin: str | None = None, guard: str | None = None,
     ) -> Recorded:
         return await self._data_step("write", app_id, workflow_id, field, count_field, key, value, origin, guard)
+
+    @_unavailable_on_redis_errors
+    async def commit(
+        self, app_id: str, workflow_id: str, scope: str, lease_id: str, entries: list[CommitEntry],
+        origin: str | None = None,
+    ) -> list[bool]:
+        tag = workflow_tag(app_id, workflow_id)
+        args: list[str] = [lease_id, origin or ""]
+        for e in entries:
+            args += (e.field, e.count_field, e.value, e.data_key or "", "t" if e.is_time else "d" if e.data_key
+                     is not None else "v")
+        reply = await self._commit(keys=[tag + ":ops", tag + ":data", self._task_key(app_id, scope)], args=args)
+        code = reply[0]
+        if code == "ok":
+            return [flag == "1" for flag in reply[1]]
+        if code == "missing":
+            raise TaskNotFound(scope)
+        if code == "not_held":
+            raise LeaseNotHeld(scope)
+        if code == "conflict":
+            raise CommitConflict(int(reply[1]), reply[2])
+        raise ScopeFinished(int(reply[1]), int(reply[2]))
 
     @_unavailable_on_redis_errors
     async def get_origins(self, app_id: str, workflow_id: str, fields: list[str]) -> list[str | None]:

@@ -24,10 +24,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pynenc_sidecar.core.commits import CommitEntry
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, LAST_TIME_FIELD, ORIGIN_PREFIX, origin_field
 from pynenc_sidecar.core.tasks import FAILED, FINAL_STATUSES, RETRY, RUNNING, TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, ScopeFinished, TaskNotFound
+from pynenc_sidecar.storage.interface import (
+    CommitConflict,
+    LeaseNotHeld,
+    LeaseRequest,
+    Recorded,
+    RunRecord,
+    ScopeFinished,
+    TaskNotFound,
+)
 
 T = TypeVar("T")
 
@@ -96,7 +105,7 @@ def _task_state(invocation_id: str, row: tuple[Any, ...]) -> TaskState:
 
 
 class SqliteStore:
-    """Implements storage.base.Store on one SQLite file."""
+    """Implements storage.interface.Store on one SQLite file."""
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 2.0,
                  clock_us: Callable[[], int] = host_clock_us) -> None:
@@ -307,6 +316,40 @@ class SqliteStore:
                 self._put_op(conn, app_id, workflow_id, origin_field(field), origin)
             self._count_up(conn, app_id, workflow_id, count_field)
             return Recorded(recorded, False)
+
+        return await self._run(step, write=True)
+
+    async def commit(
+        self, app_id: str, workflow_id: str, scope: str, lease_id: str, entries: list[CommitEntry],
+        origin: str | None = None,
+    ) -> list[bool]:
+        def step(conn: sqlite3.Connection) -> list[bool]:
+            row = conn.execute("SELECT status, lease_id FROM tasks WHERE app=? AND invocation=?",
+                               (app_id, scope)).fetchone()
+            if row is None:
+                raise TaskNotFound(scope)
+            if row[1] != lease_id:
+                raise LeaseNotHeld(scope)
+            new: list[bool] = []
+            for index, e in enumerate(entries):
+                stored = self._get_op(conn, app_id, workflow_id, e.field)
+                if stored is not None and stored != e.value:
+                    raise CommitConflict(index, stored)
+                new.append(stored is None)
+            if any(new) and row[0] in FINAL_STATUSES:
+                raise ScopeFinished(row[0], new.index(True))
+            for e, is_new in zip(entries, new):
+                if not is_new:
+                    continue
+                self._put_record(conn, app_id, workflow_id, e.field, e.count_field, e.value, origin)
+                if e.is_time:
+                    last = self._get_op(conn, app_id, workflow_id, LAST_TIME_FIELD)
+                    if last is None or int(e.value) > int(last):
+                        self._put_op(conn, app_id, workflow_id, LAST_TIME_FIELD, e.value)
+                    self._put_op(conn, app_id, workflow_id, BASE_TIME_FIELD, e.value, replace=False)
+                elif e.data_key is not None:
+                    self._write_data(conn, app_id, workflow_id, e.data_key, e.value)
+            return new
 
         return await self._run(step, write=True)
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pynenc_sidecar.core.commits import CommitEntry
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
 
 
@@ -69,9 +70,19 @@ class TaskNotFound(Exception):
 class ScopeFinished(Exception):
     """A new record refused: the guard invocation (the position's scope) is finished."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, index: int | None = None) -> None:
         super().__init__(status)
         self.status = status
+        self.index = index  # commit: the first entry not recorded yet
+
+
+class CommitConflict(Exception):
+    """A commit refused: its entry at `index` is recorded with the other value `stored`."""
+
+    def __init__(self, index: int, stored: str) -> None:
+        super().__init__(index, stored)
+        self.index = index
+        self.stored = stored
 
 
 class Store(Protocol):
@@ -111,6 +122,21 @@ class Store(Protocol):
     ) -> Recorded:
         """Unless field is recorded, set data key to value and record value at field,
         atomically; a recorded field changes nothing. Returns (the recorded value, replayed)."""
+
+    async def commit(
+        self, app_id: str, workflow_id: str, scope: str, lease_id: str, entries: list[CommitEntry],
+        origin: str | None = None,
+    ) -> list[bool]:
+        """A run's buffered operations, all or nothing in one atomic step, fenced by the lease
+        lease_id on the invocation scope (its task): TaskNotFound when scope has no task;
+        LeaseNotHeld unless lease_id is the lease last granted on it (a lapsed lease nobody
+        took over still commits); CommitConflict(index, stored) for the first entry whose
+        field holds another text; ScopeFinished(status, index of the first new entry) when
+        an entry is new and scope is finished. Else each new entry is recorded as `record`
+        does (its count up, the origin stored); a time entry also raises the workflow's last
+        time to it and fixes the base time if unset; a data entry also sets its data key.
+        Entries whose field holds the same text change nothing. Returns, per entry, whether
+        it was recorded now."""
 
     async def get_origins(self, app_id: str, workflow_id: str, fields: list[str]) -> list[str | None]:
         """The origins stored with the values at fields (None where there is none), in order."""
