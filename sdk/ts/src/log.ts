@@ -8,6 +8,7 @@ import {
   type RecordedOperation,
   type TaskInvocation,
 } from "./gen/pynenc/sidecar/v1/deterministic_executor_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /** A Context's sequence kinds ("random", "custom:<name>", ...) as the log's (kind, name). */
 const KINDS: Record<string, OperationKind> = {
@@ -26,6 +27,8 @@ function key(scope: string, kind: OperationKind, name: string, sequence: bigint)
 
 export class WorkflowLog {
   private readonly operations = new Map<string, RecordedOperation>();
+  /** The latest time the log knows of (any scope's utc_now, the base time), in µs; 0: none. */
+  lastTimeUs = 0n;
   /** The state of every task the log records a call of, by invocation id. */
   readonly tasks = new Map<string, TaskInvocation>();
 
@@ -38,8 +41,17 @@ export class WorkflowLog {
 
   /** @internal */
   add(batch: GetWorkflowLogResponse): void {
-    for (const op of batch.operations) this.operations.set(key(op.scope, op.kind, op.customName, op.sequence), op);
+    for (const op of batch.operations) {
+      this.operations.set(key(op.scope, op.kind, op.customName, op.sequence), op);
+      if (op.value.case === "timeValue") this.noteTime(op.value.value);
+    }
+    if (batch.baseTime) this.noteTime(batch.baseTime);
     for (const task of batch.tasks) this.tasks.set(task.invocationId, task);
+  }
+
+  private noteTime(t: Timestamp): void {
+    const us = t.seconds * 1_000_000n + BigInt(Math.floor(t.nanos / 1000));
+    if (us > this.lastTimeUs) this.lastTimeUs = us;
   }
 
   /** How many operations the log holds. */

@@ -4,21 +4,24 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { isDeepStrictEqual } from "node:util";
 import { timestampDate, type Timestamp, type Duration } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client as ConnectClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { ConnectError, createClient, type Client as ConnectClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { InvocationStatus, type WorkflowIdentity } from "./gen/pynenc/sidecar/v1/common_pb.js";
 import {
   DeterministicExecutorService,
   OperationKind,
   type CompleteTaskRequest,
+  type OperationCommit,
   type OperationPosition,
   type RecordedOperation,
   type TaskInvocation,
   type TaskLease,
 } from "./gen/pynenc/sidecar/v1/deterministic_executor_pb.js";
-import { DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, retryInterceptor } from "./contract.js";
+import { COMMIT, DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, retryInterceptor } from "./contract.js";
 import { Code, Reason, SidecarError, TaskFailedError, TaskSuspended } from "./errors.js";
 import { WorkflowLog } from "./log.js";
+import { RunBuffer, type BufferedInit } from "./commit.js";
+import { deriveRandom, deriveUuid } from "./derive.js";
 import type { Attributes, Context as OtelContext, Span } from "@opentelemetry/api";
 import {
   callOptions,
@@ -419,7 +422,7 @@ export class Client {
     log: WorkflowLog,
   ): Promise<Invocation> {
     const abort = new AbortController();
-    const task = new Context(this, appId, inv.workflow, inv.id, ctx, log);
+    let task = new Context(this, appId, inv.workflow, inv.id, ctx, log);
     const timer = setInterval(() => {
       this.executor
         .renewTaskLease({ appId, invocationId: inv.id, leaseId, leaseTtl: duration(ttlMs) }, callOptions(ctx, { timeoutMs: Math.max(1, Math.floor(ttlMs / RENEW_FRACTION)) }))
@@ -432,27 +435,64 @@ export class Client {
           }
         });
     }, Math.max(1, Math.floor(ttlMs / RENEW_FRACTION)));
+    try {
+      for (let rerun = 0; ; rerun++) {
+        task.buffer = new RunBuffer(leaseId);
+        try {
+          return await this.runOnce(appId, inv, leaseId, run, task, abort.signal, ctx);
+        } catch (err) {
+          // A commit refused with COMMIT_CONFLICT: this run's log was stale. Read it again and
+          // run the code again from its top (counters at 0), replaying the winner's record.
+          if (!task.buffer.conflicted || rerun >= COMMIT.conflictReruns) throw err;
+          this.log(`invocation ${inv.id}: ${err instanceof Error ? err.message : String(err)}; reading the log again and running the task again`);
+          const fresh = new Context(this, appId, inv.workflow, inv.id, ctx, await this.readLog(appId, inv.workflow.workflowId, ctx));
+          fresh.leaseLost = task.leaseLost;
+          task = fresh;
+        }
+      }
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  /** One run of a leased task's code, then its outcome recorded with the run's buffer. */
+  private async runOnce(
+    appId: string,
+    inv: Invocation,
+    leaseId: string,
+    run: TaskFn,
+    task: Context,
+    signal: AbortSignal,
+    ctx: OtelContext,
+  ): Promise<Invocation> {
+    const buffer = task.buffer!;
     let outcome: CompleteTaskRequest["outcome"];
     try {
-      const result = await run(task, abort.signal);
+      const result = await run(task, signal);
       try {
         outcome = { case: "resultJson", value: toJson(result, "task result") };
       } catch (err) {
         outcome = errorOutcome("SerializationError", String(err));
       }
     } catch (err) {
-      if (err instanceof TaskSuspended) throw err;
+      if (err instanceof TaskSuspended) throw err; // records nothing: the buffer is dropped
+      if (buffer.conflicted) throw err;
       outcome =
         err instanceof TaskFailedError
           ? errorOutcome(err.type, err.message, err.detailJson, err.traceback)
           : err instanceof Error
             ? errorOutcome(err.name, err.message, "", err.stack ?? "")
             : errorOutcome("Error", String(err));
-    } finally {
-      clearInterval(timer);
     }
+    // Code that caught a conflict and went on still ran on a stale log: run it again.
+    if (buffer.conflicted) throw new Error(`a commit of invocation ${inv.id} was refused with ${COMMIT.conflictReason}`);
+    // The buffer goes with the outcome, fenced by this request's own lease id.
     const complete = (outcome: CompleteTaskRequest["outcome"]) =>
-      call(this.executor.completeTask({ appId, invocationId: inv.id, leaseId, outcome }, callOptions(ctx)));
+      buffer.carry(
+        (commit) => call(this.executor.completeTask({ appId, invocationId: inv.id, leaseId, outcome, commit }, callOptions(ctx))),
+        inv.workflow.workflowId,
+        "",
+      );
     try {
       return new Invocation((await complete(outcome)).invocation!);
     } catch (err) {
@@ -539,6 +579,12 @@ export class Context {
   private generating = "";
   /** @internal Set when another worker took this run's task over. */
   leaseLost = false;
+  /**
+   * @internal A run under a lease buffers its random, uuid, utc_now, custom values and data
+   * writes and sends them with its next blocking call; a free Context (no lease) calls the
+   * sidecar for each.
+   */
+  buffer?: RunBuffer;
 
   constructor(
     readonly client: Client,
@@ -626,6 +672,38 @@ export class Context {
     if (this.seqs.get(kind) === seq) this.seqs.set(kind, seq - 1n);
   }
 
+  /** Buffers a computed value; a full buffer is committed now (if that fails, so does the operation). */
+  private async buffered<T>(buffer: RunBuffer, value: T, init: BufferedInit): Promise<[T, boolean]> {
+    if (buffer.add(init)) {
+      try {
+        await this.flush();
+      } catch (err) {
+        buffer.dropLast();
+        throw err;
+      }
+    }
+    return [value, false];
+  }
+
+  /** @internal Commits the buffered operations on their own (CommitOperations). */
+  async flush(): Promise<void> {
+    const buffer = this.buffer;
+    if (!buffer || buffer.size === 0) return;
+    await buffer.carry((commit) =>
+      call(
+        this.client.executor.commitOperations(
+          { appId: this.appId, workflowId: this.workflow.workflowId, invocationId: this.invocation, commit },
+          callOptions(this.traceContext),
+        ),
+      ),
+    );
+  }
+
+  /** A blocking call, carrying the buffer when the run has one. */
+  private blocking<T>(send: (commit: OperationCommit | undefined) => Promise<T>): Promise<T> {
+    return this.buffer ? this.buffer.carry(send) : send(undefined);
+  }
+
   private async at<T>(
     kind: string,
     op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>,
@@ -640,6 +718,10 @@ export class Context {
     return this.at(
       "random",
       async (position, ctx) => {
+        if (this.buffer) {
+          const value = deriveRandom(this.invocationId, position.sequence);
+          return this.buffered(this.buffer, value, { kind: OperationKind.RANDOM, sequence: position.sequence, value: { case: "randomValue", value } });
+        }
         const resp = await call(this.client.executor.random({ position }, callOptions(ctx)));
         return [resp.value, resp.replayed];
       },
@@ -653,6 +735,10 @@ export class Context {
     return this.at(
       "time",
       async (position, ctx) => {
+        if (this.buffer) {
+          const value = this.buffer.nextTime(this.log.lastTimeUs);
+          return this.buffered(this.buffer, value, { kind: OperationKind.TIME, sequence: position.sequence, value: { case: "timeValue", value } });
+        }
         const resp = await call(this.client.executor.utcNow({ position }, callOptions(ctx)));
         return [resp.time!, resp.replayed];
       },
@@ -671,6 +757,10 @@ export class Context {
     return this.at(
       "uuid",
       async (position, ctx) => {
+        if (this.buffer) {
+          const value = deriveUuid(this.invocationId, position.sequence);
+          return this.buffered(this.buffer, value, { kind: OperationKind.UUID, sequence: position.sequence, value: { case: "uuidValue", value } });
+        }
         const resp = await call(this.client.executor.uuid({ position }, callOptions(ctx)));
         return [resp.uuid, resp.replayed];
       },
@@ -687,16 +777,33 @@ export class Context {
     return this.at(
       `custom:${name}`,
       async (position, ctx): Promise<[string, boolean]> => {
-        const got = await call(
-          this.client.executor.getRecorded({ position, kind: OperationKind.CUSTOM, customName: name }, callOptions(ctx)),
-        );
-        if (got.found && got.operation?.value.case === "jsonValue") return [got.operation.value.value, true];
+        // Buffered, the log is the record: its generator runs when the log has nothing here
+        // (a stale log makes the commit COMMIT_CONFLICT, and the run runs again).
+        if (!this.buffer) {
+          const got = await call(
+            this.client.executor.getRecorded({ position, kind: OperationKind.CUSTOM, customName: name }, callOptions(ctx)),
+          );
+          if (got.found && got.operation?.value.case === "jsonValue") return [got.operation.value.value, true];
+        }
         this.generating = name;
         let value: string;
         try {
           value = await gen();
         } finally {
           this.generating = "";
+        }
+        if (this.buffer) {
+          try {
+            JSON.parse(value);
+          } catch {
+            throw new TypeError(`the value of custom operation ${name} is not JSON text`);
+          }
+          return this.buffered(this.buffer, value, {
+            kind: OperationKind.CUSTOM,
+            customName: name,
+            sequence: position.sequence,
+            value: { case: "jsonValue", value },
+          });
         }
         const resp = await call(this.client.executor.record({ position, operation: name, valueJson: value }, callOptions(ctx)));
         return [resp.valueJson, resp.replayed];
@@ -729,17 +836,21 @@ export class Context {
       taskId,
       async (position, ctx) => {
         taskSeq = position.sequence;
-        const resp = await call(
-          this.client.executor.executeTask(
-            {
-              position,
-              taskId,
-              argumentsJson,
-              forceNewWorkflow: options.forceNewWorkflow ?? false,
-              runnerId: this.client.runnerId,
-              leaseTtl: duration(ttlMs),
-            },
-            callOptions(ctx),
+        // The buffer goes with this call: the task starts only once everything before it is recorded.
+        const resp = await this.blocking((commit) =>
+          call(
+            this.client.executor.executeTask(
+              {
+                position,
+                taskId,
+                argumentsJson,
+                forceNewWorkflow: options.forceNewWorkflow ?? false,
+                runnerId: this.client.runnerId,
+                leaseTtl: duration(ttlMs),
+                commit,
+              },
+              callOptions(ctx),
+            ),
           ),
         );
         return [{ state: resp.invocation!, lease: resp.lease }, resp.replayed];
@@ -782,7 +893,8 @@ export class Context {
     const [found, valueJson] = await this.at(
       `data_read:${key}`,
       async (position, ctx): Promise<[[boolean, string], boolean]> => {
-        const resp = await call(this.client.executor.getData({ key, position }, callOptions(ctx)));
+        // With the buffer: the read sees this run's own buffered writes.
+        const resp = await this.blocking((commit) => call(this.client.executor.getData({ key, position, commit }, callOptions(ctx))));
         return [[resp.found, resp.valueJson], resp.replayed];
       },
       key,
@@ -798,9 +910,40 @@ export class Context {
    */
   async setData(key: string, value: unknown): Promise<void> {
     const valueJson = toJson(value, `data ${key}`);
+    if (this.buffer && !this.isMainTask) {
+      throw new SidecarError(
+        new ConnectError(
+          `invocation ${this.invocationId} is not the main task of workflow ${this.workflow.workflowId}: only the ` +
+            "workflow's main task may write its data",
+          Code.PermissionDenied,
+        ),
+        Reason.WORKFLOW_ACCESS_DENIED,
+      );
+    }
     await this.at(
       `data_write:${key}`,
       async (position, ctx): Promise<[undefined, boolean]> => {
+        if (this.buffer) {
+          const recorded = this.log.recorded(this.invocationId, `data_write:${key}`, position.sequence);
+          if (recorded?.value.case === "dataValue") {
+            // Recorded with another value (the same one is served from the log).
+            throw new SidecarError(
+              new ConnectError(
+                `non-deterministic replay at data write ${JSON.stringify(key)} #${position.sequence} of invocation ` +
+                  `${this.invocationId}: data key ${JSON.stringify(key)} was written ${recorded.value.value.valueJson.slice(0, 256)} ` +
+                  `there, the replay writes ${valueJson.slice(0, 256)}`,
+                Code.FailedPrecondition,
+              ),
+              Reason.NONDETERMINISTIC_REPLAY,
+            );
+          }
+          return this.buffered(this.buffer, undefined, {
+            kind: OperationKind.DATA_WRITE,
+            customName: key,
+            sequence: position.sequence,
+            value: { case: "jsonValue", value: valueJson },
+          });
+        }
         const resp = await call(this.client.executor.setData({ key, valueJson, position }, callOptions(ctx)));
         return [undefined, resp.replayed];
       },
@@ -812,6 +955,7 @@ export class Context {
 
   /** The workflow's time zero, recorded at its first use. */
   async baseTime(): Promise<Date> {
+    await this.flush(); // a buffered utc_now fixes the base time: commit it first
     const resp = await call(
       this.client.executor.getBaseTime({ appId: this.appId, workflowId: this.workflow.workflowId }, callOptions(this.traceContext)),
     );

@@ -23,10 +23,16 @@
 //     the contract's lease-loss scenario: a main task calling random until its lease is taken over
 //   node dist/tools/xlang.js takeover-scenario --address A --app APP --workflow WF
 //     the contract's takeover scenario: wait for a dead holder's main task, take it over, replay
+//   node dist/tools/xlang.js batch-flow --address A --app APP --workflow WF
+//     buffered operations: 19 operations around one task call, in four calls (docs/client-contract.md)
+//   node dist/tools/xlang.js batch-race --address A --app APP --workflow WF --dir D [--ttl-ms T]
+//     a custom op and a data write buffered, then D/ready, wait for D/go, then a blocking read
 // run, nested, visits and diverge read the workflow's log first (Client.contextFromLog): a
 // replay of them makes that one call and serves every recorded position locally.
 import { parseArgs } from "node:util";
 import { randomInt, randomUUID } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Client, Context, Invocation, InvocationStatus, OperationInGeneratorError, SidecarError, type Identity } from "../src/index.js";
@@ -296,6 +302,51 @@ function outcomeOf(inv: Invocation) {
   };
 }
 
+const micros = (t: { seconds: bigint; nanos: number }) => Number(t.seconds * 1_000_000n + BigInt(Math.floor(t.nanos / 1000)));
+
+/** Buffered operations: everything before the task call travels with ExecuteTask, the rest with CompleteTask. */
+async function batchFlow(client: Client, app: string, id: Identity) {
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "contract.batch_flow" }, {}, async (main) => {
+    const random = [];
+    for (let i = 0; i < 5; i++) random.push(await main.random());
+    const uuid = [];
+    for (let i = 0; i < 3; i++) uuid.push(await main.uuid());
+    const time_us = [];
+    for (let i = 0; i < 3; i++) time_us.push(micros(await main.utcNowTimestamp()));
+    const custom = await main.record("pick", () => ({ k: [1, 2] }));
+    await main.setData("stage", "before-child");
+    const child = await main.executeTask("contract.batch_child", { n: 7 }, async (task) => [
+      await task.random(),
+      await task.random(),
+      await task.random(),
+      7,
+    ]);
+    await main.setData("stage", "after-child");
+    const late = [await main.random(), micros(await main.utcNowTimestamp())];
+    return { random, uuid, time_us, custom, child: child.result, late };
+  });
+  return { ...outcomeOf(inv), lang: LANG };
+}
+
+/** A custom op and a data write buffered; the blocking read waits for the test's go-ahead. */
+async function batchRace(client: Client, app: string, id: Identity, dir: string) {
+  const generated: string[] = [];
+  let runs = 0;
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "contract.batch_race" }, {}, async (main) => {
+    runs++;
+    const pick = await main.record("pick", () => {
+      generated.push("gen");
+      return { by: LANG };
+    });
+    await main.setData("by", LANG);
+    writeFileSync(join(dir, "ready"), "");
+    while (!existsSync(join(dir, "go"))) await new Promise((resolve) => setTimeout(resolve, 20));
+    await main.getData("k"); // the blocking point: the buffer travels with it
+    return { pick, lang: LANG };
+  });
+  return { ...outcomeOf(inv), generated, runs, lang: LANG };
+}
+
 /**
  * Records `ops` random values in a fresh workflow, then replays them `repeats` times, each
  * from a fresh read of its log (one call): replay_ms is the median replay, as bench/run.py
@@ -303,10 +354,13 @@ function outcomeOf(inv: Invocation) {
  */
 async function benchReplay(client: Client, app: string, ops: number, repeats: number) {
   const id: Identity = { workflowId: `bench-replay-ts-${randomUUID()}` };
+  // Recorded as a workflow's main task: buffered, committed with its completion.
   let start = performance.now();
-  const first = client.context(app, id);
   const recorded: number[] = [];
-  for (let i = 0; i < ops; i++) recorded.push(await first.random());
+  await client.startWorkflow(app, { ...id, workflowType: "bench.replay" }, {}, async (main) => {
+    for (let i = 0; i < ops; i++) recorded.push(await main.random());
+    return ops;
+  });
   const recordMs = performance.now() - start;
   const replays: number[] = [];
   for (let r = 0; r < repeats; r++) {
@@ -339,6 +393,7 @@ async function main() {
       value: { type: "string", default: "1" },
       notify: { type: "string", default: "no" },
       ops: { type: "string", default: "1000" },
+      dir: { type: "string", default: "." },
       repeats: { type: "string", default: "5" },
     },
   });
@@ -407,6 +462,13 @@ async function main() {
       case "takeover-scenario":
         out = await takeoverScenario(client, app, id);
         break;
+      case "batch-flow":
+        out = await batchFlow(client, app, id);
+        break;
+      case "batch-race":
+        client.leaseTtlMs = Number(values["ttl-ms"]);
+        out = await batchRace(client, app, id, values.dir!);
+        break;
       case "bench-replay":
         out = await benchReplay(client, app || "bench-ts", Number(values.ops), Number(values.repeats));
         break;
@@ -417,7 +479,7 @@ async function main() {
         out = await workflowState(values.address!, app, id.workflowId);
         break;
       default:
-        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|nested|oversize|visits|diverge|notify|state|lease-loss|takeover-scenario|bench-replay`);
+        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|nested|oversize|visits|diverge|notify|state|lease-loss|takeover-scenario|batch-flow|batch-race|bench-replay`);
     }
     // bigint (time_us) printed as JSON integers
     process.stdout.write(JSON.stringify(out, (_k, v: unknown) => (typeof v === "bigint" ? `@@${v}@@` : v)).replace(/"@@(-?\d+)@@"/g, "$1") + "\n");
