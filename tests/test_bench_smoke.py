@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 ROWS = [
     "a.Random", "a.UtcNow", "a.Record", "a.GetData", "a.SetData", "a.ExecuteTask fresh", "a.ExecuteTask replayed",
-    "b.replay", "b.replay.go", "b.replay.ts", "b.replay.java", "c.record", "d.one_workflow", "d.small_workflows", "e.order", "f.length", "f.workflows",
+    "b.replay", "b.replay.go", "b.replay.ts", "b.replay.java",
+    "c.record", "d.one_workflow", "d.small_workflows", "e.order", "f.length", "f.workflows",
 ]
 PYNENC_ROWS = {"b.replay", "c.record", "d.one_workflow", "d.small_workflows"}
 LANG_ROWS = {"b.replay.go", "b.replay.ts", "b.replay.java"}  # quick mode builds no language driver

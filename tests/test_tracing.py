@@ -343,7 +343,8 @@ def test_a_workflow_run_is_one_trace_from_worker_to_redis_and_its_replay_links_b
     assert [(s["service"], s["kind"]) for s in path] == [
         ("pynenc-sidecar", SPAN_KIND_CLIENT), ("pynenc-sidecar", SPAN_KIND_SERVER), ("order-worker", SPAN_KIND_CLIENT),
         ("order-worker", SPAN_KIND_INTERNAL), ("order-worker", SPAN_KIND_INTERNAL)]
-    assert [s["name"] for s in path[2:]] == [f"/{SERVICE}/ExecuteTask", "pynenc.execute_task seed_workflows.process_payment",
+    assert [s["name"] for s in path[2:]] == [f"/{SERVICE}/ExecuteTask",
+                                              "pynenc.execute_task seed_workflows.process_payment",
                                               "pynenc.workflow seed_workflows.process_order_workflow"]
     # The child task's operations nest inside its execute_task span, in the same trace.
     execute = next(s for s in spans if s["name"] == "pynenc.execute_task seed_workflows.process_payment")
