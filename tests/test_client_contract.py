@@ -156,8 +156,72 @@ def test_python_constants_are_the_contracts():
     assert py_runner.RENEW_FRACTION == defaults["renew_every_fraction_of_ttl"]
 
 
+# Local replay (issue 14 item 3): a replay reads the workflow's log once and serves every
+# recorded position from it. The languages that do so through their drivers' free-context
+# commands (`run`, `diverge` read the log first).
+LOCAL_REPLAY_LANGS = ["ts"]
+
+
+def _driver_cmd(request, lang: str, command: str, address: str, **flags: str) -> tuple[list[str], Path]:
+    args = [command, "--address", address]
+    for key, value in flags.items():
+        args += [f"--{key}", str(value)]
+    if lang == "go":
+        return [str(request.getfixturevalue("go_bin") / "xlang"), *args], GO_DIR
+    if lang == "ts":
+        return ["node", str(request.getfixturevalue("ts_dist") / "tools" / "xlang.js"), *args], TS_DIR
+    return ["java", "-jar", str(request.getfixturevalue("java_jar")), *args], JAVA_DIR
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_a_replay_makes_one_call_and_serves_every_recorded_value_locally(run_in, any_sidecar, lang):
+    """random, uuid, utc_now, a custom op, two finished tasks, a data write and read: the
+    replay through a counting proxy makes one GetWorkflowLog call and nothing else."""
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    first = run_in(lang, any_sidecar.address, "run", app=app, workflow=workflow)
+    assert [task["ran"] for task in first["tasks"]] == [True, True]
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        again = run_in(lang, proxy.address, "run", app=app, workflow=workflow)
+    assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
+    for task in again["tasks"]:
+        assert (task["ran"], task["replayed"]) == (False, True), task
+        task["ran"], task["replayed"] = True, False
+    assert again == first
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_a_local_replay_still_detects_divergence(run_in, any_sidecar, lang):
+    """The same value written again is served from the log; another one reaches the sidecar,
+    which refuses it: NONDETERMINISTIC_REPLAY, and the recorded value stays."""
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    assert run_in(lang, any_sidecar.address, "diverge", app=app, workflow=workflow, value="1") == {"error": None}
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        assert run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="1.0") == {"error": None}
+        assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
+        out = run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="2")
+        assert dict(proxy.calls) == {"GetWorkflowLog": 2, "SetData": 1}, proxy.calls
+    assert out["error"] == "NONDETERMINISTIC_REPLAY", out
+    channel = grpc.insecure_channel(any_sidecar.address)
+    try:
+        stored = de_grpc.DeterministicExecutorServiceStub(channel).GetData(
+            de.GetDataRequest(app_id=app, workflow_id=workflow, key="counter"))
+    finally:
+        channel.close()
+    assert json.loads(stored.value_json) == 1
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_bench_replay_prints_record_and_replay_times(request, sidecar, lang):
+    cmd, cwd = _driver_cmd(request, lang, "bench-replay", sidecar.address, ops="20")
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert set(out) == {"record_ms", "replay_ms"}
+    assert all(isinstance(v, (int, float)) and v > 0 for v in out.values()), out
+
+
 # --- lease loss and takeover (docs/client-contract.md, "Run, renew, complete, wait, take over") --
-SCENARIO_LANGS = ["go", "java", "python"]  # each SDK adds itself when its driver has the commands
+SCENARIO_LANGS = ["go", "ts", "java", "python"]
 THIEF, DEAD_HOLDER = "contract-thief", "contract-dead-holder"
 FOREVER = 10**6
 # The dead holder's lease must outlast the driver's start, or the driver is granted the lapsed
@@ -375,3 +439,116 @@ def test_a_dead_holders_task_is_taken_over_and_replays_its_record(start_in, any_
     from pynenc_sidecar.core import commits
     from pynenc_sidecar.core.errors import COMMIT_CONFLICT
     assert commits.MAX_OPERATIONS == commit["max_operations"] and COMMIT_CONFLICT in commit["reasons"]
+
+
+# --- buffered operations (docs/client-contract.md, "One round trip per blocking point") ------
+BATCH_LANGS = ["ts"]  # each SDK adds itself when its driver has batch-flow and batch-race
+
+
+def _log_ops(address: str, app: str, workflow: str) -> dict:
+    channel, stub = _executor(address)
+    try:
+        return {(op.scope, op.kind, op.custom_name, op.sequence): op
+                for batch in stub.GetWorkflowLog(de.GetWorkflowLogRequest(app_id=app, workflow_id=workflow))
+                for op in batch.operations}
+    finally:
+        channel.close()
+
+
+def _stored(address: str, app: str, workflow: str, key: str) -> Any:
+    channel, stub = _executor(address)
+    try:
+        reply = stub.GetData(de.GetDataRequest(app_id=app, workflow_id=workflow, key=key))
+    finally:
+        channel.close()
+    return json.loads(reply.value_json) if reply.found else None
+
+
+@pytest.mark.parametrize("lang", BATCH_LANGS)
+def test_buffered_operations_travel_with_the_next_blocking_call(run_in, any_sidecar, lang):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        out = run_in(lang, proxy.address, "batch-flow", app=app, workflow=workflow)
+    # 19 operations: the main task's first 13 with ExecuteTask, the child's 3 with its
+    # CompleteTask, the main task's last 3 with its own: four calls in all.
+    assert dict(proxy.calls) == {"StartWorkflow": 1, "ExecuteTask": 1, "CompleteTask": 2}, proxy.calls
+    assert out["status"] == "INVOCATION_STATUS_SUCCESS", out
+    first = out["result"]
+    ops = _log_ops(any_sidecar.address, app, workflow)
+    R, T, U, C = de.OPERATION_KIND_RANDOM, de.OPERATION_KIND_TIME, de.OPERATION_KIND_UUID, de.OPERATION_KIND_CUSTOM
+    assert [ops[workflow, R, "", i].random_value for i in range(1, 7)] == first["random"] + [first["late"][0]]
+    assert first["random"] == [derivations.random_value(workflow, i) for i in range(1, 6)]
+    assert [ops[workflow, U, "", i].uuid_value for i in range(1, 4)] == first["uuid"]
+    times = [ops[workflow, T, "", i].time_value for i in range(1, 5)]
+    times_us = [t.seconds * 1_000_000 + t.nanos // 1000 for t in times]
+    assert times_us == first["time_us"] + [first["late"][1]]  # what the code got is what is recorded
+    assert times_us == sorted(set(times_us))  # strictly later each time
+    assert json.loads(ops[workflow, C, "pick", 1].json_value) == {"k": [1, 2]}
+    assert _stored(any_sidecar.address, app, workflow, "stage") == "after-child"
+    child_scope = next(scope for scope, kind, _, _ in ops if scope != workflow)
+    assert [ops[child_scope, R, "", i].random_value for i in range(1, 4)] == first["child"][:3]
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        again = run_in(lang, proxy.address, "batch-flow", app=app, workflow=workflow)
+    assert dict(proxy.calls) == {"StartWorkflow": 1}, proxy.calls  # finished: its recorded outcome
+    assert again["result"] == first
+
+
+@pytest.mark.parametrize("lang", BATCH_LANGS)
+def test_a_losing_commit_is_refused_and_the_run_replays_the_winners_record(start_in, any_sidecar, lang, tmp_path):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        started = start_in(lang, proxy.address, "batch-race", app=app, workflow=workflow, dir=str(tmp_path),
+                           **{"ttl-ms": "30000"})
+        wait_ready(tmp_path)
+        # Another run records the buffered position first, with another value.
+        channel, stub = _executor(any_sidecar.address)
+        try:
+            stub.Record(de.RecordRequest(position=de.OperationPosition(
+                app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow), sequence=1),
+                operation="pick", value_json=json.dumps({"by": "the-winner"})))
+        finally:
+            channel.close()
+        (tmp_path / "go").touch()
+        out, _ = started.result()
+    # Refused once (COMMIT_CONFLICT), the log read again, the code run again: it replays the
+    # winner's pick without running its generator again, and its data write is committed then.
+    assert proxy.calls["GetData"] == 2 and proxy.calls["GetWorkflowLog"] == 1, proxy.calls
+    assert (out["status"], out["runs"], out["generated"]) == ("INVOCATION_STATUS_SUCCESS", 2, ["gen"]), out
+    assert out["result"]["pick"] == {"by": "the-winner"}, out
+    ops = _log_ops(any_sidecar.address, app, workflow)
+    assert json.loads(ops[workflow, de.OPERATION_KIND_CUSTOM, "pick", 1].json_value) == {"by": "the-winner"}
+    assert _stored(any_sidecar.address, app, workflow, "by") == lang
+
+
+@pytest.mark.parametrize("lang", BATCH_LANGS)
+def test_a_run_that_lost_its_lease_cannot_commit(start_in, any_sidecar, lang, tmp_path):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    # Renewals refused throughout: the run does not learn it lost the lease; its commit is
+    # what the sidecar refuses (the lease fence), and nothing of it is written.
+    with RefusingProxy(any_sidecar.address, {"RenewTaskLease": FOREVER}) as proxy:
+        started = start_in(lang, proxy.address, "batch-race", app=app, workflow=workflow, dir=str(tmp_path),
+                           **{"ttl-ms": "1000"})
+        wait_ready(tmp_path)
+        channel, stub = _executor(any_sidecar.address)
+        try:
+            lease_id = _take_over(stub, app, workflow)
+            (tmp_path / "go").touch()
+            _wait_for_call(proxy, "WaitTask")  # refused, it waits for the new holder
+            assert (workflow, de.OPERATION_KIND_CUSTOM, "pick", 1) not in _log_ops(any_sidecar.address, app, workflow)
+            assert _stored(any_sidecar.address, app, workflow, "by") is None
+            done = stub.CompleteTask(de.CompleteTaskRequest(
+                app_id=app, invocation_id=workflow, lease_id=lease_id, result_json=json.dumps({"completed_by": THIEF})))
+            assert done.accepted
+            out, _ = started.result()
+        finally:
+            channel.close()
+    assert proxy.calls["GetData"] == 1, proxy.calls
+    assert (out["status"], out["result"]) == ("INVOCATION_STATUS_SUCCESS", {"completed_by": THIEF}), out
+    assert _stored(any_sidecar.address, app, workflow, "by") is None
+
+
+def wait_ready(directory: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not (directory / "ready").exists():
+        assert time.monotonic() < deadline, "the driver never reached its blocking point"
+        time.sleep(0.02)
