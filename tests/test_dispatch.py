@@ -9,9 +9,9 @@ import uuid
 
 import grpc
 import pytest
-from executor_client import error_details, position
 from google.protobuf import duration_pb2
 
+from executor_client import error_details, position
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc

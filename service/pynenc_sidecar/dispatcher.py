@@ -17,8 +17,8 @@ from pynenc_sidecar.core import dispatch as rules
 from pynenc_sidecar.core.dispatch import DISPATCH_LEASE_PREFIX, DispatchPolicy, DispatchState
 from pynenc_sidecar.core.errors import INVOCATION_NOT_FOUND, LEASE_NOT_HELD, FailedPrecondition, NotFound
 from pynenc_sidecar.core.tasks import FAILED, TaskCall, TaskState, WorkflowRef, child_workflow
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Store, TaskNotFound
-from pynenc_sidecar.storage.dispatch_base import EXPIRED, GRANTED, LEASED, DispatchStore
+from pynenc_sidecar.storage.dispatch_interface import EXPIRED, GRANTED, LEASED, DispatchStore
+from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, Store, TaskNotFound
 
 if TYPE_CHECKING:
     from pynenc_sidecar.engine import WorkflowEngine
@@ -34,15 +34,15 @@ def is_dispatch_lease(lease_id: str) -> bool:
 
 def dispatch_store_for(store: Store) -> DispatchStore:
     """The dispatch store that lives beside `store` (same Redis, same SQLite file)."""
-    from pynenc_sidecar.storage.redis_store import RedisStore
-    from pynenc_sidecar.storage.sqlite_store import SqliteStore
+    from pynenc_sidecar.storage.redis.executor_store import RedisStore
+    from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 
     if isinstance(store, RedisStore):
-        from pynenc_sidecar.storage.redis_dispatch import RedisDispatchStore
+        from pynenc_sidecar.storage.redis.dispatch_store import RedisDispatchStore
 
         return RedisDispatchStore(store)
     if isinstance(store, SqliteStore):
-        from pynenc_sidecar.storage.sqlite_dispatch import SqliteDispatchStore
+        from pynenc_sidecar.storage.sqlite.dispatch_store import SqliteDispatchStore
 
         return SqliteDispatchStore(store)
     raise TypeError(f"no dispatch store for {type(store).__name__}")

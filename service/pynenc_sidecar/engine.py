@@ -46,7 +46,7 @@ from pynenc_sidecar.core.tasks import (
     status_name,
 )
 from pynenc_sidecar.dispatcher import Dispatcher, dispatch_store_for, is_dispatch_lease
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, ScopeFinished, Store, TaskNotFound
+from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, Recorded, ScopeFinished, Store, TaskNotFound
 
 if TYPE_CHECKING:
     from pynenc_sidecar.projection import StateProjection

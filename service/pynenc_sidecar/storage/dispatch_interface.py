@@ -15,7 +15,7 @@ from typing import Protocol
 
 from pynenc_sidecar.core.dispatch import DispatchPolicy, DispatchState
 from pynenc_sidecar.core.tasks import TaskState
-from pynenc_sidecar.storage.base import LeaseRequest
+from pynenc_sidecar.storage.interface import LeaseRequest
 
 # What a claim found (ClaimResult.code).
 GRANTED = "granted"  # the lease is the caller's

@@ -14,8 +14,7 @@ from typing import Any
 
 from pynenc_sidecar.core.dispatch import DispatchPolicy, DispatchState
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RETRY, RUNNING, TaskState
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, TaskNotFound
-from pynenc_sidecar.storage.dispatch_base import (
+from pynenc_sidecar.storage.dispatch_interface import (
     EXPIRED,
     FINISHED,
     GRANTED,
@@ -25,7 +24,8 @@ from pynenc_sidecar.storage.dispatch_base import (
     ClaimResult,
     QueuedEntry,
 )
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
+from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, TaskNotFound
+from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 
 SCHEMA = ["""
 CREATE TABLE IF NOT EXISTS dispatch (

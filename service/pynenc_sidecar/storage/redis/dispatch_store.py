@@ -15,9 +15,9 @@ from typing import Any
 from pynenc_sidecar.core.dispatch import DispatchPolicy, DispatchState
 from pynenc_sidecar.core.positions import escape
 from pynenc_sidecar.core.tasks import TaskState
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, TaskNotFound
-from pynenc_sidecar.storage.dispatch_base import MISSING, ClaimResult, QueuedEntry
-from pynenc_sidecar.storage.redis_store import (
+from pynenc_sidecar.storage.dispatch_interface import MISSING, ClaimResult, QueuedEntry
+from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, TaskNotFound
+from pynenc_sidecar.storage.redis.executor_store import (
     PREFIX,
     RedisStore,
     _pairs,
