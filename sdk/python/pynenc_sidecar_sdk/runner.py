@@ -153,6 +153,8 @@ def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = Fa
     """What a run waits for and until when; the same words in every SDK."""
     holder = (f"runner {json.dumps(invocation.lease_runner_id, ensure_ascii=False)}" if invocation.lease_runner_id
               else "another worker")
+    if invocation.dispatched:
+        return describe_dispatched_wait(invocation, now, again, holder)
     text = (f"{'still waiting' if again else 'waiting'} for task {invocation.task_id} (invocation "
             f"{invocation.invocation_id}, workflow {invocation.workflow.workflow_id}) held by {holder}: ")
     if not invocation.HasField("lease_expire_time"):
@@ -164,6 +166,28 @@ def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = Fa
         return text + f"its lease expired at {at}; this run takes the task over now"
     return text + (f"its lease expires at {at} ({left:.1f} s left); this run takes the task over then "
                    "unless the holder renews it")
+
+
+def _iso(timestamp: Any) -> tuple[str, datetime]:
+    moment = timestamp.ToDatetime(tzinfo=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"), moment
+
+
+def describe_dispatched_wait(invocation: de.TaskInvocation, now: datetime, again: bool, holder: str) -> str:
+    """What a caller waits for when its task is dispatched to a worker serving it."""
+    text = (f"{'still waiting' if again else 'waiting'} for task {invocation.task_id} (invocation "
+            f"{invocation.invocation_id}, workflow {invocation.workflow.workflow_id}), dispatched to a worker "
+            "serving it: ")
+    if invocation.status == common_pb2.INVOCATION_STATUS_RUNNING:
+        return text + f"attempt {invocation.attempt} runs on {holder}"
+    if not invocation.HasField("queue_time"):
+        return text + "queued"
+    at, queued = _iso(invocation.queue_time)
+    waited = (now - queued).total_seconds()
+    retry = f" (attempt {invocation.attempt} failed: {invocation.last_error.type})" if invocation.attempt else ""
+    if waited < 0:
+        return text + f"to be retried at {at}{retry}"
+    return text + f"queued since {at} ({waited:.1f} s){retry}"
 
 
 def wait_or_take_over(app: Any, invocation: de.TaskInvocation) -> tuple[de.TaskInvocation, str]:

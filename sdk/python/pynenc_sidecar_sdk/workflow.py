@@ -131,9 +131,12 @@ class DeterministicExecutor:
     def _execute_task(self, run: RunContext, sequence: int, task: Task, arguments: dict[str, Any], args: tuple,
                       kwargs: dict, span: Any) -> Invocation:
         app = run.app
-        reply = app.client.call(app.client.executor.ExecuteTask, de.ExecuteTaskRequest(
+        request = de.ExecuteTaskRequest(
             position=run.position(sequence), task_id=task.task_id, arguments_json=json.dumps(arguments),
-            force_new_workflow=task.force_new_workflow, runner_id=app.runner_id, lease_ttl=duration(app.lease_ttl)))
+            force_new_workflow=task.force_new_workflow, runner_id=app.runner_id, lease_ttl=duration(app.lease_ttl))
+        if task.dispatch is not None:  # a worker serving task_id runs it; this run waits for it
+            request.dispatch.CopyFrom(task.dispatch.to_proto())
+        reply = app.client.call(app.client.executor.ExecuteTask, request)
         span.replayed(reply.replayed)
         invocation, lease_id = reply.invocation, reply.lease.lease_id if reply.HasField("lease") else ""
 

@@ -24,6 +24,9 @@ MISSING = "missing"  # the invocation is gone (purged, swept): drop the entry
 LEASED = "leased"  # another worker holds a live lease: look again at its expiry
 EXPIRED = "expired"  # it waited longer than its schedule-to-start timeout: fail it
 NOT_DISPATCHED = "not_dispatched"  # an inline task: drop the entry
+# The lease id of an invocation handed back or queued for a retry: no lease id equals it, so
+# the previous holder can neither renew nor complete (fenced) while any worker may claim it.
+RELEASED_LEASE = "-"
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class DispatchStore(Protocol):
                       last_error_json: str | None) -> tuple[TaskState, DispatchState] | None:
         """End the held lease and make the invocation wait for a worker again from
         available_us: with last_error_json, as a retry (status RETRY); without, handed back
-        (status REGISTERED, the attempt not counted). LeaseNotHeld when the caller does not
+        (status REGISTERED, the attempt not counted). The lease id becomes RELEASED_LEASE. LeaseNotHeld when the caller does not
         hold the lease; None when the invocation is finished (nothing changed);
         TaskNotFound."""
 

@@ -48,7 +48,8 @@ end
 if action == 'requeue' then
   if final(status) then return {'finished', redis.call('HGETALL', key)} end
   if (redis.call('HGET', key, 'lease_id') or '') ~= ARGV[3] then return {'not_held', {}} end
-  redis.call('HSET', key, 'lease_id', '', 'lease_exp', '0', 'd_q', ARGV[4])
+  -- The lease id becomes a tombstone: the previous holder's late outcome is refused (fenced).
+  redis.call('HSET', key, 'lease_id', '-', 'lease_exp', '0', 'd_q', ARGV[4])
   if ARGV[5] ~= '' then
     redis.call('HSET', key, 'status', '13', 'd_err', ARGV[5])
   else

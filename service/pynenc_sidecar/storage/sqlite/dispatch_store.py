@@ -21,6 +21,7 @@ from pynenc_sidecar.storage.dispatch_interface import (
     LEASED,
     MISSING,
     NOT_DISPATCHED,
+    RELEASED_LEASE,
     ClaimResult,
     QueuedEntry,
 )
@@ -143,7 +144,8 @@ class SqliteDispatchStore:
                 status, attempt = RETRY, dispatch.attempt
             else:
                 status, attempt = REGISTERED, max(dispatch.attempt - 1, 0)
-            self._update(conn, "tasks", app_id, invocation_id, lease_id="", lease_exp=0, status=status)
+            # The lease id becomes a tombstone: the previous holder's late outcome is refused.
+            self._update(conn, "tasks", app_id, invocation_id, lease_id=RELEASED_LEASE, lease_exp=0, status=status)
             self._update(conn, "dispatch", app_id, invocation_id, queued_us=available_us, attempt=attempt,
                          last_error=last_error_json if last_error_json is not None else dispatch.last_error_json)
             states = self._states(conn, app_id, invocation_id)
