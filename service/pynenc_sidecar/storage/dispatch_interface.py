@@ -63,9 +63,9 @@ class DispatchStore(Protocol):
                       last_error_json: str | None) -> tuple[TaskState, DispatchState] | None:
         """End the held lease and make the invocation wait for a worker again from
         available_us: with last_error_json, as a retry (status RETRY); without, handed back
-        (status REGISTERED, the attempt not counted). The lease id becomes RELEASED_LEASE. LeaseNotHeld when the caller does not
-        hold the lease; None when the invocation is finished (nothing changed);
-        TaskNotFound."""
+        (status REGISTERED, the attempt not counted). The lease id becomes RELEASED_LEASE.
+        LeaseNotHeld when the caller does not hold the lease; None when the invocation is
+        finished (nothing changed); TaskNotFound."""
 
     async def fail(self, app_id: str, invocation_id: str, error_json: str, now_us: int, *, force: bool
                    ) -> tuple[TaskState | None, bool]:
