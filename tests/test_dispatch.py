@@ -4,6 +4,9 @@ worker that serves its task id, on the real server and both stores, with the raw
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -15,6 +18,7 @@ from executor_client import error_details, position
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from support import SidecarServer
 
 SUCCESS, FAILED, RETRY, RUNNING = (common_pb2.INVOCATION_STATUS_SUCCESS, common_pb2.INVOCATION_STATUS_FAILED,
                                    common_pb2.INVOCATION_STATUS_RETRY, common_pb2.INVOCATION_STATUS_RUNNING)
@@ -259,3 +263,58 @@ def test_cancel_and_release_of_unknown_invocations_are_not_found(stub, app):
         with pytest.raises(grpc.RpcError) as missing:
             call()
         assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+def test_inspect_shows_a_queued_invocation_with_its_age(any_sidecar, stub, app):
+    task = task_id()
+    dispatch_call(stub, app, task, "wf-inspect")
+    time.sleep(0.3)
+    store = ["--redis-url", any_sidecar.redis_url] if any_sidecar.redis_url else ["--data-file", any_sidecar.data_file]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYNENC_SIDECAR_")}
+    report = subprocess.run([sys.executable, "-m", "pynenc_sidecar", "inspect", "wf-inspect", "--app-id", app,
+                             "--json", *store], capture_output=True, text=True, env=env, timeout=60)
+    assert report.returncode == 0, report.stderr
+    [queued] = json.loads(report.stdout)["dispatched_tasks"]
+    assert queued["task_id"] == task and queued["status"] == "REGISTERED" and queued["attempt"] == 0
+    assert queued["age_seconds"] >= 0.3 and queued["queued_since"] and queued["schedule_to_start_deadline"]
+    text = subprocess.run([sys.executable, "-m", "pynenc_sidecar", "inspect", "wf-inspect", "--app-id", app, *store],
+                          capture_output=True, text=True, env=env, timeout=60).stdout
+    assert "Dispatched tasks (1)" in text and task in text
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def store_args(request, tmp_path) -> list[str]:
+    if request.param == "redis":
+        return ["redis", request.getfixturevalue("redis_server").url]
+    return ["sqlite", str(tmp_path / "replicas.db")]
+
+
+def replica(store_args: list[str]) -> SidecarServer:
+    kind, where = store_args
+    return SidecarServer(where).start() if kind == "redis" else SidecarServer(None, data_file=where).start()
+
+
+def test_a_restart_and_a_second_replica_lose_no_queued_invocation(store_args, app):
+    task = task_id()
+    first = replica(store_args)
+    try:
+        with first.channel() as channel:
+            queued = dispatch_call(de_grpc.DeterministicExecutorServiceStub(channel), app, task, "wf-restart")
+    finally:
+        first.stop()
+    second, third = replica(store_args), replica(store_args)  # a restart, then two replicas
+    try:
+        with second.channel() as a, third.channel() as b:
+            caller, worker = de_grpc.DeterministicExecutorServiceStub(a), de_grpc.DeterministicExecutorServiceStub(b)
+            [work] = poll(worker, app, task)
+            assert work.invocation.invocation_id == queued.invocation.invocation_id
+            assert complete(worker, app, work, "survived").accepted
+            done = wait(caller, app, queued.invocation.invocation_id)
+            assert json.loads(done.invocation.result_json) == "survived"
+            # Queued through one replica, polled through the other.
+            later = dispatch_call(caller, app, task, "wf-replicas")
+            [other] = poll(worker, app, task)
+            assert other.invocation.invocation_id == later.invocation.invocation_id
+    finally:
+        second.stop()
+        third.stop()
