@@ -37,13 +37,14 @@ class Task:
     """A function the workflow system can run and replay."""
 
     def __init__(self, app: Pynenc, func: Callable[..., Any], force_new_workflow: bool,
-                 dispatch: Dispatch | None = None) -> None:
+                 dispatch: Dispatch | None = None, task_id: str | None = None) -> None:
         self.app = app
         self.func = func
         self.force_new_workflow = force_new_workflow
         # Set: a call inside a workflow is dispatched to a worker serving this task (app.worker).
         self.dispatch = dispatch
-        self.task_id = f"{_module_name(func)}.{func.__qualname__}"
+        # A chosen id names the task across languages (e.g. "orders.process_payment").
+        self.task_id = task_id or f"{_module_name(func)}.{func.__qualname__}"
         self.signature = inspect.signature(func)
         self.wf = WorkflowContext(self)
         self.__doc__ = func.__doc__
@@ -117,13 +118,15 @@ class Pynenc:
         self.tasks: dict[str, Task] = {}
 
     def task(self, func: Callable[..., Any] | None = None, *, force_new_workflow: bool = False,
-             dispatch: bool | Dispatch = False) -> Any:
+             dispatch: bool | Dispatch = False, task_id: str | None = None) -> Any:
         """A task. With dispatch (True, or a Dispatch of policies), a call inside a workflow
-        is not run by the caller but queued for a worker serving it (`app.worker`)."""
+        is not run by the caller but queued for a worker serving it (`app.worker`). task_id
+        replaces the default id (<module>.<function>), e.g. to serve a task other languages
+        call by that id."""
         policy = Dispatch() if dispatch is True else (dispatch or None)
 
         def register(f: Callable[..., Any]) -> Task:
-            task = Task(self, f, force_new_workflow, policy)
+            task = Task(self, f, force_new_workflow, policy, task_id)
             self.tasks[task.task_id] = task
             return task
 

@@ -193,10 +193,12 @@ def describe_dispatched_wait(invocation: de.TaskInvocation, now: datetime, again
 def wait_or_take_over(app: Any, invocation: de.TaskInvocation) -> tuple[de.TaskInvocation, str]:
     """Wait for another worker's task: returns (state, lease_id) — a lease when its holder died.
 
-    Says so: a WARNING when the wait starts, an INFO line on every later wait slice."""
+    Says so: a WARNING when the wait starts (INFO for a dispatched task), an INFO line on every
+    later wait slice."""
     slices = 0
     while invocation.status not in FINAL:
-        log.log(logging.INFO if slices else logging.WARNING, "%s",
+        # Waiting for a dispatched task is the normal case: INFO; for another caller's, WARNING.
+        log.log(logging.INFO if slices or invocation.dispatched else logging.WARNING, "%s",
                 describe_wait(invocation, datetime.now(UTC), again=slices > 0))
         slices += 1
         reply = app.client.call(app.client.executor.WaitTask, de.WaitTaskRequest(
