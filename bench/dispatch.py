@@ -7,11 +7,12 @@ Starts its own redis-server (for --store redis) and sidecar on free loopback por
               task) and dispatched (a worker process of concurrency 1 runs it), alternating in
               rounds so both see the same machine; per-call latency p50 / p99 and their ratio.
   throughput  for each language whose worker is available, 4 worker processes (concurrency 1
-              each) serve `orders.process_payment`; M invocations are queued by 8 callers and
+              each) serve its task; M invocations are queued by 8 callers and
               waited for; dispatched tasks/s from the first call to the last outcome.
-Workers: Python examples/polyglot/python_worker.py; Go sdk/go/examples/payment_worker; TypeScript
-sdk/ts/dist/examples/inventory_worker.js (the payment task too, when it serves it). A language
-whose worker is not in the tree is listed as missing. Prints markdown tables; stops every
+Workers: the polyglot example's (docs/client-contract.md, "Dispatch"): Python
+examples/polyglot/python_worker.py (both tasks), Go sdk/go/examples/payment_worker
+(orders.process_payment), TypeScript sdk/ts/dist/examples/inventory_worker.js
+(orders.reserve_inventory). A worker not in the tree is listed as not measured. Prints markdown tables; stops every
 process it started by its PID. --quick: tiny sizes (a smoke test, not a benchmark).
 """
 
@@ -52,31 +53,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def worker_commands() -> dict[str, object]:
-    """language -> a function (address, app id) -> (command serving TASK with concurrency 1,
-    cwd), or the reason it is missing."""
-    commands: dict[str, object] = {"python": lambda address, app_id: (
-        [sys.executable, str(ROOT / "examples/polyglot/python_worker.py"), "--concurrency", "1", "--tasks", TASK],
-        ROOT)}
-    go_dir = ROOT / "sdk/go/examples/payment_worker"
-    if not go_dir.is_dir():
-        commands["go"] = "sdk/go/examples/payment_worker is not in this tree"
+PAYMENT, INVENTORY = "orders.process_payment", "orders.reserve_inventory"
+ARGUMENTS = {PAYMENT: lambda seq: {"order_id": f"o-{seq}"},
+             INVENTORY: lambda seq: {"order_data": {"order_id": f"o-{seq}", "items": [{"sku": "s", "quantity": 1}]}}}
+
+
+def worker_commands() -> list[tuple[str, str, object]]:
+    """(language, task id, a function (address, app id) -> (command serving it with
+    concurrency 1, cwd) or the reason it is missing), for the polyglot example's workers."""
+    python = str(ROOT / "examples/polyglot/python_worker.py")
+    rows: list[tuple[str, str, object]] = [
+        ("python", task, lambda address, app_id, task=task: (
+            [sys.executable, python, "--concurrency", "1", "--tasks", task], ROOT)) for task in (PAYMENT, INVENTORY)]
+    if not (ROOT / "sdk/go/examples/payment_worker").is_dir():
+        rows.append(("go", PAYMENT, "sdk/go/examples/payment_worker is not in this tree"))
     elif shutil.which("go") is None:
-        commands["go"] = "go is not installed"
+        rows.append(("go", PAYMENT, "go is not installed"))
     else:
         binary = Path(tempfile.mkdtemp(prefix="psc-bench-go-")) / "payment_worker"
         subprocess.run(["go", "build", "-o", str(binary), "./examples/payment_worker"], cwd=ROOT / "sdk/go",
                        check=True)
-        commands["go"] = lambda address, app_id: (
-            [str(binary), "-address", address, "-app", app_id, "-concurrency", "1"], ROOT / "sdk/go")
-    ts_entry = ROOT / "sdk/ts/dist/examples/payment_worker.js"
+        rows.append(("go", PAYMENT, lambda address, app_id: (
+            [str(binary), "-address", address, "-app", app_id, "-concurrency", "1"], ROOT / "sdk/go")))
+    ts_entry = ROOT / "sdk/ts/dist/examples/inventory_worker.js"
     if ts_entry.is_file():
-        commands["typescript"] = lambda address, app_id: (
+        rows.append(("typescript", INVENTORY, lambda address, app_id: (
             [shutil.which("node") or "node", str(ts_entry), "--address", address, "--app", app_id,
-             "--concurrency", "1"], ROOT / "sdk/ts")
+             "--concurrency", "1"], ROOT / "sdk/ts")))
     else:
-        commands["typescript"] = "sdk/ts/dist/examples/payment_worker.js is not built (npm run build)"
-    return commands
+        rows.append(("typescript", INVENTORY, "sdk/ts/dist/examples/inventory_worker.js is not built "
+                                              "(sdk/ts: npm run build)"))
+    return rows
 
 
 class Workers:
@@ -141,7 +148,7 @@ def overhead(address: str, env: dict[str, str], calls: int, rounds: int) -> dict
     return samples
 
 
-def throughput(address: str, env: dict[str, str], command_for, tasks: int) -> float:
+def throughput(address: str, env: dict[str, str], task: str, command_for, tasks: int) -> float:
     """Dispatched tasks/s with 4 workers (concurrency 1 each) of one language."""
     app_id = "bench-throughput-" + uuid.uuid4().hex[:6]
     command, cwd = command_for(address, app_id)
@@ -151,13 +158,13 @@ def throughput(address: str, env: dict[str, str], command_for, tasks: int) -> fl
     workers.start(command, cwd, {**env, "PYNENC_APP_ID": app_id}, 4)
     try:
         # Warm-up: one task through, so every worker is polling before the clock starts.
-        warm = _call(stub, app_id, "warm-" + uuid.uuid4().hex, 1)
+        warm = _call(stub, app_id, task, "warm-" + uuid.uuid4().hex, 1)
         _wait(stub, app_id, warm)
         time.sleep(1.0)
         workflow_id = "tp-" + uuid.uuid4().hex
         start = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
-            ids = list(pool.map(lambda seq: _call(stub, app_id, workflow_id, seq), range(1, tasks + 1)))
+            ids = list(pool.map(lambda seq: _call(stub, app_id, task, workflow_id, seq), range(1, tasks + 1)))
             list(pool.map(lambda invocation_id: _wait(stub, app_id, invocation_id), ids))
         return tasks / (time.perf_counter() - start)
     finally:
@@ -165,11 +172,11 @@ def throughput(address: str, env: dict[str, str], command_for, tasks: int) -> fl
         channel.close()
 
 
-def _call(stub, app_id: str, workflow_id: str, sequence: int) -> str:
+def _call(stub, app_id: str, task: str, workflow_id: str, sequence: int) -> str:
     reply = stub.ExecuteTask(de.ExecuteTaskRequest(
         position=de.OperationPosition(app_id=app_id, workflow=common_pb2.WorkflowIdentity(workflow_id=workflow_id),
                                       sequence=sequence),
-        task_id=TASK, arguments_json=json.dumps({"order_id": f"o-{sequence}"}), dispatch=de.TaskDispatch()))
+        task_id=task, arguments_json=json.dumps(ARGUMENTS[task](sequence)), dispatch=de.TaskDispatch()))
     return reply.invocation.invocation_id
 
 
@@ -208,12 +215,13 @@ def main() -> int:
         print(f"\nmean inline {statistics.mean(inline):.2f} ms, dispatched {statistics.mean(dispatched):.2f} ms\n")
         print(f"## Dispatched tasks/s, 4 workers of concurrency 1 per language ({args.store}, {args.tasks} "
               "invocations, 8 callers)\n")
-        print("| language | tasks/s |\n|---|---|")
-        for language, found in worker_commands().items():
+        print("| language | task | tasks/s |\n|---|---|---|")
+        for language, task, found in worker_commands():
             if isinstance(found, str):
-                print(f"| {language} | not measured: {found} |")
+                print(f"| {language} | {task} | not measured: {found} |")
                 continue
-            print(f"| {language} | {throughput(server.address, env, found, args.tasks):.0f} |", flush=True)
+            rate = throughput(server.address, env, task, found, args.tasks)
+            print(f"| {language} | {task} | {rate:.0f} |", flush=True)
     finally:
         server.stop()
         if redis:
