@@ -225,9 +225,9 @@ async def _dispatched(store: Any, app_id: str, invocation_ids: list[str]) -> lis
     report = []
     for invocation_id in invocation_ids:
         found = await dispatch_store.get(app_id, invocation_id)
-        if found is None or found[1] is None:
+        state, dispatch = found if found is not None else (None, None)
+        if state is None or dispatch is None:
             continue
-        state, dispatch = found
         queued = dispatch.queued_us if dispatch.queued_us and not state.finished else 0
         report.append({
             "invocation_id": invocation_id, "task_id": state.task_id, "status": status_name(state.status),

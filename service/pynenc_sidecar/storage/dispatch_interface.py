@@ -10,6 +10,7 @@ between two steps left (docs/client-contract.md, "Dispatch", "Store").
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,48 +45,49 @@ class QueuedEntry:
 
 
 class DispatchStore(Protocol):
+    # Methods return awaitables (implementations are coroutines, or wrapped ones on Redis).
     # --- an invocation's dispatch state (atomic with its task state) -----------------
-    async def register(self, app_id: str, state: TaskState, policy: DispatchPolicy, now_us: int
-                       ) -> tuple[TaskState, DispatchState]:
+    def register(self, app_id: str, state: TaskState, policy: DispatchPolicy, now_us: int
+                       ) -> Awaitable[tuple[TaskState, DispatchState]]:
         """Register the invocation unless it exists, and make it dispatched with policy
         (queued since now_us) unless it is: the first policy is kept."""
 
-    async def get(self, app_id: str, invocation_id: str) -> tuple[TaskState, DispatchState | None] | None:
+    def get(self, app_id: str, invocation_id: str) -> Awaitable[tuple[TaskState, DispatchState | None] | None]:
         """The task state and its dispatch state (None: not dispatched); None: no such task."""
 
-    async def claim(self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int) -> ClaimResult:
+    def claim(self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int) -> Awaitable[ClaimResult]:
         """Lease a dispatched invocation that is unfinished with no live lease (store clock),
         unless it never started and waited past its schedule-to-start deadline (EXPIRED).
         A fresh start counts an attempt (a redelivery after a lapsed lease does not) and
         records now_us as the attempt's start."""
 
-    async def requeue(self, app_id: str, invocation_id: str, lease_id: str, available_us: int,
-                      last_error_json: str | None) -> tuple[TaskState, DispatchState] | None:
+    def requeue(self, app_id: str, invocation_id: str, lease_id: str, available_us: int,
+                      last_error_json: str | None) -> Awaitable[tuple[TaskState, DispatchState] | None]:
         """End the held lease and make the invocation wait for a worker again from
         available_us: with last_error_json, as a retry (status RETRY); without, handed back
         (status REGISTERED, the attempt not counted). The lease id becomes RELEASED_LEASE.
         LeaseNotHeld when the caller does not hold the lease; None when the invocation is
         finished (nothing changed); TaskNotFound."""
 
-    async def fail(self, app_id: str, invocation_id: str, error_json: str, now_us: int, *, force: bool
-                   ) -> tuple[TaskState | None, bool]:
+    def fail(self, app_id: str, invocation_id: str, error_json: str, now_us: int, *, force: bool
+                   ) -> Awaitable[tuple[TaskState | None, bool]]:
         """Record the invocation FAILED with error_json: force, whatever holds it (a
         cancellation); else only if it is waiting to start (REGISTERED or RETRY, no live
         lease). Returns (state, whether it changed); (None, False) for no such task."""
 
     # --- queues ---------------------------------------------------------------------
-    async def queue_push(self, app_id: str, task_id: str, invocation_id: str, available_us: int, *,
-                         keep_existing: bool) -> None:
+    def queue_push(self, app_id: str, task_id: str, invocation_id: str, available_us: int, *,
+                         keep_existing: bool) -> Awaitable[None]:
         """Put the invocation in its queue from available_us; keep_existing leaves an entry
         that is there already as it is."""
 
-    async def queue_ready(self, app_id: str, task_id: str, now_us: int, limit: int) -> list[str]:
+    def queue_ready(self, app_id: str, task_id: str, now_us: int, limit: int) -> Awaitable[list[str]]:
         """Up to limit invocation ids available at now_us, earliest first."""
 
-    async def queue_defer(self, app_id: str, task_id: str, invocation_id: str, until_us: int) -> None:
+    def queue_defer(self, app_id: str, task_id: str, invocation_id: str, until_us: int) -> Awaitable[None]:
         """Move a queued entry's availability to until_us (nothing if it is not queued)."""
 
-    async def queue_remove(self, app_id: str, task_id: str, invocation_id: str) -> None: ...
+    def queue_remove(self, app_id: str, task_id: str, invocation_id: str) -> Awaitable[None]: ...
 
-    async def queued(self, app_id: str) -> list[QueuedEntry]:
+    def queued(self, app_id: str) -> Awaitable[list[QueuedEntry]]:
         """Every queue entry of the app, by task id then availability (for inspect)."""

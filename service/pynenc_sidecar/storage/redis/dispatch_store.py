@@ -10,7 +10,7 @@ and no step writes two slots at once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pynenc_sidecar.core.dispatch import DispatchPolicy, DispatchState
 from pynenc_sidecar.core.positions import escape
@@ -66,7 +66,7 @@ class RedisDispatchStore:
 
     @_unavailable_on_redis_errors
     async def get(self, app_id: str, invocation_id: str) -> tuple[TaskState, DispatchState | None] | None:
-        fields = await self.client.hgetall(self.store._task_key(app_id, invocation_id))
+        fields = cast(dict[str, str], await self.client.hgetall(self.store._task_key(app_id, invocation_id)))
         return self._states(invocation_id, fields) if fields else None
 
     @_unavailable_on_redis_errors
@@ -110,7 +110,8 @@ class RedisDispatchStore:
 
     @_unavailable_on_redis_errors
     async def queue_ready(self, app_id: str, task_id: str, now_us: int, limit: int) -> list[str]:
-        return list(await self.client.zrangebyscore(queue_key(app_id, task_id), "-inf", now_us, start=0, num=limit))
+        ready = await self.client.zrangebyscore(queue_key(app_id, task_id), "-inf", now_us, start=0, num=limit)
+        return cast(list[str], ready)
 
     @_unavailable_on_redis_errors
     async def queue_defer(self, app_id: str, task_id: str, invocation_id: str, until_us: int) -> None:
@@ -123,8 +124,9 @@ class RedisDispatchStore:
     @_unavailable_on_redis_errors
     async def queued(self, app_id: str) -> list[QueuedEntry]:
         entries = []
-        for task_id in sorted(await self.client.smembers(app_tag(app_id) + ":queues")):
-            for invocation_id, score in await self.client.zrange(queue_key(app_id, task_id), 0, -1, withscores=True):
+        for task_id in sorted(cast(set[str], await self.client.smembers(app_tag(app_id) + ":queues"))):
+            scored = await self.client.zrange(queue_key(app_id, task_id), 0, -1, withscores=True)
+            for invocation_id, score in cast(list[tuple[str, float]], scored):
                 entries.append(QueuedEntry(task_id, invocation_id, int(score)))
         return entries
 
