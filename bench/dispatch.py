@@ -202,6 +202,7 @@ def main() -> int:
     data_dir = tempfile.mkdtemp(prefix="psc-bench-dispatch-")
     server = SidecarServer(redis.url if redis else None, data_file=None if redis else f"{data_dir}/bench.db").start()
     env = {**os.environ, "PYNENC_SIDECAR_ADDRESS": server.address}
+    load_at_start = os.getloadavg()[0]
     try:
         samples = overhead(server.address, env, args.calls, args.rounds)
         inline, dispatched = samples["inline"], samples["dispatched"]
@@ -222,6 +223,7 @@ def main() -> int:
                 continue
             rate = throughput(server.address, env, task, found, args.tasks)
             print(f"| {language} | {task} | {rate:.0f} |", flush=True)
+        print(f"\n{os.cpu_count()} CPUs; load average {load_at_start:.1f} at start, {os.getloadavg()[0]:.1f} at end")
     finally:
         server.stop()
         if redis:
