@@ -7,6 +7,7 @@ them (docs/client-contract.md, "Dispatch"). It knows nothing of gRPC.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from pynenc_sidecar.core import dispatch as rules
 from pynenc_sidecar.core.dispatch import DISPATCH_LEASE_PREFIX, DispatchPolicy, DispatchState
 from pynenc_sidecar.core.errors import INVOCATION_NOT_FOUND, LEASE_NOT_HELD, FailedPrecondition, NotFound
-from pynenc_sidecar.core.tasks import FAILED, TaskCall, TaskState, WorkflowRef, child_workflow
+from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RETRY, TaskCall, TaskState, WorkflowRef, child_workflow
 from pynenc_sidecar.storage.dispatch_interface import EXPIRED, GRANTED, LEASED, DispatchStore
 from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, Store, TaskNotFound
 
@@ -197,13 +198,30 @@ class Dispatcher:
         now = self._now()
         error = rules.schedule_to_start_error(state.task_id, state.invocation_id, now - dispatch.queued_us,
                                               dispatch.policy.schedule_to_start_us)
-        current, changed = await self.store.fail(app_id, state.invocation_id, error, now, force=False)
-        return await self._finished(app_id, state.task_id, current or state, dispatch, changed, now)
+        current, _ = await self._fail(app_id, state.invocation_id, error, force=False)
+        return await self._finished(app_id, state.task_id, current or state, dispatch)
 
-    async def _finished(self, app_id: str, task_id: str, state: TaskState, dispatch: DispatchState | None,
-                        changed: bool, now: int) -> Dispatched:
-        if changed:
-            await self.engine._project(app_id, state, now)
+    async def _fail(self, app_id: str, invocation_id: str, error_json: str, *, force: bool
+                    ) -> tuple[TaskState | None, bool]:
+        """Record the invocation FAILED unless it finished: force, whoever holds it; else only
+        while it waits to start. Through CompleteTask's own step, fenced by the lease id read
+        just before (a compare-and-set: a claim in between makes it look again), so a failure
+        recorded here is stored exactly as any outcome is."""
+        error = _error_fields(error_json)
+        for _ in range(8):
+            state = await self.engine.store.get_task(app_id, invocation_id)
+            if state is None or state.finished:
+                return state, False
+            if not force and state.status not in (REGISTERED, RETRY):
+                return state, False
+            try:
+                return await self.engine.record_outcome(app_id, invocation_id, state.lease_id, None, error)
+            except FailedPrecondition:  # leased to another meanwhile: look again
+                continue
+        return await self.engine.store.get_task(app_id, invocation_id), False
+
+    async def _finished(self, app_id: str, task_id: str, state: TaskState, dispatch: DispatchState | None
+                        ) -> Dispatched:
         if state.finished:
             await self.store.queue_remove(app_id, task_id, state.invocation_id)
             self.wakeups.notify(app_id, _invocation(state.invocation_id))
@@ -287,18 +305,15 @@ class Dispatcher:
                            metadata={"invocation_id": invocation_id})
         if found.state.finished:
             return found, False
-        now = self._now()
         error = rules.cancelled_error(found.state.task_id, invocation_id, reason)
-        state, changed = await self.store.fail(app_id, invocation_id, error, now, force=True)
+        state, changed = await self._fail(app_id, invocation_id, error, force=True)
         if state is None:
             return found, False
-        done = await self._finished(app_id, found.state.task_id, state, found.dispatch, changed, now)
+        done = await self._finished(app_id, found.state.task_id, state, found.dispatch)
         return done, changed and state.status == FAILED
 
 
 def _error_fields(error_json: str) -> dict[str, str]:
-    import json
-
     return {key: str(value) for key, value in json.loads(error_json).items()}
 
 

@@ -67,9 +67,12 @@ def test_schedule_to_start_expires_only_an_unstarted_invocation(run: Run, dispat
     run(dispatch.register(app, task("i4"), POLICY, NOW))
     late = NOW + POLICY.schedule_to_start_us + 1
     assert run(dispatch.claim(app, "i4", lease("w"), late)).code == EXPIRED
-    state, changed = run(dispatch.fail(app, "i4", '{"type":"ScheduleToStartTimeout"}', late, force=False))
-    assert changed and state.status == FAILED
-    assert run(dispatch.claim(app, "i4", lease("w"), late)).code == FINISHED
+    assert run(dispatch.claim(app, "i4", lease("w"), late - 2)).code == GRANTED
+    # Started, it never expires: a redelivery after a lapsed lease is not a start.
+    run(dispatch.register(app, task("i4b"), POLICY, NOW))
+    run(dispatch.claim(app, "i4b", lease("dies", LAPSING_US), NOW))
+    run(lapsed(dispatch.store, app, "i4b"))
+    assert run(dispatch.claim(app, "i4b", lease("next"), late)).code == GRANTED
 
 
 def test_requeue_as_retry_or_hand_back_is_fenced(run: Run, dispatch, app):
@@ -88,16 +91,23 @@ def test_requeue_as_retry_or_hand_back_is_fenced(run: Run, dispatch, app):
         run(dispatch.requeue(app, "nope", "x", NOW, None))
 
 
-def test_fail_without_force_spares_a_started_invocation_and_force_cancels_it(run: Run, dispatch, app):
+def test_a_finished_invocation_is_neither_claimed_nor_requeued(run: Run, store, dispatch, app):
     run(dispatch.register(app, task("i6"), POLICY, NOW))
     run(dispatch.claim(app, "i6", lease("a"), NOW))
-    state, changed = run(dispatch.fail(app, "i6", '{"type":"ScheduleToStartTimeout"}', NOW, force=False))
-    assert not changed and state.status == RUNNING
-    state, changed = run(dispatch.fail(app, "i6", '{"type":"TaskCancelled"}', NOW, force=True))
-    assert changed and state.status == FAILED and state.finished_us == NOW
-    assert run(dispatch.fail(app, "i6", "{}", NOW, force=True))[1] is False
-    assert run(dispatch.requeue(app, "i6", "lease-a", NOW, None)) is None  # finished: nothing changes
-    assert run(dispatch.fail(app, "nope", "{}", NOW, force=True)) == (None, False)
+    state, accepted = run(store.complete_task(app, "i6", "lease-a", FAILED, None, '{"type":"X"}', NOW))
+    assert accepted and state.status == FAILED
+    assert run(dispatch.claim(app, "i6", lease("b"), NOW)).code == FINISHED
+    assert run(dispatch.requeue(app, "i6", "lease-a", NOW, None)) is None
+
+
+def test_a_handed_back_lease_is_fenced_for_its_old_holder(run: Run, store, dispatch, app):
+    run(dispatch.register(app, task("i7"), POLICY, NOW))
+    run(dispatch.claim(app, "i7", lease("a"), NOW))
+    run(dispatch.requeue(app, "i7", "lease-a", NOW, None))
+    with pytest.raises(LeaseNotHeld):
+        run(store.complete_task(app, "i7", "lease-a", FAILED, None, "{}", NOW))
+    with pytest.raises(LeaseNotHeld):
+        run(store.renew_lease(app, "i7", "lease-a", 1_000_000, NOW))
 
 
 @pytest.mark.parametrize("task_id", TRICKY_IDS[:-1])

@@ -69,12 +69,6 @@ class DispatchStore(Protocol):
         LeaseNotHeld when the caller does not hold the lease; None when the invocation is
         finished (nothing changed); TaskNotFound."""
 
-    def fail(self, app_id: str, invocation_id: str, error_json: str, now_us: int, *, force: bool
-                   ) -> Awaitable[tuple[TaskState | None, bool]]:
-        """Record the invocation FAILED with error_json: force, whatever holds it (a
-        cancellation); else only if it is waiting to start (REGISTERED or RETRY, no live
-        lease). Returns (state, whether it changed); (None, False) for no such task."""
-
     # --- queues ---------------------------------------------------------------------
     def queue_push(self, app_id: str, task_id: str, invocation_id: str, available_us: int, *,
                          keep_existing: bool) -> Awaitable[None]:

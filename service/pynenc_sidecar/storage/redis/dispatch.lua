@@ -6,7 +6,6 @@
 --   register: policy, schedule_to_start_us, then definition field/value pairs
 --   claim:    lease_id, ttl_us, runner
 --   requeue:  lease_id, available_us, error|'' ('' : handed back, not a retry)
---   fail:     error, force (1/0)
 -- Returns {code, flattened hash}.
 local key, action, now_us = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -58,12 +57,4 @@ if action == 'requeue' then
   return {'ok', redis.call('HGETALL', key)}
 end
 
-if action == 'fail' then
-  if final(status) then return {'finished', redis.call('HGETALL', key)} end
-  if ARGV[4] ~= '1' and ((status ~= '1' and status ~= '13') or num('lease_exp') > store_now) then
-    return {'started', redis.call('HGETALL', key)}
-  end
-  redis.call('HSET', key, 'status', '12', 'error', ARGV[3], 'lease_exp', '0', 'done', ARGV[2], 'd_q', '0')
-  return {'ok', redis.call('HGETALL', key)}
-end
 return redis.error_reply('unknown action ' .. action)

@@ -92,14 +92,6 @@ class RedisDispatchStore:
         assert dispatch is not None
         return task, dispatch
 
-    @_unavailable_on_redis_errors
-    async def fail(self, app_id: str, invocation_id: str, error_json: str, now_us: int, *, force: bool
-                   ) -> tuple[TaskState | None, bool]:
-        code, fields = await self._call(app_id, invocation_id, ["fail", now_us, error_json, int(force)])
-        if code == MISSING:
-            return None, False
-        return TaskState.from_fields(invocation_id, fields), code == "ok"
-
     # --- queues -------------------------------------------------------------------
     @_unavailable_on_redis_errors
     async def queue_push(self, app_id: str, task_id: str, invocation_id: str, available_us: int, *,

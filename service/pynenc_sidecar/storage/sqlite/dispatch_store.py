@@ -13,7 +13,7 @@ import sqlite3
 from typing import Any
 
 from pynenc_sidecar.core.dispatch import DispatchPolicy, DispatchState
-from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RETRY, RUNNING, TaskState
+from pynenc_sidecar.core.tasks import REGISTERED, RETRY, RUNNING, TaskState
 from pynenc_sidecar.storage.dispatch_interface import (
     EXPIRED,
     FINISHED,
@@ -151,24 +151,6 @@ class SqliteDispatchStore:
             states = self._states(conn, app_id, invocation_id)
             assert states is not None and states[1] is not None
             return states[0], states[1]
-
-        return await self._run(step, write=True)
-
-    async def fail(self, app_id: str, invocation_id: str, error_json: str, now_us: int, *, force: bool
-                   ) -> tuple[TaskState | None, bool]:
-        def step(conn: sqlite3.Connection) -> tuple[TaskState | None, bool]:
-            task = self.store._load_task(conn, app_id, invocation_id)
-            if task is None:
-                return None, False
-            if task.finished:
-                return task, False
-            waiting = task.status in (REGISTERED, RETRY) and task.lease_expire_us <= self.store.clock_us()
-            if not force and not waiting:
-                return task, False
-            self._update(conn, "tasks", app_id, invocation_id, status=FAILED, error=error_json, lease_exp=0,
-                         done_us=now_us)
-            self._update(conn, "dispatch", app_id, invocation_id, queued_us=0)
-            return self.store._load_task(conn, app_id, invocation_id), True
 
         return await self._run(step, write=True)
 
