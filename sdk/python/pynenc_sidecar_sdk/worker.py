@@ -166,7 +166,8 @@ class Worker:
                 self._held[invocation.invocation_id] = (dispatched, run)
             final = run_leased(run, dispatched.lease.lease_id, task.func, (), json.loads(invocation.arguments_json),
                                task.task_id)
-            self.completed += 1
+            with self._lock:
+                self.completed += 1
             log.debug("worker %s: %s %s", self.worker_id, invocation.task_id, final.status)
         except SidecarError as error:  # a lost lease, a cancellation, an unreachable sidecar
             log.warning("worker %s: %s (invocation %s) left unfinished: %s", self.worker_id, invocation.task_id,
