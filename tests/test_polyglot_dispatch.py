@@ -69,13 +69,16 @@ def python_worker(task: str) -> list[str]:
     return [sys.executable, str(ROOT / "examples/polyglot/python_worker.py"), "--tasks", task]
 
 
-@pytest.fixture(params=["go+typescript", "python"])
+@pytest.fixture(params=["go+typescript", "go+python", "python"])
 def workers_of(request) -> dict[str, tuple[list[str], str]]:
-    """task id -> (the worker's command, its flag prefix: "-" for Go, "--" otherwise)."""
-    if request.param == "python":
-        return {PAYMENT: (python_worker(PAYMENT), "--"), INVENTORY: (python_worker(INVENTORY), "--")}
-    return {PAYMENT: (request.getfixturevalue("go_payment_worker"), "-"),
-            INVENTORY: (request.getfixturevalue("ts_inventory_worker"), "--")}
+    """task id -> (the worker's command, its flag prefix: "-" for Go, "--" otherwise): the
+    README's Go and TypeScript workers; Go with the Python inventory worker; Python alone."""
+    payment_lang, _, inventory_lang = request.param.partition("+")
+    payment = (request.getfixturevalue("go_payment_worker"), "-") if payment_lang == "go" \
+        else (python_worker(PAYMENT), "--")
+    inventory = (request.getfixturevalue("ts_inventory_worker"), "--") if inventory_lang == "typescript" \
+        else (python_worker(INVENTORY), "--")
+    return {PAYMENT: payment, INVENTORY: inventory}
 
 
 class Fleet:
