@@ -128,10 +128,17 @@ func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run 
 		return nil, err
 	}
 	var resp *sidecarv1.ExecuteTaskResponse
+	var finished *sidecarv1.TaskInvocation // the recorded call's outcome, served from the log
 	var taskSeq int64
-	ctx, span, replayed, err := w.open(ctx, seqTask, taskID, func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
+	ctx, span, replayed, err := w.open(ctx, seqTask, taskID, func(ctx context.Context, pos *sidecarv1.OperationPosition, recorded *sidecarv1.RecordedOperation) (bool, error) {
 		var err error
 		taskSeq = pos.GetSequence()
+		if call := recorded.GetTaskValue(); call != nil && call.GetTaskId() == taskID && sameJSON(call.GetArgumentsJson(), argsJSON) {
+			if state := w.logTask(call.GetInvocationId()); finishedState(state) {
+				finished = state
+				return true, nil
+			}
+		}
 		resp, err = w.client.Executor.ExecuteTask(ctx, &sidecarv1.ExecuteTaskRequest{
 			Position: pos, TaskId: taskID, ArgumentsJson: argsJSON, ForceNewWorkflow: o.forceNewWorkflow,
 			RunnerId: w.client.RunnerID, LeaseTtl: durationpb.New(o.leaseTTL),
@@ -141,9 +148,26 @@ func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run 
 	if err != nil {
 		return nil, err
 	}
+	if finished != nil {
+		inv := invocationFrom(finished)
+		inv.Replayed = true
+		endSpan(span, true, nil)
+		return inv, nil
+	}
 	inv := invocationFrom(resp.GetInvocation())
 	inv.Replayed = resp.GetReplayed()
-	inv, err = w.client.drive(ctx, w.appID, inv, resp.GetLease(), run, o.leaseTTL)
+	// A child in this workflow reads this run's log; one in a workflow of its own reads its
+	// own at its first operation, unless it was just created (nothing recorded yet).
+	var childLog *workflowLog
+	switch {
+	case inv.Workflow.WorkflowID == w.workflow.WorkflowID:
+		w.mu.Lock()
+		childLog = w.log
+		w.mu.Unlock()
+	case !inv.Replayed:
+		childLog = emptyLog()
+	}
+	inv, err = w.client.drive(ctx, w.appID, inv, resp.GetLease(), run, o.leaseTTL, childLog)
 	if err != nil {
 		w.giveBack(seqTask, taskSeq) // calling it again replays the registered call
 	}
@@ -164,16 +188,24 @@ func (c *Client) StartWorkflow(ctx context.Context, appID string, workflow Ident
 	}
 	ctx, span := startRun(ctx, appID, workflow)
 	defer func() { endSpan(span, inv != nil && inv.Replayed, err) }()
+	// include_log: a replay gets the log with the reply (when small), saving a GetWorkflowLog.
 	resp, err := c.Executor.StartWorkflow(ctx, &sidecarv1.StartWorkflowRequest{
 		AppId: appID, Workflow: workflow.proto(), ArgumentsJson: argsJSON, RunnerId: c.RunnerID,
-		LeaseTtl: durationpb.New(c.LeaseTTL),
+		LeaseTtl: durationpb.New(c.LeaseTTL), IncludeLog: true,
 	})
 	if err != nil {
 		return nil, wrap(err)
 	}
 	inv = invocationFrom(resp.GetInvocation())
 	inv.Replayed = resp.GetReplayed()
-	return c.drive(ctx, appID, inv, resp.GetLease(), run, c.LeaseTTL)
+	var log *workflowLog // nil: read at the run's first operation
+	switch {
+	case !resp.GetReplayed():
+		log = emptyLog()
+	case resp.GetLog() != nil:
+		log = logFrom(resp.GetLog().GetBatches())
+	}
+	return c.drive(ctx, appID, inv, resp.GetLease(), run, c.LeaseTTL, log)
 }
 
 // RetryWorkflow makes a FAILED workflow runnable again from its failed steps: every
@@ -197,7 +229,10 @@ func (c *Client) RetryWorkflow(ctx context.Context, appID, workflowID string) ([
 
 // drive brings an invocation to an outcome: run it under the lease if one is held,
 // otherwise wait for the holder (and take over if its lease lapses).
-func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease *sidecarv1.TaskLease, run TaskFunc, ttl time.Duration) (*Invocation, error) {
+//
+// log is the workflow log the first run uses (nil: read at its first operation); a run
+// after waiting for another holder reads the log anew, as that holder recorded meanwhile.
+func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease *sidecarv1.TaskLease, run TaskFunc, ttl time.Duration, log *workflowLog) (*Invocation, error) {
 	replayed, ran, slices := inv.Replayed, false, 0
 	for !inv.Finished() {
 		if lease != nil {
@@ -205,7 +240,7 @@ func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease
 				return inv, fmt.Errorf("wf: granted the lease on %s (%s) but no task function was given", inv.ID, inv.TaskID)
 			}
 			ran = true
-			done, err := c.runLeased(ctx, appID, inv, lease.GetLeaseId(), run, ttl)
+			done, err := c.runLeased(ctx, appID, inv, lease.GetLeaseId(), run, ttl, log)
 			if err != nil && !IsReason(err, ReasonLeaseNotHeld) {
 				inv.Replayed, inv.Ran = replayed, ran
 				return inv, err
@@ -226,10 +261,22 @@ func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease
 		if err != nil {
 			return inv, wrap(err)
 		}
-		inv, lease = invocationFrom(resp.GetInvocation()), resp.GetLease()
+		inv, lease, log = invocationFrom(resp.GetInvocation()), resp.GetLease(), nil
 	}
 	inv.Replayed, inv.Ran = replayed, ran
 	return inv, nil
+}
+
+// logTask is the task state the run's log holds for an invocation (nil when none).
+func (w *Context) logTask(invocationID string) *sidecarv1.TaskInvocation {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.log.tasks[invocationID]
+}
+
+func finishedState(state *sidecarv1.TaskInvocation) bool {
+	return state.GetStatus() == sidecarv1.InvocationStatus_INVOCATION_STATUS_SUCCESS ||
+		state.GetStatus() == sidecarv1.InvocationStatus_INVOCATION_STATUS_FAILED
 }
 
 // describeWait says what a run waits for and until when, in the same words in every SDK.
@@ -259,10 +306,11 @@ func describeWait(inv *Invocation, now time.Time, again bool) string {
 // runLeased runs the task while renewing its lease, then records its outcome. It
 // returns the finished invocation, or an error (LEASE_NOT_HELD when another holder took
 // the task over).
-func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, leaseID string, run TaskFunc, ttl time.Duration) (*Invocation, error) {
+func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, leaseID string, run TaskFunc, ttl time.Duration, log *workflowLog) (*Invocation, error) {
 	taskCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	task := c.Context(appID, inv.Workflow, inv.ID)
+	task.log = log
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
