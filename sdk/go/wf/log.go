@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
+	"google.golang.org/grpc/codes"
 )
 
 // logKey names one recorded position: the scope (invocation id) whose code recorded it,
@@ -102,6 +103,10 @@ func (w *Context) ensureLog(ctx context.Context) error {
 		return nil
 	}
 	l, err := w.client.readLog(ctx, w.appID, w.workflow.WorkflowID)
+	if e := FromError(err); e != nil && e.Code == codes.InvalidArgument {
+		// The operation's own call names the field as its request has it (position.app_id).
+		l, err = emptyLog(), nil
+	}
 	if err != nil {
 		return err
 	}
