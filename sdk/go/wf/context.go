@@ -42,6 +42,8 @@ type Context struct {
 	leaseLost bool
 	// log serves recorded positions locally (nil: read at the first operation).
 	log *workflowLog
+	// argumentsJSON: the invocation's arguments, when the run knows them (Arguments).
+	argumentsJSON string
 }
 
 // ErrOperationInGenerator is returned by an operation called while a custom operation's

@@ -47,6 +47,13 @@ type Invocation struct {
 	// expires (zero when unknown).
 	LeaseRunnerID   string
 	LeaseExpireTime time.Time
+	// Dispatched: a worker serving the task id runs it (Attempt: 1-based, of the current or
+	// last run). While queued: since when (QueueTime; a retry's: when it is due) and the
+	// failed attempt's error (LastError) when it waits for a retry.
+	Dispatched bool
+	Attempt    int
+	QueueTime  time.Time
+	LastError  *TaskError
 }
 
 // Finished reports whether the invocation has an outcome.
@@ -79,6 +86,13 @@ func invocationFrom(p *sidecarv1.TaskInvocation) *Invocation {
 	if p.GetLeaseExpireTime() != nil {
 		inv.LeaseExpireTime = p.GetLeaseExpireTime().AsTime()
 	}
+	inv.Dispatched, inv.Attempt = p.GetDispatched(), int(p.GetAttempt())
+	if p.GetQueueTime() != nil {
+		inv.QueueTime = p.GetQueueTime().AsTime()
+	}
+	if e := p.GetLastError(); e != nil {
+		inv.LastError = &TaskError{Type: e.GetType(), Message: e.GetMessage(), DetailJSON: e.GetDetailJson(), Traceback: e.GetTraceback()}
+	}
 	if e := p.GetError(); e != nil && p.GetStatus() == sidecarv1.InvocationStatus_INVOCATION_STATUS_FAILED {
 		inv.Failure = &TaskError{Type: e.GetType(), Message: e.GetMessage(), DetailJSON: e.GetDetailJson(), Traceback: e.GetTraceback()}
 	}
@@ -88,6 +102,7 @@ func invocationFrom(p *sidecarv1.TaskInvocation) *Invocation {
 type taskOptions struct {
 	forceNewWorkflow bool
 	leaseTTL         time.Duration
+	dispatch         *sidecarv1.TaskDispatch // set: a worker serving the task id runs it
 }
 
 // TaskOption changes how ExecuteTask runs a task.
@@ -118,10 +133,18 @@ func argumentsJSON(args any) (string, error) {
 // that holder's lease lapses). A replay that asks for another call than the recorded
 // one fails with reason NONDETERMINISTIC_REPLAY. args is a JSON object of arguments by
 // parameter name (a map or struct; nil for none).
+//
+// With a nil run (a task this process does not serve) or the Dispatch option, the sidecar
+// queues the task for a Worker serving its task id, in any language, and ExecuteTask blocks
+// until its outcome (or until ctx ends: the task stays queued or running); a replay finds
+// the recorded invocation and dispatches nothing again.
 func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run TaskFunc, opts ...TaskOption) (*Invocation, error) {
 	o := taskOptions{leaseTTL: w.client.LeaseTTL}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if run == nil && o.dispatch == nil { // not served here: a worker serving it runs it
+		o.dispatch = &sidecarv1.TaskDispatch{}
 	}
 	argsJSON, err := argumentsJSON(args)
 	if err != nil {
@@ -141,7 +164,7 @@ func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run 
 		}
 		resp, err = w.client.Executor.ExecuteTask(ctx, &sidecarv1.ExecuteTaskRequest{
 			Position: pos, TaskId: taskID, ArgumentsJson: argsJSON, ForceNewWorkflow: o.forceNewWorkflow,
-			RunnerId: w.client.RunnerID, LeaseTtl: durationpb.New(o.leaseTTL),
+			RunnerId: w.client.RunnerID, LeaseTtl: durationpb.New(o.leaseTTL), Dispatch: o.dispatch,
 		})
 		return resp.GetReplayed(), wrap(err)
 	})
@@ -289,6 +312,9 @@ func describeWait(inv *Invocation, now time.Time, again bool) string {
 		quoted, _ := json.Marshal(inv.LeaseRunnerID)
 		holder = "runner " + string(quoted)
 	}
+	if inv.Dispatched {
+		return describeDispatchedWait(inv, now, verb, holder)
+	}
 	text := fmt.Sprintf("%s for task %s (invocation %s, workflow %s) held by %s: ", verb, inv.TaskID, inv.ID,
 		inv.Workflow.WorkflowID, holder)
 	if inv.LeaseExpireTime.IsZero() {
@@ -303,6 +329,28 @@ func describeWait(inv *Invocation, now time.Time, again bool) string {
 		"unless the holder renews it", at, left)
 }
 
+// describeDispatchedWait: what a caller waits for when its task is dispatched to a worker.
+func describeDispatchedWait(inv *Invocation, now time.Time, verb, holder string) string {
+	text := fmt.Sprintf("%s for task %s (invocation %s, workflow %s), dispatched to a worker serving it: ", verb,
+		inv.TaskID, inv.ID, inv.Workflow.WorkflowID)
+	if inv.Status == sidecarv1.InvocationStatus_INVOCATION_STATUS_RUNNING {
+		return text + fmt.Sprintf("attempt %d runs on %s", inv.Attempt, holder)
+	}
+	if inv.QueueTime.IsZero() {
+		return text + "queued"
+	}
+	at := inv.QueueTime.UTC().Format("2006-01-02T15:04:05.000Z")
+	retry := ""
+	if inv.Attempt > 0 && inv.LastError != nil {
+		retry = fmt.Sprintf(" (attempt %d failed: %s)", inv.Attempt, inv.LastError.Type)
+	}
+	waited := now.Sub(inv.QueueTime).Seconds()
+	if waited < 0 {
+		return text + "to be retried at " + at + retry
+	}
+	return text + fmt.Sprintf("queued since %s (%.1f s)%s", at, waited, retry)
+}
+
 // runLeased runs the task while renewing its lease, then records its outcome. It
 // returns the finished invocation, or an error (LEASE_NOT_HELD when another holder took
 // the task over).
@@ -310,7 +358,7 @@ func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, l
 	taskCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	task := c.Context(appID, inv.Workflow, inv.ID)
-	task.log = log
+	task.log, task.argumentsJSON = log, inv.ArgumentsJSON
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
