@@ -132,7 +132,7 @@ type Worker struct {
 
 // NewWorker makes a worker serving the task ids of tasks (1..100) in app appID.
 func (c *Client) NewWorker(appID string, tasks map[string]TaskFunc, opts ...WorkerOption) *Worker {
-	o := workerOptions{concurrency: 4, grace: DefaultShutdownGrace, pollTimeout: DefaultPollTimeout, workerID: c.RunnerID}
+	o := workerOptions{concurrency: 4, grace: DefaultShutdownGrace, pollTimeout: DefaultPollTimeout, workerID: c.runnerID}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -215,7 +215,7 @@ func (w *Worker) poll(ctx context.Context, ids []string, free int) ([]*sidecarv1
 	defer cancel()
 	resp, err := w.client.Executor.PollTasks(callCtx, &sidecarv1.PollTasksRequest{
 		AppId: w.appID, TaskIds: ids, WorkerId: w.opts.workerID, MaxTasks: int32(free),
-		LeaseTtl: durationpb.New(w.client.LeaseTTL), Timeout: durationpb.New(timeout),
+		LeaseTtl: durationpb.New(w.client.leaseTTL), Timeout: durationpb.New(timeout),
 	})
 	if err != nil {
 		return nil, wrap(err)
@@ -238,7 +238,7 @@ func (w *Worker) serve(ctx context.Context, task *sidecarv1.DispatchedTask) {
 		}
 		return result, err
 	}
-	_, err := w.client.runLeased(ctx, w.appID, inv, leaseID, run, w.client.LeaseTTL, nil)
+	_, err := w.client.runLeased(ctx, w.appID, inv, leaseID, run, w.client.leaseTTL, nil)
 	switch {
 	case errors.Is(err, errHandedBack):
 		w.release(inv, leaseID)

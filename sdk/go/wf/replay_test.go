@@ -42,7 +42,7 @@ func countingClient(t *testing.T) (*Client, *callCounter) {
 		t.Skip("PYNENC_SIDECAR_ADDRESS is not set")
 	}
 	counter := &callCounter{calls: map[string]int{}}
-	c, err := Dial(address,
+	c, err := Dial(address, WithGRPCOptions(
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			counter.note(method)
@@ -51,7 +51,7 @@ func countingClient(t *testing.T) (*Client, *callCounter) {
 		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 			counter.note(method)
 			return streamer(ctx, desc, cc, method, opts...)
-		}))
+		})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func countingClient(t *testing.T) (*Client, *callCounter) {
 func TestTakeoverReplaysFromOneLogRead(t *testing.T) {
 	c, counter := countingClient(t)
 	ctx := testCtx(t)
-	c.LeaseTTL = time.Second
+	c.leaseTTL = time.Second
 	app, id := unique("go-app"), Identity{WorkflowID: unique("replay"), WorkflowType: "tests.replay"}
 	type values struct {
 		R       float64

@@ -139,7 +139,7 @@ func argumentsJSON(args any) (string, error) {
 // until its outcome (or until ctx ends: the task stays queued or running); a replay finds
 // the recorded invocation and dispatches nothing again.
 func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run TaskFunc, opts ...TaskOption) (*Invocation, error) {
-	o := taskOptions{leaseTTL: w.client.LeaseTTL}
+	o := taskOptions{leaseTTL: w.client.leaseTTL}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -164,7 +164,7 @@ func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run 
 		}
 		resp, err = w.client.Executor.ExecuteTask(ctx, &sidecarv1.ExecuteTaskRequest{
 			Position: pos, TaskId: taskID, ArgumentsJson: argsJSON, ForceNewWorkflow: o.forceNewWorkflow,
-			RunnerId: w.client.RunnerID, LeaseTtl: durationpb.New(o.leaseTTL), Dispatch: o.dispatch,
+			RunnerId: w.client.runnerID, LeaseTtl: durationpb.New(o.leaseTTL), Dispatch: o.dispatch,
 		})
 		return resp.GetReplayed(), wrap(err)
 	})
@@ -213,8 +213,8 @@ func (c *Client) StartWorkflow(ctx context.Context, appID string, workflow Ident
 	defer func() { endSpan(span, inv != nil && inv.Replayed, err) }()
 	// include_log: a replay gets the log with the reply (when small), saving a GetWorkflowLog.
 	resp, err := c.Executor.StartWorkflow(ctx, &sidecarv1.StartWorkflowRequest{
-		AppId: appID, Workflow: workflow.proto(), ArgumentsJson: argsJSON, RunnerId: c.RunnerID,
-		LeaseTtl: durationpb.New(c.LeaseTTL), IncludeLog: true,
+		AppId: appID, Workflow: workflow.proto(), ArgumentsJson: argsJSON, RunnerId: c.runnerID,
+		LeaseTtl: durationpb.New(c.leaseTTL), IncludeLog: true,
 	})
 	if err != nil {
 		return nil, wrap(err)
@@ -228,7 +228,7 @@ func (c *Client) StartWorkflow(ctx context.Context, appID string, workflow Ident
 	case resp.GetLog() != nil:
 		log = logFrom(resp.GetLog().GetBatches())
 	}
-	return c.drive(ctx, appID, inv, resp.GetLease(), run, c.LeaseTTL, log)
+	return c.drive(ctx, appID, inv, resp.GetLease(), run, c.leaseTTL, log)
 }
 
 // RetryWorkflow makes a FAILED workflow runnable again from its failed steps: every
@@ -278,8 +278,8 @@ func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease
 		c.logf("%s", describeWait(inv, time.Now(), slices > 0))
 		slices++
 		resp, err := c.Executor.WaitTask(ctx, &sidecarv1.WaitTaskRequest{
-			AppId: appID, InvocationId: inv.ID, RunnerId: c.RunnerID,
-			Timeout: durationpb.New(c.WaitTimeout), LeaseTtl: durationpb.New(ttl),
+			AppId: appID, InvocationId: inv.ID, RunnerId: c.runnerID,
+			Timeout: durationpb.New(c.waitSlice), LeaseTtl: durationpb.New(ttl),
 		})
 		if err != nil {
 			return inv, wrap(err)

@@ -31,12 +31,11 @@ func main() {
 		*address = "127.0.0.1:50051"
 	}
 
-	client, err := wf.Dial(*address)
+	client, err := wf.Dial(*address, wf.WithDefaultLeaseTTL(time.Duration(*leaseTTL*float64(time.Second))))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer client.Close()
-	client.LeaseTTL = time.Duration(*leaseTTL * float64(time.Second))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -64,7 +64,11 @@ func main() {
 	withNotify := fs.String("notify", "no", "yes: the workflow code calls notify after step (notify)")
 	_ = fs.Parse(os.Args[2:])
 
-	client, err := wf.Dial(*address)
+	var options []wf.Option
+	if cmd == "lease-loss" {
+		options = append(options, wf.WithDefaultLeaseTTL(time.Duration(*ttlMs)*time.Millisecond))
+	}
+	client, err := wf.Dial(*address, options...)
 	if err != nil {
 		fail(err)
 	}
@@ -104,7 +108,6 @@ func main() {
 	case "notify":
 		out, err = notifyFlow(ctx, client, *app, id, *withNotify == "yes")
 	case "lease-loss":
-		client.LeaseTTL = time.Duration(*ttlMs) * time.Millisecond
 		out, err = leaseLoss(ctx, client, *app, id)
 	case "bench-replay":
 		out, err = benchReplay(ctx, client, *app, *workflow, *ops)
