@@ -13,14 +13,22 @@ test_cross_language.py and test_java_client.py).
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
+import threading
+import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
 from pynenc_sidecar.core import derivations
+from pynenc_sidecar_proto.v1 import common_pb2 as common
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_sdk import Pynenc
 from pynenc_sidecar_sdk import client as py_client
 from pynenc_sidecar_sdk import errors as py_errors
@@ -141,3 +149,266 @@ def test_python_constants_are_the_contracts():
     assert py_runner.WAIT_SLICE_S * 1000 == defaults["wait_slice_ms"]
     assert py_runner.DEFAULT_LEASE_TTL_S * 1000 == defaults["lease_ttl_ms"]
     assert py_runner.RENEW_FRACTION == defaults["renew_every_fraction_of_ttl"]
+
+
+# --- lease loss and takeover (docs/client-contract.md, "Run, renew, complete, wait, take over") --
+SCENARIO_LANGS = ["go", "python"]  # each SDK adds itself when its driver has the commands
+THIEF, DEAD_HOLDER = "contract-thief", "contract-dead-holder"
+FOREVER = 10**6
+
+
+class Started:
+    """A driver command running in the background: a subprocess, or a thread for Python."""
+
+    def __init__(self, target: Any = None, proc: subprocess.Popen | None = None) -> None:
+        self.proc, self.value, self.error = proc, None, None
+        self.thread = None
+        if target is not None:
+            self.thread = threading.Thread(target=self._run, args=(target,), daemon=True)
+            self.thread.start()
+
+    def _run(self, target: Any) -> None:
+        try:
+            self.value = target()
+        except BaseException as error:  # reported by result()
+            self.error = error
+
+    def result(self, timeout: float = 90) -> tuple[dict, str]:
+        """(the JSON it printed, its stderr); Python's stderr is ""."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+            assert not self.thread.is_alive(), "the Python run did not finish"
+            if self.error is not None:
+                raise self.error
+            return self.value, ""
+        assert self.proc is not None
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError(f"the driver did not finish\n{out}\n{err}") from None
+        assert self.proc.returncode == 0, f"driver exited {self.proc.returncode}\n{out}\n{err}"
+        return json.loads(out), err
+
+
+def _python_lease_loss(address: str, app: str, workflow: str, ttl_s: float) -> dict:
+    """The Python twin of the drivers' `lease-loss` command."""
+    py_app = Pynenc(app, address=address, lease_ttl=ttl_s)
+    stopped: dict[str, Any] = {"by": "", "signalled": False}
+
+    def lease_loss() -> dict:
+        run = require_run()
+        for _ in range(1200):  # at most a minute
+            try:
+                task.wf.random()
+            except py_errors.LeaseNotHeldError as lost:
+                stopped.update(by=lost.reason, signalled=run.lease_lost.is_set())
+                raise
+            time.sleep(0.05)
+        return {"completed_by": "python"}
+
+    task = py_app.task(lease_loss)
+    task.task_id = "contract.lease_loss"
+    try:
+        inv = task.run_workflow(workflow)
+        return {"status": "INVOCATION_STATUS_" + inv.status.upper(), "result": inv.result, "ran": True,
+                "stopped_by": stopped["by"], "signalled": stopped["signalled"], "lang": "python"}
+    finally:
+        py_app.client.close()
+
+
+def _python_takeover(address: str, app: str, workflow: str) -> dict:
+    """The Python twin of the drivers' `takeover-scenario` command."""
+    py_app = Pynenc(app, address=address)
+    ran = []
+
+    def takeover() -> dict:
+        ran.append(True)
+        wf = task.wf
+        first = wf.deterministic._deterministic_operation("pick", lambda: {"by": "python"})
+        at = wf.utc_now()
+        r = wf.random()
+        second = wf.deterministic._deterministic_operation("pick", lambda: {"by": "python"})
+        time_us = int(at.timestamp()) * 1_000_000 + at.microsecond
+        return {"picks": [first, second], "time_us": time_us, "r": r, "lang": "python"}
+
+    task = py_app.task(takeover)
+    task.task_id = "contract.takeover"
+    try:
+        inv = task.run_workflow(workflow)
+        return {"status": "INVOCATION_STATUS_" + inv.status.upper(), "result": inv.result, "ran": bool(ran),
+                "lang": "python"}
+    finally:
+        py_app.client.close()
+
+
+@pytest.fixture
+def start_in(request):
+    """start_in(lang, address, command, **flags) -> Started: the command running meanwhile."""
+
+    def start(lang: str, address: str, command: str, **flags: str) -> Started:
+        if lang == "python":
+            if command == "lease-loss":
+                return Started(lambda: _python_lease_loss(address, flags["app"], flags["workflow"],
+                                                          int(flags["ttl-ms"]) / 1000))
+            assert command == "takeover-scenario"
+            return Started(lambda: _python_takeover(address, flags["app"], flags["workflow"]))
+        args = ["--address", address]
+        for key, value in flags.items():
+            args += [f"--{key}", str(value)]
+        program, cwd = prepare(lang)
+        return Started(proc=subprocess.Popen([*program, command, *args], cwd=cwd, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, text=True))
+
+    def prepare(lang: str) -> tuple[list[str], Path]:
+        """The driver's program (built first, if need be) and its directory."""
+        if lang == "go":
+            return [str(request.getfixturevalue("go_bin") / "xlang")], GO_DIR
+        if lang == "ts":
+            return ["node", str(request.getfixturevalue("ts_dist") / "tools" / "xlang.js")], TS_DIR
+        if lang == "java":
+            return ["java", "-jar", str(request.getfixturevalue("java_jar"))], JAVA_DIR
+        return [], ROOT
+
+    start.prepare = prepare  # type: ignore[attr-defined]
+    return start
+
+
+def _executor(address: str) -> tuple[grpc.Channel, de_grpc.DeterministicExecutorServiceStub]:
+    channel = grpc.insecure_channel(address)
+    return channel, de_grpc.DeterministicExecutorServiceStub(channel)
+
+
+def _take_over(stub: de_grpc.DeterministicExecutorServiceStub, app: str, invocation_id: str) -> str:
+    """Wait for the invocation (it may not exist yet) until its holder's lease lapses; take it."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            reply = stub.WaitTask(de.WaitTaskRequest(
+                app_id=app, invocation_id=invocation_id, runner_id=THIEF,
+                timeout=Duration(seconds=1), lease_ttl=Duration(seconds=30)), timeout=30)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND, error
+            time.sleep(0.05)
+            continue
+        assert reply.invocation.status not in (common.INVOCATION_STATUS_SUCCESS, common.INVOCATION_STATUS_FAILED), reply
+        if reply.HasField("lease"):
+            return reply.lease.lease_id
+    raise AssertionError(f"the lease on {invocation_id} never lapsed")
+
+
+def _wait_for_call(proxy: RefusingProxy, method: str) -> None:
+    deadline = time.monotonic() + 60
+    while proxy.calls[method] == 0:
+        assert time.monotonic() < deadline, f"the run never called {method}: {proxy.calls}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("lang", SCENARIO_LANGS)
+def test_a_run_whose_lease_was_taken_over_stops_and_cannot_complete(start_in, any_sidecar, lang):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    # The proxy refuses every renewal, so the run's 1 s lease lapses while it runs; this test
+    # then takes the main task over and lets renewals through: the next one is LEASE_NOT_HELD.
+    with RefusingProxy(any_sidecar.address, {"RenewTaskLease": FOREVER}) as proxy:
+        started = start_in(lang, proxy.address, "lease-loss", app=app, workflow=workflow, **{"ttl-ms": "1000"})
+        channel, stub = _executor(any_sidecar.address)
+        try:
+            lease_id = _take_over(stub, app, workflow)
+            proxy.allow("RenewTaskLease")
+            # Stopped, a run waits for the new holder's outcome: complete only then (an operation
+            # at a new position of a finished task would be refused as divergence instead).
+            _wait_for_call(proxy, "WaitTask")
+            done = stub.CompleteTask(de.CompleteTaskRequest(
+                app_id=app, invocation_id=workflow, lease_id=lease_id, result_json=json.dumps({"completed_by": THIEF})))
+            assert done.accepted
+            out, _ = started.result()
+        finally:
+            channel.close()
+    assert proxy.refused["RenewTaskLease"] >= 1
+    # It stopped at its next operation, was told in its language's idiom, and its completion
+    # did not count: the outcome it reports is the new holder's.
+    assert out["stopped_by"] == "LEASE_NOT_HELD", out
+    assert out["signalled"] is True, out
+    assert out["ran"] is True
+    assert (out["status"], out["result"]) == ("INVOCATION_STATUS_SUCCESS", {"completed_by": THIEF}), out
+
+
+@pytest.mark.parametrize("lang", SCENARIO_LANGS)
+def test_a_dead_holders_task_is_taken_over_and_replays_its_record(start_in, any_sidecar, lang, caplog):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    start_in.prepare(lang)  # a driver built while the holder's lease runs might find it lapsed
+    channel, stub = _executor(any_sidecar.address)
+    try:
+        # The "dead holder": starts the workflow with a 1 s lease, records a pick and a time, dies.
+        first = stub.StartWorkflow(de.StartWorkflowRequest(
+            app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow, workflow_type="contract.takeover"),
+            arguments_json="{}", runner_id=DEAD_HOLDER, lease_ttl=Duration(seconds=1)))
+        assert first.HasField("lease")
+        position = de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow), sequence=1)
+        stub.Record(de.RecordRequest(position=position, operation="pick", value_json=json.dumps({"by": DEAD_HOLDER})))
+        recorded_at = stub.UtcNow(de.UtcNowRequest(position=position)).time.ToDatetime(tzinfo=UTC)
+        # Its lease runs 3 s from now: the driver must find it held, however slowly it starts.
+        stub.RenewTaskLease(de.RenewTaskLeaseRequest(app_id=app, invocation_id=workflow,
+                                                     lease_id=first.lease.lease_id, lease_ttl=Duration(seconds=3)))
+        with caplog.at_level(logging.INFO):
+            out, stderr = start_in(lang, any_sidecar.address, "takeover-scenario", app=app, workflow=workflow).result()
+        # The dead holder's late completion does not count: the taker's outcome stays.
+        late = stub.CompleteTask(de.CompleteTaskRequest(app_id=app, invocation_id=workflow,
+                                                        lease_id=first.lease.lease_id, result_json="1"))
+        assert not late.accepted
+        assert json.loads(late.invocation.result_json) == out["result"]
+    finally:
+        channel.close()
+    # The run waited for the holder (and said so), then ran the task from the top: the recorded
+    # pick and time replay, the operations after them record anew.
+    said = stderr if lang != "python" else caplog.text
+    assert f'held by runner "{DEAD_HOLDER}"' in said, said
+    assert (out["status"], out["ran"]) == ("INVOCATION_STATUS_SUCCESS", True), out
+    recorded_us = int(recorded_at.timestamp()) * 1_000_000 + recorded_at.microsecond
+    assert out["result"] == {"picks": [{"by": DEAD_HOLDER}, {"by": lang}], "time_us": recorded_us,
+                             "r": derivations.random_value(workflow, 1), "lang": lang}, out
+
+
+# --- local replay (docs/client-contract.md, "Replay from the log") ----------------------------
+LOCAL_REPLAY_LANGS = ["go"]  # Python's is tests/test_sdk_replay*; each SDK adds itself here
+
+
+def _values(out: dict) -> dict:
+    tasks = [{key: task[key] for key in ("invocation_id", "task_id", "status", "result")} for task in out["tasks"]]
+    return {**{key: out[key] for key in ("random", "uuid", "time_us", "pick", "data")}, "tasks": tasks}
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_a_replay_reads_the_log_once_and_serves_every_recorded_value_locally(run_in, any_sidecar, lang):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    # random, uuid, utc_now, a custom op, two tasks (with their own operations), a data write and read.
+    first = run_in(lang, any_sidecar.address, "run", app=app, workflow=workflow)
+    assert [task["ran"] for task in first["tasks"]] == [True, True]
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        again = run_in(lang, proxy.address, "run", app=app, workflow=workflow)
+    assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
+    assert _values(again) == _values(first)
+    assert [(task["ran"], task["replayed"]) for task in again["tasks"]] == [(False, True), (False, True)]
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_a_local_replay_still_detects_divergence(run_in, any_sidecar, lang):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    assert run_in(lang, any_sidecar.address, "diverge", app=app, workflow=workflow, value="1")["error"] is None
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        same = run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="1.0")
+    assert same["error"] is None  # the same value (canonical JSON): served locally
+    assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        other = run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="2")
+    # Another value is not in the log: the sidecar judges it.
+    assert other["error"] == "NONDETERMINISTIC_REPLAY", other
+    assert dict(proxy.calls) == {"GetWorkflowLog": 1, "SetData": 1}, proxy.calls
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_bench_replay_prints_record_and_replay_times(run_in, sidecar, lang):
+    out = run_in(lang, sidecar.address, "bench-replay", ops="200")
+    assert set(out) == {"record_ms", "replay_ms"}
+    assert out["record_ms"] > 0 and out["replay_ms"] > 0
