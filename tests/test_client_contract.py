@@ -154,6 +154,14 @@ def test_python_constants_are_the_contracts():
     assert py_runner.WAIT_SLICE_S * 1000 == defaults["wait_slice_ms"]
     assert py_runner.DEFAULT_LEASE_TTL_S * 1000 == defaults["lease_ttl_ms"]
     assert py_runner.RENEW_FRACTION == defaults["renew_every_fraction_of_ttl"]
+    commit = CONTRACT["commit"]
+    assert py_context.FLUSH_AT_OPERATIONS == commit["flush_at_operations"]
+    assert py_runner.CONFLICT_RERUNS == commit["conflict_reruns"]
+    assert py_errors._BY_REASON["COMMIT_CONFLICT"] is py_errors.CommitConflictError
+    # the server's side of the same constants
+    from pynenc_sidecar.core import commits
+    from pynenc_sidecar.core.errors import COMMIT_CONFLICT
+    assert commits.MAX_OPERATIONS == commit["max_operations"] and COMMIT_CONFLICT in commit["reasons"]
 
 
 # Local replay (issue 14 item 3): a replay reads the workflow's log once and serves every
@@ -329,14 +337,21 @@ def start_in(request):
         args = ["--address", address]
         for key, value in flags.items():
             args += [f"--{key}", str(value)]
-        if lang == "go":
-            cmd, cwd = [str(request.getfixturevalue("go_bin") / "xlang"), command, *args], GO_DIR
-        elif lang == "ts":
-            cmd, cwd = ["node", str(request.getfixturevalue("ts_dist") / "tools" / "xlang.js"), command, *args], TS_DIR
-        else:
-            cmd, cwd = ["java", "-jar", str(request.getfixturevalue("java_jar")), command, *args], JAVA_DIR
-        return Started(proc=subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        program, cwd = prepare(lang)
+        return Started(proc=subprocess.Popen([*program, command, *args], cwd=cwd, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, text=True))
 
+    def prepare(lang: str) -> tuple[list[str], Path]:
+        """The driver's program (built first, if need be) and its directory."""
+        if lang == "go":
+            return [str(request.getfixturevalue("go_bin") / "xlang")], GO_DIR
+        if lang == "ts":
+            return ["node", str(request.getfixturevalue("ts_dist") / "tools" / "xlang.js")], TS_DIR
+        if lang == "java":
+            return ["java", "-jar", str(request.getfixturevalue("java_jar"))], JAVA_DIR
+        return [], ROOT
+
+    start.prepare = prepare  # type: ignore[attr-defined]
     return start
 
 
@@ -402,6 +417,7 @@ def test_a_run_whose_lease_was_taken_over_stops_and_cannot_complete(start_in, an
 @pytest.mark.parametrize("lang", SCENARIO_LANGS)
 def test_a_dead_holders_task_is_taken_over_and_replays_its_record(start_in, any_sidecar, lang, caplog):
     app, workflow = fresh("contract-app"), fresh("contract-wf")
+    start_in.prepare(lang)  # a driver built while the holder's lease runs might find it lapsed
     channel, stub = _executor(any_sidecar.address)
     try:
         # The "dead holder": starts the workflow with a 1 s lease, records a pick and a time, dies.
@@ -412,6 +428,9 @@ def test_a_dead_holders_task_is_taken_over_and_replays_its_record(start_in, any_
         position = de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow), sequence=1)
         stub.Record(de.RecordRequest(position=position, operation="pick", value_json=json.dumps({"by": DEAD_HOLDER})))
         recorded_at = stub.UtcNow(de.UtcNowRequest(position=position)).time.ToDatetime(tzinfo=UTC)
+        # Its lease runs 3 s from now: the driver must find it held, however slowly it starts.
+        stub.RenewTaskLease(de.RenewTaskLeaseRequest(app_id=app, invocation_id=workflow,
+                                                     lease_id=first.lease.lease_id, lease_ttl=Duration(seconds=3)))
         with caplog.at_level(logging.INFO):
             out, stderr = start_in(lang, any_sidecar.address, "takeover-scenario", app=app, workflow=workflow).result()
         # The dead holder's late completion does not count: the taker's outcome stays.
@@ -431,14 +450,6 @@ def test_a_dead_holders_task_is_taken_over_and_replays_its_record(start_in, any_
                              "r": derivations.random_value(workflow, 1), "lang": lang}, out
 
 
-    commit = CONTRACT["commit"]
-    assert py_context.FLUSH_AT_OPERATIONS == commit["flush_at_operations"]
-    assert py_runner.CONFLICT_RERUNS == commit["conflict_reruns"]
-    assert py_errors._BY_REASON["COMMIT_CONFLICT"] is py_errors.CommitConflictError
-    # the server's side of the same constants
-    from pynenc_sidecar.core import commits
-    from pynenc_sidecar.core.errors import COMMIT_CONFLICT
-    assert commits.MAX_OPERATIONS == commit["max_operations"] and COMMIT_CONFLICT in commit["reasons"]
 
 
 # --- buffered operations (docs/client-contract.md, "One round trip per blocking point") ------
@@ -552,3 +563,45 @@ def wait_ready(directory: Path) -> None:
     while not (directory / "ready").exists():
         assert time.monotonic() < deadline, "the driver never reached its blocking point"
         time.sleep(0.02)
+# --- local replay (docs/client-contract.md, "Replay from the log") ----------------------------
+GO_LOCAL_REPLAY_LANGS = ["go"]  # the Go driver's shapes; the TypeScript and Java ones are above
+
+
+def _values(out: dict) -> dict:
+    tasks = [{key: task[key] for key in ("invocation_id", "task_id", "status", "result")} for task in out["tasks"]]
+    return {**{key: out[key] for key in ("random", "uuid", "time_us", "pick", "data")}, "tasks": tasks}
+
+
+@pytest.mark.parametrize("lang", GO_LOCAL_REPLAY_LANGS)
+def test_a_replay_reads_the_log_once_and_serves_every_recorded_value_locally(run_in, any_sidecar, lang):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    # random, uuid, utc_now, a custom op, two tasks (with their own operations), a data write and read.
+    first = run_in(lang, any_sidecar.address, "run", app=app, workflow=workflow)
+    assert [task["ran"] for task in first["tasks"]] == [True, True]
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        again = run_in(lang, proxy.address, "run", app=app, workflow=workflow)
+    assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
+    assert _values(again) == _values(first)
+    assert [(task["ran"], task["replayed"]) for task in again["tasks"]] == [(False, True), (False, True)]
+
+
+@pytest.mark.parametrize("lang", GO_LOCAL_REPLAY_LANGS)
+def test_a_local_replay_through_the_go_driver_still_detects_divergence(run_in, any_sidecar, lang):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    assert run_in(lang, any_sidecar.address, "diverge", app=app, workflow=workflow, value="1")["error"] is None
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        same = run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="1.0")
+    assert same["error"] is None  # the same value (canonical JSON): served locally
+    assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        other = run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="2")
+    # Another value is not in the log: the sidecar judges it.
+    assert other["error"] == "NONDETERMINISTIC_REPLAY", other
+    assert dict(proxy.calls) == {"GetWorkflowLog": 1, "SetData": 1}, proxy.calls
+
+
+@pytest.mark.parametrize("lang", GO_LOCAL_REPLAY_LANGS)
+def test_the_go_drivers_bench_replay_prints_record_and_replay_times(run_in, sidecar, lang):
+    out = run_in(lang, sidecar.address, "bench-replay", ops="200")
+    assert set(out) == {"record_ms", "replay_ms"}
+    assert out["record_ms"] > 0 and out["replay_ms"] > 0

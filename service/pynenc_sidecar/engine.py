@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pynenc_sidecar.clock import Clock, Monotonic, monotonic_s, wall_clock_us
 from pynenc_sidecar.core import commits, derivations, outcomes, replay
+from pynenc_sidecar.core.dispatch import DispatchPolicy, DispatchState
 from pynenc_sidecar.core.errors import (
     INVOCATION_NOT_FOUND,
     LEASE_NOT_HELD,
@@ -54,6 +55,7 @@ from pynenc_sidecar.storage.interface import (
     Store,
     TaskNotFound,
 )
+from pynenc_sidecar.dispatcher import Dispatcher, dispatch_store_for, is_dispatch_lease
 
 if TYPE_CHECKING:
     from pynenc_sidecar.projection import StateProjection
@@ -94,6 +96,7 @@ class TaskOutcome:
     replayed: bool
     lease: LeaseRequest | None  # the lease granted to the caller, if any
     lease_expire_us: int = 0
+    dispatch: DispatchState | None = None  # set when the invocation is dispatched
 
 
 # One recorded operation of a log: ((scope, kind, custom name), sequence, value, field).
@@ -124,6 +127,7 @@ class WorkflowEngine:
         self.observer: EngineObserver = observer or SilentObserver()
         # Shows task states through StateBackendService (projection.py); None: not shown.
         self.projection = projection
+        self.dispatcher = Dispatcher(self, dispatch_store_for(store))
 
     async def _project(self, app_id: str, state: TaskState, now_us: int) -> None:
         """After the executor's write: a crash before this step loses nothing that the next
@@ -269,12 +273,15 @@ class WorkflowEngine:
 
     async def execute_task(
         self, app_id: str, caller: WorkflowRef, pos: Position, task_id: str, arguments_json: str,
-        force_new_workflow: bool, runner_id: str, ttl_us: int,
+        force_new_workflow: bool, runner_id: str, ttl_us: int, dispatch: DispatchPolicy | None = None,
     ) -> TaskOutcome:
-        requested = TaskCall(uuid.uuid4().hex, task_id, arguments_json, force_new_workflow)
+        requested = TaskCall(uuid.uuid4().hex, task_id, arguments_json, force_new_workflow, dispatch is not None)
         stored, replayed = await self._record(app_id, pos, requested.encode())
         call = TaskCall.decode(stored)
         check_replay(call, requested, f"{pos.scope} task #{pos.sequence}")
+        if call.dispatched:  # as recorded: a replay keeps the first call's choice
+            done = await self.dispatcher.execute(app_id, caller, pos.scope, call, dispatch or DispatchPolicy())
+            return TaskOutcome(done.state, replayed, None, dispatch=done.dispatch)
         # The record names the invocation; its state is (re)created idempotently, so a
         # crash between the two steps leaves nothing a later call cannot repair.
         state = TaskState(
@@ -306,6 +313,8 @@ class WorkflowEngine:
         return TaskOutcome(current, not created, lease if granted else None, current.lease_expire_us if granted else 0)
 
     async def renew_lease(self, app_id: str, invocation_id: str, lease_id: str, ttl_us: int) -> int:
+        if is_dispatch_lease(lease_id):
+            await self.dispatcher.renew(app_id, invocation_id, lease_id)
         try:
             return await self.store.renew_lease(app_id, invocation_id, lease_id, ttl_us, self.clock())
         except TaskNotFound:
@@ -316,6 +325,28 @@ class WorkflowEngine:
     async def complete_task(
         self, app_id: str, invocation_id: str, lease_id: str, result_json: str | None, error: dict[str, str] | None
     ) -> tuple[TaskState, bool]:
+        """Record the outcome; a dispatched attempt's error is retried when its policy says so
+        (the state comes back in status RETRY, accepted)."""
+        if not is_dispatch_lease(lease_id):
+            return await self.record_outcome(app_id, invocation_id, lease_id, result_json, error)
+        if error is not None:
+            try:
+                retried = await self.dispatcher.fail_attempt(
+                    app_id, invocation_id, lease_id, json.dumps(error, separators=(",", ":")))
+            except TaskNotFound:
+                raise _not_found(invocation_id) from None
+            except LeaseNotHeld:
+                raise _lease_not_held(invocation_id) from None
+            if retried is not None:
+                return retried.state, True
+        state, accepted = await self.record_outcome(app_id, invocation_id, lease_id, result_json, error)
+        await self.dispatcher.completed(app_id, state)
+        return state, accepted
+
+    async def record_outcome(
+        self, app_id: str, invocation_id: str, lease_id: str, result_json: str | None, error: dict[str, str] | None
+    ) -> tuple[TaskState, bool]:
+        """The task's outcome, first one wins (fenced by the lease)."""
         status = SUCCESS if error is None else FAILED
         error_json = None if error is None else json.dumps(error, separators=(",", ":"))
         now = self.clock()
@@ -383,6 +414,10 @@ class WorkflowEngine:
                 failed += await self._failed_inside(app_id, state.invocation_id, seen)
             failed.append(state)
         return failed
+
+    async def is_dispatched(self, app_id: str, invocation_id: str) -> bool:
+        found = await self.dispatcher.get(app_id, invocation_id)
+        return found is not None and found.dispatch is not None
 
     async def poll_task(self, app_id: str, invocation_id: str, runner_id: str, ttl_us: int) -> TaskOutcome:
         """One look at a task: finished, or leased to this caller if its holder's lapsed."""

@@ -10,6 +10,7 @@ block the server). They only read; `purge` (retention.py) and `retry` (the engin
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, ORIGIN_PREFIX, Kind, Position, parse_field
 from pynenc_sidecar.core.tasks import TaskCall, TaskState, WorkflowRef
+from pynenc_sidecar.dispatcher import dispatch_store_for
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, open_stores
 from pynenc_sidecar.storage.interface import RunRecord
 from pynenc_sidecar_proto.v1 import common_pb2
@@ -117,7 +119,7 @@ def _operation(workflow_id: str, pos: Position, value: str, origin: str | None) 
         call = TaskCall.decode(value)
         entry["value"] = {"invocation_id": call.invocation_id, "task_id": call.task_id,
                           "arguments": _json_or_text(call.arguments_json),
-                          "force_new_workflow": call.force_new_workflow}
+                          "force_new_workflow": call.force_new_workflow, "dispatched": call.dispatched}
     elif pos.kind is Kind.UUID:
         entry["value"] = value
     elif pos.kind is Kind.DATA_READ:  # what the read returned; found=False: the key had no value
@@ -197,6 +199,7 @@ async def workflow_report(stores: Stores, app_id: str, workflow_id: str) -> dict
                 for s in states.values() if s.workflow.workflow_id not in (workflow_id, "")
                 and s.workflow.workflow_id == s.invocation_id]
     base = fields.get(BASE_TIME_FIELD)
+    dispatched = await _dispatched(store, app_id, [c.invocation_id for c in calls.values() if c.dispatched])
     return {
         "app_id": app_id,
         "workflow": identity_json(identity),
@@ -209,8 +212,30 @@ async def workflow_report(stores: Stores, app_id: str, workflow_id: str) -> dict
         "operations": operations,
         "tasks": tasks,
         "data": {key: _json_or_text(value) for key, value in sorted(data.items())},
+        "dispatched_tasks": dispatched,
         "state_backend_invocations": [await _sb_invocation(stores, app_id, i) for i in sb_ids],
     }
+
+
+async def _dispatched(store: Any, app_id: str, invocation_ids: list[str]) -> list[dict[str, Any]]:
+    """The workflow's dispatched invocations: queued ones with their age, running ones with
+    their attempt and runner."""
+    dispatch_store = dispatch_store_for(store)
+    now = time.time_ns() // 1000
+    report = []
+    for invocation_id in invocation_ids:
+        found = await dispatch_store.get(app_id, invocation_id)
+        state, dispatch = found if found is not None else (None, None)
+        if state is None or dispatch is None:
+            continue
+        queued = dispatch.queued_us if dispatch.queued_us and not state.finished else 0
+        report.append({
+            "invocation_id": invocation_id, "task_id": state.task_id, "status": status_name(state.status),
+            "attempt": dispatch.attempt, "queued_since": iso(queued), "age_seconds":
+                round(max(now - queued, 0) / 1e6, 1) if queued else None,
+            "schedule_to_start_deadline": iso(dispatch.schedule_deadline_us()) if queued else None,
+            "runner_id": state.runner_id or None, "last_error": _json_or_text(dispatch.last_error_json)})
+    return report
 
 
 async def _sb_invocation(stores: Stores, app_id: str, invocation_id: str) -> dict[str, Any]:
@@ -287,6 +312,14 @@ def render_workflow(report: dict[str, Any]) -> str:
                          _short(t["finished_at"])])
         out.append(table(["INVOCATION", "TASK", "ARGUMENTS", "STATUS", "WORKFLOW", "RESULT / ERROR", "FINISHED AT"],
                          rows))
+
+    waiting = report.get("dispatched_tasks", [])
+    if waiting:
+        out += ["", f"Dispatched tasks ({len(waiting)})",
+                table(["INVOCATION", "TASK", "STATUS", "ATTEMPT", "QUEUED SINCE", "AGE", "RUNNER"],
+                      [[d["invocation_id"], d["task_id"], d["status"], d["attempt"], _short(d["queued_since"]),
+                        f"{d['age_seconds']} s" if d["age_seconds"] is not None else None, d["runner_id"]]
+                       for d in waiting])]
 
     out += ["", f"Data ({len(report['data'])})"]
     if report["data"]:

@@ -179,6 +179,8 @@ def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = Fa
     """What a run waits for and until when; the same words in every SDK."""
     holder = (f"runner {json.dumps(invocation.lease_runner_id, ensure_ascii=False)}" if invocation.lease_runner_id
               else "another worker")
+    if invocation.dispatched:
+        return describe_dispatched_wait(invocation, now, again, holder)
     text = (f"{'still waiting' if again else 'waiting'} for task {invocation.task_id} (invocation "
             f"{invocation.invocation_id}, workflow {invocation.workflow.workflow_id}) held by {holder}: ")
     if not invocation.HasField("lease_expire_time"):
@@ -192,13 +194,37 @@ def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = Fa
                    "unless the holder renews it")
 
 
+def _iso(timestamp: Any) -> tuple[str, datetime]:
+    moment = timestamp.ToDatetime(tzinfo=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"), moment
+
+
+def describe_dispatched_wait(invocation: de.TaskInvocation, now: datetime, again: bool, holder: str) -> str:
+    """What a caller waits for when its task is dispatched to a worker serving it."""
+    text = (f"{'still waiting' if again else 'waiting'} for task {invocation.task_id} (invocation "
+            f"{invocation.invocation_id}, workflow {invocation.workflow.workflow_id}), dispatched to a worker "
+            "serving it: ")
+    if invocation.status == common_pb2.INVOCATION_STATUS_RUNNING:
+        return text + f"attempt {invocation.attempt} runs on {holder}"
+    if not invocation.HasField("queue_time"):
+        return text + "queued"
+    at, queued = _iso(invocation.queue_time)
+    waited = (now - queued).total_seconds()
+    retry = f" (attempt {invocation.attempt} failed: {invocation.last_error.type})" if invocation.attempt else ""
+    if waited < 0:
+        return text + f"to be retried at {at}{retry}"
+    return text + f"queued since {at} ({waited:.1f} s){retry}"
+
+
 def wait_or_take_over(app: Any, invocation: de.TaskInvocation) -> tuple[de.TaskInvocation, str]:
     """Wait for another worker's task: returns (state, lease_id) — a lease when its holder died.
 
-    Says so: a WARNING when the wait starts, an INFO line on every later wait slice."""
+    Says so: a WARNING when the wait starts (INFO for a dispatched task), an INFO line on every
+    later wait slice."""
     slices = 0
     while invocation.status not in FINAL:
-        log.log(logging.INFO if slices else logging.WARNING, "%s",
+        # Waiting for a dispatched task is the normal case: INFO; for another caller's, WARNING.
+        log.log(logging.INFO if slices or invocation.dispatched else logging.WARNING, "%s",
                 describe_wait(invocation, datetime.now(UTC), again=slices > 0))
         slices += 1
         reply = app.client.call(app.client.executor.WaitTask, de.WaitTaskRequest(

@@ -150,10 +150,13 @@ class DeterministicExecutor:
                       kwargs: dict, span: Any) -> Invocation:
         app = run.app
         # The buffer goes with this call: the task starts only once everything before it is recorded.
-        reply = app.client.call(app.client.executor.ExecuteTask, de.ExecuteTaskRequest(
+        request = de.ExecuteTaskRequest(
             position=run.position(sequence), task_id=task.task_id, arguments_json=json.dumps(arguments),
             force_new_workflow=task.force_new_workflow, runner_id=app.runner_id, lease_ttl=duration(app.lease_ttl),
-            commit=run.commit()))
+            commit=run.commit())
+        if task.dispatch is not None:  # a worker serving task_id runs it; this run waits for it
+            request.dispatch.CopyFrom(task.dispatch.to_proto())
+        reply = app.client.call(app.client.executor.ExecuteTask, request)
         run.committed()
         span.replayed(reply.replayed)
         invocation, lease_id = reply.invocation, reply.lease.lease_id if reply.HasField("lease") else ""

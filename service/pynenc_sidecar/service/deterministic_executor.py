@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from pynenc_sidecar.core import outcomes
 from pynenc_sidecar.core.errors import InvalidArgument
 from pynenc_sidecar.core.positions import NAMED_KINDS, Kind, Position
 from pynenc_sidecar.core.tasks import WorkflowRef
-from pynenc_sidecar.engine import WorkflowEngine
+from pynenc_sidecar.engine import WAIT_POLL_S, WorkflowEngine
 from pynenc_sidecar.service import convert
 from pynenc_sidecar.service.commit_request import parse_commit
+from pynenc_sidecar.service.dispatch_rpcs import DispatchRpcs, dispatch_policy, invocation
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
 from pynenc_sidecar.service.validation import (
     Limits,
@@ -31,7 +34,7 @@ INLINE_LOG_FIELDS = 4096
 INLINE_LOG_BYTES = 1 << 20
 
 
-class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer):
+class DeterministicExecutorServicer(DispatchRpcs, de_grpc.DeterministicExecutorServiceServicer):
     def __init__(self, engine: WorkflowEngine, limits: Limits) -> None:
         self.engine = engine
         self.limits = limits
@@ -195,7 +198,7 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
 
     # --- tasks -----------------------------------------------------------------
     def _task_reply(self, cls, outcome):
-        reply = cls(invocation=convert.task_invocation(outcome.state), replayed=outcome.replayed)
+        reply = cls(invocation=invocation(outcome.state, outcome.dispatch), replayed=outcome.replayed)
         lease = convert.task_lease(outcome.lease, outcome.lease_expire_us)
         if lease is not None:
             reply.lease.CopyFrom(lease)
@@ -209,7 +212,8 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         runner_id = optional_id(request.runner_id, "runner_id", self.limits)
         await self._commit(request, app_id, pos.workflow_id, pos.scope)
         outcome = await self.engine.execute_task(
-            app_id, caller, pos, task_id, arguments, request.force_new_workflow, runner_id, self._lease_ttl(request)
+            app_id, caller, pos, task_id, arguments, request.force_new_workflow, runner_id, self._lease_ttl(request),
+            dispatch_policy(request, self.limits),
         )
         return self._task_reply(de.ExecuteTaskResponse, outcome)
 
@@ -304,6 +308,8 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         wait_s = timeout_us / 1e6
         if context.time_remaining() is not None:  # answer before the caller's deadline
             wait_s = min(wait_s, max(context.time_remaining() - 0.05, 0))
+        if await self.engine.is_dispatched(app_id, invocation_id):
+            return await self.wait_dispatched(app_id, invocation_id, time.monotonic() + wait_s, WAIT_POLL_S[1])
         outcome = await self.engine.wait_task(app_id, invocation_id, runner_id, ttl_us, wait_s)
         reply = de.WaitTaskResponse(invocation=convert.task_invocation(outcome.state))
         lease = convert.task_lease(outcome.lease, outcome.lease_expire_us)

@@ -22,6 +22,8 @@
 //	               scenario: a main task calling random until its lease is taken over
 //	xlang takeover-scenario -address A -app APP -workflow WF   the contract's takeover scenario:
 //	               wait for a dead holder's main task, take it over, replay its record
+//	xlang bench-replay -address A [-app APP] [-workflow WF] -ops N   record N randoms in a workflow,
+//	               replay them; print {"record_ms": ..., "replay_ms": ...}
 package main
 
 import (
@@ -56,12 +58,17 @@ func main() {
 	ttlMs := fs.Int("ttl-ms", 1000, "lease length in milliseconds (lease)")
 	fixed := fs.String("fixed", "false", "flow, retry: true when the second task succeeds")
 	size := fs.Int("bytes", 0, "oversize: the child's result length")
+	ops := fs.Int("ops", 1000, "bench-replay: how many random operations")
 
 	value := fs.String("value", "1", "the JSON value to write (diverge)")
 	withNotify := fs.String("notify", "no", "yes: the workflow code calls notify after step (notify)")
 	_ = fs.Parse(os.Args[2:])
 
-	client, err := wf.Dial(*address)
+	var options []wf.Option
+	if cmd == "lease-loss" {
+		options = append(options, wf.WithDefaultLeaseTTL(time.Duration(*ttlMs)*time.Millisecond))
+	}
+	client, err := wf.Dial(*address, options...)
 	if err != nil {
 		fail(err)
 	}
@@ -101,8 +108,9 @@ func main() {
 	case "notify":
 		out, err = notifyFlow(ctx, client, *app, id, *withNotify == "yes")
 	case "lease-loss":
-		client.LeaseTTL = time.Duration(*ttlMs) * time.Millisecond
 		out, err = leaseLoss(ctx, client, *app, id)
+	case "bench-replay":
+		out, err = benchReplay(ctx, client, *app, *workflow, *ops)
 	case "takeover-scenario":
 		out, err = takeoverScenario(ctx, client, *app, id)
 	default:
@@ -523,4 +531,42 @@ func takeoverScenario(ctx context.Context, c *wf.Client, app string, id wf.Ident
 	}
 	return map[string]any{"status": inv.Status.String(), "result": json.RawMessage(inv.ResultJSON), "ran": inv.Ran,
 		"lang": lang}, nil
+}
+
+// benchReplay records n randoms in a workflow's main task, then replays them in a new run
+// (one GetWorkflowLog, the values served locally) and checks they are the same.
+func benchReplay(ctx context.Context, c *wf.Client, app, workflowID string, n int) (any, error) {
+	if app == "" {
+		app = "bench"
+	}
+	if workflowID == "" {
+		workflowID = fmt.Sprintf("bench-replay-%d-%d", os.Getpid(), time.Now().UnixNano())
+	}
+	id := wf.Identity{WorkflowID: workflowID}
+	pass := func() ([]float64, float64, error) {
+		run, values := c.Context(app, id, ""), make([]float64, 0, n)
+		start := time.Now()
+		for range n {
+			r, err := run.Random(ctx)
+			if err != nil {
+				return nil, 0, err
+			}
+			values = append(values, r)
+		}
+		return values, float64(time.Since(start).Microseconds()) / 1000, nil
+	}
+	recorded, recordMs, err := pass()
+	if err != nil {
+		return nil, err
+	}
+	replayed, replayMs, err := pass()
+	if err != nil {
+		return nil, err
+	}
+	for i := range recorded {
+		if recorded[i] != replayed[i] {
+			return nil, fmt.Errorf("replay diverged at random #%d: %v != %v", i+1, replayed[i], recorded[i])
+		}
+	}
+	return map[string]float64{"record_ms": recordMs, "replay_ms": replayMs}, nil
 }

@@ -174,7 +174,7 @@ class TaskCall(_message.Message):
     def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
 
 class TaskInvocation(_message.Message):
-    __slots__ = ("invocation_id", "task_id", "arguments_json", "status", "workflow", "parent_invocation_id", "result_json", "error", "lease_runner_id", "lease_expire_time")
+    __slots__ = ("invocation_id", "task_id", "arguments_json", "status", "workflow", "parent_invocation_id", "result_json", "error", "lease_runner_id", "lease_expire_time", "dispatched", "attempt", "queue_time", "last_error")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +185,10 @@ class TaskInvocation(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LEASE_RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DISPATCHED_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     task_id: str
     arguments_json: str
@@ -195,7 +199,11 @@ class TaskInvocation(_message.Message):
     error: _common_pb2.TaskError
     lease_runner_id: str
     lease_expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.InvocationStatus, str]] = ..., workflow: _Optional[_Union[_common_pb2.WorkflowIdentity, _Mapping]] = ..., parent_invocation_id: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ..., lease_runner_id: _Optional[str] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    dispatched: bool
+    attempt: int
+    queue_time: _timestamp_pb2.Timestamp
+    last_error: _common_pb2.TaskError
+    def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.InvocationStatus, str]] = ..., workflow: _Optional[_Union[_common_pb2.WorkflowIdentity, _Mapping]] = ..., parent_invocation_id: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ..., lease_runner_id: _Optional[str] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dispatched: _Optional[bool] = ..., attempt: _Optional[int] = ..., queue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ...) -> None: ...
 
 class TaskLease(_message.Message):
     __slots__ = ("lease_id", "expire_time")
@@ -206,7 +214,7 @@ class TaskLease(_message.Message):
     def __init__(self, lease_id: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExecuteTaskRequest(_message.Message):
-    __slots__ = ("position", "task_id", "arguments_json", "force_new_workflow", "runner_id", "lease_ttl", "commit")
+    __slots__ = ("position", "task_id", "arguments_json", "force_new_workflow", "runner_id", "lease_ttl", "commit", "dispatch")
     POSITION_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +222,7 @@ class ExecuteTaskRequest(_message.Message):
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_FIELD_NUMBER: _ClassVar[int]
     position: OperationPosition
     task_id: str
     arguments_json: str
@@ -221,7 +230,8 @@ class ExecuteTaskRequest(_message.Message):
     runner_id: str
     lease_ttl: _duration_pb2.Duration
     commit: OperationCommit
-    def __init__(self, position: _Optional[_Union[OperationPosition, _Mapping]] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., force_new_workflow: _Optional[bool] = ..., runner_id: _Optional[str] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., commit: _Optional[_Union[OperationCommit, _Mapping]] = ...) -> None: ...
+    dispatch: TaskDispatch
+    def __init__(self, position: _Optional[_Union[OperationPosition, _Mapping]] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., force_new_workflow: _Optional[bool] = ..., runner_id: _Optional[str] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., commit: _Optional[_Union[OperationCommit, _Mapping]] = ..., dispatch: _Optional[_Union[TaskDispatch, _Mapping]] = ...) -> None: ...
 
 class OperationCommit(_message.Message):
     __slots__ = ("lease_id", "operations", "workflow_id")
@@ -268,6 +278,32 @@ class CommitOperationsResponse(_message.Message):
     RECORDED_COUNT_FIELD_NUMBER: _ClassVar[int]
     recorded_count: int
     def __init__(self, recorded_count: _Optional[int] = ...) -> None: ...
+
+class TaskDispatch(_message.Message):
+    __slots__ = ("retry_policy", "start_to_close_timeout", "schedule_to_start_timeout")
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    START_TO_CLOSE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_TO_START_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    retry_policy: RetryPolicy
+    start_to_close_timeout: _duration_pb2.Duration
+    schedule_to_start_timeout: _duration_pb2.Duration
+    def __init__(self, retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., start_to_close_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class RetryPolicy(_message.Message):
+    __slots__ = ("max_attempts", "initial_backoff", "backoff_multiplier", "max_backoff", "retryable_error_types", "non_retryable_error_types")
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_BACKOFF_FIELD_NUMBER: _ClassVar[int]
+    BACKOFF_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    MAX_BACKOFF_FIELD_NUMBER: _ClassVar[int]
+    RETRYABLE_ERROR_TYPES_FIELD_NUMBER: _ClassVar[int]
+    NON_RETRYABLE_ERROR_TYPES_FIELD_NUMBER: _ClassVar[int]
+    max_attempts: int
+    initial_backoff: _duration_pb2.Duration
+    backoff_multiplier: float
+    max_backoff: _duration_pb2.Duration
+    retryable_error_types: _containers.RepeatedScalarFieldContainer[str]
+    non_retryable_error_types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, max_attempts: _Optional[int] = ..., initial_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., backoff_multiplier: _Optional[float] = ..., max_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retryable_error_types: _Optional[_Iterable[str]] = ..., non_retryable_error_types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExecuteTaskResponse(_message.Message):
     __slots__ = ("invocation", "replayed", "lease")
@@ -490,3 +526,69 @@ class RetryWorkflowResponse(_message.Message):
     INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
     invocations: _containers.RepeatedCompositeFieldContainer[TaskInvocation]
     def __init__(self, invocations: _Optional[_Iterable[_Union[TaskInvocation, _Mapping]]] = ...) -> None: ...
+
+class PollTasksRequest(_message.Message):
+    __slots__ = ("app_id", "task_ids", "worker_id", "max_tasks", "lease_ttl", "timeout")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TTL_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    worker_id: str
+    max_tasks: int
+    lease_ttl: _duration_pb2.Duration
+    timeout: _duration_pb2.Duration
+    def __init__(self, app_id: _Optional[str] = ..., task_ids: _Optional[_Iterable[str]] = ..., worker_id: _Optional[str] = ..., max_tasks: _Optional[int] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class PollTasksResponse(_message.Message):
+    __slots__ = ("tasks",)
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[DispatchedTask]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[DispatchedTask, _Mapping]]] = ...) -> None: ...
+
+class DispatchedTask(_message.Message):
+    __slots__ = ("invocation", "lease", "deadline")
+    INVOCATION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    invocation: TaskInvocation
+    lease: TaskLease
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ..., lease: _Optional[_Union[TaskLease, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReleaseTaskRequest(_message.Message):
+    __slots__ = ("app_id", "invocation_id", "lease_id")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    invocation_id: str
+    lease_id: str
+    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., lease_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseTaskResponse(_message.Message):
+    __slots__ = ("invocation",)
+    INVOCATION_FIELD_NUMBER: _ClassVar[int]
+    invocation: TaskInvocation
+    def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ...) -> None: ...
+
+class CancelTaskRequest(_message.Message):
+    __slots__ = ("app_id", "invocation_id", "reason")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    invocation_id: str
+    reason: str
+    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelTaskResponse(_message.Message):
+    __slots__ = ("invocation", "cancelled")
+    INVOCATION_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    invocation: TaskInvocation
+    cancelled: bool
+    def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ..., cancelled: _Optional[bool] = ...) -> None: ...

@@ -203,6 +203,39 @@ class DeterministicExecutorServiceStub:
     buffer holds many operations. ExecuteTask, GetData (with a position) and
     CompleteTask carry a commit themselves, so a run needs no extra call.
     """
+    PollTasks: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.PollTasksRequest, _deterministic_executor_pb2.PollTasksResponse]
+    """--- Dispatch: a task served by a worker in any language -----------------
+
+    A task call with ExecuteTaskRequest.dispatch set is recorded at the
+    caller's position as always, then queued for a worker that serves its
+    task id; the caller never gets its lease and waits with WaitTask (which,
+    for a dispatched task, never hands the waiter a lease either). Workers
+    long-poll PollTasks for the task ids they serve, run what they are
+    given under its lease (RenewTaskLease as heartbeat, CompleteTask at the
+    end, exactly as a caller running a task inline), and hand back what they
+    cannot finish with ReleaseTask. A replay finds the recorded invocation:
+    nothing is queued again (docs/client-contract.md, "Dispatch").
+
+    Long poll: waits up to `timeout` for queued invocations of the task ids
+    the worker serves and leases up to `max_tasks` of them to it. An empty
+    reply after the timeout is normal: poll again. Invocations that waited
+    longer than their schedule-to-start timeout are failed here (and by
+    WaitTask), never handed out.
+    """
+    ReleaseTask: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.ReleaseTaskRequest, _deterministic_executor_pb2.ReleaseTaskResponse]
+    """Hands a leased dispatched invocation back to its queue at once (a worker
+    shutting down that will not finish it): the lease ends, the attempt is
+    not counted, and another worker may take it. FAILED_PRECONDITION,
+    LEASE_NOT_HELD when the caller does not hold the lease.
+    """
+    CancelTask: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CancelTaskRequest, _deterministic_executor_pb2.CancelTaskResponse]
+    """Cancels an unfinished invocation, queued or running, dispatched or not:
+    it is recorded FAILED with the error type "TaskCancelled" (the waiting
+    caller gets that failure). A running holder learns it at its next
+    RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+    CompleteTask is answered accepted=false. A finished invocation is left
+    as it is (`cancelled` false).
+    """
 
 @_typing.type_check_only
 class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
@@ -378,6 +411,39 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
     when no blocking call comes soon enough: before GetBaseTime, or when the
     buffer holds many operations. ExecuteTask, GetData (with a position) and
     CompleteTask carry a commit themselves, so a run needs no extra call.
+    """
+    PollTasks: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.PollTasksRequest, _deterministic_executor_pb2.PollTasksResponse]  # type: ignore[assignment]
+    """--- Dispatch: a task served by a worker in any language -----------------
+
+    A task call with ExecuteTaskRequest.dispatch set is recorded at the
+    caller's position as always, then queued for a worker that serves its
+    task id; the caller never gets its lease and waits with WaitTask (which,
+    for a dispatched task, never hands the waiter a lease either). Workers
+    long-poll PollTasks for the task ids they serve, run what they are
+    given under its lease (RenewTaskLease as heartbeat, CompleteTask at the
+    end, exactly as a caller running a task inline), and hand back what they
+    cannot finish with ReleaseTask. A replay finds the recorded invocation:
+    nothing is queued again (docs/client-contract.md, "Dispatch").
+
+    Long poll: waits up to `timeout` for queued invocations of the task ids
+    the worker serves and leases up to `max_tasks` of them to it. An empty
+    reply after the timeout is normal: poll again. Invocations that waited
+    longer than their schedule-to-start timeout are failed here (and by
+    WaitTask), never handed out.
+    """
+    ReleaseTask: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.ReleaseTaskRequest, _deterministic_executor_pb2.ReleaseTaskResponse]  # type: ignore[assignment]
+    """Hands a leased dispatched invocation back to its queue at once (a worker
+    shutting down that will not finish it): the lease ends, the attempt is
+    not counted, and another worker may take it. FAILED_PRECONDITION,
+    LEASE_NOT_HELD when the caller does not hold the lease.
+    """
+    CancelTask: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CancelTaskRequest, _deterministic_executor_pb2.CancelTaskResponse]  # type: ignore[assignment]
+    """Cancels an unfinished invocation, queued or running, dispatched or not:
+    it is recorded FAILED with the error type "TaskCancelled" (the waiting
+    caller gets that failure). A running holder learns it at its next
+    RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+    CompleteTask is answered accepted=false. A finished invocation is left
+    as it is (`cancelled` false).
     """
 
 class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -653,6 +719,57 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         when no blocking call comes soon enough: before GetBaseTime, or when the
         buffer holds many operations. ExecuteTask, GetData (with a position) and
         CompleteTask carry a commit themselves, so a run needs no extra call.
+        """
+
+    @_abc_1.abstractmethod
+    def PollTasks(
+        self,
+        request: _deterministic_executor_pb2.PollTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deterministic_executor_pb2.PollTasksResponse, _abc.Awaitable[_deterministic_executor_pb2.PollTasksResponse]]:
+        """--- Dispatch: a task served by a worker in any language -----------------
+
+        A task call with ExecuteTaskRequest.dispatch set is recorded at the
+        caller's position as always, then queued for a worker that serves its
+        task id; the caller never gets its lease and waits with WaitTask (which,
+        for a dispatched task, never hands the waiter a lease either). Workers
+        long-poll PollTasks for the task ids they serve, run what they are
+        given under its lease (RenewTaskLease as heartbeat, CompleteTask at the
+        end, exactly as a caller running a task inline), and hand back what they
+        cannot finish with ReleaseTask. A replay finds the recorded invocation:
+        nothing is queued again (docs/client-contract.md, "Dispatch").
+
+        Long poll: waits up to `timeout` for queued invocations of the task ids
+        the worker serves and leases up to `max_tasks` of them to it. An empty
+        reply after the timeout is normal: poll again. Invocations that waited
+        longer than their schedule-to-start timeout are failed here (and by
+        WaitTask), never handed out.
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseTask(
+        self,
+        request: _deterministic_executor_pb2.ReleaseTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deterministic_executor_pb2.ReleaseTaskResponse, _abc.Awaitable[_deterministic_executor_pb2.ReleaseTaskResponse]]:
+        """Hands a leased dispatched invocation back to its queue at once (a worker
+        shutting down that will not finish it): the lease ends, the attempt is
+        not counted, and another worker may take it. FAILED_PRECONDITION,
+        LEASE_NOT_HELD when the caller does not hold the lease.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelTask(
+        self,
+        request: _deterministic_executor_pb2.CancelTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deterministic_executor_pb2.CancelTaskResponse, _abc.Awaitable[_deterministic_executor_pb2.CancelTaskResponse]]:
+        """Cancels an unfinished invocation, queued or running, dispatched or not:
+        it is recorded FAILED with the error type "TaskCancelled" (the waiting
+        caller gets that failure). A running holder learns it at its next
+        RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+        CompleteTask is answered accepted=false. A finished invocation is left
+        as it is (`cancelled` false).
         """
 
 def add_DeterministicExecutorServiceServicer_to_server(servicer: DeterministicExecutorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

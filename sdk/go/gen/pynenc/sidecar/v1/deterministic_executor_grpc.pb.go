@@ -36,6 +36,9 @@ const (
 	DeterministicExecutorService_GetWorkflowLog_FullMethodName    = "/pynenc.sidecar.v1.DeterministicExecutorService/GetWorkflowLog"
 	DeterministicExecutorService_RetryWorkflow_FullMethodName     = "/pynenc.sidecar.v1.DeterministicExecutorService/RetryWorkflow"
 	DeterministicExecutorService_CommitOperations_FullMethodName  = "/pynenc.sidecar.v1.DeterministicExecutorService/CommitOperations"
+	DeterministicExecutorService_PollTasks_FullMethodName         = "/pynenc.sidecar.v1.DeterministicExecutorService/PollTasks"
+	DeterministicExecutorService_ReleaseTask_FullMethodName       = "/pynenc.sidecar.v1.DeterministicExecutorService/ReleaseTask"
+	DeterministicExecutorService_CancelTask_FullMethodName        = "/pynenc.sidecar.v1.DeterministicExecutorService/CancelTask"
 )
 
 // DeterministicExecutorServiceClient is the client API for DeterministicExecutorService service.
@@ -198,6 +201,24 @@ type DeterministicExecutorServiceClient interface {
 	// buffer holds many operations. ExecuteTask, GetData (with a position) and
 	// CompleteTask carry a commit themselves, so a run needs no extra call.
 	CommitOperations(ctx context.Context, in *CommitOperationsRequest, opts ...grpc.CallOption) (*CommitOperationsResponse, error)
+	// Long poll: waits up to `timeout` for queued invocations of the task ids
+	// the worker serves and leases up to `max_tasks` of them to it. An empty
+	// reply after the timeout is normal: poll again. Invocations that waited
+	// longer than their schedule-to-start timeout are failed here (and by
+	// WaitTask), never handed out.
+	PollTasks(ctx context.Context, in *PollTasksRequest, opts ...grpc.CallOption) (*PollTasksResponse, error)
+	// Hands a leased dispatched invocation back to its queue at once (a worker
+	// shutting down that will not finish it): the lease ends, the attempt is
+	// not counted, and another worker may take it. FAILED_PRECONDITION,
+	// LEASE_NOT_HELD when the caller does not hold the lease.
+	ReleaseTask(ctx context.Context, in *ReleaseTaskRequest, opts ...grpc.CallOption) (*ReleaseTaskResponse, error)
+	// Cancels an unfinished invocation, queued or running, dispatched or not:
+	// it is recorded FAILED with the error type "TaskCancelled" (the waiting
+	// caller gets that failure). A running holder learns it at its next
+	// RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+	// CompleteTask is answered accepted=false. A finished invocation is left
+	// as it is (`cancelled` false).
+	CancelTask(ctx context.Context, in *CancelTaskRequest, opts ...grpc.CallOption) (*CancelTaskResponse, error)
 }
 
 type deterministicExecutorServiceClient struct {
@@ -387,6 +408,36 @@ func (c *deterministicExecutorServiceClient) CommitOperations(ctx context.Contex
 	return out, nil
 }
 
+func (c *deterministicExecutorServiceClient) PollTasks(ctx context.Context, in *PollTasksRequest, opts ...grpc.CallOption) (*PollTasksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PollTasksResponse)
+	err := c.cc.Invoke(ctx, DeterministicExecutorService_PollTasks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deterministicExecutorServiceClient) ReleaseTask(ctx context.Context, in *ReleaseTaskRequest, opts ...grpc.CallOption) (*ReleaseTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseTaskResponse)
+	err := c.cc.Invoke(ctx, DeterministicExecutorService_ReleaseTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deterministicExecutorServiceClient) CancelTask(ctx context.Context, in *CancelTaskRequest, opts ...grpc.CallOption) (*CancelTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelTaskResponse)
+	err := c.cc.Invoke(ctx, DeterministicExecutorService_CancelTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeterministicExecutorServiceServer is the server API for DeterministicExecutorService service.
 // All implementations must embed UnimplementedDeterministicExecutorServiceServer
 // for forward compatibility.
@@ -547,6 +598,24 @@ type DeterministicExecutorServiceServer interface {
 	// buffer holds many operations. ExecuteTask, GetData (with a position) and
 	// CompleteTask carry a commit themselves, so a run needs no extra call.
 	CommitOperations(context.Context, *CommitOperationsRequest) (*CommitOperationsResponse, error)
+	// Long poll: waits up to `timeout` for queued invocations of the task ids
+	// the worker serves and leases up to `max_tasks` of them to it. An empty
+	// reply after the timeout is normal: poll again. Invocations that waited
+	// longer than their schedule-to-start timeout are failed here (and by
+	// WaitTask), never handed out.
+	PollTasks(context.Context, *PollTasksRequest) (*PollTasksResponse, error)
+	// Hands a leased dispatched invocation back to its queue at once (a worker
+	// shutting down that will not finish it): the lease ends, the attempt is
+	// not counted, and another worker may take it. FAILED_PRECONDITION,
+	// LEASE_NOT_HELD when the caller does not hold the lease.
+	ReleaseTask(context.Context, *ReleaseTaskRequest) (*ReleaseTaskResponse, error)
+	// Cancels an unfinished invocation, queued or running, dispatched or not:
+	// it is recorded FAILED with the error type "TaskCancelled" (the waiting
+	// caller gets that failure). A running holder learns it at its next
+	// RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+	// CompleteTask is answered accepted=false. A finished invocation is left
+	// as it is (`cancelled` false).
+	CancelTask(context.Context, *CancelTaskRequest) (*CancelTaskResponse, error)
 	mustEmbedUnimplementedDeterministicExecutorServiceServer()
 }
 
@@ -607,6 +676,15 @@ func (UnimplementedDeterministicExecutorServiceServer) RetryWorkflow(context.Con
 }
 func (UnimplementedDeterministicExecutorServiceServer) CommitOperations(context.Context, *CommitOperationsRequest) (*CommitOperationsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CommitOperations not implemented")
+}
+func (UnimplementedDeterministicExecutorServiceServer) PollTasks(context.Context, *PollTasksRequest) (*PollTasksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PollTasks not implemented")
+}
+func (UnimplementedDeterministicExecutorServiceServer) ReleaseTask(context.Context, *ReleaseTaskRequest) (*ReleaseTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseTask not implemented")
+}
+func (UnimplementedDeterministicExecutorServiceServer) CancelTask(context.Context, *CancelTaskRequest) (*CancelTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelTask not implemented")
 }
 func (UnimplementedDeterministicExecutorServiceServer) mustEmbedUnimplementedDeterministicExecutorServiceServer() {
 }
@@ -929,6 +1007,60 @@ func _DeterministicExecutorService_CommitOperations_Handler(srv interface{}, ctx
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeterministicExecutorService_PollTasks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PollTasksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeterministicExecutorServiceServer).PollTasks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeterministicExecutorService_PollTasks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeterministicExecutorServiceServer).PollTasks(ctx, req.(*PollTasksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeterministicExecutorService_ReleaseTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeterministicExecutorServiceServer).ReleaseTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeterministicExecutorService_ReleaseTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeterministicExecutorServiceServer).ReleaseTask(ctx, req.(*ReleaseTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeterministicExecutorService_CancelTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeterministicExecutorServiceServer).CancelTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeterministicExecutorService_CancelTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeterministicExecutorServiceServer).CancelTask(ctx, req.(*CancelTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeterministicExecutorService_ServiceDesc is the grpc.ServiceDesc for DeterministicExecutorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -999,6 +1131,18 @@ var DeterministicExecutorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CommitOperations",
 			Handler:    _DeterministicExecutorService_CommitOperations_Handler,
+		},
+		{
+			MethodName: "PollTasks",
+			Handler:    _DeterministicExecutorService_PollTasks_Handler,
+		},
+		{
+			MethodName: "ReleaseTask",
+			Handler:    _DeterministicExecutorService_ReleaseTask_Handler,
+		},
+		{
+			MethodName: "CancelTask",
+			Handler:    _DeterministicExecutorService_CancelTask_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
