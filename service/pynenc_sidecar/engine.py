@@ -46,6 +46,7 @@ from pynenc_sidecar.core.tasks import (
     child_workflow,
     status_name,
 )
+from pynenc_sidecar.dispatcher import Dispatcher, dispatch_store_for, is_dispatch_lease
 from pynenc_sidecar.storage.interface import (
     CommitConflict,
     LeaseNotHeld,
@@ -55,7 +56,6 @@ from pynenc_sidecar.storage.interface import (
     Store,
     TaskNotFound,
 )
-from pynenc_sidecar.dispatcher import Dispatcher, dispatch_store_for, is_dispatch_lease
 
 if TYPE_CHECKING:
     from pynenc_sidecar.projection import StateProjection

@@ -22,6 +22,7 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 POLL_DEFAULT_S, POLL_MAX_S = 30.0, 60.0
 MAX_TASKS_PER_POLL = MAX_TASK_IDS_PER_POLL = 100
 MAX_ATTEMPTS = 100
+MAX_ERROR_TYPES = 100  # per list of a retry policy
 DAY_S = 86400.0
 
 
@@ -47,6 +48,10 @@ def dispatch_policy(request: de.ExecuteTaskRequest, limits: Limits) -> DispatchP
     multiplier = r.backoff_multiplier or rules.DEFAULT_MULTIPLIER
     if not 1 <= multiplier <= 10:
         raise InvalidArgument(prefix + "backoff_multiplier", f"must be between 1 and 10 (0: 2), got {multiplier:g}")
+    for name in ("retryable_error_types", "non_retryable_error_types"):
+        if len(getattr(r, name)) > MAX_ERROR_TYPES:
+            raise InvalidArgument(prefix + name, f"names {len(getattr(r, name))} error types; at most "
+                                                 f"{MAX_ERROR_TYPES} are allowed")
     types = [[require_name(t, f"{prefix}{name}[{i}]", limits) for i, t in enumerate(getattr(r, name))]
              for name in ("retryable_error_types", "non_retryable_error_types")]
     return DispatchPolicy(

@@ -17,14 +17,9 @@ from pynenc_sidecar.core.positions import escape
 from pynenc_sidecar.core.tasks import TaskState
 from pynenc_sidecar.storage.dispatch_interface import MISSING, ClaimResult, QueuedEntry
 from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, TaskNotFound
-from pynenc_sidecar.storage.redis.executor_store import (
-    PREFIX,
-    RedisStore,
-    _pairs,
-    _script,
-    _unavailable_on_redis_errors,
-    app_tag,
-)
+from pynenc_sidecar.storage.redis.connection import load_script, unavailable_on_redis_errors
+from pynenc_sidecar.storage.redis.executor_store import RedisStore, reply_fields
+from pynenc_sidecar.storage.redis.keys import PREFIX, app_tag, task_key
 
 
 def queue_key(app_id: str, task_id: str) -> str:
@@ -44,17 +39,17 @@ class RedisDispatchStore:
     def __init__(self, store: RedisStore) -> None:
         self.store = store
         self.client = store.client
-        self._script = self.client.register_script(_script("dispatch.lua"))
+        self._script = self.client.register_script(load_script("dispatch.lua"))
 
     async def _call(self, app_id: str, invocation_id: str, args: list[Any]) -> tuple[str, dict[str, str]]:
-        code, flat = await self._script(keys=[self.store._task_key(app_id, invocation_id)], args=args)
-        return code, _pairs(flat)
+        code, flat = await self._script(keys=[task_key(app_id, invocation_id)], args=args)
+        return code, reply_fields(flat)
 
     @staticmethod
     def _states(invocation_id: str, fields: dict[str, str]) -> tuple[TaskState, DispatchState | None]:
         return TaskState.from_fields(invocation_id, fields), dispatch_state(fields)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def register(self, app_id: str, state: TaskState, policy: DispatchPolicy, now_us: int
                        ) -> tuple[TaskState, DispatchState]:
         definition = [item for pair in state.definition().items() for item in pair]
@@ -64,12 +59,12 @@ class RedisDispatchStore:
         assert dispatch is not None
         return task, dispatch
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def get(self, app_id: str, invocation_id: str) -> tuple[TaskState, DispatchState | None] | None:
-        fields = cast(dict[str, str], await self.client.hgetall(self.store._task_key(app_id, invocation_id)))
+        fields = await self.client.hgetall(task_key(app_id, invocation_id))
         return self._states(invocation_id, fields) if fields else None
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def claim(self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int) -> ClaimResult:
         code, fields = await self._call(app_id, invocation_id,
                                         ["claim", now_us, lease.lease_id, lease.ttl_us, lease.runner_id])
@@ -77,7 +72,7 @@ class RedisDispatchStore:
             return ClaimResult(code)
         return ClaimResult(code, *self._states(invocation_id, fields))
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def requeue(self, app_id: str, invocation_id: str, lease_id: str, available_us: int,
                       last_error_json: str | None) -> tuple[TaskState, DispatchState] | None:
         code, fields = await self._call(app_id, invocation_id,
@@ -93,30 +88,29 @@ class RedisDispatchStore:
         return task, dispatch
 
     # --- queues -------------------------------------------------------------------
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def queue_push(self, app_id: str, task_id: str, invocation_id: str, available_us: int, *,
                          keep_existing: bool) -> None:
         # The index of queues first (its own slot): a queue is never out of inspect's sight.
         await self.client.sadd(app_tag(app_id) + ":queues", task_id)
         await self.client.zadd(queue_key(app_id, task_id), {invocation_id: available_us}, nx=keep_existing)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def queue_ready(self, app_id: str, task_id: str, now_us: int, limit: int) -> list[str]:
-        ready = await self.client.zrangebyscore(queue_key(app_id, task_id), "-inf", now_us, start=0, num=limit)
-        return cast(list[str], ready)
+        return await self.client.zrangebyscore(queue_key(app_id, task_id), "-inf", now_us, start=0, num=limit)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def queue_defer(self, app_id: str, task_id: str, invocation_id: str, until_us: int) -> None:
         await self.client.zadd(queue_key(app_id, task_id), {invocation_id: until_us}, xx=True)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def queue_remove(self, app_id: str, task_id: str, invocation_id: str) -> None:
         await self.client.zrem(queue_key(app_id, task_id), invocation_id)
 
-    @_unavailable_on_redis_errors
+    @unavailable_on_redis_errors
     async def queued(self, app_id: str) -> list[QueuedEntry]:
         entries = []
-        for task_id in sorted(cast(set[str], await self.client.smembers(app_tag(app_id) + ":queues"))):
+        for task_id in sorted(await self.client.smembers(app_tag(app_id) + ":queues")):
             scored = await self.client.zrange(queue_key(app_id, task_id), 0, -1, withscores=True)
             for invocation_id, score in cast(list[tuple[str, float]], scored):
                 entries.append(QueuedEntry(task_id, invocation_id, int(score)))

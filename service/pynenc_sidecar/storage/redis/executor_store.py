@@ -63,7 +63,7 @@ def _recorded(reply: list[Any], convert: Callable[[Any], Any] = str) -> Recorded
     return Recorded(convert(reply[0]), bool(reply[1]), reply[2] if len(reply) > 2 else "")
 
 
-def _pairs(flat: list[Any]) -> dict[str, str]:
+def reply_fields(flat: list[Any]) -> dict[str, str]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
 
 
@@ -225,7 +225,7 @@ class RedisStore:
     async def _task_call(self, app_id: str, invocation_id: str, args: list[Any], index_keys: Sequence[str] = ()
                          ) -> tuple[str, int, dict[str, str]]:
         code, flag, flat = await self._task(keys=[task_key(app_id, invocation_id), *index_keys], args=args)
-        return code, int(flag), _pairs(flat)
+        return code, int(flag), reply_fields(flat)
 
     @unavailable_on_redis_errors
     async def ensure_task(

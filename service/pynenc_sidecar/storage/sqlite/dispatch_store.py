@@ -10,7 +10,8 @@ entry whose task is gone is dropped by the next poll that meets it.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pynenc_sidecar.core.dispatch import DispatchPolicy, DispatchState
 from pynenc_sidecar.core.tasks import REGISTERED, RETRY, RUNNING, TaskState
@@ -27,6 +28,8 @@ from pynenc_sidecar.storage.dispatch_interface import (
 )
 from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, TaskNotFound
 from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
+
+T = TypeVar("T")
 
 SCHEMA = ["""
 CREATE TABLE IF NOT EXISTS dispatch (
@@ -56,13 +59,10 @@ class SqliteDispatchStore:
 
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
-        self._ready = False
+        store.connection.add_schema(_create_tables)  # idempotent: any process may be first
 
-    async def _run(self, fn: Any, *, write: bool) -> Any:
-        if not self._ready:  # the tables, once per process (idempotent: any process may be first)
-            await self.store._run(_create_tables, write=True)
-            self._ready = True
-        return await self.store._run(fn, write=write)
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        return await self.store.connection.run(fn, write=write)
 
     @staticmethod
     def _dispatch(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> DispatchState | None:
@@ -75,7 +75,7 @@ class SqliteDispatchStore:
 
     def _states(self, conn: sqlite3.Connection, app_id: str, invocation_id: str
                 ) -> tuple[TaskState, DispatchState | None] | None:
-        task = self.store._load_task(conn, app_id, invocation_id)
+        task = self.store.load_task(conn, app_id, invocation_id)
         return None if task is None else (task, self._dispatch(conn, app_id, invocation_id))
 
     def _update(self, conn: sqlite3.Connection, table: str, app_id: str, invocation_id: str, **values: Any) -> None:

@@ -358,14 +358,14 @@ class SqliteStore:
 
     # --- tasks -----------------------------------------------------------------------
     @staticmethod
-    def _load_task(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> TaskState | None:
+    def load_task(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> TaskState | None:
         row = conn.execute(
             f"SELECT {_TASK_COLUMNS} FROM tasks WHERE app=? AND invocation=?", (app_id, invocation_id)
         ).fetchone()
         return None if row is None else _task_state(invocation_id, row)
 
     def _require_task(self, conn: sqlite3.Connection, app_id: str, invocation_id: str) -> TaskState:
-        state = self._load_task(conn, app_id, invocation_id)
+        state = self.load_task(conn, app_id, invocation_id)
         if state is None:
             raise TaskNotFound(invocation_id)
         return state
@@ -384,7 +384,7 @@ class SqliteStore:
         self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
     ) -> tuple[TaskState, bool, bool]:
         def step(conn: sqlite3.Connection) -> tuple[TaskState, bool, bool]:
-            current = self._load_task(conn, app_id, state.invocation_id)
+            current = self.load_task(conn, app_id, state.invocation_id)
             created = current is None
             if current is None:
                 d = state.definition()
@@ -410,13 +410,13 @@ class SqliteStore:
         return await self._run(step, write=True)
 
     async def get_task(self, app_id: str, invocation_id: str) -> TaskState | None:
-        return await self._run(lambda conn: self._load_task(conn, app_id, invocation_id), write=False)
+        return await self._run(lambda conn: self.load_task(conn, app_id, invocation_id), write=False)
 
     async def get_tasks(self, app_id: str, invocation_ids: list[str]) -> list[TaskState | None]:
         if not invocation_ids:
             return []
         return await self._run(
-            lambda conn: [self._load_task(conn, app_id, i) for i in invocation_ids], write=False
+            lambda conn: [self.load_task(conn, app_id, i) for i in invocation_ids], write=False
         )
 
     async def renew_lease(self, app_id: str, invocation_id: str, lease_id: str, ttl_us: int, now_us: int) -> int:
