@@ -18,11 +18,11 @@ import redis
 from pynenc_sidecar.core.positions import escape
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.server import Stores
-from pynenc_sidecar.storage import state_backend_store
-from pynenc_sidecar.storage.redis_store import RedisStore, app_tag, workflow_tag
-from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
-from pynenc_sidecar.storage.state_backend_store import InvocationRecord, RedisStateBackendStore
+from pynenc_sidecar.storage.redis import state_backend_store
+from pynenc_sidecar.storage.redis.executor_store import RedisStore, app_tag, workflow_tag
+from pynenc_sidecar.storage.redis.state_backend_store import InvocationRecord, RedisStateBackendStore
+from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
+from pynenc_sidecar.storage.sqlite.state_backend_store import SqliteStateBackendStore
 
 Run = Callable[[Awaitable[Any]], Any]
 
@@ -211,6 +211,26 @@ def test_purge_app_keeps_the_app_info_when_asked(backend: Any, run: Run, app: st
         assert app in await backend.all_app_infos()
         await backend.purge_app(app)
         assert await backend.get_app_info(app) is None and app not in await backend.all_app_infos()
+
+    run(body())
+
+
+def test_app_infos_page_by_app_id_and_resume_after_the_last(backend: Any, run: Run, app: str) -> None:
+    async def body() -> None:
+        mine = [f"{app}-{n}" for n in (3, 1, 2)]
+        for app_id in mine:
+            await backend.store_app_info(app_id, f'{{"appId":"{app_id}"}}')
+        seen: list[str] = []
+        after = None
+        while page := await backend.app_infos_page(after, 2):
+            assert len(page) <= 2 and [a for a, _ in page] == sorted(a for a, _ in page)
+            seen += [a for a, _ in page]
+            after = page[-1][0]
+        assert seen == sorted(seen) and len(seen) == len(set(seen))  # every app once, in order
+        assert [a for a in seen if a in mine] == sorted(mine)
+        assert dict(await backend.app_infos_page(f"{app}-1", 1)) == {f"{app}-2": f'{{"appId":"{app}-2"}}'}
+        for app_id in mine:
+            await backend.purge_app(app_id)
 
     run(body())
 

@@ -41,8 +41,7 @@ from typing import TypeVar
 
 from pynenc_sidecar.core.positions import Kind, parse_field
 from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
-from pynenc_sidecar.storage.state_backend_store import (
+from pynenc_sidecar.storage.redis.state_backend_store import (
     Cursor,
     HistoryCursor,
     HistoryRecord,
@@ -52,6 +51,7 @@ from pynenc_sidecar.storage.state_backend_store import (
     first_sightings,
     payload_digest,
 )
+from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 
 T = TypeVar("T")
 
@@ -228,6 +228,11 @@ class SqliteStateBackendStore:
     async def all_app_infos(self) -> dict[str, str]:
         return dict(await self._run(lambda conn: conn.execute("SELECT app, payload FROM sb_apps").fetchall(),
                                     write=False))
+
+    async def app_infos_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        return await self._run(lambda conn: conn.execute(
+            "SELECT app, payload FROM sb_apps WHERE app > ? ORDER BY app LIMIT ?",
+            ("" if after is None else after, limit)).fetchall(), write=False)
 
     # --- invocations -----------------------------------------------------------------
     async def upsert_invocations(self, app_id: str, records: list[InvocationRecord]) -> None:

@@ -58,14 +58,14 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from pynenc_sidecar.core.positions import Kind, escape, parse_field, unescape
 from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
-from pynenc_sidecar.storage.redis_store import (
+from pynenc_sidecar.storage.redis.executor_store import (
     APP_IDS_KEY,
     PREFIX,
     _script,
@@ -368,6 +368,10 @@ class StateBackendStore(Protocol):
 
     async def all_app_infos(self) -> dict[str, str]: ...
 
+    async def app_infos_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` (app_id, payload) of the apps after `after`, by app id."""
+        ...
+
     async def upsert_invocations(self, app_id: str, records: list[InvocationRecord]) -> None:
         """All or nothing; the last of repeated ids wins; a replaced invocation leaves the
         indexes (children, workflow, type) of its former values."""
@@ -664,6 +668,15 @@ class RedisStateBackendStore:
     @_unavailable_on_redis_errors
     async def all_app_infos(self) -> dict[str, str]:
         return await self.client.hgetall(APPS_KEY)
+
+    @_unavailable_on_redis_errors
+    async def app_infos_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        # A hash has no order: the ids are read whole (small: an app id), the payloads
+        # (up to the payload limit each) only for the page.
+        every: list[str] = cast(list[str], await self.client.hkeys(APPS_KEY))  # decode_responses: str
+        ids = sorted(app_id for app_id in every if after is None or app_id > after)[:limit]
+        payloads: list[str | None] = cast(list[str | None], await self.client.hmget(APPS_KEY, ids)) if ids else []
+        return [(app_id, payload) for app_id, payload in zip(ids, payloads) if payload is not None]
 
     # --- invocations ---------------------------------------------------------------
     @_unavailable_on_redis_errors
