@@ -200,7 +200,7 @@ def test_java_waiting_for_a_dead_holders_lease_says_so(request, java_jar, sideca
 
     app, workflow = fresh("java-app"), fresh("java-wf")
     command, cwd = successor_command("java", request, sidecar, app, workflow)  # built before the lease starts
-    leased = py_lease(java_stub, app, workflow, "4000")  # the holder then "dies": it never renews
+    leased = py_lease(java_stub, app, workflow, "8000")  # the holder then "dies"; 8 s outlasts a JVM start under load
     proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["ran"]
