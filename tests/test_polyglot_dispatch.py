@@ -29,8 +29,8 @@ from support import wait_until
 from toolchains import require
 
 ROOT = Path(__file__).resolve().parent.parent
-GO_DIR, TS_DIR = ROOT / "sdk/go", ROOT / "sdk/ts"
-GO_WORKER, TS_WORKER = GO_DIR / "examples/payment_worker", TS_DIR / "examples/inventory_worker.ts"
+GO_DIR = ROOT / "sdk/go"
+GO_WORKER = GO_DIR / "examples/payment_worker"
 PAYMENT, INVENTORY = "orders.process_payment", "orders.reserve_inventory"
 
 
@@ -46,38 +46,29 @@ def _build(cmd: list[str], cwd: Path) -> None:
 
 @pytest.fixture(scope="session")
 def go_payment_worker(tmp_path_factory) -> list[str]:
-    if not GO_WORKER.is_dir():
-        pytest.skip(f"{GO_WORKER.relative_to(ROOT)} is not in this tree yet (the go-sdk branch brings it)")
     require("go")
     binary = tmp_path_factory.mktemp("polyglot-go") / "payment_worker"
     _build(["go", "build", "-o", str(binary), "./examples/payment_worker"], GO_DIR)
     return [str(binary)]
 
 
-@pytest.fixture(scope="session")
-def ts_inventory_worker() -> list[str]:
-    if not TS_WORKER.is_file():
-        pytest.skip(f"{TS_WORKER.relative_to(ROOT)} is not in this tree yet (the ts-sdk branch brings it)")
-    require("node", "npm")
-    if not (TS_DIR / "node_modules/.bin/tsc").exists():
-        _build(["npm", "ci", "--no-audit", "--no-fund"], TS_DIR)
-    _build([str(TS_DIR / "node_modules/.bin/tsc"), "-p", "tsconfig.json"], TS_DIR)
-    return ["node", str(TS_DIR / "dist/examples/inventory_worker.js")]
+# The TypeScript inventory worker (sdk/ts/examples/inventory_worker.ts) does not exist yet: the
+# TypeScript SDK has no dispatch worker loop (issue 16). Until it does, the Python worker serves
+# inventory next to the Go payment worker; add "go+typescript" to workers_of's params with it.
 
 
 def python_worker(task: str) -> list[str]:
     return [sys.executable, str(ROOT / "examples/polyglot/python_worker.py"), "--tasks", task]
 
 
-@pytest.fixture(params=["go+typescript", "go+python", "python"])
+@pytest.fixture(params=["go+python", "python"])
 def workers_of(request) -> dict[str, tuple[list[str], str]]:
     """task id -> (the worker's command, its flag prefix: "-" for Go, "--" otherwise): the
-    README's Go and TypeScript workers; Go with the Python inventory worker; Python alone."""
+    README's Go payment worker with the Python inventory worker; Python alone."""
     payment_lang, _, inventory_lang = request.param.partition("+")
     payment = (request.getfixturevalue("go_payment_worker"), "-") if payment_lang == "go" \
         else (python_worker(PAYMENT), "--")
-    inventory = (request.getfixturevalue("ts_inventory_worker"), "--") if inventory_lang == "typescript" \
-        else (python_worker(INVENTORY), "--")
+    inventory = (python_worker(INVENTORY), "--")
     return {PAYMENT: payment, INVENTORY: inventory}
 
 
