@@ -333,8 +333,9 @@ def _print_preview(args: argparse.Namespace, unit: str, targets: list[_PurgeTarg
     if args.json:
         result = {"dry_run": True, **head}
         if args.older_than:
+            # Found by age, so every target is a finished workflow.
             result["workflows"] = [_finished_json(t.finished) | {"would_delete": counts_json(t.counts)}
-                                   for t in targets]
+                                   for t in targets if t.finished is not None]
         result["would_delete"] = counts_json(total)
         _print_json(result)
         return 0
