@@ -167,7 +167,7 @@ def test_python_constants_are_the_contracts():
 # Local replay (issue 14 item 3): a replay reads the workflow's log once and serves every
 # recorded position from it. The languages that do so through their drivers' free-context
 # commands (`run`, `diverge` read the log first).
-LOCAL_REPLAY_LANGS = ["ts"]
+LOCAL_REPLAY_LANGS = ["go", "ts"]
 
 
 def _driver_cmd(request, lang: str, command: str, address: str, **flags: str) -> tuple[list[str], Path]:
@@ -567,45 +567,3 @@ def wait_ready(directory: Path) -> None:
     while not (directory / "ready").exists():
         assert time.monotonic() < deadline, "the driver never reached its blocking point"
         time.sleep(0.02)
-# --- local replay (docs/client-contract.md, "Replay from the log") ----------------------------
-GO_LOCAL_REPLAY_LANGS = ["go"]  # the Go driver's shapes; the TypeScript and Java ones are above
-
-
-def _values(out: dict) -> dict:
-    tasks = [{key: task[key] for key in ("invocation_id", "task_id", "status", "result")} for task in out["tasks"]]
-    return {**{key: out[key] for key in ("random", "uuid", "time_us", "pick", "data")}, "tasks": tasks}
-
-
-@pytest.mark.parametrize("lang", GO_LOCAL_REPLAY_LANGS)
-def test_a_replay_reads_the_log_once_and_serves_every_recorded_value_locally(run_in, any_sidecar, lang):
-    app, workflow = fresh("contract-app"), fresh("contract-wf")
-    # random, uuid, utc_now, a custom op, two tasks (with their own operations), a data write and read.
-    first = run_in(lang, any_sidecar.address, "run", app=app, workflow=workflow)
-    assert [task["ran"] for task in first["tasks"]] == [True, True]
-    with RefusingProxy(any_sidecar.address, {}) as proxy:
-        again = run_in(lang, proxy.address, "run", app=app, workflow=workflow)
-    assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
-    assert _values(again) == _values(first)
-    assert [(task["ran"], task["replayed"]) for task in again["tasks"]] == [(False, True), (False, True)]
-
-
-@pytest.mark.parametrize("lang", GO_LOCAL_REPLAY_LANGS)
-def test_a_local_replay_through_the_go_driver_still_detects_divergence(run_in, any_sidecar, lang):
-    app, workflow = fresh("contract-app"), fresh("contract-wf")
-    assert run_in(lang, any_sidecar.address, "diverge", app=app, workflow=workflow, value="1")["error"] is None
-    with RefusingProxy(any_sidecar.address, {}) as proxy:
-        same = run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="1.0")
-    assert same["error"] is None  # the same value (canonical JSON): served locally
-    assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
-    with RefusingProxy(any_sidecar.address, {}) as proxy:
-        other = run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="2")
-    # Another value is not in the log: the sidecar judges it.
-    assert other["error"] == "NONDETERMINISTIC_REPLAY", other
-    assert dict(proxy.calls) == {"GetWorkflowLog": 1, "SetData": 1}, proxy.calls
-
-
-@pytest.mark.parametrize("lang", GO_LOCAL_REPLAY_LANGS)
-def test_the_go_drivers_bench_replay_prints_record_and_replay_times(run_in, sidecar, lang):
-    out = run_in(lang, sidecar.address, "bench-replay", ops="200")
-    assert set(out) == {"record_ms", "replay_ms"}
-    assert out["record_ms"] > 0 and out["replay_ms"] > 0
