@@ -4,7 +4,10 @@ served by a Go worker and `orders.reserve_inventory` by a TypeScript worker, eac
 process, on both stores. A payment worker is killed with kill -9 in the middle of its task:
 another payment worker completes it, once. The workflow then replays with no worker running:
 nothing is dispatched again. The same harness runs with the Python workers
-(examples/polyglot/python_worker.py) serving both tasks.
+(examples/polyglot/python_worker.py) serving both tasks, and with the workflow in Java
+(sdk/java's OrderWorkflow) calling the Go payment and Python inventory workers, or the Java
+workers (PolyglotWorker) for both: a Java worker killed with kill -9 is replaced by another.
+A Java worker stopped with SIGTERM hands back what it cannot finish in its grace.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from support import wait_until
+from test_java_client import java_jar  # noqa: F401  (fixture: the one `mvn package` of the session)
 from toolchains import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,15 +65,35 @@ def python_worker(task: str) -> list[str]:
     return [sys.executable, str(ROOT / "examples/polyglot/python_worker.py"), "--tasks", task]
 
 
-@pytest.fixture(params=["go+python", "python"])
-def workers_of(request) -> dict[str, tuple[list[str], str]]:
-    """task id -> (the worker's command, its flag prefix: "-" for Go, "--" otherwise): the
-    README's Go payment worker with the Python inventory worker; Python alone."""
-    payment_lang, _, inventory_lang = request.param.partition("+")
-    payment = (request.getfixturevalue("go_payment_worker"), "-") if payment_lang == "go" \
-        else (python_worker(PAYMENT), "--")
-    inventory = (python_worker(INVENTORY), "--")
-    return {PAYMENT: payment, INVENTORY: inventory}
+def java_main(jar: Path, main: str) -> list[str]:
+    return ["java", "-cp", str(jar), f"org.pynenc.sidecar.examples.{main}"]
+
+
+def java_worker(jar: Path, task: str) -> list[str]:
+    return [*java_main(jar, "PolyglotWorker"), "--tasks", task]
+
+
+# (the workflow's language, the payment worker's + the inventory worker's)
+COMBINATIONS = ["python:go+python", "python:python", "java:go+python", "java:java+java"]
+
+
+@pytest.fixture(params=COMBINATIONS)
+def combination(request) -> tuple[list[str], dict[str, tuple[list[str], str]]]:
+    """(the order workflow's command, task id -> (its worker's command, its flag prefix: "-" for
+    Go, "--" otherwise)): the README's Python workflow with the Go payment worker and the Python
+    inventory worker; Python alone; the Java workflow with the Go and Python workers; Java alone."""
+    workflow_lang, _, workers = request.param.partition(":")
+    payment_lang, _, inventory_lang = workers.partition("+")
+    jar = request.getfixturevalue("java_jar") if "java" in request.param else None
+
+    def worker(lang: str, task: str) -> tuple[list[str], str]:
+        if lang == "go":
+            return request.getfixturevalue("go_payment_worker"), "-"
+        return (java_worker(jar, task) if lang == "java" else python_worker(task)), "--"
+
+    workflow = java_main(jar, "OrderWorkflow") if workflow_lang == "java" \
+        else [sys.executable, str(ROOT / "examples/polyglot/order_workflow.py")]
+    return workflow, {PAYMENT: worker(payment_lang, PAYMENT), INVENTORY: worker(inventory_lang, INVENTORY)}
 
 
 class Fleet:
@@ -104,9 +128,9 @@ class Fleet:
                          for path in sorted(self.logs.glob("worker-*.log")))
 
 
-def order_workflow(address: str, app_id: str, workflow_id: str) -> subprocess.Popen:
+def order_workflow(command: list[str], address: str, app_id: str, workflow_id: str) -> subprocess.Popen:
     env = {**os.environ, "PYNENC_SIDECAR_ADDRESS": address, "PYNENC_APP_ID": app_id}
-    return subprocess.Popen([sys.executable, str(ROOT / "examples/polyglot/order_workflow.py"), workflow_id, "A-1"],
+    return subprocess.Popen([*command, workflow_id, "A-1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -116,8 +140,9 @@ def finished(process: subprocess.Popen, fleet: Fleet) -> dict:
     return json.loads(out)
 
 
-def test_polyglot_order_survives_kill_9_of_a_worker_and_replays_without_dispatching(any_sidecar, workers_of,
+def test_polyglot_order_survives_kill_9_of_a_worker_and_replays_without_dispatching(any_sidecar, combination,
                                                                                    tmp_path):
+    workflow_command, workers_of = combination
     app_id = "polyglot-" + uuid.uuid4().hex[:8]
     workflow_id = "order-" + uuid.uuid4().hex[:8]
     fleet = Fleet(any_sidecar.address, app_id, workers_of, tmp_path)
@@ -126,7 +151,7 @@ def test_polyglot_order_survives_kill_9_of_a_worker_and_replays_without_dispatch
     try:
         doomed = fleet.start(PAYMENT, lease_ttl=2, delay_ms=60_000)  # holds the payment until killed
         fleet.start(INVENTORY)
-        run = order_workflow(any_sidecar.address, app_id, workflow_id)
+        run = order_workflow(workflow_command, any_sidecar.address, app_id, workflow_id)
 
         def payment_running() -> bool:
             recorded = stub.GetRecorded(de.GetRecordedRequest(position=position(app_id, workflow_id, 1),
@@ -158,6 +183,6 @@ def test_polyglot_order_survives_kill_9_of_a_worker_and_replays_without_dispatch
     finally:
         fleet.stop()
     # No worker runs now: a replay that needed one would wait; it returns the record at once.
-    second = finished(order_workflow(any_sidecar.address, app_id, workflow_id), fleet)
+    second = finished(order_workflow(workflow_command, any_sidecar.address, app_id, workflow_id), fleet)
     channel.close()
     assert second == {"result": result, "replayed": True}
