@@ -11,8 +11,9 @@ Starts its own redis-server (for --store redis) and sidecar on free loopback por
               waited for; dispatched tasks/s from the first call to the last outcome.
 Workers: the polyglot example's (docs/client-contract.md, "Dispatch"): Python
 examples/polyglot/python_worker.py (both tasks), Go sdk/go/examples/payment_worker
-(orders.process_payment), TypeScript sdk/ts/dist/examples/inventory_worker.js
-(orders.reserve_inventory). A worker not in the tree is listed as not measured. Prints markdown tables; stops every
+(orders.process_payment), Java sdk/java's org.pynenc.sidecar.examples.PolyglotWorker
+(orders.process_payment; the jar is built when missing or stale), TypeScript
+sdk/ts/dist/examples/inventory_worker.js (orders.reserve_inventory). A worker not in the tree is listed as not measured. Prints markdown tables; stops every
 process it started by its PID. --quick: tiny sizes (a smoke test, not a benchmark).
 """
 
@@ -75,6 +76,7 @@ def worker_commands() -> list[tuple[str, str, object]]:
                        check=True)
         rows.append(("go", PAYMENT, lambda address, app_id: (
             [str(binary), "-address", address, "-app", app_id, "-concurrency", "1"], ROOT / "sdk/go")))
+    rows.append(("java", PAYMENT, java_worker_command()))
     ts_entry = ROOT / "sdk/ts/dist/examples/inventory_worker.js"
     if ts_entry.is_file():
         rows.append(("typescript", INVENTORY, lambda address, app_id: (
@@ -84,6 +86,26 @@ def worker_commands() -> list[tuple[str, str, object]]:
         rows.append(("typescript", INVENTORY, "sdk/ts/dist/examples/inventory_worker.js is not built "
                                               "(sdk/ts: npm run build)"))
     return rows
+
+
+JAVA_DIR = ROOT / "sdk/java"
+JAVA_JAR = JAVA_DIR / "target/pynenc-sidecar-client.jar"
+
+
+def java_worker_command():
+    """The Java worker (sdk/java's PolyglotWorker) as worker_commands() lists it; its jar is
+    built (`mvn package`, tests skipped) when missing or older than the SDK's sources."""
+    if shutil.which("java") is None:
+        return "java is not installed"
+    sources = [JAVA_DIR / "pom.xml", *(JAVA_DIR / "src").rglob("*.java"), *(ROOT / "protos").rglob("*.proto")]
+    if not JAVA_JAR.is_file() or max(path.stat().st_mtime for path in sources) > JAVA_JAR.stat().st_mtime:
+        if shutil.which("mvn") is None:
+            return "mvn is not installed and sdk/java/target/pynenc-sidecar-client.jar is missing or stale"
+        subprocess.run(["mvn", "-q", "-B", "-Dstyle.color=never", "-DskipTests", "package"], cwd=JAVA_DIR,
+                       check=True)
+    return lambda address, app_id: (
+        ["java", "-cp", str(JAVA_JAR), "org.pynenc.sidecar.examples.PolyglotWorker", "--address", address, "--app",
+         app_id, "--concurrency", "1", "--tasks", PAYMENT], JAVA_DIR)
 
 
 class Workers:
