@@ -1,5 +1,5 @@
-"""The polyglot example's two tasks served in Python: the same work as the Go payment worker
-and the TypeScript inventory worker, for a machine without Go or Node, and the Python row of
+"""The polyglot example's two tasks served in Python: the same work as the Go payment worker,
+the TypeScript inventory worker and sdk/java's PolyglotWorker, for a machine without Go or Node, and the Python row of
 the dispatch benchmark (bench/dispatch.py).
 
     python examples/polyglot/python_worker.py --concurrency 4
