@@ -13,8 +13,9 @@ Workers: the polyglot example's (docs/client-contract.md, "Dispatch"): Python
 examples/polyglot/python_worker.py (both tasks), Go sdk/go/examples/payment_worker
 (orders.process_payment), Java sdk/java's org.pynenc.sidecar.examples.PolyglotWorker
 (orders.process_payment; the jar is built when missing or stale), TypeScript
-sdk/ts/dist/examples/inventory_worker.js (orders.reserve_inventory). A worker not in the tree is listed as not measured. Prints markdown tables; stops every
-process it started by its PID. --quick: tiny sizes (a smoke test, not a benchmark).
+sdk/ts/dist/examples/inventory_worker.js (orders.reserve_inventory). A worker not in the tree
+is listed as not measured. Prints markdown tables; stops every process it started by its PID.
+--quick: tiny sizes (a smoke test, not a benchmark).
 """
 
 from __future__ import annotations
