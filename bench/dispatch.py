@@ -218,6 +218,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200, help="task calls per overhead round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=2000, help="invocations per throughput run")
+    parser.add_argument("--languages", default=None,
+                        help="the throughput rows to measure, comma-separated (default: every language)")
     args = parser.parse_args()
     if args.quick:
         args.calls, args.rounds, args.tasks = 10, 1, 20
@@ -240,7 +242,10 @@ def main() -> int:
         print(f"## Dispatched tasks/s, 4 workers of concurrency 1 per language ({args.store}, {args.tasks} "
               "invocations, 8 callers)\n")
         print("| language | task | tasks/s |\n|---|---|---|")
+        languages = args.languages.split(",") if args.languages else None
         for language, task, found in worker_commands():
+            if languages is not None and language not in languages:
+                continue
             if isinstance(found, str):
                 print(f"| {language} | {task} | not measured: {found} |")
                 continue

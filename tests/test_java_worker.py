@@ -64,6 +64,13 @@ def start(jar: Path, address: str, app_id: str, log: Path, **flags: object) -> s
     return subprocess.Popen(args, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
 
+def running(log: Path, count: int) -> bool:
+    """Whether the worker's code runs `count` invocations: a poll's claim is visible before its
+    reply reaches the worker, and a poll cut short by shutdown strands what it claimed until the
+    lease lapses, so RUNNING alone does not say the worker holds the invocation."""
+    return log.read_text(errors="replace").count("java worker: running invocation") >= count
+
+
 def stopped(process: subprocess.Popen, log: Path, within: float) -> int:
     try:
         return process.wait(within)
@@ -79,7 +86,8 @@ def test_java_worker_hands_back_what_it_cannot_finish_within_its_grace(java_jar,
     log = tmp_path / "stopping.log"
     worker = start(java_jar, any_sidecar.address, queue.app_id, log, lease_ttl=30, delay_ms=60_000, grace=0.5)
     try:
-        wait_until(lambda: queue.statuses([invocation_id]) == [RUNNING], 60, "the worker to take the payment")
+        wait_until(lambda: running(log, 1), 60, "the worker to run the payment")
+        assert queue.statuses([invocation_id]) == [RUNNING]
         worker.send_signal(signal.SIGTERM)
         assert stopped(worker, log, 20) == 0, log.read_text()
         # Handed back: queued again now, not when the 30 s lease would have lapsed.
@@ -104,8 +112,9 @@ def test_java_worker_runs_at_most_its_concurrency_and_finishes_within_its_grace(
     log = tmp_path / "worker.log"
     worker = start(java_jar, any_sidecar.address, queue.app_id, log, concurrency=2, delay_ms=3000, grace=30)
     try:
-        wait_until(lambda: queue.statuses(ids).count(RUNNING) == 2, 60, "the worker to take two payments")
-        assert queue.statuses(ids).count(QUEUED) == 1  # its third slot does not exist
+        wait_until(lambda: running(log, 2), 60, "the worker to run two payments")
+        statuses = queue.statuses(ids)
+        assert statuses.count(RUNNING) == 2 and statuses.count(QUEUED) == 1, statuses  # no third slot
         worker.send_signal(signal.SIGTERM)
         assert stopped(worker, log, 30) == 0, log.read_text()
         statuses = queue.statuses(ids)

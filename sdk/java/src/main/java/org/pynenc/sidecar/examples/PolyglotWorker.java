@@ -6,6 +6,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.pynenc.sidecar.wf.Client;
+import org.pynenc.sidecar.wf.Context;
 import org.pynenc.sidecar.wf.Contract;
 import org.pynenc.sidecar.wf.TaskFunction;
 import org.pynenc.sidecar.wf.Worker;
@@ -22,7 +23,8 @@ import org.pynenc.sidecar.wf.Worker;
  * </pre>
  * Flags: --address ($PYNENC_SIDECAR_ADDRESS, else 127.0.0.1:50051), --app ($PYNENC_APP_ID,
  * else polyglot), --concurrency (4), --lease-ttl seconds (30), --delay-ms (0: a pause before
- * each result, so that a test can kill the worker mid-task), --grace seconds (30), --tasks
+ * each result, so that a test can kill the worker mid-task; each pause is announced on stderr,
+ * "java worker: running invocation ID for N ms"), --grace seconds (30), --tasks
  * (both task ids, comma-separated).
  */
 public final class PolyglotWorker {
@@ -33,7 +35,7 @@ public final class PolyglotWorker {
       String orderId = (String) task.arguments(Map.class).get("order_id");
       String paymentId = task.uuid();
       String processedAt = OrderWorkflow.ISO.format(task.utcNow());
-      Thread.sleep(delayMs);
+      pause(task, delayMs);
       Map<String, Object> out = new LinkedHashMap<>();
       out.put("payment_id", paymentId);
       out.put("order_id", orderId);
@@ -41,6 +43,14 @@ public final class PolyglotWorker {
       out.put("status", "completed");
       return out;
     };
+  }
+
+  /** --delay-ms: says on stderr that the task runs (a test waits for it), then pauses. */
+  static void pause(Context task, long delayMs) throws InterruptedException {
+    if (delayMs > 0) {
+      System.err.println("java worker: running invocation " + task.invocationId() + " for " + delayMs + " ms");
+      Thread.sleep(delayMs);
+    }
   }
 
   record Item(String sku, Integer quantity) {}
@@ -54,7 +64,7 @@ public final class PolyglotWorker {
       OrderData order = task.arguments(InventoryArgs.class).order_data();
       String reservationId = task.uuid();
       String reservedAt = OrderWorkflow.ISO.format(task.utcNow());
-      Thread.sleep(delayMs);
+      pause(task, delayMs);
       List<Map<String, Object>> items = new ArrayList<>();
       for (Item item : order.items() == null ? List.<Item>of() : order.items()) {
         Map<String, Object> reserved = new LinkedHashMap<>();

@@ -34,6 +34,9 @@ import pynenc.sidecar.v1.DeterministicExecutor.ReleaseTaskRequest;
  * for the shutdown grace, then interrupts the rest and hands them back (ReleaseTask: nothing
  * is recorded, the attempt is not counted, another worker takes them at once), and returns
  * when every run has ended. A task's code that ignores interruption keeps close() waiting.
+ * Stopping cancels the poll in flight: invocations the sidecar claimed for it just then, whose
+ * reply the worker never reads, go to another worker when their lease lapses, as a lost
+ * worker's do (the Go and Python workers cancel their poll alike).
  */
 public final class Worker implements AutoCloseable {
   private final Client client;
@@ -217,7 +220,11 @@ public final class Worker implements AutoCloseable {
       return;
     }
     try {
-      client.runLeased(appId, inv, leaseId, fn, leaseTtl, null, () -> handingBack);
+      // An empty log, not the workflow's: reading a workflow's whole log for each of its
+      // dispatched tasks costs O(tasks) per task. A redelivered run's positions recorded by the
+      // dead worker come back from the sidecar (a differing buffered value is a
+      // COMMIT_CONFLICT, and the rerun reads the log), as in the Python worker.
+      client.runLeased(appId, inv, leaseId, fn, leaseTtl, WorkflowLog.EMPTY, () -> handingBack);
     } catch (Client.HandedBack e) {
       release(inv, leaseId);
     } catch (RuntimeException e) {
@@ -230,9 +237,10 @@ public final class Worker implements AutoCloseable {
     try {
       Client.call(() -> client.executor().releaseTask(ReleaseTaskRequest.newBuilder().setAppId(appId)
           .setInvocationId(inv.id()).setLeaseId(leaseId).build()));
-    } catch (SidecarException e) {
+      log.accept("worker " + workerId + ": handed back task " + inv.taskId() + " (invocation " + inv.id() + ")");
+    } catch (RuntimeException e) {
       log.accept("worker " + workerId + ": could not hand back task " + inv.taskId() + " (invocation " + inv.id()
-          + "): " + e.getMessage());
+          + "): " + e);
     }
   }
 
