@@ -9,7 +9,7 @@ returns its empty response at once: what is left is the cost of gRPC in Python, 
 any grpc.aio server can reach on this machine.
 
 With --redis-url, every handler first awaits one Redis PING through redis.asyncio with the
-product's client settings (storage/redis_store.py): the floor of any handler that makes one
+product's client settings (storage/redis/executor_store.py): the floor of any handler that makes one
 Redis round trip per call, which every sidecar RPC does.
 """
 

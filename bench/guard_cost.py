@@ -28,9 +28,9 @@ from pathlib import Path
 from pynenc_sidecar.core import derivations
 from pynenc_sidecar.core.positions import Kind, Position
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import LeaseRequest
-from pynenc_sidecar.storage.redis_store import RedisStore
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
+from pynenc_sidecar.storage.interface import LeaseRequest
+from pynenc_sidecar.storage.redis.executor_store import RedisStore
+from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 
 
 def free_port() -> int:

@@ -702,10 +702,10 @@ def prefill(env: Env, workflow_id: str, length: int) -> str:
     """Record `length` random values in a workflow with the product's own record.lua and key layout."""
     from pynenc_sidecar.core import derivations
     from pynenc_sidecar.core.positions import Kind, Position
-    from pynenc_sidecar.storage.redis_store import workflow_tag
+    from pynenc_sidecar.storage.redis.executor_store import workflow_tag
 
     client = env.redis_client()
-    script = client.register_script((ROOT / "service/pynenc_sidecar/storage/record.lua").read_text())
+    script = client.register_script((ROOT / "service/pynenc_sidecar/storage/redis/record.lua").read_text())
     key = workflow_tag(APP_ID, workflow_id) + ":ops"
     for start in range(1, length + 1, 5000):
         pipe = client.pipeline(transaction=False)

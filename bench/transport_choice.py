@@ -11,7 +11,7 @@ Starts its own redis-server on a free loopback port, then three servers on free 
 The two minimal servers implement the same path as the product's Random RPC: the generated
 servicer base, the product's request validation (`DeterministicExecutorServicer._position`),
 derivation (`derivations.random_value`), key layout (`workflow_tag`) and the real
-`storage/record.lua` via `register_script`, with the same error mapping. Only the transport
+`storage/redis/record.lua` via `register_script`, with the same error mapping. Only the transport
 and the Redis client differ.
 
 ghz (installed with `go install` if missing) drives each server for --seconds per run with
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 PROTO = "protos/pynenc/sidecar/v1/deterministic_executor.proto"
 CALL = "pynenc.sidecar.v1.DeterministicExecutorService.Random"
-RECORD_LUA = ROOT / "service/pynenc_sidecar/storage/record.lua"
+RECORD_LUA = ROOT / "service/pynenc_sidecar/storage/redis/record.lua"
 GHZ_MODULE = "github.com/bojand/ghz/cmd/ghz@v0.121.0"
 VARIANTS = ["sync", "aio", "product"]
 APP_ID = "bench"
@@ -62,7 +62,7 @@ def _common():
     from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
     from pynenc_sidecar.service.errors import to_status
     from pynenc_sidecar.service.validation import Limits
-    from pynenc_sidecar.storage.redis_store import workflow_tag
+    from pynenc_sidecar.storage.redis.executor_store import workflow_tag
     from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
     from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
@@ -299,7 +299,7 @@ def bench(args: argparse.Namespace) -> int:
     import redis
 
     from pynenc_sidecar.core.positions import Kind, Position
-    from pynenc_sidecar.storage.redis_store import workflow_tag
+    from pynenc_sidecar.storage.redis.executor_store import workflow_tag
     from support import RedisServer, SidecarServer
 
     concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]

@@ -184,8 +184,8 @@ def test_the_installed_package_is_the_wheel_not_the_source_tree(image_site):
     out = subprocess.run([sys.executable, "-c", "import pynenc_sidecar, pynenc_sidecar_proto, pynenc_sidecar_sdk;"
                           "print(pynenc_sidecar.__file__)"], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.startswith(str(image_site))
-    assert sorted(p.name for p in (image_site / "pynenc_sidecar" / "storage").glob("*.lua")) == \
-        sorted(p.name for p in (ROOT / "service" / "pynenc_sidecar" / "storage").glob("*.lua"))
+    assert sorted(p.name for p in (image_site / "pynenc_sidecar" / "storage" / "redis").glob("*.lua")) == \
+        sorted(p.name for p in (ROOT / "service" / "pynenc_sidecar" / "storage" / "redis").glob("*.lua"))
 
 
 @pytest.mark.parametrize("store", ["embedded", "redis"])

@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2
 from executor_client import error_details, position
 from pynenc_sidecar.core import derivations
 from pynenc_sidecar.core.positions import Kind, Position
-from pynenc_sidecar.storage.redis_store import RedisStore
+from pynenc_sidecar.storage.redis.executor_store import RedisStore
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc

@@ -16,8 +16,8 @@ from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RUNNING, SUCCESS, Task
 from pynenc_sidecar.projection import RUNNER_CLS, args_id, project, serialized_arguments
 from pynenc_sidecar.service.state_backend import StateBackendServicer
 from pynenc_sidecar.service.validation import Limits
-from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
+from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
+from pynenc_sidecar.storage.sqlite.state_backend_store import SqliteStateBackendStore
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 

@@ -21,11 +21,11 @@ from pynenc_sidecar import inspector, retention
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.server import Stores
 from pynenc_sidecar.settings import Settings
-from pynenc_sidecar.storage.base import LeaseRequest
-from pynenc_sidecar.storage.redis_store import RedisStore
-from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
-from pynenc_sidecar.storage.state_backend_store import RedisStateBackendStore
+from pynenc_sidecar.storage.interface import LeaseRequest
+from pynenc_sidecar.storage.redis.executor_store import RedisStore
+from pynenc_sidecar.storage.redis.state_backend_store import RedisStateBackendStore
+from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
+from pynenc_sidecar.storage.sqlite.state_backend_store import SqliteStateBackendStore
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc

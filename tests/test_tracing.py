@@ -31,7 +31,7 @@ from google.protobuf import duration_pb2
 
 from executor_client import position
 from pynenc_sidecar import observability
-from pynenc_sidecar.storage.redis_store import workflow_tag
+from pynenc_sidecar.storage.redis.executor_store import workflow_tag
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc

@@ -20,7 +20,7 @@ from pynenc_sidecar import settings as config
 from pynenc_sidecar.core.errors import FailedPrecondition, NotFound, Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, serve
-from pynenc_sidecar.storage.state_backend_store import PurgeCounts
+from pynenc_sidecar.storage.redis.state_backend_store import PurgeCounts
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

@@ -44,7 +44,7 @@ from pynenc_sidecar.core.tasks import (
     child_workflow,
     status_name,
 )
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, ScopeFinished, Store, TaskNotFound
+from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, Recorded, ScopeFinished, Store, TaskNotFound
 
 if TYPE_CHECKING:
     from pynenc_sidecar.projection import StateProjection

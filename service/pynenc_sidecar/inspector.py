@@ -19,7 +19,7 @@ from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, ORIGIN_PREFIX, Kind, Position, parse_field
 from pynenc_sidecar.core.tasks import TaskCall, TaskState, WorkflowRef
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, open_stores
-from pynenc_sidecar.storage.base import RunRecord
+from pynenc_sidecar.storage.interface import RunRecord
 from pynenc_sidecar_proto.v1 import common_pb2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

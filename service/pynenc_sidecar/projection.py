@@ -26,7 +26,7 @@ import time
 
 from pynenc_sidecar.core import payloads
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RETRY, RUNNING, SUCCESS, TaskState
-from pynenc_sidecar.storage.state_backend_store import (
+from pynenc_sidecar.storage.redis.state_backend_store import (
     HistoryEvent,
     InvocationRecord,
     ProjectedInvocation,

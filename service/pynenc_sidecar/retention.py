@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import RunRecord
+from pynenc_sidecar.storage.interface import RunRecord
 
 log = logging.getLogger("pynenc_sidecar.retention")
 

@@ -20,8 +20,8 @@ from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorS
 from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.validation import Limits
 from pynenc_sidecar.service.wire import MalformedRequestInterceptor
-from pynenc_sidecar.storage.base import Store
-from pynenc_sidecar.storage.state_backend_store import StateBackendStore
+from pynenc_sidecar.storage.interface import Store
+from pynenc_sidecar.storage.redis.state_backend_store import StateBackendStore
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2, deterministic_executor_pb2_grpc
 
 log = logging.getLogger("pynenc_sidecar")
@@ -83,16 +83,16 @@ class Stores:
 
 async def open_stores(settings: ServerSettings) -> Stores:
     if settings.redis_url:
-        from pynenc_sidecar.storage.redis_store import RedisStore
-        from pynenc_sidecar.storage.state_backend_store import RedisStateBackendStore
+        from pynenc_sidecar.storage.redis.executor_store import RedisStore
+        from pynenc_sidecar.storage.redis.state_backend_store import RedisStateBackendStore
 
         # Not pinged: the server starts while Redis is down, answers UNAVAILABLE, and
         # recovers by itself when Redis comes back.
         redis_store = RedisStore(settings.redis_url)
         return Stores(redis_store, RedisStateBackendStore(redis_store.client), f"redis {_redact(settings.redis_url)}")
 
-    from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
-    from pynenc_sidecar.storage.sqlite_store import SqliteStore
+    from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
+    from pynenc_sidecar.storage.sqlite.state_backend_store import SqliteStateBackendStore
 
     path = Path(settings.data_file).expanduser().resolve()
     try:

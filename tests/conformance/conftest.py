@@ -12,11 +12,11 @@ import pytest
 
 from conformance.test_store_conformance import Run
 from pynenc_sidecar.server import Stores
-from pynenc_sidecar.storage.base import Store
-from pynenc_sidecar.storage.redis_store import RedisStore
-from pynenc_sidecar.storage.sqlite_state_backend_store import SqliteStateBackendStore
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
-from pynenc_sidecar.storage.state_backend_store import RedisStateBackendStore
+from pynenc_sidecar.storage.interface import Store
+from pynenc_sidecar.storage.redis.executor_store import RedisStore
+from pynenc_sidecar.storage.redis.state_backend_store import RedisStateBackendStore
+from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
+from pynenc_sidecar.storage.sqlite.state_backend_store import SqliteStateBackendStore
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import asyncio
 
 from conformance.test_store_conformance import Run, whole_log
 from pynenc_sidecar.core.positions import origin_field
-from pynenc_sidecar.storage.base import Recorded, Store
+from pynenc_sidecar.storage.interface import Recorded, Store
 
 ORIGIN_A = "0af7651916cd43dd8448eb211c80319c" + "b7ad6b7169203331"
 ORIGIN_B = "4bf92f3577b34da6a3ce929d0e0e4736" + "00f067aa0ba902b7"

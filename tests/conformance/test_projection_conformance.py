@@ -7,7 +7,7 @@ import json
 
 from pynenc_sidecar.projection import project
 from pynenc_sidecar.server import Stores
-from pynenc_sidecar.storage.state_backend_store import HistoryEvent, InvocationRecord, ProjectedInvocation
+from pynenc_sidecar.storage.redis.state_backend_store import HistoryEvent, InvocationRecord, ProjectedInvocation
 
 
 def _projected(invocation_id: str, events: tuple[HistoryEvent, ...], **fields) -> ProjectedInvocation:
@@ -61,7 +61,7 @@ def test_a_projection_keeps_a_stored_runner_context_and_stores_an_exception(stor
 def test_a_projection_lost_after_an_executor_step_is_written_by_the_next(stores: Stores, run, app: str) -> None:
     """The engine's repair: the state at the task's next step implies every earlier status."""
     from pynenc_sidecar.core.tasks import SUCCESS, TaskState, WorkflowRef
-    from pynenc_sidecar.storage.base import LeaseRequest
+    from pynenc_sidecar.storage.interface import LeaseRequest
 
     async def body() -> None:
         store, backend = stores.store, stores.state_backend
@@ -149,8 +149,8 @@ def test_a_projection_converts_redis_indexes_left_as_sets(redis_server, run, app
     by the servicer's own writes; the runner it stores is in the runner-id index at once."""
     import redis
 
-    from pynenc_sidecar.storage.redis_store import RedisStore, app_tag, workflow_tag
-    from pynenc_sidecar.storage.state_backend_store import RedisStateBackendStore
+    from pynenc_sidecar.storage.redis.executor_store import RedisStore, app_tag, workflow_tag
+    from pynenc_sidecar.storage.redis.state_backend_store import RedisStateBackendStore
 
     store = RedisStore(redis_server.url)
     backend = RedisStateBackendStore(store.client)

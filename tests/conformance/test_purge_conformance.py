@@ -19,9 +19,9 @@ from pynenc_sidecar.core.positions import escape
 from pynenc_sidecar.core.tasks import SUCCESS, TaskCall, TaskState, WorkflowRef
 from pynenc_sidecar.projection import project
 from pynenc_sidecar.server import Stores
-from pynenc_sidecar.storage.base import LeaseRequest
-from pynenc_sidecar.storage.redis_store import RedisStore
-from pynenc_sidecar.storage.state_backend_store import (
+from pynenc_sidecar.storage.interface import LeaseRequest
+from pynenc_sidecar.storage.redis.executor_store import RedisStore
+from pynenc_sidecar.storage.redis.state_backend_store import (
     InvocationRecord,
     glob_escape,
 )

@@ -8,7 +8,7 @@ import pytest
 from conformance.test_store_conformance import Run, lease, task
 from pynenc_sidecar.core.positions import DATA_NOT_FOUND, Kind, Position
 from pynenc_sidecar.core.tasks import FAILED, SUCCESS
-from pynenc_sidecar.storage.base import ScopeFinished, Store
+from pynenc_sidecar.storage.interface import ScopeFinished, Store
 
 WF = "wf-g"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conformance.test_store_conformance import Run, lease, task
 from pynenc_sidecar.core.tasks import FAILED, RETRY, RUNNING, SUCCESS
-from pynenc_sidecar.storage.base import Store
+from pynenc_sidecar.storage.interface import Store
 
 ERROR = '{"type":"ValueError","message":"bad","detail_json":"","traceback":"Traceback ..."}'
 

@@ -1,4 +1,4 @@
-"""The storage conformance suite: every store behind `storage.base.Store` passes it.
+"""The storage conformance suite: every store behind `storage.interface.Store` passes it.
 
 Each test runs against every store (the `store` fixture's params). Tests are sync and
 drive their coroutine on the fixture's own event loop, so no pytest plugin is needed.
@@ -17,8 +17,8 @@ import pytest
 
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RUNNING, SUCCESS, TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Store, TaskNotFound
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
+from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, Store, TaskNotFound
+from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 
 T = TypeVar("T")
 Run = Callable[[Awaitable[T]], T]

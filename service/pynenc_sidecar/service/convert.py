@@ -10,7 +10,7 @@ from google.protobuf import timestamp_pb2
 from pynenc_sidecar.core.positions import DATA_NOT_FOUND, Kind, Position
 from pynenc_sidecar.core.tasks import RUNNING, TaskCall, TaskState, WorkflowRef
 from pynenc_sidecar.engine import LogBatch
-from pynenc_sidecar.storage.base import LeaseRequest
+from pynenc_sidecar.storage.interface import LeaseRequest
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 

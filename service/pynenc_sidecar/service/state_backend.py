@@ -1,5 +1,5 @@
 """StateBackendService: Pynenc's BaseStateBackend over gRPC, on a StateBackendStore
-(Redis or the embedded SQLite file: storage/state_backend_store.py says what a store does).
+(Redis or the embedded SQLite file: storage/redis/state_backend_store.py says what a store does).
 
 Messages are stored as their proto JSON (unknown fields ignored on read), so a field added
 to a message later reads back from older entries with its default. Payloads (results, data,
@@ -32,7 +32,7 @@ from pynenc_sidecar.service.paging import (
     page_size,
 )
 from pynenc_sidecar.service.validation import Limits, optional_id, require_id, require_json, require_name
-from pynenc_sidecar.storage.state_backend_store import InvocationRecord, StateBackendStore
+from pynenc_sidecar.storage.redis.state_backend_store import InvocationRecord, StateBackendStore
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc

@@ -65,7 +65,7 @@ from redis import exceptions as redis_errors
 
 from pynenc_sidecar.core.positions import Kind, escape, parse_field, unescape
 from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
-from pynenc_sidecar.storage.redis_store import (
+from pynenc_sidecar.storage.redis.executor_store import (
     APP_IDS_KEY,
     PREFIX,
     _script,

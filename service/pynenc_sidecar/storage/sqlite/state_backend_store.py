@@ -41,8 +41,7 @@ from typing import TypeVar
 
 from pynenc_sidecar.core.positions import Kind, parse_field
 from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
-from pynenc_sidecar.storage.sqlite_store import SqliteStore
-from pynenc_sidecar.storage.state_backend_store import (
+from pynenc_sidecar.storage.redis.state_backend_store import (
     Cursor,
     HistoryCursor,
     HistoryRecord,
@@ -52,6 +51,7 @@ from pynenc_sidecar.storage.state_backend_store import (
     first_sightings,
     payload_digest,
 )
+from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 
 T = TypeVar("T")
 

@@ -31,7 +31,14 @@ from redis import exceptions as redis_errors
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, escape, origin_field, unescape
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, ScopeFinished, TaskNotFound
+from pynenc_sidecar.storage.interface import (
+    LeaseNotHeld,
+    LeaseRequest,
+    Recorded,
+    RunRecord,
+    ScopeFinished,
+    TaskNotFound,
+)
 
 PREFIX = "psc"
 APP_IDS_KEY = f"{PREFIX}:app_ids"
@@ -47,7 +54,7 @@ def app_tag(app_id: str) -> str:
 
 
 def _script(name: str) -> str:
-    return resources.files("pynenc_sidecar.storage").joinpath(name).read_text()
+    return resources.files("pynenc_sidecar.storage.redis").joinpath(name).read_text()
 
 
 def _unavailable_on_redis_errors(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -134,7 +141,7 @@ class ScriptLoadingRedis(aioredis.Redis):
 
 
 class RedisStore:
-    """Implements storage.base.Store on one Redis (or a cluster-compatible layout)."""
+    """Implements storage.interface.Store on one Redis (or a cluster-compatible layout)."""
 
     def __init__(self, url: str, *, socket_timeout: float = 2.0, max_connections: int = 256) -> None:
         self.url = url

@@ -27,7 +27,14 @@ from typing import Any, TypeVar
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, LAST_TIME_FIELD, ORIGIN_PREFIX, origin_field
 from pynenc_sidecar.core.tasks import FAILED, FINAL_STATUSES, RETRY, RUNNING, TaskState, WorkflowRef
-from pynenc_sidecar.storage.base import LeaseNotHeld, LeaseRequest, Recorded, RunRecord, ScopeFinished, TaskNotFound
+from pynenc_sidecar.storage.interface import (
+    LeaseNotHeld,
+    LeaseRequest,
+    Recorded,
+    RunRecord,
+    ScopeFinished,
+    TaskNotFound,
+)
 
 T = TypeVar("T")
 
@@ -96,7 +103,7 @@ def _task_state(invocation_id: str, row: tuple[Any, ...]) -> TaskState:
 
 
 class SqliteStore:
-    """Implements storage.base.Store on one SQLite file."""
+    """Implements storage.interface.Store on one SQLite file."""
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 2.0,
                  clock_us: Callable[[], int] = host_clock_us) -> None:
