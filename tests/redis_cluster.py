@@ -95,8 +95,18 @@ class RedisCluster:
         """Until every running node says the cluster is ok and agrees on the masters."""
         def ok() -> bool:
             nodes = self.running()
-            return all(self.state_ok(node) for node in nodes) and len({self.master_ports_seen_by(n) for n in nodes}) == 1
+            views = {self.master_ports_seen_by(n) for n in nodes}
+            return all(self.state_ok(node) for node in nodes) and len(views) == 1
         wait_until(ok, timeout, "redis cluster state ok")
+        wait_until(self.replicas_online, timeout, "every master's replicas online")
+
+    def replicas_online(self) -> bool:
+        """Every running master has its replicas connected and in sync (WAIT can succeed)."""
+        for node in self.running():
+            info = redis_cli(node.port, "info", "replication")
+            if "role:master" in info and info.count("state=online") < self.replicas_per_master:
+                return False
+        return True
 
     def master_ports_seen_by(self, node: RedisServer) -> tuple[int, ...]:
         ports = []

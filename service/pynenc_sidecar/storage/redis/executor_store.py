@@ -1,20 +1,20 @@
-"""The Redis store: redis-py (asyncio, hiredis parser) and one Lua script per atomic step.
+"""The Redis store: redis-py (asyncio, hiredis parser) and one Lua script per atomic step, on
+one Redis or a Redis Cluster (redis_connection.py).
 
 Key layout (ids percent-escaped, so no id can reach another's keys):
-    psc:{<app>:<workflow>}:ops    hash  recorded operations of the workflow (+ "#" metadata, and
-                                        "#s:<field>" origins of traced records: 48 hex digits)
+    psc:{<app>:<workflow>}:ops    hash  recorded operations of the workflow (+ "#" metadata,
+                                        "#s:<field>" origins of traced records: 48 hex digits,
+                                        and "#f:<invocation>" the status of a finished task
+                                        scope other than the main task, for the guard)
     psc:{<app>:<workflow>}:data   hash  the workflow's user data
     psc:{<app>:<invocation>}:task hash  a task invocation's state and lease
     psc:{<app>}:wf_types          set   workflow types
     psc:{<app>}:runs              zset  identities of all runs, scored by first store time
     psc:{<app>}:runs:<type>       zset  runs of one type
     psc:app_ids                   set   apps that stored a run (what a retention sweep visits)
-Everything of one workflow shares a hash tag. Steps that write a workflow and an app index at
-once (StartWorkflow's task and its run, purge) are one script or MULTI across those keys.
-One exception to "one tag per step": a record guarded by a task scope other than the workflow's
-main task also reads that task's hash (psc:{<app>:<invocation>}:task, another tag) in its
-script. On one Redis that is atomic; on Redis Cluster that script would need the task's status
-kept under the workflow's tag.
+Every atomic step names keys of one hash tag, so it runs on Redis Cluster. Steps spanning
+tags (a task and its run, a finished scope and its mirror, a retry) are ordered single-tag
+steps; docs/deployment.md ("Steps that are not atomic across slots") says why each is safe.
 A task hash keeps 'done' (microseconds) once its outcome is stored: retention ages by it.
 """
 
@@ -39,6 +39,8 @@ from pynenc_sidecar.storage.interface import (
     ScopeFinished,
     TaskNotFound,
 )
+from pynenc_sidecar.storage.redis import connection as redis_connection
+from pynenc_sidecar.storage.redis.connection import DEFAULT_OPTIONS, NotAcknowledged, RedisOptions, connect
 
 PREFIX = "psc"
 APP_IDS_KEY = f"{PREFIX}:app_ids"
@@ -62,10 +64,23 @@ def _unavailable_on_redis_errors(method: Callable[..., Awaitable[T]]) -> Callabl
     async def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return await method(*args, **kwargs)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
+        except UNAVAILABLE_ERRORS as exc:
+            raise unavailable(exc) from exc
 
     return wrapper
+
+
+# What a caller may retry: Redis down or unreachable, a cluster without a master for the key's
+# slot (during a failover), or a write the replicas did not acknowledge in time.
+UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ClusterError,
+                      redis_errors.TryAgainError, redis_errors.SlotNotCoveredError, redis_errors.ReadOnlyError,
+                      NotAcknowledged)
+
+
+def unavailable(exc: Exception) -> Unavailable:
+    if isinstance(exc, NotAcknowledged):
+        return Unavailable(f"redis write not acknowledged: {exc}; it may not survive a failover, retry it")
+    return Unavailable(f"redis unavailable: {exc.__class__.__name__}")
 
 
 def _recorded(reply: list[Any], convert: Callable[[Any], Any] = str) -> Recorded:
@@ -75,14 +90,45 @@ def _recorded(reply: list[Any], convert: Callable[[Any], Any] = str) -> Recorded
     return Recorded(convert(reply[0]), bool(reply[1]), reply[2] if len(reply) > 2 else "")
 
 
+def finished_scope_field(invocation_id: str) -> str:
+    """The record-hash field mirroring a finished task scope's status (not the main task's)."""
+    return "#f:" + escape(invocation_id)
+
+
 def _pairs(flat: list[Any]) -> dict[str, str]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
 
 
-def run_index_keys(app_id: str, workflow: WorkflowRef) -> list[str]:
-    """The keys indexing a run, in task.lua's KEYS[2..5] order."""
+async def scan_batches(client: Any, pattern: str, count: int = 1000) -> AsyncIterator[list[str]]:
+    """The keys matching a pattern in batches; on a cluster, of every master (SCAN per node)."""
+    batch: list[str] = []
+    async for key in client.scan_iter(match=pattern, count=count):
+        batch.append(key)
+        if len(batch) >= count:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# A purge drops a run from the app's indexes, and its type from the type list when no run of
+# that type is left. KEYS: runs, runs:<type>, wf_types. ARGV: member, type.
+DROP_RUN = """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1]) + redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
+return removed
+"""
+
+
+def run_keys(app_id: str, workflow_type: str) -> list[str]:
+    """The keys indexing a run (all of the app's tag), in DROP_RUN's KEYS order."""
     tag = app_tag(app_id)
-    return [tag + ":runs", f"{tag}:runs:{escape(workflow.workflow_type)}", tag + ":wf_types", APP_IDS_KEY]
+    return [tag + ":runs", f"{tag}:runs:{escape(workflow_type)}", tag + ":wf_types"]
+
+
+async def drop_workflow_run(client: Any, app_id: str, workflow: WorkflowRef) -> int:
+    return int(await client.eval(DROP_RUN, 3, *run_keys(app_id, workflow.workflow_type), workflow.encode(),
+                                 workflow.workflow_type))
 
 
 def parse_task_key(key: str) -> tuple[str, str] | None:
@@ -93,11 +139,13 @@ def parse_task_key(key: str) -> tuple[str, str] | None:
     return (unescape(app), unescape(invocation)) if sep else None
 
 
-async def index_workflow_run(client: aioredis.Redis, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
+async def index_workflow_run(client: Any, app_id: str, workflow: WorkflowRef, now_us: int, *,
+                             app_listed: bool = False) -> None:
     """Index a run by app and type (first store time wins); both services write runs here."""
     # The app goes into the app index first (its own slot, so outside the MULTI): a run
     # is never indexed under an app a retention sweep does not visit.
-    await client.sadd(APP_IDS_KEY, app_id)
+    if not app_listed:
+        await client.sadd(APP_IDS_KEY, app_id)
     tag = app_tag(app_id)
     member = workflow.encode()
     async with client.pipeline(transaction=True) as pipe:
@@ -107,46 +155,15 @@ async def index_workflow_run(client: aioredis.Redis, app_id: str, workflow: Work
         await pipe.execute()
 
 
-class ScriptLoadingRedis(aioredis.Redis):
-    """A client that loads every Lua script registered on it (by any store) into Redis on each
-    new connection, before the connection serves its first command.
-
-    redis-py runs a script by EVALSHA and, on NOSCRIPT, loads it and tries again: correct,
-    but a fresh Redis (a start, a restart, a failover) then shows a NoScriptError span and a
-    retry in every trace that first runs a script. A new connection is the moment a restarted
-    Redis can be reached again, so loading there means normal operation never sees NOSCRIPT;
-    only an operator's SCRIPT FLUSH still does (and redis-py's reload covers it). The loads go
-    straight to the connection: they are not traced."""
-
-    preloaded: list[str]
-
-    def register_script(self, script: str) -> Any:
-        if script not in self.preloaded:
-            self.preloaded.append(script)
-        return super().register_script(script)
-
-    @classmethod
-    def connect(cls, url: str, **kwargs: Any) -> ScriptLoadingRedis:
-        scripts: list[str] = []
-
-        async def on_connect(connection: Any) -> None:
-            await connection.on_connect()
-            for script in scripts:
-                await connection.send_command("SCRIPT", "LOAD", script)
-                await connection.read_response()
-
-        client = cls.from_url(url, redis_connect_func=on_connect, **kwargs)
-        client.preloaded = scripts
-        return client
-
-
 class RedisStore:
     """Implements storage.interface.Store on one Redis (or a cluster-compatible layout)."""
 
-    def __init__(self, url: str, *, socket_timeout: float = 2.0, max_connections: int = 256) -> None:
+    def __init__(self, url: str, options: RedisOptions = DEFAULT_OPTIONS, *, socket_timeout: float = 2.0,
+                 max_connections: int = 256) -> None:
         self.url = url
-        self.client = ScriptLoadingRedis.connect(
-            url,
+        self.options = options
+        self.client: Any = connect(
+            url, options,
             decode_responses=True,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
@@ -164,21 +181,32 @@ class RedisStore:
 
     @_unavailable_on_redis_errors
     async def ping(self) -> bool:
-        return bool(await self.client.ping())
+        return await redis_connection.ping(self.client)
 
     # --- recorded operations -----------------------------------------------------
     def _keys(self, app_id: str, workflow_id: str, guard: str | None, *middle: str) -> list[str]:
-        """The record hash, the workflow's other keys a script touches (middle), and the
-        guard's task hash when there is a guard."""
+        """The record hash, the workflow's other keys a script touches (middle), and the hash
+        holding the guard's status when there is a guard: the workflow's main task hash (same
+        hash tag), or for another scope the record hash itself, where complete_task mirrors a
+        finished scope's status (a task hash of another tag cannot be read in the script)."""
         ops = workflow_tag(app_id, workflow_id) + ":ops"
-        return [ops, *middle, self._task_key(app_id, guard)] if guard else [ops, *middle]
+        if not guard:
+            return [ops, *middle]
+        return [ops, *middle, self._task_key(app_id, guard) if guard == workflow_id else ops]
+
+    @staticmethod
+    def _guard_args(workflow_id: str, guard: str | None) -> list[str]:
+        """The origin slot is always filled then ('' for none), followed by the status field."""
+        if not guard:
+            return []
+        return ["status" if guard == workflow_id else finished_scope_field(guard)]
 
     @_unavailable_on_redis_errors
     async def record(
         self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None,
         guard: str | None = None,
     ) -> Recorded:
-        args = [field, count_field, value, origin] if origin else [field, count_field, value]
+        args = [field, count_field, value, origin or "", *self._guard_args(workflow_id, guard)]
         return _recorded(await self._record(keys=self._keys(app_id, workflow_id, guard), args=args))
 
     @_unavailable_on_redis_errors
@@ -186,13 +214,13 @@ class RedisStore:
         self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None,
         guard: str | None = None,
     ) -> Recorded:
-        args = [field, count_field, now_us, origin] if origin else [field, count_field, now_us]
+        args = [field, count_field, now_us, origin or "", *self._guard_args(workflow_id, guard)]
         return _recorded(await self._record_time(keys=self._keys(app_id, workflow_id, guard), args=args), int)
 
     async def _data_step(self, mode: str, app_id: str, workflow_id: str, field: str, count_field: str, key: str,
                          value: str, origin: str | None, guard: str | None) -> Recorded:
         keys = self._keys(app_id, workflow_id, guard, workflow_tag(app_id, workflow_id) + ":data")
-        args = [mode, field, count_field, key, value, *([origin] if origin else [])]
+        args = [mode, field, count_field, key, value, origin or "", *self._guard_args(workflow_id, guard)]
         return _recorded(await self._record_data(keys=keys, args=args))
 
     @_unavailable_on_redis_errors
@@ -247,8 +275,8 @@ class RedisStore:
                 if cursor == 0:
                     return
                 cursor, chunk = await self.client.hscan(key, cursor, count=batch_size)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
+        except UNAVAILABLE_ERRORS as exc:
+            raise unavailable(exc) from exc
 
     @_unavailable_on_redis_errors
     async def read_log(self, app_id: str, workflow_id: str, max_fields: int) -> dict[str, str] | None:
@@ -283,9 +311,8 @@ class RedisStore:
     def _task_key(self, app_id: str, invocation_id: str) -> str:
         return workflow_tag(app_id, invocation_id) + ":task"
 
-    async def _task_call(self, app_id: str, invocation_id: str, args: list[Any], index_keys: list[str] = ()
-                         ) -> tuple[str, int, dict[str, str]]:
-        code, flag, flat = await self._task(keys=[self._task_key(app_id, invocation_id), *index_keys], args=args)
+    async def _task_call(self, app_id: str, invocation_id: str, args: list[Any]) -> tuple[str, int, dict[str, str]]:
+        code, flag, flat = await self._task(keys=[self._task_key(app_id, invocation_id)], args=args)
         return code, int(flag), _pairs(flat)
 
     @_unavailable_on_redis_errors
@@ -293,12 +320,17 @@ class RedisStore:
         self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
     ) -> tuple[TaskState, bool, bool]:
         lease_args = [lease.lease_id, lease.ttl_us, lease.runner_id] if lease else ["", 0, ""]
-        run = state.workflow
-        run_args = [run.encode(), run.workflow_type, app_id] if index_run else ["", "", ""]
         definition = [item for pair in state.definition().items() for item in pair]
+        if index_run:  # the app first: a sweep then visits every app whose task exists
+            await self.client.sadd(APP_IDS_KEY, app_id)
         code, granted, data = await self._task_call(
-            app_id, state.invocation_id, ["ensure", now_us, *lease_args, *run_args, *definition],
-            run_index_keys(app_id, run) if index_run else [])
+            app_id, state.invocation_id, ["ensure", now_us, *lease_args, *definition])
+        if index_run:
+            # The task (its tag) and the run index (the app's tag) are two steps on a cluster:
+            # the task first, so a crash between them leaves a task without its run, which the
+            # caller's retry indexes (first time kept) and a retention sweep repairs
+            # (index_unindexed_runs); never a run without its task.
+            await index_workflow_run(self.client, app_id, state.workflow, now_us, app_listed=True)
         return TaskState.from_fields(state.invocation_id, data), bool(granted), code == "created"
 
     @_unavailable_on_redis_errors
@@ -351,7 +383,15 @@ class RedisStore:
             raise TaskNotFound(invocation_id)
         if code == "not_held":
             raise LeaseNotHeld(invocation_id)
-        return TaskState.from_fields(invocation_id, data), bool(accepted)
+        state = TaskState.from_fields(invocation_id, data)
+        workflow_id = state.workflow.workflow_id
+        if accepted and workflow_id != invocation_id:
+            # The finished-scope guard reads this mirror in the workflow's record hash (one hash
+            # tag per script). Written after the task's own step: a crash between them leaves
+            # the scope unguarded, never a running task refused.
+            await self.client.hset(workflow_tag(app_id, workflow_id) + ":ops", finished_scope_field(invocation_id),
+                                   data.get("status", ""))
+        return state, bool(accepted)
 
     @_unavailable_on_redis_errors
     async def retry_failed(self, app_id: str, invocation_ids: list[str]) -> list[TaskState]:
@@ -396,21 +436,21 @@ class RedisStore:
             found += [main for main, score in zip(mains, scores) if score is None]
         indexed = []
         for app_id, workflow, first_us in found:
-            code, _, _ = await self._task_call(app_id, workflow.workflow_id, [
-                "index", now_us, workflow.encode(), workflow.workflow_type, app_id, first_us],
-                run_index_keys(app_id, workflow))
-            if code == "ok":  # else purged meanwhile
-                indexed.append((app_id, workflow))
+            task_key = self._task_key(app_id, workflow.workflow_id)
+            if not await self.client.exists(task_key):
+                continue  # purged meanwhile
+            await index_workflow_run(self.client, app_id, workflow, first_us)
+            # Indexed in a step of its own (the app's tag): a purge that deleted the task in
+            # between would leave a run without a task, so look again and take it back then.
+            if not await self.client.exists(task_key):
+                await drop_workflow_run(self.client, app_id, workflow)
+                continue
+            indexed.append((app_id, workflow))
         return indexed
 
     async def _task_key_batches(self) -> AsyncIterator[list[str]]:
-        cursor = 0
-        while True:
-            cursor, keys = await self.client.scan(cursor, match=f"{PREFIX}:{{*}}:task", count=1000)
-            if keys:
-                yield keys
-            if cursor == 0:
-                return
+        async for keys in scan_batches(self.client, f"{PREFIX}:{{*}}:task"):
+            yield keys
 
     # --- reads for the operator's tools ------------------------------------------
     async def scan_runs(self, app_id: str, workflow_type: str = "", until_us: int | None = None,
@@ -423,8 +463,8 @@ class RedisStore:
             while page := await zrange_page(self.client, key, "-inf", high, max(1, batch_size), after):
                 yield [RunRecord(WorkflowRef.decode(member), int(score)) for member, score in page]
                 after = (page[-1][1], page[-1][0])
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
+        except UNAVAILABLE_ERRORS as exc:
+            raise unavailable(exc) from exc
 
     @_unavailable_on_redis_errors
     async def app_ids(self) -> list[str]:

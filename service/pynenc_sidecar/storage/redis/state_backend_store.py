@@ -55,10 +55,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -67,12 +68,15 @@ from pynenc_sidecar.core.positions import Kind, escape, parse_field, unescape
 from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
 from pynenc_sidecar.storage.redis.executor_store import (
     APP_IDS_KEY,
+    DROP_RUN,
     PREFIX,
     _script,
     _unavailable_on_redis_errors,
     app_tag,
     index_workflow_run,
     parse_task_key,
+    run_keys,
+    scan_batches,
     workflow_tag,
 )
 
@@ -212,18 +216,12 @@ end
 return out
 """
 
-# A workflow purge drops a run from the app's indexes, and its type from the type list when
-# no run of that type is left. KEYS: runs, runs:<type>, wf_types. ARGV: member, type.
-_DROP_RUN = """
-local removed = redis.call('ZREM', KEYS[1], ARGV[1]) + redis.call('ZREM', KEYS[2], ARGV[1])
-if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
-return removed
-"""
-
-# Per-invocation keys of StateBackendService, and the executor's task hash.
+# Per-invocation keys of StateBackendService (under the app's tag).
 _INVOCATION_SUFFIXES = ("inv", "hist", "result", "exc", "children", "projected")
-# Per-workflow keys: recorded operations, data, deterministic values, invocation indexes.
-_WORKFLOW_SUFFIXES = ("ops", "data", "dv", "invs", "subs")
+# Per-workflow keys under the workflow's tag: recorded operations, data, deterministic values;
+# and under the app's tag: its invocation indexes.
+_WORKFLOW_SUFFIXES = ("ops", "data", "dv")
+_WORKFLOW_INDEXES = ("invs", "subs")
 
 Cursor = tuple[float, str]  # (score, member) of the last item returned; opaque to the service
 # A history entry's place: (time in microseconds, arrival sequence, rank in the invocation's
@@ -297,12 +295,28 @@ class ProjectedInvocation:
 
 
 @dataclass
+class _ExecutorPlan:
+    task_ids: list[str]
+    task_keys: list[str]
+    workflow_keys: list[str]
+    runs: list[WorkflowRef]
+
+
+@dataclass
 class _PurgePlan:
     keys: list[str] = field(default_factory=list)
     set_members: dict[str, list[str]] = field(default_factory=dict)
     histories: list[str] = field(default_factory=list)
     history_ids: list[str] = field(default_factory=list)  # the invocation of each history key
     runs: list[WorkflowRef] = field(default_factory=list)
+
+
+async def in_pipeline(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
+    """Run a registered script in a pipeline: at once while the pipeline watches (immediate
+    mode), else queued in its MULTI. By EVAL of the text: redis-py's cluster pipeline refuses
+    EVALSHA, and a queued EVALSHA of a script the server lacks would fail the whole MULTI."""
+    result = pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+    return await result if inspect.isawaitable(result) and not hasattr(result, "execute") else None
 
 
 def glob_escape(text: str) -> str:
@@ -494,7 +508,9 @@ class RedisStateBackendStore:
     # --- keys ----------------------------------------------------------------------
     @staticmethod
     def _inv(app_id: str, invocation_id: str, suffix: str) -> str:
-        return f"{workflow_tag(app_id, invocation_id)}:{suffix}"
+        """A StateBackend key of one invocation (or of one workflow: invs, subs). Under the
+        app's hash tag, with every other StateBackend key: each write is one slot."""
+        return f"{app_tag(app_id)}:{suffix}:{escape(invocation_id)}"
 
     @staticmethod
     def _by_type(app_id: str, workflow_type: str) -> str:
@@ -504,9 +520,11 @@ class RedisStateBackendStore:
     def _by_event(app_id: str, parent_event_id: str) -> str:
         return f"{app_tag(app_id)}:invs_by_event:{escape(parent_event_id)}"
 
-    async def _lex_page(self, key: str, limit: int | None, after: str | None, client=None) -> list[str]:
-        return await self._lex_page_script(keys=[key], args=[_lex_after(after), -1 if limit is None else limit],
-                                           client=client)
+    async def _lex_page(self, key: str, limit: int | None, after: str | None, pipe: Any = None) -> list[str]:
+        args = [_lex_after(after), -1 if limit is None else limit]
+        if pipe is not None:
+            return await in_pipeline(pipe, self._lex_page_script, [key], args)
+        return await self._lex_page_script(keys=[key], args=args)
 
     def _index_keys(self, app_id: str, record: InvocationRecord) -> list[str]:
         keys = []
@@ -515,7 +533,7 @@ class RedisStateBackendStore:
         if record.parent_invocation_id:
             keys.append(self._inv(app_id, record.parent_invocation_id, "children"))
         if record.workflow_id:
-            keys.append(workflow_tag(app_id, record.workflow_id) + ":invs")
+            keys.append(self._inv(app_id, record.workflow_id, "invs"))
         if record.workflow_type:
             keys.append(self._by_type(app_id, record.workflow_type))
         return keys
@@ -533,71 +551,84 @@ class RedisStateBackendStore:
 
     @_unavailable_on_redis_errors
     async def purge_workflow(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None) -> int:
+        # Three steps, each of one hash tag (Redis Cluster runs no MULTI across slots), in an
+        # order a crash cannot break: every step deletes only what the steps after it do not
+        # need to find their keys, and the run index entry, by which a sweep or an operator
+        # finds the workflow again, goes last. A purge cut short is finished by purging again.
+        executor = await self._executor_plan(app_id, workflow_id, runs)
+        deleted = 0
+        if executor.task_keys:  # 1. the tasks (each its own tag), found from the record hash
+            deleted += int(await self.client.delete(*executor.task_keys))
+        deleted += int(await self.client.delete(*executor.workflow_keys))  # 2. the workflow's tag
+        return deleted + await self._purge_state_backend(app_id, workflow_id, executor)  # 3. the app's tag
+
+    async def _executor_plan(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None) -> _ExecutorPlan:
+        """The executor's keys of the workflow: its tasks (the main task, and those its log
+        recorded in this workflow) and its record, data and deterministic values; and its runs
+        as given or as its main task names them."""
         tag = workflow_tag(app_id, workflow_id)
-        watched = [tag + ":ops", tag + ":invs", self._inv(app_id, workflow_id, "task")]
-        # WATCH: a write to the workflow while the purge reads what to delete starts it again.
+        task_ids = {workflow_id}
+        async for name, value in self.client.hscan_iter(tag + ":ops", count=_SCAN_COUNT):
+            pos = parse_field(workflow_id, name)
+            if pos is not None and pos.kind is Kind.TASK:
+                call = TaskCall.decode(value)
+                if not call.force_new_workflow:
+                    task_ids.add(call.invocation_id)
+        found = list(runs or [])
+        main_task = await self.client.hget(workflow_tag(app_id, workflow_id) + ":task", "wf")
+        if main_task is not None:
+            found.append(WorkflowRef.decode(main_task))
+        return _ExecutorPlan(sorted(task_ids), [workflow_tag(app_id, i) + ":task" for i in sorted(task_ids)],
+                             [f"{tag}:{suffix}" for suffix in _WORKFLOW_SUFFIXES], found)
+
+    async def _purge_state_backend(self, app_id: str, workflow_id: str, executor: _ExecutorPlan) -> int:
+        """The app-tag part of a workflow purge, in one MULTI: a write to the workflow's
+        invocation index while the purge reads what to delete starts it again (WATCH)."""
+        atag = app_tag(app_id)
         async with self.client.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(*watched)
-                    plan = await self._purge_plan(pipe, app_id, workflow_id, runs)
+                    await pipe.watch(self._inv(app_id, workflow_id, "invs"))
+                    plan = await self._state_backend_plan(pipe, app_id, workflow_id, executor)
                     pipe.multi()
-                    atag = app_tag(app_id)
                     # Before the deletes, in the same MULTI: it reads the history zsets.
-                    await self._drop_history(keys=[atag + ":timeline", atag + ":hist_payloads", atag + ":hist_refs",
-                                                   *plan.histories],
-                                             args=[escape(i) for i in plan.history_ids], client=pipe)
+                    history_keys = [atag + ":timeline", atag + ":hist_payloads", atag + ":hist_refs"]
+                    await in_pipeline(pipe, self._drop_history, [*history_keys, *plan.histories],
+                                      [escape(i) for i in plan.history_ids])
                     for key in plan.keys:
                         pipe.delete(key)
                     for key, members in plan.set_members.items():
                         for member in members:
-                            await self._index(keys=[key], args=["rem", member], client=pipe)
+                            await in_pipeline(pipe, self._index, [key], ["rem", member])
                     for ref in plan.runs:
-                        pipe.eval(_DROP_RUN, 3, atag + ":runs", f"{atag}:runs:{escape(ref.workflow_type)}",
-                                  atag + ":wf_types", ref.encode(), ref.workflow_type)
+                        pipe.eval(DROP_RUN, 3, *run_keys(app_id, ref.workflow_type), ref.encode(), ref.workflow_type)
                     results = await pipe.execute()
                     deleted_keys = results[1:1 + len(plan.keys)]
-                    dropped_runs = results[len(results) - len(plan.runs):]
+                    dropped_runs = results[len(results) - len(plan.runs):] if plan.runs else []
                     return sum(map(int, deleted_keys)) + sum(map(int, dropped_runs))
                 except redis_errors.WatchError:
                     continue
 
-    async def _purge_plan(self, pipe, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None) -> _PurgePlan:
-        """What purging the workflow deletes (read under WATCH, in immediate mode)."""
-        tag = workflow_tag(app_id, workflow_id)
+    async def _state_backend_plan(self, pipe: Any, app_id: str, workflow_id: str, executor: _ExecutorPlan
+                                  ) -> _PurgePlan:
+        """What the app-tag step deletes (read under WATCH, in immediate mode): the StateBackend
+        invocations of the workflow (and any StateBackend state of its tasks), where they are
+        indexed, the workflow's indexes, and its runs."""
         plan = _PurgePlan()
-        plan.keys += [f"{tag}:{suffix}" for suffix in _WORKFLOW_SUFFIXES]
-        # The executor's tasks: the main task, and those its log recorded in this workflow.
-        task_ids = {workflow_id}
-        cursor = 0
-        while True:
-            cursor, chunk = await pipe.hscan(tag + ":ops", cursor, count=_SCAN_COUNT)
-            for name, value in chunk.items():
-                pos = parse_field(workflow_id, name)
-                if pos is not None and pos.kind is Kind.TASK:
-                    call = TaskCall.decode(value)
-                    if not call.force_new_workflow:
-                        task_ids.add(call.invocation_id)
-            if cursor == 0:
-                break
-        plan.keys += [self._inv(app_id, i, "task") for i in sorted(task_ids)]
-        # The StateBackend invocations of the workflow (and any StateBackend state of its
-        # tasks), and where they are indexed.
-        invocation_ids = sorted(set(await self._lex_page(tag + ":invs", None, None, client=pipe)) | task_ids)
+        plan.keys += [self._inv(app_id, workflow_id, suffix) for suffix in _WORKFLOW_INDEXES]
+        invs = self._inv(app_id, workflow_id, "invs")
+        invocation_ids = sorted(set(await self._lex_page(invs, None, None, pipe)) | set(executor.task_ids))
         for invocation_id in invocation_ids:
             plan.keys += [self._inv(app_id, invocation_id, suffix) for suffix in _INVOCATION_SUFFIXES]
             text = await pipe.get(self._inv(app_id, invocation_id, "inv"))
             if text is not None:
                 for index in self._index_keys(app_id, InvocationRecord.decode(invocation_id, text)):
-                    if index != tag + ":invs":
+                    if index != invs:
                         plan.set_members.setdefault(index, []).append(invocation_id)
             plan.histories.append(self._inv(app_id, invocation_id, "hist"))
             plan.history_ids.append(invocation_id)
-        # Its runs: as given, else as its main task names it, else found in the run index.
-        found = list(runs or [])
-        main_task = await pipe.hget(self._inv(app_id, workflow_id, "task"), "wf")
-        if main_task is not None:
-            found.append(WorkflowRef.decode(main_task))
+        # Its runs: as given or named by its main task, else found in the run index.
+        found = list(executor.runs)
         if not found:
             # Members are WorkflowRef.encode(): '["<id>","<type>","<parent>"]'.
             prefix = json.dumps([workflow_id])[:-1] + ","
@@ -618,20 +649,22 @@ class RedisStateBackendStore:
     @_unavailable_on_redis_errors
     async def purge_workflow_preview(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None
                                      ) -> PurgeCounts:
+        executor = await self._executor_plan(app_id, workflow_id, runs)
         async with self.client.pipeline(transaction=True) as pipe:
-            await pipe.watch(workflow_tag(app_id, workflow_id) + ":ops")  # immediate mode, as a purge reads
-            plan = await self._purge_plan(pipe, app_id, workflow_id, runs)
+            await pipe.watch(self._inv(app_id, workflow_id, "invs"))  # immediate mode, as a purge reads
+            plan = await self._state_backend_plan(pipe, app_id, workflow_id, executor)
             await pipe.unwatch()
+        keys = [*executor.task_keys, *executor.workflow_keys, *plan.keys]
         async with self.client.pipeline(transaction=False) as pipe:
-            for key in plan.keys:
+            for key in keys:
                 pipe.exists(key)
             atag = app_tag(app_id)
             for ref in plan.runs:
                 pipe.zscore(atag + ":runs", ref.encode())
                 pipe.zscore(f"{atag}:runs:{escape(ref.workflow_type)}", ref.encode())
             found = await pipe.execute()
-        present = [key for key, there in zip(plan.keys, found) if there]
-        scores = found[len(plan.keys):]
+        present = [key for key, there in zip(keys, found) if there]
+        scores = found[len(keys):]
         # Counted as purge_workflow counts: keys deleted, and index entries of its runs removed.
         return PurgeCounts(sum(score is not None for score in scores[::2]),
                            sum(1 for key in present if key.endswith(":task")),
@@ -644,14 +677,8 @@ class RedisStateBackendStore:
         # app's keys match.
         return f"{glob_escape(PREFIX)}:{{{glob_escape(escape(app_id))}[:}}]*"
 
-    async def _scan_batches(self, pattern: str) -> AsyncIterator[list[str]]:
-        cursor = 0
-        while True:
-            cursor, keys = await self.client.scan(cursor, match=pattern, count=_SCAN_COUNT)
-            if keys:
-                yield keys
-            if cursor == 0:
-                return
+    def _scan_batches(self, pattern: str) -> AsyncIterator[list[str]]:
+        return scan_batches(self.client, pattern, _SCAN_COUNT)
 
     @_unavailable_on_redis_errors
     async def store_app_info(self, app_id: str, payload: str) -> None:
@@ -676,7 +703,7 @@ class RedisStateBackendStore:
             while True:
                 try:
                     await pipe.watch(*keys)
-                    previous = await pipe.mget(keys)
+                    previous = await pipe.execute_command("MGET", *keys)  # pipe.mget is refused on a cluster
                     pipe.multi()
                     for key, record, old_text in zip(keys, latest.values(), previous):
                         new_index = self._index_keys(app_id, record)
@@ -685,10 +712,10 @@ class RedisStateBackendStore:
                             old = InvocationRecord.decode(record.invocation_id, old_text)
                             stale = sorted(set(self._index_keys(app_id, old)) - set(new_index))
                         if stale:
-                            await self._index(keys=stale, args=["rem", record.invocation_id], client=pipe)
+                            await in_pipeline(pipe, self._index, stale, ["rem", record.invocation_id])
                         pipe.set(key, record.encode())
                         if new_index:
-                            await self._index(keys=new_index, args=["add", record.invocation_id], client=pipe)
+                            await in_pipeline(pipe, self._index, new_index, ["add", record.invocation_id])
                     await pipe.execute()
                     return
                 except redis_errors.WatchError:
@@ -703,11 +730,12 @@ class RedisStateBackendStore:
     async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
         record = projected.record
         invocation_id = record.invocation_id
-        tag, inv = app_tag(app_id), workflow_tag(app_id, invocation_id)
-        subs = workflow_tag(app_id, projected.sub_invocation_of) + ":subs" if projected.sub_invocation_of \
+        tag = app_tag(app_id)
+        subs = self._inv(app_id, projected.sub_invocation_of, "subs") if projected.sub_invocation_of \
             else tag + ":runners"  # unused when there is none; any key of the app will do
-        keys = [tag + ":hist_seq", tag + ":timeline", inv + ":inv", inv + ":hist", inv + ":projected",
-                inv + ":result", inv + ":exc", tag + ":runners", tag + ":runner_ids", subs,
+        keys = [tag + ":hist_seq", tag + ":timeline",
+                *(self._inv(app_id, invocation_id, suffix) for suffix in ("inv", "hist", "projected", "result", "exc")),
+                tag + ":runners", tag + ":runner_ids", subs,
                 tag + ":hist_payloads", tag + ":hist_refs", *self._index_keys(app_id, record)]
         runner_id, runner_payload = projected.runner or ("", "")
         args = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
@@ -733,7 +761,7 @@ class RedisStateBackendStore:
         by_type = self._by_type(app_id, workflow_type) if workflow_type else ""
         if not workflow_id:
             return await self._lex_page(by_type, limit, after)
-        invs = workflow_tag(app_id, workflow_id) + ":invs"
+        invs = self._inv(app_id, workflow_id, "invs")
         if not by_type:
             return await self._lex_page(invs, limit, after)
         # Both: the workflow's ids, in chunks, kept when the type's index holds them (the two
@@ -906,12 +934,12 @@ class RedisStateBackendStore:
 
     @_unavailable_on_redis_errors
     async def store_sub_invocation(self, app_id: str, workflow_id: str, invocation_id: str) -> None:
-        await self._index(keys=[workflow_tag(app_id, workflow_id) + ":subs"], args=["add", invocation_id])
+        await self._index(keys=[self._inv(app_id, workflow_id, "subs")], args=["add", invocation_id])
 
     @_unavailable_on_redis_errors
     async def sub_invocations(self, app_id: str, workflow_id: str, limit: int | None = None,
                               after: str | None = None) -> list[str]:
-        return await self._lex_page(workflow_tag(app_id, workflow_id) + ":subs", limit, after)
+        return await self._lex_page(self._inv(app_id, workflow_id, "subs"), limit, after)
 
     # --- runner contexts -----------------------------------------------------------
     @_unavailable_on_redis_errors

@@ -1,11 +1,8 @@
--- Every task-state transition, atomically on one invocation hash.
--- KEYS[1] task hash; for ensure with a run to index, and for index, also the run index:
--- KEYS[2] runs zset, KEYS[3] runs-of-its-type zset, KEYS[4] workflow types set, KEYS[5] app ids set.
+-- Every task-state transition, atomically on one invocation hash (one key: one hash tag, so
+-- the script runs on Redis Cluster; the run index is written by the caller's next step).
+-- KEYS[1] task hash.
 -- ARGV[1] action, ARGV[2] now_us, then per action:
---   ensure:  lease_id, ttl_us, runner, run member|'', workflow type, app id, then definition
---            field/value pairs. A run member given: the run is indexed in the same step (first
---            time kept), so a call cut short never leaves a task without its run.
---   index:   run member, workflow type, app id, first_us: index the run if the task still exists
+--   ensure:  lease_id, ttl_us, runner, then definition field/value pairs
 --   acquire: lease_id, ttl_us, runner
 --   renew:   lease_id, ttl_us
 --   complete: lease_id, status, result|'' , error|'', has_result (1/0); stores 'done' = ARGV[2]
@@ -27,32 +24,20 @@ local function try_lease(lease_id, ttl, runner)
              'runner', runner, 'status', '7')
   return 1
 end
-local function index_run(member, workflow_type, app_id, first_us)
-  redis.call('SADD', KEYS[5], app_id)
-  redis.call('SADD', KEYS[4], workflow_type)
-  redis.call('ZADD', KEYS[2], 'NX', first_us, member)
-  redis.call('ZADD', KEYS[3], 'NX', first_us, member)
-end
 
 if action == 'ensure' then
   local code = 'ok'
   if redis.call('EXISTS', key) == 0 then
     code = 'created'
     local def = {}
-    for i = 9, #ARGV do def[#def + 1] = ARGV[i] end
+    for i = 6, #ARGV do def[#def + 1] = ARGV[i] end
     redis.call('HSET', key, unpack(def))
   end
-  if ARGV[6] ~= '' then index_run(ARGV[6], ARGV[7], ARGV[8], ARGV[2]) end
   local granted = try_lease(ARGV[3], ARGV[4], ARGV[5])
   return {code, granted, redis.call('HGETALL', key)}
 end
 
 if redis.call('EXISTS', key) == 0 then return {'missing', 0, {}} end
-
-if action == 'index' then
-  index_run(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-  return {'ok', 1, {}}
-end
 
 if action == 'acquire' then
   local granted = try_lease(ARGV[3], ARGV[4], ARGV[5])
