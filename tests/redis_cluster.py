@@ -15,6 +15,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from redis.crc import key_slot
+
 from support import RedisServer, wait_until
 
 # A short node timeout, so a killed master's replica is promoted within seconds.
@@ -128,6 +130,27 @@ class RedisCluster:
                     port = int(parts[1].split("@")[0].rsplit(":", 1)[1])
                     return next(n for n in self.nodes if n.port == port)
         raise LookupError(f"no master serves slot {slot}")
+
+    def node_is_master(self, node: RedisServer) -> bool:
+        return "role:master" in redis_cli(node.port, "info", "replication")
+
+    def slots_of(self, master: RedisServer) -> set[int]:
+        """The slots a master serves, as the cluster sees it now."""
+        slots: set[int] = set()
+        for line in redis_cli(master.port, "cluster", "nodes").splitlines():
+            parts = line.split()
+            if "myself" in parts[2]:
+                for span in parts[8:]:
+                    low, _, high = span.partition("-")
+                    if low.isdigit():
+                        slots.update(range(int(low), int(high or low) + 1))
+        return slots
+
+    def slot_of_workflow(self, app_id: str, workflow_id: str) -> int:
+        """The slot of a workflow's hash tag (its record, data and main task)."""
+        from pynenc_sidecar.core.positions import escape
+
+        return key_slot(f"psc:{{{escape(app_id)}:{escape(workflow_id)}}}:data".encode())
 
     def key_slot(self, key: str) -> int:
         return int(redis_cli(self.running()[0].port, "cluster", "keyslot", key).strip())

@@ -29,7 +29,7 @@ from pynenc_sidecar import security
 from pynenc_sidecar.connections import ConnectionSettings
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, ServerSettings, _redact
 from pynenc_sidecar.service.validation import Limits
-from pynenc_sidecar.storage.redis.connection import RedisOptions
+from pynenc_sidecar.storage.redis.connection import RedisOptions  # noqa: F401  (settings.RedisOptions)
 
 ENV_PREFIX = "PYNENC_SIDECAR_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -544,9 +544,9 @@ def resolve(args: argparse.Namespace, names: Iterable[str], environ: Mapping[str
             "not both"
         )
     if values.get("redis_url") and "," in urlsplit(values["redis_url"]).netloc and not values.get("redis_cluster"):
-        raise SettingsError(f"--redis-url (from {sources['redis_url']}) names several hosts: that is a Redis "
-                            "Cluster's seed nodes, so add --redis-cluster on (PYNENC_SIDECAR_REDIS_CLUSTER=on), "
-                            "or give one Redis, e.g. redis://host:6379/0")
+        raise SettingsError(f"--redis-url (from {sources['redis_url']}): the value names several hosts: that is "
+                            "a Redis Cluster's seed nodes, so add --redis-cluster on "
+                            "(PYNENC_SIDECAR_REDIS_CLUSTER=on), or give one Redis, e.g. redis://host:6379/0")
     for name in ("redis_cluster", "redis_wait_replicas"):
         if values.get(name) and not values.get("redis_url"):
             raise SettingsError(f"{OPTIONS[name].flag} (from {sources[name]}) needs --redis-url: the embedded "
