@@ -22,7 +22,7 @@ LINTED = ["service", "sdk/python", "plugin", "tests", "scripts", "bench", "examp
 # no ping(); cli.py: a purge target's `finished` is optional to the type checker.
 # Fix some, then lower the count here in the same commit.
 PINNED_MYPY_ERRORS = {
-    "service/pynenc_sidecar/storage/": 39,
+    "service/pynenc_sidecar/storage/": 33,
     "service/pynenc_sidecar/server.py": 2,
     "service/pynenc_sidecar/inspector.py": 1,
     "service/pynenc_sidecar/cli.py": 1,
