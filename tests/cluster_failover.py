@@ -30,6 +30,8 @@ class FailoverResult:
     lost: int = 0  # acknowledged, then missing
     changed: int = 0  # acknowledged, then read back with another value
     codes: Counter = field(default_factory=Counter)  # status of every write, by name
+    details: Counter = field(default_factory=Counter)
+    lost_workflows: list[str] = field(default_factory=list)
     health_seen: list[str] = field(default_factory=list)  # health statuses, each change once
     writes_resumed_s: float | None = None  # from the kill to the first OK write of the dead master's slots
     promoted_s: float | None = None
@@ -40,7 +42,9 @@ class _Writers:
         self.address, self.app = address, app
         self.acknowledged: dict[str, str] = {}
         self.codes: Counter = Counter()
+        self.details: Counter = Counter()  # failure messages, for a report
         self.ok_times: list[tuple[float, str]] = []
+        self.failed_times: list[tuple[float, str]] = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._write, args=(i,), daemon=True) for i in range(threads)]
@@ -58,11 +62,15 @@ class _Writers:
                     code = "OK"
                 except grpc.RpcError as error:
                     code = error.code().name
+                    with self.lock:
+                        self.details[error.details()[:120]] += 1
                 with self.lock:
                     self.codes[code] += 1
                     if code == "OK":
                         self.acknowledged[workflow] = value
                         self.ok_times.append((time.monotonic(), workflow))
+                    else:
+                        self.failed_times.append((time.monotonic(), workflow))
                 if code != "OK":
                     time.sleep(0.02)
 
@@ -128,14 +136,17 @@ def kill_a_master_under_writes(cluster: RedisCluster, sidecar: SidecarServer, *,
         deadline = time.monotonic() + timeout_s
         while result.writes_resumed_s is None and time.monotonic() < deadline:
             with writers.lock:
-                resumed = [t for t, workflow in writers.ok_times
-                           if t > killed_at and cluster.slot_of_workflow(app, workflow) in victim_slots]
+                failed = [t for t, workflow in writers.failed_times
+                          if t > killed_at and cluster.slot_of_workflow(app, workflow) in victim_slots]
+                resumed = [t for t, workflow in writers.ok_times if failed and t > failed[0]
+                           and cluster.slot_of_workflow(app, workflow) in victim_slots]
             if resumed:
                 result.writes_resumed_s = resumed[0] - killed_at
             time.sleep(0.1)
         time.sleep(after_s)
     result.health_seen = health.seen
     result.codes = writers.codes
+    result.details = writers.details
     result.acknowledged = len(writers.acknowledged)
     with grpc.insecure_channel(sidecar.address) as channel:
         stub = sb_grpc.StateBackendServiceStub(channel)
@@ -144,6 +155,7 @@ def kill_a_master_under_writes(cluster: RedisCluster, sidecar: SidecarServer, *,
                                          timeout=10)
             if not reply.found:
                 result.lost += 1
+                result.lost_workflows.append(workflow)
             elif reply.value_json != value:
                 result.changed += 1
     result.victim = victim  # type: ignore[attr-defined]

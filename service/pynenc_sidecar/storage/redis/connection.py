@@ -165,7 +165,13 @@ class ScriptLoadingRedisCluster(RedisCluster):
         # closes under them (seen as "Connection closed by server" on 1 call in 100).
         if self._initialize:
             await self.initialize()
-        return await super().execute_command(*args, **kwargs)
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            # A rediscovery after a failover closes the connections of nodes that changed,
+            # including one another call is using: its writer is then None. That call met a
+            # connection lost, not a bug of its own: report it so (callers see UNAVAILABLE).
+            raise redis_errors.ConnectionError(f"connection closed during a topology change: {exc}") from exc
 
     def register_script(self, script: str) -> Any:
         self.registry.add(script)
