@@ -159,4 +159,5 @@ def kill_a_master_under_writes(cluster: RedisCluster, sidecar: SidecarServer, *,
             elif reply.value_json != value:
                 result.changed += 1
     result.victim = victim  # type: ignore[attr-defined]
+    result.timeline = {w: t - killed_at for t, w in writers.ok_times}  # type: ignore[attr-defined]
     return result

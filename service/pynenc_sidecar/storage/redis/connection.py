@@ -66,10 +66,21 @@ def _acknowledging(base: type[Connection], replicas: int, timeout_ms: int) -> ty
 
         def pack_command(self, *args: Any) -> list[bytes]:
             packed = super().pack_command(*args)
-            if not self._packing_batch and _command_name(args) in WRITES:
-                self._replies_before_wait = 1
-                packed += super().pack_command("WAIT", replicas, timeout_ms)
+            if not self._packing_batch:
+                self._replies_before_wait = 1 if _command_name(args) in WRITES else 0
+                if self._replies_before_wait:
+                    packed += super().pack_command("WAIT", replicas, timeout_ms)
             return packed
+
+        async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+            # redis-py packs a command, then connects when it sends it: the connection's own
+            # set-up commands (HELLO, SCRIPT EXISTS) and replies come first and must not be
+            # counted as the packed command's, or every later reply would be read one off
+            # (a WAIT reply taken for another write's). The count is kept for after them,
+            # and dropped when connecting fails (the command is never sent then).
+            pending, self._replies_before_wait = self._replies_before_wait, 0
+            await super().connect_check_health(*args, **kwargs)
+            self._replies_before_wait = pending
 
         def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
             batch = [tuple(command) for command in commands]
