@@ -3,8 +3,10 @@
 A token file line `TOKEN APP [APP ...]` (or a PYNENC_SIDECAR_AUTH_TOKEN entry of the same
 form) binds the token to those apps: its calls naming another app are PERMISSION_DENIED
 (reason APP_NOT_AUTHORIZED) and write nothing; DiscoverAppInfos lists only its apps. An
-unbound token keeps every app. No listing returns a secret-looking config value. Rejected
-calls are counted in the pynenc.auth.rejected metric.
+unbound token keeps every app. A bound token may purge its own app only if its line grants
+`+purge` (else PERMISSION_DENIED, reason METHOD_NOT_AUTHORIZED, nothing deleted). No listing
+returns a secret-looking config value. Rejected calls are counted in the pynenc.auth.rejected
+metric.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ SHOP, BILLING, OTHER = f"shop-{SUFFIX}", f"billing-{SUFFIX}", f"other-{SUFFIX}"
 SHOP_TOKEN = "shop-token-0123456789abcdef"  # file: bound to SHOP
 ADMIN_TOKEN = "admin-token-0123456789abcdef"  # file: unbound, every app
 ENV_TOKEN = "billing-token-0123456789abcdef"  # variable: bound to BILLING and OTHER
+OPS_TOKEN = "ops-token-0123456789abcdef"  # file: bound to OTHER, may purge it
 CONFIG = {"redis_password": "hunter2", "apiKey": "k-123", "url": "redis://:pw@db:6379/0", "workers": 4}
 
 
@@ -38,7 +41,8 @@ CONFIG = {"redis_password": "hunter2", "apiKey": "k-123", "url": "redis://:pw@db
 def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[SidecarServer]:
     directory = tmp_path_factory.mktemp("authz")
     tokens = directory / "tokens"
-    tokens.write_text(f"# token, then the apps it may use\n{SHOP_TOKEN} {SHOP}\n{ADMIN_TOKEN}\n")
+    tokens.write_text(f"# token, then the apps it may use\n{SHOP_TOKEN} {SHOP}\n{ADMIN_TOKEN}\n"
+                      f"{OPS_TOKEN} {OTHER} +purge\n")
     redis_url = request.getfixturevalue("redis_server").url if request.param == "redis" else None
     subject = SidecarServer(redis_url, data_file=None if redis_url else str(directory / "state.db"),
                             extra_args=["--auth-token-file", str(tokens), "--metrics-port", str(free_port())],
@@ -109,6 +113,32 @@ def test_a_bound_token_reaches_its_apps_only_and_writes_nothing_elsewhere(server
                                  timeout=10).result_json == "1"
 
 
+def test_a_bound_token_purges_its_own_app_only_with_the_purge_permission(server: SidecarServer) -> None:
+    channel, executor, backend, billing = stubs(server, ENV_TOKEN)
+    with channel:
+        for app_id in (BILLING, OTHER):
+            backend.SetResult(sb.SetResultRequest(app_id=app_id, invocation_id="kept", result_json="7"),
+                              metadata=billing, timeout=10)
+        reason, metadata, message = denied(
+            lambda: backend.PurgeApp(sb.PurgeAppRequest(app_id=BILLING), metadata=billing, timeout=10))
+        assert (reason, metadata["permission"]) == (security.METHOD_NOT_AUTHORIZED, "purge")
+        assert "+purge" in message and BILLING in message and ENV_TOKEN not in message
+        # Nothing was deleted: the result written before is still there.
+        assert backend.GetResult(sb.GetResultRequest(app_id=BILLING, invocation_id="kept"), metadata=billing,
+                                 timeout=10).result_json == "7"
+        # Other methods of the same token still work.
+        assert not executor.Random(de.RandomRequest(position=position(BILLING, "p", 1)), metadata=billing,
+                                   timeout=10).replayed
+    channel, _, backend, ops = stubs(server, OPS_TOKEN)
+    with channel:  # +purge covers the token's own app, never another one
+        assert denied(lambda: backend.PurgeApp(sb.PurgeAppRequest(app_id=BILLING), metadata=ops,
+                                               timeout=10))[0] == security.APP_NOT_AUTHORIZED
+        backend.PurgeApp(sb.PurgeAppRequest(app_id=OTHER), metadata=ops, timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            backend.GetResult(sb.GetResultRequest(app_id=OTHER, invocation_id="kept"), metadata=ops, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 def test_discover_app_infos_lists_the_callers_apps_with_secrets_masked(server: SidecarServer) -> None:
     for app_id, token in ((SHOP, SHOP_TOKEN), (BILLING, ENV_TOKEN), (OTHER, ENV_TOKEN)):
         channel, _, backend, credentials = stubs(server, token)
@@ -158,6 +188,18 @@ def test_token_entries_bind_apps_in_the_file_and_the_variable(tmp_path: Path) ->
     assert [(g.token, g.apps) for g in grants] == [(SHOP_TOKEN, frozenset({"a", "b"})), (ADMIN_TOKEN, None)]
     grants = security.parse_token_list(f"{SHOP_TOKEN} a, {ENV_TOKEN}\n{ADMIN_TOKEN} c d", "")
     assert [g.apps for g in grants] == [frozenset({"a"}), None, frozenset({"c", "d"})]
+    grants = security.parse_token_lines(f"{SHOP_TOKEN} a +purge b\n", "f")
+    assert [(g.apps, g.permissions) for g in grants] == [(frozenset({"a", "b"}), frozenset({"purge"}))]
+
+
+@pytest.mark.parametrize("line, problem", [
+    (f"{SHOP_TOKEN} a +drop", "unknown permission +drop"),
+    (f"{SHOP_TOKEN} +purge", "only applies to a token bound to apps"),
+])
+def test_a_malformed_permission_is_refused_with_what_to_change(line: str, problem: str) -> None:
+    with pytest.raises(security.CredentialsError) as caught:
+        security.parse_token_lines(line, "tokens")
+    assert problem in str(caught.value) and "tokens line 1" in str(caught.value) and SHOP_TOKEN not in str(caught.value)
     merged = security.merge_grants([security.TokenGrant(SHOP_TOKEN, frozenset({"a"})),
                                     security.TokenGrant(SHOP_TOKEN, frozenset({"b"}))])
     assert [(g.token, g.apps) for g in merged] == [(SHOP_TOKEN, frozenset({"a", "b"}))]

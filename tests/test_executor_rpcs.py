@@ -174,6 +174,20 @@ def test_workflow_log_returns_everything_in_one_call(stub, app_id):
     assert len(empty) == 1 and not empty[0].operations
 
 
+@pytest.mark.parametrize("server", ["sidecar", "sqlite_sidecar"])
+def test_a_log_of_large_values_streams_in_messages_of_about_a_mebibyte(request, server, app_id):
+    channel = grpc.insecure_channel(request.getfixturevalue(server).address)
+    stub = de_grpc.DeterministicExecutorServiceStub(channel)
+    value = json.dumps("v" * 300_000)  # 300 KB each: 8 of them never in one message
+    for seq in range(1, 9):
+        stub.Record(de.RecordRequest(position=position(app_id, "large", seq), operation="blob", value_json=value))
+    batches = list(stub.GetWorkflowLog(de.GetWorkflowLogRequest(app_id=app_id, workflow_id="large")))
+    assert sorted(op.sequence for b in batches for op in b.operations) == list(range(1, 9))
+    assert len(batches) >= 2
+    assert all(b.ByteSize() < 1024 * 1024 + 400_000 for b in batches)  # the budget plus one value at most
+    channel.close()
+
+
 def _log_content(batches) -> tuple[list[bytes], list[bytes], list[int]]:
     """A log's operations and tasks (serialized, sorted: the log has no order) and base times."""
     return (sorted(op.SerializeToString(deterministic=True) for b in batches for op in b.operations),

@@ -752,6 +752,8 @@ def _bad_requests():
         ("ListInvocationIdsByWorkflow", sb.ListInvocationIdsByWorkflowRequest(app_id=a), "workflow_id"),
         ("ListInvocationIdsByWorkflow", sb.ListInvocationIdsByWorkflowRequest(app_id=a, workflow_id="w",
                                                                               page_token="AAAA"), "page_token"),
+        ("DiscoverAppInfos", sb.DiscoverAppInfosRequest(page_size=-1), "page_size"),
+        ("DiscoverAppInfos", sb.DiscoverAppInfosRequest(page_token="AAAA"), "page_token"),
     ]
 
 
@@ -764,7 +766,7 @@ def test_bad_input_is_invalid_argument_naming_the_field(stub, rpc, request_messa
 def test_every_rpc_has_a_bad_input_case():
     rpcs = set(sb.DESCRIPTOR.services_by_name["StateBackendService"].methods_by_name)
     covered = {rpc for rpc, _, _ in _bad_requests()}
-    assert rpcs - covered == {"DiscoverAppInfos"}  # takes no fields
+    assert rpcs == covered
 
 
 def test_rejected_writes_leave_nothing(stub, app):

@@ -192,6 +192,33 @@ def test_purge_app_keeps_the_app_info_unless_asked(stub, app):
     assert app not in stub.DiscoverAppInfos(sb.DiscoverAppInfosRequest()).app_infos
 
 
+def test_discover_app_infos_pages_by_size_and_lists_every_app_once(stub, app):
+    mine = {f"{app}-{n}" for n in range(5)}
+    big = json.dumps({"pad": "x" * 100_000})  # ~100 KB of config: two or three fit a 256 KiB page
+    for app_id in mine:
+        stub.StoreAppInfo(sb.StoreAppInfoRequest(app_info=sb.AppInfo(app_id=app_id, module="m",
+                                                                     config_values_json=big)))
+    seen, pages, request = [], 0, sb.DiscoverAppInfosRequest()
+    while True:
+        reply = stub.DiscoverAppInfos(request)
+        pages += 1
+        seen += list(reply.app_infos)
+        if not reply.next_page_token:
+            break
+        request.page_token = reply.next_page_token
+    assert mine <= set(seen) and len(seen) == len(set(seen))
+    assert pages >= 2  # 500 KB of app info never comes in one reply
+    small = stub.DiscoverAppInfos(sb.DiscoverAppInfosRequest(page_size=1))
+    assert len(small.app_infos) == 1 and small.next_page_token
+    for bad, field in ((sb.DiscoverAppInfosRequest(page_size=1001), "page_size"),
+                       (sb.DiscoverAppInfosRequest(page_token="nonsense"), "page_token")):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.DiscoverAppInfos(bad)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in caught.value.details()
+    for app_id in mine:
+        stub.PurgeApp(sb.PurgeAppRequest(app_id=app_id, delete_app_info=True))
+
+
 # --- payloads: JSON or opaque --------------------------------------------------------------
 PICKLED = "gASVCwAAAAAAAACMB3BpY2tsZWSULg=="  # serializer text: not JSON
 TRICKY_OPAQUE = ['{"$opaque": "x"}', "", "null", '"quoted"', "é漢\n\x00"]

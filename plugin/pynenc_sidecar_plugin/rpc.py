@@ -136,7 +136,14 @@ class StateBackendRpc(ServiceRpc):
         return reply.app_info if reply else None
 
     def discover_app_infos(self) -> dict[str, sb.AppInfo]:
-        return dict(self._call("DiscoverAppInfos", sb.DiscoverAppInfosRequest()).app_infos)
+        request = sb.DiscoverAppInfosRequest()
+        found: dict[str, sb.AppInfo] = {}
+        while True:
+            reply = self._call("DiscoverAppInfos", request)
+            found.update(reply.app_infos)
+            if not reply.next_page_token:
+                return found
+            request.page_token = reply.next_page_token
 
     # --- invocations -----------------------------------------------------------------
     def upsert_invocations(self, invocations: list[sb.Invocation]) -> None:

@@ -65,6 +65,9 @@ class TaskOutcome:
 # One recorded operation of a log: ((scope, kind, custom name), sequence, value, field).
 LogEntry = tuple[tuple[str, Kind, str], int, str, str]
 LOG_BATCH = 1000  # operations per GetWorkflowLog message (the proto's promise)
+# ...and a message stops once its values pass this many bytes (at least one operation), so a
+# log of large custom values streams in messages far below gRPC's limits.
+LOG_BATCH_BYTES = 1024 * 1024
 LOG_SCAN = 4096  # fields read from the store at a time
 
 
@@ -388,8 +391,7 @@ class _LogReader:
         seen.update(chunk)
         has_tasks = any(kind is Kind.TASK for _, kind, _ in parser.values())  # a few series: cheap
         batches: list[tuple[LogBatch, list[str]]] = []
-        for start in range(0, len(entries), batch_size):
-            batch = entries[start:start + batch_size] if len(entries) > batch_size else entries
+        for batch in _cut(entries, batch_size, LOG_BATCH_BYTES):
             batch_origins = [origins.get(entry[3]) for entry in batch] if origins else None
             task_ids = [TaskCall.decode(value).invocation_id for (_, kind, _), _, value, _ in batch
                         if kind is Kind.TASK] if has_tasks else []
@@ -397,6 +399,23 @@ class _LogReader:
             base_time_us = self.base_time_us if first and not batches else None
             batches.append((LogBatch(batch, [], base_time_us, batch_origins), task_ids))
         return batches
+
+
+def _cut(entries: list[LogEntry], count: int, budget: int) -> list[list[LogEntry]]:
+    """entries in runs of at most `count`, each cut once its values pass `budget` bytes
+    (at least one entry a run)."""
+    runs: list[list[LogEntry]] = []
+    run: list[LogEntry] = []
+    size = 0
+    for entry in entries:
+        if run and (len(run) == count or size + len(entry[2]) > budget):
+            runs.append(run)
+            run, size = [], 0
+        run.append(entry)
+        size += len(entry[2])
+    if run:
+        runs.append(run)
+    return runs
 
 
 def _not_found(invocation_id: str) -> NotFound:

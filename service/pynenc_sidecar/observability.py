@@ -169,7 +169,7 @@ def lease_taken_over() -> None:
 
 
 def auth_rejected(reason: str, method: str) -> None:
-    """A call refused by the token check: UNAUTHENTICATED, or APP_NOT_AUTHORIZED."""
+    """A call refused by the token check: UNAUTHENTICATED, APP_NOT_AUTHORIZED or METHOD_NOT_AUTHORIZED."""
     if METRICS:
         _instruments.auth_rejected.add(1, {"reason": reason, "rpc.method": method.rpartition("/")[2]})
 
@@ -516,7 +516,8 @@ def _configure_metrics(resource: Any, port: int | None, host: str, environ: Mapp
         "pynenc.store.errors", unit="{error}", description="Calls that failed because the store was unreachable.")
     _instruments.auth_rejected = meter.create_counter(
         "pynenc.auth.rejected", unit="{call}",
-        description="Calls refused by the token check, by reason (UNAUTHENTICATED, APP_NOT_AUTHORIZED).")
+        description="Calls refused by the token check, by reason "
+                    "(UNAUTHENTICATED, APP_NOT_AUTHORIZED, METHOD_NOT_AUTHORIZED).")
     _state.meter_provider = provider
     _state.shutdowns.insert(0, provider.shutdown)
     return bound_port

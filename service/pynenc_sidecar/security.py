@@ -20,6 +20,11 @@ each ``TOKEN [APP_ID ...]``). A bound token's call naming another app (``app_id`
 reflection and ``DiscoverAppInfos``, which lists only its apps (`caller_apps`). An unbound
 token may use every app, as before.
 
+A bound token may also not call a privileged method unless its grant names the permission:
+``PurgeApp`` (it deletes an app's whole state) needs ``+purge`` (``TOKEN APP_ID +purge``), so a
+worker's token cannot wipe the app it works for. Without it the call is ``PERMISSION_DENIED``
+with reason ``METHOD_NOT_AUTHORIZED`` and touches nothing.
+
 No token, key or certificate content is ever logged; rejected calls are logged as one
 warning a minute at most, with their count, method and peer, and counted in the metric
 ``pynenc.auth.rejected`` (by reason and method).
@@ -50,6 +55,7 @@ log = logging.getLogger("pynenc_sidecar.security")
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 APP_NOT_AUTHORIZED = "APP_NOT_AUTHORIZED"
+METHOD_NOT_AUTHORIZED = "METHOD_NOT_AUTHORIZED"
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 # Methods anyone may call without a token: health, for orchestrators' probes.
 OPEN_METHOD_PREFIXES: tuple[str, ...] = (HEALTH_PREFIX,)
@@ -57,6 +63,9 @@ OPEN_METHOD_PREFIXES: tuple[str, ...] = (HEALTH_PREFIX,)
 APP_FREE_PREFIXES: tuple[str, ...] = (HEALTH_PREFIX, "/grpc.reflection.")
 # Names no app, and answers only with the caller's apps (caller_apps()).
 APP_FILTERED_METHODS = frozenset({"/pynenc.sidecar.v1.StateBackendService/DiscoverAppInfos"})
+# Methods a token bound to apps may call only if its grant holds the permission.
+PRIVILEGED_METHODS: dict[str, str] = {"/pynenc.sidecar.v1.StateBackendService/PurgeApp": "purge"}
+PERMISSIONS = frozenset(PRIVILEGED_METHODS.values())
 
 # The apps the current call's token may use; None: every app (no token, or an unbound one).
 _caller_apps: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar("caller_apps", default=None)
@@ -76,10 +85,12 @@ class CredentialsError(ValueError):
 # --- tokens ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TokenGrant:
-    """An accepted token and the app ids it may use (None: every app)."""
+    """An accepted token, the app ids it may use (None: every app and every method) and, when
+    bound to apps, the permissions for PRIVILEGED_METHODS it holds."""
 
     token: str = field(repr=False)
     apps: frozenset[str] | None = None
+    permissions: frozenset[str] = frozenset()
 
 
 def check_token(token: str, where: str) -> str:
@@ -93,9 +104,19 @@ def check_token(token: str, where: str) -> str:
 
 
 def parse_grant(entry: str, where: str) -> TokenGrant:
-    """`TOKEN` (every app) or `TOKEN APP_ID [APP_ID ...]`, separated by whitespace."""
-    token, *apps = entry.split()
-    return TokenGrant(check_token(token, where), frozenset(apps) if apps else None)
+    """`TOKEN` (every app) or `TOKEN APP_ID [APP_ID ...] [+PERMISSION ...]`, separated by
+    whitespace."""
+    token, *words = entry.split()
+    token = check_token(token, where)
+    apps = frozenset(word for word in words if not word.startswith("+"))
+    permissions = frozenset(word[1:] for word in words if word.startswith("+"))
+    if unknown := sorted(permissions - PERMISSIONS):
+        raise CredentialsError(f"{where}: unknown permission +{unknown[0]} (known: "
+                               f"{', '.join('+' + p for p in sorted(PERMISSIONS))})")
+    if permissions and not apps:
+        raise CredentialsError(f"{where}: a permission such as +{min(permissions)} only applies to a token bound "
+                               "to apps (a token bound to no app may call every method): name its app ids")
+    return TokenGrant(token, apps or None, permissions)
 
 
 def parse_token_lines(text: str, where: str) -> list[TokenGrant]:
@@ -117,15 +138,18 @@ def parse_token_list(text: str, where: str) -> list[TokenGrant]:
 def merge_grants(grants: Iterable[TokenGrant | str]) -> list[TokenGrant]:
     """One grant per token: a token given twice may use the apps of both (every app if either
     is unbound)."""
-    merged: dict[str, frozenset[str] | None] = {}
+    merged: dict[str, TokenGrant] = {}
     for grant in grants:
         grant = grant if isinstance(grant, TokenGrant) else TokenGrant(grant)
-        if grant.token in merged:
-            before = merged[grant.token]
-            merged[grant.token] = None if before is None or grant.apps is None else before | grant.apps
+        before = merged.get(grant.token)
+        if before is None:
+            merged[grant.token] = grant
+        elif before.apps is None or grant.apps is None:
+            merged[grant.token] = TokenGrant(grant.token)
         else:
-            merged[grant.token] = grant.apps
-    return [TokenGrant(token, apps) for token, apps in merged.items()]
+            merged[grant.token] = TokenGrant(grant.token, before.apps | grant.apps,
+                                             before.permissions | grant.permissions)
+    return list(merged.values())
 
 
 def read_token_file(path: str) -> list[TokenGrant]:
@@ -168,22 +192,22 @@ class TokenVerifier:
             raise ValueError("TokenVerifier needs at least one token")
         grants = merge_grants(tokens)
         self._digests = [_digest(g.token) for g in grants]
-        self._apps = [g.apps for g in grants]
+        self._grants = [TokenGrant("", g.apps, g.permissions) for g in grants]  # no token kept
 
     def __len__(self) -> int:
         return len(self._digests)
 
-    def grant(self, token: bytes) -> tuple[bool, frozenset[str] | None]:
-        """(accepted, the apps the token may use: None for every app)."""
+    def grant(self, token: bytes) -> TokenGrant | None:
+        """The accepted token's grant (its token text blanked), None when it is not accepted."""
         given = _digest(token)
         found = -1
         for index, digest in enumerate(self._digests):  # every digest is compared: no early exit
             if hmac.compare_digest(given, digest):
                 found = index
-        return (found >= 0, self._apps[found] if found >= 0 else None)
+        return self._grants[found] if found >= 0 else None
 
     def verify(self, token: bytes) -> bool:
-        return self.grant(token)[0]
+        return self.grant(token) is not None
 
 
 def request_app_id(request: Any) -> str | None:
@@ -225,6 +249,15 @@ def app_denied_status(method: str, app_id: str | None, apps: frozenset[str]) -> 
     return _status(code_pb2.PERMISSION_DENIED, APP_NOT_AUTHORIZED, message, {"method": method, "app_id": app_id})
 
 
+def method_denied_status(method: str, permission: str, apps: frozenset[str]) -> grpc.Status:
+    allowed = " ".join(sorted(apps))
+    message = (f"{method} needs the +{permission} permission, which this bearer token (bound to apps: "
+               f"{allowed.replace(' ', ', ')}) does not hold: grant it in the token's line "
+               f"(TOKEN {allowed} +{permission}) or use a token bound to no app")
+    return _status(code_pb2.PERMISSION_DENIED, METHOD_NOT_AUTHORIZED, message,
+                   {"method": method, "permission": permission})
+
+
 def unauthenticated_status(message: str, method: str) -> grpc.Status:
     return _status(code_pb2.UNAUTHENTICATED, UNAUTHENTICATED, message, {"method": method})
 
@@ -250,10 +283,15 @@ def _rejecting(handler: grpc.RpcMethodHandler, status: grpc.Status) -> grpc.RpcM
                                                  handler.response_serializer)
 
 
-def _scoped(handler: grpc.RpcMethodHandler, apps: frozenset[str], method: str,
+def _scoped(handler: grpc.RpcMethodHandler, grant: TokenGrant, method: str,
             on_denied: Any) -> grpc.RpcMethodHandler:
-    """`handler` for a token bound to `apps`: a request naming another app (or, but for
-    APP_FILTERED_METHODS, no app) is PERMISSION_DENIED; the others run with caller_apps()."""
+    """`handler` for a token bound to apps: a privileged method without its permission, or a
+    request naming another app (or, but for APP_FILTERED_METHODS, no app), is
+    PERMISSION_DENIED; the others run with caller_apps()."""
+    assert grant.apps is not None
+    apps = grant.apps
+    permission = PRIVILEGED_METHODS.get(method)
+    missing = permission if permission is not None and permission not in grant.permissions else None
     filtered = method in APP_FILTERED_METHODS
 
     async def admit(request: Any, context: grpc.aio.ServicerContext) -> None:
@@ -264,6 +302,9 @@ def _scoped(handler: grpc.RpcMethodHandler, apps: frozenset[str], method: str,
         if (app_id is None and not filtered) or (app_id and app_id not in apps):
             on_denied(method, APP_NOT_AUTHORIZED, "app not authorized")
             await context.abort_with_status(app_denied_status(method, app_id, apps))
+        if missing is not None:  # its own app, but a method the grant does not cover
+            on_denied(method, METHOD_NOT_AUTHORIZED, f"no +{missing} permission")
+            await context.abort_with_status(method_denied_status(method, missing, apps))
 
     if handler.unary_unary:
         behavior = handler.unary_unary
@@ -307,12 +348,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return await continuation(details)
         token, problem = bearer_token(details.invocation_metadata)
         if token is not None:
-            accepted, apps = self.verifier.grant(token)
-            if accepted:
+            grant = self.verifier.grant(token)
+            if grant is not None:
                 handler = await continuation(details)
-                if apps is None or handler is None or method.startswith(APP_FREE_PREFIXES):
+                if grant.apps is None or handler is None or method.startswith(APP_FREE_PREFIXES):
                     return handler
-                return _scoped(handler, apps, method, self._note_rejection)
+                return _scoped(handler, grant, method, self._note_rejection)
             problem = "invalid bearer token"
         handler = await continuation(details)
         if handler is None:  # an unknown method stays UNIMPLEMENTED... only once authenticated
@@ -325,7 +366,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self._rejected += 1
         now = time.monotonic()
         if now - self._last_log >= _REJECTION_LOG_INTERVAL_S:
-            log.warning("rejected %d call(s) (unauthenticated, or outside the token's apps) since the last report; "
+            log.warning("rejected %d call(s) (unauthenticated, or outside the token's apps or permissions) "
+                        "since the last report; "
                         "latest: %s (%s)", self._rejected, method, problem)
             self._rejected, self._last_log = 0, now
 

@@ -215,6 +215,26 @@ def test_purge_app_keeps_the_app_info_when_asked(backend: Any, run: Run, app: st
     run(body())
 
 
+def test_app_infos_page_by_app_id_and_resume_after_the_last(backend: Any, run: Run, app: str) -> None:
+    async def body() -> None:
+        mine = [f"{app}-{n}" for n in (3, 1, 2)]
+        for app_id in mine:
+            await backend.store_app_info(app_id, f'{{"appId":"{app_id}"}}')
+        seen: list[str] = []
+        after = None
+        while page := await backend.app_infos_page(after, 2):
+            assert len(page) <= 2 and [a for a, _ in page] == sorted(a for a, _ in page)
+            seen += [a for a, _ in page]
+            after = page[-1][0]
+        assert seen == sorted(seen) and len(seen) == len(set(seen))  # every app once, in order
+        assert [a for a in seen if a in mine] == sorted(mine)
+        assert dict(await backend.app_infos_page(f"{app}-1", 1)) == {f"{app}-2": f'{{"appId":"{app}-2"}}'}
+        for app_id in mine:
+            await backend.purge_app(app_id)
+
+    run(body())
+
+
 # --- data written before paging existed --------------------------------------------------
 def test_redis_indexes_written_as_sets_still_page_and_grow(redis_server: Any, run: Run, app: str) -> None:
     store = RedisStore(redis_server.url)

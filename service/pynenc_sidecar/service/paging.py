@@ -10,22 +10,28 @@ own request scope.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pynenc_sidecar.core.errors import InvalidArgument
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 TOKEN_VERSION = 1
 # A page stops growing past this many payload bytes (at least one item is always sent), so
 # that no reply nears gRPC's default 4 MiB receive limit unless one item alone is larger, and
 # building one reply holds the event loop only a few milliseconds (other calls wait behind it).
 REPLY_BUDGET_BYTES = 256 * 1024
+# A page is read from the store and decoded in slices of this many items, the event loop
+# free between slices: one slice holds it well under a millisecond on an idle core, so a
+# small call queued behind a huge read waits for one slice, not for the whole page.
+SLICE_ITEMS = 64
 _BAD = "is not a next_page_token of this RPC: send one back unchanged, or none for the first page"
 _FOREIGN = ("was issued for another request: send it to the same RPC with the same other fields as the "
             "request that returned it, or send none to start again")
@@ -86,3 +92,39 @@ def bounded(items: list[T], size: Callable[[T], int], page: int) -> tuple[list[T
             break
         kept.append(item)
     return kept, len(kept) < len(items)
+
+
+async def decoded(items: Sequence[T], decode: Callable[[T], R], every: int = SLICE_ITEMS) -> list[R]:
+    """[decode(item) for item in items], giving the event loop a turn every `every` items."""
+    out: list[R] = []
+    for start in range(0, len(items), every):
+        if start:
+            await asyncio.sleep(0)
+        out.extend(decode(item) for item in items[start:start + every])
+    return out
+
+
+async def filled(fetch: Callable[[int, T | None], Awaitable[list[T]]], size: Callable[[T], int], page: int,
+                 after: T | None = None, every: int = 2 * SLICE_ITEMS) -> tuple[list[T], bool]:
+    """`bounded` over a store read in steps: fetch(limit, after_item) returns up to `limit`
+    items after `after_item` (None: from the start). The first step reads `every` items, the
+    next about what the rest of the byte budget holds at the sizes seen, so a page cut by the
+    budget after 400 items reads ~400 in two round trips, not `page` + 1 in one; each round
+    trip frees the event loop."""
+    kept: list[T] = []
+    total = 0
+    want = min(every, page)
+    while True:
+        items = await fetch(want + 1, kept[-1] if kept else after)
+        for item in items[:want]:
+            total += size(item)
+            if kept and total > REPLY_BUDGET_BYTES:
+                return kept, True
+            kept.append(item)
+        if len(items) <= want:
+            return kept, False
+        if len(kept) >= page:
+            return kept, True
+        # Next, about what the rest of the budget holds at the sizes seen so far (+1 for luck).
+        fits = (REPLY_BUDGET_BYTES - total) * len(kept) // max(total, 1) + 1
+        want = max(1, min(page - len(kept), fits))

@@ -9,6 +9,7 @@ says how they are checked and kept; service/paging.py how the list RPCs page.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -24,9 +25,12 @@ from pynenc_sidecar.service import serialized_values as values
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
 from pynenc_sidecar.service.paging import (
     REPLY_BUDGET_BYTES,
+    SLICE_ITEMS,
     bounded,
     decode_token,
+    decoded,
     encode_token,
+    filled,
     is_ints,
     is_text,
     page_size,
@@ -45,6 +49,7 @@ APP_NOT_FOUND = "APP_NOT_FOUND"
 RUNNER_CONTEXT_NOT_FOUND = "RUNNER_CONTEXT_NOT_FOUND"
 
 MAX_BATCH = 1000
+MAX_ARGUMENTS = 1000  # arguments of one invocation (a call's parameters)
 # Runs keep their earlier default; every other list defaults to its maximum, so that an older
 # client that sends no page_size still gets lists of up to 1000 items whole.
 RUNS_PAGE_DEFAULT, PAGE_MAX = 100, 1000
@@ -70,6 +75,14 @@ def _dump(message) -> str:
 
 def _load(text: str, cls):
     return json_format.Parse(text, cls(), ignore_unknown_fields=True)
+
+
+def _load_app_info(text: str) -> sb.AppInfo:
+    return _load(text, sb.AppInfo)
+
+
+def _load_runner_context(text: str) -> sb.RunnerContext:
+    return _load(text, sb.RunnerContext)
 
 
 _HISTORY_FIELDS = {f.json_name: f for f in sb.InvocationHistory.DESCRIPTOR.fields}
@@ -157,6 +170,8 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         subject = f"invocation {invocation_id!r}"
         if inv.serialized_arguments and inv.arguments:
             raise InvalidArgument(f"{field}.arguments", "set serialized_arguments or arguments, not both")
+        self._count(inv.arguments, f"{field}.arguments", 0, MAX_ARGUMENTS)
+        self._count(inv.serialized_arguments, f"{field}.serialized_arguments", 0, MAX_ARGUMENTS)
         stored = sb.Invocation()
         stored.CopyFrom(inv)
         stored.ClearField("serialized_arguments")  # kept once, in `arguments`
@@ -241,13 +256,25 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         # Only the apps the caller's token may use, and never a secret-looking config value:
         # a listing is readable by more callers than any one app's GetAppInfo.
         allowed = security.caller_apps()
-        infos = await self.store.all_app_infos()
+        size = page_size(request.page_size, LIST_PAGE_DEFAULT, PAGE_MAX)
+        scope = ("",) if allowed is None else tuple(sorted(allowed))
+        after = decode_token(request.page_token, "DiscoverAppInfos", scope, is_text)
+
+        async def fetch(limit: int, last: tuple[str, str] | None) -> list[tuple[str, str]]:
+            start = after if last is None else last[0]
+            if allowed is None:
+                return await self.store.app_infos_page(start, limit)
+            mine = [app_id for app_id in sorted(allowed) if start is None or app_id > start][:limit]
+            found = [(app_id, await self.store.get_app_info(app_id)) for app_id in mine]
+            return [(app_id, payload) for app_id, payload in found if payload is not None]
+
+        page, more = await filled(fetch, lambda item: len(item[1]), size)
         reply = sb.DiscoverAppInfosResponse()
-        for app_id, payload in infos.items():
-            if allowed is None or app_id in allowed:
-                info = _load(payload, sb.AppInfo)
-                info.config_values_json = mask_config_json(info.config_values_json)
-                reply.app_infos[app_id].CopyFrom(info)
+        for app_id, info in zip([app_id for app_id, _ in page], await decoded([p for _, p in page], _load_app_info)):
+            info.config_values_json = mask_config_json(info.config_values_json)
+            reply.app_infos[app_id].CopyFrom(info)
+        if more:
+            reply.next_page_token = encode_token("DiscoverAppInfos", scope, page[-1][0])
         return reply
 
     # --- invocations -------------------------------------------------------------
@@ -341,10 +368,14 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         size = page_size(request.page_size, LIST_PAGE_DEFAULT, PAGE_MAX)
         scope = (app_id, invocation_id)
         after = decode_token(request.page_token, "GetHistory", scope, is_ints(3))
-        records = await self.store.get_history(app_id, invocation_id, size + 1, None if after is None else tuple(after))
-        page, more = bounded(records, lambda r: len(r.payload), size)
+        start = None if after is None else tuple(after)
+
+        async def fetch(limit: int, last):
+            return await self.store.get_history(app_id, invocation_id, limit, start if last is None else last.cursor)
+
+        page, more = await filled(fetch, lambda r: len(r.payload), size)
         token = encode_token("GetHistory", scope, list(page[-1].cursor)) if more else ""
-        return sb.GetHistoryResponse(history=[self._history(r) for r in page], next_page_token=token)
+        return sb.GetHistoryResponse(history=await decoded(page, self._history), next_page_token=token)
 
     @handle_stream_errors
     async def StreamInvocationsInTimeRange(self, request, context):
@@ -357,10 +388,12 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         app_id, start, end, batch = self._time_range(request)
         async for records in self.store.history_in_range(app_id, start, end, batch):
             chunk, size = [], 0
-            for record in records:
+            for n, record in enumerate(records):
                 if chunk and size + len(record.payload) > STREAM_MESSAGE_BUDGET:
                     yield sb.StreamHistoryInTimeRangeResponse(history=chunk)
                     chunk, size = [], 0
+                elif n and n % SLICE_ITEMS == 0:
+                    await asyncio.sleep(0)  # a batch may hold 10,000 entries: let other calls in
                 chunk.append(self._history(record))
                 size += len(record.payload)
             yield sb.StreamHistoryInTimeRangeResponse(history=chunk)
@@ -534,9 +567,8 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         self._count(request.runner_ids, "runner_ids", 0, MAX_BATCH)
         ids = [self._id(i, f"runner_ids[{n}]") for n, i in enumerate(request.runner_ids)]
         payloads = await self.store.get_runner_contexts(app_id, ids)
-        return sb.BatchGetRunnerContextsResponse(
-            runner_contexts=[_load(p, sb.RunnerContext) for p in payloads if p is not None]
-        )
+        found = [p for p in payloads if p is not None]
+        return sb.BatchGetRunnerContextsResponse(runner_contexts=await decoded(found, _load_runner_context))
 
     @handle_errors
     async def SearchRunnerContexts(self, request, context):
@@ -549,5 +581,5 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         page, cut = bounded(found, lambda item: len(item[1]), size)
         resume = page[-1][0] if cut else resume
         token = "" if resume is None else encode_token("SearchRunnerContexts", scope, resume)
-        return sb.SearchRunnerContextsResponse(runner_contexts=[_load(p, sb.RunnerContext) for _, p in page],
-                                               next_page_token=token)
+        contexts = await decoded([p for _, p in page], _load_runner_context)
+        return sb.SearchRunnerContextsResponse(runner_contexts=contexts, next_page_token=token)

@@ -345,11 +345,15 @@ class GetAppInfoResponse(_message.Message):
     def __init__(self, app_info: _Optional[_Union[AppInfo, _Mapping]] = ...) -> None: ...
 
 class DiscoverAppInfosRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class DiscoverAppInfosResponse(_message.Message):
-    __slots__ = ("app_infos",)
+    __slots__ = ("app_infos", "next_page_token")
     class AppInfosEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -358,8 +362,10 @@ class DiscoverAppInfosResponse(_message.Message):
         value: AppInfo
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[AppInfo, _Mapping]] = ...) -> None: ...
     APP_INFOS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     app_infos: _containers.MessageMap[str, AppInfo]
-    def __init__(self, app_infos: _Optional[_Mapping[str, AppInfo]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, app_infos: _Optional[_Mapping[str, AppInfo]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class StoreWorkflowRunRequest(_message.Message):
     __slots__ = ("app_id", "workflow")

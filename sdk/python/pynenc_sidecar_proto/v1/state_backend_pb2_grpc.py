@@ -354,7 +354,8 @@ class StateBackendServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DiscoverAppInfos(self, request, context):
-        """Every app that stored its info (this call is not scoped by app).
+        """Every app that stored its info (this call is not scoped by app), by app
+        id, paged (AIP-158); a token bound to apps sees only those.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -98,7 +98,9 @@ class StateBackendServiceStub:
     GetAppInfo: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.GetAppInfoRequest, _state_backend_pb2.GetAppInfoResponse]
     """NOT_FOUND (APP_NOT_FOUND) when the app stored none."""
     DiscoverAppInfos: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.DiscoverAppInfosRequest, _state_backend_pb2.DiscoverAppInfosResponse]
-    """Every app that stored its info (this call is not scoped by app)."""
+    """Every app that stored its info (this call is not scoped by app), by app
+    id, paged (AIP-158); a token bound to apps sees only those.
+    """
     StoreWorkflowRun: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.StoreWorkflowRunRequest, _state_backend_pb2.StoreWorkflowRunResponse]
     ListWorkflowTypes: _grpc.UnaryUnaryMultiCallable[_state_backend_pb2.ListWorkflowTypesRequest, _state_backend_pb2.ListWorkflowTypesResponse]
     """The app's workflow types, sorted, paged: page_size default and maximum 1000."""
@@ -210,7 +212,9 @@ class StateBackendServiceAsyncStub(StateBackendServiceStub):
     GetAppInfo: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.GetAppInfoRequest, _state_backend_pb2.GetAppInfoResponse]  # type: ignore[assignment]
     """NOT_FOUND (APP_NOT_FOUND) when the app stored none."""
     DiscoverAppInfos: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.DiscoverAppInfosRequest, _state_backend_pb2.DiscoverAppInfosResponse]  # type: ignore[assignment]
-    """Every app that stored its info (this call is not scoped by app)."""
+    """Every app that stored its info (this call is not scoped by app), by app
+    id, paged (AIP-158); a token bound to apps sees only those.
+    """
     StoreWorkflowRun: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.StoreWorkflowRunRequest, _state_backend_pb2.StoreWorkflowRunResponse]  # type: ignore[assignment]
     ListWorkflowTypes: _aio.UnaryUnaryMultiCallable[_state_backend_pb2.ListWorkflowTypesRequest, _state_backend_pb2.ListWorkflowTypesResponse]  # type: ignore[assignment]
     """The app's workflow types, sorted, paged: page_size default and maximum 1000."""
@@ -415,7 +419,9 @@ class StateBackendServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_backend_pb2.DiscoverAppInfosRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_state_backend_pb2.DiscoverAppInfosResponse, _abc.Awaitable[_state_backend_pb2.DiscoverAppInfosResponse]]:
-        """Every app that stored its info (this call is not scoped by app)."""
+        """Every app that stored its info (this call is not scoped by app), by app
+        id, paged (AIP-158); a token bound to apps sees only those.
+        """
 
     @_abc_1.abstractmethod
     def StoreWorkflowRun(

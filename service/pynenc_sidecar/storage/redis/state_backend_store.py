@@ -59,7 +59,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -382,6 +382,10 @@ class StateBackendStore(Protocol):
 
     async def all_app_infos(self) -> dict[str, str]: ...
 
+    async def app_infos_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` (app_id, payload) of the apps after `after`, by app id."""
+        ...
+
     async def upsert_invocations(self, app_id: str, records: list[InvocationRecord]) -> None:
         """All or nothing; the last of repeated ids wins; a replaced invocation leaves the
         indexes (children, workflow, type) of its former values."""
@@ -691,6 +695,15 @@ class RedisStateBackendStore:
     @_unavailable_on_redis_errors
     async def all_app_infos(self) -> dict[str, str]:
         return await self.client.hgetall(APPS_KEY)
+
+    @_unavailable_on_redis_errors
+    async def app_infos_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        # A hash has no order: the ids are read whole (small: an app id), the payloads
+        # (up to the payload limit each) only for the page.
+        every: list[str] = cast(list[str], await self.client.hkeys(APPS_KEY))  # decode_responses: str
+        ids = sorted(app_id for app_id in every if after is None or app_id > after)[:limit]
+        payloads: list[str | None] = cast(list[str | None], await self.client.hmget(APPS_KEY, ids)) if ids else []
+        return [(app_id, payload) for app_id, payload in zip(ids, payloads) if payload is not None]
 
     # --- invocations ---------------------------------------------------------------
     @_unavailable_on_redis_errors

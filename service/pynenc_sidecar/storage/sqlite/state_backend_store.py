@@ -229,6 +229,11 @@ class SqliteStateBackendStore:
         return dict(await self._run(lambda conn: conn.execute("SELECT app, payload FROM sb_apps").fetchall(),
                                     write=False))
 
+    async def app_infos_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        return await self._run(lambda conn: conn.execute(
+            "SELECT app, payload FROM sb_apps WHERE app > ? ORDER BY app LIMIT ?",
+            ("" if after is None else after, limit)).fetchall(), write=False)
+
     # --- invocations -----------------------------------------------------------------
     async def upsert_invocations(self, app_id: str, records: list[InvocationRecord]) -> None:
         latest = {r.invocation_id: r for r in records}  # the last of repeated ids wins

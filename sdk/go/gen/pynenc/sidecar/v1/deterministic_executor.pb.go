@@ -2579,7 +2579,8 @@ func (x *GetWorkflowLogRequest) GetWorkflowId() string {
 
 type GetWorkflowLogResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Recorded operations, in no particular order; a batch holds at most 1000.
+	// Recorded operations, in no particular order; a batch holds at most 1000
+	// and stops once its values pass 1 MiB (at least one operation).
 	Operations []*RecordedOperation `protobuf:"bytes,1,rep,name=operations,proto3" json:"operations,omitempty"`
 	// The current state of tasks recorded in this batch.
 	Tasks []*TaskInvocation `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`

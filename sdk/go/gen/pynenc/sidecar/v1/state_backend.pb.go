@@ -2125,7 +2125,12 @@ func (x *GetAppInfoResponse) GetAppInfo() *AppInfo {
 }
 
 type DiscoverAppInfosRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0..1000; 0 for 1000. A page also stops near 256 KiB of app info (at
+	// least one app is sent).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2160,10 +2165,26 @@ func (*DiscoverAppInfosRequest) Descriptor() ([]byte, []int) {
 	return file_pynenc_sidecar_v1_state_backend_proto_rawDescGZIP(), []int{35}
 }
 
+func (x *DiscoverAppInfosRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *DiscoverAppInfosRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type DiscoverAppInfosResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// app_id -> info.
-	AppInfos      map[string]*AppInfo `protobuf:"bytes,1,rep,name=app_infos,json=appInfos,proto3" json:"app_infos,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	AppInfos map[string]*AppInfo `protobuf:"bytes,1,rep,name=app_infos,json=appInfos,proto3" json:"app_infos,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2203,6 +2224,13 @@ func (x *DiscoverAppInfosResponse) GetAppInfos() map[string]*AppInfo {
 		return x.AppInfos
 	}
 	return nil
+}
+
+func (x *DiscoverAppInfosResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type StoreWorkflowRunRequest struct {
@@ -3938,10 +3966,14 @@ const file_pynenc_sidecar_v1_state_backend_proto_rawDesc = "" +
 	"\x11GetAppInfoRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\"K\n" +
 	"\x12GetAppInfoResponse\x125\n" +
-	"\bapp_info\x18\x01 \x01(\v2\x1a.pynenc.sidecar.v1.AppInfoR\aappInfo\"\x19\n" +
-	"\x17DiscoverAppInfosRequest\"\xcb\x01\n" +
+	"\bapp_info\x18\x01 \x01(\v2\x1a.pynenc.sidecar.v1.AppInfoR\aappInfo\"U\n" +
+	"\x17DiscoverAppInfosRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\xf3\x01\n" +
 	"\x18DiscoverAppInfosResponse\x12V\n" +
-	"\tapp_infos\x18\x01 \x03(\v29.pynenc.sidecar.v1.DiscoverAppInfosResponse.AppInfosEntryR\bappInfos\x1aW\n" +
+	"\tapp_infos\x18\x01 \x03(\v29.pynenc.sidecar.v1.DiscoverAppInfosResponse.AppInfosEntryR\bappInfos\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x1aW\n" +
 	"\rAppInfosEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
 	"\x05value\x18\x02 \x01(\v2\x1a.pynenc.sidecar.v1.AppInfoR\x05value:\x028\x01\"q\n" +

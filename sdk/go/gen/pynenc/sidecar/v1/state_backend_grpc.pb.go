@@ -116,7 +116,8 @@ type StateBackendServiceClient interface {
 	StoreAppInfo(ctx context.Context, in *StoreAppInfoRequest, opts ...grpc.CallOption) (*StoreAppInfoResponse, error)
 	// NOT_FOUND (APP_NOT_FOUND) when the app stored none.
 	GetAppInfo(ctx context.Context, in *GetAppInfoRequest, opts ...grpc.CallOption) (*GetAppInfoResponse, error)
-	// Every app that stored its info (this call is not scoped by app).
+	// Every app that stored its info (this call is not scoped by app), by app
+	// id, paged (AIP-158); a token bound to apps sees only those.
 	DiscoverAppInfos(ctx context.Context, in *DiscoverAppInfosRequest, opts ...grpc.CallOption) (*DiscoverAppInfosResponse, error)
 	StoreWorkflowRun(ctx context.Context, in *StoreWorkflowRunRequest, opts ...grpc.CallOption) (*StoreWorkflowRunResponse, error)
 	// The app's workflow types, sorted, paged: page_size default and maximum 1000.
@@ -545,7 +546,8 @@ type StateBackendServiceServer interface {
 	StoreAppInfo(context.Context, *StoreAppInfoRequest) (*StoreAppInfoResponse, error)
 	// NOT_FOUND (APP_NOT_FOUND) when the app stored none.
 	GetAppInfo(context.Context, *GetAppInfoRequest) (*GetAppInfoResponse, error)
-	// Every app that stored its info (this call is not scoped by app).
+	// Every app that stored its info (this call is not scoped by app), by app
+	// id, paged (AIP-158); a token bound to apps sees only those.
 	DiscoverAppInfos(context.Context, *DiscoverAppInfosRequest) (*DiscoverAppInfosResponse, error)
 	StoreWorkflowRun(context.Context, *StoreWorkflowRunRequest) (*StoreWorkflowRunResponse, error)
 	// The app's workflow types, sorted, paged: page_size default and maximum 1000.

@@ -1279,7 +1279,8 @@ export const GetWorkflowLogRequestSchema: GenMessage<GetWorkflowLogRequest> = /*
  */
 export type GetWorkflowLogResponse = Message<"pynenc.sidecar.v1.GetWorkflowLogResponse"> & {
   /**
-   * Recorded operations, in no particular order; a batch holds at most 1000.
+   * Recorded operations, in no particular order; a batch holds at most 1000
+   * and stops once its values pass 1 MiB (at least one operation).
    *
    * @generated from field: repeated pynenc.sidecar.v1.RecordedOperation operations = 1;
    */
