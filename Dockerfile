@@ -7,16 +7,17 @@
 
 ARG PYTHON_VERSION=3.11
 
-# --- build: the package and its dependencies, in a virtualenv ----------------------------------
+# --- build: the server, its stubs and their dependencies, in a virtualenv ----------------------
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/pynenc-sidecar
 WORKDIR /src
-# Only what the package is built from (.dockerignore keeps everything else out).
-COPY pyproject.toml README.md ./
+# Only what the two distributions are built from (.dockerignore keeps everything else out):
+# the server (pyproject.toml, service/) and the stubs it imports (stubs/python). Not the SDK.
+COPY pyproject.toml README.md LICENSE ./
 COPY service ./service
-COPY sdk/python ./sdk/python
-RUN /opt/pynenc-sidecar/bin/pip install --no-cache-dir .
+COPY stubs/python ./stubs/python
+RUN /opt/pynenc-sidecar/bin/pip install --no-cache-dir ./stubs/python .
 
 # --- runtime: the virtualenv on the same slim Python, and nothing else --------------------------
 FROM python:${PYTHON_VERSION}-slim-bookworm

@@ -5,7 +5,7 @@ this tree's sidecar against a baseline tree's (e.g. the commit before the guard)
     python bench/guard_cost_ghz.py /tmp/baseline [--seconds 3] [--rounds 5] [--concurrency 16]
 
 Starts one redis-server and two sidecars on it (this tree's, and the baseline's `service/` and
-`sdk/python` put first on PYTHONPATH), on free loopback ports, and alternates ghz rounds
+`stubs/python` and `sdk/python` put first on PYTHONPATH), on free loopback ports, and alternates ghz rounds
 between them (fresh positions: every request records a new value). Prints each round's RPS and
 the median ratio new/old. Stops every process it started by its PID.
 """
@@ -99,7 +99,7 @@ def main() -> None:
     try:
         time.sleep(0.5)
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        baseline_path = f"{args.baseline / 'service'}{os.pathsep}{args.baseline / 'sdk' / 'python'}"
+        baseline_path = os.pathsep.join(str(args.baseline / d) for d in ("service", "stubs/python", "sdk/python"))
         old, old_address = start_sidecar(redis_url, baseline_path)
         processes.append(old)
         new, new_address = start_sidecar(redis_url, None)

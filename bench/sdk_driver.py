@@ -4,13 +4,16 @@ Run by bench/run.py in the project venv with PYNENC_SIDECAR_ADDRESS set; prints 
 object on stdout. Modes (the Pynenc side, bench/pynenc_driver.py, has the same ones):
 
     record  --ops N --workflows W --redis-url URL
-        Records N operations in each of W fresh workflows with the SDK's DeterministicExecutor
-        (one worker, in sequence), timing every operation; reports Redis `used_memory` and key
-        count before and after (run.py empties the Redis first).
+        Records N operations in each of W fresh workflows with `run_workflow` (one worker, in
+        sequence: StartWorkflow, the operations buffered and committed every 1,000 and with
+        the CompleteTask), timing every operation and every whole workflow; reports Redis
+        `used_memory` and key count before and after (run.py empties the Redis first).
     replay  --ops N --repeats R
         Records one N-operation workflow with `run_workflow`, then replays it R times: with
         `run_workflow` (the whole SDK path: StartWorkflow, whose reply brings the log, + the code) and
         with the DeterministicExecutor alone on the workflow's log (Pynenc's driver does that).
+    order-rpcs
+        Calls to the sidecar, by RPC, of one fresh process_order_workflow and of its replay.
     order-worker --barrier DIR --name I --duration D
         One of the concurrent workers of scenario (e): warms up, then (all together, see
         run.py) runs the seed's process_order_workflow under fresh ids for D seconds; reports
@@ -71,6 +74,21 @@ def redis_memory(url: str | None) -> dict:
         client.close()
 
 
+TIMES: list[int] = []  # the per-operation times of timed_workflow's current run
+
+
+@app.task
+def timed_workflow(n: int) -> int:
+    """ops_workflow, timing each operation (a buffered one, or one that commits the buffer)."""
+    executor = timed_workflow.wf.deterministic
+    clock = time.perf_counter_ns
+    for i in range(n):
+        t0 = clock()
+        operation(executor, i)
+        TIMES.append(clock() - t0)
+    return n
+
+
 def direct_executor(workflow_id: str, log: WorkflowLog | None = None) -> DeterministicExecutor:
     identity = WorkflowIdentity(workflow_id, "bench_driver.ops")
     return DeterministicExecutor(RunContext(app, identity, workflow_id, log or WorkflowLog()))
@@ -78,24 +96,23 @@ def direct_executor(workflow_id: str, log: WorkflowLog | None = None) -> Determi
 
 def mode_record(args: argparse.Namespace) -> dict:
     stamp = uuid.uuid4().hex[:8]
-    warm = direct_executor(f"warm-{stamp}")  # connections up, scripts loaded, before the first snapshot
-    for i in range(8):
-        operation(warm, i)
+    timed_workflow.run_workflow(f"warm-{stamp}", 8)  # connections up, scripts loaded, before the first snapshot
     before = redis_memory(args.redis_url)
     per_kind: dict[str, list[int]] = {k: [] for k in KINDS}
     latencies: list[int] = []
+    walls: list[float] = []
     started = time.perf_counter()
     for w in range(args.workflows):
-        executor = direct_executor(f"rec-{stamp}-{w}")
-        for i in range(args.ops):
-            t0 = time.perf_counter_ns()
-            operation(executor, i)
-            elapsed = time.perf_counter_ns() - t0
-            latencies.append(elapsed)
+        TIMES.clear()
+        t0 = time.perf_counter()
+        timed_workflow.run_workflow(f"rec-{stamp}-{w}", args.ops)
+        walls.append(time.perf_counter() - t0)
+        latencies += TIMES
+        for i, elapsed in enumerate(TIMES):
             per_kind[KINDS[i % 4]].append(elapsed)
     wall = time.perf_counter() - started
     after = redis_memory(args.redis_url)
-    return {"ops": args.ops * args.workflows, "workflows": args.workflows, "wall_s": wall,
+    return {"ops": args.ops * args.workflows, "workflows": args.workflows, "wall_s": wall, "workflow_walls_s": walls,
             "latencies_ns": latencies, "per_kind_ns": per_kind, "memory_before": before, "memory_after": after}
 
 
@@ -121,6 +138,34 @@ def mode_replay(args: argparse.Namespace) -> dict:
             operation(executor, i)
         direct.append(time.perf_counter() - t0)
     return {"ops": args.ops, "record_s": record_s, "replay_full_s": full, "replay_direct_s": direct}
+
+
+def mode_order_rpcs(args: argparse.Namespace) -> dict:
+    sys.path.insert(0, str(ROOT / "examples"))
+    import seed_workflows
+
+    workflow = seed_workflows.process_order_workflow
+    client = workflow.app.client
+    calls: dict[str, int] = {}
+    call, stream = client.call, client.stream
+
+    def counted_call(method, request, timeout=None):
+        name = type(request).__name__.removesuffix("Request")
+        calls[name] = calls.get(name, 0) + 1
+        return call(method, request, timeout)
+
+    def counted_stream(method, request):
+        name = type(request).__name__.removesuffix("Request")
+        calls[name] = calls.get(name, 0) + 1
+        return stream(method, request)
+
+    client.call, client.stream = counted_call, counted_stream
+    workflow_id = f"order-rpcs-{uuid.uuid4().hex[:8]}"
+    workflow.run_workflow(workflow_id, "R-1")
+    first = dict(calls)
+    calls.clear()
+    workflow.run_workflow(workflow_id, "R-1")
+    return {"first_run": first, "replay": dict(calls)}
 
 
 def mode_order_worker(args: argparse.Namespace) -> dict:
@@ -170,13 +215,15 @@ def main() -> None:
     replay = sub.add_parser("replay")
     replay.add_argument("--ops", type=int, required=True)
     replay.add_argument("--repeats", type=int, default=5)
+    sub.add_parser("order-rpcs")
     worker = sub.add_parser("order-worker")
     worker.add_argument("--barrier", required=True, help="directory shared with run.py to start together")
     worker.add_argument("--name", required=True)
     worker.add_argument("--duration", type=float, required=True)
     worker.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
-    result = {"record": mode_record, "replay": mode_replay, "order-worker": mode_order_worker}[args.mode](args)
+    result = {"record": mode_record, "replay": mode_replay, "order-worker": mode_order_worker,
+              "order-rpcs": mode_order_rpcs}[args.mode](args)
     json.dump(result, sys.stdout)
 
 

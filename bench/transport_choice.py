@@ -46,7 +46,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 PROTO = "protos/pynenc/sidecar/v1/deterministic_executor.proto"
 CALL = "pynenc.sidecar.v1.DeterministicExecutorService.Random"
-RECORD_LUA = ROOT / "service/pynenc_sidecar/storage/redis/record.lua"
 GHZ_MODULE = "github.com/bojand/ghz/cmd/ghz@v0.121.0"
 VARIANTS = ["sync", "aio", "product"]
 APP_ID = "bench"
@@ -62,7 +61,7 @@ def _common():
     from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
     from pynenc_sidecar.service.errors import to_status
     from pynenc_sidecar.service.validation import Limits
-    from pynenc_sidecar.storage.redis.executor_store import workflow_tag
+    from pynenc_sidecar.storage.redis.keys import workflow_tag
     from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
     from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
@@ -83,6 +82,7 @@ def serve_sync(port: int, redis_url: str, workers: int) -> None:
     from redis import exceptions as redis_errors
 
     derivations, SidecarError, Unavailable, Kind, Product, to_status, Limits, workflow_tag, de, de_grpc = _common()
+    from pynenc_sidecar.storage.redis.connection import load_script
 
     class SyncRandom(de_grpc.DeterministicExecutorServiceServicer):
         _position = Product._position  # the product's validation, unchanged
@@ -90,7 +90,7 @@ def serve_sync(port: int, redis_url: str, workers: int) -> None:
         def __init__(self) -> None:
             self.limits = Limits()
             self.client = redis.Redis.from_url(redis_url, max_connections=max(64, 2 * workers), **REDIS_OPTIONS)
-            self._record = self.client.register_script(RECORD_LUA.read_text())
+            self._record = self.client.register_script(load_script("record.lua"))
 
         def Random(self, request, context):
             try:
@@ -126,6 +126,7 @@ def serve_aio(port: int, redis_url: str) -> None:
     from redis import exceptions as redis_errors
 
     derivations, SidecarError, Unavailable, Kind, Product, to_status, Limits, workflow_tag, de, de_grpc = _common()
+    from pynenc_sidecar.storage.redis.connection import load_script
 
     class AioRandom(de_grpc.DeterministicExecutorServiceServicer):
         _position = Product._position
@@ -134,7 +135,7 @@ def serve_aio(port: int, redis_url: str) -> None:
             self.limits = Limits()
             # the product's RedisStore settings
             self.client = aioredis.Redis.from_url(redis_url, max_connections=256, **REDIS_OPTIONS)
-            self._record = self.client.register_script(RECORD_LUA.read_text())
+            self._record = self.client.register_script(load_script("record.lua"))
 
         async def Random(self, request, context):
             try:
@@ -299,7 +300,7 @@ def bench(args: argparse.Namespace) -> int:
     import redis
 
     from pynenc_sidecar.core.positions import Kind, Position
-    from pynenc_sidecar.storage.redis.executor_store import workflow_tag
+    from pynenc_sidecar.storage.redis.keys import workflow_tag
     from support import RedisServer, SidecarServer
 
     concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]

@@ -6,7 +6,8 @@ Prints the workflow's result as JSON. `--step-delay` pauses after every call to 
 sidecar, so a run can be killed midway (the kill-and-resume tests use it).
 `--crash-before-outcome` stops the run (exit 3) right before the workflow's outcome would be
 recorded, as a worker killed at that moment would: the next run (once the lease lapses)
-resumes it, replaying every step from the record.
+resumes it, replaying every step recorded up to the run's last blocking call; the steps after
+it were buffered for the outcome (docs/client-contract.md) and run again.
 """
 
 from __future__ import annotations

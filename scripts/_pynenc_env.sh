@@ -1,6 +1,6 @@
 # Sourced by scripts/test after _env.sh: .venv-pynenc, a Python 3.12 venv (Pynenc 0.4.0 needs
 # 3.12+; the server stays on .venv's 3.11) with pynenc, what its test suites import, this
-# repository's package (the stubs, pynenc_sidecar_proto) and the plugin (plugin/), editable.
+# the stubs distribution (stubs/python: pynenc_sidecar_proto) and the plugin (plugin/), editable.
 # Re-installs only when one of the files it installs from changed.
 PYNENC_VENV="$ROOT/.venv-pynenc"
 PYNENC_PYTHON_VERSION=3.12.1
@@ -33,12 +33,12 @@ if [ ! -x "$PYNENC_VENV/bin/python" ]; then
   echo "==> creating $PYNENC_VENV with $PY312"
   "$PY312" -m venv "$PYNENC_VENV"
 fi
-pynenc_stamp="$PYNENC_VENV/.installed-$(cat "$ROOT/pyproject.toml" "$ROOT/plugin/pyproject.toml" \
+pynenc_stamp="$PYNENC_VENV/.installed-$(cat "$ROOT/stubs/python/pyproject.toml" "$ROOT/plugin/pyproject.toml" \
   "$ROOT/plugin/pynenc-test-requirements.txt" | sha256sum | cut -c1-16)"
 if [ ! -f "$pynenc_stamp" ]; then
   echo "==> installing pynenc 0.4.0, its suites' needs and the plugin into $PYNENC_VENV"
   "$PYNENC_VENV/bin/python" -m pip install --quiet --upgrade pip
   "$PYNENC_VENV/bin/python" -m pip install --quiet -r "$ROOT/plugin/pynenc-test-requirements.txt" \
-    -e "$ROOT" -e "$ROOT/plugin"
+    -e "$ROOT/stubs/python" -e "$ROOT/plugin"
   touch "$pynenc_stamp"
 fi

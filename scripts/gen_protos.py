@@ -20,7 +20,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
-TARGET = ROOT / "sdk" / "python" / "pynenc_sidecar_proto" / "v1"
+TARGET = ROOT / "stubs" / "python" / "pynenc_sidecar_proto" / "v1"
 PROTO_PACKAGE_DIR = Path("pynenc") / "sidecar" / "v1"
 # mypy-protobuf's plugin types the service stubs (grpc_tools' --pyi_out covers messages only).
 MYPY_GRPC = Path(sys.executable).parent / "protoc-gen-mypy_grpc"

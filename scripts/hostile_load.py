@@ -47,6 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "sdk" / "python"))
+sys.path.insert(0, str(ROOT / "stubs" / "python"))
 
 import grpc  # noqa: E402
 from google.protobuf import duration_pb2  # noqa: E402
@@ -63,11 +64,12 @@ RUNNING = common_pb2.InvocationStatus.Value("INVOCATION_STATUS_RUNNING")
 
 
 class Tree:
-    """The code under test: a checkout's service/ and sdk/python, run with this virtualenv."""
+    """The code under test: a checkout's service/, stubs/python and sdk/python (older checkouts
+    keep the stubs in sdk/python), run with this virtualenv."""
 
     def __init__(self, source: Path) -> None:
         self.source = source.resolve()
-        self.env = {"PYTHONPATH": f"{self.source / 'service'}:{self.source / 'sdk' / 'python'}"}
+        self.env = {"PYTHONPATH": ":".join(str(self.source / d) for d in ("service", "stubs/python", "sdk/python"))}
         help_text = subprocess.run([sys.executable, "-m", "pynenc_sidecar", "serve", "--help"], env={
             **os.environ, **self.env}, capture_output=True, text=True, timeout=60).stdout
         self.flags = {word for word in help_text.split() if word.startswith("--")}

@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/measure_history_read.py                  # 10^5 entries, both stores
     .venv/bin/python scripts/measure_history_read.py --entries 20000 --store sqlite --readers 1
-    PYNENC_SIDECAR_SERVER_PATH=/tmp/old/service:/tmp/old/sdk/python \
+    PYNENC_SIDECAR_SERVER_PATH=/tmp/old/service:/tmp/old/stubs/python:/tmp/old/sdk/python \
         .venv/bin/python scripts/measure_history_read.py --label before   # an older server's code
 
 It starts its own redis-server and sidecar on free loopback ports, seeds one invocation with

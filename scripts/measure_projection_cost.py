@@ -65,7 +65,7 @@ def main() -> int:
     redis_server = RedisServer().start()
     data_dir = tempfile.mkdtemp(prefix="psc-projection-bench-")
     tree = baseline_tree(options.baseline)
-    baseline_env = {"PYTHONPATH": f"{tree}/service:{tree}/sdk/python"}
+    baseline_env = {"PYTHONPATH": f"{tree}/service:{tree}/stubs/python:{tree}/sdk/python"}
     servers = {
         ("redis", "baseline"): SidecarServer(redis_server.url, env=baseline_env),
         ("redis", "current"): SidecarServer(redis_server.url),

@@ -97,7 +97,7 @@ def main() -> int:
         os.environ.update(clean_env)  # SidecarServer copies os.environ: no OTEL_* leaks into "off"
         if options.baseline:
             tree = baseline_tree(options.baseline)
-            path = os.pathsep.join([f"{tree}/service", f"{tree}/sdk/python"])
+            path = os.pathsep.join([f"{tree}/service", f"{tree}/stubs/python", f"{tree}/sdk/python"])
             servers["baseline"] = SidecarServer(redis_server.url, env={"PYTHONPATH": path})
         servers["off"] = SidecarServer(redis_server.url)
         servers["on"] = SidecarServer(redis_server.url, env={

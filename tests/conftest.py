@@ -53,3 +53,13 @@ def sqlite_sidecar() -> Iterator[SidecarServer]:
     yield server
     server.stop()
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def in_process_sidecar():
+    """pynenc_sidecar_sdk.testing's server: in this process, on an in-memory store. For SDK
+    tests where a separate server process is not the point."""
+    from pynenc_sidecar_sdk.testing import InProcessSidecar
+
+    with InProcessSidecar() as server:
+        yield server

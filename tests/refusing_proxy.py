@@ -37,6 +37,11 @@ class RefusingProxy(grpc.GenericRpcHandler):
         self._server.stop(grace=None)
         self._channel.close()
 
+    def allow(self, name: str) -> None:
+        """Forward every later call of method `name` (stop refusing it)."""
+        with self._lock:
+            self.refuse[name] = 0
+
     def service(self, details: grpc.HandlerCallDetails):
         method = details.method
         name = method.rsplit("/", 1)[-1]

@@ -86,6 +86,7 @@ def visits_flow() -> int:
 def counter_flow() -> str:
     # Writes a value that depends on the environment: a replay with another is divergent.
     counter_flow.wf.set_data("counter", int(os.environ.get("PSC_TEST_COUNTER", "1")))
+    counter_flow.wf.get_data("counter")  # a blocking read: the buffered write is committed with it
     crash_point("counter_flow")
     return "written"
 

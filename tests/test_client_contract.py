@@ -13,16 +13,25 @@ test_cross_language.py and test_java_client.py).
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
+import threading
+import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
 from pynenc_sidecar.core import derivations
+from pynenc_sidecar_proto.v1 import common_pb2 as common
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_sdk import Pynenc
 from pynenc_sidecar_sdk import client as py_client
+from pynenc_sidecar_sdk import context as py_context
 from pynenc_sidecar_sdk import errors as py_errors
 from pynenc_sidecar_sdk import runner as py_runner
 from pynenc_sidecar_sdk.context import require_run
@@ -118,8 +127,12 @@ def test_an_operation_inside_a_generator_is_refused_alike_and_takes_no_position(
 @pytest.mark.parametrize("lang", LANGS)
 def test_calls_refused_with_unavailable_are_retried(run_in, sidecar, lang):
     app, workflow = fresh("contract-app"), fresh("contract-wf")
-    # Each of these refused as often as the policy allows short of giving up.
+    # Each of these refused as often as the policy allows short of giving up. A buffering SDK
+    # (Python) makes no per-operation call: its calls are the start and the commit-carrying
+    # completion (docs/client-contract.md, "One round trip per blocking point").
     refuse = {"Random": CONTRACT["retry"]["max_attempts"] - 1, "Record": 1, "GetRecorded": 2}
+    if lang == "python":
+        refuse = {"StartWorkflow": CONTRACT["retry"]["max_attempts"] - 1, "CompleteTask": 2}
     with RefusingProxy(sidecar.address, refuse) as proxy:
         out = run_in(lang, proxy.address, "nested", app=app, workflow=workflow)
     assert proxy.refused == refuse, proxy.refused
@@ -131,7 +144,7 @@ def test_calls_refused_with_unavailable_are_retried(run_in, sidecar, lang):
 
 
 def test_python_constants_are_the_contracts():
-    assert set(py_errors._BY_REASON) <= set(CONTRACT["reasons"])
+    assert set(py_errors._BY_REASON) <= set(CONTRACT["reasons"]) | set(CONTRACT["commit"]["reasons"])
     assert py_client.ENV == CONTRACT["env"]
     assert py_client.RETRY == CONTRACT["retry"]
     config = json.loads(py_client.RETRY_SERVICE_CONFIG)["methodConfig"][0]["retryPolicy"]
@@ -141,3 +154,416 @@ def test_python_constants_are_the_contracts():
     assert py_runner.WAIT_SLICE_S * 1000 == defaults["wait_slice_ms"]
     assert py_runner.DEFAULT_LEASE_TTL_S * 1000 == defaults["lease_ttl_ms"]
     assert py_runner.RENEW_FRACTION == defaults["renew_every_fraction_of_ttl"]
+    commit = CONTRACT["commit"]
+    assert py_context.FLUSH_AT_OPERATIONS == commit["flush_at_operations"]
+    assert py_runner.CONFLICT_RERUNS == commit["conflict_reruns"]
+    assert py_errors._BY_REASON["COMMIT_CONFLICT"] is py_errors.CommitConflictError
+    # the server's side of the same constants
+    from pynenc_sidecar.core import commits
+    from pynenc_sidecar.core.errors import COMMIT_CONFLICT
+    assert commits.MAX_OPERATIONS == commit["max_operations"] and COMMIT_CONFLICT in commit["reasons"]
+
+
+# Local replay (issue 14 item 3): a replay reads the workflow's log once and serves every
+# recorded position from it. The languages that do so through their drivers' free-context
+# commands (`run`, `diverge` read the log first).
+LOCAL_REPLAY_LANGS = ["go", "ts"]
+
+
+def _driver_cmd(request, lang: str, command: str, address: str, **flags: str) -> tuple[list[str], Path]:
+    args = [command, "--address", address]
+    for key, value in flags.items():
+        args += [f"--{key}", str(value)]
+    if lang == "go":
+        return [str(request.getfixturevalue("go_bin") / "xlang"), *args], GO_DIR
+    if lang == "ts":
+        return ["node", str(request.getfixturevalue("ts_dist") / "tools" / "xlang.js"), *args], TS_DIR
+    return ["java", "-jar", str(request.getfixturevalue("java_jar")), *args], JAVA_DIR
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_a_replay_makes_one_call_and_serves_every_recorded_value_locally(run_in, any_sidecar, lang):
+    """random, uuid, utc_now, a custom op, two finished tasks, a data write and read: the
+    replay through a counting proxy makes one GetWorkflowLog call and nothing else."""
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    first = run_in(lang, any_sidecar.address, "run", app=app, workflow=workflow)
+    assert [task["ran"] for task in first["tasks"]] == [True, True]
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        again = run_in(lang, proxy.address, "run", app=app, workflow=workflow)
+    assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
+    for task in again["tasks"]:
+        assert (task["ran"], task["replayed"]) == (False, True), task
+        task["ran"], task["replayed"] = True, False
+    assert again == first
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_a_local_replay_still_detects_divergence(run_in, any_sidecar, lang):
+    """The same value written again is served from the log; another one reaches the sidecar,
+    which refuses it: NONDETERMINISTIC_REPLAY, and the recorded value stays."""
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    assert run_in(lang, any_sidecar.address, "diverge", app=app, workflow=workflow, value="1") == {"error": None}
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        assert run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="1.0") == {"error": None}
+        assert dict(proxy.calls) == {"GetWorkflowLog": 1}, proxy.calls
+        out = run_in(lang, proxy.address, "diverge", app=app, workflow=workflow, value="2")
+        assert dict(proxy.calls) == {"GetWorkflowLog": 2, "SetData": 1}, proxy.calls
+    assert out["error"] == "NONDETERMINISTIC_REPLAY", out
+    channel = grpc.insecure_channel(any_sidecar.address)
+    try:
+        stored = de_grpc.DeterministicExecutorServiceStub(channel).GetData(
+            de.GetDataRequest(app_id=app, workflow_id=workflow, key="counter"))
+    finally:
+        channel.close()
+    assert json.loads(stored.value_json) == 1
+
+
+@pytest.mark.parametrize("lang", LOCAL_REPLAY_LANGS)
+def test_bench_replay_prints_record_and_replay_times(request, sidecar, lang):
+    cmd, cwd = _driver_cmd(request, lang, "bench-replay", sidecar.address, ops="20")
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert set(out) == {"record_ms", "replay_ms"}
+    assert all(isinstance(v, (int, float)) and v > 0 for v in out.values()), out
+
+
+# --- lease loss and takeover (docs/client-contract.md, "Run, renew, complete, wait, take over") --
+SCENARIO_LANGS = ["go", "ts", "java", "python"]
+THIEF, DEAD_HOLDER = "contract-thief", "contract-dead-holder"
+FOREVER = 10**6
+# The dead holder's lease must outlast the driver's start, or the driver is granted the lapsed
+# lease at once and never waits: a JVM with grpc-java takes longer than 1 s to start on a loaded
+# machine, and node or a Go binary did too at load 30-60.
+DEAD_HOLDER_LEASE_S = {"java": 6}
+DEAD_HOLDER_LEASE_DEFAULT_S = 4
+
+
+class Started:
+    """A driver command running in the background: a subprocess, or a thread for Python."""
+
+    def __init__(self, target: Any = None, proc: subprocess.Popen | None = None) -> None:
+        self.proc, self.value, self.error = proc, None, None
+        self.thread = None
+        if target is not None:
+            self.thread = threading.Thread(target=self._run, args=(target,), daemon=True)
+            self.thread.start()
+
+    def _run(self, target: Any) -> None:
+        try:
+            self.value = target()
+        except BaseException as error:  # reported by result()
+            self.error = error
+
+    def result(self, timeout: float = 90) -> tuple[dict, str]:
+        """(the JSON it printed, its stderr); Python's stderr is ""."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+            assert not self.thread.is_alive(), "the Python run did not finish"
+            if self.error is not None:
+                raise self.error
+            return self.value, ""
+        assert self.proc is not None
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError(f"the driver did not finish\n{out}\n{err}") from None
+        assert self.proc.returncode == 0, f"driver exited {self.proc.returncode}\n{out}\n{err}"
+        return json.loads(out), err
+
+
+def _python_lease_loss(address: str, app: str, workflow: str, ttl_s: float) -> dict:
+    """The Python twin of the drivers' `lease-loss` command."""
+    py_app = Pynenc(app, address=address, lease_ttl=ttl_s)
+    stopped: dict[str, Any] = {"by": "", "signalled": False}
+
+    def lease_loss() -> dict:
+        run = require_run()
+        for _ in range(1200):  # at most a minute
+            try:
+                task.wf.random()
+            except py_errors.LeaseNotHeldError as lost:
+                stopped.update(by=lost.reason, signalled=run.lease_lost.is_set())
+                raise
+            time.sleep(0.05)
+        return {"completed_by": "python"}
+
+    task = py_app.task(lease_loss)
+    task.task_id = "contract.lease_loss"
+    try:
+        inv = task.run_workflow(workflow)
+        return {"status": "INVOCATION_STATUS_" + inv.status.upper(), "result": inv.result, "ran": True,
+                "stopped_by": stopped["by"], "signalled": stopped["signalled"], "lang": "python"}
+    finally:
+        py_app.client.close()
+
+
+def _python_takeover(address: str, app: str, workflow: str) -> dict:
+    """The Python twin of the drivers' `takeover-scenario` command."""
+    py_app = Pynenc(app, address=address)
+    ran = []
+
+    def takeover() -> dict:
+        ran.append(True)
+        wf = task.wf
+        first = wf.deterministic._deterministic_operation("pick", lambda: {"by": "python"})
+        at = wf.utc_now()
+        r = wf.random()
+        second = wf.deterministic._deterministic_operation("pick", lambda: {"by": "python"})
+        time_us = int(at.timestamp()) * 1_000_000 + at.microsecond
+        return {"picks": [first, second], "time_us": time_us, "r": r, "lang": "python"}
+
+    task = py_app.task(takeover)
+    task.task_id = "contract.takeover"
+    try:
+        inv = task.run_workflow(workflow)
+        return {"status": "INVOCATION_STATUS_" + inv.status.upper(), "result": inv.result, "ran": bool(ran),
+                "lang": "python"}
+    finally:
+        py_app.client.close()
+
+
+@pytest.fixture
+def start_in(request):
+    """start_in(lang, address, command, **flags) -> Started: the command running meanwhile."""
+
+    def start(lang: str, address: str, command: str, **flags: str) -> Started:
+        if lang == "python":
+            if command == "lease-loss":
+                return Started(lambda: _python_lease_loss(address, flags["app"], flags["workflow"],
+                                                          int(flags["ttl-ms"]) / 1000))
+            assert command == "takeover-scenario"
+            return Started(lambda: _python_takeover(address, flags["app"], flags["workflow"]))
+        args = ["--address", address]
+        for key, value in flags.items():
+            args += [f"--{key}", str(value)]
+        program, cwd = prepare(lang)
+        return Started(proc=subprocess.Popen([*program, command, *args], cwd=cwd, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, text=True))
+
+    def prepare(lang: str) -> tuple[list[str], Path]:
+        """The driver's program (built first, if need be) and its directory."""
+        if lang == "go":
+            return [str(request.getfixturevalue("go_bin") / "xlang")], GO_DIR
+        if lang == "ts":
+            return ["node", str(request.getfixturevalue("ts_dist") / "tools" / "xlang.js")], TS_DIR
+        if lang == "java":
+            return ["java", "-jar", str(request.getfixturevalue("java_jar"))], JAVA_DIR
+        return [], ROOT
+
+    start.prepare = prepare  # type: ignore[attr-defined]
+    return start
+
+
+def _executor(address: str) -> tuple[grpc.Channel, de_grpc.DeterministicExecutorServiceStub]:
+    channel = grpc.insecure_channel(address)
+    return channel, de_grpc.DeterministicExecutorServiceStub(channel)
+
+
+def _take_over(stub: de_grpc.DeterministicExecutorServiceStub, app: str, invocation_id: str) -> str:
+    """Wait for the invocation (it may not exist yet) until its holder's lease lapses; take it."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            reply = stub.WaitTask(de.WaitTaskRequest(
+                app_id=app, invocation_id=invocation_id, runner_id=THIEF,
+                timeout=Duration(seconds=1), lease_ttl=Duration(seconds=30)), timeout=30)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND, error
+            time.sleep(0.05)
+            continue
+        assert reply.invocation.status not in (common.INVOCATION_STATUS_SUCCESS, common.INVOCATION_STATUS_FAILED), reply
+        if reply.HasField("lease"):
+            return reply.lease.lease_id
+    raise AssertionError(f"the lease on {invocation_id} never lapsed")
+
+
+def _wait_for_call(proxy: RefusingProxy, method: str) -> None:
+    deadline = time.monotonic() + 60
+    while proxy.calls[method] == 0:
+        assert time.monotonic() < deadline, f"the run never called {method}: {proxy.calls}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("lang", SCENARIO_LANGS)
+def test_a_run_whose_lease_was_taken_over_stops_and_cannot_complete(start_in, any_sidecar, lang):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    # The proxy refuses every renewal, so the run's 1 s lease lapses while it runs; this test
+    # then takes the main task over and lets renewals through: the next one is LEASE_NOT_HELD.
+    with RefusingProxy(any_sidecar.address, {"RenewTaskLease": FOREVER}) as proxy:
+        started = start_in(lang, proxy.address, "lease-loss", app=app, workflow=workflow, **{"ttl-ms": "1000"})
+        channel, stub = _executor(any_sidecar.address)
+        try:
+            lease_id = _take_over(stub, app, workflow)
+            proxy.allow("RenewTaskLease")
+            # Stopped, a run waits for the new holder's outcome: complete only then (an operation
+            # at a new position of a finished task would be refused as divergence instead).
+            _wait_for_call(proxy, "WaitTask")
+            done = stub.CompleteTask(de.CompleteTaskRequest(
+                app_id=app, invocation_id=workflow, lease_id=lease_id, result_json=json.dumps({"completed_by": THIEF})))
+            assert done.accepted
+            out, _ = started.result()
+        finally:
+            channel.close()
+    assert proxy.refused["RenewTaskLease"] >= 1
+    # It stopped at its next operation, was told in its language's idiom, and its completion
+    # did not count: the outcome it reports is the new holder's.
+    assert out["stopped_by"] == "LEASE_NOT_HELD", out
+    assert out["signalled"] is True, out
+    assert out["ran"] is True
+    assert (out["status"], out["result"]) == ("INVOCATION_STATUS_SUCCESS", {"completed_by": THIEF}), out
+
+
+@pytest.mark.parametrize("lang", SCENARIO_LANGS)
+def test_a_dead_holders_task_is_taken_over_and_replays_its_record(start_in, any_sidecar, lang, caplog):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    start_in.prepare(lang)  # a driver built while the holder's lease runs might find it lapsed
+    channel, stub = _executor(any_sidecar.address)
+    try:
+        # The "dead holder": starts the workflow with a short lease, records a pick and a time, dies.
+        first = stub.StartWorkflow(de.StartWorkflowRequest(
+            app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow, workflow_type="contract.takeover"),
+            arguments_json="{}", runner_id=DEAD_HOLDER,
+            lease_ttl=Duration(seconds=DEAD_HOLDER_LEASE_S.get(lang, DEAD_HOLDER_LEASE_DEFAULT_S))))
+        assert first.HasField("lease")
+        position = de.OperationPosition(app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow), sequence=1)
+        stub.Record(de.RecordRequest(position=position, operation="pick", value_json=json.dumps({"by": DEAD_HOLDER})))
+        recorded_at = stub.UtcNow(de.UtcNowRequest(position=position)).time.ToDatetime(tzinfo=UTC)
+        # Its lease runs 6 s from now: the driver must find it held, however slowly it starts (a
+        # JVM, node or a Go binary took over 3 s at load 30-60).
+        stub.RenewTaskLease(de.RenewTaskLeaseRequest(app_id=app, invocation_id=workflow,
+                                                     lease_id=first.lease.lease_id, lease_ttl=Duration(seconds=6)))
+        with caplog.at_level(logging.INFO):
+            out, stderr = start_in(lang, any_sidecar.address, "takeover-scenario", app=app, workflow=workflow).result()
+        # The dead holder's late completion does not count: the taker's outcome stays.
+        late = stub.CompleteTask(de.CompleteTaskRequest(app_id=app, invocation_id=workflow,
+                                                        lease_id=first.lease.lease_id, result_json="1"))
+        assert not late.accepted
+        assert json.loads(late.invocation.result_json) == out["result"]
+    finally:
+        channel.close()
+    # The run waited for the holder (and said so), then ran the task from the top: the recorded
+    # pick and time replay, the operations after them record anew.
+    said = stderr if lang != "python" else caplog.text
+    assert f'held by runner "{DEAD_HOLDER}"' in said, said
+    assert (out["status"], out["ran"]) == ("INVOCATION_STATUS_SUCCESS", True), out
+    recorded_us = int(recorded_at.timestamp()) * 1_000_000 + recorded_at.microsecond
+    assert out["result"] == {"picks": [{"by": DEAD_HOLDER}, {"by": lang}], "time_us": recorded_us,
+                             "r": derivations.random_value(workflow, 1), "lang": lang}, out
+
+
+
+
+# --- buffered operations (docs/client-contract.md, "One round trip per blocking point") ------
+BATCH_LANGS = ["ts"]  # each SDK adds itself when its driver has batch-flow and batch-race
+
+
+def _log_ops(address: str, app: str, workflow: str) -> dict:
+    channel, stub = _executor(address)
+    try:
+        return {(op.scope, op.kind, op.custom_name, op.sequence): op
+                for batch in stub.GetWorkflowLog(de.GetWorkflowLogRequest(app_id=app, workflow_id=workflow))
+                for op in batch.operations}
+    finally:
+        channel.close()
+
+
+def _stored(address: str, app: str, workflow: str, key: str) -> Any:
+    channel, stub = _executor(address)
+    try:
+        reply = stub.GetData(de.GetDataRequest(app_id=app, workflow_id=workflow, key=key))
+    finally:
+        channel.close()
+    return json.loads(reply.value_json) if reply.found else None
+
+
+@pytest.mark.parametrize("lang", BATCH_LANGS)
+def test_buffered_operations_travel_with_the_next_blocking_call(run_in, any_sidecar, lang):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        out = run_in(lang, proxy.address, "batch-flow", app=app, workflow=workflow)
+    # 19 operations: the main task's first 13 with ExecuteTask, the child's 3 with its
+    # CompleteTask, the main task's last 3 with its own: four calls in all.
+    assert dict(proxy.calls) == {"StartWorkflow": 1, "ExecuteTask": 1, "CompleteTask": 2}, proxy.calls
+    assert out["status"] == "INVOCATION_STATUS_SUCCESS", out
+    first = out["result"]
+    ops = _log_ops(any_sidecar.address, app, workflow)
+    R, T, U, C = de.OPERATION_KIND_RANDOM, de.OPERATION_KIND_TIME, de.OPERATION_KIND_UUID, de.OPERATION_KIND_CUSTOM
+    assert [ops[workflow, R, "", i].random_value for i in range(1, 7)] == first["random"] + [first["late"][0]]
+    assert first["random"] == [derivations.random_value(workflow, i) for i in range(1, 6)]
+    assert [ops[workflow, U, "", i].uuid_value for i in range(1, 4)] == first["uuid"]
+    times = [ops[workflow, T, "", i].time_value for i in range(1, 5)]
+    times_us = [t.seconds * 1_000_000 + t.nanos // 1000 for t in times]
+    assert times_us == first["time_us"] + [first["late"][1]]  # what the code got is what is recorded
+    assert times_us == sorted(set(times_us))  # strictly later each time
+    assert json.loads(ops[workflow, C, "pick", 1].json_value) == {"k": [1, 2]}
+    assert _stored(any_sidecar.address, app, workflow, "stage") == "after-child"
+    child_scope = next(scope for scope, kind, _, _ in ops if scope != workflow)
+    assert [ops[child_scope, R, "", i].random_value for i in range(1, 4)] == first["child"][:3]
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        again = run_in(lang, proxy.address, "batch-flow", app=app, workflow=workflow)
+    assert dict(proxy.calls) == {"StartWorkflow": 1}, proxy.calls  # finished: its recorded outcome
+    assert again["result"] == first
+
+
+@pytest.mark.parametrize("lang", BATCH_LANGS)
+def test_a_losing_commit_is_refused_and_the_run_replays_the_winners_record(start_in, any_sidecar, lang, tmp_path):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    with RefusingProxy(any_sidecar.address, {}) as proxy:
+        started = start_in(lang, proxy.address, "batch-race", app=app, workflow=workflow, dir=str(tmp_path),
+                           **{"ttl-ms": "30000"})
+        wait_ready(tmp_path)
+        # Another run records the buffered position first, with another value.
+        channel, stub = _executor(any_sidecar.address)
+        try:
+            stub.Record(de.RecordRequest(position=de.OperationPosition(
+                app_id=app, workflow=common.WorkflowIdentity(workflow_id=workflow), sequence=1),
+                operation="pick", value_json=json.dumps({"by": "the-winner"})))
+        finally:
+            channel.close()
+        (tmp_path / "go").touch()
+        out, _ = started.result()
+    # Refused once (COMMIT_CONFLICT), the log read again, the code run again: it replays the
+    # winner's pick without running its generator again, and its data write is committed then.
+    assert proxy.calls["GetData"] == 2 and proxy.calls["GetWorkflowLog"] == 1, proxy.calls
+    assert (out["status"], out["runs"], out["generated"]) == ("INVOCATION_STATUS_SUCCESS", 2, ["gen"]), out
+    assert out["result"]["pick"] == {"by": "the-winner"}, out
+    ops = _log_ops(any_sidecar.address, app, workflow)
+    assert json.loads(ops[workflow, de.OPERATION_KIND_CUSTOM, "pick", 1].json_value) == {"by": "the-winner"}
+    assert _stored(any_sidecar.address, app, workflow, "by") == lang
+
+
+@pytest.mark.parametrize("lang", BATCH_LANGS)
+def test_a_run_that_lost_its_lease_cannot_commit(start_in, any_sidecar, lang, tmp_path):
+    app, workflow = fresh("contract-app"), fresh("contract-wf")
+    # Renewals refused throughout: the run does not learn it lost the lease; its commit is
+    # what the sidecar refuses (the lease fence), and nothing of it is written.
+    with RefusingProxy(any_sidecar.address, {"RenewTaskLease": FOREVER}) as proxy:
+        started = start_in(lang, proxy.address, "batch-race", app=app, workflow=workflow, dir=str(tmp_path),
+                           **{"ttl-ms": "1000"})
+        wait_ready(tmp_path)
+        channel, stub = _executor(any_sidecar.address)
+        try:
+            lease_id = _take_over(stub, app, workflow)
+            (tmp_path / "go").touch()
+            _wait_for_call(proxy, "WaitTask")  # refused, it waits for the new holder
+            assert (workflow, de.OPERATION_KIND_CUSTOM, "pick", 1) not in _log_ops(any_sidecar.address, app, workflow)
+            assert _stored(any_sidecar.address, app, workflow, "by") is None
+            done = stub.CompleteTask(de.CompleteTaskRequest(
+                app_id=app, invocation_id=workflow, lease_id=lease_id, result_json=json.dumps({"completed_by": THIEF})))
+            assert done.accepted
+            out, _ = started.result()
+        finally:
+            channel.close()
+    assert proxy.calls["GetData"] == 1, proxy.calls
+    assert (out["status"], out["result"]) == ("INVOCATION_STATUS_SUCCESS", {"completed_by": THIEF}), out
+    assert _stored(any_sidecar.address, app, workflow, "by") is None
+
+
+def wait_ready(directory: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not (directory / "ready").exists():
+        assert time.monotonic() < deadline, "the driver never reached its blocking point"
+        time.sleep(0.02)

@@ -161,12 +161,16 @@ def image_site(tmp_path_factory) -> Path:
                         "__pycache__", "*.egg-info", "*.pyc"))
                 else:
                     shutil.copy(ROOT / source, target)
+    (install,) = [rest for keyword, rest in instructions() if keyword == "RUN" and " install " in rest]
+    projects = [src / arg for arg in install.split(" install ", 1)[1].split() if not arg.startswith("-")]
+    assert projects == [src / "stubs/python", src / "."], install  # the stubs and the server, not the SDK
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(work / "wheel"), str(src)], check=True, timeout=300)
+                    "--wheel-dir", str(work / "wheel"), *map(str, projects)], check=True, timeout=300)
     site = work / "site"
-    wheel = next((work / "wheel").glob("pynenc_sidecar-*.whl"))
+    wheels = sorted((work / "wheel").glob("*.whl"))
+    assert [w.name.split("-")[0] for w in wheels] == ["pynenc_sidecar", "pynenc_sidecar_proto"], wheels
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
-                    str(wheel)], check=True, timeout=300)
+                    *map(str, wheels)], check=True, timeout=300)
     return site
 
 
@@ -181,9 +185,10 @@ def image_env(site: Path, **extra: str) -> dict[str, str]:
 
 def test_the_installed_package_is_the_wheel_not_the_source_tree(image_site):
     env = image_env(image_site)
-    out = subprocess.run([sys.executable, "-c", "import pynenc_sidecar, pynenc_sidecar_proto, pynenc_sidecar_sdk;"
+    out = subprocess.run([sys.executable, "-c", "import pynenc_sidecar, pynenc_sidecar_proto;"
                           "print(pynenc_sidecar.__file__)"], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.startswith(str(image_site))
+    assert not (image_site / "pynenc_sidecar_sdk").exists()  # the server image carries no worker SDK
     assert sorted(p.name for p in (image_site / "pynenc_sidecar" / "storage" / "redis").glob("*.lua")) == \
         sorted(p.name for p in (ROOT / "service" / "pynenc_sidecar" / "storage" / "redis").glob("*.lua"))
 

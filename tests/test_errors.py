@@ -77,6 +77,20 @@ BAD_REQUESTS = [
     ("GetWorkflowLog", de.GetWorkflowLogRequest(workflow_id="w"), "app_id"),
     ("RetryWorkflow", de.RetryWorkflowRequest(app_id=APP), "workflow_id"),
     ("RetryWorkflow", de.RetryWorkflowRequest(workflow_id="w"), "app_id"),
+    ("CommitOperations", de.CommitOperationsRequest(app_id=APP, workflow_id="w"), "commit"),
+    ("CommitOperations", de.CommitOperationsRequest(app_id=APP, commit=de.OperationCommit()), "workflow_id"),
+    ("CommitOperations", de.CommitOperationsRequest(
+        app_id=APP, workflow_id="w", commit=de.OperationCommit(operations=[de.BufferedOperation(
+            kind=de.OPERATION_KIND_RANDOM, sequence=1)])), "commit.lease_id"),
+    ("PollTasks", de.PollTasksRequest(task_ids=["t"]), "app_id"),
+    ("PollTasks", de.PollTasksRequest(app_id=APP), "task_ids"),
+    ("PollTasks", de.PollTasksRequest(app_id=APP, task_ids=["t"], lease_ttl={"seconds": 0}), "lease_ttl"),
+    ("ReleaseTask", de.ReleaseTaskRequest(app_id=APP, invocation_id="i"), "lease_id"),
+    ("ReleaseTask", de.ReleaseTaskRequest(app_id=APP, lease_id="l"), "invocation_id"),
+    ("CancelTask", de.CancelTaskRequest(app_id=APP), "invocation_id"),
+    ("CancelTask", de.CancelTaskRequest(invocation_id="i"), "app_id"),
+    ("ExecuteTask", de.ExecuteTaskRequest(position=P, task_id="t", arguments_json="{}", dispatch=de.TaskDispatch(
+        retry_policy=de.RetryPolicy(max_attempts=-1))), "dispatch.retry_policy.max_attempts"),
 ]
 
 

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
 from pynenc_sidecar.core import derivations
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from refusing_proxy import RefusingProxy
+from support import wait_until
 from test_cross_language import (  # noqa: F401  (fixtures, for run_lang)  # noqa: F401  (fixtures, for the Go/TS drivers)
     any_sidecar,
     check_failed_then_retried,
@@ -195,7 +200,7 @@ def test_java_waiting_for_a_dead_holders_lease_says_so(request, java_jar, sideca
 
     app, workflow = fresh("java-app"), fresh("java-wf")
     command, cwd = successor_command("java", request, sidecar, app, workflow)  # built before the lease starts
-    leased = py_lease(java_stub, app, workflow, "4000")  # the holder then "dies": it never renews
+    leased = py_lease(java_stub, app, workflow, "8000")  # the holder then "dies"; 8 s outlasts a JVM start under load
     proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["ran"]
@@ -216,3 +221,163 @@ def test_a_workflow_failed_in_java_is_retried_in_another_sdk_and_back(java_on, d
                          ids=["above-value-limit", "above-grpc-message-limit"])
 def test_a_result_too_large_is_recorded_as_the_task_failure_in_java(java_on, size, setting):
     check_oversize(java_on, size, setting)
+
+
+# --- local replay (issue 14 item 3): one GetWorkflowLog serves every recorded value -----
+def _java_at(java_jar: Path, address: str, command: str, **flags: str) -> dict:
+    args = ["--address", address]
+    for key, value in flags.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return json.loads(_run(["java", "-jar", str(java_jar), command, *args], timeout=120))
+
+
+def _counted(java_jar: Path, sidecar, command: str, **flags: str) -> tuple[dict, dict]:
+    """Runs a Java command through a proxy that counts its calls: (its JSON, calls by method)."""
+    with RefusingProxy(sidecar.address, {}) as proxy:
+        out = _java_at(java_jar, proxy.address, command, **flags)
+    return out, dict(proxy.calls)
+
+
+def test_java_replays_a_whole_workflow_from_one_log_call(java_jar, any_sidecar):
+    # Randoms, uuid, times, a custom op, two tasks (finished), a data write and a read.
+    app, workflow = fresh("java-app"), fresh("java-wf")
+    recorded, first_calls = _counted(java_jar, any_sidecar, "run", app=app, workflow=workflow)
+    # It did record: the bare Context's randoms one call each (the child task's is buffered).
+    assert first_calls["Random"] == 2 and first_calls["ExecuteTask"] == 2, first_calls
+    replayed, calls = _counted(java_jar, any_sidecar, "run", app=app, workflow=workflow)
+    assert calls == {"GetWorkflowLog": 1}
+    assert comparable(replayed) == comparable(recorded)
+    assert all(t["replayed"] and not t["ran"] for t in replayed["tasks"])
+
+
+def test_java_local_replay_of_data_still_detects_divergence(java_jar, any_sidecar):
+    app, workflow = fresh("java-app"), fresh("java-wf")
+    assert _java_at(java_jar, any_sidecar.address, "visits", app=app, workflow=workflow) == {"n": 1}
+    assert _counted(java_jar, any_sidecar, "visits", app=app, workflow=workflow) == ({"n": 1}, {"GetWorkflowLog": 1})
+
+    assert _java_at(java_jar, any_sidecar.address, "diverge", app=app, workflow=workflow, value="1")["error"] is None
+    # The same JSON value, spelled otherwise: served from the log, nothing sent.
+    same, calls = _counted(java_jar, any_sidecar, "diverge", app=app, workflow=workflow, value="1.0")
+    assert (same["error"], calls) == (None, {"GetWorkflowLog": 1})
+    # Another value: not served; the sidecar judges it and refuses it.
+    other, calls = _counted(java_jar, any_sidecar, "diverge", app=app, workflow=workflow, value='{"n":2}')
+    assert other["error"] == "NONDETERMINISTIC_REPLAY" and "written 1" in other["message"], other
+    assert calls == {"GetWorkflowLog": 1, "SetData": 1}
+
+
+def test_java_task_divergence_is_still_refused_after_a_local_replay(java_jar, any_sidecar):
+    # `errors` replays task #1 from the log, then calls another task there: the sidecar refuses it.
+    out, calls = _counted(java_jar, any_sidecar, "errors", app=fresh("java-app"), workflow=fresh("java-wf"))
+    assert out["nondeterministic"]["reason"] == "NONDETERMINISTIC_REPLAY"
+    assert calls["ExecuteTask"] == 2, calls  # the first recording and the divergent call; the replays none
+
+
+def test_java_retried_workflow_replays_from_the_log_start_workflow_brings(java_jar, any_sidecar):
+    app, workflow = fresh("java-app"), fresh("java-wf")
+    failed = _java_at(java_jar, any_sidecar.address, "flow", app=app, workflow=workflow, fixed="false")
+    assert failed["ran"] == ["first", "second"]
+    retried, calls = _counted(java_jar, any_sidecar, "retry", app=app, workflow=workflow, fixed="true")
+    assert retried["ran"] == ["second"] and retried["result"]["first"]["lang"] == "java"
+    # The finished first task came from StartWorkflow's log (include_log): no GetWorkflowLog,
+    # and ExecuteTask only for the reset second task.
+    assert "GetWorkflowLog" not in calls and calls["ExecuteTask"] == 1, calls
+
+
+def test_java_bench_replay_prints_both_timings(java_jar, sidecar):
+    out = _java_at(java_jar, sidecar.address, "bench-replay", ops="50")
+    assert set(out) == {"record_ms", "replay_ms"}
+    assert all(isinstance(v, float) and v > 0 for v in out.values()), out
+
+
+# --- one round trip per blocking point (issue 14 item 2), through the Java driver -------
+def _log_values(stub, app: str, workflow: str) -> dict:
+    return {(op.scope, op.kind, op.custom_name, op.sequence): op
+            for batch in stub.GetWorkflowLog(de.GetWorkflowLogRequest(app_id=app, workflow_id=workflow))
+            for op in batch.operations}
+
+
+def _any_stub(any_sidecar):
+    channel = grpc.insecure_channel(any_sidecar.address)
+    return channel, de_grpc.DeterministicExecutorServiceStub(channel)
+
+
+def test_java_buffers_operations_until_each_blocking_point(java_jar, any_sidecar):
+    app, workflow = fresh("java-app"), fresh("java-wf")
+    out, calls = _counted(java_jar, any_sidecar, "batch-flow", app=app, workflow=workflow)
+    assert (out["status"], out["ran"]) == ("INVOCATION_STATUS_SUCCESS", ["flow", "child"]), out
+    # random, uuid, two times, a pick and a write went with ExecuteTask; the child's with its
+    # CompleteTask; the late time and write with the read and the main task's CompleteTask.
+    assert calls == {"StartWorkflow": 1, "ExecuteTask": 1, "GetData": 1, "CompleteTask": 2}, calls
+    result = out["result"]
+    assert result["random"] == derivations.random_value(workflow, 1)
+    assert result["uuid"] == derivations.uuid_value(workflow, 1)
+    assert result["stage"] == "before-child"  # the read saw the run's own buffered write
+    channel, stub = _any_stub(any_sidecar)
+    try:
+        ops = _log_values(stub, app, workflow)
+        times = sorted(op.time_value.seconds * 1_000_000 + op.time_value.nanos // 1000
+                       for key, op in ops.items() if key[1] == de.OPERATION_KIND_TIME)
+        assert times == [*result["time"], result["late"]] and len(set(times)) == 3  # strictly later
+        assert json.loads(ops[workflow, de.OPERATION_KIND_CUSTOM, "pick", 1].json_value) == {"k": [1, 2]}
+        child = next(op.task_value.invocation_id for key, op in ops.items() if key[1] == de.OPERATION_KIND_TASK)
+        assert ops[child, de.OPERATION_KIND_RANDOM, "", 1].random_value == result["child"]["r"]
+        assert stub.GetData(de.GetDataRequest(app_id=app, workflow_id=workflow, key="stage")).value_json == \
+            '"after-child"'
+    finally:
+        channel.close()
+    again, calls = _counted(java_jar, any_sidecar, "batch-flow", app=app, workflow=workflow)
+    assert (again["result"], again["ran"], calls) == (result, [], {"StartWorkflow": 1})
+
+
+def test_java_conflicting_commit_reruns_and_replays_the_racing_writers_value(java_jar, any_sidecar):
+    app, workflow = fresh("java-app"), fresh("java-wf")
+    out, calls = _counted(java_jar, any_sidecar, "batch-conflict", app=app, workflow=workflow)
+    assert out["status"] == "INVOCATION_STATUS_SUCCESS" and out["result"] == {"pick": "theirs"}, out
+    assert (out["runs"], out["generated"]) == (2, 1)  # ran again; the rerun replayed, not generated
+    assert calls["GetData"] == 2 and calls["GetWorkflowLog"] == 1, calls  # refused once, log read again
+
+
+def test_java_worker_that_lost_its_lease_cannot_commit(java_jar, any_sidecar, tmp_path):
+    app, workflow = fresh("java-app"), fresh("java-wf")
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    # Renewals refused throughout: the 1 s lease lapses and the run learns of the takeover
+    # only from its commit's refusal.
+    with RefusingProxy(any_sidecar.address, {"RenewTaskLease": 10**6}) as proxy:
+        cmd = ["java", "-jar", str(java_jar), "batch-stall", "--address", proxy.address, "--app", app,
+               "--workflow", workflow, "--ttl-ms", "1000", "--ready", str(ready), "--go", str(go)]
+        proc = subprocess.Popen(cmd, cwd=JAVA_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        channel, stub = _any_stub(any_sidecar)
+        try:
+            wait_until(ready.exists, 60, "the Java run to buffer its operations")
+            lease_id = _take_over_main(stub, app, workflow)
+            go.touch()
+            wait_until(lambda: proxy.calls["WaitTask"] > 0, 60, "the Java run to wait for the new holder")
+            done = stub.CompleteTask(de.CompleteTaskRequest(app_id=app, invocation_id=workflow, lease_id=lease_id,
+                                                            result_json='{"completed_by":"thief"}'))
+            assert done.accepted
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            ops = _log_values(stub, app, workflow)
+            data = {key: stub.GetData(de.GetDataRequest(app_id=app, workflow_id=workflow, key=key))
+                    for key in ("by", "late")}
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            channel.close()
+    out = json.loads(out)
+    assert out["stopped_by"] == "LEASE_NOT_HELD" and out["result"] == {"completed_by": "thief"}, out
+    # What it committed at its blocking point stands; nothing buffered after it was written.
+    assert json.loads(ops[workflow, de.OPERATION_KIND_CUSTOM, "first", 1].json_value) == {"by": "java"}
+    assert (workflow, de.OPERATION_KIND_CUSTOM, "second", 1) not in ops
+    assert (data["by"].found, data["by"].value_json, data["late"].found) == (True, '"java"', False)
+
+
+def _take_over_main(stub, app: str, workflow: str) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        reply = stub.WaitTask(de.WaitTaskRequest(app_id=app, invocation_id=workflow, runner_id="java-thief",
+                                                 timeout=Duration(seconds=1), lease_ttl=Duration(seconds=30)))
+        if reply.HasField("lease"):
+            return reply.lease.lease_id
+    raise AssertionError(f"the lease on {workflow} never lapsed")

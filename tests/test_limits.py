@@ -12,7 +12,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from executor_client import position
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 
@@ -102,3 +104,34 @@ def test_one_item_past_a_limit_is_refused_naming_the_field_and_nothing_is_writte
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert not list(stub.GetHistory(sb.GetHistoryRequest(app_id=app_id, invocation_id="i0"), timeout=10).history)
     call(build(app_id, limit), timeout=60)  # the limit itself is accepted
+
+
+EXECUTOR_CASES = [
+    ("PollTasks", lambda app, n: de.PollTasksRequest(app_id=app, task_ids=[f"t{i}" for i in range(n)]),
+     "task_ids", 100),
+    ("ExecuteTask", lambda app, n: de.ExecuteTaskRequest(
+        position=position(app, "w", 1), task_id="m.t", arguments_json="{}",
+        dispatch=de.TaskDispatch(retry_policy=de.RetryPolicy(retryable_error_types=[f"E{i}" for i in range(n)]))),
+     "dispatch.retry_policy.retryable_error_types", 100),
+    ("ExecuteTask", lambda app, n: de.ExecuteTaskRequest(
+        position=position(app, "w", 1), task_id="m.t", arguments_json="{}",
+        dispatch=de.TaskDispatch(retry_policy=de.RetryPolicy(non_retryable_error_types=[f"E{i}" for i in range(n)]))),
+     "dispatch.retry_policy.non_retryable_error_types", 100),
+]
+
+
+@pytest.mark.parametrize("server", ["sidecar", "sqlite_sidecar"])
+@pytest.mark.parametrize("rpc, build, field, limit", EXECUTOR_CASES, ids=[f"{c[0]}-{c[2]}" for c in EXECUTOR_CASES])
+def test_executor_requests_past_a_limit_are_refused_and_record_nothing(request, server, app_id: str, rpc: str,
+                                                                      build, field: str, limit: int) -> None:
+    channel = grpc.insecure_channel(request.getfixturevalue(server).address)
+    stub = de_grpc.DeterministicExecutorServiceStub(channel)
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            getattr(stub, rpc)(build(app_id, limit + 1), timeout=30)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in caught.value.details() and str(limit) in caught.value.details()
+        assert stub.GetOperationCount(de.GetOperationCountRequest(
+            app_id=app_id, workflow_id="w", kind=de.OPERATION_KIND_TASK), timeout=10).count == 0
+    finally:
+        channel.close()

@@ -64,11 +64,13 @@ def fresh_terminal_env(port: int) -> dict[str, str]:
 def clone(tmp_path: Path) -> Path:
     target = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True, timeout=120)
-    # scripts/serve would install into .venv when its stamp (the pyproject's hash) is not
-    # there; an install would repoint this suite's editable install at the clone: refuse.
-    digest = hashlib.sha256((target / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    # scripts/serve would install into .venv when its stamp (the pyproject files' hash, as
+    # scripts/_env.sh computes it) is not there; an install would repoint this suite's editable
+    # install at the clone: refuse.
+    pyprojects = [target / p for p in ("pyproject.toml", "stubs/python/pyproject.toml", "sdk/python/pyproject.toml")]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in pyprojects)).hexdigest()[:16]
     if not any((Path(sys.prefix) / f".installed-{digest}-{extras}").exists() for extras in ("base", "dev")):
-        pytest.skip("pyproject.toml differs from the committed one: commit it (or run scripts/test) first")
+        pytest.skip("a pyproject.toml differs from the committed one: commit it (or run scripts/test) first")
     (target / ".venv").symlink_to(sys.prefix, target_is_directory=True)
     return target
 

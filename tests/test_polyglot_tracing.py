@@ -23,13 +23,15 @@ from pathlib import Path
 import pytest
 
 from support import ROOT, RedisServer, SidecarServer
+from test_java_client import java_jar  # noqa: F401  (fixture)
 from test_tracing import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, OtlpReceiver, otel_env
 from toolchains import require
 
 GO_DIR = ROOT / "sdk" / "go"
 TS_DIR = ROOT / "sdk" / "ts"
 SERVICE = "pynenc.sidecar.v1.DeterministicExecutorService"
-SCOPES = {"go": "github.com/pynenc/pynenc-sidecar/sdk/go/wf", "ts": "@pynenc/sidecar"}
+JAVA_DIR = ROOT / "sdk" / "java"
+SCOPES = {"go": "github.com/pynenc/pynenc-sidecar/sdk/go/wf", "ts": "@pynenc/sidecar", "java": "org.pynenc.sidecar.wf"}
 TIMEOUT = 180
 
 
@@ -73,16 +75,22 @@ def ts_demo() -> list[str]:
     return ["node", str(TS_DIR / "dist" / "tools" / "tracedemo.js")]
 
 
+@pytest.fixture(scope="module")
+def java_demo(java_jar) -> list[str]:
+    """org.pynenc.sidecar.xlang.TraceDemo, from the jar tests/test_java_client.py builds."""
+    return ["java", "-cp", str(java_jar), "org.pynenc.sidecar.xlang.TraceDemo"]
+
+
 @pytest.fixture()
 def demo(request, receiver, traced_sidecar):
-    def run(lang: str, app: str, workflow: str, parent: bool = False) -> dict:
+    def run(lang: str, app: str, workflow: str, parent: bool = False, *extra: str) -> dict:
         command = request.getfixturevalue(f"{lang}_demo")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env.update(otel_env(receiver))
         args = ["--address", traced_sidecar.address, "--app", app, "--workflow", workflow] + (
             ["--parent"] if parent else []
-        )
-        out = _run([*command, *args], GO_DIR if lang == "go" else TS_DIR, env=env)
+        ) + list(extra)
+        out = _run([*command, *args], {"go": GO_DIR, "java": JAVA_DIR}.get(lang, TS_DIR), env=env)
         return json.loads(out.strip().splitlines()[-1])
 
     return run
@@ -104,19 +112,29 @@ def collect(receiver: OtlpReceiver, trace_id: str, workflow: str) -> list[dict]:
     return receiver.trace(trace_id)
 
 
-def check_chain(spans: list[dict], scope: str) -> dict[str, dict]:
+# Languages whose leased runs buffer random and uuid (docs/client-contract.md, "One round trip
+# per blocking point"): those operations are spans of their own with no call under them.
+BUFFERING = {"ts"}
+
+
+def check_chain(spans: list[dict], scope: str, buffered: bool = False) -> dict[str, dict]:
     """Every SERVER span is a child of a worker CLIENT span for the same method; returns the
-    worker's operation span above each operation RPC, by method and invocation."""
+    worker's operation span above each operation RPC, by method and invocation (a buffered
+    run's random and uuid spans by name, since no call is made for them)."""
     by_id = {s["span_id"]: s for s in spans}
     server = [s for s in spans if s["kind"] == SPAN_KIND_SERVER and s["service"] == "pynenc-sidecar"]
-    assert {s["attributes"]["rpc.method"] for s in server} >= {
-        "StartWorkflow",
-        "Random",
-        "Uuid",
-        "ExecuteTask",
-        "CompleteTask",
-    }
+    methods = {s["attributes"]["rpc.method"] for s in server}
+    assert methods >= {"StartWorkflow", "ExecuteTask", "CompleteTask"} | (set() if buffered else {"Random", "Uuid"})
+    if buffered:
+        assert not methods & {"Random", "Uuid"}, methods
     operations: dict[str, dict] = {}
+    if buffered:
+        for span in spans:
+            method = {"pynenc.random": "Random", "pynenc.uuid": "Uuid"}.get(span["name"])
+            if method:
+                assert span["kind"] == SPAN_KIND_INTERNAL and span["scope"] == scope
+                assert not [s for s in spans if s["parent_span_id"] == span["span_id"]]  # no call under it
+                operations[f"{method}:{span['attributes']['pynenc.invocation.id']}"] = span
     for span in server:
         client = by_id[span["parent_span_id"]]
         assert client["kind"] == SPAN_KIND_CLIENT and client["scope"] == scope
@@ -147,7 +165,7 @@ def test_worker_trace_continues_into_the_sidecar(demo, receiver, lang):
     assert run[0]["attributes"]["pynenc.replayed"] is False
     assert [s for s in spans if s["parent_span_id"] == ""] == run
 
-    operations = check_chain(spans, scope)
+    operations = check_chain(spans, scope, lang in BUFFERING)
     random_op, uuid_op, task_op = (operations[f"{m}:{workflow}"] for m in ("Random", "Uuid", "ExecuteTask"))
     assert random_op["name"] == "pynenc.random" and uuid_op["name"] == "pynenc.uuid"
     assert task_op["name"] == "pynenc.execute_task tracedemo.child"
@@ -171,12 +189,14 @@ def test_worker_trace_continues_into_the_sidecar(demo, receiver, lang):
         if s["attributes"].get("pynenc.workflow.id") == workflow and s["trace_id"] != trace_id
     ]
     assert others == []
+    if lang in BUFFERING:
+        return
     server_random = next(s for s in spans if s["kind"] == SPAN_KIND_SERVER and s["parent_span_id"]
                          and by_id[s["parent_span_id"]]["parent_span_id"] == random_op["span_id"])
     assert server_random["attributes"]["pynenc.replayed"] is False
 
 
-@pytest.mark.parametrize("lang", ["go", "ts"])
+@pytest.mark.parametrize("lang", ["go", "ts", "java"])
 def test_a_span_of_the_callers_is_the_parent_and_a_replay_is_marked(demo, receiver, lang):
     app, workflow = fresh(f"ptrace-{lang}-p")
     first = demo(lang, app, workflow)
@@ -202,3 +222,71 @@ def test_a_span_of_the_callers_is_the_parent_and_a_replay_is_marked(demo, receiv
     )
     assert server["parent_span_id"] == client["span_id"]
     assert server["attributes"]["pynenc.replayed"] is True and server["attributes"]["pynenc.workflow.id"] == workflow
+
+
+def test_java_values_served_from_the_log_are_marked_replayed_and_linked_to_their_recording(demo, receiver):
+    app, workflow = fresh("ptrace-java-log")
+    first = demo("java", app, workflow, False, "--context")
+    again = demo("java", app, workflow, False, "--context")  # served from the log: no Random/Uuid call
+    assert again["result"] == first["result"]
+
+    def arrived(spans: list[dict]) -> bool:
+        return sum(1 for s in spans if s["trace_id"] in (first["trace_id"], again["trace_id"])
+                   and s["name"] in ("pynenc.random", "pynenc.uuid")) == 4
+
+    receiver.wait_for(arrived, "both runs' operation spans")
+    recorded = receiver.trace(first["trace_id"])
+    replayed = receiver.trace(again["trace_id"])
+    methods = [s["attributes"].get("rpc.method") for s in replayed if s["kind"] == SPAN_KIND_SERVER]
+    assert methods == ["GetWorkflowLog"]
+    for name, method in (("pynenc.random", "Random"), ("pynenc.uuid", "Uuid")):
+        origin = next(s for s in recorded if s["kind"] == SPAN_KIND_SERVER and s["attributes"]["rpc.method"] == method)
+        op = next(s for s in replayed if s["name"] == name)
+        assert op["scope"] == SCOPES["java"] and op["attributes"]["pynenc.replayed"] is True
+        assert op["attributes"]["pynenc.sequence"] == 1 and op["attributes"]["pynenc.workflow.id"] == workflow
+        links = [(link["trace_id"], link["span_id"]) for link in op["links"]]
+        assert links == [(origin["trace_id"], origin["span_id"])]
+        assert op["links"][0]["attributes"] == {"pynenc.link": "recorded_by"}
+
+
+def test_java_trace_of_buffered_operations_continues_into_the_sidecar(demo, receiver):
+    # Java buffers random and uuid (docs/client-contract.md, "One round trip per blocking
+    # point"): their spans have no RPC under them; ExecuteTask carries them to the sidecar.
+    app, workflow = fresh("ptrace-java-b")
+    out = demo("java", app, workflow)
+    assert out["ran"] is True and out["replayed"] is False and set(out["result"]) == {"random", "uuid", "child"}
+    trace_id = out["trace_id"]
+    scope = SCOPES["java"]
+
+    def complete(spans: list[dict]) -> bool:
+        mine = [s for s in spans if s["trace_id"] == trace_id]
+        return [s["attributes"].get("rpc.method") for s in mine if s["kind"] == SPAN_KIND_SERVER].count(
+            "CompleteTask") >= 2 and any(s["name"] == "pynenc.workflow tracedemo.main" for s in mine)
+
+    receiver.wait_for(complete, f"the spans of workflow {workflow}")
+    spans = receiver.trace(trace_id)
+    by_id = {s["span_id"]: s for s in spans}
+    run = [s for s in spans if s["parent_span_id"] == ""]
+    assert [s["name"] for s in run] == ["pynenc.workflow tracedemo.main"] and run[0]["scope"] == scope
+    assert run[0]["attributes"]["pynenc.workflow.id"] == workflow and run[0]["attributes"]["pynenc.app_id"] == app
+    server = [s for s in spans if s["kind"] == SPAN_KIND_SERVER and s["service"] == "pynenc-sidecar"]
+    assert sorted(s["attributes"]["rpc.method"] for s in server) == ["CompleteTask", "CompleteTask", "ExecuteTask",
+                                                                      "StartWorkflow"]
+    for span in server:  # each a child of the worker's CLIENT span of the same method
+        client = by_id[span["parent_span_id"]]
+        assert client["kind"] == SPAN_KIND_CLIENT and client["scope"] == scope and client["name"] == span["name"]
+    ops = {s["name"]: s for s in spans if s["kind"] == SPAN_KIND_INTERNAL and s["scope"] == scope
+           and s["attributes"].get("pynenc.invocation.id") == workflow}
+    for name, kind in (("pynenc.random", "random"), ("pynenc.uuid", "uuid"),
+                       ("pynenc.execute_task tracedemo.child", "task")):
+        attributes = ops[name]["attributes"]
+        assert ops[name]["parent_span_id"] == run[0]["span_id"]
+        assert attributes["pynenc.operation"] == kind and attributes["pynenc.sequence"] == 1
+        assert attributes["pynenc.workflow.id"] == workflow and attributes["pynenc.replayed"] is False
+    task_op = ops["pynenc.execute_task tracedemo.child"]
+    assert task_op["attributes"]["pynenc.task.id"] == "tracedemo.child"
+    execute = next(s for s in server if s["attributes"]["rpc.method"] == "ExecuteTask")
+    assert by_id[execute["parent_span_id"]]["parent_span_id"] == task_op["span_id"]
+    main_random = ops["pynenc.random"]["span_id"]
+    child_random = [s for s in spans if s["name"] == "pynenc.random" and s["span_id"] != main_random]
+    assert len(child_random) == 1 and child_random[0]["parent_span_id"] == task_op["span_id"]

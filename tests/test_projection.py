@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from pynenc_sidecar.clock import wall_clock_us
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RUNNING, SUCCESS, TaskState, WorkflowRef
 from pynenc_sidecar.projection import RUNNER_CLS, args_id, project, serialized_arguments
 from pynenc_sidecar.service.state_backend import StateBackendServicer
 from pynenc_sidecar.service.validation import Limits
+from pynenc_sidecar.state_backend_engine import StateBackendEngine
 from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 from pynenc_sidecar.storage.sqlite.state_backend_store import SqliteStateBackendStore
 from pynenc_sidecar_proto.v1 import common_pb2
@@ -31,10 +33,10 @@ class Servicer:
     """StateBackendService's servicer on a real store, called in-process: what it stores for a
     request is read back from the store, as the projection's payloads are."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock=wall_clock_us) -> None:
         self.loop = asyncio.new_event_loop()
         self.store = SqliteStateBackendStore(SqliteStore(path))
-        self.servicer = StateBackendServicer(self.store, Limits())
+        self.servicer = StateBackendServicer(StateBackendEngine(self.store, clock), Limits())
 
     def call(self, rpc: str, request):
         reply = self.loop.run_until_complete(getattr(self.servicer, rpc)(request, None))

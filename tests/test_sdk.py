@@ -1,4 +1,6 @@
-"""The Python SDK against a real sidecar process and a real Redis."""
+"""The Python SDK: its workflow semantics against pynenc_sidecar_sdk.testing's in-process server
+(fast; the server and store are the real ones, only in this process and in memory), and
+workers killed mid-workflow against a real sidecar process on a real Redis."""
 
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture()
-def flows(sidecar, tmp_path, monkeypatch):
-    """The sdk_workflows module bound to the test sidecar, journaling to a temp file."""
-    monkeypatch.setenv("PYNENC_SIDECAR_ADDRESS", sidecar.address)
+def flows(in_process_sidecar, tmp_path, monkeypatch):
+    """The sdk_workflows module bound to the in-process sidecar, journaling to a temp file."""
+    monkeypatch.setenv("PYNENC_SIDECAR_ADDRESS", in_process_sidecar.address)
     monkeypatch.setenv("PSC_TEST_JOURNAL", str(tmp_path / "journal"))
     monkeypatch.setenv("PSC_TEST_APP", f"sdk-{uuid.uuid4().hex}")
     sys.modules.pop("sdk_workflows", None)

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 
 from pynenc_sidecar.core import derivations
+from pynenc_sidecar_sdk import derivations as sdk_derivations
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "derivations.json").read_text(encoding="utf-8"))
 CASES = VECTORS["derivations"]
 
 
 def test_namespace_is_documented_uuid5():
-    assert VECTORS["uuid_namespace"] == str(derivations.UUID_NAMESPACE)
+    assert VECTORS["uuid_namespace"] == str(derivations.UUID_NAMESPACE) == str(sdk_derivations.UUID_NAMESPACE)
     assert uuid.uuid5(uuid.NAMESPACE_URL, "https://pynenc.org/sidecar/uuid/v1") == derivations.UUID_NAMESPACE
 
 
@@ -46,6 +47,9 @@ def test_derivation_vector(case):
     assert 0.0 <= value < 1.0
     assert derivations.uuid_value(scope, sequence) == case["uuid"]
     assert uuid.UUID(case["uuid"]).version == 5
+    # the Python SDK derives its buffered values itself, the same way
+    assert sdk_derivations.random_value(scope, sequence) == case["random"]
+    assert sdk_derivations.uuid_value(scope, sequence) == case["uuid"]
 
 
 @pytest.mark.parametrize("case", VECTORS["canonical_json"], ids=lambda c: c["input"][:30])

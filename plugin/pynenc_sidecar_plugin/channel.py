@@ -17,11 +17,11 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
 
 import grpc
 
 from pynenc_sidecar_plugin.conf import ConnectionSettings
+from pynenc_sidecar_proto.connection import open_channel
 
 SERVICE = "pynenc.sidecar.v1.StateBackendService"
 # The executor (deterministic.py) calls only Random, UtcNow, Uuid, Record, GetRecorded and
@@ -103,56 +103,11 @@ def service_config(retry_attempts: int) -> str:
     return json.dumps({"methodConfig": configs})
 
 
-class _CallDetails(NamedTuple):
-    method: str
-    timeout: float | None
-    metadata: tuple | None
-    credentials: grpc.CallCredentials | None
-    wait_for_ready: bool | None
-    compression: grpc.Compression | None
-
-
-class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Adds `authorization: Bearer <token>` to every call (call credentials need TLS; a
-    token over a plain loopback channel is the sidecar's documented use too)."""
-
-    def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
-
-    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        return _CallDetails(details.method, details.timeout, (*(details.metadata or ()), self._header),  # type: ignore[return-value]
-                            details.credentials, getattr(details, "wait_for_ready", None),
-                            getattr(details, "compression", None))
-
-    def intercept_unary_unary(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_unary_stream(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details), request)
-
-
-def _read(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise ValueError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
-
-
 def _open(settings: ConnectionSettings) -> grpc.Channel:
     options = [("grpc.service_config", service_config(settings.retry_attempts)), ("grpc.enable_retries", 1),
                ("grpc.max_receive_message_length", settings.max_message_bytes),
                ("grpc.max_send_message_length", settings.max_message_bytes)]
-    if settings.tls:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=_read(settings.tls_ca, "sidecar_tls_ca file") if settings.tls_ca else None,
-            private_key=_read(settings.client_key, "sidecar_client_key file") if settings.client_key else None,
-            certificate_chain=_read(settings.client_cert, "sidecar_client_cert file") if settings.client_cert else None)
-        channel = grpc.secure_channel(settings.address, credentials, options=options)
-    else:
-        channel = grpc.insecure_channel(settings.address, options=options)
-    if settings.token:
-        channel = grpc.intercept_channel(channel, _BearerToken(settings.token))
+    channel, _ = open_channel(settings.address, settings.security, options)
     return channel
 
 

@@ -3,13 +3,12 @@ config file, or Pynenc's env form (PYNENC__SIDECAR_ADDRESS=...)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from cistell import ConfigField
 from pynenc.conf.config_state_backend import ConfigStateBackend
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
+from pynenc_sidecar_proto.connection import DEFAULT_ADDRESS, ENV, ClientSecurity, OptionNames, env_value
 
 
 class ConfigSidecar(ConfigStateBackend):
@@ -44,8 +43,8 @@ class ConfigSidecar(ConfigStateBackend):
     sidecar_max_message_bytes = ConfigField(64 * 1024 * 1024)
 
 
-def _env(name: str) -> str:
-    return os.environ.get(name, "").strip()
+# How errors name the options: this plugin's config fields.
+OPTION_NAMES = OptionNames(tls_ca="sidecar_tls_ca", client_cert="sidecar_client_cert", client_key="sidecar_client_key")
 
 
 @dataclass(frozen=True)
@@ -53,25 +52,18 @@ class ConnectionSettings:
     """The resolved settings; one channel per process and per distinct settings."""
 
     address: str
-    tls: bool
-    tls_ca: str
-    client_cert: str
-    client_key: str
-    token: str
+    security: ClientSecurity
     timeout_sec: float
     retry_attempts: int
     max_message_bytes: int
 
     @classmethod
     def from_conf(cls, conf: ConfigSidecar) -> ConnectionSettings:
-        tls_ca = conf.sidecar_tls_ca or _env("PYNENC_SIDECAR_TLS_CA")
-        client_cert = conf.sidecar_client_cert or _env("PYNENC_SIDECAR_CLIENT_CERT")
-        client_key = conf.sidecar_client_key or _env("PYNENC_SIDECAR_CLIENT_KEY")
-        if bool(client_cert) != bool(client_key):
-            raise ValueError("a client certificate needs its key: set both sidecar_client_cert and "
-                             "sidecar_client_key (or PYNENC_SIDECAR_CLIENT_CERT and PYNENC_SIDECAR_CLIENT_KEY)")
-        tls = bool(conf.sidecar_tls or tls_ca or client_cert
-                   or _env("PYNENC_SIDECAR_TLS").lower() in ("1", "true", "yes"))
+        # Empty fields fall back to the PYNENC_SIDECAR_* variables, by the SDKs' own rule.
+        security = ClientSecurity.resolve(
+            tls=True if conf.sidecar_tls else None, tls_ca=conf.sidecar_tls_ca or None,
+            client_cert=conf.sidecar_client_cert or None, client_key=conf.sidecar_client_key or None,
+            token=conf.sidecar_token or None, names=OPTION_NAMES)
         timeout = float(conf.sidecar_timeout_sec)
         if timeout <= 0:
             raise ValueError(f"sidecar_timeout_sec must be > 0, got {timeout}")
@@ -82,8 +74,6 @@ class ConnectionSettings:
         if max_message < 4 * 1024 * 1024:
             raise ValueError(f"sidecar_max_message_bytes must be at least 4 MiB (4194304), got {max_message}")
         return cls(
-            address=conf.sidecar_address or _env("PYNENC_SIDECAR_ADDRESS") or DEFAULT_ADDRESS,
-            tls=tls, tls_ca=tls_ca, client_cert=client_cert, client_key=client_key,
-            token=conf.sidecar_token or _env("PYNENC_SIDECAR_TOKEN"),
-            timeout_sec=timeout, retry_attempts=attempts, max_message_bytes=max_message,
+            address=conf.sidecar_address or env_value(ENV["address"]) or DEFAULT_ADDRESS,
+            security=security, timeout_sec=timeout, retry_attempts=attempts, max_message_bytes=max_message,
         )

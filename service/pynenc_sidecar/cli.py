@@ -17,10 +17,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pynenc_sidecar import __version__, inspector, logs, retention
 from pynenc_sidecar import settings as config
+from pynenc_sidecar.clock import wall_clock_us
 from pynenc_sidecar.core.errors import FailedPrecondition, NotFound, Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, serve
-from pynenc_sidecar.storage.redis.state_backend_store import PurgeCounts
+from pynenc_sidecar.storage.interface import PurgeCounts
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -268,7 +269,7 @@ def _purge(args: argparse.Namespace, settings: config.Settings) -> int:
             message = (f"purged workflow {args.workflow_id!r} of app {app_id!r}" if deleted else
                        f"nothing to purge: workflow {args.workflow_id!r} not found in app {app_id!r}")
         elif older_than is not None:
-            cutoff = retention.now_us() - int(older_than * 1_000_000)
+            cutoff = wall_clock_us() - int(older_than * 1_000_000)
             apps = [args.app_id] if args.app_id else None
             head = {"finished_before": inspector.iso(cutoff)}
             if args.dry_run:
@@ -318,7 +319,7 @@ def _counted(counts: PurgeCounts) -> str:
 
 
 def _finished_json(f: retention.Finished) -> dict:
-    return {"app_id": f.app_id, **inspector._identity(f.workflow), "finished_at": inspector.iso(f.finished_us)}
+    return {"app_id": f.app_id, **inspector.identity_json(f.workflow), "finished_at": inspector.iso(f.finished_us)}
 
 
 def _print_preview(args: argparse.Namespace, unit: str, targets: list[_PurgeTarget], head: dict, what: str = "") -> int:
@@ -332,8 +333,9 @@ def _print_preview(args: argparse.Namespace, unit: str, targets: list[_PurgeTarg
     if args.json:
         result = {"dry_run": True, **head}
         if args.older_than:
+            # Found by age, so every target is a finished workflow.
             result["workflows"] = [_finished_json(t.finished) | {"would_delete": counts_json(t.counts)}
-                                   for t in targets]
+                                   for t in targets if t.finished is not None]
         result["would_delete"] = counts_json(total)
         _print_json(result)
         return 0

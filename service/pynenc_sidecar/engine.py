@@ -1,20 +1,22 @@
 """The workflow context's use cases: core rules applied to a store.
 
 Pure rules live in `core`; atomic steps live in the store; this module only sequences
-them. It knows nothing of gRPC.
+them. It knows nothing of gRPC (tests/test_layering.py checks): tracing and metrics come in
+as an EngineObserver (observability.ENGINE_OBSERVER in the server).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from pynenc_sidecar import observability as obs
-from pynenc_sidecar.core import derivations, outcomes, replay
+from pynenc_sidecar.clock import Clock, Monotonic, monotonic_s, wall_clock_us
+from pynenc_sidecar.core import commits, derivations, outcomes, replay
+from pynenc_sidecar.core.dispatch import DispatchPolicy, DispatchState
 from pynenc_sidecar.core.errors import (
     INVOCATION_NOT_FOUND,
     LEASE_NOT_HELD,
@@ -44,14 +46,48 @@ from pynenc_sidecar.core.tasks import (
     child_workflow,
     status_name,
 )
-from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, Recorded, ScopeFinished, Store, TaskNotFound
+from pynenc_sidecar.dispatcher import Dispatcher, dispatch_store_for, is_dispatch_lease
+from pynenc_sidecar.storage.interface import (
+    CommitConflict,
+    LeaseNotHeld,
+    LeaseRequest,
+    Recorded,
+    ScopeFinished,
+    Store,
+    TaskNotFound,
+)
 
 if TYPE_CHECKING:
     from pynenc_sidecar.projection import StateProjection
 
 
-def wall_clock_us() -> int:
-    return time.time_ns() // 1000
+WAIT_POLL_S = (0.005, 0.25)  # first and longest pause between looks at a waited-for task
+
+
+class EngineObserver(Protocol):
+    """What the engine tells tracing and metrics, and asks of them."""
+
+    def origin(self) -> str | None:
+        """The current span's trace context to store with a new record (None: untraced)."""
+
+    def recorded(self, kind: Kind, replayed: bool, origin_text: str = "") -> None:
+        """A value was recorded or replayed (a replay links to its origin's span)."""
+
+    def lease_taken_over(self) -> None:
+        """A lapsed lease was granted to another caller."""
+
+
+class SilentObserver:
+    """No tracing, no metrics: the engine's default (tests, the CLI)."""
+
+    def origin(self) -> str | None:
+        return None
+
+    def recorded(self, kind: Kind, replayed: bool, origin_text: str = "") -> None:
+        pass
+
+    def lease_taken_over(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -60,6 +96,7 @@ class TaskOutcome:
     replayed: bool
     lease: LeaseRequest | None  # the lease granted to the caller, if any
     lease_expire_us: int = 0
+    dispatch: DispatchState | None = None  # set when the invocation is dispatched
 
 
 # One recorded operation of a log: ((scope, kind, custom name), sequence, value, field).
@@ -81,12 +118,16 @@ class LogBatch:
 
 
 class WorkflowEngine:
-    def __init__(self, store: Store, clock: Callable[[], int] = wall_clock_us,
-                 projection: StateProjection | None = None) -> None:
+    def __init__(self, store: Store, clock: Clock = wall_clock_us,
+                 projection: StateProjection | None = None, observer: EngineObserver | None = None,
+                 monotonic: Monotonic = monotonic_s) -> None:
         self.store = store
         self.clock = clock
+        self.monotonic = monotonic
+        self.observer: EngineObserver = observer or SilentObserver()
         # Shows task states through StateBackendService (projection.py); None: not shown.
         self.projection = projection
+        self.dispatcher = Dispatcher(self, dispatch_store_for(store))
 
     async def _project(self, app_id: str, state: TaskState, now_us: int) -> None:
         """After the executor's write: a crash before this step loses nothing that the next
@@ -98,19 +139,18 @@ class WorkflowEngine:
     # Every record is guarded by its scope (guard=pos.scope): a finished invocation records
     # nothing new (the store checks in the write's own atomic step), so a replay starts no
     # new work. With tracing on, the value is stored with the recording span's context
-    # (obs.origin()), and a replay's span links to the span that recorded it.
-    @staticmethod
-    async def _guarded(pos: Position, step: Awaitable[Recorded]) -> Recorded:
+    # (self.observer.origin()), and a replay's span links to the span that recorded it.
+    async def _guarded(self, pos: Position, step: Awaitable[Recorded]) -> Recorded:
         try:
             recorded = await step
         except ScopeFinished as refused:
             raise replay.finished_scope(pos, refused.status) from None
-        obs.recorded(pos.kind, recorded.replayed, recorded.origin)
+        self.observer.recorded(pos.kind, recorded.replayed, recorded.origin)
         return recorded
 
     async def _record(self, app_id: str, pos: Position, value: str) -> Recorded:
         return await self._guarded(pos, self.store.record(
-            app_id, pos.workflow_id, pos.field, pos.count_field, value, obs.origin(), guard=pos.scope))
+            app_id, pos.workflow_id, pos.field, pos.count_field, value, self.observer.origin(), guard=pos.scope))
 
     async def random(self, app_id: str, pos: Position) -> tuple[float, bool]:
         value = repr(derivations.random_value(pos.scope, pos.sequence))
@@ -122,7 +162,7 @@ class WorkflowEngine:
 
     async def utc_now(self, app_id: str, pos: Position) -> tuple[int, bool]:
         return await self._guarded(pos, self.store.record_time(
-            app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(), obs.origin(), guard=pos.scope))
+            app_id, pos.workflow_id, pos.field, pos.count_field, self.clock(), self.observer.origin(), guard=pos.scope))
 
     async def record(self, app_id: str, pos: Position, value_json: str) -> tuple[str, bool]:
         return await self._record(app_id, pos, value_json)
@@ -137,7 +177,7 @@ class WorkflowEngine:
         if value is None:
             return None, ""
         origin = (await self.store.get_origins(app_id, pos.workflow_id, [pos.field]))[0] or ""
-        obs.recorded(pos.kind, True, origin)
+        self.observer.recorded(pos.kind, True, origin)
         return value, origin
 
     async def base_time(self, app_id: str, workflow_id: str) -> tuple[int, bool]:
@@ -157,7 +197,7 @@ class WorkflowEngine:
     async def get_data_at(self, app_id: str, pos: Position) -> tuple[str | None, bool]:
         """A read recorded at pos (kind DATA_READ, name the key): (value or None, replayed)."""
         recorded = await self._guarded(pos, self.store.record_data_read(
-            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, obs.origin(), guard=pos.scope))
+            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, self.observer.origin(), guard=pos.scope))
         return (None if recorded.value == DATA_NOT_FOUND else recorded.value), recorded.replayed
 
     async def set_data_at(self, app_id: str, pos: Position, value_json: str) -> bool:
@@ -165,7 +205,8 @@ class WorkflowEngine:
         so not applied again)."""
         self._check_owner(pos.workflow_id, pos.scope)
         recorded = await self._guarded(pos, self.store.record_data_write(
-            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, value_json, obs.origin(), guard=pos.scope))
+            app_id, pos.workflow_id, pos.field, pos.count_field, pos.name, value_json, self.observer.origin(),
+            guard=pos.scope))
         if recorded.replayed:
             replay.check_data_write(pos, recorded.value, value_json)
         return recorded.replayed
@@ -180,6 +221,41 @@ class WorkflowEngine:
                 metadata={"workflow_id": workflow_id, "invocation_id": invocation_id},
             )
 
+    # --- buffered operations ---------------------------------------------------
+    async def commit(self, app_id: str, workflow_id: str, scope: str, lease_id: str,
+                     operations: list[tuple[Position, str]]) -> int:
+        """Record a run's buffered operations (position, stored text) in one atomic step,
+        fenced by its lease on scope; returns how many were new. All or nothing: a position
+        recorded with another value refuses it all (COMMIT_CONFLICT)."""
+        if not operations:
+            return 0
+        if any(pos.kind is Kind.DATA_WRITE for pos, _ in operations):
+            self._check_owner(workflow_id, scope)
+        entries = [commits.entry(pos, value) for pos, value in operations]
+        origin = self.observer.origin()
+        # A value recorded as other JSON text of the same value (another SDK's spelling) is
+        # the same value: commit the stored text there and try again (each retry settles
+        # one more position, so this ends).
+        for _ in range(len(entries) + 1):
+            try:
+                recorded = await self.store.commit(app_id, workflow_id, scope, lease_id, entries, origin)
+            except CommitConflict as refused:
+                pos, given = operations[refused.index]
+                if not commits.same_value(pos.kind, refused.stored, given):
+                    raise commits.conflict(pos, refused.stored, given) from None
+                entries[refused.index] = commits.entry(pos, refused.stored)
+                continue
+            except TaskNotFound:
+                raise _not_found(scope) from None
+            except LeaseNotHeld:
+                raise _lease_not_held(scope) from None
+            except ScopeFinished as refused:  # named by the first position not recorded yet
+                raise replay.finished_scope(operations[refused.index or 0][0], refused.status) from None
+            for (pos, _), new in zip(operations, recorded):
+                self.observer.recorded(pos.kind, not new)
+            return sum(recorded)
+        raise AssertionError("unreachable: every retry settles one position")
+
     # --- tasks -----------------------------------------------------------------
     def _lease(self, runner_id: str, ttl_us: int) -> LeaseRequest:
         return LeaseRequest(uuid.uuid4().hex, ttl_us, runner_id)
@@ -190,19 +266,22 @@ class WorkflowEngine:
         now = self.clock()
         current, granted, created = await self.store.ensure_task(app_id, state, lease, now, index_run=index_run)
         if granted and not created:
-            obs.lease_taken_over()
+            self.observer.lease_taken_over()
         if granted or created:
             await self._project(app_id, current, now)
         return TaskOutcome(current, replayed, lease if granted else None, current.lease_expire_us if granted else 0)
 
     async def execute_task(
         self, app_id: str, caller: WorkflowRef, pos: Position, task_id: str, arguments_json: str,
-        force_new_workflow: bool, runner_id: str, ttl_us: int,
+        force_new_workflow: bool, runner_id: str, ttl_us: int, dispatch: DispatchPolicy | None = None,
     ) -> TaskOutcome:
-        requested = TaskCall(uuid.uuid4().hex, task_id, arguments_json, force_new_workflow)
+        requested = TaskCall(uuid.uuid4().hex, task_id, arguments_json, force_new_workflow, dispatch is not None)
         stored, replayed = await self._record(app_id, pos, requested.encode())
         call = TaskCall.decode(stored)
         check_replay(call, requested, f"{pos.scope} task #{pos.sequence}")
+        if call.dispatched:  # as recorded: a replay keeps the first call's choice
+            done = await self.dispatcher.execute(app_id, caller, pos.scope, call, dispatch or DispatchPolicy())
+            return TaskOutcome(done.state, replayed, None, dispatch=done.dispatch)
         # The record names the invocation; its state is (re)created idempotently, so a
         # crash between the two steps leaves nothing a later call cannot repair.
         state = TaskState(
@@ -228,12 +307,14 @@ class WorkflowEngine:
         check_replay(recorded_call, TaskCall(workflow.workflow_id, workflow.workflow_type, arguments_json),
                      f"workflow {workflow.workflow_id} start")
         if granted and not created:
-            obs.lease_taken_over()
+            self.observer.lease_taken_over()
         if granted or created:
             await self._project(app_id, current, now)
         return TaskOutcome(current, not created, lease if granted else None, current.lease_expire_us if granted else 0)
 
     async def renew_lease(self, app_id: str, invocation_id: str, lease_id: str, ttl_us: int) -> int:
+        if is_dispatch_lease(lease_id):
+            await self.dispatcher.renew(app_id, invocation_id, lease_id)
         try:
             return await self.store.renew_lease(app_id, invocation_id, lease_id, ttl_us, self.clock())
         except TaskNotFound:
@@ -244,6 +325,28 @@ class WorkflowEngine:
     async def complete_task(
         self, app_id: str, invocation_id: str, lease_id: str, result_json: str | None, error: dict[str, str] | None
     ) -> tuple[TaskState, bool]:
+        """Record the outcome; a dispatched attempt's error is retried when its policy says so
+        (the state comes back in status RETRY, accepted)."""
+        if not is_dispatch_lease(lease_id):
+            return await self.record_outcome(app_id, invocation_id, lease_id, result_json, error)
+        if error is not None:
+            try:
+                retried = await self.dispatcher.fail_attempt(
+                    app_id, invocation_id, lease_id, json.dumps(error, separators=(",", ":")))
+            except TaskNotFound:
+                raise _not_found(invocation_id) from None
+            except LeaseNotHeld:
+                raise _lease_not_held(invocation_id) from None
+            if retried is not None:
+                return retried.state, True
+        state, accepted = await self.record_outcome(app_id, invocation_id, lease_id, result_json, error)
+        await self.dispatcher.completed(app_id, state)
+        return state, accepted
+
+    async def record_outcome(
+        self, app_id: str, invocation_id: str, lease_id: str, result_json: str | None, error: dict[str, str] | None
+    ) -> tuple[TaskState, bool]:
+        """The task's outcome, first one wins (fenced by the lease)."""
         status = SUCCESS if error is None else FAILED
         error_json = None if error is None else json.dumps(error, separators=(",", ":"))
         now = self.clock()
@@ -312,6 +415,10 @@ class WorkflowEngine:
             failed.append(state)
         return failed
 
+    async def is_dispatched(self, app_id: str, invocation_id: str) -> bool:
+        found = await self.dispatcher.get(app_id, invocation_id)
+        return found is not None and found.dispatch is not None
+
     async def poll_task(self, app_id: str, invocation_id: str, runner_id: str, ttl_us: int) -> TaskOutcome:
         """One look at a task: finished, or leased to this caller if its holder's lapsed."""
         lease = self._lease(runner_id, ttl_us)
@@ -321,10 +428,23 @@ class WorkflowEngine:
         except TaskNotFound:
             raise _not_found(invocation_id) from None
         if granted:
-            obs.lease_taken_over()
+            self.observer.lease_taken_over()
             await self._project(app_id, state, now)
             return TaskOutcome(state, True, lease, state.lease_expire_us)
         return TaskOutcome(state, True, None)
+
+    async def wait_task(self, app_id: str, invocation_id: str, runner_id: str, ttl_us: int, wait_s: float
+                        ) -> TaskOutcome:
+        """Look at the task until it is finished or leased to this caller, for at most wait_s
+        seconds; pauses grow from WAIT_POLL_S[0] to WAIT_POLL_S[1]. The last look's outcome."""
+        deadline = self.monotonic() + max(wait_s, 0.0)
+        pause = WAIT_POLL_S[0]
+        while True:
+            outcome = await self.poll_task(app_id, invocation_id, runner_id, ttl_us)
+            if outcome.state.finished or outcome.lease is not None or self.monotonic() >= deadline:
+                return outcome
+            await asyncio.sleep(min(pause, max(deadline - self.monotonic(), 0)))
+            pause = min(pause * 2, WAIT_POLL_S[1])
 
     # --- the whole log ---------------------------------------------------------
     async def workflow_log(self, app_id: str, workflow_id: str, batch_size: int = LOG_BATCH,

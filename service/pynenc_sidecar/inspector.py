@@ -10,6 +10,7 @@ block the server). They only read; `purge` (retention.py) and `retry` (the engin
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, ORIGIN_PREFIX, Kind, Position, parse_field
 from pynenc_sidecar.core.tasks import TaskCall, TaskState, WorkflowRef
+from pynenc_sidecar.dispatcher import dispatch_store_for
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, open_stores
 from pynenc_sidecar.storage.interface import RunRecord
 from pynenc_sidecar_proto.v1 import common_pb2
@@ -117,7 +119,7 @@ def _operation(workflow_id: str, pos: Position, value: str, origin: str | None) 
         call = TaskCall.decode(value)
         entry["value"] = {"invocation_id": call.invocation_id, "task_id": call.task_id,
                           "arguments": _json_or_text(call.arguments_json),
-                          "force_new_workflow": call.force_new_workflow}
+                          "force_new_workflow": call.force_new_workflow, "dispatched": call.dispatched}
     elif pos.kind is Kind.UUID:
         entry["value"] = value
     elif pos.kind is Kind.DATA_READ:  # what the read returned; found=False: the key had no value
@@ -137,7 +139,7 @@ def _task(state: TaskState) -> dict[str, Any]:
         "task_id": state.task_id,
         "arguments": _json_or_text(state.arguments_json),
         "status": status_name(state.status),
-        "workflow": _identity(state.workflow),
+        "workflow": identity_json(state.workflow),
         "parent_invocation_id": state.parent_invocation_id or None,
         "result": _json_or_text(state.result_json),
         "error": error if error != "" else None,
@@ -147,7 +149,7 @@ def _task(state: TaskState) -> dict[str, Any]:
     }
 
 
-def _identity(ref: WorkflowRef) -> dict[str, Any]:
+def identity_json(ref: WorkflowRef) -> dict[str, Any]:
     return {"workflow_id": ref.workflow_id, "workflow_type": ref.workflow_type or None,
             "parent_workflow_id": ref.parent_workflow_id or None}
 
@@ -193,24 +195,47 @@ async def workflow_report(stores: Stores, app_id: str, workflow_id: str) -> dict
     operations = [_operation(workflow_id, pos, value, fields.get(ORIGIN_PREFIX + pos.field))
                   for pos, value in positions]
     tasks = [_task(states[i]) for i in task_ids if i in states]
-    children = [_identity(s.workflow) | {"status": status_name(s.status), "finished_at": iso(s.finished_us)}
+    children = [identity_json(s.workflow) | {"status": status_name(s.status), "finished_at": iso(s.finished_us)}
                 for s in states.values() if s.workflow.workflow_id not in (workflow_id, "")
                 and s.workflow.workflow_id == s.invocation_id]
     base = fields.get(BASE_TIME_FIELD)
+    dispatched = await _dispatched(store, app_id, [c.invocation_id for c in calls.values() if c.dispatched])
     return {
         "app_id": app_id,
-        "workflow": _identity(identity),
+        "workflow": identity_json(identity),
         "status": status_name(main.status) if main else None,
         "started_at": iso(min(run.first_us for run in runs)) if runs else None,
         "finished_at": iso(main.finished_us) if main else None,
         "base_time": iso(int(base)) if base else None,
-        "runs": [_identity(run.workflow) | {"started_at": iso(run.first_us)} for run in runs],
+        "runs": [identity_json(run.workflow) | {"started_at": iso(run.first_us)} for run in runs],
         "child_workflows": children,
         "operations": operations,
         "tasks": tasks,
         "data": {key: _json_or_text(value) for key, value in sorted(data.items())},
+        "dispatched_tasks": dispatched,
         "state_backend_invocations": [await _sb_invocation(stores, app_id, i) for i in sb_ids],
     }
+
+
+async def _dispatched(store: Any, app_id: str, invocation_ids: list[str]) -> list[dict[str, Any]]:
+    """The workflow's dispatched invocations: queued ones with their age, running ones with
+    their attempt and runner."""
+    dispatch_store = dispatch_store_for(store)
+    now = time.time_ns() // 1000
+    report = []
+    for invocation_id in invocation_ids:
+        found = await dispatch_store.get(app_id, invocation_id)
+        state, dispatch = found if found is not None else (None, None)
+        if state is None or dispatch is None:
+            continue
+        queued = dispatch.queued_us if dispatch.queued_us and not state.finished else 0
+        report.append({
+            "invocation_id": invocation_id, "task_id": state.task_id, "status": status_name(state.status),
+            "attempt": dispatch.attempt, "queued_since": iso(queued), "age_seconds":
+                round(max(now - queued, 0) / 1e6, 1) if queued else None,
+            "schedule_to_start_deadline": iso(dispatch.schedule_deadline_us()) if queued else None,
+            "runner_id": state.runner_id or None, "last_error": _json_or_text(dispatch.last_error_json)})
+    return report
 
 
 async def _sb_invocation(stores: Stores, app_id: str, invocation_id: str) -> dict[str, Any]:
@@ -288,6 +313,14 @@ def render_workflow(report: dict[str, Any]) -> str:
         out.append(table(["INVOCATION", "TASK", "ARGUMENTS", "STATUS", "WORKFLOW", "RESULT / ERROR", "FINISHED AT"],
                          rows))
 
+    waiting = report.get("dispatched_tasks", [])
+    if waiting:
+        out += ["", f"Dispatched tasks ({len(waiting)})",
+                table(["INVOCATION", "TASK", "STATUS", "ATTEMPT", "QUEUED SINCE", "AGE", "RUNNER"],
+                      [[d["invocation_id"], d["task_id"], d["status"], d["attempt"], _short(d["queued_since"]),
+                        f"{d['age_seconds']} s" if d["age_seconds"] is not None else None, d["runner_id"]]
+                       for d in waiting])]
+
     out += ["", f"Data ({len(report['data'])})"]
     if report["data"]:
         out.append(table(["KEY", "VALUE"], [[k, _compact(v)] for k, v in report["data"].items()]))
@@ -337,7 +370,7 @@ async def workflows_report(stores: Stores, app_id: str, workflow_type: str = "",
         "workflow_type": workflow_type or None,
         "types": [{"workflow_type": t, "runs": n} for t, n in sorted(counts.items())],
         "total_runs": total,
-        "runs": [_identity(run.workflow) | {
+        "runs": [identity_json(run.workflow) | {
             "started_at": iso(run.first_us),
             "status": status_name(main.status) if main else None,
             "finished_at": iso(main.finished_us) if main else None,

@@ -168,6 +168,18 @@ def lease_taken_over() -> None:
         _trace.get_current_span().add_event("pynenc.lease.taken_over")
 
 
+class _EngineObserver:
+    """The engine's EngineObserver (engine.py): this module's origin, recorded and
+    lease_taken_over, so the engine reports to tracing and metrics without importing them."""
+
+    origin = staticmethod(origin)
+    recorded = staticmethod(recorded)
+    lease_taken_over = staticmethod(lease_taken_over)
+
+
+ENGINE_OBSERVER = _EngineObserver()
+
+
 def auth_rejected(reason: str, method: str) -> None:
     """A call refused by the token check: UNAUTHENTICATED, APP_NOT_AUTHORIZED or METHOD_NOT_AUTHORIZED."""
     if METRICS:

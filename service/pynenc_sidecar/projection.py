@@ -26,12 +26,7 @@ import time
 
 from pynenc_sidecar.core import payloads
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RETRY, RUNNING, SUCCESS, TaskState
-from pynenc_sidecar.storage.redis.state_backend_store import (
-    HistoryEvent,
-    InvocationRecord,
-    ProjectedInvocation,
-    StateBackendStore,
-)
+from pynenc_sidecar.storage.interface import HistoryEvent, InvocationRecord, ProjectedInvocation, StateBackendStore
 from pynenc_sidecar_proto.v1 import common_pb2
 
 # The runner_cls of the runner contexts stored for the executor's runner ids.

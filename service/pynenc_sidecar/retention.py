@@ -33,6 +33,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
+from pynenc_sidecar.clock import Clock, wall_clock_us
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
 from pynenc_sidecar.storage.interface import RunRecord
@@ -43,10 +44,6 @@ log = logging.getLogger("pynenc_sidecar.retention")
 FINAL_HISTORY_STATUSES = frozenset({
     "INVOCATION_STATUS_SUCCESS", "INVOCATION_STATUS_FAILED", "INVOCATION_STATUS_CONCURRENCY_CONTROLLED_FINAL",
 })
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,7 @@ async def purge_finished(stores, cutoff_us: int, app_ids: Iterable[str] | None =
         yield finished
 
 
-async def repair_runs(stores, clock=now_us) -> int:
+async def repair_runs(stores, clock: Clock = wall_clock_us) -> int:
     """Index the runs of workflow main tasks left without a run entry; how many were."""
     repaired = await stores.store.index_unindexed_runs(clock())
     for app_id, workflow in repaired:
@@ -106,7 +103,7 @@ async def repair_runs(stores, clock=now_us) -> int:
     return len(repaired)
 
 
-async def sweep_once(stores, retention_s: float, clock=now_us) -> int:
+async def sweep_once(stores, retention_s: float, clock: Clock = wall_clock_us) -> int:
     await repair_runs(stores, clock)
     cutoff = clock() - int(retention_s * 1_000_000)
     deleted = 0
@@ -115,7 +112,7 @@ async def sweep_once(stores, retention_s: float, clock=now_us) -> int:
     return deleted
 
 
-async def sweep_forever(stores, retention_s: float, interval_s: float, clock=now_us) -> None:
+async def sweep_forever(stores, retention_s: float, interval_s: float, clock: Clock = wall_clock_us) -> None:
     """The server's sweep: now, then every interval (±10%, so replicas drift apart), until
     cancelled. A store that is down skips a sweep; the next one catches up."""
     while True:

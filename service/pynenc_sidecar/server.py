@@ -20,9 +20,9 @@ from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorS
 from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.validation import Limits
 from pynenc_sidecar.service.wire import MalformedRequestInterceptor
-from pynenc_sidecar.storage.interface import Store
+from pynenc_sidecar.state_backend_engine import StateBackendEngine
+from pynenc_sidecar.storage.interface import StateBackendStore, Store
 from pynenc_sidecar.storage.redis.connection import RedisOptions
-from pynenc_sidecar.storage.redis.state_backend_store import StateBackendStore
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2, deterministic_executor_pb2_grpc
 
 log = logging.getLogger("pynenc_sidecar")
@@ -33,6 +33,9 @@ SERVICE_NAMES = [
 
 # Where the embedded store lives when no Redis URL is given: relative to the working directory.
 DEFAULT_DATA_FILE = "pynenc-sidecar.db"
+# SQLite's name for a database in memory: the embedded store, gone when the server stops
+# (pynenc_sidecar_sdk.testing). One connection holds it, shared by both stores.
+MEMORY_DATA_FILE = ":memory:"
 # A health service name that is SERVING while the process runs, whether the store answers
 # or not: for liveness probes (the overall "" status is readiness, see watch_readiness).
 LIVENESS_SERVICE = "liveness"
@@ -97,11 +100,13 @@ async def open_stores(settings: ServerSettings) -> Stores:
     from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
     from pynenc_sidecar.storage.sqlite.state_backend_store import SqliteStateBackendStore
 
-    path = Path(settings.data_file).expanduser().resolve()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StartupError(f"cannot create the directory of data file {path}: {exc}") from exc
+    path = Path(settings.data_file)
+    if settings.data_file != MEMORY_DATA_FILE:
+        path = path.expanduser().resolve()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot create the directory of data file {path}: {exc}") from exc
     sqlite_store = SqliteStore(path)
     state_backend = SqliteStateBackendStore(sqlite_store)
     # Opened now, so that a file that is not a database or cannot be written stops the
@@ -117,7 +122,8 @@ async def open_stores(settings: ServerSettings) -> Stores:
 async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Stores, health.HealthServicer, int]:
     stores = await open_stores(settings)
     try:
-        engine = WorkflowEngine(stores.store, projection=StateProjection(stores.state_backend))
+        engine = WorkflowEngine(stores.store, projection=StateProjection(stores.state_backend),
+                                observer=observability.ENGINE_OBSERVER)
         # The token check comes first: a call without a valid token reaches nothing else.
         auth = [security.AuthInterceptor(settings.auth_tokens)] if settings.auth_tokens else []
         # Then undecodable requests: answered INVALID_ARGUMENT before any span or servicer.
@@ -133,7 +139,8 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
         )
         from pynenc_sidecar.service.state_backend import register_state_backend
 
-        names = SERVICE_NAMES + register_state_backend(server, stores.state_backend, settings.limits)
+        state_backend = StateBackendEngine(stores.state_backend)
+        names = SERVICE_NAMES + register_state_backend(server, state_backend, settings.limits)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         enable_reflection([*names, health.SERVICE_NAME], server)

@@ -13,13 +13,9 @@ import uuid
 
 from pynenc_sidecar.core.positions import escape
 from pynenc_sidecar.server import Stores
+from pynenc_sidecar.storage.interface import HistoryEvent, InvocationRecord, ProjectedInvocation
 from pynenc_sidecar.storage.redis.executor_store import RedisStore
-from pynenc_sidecar.storage.redis.state_backend_store import (
-    HistoryEvent,
-    InvocationRecord,
-    ProjectedInvocation,
-    glob_escape,
-)
+from pynenc_sidecar.storage.redis.keys import glob_escape
 
 # The bound docs/reliability.md states: bytes stored <= 2 x request bytes + 512 bytes per id
 # (each invocation's history index; + the store's fixed costs, well under PER_CALL).

@@ -7,7 +7,7 @@ import json
 
 from pynenc_sidecar.projection import project
 from pynenc_sidecar.server import Stores
-from pynenc_sidecar.storage.redis.state_backend_store import HistoryEvent, InvocationRecord, ProjectedInvocation
+from pynenc_sidecar.storage.interface import HistoryEvent, InvocationRecord, ProjectedInvocation
 
 
 def _projected(invocation_id: str, events: tuple[HistoryEvent, ...], **fields) -> ProjectedInvocation:
@@ -149,7 +149,8 @@ def test_a_projection_converts_redis_indexes_left_as_sets(redis_server, run, app
     by the servicer's own writes; the runner it stores is in the runner-id index at once."""
     import redis
 
-    from pynenc_sidecar.storage.redis.executor_store import RedisStore, app_tag
+    from pynenc_sidecar.storage.redis.executor_store import RedisStore
+    from pynenc_sidecar.storage.redis.keys import app_tag
     from pynenc_sidecar.storage.redis.state_backend_store import RedisStateBackendStore
 
     store = RedisStore(redis_server.url)

@@ -19,12 +19,9 @@ from pynenc_sidecar.core.positions import escape
 from pynenc_sidecar.core.tasks import SUCCESS, TaskCall, TaskState, WorkflowRef
 from pynenc_sidecar.projection import project
 from pynenc_sidecar.server import Stores
-from pynenc_sidecar.storage.interface import LeaseRequest
+from pynenc_sidecar.storage.interface import InvocationRecord, LeaseRequest
 from pynenc_sidecar.storage.redis.executor_store import RedisStore
-from pynenc_sidecar.storage.redis.state_backend_store import (
-    InvocationRecord,
-    glob_escape,
-)
+from pynenc_sidecar.storage.redis.keys import glob_escape
 
 HISTORY_DONE = json.dumps({"status": "INVOCATION_STATUS_SUCCESS"})
 

@@ -18,9 +18,11 @@ import redis
 from pynenc_sidecar.core.positions import escape
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.server import Stores
+from pynenc_sidecar.storage.interface import InvocationRecord
 from pynenc_sidecar.storage.redis import state_backend_store
-from pynenc_sidecar.storage.redis.executor_store import RedisStore, app_tag
-from pynenc_sidecar.storage.redis.state_backend_store import InvocationRecord, RedisStateBackendStore
+from pynenc_sidecar.storage.redis.executor_store import RedisStore
+from pynenc_sidecar.storage.redis.keys import app_tag
+from pynenc_sidecar.storage.redis.state_backend_store import RedisStateBackendStore
 from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 from pynenc_sidecar.storage.sqlite.state_backend_store import SqliteStateBackendStore
 

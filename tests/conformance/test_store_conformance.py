@@ -722,7 +722,7 @@ def test_sqlite_two_stores_on_one_file_agree(tmp_path: Path, run: Run) -> None:
 def test_sqlite_uses_wal_and_full_sync(tmp_path: Path, run: Run) -> None:
     store = SqliteStore(tmp_path / "state.db")
     run(store.ping())
-    pragmas = run(store._run(lambda conn: (conn.execute("PRAGMA journal_mode").fetchone()[0],
+    pragmas = run(store.connection.run(lambda conn: (conn.execute("PRAGMA journal_mode").fetchone()[0],
                                            conn.execute("PRAGMA synchronous").fetchone()[0]), write=False))
     run(store.close())
     assert pragmas == ("wal", 2)  # 2 == FULL

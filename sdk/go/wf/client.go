@@ -1,7 +1,7 @@
 // Package wf is a thin, idiomatic helper over the generated pynenc-sidecar client: the
 // Pynenc workflow context (`task.wf` in Python) for Go workers.
 //
-//	client, _ := wf.Dial("127.0.0.1:50051")
+//	client, _ := wf.Dial("127.0.0.1:50051") // options: wf.WithDefaultLeaseTTL(d), wf.WithRunnerID(id), ...
 //	defer client.Close()
 //	run := client.Context("my-app", wf.Identity{WorkflowID: workflowID}, "")
 //	r, _ := run.Random(ctx)                 // replayed identically on every run
@@ -49,68 +49,122 @@ const (
 )
 
 // Client holds the generated DeterministicExecutorService client and the settings
-// shared by the Contexts it makes.
+// shared by the Contexts it makes (set with Options when it is made).
 type Client struct {
 	// Executor is the generated client, for calls the helper does not wrap.
 	Executor sidecarv1.DeterministicExecutorServiceClient
-	// RunnerID is recorded on the leases this client takes (default host-pid-go).
-	RunnerID string
-	// LeaseTTL is the length of task leases (default 30 s); they are renewed every
-	// LeaseTTL/3 while the task runs.
-	LeaseTTL time.Duration
-	// WaitTimeout bounds one WaitTask call (default 10 s); waiting repeats until the
-	// task finishes or its lease is handed to this client.
-	WaitTimeout time.Duration
-	// Logger gets a line when a run starts waiting for another worker's lease and on every
-	// later wait slice: what it waits for and until when (nil: the standard logger, stderr).
-	Logger *log.Logger
 
-	conn *grpc.ClientConn
+	runnerID  string
+	leaseTTL  time.Duration
+	waitSlice time.Duration
+	logger    *log.Logger
+	conn      *grpc.ClientConn
+}
+
+// RunnerID is recorded on the leases this client takes (default host-pid-go; WithRunnerID).
+func (c *Client) RunnerID() string { return c.runnerID }
+
+// LeaseTTL is the length of the task leases this client takes (default 30 s;
+// WithDefaultLeaseTTL); they are renewed every LeaseTTL/3 while the task runs.
+func (c *Client) LeaseTTL() time.Duration { return c.leaseTTL }
+
+// WaitSlice bounds one WaitTask call (default 10 s; WithWaitSlice); waiting repeats until
+// the task finishes or its lease is handed to this client.
+func (c *Client) WaitSlice() time.Duration { return c.waitSlice }
+
+// Option configures a Client made by Dial, DialSecure or New: the SDK's one options
+// convention (functional options), as ExecuteTask's TaskOption and NewWorker's WorkerOption.
+type Option func(*clientConfig)
+
+type clientConfig struct {
+	grpcOptions []grpc.DialOption
+	apply       []func(*Client)
+}
+
+// WithGRPCOptions passes options to grpc.NewClient (Dial, DialSecure). Given any, Dial
+// takes no security from the environment: they choose it (e.g. Security.DialOptions).
+func WithGRPCOptions(opts ...grpc.DialOption) Option {
+	return func(c *clientConfig) { c.grpcOptions = append(c.grpcOptions, opts...) }
+}
+
+// WithRunnerID names this client on the leases it takes.
+func WithRunnerID(id string) Option {
+	return func(c *clientConfig) { c.apply = append(c.apply, func(cl *Client) { cl.runnerID = id }) }
+}
+
+// WithDefaultLeaseTTL sets the length of the task leases this client takes (1 s .. 1 h);
+// ExecuteTask's WithLeaseTTL overrides it for one task.
+func WithDefaultLeaseTTL(d time.Duration) Option {
+	return func(c *clientConfig) { c.apply = append(c.apply, func(cl *Client) { cl.leaseTTL = d }) }
+}
+
+// WithWaitSlice bounds one WaitTask call (default 10 s).
+func WithWaitSlice(d time.Duration) Option {
+	return func(c *clientConfig) { c.apply = append(c.apply, func(cl *Client) { cl.waitSlice = d }) }
+}
+
+// WithLogger gets a line when a run starts waiting for another worker's lease and on every
+// later wait slice: what it waits for and until when (default: the standard logger, stderr).
+func WithLogger(l *log.Logger) Option {
+	return func(c *clientConfig) { c.apply = append(c.apply, func(cl *Client) { cl.logger = l }) }
+}
+
+func configure(opts []Option) clientConfig {
+	var cfg clientConfig
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	return cfg
 }
 
 func (c *Client) logf(format string, args ...any) {
-	if c.Logger != nil {
-		c.Logger.Printf(format, args...)
+	if c.logger != nil {
+		c.logger.Printf(format, args...)
 		return
 	}
 	log.Printf("pynenc-sidecar: "+format, args...)
 }
 
-// Dial connects to a sidecar at target ("host:port"). Without options, its security
-// comes from the environment (SecurityFromEnv: PYNENC_SIDECAR_TLS_CA,
+// Dial connects to a sidecar at target ("host:port"). Without WithGRPCOptions, its
+// security comes from the environment (SecurityFromEnv: PYNENC_SIDECAR_TLS_CA,
 // PYNENC_SIDECAR_CLIENT_CERT/_KEY, PYNENC_SIDECAR_TOKEN), and with none of them set the
-// connection is plaintext (a sidecar on localhost). Pass options (e.g. from
-// Security.DialOptions, or grpc.WithTransportCredentials) to choose yourself. Calls
-// refused with UNAVAILABLE are retried (RetryServiceConfig; pass
-// grpc.WithDisableRetry() to turn that off).
-func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
-	if len(opts) == 0 {
+// connection is plaintext (a sidecar on localhost). Calls refused with UNAVAILABLE are
+// retried (RetryServiceConfig; WithGRPCOptions(grpc.WithDisableRetry()) turns that off).
+func Dial(target string, opts ...Option) (*Client, error) {
+	cfg := configure(opts)
+	grpcOptions := cfg.grpcOptions
+	if len(grpcOptions) == 0 {
 		var err error
-		if opts, err = SecurityFromEnv().DialOptions(); err != nil {
+		if grpcOptions, err = SecurityFromEnv().DialOptions(); err != nil {
 			return nil, err
 		}
 	}
-	// The retry policy first, so that a service config among opts replaces it.
-	conn, err := grpc.NewClient(target, append([]grpc.DialOption{WithRetries()}, opts...)...)
+	// The retry policy first, so that a service config among the options replaces it.
+	conn, err := grpc.NewClient(target, append([]grpc.DialOption{WithRetries()}, grpcOptions...)...)
 	if err != nil {
 		return nil, err
 	}
-	c := New(conn)
+	c := New(conn, opts...)
 	c.conn = conn
 	return c, nil
 }
 
-// New wraps an existing connection (Close then leaves it open). Calls through it are
-// traced with the global OpenTelemetry TracerProvider (see tracing.go): a CLIENT span per
-// call, sent to the sidecar as W3C traceparent; nothing when no provider is set.
-func New(cc grpc.ClientConnInterface) *Client {
+// New wraps an existing connection (Close then leaves it open; WithGRPCOptions does not
+// apply). Calls through it are traced with the global OpenTelemetry TracerProvider (see
+// tracing.go): a CLIENT span per call, sent to the sidecar as W3C traceparent; nothing
+// when no provider is set.
+func New(cc grpc.ClientConnInterface, opts ...Option) *Client {
 	host, _ := os.Hostname()
-	return &Client{
-		Executor:    sidecarv1.NewDeterministicExecutorServiceClient(traced(cc)),
-		RunnerID:    fmt.Sprintf("%s-%d-go", host, os.Getpid()),
-		LeaseTTL:    DefaultLeaseTTL,
-		WaitTimeout: DefaultWaitSlice,
+	c := &Client{
+		Executor:  sidecarv1.NewDeterministicExecutorServiceClient(traced(cc)),
+		runnerID:  fmt.Sprintf("%s-%d-go", host, os.Getpid()),
+		leaseTTL:  DefaultLeaseTTL,
+		waitSlice: DefaultWaitSlice,
 	}
+	for _, apply := range configure(opts).apply {
+		apply(c)
+	}
+	return c
 }
 
 // Close closes the connection Dial opened.

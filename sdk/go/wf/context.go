@@ -40,6 +40,10 @@ type Context struct {
 	generating string
 	// leaseLost is set when another worker took this run's task over.
 	leaseLost bool
+	// log serves recorded positions locally (nil: read at the first operation).
+	log *workflowLog
+	// argumentsJSON: the invocation's arguments, when the run knows them (Arguments).
+	argumentsJSON string
 }
 
 // ErrOperationInGenerator is returned by an operation called while a custom operation's
@@ -81,7 +85,11 @@ func (w *Context) Sequence(kind string) int64 {
 // at runs call at the next sequence of kind (docs/client-contract.md, "Positions").
 // The call runs inside the operation's span (name: a task id or custom operation's
 // name); call returns whether the value was replayed.
-func (w *Context) at(ctx context.Context, kind, name string, call func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error)) error {
+// call gets what the workflow's log holds at the position (nil when nothing): it serves
+// that locally when it can, and asks the sidecar otherwise.
+type operationCall func(ctx context.Context, pos *sidecarv1.OperationPosition, recorded *sidecarv1.RecordedOperation) (bool, error)
+
+func (w *Context) at(ctx context.Context, kind, name string, call operationCall) error {
 	_, span, replayed, err := w.open(ctx, kind, name, call)
 	endSpan(span, replayed, err)
 	return err
@@ -95,30 +103,55 @@ func (w *Context) at(ctx context.Context, kind, name string, call func(ctx conte
 // positions. A failed call gives its position back unless a later operation of the same
 // kind was called meanwhile, so calling it again takes the same position (and replays
 // whatever the failed attempt may have recorded there).
-func (w *Context) open(ctx context.Context, kind, name string, call func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error)) (context.Context, trace.Span, bool, error) {
+func (w *Context) open(ctx context.Context, kind, name string, call operationCall) (context.Context, trace.Span, bool, error) {
+	if err := w.refusal(kind); err != nil {
+		return ctx, nil, false, err
+	}
+	if err := w.ensureLog(ctx); err != nil {
+		return ctx, nil, false, err
+	}
 	w.mu.Lock()
-	if w.generating != "" {
-		w.mu.Unlock()
-		return ctx, nil, false, fmt.Errorf("%w (operation %s inside the generator of %q)", ErrOperationInGenerator, kind, w.generating)
-	}
-	if w.leaseLost {
-		w.mu.Unlock()
-		return ctx, nil, false, &Error{Code: codes.FailedPrecondition, Reason: ReasonLeaseNotHeld, Domain: ErrorDomain,
-			Message: "this worker lost its lease on invocation " + w.InvocationID() +
-				": another worker took the task over, so this run stops at its next workflow operation"}
-	}
 	seq := w.seqs[kind] + 1
 	w.seqs[kind] = seq
 	w.mu.Unlock()
+	recorded := w.recorded(kind, seq)
 	spanKind, _, _ := strings.Cut(kind, ":") // custom:<name>, data_read:<key>, ...
 	ctx, span := w.startOperation(ctx, spanKind, name, seq)
-	replayed, err := call(ctx, w.position(seq))
+	replayed, err := call(ctx, w.position(seq), recorded)
 	if err != nil {
+		w.mu.Lock()
+		lost := w.leaseLost
+		w.mu.Unlock()
+		if lost && errors.Is(ctx.Err(), context.Canceled) {
+			// Cancelled in flight because the lease was lost: say so, not "context canceled".
+			err = w.leaseLostError()
+		}
 		w.giveBack(kind, seq)
 		endSpan(span, replayed, err)
 		return ctx, nil, replayed, err
 	}
 	return ctx, span, replayed, nil
+}
+
+// refusal is the error an operation of kind gets before calling the sidecar: inside a
+// custom operation's generator, or after the run lost its lease (nil otherwise).
+func (w *Context) refusal(kind string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.generating != "" {
+		return fmt.Errorf("%w (operation %s inside the generator of %q)", ErrOperationInGenerator, kind, w.generating)
+	}
+	if w.leaseLost {
+		return w.leaseLostError()
+	}
+	return nil
+}
+
+// leaseLostError is what every operation of a run that lost its lease returns.
+func (w *Context) leaseLostError() error {
+	return &Error{Code: codes.FailedPrecondition, Reason: ReasonLeaseNotHeld, Domain: ErrorDomain,
+		Message: "this worker lost its lease on invocation " + w.InvocationID() +
+			": another worker took the task over, so this run stops at its next workflow operation"}
 }
 
 // giveBack returns the position seq of kind after its operation failed, unless a later
@@ -140,7 +173,11 @@ func (w *Context) position(seq int64) *sidecarv1.OperationPosition {
 // Random is a deterministic float in [0, 1), replayed identically. Not for secrets.
 func (w *Context) Random(ctx context.Context) (float64, error) {
 	var value float64
-	err := w.at(ctx, seqRandom, "", func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
+	err := w.at(ctx, seqRandom, "", func(ctx context.Context, pos *sidecarv1.OperationPosition, recorded *sidecarv1.RecordedOperation) (bool, error) {
+		if v, ok := recorded.GetValue().(*sidecarv1.RecordedOperation_RandomValue); ok {
+			value = v.RandomValue
+			return true, nil
+		}
 		resp, err := w.client.Executor.Random(ctx, &sidecarv1.RandomRequest{Position: pos})
 		if err != nil {
 			return false, wrap(err)
@@ -155,7 +192,11 @@ func (w *Context) Random(ctx context.Context) (float64, error) {
 // recorded time of the workflow, replayed identically.
 func (w *Context) UtcNow(ctx context.Context) (time.Time, error) {
 	var value time.Time
-	err := w.at(ctx, seqTime, "", func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
+	err := w.at(ctx, seqTime, "", func(ctx context.Context, pos *sidecarv1.OperationPosition, recorded *sidecarv1.RecordedOperation) (bool, error) {
+		if v, ok := recorded.GetValue().(*sidecarv1.RecordedOperation_TimeValue); ok {
+			value = v.TimeValue.AsTime()
+			return true, nil
+		}
 		resp, err := w.client.Executor.UtcNow(ctx, &sidecarv1.UtcNowRequest{Position: pos})
 		if err != nil {
 			return false, wrap(err)
@@ -169,7 +210,11 @@ func (w *Context) UtcNow(ctx context.Context) (time.Time, error) {
 // UUID is a deterministic UUIDv5 (canonical lowercase text), replayed identically.
 func (w *Context) UUID(ctx context.Context) (string, error) {
 	var value string
-	err := w.at(ctx, seqUUID, "", func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
+	err := w.at(ctx, seqUUID, "", func(ctx context.Context, pos *sidecarv1.OperationPosition, recorded *sidecarv1.RecordedOperation) (bool, error) {
+		if v, ok := recorded.GetValue().(*sidecarv1.RecordedOperation_UuidValue); ok {
+			value = v.UuidValue
+			return true, nil
+		}
 		resp, err := w.client.Executor.Uuid(ctx, &sidecarv1.UuidRequest{Position: pos})
 		if err != nil {
 			return false, wrap(err)
@@ -185,7 +230,11 @@ func (w *Context) UUID(ctx context.Context) (string, error) {
 // gen returns (gen runs only then). The first value recorded wins.
 func (w *Context) RecordJSON(ctx context.Context, name string, gen func() (string, error)) (string, error) {
 	var value string
-	err := w.at(ctx, "custom:"+name, name, func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
+	err := w.at(ctx, "custom:"+name, name, func(ctx context.Context, pos *sidecarv1.OperationPosition, recorded *sidecarv1.RecordedOperation) (bool, error) {
+		if v, ok := recorded.GetValue().(*sidecarv1.RecordedOperation_JsonValue); ok {
+			value = v.JsonValue
+			return true, nil
+		}
 		got, err := w.client.Executor.GetRecorded(ctx, &sidecarv1.GetRecordedRequest{
 			Position: pos, Kind: sidecarv1.OperationKind_OPERATION_KIND_CUSTOM, CustomName: name,
 		})
@@ -243,7 +292,11 @@ func Record[T any](ctx context.Context, w *Context, name string, gen func() (T, 
 func (w *Context) GetDataJSON(ctx context.Context, key string) (string, bool, error) {
 	var value string
 	var found bool
-	err := w.at(ctx, seqDataRead+":"+key, key, func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
+	err := w.at(ctx, seqDataRead+":"+key, key, func(ctx context.Context, pos *sidecarv1.OperationPosition, recorded *sidecarv1.RecordedOperation) (bool, error) {
+		if v, ok := recorded.GetValue().(*sidecarv1.RecordedOperation_DataValue); ok {
+			value, found = v.DataValue.GetValueJson(), v.DataValue.GetFound()
+			return true, nil
+		}
 		resp, err := w.client.Executor.GetData(ctx, &sidecarv1.GetDataRequest{Key: key, Position: pos})
 		if err != nil {
 			return false, wrap(err)
@@ -272,7 +325,12 @@ func (w *Context) SetData(ctx context.Context, key string, value any) error {
 	if err != nil {
 		return err
 	}
-	return w.at(ctx, seqDataWrite+":"+key, key, func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
+	return w.at(ctx, seqDataWrite+":"+key, key, func(ctx context.Context, pos *sidecarv1.OperationPosition, recorded *sidecarv1.RecordedOperation) (bool, error) {
+		// Recorded with the same value: nothing to write. Another value goes to the
+		// sidecar, which judges the difference (NONDETERMINISTIC_REPLAY).
+		if v, ok := recorded.GetValue().(*sidecarv1.RecordedOperation_DataValue); ok && sameJSON(v.DataValue.GetValueJson(), string(data)) {
+			return true, nil
+		}
 		resp, err := w.client.Executor.SetData(ctx, &sidecarv1.SetDataRequest{Key: key, ValueJson: string(data), Position: pos})
 		if err != nil {
 			return false, wrap(err)

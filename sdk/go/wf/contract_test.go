@@ -30,6 +30,13 @@ func TestClientContractConstants(t *testing.T) {
 			MaxMs      int64    `json:"max_backoff_ms"`
 			Multiplier int      `json:"backoff_multiplier"`
 		} `json:"retry"`
+		Dispatch struct {
+			PollDefaultMs int64 `json:"poll_timeout_ms_default"`
+			PollMaxMs     int64 `json:"poll_timeout_ms_max"`
+			MaxTasks      int   `json:"max_tasks_per_poll"`
+			MaxTaskIDs    int   `json:"max_task_ids_per_poll"`
+			GraceMs       int64 `json:"shutdown_grace_ms_default"`
+		} `json:"dispatch"`
 		Env            map[string]string `json:"env"`
 		SpanAttributes map[string]string `json:"span_attributes"`
 		SpanNames      map[string]string `json:"span_names"`
@@ -51,13 +58,18 @@ func TestClientContractConstants(t *testing.T) {
 	check("renew fraction", int64(RenewFraction), c.Defaults.RenewFraction)
 	check("wait slice", DefaultWaitSlice, time.Duration(c.Defaults.WaitSliceMs)*time.Millisecond)
 	client := New(nil)
-	check("client lease ttl", client.LeaseTTL, DefaultLeaseTTL)
-	check("client wait slice", client.WaitTimeout, DefaultWaitSlice)
+	check("client lease ttl", client.leaseTTL, DefaultLeaseTTL)
+	check("client wait slice", client.waitSlice, DefaultWaitSlice)
 	check("retryable codes", RetryableCodes, c.Retry.Codes)
 	check("max attempts", RetryMaxAttempts, c.Retry.Attempts)
 	check("initial backoff", RetryInitialBackoff, time.Duration(c.Retry.InitialMs)*time.Millisecond)
 	check("max backoff", RetryMaxBackoff, time.Duration(c.Retry.MaxMs)*time.Millisecond)
 	check("multiplier", RetryBackoffMultiplier, c.Retry.Multiplier)
+	check("poll timeout", DefaultPollTimeout, time.Duration(c.Dispatch.PollDefaultMs)*time.Millisecond)
+	check("poll timeout max", MaxPollTimeout, time.Duration(c.Dispatch.PollMaxMs)*time.Millisecond)
+	check("tasks per poll", MaxTasksPerPoll, c.Dispatch.MaxTasks)
+	check("task ids per poll", MaxTaskIDsPerPoll, c.Dispatch.MaxTaskIDs)
+	check("shutdown grace", DefaultShutdownGrace, time.Duration(c.Dispatch.GraceMs)*time.Millisecond)
 	var config map[string]any
 	if err := json.Unmarshal([]byte(RetryServiceConfig()), &config); err != nil {
 		t.Fatalf("the retry service config is not JSON: %v", err)

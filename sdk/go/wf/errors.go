@@ -29,6 +29,26 @@ const (
 	ReasonWorkflowNotFailed = "WORKFLOW_NOT_FAILED"
 )
 
+// Sentinel errors, one per reason: errors.Is(err, wf.ErrLeaseNotHeld) holds for every
+// *Error carrying that reason, whatever its code and message.
+var (
+	ErrInvalidArgument        = reasonSentinel(ReasonInvalidArgument)
+	ErrInvocationNotFound     = reasonSentinel(ReasonInvocationNotFound)
+	ErrWorkflowAccessDenied   = reasonSentinel(ReasonWorkflowAccessDenied)
+	ErrNondeterministicReplay = reasonSentinel(ReasonNondeterministicReplay)
+	ErrLeaseNotHeld           = reasonSentinel(ReasonLeaseNotHeld)
+	ErrStoreUnavailable       = reasonSentinel(ReasonStoreUnavailable)
+	ErrUnauthenticated        = reasonSentinel(ReasonUnauthenticated)
+	ErrWorkflowNotFound       = reasonSentinel(ReasonWorkflowNotFound)
+	ErrWorkflowNotFailed      = reasonSentinel(ReasonWorkflowNotFailed)
+)
+
+// reasonSentinel is an *Error matching by reason alone (its Code is OK, which no failed
+// call has).
+func reasonSentinel(reason string) *Error {
+	return &Error{Reason: reason, Domain: ErrorDomain, Message: "any sidecar error with reason " + reason}
+}
+
 // FieldViolation is one google.rpc.BadRequest field violation.
 type FieldViolation struct {
 	Field       string
@@ -57,10 +77,17 @@ func (e *Error) Error() string {
 // GRPCStatus lets status.FromError and status.Code see through an *Error.
 func (e *Error) GRPCStatus() *status.Status { return e.status }
 
-// Is matches another *Error with the same code and reason (errors.Is(err, &wf.Error{...})).
+// Is matches the sentinel of e's reason (errors.Is(err, wf.ErrLeaseNotHeld)), and another
+// *Error with the same code and, when it names one, the same reason.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Code == e.Code && (t.Reason == "" || t.Reason == e.Reason)
+	if !ok {
+		return false
+	}
+	if t.Code == codes.OK {
+		return t.Reason != "" && t.Reason == e.Reason
+	}
+	return t.Code == e.Code && (t.Reason == "" || t.Reason == e.Reason)
 }
 
 // FromError converts a gRPC error into an *Error; it returns nil for nil and the

@@ -271,10 +271,10 @@ func TestLeaseTakeoverAndWait(t *testing.T) {
 
 func TestLeaseRenewedWhileRunning(t *testing.T) {
 	c, ctx := testClient(t), testCtx(t)
-	c.LeaseTTL = 2 * time.Second
+	c.leaseTTL = 2 * time.Second
 	app, id := unique("go-app"), Identity{WorkflowID: unique("wf")}
 	other := *c
-	other.RunnerID = "other"
+	other.runnerID = "other"
 	var waited *Invocation
 	done := make(chan error, 1)
 	inv := must(c.Context(app, id, "").ExecuteTask(ctx, "tests.long", nil, func(taskCtx context.Context, task *Context) (any, error) {

@@ -103,13 +103,13 @@ func (s Security) DialOptions() ([]grpc.DialOption, error) {
 	return opts, nil
 }
 
-// DialSecure connects with these security settings (extra options are added after them).
-func DialSecure(target string, s Security, opts ...grpc.DialOption) (*Client, error) {
+// DialSecure connects with these security settings (WithGRPCOptions adds to them).
+func DialSecure(target string, s Security, opts ...Option) (*Client, error) {
 	base, err := s.DialOptions()
 	if err != nil {
 		return nil, err
 	}
-	return Dial(target, append(base, opts...)...)
+	return Dial(target, append([]Option{WithGRPCOptions(base...)}, opts...)...)
 }
 
 // WithToken sends "authorization: Bearer <token>" on every call. It is allowed on a

@@ -47,6 +47,13 @@ type Invocation struct {
 	// expires (zero when unknown).
 	LeaseRunnerID   string
 	LeaseExpireTime time.Time
+	// Dispatched: a worker serving the task id runs it (Attempt: 1-based, of the current or
+	// last run). While queued: since when (QueueTime; a retry's: when it is due) and the
+	// failed attempt's error (LastError) when it waits for a retry.
+	Dispatched bool
+	Attempt    int
+	QueueTime  time.Time
+	LastError  *TaskError
 }
 
 // Finished reports whether the invocation has an outcome.
@@ -79,6 +86,13 @@ func invocationFrom(p *sidecarv1.TaskInvocation) *Invocation {
 	if p.GetLeaseExpireTime() != nil {
 		inv.LeaseExpireTime = p.GetLeaseExpireTime().AsTime()
 	}
+	inv.Dispatched, inv.Attempt = p.GetDispatched(), int(p.GetAttempt())
+	if p.GetQueueTime() != nil {
+		inv.QueueTime = p.GetQueueTime().AsTime()
+	}
+	if e := p.GetLastError(); e != nil {
+		inv.LastError = &TaskError{Type: e.GetType(), Message: e.GetMessage(), DetailJSON: e.GetDetailJson(), Traceback: e.GetTraceback()}
+	}
 	if e := p.GetError(); e != nil && p.GetStatus() == sidecarv1.InvocationStatus_INVOCATION_STATUS_FAILED {
 		inv.Failure = &TaskError{Type: e.GetType(), Message: e.GetMessage(), DetailJSON: e.GetDetailJson(), Traceback: e.GetTraceback()}
 	}
@@ -88,6 +102,7 @@ func invocationFrom(p *sidecarv1.TaskInvocation) *Invocation {
 type taskOptions struct {
 	forceNewWorkflow bool
 	leaseTTL         time.Duration
+	dispatch         *sidecarv1.TaskDispatch // set: a worker serving the task id runs it
 }
 
 // TaskOption changes how ExecuteTask runs a task.
@@ -118,32 +133,64 @@ func argumentsJSON(args any) (string, error) {
 // that holder's lease lapses). A replay that asks for another call than the recorded
 // one fails with reason NONDETERMINISTIC_REPLAY. args is a JSON object of arguments by
 // parameter name (a map or struct; nil for none).
+//
+// With a nil run (a task this process does not serve) or the Dispatch option, the sidecar
+// queues the task for a Worker serving its task id, in any language, and ExecuteTask blocks
+// until its outcome (or until ctx ends: the task stays queued or running); a replay finds
+// the recorded invocation and dispatches nothing again.
 func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run TaskFunc, opts ...TaskOption) (*Invocation, error) {
-	o := taskOptions{leaseTTL: w.client.LeaseTTL}
+	o := taskOptions{leaseTTL: w.client.leaseTTL}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if run == nil && o.dispatch == nil { // not served here: a worker serving it runs it
+		o.dispatch = &sidecarv1.TaskDispatch{}
 	}
 	argsJSON, err := argumentsJSON(args)
 	if err != nil {
 		return nil, err
 	}
 	var resp *sidecarv1.ExecuteTaskResponse
+	var finished *sidecarv1.TaskInvocation // the recorded call's outcome, served from the log
 	var taskSeq int64
-	ctx, span, replayed, err := w.open(ctx, seqTask, taskID, func(ctx context.Context, pos *sidecarv1.OperationPosition) (bool, error) {
+	ctx, span, replayed, err := w.open(ctx, seqTask, taskID, func(ctx context.Context, pos *sidecarv1.OperationPosition, recorded *sidecarv1.RecordedOperation) (bool, error) {
 		var err error
 		taskSeq = pos.GetSequence()
+		if call := recorded.GetTaskValue(); call != nil && call.GetTaskId() == taskID && sameJSON(call.GetArgumentsJson(), argsJSON) {
+			if state := w.logTask(call.GetInvocationId()); finishedState(state) {
+				finished = state
+				return true, nil
+			}
+		}
 		resp, err = w.client.Executor.ExecuteTask(ctx, &sidecarv1.ExecuteTaskRequest{
 			Position: pos, TaskId: taskID, ArgumentsJson: argsJSON, ForceNewWorkflow: o.forceNewWorkflow,
-			RunnerId: w.client.RunnerID, LeaseTtl: durationpb.New(o.leaseTTL),
+			RunnerId: w.client.runnerID, LeaseTtl: durationpb.New(o.leaseTTL), Dispatch: o.dispatch,
 		})
 		return resp.GetReplayed(), wrap(err)
 	})
 	if err != nil {
 		return nil, err
 	}
+	if finished != nil {
+		inv := invocationFrom(finished)
+		inv.Replayed = true
+		endSpan(span, true, nil)
+		return inv, nil
+	}
 	inv := invocationFrom(resp.GetInvocation())
 	inv.Replayed = resp.GetReplayed()
-	inv, err = w.client.drive(ctx, w.appID, inv, resp.GetLease(), run, o.leaseTTL)
+	// A child in this workflow reads this run's log; one in a workflow of its own reads its
+	// own at its first operation, unless it was just created (nothing recorded yet).
+	var childLog *workflowLog
+	switch {
+	case inv.Workflow.WorkflowID == w.workflow.WorkflowID:
+		w.mu.Lock()
+		childLog = w.log
+		w.mu.Unlock()
+	case !inv.Replayed:
+		childLog = emptyLog()
+	}
+	inv, err = w.client.drive(ctx, w.appID, inv, resp.GetLease(), run, o.leaseTTL, childLog)
 	if err != nil {
 		w.giveBack(seqTask, taskSeq) // calling it again replays the registered call
 	}
@@ -164,16 +211,24 @@ func (c *Client) StartWorkflow(ctx context.Context, appID string, workflow Ident
 	}
 	ctx, span := startRun(ctx, appID, workflow)
 	defer func() { endSpan(span, inv != nil && inv.Replayed, err) }()
+	// include_log: a replay gets the log with the reply (when small), saving a GetWorkflowLog.
 	resp, err := c.Executor.StartWorkflow(ctx, &sidecarv1.StartWorkflowRequest{
-		AppId: appID, Workflow: workflow.proto(), ArgumentsJson: argsJSON, RunnerId: c.RunnerID,
-		LeaseTtl: durationpb.New(c.LeaseTTL),
+		AppId: appID, Workflow: workflow.proto(), ArgumentsJson: argsJSON, RunnerId: c.runnerID,
+		LeaseTtl: durationpb.New(c.leaseTTL), IncludeLog: true,
 	})
 	if err != nil {
 		return nil, wrap(err)
 	}
 	inv = invocationFrom(resp.GetInvocation())
 	inv.Replayed = resp.GetReplayed()
-	return c.drive(ctx, appID, inv, resp.GetLease(), run, c.LeaseTTL)
+	var log *workflowLog // nil: read at the run's first operation
+	switch {
+	case !resp.GetReplayed():
+		log = emptyLog()
+	case resp.GetLog() != nil:
+		log = logFrom(resp.GetLog().GetBatches())
+	}
+	return c.drive(ctx, appID, inv, resp.GetLease(), run, c.leaseTTL, log)
 }
 
 // RetryWorkflow makes a FAILED workflow runnable again from its failed steps: every
@@ -197,7 +252,10 @@ func (c *Client) RetryWorkflow(ctx context.Context, appID, workflowID string) ([
 
 // drive brings an invocation to an outcome: run it under the lease if one is held,
 // otherwise wait for the holder (and take over if its lease lapses).
-func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease *sidecarv1.TaskLease, run TaskFunc, ttl time.Duration) (*Invocation, error) {
+//
+// log is the workflow log the first run uses (nil: read at its first operation); a run
+// after waiting for another holder reads the log anew, as that holder recorded meanwhile.
+func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease *sidecarv1.TaskLease, run TaskFunc, ttl time.Duration, log *workflowLog) (*Invocation, error) {
 	replayed, ran, slices := inv.Replayed, false, 0
 	for !inv.Finished() {
 		if lease != nil {
@@ -205,7 +263,7 @@ func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease
 				return inv, fmt.Errorf("wf: granted the lease on %s (%s) but no task function was given", inv.ID, inv.TaskID)
 			}
 			ran = true
-			done, err := c.runLeased(ctx, appID, inv, lease.GetLeaseId(), run, ttl)
+			done, err := c.runLeased(ctx, appID, inv, lease.GetLeaseId(), run, ttl, log)
 			if err != nil && !IsReason(err, ReasonLeaseNotHeld) {
 				inv.Replayed, inv.Ran = replayed, ran
 				return inv, err
@@ -220,16 +278,28 @@ func (c *Client) drive(ctx context.Context, appID string, inv *Invocation, lease
 		c.logf("%s", describeWait(inv, time.Now(), slices > 0))
 		slices++
 		resp, err := c.Executor.WaitTask(ctx, &sidecarv1.WaitTaskRequest{
-			AppId: appID, InvocationId: inv.ID, RunnerId: c.RunnerID,
-			Timeout: durationpb.New(c.WaitTimeout), LeaseTtl: durationpb.New(ttl),
+			AppId: appID, InvocationId: inv.ID, RunnerId: c.runnerID,
+			Timeout: durationpb.New(c.waitSlice), LeaseTtl: durationpb.New(ttl),
 		})
 		if err != nil {
 			return inv, wrap(err)
 		}
-		inv, lease = invocationFrom(resp.GetInvocation()), resp.GetLease()
+		inv, lease, log = invocationFrom(resp.GetInvocation()), resp.GetLease(), nil
 	}
 	inv.Replayed, inv.Ran = replayed, ran
 	return inv, nil
+}
+
+// logTask is the task state the run's log holds for an invocation (nil when none).
+func (w *Context) logTask(invocationID string) *sidecarv1.TaskInvocation {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.log.tasks[invocationID]
+}
+
+func finishedState(state *sidecarv1.TaskInvocation) bool {
+	return state.GetStatus() == sidecarv1.InvocationStatus_INVOCATION_STATUS_SUCCESS ||
+		state.GetStatus() == sidecarv1.InvocationStatus_INVOCATION_STATUS_FAILED
 }
 
 // describeWait says what a run waits for and until when, in the same words in every SDK.
@@ -241,6 +311,9 @@ func describeWait(inv *Invocation, now time.Time, again bool) string {
 	if inv.LeaseRunnerID != "" {
 		quoted, _ := json.Marshal(inv.LeaseRunnerID)
 		holder = "runner " + string(quoted)
+	}
+	if inv.Dispatched {
+		return describeDispatchedWait(inv, now, verb, holder)
 	}
 	text := fmt.Sprintf("%s for task %s (invocation %s, workflow %s) held by %s: ", verb, inv.TaskID, inv.ID,
 		inv.Workflow.WorkflowID, holder)
@@ -256,13 +329,36 @@ func describeWait(inv *Invocation, now time.Time, again bool) string {
 		"unless the holder renews it", at, left)
 }
 
+// describeDispatchedWait: what a caller waits for when its task is dispatched to a worker.
+func describeDispatchedWait(inv *Invocation, now time.Time, verb, holder string) string {
+	text := fmt.Sprintf("%s for task %s (invocation %s, workflow %s), dispatched to a worker serving it: ", verb,
+		inv.TaskID, inv.ID, inv.Workflow.WorkflowID)
+	if inv.Status == sidecarv1.InvocationStatus_INVOCATION_STATUS_RUNNING {
+		return text + fmt.Sprintf("attempt %d runs on %s", inv.Attempt, holder)
+	}
+	if inv.QueueTime.IsZero() {
+		return text + "queued"
+	}
+	at := inv.QueueTime.UTC().Format("2006-01-02T15:04:05.000Z")
+	retry := ""
+	if inv.Attempt > 0 && inv.LastError != nil {
+		retry = fmt.Sprintf(" (attempt %d failed: %s)", inv.Attempt, inv.LastError.Type)
+	}
+	waited := now.Sub(inv.QueueTime).Seconds()
+	if waited < 0 {
+		return text + "to be retried at " + at + retry
+	}
+	return text + fmt.Sprintf("queued since %s (%.1f s)%s", at, waited, retry)
+}
+
 // runLeased runs the task while renewing its lease, then records its outcome. It
 // returns the finished invocation, or an error (LEASE_NOT_HELD when another holder took
 // the task over).
-func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, leaseID string, run TaskFunc, ttl time.Duration) (*Invocation, error) {
+func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, leaseID string, run TaskFunc, ttl time.Duration, log *workflowLog) (*Invocation, error) {
 	taskCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	task := c.Context(appID, inv.Workflow, inv.ID)
+	task.log, task.argumentsJSON = log, inv.ArgumentsJSON
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)

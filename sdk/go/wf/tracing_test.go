@@ -39,6 +39,7 @@ func TestOperationsAreTracedAndSendTraceparent(t *testing.T) {
 
 	conn := &fakeConn{}
 	run := New(conn).Context("app", Identity{WorkflowID: "wf-1"}, "")
+	run.log = emptyLog() // a first run whose log came with it: only the operation's call
 	if _, err := run.Random(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +68,7 @@ func TestNoProviderSendsNoTraceparent(t *testing.T) {
 	otel.SetTracerProvider(noop.NewTracerProvider())
 	conn := &fakeConn{}
 	run := New(conn).Context("app", Identity{WorkflowID: "wf-1"}, "")
+	run.log = emptyLog() // a first run whose log came with it: only the operation's call
 	if _, err := run.Random(context.Background()); err != nil {
 		t.Fatal(err)
 	}

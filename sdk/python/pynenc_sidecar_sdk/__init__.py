@@ -6,6 +6,7 @@ workflows run against the sidecar.
 
 from pynenc_sidecar_sdk.app import Pynenc, Task
 from pynenc_sidecar_sdk.context import WorkflowIdentity
+from pynenc_sidecar_sdk.dispatch import Dispatch, RemoteTask
 from pynenc_sidecar_sdk.errors import (
     LeaseNotHeldError,
     NondeterministicReplayError,
@@ -15,16 +16,20 @@ from pynenc_sidecar_sdk.errors import (
     WorkflowAccessError,
 )
 from pynenc_sidecar_sdk.invocation import Invocation
+from pynenc_sidecar_sdk.worker import Worker
 
 __all__ = [
+    "Dispatch",
     "Invocation",
     "LeaseNotHeldError",
     "NondeterministicReplayError",
     "OperationInGeneratorError",
     "Pynenc",
+    "RemoteTask",
     "SidecarError",
     "Task",
     "TaskFailedError",
+    "Worker",
     "WorkflowAccessError",
     "WorkflowIdentity",
 ]

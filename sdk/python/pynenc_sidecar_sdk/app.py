@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,10 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk import tracing
 from pynenc_sidecar_sdk.client import SidecarClient
 from pynenc_sidecar_sdk.context import RunContext, WorkflowIdentity, WorkflowLog, current_run
+from pynenc_sidecar_sdk.dispatch import Dispatch, RemoteTask
 from pynenc_sidecar_sdk.invocation import Invocation
 from pynenc_sidecar_sdk.runner import DEFAULT_LEASE_TTL_S, FINAL, drive, duration, run_leased, wait_or_take_over
+from pynenc_sidecar_sdk.worker import Worker
 from pynenc_sidecar_sdk.workflow import WorkflowContext
 
 
@@ -34,11 +36,15 @@ def _module_name(func: Callable[..., Any]) -> str:
 class Task:
     """A function the workflow system can run and replay."""
 
-    def __init__(self, app: Pynenc, func: Callable[..., Any], force_new_workflow: bool) -> None:
+    def __init__(self, app: Pynenc, func: Callable[..., Any], force_new_workflow: bool,
+                 dispatch: Dispatch | None = None, task_id: str | None = None) -> None:
         self.app = app
         self.func = func
         self.force_new_workflow = force_new_workflow
-        self.task_id = f"{_module_name(func)}.{func.__qualname__}"
+        # Set: a call inside a workflow is dispatched to a worker serving this task (app.worker).
+        self.dispatch = dispatch
+        # A chosen id names the task across languages (e.g. "orders.process_payment").
+        self.task_id = task_id or f"{_module_name(func)}.{func.__qualname__}"
         self.signature = inspect.signature(func)
         self.wf = WorkflowContext(self)
         self.__doc__ = func.__doc__
@@ -111,13 +117,31 @@ class Pynenc:
         self.runner_id = f"py-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.tasks: dict[str, Task] = {}
 
-    def task(self, func: Callable[..., Any] | None = None, *, force_new_workflow: bool = False) -> Any:
+    def task(self, func: Callable[..., Any] | None = None, *, force_new_workflow: bool = False,
+             dispatch: bool | Dispatch = False, task_id: str | None = None) -> Any:
+        """A task. With dispatch (True, or a Dispatch of policies), a call inside a workflow
+        is not run by the caller but queued for a worker serving it (`app.worker`). task_id
+        replaces the default id (<module>.<function>), e.g. to serve a task other languages
+        call by that id."""
+        policy = Dispatch() if dispatch is True else (dispatch or None)
+
         def register(f: Callable[..., Any]) -> Task:
-            task = Task(self, f, force_new_workflow)
+            task = Task(self, f, force_new_workflow, policy, task_id)
             self.tasks[task.task_id] = task
             return task
 
         return register(func) if func is not None else register
+
+    def remote_task(self, task_id: str, *, params: Sequence[str] = (), dispatch: Dispatch | None = None
+                    ) -> RemoteTask:
+        """A task served by a worker elsewhere, in any language, known here by its task id:
+        calling it inside a workflow dispatches it and waits for its outcome."""
+        return RemoteTask(self, task_id, params, dispatch)
+
+    def worker(self, tasks: Iterable[Task | str] | None = None, **options: Any) -> Worker:
+        """A worker serving tasks (default: every task of this app) for dispatched calls;
+        options: concurrency, poll_timeout, shutdown_grace, worker_id (see Worker)."""
+        return Worker(self, tasks, **options)
 
     def read_log(self, workflow: WorkflowIdentity) -> WorkflowLog:
         """The workflow's recorded log, in one streaming call."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
 import os
@@ -11,17 +10,15 @@ from typing import Any, TypeVar
 
 import grpc
 
+from pynenc_sidecar_proto import connection
+from pynenc_sidecar_proto.connection import DEFAULT_ADDRESS, ENV, ClientSecurity, OptionNames
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_sdk import tracing
 from pynenc_sidecar_sdk.errors import from_rpc_error
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
 T = TypeVar("T")
-
-# The environment variables every SDK reads (docs/client-contract.md).
-ENV = {"address": "PYNENC_SIDECAR_ADDRESS", "tls": "PYNENC_SIDECAR_TLS", "tls_ca": "PYNENC_SIDECAR_TLS_CA",
-       "client_cert": "PYNENC_SIDECAR_CLIENT_CERT", "client_key": "PYNENC_SIDECAR_CLIENT_KEY",
-       "token": "PYNENC_SIDECAR_TOKEN"}
+# How errors name the options: SidecarClient's keyword arguments.
+OPTION_NAMES = OptionNames(tls_ca="tls_ca", client_cert="tls_cert", client_key="tls_key")
 
 # The client contract's retry policy: a call refused with UNAVAILABLE is sent again (every
 # call of the service is safe to repeat), by gRPC's own retry support.
@@ -37,43 +34,6 @@ RETRY_SERVICE_CONFIG = json.dumps({"methodConfig": [{
 CHANNEL_OPTIONS = [("grpc.enable_retries", 1), ("grpc.service_config", RETRY_SERVICE_CONFIG)]
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
-
-
-def _read(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise ValueError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
-
-
-class _CallDetails(collections.namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials",
-                                                           "wait_for_ready", "compression")),
-                   grpc.ClientCallDetails):
-    pass
-
-
-class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Adds `authorization: Bearer <token>` to every call."""
-
-    def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
-
-    def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
-        metadata = [*(details.metadata or ()), self._header]
-        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
-                            getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
-
-    def intercept_unary_unary(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_unary_stream(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details), request)
-
-
 def open_channel(address: str, *, tls: bool | None = None, tls_ca: str | None = None, tls_cert: str | None = None,
                  tls_key: str | None = None, token: str | None = None) -> tuple[grpc.Channel, grpc.Channel]:
     """(the channel to call through, the underlying channel to close).
@@ -83,26 +43,9 @@ def open_channel(address: str, *, tls: bool | None = None, tls_ca: str | None = 
     worker's certificate and key, for mutual TLS), PYNENC_SIDECAR_TOKEN (bearer token),
     PYNENC_SIDECAR_TLS=true (TLS with the system's CAs). TLS is on when any of the TLS
     options is set. Calls refused with UNAVAILABLE are retried (RETRY)."""
-    tls_ca = tls_ca or _env(ENV["tls_ca"])
-    tls_cert = tls_cert or _env(ENV["client_cert"])
-    tls_key = tls_key or _env(ENV["client_key"])
-    token = token or _env(ENV["token"])
-    if tls is None:
-        tls = bool(tls_ca or tls_cert or (_env(ENV["tls"]) or "").lower() in ("1", "true", "yes"))
-    if bool(tls_cert) != bool(tls_key):
-        raise ValueError("a client certificate needs its key: set both tls_cert and tls_key "
-                         "(PYNENC_SIDECAR_CLIENT_CERT and PYNENC_SIDECAR_CLIENT_KEY)")
-    if tls:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=_read(tls_ca, "CA file") if tls_ca else None,
-            private_key=_read(tls_key, "client key") if tls_key else None,
-            certificate_chain=_read(tls_cert, "client certificate") if tls_cert else None)
-        channel = grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
-    else:
-        channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-    if token:
-        return grpc.intercept_channel(channel, _BearerToken(token)), channel
-    return channel, channel
+    security = ClientSecurity.resolve(tls=tls, tls_ca=tls_ca, client_cert=tls_cert, client_key=tls_key, token=token,
+                                      names=OPTION_NAMES)
+    return connection.open_channel(address, security, CHANNEL_OPTIONS)
 
 
 class SidecarClient:

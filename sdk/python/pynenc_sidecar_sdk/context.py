@@ -40,12 +40,22 @@ class WorkflowIdentity:
         return cls(message.workflow_id, message.workflow_type, message.parent_workflow_id or None)
 
 
+FLUSH_AT_OPERATIONS = 1000  # a run commits its buffer on its own at this size (client_contract.json)
+
+
 @dataclass
 class WorkflowLog:
     """A snapshot of a workflow's recorded operations and their tasks' states."""
 
     operations: dict[Key, de.RecordedOperation] = field(default_factory=dict)
     tasks: dict[str, de.TaskInvocation] = field(default_factory=dict)
+    base_time_us: int = 0  # 0: none recorded
+
+    def last_time_us(self) -> int:
+        """The latest time the snapshot knows of (any scope's utc_now, the base time)."""
+        times = [op.time_value.seconds * 1_000_000 + op.time_value.nanos // 1000
+                 for op in self.operations.values() if op.kind == de.OPERATION_KIND_TIME]
+        return max(times, default=self.base_time_us)
 
     @classmethod
     def from_batches(cls, batches: Iterable[de.GetWorkflowLogResponse]) -> WorkflowLog:
@@ -53,12 +63,15 @@ class WorkflowLog:
         whatever order they list the operations."""
         operations: dict[Key, de.RecordedOperation] = {}
         tasks: dict[str, de.TaskInvocation] = {}
+        base_time_us = 0
         for batch in batches:
             for op in batch.operations:
                 operations[op.scope, op.kind, op.custom_name, op.sequence] = op
             for task in batch.tasks:
                 tasks[task.invocation_id] = task
-        return cls(operations, tasks)
+            if batch.HasField("base_time"):
+                base_time_us = batch.base_time.seconds * 1_000_000 + batch.base_time.nanos // 1000
+        return cls(operations, tasks, base_time_us)
 
     def get(self, key: Key) -> de.RecordedOperation | None:
         return self.operations.get(key)
@@ -78,6 +91,55 @@ class RunContext:
     # operation of this run raises LeaseNotHeldError (Python cannot stop a thread).
     lease_lost: threading.Event = field(default_factory=threading.Event)
     generating: str = ""  # the custom operation whose generator runs now
+    lease_id: str = ""  # this run's lease on its invocation: fences its commits
+    # Operations whose values were computed here and not yet committed, in call order
+    # (docs/client-contract.md, "One round trip per blocking point").
+    pending: list[de.BufferedOperation] = field(default_factory=list)
+    last_time_us: int | None = None  # the latest time this run knows of; None: not read from the log yet
+
+    def buffer(self, operation: de.BufferedOperation) -> None:
+        """Buffer an operation whose value the code gets now. At FLUSH_AT_OPERATIONS the buffer
+        is committed; if that fails, the operation fails too (it leaves the buffer, and its
+        caller gives its position back)."""
+        self.pending.append(operation)
+        if len(self.pending) >= FLUSH_AT_OPERATIONS:
+            try:
+                self.flush()
+            except BaseException:
+                self.pending.pop()
+                raise
+
+    def commit(self, workflow_id: str = "") -> de.OperationCommit | None:
+        """The buffer as the OperationCommit of the next blocking call (None when empty). The
+        buffer is kept until `committed()`: a call that failed leaves it to the next one."""
+        if not self.pending:
+            return None
+        return de.OperationCommit(lease_id=self.lease_id, operations=self.pending, workflow_id=workflow_id)
+
+    def committed(self) -> None:
+        self.pending.clear()
+
+    def flush(self) -> None:
+        """Commit the buffer on its own (CommitOperations)."""
+        commit = self.commit()
+        if commit is None:
+            return
+        client = self.app.client
+        client.call(client.executor.CommitOperations, de.CommitOperationsRequest(
+            app_id=self.app.app_id, workflow_id=self.workflow.workflow_id, invocation_id=self.invocation_id,
+            commit=commit))
+        self.committed()
+
+    def next_time_us(self, now_us: int) -> int:
+        """A new utc_now: now, or 1 us after the latest time this run knows of."""
+        last = self.last_time_us if self.last_time_us is not None else self.log.last_time_us()
+        self.last_time_us = value = max(now_us, last + 1)
+        return value
+
+    def restart(self, log: WorkflowLog) -> None:
+        """Run again from the top with a fresh log (after COMMIT_CONFLICT): counters at 0,
+        the buffer dropped."""
+        self.log, self.counters, self.pending, self.last_time_us = log, {}, [], None
 
     def _check_lease(self) -> None:
         if self.generating:

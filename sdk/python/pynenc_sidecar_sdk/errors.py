@@ -31,6 +31,12 @@ class LeaseNotHeldError(SidecarError):
     """This worker's lease on a task lapsed and another worker took the task over."""
 
 
+class CommitConflictError(SidecarError):
+    """A commit of buffered operations was refused: another run recorded one of its positions
+    with another value (this run's log was stale). The SDK reads the log again and runs the
+    code again from its top (docs/client-contract.md, "One round trip per blocking point")."""
+
+
 class OperationInGeneratorError(RuntimeError):
     """A workflow operation was called inside a custom operation's generator. The generator's
     value is recorded once and the generator does not run on replay, so operations inside it
@@ -55,6 +61,7 @@ _BY_REASON = {
     "NONDETERMINISTIC_REPLAY": NondeterministicReplayError,
     "WORKFLOW_ACCESS_DENIED": WorkflowAccessError,
     "LEASE_NOT_HELD": LeaseNotHeldError,
+    "COMMIT_CONFLICT": CommitConflictError,
 }
 
 

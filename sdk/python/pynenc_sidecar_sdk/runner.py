@@ -17,7 +17,7 @@ from google.protobuf import duration_pb2
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk.context import RunContext, current_run
-from pynenc_sidecar_sdk.errors import LeaseNotHeldError, SidecarError, TaskFailedError
+from pynenc_sidecar_sdk.errors import CommitConflictError, LeaseNotHeldError, SidecarError, TaskFailedError
 
 log = logging.getLogger(__name__)
 FINAL = {common_pb2.INVOCATION_STATUS_SUCCESS, common_pb2.INVOCATION_STATUS_FAILED}
@@ -25,6 +25,7 @@ WAIT_SLICE_S = 10  # the client contract's wait slice (tests/vectors/client_cont
 DEFAULT_LEASE_TTL_S = 30
 RENEW_FRACTION = 3  # a held lease is renewed every lease_ttl / RENEW_FRACTION
 TASK_MISTAKES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED}
+CONFLICT_RERUNS = 3  # runs again after COMMIT_CONFLICT (client_contract.json, commit.conflict_reruns)
 
 
 def duration(seconds: float) -> duration_pb2.Duration:
@@ -96,7 +97,24 @@ def too_large_error(request: de.CompleteTaskRequest, task_id: str, refusal: Side
 
 def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: tuple, kwargs: dict,
                task_id: str = "") -> de.TaskInvocation:
-    """Run func as the invocation, then record its result or error; returns the final state."""
+    """Run func as the invocation, then record its result or error with the run's buffered
+    operations; returns the final state. A commit refused with COMMIT_CONFLICT (this run's log
+    was stale) makes the run read the log again and run func again from its top."""
+    run.lease_id = lease_id
+    for rerun in range(CONFLICT_RERUNS + 1):
+        try:
+            return _run_once(run, lease_id, func, args, kwargs, task_id)
+        except CommitConflictError as conflict:
+            if rerun == CONFLICT_RERUNS:
+                raise
+            log.warning("invocation %s: %s; reading the log again and running the task again", run.invocation_id,
+                        conflict)
+            run.restart(run.app.read_log(run.workflow))
+    raise AssertionError("unreachable")
+
+
+def _run_once(run: RunContext, lease_id: str, func: Callable[..., Any], args: tuple, kwargs: dict,
+              task_id: str) -> de.TaskInvocation:
     app = run.app
     request = de.CompleteTaskRequest(app_id=app.app_id, invocation_id=run.invocation_id, lease_id=lease_id)
     token = current_run.set(run)
@@ -122,15 +140,23 @@ def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: t
                         traceback="".join(traceback.format_exception(exc))))
     finally:
         current_run.reset(token)
+    commit = run.commit(run.workflow.workflow_id)
+    if commit is not None:
+        commit.lease_id = ""  # the request's own lease_id fences it
+        request.commit.CopyFrom(commit)
     try:
-        return app.client.call(app.client.executor.CompleteTask, request).invocation
+        invocation = app.client.call(app.client.executor.CompleteTask, request).invocation
+        run.committed()
+        return invocation
     except SidecarError as refusal:
         # Refused before the sidecar's handler saw it (larger than its gRPC message limit):
         # record that as the task's failure, so the task does not stay RUNNING.
         if refusal.code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
             raise
         request.error.CopyFrom(too_large_error(request, task_id, refusal))
-        return app.client.call(app.client.executor.CompleteTask, request).invocation
+        invocation = app.client.call(app.client.executor.CompleteTask, request).invocation
+        run.committed()
+        return invocation
 
 
 def drive(app: Any, invocation: de.TaskInvocation, lease_id: str,
@@ -153,6 +179,8 @@ def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = Fa
     """What a run waits for and until when; the same words in every SDK."""
     holder = (f"runner {json.dumps(invocation.lease_runner_id, ensure_ascii=False)}" if invocation.lease_runner_id
               else "another worker")
+    if invocation.dispatched:
+        return describe_dispatched_wait(invocation, now, again, holder)
     text = (f"{'still waiting' if again else 'waiting'} for task {invocation.task_id} (invocation "
             f"{invocation.invocation_id}, workflow {invocation.workflow.workflow_id}) held by {holder}: ")
     if not invocation.HasField("lease_expire_time"):
@@ -166,13 +194,37 @@ def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = Fa
                    "unless the holder renews it")
 
 
+def _iso(timestamp: Any) -> tuple[str, datetime]:
+    moment = timestamp.ToDatetime(tzinfo=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"), moment
+
+
+def describe_dispatched_wait(invocation: de.TaskInvocation, now: datetime, again: bool, holder: str) -> str:
+    """What a caller waits for when its task is dispatched to a worker serving it."""
+    text = (f"{'still waiting' if again else 'waiting'} for task {invocation.task_id} (invocation "
+            f"{invocation.invocation_id}, workflow {invocation.workflow.workflow_id}), dispatched to a worker "
+            "serving it: ")
+    if invocation.status == common_pb2.INVOCATION_STATUS_RUNNING:
+        return text + f"attempt {invocation.attempt} runs on {holder}"
+    if not invocation.HasField("queue_time"):
+        return text + "queued"
+    at, queued = _iso(invocation.queue_time)
+    waited = (now - queued).total_seconds()
+    retry = f" (attempt {invocation.attempt} failed: {invocation.last_error.type})" if invocation.attempt else ""
+    if waited < 0:
+        return text + f"to be retried at {at}{retry}"
+    return text + f"queued since {at} ({waited:.1f} s){retry}"
+
+
 def wait_or_take_over(app: Any, invocation: de.TaskInvocation) -> tuple[de.TaskInvocation, str]:
     """Wait for another worker's task: returns (state, lease_id) — a lease when its holder died.
 
-    Says so: a WARNING when the wait starts, an INFO line on every later wait slice."""
+    Says so: a WARNING when the wait starts (INFO for a dispatched task), an INFO line on every
+    later wait slice."""
     slices = 0
     while invocation.status not in FINAL:
-        log.log(logging.INFO if slices else logging.WARNING, "%s",
+        # Waiting for a dispatched task is the normal case: INFO; for another caller's, WARNING.
+        log.log(logging.INFO if slices or invocation.dispatched else logging.WARNING, "%s",
                 describe_wait(invocation, datetime.now(UTC), again=slices > 0))
         slices += 1
         reply = app.client.call(app.client.executor.WaitTask, de.WaitTaskRequest(

@@ -22,6 +22,7 @@ carries it as ``origin_span``).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -48,6 +49,7 @@ _env_setup_done = False
 _env_setup_lock = threading.Lock()
 _cached: tuple[Any, Any] | None = None  # (provider, tracer)
 _env_requested: bool | None = None
+_missing_reported = False  # asked for by the variables, but the [tracing] extra is not installed
 
 
 def _truthy(value: str) -> bool:
@@ -71,7 +73,13 @@ def tracer() -> Any:
         _env_requested = tracing_requested()
     if "opentelemetry.trace" not in sys.modules and not (_env_setup_done or _env_requested):
         return None  # nothing in this process can have set a provider: the cheap "off"
-    from opentelemetry import trace
+    if _missing_reported:
+        return None
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        _report_missing()
+        return None
 
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider) and not _env_setup_done:
@@ -84,11 +92,22 @@ def tracer() -> Any:
     return _cached[1]
 
 
+def _report_missing() -> None:
+    """The variables ask for traces but the [tracing] extra is not installed: say so once and
+    run untraced (a pod's OTEL_* variables often reach every container, traced or not)."""
+    global _missing_reported
+    _missing_reported = True
+    logging.getLogger(__name__).warning(
+        "OTEL_* variables ask for traces, but OpenTelemetry is not installed: this worker runs untraced. "
+        "Install pynenc-sidecar-sdk[tracing] to trace it, or unset OTEL_TRACES_EXPORTER and "
+        "OTEL_EXPORTER_OTLP_ENDPOINT to silence this.")
+
+
 def _version() -> str:
     from importlib import metadata
 
     try:
-        return metadata.version("pynenc-sidecar")
+        return metadata.version("pynenc-sidecar-sdk")
     except metadata.PackageNotFoundError:
         return ""
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import grpc
+from google.protobuf import timestamp_pb2
+
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
-from pynenc_sidecar_sdk import tracing
+from pynenc_sidecar_sdk import derivations, tracing
 from pynenc_sidecar_sdk.context import RunContext, WorkflowIdentity, WorkflowLog, require_run
+from pynenc_sidecar_sdk.errors import NondeterministicReplayError, WorkflowAccessError
 from pynenc_sidecar_sdk.invocation import Invocation
 from pynenc_sidecar_sdk.runner import FINAL, drive, duration, run_leased
 
@@ -32,10 +37,26 @@ def _utc(timestamp: Any) -> datetime.datetime:
     return _EPOCH + datetime.timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
 
 
-# How each built-in value is read from a log entry and from the RPC's reply.
-_LOGGED_RANDOM, _REPLY_RANDOM = attrgetter("random_value"), attrgetter("value")
-_LOGGED_TIME, _REPLY_TIME = (lambda op: _utc(op.time_value)), (lambda reply: _utc(reply.time))
-_LOGGED_UUID, _REPLY_UUID = attrgetter("uuid_value"), attrgetter("uuid")
+# How each built-in value is read from a log entry, and made anew (value, buffered operation).
+_LOGGED_RANDOM, _LOGGED_TIME, _LOGGED_UUID = (attrgetter("random_value"), lambda op: _utc(op.time_value),
+                                              attrgetter("uuid_value"))
+
+
+def _new_random(run: RunContext, sequence: int) -> tuple[float, de.BufferedOperation]:
+    value = derivations.random_value(run.invocation_id, sequence)
+    return value, de.BufferedOperation(kind=RANDOM, sequence=sequence, random_value=value)
+
+
+def _new_uuid(run: RunContext, sequence: int) -> tuple[str, de.BufferedOperation]:
+    value = derivations.uuid_value(run.invocation_id, sequence)
+    return value, de.BufferedOperation(kind=UUID, sequence=sequence, uuid_value=value)
+
+
+def _new_time(run: RunContext, sequence: int) -> tuple[datetime.datetime, de.BufferedOperation]:
+    us = run.next_time_us(time.time_ns() // 1000)
+    stamp = timestamp_pb2.Timestamp(seconds=us // 1_000_000, nanos=us % 1_000_000 * 1000)
+    return (_EPOCH + datetime.timedelta(microseconds=us),
+            de.BufferedOperation(kind=TIME, sequence=sequence, time_value=stamp))
 
 
 class DeterministicExecutor:
@@ -51,19 +72,14 @@ class DeterministicExecutor:
     # Each operation first looks in the run's log: a recorded value is served from there
     # without a call. With tracing off (tracing.tracer() is None) that path does nothing else.
     def _deterministic_operation(self, operation: str, generator: Callable[[], T]) -> T:
-        """A custom recorded operation: the generator runs only if nothing is recorded."""
+        """A custom recorded operation: the generator runs only if the log holds nothing at its
+        position; its value is buffered and committed with the run's next blocking call."""
         run = self.run
         sequence, recorded = run.next_recorded(CUSTOM, operation)
         if recorded is not None and tracing.tracer() is None:
             return json.loads(recorded.json_value)
         with run.giving_back(CUSTOM, operation, sequence), \
                 tracing.operation_span(run, "custom", sequence, name=operation, recorded=recorded) as span:
-            if recorded is None:
-                reply = self._client.call(self._client.executor.GetRecorded, de.GetRecordedRequest(
-                    position=run.position(sequence), kind=CUSTOM, custom_name=operation))
-                recorded = reply.operation if reply.found else None
-                if recorded is not None:
-                    span.replayed(True, recorded.origin_span if recorded.HasField("origin_span") else None)
             if recorded is not None:
                 return json.loads(recorded.json_value)
             run.generating = operation
@@ -71,36 +87,38 @@ class DeterministicExecutor:
                 value_json = json.dumps(generator())
             finally:
                 run.generating = ""
-            reply = self._client.call(self._client.executor.Record, de.RecordRequest(
-                position=run.position(sequence), operation=operation, value_json=value_json))
-            span.replayed(reply.replayed)
-            return json.loads(reply.value_json)
+            run.buffer(de.BufferedOperation(kind=CUSTOM, custom_name=operation, sequence=sequence,
+                                            json_value=value_json))
+            span.replayed(False)
+            return json.loads(value_json)
 
-    def _builtin(self, kind: int, name: str, rpc: str, request_cls: Any,
-                 from_log: Callable[[Any], T], from_reply: Callable[[Any], T]) -> T:
-        """random/utc_now/uuid: the logged value if any, else the server's (recorded once)."""
+    def _builtin(self, kind: int, name: str, from_log: Callable[[Any], T],
+                 compute: Callable[[RunContext, int], tuple[T, de.BufferedOperation]]) -> T:
+        """random/utc_now/uuid: the logged value if any, else computed here and buffered."""
         run = self.run
         sequence, recorded = run.next_recorded(kind)
         if recorded is not None and tracing.tracer() is None:
             return from_log(recorded)
-        with (run.giving_back(kind, "", sequence),
-              tracing.operation_span(run, name, sequence, recorded=recorded) as span):
+        with run.giving_back(kind, "", sequence), \
+                tracing.operation_span(run, name, sequence, recorded=recorded) as span:
             if recorded is not None:
                 return from_log(recorded)
-            reply = self._client.call(getattr(self._client.executor, rpc), request_cls(position=run.position(sequence)))
-            span.replayed(reply.replayed)
-            return from_reply(reply)
+            value, operation = compute(run, sequence)
+            run.buffer(operation)
+            span.replayed(False)
+            return value
 
     def random(self) -> float:
-        return self._builtin(RANDOM, "random", "Random", de.RandomRequest, _LOGGED_RANDOM, _REPLY_RANDOM)
+        return self._builtin(RANDOM, "random", _LOGGED_RANDOM, _new_random)
 
     def utc_now(self) -> datetime.datetime:
-        return self._builtin(TIME, "time", "UtcNow", de.UtcNowRequest, _LOGGED_TIME, _REPLY_TIME)
+        return self._builtin(TIME, "time", _LOGGED_TIME, _new_time)
 
     def uuid(self) -> str:
-        return self._builtin(UUID, "uuid", "Uuid", de.UuidRequest, _LOGGED_UUID, _REPLY_UUID)
+        return self._builtin(UUID, "uuid", _LOGGED_UUID, _new_uuid)
 
     def get_base_time(self) -> datetime.datetime:
+        self.run.flush()  # a buffered utc_now fixes the base time: commit it first
         reply = self._client.call(self._client.executor.GetBaseTime, de.GetBaseTimeRequest(
             app_id=self.run.app.app_id, workflow_id=self.run.workflow.workflow_id))
         return _utc(reply.base_time)
@@ -131,9 +149,15 @@ class DeterministicExecutor:
     def _execute_task(self, run: RunContext, sequence: int, task: Task, arguments: dict[str, Any], args: tuple,
                       kwargs: dict, span: Any) -> Invocation:
         app = run.app
-        reply = app.client.call(app.client.executor.ExecuteTask, de.ExecuteTaskRequest(
+        # The buffer goes with this call: the task starts only once everything before it is recorded.
+        request = de.ExecuteTaskRequest(
             position=run.position(sequence), task_id=task.task_id, arguments_json=json.dumps(arguments),
-            force_new_workflow=task.force_new_workflow, runner_id=app.runner_id, lease_ttl=duration(app.lease_ttl)))
+            force_new_workflow=task.force_new_workflow, runner_id=app.runner_id, lease_ttl=duration(app.lease_ttl),
+            commit=run.commit())
+        if task.dispatch is not None:  # a worker serving task_id runs it; this run waits for it
+            request.dispatch.CopyFrom(task.dispatch.to_proto())
+        reply = app.client.call(app.client.executor.ExecuteTask, request)
+        run.committed()
         span.replayed(reply.replayed)
         invocation, lease_id = reply.invocation, reply.lease.lease_id if reply.HasField("lease") else ""
 
@@ -183,33 +207,42 @@ class WorkflowContext:
         else:
             with run.giving_back(DATA_READ, key, sequence), \
                     tracing.operation_span(run, "data_read", sequence, name=key, recorded=recorded) as span:
-                if recorded is None:
+                if recorded is None:  # with the buffer: the read sees this run's own writes
                     read = run.app.client.call(run.app.client.executor.GetData, de.GetDataRequest(
-                        key=key, position=run.position(sequence)))
+                        key=key, position=run.position(sequence), commit=run.commit()))
+                    run.committed()
                     span.replayed(read.replayed)
                 else:
                     read = recorded.data_value
         return json.loads(read.value_json) if read.found else default
 
     def set_data(self, key: str, value: Any) -> None:
-        """Only the workflow's main task may write; others get WorkflowAccessError. A
-        replayed write is not applied again; a replay writing another value raises
-        NondeterministicReplayError."""
+        """Only the workflow's main task may write; others get WorkflowAccessError. The write is
+        buffered and applied with the run's next blocking call. A replayed write is not
+        applied again; a replay writing another value raises NondeterministicReplayError."""
         run = self._run
         value_json = json.dumps(value)
+        if run.invocation_id != run.workflow.workflow_id:
+            raise WorkflowAccessError(
+                f"invocation {run.invocation_id!r} is not the main task of workflow {run.workflow.workflow_id!r}: "
+                "only the workflow's main task may write its data", grpc.StatusCode.PERMISSION_DENIED,
+                "WORKFLOW_ACCESS_DENIED", {"workflow_id": run.workflow.workflow_id, "invocation_id": run.invocation_id})
         sequence, recorded = run.next_recorded(DATA_WRITE, key)
-        served = recorded is not None and recorded.data_value.value_json == value_json
-        if served and tracing.tracer() is None:
-            return
         with run.giving_back(DATA_WRITE, key, sequence), \
                 tracing.operation_span(run, "data_write", sequence, name=key, recorded=recorded) as span:
-            if served:
-                return
-            # Not recorded, or recorded with other text: the server applies it or judges the
-            # difference (as canonical JSON: 1.0 and 1 are the same value).
-            reply = run.app.client.call(run.app.client.executor.SetData, de.SetDataRequest(
-                key=key, value_json=value_json, position=run.position(sequence)))
-            span.replayed(reply.replayed)
+            if recorded is None:
+                run.buffer(de.BufferedOperation(kind=DATA_WRITE, custom_name=key, sequence=sequence,
+                                                json_value=value_json))
+                span.replayed(False)
+            elif recorded.data_value.value_json != value_json and not _same_json(recorded.data_value.value_json,
+                                                                                    value_json):
+                raise NondeterministicReplayError(
+                    f"non-deterministic replay at data write {key!r} #{sequence} of invocation {run.invocation_id!r}: "
+                    f"data key {key!r} was written {recorded.data_value.value_json[:256]} there, the replay writes "
+                    f"{value_json[:256]}",
+                    grpc.StatusCode.FAILED_PRECONDITION, "NONDETERMINISTIC_REPLAY",
+                    {"workflow_id": run.workflow.workflow_id, "invocation_id": run.invocation_id, "key": key,
+                     "sequence": str(sequence)})
 
     def random(self) -> float:
         return self.deterministic.random()
@@ -222,6 +255,11 @@ class WorkflowContext:
 
     def execute_task(self, task: Task, *args: Any, **kwargs: Any) -> Invocation:
         return self.deterministic.execute_task(task, *args, **kwargs)
+
+
+def _same_json(recorded: str, given: str) -> bool:
+    """Two JSON texts of one value (1.0 and 1 alike, as the sidecar compares them)."""
+    return bool(json.loads(recorded) == json.loads(given))
 
 
 def empty_log() -> WorkflowLog:

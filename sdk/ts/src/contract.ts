@@ -16,6 +16,20 @@ export const ENV = {
   token: "PYNENC_SIDECAR_TOKEN",
 } as const;
 
+/** Buffered operations (docs/client-contract.md, "One round trip per blocking point"). */
+export const COMMIT = {
+  /** A run commits its buffer on its own (CommitOperations) when it holds this many. */
+  flushAtOperations: 1000,
+  /** The most operations one commit may carry. */
+  maxOperations: 10_000,
+  /** How often a run refused with COMMIT_CONFLICT reads the log again and runs again. */
+  conflictReruns: 3,
+  /** A new utc_now is at least this much later than every time the run knows of. */
+  timeStepUs: 1,
+  /** ABORTED: another run recorded one of the commit's positions with another value. */
+  conflictReason: "COMMIT_CONFLICT",
+} as const;
+
 export const RETRY = {
   retryableCodes: ["UNAVAILABLE"],
   maxAttempts: 5,

@@ -1,7 +1,8 @@
 export { Client, Context, Invocation, InvocationStatus, OperationInGeneratorError, bearerToken, describeWait, securityFromEnv } from "./wf.js";
 export type { ClientOptions, ExecutorClient, Identity, SecurityOptions, TaskFn, TaskOptions } from "./wf.js";
 export { Code, ERROR_DOMAIN, Reason, SidecarError, TaskFailedError, TaskSuspended, reasonOf } from "./errors.js";
-export { INSTRUMENTATION_NAME, tracingInterceptor } from "./tracing.js";
+export { INSTRUMENTATION_NAME, ORIGIN_LINK_ATTRIBUTE, tracingInterceptor } from "./tracing.js";
+export { WorkflowLog } from "./log.js";
 export type { FieldViolation } from "./errors.js";
 export { UUID_NAMESPACE, derivationName, deriveRandom, deriveUuid, randomBits } from "./derive.js";
 export * as proto from "./gen/pynenc/sidecar/v1/deterministic_executor_pb.js";

@@ -12,11 +12,15 @@
 // carry it in connect's contextValues), so no OTel context manager is needed.
 import {
   context as otelContext,
+  INVALID_SPAN_CONTEXT,
   propagation,
+  ProxyTracerProvider,
   SpanKind,
   SpanStatusCode,
   trace,
+  TraceFlags,
   type Attributes,
+  type Link,
   type Context as OtelContext,
   type Span,
   type TextMapSetter,
@@ -74,18 +78,52 @@ export function workflowAttributes(appId: string, workflow: WorkflowLike): Attri
   return attrs;
 }
 
-/** The span of one deterministic operation, and the context with it active. */
+/** A span that records nothing: what operations get while no TracerProvider is registered. */
+const OFF_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** Whether an application registered a TracerProvider (the API's global is a proxy until then). */
+function tracingOn(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegateTracer(INSTRUMENTATION_NAME) !== undefined;
+}
+
+/** The attribute of the Link from a replayed operation's span to the span that recorded it. */
+export const ORIGIN_LINK_ATTRIBUTE = "pynenc.link";
+
+/** Where a recorded value came from (RecordedOperation.origin_span). */
+export interface SpanOrigin {
+  traceId: string;
+  spanId: string;
+}
+
+function originLinks(origin: SpanOrigin | undefined): Link[] {
+  if (!origin) return [];
+  const context = { traceId: origin.traceId, spanId: origin.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: true };
+  return trace.isSpanContextValid(context) ? [{ context, attributes: { [ORIGIN_LINK_ATTRIBUTE]: "recorded_by" } }] : [];
+}
+
+/**
+ * The span of one deterministic operation, and the context with it active. `replayedFrom`:
+ * the operation is served from the workflow's log (no call), and its span links to the
+ * span that recorded the value, when the log knows it.
+ */
 export function startOperation(
   parent: OtelContext,
   attrs: Attributes,
   kind: string,
   name: string,
   sequence: bigint,
+  replayedFrom?: { origin?: SpanOrigin },
 ): [Span, OtelContext] {
+  // Off (no provider registered), a replay served from the log costs no span work at all:
+  // the calls below would only build objects the no-op tracer drops.
+  if (!tracingOn()) return [OFF_SPAN, parent];
   const attributes: Attributes = { ...attrs, [ATTR.operation]: kind, [ATTR.sequence]: Number(sequence) };
   if (name) attributes[kind === "task" ? ATTR.taskId : ATTR.operationName] = name;
+  if (replayedFrom) attributes[ATTR.replayed] = true;
   const spanName = name ? `${SPAN_NAMES[kind]} ${name}` : SPAN_NAMES[kind];
-  const span = tracer().startSpan(spanName, { kind: SpanKind.INTERNAL, attributes }, parent);
+  const links = originLinks(replayedFrom?.origin);
+  const span = tracer().startSpan(spanName, { kind: SpanKind.INTERNAL, attributes, links }, parent);
   return [span, trace.setSpan(parent, span)];
 }
 

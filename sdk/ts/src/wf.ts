@@ -2,21 +2,27 @@
 // (`task.wf` in Python) for TypeScript workers.
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { isDeepStrictEqual } from "node:util";
 import { timestampDate, type Timestamp, type Duration } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client as ConnectClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { ConnectError, createClient, type Client as ConnectClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { InvocationStatus, type WorkflowIdentity } from "./gen/pynenc/sidecar/v1/common_pb.js";
 import {
   DeterministicExecutorService,
   OperationKind,
   type CompleteTaskRequest,
+  type OperationCommit,
   type OperationPosition,
+  type RecordedOperation,
   type TaskInvocation,
   type TaskLease,
 } from "./gen/pynenc/sidecar/v1/deterministic_executor_pb.js";
-import { DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, retryInterceptor } from "./contract.js";
+import { COMMIT, DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, retryInterceptor } from "./contract.js";
 import { Code, Reason, SidecarError, TaskFailedError, TaskSuspended } from "./errors.js";
-import type { Context as OtelContext, Span } from "@opentelemetry/api";
+import { WorkflowLog } from "./log.js";
+import { RunBuffer, type BufferedInit } from "./commit.js";
+import { deriveRandom, deriveUuid } from "./derive.js";
+import type { Attributes, Context as OtelContext, Span } from "@opentelemetry/api";
 import {
   callOptions,
   endSpan,
@@ -282,6 +288,32 @@ export class Client {
   }
 
   /**
+   * Like `context`, but the workflow's log is read first (one GetWorkflowLog call), so that
+   * every position already recorded replays locally, without a call; only new positions
+   * reach the sidecar.
+   */
+  async contextFromLog(
+    appId: string,
+    workflow: Identity,
+    invocationId = "",
+    traceContext: OtelContext = otelContext.active(),
+  ): Promise<Context> {
+    const log = await this.readLog(appId, workflow.workflowId, traceContext);
+    return new Context(this, appId, workflow, invocationId, traceContext, log);
+  }
+
+  /** The workflow's recorded operations and their tasks' states, in one streaming call. */
+  async readLog(appId: string, workflowId: string, traceContext: OtelContext = otelContext.active()): Promise<WorkflowLog> {
+    const log = new WorkflowLog();
+    try {
+      for await (const batch of this.executor.getWorkflowLog({ appId, workflowId }, callOptions(traceContext))) log.add(batch);
+    } catch (err) {
+      throw SidecarError.from(err);
+    }
+    return log;
+  }
+
+  /**
    * Registers (or finds) the main invocation of a workflow whose id the caller chose and
    * runs it like executeTask: `run` is called when this caller gets the main task's lease;
    * a finished workflow returns its recorded outcome. workflow.workflowType is required.
@@ -308,19 +340,26 @@ export class Client {
               argumentsJson,
               runnerId: this.runnerId,
               leaseTtl: duration(this.leaseTtlMs),
+              // On a replay the reply brings the log when it is small, saving a GetWorkflowLog.
+              includeLog: true,
             },
             callOptions(ctx),
           ),
         );
         const inv = new Invocation(resp.invocation!);
         inv.replayed = resp.replayed;
-        return this.drive(appId, inv, resp.lease, run, this.leaseTtlMs, ctx);
+        const log = !resp.replayed ? new WorkflowLog() : resp.log ? WorkflowLog.fromBatches(resp.log.batches) : undefined;
+        return this.drive(appId, inv, resp.lease, run, this.leaseTtlMs, ctx, log);
       },
       (inv) => inv.replayed,
     );
   }
 
-  /** @internal Brings an invocation to an outcome: run it under a held lease, else wait. */
+  /**
+   * @internal Brings an invocation to an outcome: run it under a held lease, else wait.
+   * `log`: what a run under the lease granted now replays from (undefined: read it then); a
+   * run after waiting (a takeover) reads the log anew, since the last holder went on.
+   */
   async drive(
     appId: string,
     inv: Invocation,
@@ -328,6 +367,7 @@ export class Client {
     run: TaskFn | undefined,
     ttlMs: number,
     ctx: OtelContext = otelContext.active(),
+    log?: WorkflowLog,
   ): Promise<Invocation> {
     const replayed = inv.replayed;
     let ran = false;
@@ -337,7 +377,9 @@ export class Client {
         if (!run) throw new Error(`granted the lease on ${inv.id} (${inv.taskId}) but no task function was given`);
         ran = true;
         try {
-          const done = await this.runLeased(appId, inv, lease.leaseId, run, ttlMs, ctx);
+          const runLog = log ?? (await this.readLog(appId, inv.workflow.workflowId, ctx));
+          log = undefined;
+          const done = await this.runLeased(appId, inv, lease.leaseId, run, ttlMs, ctx, runLog);
           inv = done;
           break;
         } catch (err) {
@@ -363,6 +405,7 @@ export class Client {
       );
       inv = new Invocation(resp.invocation!);
       lease = resp.lease;
+      log = undefined;
     }
     inv.replayed = replayed;
     inv.ran = ran;
@@ -376,9 +419,10 @@ export class Client {
     run: TaskFn,
     ttlMs: number,
     ctx: OtelContext,
+    log: WorkflowLog,
   ): Promise<Invocation> {
     const abort = new AbortController();
-    const task = new Context(this, appId, inv.workflow, inv.id, ctx);
+    let task = new Context(this, appId, inv.workflow, inv.id, ctx, log);
     const timer = setInterval(() => {
       this.executor
         .renewTaskLease({ appId, invocationId: inv.id, leaseId, leaseTtl: duration(ttlMs) }, callOptions(ctx, { timeoutMs: Math.max(1, Math.floor(ttlMs / RENEW_FRACTION)) }))
@@ -391,27 +435,64 @@ export class Client {
           }
         });
     }, Math.max(1, Math.floor(ttlMs / RENEW_FRACTION)));
+    try {
+      for (let rerun = 0; ; rerun++) {
+        task.buffer = new RunBuffer(leaseId);
+        try {
+          return await this.runOnce(appId, inv, leaseId, run, task, abort.signal, ctx);
+        } catch (err) {
+          // A commit refused with COMMIT_CONFLICT: this run's log was stale. Read it again and
+          // run the code again from its top (counters at 0), replaying the winner's record.
+          if (!task.buffer.conflicted || rerun >= COMMIT.conflictReruns) throw err;
+          this.log(`invocation ${inv.id}: ${err instanceof Error ? err.message : String(err)}; reading the log again and running the task again`);
+          const fresh = new Context(this, appId, inv.workflow, inv.id, ctx, await this.readLog(appId, inv.workflow.workflowId, ctx));
+          fresh.leaseLost = task.leaseLost;
+          task = fresh;
+        }
+      }
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  /** One run of a leased task's code, then its outcome recorded with the run's buffer. */
+  private async runOnce(
+    appId: string,
+    inv: Invocation,
+    leaseId: string,
+    run: TaskFn,
+    task: Context,
+    signal: AbortSignal,
+    ctx: OtelContext,
+  ): Promise<Invocation> {
+    const buffer = task.buffer!;
     let outcome: CompleteTaskRequest["outcome"];
     try {
-      const result = await run(task, abort.signal);
+      const result = await run(task, signal);
       try {
         outcome = { case: "resultJson", value: toJson(result, "task result") };
       } catch (err) {
         outcome = errorOutcome("SerializationError", String(err));
       }
     } catch (err) {
-      if (err instanceof TaskSuspended) throw err;
+      if (err instanceof TaskSuspended) throw err; // records nothing: the buffer is dropped
+      if (buffer.conflicted) throw err;
       outcome =
         err instanceof TaskFailedError
           ? errorOutcome(err.type, err.message, err.detailJson, err.traceback)
           : err instanceof Error
             ? errorOutcome(err.name, err.message, "", err.stack ?? "")
             : errorOutcome("Error", String(err));
-    } finally {
-      clearInterval(timer);
     }
+    // Code that caught a conflict and went on still ran on a stale log: run it again.
+    if (buffer.conflicted) throw new Error(`a commit of invocation ${inv.id} was refused with ${COMMIT.conflictReason}`);
+    // The buffer goes with the outcome, fenced by this request's own lease id.
     const complete = (outcome: CompleteTaskRequest["outcome"]) =>
-      call(this.executor.completeTask({ appId, invocationId: inv.id, leaseId, outcome }, callOptions(ctx)));
+      buffer.carry(
+        (commit) => call(this.executor.completeTask({ appId, invocationId: inv.id, leaseId, outcome, commit }, callOptions(ctx))),
+        inv.workflow.workflowId,
+        "",
+      );
     try {
       return new Invocation((await complete(outcome)).invocation!);
     } catch (err) {
@@ -473,18 +554,37 @@ export class OperationInGeneratorError extends Error {
   }
 }
 
+/** What a `local` reader returns when the log's entry cannot serve the call (the sidecar judges it). */
+const MISS: unique symbol = Symbol("not served from the log");
+
+/** Two JSON texts hold the same value (key order and 1.0 against 1 aside, as the sidecar compares). */
+function sameJson(a: string, b: string): boolean {
+  return a === b || isDeepStrictEqual(JSON.parse(a), JSON.parse(b));
+}
+
+const FINISHED = new Set([InvocationStatus.SUCCESS, InvocationStatus.FAILED]);
+
 /**
  * The workflow context of one run of one invocation's code: Pynenc's `wf`. It counts a
  * 1-based sequence per operation kind (random, time, uuid, task, each custom name);
  * a new run starts a new Context and so replays. Each operation takes the next position
- * of its kind when called and gives it back if it fails (docs/client-contract.md).
+ * of its kind when called and gives it back if it fails (docs/client-contract.md). A
+ * position the run's log already holds is served from it without a call (a run of
+ * startWorkflow or executeTask, or `Client.contextFromLog`, has the workflow's log).
  */
 export class Context {
   private readonly seqs = new Map<string, bigint>();
+  private attrs?: Attributes;
   /** The custom operation whose generator runs now ("" when none). */
   private generating = "";
   /** @internal Set when another worker took this run's task over. */
   leaseLost = false;
+  /**
+   * @internal A run under a lease buffers its random, uuid, utc_now, custom values and data
+   * writes and sends them with its next blocking call; a free Context (no lease) calls the
+   * sidecar for each.
+   */
+  buffer?: RunBuffer;
 
   constructor(
     readonly client: Client,
@@ -493,6 +593,8 @@ export class Context {
     private readonly invocation = "",
     /** The OTel context operations' spans are children of (the run's or task's span). */
     readonly traceContext: OtelContext = otelContext.active(),
+    /** @internal What this run replays locally (a snapshot: a miss goes to the sidecar). */
+    readonly log: WorkflowLog = new WorkflowLog(),
   ) {}
 
   /** The scope of the operations: the invocation whose code runs (workflow id for the main task). */
@@ -516,23 +618,35 @@ export class Context {
   /**
    * Runs `op` at the next sequence of `kind` inside the operation's span (name: a task id or
    * custom operation's name); `op` returns its value and whether it was replayed. The span
-   * ends with the call, unless `keepOpen` (then the caller ends it).
+   * ends with the call, unless `keepOpen` (then the caller ends it). When the log holds the
+   * position and `local` can serve that entry, `op` is not called (`served`).
    */
   private open<T>(
     kind: string,
     name: string,
     op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>,
     keepOpen: boolean,
-  ): Promise<{ value: T; replayed: boolean; span: Span; ctx: OtelContext }> {
+    local?: (recorded: RecordedOperation) => T | typeof MISS,
+  ): Promise<{ value: T; replayed: boolean; span: Span; ctx: OtelContext; served: boolean }> {
     // The position is taken now, in call order, and no queue is awaited: a custom
     // operation's generator may call other operations, which take later positions.
     if (this.generating) return Promise.reject(new OperationInGeneratorError(kind, this.generating));
     if (this.leaseLost) return Promise.reject(SidecarError.leaseLost(this.invocationId));
     const seq = (this.seqs.get(kind) ?? 0n) + 1n;
     this.seqs.set(kind, seq);
-    const attrs = { ...workflowAttributes(this.appId, this.workflow), [ATTR.invocationId]: this.invocationId };
+    this.attrs ??= { ...workflowAttributes(this.appId, this.workflow), [ATTR.invocationId]: this.invocationId };
     // "custom:<name>", "data_read:<key>", "data_write:<key>": the span's operation is the prefix
-    const [span, ctx] = startOperation(this.traceContext, attrs, kind.split(":", 1)[0]!, name, seq);
+    const operation = kind.split(":", 1)[0]!;
+    const recorded = local && this.log.recorded(this.invocationId, kind, seq);
+    if (recorded) {
+      const value = local(recorded);
+      if (value !== MISS) {
+        const [span, ctx] = startOperation(this.traceContext, this.attrs, operation, name, seq, { origin: recorded.originSpan });
+        if (!keepOpen) endSpan(span, true);
+        return Promise.resolve({ value, replayed: true, span, ctx, served: true });
+      }
+    }
+    const [span, ctx] = startOperation(this.traceContext, this.attrs, operation, name, seq);
     const position: OperationPosition = {
       $typeName: "pynenc.sidecar.v1.OperationPosition",
       appId: this.appId,
@@ -543,7 +657,7 @@ export class Context {
     return op(position, ctx).then(
       ([value, replayed]) => {
         if (!keepOpen) endSpan(span, replayed);
-        return { value, replayed, span, ctx };
+        return { value, replayed, span, ctx, served: false };
       },
       (err: unknown) => {
         this.giveBack(kind, seq);
@@ -558,24 +672,79 @@ export class Context {
     if (this.seqs.get(kind) === seq) this.seqs.set(kind, seq - 1n);
   }
 
-  private async at<T>(kind: string, op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>, name = ""): Promise<T> {
-    return (await this.open(kind, name, op, false)).value;
+  /** Buffers a computed value; a full buffer is committed now (if that fails, so does the operation). */
+  private async buffered<T>(buffer: RunBuffer, value: T, init: BufferedInit): Promise<[T, boolean]> {
+    if (buffer.add(init)) {
+      try {
+        await this.flush();
+      } catch (err) {
+        buffer.dropLast();
+        throw err;
+      }
+    }
+    return [value, false];
+  }
+
+  /** @internal Commits the buffered operations on their own (CommitOperations). */
+  async flush(): Promise<void> {
+    const buffer = this.buffer;
+    if (!buffer || buffer.size === 0) return;
+    await buffer.carry((commit) =>
+      call(
+        this.client.executor.commitOperations(
+          { appId: this.appId, workflowId: this.workflow.workflowId, invocationId: this.invocation, commit },
+          callOptions(this.traceContext),
+        ),
+      ),
+    );
+  }
+
+  /** A blocking call, carrying the buffer when the run has one. */
+  private blocking<T>(send: (commit: OperationCommit | undefined) => Promise<T>): Promise<T> {
+    return this.buffer ? this.buffer.carry(send) : send(undefined);
+  }
+
+  private async at<T>(
+    kind: string,
+    op: (pos: OperationPosition, ctx: OtelContext) => Promise<[T, boolean]>,
+    name: string,
+    local: (recorded: RecordedOperation) => T | typeof MISS,
+  ): Promise<T> {
+    return (await this.open(kind, name, op, false, local)).value;
   }
 
   /** A deterministic float in [0, 1), replayed identically. Not for secrets. */
   random(): Promise<number> {
-    return this.at("random", async (position, ctx) => {
-      const resp = await call(this.client.executor.random({ position }, callOptions(ctx)));
-      return [resp.value, resp.replayed];
-    });
+    return this.at(
+      "random",
+      async (position, ctx) => {
+        if (this.buffer) {
+          const value = deriveRandom(this.invocationId, position.sequence);
+          return this.buffered(this.buffer, value, { kind: OperationKind.RANDOM, sequence: position.sequence, value: { case: "randomValue", value } });
+        }
+        const resp = await call(this.client.executor.random({ position }, callOptions(ctx)));
+        return [resp.value, resp.replayed];
+      },
+      "",
+      (r) => (r.value.case === "randomValue" ? r.value.value : MISS),
+    );
   }
 
   /** The recorded time as a protobuf Timestamp (microsecond precision). */
   utcNowTimestamp(): Promise<Timestamp> {
-    return this.at("time", async (position, ctx) => {
-      const resp = await call(this.client.executor.utcNow({ position }, callOptions(ctx)));
-      return [resp.time!, resp.replayed];
-    });
+    return this.at(
+      "time",
+      async (position, ctx) => {
+        if (this.buffer) {
+          const value = this.buffer.nextTime(this.log.lastTimeUs);
+          return this.buffered(this.buffer, value, { kind: OperationKind.TIME, sequence: position.sequence, value: { case: "timeValue", value } });
+        }
+        const resp = await call(this.client.executor.utcNow({ position }, callOptions(ctx)));
+        return [resp.time!, resp.replayed];
+      },
+      "",
+      (r) => (r.value.case === "timeValue" ? r.value.value : MISS),
+    );
   }
 
   /** Real UTC time at first record, strictly later than earlier recorded times, replayed identically. */
@@ -585,10 +754,19 @@ export class Context {
 
   /** A deterministic UUIDv5 (canonical lowercase text), replayed identically. */
   uuid(): Promise<string> {
-    return this.at("uuid", async (position, ctx) => {
-      const resp = await call(this.client.executor.uuid({ position }, callOptions(ctx)));
-      return [resp.uuid, resp.replayed];
-    });
+    return this.at(
+      "uuid",
+      async (position, ctx) => {
+        if (this.buffer) {
+          const value = deriveUuid(this.invocationId, position.sequence);
+          return this.buffered(this.buffer, value, { kind: OperationKind.UUID, sequence: position.sequence, value: { case: "uuidValue", value } });
+        }
+        const resp = await call(this.client.executor.uuid({ position }, callOptions(ctx)));
+        return [resp.uuid, resp.replayed];
+      },
+      "",
+      (r) => (r.value.case === "uuidValue" ? r.value.value : MISS),
+    );
   }
 
   /**
@@ -599,10 +777,14 @@ export class Context {
     return this.at(
       `custom:${name}`,
       async (position, ctx): Promise<[string, boolean]> => {
-        const got = await call(
-          this.client.executor.getRecorded({ position, kind: OperationKind.CUSTOM, customName: name }, callOptions(ctx)),
-        );
-        if (got.found && got.operation?.value.case === "jsonValue") return [got.operation.value.value, true];
+        // Buffered, the log is the record: its generator runs when the log has nothing here
+        // (a stale log makes the commit COMMIT_CONFLICT, and the run runs again).
+        if (!this.buffer) {
+          const got = await call(
+            this.client.executor.getRecorded({ position, kind: OperationKind.CUSTOM, customName: name }, callOptions(ctx)),
+          );
+          if (got.found && got.operation?.value.case === "jsonValue") return [got.operation.value.value, true];
+        }
         this.generating = name;
         let value: string;
         try {
@@ -610,10 +792,24 @@ export class Context {
         } finally {
           this.generating = "";
         }
+        if (this.buffer) {
+          try {
+            JSON.parse(value);
+          } catch {
+            throw new TypeError(`the value of custom operation ${name} is not JSON text`);
+          }
+          return this.buffered(this.buffer, value, {
+            kind: OperationKind.CUSTOM,
+            customName: name,
+            sequence: position.sequence,
+            value: { case: "jsonValue", value },
+          });
+        }
         const resp = await call(this.client.executor.record({ position, operation: name, valueJson: value }, callOptions(ctx)));
         return [resp.valueJson, resp.replayed];
       },
       name,
+      (r) => (r.value.case === "jsonValue" ? r.value.value : MISS),
     );
   }
 
@@ -634,31 +830,53 @@ export class Context {
     const ttlMs = options.leaseTtlMs ?? this.client.leaseTtlMs;
     const argumentsJson = toJson(args ?? {}, "arguments");
     let taskSeq = 0n;
-    const { value: resp, replayed, span, ctx } = await this.open(
+    type Reply = { state: TaskInvocation; lease?: TaskLease };
+    const opened = await this.open<Reply>(
       "task",
       taskId,
       async (position, ctx) => {
         taskSeq = position.sequence;
-        const resp = await call(
-          this.client.executor.executeTask(
-            {
-              position,
-              taskId,
-              argumentsJson,
-              forceNewWorkflow: options.forceNewWorkflow ?? false,
-              runnerId: this.client.runnerId,
-              leaseTtl: duration(ttlMs),
-            },
-            callOptions(ctx),
+        // The buffer goes with this call: the task starts only once everything before it is recorded.
+        const resp = await this.blocking((commit) =>
+          call(
+            this.client.executor.executeTask(
+              {
+                position,
+                taskId,
+                argumentsJson,
+                forceNewWorkflow: options.forceNewWorkflow ?? false,
+                runnerId: this.client.runnerId,
+                leaseTtl: duration(ttlMs),
+                commit,
+              },
+              callOptions(ctx),
+            ),
           ),
         );
-        return [resp, resp.replayed];
+        return [{ state: resp.invocation!, lease: resp.lease }, resp.replayed];
       },
       true,
+      (r) => {
+        // Served only when the same call is recorded and its task finished; else the sidecar
+        // judges it (another call is NONDETERMINISTIC_REPLAY) or drives the task on.
+        if (r.value.case !== "taskValue") return MISS;
+        const recorded = r.value.value;
+        const state = this.log.tasks.get(recorded.invocationId);
+        const same = recorded.taskId === taskId && sameJson(recorded.argumentsJson, argumentsJson);
+        return same && state && FINISHED.has(state.status) ? { state } : MISS;
+      },
     );
-    const inv = new Invocation(resp.invocation!);
-    inv.replayed = resp.replayed;
-    return inSpan(span, () => this.client.drive(this.appId, inv, resp.lease, run, ttlMs, ctx), () => replayed).catch(
+    const { span, ctx, served, replayed } = opened;
+    const { state, lease } = opened.value;
+    const inv = new Invocation(state);
+    inv.replayed = replayed;
+    if (served) {
+      endSpan(span, true);
+      return inv;
+    }
+    // A child in this workflow, granted now, replays from this run's log; a new child has nothing recorded.
+    const log = !replayed ? new WorkflowLog() : inv.workflow.workflowId === this.workflow.workflowId ? this.log : undefined;
+    return inSpan(span, () => this.client.drive(this.appId, inv, lease, run, ttlMs, ctx, log), () => replayed).catch(
       (err: unknown) => {
         this.giveBack("task", taskSeq); // calling it again replays the registered call
         throw err;
@@ -675,10 +893,12 @@ export class Context {
     const [found, valueJson] = await this.at(
       `data_read:${key}`,
       async (position, ctx): Promise<[[boolean, string], boolean]> => {
-        const resp = await call(this.client.executor.getData({ key, position }, callOptions(ctx)));
+        // With the buffer: the read sees this run's own buffered writes.
+        const resp = await this.blocking((commit) => call(this.client.executor.getData({ key, position, commit }, callOptions(ctx))));
         return [[resp.found, resp.valueJson], resp.replayed];
       },
       key,
+      (r): [boolean, string] | typeof MISS => (r.value.case === "dataValue" ? [r.value.value.found, r.value.value.valueJson] : MISS),
     );
     return found ? (JSON.parse(valueJson) as T) : undefined;
   }
@@ -690,18 +910,52 @@ export class Context {
    */
   async setData(key: string, value: unknown): Promise<void> {
     const valueJson = toJson(value, `data ${key}`);
+    if (this.buffer && !this.isMainTask) {
+      throw new SidecarError(
+        new ConnectError(
+          `invocation ${this.invocationId} is not the main task of workflow ${this.workflow.workflowId}: only the ` +
+            "workflow's main task may write its data",
+          Code.PermissionDenied,
+        ),
+        Reason.WORKFLOW_ACCESS_DENIED,
+      );
+    }
     await this.at(
       `data_write:${key}`,
       async (position, ctx): Promise<[undefined, boolean]> => {
+        if (this.buffer) {
+          const recorded = this.log.recorded(this.invocationId, `data_write:${key}`, position.sequence);
+          if (recorded?.value.case === "dataValue") {
+            // Recorded with another value (the same one is served from the log).
+            throw new SidecarError(
+              new ConnectError(
+                `non-deterministic replay at data write ${JSON.stringify(key)} #${position.sequence} of invocation ` +
+                  `${this.invocationId}: data key ${JSON.stringify(key)} was written ${recorded.value.value.valueJson.slice(0, 256)} ` +
+                  `there, the replay writes ${valueJson.slice(0, 256)}`,
+                Code.FailedPrecondition,
+              ),
+              Reason.NONDETERMINISTIC_REPLAY,
+            );
+          }
+          return this.buffered(this.buffer, undefined, {
+            kind: OperationKind.DATA_WRITE,
+            customName: key,
+            sequence: position.sequence,
+            value: { case: "jsonValue", value: valueJson },
+          });
+        }
         const resp = await call(this.client.executor.setData({ key, valueJson, position }, callOptions(ctx)));
         return [undefined, resp.replayed];
       },
       key,
+      // The same value recorded: nothing to apply. Another: the sidecar refuses it.
+      (r) => (r.value.case === "dataValue" && r.value.value.found && sameJson(r.value.value.valueJson, valueJson) ? undefined : MISS),
     );
   }
 
   /** The workflow's time zero, recorded at its first use. */
   async baseTime(): Promise<Date> {
+    await this.flush(); // a buffered utc_now fixes the base time: commit it first
     const resp = await call(
       this.client.executor.getBaseTime({ appId: this.appId, workflowId: this.workflow.workflowId }, callOptions(this.traceContext)),
     );

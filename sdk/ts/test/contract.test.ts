@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Client, ERROR_DOMAIN, Reason } from "../src/index.js";
-import { DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, RETRY } from "../src/contract.js";
+import { COMMIT, DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, RETRY } from "../src/contract.js";
 import { ATTR, SPAN_NAMES } from "../src/tracing.js";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
@@ -48,4 +48,12 @@ test("the SDK's constants are the client contract's", () => {
     contract.span_attributes,
   );
   assert.deepEqual({ ...SPAN_NAMES, workflow: "pynenc.workflow" }, contract.span_names);
+});
+
+test("the SDK's buffering constants are the client contract's", () => {
+  assert.equal(COMMIT.flushAtOperations, contract.commit.flush_at_operations);
+  assert.equal(COMMIT.maxOperations, contract.commit.max_operations);
+  assert.equal(COMMIT.conflictReruns, contract.commit.conflict_reruns);
+  assert.equal(COMMIT.timeStepUs, contract.commit.time_step_us);
+  assert.deepEqual([COMMIT.conflictReason], contract.commit.reasons);
 });

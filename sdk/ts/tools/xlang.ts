@@ -16,8 +16,23 @@
 //   node dist/tools/xlang.js notify   --address A --app APP --workflow WF [--notify yes]
 //   node dist/tools/xlang.js state    --address A --app APP --workflow WF
 //     (TypeScript only: the workflow as StateBackendService shows it, see docs/pynenc-state.md)
+//   node dist/tools/xlang.js bench-replay --address A --ops N [--repeats 5]
+//     {"record_ms", "replay_ms"}: N random operations recorded in a fresh workflow, then
+//     replayed from its log (the median of the repeats)
+//   node dist/tools/xlang.js lease-loss --address A --app APP --workflow WF --ttl-ms 1000
+//     the contract's lease-loss scenario: a main task calling random until its lease is taken over
+//   node dist/tools/xlang.js takeover-scenario --address A --app APP --workflow WF
+//     the contract's takeover scenario: wait for a dead holder's main task, take it over, replay
+//   node dist/tools/xlang.js batch-flow --address A --app APP --workflow WF
+//     buffered operations: 19 operations around one task call, in four calls (docs/client-contract.md)
+//   node dist/tools/xlang.js batch-race --address A --app APP --workflow WF --dir D [--ttl-ms T]
+//     a custom op and a data write buffered, then D/ready, wait for D/go, then a blocking read
+// run, nested, visits and diverge read the workflow's log first (Client.contextFromLog): a
+// replay of them makes that one call and serves every recorded position locally.
 import { parseArgs } from "node:util";
-import { randomInt } from "node:crypto";
+import { randomInt, randomUUID } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Client, Context, Invocation, InvocationStatus, OperationInGeneratorError, SidecarError, type Identity } from "../src/index.js";
@@ -75,7 +90,8 @@ async function reasons(client: Client, app: string, id: Identity) {
   const noRun = () => {
     throw new Error("must not run");
   };
-  await note("nondeterministic", client.context(app, id).executeTask("xlang.second", {}, noRun));
+  // Read from the log, the recorded call is another one: the sidecar is asked, and refuses.
+  await note("nondeterministic", (await client.contextFromLog(app, id)).executeTask("xlang.second", {}, noRun));
   await note("access_denied", client.context(app, id, "some-task").setData("k", 1));
   await note("not_found", client.executor.renewTaskLease({ appId: app, invocationId: "no-such-invocation", leaseId: "x" }));
   const first = await client.context(app, id).executeTask("xlang.first", {}, noRun);
@@ -230,6 +246,135 @@ async function workflowState(address: string, app: string, workflowId: string) {
   };
 }
 
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+/**
+ * The client contract's lease-loss scenario (tests/test_client_contract.py): the main task
+ * calls random until an operation fails; the test takes its lease over meanwhile. The run must
+ * be told (its signal aborted), stop (its next operation LEASE_NOT_HELD), not complete, and
+ * report the new holder's outcome.
+ */
+async function leaseLoss(client: Client, app: string, id: Identity) {
+  let stoppedBy = "";
+  let signalled = false;
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "contract.lease_loss" }, {}, async (main, signal) => {
+    for (let i = 0; i < 1200; i++) {
+      try {
+        await main.random();
+      } catch (err) {
+        stoppedBy = SidecarError.from(err).reason;
+        signalled = signal.aborted;
+        throw err;
+      }
+      await sleep(50, signal);
+    }
+    return { completed_by: LANG };
+  });
+  return { ...outcomeOf(inv), stopped_by: stoppedBy, signalled, lang: LANG };
+}
+
+/**
+ * The client contract's takeover scenario: the test held the main task's lease, recorded a
+ * custom op "pick" and a time, and died; this run waits, takes the task over once that lease
+ * lapses and runs it from the top, replaying what the dead holder recorded.
+ */
+async function takeoverScenario(client: Client, app: string, id: Identity) {
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "contract.takeover" }, {}, async (main) => {
+    const pick = () => main.record("pick", () => ({ by: LANG }));
+    const first = await pick();
+    const at = await main.utcNowTimestamp();
+    const r = await main.random();
+    const second = await pick();
+    return { picks: [first, second], time_us: Number(at.seconds * 1_000_000n + BigInt(Math.floor(at.nanos / 1000))), r, lang: LANG };
+  });
+  return { ...outcomeOf(inv), lang: LANG };
+}
+
+function outcomeOf(inv: Invocation) {
+  return {
+    status: `INVOCATION_STATUS_${InvocationStatus[inv.status]}`,
+    result: inv.resultJson ? JSON.parse(inv.resultJson) : null,
+    ran: inv.ran,
+  };
+}
+
+const micros = (t: { seconds: bigint; nanos: number }) => Number(t.seconds * 1_000_000n + BigInt(Math.floor(t.nanos / 1000)));
+
+/** Buffered operations: everything before the task call travels with ExecuteTask, the rest with CompleteTask. */
+async function batchFlow(client: Client, app: string, id: Identity) {
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "contract.batch_flow" }, {}, async (main) => {
+    const random = [];
+    for (let i = 0; i < 5; i++) random.push(await main.random());
+    const uuid = [];
+    for (let i = 0; i < 3; i++) uuid.push(await main.uuid());
+    const time_us = [];
+    for (let i = 0; i < 3; i++) time_us.push(micros(await main.utcNowTimestamp()));
+    const custom = await main.record("pick", () => ({ k: [1, 2] }));
+    await main.setData("stage", "before-child");
+    const child = await main.executeTask("contract.batch_child", { n: 7 }, async (task) => [
+      await task.random(),
+      await task.random(),
+      await task.random(),
+      7,
+    ]);
+    await main.setData("stage", "after-child");
+    const late = [await main.random(), micros(await main.utcNowTimestamp())];
+    return { random, uuid, time_us, custom, child: child.result, late };
+  });
+  return { ...outcomeOf(inv), lang: LANG };
+}
+
+/** A custom op and a data write buffered; the blocking read waits for the test's go-ahead. */
+async function batchRace(client: Client, app: string, id: Identity, dir: string) {
+  const generated: string[] = [];
+  let runs = 0;
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "contract.batch_race" }, {}, async (main) => {
+    runs++;
+    const pick = await main.record("pick", () => {
+      generated.push("gen");
+      return { by: LANG };
+    });
+    await main.setData("by", LANG);
+    writeFileSync(join(dir, "ready"), "");
+    while (!existsSync(join(dir, "go"))) await new Promise((resolve) => setTimeout(resolve, 20));
+    await main.getData("k"); // the blocking point: the buffer travels with it
+    return { pick, lang: LANG };
+  });
+  return { ...outcomeOf(inv), generated, runs, lang: LANG };
+}
+
+/**
+ * Records `ops` random values in a fresh workflow, then replays them `repeats` times, each
+ * from a fresh read of its log (one call): replay_ms is the median replay, as bench/run.py
+ * takes the median of the Python SDK's (a first replay also pays the JIT's warm-up).
+ */
+async function benchReplay(client: Client, app: string, ops: number, repeats: number) {
+  const id: Identity = { workflowId: `bench-replay-ts-${randomUUID()}` };
+  // Recorded as a workflow's main task: buffered, committed with its completion.
+  let start = performance.now();
+  const recorded: number[] = [];
+  await client.startWorkflow(app, { ...id, workflowType: "bench.replay" }, {}, async (main) => {
+    for (let i = 0; i < ops; i++) recorded.push(await main.random());
+    return ops;
+  });
+  const recordMs = performance.now() - start;
+  const replays: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    start = performance.now();
+    const again = await client.contextFromLog(app, id);
+    for (let i = 0; i < ops; i++) {
+      if ((await again.random()) !== recorded[i]) throw new Error(`replay diverged at random #${i + 1}`);
+    }
+    replays.push(performance.now() - start);
+  }
+  replays.sort((a, b) => a - b);
+  return { record_ms: recordMs, replay_ms: replays[Math.floor(replays.length / 2)]! };
+}
+
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
   const { values } = parseArgs({
@@ -247,6 +392,9 @@ async function main() {
 
       value: { type: "string", default: "1" },
       notify: { type: "string", default: "no" },
+      ops: { type: "string", default: "1000" },
+      dir: { type: "string", default: "." },
+      repeats: { type: "string", default: "5" },
     },
   });
   const client = Client.connect(values.address!);
@@ -256,7 +404,7 @@ async function main() {
     let out: unknown;
     switch (command) {
       case "run":
-        out = await scenario(client.context(app, id));
+        out = await scenario(await client.contextFromLog(app, id));
         break;
       case "lease": {
         const resp = await client.executor.executeTask({
@@ -299,13 +447,30 @@ async function main() {
         out = await oversize(client, app, id.workflowId, Number(values.bytes));
         break;
       case "nested":
-        out = await nested(client.context(app, id));
+        out = await nested(await client.contextFromLog(app, id));
         break;
       case "visits":
-        out = await visits(client.context(app, id));
+        out = await visits(await client.contextFromLog(app, id));
         break;
       case "diverge":
-        out = await diverge(client.context(app, id), values.value!);
+        out = await diverge(await client.contextFromLog(app, id), values.value!);
+        break;
+      case "lease-loss":
+        client.leaseTtlMs = Number(values["ttl-ms"]);
+        out = await leaseLoss(client, app, id);
+        break;
+      case "takeover-scenario":
+        out = await takeoverScenario(client, app, id);
+        break;
+      case "batch-flow":
+        out = await batchFlow(client, app, id);
+        break;
+      case "batch-race":
+        client.leaseTtlMs = Number(values["ttl-ms"]);
+        out = await batchRace(client, app, id, values.dir!);
+        break;
+      case "bench-replay":
+        out = await benchReplay(client, app || "bench-ts", Number(values.ops), Number(values.repeats));
         break;
       case "notify":
         out = await notifyFlow(client, app, id, values.notify === "yes");
@@ -314,7 +479,7 @@ async function main() {
         out = await workflowState(values.address!, app, id.workflowId);
         break;
       default:
-        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|oversize|visits|diverge|notify|state`);
+        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|nested|oversize|visits|diverge|notify|state|lease-loss|takeover-scenario|batch-flow|batch-race|bench-replay`);
     }
     // bigint (time_us) printed as JSON integers
     process.stdout.write(JSON.stringify(out, (_k, v: unknown) => (typeof v === "bigint" ? `@@${v}@@` : v)).replace(/"@@(-?\d+)@@"/g, "$1") + "\n");

@@ -44,6 +44,10 @@ class FailedPrecondition(SidecarError):
     """The state of the system forbids the call (non-deterministic replay, lost lease)."""
 
 
+class Aborted(SidecarError):
+    """A concurrent writer won: the caller re-reads and tries again at a higher level."""
+
+
 class Unavailable(SidecarError):
     """The store cannot be reached; the call may be retried."""
 
@@ -56,3 +60,4 @@ LEASE_NOT_HELD = "LEASE_NOT_HELD"
 INVOCATION_NOT_FOUND = "INVOCATION_NOT_FOUND"
 WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND"
 WORKFLOW_NOT_FAILED = "WORKFLOW_NOT_FAILED"
+COMMIT_CONFLICT = "COMMIT_CONFLICT"

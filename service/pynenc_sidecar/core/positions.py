@@ -15,6 +15,7 @@ field can; among them "#s:<field>" holds the origin (trace context) of the value
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -23,6 +24,7 @@ from urllib.parse import quote, unquote
 _SAFE = "-_.~"
 
 
+@functools.lru_cache(maxsize=4096)  # ids and names repeat across a workflow's positions
 def escape(text: str) -> str:
     """Percent-encode everything but [A-Za-z0-9-_.~]."""
     return quote(text, safe=_SAFE)

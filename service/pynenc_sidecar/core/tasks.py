@@ -32,17 +32,19 @@ class TaskCall:
     task_id: str
     arguments_json: str  # canonical
     force_new_workflow: bool = False
+    dispatched: bool = False  # queued for a worker serving task_id instead of run by the caller
 
     def encode(self) -> str:
-        return json.dumps(
-            {"i": self.invocation_id, "t": self.task_id, "a": self.arguments_json, "n": int(self.force_new_workflow)},
-            separators=(",", ":"),
-        )
+        fields = {"i": self.invocation_id, "t": self.task_id, "a": self.arguments_json,
+                  "n": int(self.force_new_workflow)}
+        if self.dispatched:  # absent otherwise: records of inline calls stay as they were
+            fields["d"] = 1
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def decode(cls, text: str) -> TaskCall:
         data = json.loads(text)
-        return cls(data["i"], data["t"], data["a"], bool(data.get("n", 0)))
+        return cls(data["i"], data["t"], data["a"], bool(data.get("n", 0)), bool(data.get("d", 0)))
 
     def same_call(self, other: TaskCall) -> bool:
         return self.task_id == other.task_id and self.arguments_json == other.arguments_json

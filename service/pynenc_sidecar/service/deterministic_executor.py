@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from pynenc_sidecar.core import outcomes
 from pynenc_sidecar.core.errors import InvalidArgument
 from pynenc_sidecar.core.positions import NAMED_KINDS, Kind, Position
 from pynenc_sidecar.core.tasks import WorkflowRef
-from pynenc_sidecar.engine import WorkflowEngine
+from pynenc_sidecar.engine import WAIT_POLL_S, WorkflowEngine
 from pynenc_sidecar.service import convert
+from pynenc_sidecar.service.commit_request import parse_commit
+from pynenc_sidecar.service.dispatch_rpcs import DispatchRpcs, dispatch_policy, invocation
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
 from pynenc_sidecar.service.validation import (
     Limits,
@@ -27,14 +28,13 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
 LEASE_DEFAULT_S, LEASE_MIN_S, LEASE_MAX_S = 30.0, 1.0, 3600.0
 WAIT_DEFAULT_S, WAIT_MAX_S = 10.0, 60.0
-WAIT_POLL_S = (0.005, 0.25)  # first and longest pause between looks at a waited-for task
 # StartWorkflow(include_log) puts a replayed workflow's log in its reply up to these sizes
 # (record fields, serialized bytes); larger logs are read with GetWorkflowLog.
 INLINE_LOG_FIELDS = 4096
 INLINE_LOG_BYTES = 1 << 20
 
 
-class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer):
+class DeterministicExecutorServicer(DispatchRpcs, de_grpc.DeterministicExecutorServiceServicer):
     def __init__(self, engine: WorkflowEngine, limits: Limits) -> None:
         self.engine = engine
         self.limits = limits
@@ -148,10 +148,13 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         if request.HasField("position"):
             key = require_id(request.key, "key", self.limits)
             app_id, pos = self._data_position(request, Kind.DATA_READ, key)
+            await self._commit(request, app_id, pos.workflow_id, pos.scope)
             value, replayed = await self.engine.get_data_at(app_id, pos)
             if value is None:
                 return de.GetDataResponse(found=False, replayed=replayed)
             return de.GetDataResponse(found=True, value_json=value, replayed=replayed)
+        if request.commit.operations:
+            raise InvalidArgument("commit", "is only allowed with position (a recorded read)")
         app_id = require_id(request.app_id, "app_id", self.limits)
         workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
         key = require_id(request.key, "key", self.limits)
@@ -175,9 +178,27 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         await self.engine.set_data(app_id, workflow_id, invocation_id, key, value)
         return de.SetDataResponse()
 
+    # --- buffered operations ---------------------------------------------------
+    async def _commit(self, request, app_id: str, workflow_id: str, scope: str) -> None:
+        """Commit the request's buffered operations (its `commit`) before its own work."""
+        if request.commit.operations:
+            lease_id, operations = parse_commit(request.commit, workflow_id, scope, self.limits)
+            await self.engine.commit(app_id, workflow_id, scope, lease_id, operations)
+
+    @handle_errors
+    async def CommitOperations(self, request, context):
+        app_id = require_id(request.app_id, "app_id", self.limits)
+        workflow_id = require_id(request.workflow_id, "workflow_id", self.limits)
+        scope = optional_id(request.invocation_id, "invocation_id", self.limits) or workflow_id
+        if not request.HasField("commit"):
+            raise InvalidArgument("commit", "is required")
+        lease_id, operations = parse_commit(request.commit, workflow_id, scope, self.limits)
+        recorded = await self.engine.commit(app_id, workflow_id, scope, lease_id, operations)
+        return de.CommitOperationsResponse(recorded_count=recorded)
+
     # --- tasks -----------------------------------------------------------------
     def _task_reply(self, cls, outcome):
-        reply = cls(invocation=convert.task_invocation(outcome.state), replayed=outcome.replayed)
+        reply = cls(invocation=invocation(outcome.state, outcome.dispatch), replayed=outcome.replayed)
         lease = convert.task_lease(outcome.lease, outcome.lease_expire_us)
         if lease is not None:
             reply.lease.CopyFrom(lease)
@@ -189,8 +210,10 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         task_id = require_id(request.task_id, "task_id", self.limits)
         arguments = require_json_object(request.arguments_json, "arguments_json", self.limits)
         runner_id = optional_id(request.runner_id, "runner_id", self.limits)
+        await self._commit(request, app_id, pos.workflow_id, pos.scope)
         outcome = await self.engine.execute_task(
-            app_id, caller, pos, task_id, arguments, request.force_new_workflow, runner_id, self._lease_ttl(request)
+            app_id, caller, pos, task_id, arguments, request.force_new_workflow, runner_id, self._lease_ttl(request),
+            dispatch_policy(request, self.limits),
         )
         return self._task_reply(de.ExecuteTaskResponse, outcome)
 
@@ -244,6 +267,10 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
         outcome = request.WhichOneof("outcome")
         if outcome is None:
             raise InvalidArgument("outcome", "is required: set result_json or error")
+        if request.commit.operations:
+            workflow_id = require_id(request.commit.workflow_id, "commit.workflow_id", self.limits)
+            _, operations = parse_commit(request.commit, workflow_id, invocation_id, self.limits, lease_id=lease_id)
+            await self.engine.commit(app_id, workflow_id, invocation_id, lease_id, operations)
         limit = self.limits.max_value_bytes
         if outcome == "result_json":
             refused = outcomes.refused_result(request.result_json, limit)
@@ -278,20 +305,17 @@ class DeterministicExecutorServicer(de_grpc.DeterministicExecutorServiceServicer
             request.timeout, request.HasField("timeout"), "timeout", WAIT_DEFAULT_S, 0.0, WAIT_MAX_S
         )
         ttl_us = self._lease_ttl(request)
-        deadline = time.monotonic() + timeout_us / 1e6
-        if context.time_remaining() is not None:
-            deadline = min(deadline, time.monotonic() + max(context.time_remaining() - 0.05, 0))
-        pause = WAIT_POLL_S[0]
-        while True:
-            outcome = await self.engine.poll_task(app_id, invocation_id, runner_id, ttl_us)
-            if outcome.state.finished or outcome.lease is not None or time.monotonic() >= deadline:
-                reply = de.WaitTaskResponse(invocation=convert.task_invocation(outcome.state))
-                lease = convert.task_lease(outcome.lease, outcome.lease_expire_us)
-                if lease is not None:
-                    reply.lease.CopyFrom(lease)
-                return reply
-            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-            pause = min(pause * 2, WAIT_POLL_S[1])
+        wait_s = timeout_us / 1e6
+        if context.time_remaining() is not None:  # answer before the caller's deadline
+            wait_s = min(wait_s, max(context.time_remaining() - 0.05, 0))
+        if await self.engine.is_dispatched(app_id, invocation_id):
+            return await self.wait_dispatched(app_id, invocation_id, time.monotonic() + wait_s, WAIT_POLL_S[1])
+        outcome = await self.engine.wait_task(app_id, invocation_id, runner_id, ttl_us, wait_s)
+        reply = de.WaitTaskResponse(invocation=convert.task_invocation(outcome.state))
+        lease = convert.task_lease(outcome.lease, outcome.lease_expire_us)
+        if lease is not None:
+            reply.lease.CopyFrom(lease)
+        return reply
 
     # --- log -------------------------------------------------------------------
     @handle_stream_errors

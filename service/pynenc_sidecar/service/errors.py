@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 
 from pynenc_sidecar.core.errors import (
     ERROR_DOMAIN,
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -29,6 +30,7 @@ _CODES: list[tuple[type[SidecarError], int]] = [
     (NotFound, code_pb2.NOT_FOUND),
     (PermissionDenied, code_pb2.PERMISSION_DENIED),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (Aborted, code_pb2.ABORTED),
     (Unavailable, code_pb2.UNAVAILABLE),
 ]
 

@@ -1,5 +1,6 @@
-"""StateBackendService: Pynenc's BaseStateBackend over gRPC, on a StateBackendStore
-(Redis or the embedded SQLite file: storage/redis/state_backend_store.py says what a store does).
+"""StateBackendService: Pynenc's BaseStateBackend over gRPC. A thin servicer: it validates a
+request, encodes its payloads and calls StateBackendEngine (state_backend_engine.py: the use
+cases, on a StateBackendStore, storage/interface.py); errors map to statuses in service/errors.py.
 
 Messages are stored as their proto JSON (unknown fields ignored on read), so a field added
 to a message later reads back from older entries with its default. Payloads (results, data,
@@ -11,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 from google.protobuf import json_format, timestamp_pb2
 
 from pynenc_sidecar import security
 from pynenc_sidecar.core.derivations import parse_json
-from pynenc_sidecar.core.errors import INVOCATION_NOT_FOUND, InvalidArgument, NotFound
+from pynenc_sidecar.core.errors import InvalidArgument
 from pynenc_sidecar.core.masking import mask_config_json
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.service import convert
@@ -36,17 +36,13 @@ from pynenc_sidecar.service.paging import (
     page_size,
 )
 from pynenc_sidecar.service.validation import Limits, optional_id, require_id, require_json, require_name
-from pynenc_sidecar.storage.redis.state_backend_store import InvocationRecord, StateBackendStore
+from pynenc_sidecar.state_backend_engine import StateBackendEngine
+from pynenc_sidecar.storage.interface import InvocationRecord
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
 
 SERVICE_NAME = sb.DESCRIPTOR.services_by_name["StateBackendService"].full_name
-
-RESULT_NOT_FOUND = "RESULT_NOT_FOUND"
-EXCEPTION_NOT_FOUND = "EXCEPTION_NOT_FOUND"
-APP_NOT_FOUND = "APP_NOT_FOUND"
-RUNNER_CONTEXT_NOT_FOUND = "RUNNER_CONTEXT_NOT_FOUND"
 
 MAX_BATCH = 1000
 MAX_ARGUMENTS = 1000  # arguments of one invocation (a call's parameters)
@@ -62,8 +58,8 @@ STREAM_MESSAGE_BUDGET = REPLY_BUDGET_BYTES
 TIMESTAMP_MIN_S, TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
 
 
-def register_state_backend(server, store: StateBackendStore, limits: Limits) -> list[str]:
-    servicer = StateBackendServicer(store, limits)
+def register_state_backend(server, engine: StateBackendEngine, limits: Limits) -> list[str]:
+    servicer = StateBackendServicer(engine, limits)
     sb_grpc.add_StateBackendServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME]
 
@@ -121,14 +117,9 @@ async def _id_page(request, rpc: str, scope: tuple[str, ...], fetch) -> tuple[li
     return ids, encode_token(rpc, scope, ids[-1]) if more else ""
 
 
-def _not_found(kind: str, reason: str, **metadata: str) -> NotFound:
-    ids = ", ".join(f"{k}={v!r}" for k, v in metadata.items())
-    return NotFound(f"{kind} not found ({ids})", reason=reason, metadata=metadata)
-
-
 class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
-    def __init__(self, store: StateBackendStore, limits: Limits) -> None:
-        self.store = store
+    def __init__(self, engine: StateBackendEngine, limits: Limits) -> None:
+        self.engine = engine
         self.limits = limits
 
     # --- request parsing -------------------------------------------------------
@@ -226,7 +217,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     # --- app ---------------------------------------------------------------------
     @handle_errors
     async def PurgeApp(self, request, context):
-        await self.store.purge_app(self._id(request.app_id, "app_id"), keep_app_info=not request.delete_app_info)
+        await self.engine.purge_app(self._id(request.app_id, "app_id"), keep_app_info=not request.delete_app_info)
         return sb.PurgeAppResponse()
 
     @handle_errors
@@ -240,15 +231,13 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         self._text(info.config_filepath, "app_info.config_filepath")
         self._text(info.module_filepath, "app_info.module_filepath")
         self._opt(info.app_variable, "app_info.app_variable")
-        await self.store.store_app_info(app_id, _dump(info))
+        await self.engine.store_app_info(app_id, _dump(info))
         return sb.StoreAppInfoResponse()
 
     @handle_errors
     async def GetAppInfo(self, request, context):
         app_id = self._id(request.app_id, "app_id")
-        payload = await self.store.get_app_info(app_id)
-        if payload is None:
-            raise _not_found("app info", APP_NOT_FOUND, app_id=app_id)
+        payload = await self.engine.app_info(app_id)
         return sb.GetAppInfoResponse(app_info=_load(payload, sb.AppInfo))
 
     @handle_errors
@@ -261,12 +250,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         after = decode_token(request.page_token, "DiscoverAppInfos", scope, is_text)
 
         async def fetch(limit: int, last: tuple[str, str] | None) -> list[tuple[str, str]]:
-            start = after if last is None else last[0]
-            if allowed is None:
-                return await self.store.app_infos_page(start, limit)
-            mine = [app_id for app_id in sorted(allowed) if start is None or app_id > start][:limit]
-            found = [(app_id, await self.store.get_app_info(app_id)) for app_id in mine]
-            return [(app_id, payload) for app_id, payload in found if payload is not None]
+            return await self.engine.app_infos_page(allowed, after if last is None else last[0], limit)
 
         page, more = await filled(fetch, lambda item: len(item[1]), size)
         reply = sb.DiscoverAppInfosResponse()
@@ -283,16 +267,14 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         app_id = self._id(request.app_id, "app_id")
         self._count(request.invocations, "invocations", 1, MAX_BATCH)
         records = [self._invocation(inv, f"invocations[{i}]") for i, inv in enumerate(request.invocations)]
-        await self.store.upsert_invocations(app_id, records)
+        await self.engine.upsert_invocations(app_id, records)
         return sb.UpsertInvocationsResponse()
 
     @handle_errors
     async def GetInvocation(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         invocation_id = self._id(request.invocation_id, "invocation_id")
-        record = await self.store.get_invocation(app_id, invocation_id)
-        if record is None:
-            raise _not_found("invocation", INVOCATION_NOT_FOUND, invocation_id=invocation_id)
+        record = await self.engine.invocation(app_id, invocation_id)
         return sb.GetInvocationResponse(invocation=self._stored_invocation(record.payload))
 
     @handle_errors
@@ -300,7 +282,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         app_id = self._id(request.app_id, "app_id")
         parent = self._id(request.parent_invocation_id, "parent_invocation_id")
         ids, token = await _id_page(request, "ListChildInvocations", (app_id, parent),
-                                    lambda limit, after: self.store.child_invocations(app_id, parent, limit, after))
+                                    lambda limit, after: self.engine.child_invocations(app_id, parent, limit, after))
         return sb.ListChildInvocationsResponse(invocation_ids=ids, next_page_token=token)
 
     @handle_errors
@@ -309,7 +291,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         event = self._id(request.parent_event_id, "parent_event_id")
         ids, token = await _id_page(
             request, "ListInvocationsByParentEvent", (app_id, event),
-            lambda limit, after: self.store.invocations_by_parent_event(app_id, event, limit, after))
+            lambda limit, after: self.engine.invocations_by_parent_event(app_id, event, limit, after))
         return sb.ListInvocationsByParentEventResponse(invocation_ids=ids, next_page_token=token)
 
     @handle_errors
@@ -321,7 +303,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
             raise InvalidArgument("workflow_id", "set workflow_id, workflow_type or both")
         ids, token = await _id_page(
             request, "ListInvocationIdsByWorkflow", (app_id, workflow_id, workflow_type),
-            lambda limit, after: self.store.invocation_ids_by_workflow(app_id, workflow_id, workflow_type, limit,
+            lambda limit, after: self.engine.invocation_ids_by_workflow(app_id, workflow_id, workflow_type, limit,
                                                                        after))
         return sb.ListInvocationIdsByWorkflowResponse(invocation_ids=ids, next_page_token=token)
 
@@ -337,22 +319,26 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         entry.CopyFrom(request.history)
         # Which invocations it belongs to is given by invocation_ids; read fills it in.
         entry.ClearField("invocation_id")
-        if entry.HasField("timestamp"):
-            timestamp_us = self._timestamp_us(entry.timestamp, "history.timestamp")
-        else:
-            timestamp_us = time.time_ns() // 1000
-            entry.timestamp.CopyFrom(convert.timestamp(timestamp_us))
+        timestamp_us = self._timestamp_us(entry.timestamp, "history.timestamp") if entry.HasField("timestamp") \
+            else None
         if entry.status not in common_pb2.InvocationStatus.values():
             raise InvalidArgument("history.status", f"is not an InvocationStatus value: {entry.status}")
         if entry.HasField("status_timestamp"):
             self._timestamp_us(entry.status_timestamp, "history.status_timestamp")
-        else:
-            entry.status_timestamp.CopyFrom(entry.timestamp)
         self._opt(entry.runner_id, "history.runner_id")
         self._opt(entry.status_runner_id, "history.status_runner_id")
         self._opt(entry.registered_by_invocation_id, "history.registered_by_invocation_id")
         self._opt_json(entry.execution_context_json, "history.execution_context_json")
-        await self.store.add_history(app_id, ids, timestamp_us, _dump(entry))
+
+        def stamped(at_us: int) -> str:
+            """The entry as stored: at the time the engine chose when it had none."""
+            if not entry.HasField("timestamp"):
+                entry.timestamp.CopyFrom(convert.timestamp(at_us))
+            if not entry.HasField("status_timestamp"):
+                entry.status_timestamp.CopyFrom(entry.timestamp)
+            return _dump(entry)
+
+        await self.engine.add_history(app_id, ids, timestamp_us, stamped)
         return sb.AddHistoryResponse()
 
     @staticmethod
@@ -371,7 +357,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         start = None if after is None else tuple(after)
 
         async def fetch(limit: int, last):
-            return await self.store.get_history(app_id, invocation_id, limit, start if last is None else last.cursor)
+            return await self.engine.history(app_id, invocation_id, limit, start if last is None else last.cursor)
 
         page, more = await filled(fetch, lambda r: len(r.payload), size)
         token = encode_token("GetHistory", scope, list(page[-1].cursor)) if more else ""
@@ -380,13 +366,13 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     @handle_stream_errors
     async def StreamInvocationsInTimeRange(self, request, context):
         app_id, start, end, batch = self._time_range(request)
-        async for ids in self.store.invocations_in_range(app_id, start, end, batch):
+        async for ids in self.engine.invocations_in_range(app_id, start, end, batch):
             yield sb.StreamInvocationsInTimeRangeResponse(invocation_ids=ids)
 
     @handle_stream_errors
     async def StreamHistoryInTimeRange(self, request, context):
         app_id, start, end, batch = self._time_range(request)
-        async for records in self.store.history_in_range(app_id, start, end, batch):
+        async for records in self.engine.history_in_range(app_id, start, end, batch):
             chunk, size = [], 0
             for n, record in enumerate(records):
                 if chunk and size + len(record.payload) > STREAM_MESSAGE_BUDGET:
@@ -404,16 +390,14 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         app_id = self._id(request.app_id, "app_id")
         invocation_id = self._id(request.invocation_id, "invocation_id")
         result = values.from_request(request, "result_json", "result", f"invocation {invocation_id!r}", self.limits)
-        await self.store.set_result(app_id, invocation_id, result)
+        await self.engine.set_result(app_id, invocation_id, result)
         return sb.SetResultResponse()
 
     @handle_errors
     async def GetResult(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         invocation_id = self._id(request.invocation_id, "invocation_id")
-        result = await self.store.get_result(app_id, invocation_id)
-        if result is None:
-            raise _not_found("result", RESULT_NOT_FOUND, invocation_id=invocation_id)
+        result = await self.engine.result(app_id, invocation_id)
         return sb.GetResultResponse(result_json=values.json_text(result), result=values.to_message(result))
 
     @handle_errors
@@ -434,16 +418,14 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
             error.detail_json = values.from_message(request.detail, "detail", subject, self.limits)
         elif error.detail_json:
             values.check("json", error.detail_json, "exception.detail_json", subject, self.limits)
-        await self.store.set_exception(app_id, invocation_id, _dump(error))
+        await self.engine.set_exception(app_id, invocation_id, _dump(error))
         return sb.SetExceptionResponse()
 
     @handle_errors
     async def GetException(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         invocation_id = self._id(request.invocation_id, "invocation_id")
-        payload = await self.store.get_exception(app_id, invocation_id)
-        if payload is None:
-            raise _not_found("exception", EXCEPTION_NOT_FOUND, invocation_id=invocation_id)
+        payload = await self.engine.exception(app_id, invocation_id)
         error = _load(payload, common_pb2.TaskError)
         reply = sb.GetExceptionResponse()
         if error.detail_json:
@@ -463,7 +445,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
 
     @handle_errors
     async def GetWorkflowData(self, request, context):
-        value = await self.store.get_workflow_data(*self._workflow_key(request))
+        value = await self.engine.workflow_data(*self._workflow_key(request))
         if value is None:
             return sb.GetWorkflowDataResponse(found=False)
         return sb.GetWorkflowDataResponse(
@@ -474,12 +456,12 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     async def SetWorkflowData(self, request, context):
         app_id, workflow_id, key = self._workflow_key(request)
         value = values.from_request(request, "value_json", "value", self._data_subject(workflow_id, key), self.limits)
-        await self.store.set_workflow_data(app_id, workflow_id, key, value)
+        await self.engine.set_workflow_data(app_id, workflow_id, key, value)
         return sb.SetWorkflowDataResponse()
 
     @handle_errors
     async def GetWorkflowDeterministicValue(self, request, context):
-        value = await self.store.get_deterministic_value(*self._workflow_key(request))
+        value = await self.engine.deterministic_value(*self._workflow_key(request))
         if value is None:
             return sb.GetWorkflowDeterministicValueResponse(found=False)
         return sb.GetWorkflowDeterministicValueResponse(found=True, value_json=values.json_text(value),
@@ -489,7 +471,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     async def SetWorkflowDeterministicValue(self, request, context):
         app_id, workflow_id, key = self._workflow_key(request)
         value = values.from_request(request, "value_json", "value", self._data_subject(workflow_id, key), self.limits)
-        stored, replayed = await self.store.set_deterministic_value(app_id, workflow_id, key, value)
+        stored, replayed = await self.engine.set_deterministic_value(app_id, workflow_id, key, value)
         return sb.SetWorkflowDeterministicValueResponse(value_json=values.json_text(stored), replayed=replayed,
                                                         value=values.to_message(stored))
 
@@ -500,14 +482,14 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         if not request.HasField("workflow"):
             raise InvalidArgument("workflow", "is required")
         workflow = self._workflow(request.workflow, "workflow", type_required=True)
-        await self.store.store_workflow_run(app_id, workflow, time.time_ns() // 1000)
+        await self.engine.store_workflow_run(app_id, workflow)
         return sb.StoreWorkflowRunResponse()
 
     @handle_errors
     async def ListWorkflowTypes(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         types, token = await _id_page(request, "ListWorkflowTypes", (app_id,),
-                                      lambda limit, after: self.store.workflow_types(app_id, limit, after))
+                                      lambda limit, after: self.engine.workflow_types(app_id, limit, after))
         return sb.ListWorkflowTypesResponse(workflow_types=types, next_page_token=token)
 
     @handle_errors
@@ -517,7 +499,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         size = page_size(request.page_size, RUNS_PAGE_DEFAULT, PAGE_MAX)
         scope = (app_id, workflow_type)
         after = decode_token(request.page_token, "ListWorkflowRuns", scope, _is_run_cursor)
-        runs, cursor = await self.store.workflow_runs(app_id, workflow_type, size,
+        runs, cursor = await self.engine.workflow_runs(app_id, workflow_type, size,
                                                       None if after is None else (float(after[0]), after[1]))
         token = "" if cursor is None else encode_token("ListWorkflowRuns", scope, list(cursor))
         return sb.ListWorkflowRunsResponse(workflows=[convert.workflow_identity(r) for r in runs],
@@ -528,7 +510,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         app_id = self._id(request.app_id, "app_id")
         workflow_id = self._id(request.parent_workflow_id, "parent_workflow_id")
         invocation_id = self._id(request.sub_invocation_id, "sub_invocation_id")
-        await self.store.store_sub_invocation(app_id, workflow_id, invocation_id)
+        await self.engine.store_sub_invocation(app_id, workflow_id, invocation_id)
         return sb.StoreWorkflowSubInvocationResponse()
 
     @handle_errors
@@ -536,7 +518,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         app_id = self._id(request.app_id, "app_id")
         workflow_id = self._id(request.workflow_id, "workflow_id")
         ids, token = await _id_page(request, "ListWorkflowSubInvocations", (app_id, workflow_id),
-                                    lambda limit, after: self.store.sub_invocations(app_id, workflow_id, limit, after))
+                                    lambda limit, after: self.engine.sub_invocations(app_id, workflow_id, limit, after))
         return sb.ListWorkflowSubInvocationsResponse(invocation_ids=ids, next_page_token=token)
 
     # --- runner contexts ---------------------------------------------------------
@@ -549,16 +531,14 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         runner_id = self._id(ctx.runner_id, "runner_context.runner_id")
         for field in ("runner_cls", "parent_runner_id", "hostname"):
             self._opt(getattr(ctx, field), f"runner_context.{field}")
-        await self.store.store_runner_context(app_id, runner_id, _dump(ctx))
+        await self.engine.store_runner_context(app_id, runner_id, _dump(ctx))
         return sb.StoreRunnerContextResponse()
 
     @handle_errors
     async def GetRunnerContext(self, request, context):
         app_id = self._id(request.app_id, "app_id")
         runner_id = self._id(request.runner_id, "runner_id")
-        (payload,) = await self.store.get_runner_contexts(app_id, [runner_id])
-        if payload is None:
-            raise _not_found("runner context", RUNNER_CONTEXT_NOT_FOUND, runner_id=runner_id)
+        payload = await self.engine.runner_context(app_id, runner_id)
         return sb.GetRunnerContextResponse(runner_context=_load(payload, sb.RunnerContext))
 
     @handle_errors
@@ -566,8 +546,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         app_id = self._id(request.app_id, "app_id")
         self._count(request.runner_ids, "runner_ids", 0, MAX_BATCH)
         ids = [self._id(i, f"runner_ids[{n}]") for n, i in enumerate(request.runner_ids)]
-        payloads = await self.store.get_runner_contexts(app_id, ids)
-        found = [p for p in payloads if p is not None]
+        found = await self.engine.runner_contexts(app_id, ids)
         return sb.BatchGetRunnerContextsResponse(runner_contexts=await decoded(found, _load_runner_context))
 
     @handle_errors
@@ -577,7 +556,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         size = page_size(request.page_size, LIST_PAGE_DEFAULT, PAGE_MAX)
         scope = (app_id, partial_id)
         after = decode_token(request.page_token, "SearchRunnerContexts", scope, is_text)
-        found, resume = await self.store.search_runner_contexts(app_id, partial_id, size + 1, after)
+        found, resume = await self.engine.search_runner_contexts(app_id, partial_id, size + 1, after)
         page, cut = bounded(found, lambda item: len(item[1]), size)
         resume = page[-1][0] if cut else resume
         token = "" if resume is None else encode_token("SearchRunnerContexts", scope, resume)

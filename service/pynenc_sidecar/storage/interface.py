@@ -1,11 +1,13 @@
-"""The storage interface. Every store (Redis, embedded) passes tests/conformance.
+"""The storage interface: the executor's Store and the StateBackendStore, with the records
+they exchange. Each engine implements both (redis/, sqlite/); every store passes
+tests/conformance. Nothing here knows an engine.
 
 Stores are small and atomic: each method is one atomic step on one workflow (or one
 invocation), and the rules that need no I/O (derivations, replay checks, encodings) stay
 in `pynenc_sidecar.core`. Times are integer microseconds since the Unix epoch.
 
 Leases are measured on the store's own clock (Redis `TIME` inside the script; for SQLite the
-host's kernel clock, `sqlite_store.host_clock_us`), never on the `now_us` a call passes (a
+host's kernel clock, `clock.host_clock_us`), never on the `now_us` a call passes (a
 replica's clock, which may be skewed): replicas that disagree on the time still agree on
 when a lease lapses. `now_us` is only what a finished task records. Leases are fenced: once
 another caller was granted a task's lease, the previous holder can neither renew it nor
@@ -14,10 +16,12 @@ complete the task, even after the new holder's lease lapsed in turn.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pynenc_sidecar.core.commits import CommitEntry
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
 
 
@@ -28,7 +32,7 @@ class LeaseRequest:
     runner_id: str
 
 
-class Recorded(tuple):
+class Recorded(tuple[Any, bool]):
     """What `record` and `record_time` return: the pair (stored value, replayed) — it unpacks
     as that pair and equals it — plus `origin`, the stored origin of a replayed value ("" when
     none is stored, or when the call passed no origin and so asked for none)."""
@@ -69,9 +73,19 @@ class TaskNotFound(Exception):
 class ScopeFinished(Exception):
     """A new record refused: the guard invocation (the position's scope) is finished."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, index: int | None = None) -> None:
         super().__init__(status)
         self.status = status
+        self.index = index  # commit: the first entry not recorded yet
+
+
+class CommitConflict(Exception):
+    """A commit refused: its entry at `index` is recorded with the other value `stored`."""
+
+    def __init__(self, index: int, stored: str) -> None:
+        super().__init__(index, stored)
+        self.index = index
+        self.stored = stored
 
 
 class Store(Protocol):
@@ -111,6 +125,21 @@ class Store(Protocol):
     ) -> Recorded:
         """Unless field is recorded, set data key to value and record value at field,
         atomically; a recorded field changes nothing. Returns (the recorded value, replayed)."""
+
+    async def commit(
+        self, app_id: str, workflow_id: str, scope: str, lease_id: str, entries: list[CommitEntry],
+        origin: str | None = None,
+    ) -> list[bool]:
+        """A run's buffered operations, all or nothing in one atomic step, fenced by the lease
+        lease_id on the invocation scope (its task): TaskNotFound when scope has no task;
+        LeaseNotHeld unless lease_id is the lease last granted on it (a lapsed lease nobody
+        took over still commits); CommitConflict(index, stored) for the first entry whose
+        field holds another text; ScopeFinished(status, index of the first new entry) when
+        an entry is new and scope is finished. Else each new entry is recorded as `record`
+        does (its count up, the origin stored); a time entry also raises the workflow's last
+        time to it and fixes the base time if unset; a data entry also sets its data key.
+        Entries whose field holds the same text change nothing. Returns, per entry, whether
+        it was recorded now."""
 
     async def get_origins(self, app_id: str, workflow_id: str, fields: list[str]) -> list[str | None]:
         """The origins stored with the values at fields (None where there is none), in order."""
@@ -198,5 +227,203 @@ class Store(Protocol):
 
     async def workflow_data(self, app_id: str, workflow_id: str) -> dict[str, str]:
         """All the workflow's data, key -> JSON text."""
+
+    async def ping(self) -> bool:
+        """The store answers (health); Unavailable when it does not."""
+
+    async def close(self) -> None: ...
+
+
+# --- the StateBackend store ---------------------------------------------------------
+# Runs' paging cursor: (score, member) of the last run returned; opaque to the service.
+Cursor = tuple[float, str]
+# A history entry's place: (time in microseconds, arrival sequence, rank in the invocation's
+# history). The rank is a hint for Redis (a page starts there when the entry is still there).
+HistoryCursor = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class InvocationRecord:
+    """An invocation as indexed here; `payload` is the service's encoding of the rest."""
+
+    invocation_id: str
+    payload: str
+    workflow_id: str = ""
+    workflow_type: str = ""
+    parent_invocation_id: str = ""
+    parent_event_id: str = ""
+
+    def encode(self) -> str:
+        return json.dumps([self.workflow_id, self.workflow_type, self.parent_invocation_id, self.payload,
+                           self.parent_event_id], separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, invocation_id: str, text: str) -> InvocationRecord:
+        workflow_id, workflow_type, parent, payload, *rest = json.loads(text)  # 4 items before paging
+        return cls(invocation_id, payload, workflow_id, workflow_type, parent, rest[0] if rest else "")
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    """What a purge removes (or, previewed, would remove): workflow runs, executor tasks,
+    and every stored item (`unit`: Redis keys and index entries, or SQLite rows)."""
+
+    workflows: int
+    tasks: int
+    entries: int
+    unit: str
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    invocation_id: str
+    timestamp_us: int
+    payload: str
+    cursor: HistoryCursor = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """A history entry projected from the executor; `event_id` names what happened (unique per
+    invocation), so projecting it again appends nothing."""
+
+    event_id: str
+    timestamp_us: int
+    payload: str
+
+
+@dataclass(frozen=True)
+class ProjectedInvocation:
+    """What StateBackendService shows of one executor invocation (projection.py), written in
+    one atomic, idempotent step."""
+
+    record: InvocationRecord
+    events: tuple[HistoryEvent, ...] = ()
+    result_json: str | None = None
+    exception: str | None = None
+    # The workflow whose sub-invocations list it ("" for none).
+    sub_invocation_of: str = ""
+    # (runner id, runner context payload), stored unless a context with that id is.
+    runner: tuple[str, str] | None = None
+
+
+class StateBackendStore(Protocol):
+    """What StateBackendService stores. Payloads are opaque text (the service's encoding);
+    times are integer microseconds since the Unix epoch; id lists come back sorted."""
+
+    async def purge_app(self, app_id: str, *, keep_app_info: bool = False) -> int:
+        """Delete everything of the app (the executor's state too) and, unless kept, its app info."""
+
+    async def purge_workflow(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None) -> int:
+        """Delete everything of one workflow, atomically, and take it out of every index:
+        recorded operations, data, deterministic values, its tasks (the main task and every
+        task recorded in its log, except child workflows: those are workflows of their own),
+        the StateBackend invocations of the workflow (record, history, result, exception,
+        children), its runs and, when none of its type is left, its type. `runs`, when given,
+        are its run identities (saves looking them up). Returns how much was deleted: 0 when
+        nothing of the workflow was there."""
+
+    purge_unit: str  # what PurgeCounts.entries counts: "keys" (Redis) or "rows" (SQLite)
+
+    async def purge_app_preview(self, app_id: str) -> PurgeCounts:
+        """What purge_app would delete now; deletes nothing."""
+
+    async def purge_workflow_preview(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None
+                                     ) -> PurgeCounts:
+        """What purge_workflow would delete now; deletes nothing."""
+
+    async def store_app_info(self, app_id: str, payload: str) -> None: ...
+
+    async def get_app_info(self, app_id: str) -> str | None: ...
+
+    async def all_app_infos(self) -> dict[str, str]: ...
+
+    async def app_infos_page(self, after: str | None, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` (app_id, payload) of the apps after `after`, by app id."""
+
+    async def upsert_invocations(self, app_id: str, records: list[InvocationRecord]) -> None:
+        """All or nothing; the last of repeated ids wins; a replaced invocation leaves the
+        indexes (children, workflow, type) of its former values."""
+
+    async def get_invocation(self, app_id: str, invocation_id: str) -> InvocationRecord | None: ...
+
+    async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
+        """Write the projection atomically: the record replaced (its indexes added; those of a
+        former record under that id with other values stay), each event appended to the
+        history unless one with its id was, result, exception, sub-invocation entry, and the
+        runner context unless one is stored. Returns how many history entries were appended."""
+
+    # Id lists: sorted, the first `limit` ids after `after` (all when limit is None).
+    async def child_invocations(self, app_id: str, parent_invocation_id: str, limit: int | None = None,
+                                after: str | None = None) -> list[str]: ...
+
+    async def invocations_by_parent_event(self, app_id: str, parent_event_id: str, limit: int | None = None,
+                                          after: str | None = None) -> list[str]: ...
+
+    async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str,
+                                         limit: int | None = None, after: str | None = None) -> list[str]:
+        """Invocations of the workflow, of the type, or of both (an empty argument is no filter)."""
+
+    async def add_history(self, app_id: str, invocation_ids: list[str], timestamp_us: int, payload: str) -> None:
+        """One entry per distinct invocation, atomically; identical entries are kept apart."""
+
+    async def get_history(self, app_id: str, invocation_id: str, limit: int | None = None,
+                          after: HistoryCursor | None = None) -> list[HistoryRecord]:
+        """Oldest first; entries of the same microsecond in arrival order; the first `limit`
+        (all when None) after the entry whose `cursor` is `after`."""
+
+    def history_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
+                         ) -> AsyncIterator[list[HistoryRecord]]:
+        """Every entry of the app in [start, end], in get_history's order, in batches of at
+        most batch_size; entries added meanwhile shift no batch."""
+
+    def invocations_in_range(self, app_id: str, start_us: int, end_us: int, batch_size: int
+                             ) -> AsyncIterator[list[str]]:
+        """Each invocation with an entry in [start, end] once, at its first entry."""
+
+    async def set_result(self, app_id: str, invocation_id: str, result_json: str) -> None: ...
+
+    async def get_result(self, app_id: str, invocation_id: str) -> str | None: ...
+
+    async def set_exception(self, app_id: str, invocation_id: str, payload: str) -> None: ...
+
+    async def get_exception(self, app_id: str, invocation_id: str) -> str | None: ...
+
+    async def get_workflow_data(self, app_id: str, workflow_id: str, key: str) -> str | None:
+        """The same data the deterministic executor's Store reads and writes."""
+
+    async def set_workflow_data(self, app_id: str, workflow_id: str, key: str, value_json: str) -> None: ...
+
+    async def get_deterministic_value(self, app_id: str, workflow_id: str, key: str) -> str | None: ...
+
+    async def set_deterministic_value(
+        self, app_id: str, workflow_id: str, key: str, value_json: str
+    ) -> tuple[str, bool]:
+        """Store unless stored (first writer wins, atomically); return (stored value, replayed)."""
+
+    async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
+        """The same runs the executor's Store records; a run stored again keeps its first time."""
+
+    async def workflow_types(self, app_id: str, limit: int | None = None, after: str | None = None) -> list[str]: ...
+
+    async def workflow_runs(self, app_id: str, workflow_type: str, page_size: int, after: Cursor | None
+                            ) -> tuple[list[WorkflowRef], Cursor | None]:
+        """One page of runs, oldest first, and the cursor of the next page (None on the last)."""
+
+    async def store_sub_invocation(self, app_id: str, workflow_id: str, invocation_id: str) -> None: ...
+
+    async def sub_invocations(self, app_id: str, workflow_id: str, limit: int | None = None,
+                              after: str | None = None) -> list[str]: ...
+
+    async def store_runner_context(self, app_id: str, runner_id: str, payload: str) -> None: ...
+
+    async def get_runner_contexts(self, app_id: str, runner_ids: list[str]) -> list[str | None]:
+        """One payload or None per runner id, in the order asked."""
+
+    async def search_runner_contexts(self, app_id: str, partial_id: str, limit: int, after: str | None = None
+                                     ) -> tuple[list[tuple[str, str]], str | None]:
+        """(runner id, payload) of up to `limit` runners whose id contains partial_id literally
+        and sorts after `after`, by id; and where to go on from (None: no runner is left). A
+        store may look at only some ids per call, so a short or empty list is no end."""
 
     async def close(self) -> None: ...

@@ -149,12 +149,11 @@ func main() {
 	if *workflowID == "" || *address == "" {
 		log.Fatal("usage: order_payment -address host:port -app APP -workflow WORKFLOW_ID")
 	}
-	client, err := wf.Dial(*address)
+	client, err := wf.Dial(*address, wf.WithDefaultLeaseTTL(*leaseTTL))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer client.Close()
-	client.LeaseTTL = *leaseTTL
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

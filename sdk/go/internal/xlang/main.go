@@ -11,8 +11,6 @@
 //	xlang flow     -address A -app APP -workflow WF -fixed false   two tasks; the second fails unless fixed
 //	xlang retry    -address A -app APP -workflow WF -fixed true    RetryWorkflow, then the flow again
 //	xlang oversize -address A -app APP -workflow WF -bytes N       a child returning an N-byte string
-
-
 //	xlang nested   -address A -app APP -workflow WF   a custom op whose generator calls random,
 //	               another custom op and uuid; then random (docs/client-contract.md)
 //	xlang visits   -address A -app APP -workflow WF   n = data "visits" + 1; write it; print n
@@ -20,6 +18,12 @@
 //	               with another V is NONDETERMINISTIC_REPLAY); print the error reason or null
 //	xlang notify   -address A -app APP -workflow WF [-notify yes]   StartWorkflow: task "step",
 //	               then (with -notify yes, a newer version of the code) task "notify"
+//	xlang lease-loss -address A -app APP -workflow WF -ttl-ms 1000   the contract's lease-loss
+//	               scenario: a main task calling random until its lease is taken over
+//	xlang takeover-scenario -address A -app APP -workflow WF   the contract's takeover scenario:
+//	               wait for a dead holder's main task, take it over, replay its record
+//	xlang bench-replay -address A [-app APP] [-workflow WF] -ops N   record N randoms in a workflow,
+//	               replay them; print {"record_ms": ..., "replay_ms": ...}
 package main
 
 import (
@@ -54,13 +58,17 @@ func main() {
 	ttlMs := fs.Int("ttl-ms", 1000, "lease length in milliseconds (lease)")
 	fixed := fs.String("fixed", "false", "flow, retry: true when the second task succeeds")
 	size := fs.Int("bytes", 0, "oversize: the child's result length")
-
+	ops := fs.Int("ops", 1000, "bench-replay: how many random operations")
 
 	value := fs.String("value", "1", "the JSON value to write (diverge)")
 	withNotify := fs.String("notify", "no", "yes: the workflow code calls notify after step (notify)")
 	_ = fs.Parse(os.Args[2:])
 
-	client, err := wf.Dial(*address)
+	var options []wf.Option
+	if cmd == "lease-loss" {
+		options = append(options, wf.WithDefaultLeaseTTL(time.Duration(*ttlMs)*time.Millisecond))
+	}
+	client, err := wf.Dial(*address, options...)
 	if err != nil {
 		fail(err)
 	}
@@ -91,7 +99,6 @@ func main() {
 	case "oversize":
 		out, err = oversize(ctx, client, *app, *workflow, *size)
 
-
 	case "nested":
 		out, err = nested(ctx, client.Context(*app, id, ""))
 	case "visits":
@@ -100,6 +107,12 @@ func main() {
 		out, err = diverge(ctx, client.Context(*app, id, ""), *value)
 	case "notify":
 		out, err = notifyFlow(ctx, client, *app, id, *withNotify == "yes")
+	case "lease-loss":
+		out, err = leaseLoss(ctx, client, *app, id)
+	case "bench-replay":
+		out, err = benchReplay(ctx, client, *app, *workflow, *ops)
+	case "takeover-scenario":
+		out, err = takeoverScenario(ctx, client, *app, id)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
@@ -456,4 +469,104 @@ func nested(ctx context.Context, run *wf.Context) (any, error) {
 	}
 	return map[string]any{"refused": "OPERATION_IN_GENERATOR", "outer": outer, "after": after, "sequences": seqs,
 		"lang": lang}, nil
+}
+
+// leaseLoss is the client contract's lease-loss scenario (tests/test_client_contract.py): the
+// main task calls random until an operation fails; the test takes its lease over meanwhile.
+// The run must stop (its context cancelled, its next operation LEASE_NOT_HELD), its completion
+// must be refused, and the outcome it reports is the new holder's.
+func leaseLoss(ctx context.Context, c *wf.Client, app string, id wf.Identity) (any, error) {
+	id.WorkflowType = "contract.lease_loss"
+	var stoppedBy string
+	signalled := false
+	inv, err := c.StartWorkflow(ctx, app, id, nil, func(ctx context.Context, main *wf.Context) (any, error) {
+		for range 1200 { // at most a minute
+			if _, err := main.Random(ctx); err != nil {
+				stoppedBy, signalled = wf.Reason(err), ctx.Err() != nil
+				return nil, err
+			}
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+		return map[string]any{"completed_by": lang}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"status": inv.Status.String(), "result": json.RawMessage(inv.ResultJSON), "ran": inv.Ran,
+		"stopped_by": stoppedBy, "signalled": signalled, "lang": lang}, nil
+}
+
+// takeoverScenario is the client contract's takeover scenario: the test holds the main task's
+// lease and records a custom op "pick" and a time, then dies; this run waits, takes the task
+// over once that lease lapses and runs it from the top, replaying what the dead holder recorded.
+func takeoverScenario(ctx context.Context, c *wf.Client, app string, id wf.Identity) (any, error) {
+	id.WorkflowType = "contract.takeover"
+	inv, err := c.StartWorkflow(ctx, app, id, nil, func(ctx context.Context, main *wf.Context) (any, error) {
+		pick := func() (map[string]any, error) {
+			return wf.Record(ctx, main, "pick", func() (map[string]any, error) { return map[string]any{"by": lang}, nil })
+		}
+		first, err := pick()
+		if err != nil {
+			return nil, err
+		}
+		at, err := main.UtcNow(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r, err := main.Random(ctx)
+		if err != nil {
+			return nil, err
+		}
+		second, err := pick()
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"picks": []any{first, second}, "time_us": at.UnixMicro(), "r": r, "lang": lang}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"status": inv.Status.String(), "result": json.RawMessage(inv.ResultJSON), "ran": inv.Ran,
+		"lang": lang}, nil
+}
+
+// benchReplay records n randoms in a workflow's main task, then replays them in a new run
+// (one GetWorkflowLog, the values served locally) and checks they are the same.
+func benchReplay(ctx context.Context, c *wf.Client, app, workflowID string, n int) (any, error) {
+	if app == "" {
+		app = "bench"
+	}
+	if workflowID == "" {
+		workflowID = fmt.Sprintf("bench-replay-%d-%d", os.Getpid(), time.Now().UnixNano())
+	}
+	id := wf.Identity{WorkflowID: workflowID}
+	pass := func() ([]float64, float64, error) {
+		run, values := c.Context(app, id, ""), make([]float64, 0, n)
+		start := time.Now()
+		for range n {
+			r, err := run.Random(ctx)
+			if err != nil {
+				return nil, 0, err
+			}
+			values = append(values, r)
+		}
+		return values, float64(time.Since(start).Microseconds()) / 1000, nil
+	}
+	recorded, recordMs, err := pass()
+	if err != nil {
+		return nil, err
+	}
+	replayed, replayMs, err := pass()
+	if err != nil {
+		return nil, err
+	}
+	for i := range recorded {
+		if recorded[i] != replayed[i] {
+			return nil, fmt.Errorf("replay diverged at random #%d: %v != %v", i+1, replayed[i], recorded[i])
+		}
+	}
+	return map[string]float64{"record_ms": recordMs, "replay_ms": replayMs}, nil
 }

@@ -1,5 +1,6 @@
-"""The Redis client the stores share: one Redis or a Redis Cluster, scripts preloaded on every
-connection, and, when asked, every write acknowledged by replicas (WAIT) before it returns.
+"""The Redis client both Redis stores share: one Redis or a Redis Cluster (redis-py asyncio,
+hiredis), the Lua scripts loaded on each new connection, when asked every write acknowledged
+by replicas (WAIT, acknowledging.py) before it returns, and store errors mapped to Unavailable.
 
 On a cluster, redis-py's RedisCluster discovers the topology from the seed nodes, sends each
 command to the master of its key's slot, follows MOVED/ASK, and after a connection error
@@ -10,23 +11,70 @@ Cluster"), so every script and MULTI runs on one node.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import functools
 import hashlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from importlib import resources
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection
+from redis.commands.core import AsyncScript
 
-# Commands that may write, after which WAIT is sent when replicas must acknowledge writes.
-# Scripts count as writes: most of the stores' scripts write.
-WRITES = frozenset({
-    "EVAL", "EVALSHA", "SET", "HSET", "HSETNX", "HDEL", "HINCRBY", "SADD", "SREM", "ZADD", "ZREM", "DEL",
-    "UNLINK", "INCR", "INCRBY", "EXEC", "FLUSHALL", "FLUSHDB",
-})
+from pynenc_sidecar.core.errors import Unavailable
+from pynenc_sidecar.storage.redis.acknowledging import NotAcknowledged, acknowledging
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+INCLUDE = "--#include "
+
+
+def load_script(name: str) -> str:
+    """The text of a Lua script shipped in this package, each `--#include <file>` line
+    replaced by that file's text (Redis has no include: shared Lua is composed here)."""
+    text = resources.files(__package__ or "pynenc_sidecar.storage.redis").joinpath(name).read_text()
+    return "".join(load_script(line[len(INCLUDE):].strip()) if line.startswith(INCLUDE) else line
+                   for line in text.splitlines(keepends=True))
+
+
+# What a caller may retry: Redis down or unreachable, a cluster without a master for the key's
+# slot (during a failover), or a write the replicas did not acknowledge in time.
+UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ClusterError,
+                      redis_errors.TryAgainError, redis_errors.SlotNotCoveredError, redis_errors.ReadOnlyError,
+                      NotAcknowledged)
+
+
+def unavailable(exc: Exception) -> Unavailable:
+    if isinstance(exc, NotAcknowledged):
+        return Unavailable(f"redis write not acknowledged: {exc}; it may not survive a failover, retry it")
+    return Unavailable(f"redis unavailable: {exc.__class__.__name__}")
+
+
+@contextlib.contextmanager
+def redis_unavailable() -> Iterator[None]:
+    """Errors a caller may retry (UNAVAILABLE_ERRORS) become Unavailable (UNAVAILABLE to the client)."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise unavailable(exc) from exc
+
+
+def unavailable_on_redis_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """redis_unavailable around a coroutine method."""
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with redis_unavailable():
+            return await method(*args, **kwargs)
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -40,87 +88,6 @@ class RedisOptions:
 
 DEFAULT_OPTIONS = RedisOptions()
 
-
-class NotAcknowledged(redis_errors.RedisError):
-    """A write the master applied but too few replicas acknowledged within the timeout."""
-
-
-def _command_name(args: Iterable[Any]) -> str:
-    for arg in args:
-        name = arg.decode() if isinstance(arg, bytes) else str(arg)
-        return name.split(" ", 1)[0].upper()
-    return ""
-
-
-def _acknowledging(base: type[Connection], replicas: int, timeout_ms: int) -> type[Connection]:
-    """A connection class that sends `WAIT replicas timeout_ms` right after each write (a
-    command, or a pipeline holding one) and reads its reply after the write's own replies.
-
-    WAIT acknowledges the writes of its own connection only, so it must follow the write on
-    the same connection: redis-py sends a command or a pipeline on one connection, which
-    this class extends by one command."""
-
-    class AcknowledgingConnection(base):  # type: ignore[misc, valid-type]
-        _replies_before_wait = 0
-        _packing_batch = False  # pack_commands packs each command with pack_command
-
-        def pack_command(self, *args: Any) -> list[bytes]:
-            packed = super().pack_command(*args)
-            if not self._packing_batch:
-                self._replies_before_wait = 1 if _command_name(args) in WRITES else 0
-                if self._replies_before_wait:
-                    packed += super().pack_command("WAIT", replicas, timeout_ms)
-            return packed
-
-        async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
-            # redis-py packs a command, then connects when it sends it: the connection's own
-            # set-up commands (HELLO, SCRIPT EXISTS) and replies come first and must not be
-            # counted as the packed command's, or every later reply would be read one off
-            # (a WAIT reply taken for another write's). The count is kept for after them,
-            # and dropped when connecting fails (the command is never sent then).
-            pending, self._replies_before_wait = self._replies_before_wait, 0
-            await super().connect_check_health(*args, **kwargs)
-            self._replies_before_wait = pending
-
-        def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
-            batch = [tuple(command) for command in commands]
-            if any(_command_name(command) in WRITES for command in batch):
-                self._replies_before_wait = len(batch)
-                batch.append(("WAIT", replicas, timeout_ms))
-            self._packing_batch = True
-            try:
-                return super().pack_commands(batch)
-            finally:
-                self._packing_batch = False
-
-        async def read_response(self, *args: Any, **kwargs: Any) -> Any:
-            if self._replies_before_wait == 0:
-                return await super().read_response(*args, **kwargs)
-            try:
-                reply = await super().read_response(*args, **kwargs)
-            except redis_errors.ResponseError:  # a reply all the same: the WAIT reply follows
-                if self._replies_before_wait == 1:
-                    self._replies_before_wait = 0
-                    await super().read_response()
-                else:
-                    self._replies_before_wait -= 1
-                raise
-            except BaseException:
-                self._replies_before_wait = 0  # the connection is dropped: nothing follows
-                raise
-            self._replies_before_wait -= 1
-            if self._replies_before_wait == 0:
-                acknowledged = await super().read_response()
-                if int(acknowledged) < replicas:
-                    raise NotAcknowledged(f"the write reached {acknowledged} of the {replicas} replica(s) "
-                                          f"--redis-wait-replicas asks for within {timeout_ms} ms")
-            return reply
-
-        async def disconnect(self, *args: Any, **kwargs: Any) -> None:
-            self._replies_before_wait = 0
-            await super().disconnect(*args, **kwargs)
-
-    return AcknowledgingConnection
 
 
 class ScriptRegistry:
@@ -158,7 +125,7 @@ class ScriptRegistry:
 class ScriptLoadingRedis(aioredis.Redis):
     registry: ScriptRegistry
 
-    def register_script(self, script: str) -> Any:
+    def register_script(self, script: Any) -> AsyncScript:  # type: ignore[override]  # the asyncio client's
         self.registry.add(script)
         return super().register_script(script)
 
@@ -167,7 +134,7 @@ class ScriptLoadingRedisCluster(RedisCluster):
     registry: ScriptRegistry
     # What redis-py retries after rediscovering the topology: not a timeout, since a command
     # that timed out may have run, and a script such as AddHistory's must not run twice.
-    ERRORS_ALLOW_RETRY = (redis_errors.ConnectionError, redis_errors.ClusterDownError,
+    ERRORS_ALLOW_RETRY = (redis_errors.ConnectionError, redis_errors.ClusterDownError,  # type: ignore[assignment]
                           redis_errors.SlotNotCoveredError)
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
@@ -184,7 +151,7 @@ class ScriptLoadingRedisCluster(RedisCluster):
             # connection lost, not a bug of its own: report it so (callers see UNAVAILABLE).
             raise redis_errors.ConnectionError(f"connection closed during a topology change: {exc}") from exc
 
-    def register_script(self, script: str) -> Any:
+    def register_script(self, script: Any) -> AsyncScript:  # type: ignore[override]  # the asyncio client's
         self.registry.add(script)
         return super().register_script(script)
 
@@ -204,33 +171,89 @@ def seed_nodes(url: str) -> tuple[list[tuple[str, int]], str]:
     return nodes, first
 
 
-def connect(url: str, options: RedisOptions = DEFAULT_OPTIONS, **kwargs: Any) -> aioredis.Redis | RedisCluster:
+def open_client(url: str, options: RedisOptions = DEFAULT_OPTIONS, **kwargs: Any) -> aioredis.Redis | RedisCluster:
     """A client of one Redis or of a cluster (options.cluster), for every store."""
     registry = ScriptRegistry()
     timeout_ms = max(1, int(options.wait_timeout_s * 1000))
     if not options.cluster:
         base = SSLConnection if url.startswith("rediss://") else Connection
-        extra = {"connection_class": _acknowledging(base, options.wait_replicas, timeout_ms)} \
-            if options.wait_replicas else {}
-        client: Any = ScriptLoadingRedis.from_url(url, redis_connect_func=registry.on_connect, **extra, **kwargs)
+        if options.wait_replicas:
+            kwargs["connection_class"] = acknowledging(base, options.wait_replicas, timeout_ms)
+        client = cast(ScriptLoadingRedis, ScriptLoadingRedis.from_url(url, redis_connect_func=registry.on_connect,
+                                                                      **kwargs))
         client.registry = registry
         return client
     nodes, first = seed_nodes(url)
     # max_connections applies per node on a cluster (as on one Redis: a call beyond it fails).
-    cluster = ScriptLoadingRedisCluster.from_url(
-        first, startup_nodes=[ClusterNode(host, port) for host, port in nodes], **kwargs)
+    cluster = cast(ScriptLoadingRedisCluster, ScriptLoadingRedisCluster.from_url(
+        first, startup_nodes=[ClusterNode(host, port) for host, port in nodes], **kwargs))
     cluster.registry = registry
     # redis-py's cluster client takes neither a connection class nor a connect callback as
     # arguments: they go into the connection settings every node is made from (discovered
     # nodes too), and into the seed nodes already made.
     extra_kwargs: dict[str, Any] = {"redis_connect_func": registry.on_connect}
     base = cluster.connection_kwargs.get("connection_class", Connection)
-    connection_class = _acknowledging(base, options.wait_replicas, timeout_ms) if options.wait_replicas else base
+    connection_class = acknowledging(base, options.wait_replicas, timeout_ms) if options.wait_replicas else base
     cluster.nodes_manager.connection_kwargs.update(extra_kwargs, connection_class=connection_class)
     for node in cluster.nodes_manager.startup_nodes.values():
         node.connection_kwargs.update(extra_kwargs)
         node.connection_class = connection_class
     return cluster
+
+
+class DecodedRedis(Protocol):
+    """The client as the stores use it: every command they send, typed as it replies with
+    decode_responses=True (text, never bytes; redis-py's own types cannot say which)."""
+
+    async def get(self, name: str) -> str | None: ...
+    async def set(self, name: str, value: str) -> bool | None: ...
+    async def hget(self, name: str, key: str) -> str | None: ...
+    async def hgetall(self, name: str) -> dict[str, str]: ...
+    async def hkeys(self, name: str) -> list[str]: ...
+    async def hmget(self, name: str, keys: list[str]) -> list[str | None]: ...
+    async def hset(self, name: str, key: str, value: str) -> int: ...
+    async def hdel(self, name: str, *keys: str) -> int: ...
+    async def hscan(self, name: str, cursor: int = 0, *, count: int | None = None) -> tuple[int, dict[str, str]]: ...
+    async def scan(self, cursor: int = 0, *, match: str | None = None, count: int | None = None
+                   ) -> tuple[int, list[str]]: ...
+    async def sadd(self, name: str, *values: str) -> int: ...
+    async def srem(self, name: str, *values: str) -> int: ...
+    async def smembers(self, name: str) -> builtins.set[str]: ...
+    async def zscore(self, name: str, value: str) -> float | None: ...
+    async def zcard(self, name: str) -> int: ...
+    async def zadd(self, name: str, mapping: dict[str, float | int], *, nx: bool = False, xx: bool = False
+                   ) -> int: ...
+    async def zrem(self, name: str, *values: str) -> int: ...
+    async def zcount(self, name: str, min: str | float, max: str | float) -> int: ...
+    async def zrange(self, name: str, start: int, end: int, *, withscores: bool = False) -> list[Any]: ...
+    async def zrangebyscore(self, name: str, min: str | float, max: str | float, start: int | None = None,
+                            num: int | None = None) -> list[str]: ...
+    async def unlink(self, *names: str) -> int: ...
+    async def exists(self, *names: str) -> int: ...
+    async def eval(self, script: str, numkeys: int, *keys_and_args: str | int) -> Any: ...
+    async def ping(self) -> bool: ...
+    async def aclose(self) -> None: ...
+    def zscan_iter(self, name: str, match: str | None = None, count: int | None = None
+                   ) -> AsyncIterator[tuple[str, float]]: ...
+    def scan_iter(self, match: str | None = None, count: int | None = None) -> AsyncIterator[str]: ...
+    def hscan_iter(self, name: str, match: str | None = None, count: int | None = None
+                   ) -> AsyncIterator[tuple[str, str]]: ...
+    def pipeline(self, transaction: bool = True) -> Any: ...  # its commands queue; execute() replies
+    def register_script(self, script: str) -> AsyncScript: ...
+
+
+def connect(url: str, options: RedisOptions = DEFAULT_OPTIONS, *, socket_timeout: float = 2.0,
+            max_connections: int = 256) -> DecodedRedis:
+    """The product's client settings: replies decoded, bounded pool (per node on a cluster),
+    no health-check pings."""
+    return cast(DecodedRedis, open_client(
+        url, options,
+        decode_responses=True,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        max_connections=max_connections,
+        health_check_interval=0,
+    ))
 
 
 def is_cluster(client: Any) -> bool:

@@ -5,16 +5,10 @@
 -- First time: a read records the key's value ('' when it has none), a write applies its
 -- value to the data and records it. A recorded position changes nothing and returns the
 -- record. Returns {recorded value, replayed[, origin]}, or {status, 2} when refused.
-local traced = ARGV[6] ~= nil and ARGV[6] ~= ''
-local existing = redis.call('HGET', KEYS[1], ARGV[2])
-if existing then
-  if traced then return {existing, 1, redis.call('HGET', KEYS[1], '#s:' .. ARGV[2]) or ''} end
-  return {existing, 1}
-end
-if KEYS[3] then
-  local status = redis.call('HGET', KEYS[3], ARGV[7])
-  if status == '11' or status == '12' then return {status, 2} end
-end
+--#include record_guard.lua
+local origin = origin_arg(ARGV[6])
+local refused_or_replayed = replay_or_refuse(KEYS[1], ARGV[2], origin, KEYS[3], ARGV[7])
+if refused_or_replayed then return refused_or_replayed end
 local value = ARGV[5]
 if ARGV[1] == 'read' then
   value = redis.call('HGET', KEYS[2], ARGV[4]) or ''
@@ -22,6 +16,6 @@ else
   redis.call('HSET', KEYS[2], ARGV[4], value)
 end
 redis.call('HSET', KEYS[1], ARGV[2], value)
-if traced then redis.call('HSET', KEYS[1], '#s:' .. ARGV[2], ARGV[6]) end
+if origin then redis.call('HSET', KEYS[1], '#s:' .. ARGV[2], origin) end
 redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
 return {value, 0}

@@ -8,6 +8,8 @@
 --   complete: lease_id, status, result|'' , error|'', has_result (1/0); stores 'done' = ARGV[2]
 --   retry:   (nothing) a FAILED task goes to RETRY (13): error, lease and 'done' cleared
 -- Returns {code, granted_or_accepted, flattened hash}; code 'ok' | 'created' | 'missing' | 'not_held'.
+-- 'ver' counts the transitions that change the status or the lease holder: the caller mirrors
+-- them into the workflow's record hash in a later step (mirror_scope.lua), newest kept.
 -- Leases are measured on Redis' clock (TIME), never on the calling replica's: replicas whose
 -- clocks disagree still agree on when a lease lapses. ARGV[2] (the replica's time) is only
 -- what 'done' records.
@@ -22,6 +24,7 @@ local function try_lease(lease_id, ttl, runner)
   if exp > now then return 0 end
   redis.call('HSET', key, 'lease_id', lease_id, 'lease_exp', string.format('%.0f', now + tonumber(ttl)),
              'runner', runner, 'status', '7')
+  redis.call('HINCRBY', key, 'ver', 1)
   return 1
 end
 
@@ -59,6 +62,7 @@ if action == 'complete' then
   -- refused, even after the new holder's lease lapsed too (it may still be running).
   if held ~= '' and held ~= ARGV[3] then return {'not_held', 0, {}} end
   redis.call('HSET', key, 'status', ARGV[4], 'lease_exp', '0', 'done', ARGV[2])
+  redis.call('HINCRBY', key, 'ver', 1)
   if ARGV[7] == '1' then redis.call('HSET', key, 'result', ARGV[5]) else redis.call('HSET', key, 'error', ARGV[6]) end
   return {'ok', 1, redis.call('HGETALL', key)}
 end
@@ -66,6 +70,7 @@ if action == 'retry' then
   if status ~= '12' then return {'ok', 0, redis.call('HGETALL', key)} end
   redis.call('HSET', key, 'status', '13', 'lease_id', '', 'lease_exp', '0')
   redis.call('HDEL', key, 'error', 'done')
+  redis.call('HINCRBY', key, 'ver', 1)
   return {'ok', 1, redis.call('HGETALL', key)}
 end
 return redis.error_reply('unknown action ' .. action)

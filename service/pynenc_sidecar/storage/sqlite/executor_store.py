@@ -1,10 +1,8 @@
 """The embedded store: one SQLite file, for a machine with no Redis.
 
-Same semantics as the Redis store (tests/conformance runs both). All sqlite3 work runs on
-one dedicated thread: calls are serialized there and the event loop never blocks. Each
-method is one transaction; read-modify-write steps take the write lock up front
-(BEGIN IMMEDIATE) so two processes sharing the file cannot both "win" a position.
-WAL + synchronous=FULL: a write is on disk before its call returns.
+Same semantics as the Redis store (tests/conformance runs both). Each method is one
+transaction on the file's one connection and worker thread (connection.py: serialized, the
+event loop never blocks, writes write-locked up front, on disk before the call returns).
 
 Tables:
     ops   (app, workflow, field) -> value   recorded operations + "#" metadata fields
@@ -16,18 +14,18 @@ Tables:
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pynenc_sidecar.core.errors import Unavailable
+from pynenc_sidecar.clock import Clock, host_clock_us
+from pynenc_sidecar.core.commits import CommitEntry
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, LAST_TIME_FIELD, ORIGIN_PREFIX, origin_field
+from pynenc_sidecar.core.task_rules import completion_fenced, lease_grantable, renewal_held
 from pynenc_sidecar.core.tasks import FAILED, FINAL_STATUSES, RETRY, RUNNING, TaskState, WorkflowRef
 from pynenc_sidecar.storage.interface import (
+    CommitConflict,
     LeaseNotHeld,
     LeaseRequest,
     Recorded,
@@ -35,6 +33,7 @@ from pynenc_sidecar.storage.interface import (
     ScopeFinished,
     TaskNotFound,
 )
+from pynenc_sidecar.storage.sqlite.connection import SqliteConnection
 
 T = TypeVar("T")
 
@@ -60,35 +59,11 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_type ON runs (app, workflow_type, first_us);
 """
 
-# Primary result codes meaning "the file cannot be used right now", not "the code is wrong".
-_UNAVAILABLE_CODES = frozenset({
-    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR,
-    sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PROTOCOL,
-})
 
 _TASK_COLUMNS = "task_id, args, wf, parent, status, result, error, lease_id, lease_exp, runner, done_us"
 
 # Columns added after version 1: (table, column, declaration).
 _ADDED_COLUMNS = [("tasks", "done_us", "INTEGER NOT NULL DEFAULT 0")]
-
-
-def host_clock_us() -> int:
-    """The store's clock, for leases: the host kernel's, as boot time + uptime from /proc.
-
-    Every process sharing one SQLite file runs on one host (WAL's shared memory needs that),
-    so the kernel's clock is the one clock they all see; reading it from /proc rather than
-    through the C library means no process-level clock (a faked time, an LD_PRELOAD shim)
-    can make one replica see a lease lapse early. Same scale as wall-clock time (boot time
-    is whole seconds, so it may lag by under a second, equally for every process). Where
-    /proc is missing, the process's wall clock."""
-    try:
-        with open("/proc/uptime", "rb") as uptime_file:
-            uptime = float(uptime_file.read().split()[0])
-        with open("/proc/stat", "rb") as stat_file:
-            boot = next(int(line.split()[1]) for line in stat_file if line.startswith(b"btime "))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return time.time_ns() // 1000
-    return boot * 1_000_000 + round(uptime * 1_000_000)
 
 
 def _task_state(invocation_id: str, row: tuple[Any, ...]) -> TaskState:
@@ -106,32 +81,21 @@ class SqliteStore:
     """Implements storage.interface.Store on one SQLite file."""
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 2.0,
-                 clock_us: Callable[[], int] = host_clock_us) -> None:
+                 clock_us: Clock = host_clock_us) -> None:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         # Leases are measured on this clock, read inside the write transaction; the callers'
         # now_us (a replica's clock) is only what a finished task records.
         self.clock_us = clock_us
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
-        self._closed = False
+        # The file's one connection and worker thread, shared with the StateBackend store.
+        self.connection = SqliteConnection(self.path, busy_timeout_s=busy_timeout_s)
+        self.connection.add_schema(self._install_schema)
 
     # --- plumbing (worker thread) ----------------------------------------------------
-    def _connection(self) -> sqlite3.Connection:
-        # Opened lazily, and again after a failed open, so the store recovers by itself
-        # once the file becomes reachable.
-        if self._conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.executescript(SCHEMA)
-                self._migrate(conn)
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
-        return self._conn
+    @classmethod
+    def _install_schema(cls, conn: sqlite3.Connection) -> None:
+        conn.executescript(SCHEMA)
+        cls._migrate(conn)
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
@@ -150,59 +114,15 @@ class SqliteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
 
-    def _in_transaction(self, fn: Callable[[sqlite3.Connection], T], begin: str, commit: bool = True) -> T:
-        try:
-            conn = self._connection()
-            conn.execute(begin)
-            try:
-                result = fn(conn)
-                if isinstance(result, sqlite3.Cursor):
-                    # A cursor must not leave this thread: freed on the event loop's thread,
-                    # it resets its cached statement while this thread may be running that
-                    # same statement for another call ("bad parameter or other API misuse").
-                    result.close()
-                    result = None
-                if commit:  # else rolled back below
-                    conn.execute("COMMIT")
-                return result
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        except sqlite3.OperationalError as exc:
-            code = exc.sqlite_errorcode & 0xFF
-            if code not in _UNAVAILABLE_CODES:
-                raise
-            if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                self._drop_connection()  # e.g. the file went away: reopen on the next call
-            raise Unavailable(f"sqlite unavailable: {exc}") from exc
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
-            self._conn = None
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool, commit: bool = True) -> T:
-        """fn in one transaction on the worker thread; commit=False rolls it back (a preview)."""
-        if self._closed:
-            raise Unavailable("sqlite store is closed")
-        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._in_transaction, fn, begin,
-                                                                commit)
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        return await self.connection.run(fn, write=write)
 
     async def ping(self) -> bool:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone(), write=False)
         return True
 
     async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._drop_connection)
-        self._executor.shutdown(wait=True)
+        await self.connection.close()
 
     # --- recorded operations ---------------------------------------------------------
     @staticmethod
@@ -317,6 +237,40 @@ class SqliteStore:
 
         return await self._run(step, write=True)
 
+    async def commit(
+        self, app_id: str, workflow_id: str, scope: str, lease_id: str, entries: list[CommitEntry],
+        origin: str | None = None,
+    ) -> list[bool]:
+        def step(conn: sqlite3.Connection) -> list[bool]:
+            row = conn.execute("SELECT status, lease_id FROM tasks WHERE app=? AND invocation=?",
+                               (app_id, scope)).fetchone()
+            if row is None:
+                raise TaskNotFound(scope)
+            if row[1] != lease_id:
+                raise LeaseNotHeld(scope)
+            new: list[bool] = []
+            for index, e in enumerate(entries):
+                stored = self._get_op(conn, app_id, workflow_id, e.field)
+                if stored is not None and stored != e.value:
+                    raise CommitConflict(index, stored)
+                new.append(stored is None)
+            if any(new) and row[0] in FINAL_STATUSES:
+                raise ScopeFinished(row[0], new.index(True))
+            for e, is_new in zip(entries, new):
+                if not is_new:
+                    continue
+                self._put_record(conn, app_id, workflow_id, e.field, e.count_field, e.value, origin)
+                if e.is_time:
+                    last = self._get_op(conn, app_id, workflow_id, LAST_TIME_FIELD)
+                    if last is None or int(e.value) > int(last):
+                        self._put_op(conn, app_id, workflow_id, LAST_TIME_FIELD, e.value)
+                    self._put_op(conn, app_id, workflow_id, BASE_TIME_FIELD, e.value, replace=False)
+                elif e.data_key is not None:
+                    self._write_data(conn, app_id, workflow_id, e.data_key, e.value)
+            return new
+
+        return await self._run(step, write=True)
+
     async def get_origins(self, app_id: str, workflow_id: str, fields: list[str]) -> list[str | None]:
         if not fields:
             return []
@@ -404,21 +358,21 @@ class SqliteStore:
 
     # --- tasks -----------------------------------------------------------------------
     @staticmethod
-    def _load_task(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> TaskState | None:
+    def load_task(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> TaskState | None:
         row = conn.execute(
             f"SELECT {_TASK_COLUMNS} FROM tasks WHERE app=? AND invocation=?", (app_id, invocation_id)
         ).fetchone()
         return None if row is None else _task_state(invocation_id, row)
 
     def _require_task(self, conn: sqlite3.Connection, app_id: str, invocation_id: str) -> TaskState:
-        state = self._load_task(conn, app_id, invocation_id)
+        state = self.load_task(conn, app_id, invocation_id)
         if state is None:
             raise TaskNotFound(invocation_id)
         return state
 
     def _try_lease(self, conn: sqlite3.Connection, app_id: str, state: TaskState, lease: LeaseRequest | None) -> bool:
         now_us = self.clock_us()
-        if lease is None or not lease.lease_id or state.finished or state.lease_expire_us > now_us:
+        if lease is None or not lease_grantable(state, lease.lease_id, now_us):
             return False
         conn.execute(
             "UPDATE tasks SET lease_id=?, lease_exp=?, runner=?, status=? WHERE app=? AND invocation=?",
@@ -430,9 +384,9 @@ class SqliteStore:
         self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
     ) -> tuple[TaskState, bool, bool]:
         def step(conn: sqlite3.Connection) -> tuple[TaskState, bool, bool]:
-            current = self._load_task(conn, app_id, state.invocation_id)
+            current = self.load_task(conn, app_id, state.invocation_id)
             created = current is None
-            if created:
+            if current is None:
                 d = state.definition()
                 conn.execute(
                     "INSERT INTO tasks (app, invocation, task_id, args, wf, parent, status) VALUES (?,?,?,?,?,?,?)",
@@ -456,19 +410,19 @@ class SqliteStore:
         return await self._run(step, write=True)
 
     async def get_task(self, app_id: str, invocation_id: str) -> TaskState | None:
-        return await self._run(lambda conn: self._load_task(conn, app_id, invocation_id), write=False)
+        return await self._run(lambda conn: self.load_task(conn, app_id, invocation_id), write=False)
 
     async def get_tasks(self, app_id: str, invocation_ids: list[str]) -> list[TaskState | None]:
         if not invocation_ids:
             return []
         return await self._run(
-            lambda conn: [self._load_task(conn, app_id, i) for i in invocation_ids], write=False
+            lambda conn: [self.load_task(conn, app_id, i) for i in invocation_ids], write=False
         )
 
     async def renew_lease(self, app_id: str, invocation_id: str, lease_id: str, ttl_us: int, now_us: int) -> int:
         def step(conn: sqlite3.Connection) -> int:
             state = self._require_task(conn, app_id, invocation_id)
-            if state.finished or state.lease_id != lease_id:
+            if not renewal_held(state, lease_id):
                 raise LeaseNotHeld(invocation_id)
             expire_us = self.clock_us() + ttl_us
             conn.execute(
@@ -486,9 +440,7 @@ class SqliteStore:
             state = self._require_task(conn, app_id, invocation_id)
             if state.finished:
                 return state, False
-            # Fenced: once another caller was granted the lease, the previous holder's outcome
-            # is refused, even after the new holder's lease lapsed too (it may still be running).
-            if state.lease_id and state.lease_id != lease_id:
+            if completion_fenced(state, lease_id):
                 raise LeaseNotHeld(invocation_id)
             # As in Redis: a result, or else an error ("" when none was given).
             column, value = ("result", result_json) if result_json is not None else ("error", error_json or "")

@@ -33,23 +33,21 @@ from each such table, so the executor's state goes with it, as on Redis.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from pynenc_sidecar.core.positions import Kind, parse_field
-from pynenc_sidecar.core.tasks import TaskCall, WorkflowRef
-from pynenc_sidecar.storage.redis.state_backend_store import (
+from pynenc_sidecar.core.task_rules import run_prefix, tasks_of_workflow
+from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.storage.history import first_sightings, payload_digest
+from pynenc_sidecar.storage.interface import (
     Cursor,
     HistoryCursor,
     HistoryRecord,
     InvocationRecord,
     ProjectedInvocation,
     PurgeCounts,
-    first_sightings,
-    payload_digest,
 )
 from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 
@@ -64,13 +62,13 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS sb_invocations_by_parent ON sb_invocations (app, parent, invocation)",
     "CREATE INDEX IF NOT EXISTS sb_invocations_by_workflow ON sb_invocations (app, workflow_id, invocation)",
     "CREATE INDEX IF NOT EXISTS sb_invocations_by_type ON sb_invocations (app, workflow_type, invocation)",
-    # Added with ListInvocationsByParentEvent; _ensure_schema adds the column to older files.
+    # Added with ListInvocationsByParentEvent; _install_schema adds the column to older files.
     "CREATE INDEX IF NOT EXISTS sb_invocations_by_event ON sb_invocations (app, parent_event, invocation)",
     """CREATE TABLE IF NOT EXISTS sb_history (
         seq INTEGER PRIMARY KEY, app TEXT NOT NULL, invocation TEXT NOT NULL, ts_us INTEGER NOT NULL,
         payload TEXT NOT NULL, digest BLOB)""",
     "CREATE INDEX IF NOT EXISTS sb_history_by_time ON sb_history (app, ts_us, seq)",
-    # _ensure_schema adds sb_history.digest to older files first.
+    # _install_schema adds sb_history.digest to older files first.
     """CREATE TABLE IF NOT EXISTS sb_history_payloads (
         app TEXT NOT NULL, digest BLOB NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (app, digest))""",
     """CREATE TABLE IF NOT EXISTS sb_history_refs (
@@ -117,9 +115,9 @@ def _insert_history(conn: sqlite3.Connection, app_id: str, invocation_ids: list[
                      [(app_id, i, timestamp_us, digest) for i in invocation_ids])
 
 
-def _drop_history(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> Counter:
+def _drop_history(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> Counter[str]:
     """Delete the invocation's history entries and the payloads no other entry names."""
-    deleted: Counter = Counter()
+    deleted: Counter[str] = Counter()
     named = conn.execute("SELECT digest, count(*) FROM sb_history WHERE app=? AND invocation=? AND digest IS NOT NULL"
                          " GROUP BY digest", (app_id, invocation_id)).fetchall()
     if not named:
@@ -138,14 +136,38 @@ def _drop_history(conn: sqlite3.Connection, app_id: str, invocation_id: str) -> 
     return deleted
 
 
+def _install_schema(conn: sqlite3.Connection) -> None:
+    """The tables of this store, columns added to older files first; one write transaction,
+    so two processes opening one old file cannot both add a column."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in SCHEMA:
+            if "sb_history_payloads" in statement:
+                columns = _column(conn.execute("SELECT name FROM pragma_table_info('sb_history')").fetchall())
+                if "digest" not in columns:
+                    conn.execute("ALTER TABLE sb_history ADD COLUMN digest BLOB")
+            if "sb_invocations_by_event" in statement:
+                columns = _column(conn.execute("SELECT name FROM pragma_table_info('sb_invocations')").fetchall())
+                if "parent_event" not in columns:
+                    conn.execute("ALTER TABLE sb_invocations ADD COLUMN parent_event TEXT NOT NULL DEFAULT ''")
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
 class SqliteStateBackendStore:
-    """Implements state_backend_store.StateBackendStore on a SqliteStore's file."""
+    """Implements storage.interface.StateBackendStore on a SqliteStore's file."""
+
     purge_unit = "rows"  # what PurgeCounts.entries counts
 
-
     def __init__(self, store: SqliteStore) -> None:
-        self.store = store
-        self._schema_conn: sqlite3.Connection | None = None  # touched only on the worker thread
+        # The executor store's file: its connection, worker thread and tables (data, runs,
+        # written through its public methods).
+        self.executor_store = store
+        self.connection = store.connection
+        self.connection.add_schema(_install_schema)
 
     async def open(self) -> None:
         """Open the file and create the tables now (they are also created on first use)."""
@@ -155,34 +177,14 @@ class SqliteStateBackendStore:
         """Nothing to do: the connection belongs to the SqliteStore."""
 
     # --- plumbing --------------------------------------------------------------------
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        # Once per connection: SqliteStore reopens its connection after losing the file,
-        # and a new file needs these tables again.
-        if self._schema_conn is not conn:
-            for statement in SCHEMA:
-                if "sb_history_payloads" in statement:
-                    columns = _column(conn.execute("SELECT name FROM pragma_table_info('sb_history')").fetchall())
-                    if "digest" not in columns:
-                        conn.execute("ALTER TABLE sb_history ADD COLUMN digest BLOB")
-                if "sb_invocations_by_event" in statement:
-                    columns = _column(conn.execute("SELECT name FROM pragma_table_info('sb_invocations')").fetchall())
-                    if "parent_event" not in columns:
-                        conn.execute("ALTER TABLE sb_invocations ADD COLUMN parent_event TEXT NOT NULL DEFAULT ''")
-                conn.execute(statement)  # not executescript: that would commit the open transaction
-            self._schema_conn = conn
-
     async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        def step(conn: sqlite3.Connection) -> T:
-            self._ensure_schema(conn)
-            return fn(conn)
+        return await self.connection.run(fn, write=write)
 
-        return await self.store._run(step, write=write)
-
-    async def _value(self, sql: str, params: tuple) -> str | None:
+    async def _value(self, sql: str, params: tuple[object, ...]) -> str | None:
         row = await self._run(lambda conn: conn.execute(sql, params).fetchone(), write=False)
         return None if row is None else row[0]
 
-    async def _id_page(self, table: str, column: str, where: str, params: tuple, limit: int | None,
+    async def _id_page(self, table: str, column: str, where: str, params: tuple[object, ...], limit: int | None,
                        after: str | None) -> list[str]:
         """Sorted `column` values of the rows matching `where`, the first `limit` after `after`."""
         sql = f"SELECT {column} FROM {table} WHERE {where}"
@@ -211,11 +213,7 @@ class SqliteStateBackendStore:
         return _counts(await self._rolled_back(lambda conn: _purge_workflow(conn, app_id, workflow_id)))
 
     async def _rolled_back(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def step(conn: sqlite3.Connection) -> T:
-            self._ensure_schema(conn)
-            return fn(conn)
-
-        return await self.store._run(step, write=True, commit=False)
+        return await self.connection.run(fn, write=True, commit=False)
 
     async def store_app_info(self, app_id: str, payload: str) -> None:
         await self._run(lambda conn: conn.execute(
@@ -343,7 +341,7 @@ class SqliteStateBackendStore:
         limit = max(1, batch_size)
         after: tuple[int, int] | None = None
 
-        def page(after: tuple[int, int] | None) -> Callable[[sqlite3.Connection], list[tuple]]:
+        def page(after: tuple[int, int] | None) -> Callable[[sqlite3.Connection], list[tuple[Any, ...]]]:
             last_ts, last_seq = after if after else (start_us, -1)
             return lambda conn: conn.execute(
                 f"SELECT h.ts_us, h.seq, h.invocation, {_PAYLOAD} FROM sb_history h {_PAYLOAD_JOIN}"
@@ -382,10 +380,10 @@ class SqliteStateBackendStore:
 
     # --- workflow data and deterministic values ----------------------------------------
     async def get_workflow_data(self, app_id: str, workflow_id: str, key: str) -> str | None:
-        return await self.store.get_data(app_id, workflow_id, key)
+        return await self.executor_store.get_data(app_id, workflow_id, key)
 
     async def set_workflow_data(self, app_id: str, workflow_id: str, key: str, value_json: str) -> None:
-        await self.store.set_data(app_id, workflow_id, key, value_json)
+        await self.executor_store.set_data(app_id, workflow_id, key, value_json)
 
     async def get_deterministic_value(self, app_id: str, workflow_id: str, key: str) -> str | None:
         return await self._value("SELECT value FROM sb_dvalues WHERE app=? AND workflow=? AND key=?",
@@ -408,7 +406,7 @@ class SqliteStateBackendStore:
     # --- workflow runs -------------------------------------------------------------------
     async def store_workflow_run(self, app_id: str, workflow: WorkflowRef, now_us: int) -> None:
         # The executor's own call: one table of runs for both services.
-        await self.store.store_workflow_run(app_id, workflow, now_us)
+        await self.executor_store.store_workflow_run(app_id, workflow, now_us)
 
     async def workflow_types(self, app_id: str, limit: int | None = None, after: str | None = None) -> list[str]:
         since = " AND workflow_type > ?" if after is not None else ""
@@ -473,15 +471,15 @@ class SqliteStateBackendStore:
 
 
 
-def _counts(deleted: Counter) -> PurgeCounts:
+def _counts(deleted: Counter[str]) -> PurgeCounts:
     return PurgeCounts(deleted["runs"], deleted["tasks"], sum(deleted.values()), SqliteStateBackendStore.purge_unit)
 
 
-def _purge_app(conn: sqlite3.Connection, app_id: str, keep_app_info: bool = False) -> Counter:
+def _purge_app(conn: sqlite3.Connection, app_id: str, keep_app_info: bool = False) -> Counter[str]:
     tables = _column(conn.execute(
         "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
     ).fetchall())
-    deleted: Counter = Counter()
+    deleted: Counter[str] = Counter()
     for table in tables:
         if keep_app_info and table == "sb_apps":
             continue
@@ -491,20 +489,14 @@ def _purge_app(conn: sqlite3.Connection, app_id: str, keep_app_info: bool = Fals
     return deleted
 
 
-def _purge_workflow(conn: sqlite3.Connection, app_id: str, workflow_id: str) -> Counter:
-    task_ids = {workflow_id}
-    for name, value in conn.execute("SELECT field, value FROM ops WHERE app=? AND workflow=?",
-                                    (app_id, workflow_id)):
-        pos = parse_field(workflow_id, name)
-        if pos is not None and pos.kind is Kind.TASK:
-            call = TaskCall.decode(value)
-            if not call.force_new_workflow:  # a child workflow is a workflow of its own
-                task_ids.add(call.invocation_id)
+def _purge_workflow(conn: sqlite3.Connection, app_id: str, workflow_id: str) -> Counter[str]:
+    task_ids = tasks_of_workflow(workflow_id, conn.execute(
+        "SELECT field, value FROM ops WHERE app=? AND workflow=?", (app_id, workflow_id)))
     # The StateBackend invocations of the workflow, and any StateBackend state of its tasks.
     invocation_ids = sorted(set(_column(conn.execute(
         "SELECT invocation FROM sb_invocations WHERE app=? AND workflow_id=?", (app_id, workflow_id)
     ).fetchall())) | task_ids)
-    deleted: Counter = Counter()
+    deleted: Counter[str] = Counter()
 
     def delete(table: str, where: str, *params: object) -> None:
         deleted[table] += conn.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
@@ -517,8 +509,7 @@ def _purge_workflow(conn: sqlite3.Connection, app_id: str, workflow_id: str) -> 
         deleted += _drop_history(conn, app_id, invocation_id)
         for table in ("sb_results", "sb_exceptions", "sb_invocations", "sb_projected"):
             delete(table, "app=? AND invocation=?", app_id, invocation_id)
-    # Runs are stored as WorkflowRef.encode(), '["<id>","<type>","<parent>"]': every run
-    # of this workflow sorts in [prefix, prefix with its final ',' raised to '-').
-    prefix = json.dumps([workflow_id])[:-1] + ","
+    # Every run of this workflow sorts in [prefix, prefix with its final ',' raised to '-').
+    prefix = run_prefix(workflow_id)
     delete("runs", "app=? AND run >= ? AND run < ?", app_id, prefix, prefix[:-1] + "-")
     return deleted

@@ -1078,8 +1078,20 @@ type TaskInvocation struct {
 	// While the task is RUNNING: when its holder's lease expires. A waiting
 	// caller takes the task over at that time unless the holder renews it.
 	LeaseExpireTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=lease_expire_time,json=leaseExpireTime,proto3" json:"lease_expire_time,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// True when the invocation is dispatched to a worker serving its task id
+	// (ExecuteTaskRequest.dispatch); its dispatch state follows.
+	Dispatched bool `protobuf:"varint,11,opt,name=dispatched,proto3" json:"dispatched,omitempty"`
+	// Dispatched: the attempt number (1-based) of the current or last run;
+	// 0 while it has never been handed to a worker. A redelivery after a lost
+	// lease (the worker died) is the same attempt.
+	Attempt int32 `protobuf:"varint,12,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Dispatched and waiting in its queue: when it was queued (the age
+	// `inspect` shows; schedule-to-start is counted from it).
+	QueueTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=queue_time,json=queueTime,proto3" json:"queue_time,omitempty"`
+	// Dispatched and waiting for a retry: the error of the failed attempt.
+	LastError     *TaskError `protobuf:"bytes,14,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskInvocation) Reset() {
@@ -1182,6 +1194,34 @@ func (x *TaskInvocation) GetLeaseExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *TaskInvocation) GetDispatched() bool {
+	if x != nil {
+		return x.Dispatched
+	}
+	return false
+}
+
+func (x *TaskInvocation) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TaskInvocation) GetQueueTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.QueueTime
+	}
+	return nil
+}
+
+func (x *TaskInvocation) GetLastError() *TaskError {
+	if x != nil {
+		return x.LastError
+	}
+	return nil
+}
+
 // The right, for a limited time, to run a task.
 type TaskLease struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1249,7 +1289,16 @@ type ExecuteTaskRequest struct {
 	// Who would run the task; recorded on the lease. Optional.
 	RunnerId string `protobuf:"bytes,5,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
 	// Lease length when one is granted: 1 s .. 1 h, default 30 s.
-	LeaseTtl      *durationpb.Duration `protobuf:"bytes,6,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
+	LeaseTtl *durationpb.Duration `protobuf:"bytes,6,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
+	// The caller's buffered operations, committed before the task position is
+	// taken (see OperationCommit); refused, the task is not started.
+	Commit *OperationCommit `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
+	// Set: the task is not run by the caller but queued for a worker that
+	// serves `task_id` (in any language), with these policies; the response
+	// carries no lease and the caller waits (WaitTask). Recorded with the
+	// call the first time: a replay of the position keeps the recorded
+	// dispatch and policies, whatever it asks.
+	Dispatch      *TaskDispatch `protobuf:"bytes,8,opt,name=dispatch,proto3" json:"dispatch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1326,6 +1375,540 @@ func (x *ExecuteTaskRequest) GetLeaseTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *ExecuteTaskRequest) GetCommit() *OperationCommit {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
+func (x *ExecuteTaskRequest) GetDispatch() *TaskDispatch {
+	if x != nil {
+		return x.Dispatch
+	}
+	return nil
+}
+
+// Operations a run performed since its previous call to the sidecar, whose
+// values its SDK computed locally, recorded in one atomic step with the
+// request that carries it (before that request's own work) at the positions
+// of the request's scope (its invocation; empty: the workflow's main task).
+//
+// All or nothing, in one atomic step per store:
+//   - Fenced: `lease_id` must be the lease the run was granted on its scope
+//     and no other caller may have been granted it since (a lapsed lease
+//     nobody took over still commits); else FAILED_PRECONDITION,
+//     LEASE_NOT_HELD and nothing is written.
+//   - A position already holding the same value (a repeated commit, or a value
+//     another run derived identically) is left as it is. A position holding
+//     another value (another run recorded first: a lost race, a stale log)
+//     refuses the whole commit: ABORTED, COMMIT_CONFLICT, metadata naming the
+//     position; the run reads the workflow's log again and runs again from its
+//     top, replaying the winner's record.
+//   - A new position of a finished scope: FAILED_PRECONDITION,
+//     NONDETERMINISTIC_REPLAY, as for the single-operation RPCs.
+//   - DATA_WRITE positions may only be committed by the workflow's main task
+//     (PERMISSION_DENIED, WORKFLOW_ACCESS_DENIED) and are applied to the data
+//     when first recorded; a replayed one applies nothing.
+//   - RANDOM and UUID values must equal their derivations (see Random, Uuid):
+//     they may be left unset and the server derives them; set and different,
+//     INVALID_ARGUMENT. TIME values are recorded as given (the SDK's clock,
+//     strictly later than every time the run knew of); the first one fixes
+//     the workflow's base time if it has none.
+//
+// Problems name the operation by index, e.g. `commit.operations[3].kind`.
+type OperationCommit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required when `operations` is not empty: the run's lease on its scope.
+	LeaseId string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// In the order the run performed them; at most 10000 (INVALID_ARGUMENT).
+	Operations []*BufferedOperation `protobuf:"bytes,2,rep,name=operations,proto3" json:"operations,omitempty"`
+	// The workflow the operations are recorded in. Required on CompleteTask
+	// (whose request names no workflow); elsewhere optional, and when set it
+	// must equal the request's workflow.
+	WorkflowId    string `protobuf:"bytes,3,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperationCommit) Reset() {
+	*x = OperationCommit{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperationCommit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperationCommit) ProtoMessage() {}
+
+func (x *OperationCommit) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperationCommit.ProtoReflect.Descriptor instead.
+func (*OperationCommit) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *OperationCommit) GetLeaseId() string {
+	if x != nil {
+		return x.LeaseId
+	}
+	return ""
+}
+
+func (x *OperationCommit) GetOperations() []*BufferedOperation {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+func (x *OperationCommit) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+// One operation of an OperationCommit.
+type BufferedOperation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: RANDOM, TIME, UUID, CUSTOM or DATA_WRITE.
+	Kind OperationKind `protobuf:"varint,1,opt,name=kind,proto3,enum=pynenc.sidecar.v1.OperationKind" json:"kind,omitempty"`
+	// Required when kind is CUSTOM (the operation's name) or DATA_WRITE (the
+	// data key); empty otherwise.
+	CustomName string `protobuf:"bytes,2,opt,name=custom_name,json=customName,proto3" json:"custom_name,omitempty"`
+	// Required, >= 1: the kind's (or name's) 1-based position in the run.
+	Sequence int64 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// RANDOM: random_value (optional); UUID: uuid_value (optional); TIME:
+	// time_value (required, whole microseconds: nanos a multiple of 1000, the
+	// value the code was given); CUSTOM and DATA_WRITE: json_value (required,
+	// valid JSON text).
+	//
+	// Types that are valid to be assigned to Value:
+	//
+	//	*BufferedOperation_RandomValue
+	//	*BufferedOperation_UuidValue
+	//	*BufferedOperation_TimeValue
+	//	*BufferedOperation_JsonValue
+	Value         isBufferedOperation_Value `protobuf_oneof:"value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BufferedOperation) Reset() {
+	*x = BufferedOperation{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BufferedOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BufferedOperation) ProtoMessage() {}
+
+func (x *BufferedOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BufferedOperation.ProtoReflect.Descriptor instead.
+func (*BufferedOperation) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *BufferedOperation) GetKind() OperationKind {
+	if x != nil {
+		return x.Kind
+	}
+	return OperationKind_OPERATION_KIND_UNSPECIFIED
+}
+
+func (x *BufferedOperation) GetCustomName() string {
+	if x != nil {
+		return x.CustomName
+	}
+	return ""
+}
+
+func (x *BufferedOperation) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *BufferedOperation) GetValue() isBufferedOperation_Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *BufferedOperation) GetRandomValue() float64 {
+	if x != nil {
+		if x, ok := x.Value.(*BufferedOperation_RandomValue); ok {
+			return x.RandomValue
+		}
+	}
+	return 0
+}
+
+func (x *BufferedOperation) GetUuidValue() string {
+	if x != nil {
+		if x, ok := x.Value.(*BufferedOperation_UuidValue); ok {
+			return x.UuidValue
+		}
+	}
+	return ""
+}
+
+func (x *BufferedOperation) GetTimeValue() *timestamppb.Timestamp {
+	if x != nil {
+		if x, ok := x.Value.(*BufferedOperation_TimeValue); ok {
+			return x.TimeValue
+		}
+	}
+	return nil
+}
+
+func (x *BufferedOperation) GetJsonValue() string {
+	if x != nil {
+		if x, ok := x.Value.(*BufferedOperation_JsonValue); ok {
+			return x.JsonValue
+		}
+	}
+	return ""
+}
+
+type isBufferedOperation_Value interface {
+	isBufferedOperation_Value()
+}
+
+type BufferedOperation_RandomValue struct {
+	RandomValue float64 `protobuf:"fixed64,4,opt,name=random_value,json=randomValue,proto3,oneof"`
+}
+
+type BufferedOperation_UuidValue struct {
+	UuidValue string `protobuf:"bytes,5,opt,name=uuid_value,json=uuidValue,proto3,oneof"`
+}
+
+type BufferedOperation_TimeValue struct {
+	TimeValue *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time_value,json=timeValue,proto3,oneof"`
+}
+
+type BufferedOperation_JsonValue struct {
+	JsonValue string `protobuf:"bytes,7,opt,name=json_value,json=jsonValue,proto3,oneof"`
+}
+
+func (*BufferedOperation_RandomValue) isBufferedOperation_Value() {}
+
+func (*BufferedOperation_UuidValue) isBufferedOperation_Value() {}
+
+func (*BufferedOperation_TimeValue) isBufferedOperation_Value() {}
+
+func (*BufferedOperation_JsonValue) isBufferedOperation_Value() {}
+
+type CommitOperationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// Required.
+	WorkflowId string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// The run's invocation; empty means the workflow's main task.
+	InvocationId string `protobuf:"bytes,3,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
+	// Required. Its workflow_id may be left empty.
+	Commit        *OperationCommit `protobuf:"bytes,4,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOperationsRequest) Reset() {
+	*x = CommitOperationsRequest{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOperationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOperationsRequest) ProtoMessage() {}
+
+func (x *CommitOperationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOperationsRequest.ProtoReflect.Descriptor instead.
+func (*CommitOperationsRequest) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CommitOperationsRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *CommitOperationsRequest) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *CommitOperationsRequest) GetInvocationId() string {
+	if x != nil {
+		return x.InvocationId
+	}
+	return ""
+}
+
+func (x *CommitOperationsRequest) GetCommit() *OperationCommit {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
+type CommitOperationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the commit's operations were recorded now (the others were
+	// recorded already, with the same values).
+	RecordedCount int32 `protobuf:"varint,1,opt,name=recorded_count,json=recordedCount,proto3" json:"recorded_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOperationsResponse) Reset() {
+	*x = CommitOperationsResponse{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOperationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOperationsResponse) ProtoMessage() {}
+
+func (x *CommitOperationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOperationsResponse.ProtoReflect.Descriptor instead.
+func (*CommitOperationsResponse) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CommitOperationsResponse) GetRecordedCount() int32 {
+	if x != nil {
+		return x.RecordedCount
+	}
+	return 0
+}
+
+// How a dispatched task is run. Every field is optional.
+type TaskDispatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Retries of failed attempts; unset: one attempt, no retry.
+	RetryPolicy *RetryPolicy `protobuf:"bytes,1,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	// Longest time one attempt may run, from its lease to its outcome. An
+	// attempt still running then loses its lease (its next RenewTaskLease is
+	// refused) and fails with "StartToCloseTimeout", retried per the policy.
+	// Unset: no limit (heartbeats still detect a dead worker).
+	StartToCloseTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=start_to_close_timeout,json=startToCloseTimeout,proto3" json:"start_to_close_timeout,omitempty"`
+	// Longest time the invocation may wait in its queue for a worker, each
+	// time it is queued: then it fails with "ScheduleToStartTimeout", naming
+	// the task id. 1 s .. 30 days; unset: 10 minutes.
+	ScheduleToStartTimeout *durationpb.Duration `protobuf:"bytes,3,opt,name=schedule_to_start_timeout,json=scheduleToStartTimeout,proto3" json:"schedule_to_start_timeout,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *TaskDispatch) Reset() {
+	*x = TaskDispatch{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskDispatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskDispatch) ProtoMessage() {}
+
+func (x *TaskDispatch) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskDispatch.ProtoReflect.Descriptor instead.
+func (*TaskDispatch) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TaskDispatch) GetRetryPolicy() *RetryPolicy {
+	if x != nil {
+		return x.RetryPolicy
+	}
+	return nil
+}
+
+func (x *TaskDispatch) GetStartToCloseTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.StartToCloseTimeout
+	}
+	return nil
+}
+
+func (x *TaskDispatch) GetScheduleToStartTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ScheduleToStartTimeout
+	}
+	return nil
+}
+
+// Which failed attempts run again, and when.
+type RetryPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Attempts in all, the first included: 1 .. 100; unset or 0: 1.
+	MaxAttempts int32 `protobuf:"varint,1,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// Wait before the second attempt: 0 .. 1 h; unset: 1 s.
+	InitialBackoff *durationpb.Duration `protobuf:"bytes,2,opt,name=initial_backoff,json=initialBackoff,proto3" json:"initial_backoff,omitempty"`
+	// Each later wait is the previous one times this: 1 .. 10; unset or 0: 2.
+	BackoffMultiplier float64 `protobuf:"fixed64,3,opt,name=backoff_multiplier,json=backoffMultiplier,proto3" json:"backoff_multiplier,omitempty"`
+	// The longest wait: 0 .. 24 h; unset: 60 s.
+	MaxBackoff *durationpb.Duration `protobuf:"bytes,4,opt,name=max_backoff,json=maxBackoff,proto3" json:"max_backoff,omitempty"`
+	// Error types (TaskError.type) that are retried; empty: every type.
+	RetryableErrorTypes []string `protobuf:"bytes,5,rep,name=retryable_error_types,json=retryableErrorTypes,proto3" json:"retryable_error_types,omitempty"`
+	// Error types never retried (checked after retryable_error_types).
+	// "TaskCancelled" and "ScheduleToStartTimeout" are never retried.
+	NonRetryableErrorTypes []string `protobuf:"bytes,6,rep,name=non_retryable_error_types,json=nonRetryableErrorTypes,proto3" json:"non_retryable_error_types,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *RetryPolicy) Reset() {
+	*x = RetryPolicy{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPolicy) ProtoMessage() {}
+
+func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
+func (*RetryPolicy) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RetryPolicy) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetInitialBackoff() *durationpb.Duration {
+	if x != nil {
+		return x.InitialBackoff
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetBackoffMultiplier() float64 {
+	if x != nil {
+		return x.BackoffMultiplier
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetMaxBackoff() *durationpb.Duration {
+	if x != nil {
+		return x.MaxBackoff
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetRetryableErrorTypes() []string {
+	if x != nil {
+		return x.RetryableErrorTypes
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetNonRetryableErrorTypes() []string {
+	if x != nil {
+		return x.NonRetryableErrorTypes
+	}
+	return nil
+}
+
 type ExecuteTaskResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Invocation *TaskInvocation        `protobuf:"bytes,1,opt,name=invocation,proto3" json:"invocation,omitempty"`
@@ -1339,7 +1922,7 @@ type ExecuteTaskResponse struct {
 
 func (x *ExecuteTaskResponse) Reset() {
 	*x = ExecuteTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1934,7 @@ func (x *ExecuteTaskResponse) String() string {
 func (*ExecuteTaskResponse) ProtoMessage() {}
 
 func (x *ExecuteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[18]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1947,7 @@ func (x *ExecuteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteTaskResponse.ProtoReflect.Descriptor instead.
 func (*ExecuteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{18}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExecuteTaskResponse) GetInvocation() *TaskInvocation {
@@ -1411,7 +1994,7 @@ type StartWorkflowRequest struct {
 
 func (x *StartWorkflowRequest) Reset() {
 	*x = StartWorkflowRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +2006,7 @@ func (x *StartWorkflowRequest) String() string {
 func (*StartWorkflowRequest) ProtoMessage() {}
 
 func (x *StartWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +2019,7 @@ func (x *StartWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*StartWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{19}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StartWorkflowRequest) GetAppId() string {
@@ -1499,7 +2082,7 @@ type StartWorkflowResponse struct {
 
 func (x *StartWorkflowResponse) Reset() {
 	*x = StartWorkflowResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +2094,7 @@ func (x *StartWorkflowResponse) String() string {
 func (*StartWorkflowResponse) ProtoMessage() {}
 
 func (x *StartWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[20]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +2107,7 @@ func (x *StartWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*StartWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{20}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StartWorkflowResponse) GetInvocation() *TaskInvocation {
@@ -1565,7 +2148,7 @@ type WorkflowLog struct {
 
 func (x *WorkflowLog) Reset() {
 	*x = WorkflowLog{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +2160,7 @@ func (x *WorkflowLog) String() string {
 func (*WorkflowLog) ProtoMessage() {}
 
 func (x *WorkflowLog) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[21]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +2173,7 @@ func (x *WorkflowLog) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowLog.ProtoReflect.Descriptor instead.
 func (*WorkflowLog) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{21}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WorkflowLog) GetBatches() []*GetWorkflowLogResponse {
@@ -1616,7 +2199,7 @@ type RenewTaskLeaseRequest struct {
 
 func (x *RenewTaskLeaseRequest) Reset() {
 	*x = RenewTaskLeaseRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +2211,7 @@ func (x *RenewTaskLeaseRequest) String() string {
 func (*RenewTaskLeaseRequest) ProtoMessage() {}
 
 func (x *RenewTaskLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[22]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +2224,7 @@ func (x *RenewTaskLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewTaskLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewTaskLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{22}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RenewTaskLeaseRequest) GetAppId() string {
@@ -1681,7 +2264,7 @@ type RenewTaskLeaseResponse struct {
 
 func (x *RenewTaskLeaseResponse) Reset() {
 	*x = RenewTaskLeaseResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +2276,7 @@ func (x *RenewTaskLeaseResponse) String() string {
 func (*RenewTaskLeaseResponse) ProtoMessage() {}
 
 func (x *RenewTaskLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[23]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +2289,7 @@ func (x *RenewTaskLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewTaskLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewTaskLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{23}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RenewTaskLeaseResponse) GetLease() *TaskLease {
@@ -1730,14 +2313,19 @@ type CompleteTaskRequest struct {
 	//
 	//	*CompleteTaskRequest_ResultJson
 	//	*CompleteTaskRequest_Error
-	Outcome       isCompleteTaskRequest_Outcome `protobuf_oneof:"outcome"`
+	Outcome isCompleteTaskRequest_Outcome `protobuf_oneof:"outcome"`
+	// The task's buffered operations, committed before the outcome is recorded
+	// (see OperationCommit; its workflow_id is required here, and its lease_id
+	// may be left empty: this request's lease_id is used). Refused, no outcome
+	// is recorded.
+	Commit        *OperationCommit `protobuf:"bytes,6,opt,name=commit,proto3" json:"commit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompleteTaskRequest) Reset() {
 	*x = CompleteTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +2337,7 @@ func (x *CompleteTaskRequest) String() string {
 func (*CompleteTaskRequest) ProtoMessage() {}
 
 func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +2350,7 @@ func (x *CompleteTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskRequest.ProtoReflect.Descriptor instead.
 func (*CompleteTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{24}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CompleteTaskRequest) GetAppId() string {
@@ -1811,6 +2399,13 @@ func (x *CompleteTaskRequest) GetError() *TaskError {
 	return nil
 }
 
+func (x *CompleteTaskRequest) GetCommit() *OperationCommit {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
 type isCompleteTaskRequest_Outcome interface {
 	isCompleteTaskRequest_Outcome()
 }
@@ -1840,7 +2435,7 @@ type CompleteTaskResponse struct {
 
 func (x *CompleteTaskResponse) Reset() {
 	*x = CompleteTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +2447,7 @@ func (x *CompleteTaskResponse) String() string {
 func (*CompleteTaskResponse) ProtoMessage() {}
 
 func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[25]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +2460,7 @@ func (x *CompleteTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteTaskResponse.ProtoReflect.Descriptor instead.
 func (*CompleteTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{25}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CompleteTaskResponse) GetInvocation() *TaskInvocation {
@@ -1900,7 +2495,7 @@ type WaitTaskRequest struct {
 
 func (x *WaitTaskRequest) Reset() {
 	*x = WaitTaskRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2507,7 @@ func (x *WaitTaskRequest) String() string {
 func (*WaitTaskRequest) ProtoMessage() {}
 
 func (x *WaitTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[26]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2520,7 @@ func (x *WaitTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitTaskRequest.ProtoReflect.Descriptor instead.
 func (*WaitTaskRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{26}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WaitTaskRequest) GetAppId() string {
@@ -1975,7 +2570,7 @@ type WaitTaskResponse struct {
 
 func (x *WaitTaskResponse) Reset() {
 	*x = WaitTaskResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2582,7 @@ func (x *WaitTaskResponse) String() string {
 func (*WaitTaskResponse) ProtoMessage() {}
 
 func (x *WaitTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[27]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2595,7 @@ func (x *WaitTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitTaskResponse.ProtoReflect.Descriptor instead.
 func (*WaitTaskResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{27}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WaitTaskResponse) GetInvocation() *TaskInvocation {
@@ -2028,14 +2623,18 @@ type GetDataRequest struct {
 	// Optional: the reader's position (its sequence counts this key's reads in
 	// the run). Given, the read is recorded (see GetData), and app_id and
 	// workflow_id may be left empty (if set, they must equal the position's).
-	Position      *OperationPosition `protobuf:"bytes,4,opt,name=position,proto3" json:"position,omitempty"`
+	Position *OperationPosition `protobuf:"bytes,4,opt,name=position,proto3" json:"position,omitempty"`
+	// With `position` only: the reader's buffered operations, committed before
+	// the read (so the read sees the run's own buffered writes); see
+	// OperationCommit. Refused, nothing is read or recorded.
+	Commit        *OperationCommit `protobuf:"bytes,5,opt,name=commit,proto3" json:"commit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetDataRequest) Reset() {
 	*x = GetDataRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2646,7 @@ func (x *GetDataRequest) String() string {
 func (*GetDataRequest) ProtoMessage() {}
 
 func (x *GetDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[28]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2659,7 @@ func (x *GetDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataRequest.ProtoReflect.Descriptor instead.
 func (*GetDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{28}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetDataRequest) GetAppId() string {
@@ -2091,6 +2690,13 @@ func (x *GetDataRequest) GetPosition() *OperationPosition {
 	return nil
 }
 
+func (x *GetDataRequest) GetCommit() *OperationCommit {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
 type GetDataResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Found bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
@@ -2104,7 +2710,7 @@ type GetDataResponse struct {
 
 func (x *GetDataResponse) Reset() {
 	*x = GetDataResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2722,7 @@ func (x *GetDataResponse) String() string {
 func (*GetDataResponse) ProtoMessage() {}
 
 func (x *GetDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[29]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2735,7 @@ func (x *GetDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDataResponse.ProtoReflect.Descriptor instead.
 func (*GetDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{29}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetDataResponse) GetFound() bool {
@@ -2176,7 +2782,7 @@ type SetDataRequest struct {
 
 func (x *SetDataRequest) Reset() {
 	*x = SetDataRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2794,7 @@ func (x *SetDataRequest) String() string {
 func (*SetDataRequest) ProtoMessage() {}
 
 func (x *SetDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2807,7 @@ func (x *SetDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDataRequest.ProtoReflect.Descriptor instead.
 func (*SetDataRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{30}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SetDataRequest) GetAppId() string {
@@ -2257,7 +2863,7 @@ type SetDataResponse struct {
 
 func (x *SetDataResponse) Reset() {
 	*x = SetDataResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2875,7 @@ func (x *SetDataResponse) String() string {
 func (*SetDataResponse) ProtoMessage() {}
 
 func (x *SetDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[31]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2888,7 @@ func (x *SetDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDataResponse.ProtoReflect.Descriptor instead.
 func (*SetDataResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{31}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SetDataResponse) GetReplayed() bool {
@@ -2304,7 +2910,7 @@ type GetBaseTimeRequest struct {
 
 func (x *GetBaseTimeRequest) Reset() {
 	*x = GetBaseTimeRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2922,7 @@ func (x *GetBaseTimeRequest) String() string {
 func (*GetBaseTimeRequest) ProtoMessage() {}
 
 func (x *GetBaseTimeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[32]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2935,7 @@ func (x *GetBaseTimeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBaseTimeRequest.ProtoReflect.Descriptor instead.
 func (*GetBaseTimeRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{32}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetBaseTimeRequest) GetAppId() string {
@@ -2356,7 +2962,7 @@ type GetBaseTimeResponse struct {
 
 func (x *GetBaseTimeResponse) Reset() {
 	*x = GetBaseTimeResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2974,7 @@ func (x *GetBaseTimeResponse) String() string {
 func (*GetBaseTimeResponse) ProtoMessage() {}
 
 func (x *GetBaseTimeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[33]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2987,7 @@ func (x *GetBaseTimeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBaseTimeResponse.ProtoReflect.Descriptor instead.
 func (*GetBaseTimeResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{33}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetBaseTimeResponse) GetBaseTime() *timestamppb.Timestamp {
@@ -2416,7 +3022,7 @@ type GetOperationCountRequest struct {
 
 func (x *GetOperationCountRequest) Reset() {
 	*x = GetOperationCountRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +3034,7 @@ func (x *GetOperationCountRequest) String() string {
 func (*GetOperationCountRequest) ProtoMessage() {}
 
 func (x *GetOperationCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[34]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +3047,7 @@ func (x *GetOperationCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationCountRequest.ProtoReflect.Descriptor instead.
 func (*GetOperationCountRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{34}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetOperationCountRequest) GetAppId() string {
@@ -2488,7 +3094,7 @@ type GetOperationCountResponse struct {
 
 func (x *GetOperationCountResponse) Reset() {
 	*x = GetOperationCountResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2500,7 +3106,7 @@ func (x *GetOperationCountResponse) String() string {
 func (*GetOperationCountResponse) ProtoMessage() {}
 
 func (x *GetOperationCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[35]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2513,7 +3119,7 @@ func (x *GetOperationCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationCountResponse.ProtoReflect.Descriptor instead.
 func (*GetOperationCountResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{35}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetOperationCountResponse) GetCount() int64 {
@@ -2535,7 +3141,7 @@ type GetWorkflowLogRequest struct {
 
 func (x *GetWorkflowLogRequest) Reset() {
 	*x = GetWorkflowLogRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +3153,7 @@ func (x *GetWorkflowLogRequest) String() string {
 func (*GetWorkflowLogRequest) ProtoMessage() {}
 
 func (x *GetWorkflowLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[36]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +3166,7 @@ func (x *GetWorkflowLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{36}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetWorkflowLogRequest) GetAppId() string {
@@ -2592,7 +3198,7 @@ type GetWorkflowLogResponse struct {
 
 func (x *GetWorkflowLogResponse) Reset() {
 	*x = GetWorkflowLogResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +3210,7 @@ func (x *GetWorkflowLogResponse) String() string {
 func (*GetWorkflowLogResponse) ProtoMessage() {}
 
 func (x *GetWorkflowLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[37]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +3223,7 @@ func (x *GetWorkflowLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkflowLogResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkflowLogResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{37}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetWorkflowLogResponse) GetOperations() []*RecordedOperation {
@@ -2653,7 +3259,7 @@ type RetryWorkflowRequest struct {
 
 func (x *RetryWorkflowRequest) Reset() {
 	*x = RetryWorkflowRequest{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +3271,7 @@ func (x *RetryWorkflowRequest) String() string {
 func (*RetryWorkflowRequest) ProtoMessage() {}
 
 func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[38]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +3284,7 @@ func (x *RetryWorkflowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowRequest.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowRequest) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{38}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RetryWorkflowRequest) GetAppId() string {
@@ -2705,7 +3311,7 @@ type RetryWorkflowResponse struct {
 
 func (x *RetryWorkflowResponse) Reset() {
 	*x = RetryWorkflowResponse{}
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[39]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +3323,7 @@ func (x *RetryWorkflowResponse) String() string {
 func (*RetryWorkflowResponse) ProtoMessage() {}
 
 func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[39]
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +3336,7 @@ func (x *RetryWorkflowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryWorkflowResponse.ProtoReflect.Descriptor instead.
 func (*RetryWorkflowResponse) Descriptor() ([]byte, []int) {
-	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{39}
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RetryWorkflowResponse) GetInvocations() []*TaskInvocation {
@@ -2738,6 +3344,432 @@ func (x *RetryWorkflowResponse) GetInvocations() []*TaskInvocation {
 		return x.Invocations
 	}
 	return nil
+}
+
+type PollTasksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// Required: the task ids this worker serves, 1 .. 100 of them.
+	TaskIds []string `protobuf:"bytes,2,rep,name=task_ids,json=taskIds,proto3" json:"task_ids,omitempty"`
+	// Who polls; recorded on the leases as their runner_id. Optional.
+	WorkerId string `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// How many invocations to lease at most: 1 .. 100, default 1 (a worker
+	// asks for as many as it has free slots).
+	MaxTasks int32 `protobuf:"varint,4,opt,name=max_tasks,json=maxTasks,proto3" json:"max_tasks,omitempty"`
+	// Lease length of each invocation handed out: 1 s .. 1 h, default 30 s.
+	LeaseTtl *durationpb.Duration `protobuf:"bytes,5,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
+	// How long to wait when nothing is queued: 0 .. 60 s, default 30 s.
+	Timeout       *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollTasksRequest) Reset() {
+	*x = PollTasksRequest{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollTasksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollTasksRequest) ProtoMessage() {}
+
+func (x *PollTasksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollTasksRequest.ProtoReflect.Descriptor instead.
+func (*PollTasksRequest) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *PollTasksRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *PollTasksRequest) GetTaskIds() []string {
+	if x != nil {
+		return x.TaskIds
+	}
+	return nil
+}
+
+func (x *PollTasksRequest) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *PollTasksRequest) GetMaxTasks() int32 {
+	if x != nil {
+		return x.MaxTasks
+	}
+	return 0
+}
+
+func (x *PollTasksRequest) GetLeaseTtl() *durationpb.Duration {
+	if x != nil {
+		return x.LeaseTtl
+	}
+	return nil
+}
+
+func (x *PollTasksRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type PollTasksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty when nothing was queued before the timeout.
+	Tasks         []*DispatchedTask `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollTasksResponse) Reset() {
+	*x = PollTasksResponse{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollTasksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollTasksResponse) ProtoMessage() {}
+
+func (x *PollTasksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollTasksResponse.ProtoReflect.Descriptor instead.
+func (*PollTasksResponse) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *PollTasksResponse) GetTasks() []*DispatchedTask {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+// An invocation leased to the polling worker: run it, renew the lease while
+// it runs, and complete it (or hand it back with ReleaseTask).
+type DispatchedTask struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The invocation (status RUNNING, attempt >= 1), its arguments and its
+	// workflow: its operations are recorded with invocation_id as scope.
+	Invocation *TaskInvocation `protobuf:"bytes,1,opt,name=invocation,proto3" json:"invocation,omitempty"`
+	Lease      *TaskLease      `protobuf:"bytes,2,opt,name=lease,proto3" json:"lease,omitempty"`
+	// When start_to_close_timeout ends this attempt; unset: no limit.
+	Deadline      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DispatchedTask) Reset() {
+	*x = DispatchedTask{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DispatchedTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DispatchedTask) ProtoMessage() {}
+
+func (x *DispatchedTask) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DispatchedTask.ProtoReflect.Descriptor instead.
+func (*DispatchedTask) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *DispatchedTask) GetInvocation() *TaskInvocation {
+	if x != nil {
+		return x.Invocation
+	}
+	return nil
+}
+
+func (x *DispatchedTask) GetLease() *TaskLease {
+	if x != nil {
+		return x.Lease
+	}
+	return nil
+}
+
+func (x *DispatchedTask) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+type ReleaseTaskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// Required.
+	InvocationId string `protobuf:"bytes,2,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
+	// Required: the lease PollTasks granted.
+	LeaseId       string `protobuf:"bytes,3,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseTaskRequest) Reset() {
+	*x = ReleaseTaskRequest{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseTaskRequest) ProtoMessage() {}
+
+func (x *ReleaseTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseTaskRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseTaskRequest) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ReleaseTaskRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *ReleaseTaskRequest) GetInvocationId() string {
+	if x != nil {
+		return x.InvocationId
+	}
+	return ""
+}
+
+func (x *ReleaseTaskRequest) GetLeaseId() string {
+	if x != nil {
+		return x.LeaseId
+	}
+	return ""
+}
+
+type ReleaseTaskResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The invocation, queued again.
+	Invocation    *TaskInvocation `protobuf:"bytes,1,opt,name=invocation,proto3" json:"invocation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseTaskResponse) Reset() {
+	*x = ReleaseTaskResponse{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseTaskResponse) ProtoMessage() {}
+
+func (x *ReleaseTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseTaskResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseTaskResponse) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ReleaseTaskResponse) GetInvocation() *TaskInvocation {
+	if x != nil {
+		return x.Invocation
+	}
+	return nil
+}
+
+type CancelTaskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// Required.
+	InvocationId string `protobuf:"bytes,2,opt,name=invocation_id,json=invocationId,proto3" json:"invocation_id,omitempty"`
+	// Why; put in the "TaskCancelled" error's message. Optional.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTaskRequest) Reset() {
+	*x = CancelTaskRequest{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTaskRequest) ProtoMessage() {}
+
+func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
+func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *CancelTaskRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *CancelTaskRequest) GetInvocationId() string {
+	if x != nil {
+		return x.InvocationId
+	}
+	return ""
+}
+
+func (x *CancelTaskRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CancelTaskResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The invocation now: FAILED with "TaskCancelled", or the outcome it had.
+	Invocation *TaskInvocation `protobuf:"bytes,1,opt,name=invocation,proto3" json:"invocation,omitempty"`
+	// False when it had already finished.
+	Cancelled     bool `protobuf:"varint,2,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTaskResponse) Reset() {
+	*x = CancelTaskResponse{}
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTaskResponse) ProtoMessage() {}
+
+func (x *CancelTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTaskResponse.ProtoReflect.Descriptor instead.
+func (*CancelTaskResponse) Descriptor() ([]byte, []int) {
+	return file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *CancelTaskResponse) GetInvocation() *TaskInvocation {
+	if x != nil {
+		return x.Invocation
+	}
+	return nil
+}
+
+func (x *CancelTaskResponse) GetCancelled() bool {
+	if x != nil {
+		return x.Cancelled
+	}
+	return false
 }
 
 var File_pynenc_sidecar_v1_deterministic_executor_proto protoreflect.FileDescriptor
@@ -2813,7 +3845,7 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\bTaskCall\x12#\n" +
 	"\rinvocation_id\x18\x01 \x01(\tR\finvocationId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12%\n" +
-	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\"\xea\x03\n" +
+	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\"\x9c\x05\n" +
 	"\x0eTaskInvocation\x12#\n" +
 	"\rinvocation_id\x18\x01 \x01(\tR\finvocationId\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12%\n" +
@@ -2826,18 +3858,68 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\x05error\x18\b \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorR\x05error\x12&\n" +
 	"\x0flease_runner_id\x18\t \x01(\tR\rleaseRunnerId\x12F\n" +
 	"\x11lease_expire_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\"c\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\x12\x1e\n" +
+	"\n" +
+	"dispatched\x18\v \x01(\bR\n" +
+	"dispatched\x12\x18\n" +
+	"\aattempt\x18\f \x01(\x05R\aattempt\x129\n" +
+	"\n" +
+	"queue_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tqueueTime\x12;\n" +
+	"\n" +
+	"last_error\x18\x0e \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorR\tlastError\"c\n" +
 	"\tTaskLease\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\x99\x02\n" +
+	"expireTime\"\x92\x03\n" +
 	"\x12ExecuteTaskRequest\x12@\n" +
 	"\bposition\x18\x01 \x01(\v2$.pynenc.sidecar.v1.OperationPositionR\bposition\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12%\n" +
 	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\x12,\n" +
 	"\x12force_new_workflow\x18\x04 \x01(\bR\x10forceNewWorkflow\x12\x1b\n" +
 	"\trunner_id\x18\x05 \x01(\tR\brunnerId\x126\n" +
-	"\tlease_ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\"\xa8\x01\n" +
+	"\tlease_ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\x12:\n" +
+	"\x06commit\x18\a \x01(\v2\".pynenc.sidecar.v1.OperationCommitR\x06commit\x12;\n" +
+	"\bdispatch\x18\b \x01(\v2\x1f.pynenc.sidecar.v1.TaskDispatchR\bdispatch\"\x93\x01\n" +
+	"\x0fOperationCommit\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12D\n" +
+	"\n" +
+	"operations\x18\x02 \x03(\v2$.pynenc.sidecar.v1.BufferedOperationR\n" +
+	"operations\x12\x1f\n" +
+	"\vworkflow_id\x18\x03 \x01(\tR\n" +
+	"workflowId\"\xb3\x02\n" +
+	"\x11BufferedOperation\x124\n" +
+	"\x04kind\x18\x01 \x01(\x0e2 .pynenc.sidecar.v1.OperationKindR\x04kind\x12\x1f\n" +
+	"\vcustom_name\x18\x02 \x01(\tR\n" +
+	"customName\x12\x1a\n" +
+	"\bsequence\x18\x03 \x01(\x03R\bsequence\x12#\n" +
+	"\frandom_value\x18\x04 \x01(\x01H\x00R\vrandomValue\x12\x1f\n" +
+	"\n" +
+	"uuid_value\x18\x05 \x01(\tH\x00R\tuuidValue\x12;\n" +
+	"\n" +
+	"time_value\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\ttimeValue\x12\x1f\n" +
+	"\n" +
+	"json_value\x18\a \x01(\tH\x00R\tjsonValueB\a\n" +
+	"\x05value\"\xb2\x01\n" +
+	"\x17CommitOperationsRequest\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
+	"\vworkflow_id\x18\x02 \x01(\tR\n" +
+	"workflowId\x12#\n" +
+	"\rinvocation_id\x18\x03 \x01(\tR\finvocationId\x12:\n" +
+	"\x06commit\x18\x04 \x01(\v2\".pynenc.sidecar.v1.OperationCommitR\x06commit\"A\n" +
+	"\x18CommitOperationsResponse\x12%\n" +
+	"\x0erecorded_count\x18\x01 \x01(\x05R\rrecordedCount\"\xf7\x01\n" +
+	"\fTaskDispatch\x12A\n" +
+	"\fretry_policy\x18\x01 \x01(\v2\x1e.pynenc.sidecar.v1.RetryPolicyR\vretryPolicy\x12N\n" +
+	"\x16start_to_close_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x13startToCloseTimeout\x12T\n" +
+	"\x19schedule_to_start_timeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x16scheduleToStartTimeout\"\xce\x02\n" +
+	"\vRetryPolicy\x12!\n" +
+	"\fmax_attempts\x18\x01 \x01(\x05R\vmaxAttempts\x12B\n" +
+	"\x0finitial_backoff\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0einitialBackoff\x12-\n" +
+	"\x12backoff_multiplier\x18\x03 \x01(\x01R\x11backoffMultiplier\x12:\n" +
+	"\vmax_backoff\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"maxBackoff\x122\n" +
+	"\x15retryable_error_types\x18\x05 \x03(\tR\x13retryableErrorTypes\x129\n" +
+	"\x19non_retryable_error_types\x18\x06 \x03(\tR\x16nonRetryableErrorTypes\"\xa8\x01\n" +
 	"\x13ExecuteTaskResponse\x12A\n" +
 	"\n" +
 	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
@@ -2867,14 +3949,15 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\blease_id\x18\x03 \x01(\tR\aleaseId\x126\n" +
 	"\tlease_ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\"L\n" +
 	"\x16RenewTaskLeaseResponse\x122\n" +
-	"\x05lease\x18\x01 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\xd0\x01\n" +
+	"\x05lease\x18\x01 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\x8c\x02\n" +
 	"\x13CompleteTaskRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
 	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x19\n" +
 	"\blease_id\x18\x03 \x01(\tR\aleaseId\x12!\n" +
 	"\vresult_json\x18\x04 \x01(\tH\x00R\n" +
 	"resultJson\x124\n" +
-	"\x05error\x18\x05 \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorH\x00R\x05errorB\t\n" +
+	"\x05error\x18\x05 \x01(\v2\x1c.pynenc.sidecar.v1.TaskErrorH\x00R\x05error\x12:\n" +
+	"\x06commit\x18\x06 \x01(\v2\".pynenc.sidecar.v1.OperationCommitR\x06commitB\t\n" +
 	"\aoutcome\"u\n" +
 	"\x14CompleteTaskResponse\x12A\n" +
 	"\n" +
@@ -2891,13 +3974,14 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\n" +
 	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
 	"invocation\x122\n" +
-	"\x05lease\x18\x02 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\x9c\x01\n" +
+	"\x05lease\x18\x02 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\"\xd8\x01\n" +
 	"\x0eGetDataRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12@\n" +
-	"\bposition\x18\x04 \x01(\v2$.pynenc.sidecar.v1.OperationPositionR\bposition\"b\n" +
+	"\bposition\x18\x04 \x01(\v2$.pynenc.sidecar.v1.OperationPositionR\bposition\x12:\n" +
+	"\x06commit\x18\x05 \x01(\v2\".pynenc.sidecar.v1.OperationCommitR\x06commit\"b\n" +
 	"\x0fGetDataResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1d\n" +
 	"\n" +
@@ -2946,7 +4030,39 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\"\\\n" +
 	"\x15RetryWorkflowResponse\x12C\n" +
-	"\vinvocations\x18\x01 \x03(\v2!.pynenc.sidecar.v1.TaskInvocationR\vinvocations*\xed\x01\n" +
+	"\vinvocations\x18\x01 \x03(\v2!.pynenc.sidecar.v1.TaskInvocationR\vinvocations\"\xeb\x01\n" +
+	"\x10PollTasksRequest\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x19\n" +
+	"\btask_ids\x18\x02 \x03(\tR\ataskIds\x12\x1b\n" +
+	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12\x1b\n" +
+	"\tmax_tasks\x18\x04 \x01(\x05R\bmaxTasks\x126\n" +
+	"\tlease_ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\x123\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"L\n" +
+	"\x11PollTasksResponse\x127\n" +
+	"\x05tasks\x18\x01 \x03(\v2!.pynenc.sidecar.v1.DispatchedTaskR\x05tasks\"\xbf\x01\n" +
+	"\x0eDispatchedTask\x12A\n" +
+	"\n" +
+	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
+	"invocation\x122\n" +
+	"\x05lease\x18\x02 \x01(\v2\x1c.pynenc.sidecar.v1.TaskLeaseR\x05lease\x126\n" +
+	"\bdeadline\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\"k\n" +
+	"\x12ReleaseTaskRequest\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
+	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x19\n" +
+	"\blease_id\x18\x03 \x01(\tR\aleaseId\"X\n" +
+	"\x13ReleaseTaskResponse\x12A\n" +
+	"\n" +
+	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
+	"invocation\"g\n" +
+	"\x11CancelTaskRequest\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12#\n" +
+	"\rinvocation_id\x18\x02 \x01(\tR\finvocationId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"u\n" +
+	"\x12CancelTaskResponse\x12A\n" +
+	"\n" +
+	"invocation\x18\x01 \x01(\v2!.pynenc.sidecar.v1.TaskInvocationR\n" +
+	"invocation\x12\x1c\n" +
+	"\tcancelled\x18\x02 \x01(\bR\tcancelled*\xed\x01\n" +
 	"\rOperationKind\x12\x1e\n" +
 	"\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15OPERATION_KIND_RANDOM\x10\x01\x12\x17\n" +
@@ -2955,7 +4071,7 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\x13OPERATION_KIND_TASK\x10\x04\x12\x19\n" +
 	"\x15OPERATION_KIND_CUSTOM\x10\x05\x12\x1c\n" +
 	"\x18OPERATION_KIND_DATA_READ\x10\x06\x12\x1d\n" +
-	"\x19OPERATION_KIND_DATA_WRITE\x10\a2\xd0\v\n" +
+	"\x19OPERATION_KIND_DATA_WRITE\x10\a2\xce\x0e\n" +
 	"\x1cDeterministicExecutorService\x12M\n" +
 	"\x06Random\x12 .pynenc.sidecar.v1.RandomRequest\x1a!.pynenc.sidecar.v1.RandomResponse\x12M\n" +
 	"\x06UtcNow\x12 .pynenc.sidecar.v1.UtcNowRequest\x1a!.pynenc.sidecar.v1.UtcNowResponse\x12G\n" +
@@ -2972,7 +4088,12 @@ const file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc = "" +
 	"\vGetBaseTime\x12%.pynenc.sidecar.v1.GetBaseTimeRequest\x1a&.pynenc.sidecar.v1.GetBaseTimeResponse\x12n\n" +
 	"\x11GetOperationCount\x12+.pynenc.sidecar.v1.GetOperationCountRequest\x1a,.pynenc.sidecar.v1.GetOperationCountResponse\x12g\n" +
 	"\x0eGetWorkflowLog\x12(.pynenc.sidecar.v1.GetWorkflowLogRequest\x1a).pynenc.sidecar.v1.GetWorkflowLogResponse0\x01\x12b\n" +
-	"\rRetryWorkflow\x12'.pynenc.sidecar.v1.RetryWorkflowRequest\x1a(.pynenc.sidecar.v1.RetryWorkflowResponseBIZGgithub.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1;sidecarv1b\x06proto3"
+	"\rRetryWorkflow\x12'.pynenc.sidecar.v1.RetryWorkflowRequest\x1a(.pynenc.sidecar.v1.RetryWorkflowResponse\x12k\n" +
+	"\x10CommitOperations\x12*.pynenc.sidecar.v1.CommitOperationsRequest\x1a+.pynenc.sidecar.v1.CommitOperationsResponse\x12V\n" +
+	"\tPollTasks\x12#.pynenc.sidecar.v1.PollTasksRequest\x1a$.pynenc.sidecar.v1.PollTasksResponse\x12\\\n" +
+	"\vReleaseTask\x12%.pynenc.sidecar.v1.ReleaseTaskRequest\x1a&.pynenc.sidecar.v1.ReleaseTaskResponse\x12Y\n" +
+	"\n" +
+	"CancelTask\x12$.pynenc.sidecar.v1.CancelTaskRequest\x1a%.pynenc.sidecar.v1.CancelTaskResponseBIZGgithub.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1;sidecarv1b\x06proto3"
 
 var (
 	file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescOnce sync.Once
@@ -2987,7 +4108,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_rawDescGZIP() []byte {
 }
 
 var file_pynenc_sidecar_v1_deterministic_executor_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(OperationKind)(0),                // 0: pynenc.sidecar.v1.OperationKind
 	(*OperationPosition)(nil),         // 1: pynenc.sidecar.v1.OperationPosition
@@ -3008,117 +4129,161 @@ var file_pynenc_sidecar_v1_deterministic_executor_proto_goTypes = []any{
 	(*TaskInvocation)(nil),            // 16: pynenc.sidecar.v1.TaskInvocation
 	(*TaskLease)(nil),                 // 17: pynenc.sidecar.v1.TaskLease
 	(*ExecuteTaskRequest)(nil),        // 18: pynenc.sidecar.v1.ExecuteTaskRequest
-	(*ExecuteTaskResponse)(nil),       // 19: pynenc.sidecar.v1.ExecuteTaskResponse
-	(*StartWorkflowRequest)(nil),      // 20: pynenc.sidecar.v1.StartWorkflowRequest
-	(*StartWorkflowResponse)(nil),     // 21: pynenc.sidecar.v1.StartWorkflowResponse
-	(*WorkflowLog)(nil),               // 22: pynenc.sidecar.v1.WorkflowLog
-	(*RenewTaskLeaseRequest)(nil),     // 23: pynenc.sidecar.v1.RenewTaskLeaseRequest
-	(*RenewTaskLeaseResponse)(nil),    // 24: pynenc.sidecar.v1.RenewTaskLeaseResponse
-	(*CompleteTaskRequest)(nil),       // 25: pynenc.sidecar.v1.CompleteTaskRequest
-	(*CompleteTaskResponse)(nil),      // 26: pynenc.sidecar.v1.CompleteTaskResponse
-	(*WaitTaskRequest)(nil),           // 27: pynenc.sidecar.v1.WaitTaskRequest
-	(*WaitTaskResponse)(nil),          // 28: pynenc.sidecar.v1.WaitTaskResponse
-	(*GetDataRequest)(nil),            // 29: pynenc.sidecar.v1.GetDataRequest
-	(*GetDataResponse)(nil),           // 30: pynenc.sidecar.v1.GetDataResponse
-	(*SetDataRequest)(nil),            // 31: pynenc.sidecar.v1.SetDataRequest
-	(*SetDataResponse)(nil),           // 32: pynenc.sidecar.v1.SetDataResponse
-	(*GetBaseTimeRequest)(nil),        // 33: pynenc.sidecar.v1.GetBaseTimeRequest
-	(*GetBaseTimeResponse)(nil),       // 34: pynenc.sidecar.v1.GetBaseTimeResponse
-	(*GetOperationCountRequest)(nil),  // 35: pynenc.sidecar.v1.GetOperationCountRequest
-	(*GetOperationCountResponse)(nil), // 36: pynenc.sidecar.v1.GetOperationCountResponse
-	(*GetWorkflowLogRequest)(nil),     // 37: pynenc.sidecar.v1.GetWorkflowLogRequest
-	(*GetWorkflowLogResponse)(nil),    // 38: pynenc.sidecar.v1.GetWorkflowLogResponse
-	(*RetryWorkflowRequest)(nil),      // 39: pynenc.sidecar.v1.RetryWorkflowRequest
-	(*RetryWorkflowResponse)(nil),     // 40: pynenc.sidecar.v1.RetryWorkflowResponse
-	(*WorkflowIdentity)(nil),          // 41: pynenc.sidecar.v1.WorkflowIdentity
-	(*timestamppb.Timestamp)(nil),     // 42: google.protobuf.Timestamp
-	(InvocationStatus)(0),             // 43: pynenc.sidecar.v1.InvocationStatus
-	(*TaskError)(nil),                 // 44: pynenc.sidecar.v1.TaskError
-	(*durationpb.Duration)(nil),       // 45: google.protobuf.Duration
+	(*OperationCommit)(nil),           // 19: pynenc.sidecar.v1.OperationCommit
+	(*BufferedOperation)(nil),         // 20: pynenc.sidecar.v1.BufferedOperation
+	(*CommitOperationsRequest)(nil),   // 21: pynenc.sidecar.v1.CommitOperationsRequest
+	(*CommitOperationsResponse)(nil),  // 22: pynenc.sidecar.v1.CommitOperationsResponse
+	(*TaskDispatch)(nil),              // 23: pynenc.sidecar.v1.TaskDispatch
+	(*RetryPolicy)(nil),               // 24: pynenc.sidecar.v1.RetryPolicy
+	(*ExecuteTaskResponse)(nil),       // 25: pynenc.sidecar.v1.ExecuteTaskResponse
+	(*StartWorkflowRequest)(nil),      // 26: pynenc.sidecar.v1.StartWorkflowRequest
+	(*StartWorkflowResponse)(nil),     // 27: pynenc.sidecar.v1.StartWorkflowResponse
+	(*WorkflowLog)(nil),               // 28: pynenc.sidecar.v1.WorkflowLog
+	(*RenewTaskLeaseRequest)(nil),     // 29: pynenc.sidecar.v1.RenewTaskLeaseRequest
+	(*RenewTaskLeaseResponse)(nil),    // 30: pynenc.sidecar.v1.RenewTaskLeaseResponse
+	(*CompleteTaskRequest)(nil),       // 31: pynenc.sidecar.v1.CompleteTaskRequest
+	(*CompleteTaskResponse)(nil),      // 32: pynenc.sidecar.v1.CompleteTaskResponse
+	(*WaitTaskRequest)(nil),           // 33: pynenc.sidecar.v1.WaitTaskRequest
+	(*WaitTaskResponse)(nil),          // 34: pynenc.sidecar.v1.WaitTaskResponse
+	(*GetDataRequest)(nil),            // 35: pynenc.sidecar.v1.GetDataRequest
+	(*GetDataResponse)(nil),           // 36: pynenc.sidecar.v1.GetDataResponse
+	(*SetDataRequest)(nil),            // 37: pynenc.sidecar.v1.SetDataRequest
+	(*SetDataResponse)(nil),           // 38: pynenc.sidecar.v1.SetDataResponse
+	(*GetBaseTimeRequest)(nil),        // 39: pynenc.sidecar.v1.GetBaseTimeRequest
+	(*GetBaseTimeResponse)(nil),       // 40: pynenc.sidecar.v1.GetBaseTimeResponse
+	(*GetOperationCountRequest)(nil),  // 41: pynenc.sidecar.v1.GetOperationCountRequest
+	(*GetOperationCountResponse)(nil), // 42: pynenc.sidecar.v1.GetOperationCountResponse
+	(*GetWorkflowLogRequest)(nil),     // 43: pynenc.sidecar.v1.GetWorkflowLogRequest
+	(*GetWorkflowLogResponse)(nil),    // 44: pynenc.sidecar.v1.GetWorkflowLogResponse
+	(*RetryWorkflowRequest)(nil),      // 45: pynenc.sidecar.v1.RetryWorkflowRequest
+	(*RetryWorkflowResponse)(nil),     // 46: pynenc.sidecar.v1.RetryWorkflowResponse
+	(*PollTasksRequest)(nil),          // 47: pynenc.sidecar.v1.PollTasksRequest
+	(*PollTasksResponse)(nil),         // 48: pynenc.sidecar.v1.PollTasksResponse
+	(*DispatchedTask)(nil),            // 49: pynenc.sidecar.v1.DispatchedTask
+	(*ReleaseTaskRequest)(nil),        // 50: pynenc.sidecar.v1.ReleaseTaskRequest
+	(*ReleaseTaskResponse)(nil),       // 51: pynenc.sidecar.v1.ReleaseTaskResponse
+	(*CancelTaskRequest)(nil),         // 52: pynenc.sidecar.v1.CancelTaskRequest
+	(*CancelTaskResponse)(nil),        // 53: pynenc.sidecar.v1.CancelTaskResponse
+	(*WorkflowIdentity)(nil),          // 54: pynenc.sidecar.v1.WorkflowIdentity
+	(*timestamppb.Timestamp)(nil),     // 55: google.protobuf.Timestamp
+	(InvocationStatus)(0),             // 56: pynenc.sidecar.v1.InvocationStatus
+	(*TaskError)(nil),                 // 57: pynenc.sidecar.v1.TaskError
+	(*durationpb.Duration)(nil),       // 58: google.protobuf.Duration
 }
 var file_pynenc_sidecar_v1_deterministic_executor_proto_depIdxs = []int32{
-	41, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	54, // 0: pynenc.sidecar.v1.OperationPosition.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
 	1,  // 1: pynenc.sidecar.v1.RandomRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 2: pynenc.sidecar.v1.UtcNowRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	42, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
+	55, // 3: pynenc.sidecar.v1.UtcNowResponse.time:type_name -> google.protobuf.Timestamp
 	1,  // 4: pynenc.sidecar.v1.UuidRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 5: pynenc.sidecar.v1.RecordRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	1,  // 6: pynenc.sidecar.v1.GetRecordedRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
 	0,  // 7: pynenc.sidecar.v1.GetRecordedRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
 	12, // 8: pynenc.sidecar.v1.GetRecordedResponse.operation:type_name -> pynenc.sidecar.v1.RecordedOperation
 	0,  // 9: pynenc.sidecar.v1.RecordedOperation.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	42, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
+	55, // 10: pynenc.sidecar.v1.RecordedOperation.time_value:type_name -> google.protobuf.Timestamp
 	15, // 11: pynenc.sidecar.v1.RecordedOperation.task_value:type_name -> pynenc.sidecar.v1.TaskCall
 	13, // 12: pynenc.sidecar.v1.RecordedOperation.data_value:type_name -> pynenc.sidecar.v1.DataValue
 	14, // 13: pynenc.sidecar.v1.RecordedOperation.origin_span:type_name -> pynenc.sidecar.v1.SpanReference
-	43, // 14: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
-	41, // 15: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	44, // 16: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
-	42, // 17: pynenc.sidecar.v1.TaskInvocation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	42, // 18: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 19: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	45, // 20: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 21: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	17, // 22: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	41, // 23: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
-	45, // 24: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 25: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	17, // 26: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	22, // 27: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
-	38, // 28: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	45, // 29: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
-	17, // 30: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	44, // 31: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
-	16, // 32: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	45, // 33: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
-	45, // 34: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
-	16, // 35: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
-	17, // 36: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
-	1,  // 37: pynenc.sidecar.v1.GetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	1,  // 38: pynenc.sidecar.v1.SetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
-	42, // 39: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
-	0,  // 40: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
-	12, // 41: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
-	16, // 42: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
-	42, // 43: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
-	16, // 44: pynenc.sidecar.v1.RetryWorkflowResponse.invocations:type_name -> pynenc.sidecar.v1.TaskInvocation
-	2,  // 45: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
-	4,  // 46: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
-	6,  // 47: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
-	8,  // 48: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
-	10, // 49: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
-	18, // 50: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
-	20, // 51: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
-	23, // 52: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
-	25, // 53: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
-	27, // 54: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
-	29, // 55: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
-	31, // 56: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
-	33, // 57: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
-	35, // 58: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
-	37, // 59: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
-	39, // 60: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:input_type -> pynenc.sidecar.v1.RetryWorkflowRequest
-	3,  // 61: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
-	5,  // 62: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
-	7,  // 63: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
-	9,  // 64: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
-	11, // 65: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
-	19, // 66: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
-	21, // 67: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
-	24, // 68: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
-	26, // 69: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
-	28, // 70: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
-	30, // 71: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
-	32, // 72: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
-	34, // 73: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
-	36, // 74: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
-	38, // 75: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
-	40, // 76: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:output_type -> pynenc.sidecar.v1.RetryWorkflowResponse
-	61, // [61:77] is the sub-list for method output_type
-	45, // [45:61] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	56, // 14: pynenc.sidecar.v1.TaskInvocation.status:type_name -> pynenc.sidecar.v1.InvocationStatus
+	54, // 15: pynenc.sidecar.v1.TaskInvocation.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	57, // 16: pynenc.sidecar.v1.TaskInvocation.error:type_name -> pynenc.sidecar.v1.TaskError
+	55, // 17: pynenc.sidecar.v1.TaskInvocation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	55, // 18: pynenc.sidecar.v1.TaskInvocation.queue_time:type_name -> google.protobuf.Timestamp
+	57, // 19: pynenc.sidecar.v1.TaskInvocation.last_error:type_name -> pynenc.sidecar.v1.TaskError
+	55, // 20: pynenc.sidecar.v1.TaskLease.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 21: pynenc.sidecar.v1.ExecuteTaskRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	58, // 22: pynenc.sidecar.v1.ExecuteTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	19, // 23: pynenc.sidecar.v1.ExecuteTaskRequest.commit:type_name -> pynenc.sidecar.v1.OperationCommit
+	23, // 24: pynenc.sidecar.v1.ExecuteTaskRequest.dispatch:type_name -> pynenc.sidecar.v1.TaskDispatch
+	20, // 25: pynenc.sidecar.v1.OperationCommit.operations:type_name -> pynenc.sidecar.v1.BufferedOperation
+	0,  // 26: pynenc.sidecar.v1.BufferedOperation.kind:type_name -> pynenc.sidecar.v1.OperationKind
+	55, // 27: pynenc.sidecar.v1.BufferedOperation.time_value:type_name -> google.protobuf.Timestamp
+	19, // 28: pynenc.sidecar.v1.CommitOperationsRequest.commit:type_name -> pynenc.sidecar.v1.OperationCommit
+	24, // 29: pynenc.sidecar.v1.TaskDispatch.retry_policy:type_name -> pynenc.sidecar.v1.RetryPolicy
+	58, // 30: pynenc.sidecar.v1.TaskDispatch.start_to_close_timeout:type_name -> google.protobuf.Duration
+	58, // 31: pynenc.sidecar.v1.TaskDispatch.schedule_to_start_timeout:type_name -> google.protobuf.Duration
+	58, // 32: pynenc.sidecar.v1.RetryPolicy.initial_backoff:type_name -> google.protobuf.Duration
+	58, // 33: pynenc.sidecar.v1.RetryPolicy.max_backoff:type_name -> google.protobuf.Duration
+	16, // 34: pynenc.sidecar.v1.ExecuteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 35: pynenc.sidecar.v1.ExecuteTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	54, // 36: pynenc.sidecar.v1.StartWorkflowRequest.workflow:type_name -> pynenc.sidecar.v1.WorkflowIdentity
+	58, // 37: pynenc.sidecar.v1.StartWorkflowRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 38: pynenc.sidecar.v1.StartWorkflowResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 39: pynenc.sidecar.v1.StartWorkflowResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	28, // 40: pynenc.sidecar.v1.StartWorkflowResponse.log:type_name -> pynenc.sidecar.v1.WorkflowLog
+	44, // 41: pynenc.sidecar.v1.WorkflowLog.batches:type_name -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	58, // 42: pynenc.sidecar.v1.RenewTaskLeaseRequest.lease_ttl:type_name -> google.protobuf.Duration
+	17, // 43: pynenc.sidecar.v1.RenewTaskLeaseResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	57, // 44: pynenc.sidecar.v1.CompleteTaskRequest.error:type_name -> pynenc.sidecar.v1.TaskError
+	19, // 45: pynenc.sidecar.v1.CompleteTaskRequest.commit:type_name -> pynenc.sidecar.v1.OperationCommit
+	16, // 46: pynenc.sidecar.v1.CompleteTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	58, // 47: pynenc.sidecar.v1.WaitTaskRequest.timeout:type_name -> google.protobuf.Duration
+	58, // 48: pynenc.sidecar.v1.WaitTaskRequest.lease_ttl:type_name -> google.protobuf.Duration
+	16, // 49: pynenc.sidecar.v1.WaitTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 50: pynenc.sidecar.v1.WaitTaskResponse.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	1,  // 51: pynenc.sidecar.v1.GetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	19, // 52: pynenc.sidecar.v1.GetDataRequest.commit:type_name -> pynenc.sidecar.v1.OperationCommit
+	1,  // 53: pynenc.sidecar.v1.SetDataRequest.position:type_name -> pynenc.sidecar.v1.OperationPosition
+	55, // 54: pynenc.sidecar.v1.GetBaseTimeResponse.base_time:type_name -> google.protobuf.Timestamp
+	0,  // 55: pynenc.sidecar.v1.GetOperationCountRequest.kind:type_name -> pynenc.sidecar.v1.OperationKind
+	12, // 56: pynenc.sidecar.v1.GetWorkflowLogResponse.operations:type_name -> pynenc.sidecar.v1.RecordedOperation
+	16, // 57: pynenc.sidecar.v1.GetWorkflowLogResponse.tasks:type_name -> pynenc.sidecar.v1.TaskInvocation
+	55, // 58: pynenc.sidecar.v1.GetWorkflowLogResponse.base_time:type_name -> google.protobuf.Timestamp
+	16, // 59: pynenc.sidecar.v1.RetryWorkflowResponse.invocations:type_name -> pynenc.sidecar.v1.TaskInvocation
+	58, // 60: pynenc.sidecar.v1.PollTasksRequest.lease_ttl:type_name -> google.protobuf.Duration
+	58, // 61: pynenc.sidecar.v1.PollTasksRequest.timeout:type_name -> google.protobuf.Duration
+	49, // 62: pynenc.sidecar.v1.PollTasksResponse.tasks:type_name -> pynenc.sidecar.v1.DispatchedTask
+	16, // 63: pynenc.sidecar.v1.DispatchedTask.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	17, // 64: pynenc.sidecar.v1.DispatchedTask.lease:type_name -> pynenc.sidecar.v1.TaskLease
+	55, // 65: pynenc.sidecar.v1.DispatchedTask.deadline:type_name -> google.protobuf.Timestamp
+	16, // 66: pynenc.sidecar.v1.ReleaseTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	16, // 67: pynenc.sidecar.v1.CancelTaskResponse.invocation:type_name -> pynenc.sidecar.v1.TaskInvocation
+	2,  // 68: pynenc.sidecar.v1.DeterministicExecutorService.Random:input_type -> pynenc.sidecar.v1.RandomRequest
+	4,  // 69: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:input_type -> pynenc.sidecar.v1.UtcNowRequest
+	6,  // 70: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:input_type -> pynenc.sidecar.v1.UuidRequest
+	8,  // 71: pynenc.sidecar.v1.DeterministicExecutorService.Record:input_type -> pynenc.sidecar.v1.RecordRequest
+	10, // 72: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:input_type -> pynenc.sidecar.v1.GetRecordedRequest
+	18, // 73: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:input_type -> pynenc.sidecar.v1.ExecuteTaskRequest
+	26, // 74: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:input_type -> pynenc.sidecar.v1.StartWorkflowRequest
+	29, // 75: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:input_type -> pynenc.sidecar.v1.RenewTaskLeaseRequest
+	31, // 76: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:input_type -> pynenc.sidecar.v1.CompleteTaskRequest
+	33, // 77: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:input_type -> pynenc.sidecar.v1.WaitTaskRequest
+	35, // 78: pynenc.sidecar.v1.DeterministicExecutorService.GetData:input_type -> pynenc.sidecar.v1.GetDataRequest
+	37, // 79: pynenc.sidecar.v1.DeterministicExecutorService.SetData:input_type -> pynenc.sidecar.v1.SetDataRequest
+	39, // 80: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:input_type -> pynenc.sidecar.v1.GetBaseTimeRequest
+	41, // 81: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:input_type -> pynenc.sidecar.v1.GetOperationCountRequest
+	43, // 82: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:input_type -> pynenc.sidecar.v1.GetWorkflowLogRequest
+	45, // 83: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:input_type -> pynenc.sidecar.v1.RetryWorkflowRequest
+	21, // 84: pynenc.sidecar.v1.DeterministicExecutorService.CommitOperations:input_type -> pynenc.sidecar.v1.CommitOperationsRequest
+	47, // 85: pynenc.sidecar.v1.DeterministicExecutorService.PollTasks:input_type -> pynenc.sidecar.v1.PollTasksRequest
+	50, // 86: pynenc.sidecar.v1.DeterministicExecutorService.ReleaseTask:input_type -> pynenc.sidecar.v1.ReleaseTaskRequest
+	52, // 87: pynenc.sidecar.v1.DeterministicExecutorService.CancelTask:input_type -> pynenc.sidecar.v1.CancelTaskRequest
+	3,  // 88: pynenc.sidecar.v1.DeterministicExecutorService.Random:output_type -> pynenc.sidecar.v1.RandomResponse
+	5,  // 89: pynenc.sidecar.v1.DeterministicExecutorService.UtcNow:output_type -> pynenc.sidecar.v1.UtcNowResponse
+	7,  // 90: pynenc.sidecar.v1.DeterministicExecutorService.Uuid:output_type -> pynenc.sidecar.v1.UuidResponse
+	9,  // 91: pynenc.sidecar.v1.DeterministicExecutorService.Record:output_type -> pynenc.sidecar.v1.RecordResponse
+	11, // 92: pynenc.sidecar.v1.DeterministicExecutorService.GetRecorded:output_type -> pynenc.sidecar.v1.GetRecordedResponse
+	25, // 93: pynenc.sidecar.v1.DeterministicExecutorService.ExecuteTask:output_type -> pynenc.sidecar.v1.ExecuteTaskResponse
+	27, // 94: pynenc.sidecar.v1.DeterministicExecutorService.StartWorkflow:output_type -> pynenc.sidecar.v1.StartWorkflowResponse
+	30, // 95: pynenc.sidecar.v1.DeterministicExecutorService.RenewTaskLease:output_type -> pynenc.sidecar.v1.RenewTaskLeaseResponse
+	32, // 96: pynenc.sidecar.v1.DeterministicExecutorService.CompleteTask:output_type -> pynenc.sidecar.v1.CompleteTaskResponse
+	34, // 97: pynenc.sidecar.v1.DeterministicExecutorService.WaitTask:output_type -> pynenc.sidecar.v1.WaitTaskResponse
+	36, // 98: pynenc.sidecar.v1.DeterministicExecutorService.GetData:output_type -> pynenc.sidecar.v1.GetDataResponse
+	38, // 99: pynenc.sidecar.v1.DeterministicExecutorService.SetData:output_type -> pynenc.sidecar.v1.SetDataResponse
+	40, // 100: pynenc.sidecar.v1.DeterministicExecutorService.GetBaseTime:output_type -> pynenc.sidecar.v1.GetBaseTimeResponse
+	42, // 101: pynenc.sidecar.v1.DeterministicExecutorService.GetOperationCount:output_type -> pynenc.sidecar.v1.GetOperationCountResponse
+	44, // 102: pynenc.sidecar.v1.DeterministicExecutorService.GetWorkflowLog:output_type -> pynenc.sidecar.v1.GetWorkflowLogResponse
+	46, // 103: pynenc.sidecar.v1.DeterministicExecutorService.RetryWorkflow:output_type -> pynenc.sidecar.v1.RetryWorkflowResponse
+	22, // 104: pynenc.sidecar.v1.DeterministicExecutorService.CommitOperations:output_type -> pynenc.sidecar.v1.CommitOperationsResponse
+	48, // 105: pynenc.sidecar.v1.DeterministicExecutorService.PollTasks:output_type -> pynenc.sidecar.v1.PollTasksResponse
+	51, // 106: pynenc.sidecar.v1.DeterministicExecutorService.ReleaseTask:output_type -> pynenc.sidecar.v1.ReleaseTaskResponse
+	53, // 107: pynenc.sidecar.v1.DeterministicExecutorService.CancelTask:output_type -> pynenc.sidecar.v1.CancelTaskResponse
+	88, // [88:108] is the sub-list for method output_type
+	68, // [68:88] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_pynenc_sidecar_v1_deterministic_executor_proto_init() }
@@ -3135,7 +4300,13 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 		(*RecordedOperation_TaskValue)(nil),
 		(*RecordedOperation_DataValue)(nil),
 	}
-	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[24].OneofWrappers = []any{
+	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[19].OneofWrappers = []any{
+		(*BufferedOperation_RandomValue)(nil),
+		(*BufferedOperation_UuidValue)(nil),
+		(*BufferedOperation_TimeValue)(nil),
+		(*BufferedOperation_JsonValue)(nil),
+	}
+	file_pynenc_sidecar_v1_deterministic_executor_proto_msgTypes[30].OneofWrappers = []any{
 		(*CompleteTaskRequest_ResultJson)(nil),
 		(*CompleteTaskRequest_Error)(nil),
 	}
@@ -3145,7 +4316,7 @@ func file_pynenc_sidecar_v1_deterministic_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc), len(file_pynenc_sidecar_v1_deterministic_executor_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   40,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,10 @@ const (
 	DeterministicExecutorService_GetOperationCount_FullMethodName = "/pynenc.sidecar.v1.DeterministicExecutorService/GetOperationCount"
 	DeterministicExecutorService_GetWorkflowLog_FullMethodName    = "/pynenc.sidecar.v1.DeterministicExecutorService/GetWorkflowLog"
 	DeterministicExecutorService_RetryWorkflow_FullMethodName     = "/pynenc.sidecar.v1.DeterministicExecutorService/RetryWorkflow"
+	DeterministicExecutorService_CommitOperations_FullMethodName  = "/pynenc.sidecar.v1.DeterministicExecutorService/CommitOperations"
+	DeterministicExecutorService_PollTasks_FullMethodName         = "/pynenc.sidecar.v1.DeterministicExecutorService/PollTasks"
+	DeterministicExecutorService_ReleaseTask_FullMethodName       = "/pynenc.sidecar.v1.DeterministicExecutorService/ReleaseTask"
+	DeterministicExecutorService_CancelTask_FullMethodName        = "/pynenc.sidecar.v1.DeterministicExecutorService/CancelTask"
 )
 
 // DeterministicExecutorServiceClient is the client API for DeterministicExecutorService service.
@@ -75,8 +79,20 @@ const (
 //	                     lease one does not hold (reason LEASE_NOT_HELD);
 //	                     retrying a workflow that is not FAILED (reason
 //	                     WORKFLOW_NOT_FAILED)
+//	ABORTED              an OperationCommit found one of its positions
+//	                     recorded by another run with another value (reason
+//	                     COMMIT_CONFLICT): nothing of the commit was written;
+//	                     read the workflow log again and run the code again
+//	                     from its top
 //	UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
 //	                     safe to retry
+//
+// Buffered operations (docs/client-contract.md, "One round trip per blocking
+// point"): an SDK computes random, uuid, utc_now, custom operations and the
+// main task's data writes locally and sends them, as an OperationCommit, with
+// the run's next blocking call (ExecuteTask, GetData at a position,
+// CompleteTask) or with CommitOperations. The commit is written in one atomic
+// step, before the call's own work, fenced by the run's lease.
 type DeterministicExecutorServiceClient interface {
 	// A deterministic float in [0, 1). The value is derived, not random:
 	// SHA-256 of UTF-8 "<scope>#<sequence>" (scope = invocation_id, or the
@@ -180,6 +196,29 @@ type DeterministicExecutorServiceClient interface {
 	// A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
 	// (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
 	RetryWorkflow(ctx context.Context, in *RetryWorkflowRequest, opts ...grpc.CallOption) (*RetryWorkflowResponse, error)
+	// Commits a run's buffered operations on their own (see OperationCommit),
+	// when no blocking call comes soon enough: before GetBaseTime, or when the
+	// buffer holds many operations. ExecuteTask, GetData (with a position) and
+	// CompleteTask carry a commit themselves, so a run needs no extra call.
+	CommitOperations(ctx context.Context, in *CommitOperationsRequest, opts ...grpc.CallOption) (*CommitOperationsResponse, error)
+	// Long poll: waits up to `timeout` for queued invocations of the task ids
+	// the worker serves and leases up to `max_tasks` of them to it. An empty
+	// reply after the timeout is normal: poll again. Invocations that waited
+	// longer than their schedule-to-start timeout are failed here (and by
+	// WaitTask), never handed out.
+	PollTasks(ctx context.Context, in *PollTasksRequest, opts ...grpc.CallOption) (*PollTasksResponse, error)
+	// Hands a leased dispatched invocation back to its queue at once (a worker
+	// shutting down that will not finish it): the lease ends, the attempt is
+	// not counted, and another worker may take it. FAILED_PRECONDITION,
+	// LEASE_NOT_HELD when the caller does not hold the lease.
+	ReleaseTask(ctx context.Context, in *ReleaseTaskRequest, opts ...grpc.CallOption) (*ReleaseTaskResponse, error)
+	// Cancels an unfinished invocation, queued or running, dispatched or not:
+	// it is recorded FAILED with the error type "TaskCancelled" (the waiting
+	// caller gets that failure). A running holder learns it at its next
+	// RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+	// CompleteTask is answered accepted=false. A finished invocation is left
+	// as it is (`cancelled` false).
+	CancelTask(ctx context.Context, in *CancelTaskRequest, opts ...grpc.CallOption) (*CancelTaskResponse, error)
 }
 
 type deterministicExecutorServiceClient struct {
@@ -359,6 +398,46 @@ func (c *deterministicExecutorServiceClient) RetryWorkflow(ctx context.Context, 
 	return out, nil
 }
 
+func (c *deterministicExecutorServiceClient) CommitOperations(ctx context.Context, in *CommitOperationsRequest, opts ...grpc.CallOption) (*CommitOperationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitOperationsResponse)
+	err := c.cc.Invoke(ctx, DeterministicExecutorService_CommitOperations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deterministicExecutorServiceClient) PollTasks(ctx context.Context, in *PollTasksRequest, opts ...grpc.CallOption) (*PollTasksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PollTasksResponse)
+	err := c.cc.Invoke(ctx, DeterministicExecutorService_PollTasks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deterministicExecutorServiceClient) ReleaseTask(ctx context.Context, in *ReleaseTaskRequest, opts ...grpc.CallOption) (*ReleaseTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseTaskResponse)
+	err := c.cc.Invoke(ctx, DeterministicExecutorService_ReleaseTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deterministicExecutorServiceClient) CancelTask(ctx context.Context, in *CancelTaskRequest, opts ...grpc.CallOption) (*CancelTaskResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelTaskResponse)
+	err := c.cc.Invoke(ctx, DeterministicExecutorService_CancelTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeterministicExecutorServiceServer is the server API for DeterministicExecutorService service.
 // All implementations must embed UnimplementedDeterministicExecutorServiceServer
 // for forward compatibility.
@@ -397,8 +476,20 @@ func (c *deterministicExecutorServiceClient) RetryWorkflow(ctx context.Context, 
 //	                     lease one does not hold (reason LEASE_NOT_HELD);
 //	                     retrying a workflow that is not FAILED (reason
 //	                     WORKFLOW_NOT_FAILED)
+//	ABORTED              an OperationCommit found one of its positions
+//	                     recorded by another run with another value (reason
+//	                     COMMIT_CONFLICT): nothing of the commit was written;
+//	                     read the workflow log again and run the code again
+//	                     from its top
 //	UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
 //	                     safe to retry
+//
+// Buffered operations (docs/client-contract.md, "One round trip per blocking
+// point"): an SDK computes random, uuid, utc_now, custom operations and the
+// main task's data writes locally and sends them, as an OperationCommit, with
+// the run's next blocking call (ExecuteTask, GetData at a position,
+// CompleteTask) or with CommitOperations. The commit is written in one atomic
+// step, before the call's own work, fenced by the run's lease.
 type DeterministicExecutorServiceServer interface {
 	// A deterministic float in [0, 1). The value is derived, not random:
 	// SHA-256 of UTF-8 "<scope>#<sequence>" (scope = invocation_id, or the
@@ -502,6 +593,29 @@ type DeterministicExecutorServiceServer interface {
 	// A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
 	// (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
 	RetryWorkflow(context.Context, *RetryWorkflowRequest) (*RetryWorkflowResponse, error)
+	// Commits a run's buffered operations on their own (see OperationCommit),
+	// when no blocking call comes soon enough: before GetBaseTime, or when the
+	// buffer holds many operations. ExecuteTask, GetData (with a position) and
+	// CompleteTask carry a commit themselves, so a run needs no extra call.
+	CommitOperations(context.Context, *CommitOperationsRequest) (*CommitOperationsResponse, error)
+	// Long poll: waits up to `timeout` for queued invocations of the task ids
+	// the worker serves and leases up to `max_tasks` of them to it. An empty
+	// reply after the timeout is normal: poll again. Invocations that waited
+	// longer than their schedule-to-start timeout are failed here (and by
+	// WaitTask), never handed out.
+	PollTasks(context.Context, *PollTasksRequest) (*PollTasksResponse, error)
+	// Hands a leased dispatched invocation back to its queue at once (a worker
+	// shutting down that will not finish it): the lease ends, the attempt is
+	// not counted, and another worker may take it. FAILED_PRECONDITION,
+	// LEASE_NOT_HELD when the caller does not hold the lease.
+	ReleaseTask(context.Context, *ReleaseTaskRequest) (*ReleaseTaskResponse, error)
+	// Cancels an unfinished invocation, queued or running, dispatched or not:
+	// it is recorded FAILED with the error type "TaskCancelled" (the waiting
+	// caller gets that failure). A running holder learns it at its next
+	// RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+	// CompleteTask is answered accepted=false. A finished invocation is left
+	// as it is (`cancelled` false).
+	CancelTask(context.Context, *CancelTaskRequest) (*CancelTaskResponse, error)
 	mustEmbedUnimplementedDeterministicExecutorServiceServer()
 }
 
@@ -559,6 +673,18 @@ func (UnimplementedDeterministicExecutorServiceServer) GetWorkflowLog(*GetWorkfl
 }
 func (UnimplementedDeterministicExecutorServiceServer) RetryWorkflow(context.Context, *RetryWorkflowRequest) (*RetryWorkflowResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetryWorkflow not implemented")
+}
+func (UnimplementedDeterministicExecutorServiceServer) CommitOperations(context.Context, *CommitOperationsRequest) (*CommitOperationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CommitOperations not implemented")
+}
+func (UnimplementedDeterministicExecutorServiceServer) PollTasks(context.Context, *PollTasksRequest) (*PollTasksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PollTasks not implemented")
+}
+func (UnimplementedDeterministicExecutorServiceServer) ReleaseTask(context.Context, *ReleaseTaskRequest) (*ReleaseTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseTask not implemented")
+}
+func (UnimplementedDeterministicExecutorServiceServer) CancelTask(context.Context, *CancelTaskRequest) (*CancelTaskResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelTask not implemented")
 }
 func (UnimplementedDeterministicExecutorServiceServer) mustEmbedUnimplementedDeterministicExecutorServiceServer() {
 }
@@ -863,6 +989,78 @@ func _DeterministicExecutorService_RetryWorkflow_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeterministicExecutorService_CommitOperations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitOperationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeterministicExecutorServiceServer).CommitOperations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeterministicExecutorService_CommitOperations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeterministicExecutorServiceServer).CommitOperations(ctx, req.(*CommitOperationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeterministicExecutorService_PollTasks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PollTasksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeterministicExecutorServiceServer).PollTasks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeterministicExecutorService_PollTasks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeterministicExecutorServiceServer).PollTasks(ctx, req.(*PollTasksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeterministicExecutorService_ReleaseTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeterministicExecutorServiceServer).ReleaseTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeterministicExecutorService_ReleaseTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeterministicExecutorServiceServer).ReleaseTask(ctx, req.(*ReleaseTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeterministicExecutorService_CancelTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelTaskRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeterministicExecutorServiceServer).CancelTask(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeterministicExecutorService_CancelTask_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeterministicExecutorServiceServer).CancelTask(ctx, req.(*CancelTaskRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeterministicExecutorService_ServiceDesc is the grpc.ServiceDesc for DeterministicExecutorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -929,6 +1127,22 @@ var DeterministicExecutorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RetryWorkflow",
 			Handler:    _DeterministicExecutorService_RetryWorkflow_Handler,
+		},
+		{
+			MethodName: "CommitOperations",
+			Handler:    _DeterministicExecutorService_CommitOperations_Handler,
+		},
+		{
+			MethodName: "PollTasks",
+			Handler:    _DeterministicExecutorService_PollTasks_Handler,
+		},
+		{
+			MethodName: "ReleaseTask",
+			Handler:    _DeterministicExecutorService_ReleaseTask_Handler,
+		},
+		{
+			MethodName: "CancelTask",
+			Handler:    _DeterministicExecutorService_CancelTask_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

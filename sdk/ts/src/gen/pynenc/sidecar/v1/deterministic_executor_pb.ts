@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pynenc/sidecar/v1/deterministic_executor.proto.
  */
 export const file_pynenc_sidecar_v1_deterministic_executor: GenFile = /*@__PURE__*/
-  fileDesc("Ci5weW5lbmMvc2lkZWNhci92MS9kZXRlcm1pbmlzdGljX2V4ZWN1dG9yLnByb3RvEhFweW5lbmMuc2lkZWNhci52MSKDAQoRT3BlcmF0aW9uUG9zaXRpb24SDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIVCg1pbnZvY2F0aW9uX2lkGAMgASgJEhAKCHNlcXVlbmNlGAQgASgDIkcKDVJhbmRvbVJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIxCg5SYW5kb21SZXNwb25zZRINCgV2YWx1ZRgBIAEoARIQCghyZXBsYXllZBgCIAEoCCJHCg1VdGNOb3dSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24iTAoOVXRjTm93UmVzcG9uc2USKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgiRQoLVXVpZFJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIuCgxVdWlkUmVzcG9uc2USDAoEdXVpZBgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCJuCg1SZWNvcmRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SEQoJb3BlcmF0aW9uGAIgASgJEhIKCnZhbHVlX2pzb24YAyABKAkiNgoOUmVjb3JkUmVzcG9uc2USEgoKdmFsdWVfanNvbhgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCKRAQoSR2V0UmVjb3JkZWRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkiXQoTR2V0UmVjb3JkZWRSZXNwb25zZRINCgVmb3VuZBgBIAEoCBI3CglvcGVyYXRpb24YAiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRlZE9wZXJhdGlvbiKWAwoRUmVjb3JkZWRPcGVyYXRpb24SDQoFc2NvcGUYASABKAkSLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkSEAoIc2VxdWVuY2UYBCABKAMSFgoMcmFuZG9tX3ZhbHVlGAUgASgBSAASMAoKdGltZV92YWx1ZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIUCgp1dWlkX3ZhbHVlGAcgASgJSAASFAoKanNvbl92YWx1ZRgIIAEoCUgAEjEKCnRhc2tfdmFsdWUYCSABKAsyGy5weW5lbmMuc2lkZWNhci52MS5UYXNrQ2FsbEgAEjIKCmRhdGFfdmFsdWUYCyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5EYXRhVmFsdWVIABI1CgtvcmlnaW5fc3BhbhgKIAEoCzIgLnB5bmVuYy5zaWRlY2FyLnYxLlNwYW5SZWZlcmVuY2VCBwoFdmFsdWUiLgoJRGF0YVZhbHVlEg0KBWZvdW5kGAEgASgIEhIKCnZhbHVlX2pzb24YAiABKAkiMgoNU3BhblJlZmVyZW5jZRIQCgh0cmFjZV9pZBgBIAEoCRIPCgdzcGFuX2lkGAIgASgJIkoKCFRhc2tDYWxsEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCSLsAgoOVGFza0ludm9jYXRpb24SFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhYKDmFyZ3VtZW50c19qc29uGAMgASgJEjMKBnN0YXR1cxgEIAEoDjIjLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb25TdGF0dXMSNQoId29ya2Zsb3cYBSABKAsyIy5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0lkZW50aXR5EhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGAYgASgJEhMKC3Jlc3VsdF9qc29uGAcgASgJEisKBWVycm9yGAggASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0Vycm9yEhcKD2xlYXNlX3J1bm5lcl9pZBgJIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoJVGFza0xlYXNlEhAKCGxlYXNlX2lkGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAQoSRXhlY3V0ZVRhc2tSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCRIaChJmb3JjZV9uZXdfd29ya2Zsb3cYBCABKAgSEQoJcnVubmVyX2lkGAUgASgJEiwKCWxlYXNlX3R0bBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKLAQoTRXhlY3V0ZVRhc2tSZXNwb25zZRI1CgppbnZvY2F0aW9uGAEgASgLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SEAoIcmVwbGF5ZWQYAiABKAgSKwoFbGVhc2UYAyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2UiywEKFFN0YXJ0V29ya2Zsb3dSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRI1Cgh3b3JrZmxvdxgCIAEoCzIjLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93SWRlbnRpdHkSFgoOYXJndW1lbnRzX2pzb24YAyABKAkSEQoJcnVubmVyX2lkGAQgASgJEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtpbmNsdWRlX2xvZxgGIAEoCCK6AQoVU3RhcnRXb3JrZmxvd1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIQCghyZXBsYXllZBgCIAEoCBIrCgVsZWFzZRgDIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZRIrCgNsb2cYBCABKAsyHi5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0xvZyJJCgtXb3JrZmxvd0xvZxI6CgdiYXRjaGVzGAEgAygLMikucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXNwb25zZSJ+ChVSZW5ld1Rhc2tMZWFzZVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkUKFlJlbmV3VGFza0xlYXNlUmVzcG9uc2USKwoFbGVhc2UYASABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2UinwEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSFQoLcmVzdWx0X2pzb24YBCABKAlIABItCgVlcnJvchgFIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tFcnJvckgAQgkKB291dGNvbWUiXwoUQ29tcGxldGVUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEhAKCGFjY2VwdGVkGAIgASgIIqUBCg9XYWl0VGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEQoJcnVubmVyX2lkGAMgASgJEioKB3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJbGVhc2VfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInYKEFdhaXRUYXNrUmVzcG9uc2USNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEisKBWxlYXNlGAIgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0xlYXNlInoKDkdldERhdGFSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRILCgNrZXkYAyABKAkSNgoIcG9zaXRpb24YBCABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiJGCg9HZXREYXRhUmVzcG9uc2USDQoFZm91bmQYASABKAgSEgoKdmFsdWVfanNvbhgCIAEoCRIQCghyZXBsYXllZBgDIAEoCCKlAQoOU2V0RGF0YVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEhUKDWludm9jYXRpb25faWQYAyABKAkSCwoDa2V5GAQgASgJEhIKCnZhbHVlX2pzb24YBSABKAkSNgoIcG9zaXRpb24YBiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIjCg9TZXREYXRhUmVzcG9uc2USEAoIcmVwbGF5ZWQYASABKAgiOQoSR2V0QmFzZVRpbWVSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCSJWChNHZXRCYXNlVGltZVJlc3BvbnNlEi0KCWJhc2VfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgimwEKGEdldE9wZXJhdGlvbkNvdW50UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFQoNaW52b2NhdGlvbl9pZBgDIAEoCRIuCgRraW5kGAQgASgOMiAucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uS2luZBITCgtjdXN0b21fbmFtZRgFIAEoCSIqChlHZXRPcGVyYXRpb25Db3VudFJlc3BvbnNlEg0KBWNvdW50GAEgASgDIjwKFUdldFdvcmtmbG93TG9nUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiswEKFkdldFdvcmtmbG93TG9nUmVzcG9uc2USOAoKb3BlcmF0aW9ucxgBIAMoCzIkLnB5bmVuYy5zaWRlY2FyLnYxLlJlY29yZGVkT3BlcmF0aW9uEjAKBXRhc2tzGAIgAygLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SLQoJYmFzZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChRSZXRyeVdvcmtmbG93UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiTwoVUmV0cnlXb3JrZmxvd1Jlc3BvbnNlEjYKC2ludm9jYXRpb25zGAEgAygLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24q7QEKDU9wZXJhdGlvbktpbmQSHgoaT1BFUkFUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIZChVPUEVSQVRJT05fS0lORF9SQU5ET00QARIXChNPUEVSQVRJT05fS0lORF9USU1FEAISFwoTT1BFUkFUSU9OX0tJTkRfVVVJRBADEhcKE09QRVJBVElPTl9LSU5EX1RBU0sQBBIZChVPUEVSQVRJT05fS0lORF9DVVNUT00QBRIcChhPUEVSQVRJT05fS0lORF9EQVRBX1JFQUQQBhIdChlPUEVSQVRJT05fS0lORF9EQVRBX1dSSVRFEAcy0AsKHERldGVybWluaXN0aWNFeGVjdXRvclNlcnZpY2USTQoGUmFuZG9tEiAucHluZW5jLnNpZGVjYXIudjEuUmFuZG9tUmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlJhbmRvbVJlc3BvbnNlEk0KBlV0Y05vdxIgLnB5bmVuYy5zaWRlY2FyLnYxLlV0Y05vd1JlcXVlc3QaIS5weW5lbmMuc2lkZWNhci52MS5VdGNOb3dSZXNwb25zZRJHCgRVdWlkEh4ucHluZW5jLnNpZGVjYXIudjEuVXVpZFJlcXVlc3QaHy5weW5lbmMuc2lkZWNhci52MS5VdWlkUmVzcG9uc2USTQoGUmVjb3JkEiAucHluZW5jLnNpZGVjYXIudjEuUmVjb3JkUmVxdWVzdBohLnB5bmVuYy5zaWRlY2FyLnYxLlJlY29yZFJlc3BvbnNlElwKC0dldFJlY29yZGVkEiUucHluZW5jLnNpZGVjYXIudjEuR2V0UmVjb3JkZWRSZXF1ZXN0GiYucHluZW5jLnNpZGVjYXIudjEuR2V0UmVjb3JkZWRSZXNwb25zZRJcCgtFeGVjdXRlVGFzaxIlLnB5bmVuYy5zaWRlY2FyLnYxLkV4ZWN1dGVUYXNrUmVxdWVzdBomLnB5bmVuYy5zaWRlY2FyLnYxLkV4ZWN1dGVUYXNrUmVzcG9uc2USYgoNU3RhcnRXb3JrZmxvdxInLnB5bmVuYy5zaWRlY2FyLnYxLlN0YXJ0V29ya2Zsb3dSZXF1ZXN0GigucHluZW5jLnNpZGVjYXIudjEuU3RhcnRXb3JrZmxvd1Jlc3BvbnNlEmUKDlJlbmV3VGFza0xlYXNlEigucHluZW5jLnNpZGVjYXIudjEuUmVuZXdUYXNrTGVhc2VSZXF1ZXN0GikucHluZW5jLnNpZGVjYXIudjEuUmVuZXdUYXNrTGVhc2VSZXNwb25zZRJfCgxDb21wbGV0ZVRhc2sSJi5weW5lbmMuc2lkZWNhci52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0GicucHluZW5jLnNpZGVjYXIudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USUwoIV2FpdFRhc2sSIi5weW5lbmMuc2lkZWNhci52MS5XYWl0VGFza1JlcXVlc3QaIy5weW5lbmMuc2lkZWNhci52MS5XYWl0VGFza1Jlc3BvbnNlElAKB0dldERhdGESIS5weW5lbmMuc2lkZWNhci52MS5HZXREYXRhUmVxdWVzdBoiLnB5bmVuYy5zaWRlY2FyLnYxLkdldERhdGFSZXNwb25zZRJQCgdTZXREYXRhEiEucHluZW5jLnNpZGVjYXIudjEuU2V0RGF0YVJlcXVlc3QaIi5weW5lbmMuc2lkZWNhci52MS5TZXREYXRhUmVzcG9uc2USXAoLR2V0QmFzZVRpbWUSJS5weW5lbmMuc2lkZWNhci52MS5HZXRCYXNlVGltZVJlcXVlc3QaJi5weW5lbmMuc2lkZWNhci52MS5HZXRCYXNlVGltZVJlc3BvbnNlEm4KEUdldE9wZXJhdGlvbkNvdW50EisucHluZW5jLnNpZGVjYXIudjEuR2V0T3BlcmF0aW9uQ291bnRSZXF1ZXN0GiwucHluZW5jLnNpZGVjYXIudjEuR2V0T3BlcmF0aW9uQ291bnRSZXNwb25zZRJnCg5HZXRXb3JrZmxvd0xvZxIoLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93TG9nUmVxdWVzdBopLnB5bmVuYy5zaWRlY2FyLnYxLkdldFdvcmtmbG93TG9nUmVzcG9uc2UwARJiCg1SZXRyeVdvcmtmbG93EicucHluZW5jLnNpZGVjYXIudjEuUmV0cnlXb3JrZmxvd1JlcXVlc3QaKC5weW5lbmMuc2lkZWNhci52MS5SZXRyeVdvcmtmbG93UmVzcG9uc2VCSVpHZ2l0aHViLmNvbS9weW5lbmMvcHluZW5jLXNpZGVjYXIvc2RrL2dvL2dlbi9weW5lbmMvc2lkZWNhci92MTtzaWRlY2FydjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pynenc_sidecar_v1_common]);
+  fileDesc("Ci5weW5lbmMvc2lkZWNhci92MS9kZXRlcm1pbmlzdGljX2V4ZWN1dG9yLnByb3RvEhFweW5lbmMuc2lkZWNhci52MSKDAQoRT3BlcmF0aW9uUG9zaXRpb24SDgoGYXBwX2lkGAEgASgJEjUKCHdvcmtmbG93GAIgASgLMiMucHluZW5jLnNpZGVjYXIudjEuV29ya2Zsb3dJZGVudGl0eRIVCg1pbnZvY2F0aW9uX2lkGAMgASgJEhAKCHNlcXVlbmNlGAQgASgDIkcKDVJhbmRvbVJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIxCg5SYW5kb21SZXNwb25zZRINCgV2YWx1ZRgBIAEoARIQCghyZXBsYXllZBgCIAEoCCJHCg1VdGNOb3dSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24iTAoOVXRjTm93UmVzcG9uc2USKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgiRQoLVXVpZFJlcXVlc3QSNgoIcG9zaXRpb24YASABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIuCgxVdWlkUmVzcG9uc2USDAoEdXVpZBgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCJuCg1SZWNvcmRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SEQoJb3BlcmF0aW9uGAIgASgJEhIKCnZhbHVlX2pzb24YAyABKAkiNgoOUmVjb3JkUmVzcG9uc2USEgoKdmFsdWVfanNvbhgBIAEoCRIQCghyZXBsYXllZBgCIAEoCCKRAQoSR2V0UmVjb3JkZWRSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkiXQoTR2V0UmVjb3JkZWRSZXNwb25zZRINCgVmb3VuZBgBIAEoCBI3CglvcGVyYXRpb24YAiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRlZE9wZXJhdGlvbiKWAwoRUmVjb3JkZWRPcGVyYXRpb24SDQoFc2NvcGUYASABKAkSLgoEa2luZBgCIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAyABKAkSEAoIc2VxdWVuY2UYBCABKAMSFgoMcmFuZG9tX3ZhbHVlGAUgASgBSAASMAoKdGltZV92YWx1ZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIUCgp1dWlkX3ZhbHVlGAcgASgJSAASFAoKanNvbl92YWx1ZRgIIAEoCUgAEjEKCnRhc2tfdmFsdWUYCSABKAsyGy5weW5lbmMuc2lkZWNhci52MS5UYXNrQ2FsbEgAEjIKCmRhdGFfdmFsdWUYCyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5EYXRhVmFsdWVIABI1CgtvcmlnaW5fc3BhbhgKIAEoCzIgLnB5bmVuYy5zaWRlY2FyLnYxLlNwYW5SZWZlcmVuY2VCBwoFdmFsdWUiLgoJRGF0YVZhbHVlEg0KBWZvdW5kGAEgASgIEhIKCnZhbHVlX2pzb24YAiABKAkiMgoNU3BhblJlZmVyZW5jZRIQCgh0cmFjZV9pZBgBIAEoCRIPCgdzcGFuX2lkGAIgASgJIkoKCFRhc2tDYWxsEhUKDWludm9jYXRpb25faWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCSLzAwoOVGFza0ludm9jYXRpb24SFQoNaW52b2NhdGlvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEhYKDmFyZ3VtZW50c19qc29uGAMgASgJEjMKBnN0YXR1cxgEIAEoDjIjLnB5bmVuYy5zaWRlY2FyLnYxLkludm9jYXRpb25TdGF0dXMSNQoId29ya2Zsb3cYBSABKAsyIy5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0lkZW50aXR5EhwKFHBhcmVudF9pbnZvY2F0aW9uX2lkGAYgASgJEhMKC3Jlc3VsdF9qc29uGAcgASgJEisKBWVycm9yGAggASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0Vycm9yEhcKD2xlYXNlX3J1bm5lcl9pZBgJIAEoCRI1ChFsZWFzZV9leHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZGlzcGF0Y2hlZBgLIAEoCBIPCgdhdHRlbXB0GAwgASgFEi4KCnF1ZXVlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKCmxhc3RfZXJyb3IYDiABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrRXJyb3IiTgoJVGFza0xlYXNlEhAKCGxlYXNlX2lkGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AgoSRXhlY3V0ZVRhc2tSZXF1ZXN0EjYKCHBvc2l0aW9uGAEgASgLMiQucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uUG9zaXRpb24SDwoHdGFza19pZBgCIAEoCRIWCg5hcmd1bWVudHNfanNvbhgDIAEoCRIaChJmb3JjZV9uZXdfd29ya2Zsb3cYBCABKAgSEQoJcnVubmVyX2lkGAUgASgJEiwKCWxlYXNlX3R0bBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCgZjb21taXQYByABKAsyIi5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Db21taXQSMQoIZGlzcGF0Y2gYCCABKAsyHy5weW5lbmMuc2lkZWNhci52MS5UYXNrRGlzcGF0Y2gicgoPT3BlcmF0aW9uQ29tbWl0EhAKCGxlYXNlX2lkGAEgASgJEjgKCm9wZXJhdGlvbnMYAiADKAsyJC5weW5lbmMuc2lkZWNhci52MS5CdWZmZXJlZE9wZXJhdGlvbhITCgt3b3JrZmxvd19pZBgDIAEoCSLpAQoRQnVmZmVyZWRPcGVyYXRpb24SLgoEa2luZBgBIAEoDjIgLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbktpbmQSEwoLY3VzdG9tX25hbWUYAiABKAkSEAoIc2VxdWVuY2UYAyABKAMSFgoMcmFuZG9tX3ZhbHVlGAQgASgBSAASFAoKdXVpZF92YWx1ZRgFIAEoCUgAEjAKCnRpbWVfdmFsdWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASFAoKanNvbl92YWx1ZRgHIAEoCUgAQgcKBXZhbHVlIokBChdDb21taXRPcGVyYXRpb25zUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFQoNaW52b2NhdGlvbl9pZBgDIAEoCRIyCgZjb21taXQYBCABKAsyIi5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Db21taXQiMgoYQ29tbWl0T3BlcmF0aW9uc1Jlc3BvbnNlEhYKDnJlY29yZGVkX2NvdW50GAEgASgFIr0BCgxUYXNrRGlzcGF0Y2gSNAoMcmV0cnlfcG9saWN5GAEgASgLMh4ucHluZW5jLnNpZGVjYXIudjEuUmV0cnlQb2xpY3kSOQoWc3RhcnRfdG9fY2xvc2VfdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI8ChlzY2hlZHVsZV90b19zdGFydF90aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIuUBCgtSZXRyeVBvbGljeRIUCgxtYXhfYXR0ZW1wdHMYASABKAUSMgoPaW5pdGlhbF9iYWNrb2ZmGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhoKEmJhY2tvZmZfbXVsdGlwbGllchgDIAEoARIuCgttYXhfYmFja29mZhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIdChVyZXRyeWFibGVfZXJyb3JfdHlwZXMYBSADKAkSIQoZbm9uX3JldHJ5YWJsZV9lcnJvcl90eXBlcxgGIAMoCSKLAQoTRXhlY3V0ZVRhc2tSZXNwb25zZRI1CgppbnZvY2F0aW9uGAEgASgLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SEAoIcmVwbGF5ZWQYAiABKAgSKwoFbGVhc2UYAyABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2UiywEKFFN0YXJ0V29ya2Zsb3dSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRI1Cgh3b3JrZmxvdxgCIAEoCzIjLnB5bmVuYy5zaWRlY2FyLnYxLldvcmtmbG93SWRlbnRpdHkSFgoOYXJndW1lbnRzX2pzb24YAyABKAkSEQoJcnVubmVyX2lkGAQgASgJEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtpbmNsdWRlX2xvZxgGIAEoCCK6AQoVU3RhcnRXb3JrZmxvd1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIQCghyZXBsYXllZBgCIAEoCBIrCgVsZWFzZRgDIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZRIrCgNsb2cYBCABKAsyHi5weW5lbmMuc2lkZWNhci52MS5Xb3JrZmxvd0xvZyJJCgtXb3JrZmxvd0xvZxI6CgdiYXRjaGVzGAEgAygLMikucHluZW5jLnNpZGVjYXIudjEuR2V0V29ya2Zsb3dMb2dSZXNwb25zZSJ+ChVSZW5ld1Rhc2tMZWFzZVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSLAoJbGVhc2VfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkUKFlJlbmV3VGFza0xlYXNlUmVzcG9uc2USKwoFbGVhc2UYASABKAsyHC5weW5lbmMuc2lkZWNhci52MS5UYXNrTGVhc2Ui0wEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkSFQoLcmVzdWx0X2pzb24YBCABKAlIABItCgVlcnJvchgFIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tFcnJvckgAEjIKBmNvbW1pdBgGIAEoCzIiLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbkNvbW1pdEIJCgdvdXRjb21lIl8KFENvbXBsZXRlVGFza1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIQCghhY2NlcHRlZBgCIAEoCCKlAQoPV2FpdFRhc2tSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIVCg1pbnZvY2F0aW9uX2lkGAIgASgJEhEKCXJ1bm5lcl9pZBgDIAEoCRIqCgd0aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCWxlYXNlX3R0bBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ2ChBXYWl0VGFza1Jlc3BvbnNlEjUKCmludm9jYXRpb24YASABKAsyIS5weW5lbmMuc2lkZWNhci52MS5UYXNrSW52b2NhdGlvbhIrCgVsZWFzZRgCIAEoCzIcLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tMZWFzZSKuAQoOR2V0RGF0YVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEgsKA2tleRgDIAEoCRI2Cghwb3NpdGlvbhgEIAEoCzIkLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvblBvc2l0aW9uEjIKBmNvbW1pdBgFIAEoCzIiLnB5bmVuYy5zaWRlY2FyLnYxLk9wZXJhdGlvbkNvbW1pdCJGCg9HZXREYXRhUmVzcG9uc2USDQoFZm91bmQYASABKAgSEgoKdmFsdWVfanNvbhgCIAEoCRIQCghyZXBsYXllZBgDIAEoCCKlAQoOU2V0RGF0YVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEhUKDWludm9jYXRpb25faWQYAyABKAkSCwoDa2V5GAQgASgJEhIKCnZhbHVlX2pzb24YBSABKAkSNgoIcG9zaXRpb24YBiABKAsyJC5weW5lbmMuc2lkZWNhci52MS5PcGVyYXRpb25Qb3NpdGlvbiIjCg9TZXREYXRhUmVzcG9uc2USEAoIcmVwbGF5ZWQYASABKAgiOQoSR2V0QmFzZVRpbWVSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCSJWChNHZXRCYXNlVGltZVJlc3BvbnNlEi0KCWJhc2VfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmVwbGF5ZWQYAiABKAgimwEKGEdldE9wZXJhdGlvbkNvdW50UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSFQoNaW52b2NhdGlvbl9pZBgDIAEoCRIuCgRraW5kGAQgASgOMiAucHluZW5jLnNpZGVjYXIudjEuT3BlcmF0aW9uS2luZBITCgtjdXN0b21fbmFtZRgFIAEoCSIqChlHZXRPcGVyYXRpb25Db3VudFJlc3BvbnNlEg0KBWNvdW50GAEgASgDIjwKFUdldFdvcmtmbG93TG9nUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiswEKFkdldFdvcmtmbG93TG9nUmVzcG9uc2USOAoKb3BlcmF0aW9ucxgBIAMoCzIkLnB5bmVuYy5zaWRlY2FyLnYxLlJlY29yZGVkT3BlcmF0aW9uEjAKBXRhc2tzGAIgAygLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SLQoJYmFzZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChRSZXRyeVdvcmtmbG93UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkiTwoVUmV0cnlXb3JrZmxvd1Jlc3BvbnNlEjYKC2ludm9jYXRpb25zGAEgAygLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24itAEKEFBvbGxUYXNrc1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhAKCHRhc2tfaWRzGAIgAygJEhEKCXdvcmtlcl9pZBgDIAEoCRIRCgltYXhfdGFza3MYBCABKAUSLAoJbGVhc2VfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEioKB3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRQoRUG9sbFRhc2tzUmVzcG9uc2USMAoFdGFza3MYASADKAsyIS5weW5lbmMuc2lkZWNhci52MS5EaXNwYXRjaGVkVGFzayKiAQoORGlzcGF0Y2hlZFRhc2sSNQoKaW52b2NhdGlvbhgBIAEoCzIhLnB5bmVuYy5zaWRlY2FyLnYxLlRhc2tJbnZvY2F0aW9uEisKBWxlYXNlGAIgASgLMhwucHluZW5jLnNpZGVjYXIudjEuVGFza0xlYXNlEiwKCGRlYWRsaW5lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJNChJSZWxlYXNlVGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSEAoIbGVhc2VfaWQYAyABKAkiTAoTUmVsZWFzZVRhc2tSZXNwb25zZRI1CgppbnZvY2F0aW9uGAEgASgLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24iSgoRQ2FuY2VsVGFza1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhUKDWludm9jYXRpb25faWQYAiABKAkSDgoGcmVhc29uGAMgASgJIl4KEkNhbmNlbFRhc2tSZXNwb25zZRI1CgppbnZvY2F0aW9uGAEgASgLMiEucHluZW5jLnNpZGVjYXIudjEuVGFza0ludm9jYXRpb24SEQoJY2FuY2VsbGVkGAIgASgIKu0BCg1PcGVyYXRpb25LaW5kEh4KGk9QRVJBVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVT1BFUkFUSU9OX0tJTkRfUkFORE9NEAESFwoTT1BFUkFUSU9OX0tJTkRfVElNRRACEhcKE09QRVJBVElPTl9LSU5EX1VVSUQQAxIXChNPUEVSQVRJT05fS0lORF9UQVNLEAQSGQoVT1BFUkFUSU9OX0tJTkRfQ1VTVE9NEAUSHAoYT1BFUkFUSU9OX0tJTkRfREFUQV9SRUFEEAYSHQoZT1BFUkFUSU9OX0tJTkRfREFUQV9XUklURRAHMs4OChxEZXRlcm1pbmlzdGljRXhlY3V0b3JTZXJ2aWNlEk0KBlJhbmRvbRIgLnB5bmVuYy5zaWRlY2FyLnYxLlJhbmRvbVJlcXVlc3QaIS5weW5lbmMuc2lkZWNhci52MS5SYW5kb21SZXNwb25zZRJNCgZVdGNOb3cSIC5weW5lbmMuc2lkZWNhci52MS5VdGNOb3dSZXF1ZXN0GiEucHluZW5jLnNpZGVjYXIudjEuVXRjTm93UmVzcG9uc2USRwoEVXVpZBIeLnB5bmVuYy5zaWRlY2FyLnYxLlV1aWRSZXF1ZXN0Gh8ucHluZW5jLnNpZGVjYXIudjEuVXVpZFJlc3BvbnNlEk0KBlJlY29yZBIgLnB5bmVuYy5zaWRlY2FyLnYxLlJlY29yZFJlcXVlc3QaIS5weW5lbmMuc2lkZWNhci52MS5SZWNvcmRSZXNwb25zZRJcCgtHZXRSZWNvcmRlZBIlLnB5bmVuYy5zaWRlY2FyLnYxLkdldFJlY29yZGVkUmVxdWVzdBomLnB5bmVuYy5zaWRlY2FyLnYxLkdldFJlY29yZGVkUmVzcG9uc2USXAoLRXhlY3V0ZVRhc2sSJS5weW5lbmMuc2lkZWNhci52MS5FeGVjdXRlVGFza1JlcXVlc3QaJi5weW5lbmMuc2lkZWNhci52MS5FeGVjdXRlVGFza1Jlc3BvbnNlEmIKDVN0YXJ0V29ya2Zsb3cSJy5weW5lbmMuc2lkZWNhci52MS5TdGFydFdvcmtmbG93UmVxdWVzdBooLnB5bmVuYy5zaWRlY2FyLnYxLlN0YXJ0V29ya2Zsb3dSZXNwb25zZRJlCg5SZW5ld1Rhc2tMZWFzZRIoLnB5bmVuYy5zaWRlY2FyLnYxLlJlbmV3VGFza0xlYXNlUmVxdWVzdBopLnB5bmVuYy5zaWRlY2FyLnYxLlJlbmV3VGFza0xlYXNlUmVzcG9uc2USXwoMQ29tcGxldGVUYXNrEiYucHluZW5jLnNpZGVjYXIudjEuQ29tcGxldGVUYXNrUmVxdWVzdBonLnB5bmVuYy5zaWRlY2FyLnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlElMKCFdhaXRUYXNrEiIucHluZW5jLnNpZGVjYXIudjEuV2FpdFRhc2tSZXF1ZXN0GiMucHluZW5jLnNpZGVjYXIudjEuV2FpdFRhc2tSZXNwb25zZRJQCgdHZXREYXRhEiEucHluZW5jLnNpZGVjYXIudjEuR2V0RGF0YVJlcXVlc3QaIi5weW5lbmMuc2lkZWNhci52MS5HZXREYXRhUmVzcG9uc2USUAoHU2V0RGF0YRIhLnB5bmVuYy5zaWRlY2FyLnYxLlNldERhdGFSZXF1ZXN0GiIucHluZW5jLnNpZGVjYXIudjEuU2V0RGF0YVJlc3BvbnNlElwKC0dldEJhc2VUaW1lEiUucHluZW5jLnNpZGVjYXIudjEuR2V0QmFzZVRpbWVSZXF1ZXN0GiYucHluZW5jLnNpZGVjYXIudjEuR2V0QmFzZVRpbWVSZXNwb25zZRJuChFHZXRPcGVyYXRpb25Db3VudBIrLnB5bmVuYy5zaWRlY2FyLnYxLkdldE9wZXJhdGlvbkNvdW50UmVxdWVzdBosLnB5bmVuYy5zaWRlY2FyLnYxLkdldE9wZXJhdGlvbkNvdW50UmVzcG9uc2USZwoOR2V0V29ya2Zsb3dMb2cSKC5weW5lbmMuc2lkZWNhci52MS5HZXRXb3JrZmxvd0xvZ1JlcXVlc3QaKS5weW5lbmMuc2lkZWNhci52MS5HZXRXb3JrZmxvd0xvZ1Jlc3BvbnNlMAESYgoNUmV0cnlXb3JrZmxvdxInLnB5bmVuYy5zaWRlY2FyLnYxLlJldHJ5V29ya2Zsb3dSZXF1ZXN0GigucHluZW5jLnNpZGVjYXIudjEuUmV0cnlXb3JrZmxvd1Jlc3BvbnNlEmsKEENvbW1pdE9wZXJhdGlvbnMSKi5weW5lbmMuc2lkZWNhci52MS5Db21taXRPcGVyYXRpb25zUmVxdWVzdBorLnB5bmVuYy5zaWRlY2FyLnYxLkNvbW1pdE9wZXJhdGlvbnNSZXNwb25zZRJWCglQb2xsVGFza3MSIy5weW5lbmMuc2lkZWNhci52MS5Qb2xsVGFza3NSZXF1ZXN0GiQucHluZW5jLnNpZGVjYXIudjEuUG9sbFRhc2tzUmVzcG9uc2USXAoLUmVsZWFzZVRhc2sSJS5weW5lbmMuc2lkZWNhci52MS5SZWxlYXNlVGFza1JlcXVlc3QaJi5weW5lbmMuc2lkZWNhci52MS5SZWxlYXNlVGFza1Jlc3BvbnNlElkKCkNhbmNlbFRhc2sSJC5weW5lbmMuc2lkZWNhci52MS5DYW5jZWxUYXNrUmVxdWVzdBolLnB5bmVuYy5zaWRlY2FyLnYxLkNhbmNlbFRhc2tSZXNwb25zZUJJWkdnaXRodWIuY29tL3B5bmVuYy9weW5lbmMtc2lkZWNhci9zZGsvZ28vZ2VuL3B5bmVuYy9zaWRlY2FyL3YxO3NpZGVjYXJ2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pynenc_sidecar_v1_common]);
 
 /**
  * Where an operation is recorded, shared by the per-operation requests.
@@ -542,6 +542,38 @@ export type TaskInvocation = Message<"pynenc.sidecar.v1.TaskInvocation"> & {
    * @generated from field: google.protobuf.Timestamp lease_expire_time = 10;
    */
   leaseExpireTime?: Timestamp | undefined;
+
+  /**
+   * True when the invocation is dispatched to a worker serving its task id
+   * (ExecuteTaskRequest.dispatch); its dispatch state follows.
+   *
+   * @generated from field: bool dispatched = 11;
+   */
+  dispatched: boolean;
+
+  /**
+   * Dispatched: the attempt number (1-based) of the current or last run;
+   * 0 while it has never been handed to a worker. A redelivery after a lost
+   * lease (the worker died) is the same attempt.
+   *
+   * @generated from field: int32 attempt = 12;
+   */
+  attempt: number;
+
+  /**
+   * Dispatched and waiting in its queue: when it was queued (the age
+   * `inspect` shows; schedule-to-start is counted from it).
+   *
+   * @generated from field: google.protobuf.Timestamp queue_time = 13;
+   */
+  queueTime?: Timestamp | undefined;
+
+  /**
+   * Dispatched and waiting for a retry: the error of the failed attempt.
+   *
+   * @generated from field: pynenc.sidecar.v1.TaskError last_error = 14;
+   */
+  lastError?: TaskError | undefined;
 };
 
 /**
@@ -622,6 +654,25 @@ export type ExecuteTaskRequest = Message<"pynenc.sidecar.v1.ExecuteTaskRequest">
    * @generated from field: google.protobuf.Duration lease_ttl = 6;
    */
   leaseTtl?: Duration | undefined;
+
+  /**
+   * The caller's buffered operations, committed before the task position is
+   * taken (see OperationCommit); refused, the task is not started.
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationCommit commit = 7;
+   */
+  commit?: OperationCommit | undefined;
+
+  /**
+   * Set: the task is not run by the caller but queued for a worker that
+   * serves `task_id` (in any language), with these policies; the response
+   * carries no lease and the caller waits (WaitTask). Recorded with the
+   * call the first time: a replay of the position keeps the recorded
+   * dispatch and policies, whatever it asks.
+   *
+   * @generated from field: pynenc.sidecar.v1.TaskDispatch dispatch = 8;
+   */
+  dispatch?: TaskDispatch | undefined;
 };
 
 /**
@@ -630,6 +681,296 @@ export type ExecuteTaskRequest = Message<"pynenc.sidecar.v1.ExecuteTaskRequest">
  */
 export const ExecuteTaskRequestSchema: GenMessage<ExecuteTaskRequest> = /*@__PURE__*/
   messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 17);
+
+/**
+ * Operations a run performed since its previous call to the sidecar, whose
+ * values its SDK computed locally, recorded in one atomic step with the
+ * request that carries it (before that request's own work) at the positions
+ * of the request's scope (its invocation; empty: the workflow's main task).
+ *
+ * All or nothing, in one atomic step per store:
+ *  * Fenced: `lease_id` must be the lease the run was granted on its scope
+ *    and no other caller may have been granted it since (a lapsed lease
+ *    nobody took over still commits); else FAILED_PRECONDITION,
+ *    LEASE_NOT_HELD and nothing is written.
+ *  * A position already holding the same value (a repeated commit, or a value
+ *    another run derived identically) is left as it is. A position holding
+ *    another value (another run recorded first: a lost race, a stale log)
+ *    refuses the whole commit: ABORTED, COMMIT_CONFLICT, metadata naming the
+ *    position; the run reads the workflow's log again and runs again from its
+ *    top, replaying the winner's record.
+ *  * A new position of a finished scope: FAILED_PRECONDITION,
+ *    NONDETERMINISTIC_REPLAY, as for the single-operation RPCs.
+ *  * DATA_WRITE positions may only be committed by the workflow's main task
+ *    (PERMISSION_DENIED, WORKFLOW_ACCESS_DENIED) and are applied to the data
+ *    when first recorded; a replayed one applies nothing.
+ *  * RANDOM and UUID values must equal their derivations (see Random, Uuid):
+ *    they may be left unset and the server derives them; set and different,
+ *    INVALID_ARGUMENT. TIME values are recorded as given (the SDK's clock,
+ *    strictly later than every time the run knew of); the first one fixes
+ *    the workflow's base time if it has none.
+ * Problems name the operation by index, e.g. `commit.operations[3].kind`.
+ *
+ * @generated from message pynenc.sidecar.v1.OperationCommit
+ */
+export type OperationCommit = Message<"pynenc.sidecar.v1.OperationCommit"> & {
+  /**
+   * Required when `operations` is not empty: the run's lease on its scope.
+   *
+   * @generated from field: string lease_id = 1;
+   */
+  leaseId: string;
+
+  /**
+   * In the order the run performed them; at most 10000 (INVALID_ARGUMENT).
+   *
+   * @generated from field: repeated pynenc.sidecar.v1.BufferedOperation operations = 2;
+   */
+  operations: BufferedOperation[];
+
+  /**
+   * The workflow the operations are recorded in. Required on CompleteTask
+   * (whose request names no workflow); elsewhere optional, and when set it
+   * must equal the request's workflow.
+   *
+   * @generated from field: string workflow_id = 3;
+   */
+  workflowId: string;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.OperationCommit.
+ * Use `create(OperationCommitSchema)` to create a new message.
+ */
+export const OperationCommitSchema: GenMessage<OperationCommit> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 18);
+
+/**
+ * One operation of an OperationCommit.
+ *
+ * @generated from message pynenc.sidecar.v1.BufferedOperation
+ */
+export type BufferedOperation = Message<"pynenc.sidecar.v1.BufferedOperation"> & {
+  /**
+   * Required: RANDOM, TIME, UUID, CUSTOM or DATA_WRITE.
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationKind kind = 1;
+   */
+  kind: OperationKind;
+
+  /**
+   * Required when kind is CUSTOM (the operation's name) or DATA_WRITE (the
+   * data key); empty otherwise.
+   *
+   * @generated from field: string custom_name = 2;
+   */
+  customName: string;
+
+  /**
+   * Required, >= 1: the kind's (or name's) 1-based position in the run.
+   *
+   * @generated from field: int64 sequence = 3;
+   */
+  sequence: bigint;
+
+  /**
+   * RANDOM: random_value (optional); UUID: uuid_value (optional); TIME:
+   * time_value (required, whole microseconds: nanos a multiple of 1000, the
+   * value the code was given); CUSTOM and DATA_WRITE: json_value (required,
+   * valid JSON text).
+   *
+   * @generated from oneof pynenc.sidecar.v1.BufferedOperation.value
+   */
+  value: {
+    /**
+     * @generated from field: double random_value = 4;
+     */
+    value: number;
+    case: "randomValue";
+  } | {
+    /**
+     * @generated from field: string uuid_value = 5;
+     */
+    value: string;
+    case: "uuidValue";
+  } | {
+    /**
+     * @generated from field: google.protobuf.Timestamp time_value = 6;
+     */
+    value: Timestamp;
+    case: "timeValue";
+  } | {
+    /**
+     * @generated from field: string json_value = 7;
+     */
+    value: string;
+    case: "jsonValue";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.BufferedOperation.
+ * Use `create(BufferedOperationSchema)` to create a new message.
+ */
+export const BufferedOperationSchema: GenMessage<BufferedOperation> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 19);
+
+/**
+ * @generated from message pynenc.sidecar.v1.CommitOperationsRequest
+ */
+export type CommitOperationsRequest = Message<"pynenc.sidecar.v1.CommitOperationsRequest"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * Required.
+   *
+   * @generated from field: string workflow_id = 2;
+   */
+  workflowId: string;
+
+  /**
+   * The run's invocation; empty means the workflow's main task.
+   *
+   * @generated from field: string invocation_id = 3;
+   */
+  invocationId: string;
+
+  /**
+   * Required. Its workflow_id may be left empty.
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationCommit commit = 4;
+   */
+  commit?: OperationCommit | undefined;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.CommitOperationsRequest.
+ * Use `create(CommitOperationsRequestSchema)` to create a new message.
+ */
+export const CommitOperationsRequestSchema: GenMessage<CommitOperationsRequest> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 20);
+
+/**
+ * @generated from message pynenc.sidecar.v1.CommitOperationsResponse
+ */
+export type CommitOperationsResponse = Message<"pynenc.sidecar.v1.CommitOperationsResponse"> & {
+  /**
+   * How many of the commit's operations were recorded now (the others were
+   * recorded already, with the same values).
+   *
+   * @generated from field: int32 recorded_count = 1;
+   */
+  recordedCount: number;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.CommitOperationsResponse.
+ * Use `create(CommitOperationsResponseSchema)` to create a new message.
+ */
+export const CommitOperationsResponseSchema: GenMessage<CommitOperationsResponse> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 21);
+
+/**
+ * How a dispatched task is run. Every field is optional.
+ *
+ * @generated from message pynenc.sidecar.v1.TaskDispatch
+ */
+export type TaskDispatch = Message<"pynenc.sidecar.v1.TaskDispatch"> & {
+  /**
+   * Retries of failed attempts; unset: one attempt, no retry.
+   *
+   * @generated from field: pynenc.sidecar.v1.RetryPolicy retry_policy = 1;
+   */
+  retryPolicy?: RetryPolicy | undefined;
+
+  /**
+   * Longest time one attempt may run, from its lease to its outcome. An
+   * attempt still running then loses its lease (its next RenewTaskLease is
+   * refused) and fails with "StartToCloseTimeout", retried per the policy.
+   * Unset: no limit (heartbeats still detect a dead worker).
+   *
+   * @generated from field: google.protobuf.Duration start_to_close_timeout = 2;
+   */
+  startToCloseTimeout?: Duration | undefined;
+
+  /**
+   * Longest time the invocation may wait in its queue for a worker, each
+   * time it is queued: then it fails with "ScheduleToStartTimeout", naming
+   * the task id. 1 s .. 30 days; unset: 10 minutes.
+   *
+   * @generated from field: google.protobuf.Duration schedule_to_start_timeout = 3;
+   */
+  scheduleToStartTimeout?: Duration | undefined;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.TaskDispatch.
+ * Use `create(TaskDispatchSchema)` to create a new message.
+ */
+export const TaskDispatchSchema: GenMessage<TaskDispatch> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 22);
+
+/**
+ * Which failed attempts run again, and when.
+ *
+ * @generated from message pynenc.sidecar.v1.RetryPolicy
+ */
+export type RetryPolicy = Message<"pynenc.sidecar.v1.RetryPolicy"> & {
+  /**
+   * Attempts in all, the first included: 1 .. 100; unset or 0: 1.
+   *
+   * @generated from field: int32 max_attempts = 1;
+   */
+  maxAttempts: number;
+
+  /**
+   * Wait before the second attempt: 0 .. 1 h; unset: 1 s.
+   *
+   * @generated from field: google.protobuf.Duration initial_backoff = 2;
+   */
+  initialBackoff?: Duration | undefined;
+
+  /**
+   * Each later wait is the previous one times this: 1 .. 10; unset or 0: 2.
+   *
+   * @generated from field: double backoff_multiplier = 3;
+   */
+  backoffMultiplier: number;
+
+  /**
+   * The longest wait: 0 .. 24 h; unset: 60 s.
+   *
+   * @generated from field: google.protobuf.Duration max_backoff = 4;
+   */
+  maxBackoff?: Duration | undefined;
+
+  /**
+   * Error types (TaskError.type) that are retried; empty: every type.
+   *
+   * @generated from field: repeated string retryable_error_types = 5;
+   */
+  retryableErrorTypes: string[];
+
+  /**
+   * Error types never retried (checked after retryable_error_types).
+   * "TaskCancelled" and "ScheduleToStartTimeout" are never retried.
+   *
+   * @generated from field: repeated string non_retryable_error_types = 6;
+   */
+  nonRetryableErrorTypes: string[];
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.RetryPolicy.
+ * Use `create(RetryPolicySchema)` to create a new message.
+ */
+export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 23);
 
 /**
  * @generated from message pynenc.sidecar.v1.ExecuteTaskResponse
@@ -660,7 +1001,7 @@ export type ExecuteTaskResponse = Message<"pynenc.sidecar.v1.ExecuteTaskResponse
  * Use `create(ExecuteTaskResponseSchema)` to create a new message.
  */
 export const ExecuteTaskResponseSchema: GenMessage<ExecuteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 18);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 24);
 
 /**
  * @generated from message pynenc.sidecar.v1.StartWorkflowRequest
@@ -716,7 +1057,7 @@ export type StartWorkflowRequest = Message<"pynenc.sidecar.v1.StartWorkflowReque
  * Use `create(StartWorkflowRequestSchema)` to create a new message.
  */
 export const StartWorkflowRequestSchema: GenMessage<StartWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 19);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 25);
 
 /**
  * @generated from message pynenc.sidecar.v1.StartWorkflowResponse
@@ -757,7 +1098,7 @@ export type StartWorkflowResponse = Message<"pynenc.sidecar.v1.StartWorkflowResp
  * Use `create(StartWorkflowResponseSchema)` to create a new message.
  */
 export const StartWorkflowResponseSchema: GenMessage<StartWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 20);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 26);
 
 /**
  * A workflow's whole log: the messages GetWorkflowLog streams, in one.
@@ -776,7 +1117,7 @@ export type WorkflowLog = Message<"pynenc.sidecar.v1.WorkflowLog"> & {
  * Use `create(WorkflowLogSchema)` to create a new message.
  */
 export const WorkflowLogSchema: GenMessage<WorkflowLog> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 21);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 27);
 
 /**
  * @generated from message pynenc.sidecar.v1.RenewTaskLeaseRequest
@@ -816,7 +1157,7 @@ export type RenewTaskLeaseRequest = Message<"pynenc.sidecar.v1.RenewTaskLeaseReq
  * Use `create(RenewTaskLeaseRequestSchema)` to create a new message.
  */
 export const RenewTaskLeaseRequestSchema: GenMessage<RenewTaskLeaseRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 22);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 28);
 
 /**
  * @generated from message pynenc.sidecar.v1.RenewTaskLeaseResponse
@@ -833,7 +1174,7 @@ export type RenewTaskLeaseResponse = Message<"pynenc.sidecar.v1.RenewTaskLeaseRe
  * Use `create(RenewTaskLeaseResponseSchema)` to create a new message.
  */
 export const RenewTaskLeaseResponseSchema: GenMessage<RenewTaskLeaseResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 23);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 29);
 
 /**
  * @generated from message pynenc.sidecar.v1.CompleteTaskRequest
@@ -880,6 +1221,16 @@ export type CompleteTaskRequest = Message<"pynenc.sidecar.v1.CompleteTaskRequest
     value: TaskError;
     case: "error";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * The task's buffered operations, committed before the outcome is recorded
+   * (see OperationCommit; its workflow_id is required here, and its lease_id
+   * may be left empty: this request's lease_id is used). Refused, no outcome
+   * is recorded.
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationCommit commit = 6;
+   */
+  commit?: OperationCommit | undefined;
 };
 
 /**
@@ -887,7 +1238,7 @@ export type CompleteTaskRequest = Message<"pynenc.sidecar.v1.CompleteTaskRequest
  * Use `create(CompleteTaskRequestSchema)` to create a new message.
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 24);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 30);
 
 /**
  * @generated from message pynenc.sidecar.v1.CompleteTaskResponse
@@ -912,7 +1263,7 @@ export type CompleteTaskResponse = Message<"pynenc.sidecar.v1.CompleteTaskRespon
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 25);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 31);
 
 /**
  * @generated from message pynenc.sidecar.v1.WaitTaskRequest
@@ -959,7 +1310,7 @@ export type WaitTaskRequest = Message<"pynenc.sidecar.v1.WaitTaskRequest"> & {
  * Use `create(WaitTaskRequestSchema)` to create a new message.
  */
 export const WaitTaskRequestSchema: GenMessage<WaitTaskRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 26);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 32);
 
 /**
  * @generated from message pynenc.sidecar.v1.WaitTaskResponse
@@ -984,7 +1335,7 @@ export type WaitTaskResponse = Message<"pynenc.sidecar.v1.WaitTaskResponse"> & {
  * Use `create(WaitTaskResponseSchema)` to create a new message.
  */
 export const WaitTaskResponseSchema: GenMessage<WaitTaskResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 27);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 33);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetDataRequest
@@ -1019,6 +1370,15 @@ export type GetDataRequest = Message<"pynenc.sidecar.v1.GetDataRequest"> & {
    * @generated from field: pynenc.sidecar.v1.OperationPosition position = 4;
    */
   position?: OperationPosition | undefined;
+
+  /**
+   * With `position` only: the reader's buffered operations, committed before
+   * the read (so the read sees the run's own buffered writes); see
+   * OperationCommit. Refused, nothing is read or recorded.
+   *
+   * @generated from field: pynenc.sidecar.v1.OperationCommit commit = 5;
+   */
+  commit?: OperationCommit | undefined;
 };
 
 /**
@@ -1026,7 +1386,7 @@ export type GetDataRequest = Message<"pynenc.sidecar.v1.GetDataRequest"> & {
  * Use `create(GetDataRequestSchema)` to create a new message.
  */
 export const GetDataRequestSchema: GenMessage<GetDataRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 28);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 34);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetDataResponse
@@ -1057,7 +1417,7 @@ export type GetDataResponse = Message<"pynenc.sidecar.v1.GetDataResponse"> & {
  * Use `create(GetDataResponseSchema)` to create a new message.
  */
 export const GetDataResponseSchema: GenMessage<GetDataResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 29);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 35);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetDataRequest
@@ -1114,7 +1474,7 @@ export type SetDataRequest = Message<"pynenc.sidecar.v1.SetDataRequest"> & {
  * Use `create(SetDataRequestSchema)` to create a new message.
  */
 export const SetDataRequestSchema: GenMessage<SetDataRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 30);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 36);
 
 /**
  * @generated from message pynenc.sidecar.v1.SetDataResponse
@@ -1134,7 +1494,7 @@ export type SetDataResponse = Message<"pynenc.sidecar.v1.SetDataResponse"> & {
  * Use `create(SetDataResponseSchema)` to create a new message.
  */
 export const SetDataResponseSchema: GenMessage<SetDataResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 31);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 37);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetBaseTimeRequest
@@ -1160,7 +1520,7 @@ export type GetBaseTimeRequest = Message<"pynenc.sidecar.v1.GetBaseTimeRequest">
  * Use `create(GetBaseTimeRequestSchema)` to create a new message.
  */
 export const GetBaseTimeRequestSchema: GenMessage<GetBaseTimeRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 32);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 38);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetBaseTimeResponse
@@ -1182,7 +1542,7 @@ export type GetBaseTimeResponse = Message<"pynenc.sidecar.v1.GetBaseTimeResponse
  * Use `create(GetBaseTimeResponseSchema)` to create a new message.
  */
 export const GetBaseTimeResponseSchema: GenMessage<GetBaseTimeResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 33);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 39);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetOperationCountRequest
@@ -1229,7 +1589,7 @@ export type GetOperationCountRequest = Message<"pynenc.sidecar.v1.GetOperationCo
  * Use `create(GetOperationCountRequestSchema)` to create a new message.
  */
 export const GetOperationCountRequestSchema: GenMessage<GetOperationCountRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 34);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 40);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetOperationCountResponse
@@ -1246,7 +1606,7 @@ export type GetOperationCountResponse = Message<"pynenc.sidecar.v1.GetOperationC
  * Use `create(GetOperationCountResponseSchema)` to create a new message.
  */
 export const GetOperationCountResponseSchema: GenMessage<GetOperationCountResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 35);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 41);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowLogRequest
@@ -1272,7 +1632,7 @@ export type GetWorkflowLogRequest = Message<"pynenc.sidecar.v1.GetWorkflowLogReq
  * Use `create(GetWorkflowLogRequestSchema)` to create a new message.
  */
 export const GetWorkflowLogRequestSchema: GenMessage<GetWorkflowLogRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 36);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 42);
 
 /**
  * @generated from message pynenc.sidecar.v1.GetWorkflowLogResponse
@@ -1306,7 +1666,7 @@ export type GetWorkflowLogResponse = Message<"pynenc.sidecar.v1.GetWorkflowLogRe
  * Use `create(GetWorkflowLogResponseSchema)` to create a new message.
  */
 export const GetWorkflowLogResponseSchema: GenMessage<GetWorkflowLogResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 37);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 43);
 
 /**
  * @generated from message pynenc.sidecar.v1.RetryWorkflowRequest
@@ -1332,7 +1692,7 @@ export type RetryWorkflowRequest = Message<"pynenc.sidecar.v1.RetryWorkflowReque
  * Use `create(RetryWorkflowRequestSchema)` to create a new message.
  */
 export const RetryWorkflowRequestSchema: GenMessage<RetryWorkflowRequest> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 38);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 44);
 
 /**
  * @generated from message pynenc.sidecar.v1.RetryWorkflowResponse
@@ -1351,7 +1711,227 @@ export type RetryWorkflowResponse = Message<"pynenc.sidecar.v1.RetryWorkflowResp
  * Use `create(RetryWorkflowResponseSchema)` to create a new message.
  */
 export const RetryWorkflowResponseSchema: GenMessage<RetryWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 39);
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 45);
+
+/**
+ * @generated from message pynenc.sidecar.v1.PollTasksRequest
+ */
+export type PollTasksRequest = Message<"pynenc.sidecar.v1.PollTasksRequest"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * Required: the task ids this worker serves, 1 .. 100 of them.
+   *
+   * @generated from field: repeated string task_ids = 2;
+   */
+  taskIds: string[];
+
+  /**
+   * Who polls; recorded on the leases as their runner_id. Optional.
+   *
+   * @generated from field: string worker_id = 3;
+   */
+  workerId: string;
+
+  /**
+   * How many invocations to lease at most: 1 .. 100, default 1 (a worker
+   * asks for as many as it has free slots).
+   *
+   * @generated from field: int32 max_tasks = 4;
+   */
+  maxTasks: number;
+
+  /**
+   * Lease length of each invocation handed out: 1 s .. 1 h, default 30 s.
+   *
+   * @generated from field: google.protobuf.Duration lease_ttl = 5;
+   */
+  leaseTtl?: Duration | undefined;
+
+  /**
+   * How long to wait when nothing is queued: 0 .. 60 s, default 30 s.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 6;
+   */
+  timeout?: Duration | undefined;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.PollTasksRequest.
+ * Use `create(PollTasksRequestSchema)` to create a new message.
+ */
+export const PollTasksRequestSchema: GenMessage<PollTasksRequest> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 46);
+
+/**
+ * @generated from message pynenc.sidecar.v1.PollTasksResponse
+ */
+export type PollTasksResponse = Message<"pynenc.sidecar.v1.PollTasksResponse"> & {
+  /**
+   * Empty when nothing was queued before the timeout.
+   *
+   * @generated from field: repeated pynenc.sidecar.v1.DispatchedTask tasks = 1;
+   */
+  tasks: DispatchedTask[];
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.PollTasksResponse.
+ * Use `create(PollTasksResponseSchema)` to create a new message.
+ */
+export const PollTasksResponseSchema: GenMessage<PollTasksResponse> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 47);
+
+/**
+ * An invocation leased to the polling worker: run it, renew the lease while
+ * it runs, and complete it (or hand it back with ReleaseTask).
+ *
+ * @generated from message pynenc.sidecar.v1.DispatchedTask
+ */
+export type DispatchedTask = Message<"pynenc.sidecar.v1.DispatchedTask"> & {
+  /**
+   * The invocation (status RUNNING, attempt >= 1), its arguments and its
+   * workflow: its operations are recorded with invocation_id as scope.
+   *
+   * @generated from field: pynenc.sidecar.v1.TaskInvocation invocation = 1;
+   */
+  invocation?: TaskInvocation | undefined;
+
+  /**
+   * @generated from field: pynenc.sidecar.v1.TaskLease lease = 2;
+   */
+  lease?: TaskLease | undefined;
+
+  /**
+   * When start_to_close_timeout ends this attempt; unset: no limit.
+   *
+   * @generated from field: google.protobuf.Timestamp deadline = 3;
+   */
+  deadline?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.DispatchedTask.
+ * Use `create(DispatchedTaskSchema)` to create a new message.
+ */
+export const DispatchedTaskSchema: GenMessage<DispatchedTask> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 48);
+
+/**
+ * @generated from message pynenc.sidecar.v1.ReleaseTaskRequest
+ */
+export type ReleaseTaskRequest = Message<"pynenc.sidecar.v1.ReleaseTaskRequest"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * Required.
+   *
+   * @generated from field: string invocation_id = 2;
+   */
+  invocationId: string;
+
+  /**
+   * Required: the lease PollTasks granted.
+   *
+   * @generated from field: string lease_id = 3;
+   */
+  leaseId: string;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.ReleaseTaskRequest.
+ * Use `create(ReleaseTaskRequestSchema)` to create a new message.
+ */
+export const ReleaseTaskRequestSchema: GenMessage<ReleaseTaskRequest> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 49);
+
+/**
+ * @generated from message pynenc.sidecar.v1.ReleaseTaskResponse
+ */
+export type ReleaseTaskResponse = Message<"pynenc.sidecar.v1.ReleaseTaskResponse"> & {
+  /**
+   * The invocation, queued again.
+   *
+   * @generated from field: pynenc.sidecar.v1.TaskInvocation invocation = 1;
+   */
+  invocation?: TaskInvocation | undefined;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.ReleaseTaskResponse.
+ * Use `create(ReleaseTaskResponseSchema)` to create a new message.
+ */
+export const ReleaseTaskResponseSchema: GenMessage<ReleaseTaskResponse> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 50);
+
+/**
+ * @generated from message pynenc.sidecar.v1.CancelTaskRequest
+ */
+export type CancelTaskRequest = Message<"pynenc.sidecar.v1.CancelTaskRequest"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * Required.
+   *
+   * @generated from field: string invocation_id = 2;
+   */
+  invocationId: string;
+
+  /**
+   * Why; put in the "TaskCancelled" error's message. Optional.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.CancelTaskRequest.
+ * Use `create(CancelTaskRequestSchema)` to create a new message.
+ */
+export const CancelTaskRequestSchema: GenMessage<CancelTaskRequest> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 51);
+
+/**
+ * @generated from message pynenc.sidecar.v1.CancelTaskResponse
+ */
+export type CancelTaskResponse = Message<"pynenc.sidecar.v1.CancelTaskResponse"> & {
+  /**
+   * The invocation now: FAILED with "TaskCancelled", or the outcome it had.
+   *
+   * @generated from field: pynenc.sidecar.v1.TaskInvocation invocation = 1;
+   */
+  invocation?: TaskInvocation | undefined;
+
+  /**
+   * False when it had already finished.
+   *
+   * @generated from field: bool cancelled = 2;
+   */
+  cancelled: boolean;
+};
+
+/**
+ * Describes the message pynenc.sidecar.v1.CancelTaskResponse.
+ * Use `create(CancelTaskResponseSchema)` to create a new message.
+ */
+export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> = /*@__PURE__*/
+  messageDesc(file_pynenc_sidecar_v1_deterministic_executor, 52);
 
 /**
  * The kind of a recorded operation.
@@ -1448,8 +2028,20 @@ export const OperationKindSchema: GenEnum<OperationKind> = /*@__PURE__*/
  *                        lease one does not hold (reason LEASE_NOT_HELD);
  *                        retrying a workflow that is not FAILED (reason
  *                        WORKFLOW_NOT_FAILED)
+ *   ABORTED              an OperationCommit found one of its positions
+ *                        recorded by another run with another value (reason
+ *                        COMMIT_CONFLICT): nothing of the commit was written;
+ *                        read the workflow log again and run the code again
+ *                        from its top
  *   UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
  *                        safe to retry
+ *
+ * Buffered operations (docs/client-contract.md, "One round trip per blocking
+ * point"): an SDK computes random, uuid, utc_now, custom operations and the
+ * main task's data writes locally and sends them, as an OperationCommit, with
+ * the run's next blocking call (ExecuteTask, GetData at a position,
+ * CompleteTask) or with CommitOperations. The commit is written in one atomic
+ * step, before the call's own work, fenced by the run's lease.
  *
  * @generated from service pynenc.sidecar.v1.DeterministicExecutorService
  */
@@ -1683,6 +2275,61 @@ export const DeterministicExecutorService: GenService<{
     methodKind: "unary";
     input: typeof RetryWorkflowRequestSchema;
     output: typeof RetryWorkflowResponseSchema;
+  },
+  /**
+   * Commits a run's buffered operations on their own (see OperationCommit),
+   * when no blocking call comes soon enough: before GetBaseTime, or when the
+   * buffer holds many operations. ExecuteTask, GetData (with a position) and
+   * CompleteTask carry a commit themselves, so a run needs no extra call.
+   *
+   * @generated from rpc pynenc.sidecar.v1.DeterministicExecutorService.CommitOperations
+   */
+  commitOperations: {
+    methodKind: "unary";
+    input: typeof CommitOperationsRequestSchema;
+    output: typeof CommitOperationsResponseSchema;
+  },
+  /**
+   * Long poll: waits up to `timeout` for queued invocations of the task ids
+   * the worker serves and leases up to `max_tasks` of them to it. An empty
+   * reply after the timeout is normal: poll again. Invocations that waited
+   * longer than their schedule-to-start timeout are failed here (and by
+   * WaitTask), never handed out.
+   *
+   * @generated from rpc pynenc.sidecar.v1.DeterministicExecutorService.PollTasks
+   */
+  pollTasks: {
+    methodKind: "unary";
+    input: typeof PollTasksRequestSchema;
+    output: typeof PollTasksResponseSchema;
+  },
+  /**
+   * Hands a leased dispatched invocation back to its queue at once (a worker
+   * shutting down that will not finish it): the lease ends, the attempt is
+   * not counted, and another worker may take it. FAILED_PRECONDITION,
+   * LEASE_NOT_HELD when the caller does not hold the lease.
+   *
+   * @generated from rpc pynenc.sidecar.v1.DeterministicExecutorService.ReleaseTask
+   */
+  releaseTask: {
+    methodKind: "unary";
+    input: typeof ReleaseTaskRequestSchema;
+    output: typeof ReleaseTaskResponseSchema;
+  },
+  /**
+   * Cancels an unfinished invocation, queued or running, dispatched or not:
+   * it is recorded FAILED with the error type "TaskCancelled" (the waiting
+   * caller gets that failure). A running holder learns it at its next
+   * RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+   * CompleteTask is answered accepted=false. A finished invocation is left
+   * as it is (`cancelled` false).
+   *
+   * @generated from rpc pynenc.sidecar.v1.DeterministicExecutorService.CancelTask
+   */
+  cancelTask: {
+    methodKind: "unary";
+    input: typeof CancelTaskRequestSchema;
+    output: typeof CancelTaskResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_pynenc_sidecar_v1_deterministic_executor, 0);

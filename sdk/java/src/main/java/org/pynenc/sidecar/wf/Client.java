@@ -3,6 +3,7 @@ package org.pynenc.sidecar.wf;
 import com.google.protobuf.Duration;
 import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
+import io.grpc.ClientInterceptors;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -16,6 +17,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 import pynenc.sidecar.v1.DeterministicExecutor.CompleteTaskRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.GetWorkflowLogRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.RetryWorkflowRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.RetryWorkflowResponse;
@@ -88,12 +90,12 @@ public final class Client implements AutoCloseable {
   public static Client connect(String target, ChannelCredentials credentials) {
     ManagedChannel channel = Grpc.newChannelBuilder(target, credentials)
         .defaultServiceConfig(Contract.retryServiceConfig()).enableRetry().build();
-    return new Client(channel, channel);
+    return new Client(ClientInterceptors.intercept(channel, Tracing.clientInterceptor()), channel);
   }
 
   /** Wraps an existing channel (close() then leaves it open). */
   public static Client of(Channel channel) {
-    return new Client(channel, null);
+    return new Client(ClientInterceptors.intercept(channel, Tracing.clientInterceptor()), null);
   }
 
   /** The generated blocking stub, with the call deadline applied, for calls the helper does not wrap. */
@@ -111,20 +113,60 @@ public final class Client implements AutoCloseable {
    * performing the operations (their scope); "" means the workflow's main task.
    */
   public Context context(String appId, Identity workflow, String invocationId) {
-    return new Context(this, appId, workflow, invocationId == null ? "" : invocationId);
+    return context(appId, workflow, invocationId, null, null);
+  }
+
+  private Context context(String appId, Identity workflow, String invocationId, WorkflowLog log, String leaseId) {
+    return new Context(this, appId, workflow, invocationId == null ? "" : invocationId, log, leaseId);
+  }
+
+  /**
+   * The workflow's recorded log, in one GetWorkflowLog stream. An identity the sidecar refuses
+   * (INVALID_ARGUMENT) reads as an empty log: the run's first operation then gets the refusal
+   * naming its own field.
+   */
+  WorkflowLog readLog(String appId, String workflowId) {
+    try {
+      return call(() -> WorkflowLog.of(executor().getWorkflowLog(
+          GetWorkflowLogRequest.newBuilder().setAppId(appId).setWorkflowId(workflowId).build())));
+    } catch (SidecarException e) {
+      if (e.code() == io.grpc.Status.Code.INVALID_ARGUMENT) {
+        return WorkflowLog.EMPTY;
+      }
+      throw e;
+    }
   }
 
   /**
    * Registers (or finds) the main invocation of the workflow whose id the caller chose and
    * runs it like {@link Context#executeTask}: {@code fn} runs when this caller gets the
    * lease; a finished workflow returns its recorded outcome. workflow.workflowType is required.
+   * A replay of an unfinished workflow serves its recorded positions from the log the reply
+   * brings (include_log), or from one GetWorkflowLog when the log was too large for the reply.
    */
   public Invocation startWorkflow(String appId, Identity workflow, Object args, TaskFunction fn) {
+    io.opentelemetry.api.trace.Span span = Tracing.run(appId, workflow); // the root of the run's trace
+    try (io.opentelemetry.context.Scope ignored = span == null ? null : span.makeCurrent()) {
+      Invocation inv = startWorkflowTraced(appId, workflow, args, fn);
+      if (span != null) {
+        span.setAttribute(Tracing.REPLAYED, inv.replayed());
+      }
+      Tracing.end(span, null);
+      return inv;
+    } catch (RuntimeException | Error e) {
+      Tracing.end(span, e);
+      throw e;
+    }
+  }
+
+  private Invocation startWorkflowTraced(String appId, Identity workflow, Object args, TaskFunction fn) {
     StartWorkflowResponse resp = call(() -> executor().startWorkflow(StartWorkflowRequest.newBuilder()
         .setAppId(appId).setWorkflow(workflow.toProto()).setArgumentsJson(Context.argumentsJson(args))
-        .setRunnerId(runnerId).setLeaseTtl(duration(leaseTtl)).build()));
+        .setRunnerId(runnerId).setLeaseTtl(duration(leaseTtl)).setIncludeLog(true).build()));
+    WorkflowLog log = !resp.getReplayed() ? WorkflowLog.EMPTY
+        : resp.hasLog() ? WorkflowLog.of(resp.getLog().getBatchesList().iterator()) : null;
     return drive(appId, Invocation.fromProto(resp.getInvocation(), resp.getReplayed(), false),
-        resp.hasLease() ? resp.getLease() : null, fn, leaseTtl);
+        resp.hasLease() ? resp.getLease() : null, fn, leaseTtl, log);
   }
 
   /** Runs a call, turning a gRPC failure into a SidecarException. */
@@ -140,8 +182,13 @@ public final class Client implements AutoCloseable {
     return Duration.newBuilder().setSeconds(d.getSeconds()).setNanos(d.getNano()).build();
   }
 
-  /** Brings an invocation to an outcome: run it under the lease if held, else wait (and take over). */
-  Invocation drive(String appId, Invocation inv, TaskLease lease, TaskFunction fn, java.time.Duration ttl) {
+  /**
+   * Brings an invocation to an outcome: run it under the lease if held, else wait (and take
+   * over). {@code log}: what the first run replays from when the lease is granted at once
+   * (null: read at its first operation); a run after waiting reads the log as it is then.
+   */
+  Invocation drive(String appId, Invocation inv, TaskLease lease, TaskFunction fn, java.time.Duration ttl,
+                   WorkflowLog log) {
     boolean replayed = inv.replayed();
     boolean ran = false;
     int slices = 0;
@@ -153,7 +200,7 @@ public final class Client implements AutoCloseable {
         }
         ran = true;
         try {
-          inv = runLeased(appId, inv, lease.getLeaseId(), fn, ttl);
+          inv = runLeased(appId, inv, lease.getLeaseId(), fn, ttl, log);
           break;
         } catch (SidecarException e) {
           if (!e.is(SidecarException.LEASE_NOT_HELD)) {
@@ -162,6 +209,7 @@ public final class Client implements AutoCloseable {
           // another live holder took the task over: wait for its outcome
         }
       }
+      log = null; // the task goes on meanwhile
       final Invocation waiting = inv;
       waitLog.accept(waiting.describeWait(Instant.now(), slices++ > 0));
       WaitTaskResponse resp = call(() -> stub
@@ -174,15 +222,21 @@ public final class Client implements AutoCloseable {
     return inv.with(replayed, ran);
   }
 
-  /** Runs the task while renewing its lease every ttl/3, then records its outcome. */
-  private Invocation runLeased(String appId, Invocation inv, String leaseId, TaskFunction fn, java.time.Duration ttl) {
+  /**
+   * Runs the task while renewing its lease every ttl/3, then records its outcome with the run's
+   * buffered operations. A commit refused with COMMIT_CONFLICT (this run's log was stale) makes
+   * the run read the log again and run the task again from its top, at most
+   * {@link Contract#CONFLICT_RERUNS} times.
+   */
+  private Invocation runLeased(String appId, Invocation inv, String leaseId, TaskFunction fn, java.time.Duration ttl,
+                               WorkflowLog log) {
     ScheduledExecutorService renewer = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "pynenc-lease-" + inv.id());
       t.setDaemon(true);
       return t;
     });
     long period = Math.max(1, ttl.toMillis() / Contract.RENEW_FRACTION);
-    Context task = context(appId, inv.workflow(), inv.id());
+    java.util.concurrent.atomic.AtomicReference<Context> current = new java.util.concurrent.atomic.AtomicReference<>();
     Thread runner = Thread.currentThread();
     renewer.scheduleAtFixedRate(() -> {
       try {
@@ -193,13 +247,41 @@ public final class Client implements AutoCloseable {
         if (err.is(SidecarException.LEASE_NOT_HELD) || err.code() == io.grpc.Status.Code.NOT_FOUND) {
           // The lease is gone: the run's next operation throws LEASE_NOT_HELD, and a task
           // blocked in an interruptible call is interrupted (CompleteTask will tell).
-          task.leaseLost = true;
+          current.get().leaseLost = true;
           runner.interrupt();
           throw err; // stop renewing
         }
       }
     }, period, period, TimeUnit.MILLISECONDS);
+    try {
+      for (int rerun = 0; ; rerun++) {
+        Context task = context(appId, inv.workflow(), inv.id(), log, leaseId);
+        Context previous = current.getAndSet(task);
+        task.leaseLost = previous != null && previous.leaseLost;
+        try {
+          return runOnce(appId, inv, leaseId, fn, task);
+        } catch (SidecarException e) {
+          if (!e.is(SidecarException.COMMIT_CONFLICT) || rerun >= Contract.CONFLICT_RERUNS) {
+            throw e;
+          }
+          waitLog.accept("invocation " + inv.id() + " (" + inv.taskId() + "): " + e.getMessage()
+              + "; reading the log again and running the task again");
+          log = null; // read anew by the next run's first operation
+        }
+      }
+    } finally {
+      renewer.shutdownNow();
+      try {
+        renewer.awaitTermination(callTimeout.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        // the renewer's own interrupt: cleared below
+      }
+      Thread.interrupted(); // an interrupt for a lost lease ends with the task's code
+    }
+  }
 
+  /** One run of the task's code and its CompleteTask (carrying the run's buffer). */
+  private Invocation runOnce(String appId, Invocation inv, String leaseId, TaskFunction fn, Context task) {
     CompleteTaskRequest.Builder req = CompleteTaskRequest.newBuilder()
         .setAppId(appId).setInvocationId(inv.id()).setLeaseId(leaseId);
     try {
@@ -213,16 +295,20 @@ public final class Client implements AutoCloseable {
       req.setError(TaskError.newBuilder().setType(e.type()).setMessage(e.taskMessage()).setDetailJson(e.detailJson())
           .setTraceback(e.traceback()));
     } catch (Exception e) {
+      if (task.conflicted) { // a blocking call's commit was refused: not the task's outcome
+        throw SidecarException.commitConflict(inv.id());
+      }
       req.setError(TaskError.newBuilder().setType(e.getClass().getSimpleName())
           .setMessage(e.getMessage() == null ? "" : e.getMessage()).setTraceback(stackTrace(e)));
     } finally {
-      renewer.shutdownNow();
-      try {
-        renewer.awaitTermination(callTimeout.toMillis(), TimeUnit.MILLISECONDS);
-      } catch (InterruptedException e) {
-        // the renewer's own interrupt: cleared below
-      }
       Thread.interrupted(); // an interrupt for a lost lease ends with the task's code
+    }
+    if (task.conflicted) {
+      throw SidecarException.commitConflict(inv.id());
+    }
+    var commit = task.commit(inv.workflow().workflowId());
+    if (commit != null) {
+      req.setCommit(commit.toBuilder().setLeaseId("")); // the request's own lease_id fences it
     }
     try {
       return Invocation.fromProto(call(() -> executor().completeTask(req.build())).getInvocation(), false, true);

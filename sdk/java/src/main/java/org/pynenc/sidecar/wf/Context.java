@@ -7,7 +7,13 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.function.LongFunction;
+import com.google.protobuf.Timestamp;
+import java.util.ArrayList;
+import java.util.List;
+import pynenc.sidecar.v1.DeterministicExecutor.BufferedOperation;
+import pynenc.sidecar.v1.DeterministicExecutor.CommitOperationsRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.ExecuteTaskRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.OperationCommit;
 import pynenc.sidecar.v1.DeterministicExecutor.ExecuteTaskResponse;
 import pynenc.sidecar.v1.DeterministicExecutor.GetDataRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.GetDataResponse;
@@ -16,8 +22,11 @@ import pynenc.sidecar.v1.DeterministicExecutor.GetRecordedResponse;
 import pynenc.sidecar.v1.DeterministicExecutor.OperationKind;
 import pynenc.sidecar.v1.DeterministicExecutor.OperationPosition;
 import pynenc.sidecar.v1.DeterministicExecutor.RandomRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.RecordedOperation;
 import pynenc.sidecar.v1.DeterministicExecutor.RecordRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.SetDataRequest;
+import pynenc.sidecar.v1.DeterministicExecutor.TaskCall;
+import pynenc.sidecar.v1.DeterministicExecutor.TaskInvocation;
 import pynenc.sidecar.v1.DeterministicExecutor.UtcNowRequest;
 import pynenc.sidecar.v1.DeterministicExecutor.UuidRequest;
 
@@ -27,6 +36,17 @@ import pynenc.sidecar.v1.DeterministicExecutor.UuidRequest;
  * Context for the same invocation starts again at 1 and so replays. Each operation takes the
  * next position of its kind when called and gives it back if it fails, so calling it again
  * takes the same position (docs/client-contract.md).
+ *
+ * <p>Replay is local: the Context reads the workflow's log once (one GetWorkflowLog stream, at
+ * its first operation, unless it was started with the log StartWorkflow brought) and serves
+ * every position the log holds without a call; only unrecorded positions reach the sidecar.
+ *
+ * <p>A run under a lease (a task or workflow this worker runs) buffers what cannot leave the
+ * process before its next call to the sidecar — random and uuid (derived locally), utcNow (the
+ * local clock), custom operations, the main task's data writes — and sends the buffer, fenced
+ * by its lease, with its next blocking call: executeTask, getData, the task's completion
+ * (docs/client-contract.md, "One round trip per blocking point"). A Context made with
+ * {@code client.context(...)} holds no lease: each of its operations is one call.
  */
 public final class Context {
   private final Client client;
@@ -34,12 +54,104 @@ public final class Context {
   private final Identity workflow;
   private final String invocationId;
   private final Map<String, Long> seqs = new HashMap<>();
+  /** The workflow's recorded log; null until the first operation reads it. */
+  private WorkflowLog log;
+  /** This run's lease on its invocation, which fences its commits; null: nothing is buffered. */
+  private final String leaseId;
+  /** Operations whose values were computed here and not yet committed, in call order. */
+  private final List<BufferedOperation> pending = new ArrayList<>();
+  /** The latest time this run knows of, in microseconds; -1: not read from the log yet. */
+  private long lastTimeUs = -1;
+  /** Set when a commit of this run was refused with COMMIT_CONFLICT: the run must start again. */
+  volatile boolean conflicted;
 
-  Context(Client client, String appId, Identity workflow, String invocationId) {
+  Context(Client client, String appId, Identity workflow, String invocationId, WorkflowLog log, String leaseId) {
     this.client = client;
     this.appId = appId;
     this.workflow = workflow;
     this.invocationId = invocationId;
+    this.log = log;
+    this.leaseId = leaseId;
+  }
+
+  /** Whether this run buffers its operations (it holds a lease). */
+  private boolean buffering() {
+    return leaseId != null;
+  }
+
+  /**
+   * Buffers an operation whose value the code gets now. At {@link Contract#FLUSH_AT_OPERATIONS}
+   * the buffer is committed on its own; if that fails the operation fails too (it leaves the
+   * buffer, and its position is given back).
+   */
+  private synchronized void buffer(BufferedOperation op) {
+    pending.add(op);
+    if (pending.size() >= Contract.FLUSH_AT_OPERATIONS) {
+      OperationCommit commit = commit("");
+      try {
+        blocking(() -> client.executor().commitOperations(CommitOperationsRequest.newBuilder().setAppId(appId)
+            .setWorkflowId(workflow.workflowId()).setInvocationId(invocationId).setCommit(commit).build()));
+        committed(commit);
+      } catch (RuntimeException e) {
+        pending.remove(pending.size() - 1);
+        throw e;
+      }
+    }
+  }
+
+  /** The buffer as the commit of the next blocking call (null when empty); kept until committed. */
+  synchronized OperationCommit commit(String workflowId) {
+    if (pending.isEmpty()) {
+      return null;
+    }
+    return OperationCommit.newBuilder().setLeaseId(leaseId).addAllOperations(pending).setWorkflowId(workflowId)
+        .build();
+  }
+
+  /** The commit's operations are recorded: they leave the buffer. */
+  synchronized void committed(OperationCommit commit) {
+    if (commit != null) {
+      pending.subList(0, commit.getOperationsCount()).clear();
+    }
+  }
+
+  /** A call carrying a commit: a COMMIT_CONFLICT refusal marks the run to start again. */
+  private <T> T blocking(java.util.function.Supplier<T> rpc) {
+    try {
+      return Client.call(rpc);
+    } catch (SidecarException e) {
+      if (e.is(SidecarException.COMMIT_CONFLICT)) {
+        conflicted = true;
+      }
+      throw e;
+    }
+  }
+
+  /** A new utcNow: the clock's microsecond, or 1 us after the latest time this run knows of. */
+  private synchronized Instant nextTime() {
+    Instant now = Instant.now();
+    long nowUs = now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
+    long last = lastTimeUs >= 0 ? lastTimeUs : log().lastTimeUs();
+    lastTimeUs = Math.max(nowUs, last + Contract.TIME_STEP_US);
+    return Instant.ofEpochSecond(Math.floorDiv(lastTimeUs, 1_000_000L), Math.floorMod(lastTimeUs, 1_000_000L) * 1_000);
+  }
+
+  private synchronized void knowTime(Timestamp time) {
+    long us = time.getSeconds() * 1_000_000L + time.getNanos() / 1_000;
+    lastTimeUs = Math.max(lastTimeUs >= 0 ? lastTimeUs : log().lastTimeUs(), us);
+  }
+
+  /** The log this run replays from, read in one call the first time it is needed. */
+  synchronized WorkflowLog log() {
+    if (log == null) {
+      log = client.readLog(appId, workflow.workflowId());
+    }
+    return log;
+  }
+
+  /** The value the log holds at this run's position, or null (then the sidecar is asked). */
+  private RecordedOperation recorded(OperationKind kind, String name, long seq) {
+    return log().get(invocationId(), kind, name, seq);
   }
 
   public String appId() {
@@ -79,13 +191,38 @@ public final class Context {
    * later operation of the kind was called meanwhile.
    */
   private <T> T at(String kind, LongFunction<T> call) {
+    return at(kind, null, call);
+  }
+
+  /** {@link #at(String, LongFunction)} in the operation's span ({@code taskId}: the task of a task position). */
+  private <T> T at(String kind, String taskId, LongFunction<T> call) {
+    log(); // read before a position is taken: a failed read takes none
     long seq = take(kind);
-    try {
-      return call.apply(seq);
+    io.opentelemetry.api.trace.Span span = Tracing.operation(this, kind, seq, taskId);
+    try (io.opentelemetry.context.Scope ignored = span.makeCurrent()) {
+      T value = call.apply(seq);
+      Tracing.end(span, null);
+      return value;
     } catch (RuntimeException | Error e) {
       giveBack(kind, seq);
+      // A call cut short because the lease was lost (the interrupt cancels it) says so.
+      RuntimeException reported = leaseLost && !(e instanceof SidecarException se && se.is(SidecarException.LEASE_NOT_HELD))
+          && e instanceof RuntimeException ? SidecarException.leaseLost(invocationId(), e) : null;
+      Tracing.end(span, reported != null ? reported : e);
+      if (reported != null) {
+        throw reported;
+      }
       throw e;
     }
+  }
+
+  /** The value the log holds at this run's position, marking the operation's span as served from it. */
+  private RecordedOperation served(OperationKind kind, String name, long seq) {
+    RecordedOperation op = recorded(kind, name, seq);
+    if (op != null) {
+      Tracing.served(op);
+    }
+    return op;
   }
 
   /** The custom operation whose generator runs now (null when none). */
@@ -124,21 +261,62 @@ public final class Context {
 
   /** A deterministic double in [0, 1), replayed identically. Not for secrets. */
   public double random() {
-    return at("random", seq -> Client.call(() -> client.executor()
-        .random(RandomRequest.newBuilder().setPosition(position(seq)).build())).getValue());
+    return at("random", seq -> {
+      RecordedOperation op = served(OperationKind.OPERATION_KIND_RANDOM, "", seq);
+      if (op != null) {
+        return op.getRandomValue();
+      }
+      if (buffering()) {
+        double value = Derivations.random(invocationId(), seq);
+        buffer(BufferedOperation.newBuilder().setKind(OperationKind.OPERATION_KIND_RANDOM).setSequence(seq)
+            .setRandomValue(value).build());
+        return value;
+      }
+      var resp = Client.call(() -> client.executor().random(RandomRequest.newBuilder().setPosition(position(seq)).build()));
+      Tracing.replayed(resp.getReplayed());
+      return resp.getValue();
+    });
   }
 
   /** The real UTC time at first record, strictly later than every earlier recorded time of the workflow. */
   public Instant utcNow() {
-    var time = at("time", seq -> Client.call(() -> client.executor()
-        .utcNow(UtcNowRequest.newBuilder().setPosition(position(seq)).build())).getTime());
+    var time = at("time", seq -> {
+      RecordedOperation op = served(OperationKind.OPERATION_KIND_TIME, "", seq);
+      if (op != null) {
+        knowTime(op.getTimeValue());
+        return op.getTimeValue();
+      }
+      if (buffering()) {
+        Instant t = nextTime();
+        Timestamp value = Timestamp.newBuilder().setSeconds(t.getEpochSecond()).setNanos(t.getNano()).build();
+        buffer(BufferedOperation.newBuilder().setKind(OperationKind.OPERATION_KIND_TIME).setSequence(seq)
+            .setTimeValue(value).build());
+        return value;
+      }
+      var resp = Client.call(() -> client.executor().utcNow(UtcNowRequest.newBuilder().setPosition(position(seq)).build()));
+      Tracing.replayed(resp.getReplayed());
+      return resp.getTime();
+    });
     return Instant.ofEpochSecond(time.getSeconds(), time.getNanos());
   }
 
   /** A deterministic UUIDv5 (canonical lowercase text), replayed identically. */
   public String uuid() {
-    return at("uuid", seq -> Client.call(() -> client.executor()
-        .uuid(UuidRequest.newBuilder().setPosition(position(seq)).build())).getUuid());
+    return at("uuid", seq -> {
+      RecordedOperation op = served(OperationKind.OPERATION_KIND_UUID, "", seq);
+      if (op != null) {
+        return op.getUuidValue();
+      }
+      if (buffering()) {
+        String value = Derivations.uuid(invocationId(), seq);
+        buffer(BufferedOperation.newBuilder().setKind(OperationKind.OPERATION_KIND_UUID).setSequence(seq)
+            .setUuidValue(value).build());
+        return value;
+      }
+      var resp = Client.call(() -> client.executor().uuid(UuidRequest.newBuilder().setPosition(position(seq)).build()));
+      Tracing.replayed(resp.getReplayed());
+      return resp.getUuid();
+    });
   }
 
   /**
@@ -148,30 +326,47 @@ public final class Context {
    */
   public String recordJson(String name, Callable<String> generator) {
     return at("custom:" + name, seq -> {
+      RecordedOperation logged = served(OperationKind.OPERATION_KIND_CUSTOM, name, seq);
+      if (logged != null) {
+        return logged.getJsonValue();
+      }
       OperationPosition pos = position(seq);
+      if (buffering()) { // nothing in the log: the generator's value, committed with the next blocking call
+        String generated = generate(name, generator);
+        buffer(BufferedOperation.newBuilder().setKind(OperationKind.OPERATION_KIND_CUSTOM).setCustomName(name)
+            .setSequence(seq).setJsonValue(generated).build());
+        return generated;
+      }
       GetRecordedResponse got = Client.call(() -> client.executor().getRecorded(GetRecordedRequest.newBuilder()
           .setPosition(pos).setKind(OperationKind.OPERATION_KIND_CUSTOM).setCustomName(name).build()));
       if (got.getFound()) {
+        Tracing.served(got.getOperation());
         return got.getOperation().getJsonValue();
       }
-      String generated;
-      synchronized (this) {
-        generating = name;
-      }
-      try {
-        generated = generator.call();
-      } catch (RuntimeException e) {
-        throw e;
-      } catch (Exception e) {
-        throw new IllegalStateException("the generator of custom operation '" + name + "' failed", e);
-      } finally {
-        synchronized (this) {
-          generating = null;
-        }
-      }
-      return Client.call(() -> client.executor().record(RecordRequest.newBuilder()
-          .setPosition(pos).setOperation(name).setValueJson(generated).build())).getValueJson();
+      String generated = generate(name, generator);
+      var recordedNow = Client.call(() -> client.executor().record(RecordRequest.newBuilder()
+          .setPosition(pos).setOperation(name).setValueJson(generated).build()));
+      Tracing.replayed(recordedNow.getReplayed());
+      return recordedNow.getValueJson();
     });
+  }
+
+  /** Runs a custom operation's generator, refusing any operation called inside it. */
+  private String generate(String name, Callable<String> generator) {
+    synchronized (this) {
+      generating = name;
+    }
+    try {
+      return generator.call();
+    } catch (RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IllegalStateException("the generator of custom operation '" + name + "' failed", e);
+    } finally {
+      synchronized (this) {
+        generating = null;
+      }
+    }
   }
 
   /**
@@ -204,14 +399,52 @@ public final class Context {
   public Invocation executeTask(String taskId, Object args, TaskFunction fn, boolean forceNewWorkflow,
                                 java.time.Duration leaseTtl) {
     String argsJson = argumentsJson(args);
-    return at("task", seq -> {
-      ExecuteTaskResponse resp = Client.call(() -> client.executor().executeTask(
-          ExecuteTaskRequest.newBuilder().setPosition(position(seq)).setTaskId(taskId).setArgumentsJson(argsJson)
-              .setForceNewWorkflow(forceNewWorkflow).setRunnerId(client.runnerId)
-              .setLeaseTtl(Client.duration(leaseTtl)).build()));
+    return at("task", taskId, seq -> {
+      Invocation replayed = recordedOutcome(seq, taskId, argsJson);
+      if (replayed != null) {
+        return replayed;
+      }
+      OperationCommit commit = commit("");
+      ExecuteTaskRequest.Builder req = ExecuteTaskRequest.newBuilder().setPosition(position(seq)).setTaskId(taskId)
+          .setArgumentsJson(argsJson).setForceNewWorkflow(forceNewWorkflow).setRunnerId(client.runnerId)
+          .setLeaseTtl(Client.duration(leaseTtl));
+      if (commit != null) {
+        req.setCommit(commit);
+      }
+      ExecuteTaskResponse resp = blocking(() -> client.executor().executeTask(req.build()));
+      committed(commit);
+      Tracing.replayed(resp.getReplayed());
       return client.drive(appId, Invocation.fromProto(resp.getInvocation(), resp.getReplayed(), false),
-          resp.hasLease() ? resp.getLease() : null, fn, leaseTtl);
+          resp.hasLease() ? resp.getLease() : null, fn, leaseTtl, logFor(resp.getInvocation()));
     });
+  }
+
+  /**
+   * The finished invocation the log holds for this call at this task position, or null: not
+   * recorded, still unfinished, or another call (the sidecar then replays it, drives it, or
+   * refuses it with NONDETERMINISTIC_REPLAY).
+   */
+  private Invocation recordedOutcome(long seq, String taskId, String argsJson) {
+    RecordedOperation op = recorded(OperationKind.OPERATION_KIND_TASK, "", seq);
+    if (op == null) {
+      return null;
+    }
+    TaskCall call = op.getTaskValue();
+    TaskInvocation state = log().task(call.getInvocationId());
+    if (state == null || !call.getTaskId().equals(taskId) || !WorkflowLog.sameJson(call.getArgumentsJson(), argsJson)) {
+      return null;
+    }
+    Invocation inv = Invocation.fromProto(state, true, false);
+    if (!inv.finished()) {
+      return null;
+    }
+    Tracing.served(op);
+    return inv;
+  }
+
+  /** The log a child's run replays from: this run's when it runs in the same workflow, else its own (read when needed). */
+  WorkflowLog logFor(TaskInvocation child) {
+    return child.getWorkflow().getWorkflowId().equals(workflow.workflowId()) ? log() : null;
   }
 
   /**
@@ -220,9 +453,21 @@ public final class Context {
    * what this position read the first time, whatever the data holds now.
    */
   public Optional<String> getDataJson(String key) {
-    GetDataResponse resp = at("data_read:" + key, seq -> Client.call(() -> client.executor().getData(
-        GetDataRequest.newBuilder().setKey(key).setPosition(position(seq)).build())));
-    return resp.getFound() ? Optional.of(resp.getValueJson()) : Optional.empty();
+    return at("data_read:" + key, seq -> {
+      RecordedOperation op = served(OperationKind.OPERATION_KIND_DATA_READ, key, seq);
+      if (op != null) {
+        return op.getDataValue().getFound() ? Optional.of(op.getDataValue().getValueJson()) : Optional.<String>empty();
+      }
+      OperationCommit commit = commit("");
+      GetDataRequest.Builder req = GetDataRequest.newBuilder().setKey(key).setPosition(position(seq));
+      if (commit != null) {
+        req.setCommit(commit);
+      }
+      GetDataResponse resp = blocking(() -> client.executor().getData(req.build()));
+      committed(commit);
+      Tracing.replayed(resp.getReplayed());
+      return resp.getFound() ? Optional.of(resp.getValueJson()) : Optional.<String>empty();
+    });
   }
 
   /** Reads a workflow data key decoded into {@code type}; empty when unset or a stored null (getDataJson tells them apart). */
@@ -243,8 +488,28 @@ public final class Context {
    */
   public void setData(String key, Object value) {
     String json = Json.write(value);
-    at("data_write:" + key, seq -> Client.call(() -> client.executor().setData(SetDataRequest.newBuilder()
-        .setKey(key).setValueJson(json).setPosition(position(seq)).build())));
+    if (buffering() && !isMainTask()) {
+      throw SidecarException.accessDenied(workflow.workflowId(), invocationId());
+    }
+    at("data_write:" + key, seq -> {
+      // The same value recorded here: nothing to apply. Another value (or none): the sidecar
+      // applies it, or refuses it with NONDETERMINISTIC_REPLAY.
+      RecordedOperation op = recorded(OperationKind.OPERATION_KIND_DATA_WRITE, key, seq);
+      if (op != null && WorkflowLog.sameJson(op.getDataValue().getValueJson(), json)) {
+        Tracing.served(op);
+        return null;
+      }
+      if (op == null && buffering()) {
+        buffer(BufferedOperation.newBuilder().setKind(OperationKind.OPERATION_KIND_DATA_WRITE).setCustomName(key)
+            .setSequence(seq).setJsonValue(json).build());
+        return null;
+      }
+      // Another value than the log's: the sidecar judges it (NONDETERMINISTIC_REPLAY).
+      var resp = Client.call(() -> client.executor().setData(SetDataRequest.newBuilder()
+          .setKey(key).setValueJson(json).setPosition(position(seq)).build()));
+      Tracing.replayed(resp.getReplayed());
+      return resp;
+    });
   }
 
   static String argumentsJson(Object args) {

@@ -22,6 +22,13 @@ public final class Contract {
   public static final Duration RETRY_MAX_BACKOFF = Duration.ofMillis(2000);
   public static final int RETRY_BACKOFF_MULTIPLIER = 2;
 
+  /** A run commits its buffer on its own (CommitOperations) when it holds this many operations. */
+  public static final int FLUSH_AT_OPERATIONS = 1000;
+  /** Times a run starts again after COMMIT_CONFLICT before the error reaches the caller. */
+  public static final int CONFLICT_RERUNS = 3;
+  /** A buffered utcNow is at least this many microseconds after every time the run knows of. */
+  public static final long TIME_STEP_US = 1;
+
   public static final String ENV_ADDRESS = "PYNENC_SIDECAR_ADDRESS";
   public static final String ENV_TLS = "PYNENC_SIDECAR_TLS";
   public static final String ENV_TLS_CA = "PYNENC_SIDECAR_TLS_CA";

@@ -30,6 +30,11 @@ public class SidecarException extends RuntimeException {
   public static final String WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND";
   /** retryWorkflow on a workflow that is not FAILED (metadata "status" names its status). */
   public static final String WORKFLOW_NOT_FAILED = "WORKFLOW_NOT_FAILED";
+  /**
+   * A commit of buffered operations found a position recorded by another run with another value
+   * (ABORTED): nothing was written; the SDK reads the log again and runs the code again.
+   */
+  public static final String COMMIT_CONFLICT = "COMMIT_CONFLICT";
 
   /** One google.rpc.BadRequest field violation. */
   public record FieldViolation(String field, String description) {}
@@ -54,9 +59,29 @@ public class SidecarException extends RuntimeException {
 
   /** Thrown by an operation of a run whose task another worker took over. */
   static SidecarException leaseLost(String invocationId) {
+    return leaseLost(invocationId, null);
+  }
+
+  /** {@link #leaseLost(String)} for an operation whose call the lost lease cut short (cause: how it failed). */
+  static SidecarException leaseLost(String invocationId, Throwable cause) {
     return new SidecarException(Status.Code.FAILED_PRECONDITION, "this worker lost its lease on invocation "
         + invocationId + ": another worker took the task over, so this run stops at its next workflow operation",
-        ErrorInfo.newBuilder().setReason(LEASE_NOT_HELD).setDomain(DOMAIN).build(), List.of(), null);
+        ErrorInfo.newBuilder().setReason(LEASE_NOT_HELD).setDomain(DOMAIN).build(), List.of(), cause);
+  }
+
+  /** A run whose commit was refused with COMMIT_CONFLICT, though its code caught the error. */
+  static SidecarException commitConflict(String invocationId) {
+    return new SidecarException(Status.Code.ABORTED, "a commit of invocation " + invocationId + " was refused: another"
+        + " run recorded one of its positions first", ErrorInfo.newBuilder().setReason(COMMIT_CONFLICT).setDomain(DOMAIN)
+        .build(), List.of(), null);
+  }
+
+  /** A data write by a task that is not its workflow's main task, refused before any call. */
+  static SidecarException accessDenied(String workflowId, String invocationId) {
+    return new SidecarException(Status.Code.PERMISSION_DENIED, "invocation '" + invocationId + "' is not the main task"
+        + " of workflow '" + workflowId + "': only the workflow's main task may write its data",
+        ErrorInfo.newBuilder().setReason(WORKFLOW_ACCESS_DENIED).setDomain(DOMAIN)
+            .putMetadata("workflow_id", workflowId).putMetadata("invocation_id", invocationId).build(), List.of(), null);
   }
 
   /** The SidecarException of a failed gRPC call (itself if it already is one). */

@@ -36,8 +36,16 @@ import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
  * xlang flow     --address A --app APP --workflow WF --fixed false   two tasks; the second fails unless fixed
  * xlang retry    --address A --app APP --workflow WF --fixed true    RetryWorkflow, then the flow again
  * xlang oversize --address A --app APP --workflow WF --bytes N       a child returning an N-byte string
-
-
+ * xlang lease-loss --address A --app APP --workflow WF --ttl-ms 1000   the contract's lease-loss
+ *                scenario: a main task calling random until its lease is taken over
+ * xlang takeover-scenario --address A --app APP --workflow WF   the contract's takeover scenario:
+ *                wait for a dead holder's main task, take it over, replay its record
+ * xlang batch-flow --address A --app APP --workflow WF   buffered operations, a child, a read
+ * xlang batch-conflict --address A --app APP --workflow WF   a racing writer records "pick" first
+ * xlang batch-stall --address A --app APP --workflow WF --ttl-ms 1000 --ready FILE --go FILE
+ *                buffer, create FILE ready, wait for FILE go, then commit with a read
+ * xlang bench-replay --address A --app APP --ops N   record N randoms in a fresh workflow, then replay
+ *                them: {"record_ms": ..., "replay_ms": ...} (after an untimed warm-up workflow)
  * xlang nested   --address A --app APP --workflow WF   a custom op calling other ops, then random
  * xlang visits   --address A --app APP --workflow WF   n = data "visits" + 1; write it; print n
  * xlang diverge  --address A --app APP --workflow WF --value V   write data "counter" = V
@@ -73,8 +81,19 @@ public final class Xlang {
         case "retry" -> out = flow(client, app, id.workflowId(), Boolean.parseBoolean(flags.get("fixed")),
             client.retryWorkflow(app, id.workflowId()));
         case "oversize" -> out = oversize(client, app, id.workflowId(), Integer.parseInt(flags.get("bytes")));
-
-
+        case "lease-loss" -> {
+          client.leaseTtl = java.time.Duration.ofMillis(Long.parseLong(flags.getOrDefault("ttl-ms", "1000")));
+          out = leaseLoss(client, app, id);
+        }
+        case "takeover-scenario" -> out = takeoverScenario(client, app, id);
+        case "batch-flow" -> out = batchFlow(client, app, id);
+        case "batch-conflict" -> out = batchConflict(client, app, id);
+        case "batch-stall" -> {
+          client.leaseTtl = java.time.Duration.ofMillis(Long.parseLong(flags.getOrDefault("ttl-ms", "1000")));
+          out = batchStall(client, app, id, java.nio.file.Path.of(flags.get("ready")), java.nio.file.Path.of(flags.get("go")));
+        }
+        case "bench-replay" -> out = benchReplay(client, app.isEmpty() ? "bench-replay" : app,
+            Integer.parseInt(flags.getOrDefault("ops", "1000")));
         case "nested" -> out = com.google.gson.JsonParser.parseString(Json.write(nested(client.context(app, id, ""))));
         case "visits" -> out = visits(client.context(app, id, ""));
         case "diverge" -> out = diverge(client.context(app, id, ""), flags.getOrDefault("value", "1"));
@@ -181,6 +200,225 @@ public final class Xlang {
       out.add("child", c);
     }
     return out;
+  }
+
+  /**
+   * The client contract's lease-loss scenario (tests/test_client_contract.py): the main task
+   * calls random every 50 ms until an operation fails; the test takes its lease over meanwhile.
+   * The run must be told (leaseLost(), its thread interrupted), stop with LEASE_NOT_HELD, and
+   * report the new holder's outcome.
+   */
+  static JsonObject leaseLoss(Client client, String app, Identity id) {
+    String[] stoppedBy = {""};
+    boolean[] signalled = {false};
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "contract.lease_loss", ""), null,
+        main -> {
+          for (int i = 0; i < 1200; i++) { // at most a minute
+            try {
+              main.random();
+            } catch (SidecarException e) {
+              stoppedBy[0] = e.reason();
+              signalled[0] = main.leaseLost();
+              throw e;
+            }
+            try {
+              Thread.sleep(50);
+            } catch (InterruptedException e) {
+              // the lease was lost: the next operation says so
+            }
+          }
+          return Map.of("completed_by", LANG);
+        });
+    JsonObject o = new JsonObject();
+    o.addProperty("status", inv.status().name());
+    o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
+    o.addProperty("ran", inv.ran());
+    o.addProperty("stopped_by", stoppedBy[0]);
+    o.addProperty("signalled", signalled[0]);
+    o.addProperty("lang", LANG);
+    return o;
+  }
+
+  /**
+   * The client contract's takeover scenario: the test holds the main task's lease, records
+   * custom op "pick" and a time, and dies; this run waits, takes the task over when that lease
+   * lapses and runs it from the top, replaying what the dead holder recorded.
+   */
+  static JsonObject takeoverScenario(Client client, String app, Identity id) {
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "contract.takeover", ""), null,
+        main -> {
+          java.util.function.Supplier<JsonElement> pick = () -> main.record("pick", JsonElement.class,
+              () -> Json.tree(Json.write(Map.of("by", LANG))));
+          JsonElement first = pick.get();
+          Instant at = main.utcNow();
+          double r = main.random();
+          JsonElement second = pick.get();
+          JsonArray picks = new JsonArray();
+          picks.add(first);
+          picks.add(second);
+          JsonObject result = new JsonObject();
+          result.add("picks", picks);
+          result.addProperty("time_us", at.getEpochSecond() * 1_000_000L + at.getNano() / 1_000);
+          result.addProperty("r", r);
+          result.addProperty("lang", LANG);
+          return result;
+        });
+    JsonObject o = new JsonObject();
+    o.addProperty("status", inv.status().name());
+    o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
+    o.addProperty("ran", inv.ran());
+    o.addProperty("lang", LANG);
+    return o;
+  }
+
+  private static long micros(Instant t) {
+    return t.getEpochSecond() * 1_000_000L + t.getNano() / 1_000;
+  }
+
+  /**
+   * Buffered operations (docs/client-contract.md, "One round trip per blocking point"): random,
+   * uuid, two times, a custom op and a data write travel with the child's ExecuteTask; the
+   * child's own with its CompleteTask; a late time and pick with the read and the completion.
+   */
+  static JsonObject batchFlow(Client client, String app, Identity id) {
+    JsonArray ran = new JsonArray();
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "xlang.batch_flow", ""), null, main -> {
+      ran.add("flow");
+      JsonObject out = new JsonObject();
+      out.addProperty("random", main.random());
+      out.addProperty("uuid", main.uuid());
+      JsonArray times = new JsonArray();
+      times.add(micros(main.utcNow()));
+      times.add(micros(main.utcNow()));
+      out.add("time", times);
+      out.add("pick", main.record("pick", JsonElement.class, () -> Json.tree("{\"k\":[1,2]}")));
+      main.setData("stage", "before-child");
+      Invocation child = main.executeTask("xlang.batch_child", Map.of("n", 1), task -> {
+        ran.add("child");
+        return Map.of("r", task.random(), "u", task.uuid());
+      });
+      out.add("child", Json.tree(child.resultJson()));
+      out.addProperty("stage", main.getData("stage", String.class).orElse(null));
+      main.setData("stage", "after-child");
+      out.addProperty("late", micros(main.utcNow()));
+      return out;
+    });
+    JsonObject o = new JsonObject();
+    o.addProperty("status", inv.status().name());
+    o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
+    o.add("ran", ran);
+    return o;
+  }
+
+  /**
+   * A commit refused with COMMIT_CONFLICT: on its first run the main task's pick is generated
+   * ("mine") while a racing writer records another value at its position with a plain Record;
+   * the read's commit is refused, and the run starts again on a fresh log, replaying "theirs".
+   */
+  static JsonObject batchConflict(Client client, String app, Identity id) {
+    int[] runs = {0};
+    int[] generated = {0};
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "xlang.batch_conflict", ""), null, main -> {
+      runs[0]++;
+      String pick = main.record("pick", String.class, () -> {
+        generated[0]++;
+        return "mine";
+      });
+      if (runs[0] == 1) {
+        client.executor().record(pynenc.sidecar.v1.DeterministicExecutor.RecordRequest.newBuilder()
+            .setPosition(OperationPosition.newBuilder().setAppId(app)
+                .setWorkflow(WorkflowIdentity.newBuilder().setWorkflowId(id.workflowId())).setSequence(1))
+            .setOperation("pick").setValueJson("\"theirs\"").build());
+      }
+      main.getData("k", String.class); // the blocking point
+      return Map.of("pick", pick);
+    });
+    JsonObject o = new JsonObject();
+    o.addProperty("status", inv.status().name());
+    o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
+    o.addProperty("runs", runs[0]);
+    o.addProperty("generated", generated[0]);
+    return o;
+  }
+
+  /**
+   * A worker that lost its lease cannot commit: the main task commits "first" and data "by"
+   * with a task, buffers "second", says it is ready and waits for the test to take its lease
+   * over; its read's commit is then refused (LEASE_NOT_HELD) and it waits for the new
+   * holder's outcome.
+   */
+  static JsonObject batchStall(Client client, String app, Identity id, java.nio.file.Path ready,
+                               java.nio.file.Path go) {
+    String[] stoppedBy = {""};
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "xlang.batch_stall", ""), null, main -> {
+      main.record("first", JsonElement.class, () -> Json.tree("{\"by\":\"" + LANG + "\"}"));
+      main.setData("by", LANG);
+      main.executeTask("xlang.batch_step", null, task -> 1);
+      main.record("second", JsonElement.class, () -> Json.tree("{\"by\":\"" + LANG + "\"}"));
+      main.setData("late", LANG);
+      java.nio.file.Files.writeString(ready, "ready");
+      long deadline = System.nanoTime() + 60_000_000_000L;
+      while (!java.nio.file.Files.exists(go) && System.nanoTime() < deadline) {
+        try {
+          Thread.sleep(20);
+        } catch (InterruptedException e) {
+          // a lost lease: the commit below says so
+        }
+      }
+      try {
+        main.getData("by", String.class);
+      } catch (SidecarException e) {
+        stoppedBy[0] = e.reason();
+        throw e;
+      }
+      return Map.of("completed_by", LANG);
+    });
+    JsonObject o = new JsonObject();
+    o.addProperty("status", inv.status().name());
+    o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
+    o.addProperty("stopped_by", stoppedBy[0]);
+    o.addProperty("ran", inv.ran());
+    return o;
+  }
+
+  /**
+   * Records n randoms in the main task of a fresh workflow (startWorkflow: buffered, committed
+   * with its completion), then replays them in a new Context of that main task (one
+   * GetWorkflowLog, then local). A warm-up workflow runs first, untimed, so the
+   * figures are those of a worker whose code is loaded and compiled, not of JVM start-up.
+   */
+  static JsonObject benchReplay(Client client, String app, int n) {
+    recordThenReplay(client, app, Math.min(n, 200));
+    double[] ms = recordThenReplay(client, app, n);
+    JsonObject o = new JsonObject();
+    o.addProperty("record_ms", ms[0]);
+    o.addProperty("replay_ms", ms[1]);
+    return o;
+  }
+
+  private static double[] recordThenReplay(Client client, String app, int n) {
+    Identity wf = new Identity("bench-replay-" + java.util.UUID.randomUUID(), "xlang.bench_replay", "");
+    double[][] recorded = new double[1][];
+    long start = System.nanoTime();
+    client.startWorkflow(app, wf, null, main -> {
+      recorded[0] = randoms(main, n); // buffered: committed with the completion
+      return n;
+    });
+    long mid = System.nanoTime();
+    double[] replayed = randoms(client.context(app, wf, ""), n);
+    long end = System.nanoTime();
+    if (!java.util.Arrays.equals(recorded[0], replayed)) {
+      throw new IllegalStateException("the replay of " + wf.workflowId() + " returned other values");
+    }
+    return new double[] {(mid - start) / 1e6, (end - mid) / 1e6};
+  }
+
+  private static double[] randoms(Context run, int n) {
+    double[] values = new double[n];
+    for (int i = 0; i < n; i++) {
+      values[i] = run.random();
+    }
+    return values;
   }
 
   /** The operations every language performs, in the same order. */

@@ -42,6 +42,11 @@ class ContractTest {
             "client_cert", Contract.ENV_CLIENT_CERT, "client_key", Contract.ENV_CLIENT_KEY,
             "token", Contract.ENV_TOKEN));
     assertEquals(env.size(), 6);
+    JsonObject commit = c.getAsJsonObject("commit");
+    assertEquals(commit.get("flush_at_operations").getAsInt(), Contract.FLUSH_AT_OPERATIONS);
+    assertEquals(commit.get("conflict_reruns").getAsInt(), Contract.CONFLICT_RERUNS);
+    assertEquals(commit.get("time_step_us").getAsLong(), Contract.TIME_STEP_US);
+    assertEquals(commit.getAsJsonArray("reasons").get(0).getAsString(), SidecarException.COMMIT_CONFLICT);
     Client client = Client.of(io.grpc.ManagedChannelBuilder.forTarget("127.0.0.1:1").usePlaintext().build());
     assertEquals(Contract.DEFAULT_LEASE_TTL, client.leaseTtl);
     assertEquals(Contract.DEFAULT_WAIT_SLICE, client.waitTimeout);

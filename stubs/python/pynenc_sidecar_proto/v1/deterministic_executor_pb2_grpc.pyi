@@ -60,8 +60,20 @@ class DeterministicExecutorServiceStub:
                            lease one does not hold (reason LEASE_NOT_HELD);
                            retrying a workflow that is not FAILED (reason
                            WORKFLOW_NOT_FAILED)
+      ABORTED              an OperationCommit found one of its positions
+                           recorded by another run with another value (reason
+                           COMMIT_CONFLICT): nothing of the commit was written;
+                           read the workflow log again and run the code again
+                           from its top
       UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
                            safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     @_typing.overload
@@ -185,6 +197,45 @@ class DeterministicExecutorServiceStub:
     A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
     (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
     """
+    CommitOperations: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CommitOperationsRequest, _deterministic_executor_pb2.CommitOperationsResponse]
+    """Commits a run's buffered operations on their own (see OperationCommit),
+    when no blocking call comes soon enough: before GetBaseTime, or when the
+    buffer holds many operations. ExecuteTask, GetData (with a position) and
+    CompleteTask carry a commit themselves, so a run needs no extra call.
+    """
+    PollTasks: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.PollTasksRequest, _deterministic_executor_pb2.PollTasksResponse]
+    """--- Dispatch: a task served by a worker in any language -----------------
+
+    A task call with ExecuteTaskRequest.dispatch set is recorded at the
+    caller's position as always, then queued for a worker that serves its
+    task id; the caller never gets its lease and waits with WaitTask (which,
+    for a dispatched task, never hands the waiter a lease either). Workers
+    long-poll PollTasks for the task ids they serve, run what they are
+    given under its lease (RenewTaskLease as heartbeat, CompleteTask at the
+    end, exactly as a caller running a task inline), and hand back what they
+    cannot finish with ReleaseTask. A replay finds the recorded invocation:
+    nothing is queued again (docs/client-contract.md, "Dispatch").
+
+    Long poll: waits up to `timeout` for queued invocations of the task ids
+    the worker serves and leases up to `max_tasks` of them to it. An empty
+    reply after the timeout is normal: poll again. Invocations that waited
+    longer than their schedule-to-start timeout are failed here (and by
+    WaitTask), never handed out.
+    """
+    ReleaseTask: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.ReleaseTaskRequest, _deterministic_executor_pb2.ReleaseTaskResponse]
+    """Hands a leased dispatched invocation back to its queue at once (a worker
+    shutting down that will not finish it): the lease ends, the attempt is
+    not counted, and another worker may take it. FAILED_PRECONDITION,
+    LEASE_NOT_HELD when the caller does not hold the lease.
+    """
+    CancelTask: _grpc.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CancelTaskRequest, _deterministic_executor_pb2.CancelTaskResponse]
+    """Cancels an unfinished invocation, queued or running, dispatched or not:
+    it is recorded FAILED with the error type "TaskCancelled" (the waiting
+    caller gets that failure). A running holder learns it at its next
+    RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+    CompleteTask is answered accepted=false. A finished invocation is left
+    as it is (`cancelled` false).
+    """
 
 @_typing.type_check_only
 class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
@@ -221,8 +272,20 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
                            lease one does not hold (reason LEASE_NOT_HELD);
                            retrying a workflow that is not FAILED (reason
                            WORKFLOW_NOT_FAILED)
+      ABORTED              an OperationCommit found one of its positions
+                           recorded by another run with another value (reason
+                           COMMIT_CONFLICT): nothing of the commit was written;
+                           read the workflow log again and run the code again
+                           from its top
       UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
                            safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -343,6 +406,45 @@ class DeterministicExecutorServiceAsyncStub(DeterministicExecutorServiceStub):
     A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
     (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
     """
+    CommitOperations: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CommitOperationsRequest, _deterministic_executor_pb2.CommitOperationsResponse]  # type: ignore[assignment]
+    """Commits a run's buffered operations on their own (see OperationCommit),
+    when no blocking call comes soon enough: before GetBaseTime, or when the
+    buffer holds many operations. ExecuteTask, GetData (with a position) and
+    CompleteTask carry a commit themselves, so a run needs no extra call.
+    """
+    PollTasks: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.PollTasksRequest, _deterministic_executor_pb2.PollTasksResponse]  # type: ignore[assignment]
+    """--- Dispatch: a task served by a worker in any language -----------------
+
+    A task call with ExecuteTaskRequest.dispatch set is recorded at the
+    caller's position as always, then queued for a worker that serves its
+    task id; the caller never gets its lease and waits with WaitTask (which,
+    for a dispatched task, never hands the waiter a lease either). Workers
+    long-poll PollTasks for the task ids they serve, run what they are
+    given under its lease (RenewTaskLease as heartbeat, CompleteTask at the
+    end, exactly as a caller running a task inline), and hand back what they
+    cannot finish with ReleaseTask. A replay finds the recorded invocation:
+    nothing is queued again (docs/client-contract.md, "Dispatch").
+
+    Long poll: waits up to `timeout` for queued invocations of the task ids
+    the worker serves and leases up to `max_tasks` of them to it. An empty
+    reply after the timeout is normal: poll again. Invocations that waited
+    longer than their schedule-to-start timeout are failed here (and by
+    WaitTask), never handed out.
+    """
+    ReleaseTask: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.ReleaseTaskRequest, _deterministic_executor_pb2.ReleaseTaskResponse]  # type: ignore[assignment]
+    """Hands a leased dispatched invocation back to its queue at once (a worker
+    shutting down that will not finish it): the lease ends, the attempt is
+    not counted, and another worker may take it. FAILED_PRECONDITION,
+    LEASE_NOT_HELD when the caller does not hold the lease.
+    """
+    CancelTask: _aio.UnaryUnaryMultiCallable[_deterministic_executor_pb2.CancelTaskRequest, _deterministic_executor_pb2.CancelTaskResponse]  # type: ignore[assignment]
+    """Cancels an unfinished invocation, queued or running, dispatched or not:
+    it is recorded FAILED with the error type "TaskCancelled" (the waiting
+    caller gets that failure). A running holder learns it at its next
+    RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+    CompleteTask is answered accepted=false. A finished invocation is left
+    as it is (`cancelled` false).
+    """
 
 class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     """The Pynenc workflow context (`wf`) for workers in any language.
@@ -378,8 +480,20 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
                            lease one does not hold (reason LEASE_NOT_HELD);
                            retrying a workflow that is not FAILED (reason
                            WORKFLOW_NOT_FAILED)
+      ABORTED              an OperationCommit found one of its positions
+                           recorded by another run with another value (reason
+                           COMMIT_CONFLICT): nothing of the commit was written;
+                           read the workflow log again and run the code again
+                           from its top
       UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
                            safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     @_abc_1.abstractmethod
@@ -593,6 +707,69 @@ class DeterministicExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         reset task, which runs again. The reply lists the invocations reset.
         A workflow that is not FAILED: FAILED_PRECONDITION, WORKFLOW_NOT_FAILED
         (metadata `status`); an unknown one: NOT_FOUND, WORKFLOW_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def CommitOperations(
+        self,
+        request: _deterministic_executor_pb2.CommitOperationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deterministic_executor_pb2.CommitOperationsResponse, _abc.Awaitable[_deterministic_executor_pb2.CommitOperationsResponse]]:
+        """Commits a run's buffered operations on their own (see OperationCommit),
+        when no blocking call comes soon enough: before GetBaseTime, or when the
+        buffer holds many operations. ExecuteTask, GetData (with a position) and
+        CompleteTask carry a commit themselves, so a run needs no extra call.
+        """
+
+    @_abc_1.abstractmethod
+    def PollTasks(
+        self,
+        request: _deterministic_executor_pb2.PollTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deterministic_executor_pb2.PollTasksResponse, _abc.Awaitable[_deterministic_executor_pb2.PollTasksResponse]]:
+        """--- Dispatch: a task served by a worker in any language -----------------
+
+        A task call with ExecuteTaskRequest.dispatch set is recorded at the
+        caller's position as always, then queued for a worker that serves its
+        task id; the caller never gets its lease and waits with WaitTask (which,
+        for a dispatched task, never hands the waiter a lease either). Workers
+        long-poll PollTasks for the task ids they serve, run what they are
+        given under its lease (RenewTaskLease as heartbeat, CompleteTask at the
+        end, exactly as a caller running a task inline), and hand back what they
+        cannot finish with ReleaseTask. A replay finds the recorded invocation:
+        nothing is queued again (docs/client-contract.md, "Dispatch").
+
+        Long poll: waits up to `timeout` for queued invocations of the task ids
+        the worker serves and leases up to `max_tasks` of them to it. An empty
+        reply after the timeout is normal: poll again. Invocations that waited
+        longer than their schedule-to-start timeout are failed here (and by
+        WaitTask), never handed out.
+        """
+
+    @_abc_1.abstractmethod
+    def ReleaseTask(
+        self,
+        request: _deterministic_executor_pb2.ReleaseTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deterministic_executor_pb2.ReleaseTaskResponse, _abc.Awaitable[_deterministic_executor_pb2.ReleaseTaskResponse]]:
+        """Hands a leased dispatched invocation back to its queue at once (a worker
+        shutting down that will not finish it): the lease ends, the attempt is
+        not counted, and another worker may take it. FAILED_PRECONDITION,
+        LEASE_NOT_HELD when the caller does not hold the lease.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelTask(
+        self,
+        request: _deterministic_executor_pb2.CancelTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deterministic_executor_pb2.CancelTaskResponse, _abc.Awaitable[_deterministic_executor_pb2.CancelTaskResponse]]:
+        """Cancels an unfinished invocation, queued or running, dispatched or not:
+        it is recorded FAILED with the error type "TaskCancelled" (the waiting
+        caller gets that failure). A running holder learns it at its next
+        RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+        CompleteTask is answered accepted=false. A finished invocation is left
+        as it is (`cancelled` false).
         """
 
 def add_DeterministicExecutorServiceServicer_to_server(servicer: DeterministicExecutorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

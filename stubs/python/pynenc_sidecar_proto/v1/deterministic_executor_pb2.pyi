@@ -174,7 +174,7 @@ class TaskCall(_message.Message):
     def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
 
 class TaskInvocation(_message.Message):
-    __slots__ = ("invocation_id", "task_id", "arguments_json", "status", "workflow", "parent_invocation_id", "result_json", "error", "lease_runner_id", "lease_expire_time")
+    __slots__ = ("invocation_id", "task_id", "arguments_json", "status", "workflow", "parent_invocation_id", "result_json", "error", "lease_runner_id", "lease_expire_time", "dispatched", "attempt", "queue_time", "last_error")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +185,10 @@ class TaskInvocation(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LEASE_RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DISPATCHED_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     invocation_id: str
     task_id: str
     arguments_json: str
@@ -195,7 +199,11 @@ class TaskInvocation(_message.Message):
     error: _common_pb2.TaskError
     lease_runner_id: str
     lease_expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.InvocationStatus, str]] = ..., workflow: _Optional[_Union[_common_pb2.WorkflowIdentity, _Mapping]] = ..., parent_invocation_id: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ..., lease_runner_id: _Optional[str] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    dispatched: bool
+    attempt: int
+    queue_time: _timestamp_pb2.Timestamp
+    last_error: _common_pb2.TaskError
+    def __init__(self, invocation_id: _Optional[str] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.InvocationStatus, str]] = ..., workflow: _Optional[_Union[_common_pb2.WorkflowIdentity, _Mapping]] = ..., parent_invocation_id: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ..., lease_runner_id: _Optional[str] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dispatched: _Optional[bool] = ..., attempt: _Optional[int] = ..., queue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ...) -> None: ...
 
 class TaskLease(_message.Message):
     __slots__ = ("lease_id", "expire_time")
@@ -206,20 +214,96 @@ class TaskLease(_message.Message):
     def __init__(self, lease_id: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExecuteTaskRequest(_message.Message):
-    __slots__ = ("position", "task_id", "arguments_json", "force_new_workflow", "runner_id", "lease_ttl")
+    __slots__ = ("position", "task_id", "arguments_json", "force_new_workflow", "runner_id", "lease_ttl", "commit", "dispatch")
     POSITION_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
     FORCE_NEW_WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     RUNNER_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_FIELD_NUMBER: _ClassVar[int]
     position: OperationPosition
     task_id: str
     arguments_json: str
     force_new_workflow: bool
     runner_id: str
     lease_ttl: _duration_pb2.Duration
-    def __init__(self, position: _Optional[_Union[OperationPosition, _Mapping]] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., force_new_workflow: _Optional[bool] = ..., runner_id: _Optional[str] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    commit: OperationCommit
+    dispatch: TaskDispatch
+    def __init__(self, position: _Optional[_Union[OperationPosition, _Mapping]] = ..., task_id: _Optional[str] = ..., arguments_json: _Optional[str] = ..., force_new_workflow: _Optional[bool] = ..., runner_id: _Optional[str] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., commit: _Optional[_Union[OperationCommit, _Mapping]] = ..., dispatch: _Optional[_Union[TaskDispatch, _Mapping]] = ...) -> None: ...
+
+class OperationCommit(_message.Message):
+    __slots__ = ("lease_id", "operations", "workflow_id")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    operations: _containers.RepeatedCompositeFieldContainer[BufferedOperation]
+    workflow_id: str
+    def __init__(self, lease_id: _Optional[str] = ..., operations: _Optional[_Iterable[_Union[BufferedOperation, _Mapping]]] = ..., workflow_id: _Optional[str] = ...) -> None: ...
+
+class BufferedOperation(_message.Message):
+    __slots__ = ("kind", "custom_name", "sequence", "random_value", "uuid_value", "time_value", "json_value")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_NAME_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    RANDOM_VALUE_FIELD_NUMBER: _ClassVar[int]
+    UUID_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TIME_VALUE_FIELD_NUMBER: _ClassVar[int]
+    JSON_VALUE_FIELD_NUMBER: _ClassVar[int]
+    kind: OperationKind
+    custom_name: str
+    sequence: int
+    random_value: float
+    uuid_value: str
+    time_value: _timestamp_pb2.Timestamp
+    json_value: str
+    def __init__(self, kind: _Optional[_Union[OperationKind, str]] = ..., custom_name: _Optional[str] = ..., sequence: _Optional[int] = ..., random_value: _Optional[float] = ..., uuid_value: _Optional[str] = ..., time_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., json_value: _Optional[str] = ...) -> None: ...
+
+class CommitOperationsRequest(_message.Message):
+    __slots__ = ("app_id", "workflow_id", "invocation_id", "commit")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    workflow_id: str
+    invocation_id: str
+    commit: OperationCommit
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., commit: _Optional[_Union[OperationCommit, _Mapping]] = ...) -> None: ...
+
+class CommitOperationsResponse(_message.Message):
+    __slots__ = ("recorded_count",)
+    RECORDED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    recorded_count: int
+    def __init__(self, recorded_count: _Optional[int] = ...) -> None: ...
+
+class TaskDispatch(_message.Message):
+    __slots__ = ("retry_policy", "start_to_close_timeout", "schedule_to_start_timeout")
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    START_TO_CLOSE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_TO_START_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    retry_policy: RetryPolicy
+    start_to_close_timeout: _duration_pb2.Duration
+    schedule_to_start_timeout: _duration_pb2.Duration
+    def __init__(self, retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., start_to_close_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., schedule_to_start_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class RetryPolicy(_message.Message):
+    __slots__ = ("max_attempts", "initial_backoff", "backoff_multiplier", "max_backoff", "retryable_error_types", "non_retryable_error_types")
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_BACKOFF_FIELD_NUMBER: _ClassVar[int]
+    BACKOFF_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    MAX_BACKOFF_FIELD_NUMBER: _ClassVar[int]
+    RETRYABLE_ERROR_TYPES_FIELD_NUMBER: _ClassVar[int]
+    NON_RETRYABLE_ERROR_TYPES_FIELD_NUMBER: _ClassVar[int]
+    max_attempts: int
+    initial_backoff: _duration_pb2.Duration
+    backoff_multiplier: float
+    max_backoff: _duration_pb2.Duration
+    retryable_error_types: _containers.RepeatedScalarFieldContainer[str]
+    non_retryable_error_types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, max_attempts: _Optional[int] = ..., initial_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., backoff_multiplier: _Optional[float] = ..., max_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retryable_error_types: _Optional[_Iterable[str]] = ..., non_retryable_error_types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExecuteTaskResponse(_message.Message):
     __slots__ = ("invocation", "replayed", "lease")
@@ -284,18 +368,20 @@ class RenewTaskLeaseResponse(_message.Message):
     def __init__(self, lease: _Optional[_Union[TaskLease, _Mapping]] = ...) -> None: ...
 
 class CompleteTaskRequest(_message.Message):
-    __slots__ = ("app_id", "invocation_id", "lease_id", "result_json", "error")
+    __slots__ = ("app_id", "invocation_id", "lease_id", "result_json", "error", "commit")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     invocation_id: str
     lease_id: str
     result_json: str
     error: _common_pb2.TaskError
-    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ...) -> None: ...
+    commit: OperationCommit
+    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., lease_id: _Optional[str] = ..., result_json: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.TaskError, _Mapping]] = ..., commit: _Optional[_Union[OperationCommit, _Mapping]] = ...) -> None: ...
 
 class CompleteTaskResponse(_message.Message):
     __slots__ = ("invocation", "accepted")
@@ -328,16 +414,18 @@ class WaitTaskResponse(_message.Message):
     def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ..., lease: _Optional[_Union[TaskLease, _Mapping]] = ...) -> None: ...
 
 class GetDataRequest(_message.Message):
-    __slots__ = ("app_id", "workflow_id", "key", "position")
+    __slots__ = ("app_id", "workflow_id", "key", "position", "commit")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     workflow_id: str
     key: str
     position: OperationPosition
-    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ..., position: _Optional[_Union[OperationPosition, _Mapping]] = ...) -> None: ...
+    commit: OperationCommit
+    def __init__(self, app_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., key: _Optional[str] = ..., position: _Optional[_Union[OperationPosition, _Mapping]] = ..., commit: _Optional[_Union[OperationCommit, _Mapping]] = ...) -> None: ...
 
 class GetDataResponse(_message.Message):
     __slots__ = ("found", "value_json", "replayed")
@@ -438,3 +526,69 @@ class RetryWorkflowResponse(_message.Message):
     INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
     invocations: _containers.RepeatedCompositeFieldContainer[TaskInvocation]
     def __init__(self, invocations: _Optional[_Iterable[_Union[TaskInvocation, _Mapping]]] = ...) -> None: ...
+
+class PollTasksRequest(_message.Message):
+    __slots__ = ("app_id", "task_ids", "worker_id", "max_tasks", "lease_ttl", "timeout")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TTL_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    worker_id: str
+    max_tasks: int
+    lease_ttl: _duration_pb2.Duration
+    timeout: _duration_pb2.Duration
+    def __init__(self, app_id: _Optional[str] = ..., task_ids: _Optional[_Iterable[str]] = ..., worker_id: _Optional[str] = ..., max_tasks: _Optional[int] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class PollTasksResponse(_message.Message):
+    __slots__ = ("tasks",)
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[DispatchedTask]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[DispatchedTask, _Mapping]]] = ...) -> None: ...
+
+class DispatchedTask(_message.Message):
+    __slots__ = ("invocation", "lease", "deadline")
+    INVOCATION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    invocation: TaskInvocation
+    lease: TaskLease
+    deadline: _timestamp_pb2.Timestamp
+    def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ..., lease: _Optional[_Union[TaskLease, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReleaseTaskRequest(_message.Message):
+    __slots__ = ("app_id", "invocation_id", "lease_id")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    invocation_id: str
+    lease_id: str
+    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., lease_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseTaskResponse(_message.Message):
+    __slots__ = ("invocation",)
+    INVOCATION_FIELD_NUMBER: _ClassVar[int]
+    invocation: TaskInvocation
+    def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ...) -> None: ...
+
+class CancelTaskRequest(_message.Message):
+    __slots__ = ("app_id", "invocation_id", "reason")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    invocation_id: str
+    reason: str
+    def __init__(self, app_id: _Optional[str] = ..., invocation_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelTaskResponse(_message.Message):
+    __slots__ = ("invocation", "cancelled")
+    INVOCATION_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    invocation: TaskInvocation
+    cancelled: bool
+    def __init__(self, invocation: _Optional[_Union[TaskInvocation, _Mapping]] = ..., cancelled: _Optional[bool] = ...) -> None: ...

@@ -59,8 +59,20 @@ class DeterministicExecutorServiceStub:
     lease one does not hold (reason LEASE_NOT_HELD);
     retrying a workflow that is not FAILED (reason
     WORKFLOW_NOT_FAILED)
+    ABORTED              an OperationCommit found one of its positions
+    recorded by another run with another value (reason
+    COMMIT_CONFLICT): nothing of the commit was written;
+    read the workflow log again and run the code again
+    from its top
     UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
     safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     def __init__(self, channel):
@@ -149,6 +161,26 @@ class DeterministicExecutorServiceStub:
                 request_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowRequest.SerializeToString,
                 response_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowResponse.FromString,
                 _registered_method=True)
+        self.CommitOperations = channel.unary_unary(
+                '/pynenc.sidecar.v1.DeterministicExecutorService/CommitOperations',
+                request_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsRequest.SerializeToString,
+                response_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsResponse.FromString,
+                _registered_method=True)
+        self.PollTasks = channel.unary_unary(
+                '/pynenc.sidecar.v1.DeterministicExecutorService/PollTasks',
+                request_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.PollTasksRequest.SerializeToString,
+                response_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.PollTasksResponse.FromString,
+                _registered_method=True)
+        self.ReleaseTask = channel.unary_unary(
+                '/pynenc.sidecar.v1.DeterministicExecutorService/ReleaseTask',
+                request_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.ReleaseTaskRequest.SerializeToString,
+                response_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.ReleaseTaskResponse.FromString,
+                _registered_method=True)
+        self.CancelTask = channel.unary_unary(
+                '/pynenc.sidecar.v1.DeterministicExecutorService/CancelTask',
+                request_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CancelTaskRequest.SerializeToString,
+                response_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CancelTaskResponse.FromString,
+                _registered_method=True)
 
 
 class DeterministicExecutorServiceServicer:
@@ -185,8 +217,20 @@ class DeterministicExecutorServiceServicer:
     lease one does not hold (reason LEASE_NOT_HELD);
     retrying a workflow that is not FAILED (reason
     WORKFLOW_NOT_FAILED)
+    ABORTED              an OperationCommit found one of its positions
+    recorded by another run with another value (reason
+    COMMIT_CONFLICT): nothing of the commit was written;
+    read the workflow log again and run the code again
+    from its top
     UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
     safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     def Random(self, request, context):
@@ -371,6 +415,61 @@ class DeterministicExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CommitOperations(self, request, context):
+        """Commits a run's buffered operations on their own (see OperationCommit),
+        when no blocking call comes soon enough: before GetBaseTime, or when the
+        buffer holds many operations. ExecuteTask, GetData (with a position) and
+        CompleteTask carry a commit themselves, so a run needs no extra call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PollTasks(self, request, context):
+        """--- Dispatch: a task served by a worker in any language -----------------
+
+        A task call with ExecuteTaskRequest.dispatch set is recorded at the
+        caller's position as always, then queued for a worker that serves its
+        task id; the caller never gets its lease and waits with WaitTask (which,
+        for a dispatched task, never hands the waiter a lease either). Workers
+        long-poll PollTasks for the task ids they serve, run what they are
+        given under its lease (RenewTaskLease as heartbeat, CompleteTask at the
+        end, exactly as a caller running a task inline), and hand back what they
+        cannot finish with ReleaseTask. A replay finds the recorded invocation:
+        nothing is queued again (docs/client-contract.md, "Dispatch").
+
+        Long poll: waits up to `timeout` for queued invocations of the task ids
+        the worker serves and leases up to `max_tasks` of them to it. An empty
+        reply after the timeout is normal: poll again. Invocations that waited
+        longer than their schedule-to-start timeout are failed here (and by
+        WaitTask), never handed out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseTask(self, request, context):
+        """Hands a leased dispatched invocation back to its queue at once (a worker
+        shutting down that will not finish it): the lease ends, the attempt is
+        not counted, and another worker may take it. FAILED_PRECONDITION,
+        LEASE_NOT_HELD when the caller does not hold the lease.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelTask(self, request, context):
+        """Cancels an unfinished invocation, queued or running, dispatched or not:
+        it is recorded FAILED with the error type "TaskCancelled" (the waiting
+        caller gets that failure). A running holder learns it at its next
+        RenewTaskLease (FAILED_PRECONDITION, LEASE_NOT_HELD) and its
+        CompleteTask is answered accepted=false. A finished invocation is left
+        as it is (`cancelled` false).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeterministicExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -454,6 +553,26 @@ def add_DeterministicExecutorServiceServicer_to_server(servicer, server):
                     request_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowRequest.FromString,
                     response_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowResponse.SerializeToString,
             ),
+            'CommitOperations': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitOperations,
+                    request_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsRequest.FromString,
+                    response_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsResponse.SerializeToString,
+            ),
+            'PollTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.PollTasks,
+                    request_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.PollTasksRequest.FromString,
+                    response_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.PollTasksResponse.SerializeToString,
+            ),
+            'ReleaseTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseTask,
+                    request_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.ReleaseTaskRequest.FromString,
+                    response_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.ReleaseTaskResponse.SerializeToString,
+            ),
+            'CancelTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTask,
+                    request_deserializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CancelTaskRequest.FromString,
+                    response_serializer=pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CancelTaskResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'pynenc.sidecar.v1.DeterministicExecutorService', rpc_method_handlers)
@@ -496,8 +615,20 @@ class DeterministicExecutorService:
     lease one does not hold (reason LEASE_NOT_HELD);
     retrying a workflow that is not FAILED (reason
     WORKFLOW_NOT_FAILED)
+    ABORTED              an OperationCommit found one of its positions
+    recorded by another run with another value (reason
+    COMMIT_CONFLICT): nothing of the commit was written;
+    read the workflow log again and run the code again
+    from its top
     UNAVAILABLE          the store is unreachable (reason STORE_UNAVAILABLE);
     safe to retry
+
+    Buffered operations (docs/client-contract.md, "One round trip per blocking
+    point"): an SDK computes random, uuid, utc_now, custom operations and the
+    main task's data writes locally and sends them, as an OperationCommit, with
+    the run's next blocking call (ExecuteTask, GetData at a position,
+    CompleteTask) or with CommitOperations. The commit is written in one atomic
+    step, before the call's own work, fenced by the run's lease.
     """
 
     @staticmethod
@@ -922,6 +1053,114 @@ class DeterministicExecutorService:
             '/pynenc.sidecar.v1.DeterministicExecutorService/RetryWorkflow',
             pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowRequest.SerializeToString,
             pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.RetryWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitOperations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pynenc.sidecar.v1.DeterministicExecutorService/CommitOperations',
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsRequest.SerializeToString,
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CommitOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PollTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pynenc.sidecar.v1.DeterministicExecutorService/PollTasks',
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.PollTasksRequest.SerializeToString,
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.PollTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pynenc.sidecar.v1.DeterministicExecutorService/ReleaseTask',
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.ReleaseTaskRequest.SerializeToString,
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.ReleaseTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pynenc.sidecar.v1.DeterministicExecutorService/CancelTask',
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CancelTaskRequest.SerializeToString,
+            pynenc_dot_sidecar_dot_v1_dot_deterministic__executor__pb2.CancelTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,
