@@ -30,9 +30,9 @@ RANDOM, TIME, UUID, CUSTOM = (de.OPERATION_KIND_RANDOM, de.OPERATION_KIND_TIME, 
                               de.OPERATION_KIND_CUSTOM)
 
 
-@pytest.fixture(params=["redis", "sqlite"])
+@pytest.fixture(params=["redis", "sqlite", "cluster"])
 def server(request):
-    return request.getfixturevalue("sidecar" if request.param == "redis" else "sqlite_sidecar")
+    return request.getfixturevalue({"redis": "sidecar", "sqlite": "sqlite_sidecar", "cluster": "cluster_sidecar"}[request.param])
 
 
 @pytest.fixture

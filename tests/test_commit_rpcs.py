@@ -21,9 +21,9 @@ RANDOM, TIME, UUID, CUSTOM = de.OPERATION_KIND_RANDOM, de.OPERATION_KIND_TIME, d
 DATA_WRITE, TASK = de.OPERATION_KIND_DATA_WRITE, de.OPERATION_KIND_TASK
 
 
-@pytest.fixture(params=["redis", "sqlite"])
+@pytest.fixture(params=["redis", "sqlite", "cluster"])
 def stub(request):
-    server = request.getfixturevalue("sidecar" if request.param == "redis" else "sqlite_sidecar")
+    server = request.getfixturevalue({"redis": "sidecar", "sqlite": "sqlite_sidecar", "cluster": "cluster_sidecar"}[request.param])
     channel = server.channel()
     yield de_grpc.DeterministicExecutorServiceStub(channel)
     channel.close()

@@ -133,10 +133,10 @@ def _message_class(descriptor):
     return message_factory.GetMessageClass(descriptor)
 
 
-@pytest.fixture(scope="module", params=["redis", "sqlite"])
+@pytest.fixture(scope="module", params=["redis", "sqlite", "cluster"])
 def target(request):
     """(server, StateBackend stub, executor stub) on each store."""
-    server = request.getfixturevalue("sidecar" if request.param == "redis" else "sqlite_sidecar")
+    server = request.getfixturevalue({"redis": "sidecar", "sqlite": "sqlite_sidecar", "cluster": "cluster_sidecar"}[request.param])
     channel = grpc.insecure_channel(server.address)
     yield (
         request.param,
