@@ -15,6 +15,7 @@ from pynenc_sidecar.core import derivations
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from support import SIDECAR_FIXTURES
 
 RANDOM, TIME, UUID, CUSTOM = de.OPERATION_KIND_RANDOM, de.OPERATION_KIND_TIME, de.OPERATION_KIND_UUID, \
     de.OPERATION_KIND_CUSTOM
@@ -23,7 +24,7 @@ DATA_WRITE, TASK = de.OPERATION_KIND_DATA_WRITE, de.OPERATION_KIND_TASK
 
 @pytest.fixture(params=["redis", "sqlite", "cluster"])
 def stub(request):
-    server = request.getfixturevalue({"redis": "sidecar", "sqlite": "sqlite_sidecar", "cluster": "cluster_sidecar"}[request.param])
+    server = request.getfixturevalue(SIDECAR_FIXTURES[request.param])
     channel = server.channel()
     yield de_grpc.DeterministicExecutorServiceStub(channel)
     channel.close()

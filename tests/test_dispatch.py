@@ -18,7 +18,7 @@ from executor_client import error_details, position
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from support import SidecarServer
+from support import SIDECAR_FIXTURES, SidecarServer
 
 SUCCESS, FAILED, RETRY, RUNNING = (common_pb2.INVOCATION_STATUS_SUCCESS, common_pb2.INVOCATION_STATUS_FAILED,
                                    common_pb2.INVOCATION_STATUS_RETRY, common_pb2.INVOCATION_STATUS_RUNNING)
@@ -32,7 +32,7 @@ def seconds(value: float) -> duration_pb2.Duration:
 
 @pytest.fixture(params=["redis", "sqlite", "cluster"])
 def any_sidecar(request):
-    return request.getfixturevalue({"redis": "sidecar", "sqlite": "sqlite_sidecar", "cluster": "cluster_sidecar"}[request.param])
+    return request.getfixturevalue(SIDECAR_FIXTURES[request.param])
 
 
 @pytest.fixture
