@@ -189,7 +189,7 @@ public final class Worker implements AutoCloseable {
         }
         continue;
       }
-      slots.release(free - got.size());
+      slots.release(Math.max(0, free - got.size()));
       for (DispatchedTask task : got) {
         runners.execute(() -> {
           try {
