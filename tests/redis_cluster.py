@@ -79,7 +79,8 @@ class RedisCluster:
             # masters without persistence.
             node = RedisServer(port=port, directory=tempfile.mkdtemp(dir=self.directory), extra_args=[
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--appendonly", "yes", "--appendfsync", self.appendfsync])
+                "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                "--appendonly", "yes", "--appendfsync", self.appendfsync])
             self.nodes.append(node.start())
         create = subprocess.run(
             [shutil.which("redis-cli") or "redis-cli", "--cluster", "create",
