@@ -1,0 +1,67 @@
+"""Small calls before bulk pages: at most a few bulk reads build a page at once (issue 12, case 1).
+
+A page of a huge history holds the event loop for a few milliseconds in slices, and every
+small call that arrives meanwhile waits for the slices queued before it: with four readers, for
+four pages' worth. So the list RPCs whose pages can be large (history pages and streams, app
+infos, runner contexts) take a slot here for each page they read and decode; the rest wait in
+arrival order, and a small call waits for at most one slice of one page. The slot is released
+before the reply is sent, so a slow client never holds it.
+
+Waiting is an await like any other: a call whose deadline passes or that its client cancels
+while it waits is cancelled by grpc and leaves the queue. Past `queued` waiting reads, a new
+one is refused with RESOURCE_EXHAUSTED, so that a burst of huge reads cannot pile up without
+bound; a stream already admitted is never refused halfway (its later batches just wait).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from pynenc_sidecar.core.errors import BULK_READ_QUEUE_FULL, ResourceExhausted
+
+T = TypeVar("T")
+
+DEFAULT_CONCURRENT = 1
+DEFAULT_QUEUED = 100
+
+
+class BulkReads:
+    def __init__(self, concurrent: int = DEFAULT_CONCURRENT, queued: int = DEFAULT_QUEUED) -> None:
+        self.concurrent = concurrent
+        self.queued = queued
+        self._slots = asyncio.Semaphore(concurrent)
+        self.waiting = 0
+
+    @asynccontextmanager
+    async def slot(self, admitted: bool = False) -> AsyncIterator[None]:
+        """Hold one of the `concurrent` slots; `admitted`: a later page of a call already let in."""
+        if not admitted and self._slots.locked() and self.waiting >= self.queued:
+            raise ResourceExhausted(
+                f"{self.waiting} bulk reads are already waiting for the {self.concurrent} running: retry later "
+                f"with backoff, or raise the server's --max-queued-bulk-reads",
+                reason=BULK_READ_QUEUE_FULL,
+                metadata={"waiting": str(self.waiting), "running": str(self.concurrent)})
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def batches(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
+        """`source`'s items, each read while holding a slot (a stream's store reads)."""
+        admitted = False
+        while True:
+            async with self.slot(admitted):
+                try:
+                    item = await anext(source)
+                except StopAsyncIteration:
+                    return
+            admitted = True
+            yield item
