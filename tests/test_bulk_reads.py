@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
@@ -245,6 +246,8 @@ def test_a_full_queue_refuses_a_bulk_read_with_resource_exhausted(server: Sideca
             assert reason == BULK_READ_QUEUE_FULL and metadata == {"waiting": str(QUEUED), "running": "1"}
         # A small call is never refused: only bulk reads queue.
         assert stub.GetInvocation(sb.GetInvocationRequest(app_id=APP, invocation_id="small"), timeout=30)
+    log = Path(server.log_path).read_text()
+    assert "bulk read(s) with RESOURCE_EXHAUSTED" in log and "Traceback" not in log
 
 
 def test_reads_whose_deadline_passes_while_queued_leave_no_place_behind(server: SidecarServer) -> None:
@@ -266,3 +269,4 @@ def test_reads_whose_deadline_passes_while_queued_leave_no_place_behind(server: 
         with ThreadPoolExecutor(QUEUED + 1) as pool:
             results = list(pool.map(lambda _: read_history(stub), range(QUEUED + 1)))
     assert results == [list(range(ENTRIES))] * (QUEUED + 1)
+    assert "Traceback" not in Path(server.log_path).read_text()  # deadlines while queued are quiet

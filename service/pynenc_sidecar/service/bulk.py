@@ -16,6 +16,8 @@ bound; a stream already admitted is never refused halfway (its later batches jus
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -24,8 +26,11 @@ from pynenc_sidecar.core.errors import BULK_READ_QUEUE_FULL, ResourceExhausted
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 DEFAULT_CONCURRENT = 1
 DEFAULT_QUEUED = 100
+WARN_EVERY_S = 10.0  # one warning line per burst of refusals, not one a call
 
 
 class BulkReads:
@@ -34,11 +39,14 @@ class BulkReads:
         self.queued = queued
         self._slots = asyncio.Semaphore(concurrent)
         self.waiting = 0
+        self._refused = 0
+        self._warned_at = -WARN_EVERY_S
 
     @asynccontextmanager
     async def slot(self, admitted: bool = False) -> AsyncIterator[None]:
         """Hold one of the `concurrent` slots; `admitted`: a later page of a call already let in."""
         if not admitted and self._slots.locked() and self.waiting >= self.queued:
+            self._warn()
             raise ResourceExhausted(
                 f"{self.waiting} bulk reads are already waiting for the {self.concurrent} running: retry later "
                 f"with backoff, or raise the server's --max-queued-bulk-reads",
@@ -53,6 +61,15 @@ class BulkReads:
             yield
         finally:
             self._slots.release()
+
+    def _warn(self) -> None:
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY_S:
+            log.warning("refused %d bulk read(s) with RESOURCE_EXHAUSTED: %d were waiting for the %d running "
+                        "(--max-queued-bulk-reads, --max-concurrent-bulk-reads)", self._refused, self.waiting,
+                        self.concurrent)
+            self._refused, self._warned_at = 0, now
 
     async def batches(self, source: AsyncIterator[T]) -> AsyncIterator[T]:
         """`source`'s items, each read while holding a slot (a stream's store reads)."""
