@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -34,40 +35,68 @@ WARN_EVERY_S = 10.0  # one warning line per burst of refusals, not one a call
 
 
 class BulkReads:
+    """The turns: `concurrent` slots, and a FIFO of at most `queued` calls waiting for one. A
+    slot a call gives up goes straight to the first waiter, so `waiting` is exact at every
+    moment: a call refused for a full queue found `queued` others really waiting, not one
+    that was woken and had yet to run."""
+
     def __init__(self, concurrent: int = DEFAULT_CONCURRENT, queued: int = DEFAULT_QUEUED) -> None:
         self.concurrent = concurrent
         self.queued = queued
-        self._slots = asyncio.Semaphore(concurrent)
-        self.waiting = 0
+        self._running = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._refused = 0
         self._warned_at = -WARN_EVERY_S
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
 
     @asynccontextmanager
     async def slot(self, admitted: bool = False) -> AsyncIterator[None]:
         """Hold one of the `concurrent` slots; `admitted`: a later page of a call already let in."""
-        if not admitted and self._slots.locked() and self.waiting >= self.queued:
-            self._warn()
-            raise ResourceExhausted(
-                f"{self.waiting} bulk reads are already waiting for the {self.concurrent} running: retry later "
-                f"with backoff, or raise the server's --max-queued-bulk-reads",
-                reason=BULK_READ_QUEUE_FULL,
-                metadata={"waiting": str(self.waiting), "running": str(self.concurrent)})
-        self.waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self.waiting -= 1
+        await self._acquire(admitted)
         try:
             yield
         finally:
-            self._slots.release()
+            self._release()
+
+    async def _acquire(self, admitted: bool) -> None:
+        if self._running < self.concurrent and not self._waiters:
+            self._running += 1
+            return
+        if not admitted and len(self._waiters) >= self.queued:
+            self._warn()
+            raise ResourceExhausted(
+                f"{len(self._waiters)} bulk reads are already waiting for the {self.concurrent} running: retry "
+                f"later with backoff, or raise the server's --max-queued-bulk-reads",
+                reason=BULK_READ_QUEUE_FULL,
+                metadata={"waiting": str(len(self._waiters)), "running": str(self.concurrent)})
+        turn = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # the slot came with the cancellation: pass it on
+            elif turn in self._waiters:  # (a release may have dropped it already, as cancelled)
+                self._waiters.remove(turn)
+            raise
+
+    def _release(self) -> None:
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot changes hands; _running stays
+                return
+        self._running -= 1
 
     def _warn(self) -> None:
         self._refused += 1
         now = time.monotonic()
         if now - self._warned_at >= WARN_EVERY_S:
             log.warning("refused %d bulk read(s) with RESOURCE_EXHAUSTED: %d were waiting for the %d running "
-                        "(--max-queued-bulk-reads, --max-concurrent-bulk-reads)", self._refused, self.waiting,
+                        "(--max-queued-bulk-reads, --max-concurrent-bulk-reads)", self._refused, len(self._waiters),
                         self.concurrent)
             self._refused, self._warned_at = 0, now
 
