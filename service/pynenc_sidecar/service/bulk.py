@@ -4,8 +4,9 @@ A page of a huge history holds the event loop for a few milliseconds in slices, 
 small call that arrives meanwhile waits for the slices queued before it: with four readers, for
 four pages' worth. So the list RPCs whose pages can be large (history pages and streams, app
 infos, runner contexts) take a slot here for each page they read and decode; the rest wait in
-arrival order, and a small call waits for at most one slice of one page. The slot is released
-before the reply is sent, so a slow client never holds it.
+arrival order, and a small call waits behind the current step of one page (a slice, a store
+read), not one per reader. The slot is released before the reply is sent, so a slow client
+never holds it.
 
 Waiting is an await like any other: a call whose deadline passes or that its client cancels
 while it waits is cancelled by grpc and leaves the queue. Past `queued` waiting reads, a new
