@@ -62,3 +62,10 @@ def test_wait_task_on_a_dispatched_task_never_leases_it_and_ends_on_the_engines_
     assert claimed.dispatch is not None
     waited = run(WorkflowEngine(stores.store).wait_task(app, "d1", "r-2", 1_000_000, 60.0))  # finished: at once
     assert (waited.state.status, waited.lease, waited.dispatch.attempt) == (SUCCESS, None, 1)
+
+
+def test_a_poll_for_dispatched_tasks_ends_on_the_engines_clock(stores: Stores, run, app: str) -> None:
+    ticks = iter(range(0, 10_000, 30))  # 30 s per look: a poll of 60 s on an empty queue is 2 looks
+    engine = WorkflowEngine(stores.store, monotonic=lambda: float(next(ticks)))
+    assert run(engine.dispatcher.poll(app, ["mod.step"], "w-1", 1, 1_000_000, 60.0)) == []  # on the wall clock: at once
+    assert next(ticks) == 90  # deadline, first look, second look
