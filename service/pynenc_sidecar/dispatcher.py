@@ -18,8 +18,16 @@ from pynenc_sidecar.core import dispatch as rules
 from pynenc_sidecar.core.dispatch import DISPATCH_LEASE_PREFIX, DispatchPolicy, DispatchState
 from pynenc_sidecar.core.errors import INVOCATION_NOT_FOUND, LEASE_NOT_HELD, FailedPrecondition, NotFound
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RETRY, TaskCall, TaskState, WorkflowRef, child_workflow
-from pynenc_sidecar.storage.dispatch_interface import EXPIRED, GRANTED, LEASED, DispatchStore
-from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, Store, TaskNotFound
+from pynenc_sidecar.storage.interface import (
+    EXPIRED,
+    GRANTED,
+    LEASED,
+    DispatchStore,
+    LeaseNotHeld,
+    LeaseRequest,
+    Store,
+    TaskNotFound,
+)
 
 if TYPE_CHECKING:
     from pynenc_sidecar.engine import WorkflowEngine
