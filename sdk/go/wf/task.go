@@ -22,8 +22,8 @@ import (
 // recorded as the task's result (JSON); a returned error is recorded as its failure.
 type TaskFunc func(ctx context.Context, task *Context) (any, error)
 
-// ErrSuspended, returned (or wrapped) by a TaskFunc, stops a task without recording an
-// outcome: its lease is left to lapse, and the next caller of the task (in any language)
+// ErrSuspended stops a task without recording an outcome when a TaskFunc returns (or
+// wraps) it: its lease is left to lapse, and the next caller of the task (in any language)
 // takes it over and runs it again from the top, replaying every recorded operation. The
 // caller of ExecuteTask / StartWorkflow gets the error back with the unfinished invocation.
 var ErrSuspended = errors.New("wf: task suspended without an outcome")
