@@ -26,6 +26,8 @@
 //	xlang bench-replay -address A [-app APP] [-workflow WF] -ops N [-repeats 5]   record N randoms
 //	               in a workflow's main task, replay them from its log; print {"record_ms": ...,
 //	               "replay_ms": ...} (the median replay)
+//	xlang order-rpcs -address A [-app APP]   the calls, by RPC, of one fresh seed order workflow
+//	               (processOrderWorkflow) and of its replay: {"first_run": {...}, "replay": {...}}
 //	xlang batch-flow -address A -app APP -workflow WF   buffered operations: 19 operations around
 //	               one task call, in four calls (docs/client-contract.md)
 //	xlang batch-race -address A -app APP -workflow WF -dir D [-ttl-ms T]   a custom op and a data
@@ -125,6 +127,8 @@ func main() {
 		out, err = batchFlow(ctx, client, *app, id)
 	case "batch-race":
 		out, err = batchRace(ctx, client, *app, id, *dir)
+	case "order-rpcs":
+		out, err = orderRPCs(ctx, *address, *app)
 	case "takeover-scenario":
 		out, err = takeoverScenario(ctx, client, *app, id)
 	default:
