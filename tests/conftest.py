@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from redis_cluster import RedisCluster  # noqa: E402
 from support import RedisServer, SidecarServer  # noqa: E402
 
 
@@ -23,6 +24,23 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def sidecar(redis_server: RedisServer) -> Iterator[SidecarServer]:
     server = SidecarServer(redis_server.url).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """One real Redis Cluster (3 masters, 3 replicas) for the whole session: tests keep apart
+    by their own app ids. A test that kills a node starts a cluster of its own."""
+    cluster = RedisCluster().start()
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture(scope="session")
+def cluster_sidecar(redis_cluster: RedisCluster) -> Iterator[SidecarServer]:
+    """A sidecar in front of the session's cluster, given every seed node."""
+    server = SidecarServer(f"redis://{redis_cluster.seeds}", extra_args=["--redis-cluster", "on"]).start()
     yield server
     server.stop()
 

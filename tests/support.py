@@ -81,6 +81,10 @@ class RedisServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+# The session's sidecar fixture (tests/conftest.py) for each store a test runs on.
+SIDECAR_FIXTURES = {"redis": "sidecar", "sqlite": "sqlite_sidecar", "cluster": "cluster_sidecar"}
+
+
 @dataclass
 class SidecarServer:
     """The real `pynenc-sidecar serve` process.

@@ -23,16 +23,16 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_sdk import Pynenc
 from pynenc_sidecar_sdk.context import require_run
-from support import wait_until
+from support import SIDECAR_FIXTURES, wait_until
 
 HERE = Path(__file__).resolve().parent
 RANDOM, TIME, UUID, CUSTOM = (de.OPERATION_KIND_RANDOM, de.OPERATION_KIND_TIME, de.OPERATION_KIND_UUID,
                               de.OPERATION_KIND_CUSTOM)
 
 
-@pytest.fixture(params=["redis", "sqlite"])
+@pytest.fixture(params=["redis", "sqlite", "cluster"])
 def server(request):
-    return request.getfixturevalue("sidecar" if request.param == "redis" else "sqlite_sidecar")
+    return request.getfixturevalue(SIDECAR_FIXTURES[request.param])
 
 
 @pytest.fixture

@@ -15,15 +15,16 @@ from pynenc_sidecar.core import derivations
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
+from support import SIDECAR_FIXTURES
 
 RANDOM, TIME, UUID, CUSTOM = de.OPERATION_KIND_RANDOM, de.OPERATION_KIND_TIME, de.OPERATION_KIND_UUID, \
     de.OPERATION_KIND_CUSTOM
 DATA_WRITE, TASK = de.OPERATION_KIND_DATA_WRITE, de.OPERATION_KIND_TASK
 
 
-@pytest.fixture(params=["redis", "sqlite"])
+@pytest.fixture(params=["redis", "sqlite", "cluster"])
 def stub(request):
-    server = request.getfixturevalue("sidecar" if request.param == "redis" else "sqlite_sidecar")
+    server = request.getfixturevalue(SIDECAR_FIXTURES[request.param])
     channel = server.channel()
     yield de_grpc.DeterministicExecutorServiceStub(channel)
     channel.close()

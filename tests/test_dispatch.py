@@ -18,7 +18,7 @@ from executor_client import error_details, position
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from support import SidecarServer
+from support import SIDECAR_FIXTURES, SidecarServer
 
 SUCCESS, FAILED, RETRY, RUNNING = (common_pb2.INVOCATION_STATUS_SUCCESS, common_pb2.INVOCATION_STATUS_FAILED,
                                    common_pb2.INVOCATION_STATUS_RETRY, common_pb2.INVOCATION_STATUS_RUNNING)
@@ -30,9 +30,9 @@ def seconds(value: float) -> duration_pb2.Duration:
     return message
 
 
-@pytest.fixture(params=["redis", "sqlite"])
+@pytest.fixture(params=["redis", "sqlite", "cluster"])
 def any_sidecar(request):
-    return request.getfixturevalue("sidecar" if request.param == "redis" else "sqlite_sidecar")
+    return request.getfixturevalue(SIDECAR_FIXTURES[request.param])
 
 
 @pytest.fixture
@@ -269,7 +269,7 @@ def test_inspect_shows_a_queued_invocation_with_its_age(any_sidecar, stub, app):
     task = task_id()
     dispatch_call(stub, app, task, "wf-inspect")
     time.sleep(0.3)
-    store = ["--redis-url", any_sidecar.redis_url] if any_sidecar.redis_url else ["--data-file", any_sidecar.data_file]
+    store = [*any_sidecar.store_args(), *any_sidecar.extra_args]  # --redis-cluster on for the cluster's
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYNENC_SIDECAR_")}
     report = subprocess.run([sys.executable, "-m", "pynenc_sidecar", "inspect", "wf-inspect", "--app-id", app,
                              "--json", *store], capture_output=True, text=True, env=env, timeout=60)
@@ -282,16 +282,20 @@ def test_inspect_shows_a_queued_invocation_with_its_age(any_sidecar, stub, app):
     assert "Dispatched tasks (1)" in text and task in text
 
 
-@pytest.fixture(params=["redis", "sqlite"])
+@pytest.fixture(params=["redis", "sqlite", "cluster"])
 def store_args(request, tmp_path) -> list[str]:
     if request.param == "redis":
         return ["redis", request.getfixturevalue("redis_server").url]
+    if request.param == "cluster":
+        return ["cluster", f"redis://{request.getfixturevalue('redis_cluster').seeds}"]
     return ["sqlite", str(tmp_path / "replicas.db")]
 
 
 def replica(store_args: list[str]) -> SidecarServer:
     kind, where = store_args
-    return SidecarServer(where).start() if kind == "redis" else SidecarServer(None, data_file=where).start()
+    if kind == "sqlite":
+        return SidecarServer(None, data_file=where).start()
+    return SidecarServer(where, extra_args=["--redis-cluster", "on"] if kind == "cluster" else []).start()
 
 
 def test_a_restart_and_a_second_replica_lose_no_queued_invocation(store_args, app):

@@ -21,9 +21,10 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 
 
-@pytest.fixture(scope="module")
-def stub(sidecar):
-    channel = grpc.insecure_channel(sidecar.address)
+@pytest.fixture(scope="module", params=["sidecar", "cluster_sidecar"])
+def stub(request):
+    """The executor's RPCs on one Redis, and on a real 6-node Redis Cluster."""
+    channel = grpc.insecure_channel(request.getfixturevalue(request.param).address)
     yield de_grpc.DeterministicExecutorServiceStub(channel)
     channel.close()
 
@@ -194,7 +195,7 @@ def _log_content(batches) -> tuple[list[bytes], list[bytes], list[int]]:
             [b.base_time.ToMicroseconds() for b in batches if b.HasField("base_time")])
 
 
-@pytest.mark.parametrize("server", ["sidecar", "sqlite_sidecar"])
+@pytest.mark.parametrize("server", ["sidecar", "sqlite_sidecar", "cluster_sidecar"])
 def test_start_workflow_brings_a_replayed_workflows_log_when_asked(request, server, app_id):
     channel = grpc.insecure_channel(request.getfixturevalue(server).address)
     stub = de_grpc.DeterministicExecutorServiceStub(channel)
@@ -219,8 +220,10 @@ def test_start_workflow_brings_a_replayed_workflows_log_when_asked(request, serv
     channel.close()
 
 
-def test_start_workflow_leaves_a_large_log_to_get_workflow_log(stub, app_id, redis_server):
+def test_start_workflow_leaves_a_large_log_to_get_workflow_log(sidecar, app_id, redis_server):
     from pynenc_sidecar.service.deterministic_executor import INLINE_LOG_BYTES, INLINE_LOG_FIELDS
+
+    stub = de_grpc.DeterministicExecutorServiceStub(grpc.insecure_channel(sidecar.address))  # the store below
 
     def start(workflow_id: str) -> de.StartWorkflowResponse:
         request = de.StartWorkflowRequest(app_id=app_id, workflow=common_pb2.WorkflowIdentity(

@@ -25,7 +25,7 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
-from support import SidecarServer
+from support import SIDECAR_FIXTURES, SidecarServer
 
 DOCUMENTED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED,
               grpc.StatusCode.FAILED_PRECONDITION}
@@ -133,10 +133,10 @@ def _message_class(descriptor):
     return message_factory.GetMessageClass(descriptor)
 
 
-@pytest.fixture(scope="module", params=["redis", "sqlite"])
+@pytest.fixture(scope="module", params=["redis", "sqlite", "cluster"])
 def target(request):
     """(server, StateBackend stub, executor stub) on each store."""
-    server = request.getfixturevalue("sidecar" if request.param == "redis" else "sqlite_sidecar")
+    server = request.getfixturevalue(SIDECAR_FIXTURES[request.param])
     channel = grpc.insecure_channel(server.address)
     yield (
         request.param,

@@ -42,7 +42,7 @@ def test_the_servicers_do_import_grpc_so_the_check_can_fail() -> None:
 
 
 def test_the_record_scripts_share_the_guard_prelude_written_once() -> None:
-    guard = "HGET', guard, 'status'"
+    guard = "HGET', guard, status_field)"
     holders = sorted(p.name for p in SCRIPTS.glob("*.lua") if guard in p.read_text())
     assert holders == ["record_guard.lua"]
     for name in ("record.lua", "record_time.lua", "record_data.lua"):

@@ -53,7 +53,7 @@ def test_every_repeated_field_has_a_documented_limit() -> None:
     assert documented - fields == set(), "docs/limits.md lists fields the protos do not have"
 
 
-@pytest.fixture(params=["sidecar", "sqlite_sidecar"])
+@pytest.fixture(params=["sidecar", "sqlite_sidecar", "cluster_sidecar"])
 def stub(request) -> Iterator[sb_grpc.StateBackendServiceStub]:
     channel = grpc.insecure_channel(request.getfixturevalue(request.param).address,
                                     options=[("grpc.max_send_message_length", 64 << 20)])
@@ -120,7 +120,7 @@ EXECUTOR_CASES = [
 ]
 
 
-@pytest.mark.parametrize("server", ["sidecar", "sqlite_sidecar"])
+@pytest.mark.parametrize("server", ["sidecar", "sqlite_sidecar", "cluster_sidecar"])
 @pytest.mark.parametrize("rpc, build, field, limit", EXECUTOR_CASES, ids=[f"{c[0]}-{c[2]}" for c in EXECUTOR_CASES])
 def test_executor_requests_past_a_limit_are_refused_and_record_nothing(request, server, app_id: str, rpc: str,
                                                                       build, field: str, limit: int) -> None:

@@ -130,6 +130,32 @@ def test_a_bad_redis_url_is_refused_without_echoing_it():
     assert "hunter2" not in str(error.value)
 
 
+def test_redis_cluster_settings():
+    settings = resolve(["--redis-url", "redis://:pw@10.0.0.1:7000,10.0.0.2:7001", "--redis-wait-replicas", "1"],
+                       {"PYNENC_SIDECAR_REDIS_CLUSTER": "on", "PYNENC_SIDECAR_REDIS_WAIT_TIMEOUT": "250ms"})
+    assert settings.server_settings().redis == config.RedisOptions(cluster=True, wait_replicas=1, wait_timeout_s=0.25)
+    assert "redis_cluster=True (env PYNENC_SIDECAR_REDIS_CLUSTER)" in settings.describe() \
+        and "pw" not in settings.describe()
+    assert resolve(["--redis-url", "redis://h:6379"]).server_settings().redis == config.RedisOptions()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--redis-url", "redis://a:1,b:2"], "names several hosts: that is a Redis Cluster's seed nodes, so add "
+                                          "--redis-cluster on"),
+    (["--redis-url", "redis://a:1,,b:2", "--redis-cluster", "on"], "names an empty host"),
+    (["--redis-url", "redis://a:1,b:99999", "--redis-cluster", "on"], "a port is a number from 1 to 65535"),
+    (["--redis-cluster", "on"], "--redis-cluster (from command line) needs --redis-url"),
+    (["--redis-wait-replicas", "1"], "--redis-wait-replicas (from command line) needs --redis-url"),
+    (["--redis-url", "redis://h", "--redis-cluster", "maybe"], "'maybe' must be on or off"),
+    (["--redis-url", "redis://h", "--redis-wait-replicas", "-1"], "must be an integer of at least 0"),
+    (["--redis-url", "unix:///r.sock", "--redis-cluster", "on"], "needs redis:// or rediss:// seed nodes"),
+])
+def test_bad_redis_cluster_settings_say_what_to_change(argv, expected):
+    with pytest.raises(config.SettingsError) as error:
+        resolve(argv)
+    assert expected in str(error.value)
+
+
 def test_redis_url_and_data_file_from_any_two_sources_are_refused(tmp_path):
     conf = tmp_path / "c.toml"
     conf.write_text('data_file = "x.db"\n')
@@ -160,7 +186,8 @@ def test_every_setting_has_a_flag_an_environment_variable_and_a_config_key(tmp_p
              "health_port": "9001", "readiness_interval": "2s", "keepalive_time": "30s", "keepalive_timeout": "5s",
              "max_connection_idle": "2m", "max_connection_age": "2h", "max_connection_age_grace": "1m",
              "handshake_timeout": "3s", "max_concurrent_streams": "50", "max_connections": "100"}
-    assert set(valid) == set(config.SERVE) - {"config", "redis_url"}
+    # The Redis settings need a Redis URL (no data file): test_redis_cluster_settings.
+    assert set(valid) == set(config.SERVE) - {"config", *config.REDIS}
     conf = tmp_path / "all.toml"
     conf.write_text("".join(f'{name} = "{value}"\n' for name, value in valid.items()))
     settings = resolve(["--config", str(conf)])
@@ -288,6 +315,9 @@ def malformed_values(tmp_path: Path) -> dict[str, list[str]]:
                       "redis://:hunter2@127.0.0.1:6379/x", "redis://127.0.0.1:6379/-1", "redis://127.0.0.1:99999/0",
                       "redis://:hunter2@127.0.0.1:6379/0?nosuchoption=1", "redis://:hunter2@/0", "unix://",
                       "redis://127.0.0.1:6379/0?db=x"],
+        "redis_cluster": ["maybe"],
+        "redis_wait_replicas": ["-1", "all"],
+        "redis_wait_timeout": ["0s", "soon"],
         "data_file": [str(tmp_path), str(not_pem / "x.db")],  # a directory; a path under a file
         "grace_period": ["soon"],
         "max_value_bytes": ["0"],
@@ -370,7 +400,7 @@ def test_every_malformed_setting_stops_every_command_with_one_line_naming_it_and
 
 @pytest.mark.parametrize("url,needle", [
     ("redis://127.0.0.1:notaport/0", "has port 'notaport': a port is a number from 1 to 65535"),
-    ("redis://a:1,b:2/0", "names several hosts ('a:1,b:2'): give one Redis"),
+    ("redis://a:1,b:2/0", "names several hosts: that is a Redis Cluster's seed nodes, so add --redis-cluster on"),
     ("ftp://127.0.0.1/0", "must be a redis://, rediss:// or unix:// URL"),
     ("redis://127.0.0.1:6379/x", "has database 'x': the path is a database number"),
     ("redis://:hunter2@127.0.0.1:6379/0?bogus=1", "has an unknown option 'bogus' in its query"),

@@ -26,15 +26,17 @@ S = common_pb2.InvocationStatus
 WorkflowIdentity = common_pb2.WorkflowIdentity
 
 
-@pytest.fixture(scope="module", params=["redis", "sqlite"])
+@pytest.fixture(scope="module", params=["redis", "sqlite", "cluster"])
 def backend(request) -> str:
     return request.param
 
 
 @pytest.fixture(scope="module")
 def server(backend, request):
-    """The sidecar of this backend: `sidecar` on Redis, `sqlite_sidecar` with no Redis URL."""
-    return request.getfixturevalue("sidecar" if backend == "redis" else "sqlite_sidecar")
+    """The sidecar of this backend: `sidecar` on Redis, `sqlite_sidecar` with no Redis URL,
+    `cluster_sidecar` in front of a real 6-node Redis Cluster."""
+    return request.getfixturevalue({"redis": "sidecar", "sqlite": "sqlite_sidecar",
+                                    "cluster": "cluster_sidecar"}[backend])
 
 
 @pytest.fixture(scope="module")
@@ -527,6 +529,12 @@ def stored_items(backend, server, request) -> Callable[[str], list[str]]:
     if backend == "redis":
         rdb = request.getfixturevalue("rdb")
         return lambda app: _keys_of(rdb, app)
+    if backend == "cluster":  # SCAN on every master
+        ports = request.getfixturevalue("redis_cluster").ports
+        nodes = [redis.cluster.ClusterNode("127.0.0.1", port) for port in ports]
+        client = redis.RedisCluster(startup_nodes=nodes, decode_responses=True)
+        request.addfinalizer(client.close)
+        return lambda app: _keys_of(client, app)
     return lambda app: _rows_of(server.data_file, app)
 
 

@@ -22,6 +22,7 @@ from pynenc_sidecar.service.validation import Limits
 from pynenc_sidecar.service.wire import MalformedRequestInterceptor
 from pynenc_sidecar.state_backend_engine import StateBackendEngine
 from pynenc_sidecar.storage.interface import StateBackendStore, Store
+from pynenc_sidecar.storage.redis.connection import RedisOptions
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2, deterministic_executor_pb2_grpc
 
 log = logging.getLogger("pynenc_sidecar")
@@ -50,6 +51,8 @@ class ServerSettings:
     port: int = 50051
     # With a Redis URL, all state lives in that Redis; without one, in the SQLite file data_file.
     redis_url: str | None = None
+    # Cluster mode and replica acknowledgement (WAIT) of that Redis.
+    redis: RedisOptions = field(default_factory=RedisOptions)
     data_file: str = DEFAULT_DATA_FILE
     grace_period_s: float = 10.0
     limits: Limits = field(default_factory=Limits)
@@ -91,7 +94,7 @@ async def open_stores(settings: ServerSettings) -> Stores:
 
         # Not pinged: the server starts while Redis is down, answers UNAVAILABLE, and
         # recovers by itself when Redis comes back.
-        redis_store = RedisStore(settings.redis_url)
+        redis_store = RedisStore(settings.redis_url, settings.redis)
         return Stores(redis_store, RedisStateBackendStore(redis_store.client), f"redis {_redact(settings.redis_url)}")
 
     from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore

@@ -29,6 +29,7 @@ from pynenc_sidecar import security
 from pynenc_sidecar.connections import ConnectionSettings
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, ServerSettings, _redact
 from pynenc_sidecar.service.validation import Limits
+from pynenc_sidecar.storage.redis.connection import RedisOptions  # noqa: F401  (settings.RedisOptions)
 
 ENV_PREFIX = "PYNENC_SIDECAR_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -111,9 +112,32 @@ def _optional_port(value: Any) -> int | None:
     return _integer(0, 65535)(value) or None  # 0: off
 
 
+_SWITCH = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+
+
+def _switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _SWITCH:
+        raise ValueError("must be on or off (also: true/false, yes/no, 1/0)")
+    return _SWITCH[text]
+
+
+def redis_hosts(url: str) -> list[tuple[str, int]]:
+    """(host, port) of each node a redis:// URL names: one, or a cluster's seed nodes
+    (redis://host1:6379,host2:6379)."""
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    nodes = []
+    for node in netloc.split(","):
+        host, _, port = node.rpartition(":") if "]" not in node.rpartition(":")[2] else (node, "", "")
+        nodes.append((host.strip("[]") or node, int(port) if port else 6379))
+    return nodes
+
+
 def _redis_url(value: Any) -> str:
-    """One Redis, as redis-py reads the URL; the problem named without echoing the URL (it may
-    hold a password)."""
+    """One Redis, or a cluster's seed nodes, as redis-py reads the URL; the problem named
+    without echoing the URL (it may hold a password)."""
     url = _text(value)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("must be a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0")
@@ -123,9 +147,15 @@ def _redis_url(value: Any) -> str:
         if not parts.path:
             raise ValueError("names no socket: write unix:///path/to/redis.sock")
     else:
-        if "," in hosts:
-            raise ValueError(f"names several hosts ({hosts!r}): give one Redis, e.g. redis://host:6379/0 "
-                             "(Sentinel and Cluster URLs are not supported)")
+        if "," in hosts:  # a cluster's seed nodes (resolve() requires --redis-cluster): check each
+            seeds = hosts.split(",")
+            if any(not seed.strip() for seed in seeds):
+                raise ValueError(f"names an empty host in {hosts!r}: write redis://host1:6379,host2:6379")
+            for seed in seeds[1:]:
+                _redis_url(f"{parts.scheme}://{seed}")
+            url_checked = url.replace(hosts, seeds[0], 1)
+            _redis_url(url_checked)
+            return url
         try:
             if parts.port == 0:
                 raise ValueError
@@ -268,6 +298,14 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
     Option("port", _integer(0, 65535), "TCP port to listen on (0: any free port)", "PORT", "50051"),
     Option("redis_url", _redis_url, "keep all state in this Redis, e.g. redis://:password@host:6379/0. "
            "Unset: use the embedded SQLite store at --data-file instead", "URL", "unset", secret=True),
+    Option("redis_cluster", _switch, "--redis-url names a Redis Cluster: its node(s) are seeds from which the "
+           "cluster's topology is discovered (redis://host1:6379,host2:6379), keys go to the master of their slot, "
+           "MOVED/ASK redirections and failovers are followed without a restart", "on|off", "off"),
+    Option("redis_wait_replicas", _integer(0), "after every write, wait until this many replicas acknowledged it "
+           "(Redis WAIT) before answering; a write not acknowledged within --redis-wait-timeout is answered "
+           "UNAVAILABLE. 0: answer once the master has it (a failover may lose the last writes)", "N", "0"),
+    Option("redis_wait_timeout", _positive_duration, "how long a write waits for --redis-wait-replicas",
+           "DURATION", "1s"),
     Option("data_file", _data_file, "SQLite file of the embedded store, created if missing, used when no Redis URL "
            "is set (relative paths are resolved against the working directory)", "PATH", f"./{DEFAULT_DATA_FILE}"),
     Option("grace_period", parse_duration, "how long SIGTERM waits for in-flight calls before exiting "
@@ -327,16 +365,18 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
 
 CONNECTION_SETTINGS = ["keepalive_time", "keepalive_timeout", "max_connection_idle", "max_connection_age",
                        "max_connection_age_grace", "handshake_timeout", "max_concurrent_streams", "max_connections"]
-SERVE = ["config", "host", "port", "redis_url", "data_file", "grace_period", "max_value_bytes",
+REDIS = ["redis_url", "redis_cluster", "redis_wait_replicas", "redis_wait_timeout"]
+SERVE = ["config", "host", "port", *REDIS, "data_file", "grace_period", "max_value_bytes",
          "max_payload_bytes", "max_message_bytes", "log_level", "log_format", "metrics_port", "retention",
          "sweep_interval",
          "tls_cert", "tls_key", "tls_client_ca", "auth_token_file", "auth_token", "health_port",
          "readiness_interval", *CONNECTION_SETTINGS]
-STORE = ["config", "redis_url", "data_file", "log_level", "log_format"]  # tools that open the store
+STORE = ["config", *REDIS, "data_file", "log_level", "log_format"]  # tools that open the store
 HEALTH = ["config", "host", "port", "health_port", "tls_cert", "tls_key", "tls_client_ca"]
 
 
-_DURATIONS = {"retention", "sweep_interval", "grace_period", "readiness_interval", *CONNECTION_SETTINGS[:6]}
+_DURATIONS = {"redis_wait_timeout", "retention", "sweep_interval", "grace_period", "readiness_interval",
+              *CONNECTION_SETTINGS[:6]}
 
 
 @dataclass(frozen=True)
@@ -345,6 +385,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 50051
     redis_url: str | None = None
+    redis_cluster: bool = False
+    redis_wait_replicas: int = 0
+    redis_wait_timeout: float = 1.0
     data_file: str | None = None  # None: DEFAULT_DATA_FILE in the working directory
     grace_period: float = 10.0
     max_value_bytes: int = 1024 * 1024
@@ -387,7 +430,8 @@ class Settings:
 
     def server_settings(self) -> ServerSettings:
         return ServerSettings(
-            host=self.host, port=self.port, redis_url=self.redis_url, data_file=self.data_file or DEFAULT_DATA_FILE,
+            host=self.host, port=self.port, redis_url=self.redis_url, redis=self.redis_options(),
+            data_file=self.data_file or DEFAULT_DATA_FILE,
             grace_period_s=self.grace_period, limits=Limits(max_value_bytes=self.max_value_bytes,
                                                             max_payload_bytes=self.max_payload_bytes),
             max_message_bytes=self.max_message_bytes, metrics_port=self.metrics_port, retention_s=self.retention,
@@ -402,6 +446,10 @@ class Settings:
                 max_connection_age_grace_s=self.max_connection_age_grace, handshake_timeout_s=self.handshake_timeout,
                 max_concurrent_streams=self.max_concurrent_streams, max_connections=self.max_connections),
         )
+
+    def redis_options(self) -> RedisOptions:
+        return RedisOptions(cluster=self.redis_cluster, wait_replicas=self.redis_wait_replicas,
+                            wait_timeout_s=self.redis_wait_timeout)
 
     def auth_tokens(self) -> tuple[security.TokenGrant, ...]:
         """Every accepted bearer token with its apps: the token file's, then the variable's
@@ -495,6 +543,17 @@ def resolve(args: argparse.Namespace, names: Iterable[str], environ: Mapping[str
             f"set either --redis-url (from {sources['redis_url']}) or --data-file (from {sources['data_file']}), "
             "not both"
         )
+    if values.get("redis_url") and "," in urlsplit(values["redis_url"]).netloc and not values.get("redis_cluster"):
+        raise SettingsError(f"--redis-url (from {sources['redis_url']}): the value names several hosts: that is "
+                            "a Redis Cluster's seed nodes, so add --redis-cluster on "
+                            "(PYNENC_SIDECAR_REDIS_CLUSTER=on), or give one Redis, e.g. redis://host:6379/0")
+    for name in ("redis_cluster", "redis_wait_replicas"):
+        if values.get(name) and not values.get("redis_url"):
+            raise SettingsError(f"{OPTIONS[name].flag} (from {sources[name]}) needs --redis-url: the embedded "
+                                "SQLite store has no cluster and no replicas")
+    if values.get("redis_cluster") and urlsplit(values["redis_url"]).scheme == "unix":
+        raise SettingsError(f"--redis-cluster (from {sources['redis_cluster']}) needs redis:// or rediss:// seed "
+                            "nodes, not a unix socket")
     if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
         given, missing = ("tls_cert", "--tls-key") if values.get("tls_cert") else ("tls_key", "--tls-cert")
         raise SettingsError(f"--{given.replace('_', '-')} (from {sources[given]}) needs {missing} too")

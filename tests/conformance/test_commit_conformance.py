@@ -4,14 +4,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
+from conformance import conftest as conformance_conftest
 from conformance.test_store_conformance import LAPSING_US, Run, lapsed, lease, task
 from pynenc_sidecar.core import commits
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, LAST_TIME_FIELD, Kind, Position
-from pynenc_sidecar.core.tasks import SUCCESS
+from pynenc_sidecar.core.tasks import FAILED, SUCCESS
 from pynenc_sidecar.storage.interface import CommitConflict, LeaseNotHeld, ScopeFinished, Store, TaskNotFound
+from pynenc_sidecar.storage.redis.executor_store import RedisStore
+from pynenc_sidecar.storage.redis.keys import (
+    scope_lease_field,
+    scope_status_field,
+    scope_version_field,
+    task_key,
+    workflow_tag,
+)
 
 WF = "wf-c"
 
@@ -127,5 +137,76 @@ def test_racing_commits_of_one_position_let_one_win(store: Store, run: Run, app:
         assert all(isinstance(r, CommitConflict) for i, r in enumerate(results) if i != won[0])
         assert await store.get_recorded(app, WF, "c.op:1") == f'{{"run":{won[0]}}}'
         assert await store.get_count(app, WF, "#n:c.op") == 1
+
+    run(body())
+
+
+# A task scope inside the workflow has its own task hash; on Redis (and Redis Cluster, where
+# that hash lives on another slot) its commits are fenced by a mirror of its status and lease
+# in the workflow's record hash. These follow the scope through its transitions.
+def test_a_task_scope_commit_follows_its_lease_to_a_new_holder_and_its_finish(
+        store: Store, run: Run, app: str) -> None:
+    async def body() -> None:
+        await store.ensure_task(app, task(WF, workflow_id=WF), lease("main"), 1)
+        await store.ensure_task(app, task("child", workflow_id=WF, parent=WF), lease("old", LAPSING_US), 1)
+        await lapsed(store, app, "child")
+        _, granted = await store.acquire_lease(app, "child", lease("new"), 2)
+        assert granted
+        entries = batch("child")
+        with pytest.raises(LeaseNotHeld):
+            await store.commit(app, WF, "child", "lease-old", entries[:1])
+        assert await store.commit(app, WF, "child", "lease-new", entries[:1]) == [True]
+        await store.complete_task(app, "child", "lease-new", SUCCESS, "1", None, 3)
+        with pytest.raises(ScopeFinished):
+            await store.commit(app, WF, "child", "lease-new", entries)
+        assert await store.get_recorded(app, WF, "child|t:1") is None
+
+    run(body())
+
+
+def test_a_retried_task_scope_records_again(store: Store, run: Run, app: str) -> None:
+    async def body() -> None:
+        await store.ensure_task(app, task(WF, workflow_id=WF), lease("main"), 1)
+        await store.ensure_task(app, task("child", workflow_id=WF, parent=WF), lease("child"), 1)
+        await store.complete_task(app, "child", "lease-child", FAILED, None, '{"e":1}', 2)
+        with pytest.raises(ScopeFinished):
+            await store.record(app, WF, "child|r:1", "#n:child|r", "0.5", guard="child")
+        await store.complete_task(app, WF, "lease-main", FAILED, None, '{"e":1}', 2)
+        assert {s.invocation_id for s in await store.retry_failed(app, ["child", WF])} == {"child", WF}
+        recorded = await store.record(app, WF, "child|r:1", "#n:child|r", "0.5", guard="child")
+        assert (recorded.value, recorded.replayed) == ("0.5", False)
+        _, granted = await store.acquire_lease(app, "child", lease("again"), 3)
+        assert granted
+        assert await store.commit(app, WF, "child", "lease-again", batch("child")[1:2]) == [True]
+
+    run(body())
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def redis_store(request: pytest.FixtureRequest, run: Run) -> Iterator[RedisStore]:
+    subject = conformance_conftest.redis_store(request, request.param)
+    yield subject
+    run(subject.close())
+
+
+def test_a_scope_mirror_lost_or_late_on_redis_neither_refuses_nor_reverts(
+        redis_store: RedisStore, run: Run, app: str) -> None:
+    """The mirror is a later step than the task's own script: a crash may lose it, and a slow
+    caller may write an older one after a newer. A commit refused by a lost mirror mirrors the
+    task anew and is asked again; an older mirror changes nothing (the task's 'ver')."""
+    store, ops = redis_store, workflow_tag(app, WF) + ":ops"
+
+    async def body() -> None:
+        await store.ensure_task(app, task(WF, workflow_id=WF), lease("main"), 1)
+        state, _, _ = await store.ensure_task(app, task("child", workflow_id=WF, parent=WF), lease("child"), 1)
+        fields = await store.client.hgetall(task_key(app, "child"))
+        await store.client.hdel(ops, *(field("child") for field in (scope_status_field, scope_lease_field,
+                                                                     scope_version_field)))
+        assert await store.commit(app, WF, "child", "lease-child", batch("child")[:1]) == [True]
+        assert await store.client.hget(ops, scope_lease_field("child")) == "lease-child"
+        await store.mirror_scope(app, "child", {**fields, "ver": "0", "status": "12", "lease_id": "lease-late"})
+        assert await store.client.hget(ops, scope_lease_field("child")) == "lease-child"
+        assert await store.commit(app, WF, "child", "lease-child", batch("child")[1:2]) == [True]
+        assert state.lease_id == "lease-child"
 
     run(body())

@@ -131,7 +131,7 @@ def test_history_written_before_payloads_were_stored_once_still_reads(stores: St
         if isinstance(stores.store, RedisStore):
             client, tag = stores.store.client, f"psc:{{{escape(app)}}}"
             old = f"{2**40:016x}|inv|{{\"old\":1}}"  # the inline member of earlier versions
-            await client.zadd(f"psc:{{{escape(app)}:inv}}:hist", {old: 500})
+            await client.zadd(tag + ":hist:inv", {old: 500})
             await client.zadd(tag + ":timeline", {old: 500})
         else:
             with sqlite3.connect(stores.store.path) as conn:

@@ -150,14 +150,14 @@ def test_a_projection_converts_redis_indexes_left_as_sets(redis_server, run, app
     import redis
 
     from pynenc_sidecar.storage.redis.executor_store import RedisStore
-    from pynenc_sidecar.storage.redis.keys import app_tag, workflow_tag
+    from pynenc_sidecar.storage.redis.keys import app_tag
     from pynenc_sidecar.storage.redis.state_backend_store import RedisStateBackendStore
 
     store = RedisStore(redis_server.url)
     backend = RedisStateBackendStore(store.client)
     raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    indexes = [f"{workflow_tag(app, 'wf')}:children", f"{workflow_tag(app, 'wf')}:invs",
-               f"{workflow_tag(app, 'wf')}:subs", f"{app_tag(app)}:invs_by_type:mod.flow"]
+    indexes = [f"{app_tag(app)}:children:wf", f"{app_tag(app)}:invs:wf",
+               f"{app_tag(app)}:subs:wf", f"{app_tag(app)}:invs_by_type:mod.flow"]
     try:
         for key in indexes:
             raw.sadd(key, "old")

@@ -21,7 +21,7 @@ from pynenc_sidecar.server import Stores
 from pynenc_sidecar.storage.interface import InvocationRecord
 from pynenc_sidecar.storage.redis import state_backend_store
 from pynenc_sidecar.storage.redis.executor_store import RedisStore
-from pynenc_sidecar.storage.redis.keys import app_tag, workflow_tag
+from pynenc_sidecar.storage.redis.keys import app_tag
 from pynenc_sidecar.storage.redis.state_backend_store import RedisStateBackendStore
 from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 from pynenc_sidecar.storage.sqlite.state_backend_store import SqliteStateBackendStore
@@ -243,13 +243,13 @@ def test_redis_indexes_written_as_sets_still_page_and_grow(redis_server: Any, ru
     backend = RedisStateBackendStore(store.client)
     raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        children = f"{workflow_tag(app, 'parent')}:children"
-        subs = f"{workflow_tag(app, 'wf')}:subs"
+        children = f"{app_tag(app)}:children:parent"
+        subs = f"{app_tag(app)}:subs:wf"
         raw.sadd(children, "c2", "c1")
         raw.sadd(subs, "s1")
         raw.hset(f"{app_tag(app)}:runners", mapping={"old-runner": "{}"})
         # An invocation record of the earlier 4-item form.
-        raw.set(f"{workflow_tag(app, 'c1')}:inv", '["","","parent","{}"]')
+        raw.set(f"{app_tag(app)}:inv:c1", '["","","parent","{}"]')
 
         async def body() -> None:
             assert await backend.child_invocations(app, "parent", 1, None) == ["c1"]

@@ -1,20 +1,22 @@
 -- A run's buffered operations, all or nothing, fenced by its lease (storage/base.py, commit).
--- KEYS[1] record hash; KEYS[2] data hash; KEYS[3] the task hash of the run's scope (for the
--- main task the same hash tag as KEYS[1..2]; for a task inside the workflow its own, as for
--- the scope guard of record.lua).
--- ARGV: lease id, origin ('' for none), then per entry 5 values: field, count field, value,
--- data key ('' for none), kind ('t' time, 'd' data write, 'v' other).
+-- KEYS[1] record hash; KEYS[2] data hash; KEYS[3] the hash holding the run's scope status and
+-- lease id: the main task's hash (the same hash tag as KEYS[1..2]) or, for a task inside the
+-- workflow, the record hash itself, where its status and lease id are mirrored
+-- (mirror_scope.lua): every key is of one hash tag, so the script runs on Redis Cluster.
+-- ARGV: lease id, origin ('' for none), status field, lease field ('status', 'lease_id' in a
+-- task hash; '#f:<inv>', '#l:<inv>' in the record hash), then per entry 5 values: field,
+-- count field, value, data key ('' for none), kind ('t' time, 'd' data write, 'v' other).
 -- Returns {'ok', flags} (flags: one '1' per entry recorded now, '0' per entry already
 -- there), {'missing'}, {'not_held'}, {'conflict', index, stored} (0-based) or
 -- {'finished', status, index}.
-local status = redis.call('HGET', KEYS[3], 'status')
+local status = redis.call('HGET', KEYS[3], ARGV[3])
 if not status then return {'missing'} end
-if (redis.call('HGET', KEYS[3], 'lease_id') or '') ~= ARGV[1] then return {'not_held'} end
-local count = (#ARGV - 2) / 5
+if (redis.call('HGET', KEYS[3], ARGV[4]) or '') ~= ARGV[1] then return {'not_held'} end
+local count = (#ARGV - 4) / 5
 local flags = {}
 local first_new = nil
 for i = 0, count - 1 do
-  local base = 3 + i * 5
+  local base = 5 + i * 5
   local stored = redis.call('HGET', KEYS[1], ARGV[base])
   if stored then
     if stored ~= ARGV[base + 2] then return {'conflict', i, stored} end
@@ -28,7 +30,7 @@ if first_new and (status == '11' or status == '12') then return {'finished', sta
 local origin = ARGV[2]
 for i = 0, count - 1 do
   if flags[i + 1] == '1' then
-    local base = 3 + i * 5
+    local base = 5 + i * 5
     local field, value, kind = ARGV[base], ARGV[base + 2], ARGV[base + 4]
     redis.call('HSET', KEYS[1], field, value)
     redis.call('HINCRBY', KEYS[1], ARGV[base + 1], 1)

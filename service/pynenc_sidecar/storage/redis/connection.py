@@ -1,20 +1,34 @@
-"""The Redis connection both Redis stores share: one client (redis-py asyncio, hiredis),
-the Lua scripts loaded on each new connection, and store errors mapped to Unavailable."""
+"""The Redis client both Redis stores share: one Redis or a Redis Cluster (redis-py asyncio,
+hiredis), the Lua scripts loaded on each new connection, when asked every write acknowledged
+by replicas (WAIT, acknowledging.py) before it returns, and store errors mapped to Unavailable.
+
+On a cluster, redis-py's RedisCluster discovers the topology from the seed nodes, sends each
+command to the master of its key's slot, follows MOVED/ASK, and after a connection error
+rediscovers the topology, so a promoted replica is used without a restart. Every atomic
+step of the stores names keys of one hash tag (docs/deployment.md, "Key layout on Redis
+Cluster"), so every script and MULTI runs on one node.
+"""
 
 from __future__ import annotations
 
 import builtins
 import contextlib
 import functools
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection, SSLConnection
 from redis.commands.core import AsyncScript
 
 from pynenc_sidecar.core.errors import Unavailable
+from pynenc_sidecar.storage.redis.acknowledging import NotAcknowledged, acknowledging
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -31,13 +45,26 @@ def load_script(name: str) -> str:
                    for line in text.splitlines(keepends=True))
 
 
+# What a caller may retry: Redis down or unreachable, a cluster without a master for the key's
+# slot (during a failover), or a write the replicas did not acknowledge in time.
+UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ClusterError,
+                      redis_errors.TryAgainError, redis_errors.SlotNotCoveredError, redis_errors.ReadOnlyError,
+                      NotAcknowledged)
+
+
+def unavailable(exc: Exception) -> Unavailable:
+    if isinstance(exc, NotAcknowledged):
+        return Unavailable(f"redis write not acknowledged: {exc}; it may not survive a failover, retry it")
+    return Unavailable(f"redis unavailable: {exc.__class__.__name__}")
+
+
 @contextlib.contextmanager
 def redis_unavailable() -> Iterator[None]:
-    """Connection and timeout errors become Unavailable (UNAVAILABLE to the client)."""
+    """Errors a caller may retry (UNAVAILABLE_ERRORS) become Unavailable (UNAVAILABLE to the client)."""
     try:
         yield
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-        raise Unavailable(f"redis unavailable: {exc.__class__.__name__}") from exc
+    except UNAVAILABLE_ERRORS as exc:
+        raise unavailable(exc) from exc
 
 
 def unavailable_on_redis_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -50,37 +77,128 @@ def unavailable_on_redis_errors(method: Callable[P, Awaitable[T]]) -> Callable[P
     return wrapper
 
 
-class ScriptLoadingRedis(aioredis.Redis):
-    """A client that loads every Lua script registered on it (by any store) into Redis on each
-    new connection, before the connection serves its first command.
+@dataclass(frozen=True)
+class RedisOptions:
+    # The URL names a Redis Cluster's seed nodes.
+    cluster: bool = False
+    # Replicas that must acknowledge each write (WAIT) before it is answered; 0: none.
+    wait_replicas: int = 0
+    wait_timeout_s: float = 1.0
+
+
+DEFAULT_OPTIONS = RedisOptions()
+
+
+
+class ScriptRegistry:
+    """The Lua scripts the stores registered, loaded on each new connection before it serves
+    its first command.
 
     redis-py runs a script by EVALSHA and, on NOSCRIPT, loads it and tries again: correct,
     but a fresh Redis (a start, a restart, a failover) then shows a NoScriptError span and a
     retry in every trace that first runs a script. A new connection is the moment a restarted
-    Redis can be reached again, so loading there means normal operation never sees NOSCRIPT;
-    only an operator's SCRIPT FLUSH still does (and redis-py's reload covers it). The loads go
-    straight to the connection: they are not traced."""
+    Redis (or a promoted replica) can be reached, so loading there means normal operation never
+    sees NOSCRIPT; only an operator's SCRIPT FLUSH still does (and redis-py's reload covers it).
+    The loads go straight to the connection: they are not traced."""
 
-    preloaded: list[str]
+    def __init__(self) -> None:
+        self.scripts: dict[str, str] = {}  # sha1 -> script
 
-    def register_script(self, script: Any) -> AsyncScript:  # type: ignore[override]  # the asyncio client's
-        if script not in self.preloaded:
-            self.preloaded.append(script)
-        return super().register_script(script)
+    def add(self, script: str) -> None:
+        self.scripts.setdefault(hashlib.sha1(script.encode()).hexdigest(), script)
 
-    @classmethod
-    def connect(cls, url: str, **kwargs: Any) -> ScriptLoadingRedis:
-        scripts: list[str] = []
-
-        async def on_connect(connection: Any) -> None:
-            await connection.on_connect()
-            for script in scripts:
-                await connection.send_command("SCRIPT", "LOAD", script)
+    async def on_connect(self, connection: Any) -> None:
+        await connection.on_connect()
+        if not self.scripts:
+            return
+        # One round trip when the server has them all (every connection but a fresh server's
+        # first): scripts live per server, not per connection.
+        shas = list(self.scripts)
+        await connection.send_command("SCRIPT", "EXISTS", *shas)
+        present = await connection.read_response()
+        for sha, there in zip(shas, present):
+            if not int(there):
+                await connection.send_command("SCRIPT", "LOAD", self.scripts[sha])
                 await connection.read_response()
 
-        client = cast(ScriptLoadingRedis, cls.from_url(url, redis_connect_func=on_connect, **kwargs))
-        client.preloaded = scripts
+
+class ScriptLoadingRedis(aioredis.Redis):
+    registry: ScriptRegistry
+
+    def register_script(self, script: Any) -> AsyncScript:  # type: ignore[override]  # the asyncio client's
+        self.registry.add(script)
+        return super().register_script(script)
+
+
+class ScriptLoadingRedisCluster(RedisCluster):
+    registry: ScriptRegistry
+    # What redis-py retries after rediscovering the topology: not a timeout, since a command
+    # that timed out may have run, and a script such as AddHistory's must not run twice.
+    ERRORS_ALLOW_RETRY = (redis_errors.ConnectionError, redis_errors.ClusterDownError,  # type: ignore[assignment]
+                          redis_errors.SlotNotCoveredError)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        # Discover the topology before routing the command: a burst of first calls would
+        # otherwise pick connections of the seed nodes that the discovery then replaces and
+        # closes under them (seen as "Connection closed by server" on 1 call in 100).
+        if self._initialize:
+            await self.initialize()
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            # A rediscovery after a failover closes the connections of nodes that changed,
+            # including one another call is using: its writer is then None. That call met a
+            # connection lost, not a bug of its own: report it so (callers see UNAVAILABLE).
+            raise redis_errors.ConnectionError(f"connection closed during a topology change: {exc}") from exc
+
+    def register_script(self, script: Any) -> AsyncScript:  # type: ignore[override]  # the asyncio client's
+        self.registry.add(script)
+        return super().register_script(script)
+
+
+def seed_nodes(url: str) -> tuple[list[tuple[str, int]], str]:
+    """The (host, port) of each node a URL names (redis://h1:6379,h2:6379), and the URL with
+    the first of them only, for the rest of its options."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    nodes = []
+    for host in hosts.split(","):
+        name, colon, port = host.rpartition(":")
+        if not colon or name.endswith(":") or "]" in port:  # no port (or a bare IPv6 address)
+            name, port = host, "6379"
+        nodes.append((name.strip("[]"), int(port)))
+    first = urlunsplit((parts.scheme, f"{userinfo}{at}{hosts.split(',')[0]}", parts.path, parts.query, parts.fragment))
+    return nodes, first
+
+
+def open_client(url: str, options: RedisOptions = DEFAULT_OPTIONS, **kwargs: Any) -> aioredis.Redis | RedisCluster:
+    """A client of one Redis or of a cluster (options.cluster), for every store."""
+    registry = ScriptRegistry()
+    timeout_ms = max(1, int(options.wait_timeout_s * 1000))
+    if not options.cluster:
+        base = SSLConnection if url.startswith("rediss://") else Connection
+        if options.wait_replicas:
+            kwargs["connection_class"] = acknowledging(base, options.wait_replicas, timeout_ms)
+        client = cast(ScriptLoadingRedis, ScriptLoadingRedis.from_url(url, redis_connect_func=registry.on_connect,
+                                                                      **kwargs))
+        client.registry = registry
         return client
+    nodes, first = seed_nodes(url)
+    # max_connections applies per node on a cluster (as on one Redis: a call beyond it fails).
+    cluster = cast(ScriptLoadingRedisCluster, ScriptLoadingRedisCluster.from_url(
+        first, startup_nodes=[ClusterNode(host, port) for host, port in nodes], **kwargs))
+    cluster.registry = registry
+    # redis-py's cluster client takes neither a connection class nor a connect callback as
+    # arguments: they go into the connection settings every node is made from (discovered
+    # nodes too), and into the seed nodes already made.
+    extra_kwargs: dict[str, Any] = {"redis_connect_func": registry.on_connect}
+    base = cluster.connection_kwargs.get("connection_class", Connection)
+    connection_class = acknowledging(base, options.wait_replicas, timeout_ms) if options.wait_replicas else base
+    cluster.nodes_manager.connection_kwargs.update(extra_kwargs, connection_class=connection_class)
+    for node in cluster.nodes_manager.startup_nodes.values():
+        node.connection_kwargs.update(extra_kwargs)
+        node.connection_class = connection_class
+    return cluster
 
 
 class DecodedRedis(Protocol):
@@ -111,21 +229,44 @@ class DecodedRedis(Protocol):
     async def zrangebyscore(self, name: str, min: str | float, max: str | float, start: int | None = None,
                             num: int | None = None) -> list[str]: ...
     async def unlink(self, *names: str) -> int: ...
+    async def exists(self, *names: str) -> int: ...
+    async def eval(self, script: str, numkeys: int, *keys_and_args: str | int) -> Any: ...
     async def ping(self) -> bool: ...
     async def aclose(self) -> None: ...
     def zscan_iter(self, name: str, match: str | None = None, count: int | None = None
                    ) -> AsyncIterator[tuple[str, float]]: ...
+    def scan_iter(self, match: str | None = None, count: int | None = None) -> AsyncIterator[str]: ...
+    def hscan_iter(self, name: str, match: str | None = None, count: int | None = None
+                   ) -> AsyncIterator[tuple[str, str]]: ...
     def pipeline(self, transaction: bool = True) -> Any: ...  # its commands queue; execute() replies
     def register_script(self, script: str) -> AsyncScript: ...
 
 
-def connect(url: str, *, socket_timeout: float = 2.0, max_connections: int = 256) -> DecodedRedis:
-    """The product's client settings: replies decoded, bounded pool, no health-check pings."""
-    return cast(DecodedRedis, ScriptLoadingRedis.connect(
-        url,
+def connect(url: str, options: RedisOptions = DEFAULT_OPTIONS, *, socket_timeout: float = 2.0,
+            max_connections: int = 256) -> DecodedRedis:
+    """The product's client settings: replies decoded, bounded pool (per node on a cluster),
+    no health-check pings."""
+    return cast(DecodedRedis, open_client(
+        url, options,
         decode_responses=True,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
         max_connections=max_connections,
         health_check_interval=0,
     ))
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+async def ping(client: Any) -> bool:
+    """The store answers: PING on one Redis; on a cluster, every slot is served (some node
+    says cluster_state:ok) and each master answers PING."""
+    if not is_cluster(client):
+        return bool(await client.ping())
+    info = await client.cluster_info(target_nodes=RedisCluster.RANDOM)
+    if info.get("cluster_state") != "ok":
+        return False
+    answered = await client.ping(target_nodes=RedisCluster.PRIMARIES)
+    return all(answered.values()) if isinstance(answered, dict) else bool(answered)

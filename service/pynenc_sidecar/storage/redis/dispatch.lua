@@ -6,7 +6,8 @@
 --   register: policy, schedule_to_start_us, then definition field/value pairs
 --   claim:    lease_id, ttl_us, runner
 --   requeue:  lease_id, available_us, error|'' ('' : handed back, not a retry)
--- Returns {code, flattened hash}.
+-- Returns {code, flattened hash}. A claim or requeue counts a transition in 'ver', as task.lua
+-- does (the caller mirrors the status and lease into the workflow's record hash).
 local key, action, now_us = KEYS[1], ARGV[1], tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local store_now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
@@ -41,6 +42,7 @@ if action == 'claim' then
   end
   redis.call('HSET', key, 'lease_id', ARGV[3], 'lease_exp', fmt(store_now + tonumber(ARGV[4])),
              'runner', ARGV[5], 'status', '7', 'd_q', '0', 'd_st', ARGV[2])
+  redis.call('HINCRBY', key, 'ver', 1)
   return {'granted', redis.call('HGETALL', key)}
 end
 
@@ -54,6 +56,7 @@ if action == 'requeue' then
   else
     redis.call('HSET', key, 'status', '1', 'd_att', fmt(math.max(num('d_att') - 1, 0)))
   end
+  redis.call('HINCRBY', key, 'ver', 1)
   return {'ok', redis.call('HGETALL', key)}
 end
 

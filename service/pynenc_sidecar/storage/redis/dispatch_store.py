@@ -5,7 +5,9 @@ Keys (ids percent-escaped, as in redis_store):
     psc:{<app>:q:<task id>}:queue     zset  invocation ids by when each becomes available
     psc:{<app>}:queues                set   task ids of the app's queues (for inspect)
 A queue is one key with its own hash tag: on Redis Cluster each queue lives on one slot,
-and no step writes two slots at once.
+and no step writes two slots at once. dispatch.lua names the task hash only; a claim or
+requeue of a task inside a workflow is then mirrored into the workflow's record hash (its
+status and lease id, for commit.lua's fence), a step of its own, as RedisStore does.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class RedisDispatchStore:
                                         ["claim", now_us, lease.lease_id, lease.ttl_us, lease.runner_id])
         if not fields:  # missing, or not dispatched
             return ClaimResult(code)
+        if code == "granted":
+            await self.store.mirror_scope(app_id, invocation_id, fields)
         return ClaimResult(code, *self._states(invocation_id, fields))
 
     @unavailable_on_redis_errors
@@ -83,6 +87,7 @@ class RedisDispatchStore:
             raise LeaseNotHeld(invocation_id)
         if code == "finished":
             return None
+        await self.store.mirror_scope(app_id, invocation_id, fields)
         task, dispatch = self._states(invocation_id, fields)
         assert dispatch is not None
         return task, dispatch

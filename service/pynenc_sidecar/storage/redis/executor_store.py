@@ -1,22 +1,22 @@
-"""The Redis store: redis-py (asyncio, hiredis parser) and one Lua script per atomic step.
+"""The Redis store: redis-py (asyncio, hiredis parser) and one Lua script per atomic step, on
+one Redis or a Redis Cluster (connection.py).
 
 Key layout (keys.py builds every key; ids percent-escaped, so no id can reach another's keys):
-    psc:{<app>:<workflow>}:ops    hash  recorded operations of the workflow (+ "#" metadata, and
-                                        "#s:<field>" origins of traced records: 48 hex digits)
+    psc:{<app>:<workflow>}:ops    hash  recorded operations of the workflow (+ "#" metadata,
+                                        "#s:<field>" origins of traced records: 48 hex digits,
+                                        and "#f:<invocation>" / "#l:<invocation>" the status and
+                                        lease id of a task scope other than the main task, for
+                                        the guard and commit.lua's fence)
     psc:{<app>:<workflow>}:data   hash  the workflow's user data
     psc:{<app>:<invocation>}:task hash  a task invocation's state and lease
     psc:{<app>}:wf_types          set   workflow types
     psc:{<app>}:runs              zset  identities of all runs, scored by first store time
     psc:{<app>}:runs:<type>       zset  runs of one type
     psc:app_ids                   set   apps that stored a run (what a retention sweep visits)
-Everything of one workflow shares a hash tag. Steps that write a workflow and an app index at
-once (StartWorkflow's task and its run, purge) are one script or MULTI across those keys.
-One exception to "one tag per step": a record guarded by a task scope other than the workflow's
-main task also reads that task's hash (psc:{<app>:<invocation>}:task, another tag) in its
-script; so does commit.lua, whose lease check reads the committing scope's task hash (the
-main task's shares the workflow's tag, a task inside the workflow has its own). On one Redis
-that is atomic; on Redis Cluster those scripts would need the task's status (and lease id)
-kept under the workflow's tag.
+Every atomic step names keys of one hash tag, so it runs on Redis Cluster. Steps spanning
+tags (a task and its run, a scope's task and its mirror in the workflow's record hash, a
+retry) are ordered single-tag steps; docs/deployment.md ("Steps that are not atomic across
+slots") says why each is safe.
 A task hash keeps 'done' (microseconds) once its outcome is stored: retention ages by it.
 """
 
@@ -37,7 +37,10 @@ from pynenc_sidecar.storage.interface import (
     ScopeFinished,
     TaskNotFound,
 )
+from pynenc_sidecar.storage.redis import connection as redis_connection
 from pynenc_sidecar.storage.redis.connection import (
+    DEFAULT_OPTIONS,
+    RedisOptions,
     connect,
     load_script,
     redis_unavailable,
@@ -47,13 +50,15 @@ from pynenc_sidecar.storage.redis.keys import (
     APP_IDS_KEY,
     TASK_KEY_PATTERN,
     parse_task_key,
-    run_index_keys,
     runs_key,
+    scope_lease_field,
+    scope_status_field,
+    scope_version_field,
     task_key,
     workflow_tag,
 )
 from pynenc_sidecar.storage.redis.paging import ScorePager, scan_key_batches
-from pynenc_sidecar.storage.redis.run_index import index_workflow_run
+from pynenc_sidecar.storage.redis.run_index import drop_workflow_run, index_workflow_run
 
 
 def _recorded(reply: list[Any], convert: Callable[[Any], Any] = str) -> Recorded:
@@ -70,15 +75,18 @@ def reply_fields(flat: list[Any]) -> dict[str, str]:
 class RedisStore:
     """Implements storage.interface.Store on one Redis (or a cluster-compatible layout)."""
 
-    def __init__(self, url: str, *, socket_timeout: float = 2.0, max_connections: int = 256) -> None:
+    def __init__(self, url: str, options: RedisOptions = DEFAULT_OPTIONS, *, socket_timeout: float = 2.0,
+                 max_connections: int = 256) -> None:
         self.url = url
-        self.client = connect(url, socket_timeout=socket_timeout, max_connections=max_connections)
+        self.options = options
+        self.client = connect(url, options, socket_timeout=socket_timeout, max_connections=max_connections)
         self._record = self.client.register_script(load_script("record.lua"))
         self._record_time = self.client.register_script(load_script("record_time.lua"))
         self._record_data = self.client.register_script(load_script("record_data.lua"))
         self._base_time = self.client.register_script(load_script("base_time.lua"))
         self._task = self.client.register_script(load_script("task.lua"))
         self._commit = self.client.register_script(load_script("commit.lua"))
+        self._mirror = self.client.register_script(load_script("mirror_scope.lua"))
         self._pager = ScorePager(self.client)
 
     async def close(self) -> None:
@@ -86,21 +94,32 @@ class RedisStore:
 
     @unavailable_on_redis_errors
     async def ping(self) -> bool:
-        return bool(await self.client.ping())
+        return await redis_connection.ping(self.client)
 
     # --- recorded operations -----------------------------------------------------
     def _keys(self, app_id: str, workflow_id: str, guard: str | None, *middle: str) -> list[str]:
-        """The record hash, the workflow's other keys a script touches (middle), and the
-        guard's task hash when there is a guard."""
+        """The record hash, the workflow's other keys a script touches (middle), and the hash
+        holding the guard's status when there is a guard: the workflow's main task hash (same
+        hash tag), or for another scope the record hash itself, where the scope's status is
+        mirrored (a task hash of another tag cannot be read in the script on a cluster)."""
         ops = workflow_tag(app_id, workflow_id) + ":ops"
-        return [ops, *middle, task_key(app_id, guard)] if guard else [ops, *middle]
+        if not guard:
+            return [ops, *middle]
+        return [ops, *middle, task_key(app_id, guard) if guard == workflow_id else ops]
+
+    @staticmethod
+    def _guard_args(workflow_id: str, guard: str | None) -> list[str]:
+        """After the origin ('' for none): the field holding the guard's status."""
+        if not guard:
+            return []
+        return ["status" if guard == workflow_id else scope_status_field(guard)]
 
     @unavailable_on_redis_errors
     async def record(
         self, app_id: str, workflow_id: str, field: str, count_field: str, value: str, origin: str | None = None,
         guard: str | None = None,
     ) -> Recorded:
-        args = [field, count_field, value, origin] if origin else [field, count_field, value]
+        args = [field, count_field, value, origin or "", *self._guard_args(workflow_id, guard)]
         return _recorded(await self._record(keys=self._keys(app_id, workflow_id, guard), args=args))
 
     @unavailable_on_redis_errors
@@ -108,13 +127,13 @@ class RedisStore:
         self, app_id: str, workflow_id: str, field: str, count_field: str, now_us: int, origin: str | None = None,
         guard: str | None = None,
     ) -> Recorded:
-        args: list[str | int] = [field, count_field, now_us, origin] if origin else [field, count_field, now_us]
+        args: list[str | int] = [field, count_field, now_us, origin or "", *self._guard_args(workflow_id, guard)]
         return _recorded(await self._record_time(keys=self._keys(app_id, workflow_id, guard), args=args), int)
 
     async def _data_step(self, mode: str, app_id: str, workflow_id: str, field: str, count_field: str, key: str,
                          value: str, origin: str | None, guard: str | None) -> Recorded:
         keys = self._keys(app_id, workflow_id, guard, workflow_tag(app_id, workflow_id) + ":data")
-        args = [mode, field, count_field, key, value, *([origin] if origin else [])]
+        args = [mode, field, count_field, key, value, origin or "", *self._guard_args(workflow_id, guard)]
         return _recorded(await self._record_data(keys=keys, args=args))
 
     @unavailable_on_redis_errors
@@ -137,11 +156,19 @@ class RedisStore:
         origin: str | None = None,
     ) -> list[bool]:
         tag = workflow_tag(app_id, workflow_id)
-        args: list[str] = [lease_id, origin or ""]
+        if scope == workflow_id:
+            fence = [task_key(app_id, scope)], ["status", "lease_id"]
+        else:  # the scope's task hash has its own tag: its mirror in the record hash fences
+            fence = [tag + ":ops"], [scope_status_field(scope), scope_lease_field(scope)]
+        args: list[str] = [lease_id, origin or "", *fence[1]]
         for e in entries:
             args += (e.field, e.count_field, e.value, e.data_key or "", "t" if e.is_time else "d" if e.data_key
                      is not None else "v")
-        reply = await self._commit(keys=[tag + ":ops", tag + ":data", task_key(app_id, scope)], args=args)
+        keys = [tag + ":ops", tag + ":data", *fence[0]]
+        reply = await self._commit(keys=keys, args=args)
+        if reply[0] != "ok" and scope != workflow_id and await self._remirror(app_id, scope):
+            # Refused by a mirror that a lost step left behind its task: mirrored anew, asked again.
+            reply = await self._commit(keys=keys, args=args)
         code = reply[0]
         if code == "ok":
             return [flag == "1" for flag in reply[1]]
@@ -222,6 +249,28 @@ class RedisStore:
         await self.client.hset(workflow_tag(app_id, workflow_id) + ":data", key, value)
 
     # --- tasks -------------------------------------------------------------------
+    async def mirror_scope(self, app_id: str, invocation_id: str, fields: dict[str, str]) -> None:
+        """Mirror a task's status and lease id into its workflow's record hash (the step after
+        its task script), unless it is the workflow's main task (same hash tag, read directly)."""
+        if "wf" not in fields:
+            return
+        workflow_id = WorkflowRef.decode(fields["wf"]).workflow_id
+        if workflow_id == invocation_id:
+            return
+        await self._mirror(keys=[workflow_tag(app_id, workflow_id) + ":ops"], args=[
+            scope_version_field(invocation_id), scope_status_field(invocation_id), scope_lease_field(invocation_id),
+            fields.get("ver") or "0", fields.get("status", ""), fields.get("lease_id", "")])
+
+    async def _remirror(self, app_id: str, invocation_id: str) -> bool:
+        """Mirror the task as its hash is now; True when that changed the mirror."""
+        fields = await self.client.hgetall(task_key(app_id, invocation_id))
+        if not fields or "wf" not in fields:
+            return False
+        workflow_id = WorkflowRef.decode(fields["wf"]).workflow_id
+        before = await self.client.hget(workflow_tag(app_id, workflow_id) + ":ops", scope_version_field(invocation_id))
+        await self.mirror_scope(app_id, invocation_id, fields)
+        return before != (fields.get("ver") or "0")
+
     async def _task_call(self, app_id: str, invocation_id: str, args: list[Any], index_keys: Sequence[str] = ()
                          ) -> tuple[str, int, dict[str, str]]:
         code, flag, flat = await self._task(keys=[task_key(app_id, invocation_id), *index_keys], args=args)
@@ -232,12 +281,19 @@ class RedisStore:
         self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
     ) -> tuple[TaskState, bool, bool]:
         lease_args = [lease.lease_id, lease.ttl_us, lease.runner_id] if lease else ["", 0, ""]
-        run = state.workflow
-        run_args = [run.encode(), run.workflow_type, app_id] if index_run else ["", "", ""]
         definition = [item for pair in state.definition().items() for item in pair]
+        if index_run:  # the app first: a sweep then visits every app whose task exists
+            await self.client.sadd(APP_IDS_KEY, app_id)
         code, granted, data = await self._task_call(
-            app_id, state.invocation_id, ["ensure", now_us, *lease_args, *run_args, *definition],
-            run_index_keys(app_id, run) if index_run else [])
+            app_id, state.invocation_id, ["ensure", now_us, *lease_args, *definition])
+        if code == "created" or granted:
+            await self.mirror_scope(app_id, state.invocation_id, data)
+        if index_run:
+            # The task (its tag) and the run index (the app's tag) are two steps on a cluster:
+            # the task first, so a crash between them leaves a task without its run, which the
+            # caller's retry indexes (first time kept) and a retention sweep repairs
+            # (index_unindexed_runs); never a run without its task.
+            await index_workflow_run(self.client, app_id, state.workflow, now_us, app_listed=True)
         return TaskState.from_fields(state.invocation_id, data), bool(granted), code == "created"
 
     @unavailable_on_redis_errors
@@ -249,6 +305,8 @@ class RedisStore:
         )
         if code == "missing":
             raise TaskNotFound(invocation_id)
+        if granted:
+            await self.mirror_scope(app_id, invocation_id, data)
         return TaskState.from_fields(invocation_id, data), bool(granted)
 
     @unavailable_on_redis_errors
@@ -290,6 +348,11 @@ class RedisStore:
             raise TaskNotFound(invocation_id)
         if code == "not_held":
             raise LeaseNotHeld(invocation_id)
+        if accepted:
+            # The finished-scope guard reads the mirror in the workflow's record hash (one hash
+            # tag per script). Written after the task's own step: a crash between them leaves
+            # the scope unguarded, never a running task refused.
+            await self.mirror_scope(app_id, invocation_id, data)
         return TaskState.from_fields(invocation_id, data), bool(accepted)
 
     @unavailable_on_redis_errors
@@ -302,6 +365,7 @@ class RedisStore:
         for invocation_id in invocation_ids:
             code, changed, data = await self._task_call(app_id, invocation_id, ["retry", 0])
             if code == "ok" and changed:
+                await self.mirror_scope(app_id, invocation_id, data)  # no longer finished
                 reset.append(TaskState.from_fields(invocation_id, data))
         return reset
 
@@ -335,11 +399,16 @@ class RedisStore:
             found += [main for main, score in zip(mains, scores) if score is None]
         indexed = []
         for app_id, workflow, first_us in found:
-            code, _, _ = await self._task_call(app_id, workflow.workflow_id, [
-                "index", now_us, workflow.encode(), workflow.workflow_type, app_id, first_us],
-                run_index_keys(app_id, workflow))
-            if code == "ok":  # else purged meanwhile
-                indexed.append((app_id, workflow))
+            key = task_key(app_id, workflow.workflow_id)
+            if not await self.client.exists(key):
+                continue  # purged meanwhile
+            await index_workflow_run(self.client, app_id, workflow, first_us)
+            # Indexed in a step of its own (the app's tag): a purge that deleted the task in
+            # between would leave a run without a task, so look again and take it back then.
+            if not await self.client.exists(key):
+                await drop_workflow_run(self.client, app_id, workflow)
+                continue
+            indexed.append((app_id, workflow))
         return indexed
 
     # --- reads for the operator's tools ------------------------------------------

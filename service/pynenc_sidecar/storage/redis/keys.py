@@ -5,7 +5,6 @@ can reach another's keys; everything of one workflow or invocation shares its ha
 from __future__ import annotations
 
 from pynenc_sidecar.core.positions import escape, unescape
-from pynenc_sidecar.core.tasks import WorkflowRef
 
 PREFIX = "psc"
 APP_IDS_KEY = f"{PREFIX}:app_ids"  # set: apps that stored a run (what a retention sweep visits)
@@ -27,7 +26,9 @@ def task_key(app_id: str, invocation_id: str) -> str:
 
 
 def invocation_key(app_id: str, invocation_id: str, suffix: str) -> str:
-    return f"{workflow_tag(app_id, invocation_id)}:{suffix}"
+    """A StateBackend key of one invocation (or workflow): under the app's tag, with the app's
+    other StateBackend keys, so each StateBackend write is one slot on Redis Cluster."""
+    return f"{app_tag(app_id)}:{suffix}:{escape(invocation_id)}"
 
 
 def runs_key(app_id: str, workflow_type: str = "") -> str:
@@ -36,9 +37,25 @@ def runs_key(app_id: str, workflow_type: str = "") -> str:
     return f"{tag}:runs:{escape(workflow_type)}" if workflow_type else tag + ":runs"
 
 
-def run_index_keys(app_id: str, workflow: WorkflowRef) -> list[str]:
-    """The keys indexing a run, in task.lua's KEYS[2..5] order."""
-    return [runs_key(app_id), runs_key(app_id, workflow.workflow_type), app_tag(app_id) + ":wf_types", APP_IDS_KEY]
+def run_keys(app_id: str, workflow_type: str) -> list[str]:
+    """The keys indexing a run (all of the app's tag), in run_index.DROP_RUN's KEYS order."""
+    return [runs_key(app_id), runs_key(app_id, workflow_type), app_tag(app_id) + ":wf_types"]
+
+
+# A task scope other than the workflow's main task is mirrored in the workflow's record hash
+# (its task hash has a tag of its own, which a record or commit script cannot read on a
+# cluster): its status (the finished-scope guard), lease id (commit.lua's fence) and the
+# task's transition version (task.lua's 'ver': an older mirror never overwrites a newer).
+def scope_status_field(invocation_id: str) -> str:
+    return "#f:" + escape(invocation_id)
+
+
+def scope_lease_field(invocation_id: str) -> str:
+    return "#l:" + escape(invocation_id)
+
+
+def scope_version_field(invocation_id: str) -> str:
+    return "#v:" + escape(invocation_id)
 
 
 def parse_task_key(key: str) -> tuple[str, str] | None:

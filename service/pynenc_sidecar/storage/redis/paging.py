@@ -82,11 +82,13 @@ class ScorePager:
 
 
 async def scan_key_batches(client: DecodedRedis, pattern: str, count: int = 1000) -> AsyncIterator[list[str]]:
-    """Every key matching the pattern (SCAN), in the batches Redis returns; empty ones skipped."""
-    cursor = 0
-    while True:
-        cursor, keys = await client.scan(cursor, match=pattern, count=count)
-        if keys:
-            yield keys
-        if cursor == 0:
-            return
+    """Every key matching the pattern, in batches of up to `count`; on a cluster, of every
+    master (redis-py's cluster client runs SCAN on each)."""
+    batch: list[str] = []
+    async for key in client.scan_iter(match=pattern, count=count):
+        batch.append(key)
+        if len(batch) >= count:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

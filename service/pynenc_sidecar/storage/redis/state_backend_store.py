@@ -3,17 +3,17 @@ storage.interface.StateBackendStore (as sqlite/state_backend_store.py does on SQ
 tests/conformance runs both.
 
 Redis key layout (keys.py builds the shared ones; executor_store.py describes the executor's):
-    psc:{<app>:<inv>}:inv          string  [workflow_id, workflow_type, parent_id, payload, event_id]
-    psc:{<app>:<inv>}:hist         zset    the invocation's history (members below)
-    psc:{<app>:<inv>}:result       string  result (core.payloads encoding)
-    psc:{<app>:<inv>}:exc          string  exception payload
-    psc:{<app>:<inv>}:children     zset*   invocations whose parent is <inv>
-    psc:{<app>:<inv>}:projected    hash    event ids of the history entries projected from the
+    psc:{<app>}:inv:<inv>          string  [workflow_id, workflow_type, parent_id, payload, event_id]
+    psc:{<app>}:hist:<inv>         zset    the invocation's history (members below)
+    psc:{<app>}:result:<inv>       string  result (core.payloads encoding)
+    psc:{<app>}:exc:<inv>          string  exception payload
+    psc:{<app>}:children:<inv>     zset*   invocations whose parent is <inv>
+    psc:{<app>}:projected:<inv>    hash    event ids of the history entries projected from the
                                            executor (projection.py), each appended once
+    psc:{<app>}:invs:<wf>          zset*   invocations of the workflow
+    psc:{<app>}:subs:<wf>          zset*   sub-invocations run inside the workflow
     psc:{<app>:<wf>}:data          hash    workflow data (the same hash RedisStore uses)
     psc:{<app>:<wf>}:dv            hash    deterministic values, first writer wins
-    psc:{<app>:<wf>}:invs          zset*   invocations of the workflow
-    psc:{<app>:<wf>}:subs          zset*   sub-invocations run inside the workflow
     psc:{<app>}:wf_types, :runs, :runs:<type>   workflow runs (shared with RedisStore)
     psc:{<app>}:invs_by_type:<type> zset*  invocations of workflows of a type
     psc:{<app>}:invs_by_event:<ev> zset*   invocations whose parent event is <ev>
@@ -45,13 +45,16 @@ Entries written before that held the payload inline, "<seq:016x>|<escaped id>|<p
 both zsets (three fields: a digest member has one or two); they are still read as they are.
 
 Payloads are opaque text to this module: the service layer decides their encoding.
-Writes touching several keys run in one MULTI (or one Lua script). They span several hash
-tags, so on Redis Cluster those would need to be split; on one Redis they are atomic.
+Every StateBackend key of an app shares the app's hash tag, so a write touching several of
+them is one MULTI or Lua script on one slot, on one Redis and on Redis Cluster alike. A
+workflow purge also deletes executor keys of other tags: it runs as ordered single-tag steps
+(purge_workflow; docs/deployment.md, "Steps that are not atomic across slots").
 """
 
 from __future__ import annotations
 
 import base64
+import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,12 +87,13 @@ from pynenc_sidecar.storage.redis.keys import (
     glob_escape,
     invocation_key,
     parse_task_key,
+    run_keys,
     runs_key,
     task_key,
     workflow_tag,
 )
 from pynenc_sidecar.storage.redis.paging import ScorePager, scan_key_batches
-from pynenc_sidecar.storage.redis.run_index import index_workflow_run
+from pynenc_sidecar.storage.redis.run_index import DROP_RUN, index_workflow_run
 
 _SCAN_COUNT = 1000
 _SEARCH_CHUNKS = 10  # runner ids looked at per search call: _SEARCH_CHUNKS * _SCAN_COUNT
@@ -180,18 +184,20 @@ end
 return dropped
 """
 
-# A workflow purge drops a run from the app's indexes, and its type from the type list when
-# no run of that type is left. KEYS: runs, runs:<type>, wf_types. ARGV: member, type.
-_DROP_RUN = """
-local removed = redis.call('ZREM', KEYS[1], ARGV[1]) + redis.call('ZREM', KEYS[2], ARGV[1])
-if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
-return removed
-"""
-
-# Per-invocation keys of StateBackendService, and the executor's task hash.
+# Per-invocation keys of StateBackendService (under the app's tag).
 _INVOCATION_SUFFIXES = ("inv", "hist", "result", "exc", "children", "projected")
-# Per-workflow keys: recorded operations, data, deterministic values, invocation indexes.
-_WORKFLOW_SUFFIXES = ("ops", "data", "dv", "invs", "subs")
+# Per-workflow keys under the workflow's tag: recorded operations, data, deterministic values;
+# and under the app's tag: its invocation indexes.
+_WORKFLOW_SUFFIXES = ("ops", "data", "dv")
+_WORKFLOW_INDEXES = ("invs", "subs")
+
+@dataclass
+class _ExecutorPlan:
+    task_ids: list[str]
+    task_keys: list[str]
+    workflow_keys: list[str]
+    runs: list[WorkflowRef]
+
 
 @dataclass
 class _PurgePlan:
@@ -200,6 +206,14 @@ class _PurgePlan:
     histories: list[str] = field(default_factory=list)
     history_ids: list[str] = field(default_factory=list)  # the invocation of each history key
     runs: list[WorkflowRef] = field(default_factory=list)
+
+
+async def in_pipeline(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
+    """Run a registered script in a pipeline: at once while the pipeline watches (immediate
+    mode), else queued in its MULTI. By EVAL of the text: redis-py's cluster pipeline refuses
+    EVALSHA, and a queued EVALSHA of a script the server lacks would fail the whole MULTI."""
+    result = pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+    return await result if inspect.isawaitable(result) and not hasattr(result, "execute") else None
 
 
 def _redis_digest(payload: str) -> str:
@@ -244,6 +258,8 @@ class RedisStateBackendStore:
     # --- keys ----------------------------------------------------------------------
     @staticmethod
     def _inv(app_id: str, invocation_id: str, suffix: str) -> str:
+        """A StateBackend key of one invocation (or of one workflow: invs, subs). Under the
+        app's hash tag, with every other StateBackend key: each write is one slot."""
         return invocation_key(app_id, invocation_id, suffix)
 
     @staticmethod
@@ -254,9 +270,11 @@ class RedisStateBackendStore:
     def _by_event(app_id: str, parent_event_id: str) -> str:
         return f"{app_tag(app_id)}:invs_by_event:{escape(parent_event_id)}"
 
-    async def _lex_page(self, key: str, limit: int | None, after: str | None, client: Any = None) -> list[str]:
-        return list(await self._lex_page_script(keys=[key], args=[_lex_after(after), -1 if limit is None else limit],
-                                                client=client))
+    async def _lex_page(self, key: str, limit: int | None, after: str | None, pipe: Any = None) -> list[str]:
+        args: list[str | int] = [_lex_after(after), -1 if limit is None else limit]
+        if pipe is not None:
+            return list(await in_pipeline(pipe, self._lex_page_script, [key], args))
+        return list(await self._lex_page_script(keys=[key], args=args))
 
     def _index_keys(self, app_id: str, record: InvocationRecord) -> list[str]:
         keys = []
@@ -265,7 +283,7 @@ class RedisStateBackendStore:
         if record.parent_invocation_id:
             keys.append(self._inv(app_id, record.parent_invocation_id, "children"))
         if record.workflow_id:
-            keys.append(workflow_tag(app_id, record.workflow_id) + ":invs")
+            keys.append(self._inv(app_id, record.workflow_id, "invs"))
         if record.workflow_type:
             keys.append(self._by_type(app_id, record.workflow_type))
         return keys
@@ -283,66 +301,79 @@ class RedisStateBackendStore:
 
     @unavailable_on_redis_errors
     async def purge_workflow(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None) -> int:
+        # Three steps, each of one hash tag (Redis Cluster runs no MULTI across slots), in an
+        # order a crash cannot break: every step deletes only what the steps after it do not
+        # need to find their keys, and the run index entry, by which a sweep or an operator
+        # finds the workflow again, goes last. A purge cut short is finished by purging again.
+        executor = await self._executor_plan(app_id, workflow_id, runs)
+        deleted = 0
+        if executor.task_keys:  # 1. the tasks (each its own tag), found from the record hash
+            deleted += await self.client.unlink(*executor.task_keys)
+        deleted += await self.client.unlink(*executor.workflow_keys)  # 2. the workflow's tag
+        return deleted + await self._purge_state_backend(app_id, workflow_id, executor)  # 3. the app's tag
+
+    async def _executor_plan(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None) -> _ExecutorPlan:
+        """The executor's keys of the workflow: its tasks (the main task, and those its log
+        recorded in this workflow) and its record, data and deterministic values; and its runs
+        as given or as its main task names them."""
         tag = workflow_tag(app_id, workflow_id)
-        watched = [tag + ":ops", tag + ":invs", task_key(app_id, workflow_id)]
-        # WATCH: a write to the workflow while the purge reads what to delete starts it again.
+        log = [item async for item in self.client.hscan_iter(tag + ":ops", count=_SCAN_COUNT)]
+        task_ids = sorted(tasks_of_workflow(workflow_id, log))
+        found = list(runs or [])
+        main_task = await self.client.hget(task_key(app_id, workflow_id), "wf")
+        if main_task is not None:
+            found.append(WorkflowRef.decode(main_task))
+        return _ExecutorPlan(task_ids, [task_key(app_id, i) for i in task_ids],
+                             [f"{tag}:{suffix}" for suffix in _WORKFLOW_SUFFIXES], found)
+
+    async def _purge_state_backend(self, app_id: str, workflow_id: str, executor: _ExecutorPlan) -> int:
+        """The app-tag part of a workflow purge, in one MULTI: a write to the workflow's
+        invocation index while the purge reads what to delete starts it again (WATCH)."""
+        atag = app_tag(app_id)
         async with self.client.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(*watched)
-                    plan = await self._purge_plan(pipe, app_id, workflow_id, runs)
+                    await pipe.watch(self._inv(app_id, workflow_id, "invs"))
+                    plan = await self._state_backend_plan(pipe, app_id, workflow_id, executor)
                     pipe.multi()
-                    atag = app_tag(app_id)
                     # Before the deletes, in the same MULTI: it reads the history zsets.
-                    await self._drop_history(keys=[atag + ":timeline", atag + ":hist_payloads", atag + ":hist_refs",
-                                                   *plan.histories],
-                                             args=[escape(i) for i in plan.history_ids], client=pipe)
+                    history_keys = [atag + ":timeline", atag + ":hist_payloads", atag + ":hist_refs"]
+                    await in_pipeline(pipe, self._drop_history, [*history_keys, *plan.histories],
+                                      [escape(i) for i in plan.history_ids])
                     for key in plan.keys:
                         pipe.delete(key)
                     for key, members in plan.set_members.items():
                         for member in members:
-                            await self._index(keys=[key], args=["rem", member], client=pipe)
+                            await in_pipeline(pipe, self._index, [key], ["rem", member])
                     for ref in plan.runs:
-                        pipe.eval(_DROP_RUN, 3, runs_key(app_id), runs_key(app_id, ref.workflow_type),
-                                  atag + ":wf_types", ref.encode(), ref.workflow_type)
+                        pipe.eval(DROP_RUN, 3, *run_keys(app_id, ref.workflow_type), ref.encode(), ref.workflow_type)
                     results = await pipe.execute()
                     deleted_keys = results[1:1 + len(plan.keys)]
-                    dropped_runs = results[len(results) - len(plan.runs):]
+                    dropped_runs = results[len(results) - len(plan.runs):] if plan.runs else []
                     return sum(map(int, deleted_keys)) + sum(map(int, dropped_runs))
                 except redis_errors.WatchError:
                     continue
 
-    async def _purge_plan(self, pipe: Any, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None) -> _PurgePlan:
-        """What purging the workflow deletes (read under WATCH, in immediate mode)."""
-        tag = workflow_tag(app_id, workflow_id)
+    async def _state_backend_plan(self, pipe: Any, app_id: str, workflow_id: str, executor: _ExecutorPlan
+                                  ) -> _PurgePlan:
+        """What the app-tag step deletes (read under WATCH, in immediate mode): the StateBackend
+        invocations of the workflow (and any StateBackend state of its tasks), where they are
+        indexed, the workflow's indexes, and its runs."""
         plan = _PurgePlan()
-        plan.keys += [f"{tag}:{suffix}" for suffix in _WORKFLOW_SUFFIXES]
-        # The executor's tasks: the main task, and those its log recorded in this workflow.
-        task_ids = {workflow_id}
-        cursor = 0
-        while True:
-            cursor, chunk = await pipe.hscan(tag + ":ops", cursor, count=_SCAN_COUNT)
-            task_ids |= tasks_of_workflow(workflow_id, chunk.items())
-            if cursor == 0:
-                break
-        plan.keys += [self._inv(app_id, i, "task") for i in sorted(task_ids)]
-        # The StateBackend invocations of the workflow (and any StateBackend state of its
-        # tasks), and where they are indexed.
-        invocation_ids = sorted(set(await self._lex_page(tag + ":invs", None, None, client=pipe)) | task_ids)
+        plan.keys += [self._inv(app_id, workflow_id, suffix) for suffix in _WORKFLOW_INDEXES]
+        invs = self._inv(app_id, workflow_id, "invs")
+        invocation_ids = sorted(set(await self._lex_page(invs, None, None, pipe)) | set(executor.task_ids))
         for invocation_id in invocation_ids:
             plan.keys += [self._inv(app_id, invocation_id, suffix) for suffix in _INVOCATION_SUFFIXES]
             text = await pipe.get(self._inv(app_id, invocation_id, "inv"))
             if text is not None:
                 for index in self._index_keys(app_id, InvocationRecord.decode(invocation_id, text)):
-                    if index != tag + ":invs":
+                    if index != invs:
                         plan.set_members.setdefault(index, []).append(invocation_id)
             plan.histories.append(self._inv(app_id, invocation_id, "hist"))
             plan.history_ids.append(invocation_id)
-        # Its runs: as given, else as its main task names it, else found in the run index.
-        found = list(runs or [])
-        main_task = await pipe.hget(task_key(app_id, workflow_id), "wf")
-        if main_task is not None:
-            found.append(WorkflowRef.decode(main_task))
+        # Its runs: as given or named by its main task, else found in the run index.
+        found = list(executor.runs)
         if not found:
             async for member, _ in pipe.zscan_iter(runs_key(app_id), match=glob_escape(run_prefix(workflow_id)) + "*",
                                                    count=_SCAN_COUNT):
@@ -361,19 +392,21 @@ class RedisStateBackendStore:
     @unavailable_on_redis_errors
     async def purge_workflow_preview(self, app_id: str, workflow_id: str, runs: list[WorkflowRef] | None = None
                                      ) -> PurgeCounts:
+        executor = await self._executor_plan(app_id, workflow_id, runs)
         async with self.client.pipeline(transaction=True) as pipe:
-            await pipe.watch(workflow_tag(app_id, workflow_id) + ":ops")  # immediate mode, as a purge reads
-            plan = await self._purge_plan(pipe, app_id, workflow_id, runs)
+            await pipe.watch(self._inv(app_id, workflow_id, "invs"))  # immediate mode, as a purge reads
+            plan = await self._state_backend_plan(pipe, app_id, workflow_id, executor)
             await pipe.unwatch()
+        keys = [*executor.task_keys, *executor.workflow_keys, *plan.keys]
         async with self.client.pipeline(transaction=False) as pipe:
-            for key in plan.keys:
+            for key in keys:
                 pipe.exists(key)
             for ref in plan.runs:
                 pipe.zscore(runs_key(app_id), ref.encode())
                 pipe.zscore(runs_key(app_id, ref.workflow_type), ref.encode())
             found = await pipe.execute()
-        present = [key for key, there in zip(plan.keys, found) if there]
-        scores = found[len(plan.keys):]
+        present = [key for key, there in zip(keys, found) if there]
+        scores = found[len(keys):]
         # Counted as purge_workflow counts: keys deleted, and index entries of its runs removed.
         return PurgeCounts(sum(score is not None for score in scores[::2]),
                            sum(1 for key in present if key.endswith(":task")),
@@ -411,7 +444,7 @@ class RedisStateBackendStore:
             while True:
                 try:
                     await pipe.watch(*keys)
-                    previous = await pipe.mget(keys)
+                    previous = await pipe.execute_command("MGET", *keys)  # pipe.mget is refused on a cluster
                     pipe.multi()
                     for key, record, old_text in zip(keys, latest.values(), previous):
                         new_index = self._index_keys(app_id, record)
@@ -420,10 +453,10 @@ class RedisStateBackendStore:
                             old = InvocationRecord.decode(record.invocation_id, old_text)
                             stale = sorted(set(self._index_keys(app_id, old)) - set(new_index))
                         if stale:
-                            await self._index(keys=stale, args=["rem", record.invocation_id], client=pipe)
+                            await in_pipeline(pipe, self._index, stale, ["rem", record.invocation_id])
                         pipe.set(key, record.encode())
                         if new_index:
-                            await self._index(keys=new_index, args=["add", record.invocation_id], client=pipe)
+                            await in_pipeline(pipe, self._index, new_index, ["add", record.invocation_id])
                     await pipe.execute()
                     return
                 except redis_errors.WatchError:
@@ -438,11 +471,12 @@ class RedisStateBackendStore:
     async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
         record = projected.record
         invocation_id = record.invocation_id
-        tag, inv = app_tag(app_id), workflow_tag(app_id, invocation_id)
-        subs = workflow_tag(app_id, projected.sub_invocation_of) + ":subs" if projected.sub_invocation_of \
+        tag = app_tag(app_id)
+        subs = self._inv(app_id, projected.sub_invocation_of, "subs") if projected.sub_invocation_of \
             else tag + ":runners"  # unused when there is none; any key of the app will do
-        keys = [tag + ":hist_seq", tag + ":timeline", inv + ":inv", inv + ":hist", inv + ":projected",
-                inv + ":result", inv + ":exc", tag + ":runners", tag + ":runner_ids", subs,
+        keys = [tag + ":hist_seq", tag + ":timeline",
+                *(self._inv(app_id, invocation_id, suffix) for suffix in ("inv", "hist", "projected", "result", "exc")),
+                tag + ":runners", tag + ":runner_ids", subs,
                 tag + ":hist_payloads", tag + ":hist_refs", *self._index_keys(app_id, record)]
         runner_id, runner_payload = projected.runner or ("", "")
         args: list[str | int] = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
@@ -468,7 +502,7 @@ class RedisStateBackendStore:
         by_type = self._by_type(app_id, workflow_type) if workflow_type else ""
         if not workflow_id:
             return await self._lex_page(by_type, limit, after)
-        invs = workflow_tag(app_id, workflow_id) + ":invs"
+        invs = self._inv(app_id, workflow_id, "invs")
         if not by_type:
             return await self._lex_page(invs, limit, after)
         # Both: the workflow's ids, in chunks, kept when the type's index holds them (the two
@@ -623,12 +657,12 @@ class RedisStateBackendStore:
 
     @unavailable_on_redis_errors
     async def store_sub_invocation(self, app_id: str, workflow_id: str, invocation_id: str) -> None:
-        await self._index(keys=[workflow_tag(app_id, workflow_id) + ":subs"], args=["add", invocation_id])
+        await self._index(keys=[self._inv(app_id, workflow_id, "subs")], args=["add", invocation_id])
 
     @unavailable_on_redis_errors
     async def sub_invocations(self, app_id: str, workflow_id: str, limit: int | None = None,
                               after: str | None = None) -> list[str]:
-        return await self._lex_page(workflow_tag(app_id, workflow_id) + ":subs", limit, after)
+        return await self._lex_page(self._inv(app_id, workflow_id, "subs"), limit, after)
 
     # --- runner contexts -----------------------------------------------------------
     @unavailable_on_redis_errors

@@ -1,16 +1,15 @@
--- Every task-state transition, atomically on one invocation hash.
--- KEYS[1] task hash; for ensure with a run to index, and for index, also the run index:
--- KEYS[2] runs zset, KEYS[3] runs-of-its-type zset, KEYS[4] workflow types set, KEYS[5] app ids set.
+-- Every task-state transition, atomically on one invocation hash (one key: one hash tag, so
+-- the script runs on Redis Cluster; the run index is written by the caller's next step).
+-- KEYS[1] task hash.
 -- ARGV[1] action, ARGV[2] now_us, then per action:
---   ensure:  lease_id, ttl_us, runner, run member|'', workflow type, app id, then definition
---            field/value pairs. A run member given: the run is indexed in the same step (first
---            time kept), so a call cut short never leaves a task without its run.
---   index:   run member, workflow type, app id, first_us: index the run if the task still exists
+--   ensure:  lease_id, ttl_us, runner, then definition field/value pairs
 --   acquire: lease_id, ttl_us, runner
 --   renew:   lease_id, ttl_us
 --   complete: lease_id, status, result|'' , error|'', has_result (1/0); stores 'done' = ARGV[2]
 --   retry:   (nothing) a FAILED task goes to RETRY (13): error, lease and 'done' cleared
 -- Returns {code, granted_or_accepted, flattened hash}; code 'ok' | 'created' | 'missing' | 'not_held'.
+-- 'ver' counts the transitions that change the status or the lease holder: the caller mirrors
+-- them into the workflow's record hash in a later step (mirror_scope.lua), newest kept.
 -- Leases are measured on Redis' clock (TIME), never on the calling replica's: replicas whose
 -- clocks disagree still agree on when a lease lapses. ARGV[2] (the replica's time) is only
 -- what 'done' records.
@@ -25,13 +24,8 @@ local function try_lease(lease_id, ttl, runner)
   if exp > now then return 0 end
   redis.call('HSET', key, 'lease_id', lease_id, 'lease_exp', string.format('%.0f', now + tonumber(ttl)),
              'runner', runner, 'status', '7')
+  redis.call('HINCRBY', key, 'ver', 1)
   return 1
-end
-local function index_run(member, workflow_type, app_id, first_us)
-  redis.call('SADD', KEYS[5], app_id)
-  redis.call('SADD', KEYS[4], workflow_type)
-  redis.call('ZADD', KEYS[2], 'NX', first_us, member)
-  redis.call('ZADD', KEYS[3], 'NX', first_us, member)
 end
 
 if action == 'ensure' then
@@ -39,20 +33,14 @@ if action == 'ensure' then
   if redis.call('EXISTS', key) == 0 then
     code = 'created'
     local def = {}
-    for i = 9, #ARGV do def[#def + 1] = ARGV[i] end
+    for i = 6, #ARGV do def[#def + 1] = ARGV[i] end
     redis.call('HSET', key, unpack(def))
   end
-  if ARGV[6] ~= '' then index_run(ARGV[6], ARGV[7], ARGV[8], ARGV[2]) end
   local granted = try_lease(ARGV[3], ARGV[4], ARGV[5])
   return {code, granted, redis.call('HGETALL', key)}
 end
 
 if redis.call('EXISTS', key) == 0 then return {'missing', 0, {}} end
-
-if action == 'index' then
-  index_run(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-  return {'ok', 1, {}}
-end
 
 if action == 'acquire' then
   local granted = try_lease(ARGV[3], ARGV[4], ARGV[5])
@@ -74,6 +62,7 @@ if action == 'complete' then
   -- refused, even after the new holder's lease lapsed too (it may still be running).
   if held ~= '' and held ~= ARGV[3] then return {'not_held', 0, {}} end
   redis.call('HSET', key, 'status', ARGV[4], 'lease_exp', '0', 'done', ARGV[2])
+  redis.call('HINCRBY', key, 'ver', 1)
   if ARGV[7] == '1' then redis.call('HSET', key, 'result', ARGV[5]) else redis.call('HSET', key, 'error', ARGV[6]) end
   return {'ok', 1, redis.call('HGETALL', key)}
 end
@@ -81,6 +70,7 @@ if action == 'retry' then
   if status ~= '12' then return {'ok', 0, redis.call('HGETALL', key)} end
   redis.call('HSET', key, 'status', '13', 'lease_id', '', 'lease_exp', '0')
   redis.call('HDEL', key, 'error', 'done')
+  redis.call('HINCRBY', key, 'ver', 1)
   return {'ok', 1, redis.call('HGETALL', key)}
 end
 return redis.error_reply('unknown action ' .. action)
