@@ -176,7 +176,7 @@ def test_polyglot_order_survives_kill_9_of_each_worker_and_replays_without_dispa
 def test_a_worker_runs_a_dispatched_task_without_reading_its_workflows_log(sidecar, request, language, tmp_path):
     """A workflow that dispatched many tasks has a long log; a worker reading it for every task
     it runs is quadratic (the Go worker did: 4 tasks/s at 2,000 queued on Redis). A fresh run
-    has nothing recorded and a redelivered one replays from the sidecar: no GetWorkflowLog."""
+    has nothing recorded: it needs no GetWorkflowLog."""
     command = {"go": lambda: request.getfixturevalue("go_payment_worker"),
                "typescript": lambda: request.getfixturevalue("ts_inventory_worker"),
                "python": lambda: python_worker(PAYMENT)}[language]()
