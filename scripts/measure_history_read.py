@@ -5,6 +5,7 @@
     .venv/bin/python scripts/measure_history_read.py --entries 20000 --store sqlite --readers 1
     PYNENC_SIDECAR_SERVER_PATH=/tmp/old/service:/tmp/old/stubs/python:/tmp/old/sdk/python \
         .venv/bin/python scripts/measure_history_read.py --label before   # an older server's code
+    .venv/bin/python scripts/measure_history_read.py --label "no turns" --server-arg=--max-concurrent-bulk-reads=64
 
 It starts its own redis-server and sidecar on free loopback ports, seeds one invocation with
 --entries history entries of about 650 bytes (written straight into the store, in the layout
@@ -199,10 +200,11 @@ def run_store(store: str, args: argparse.Namespace) -> list[dict]:
     try:
         if store == "redis":
             redis_server = RedisServer().start()
-            server = SidecarServer(redis_server.url, env=env).start()
+            server = SidecarServer(redis_server.url, env=env, extra_args=args.server_arg).start()
             seed_redis(redis_server.url, app, invocation, args.entries)
         else:
-            server = SidecarServer(None, data_file=f"{directory}/sidecar.db", env=env).start()
+            server = SidecarServer(None, data_file=f"{directory}/sidecar.db", env=env,
+                                   extra_args=args.server_arg).start()
             with grpc.insecure_channel(server.address) as channel:
                 seed_sqlite(channel, server.data_file, app, invocation, args.entries)
         try:
@@ -230,6 +232,8 @@ def main() -> int:
     parser.add_argument("--readers", type=int, default=4)
     parser.add_argument("--probe-seconds", type=float, default=3.0)
     parser.add_argument("--label", default="this branch")
+    parser.add_argument("--server-arg", action="append", default=[],
+                        help="an argument for `serve` (repeat for more): --server-arg=--max-concurrent-bulk-reads=4")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     rows = []

@@ -2,8 +2,8 @@
 both stores: it runs at most --concurrency invocations at once, and on SIGTERM it stops
 polling, lets what runs finish within its grace and exits 0, or hands back (ReleaseTask) what
 it cannot finish, which another worker then takes at once: long before the lease would lapse,
-and as the same attempt. It runs a dispatched task without reading its workflow's log. Kill -9
-and the Java workflow are in tests/test_polyglot_dispatch.py.
+and as the same attempt. Kill -9, the Java workflow and the worker reading no workflow log are
+in tests/test_polyglot_dispatch.py.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from google.protobuf import duration_pb2
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
-from refusing_proxy import RefusingProxy
 from support import wait_until
 from test_java_client import java_jar  # noqa: F401  (fixture: the one `mvn package` of the session)
 from test_polyglot_dispatch import PAYMENT, java_worker
@@ -131,21 +130,3 @@ def test_java_worker_runs_at_most_its_concurrency_and_finishes_within_its_grace(
             worker.wait()
         queue.channel.close()
 
-
-def test_java_worker_runs_dispatched_tasks_without_reading_their_workflows_log(java_jar, sidecar, tmp_path):
-    """A workflow that dispatched many tasks has a long log: reading it for each task is
-    quadratic (13 tasks/s at 600 queued in one workflow, 67 without). A fresh run has nothing
-    recorded, and a redelivered one's recorded positions come back from the sidecar."""
-    queue = Queue(sidecar.address)
-    ids = queue.dispatch(5)
-    log = tmp_path / "worker.log"
-    with RefusingProxy(sidecar.address, {}) as proxy:
-        worker = start(java_jar, proxy.address, queue.app_id, log)
-        try:
-            wait_until(lambda: queue.statuses(ids) == [SUCCESS] * 5, 60, f"five payments\n{log.read_text()}")
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            stopped(worker, log, 30)
-            queue.channel.close()
-    assert proxy.calls["CompleteTask"] == 5, proxy.calls
-    assert proxy.calls["GetWorkflowLog"] == 0, proxy.calls

@@ -185,7 +185,8 @@ def test_every_setting_has_a_flag_an_environment_variable_and_a_config_key(tmp_p
              "tls_client_ca": str(pem), "auth_token_file": str(tokens), "auth_token": "fedcba9876543210fedc",
              "health_port": "9001", "readiness_interval": "2s", "keepalive_time": "30s", "keepalive_timeout": "5s",
              "max_connection_idle": "2m", "max_connection_age": "2h", "max_connection_age_grace": "1m",
-             "handshake_timeout": "3s", "max_concurrent_streams": "50", "max_connections": "100"}
+             "handshake_timeout": "3s", "max_concurrent_streams": "50", "max_connections": "100",
+             "max_concurrent_bulk_reads": "2", "max_queued_bulk_reads": "0"}
     # The Redis settings need a Redis URL (no data file): test_redis_cluster_settings.
     assert set(valid) == set(config.SERVE) - {"config", *config.REDIS}
     conf = tmp_path / "all.toml"
@@ -197,6 +198,8 @@ def test_every_setting_has_a_flag_an_environment_variable_and_a_config_key(tmp_p
     assert (connections.max_connection_idle_s, connections.handshake_timeout_s, connections.max_connections) == \
         (120, 3, 100)
     assert ("grpc.max_allowed_incoming_connections", 100) in connections.grpc_options()
+    server = settings.server_settings()
+    assert (server.max_concurrent_bulk_reads, server.max_queued_bulk_reads) == (2, 0)
 
 
 def test_the_settings_line_hides_the_password():
@@ -331,6 +334,8 @@ def malformed_values(tmp_path: Path) -> dict[str, list[str]]:
         "handshake_timeout": ["0s"],
         "max_concurrent_streams": ["0"],
         "max_connections": ["0", "many"],
+        "max_concurrent_bulk_reads": ["0", "one"],
+        "max_queued_bulk_reads": ["-1"],
         "log_level": ["LOUD"],
         "log_format": ["xml"],
         "retention": ["forever"],

@@ -16,6 +16,7 @@ from pynenc_sidecar.connections import ConnectionSettings, open_file_budget
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.projection import StateProjection
+from pynenc_sidecar.service import bulk
 from pynenc_sidecar.service.deterministic_executor import DeterministicExecutorServicer
 from pynenc_sidecar.service.reflection import enable_reflection
 from pynenc_sidecar.service.validation import Limits
@@ -72,6 +73,9 @@ class ServerSettings:
     # How often the Redis store is pinged; health is NOT_SERVING while it does not answer.
     readiness_interval_s: float = 1.0
     connections: ConnectionSettings = field(default_factory=ConnectionSettings)
+    # Bulk pages read and decoded at once, and how many more may wait (service/bulk.py).
+    max_concurrent_bulk_reads: int = bulk.DEFAULT_CONCURRENT
+    max_queued_bulk_reads: int = bulk.DEFAULT_QUEUED
 
 
 @dataclass
@@ -140,7 +144,8 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
         from pynenc_sidecar.service.state_backend import register_state_backend
 
         state_backend = StateBackendEngine(stores.state_backend)
-        names = SERVICE_NAMES + register_state_backend(server, state_backend, settings.limits)
+        bulk_reads = bulk.BulkReads(settings.max_concurrent_bulk_reads, settings.max_queued_bulk_reads)
+        names = SERVICE_NAMES + register_state_backend(server, state_backend, settings.limits, bulk_reads)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         enable_reflection([*names, health.SERVICE_NAME], server)
@@ -197,9 +202,11 @@ async def serve(settings: ServerSettings) -> int:
                                                         _served_names(), settings.readiness_interval_s))
     sweeper = None
     if settings.retention_s:
+        from pynenc_sidecar.maintenance_engine import MaintenanceEngine
         from pynenc_sidecar.retention import sweep_forever
 
-        sweeper = asyncio.create_task(sweep_forever(stores, settings.retention_s, settings.sweep_interval_s))
+        sweeper = asyncio.create_task(sweep_forever(MaintenanceEngine(stores.store, stores.state_backend),
+                                                    settings.retention_s, settings.sweep_interval_s))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -28,6 +28,7 @@ from redis import exceptions as redis_errors
 from pynenc_sidecar import security
 from pynenc_sidecar.connections import ConnectionSettings
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, ServerSettings, _redact
+from pynenc_sidecar.service import bulk
 from pynenc_sidecar.service.validation import Limits
 from pynenc_sidecar.storage.redis.connection import RedisOptions  # noqa: F401  (settings.RedisOptions)
 
@@ -361,6 +362,12 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
            "N", "1000"),
     Option("max_connections", _integer(1), "client connections accepted at once; the next is refused until one "
            "closes. The soft open-file limit is raised to fit them (up to the hard limit)", "N", "4096"),
+    # Small calls before bulk pages (service/bulk.py).
+    Option("max_concurrent_bulk_reads", _integer(1), "StateBackend list pages that can be large (GetHistory, "
+           "StreamHistoryInTimeRange, ...) read and decoded at once; the rest wait their turn, so other calls "
+           "wait behind one page, not many", "N", str(bulk.DEFAULT_CONCURRENT)),
+    Option("max_queued_bulk_reads", _integer(0), "bulk reads waiting for --max-concurrent-bulk-reads; a new one "
+           "past them is refused with RESOURCE_EXHAUSTED (retry with backoff)", "N", str(bulk.DEFAULT_QUEUED)),
 ]}
 
 CONNECTION_SETTINGS = ["keepalive_time", "keepalive_timeout", "max_connection_idle", "max_connection_age",
@@ -370,7 +377,7 @@ SERVE = ["config", "host", "port", *REDIS, "data_file", "grace_period", "max_val
          "max_payload_bytes", "max_message_bytes", "log_level", "log_format", "metrics_port", "retention",
          "sweep_interval",
          "tls_cert", "tls_key", "tls_client_ca", "auth_token_file", "auth_token", "health_port",
-         "readiness_interval", *CONNECTION_SETTINGS]
+         "readiness_interval", *CONNECTION_SETTINGS, "max_concurrent_bulk_reads", "max_queued_bulk_reads"]
 STORE = ["config", *REDIS, "data_file", "log_level", "log_format"]  # tools that open the store
 HEALTH = ["config", "host", "port", "health_port", "tls_cert", "tls_key", "tls_client_ca"]
 
@@ -413,6 +420,8 @@ class Settings:
     handshake_timeout: float = ConnectionSettings.handshake_timeout_s
     max_concurrent_streams: int = ConnectionSettings.max_concurrent_streams
     max_connections: int = ConnectionSettings.max_connections
+    max_concurrent_bulk_reads: int = bulk.DEFAULT_CONCURRENT
+    max_queued_bulk_reads: int = bulk.DEFAULT_QUEUED
     # setting name -> where its value came from: "command line", "env PYNENC_SIDECAR_PORT", "config FILE"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -445,6 +454,7 @@ class Settings:
                 max_connection_idle_s=self.max_connection_idle, max_connection_age_s=self.max_connection_age,
                 max_connection_age_grace_s=self.max_connection_age_grace, handshake_timeout_s=self.handshake_timeout,
                 max_concurrent_streams=self.max_concurrent_streams, max_connections=self.max_connections),
+            max_concurrent_bulk_reads=self.max_concurrent_bulk_reads, max_queued_bulk_reads=self.max_queued_bulk_reads,
         )
 
     def redis_options(self) -> RedisOptions:

@@ -48,6 +48,10 @@ class Aborted(SidecarError):
     """A concurrent writer won: the caller re-reads and tries again at a higher level."""
 
 
+class ResourceExhausted(SidecarError):
+    """A server-side queue is full; the call may be retried later, with backoff."""
+
+
 class Unavailable(SidecarError):
     """The store cannot be reached; the call may be retried."""
 
@@ -61,3 +65,4 @@ INVOCATION_NOT_FOUND = "INVOCATION_NOT_FOUND"
 WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND"
 WORKFLOW_NOT_FAILED = "WORKFLOW_NOT_FAILED"
 COMMIT_CONFLICT = "COMMIT_CONFLICT"
+BULK_READ_QUEUE_FULL = "BULK_READ_QUEUE_FULL"

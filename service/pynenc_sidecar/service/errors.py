@@ -19,6 +19,7 @@ from pynenc_sidecar.core.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     SidecarError,
     Unavailable,
 )
@@ -31,6 +32,7 @@ _CODES: list[tuple[type[SidecarError], int]] = [
     (PermissionDenied, code_pb2.PERMISSION_DENIED),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (Aborted, code_pb2.ABORTED),
+    (ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
     (Unavailable, code_pb2.UNAVAILABLE),
 ]
 

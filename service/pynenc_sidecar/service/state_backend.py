@@ -10,8 +10,8 @@ says how they are checked and kept; service/paging.py how the list RPCs page.
 
 from __future__ import annotations
 
-import asyncio
-import json
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from google.protobuf import json_format, timestamp_pb2
 
@@ -22,10 +22,11 @@ from pynenc_sidecar.core.masking import mask_config_json
 from pynenc_sidecar.core.tasks import WorkflowRef
 from pynenc_sidecar.service import convert
 from pynenc_sidecar.service import serialized_values as values
+from pynenc_sidecar.service.bulk import BulkReads
 from pynenc_sidecar.service.errors import handle_errors, handle_stream_errors
+from pynenc_sidecar.service.history_json import load_history
 from pynenc_sidecar.service.paging import (
     REPLY_BUDGET_BYTES,
-    SLICE_ITEMS,
     bounded,
     decode_token,
     decoded,
@@ -41,6 +42,8 @@ from pynenc_sidecar.storage.interface import InvocationRecord
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
+
+T = TypeVar("T")
 
 SERVICE_NAME = sb.DESCRIPTOR.services_by_name["StateBackendService"].full_name
 
@@ -58,8 +61,9 @@ STREAM_MESSAGE_BUDGET = REPLY_BUDGET_BYTES
 TIMESTAMP_MIN_S, TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
 
 
-def register_state_backend(server, engine: StateBackendEngine, limits: Limits) -> list[str]:
-    servicer = StateBackendServicer(engine, limits)
+def register_state_backend(server, engine: StateBackendEngine, limits: Limits,
+                           bulk_reads: BulkReads | None = None) -> list[str]:
+    servicer = StateBackendServicer(engine, limits, bulk_reads or BulkReads())
     sb_grpc.add_StateBackendServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME]
 
@@ -81,26 +85,17 @@ def _load_runner_context(text: str) -> sb.RunnerContext:
     return _load(text, sb.RunnerContext)
 
 
-_HISTORY_FIELDS = {f.json_name: f for f in sb.InvocationHistory.DESCRIPTOR.fields}
-
-
-def _load_history(text: str) -> sb.InvocationHistory:
-    """_load for history entries, about 3x faster than json_format: pages of them are the
-    largest replies, and their decoding holds the event loop. Same result for every entry
-    _dump writes (scalars, enum names, Timestamps); unknown fields are ignored."""
-    entry = sb.InvocationHistory()
-    for name, value in json.loads(text).items():
-        field = _HISTORY_FIELDS.get(name)
-        if field is None:
-            continue
-        if field.message_type is not None:
-            getattr(entry, field.name).FromJsonString(value)
-        elif field.enum_type is not None:
-            known = field.enum_type.values_by_name.get(value) if isinstance(value, str) else None
-            setattr(entry, field.name, known.number if known else int(value))
-        else:
-            setattr(entry, field.name, value)
-    return entry
+def _chunks(items: list[T], size: Callable[[T], int], budget: int) -> Iterator[list[T]]:
+    """`items` in runs of at most `budget` bytes (at least one item each)."""
+    chunk: list[T] = []
+    total = 0
+    for item in items:
+        if chunk and total + size(item) > budget:
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(item)
+        total += size(item)
+    yield chunk
 
 
 def _is_run_cursor(cursor) -> bool:
@@ -118,9 +113,11 @@ async def _id_page(request, rpc: str, scope: tuple[str, ...], fetch) -> tuple[li
 
 
 class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
-    def __init__(self, engine: StateBackendEngine, limits: Limits) -> None:
+    def __init__(self, engine: StateBackendEngine, limits: Limits, bulk_reads: BulkReads) -> None:
         self.engine = engine
         self.limits = limits
+        # Pages that can be large are read and decoded one (or a few) at a time (service/bulk.py).
+        self.bulk = bulk_reads
 
     # --- request parsing -------------------------------------------------------
     def _id(self, value: str, field: str) -> str:
@@ -252,9 +249,11 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         async def fetch(limit: int, last: tuple[str, str] | None) -> list[tuple[str, str]]:
             return await self.engine.app_infos_page(allowed, after if last is None else last[0], limit)
 
-        page, more = await filled(fetch, lambda item: len(item[1]), size)
+        async with self.bulk.slot():
+            page, more = await filled(fetch, lambda item: len(item[1]), size)
+            infos = await decoded([p for _, p in page], _load_app_info)
         reply = sb.DiscoverAppInfosResponse()
-        for app_id, info in zip([app_id for app_id, _ in page], await decoded([p for _, p in page], _load_app_info)):
+        for app_id, info in zip([app_id for app_id, _ in page], infos):
             info.config_values_json = mask_config_json(info.config_values_json)
             reply.app_infos[app_id].CopyFrom(info)
         if more:
@@ -343,7 +342,7 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
 
     @staticmethod
     def _history(record) -> sb.InvocationHistory:
-        entry = _load_history(record.payload)
+        entry = load_history(record.payload)
         entry.invocation_id = record.invocation_id
         return entry
 
@@ -359,30 +358,28 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         async def fetch(limit: int, last):
             return await self.engine.history(app_id, invocation_id, limit, start if last is None else last.cursor)
 
-        page, more = await filled(fetch, lambda r: len(r.payload), size)
+        async with self.bulk.slot():
+            page, more = await filled(fetch, lambda r: len(r.payload), size)
+            history = await decoded(page, self._history)
         token = encode_token("GetHistory", scope, list(page[-1].cursor)) if more else ""
-        return sb.GetHistoryResponse(history=await decoded(page, self._history), next_page_token=token)
+        return sb.GetHistoryResponse(history=history, next_page_token=token)
 
     @handle_stream_errors
     async def StreamInvocationsInTimeRange(self, request, context):
         app_id, start, end, batch = self._time_range(request)
-        async for ids in self.engine.invocations_in_range(app_id, start, end, batch):
+        async for ids in self.bulk.batches(self.engine.invocations_in_range(app_id, start, end, batch)):
             yield sb.StreamInvocationsInTimeRangeResponse(invocation_ids=ids)
 
     @handle_stream_errors
     async def StreamHistoryInTimeRange(self, request, context):
         app_id, start, end, batch = self._time_range(request)
-        async for records in self.engine.history_in_range(app_id, start, end, batch):
-            chunk, size = [], 0
-            for n, record in enumerate(records):
-                if chunk and size + len(record.payload) > STREAM_MESSAGE_BUDGET:
-                    yield sb.StreamHistoryInTimeRangeResponse(history=chunk)
-                    chunk, size = [], 0
-                elif n and n % SLICE_ITEMS == 0:
-                    await asyncio.sleep(0)  # a batch may hold 10,000 entries: let other calls in
-                chunk.append(self._history(record))
-                size += len(record.payload)
-            yield sb.StreamHistoryInTimeRangeResponse(history=chunk)
+        async for records in self.bulk.batches(self.engine.history_in_range(app_id, start, end, batch)):
+            # A batch may hold 10,000 entries: it goes out in messages within the budget, each
+            # decoded in slices while holding a bulk-read slot, released before it is sent.
+            for chunk in _chunks(records, lambda record: len(record.payload), STREAM_MESSAGE_BUDGET):
+                async with self.bulk.slot(admitted=True):
+                    history = await decoded(chunk, self._history)
+                yield sb.StreamHistoryInTimeRangeResponse(history=history)
 
     # --- results -----------------------------------------------------------------
     @handle_errors
@@ -546,8 +543,10 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         app_id = self._id(request.app_id, "app_id")
         self._count(request.runner_ids, "runner_ids", 0, MAX_BATCH)
         ids = [self._id(i, f"runner_ids[{n}]") for n, i in enumerate(request.runner_ids)]
-        found = await self.engine.runner_contexts(app_id, ids)
-        return sb.BatchGetRunnerContextsResponse(runner_contexts=await decoded(found, _load_runner_context))
+        async with self.bulk.slot():
+            found = await self.engine.runner_contexts(app_id, ids)
+            contexts = await decoded(found, _load_runner_context)
+        return sb.BatchGetRunnerContextsResponse(runner_contexts=contexts)
 
     @handle_errors
     async def SearchRunnerContexts(self, request, context):
@@ -556,9 +555,10 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         size = page_size(request.page_size, LIST_PAGE_DEFAULT, PAGE_MAX)
         scope = (app_id, partial_id)
         after = decode_token(request.page_token, "SearchRunnerContexts", scope, is_text)
-        found, resume = await self.engine.search_runner_contexts(app_id, partial_id, size + 1, after)
-        page, cut = bounded(found, lambda item: len(item[1]), size)
+        async with self.bulk.slot():
+            found, resume = await self.engine.search_runner_contexts(app_id, partial_id, size + 1, after)
+            page, cut = bounded(found, lambda item: len(item[1]), size)
+            contexts = await decoded([p for _, p in page], _load_runner_context)
         resume = page[-1][0] if cut else resume
         token = "" if resume is None else encode_token("SearchRunnerContexts", scope, resume)
-        contexts = await decoded([p for _, p in page], _load_runner_context)
         return sb.SearchRunnerContextsResponse(runner_contexts=contexts, next_page_token=token)
