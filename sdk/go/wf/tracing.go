@@ -70,6 +70,16 @@ var spanNames = map[string]string{
 // or data key).
 func (w *Context) startOperation(ctx context.Context, kind, name string, seq int64) (context.Context, trace.Span) {
 	spanName := spanNames[kind]
+	if name != "" {
+		spanName += " " + name
+	}
+	// The attributes are built only for a span that records: with tracing off (the global
+	// no-op provider) building them was a fifth of a local replay's CPU. Set after Start,
+	// they reach exporters the same, but a sampler does not see them.
+	ctx, span := tracer().Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindInternal))
+	if !span.IsRecording() {
+		return ctx, span
+	}
 	attrs := append(workflowAttributes(w.appID, w.workflow),
 		attribute.String(attrInvocationID, w.InvocationID()), attribute.String(attrOperation, kind),
 		attribute.Int64(attrSequence, seq))
@@ -78,10 +88,8 @@ func (w *Context) startOperation(ctx context.Context, kind, name string, seq int
 	} else if name != "" {
 		attrs = append(attrs, attribute.String(attrOperationName, name))
 	}
-	if name != "" {
-		spanName += " " + name
-	}
-	return tracer().Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	span.SetAttributes(attrs...)
+	return ctx, span
 }
 
 // startRun starts the span of a workflow run, unless ctx already carries a span.

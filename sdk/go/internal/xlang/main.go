@@ -25,7 +25,7 @@
 //	               wait for a dead holder's main task, take it over, replay its record
 //	xlang bench-replay -address A [-app APP] [-workflow WF] -ops N [-repeats 5]   record N randoms
 //	               in a workflow's main task, replay them from its log; print {"record_ms": ...,
-//	               "replay_ms": ...} (the median replay)
+//	               "replay_ms": ..., "first_op_ms": ..., "log_call_ms": ...} (medians)
 //	xlang order-rpcs -address A [-app APP]   the calls, by RPC, of one fresh seed order workflow
 //	               (processOrderWorkflow) and of its replay: {"first_run": {...}, "replay": {...}}
 //	xlang batch-flow -address A -app APP -workflow WF   buffered operations: 19 operations around
@@ -40,6 +40,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -716,7 +717,10 @@ func benchReplay(ctx context.Context, c *wf.Client, app, workflowID string, n, r
 		return nil, err
 	}
 	recordMs := float64(time.Since(start).Microseconds()) / 1000
-	replays := make([]float64, 0, repeats)
+	// Besides the whole replay: its first operation (the log's call, decoding and indexing),
+	// and a bare GetWorkflowLog stream (the call and protobuf decoding alone), for the
+	// per-component breakdown in BENCHMARKS.md.
+	replays, firsts, calls := make([]float64, 0, repeats), make([]float64, 0, repeats), make([]float64, 0, repeats)
 	for range max(repeats, 1) {
 		start = time.Now()
 		run := c.Context(app, id, "")
@@ -728,9 +732,39 @@ func benchReplay(ctx context.Context, c *wf.Client, app, workflowID string, n, r
 			if r != recorded[i] {
 				return nil, fmt.Errorf("replay diverged at random #%d: %v != %v", i+1, r, recorded[i])
 			}
+			if i == 0 {
+				firsts = append(firsts, msSince(start))
+			}
 		}
-		replays = append(replays, float64(time.Since(start).Microseconds())/1000)
+		replays = append(replays, msSince(start))
+		start = time.Now()
+		if err := drainLog(ctx, c, app, workflowID); err != nil {
+			return nil, err
+		}
+		calls = append(calls, msSince(start))
 	}
-	slices.Sort(replays)
-	return map[string]float64{"record_ms": recordMs, "replay_ms": replays[len(replays)/2]}, nil
+	return map[string]float64{"record_ms": recordMs, "replay_ms": median(replays), "first_op_ms": median(firsts),
+		"log_call_ms": median(calls)}, nil
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
+
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// drainLog reads a workflow's log as one GetWorkflowLog stream and drops it.
+func drainLog(ctx context.Context, c *wf.Client, app, workflowID string) error {
+	stream, err := c.Executor.GetWorkflowLog(ctx, &sidecarv1.GetWorkflowLogRequest{AppId: app, WorkflowId: workflowID})
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := stream.Recv(); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 }
