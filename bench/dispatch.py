@@ -11,9 +11,10 @@ Starts its own redis-server (for --store redis) and sidecar on free loopback por
               waited for; dispatched tasks/s from the first call to the last outcome.
 Workers: the polyglot example's (docs/client-contract.md, "Dispatch"): Python
 examples/polyglot/python_worker.py (both tasks), Go sdk/go/examples/payment_worker
-(orders.process_payment), TypeScript sdk/ts/dist/examples/inventory_worker.js
-(orders.reserve_inventory). A worker not in the tree is listed as not measured. Prints markdown tables; stops every
-process it started by its PID. --quick: tiny sizes (a smoke test, not a benchmark).
+(orders.process_payment), TypeScript sdk/ts/examples/inventory_worker.ts (orders.reserve_inventory;
+built here with sdk/ts's tsc). A worker whose toolchain is missing is listed as not measured.
+Prints markdown tables; stops every process it started by its PID. --quick: tiny sizes (a smoke
+test, not a benchmark).
 """
 
 from __future__ import annotations
@@ -75,14 +76,18 @@ def worker_commands() -> list[tuple[str, str, object]]:
                        check=True)
         rows.append(("go", PAYMENT, lambda address, app_id: (
             [str(binary), "-address", address, "-app", app_id, "-concurrency", "1"], ROOT / "sdk/go")))
-    ts_entry = ROOT / "sdk/ts/dist/examples/inventory_worker.js"
-    if ts_entry.is_file():
-        rows.append(("typescript", INVENTORY, lambda address, app_id: (
-            [shutil.which("node") or "node", str(ts_entry), "--address", address, "--app", app_id,
-             "--concurrency", "1"], ROOT / "sdk/ts")))
+    ts_dir = ROOT / "sdk/ts"
+    tsc = ts_dir / "node_modules/.bin/tsc"
+    if shutil.which("node") is None:
+        rows.append(("typescript", INVENTORY, "node is not installed"))
+    elif not tsc.exists():
+        rows.append(("typescript", INVENTORY, "sdk/ts's packages are not installed (cd sdk/ts && npm ci)"))
     else:
-        rows.append(("typescript", INVENTORY, "sdk/ts/dist/examples/inventory_worker.js is not built "
-                                              "(sdk/ts: npm run build)"))
+        subprocess.run([str(tsc), "-p", "tsconfig.json"], cwd=ts_dir, check=True)
+        entry = ts_dir / "dist/examples/inventory_worker.js"
+        rows.append(("typescript", INVENTORY, lambda address, app_id: (
+            [shutil.which("node") or "node", str(entry), "--address", address, "--app", app_id,
+             "--concurrency", "1"], ts_dir)))
     return rows
 
 

@@ -1,5 +1,6 @@
 """Replay of an N-operation workflow by the Go, TypeScript and Java SDKs, through their drivers'
-`bench-replay --ops N` command (it prints {"record_ms": .., "replay_ms": ..}).
+`bench-replay --ops N` command (it prints {"record_ms": .., "replay_ms": ..}), and the calls of
+the seed order workflow's twin through a driver's `order-rpcs` (Go).
 
 Each driver is built as the test suite builds it (go build, tsc, mvn package); a toolchain
 that is missing, a build that fails or a driver without the command is reported as the reason
@@ -12,6 +13,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,3 +66,20 @@ def measure(lang: str, address: str, ops: int, repeats: int, scratch: Path) -> d
         replay.append(float(out["replay_ms"]))
         record.append(float(out["record_ms"]))
     return {"replay_ms": replay, "record_ms": record, "median_replay_ms": statistics.median(replay)}
+
+
+def order_rpcs(lang: str, address: str) -> dict:
+    """{"first_run": {rpc: n}, "replay": {rpc: n}} of one seed order workflow run by the driver,
+    or {"skipped": reason}."""
+    scratch = Path(tempfile.mkdtemp(prefix="psc-bench-rpcs-"))
+    try:
+        cmd = build(lang, scratch)
+        proc = subprocess.run([*cmd, "order-rpcs", "--address", address], cwd={"go": GO_DIR}[lang],
+                              capture_output=True, text=True, timeout=120)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+        return {"skipped": str(exc)}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if proc.returncode != 0:
+        return {"skipped": f"order-rpcs failed: {(proc.stderr or proc.stdout).strip()[-300:]}"}
+    return json.loads(proc.stdout)

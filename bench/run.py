@@ -565,11 +565,11 @@ def scenario_b(env: Env) -> dict:
 
     scratch = Path(tempfile.mkdtemp(prefix="psc-bench-langs-"))
     try:
+        # Each driver is built here (a warm build takes seconds; javac and tsc the most) and run
+        # a few times: one driver run records the workflow and replays it from one log read.
+        driver_runs = 2 if env.args.quick else 5
         for lang in ("go", "ts", "java"):
-            if env.args.quick:  # building three toolchains' drivers is for full runs
-                result[lang] = {"skipped": "quick mode builds no language driver"}
-            else:
-                result[lang] = lang_replay.measure(lang, env.sidecar.address, sizes.replay_ops, 5, scratch)
+            result[lang] = lang_replay.measure(lang, env.sidecar.address, sizes.replay_ops, driver_runs, scratch)
             said = result[lang].get("skipped") or f"replay {result[lang]['median_replay_ms']:.2f} ms"
             say(f"  {lang} SDK (driver bench-replay): {said}")
     finally:
@@ -670,6 +670,12 @@ def scenario_e(env: Env) -> dict:
     rpcs = sdk_driver(env, "order-rpcs")
     say(f"  calls per workflow: first run {sum(rpcs['first_run'].values())} {rpcs['first_run']}, "
         f"replay {sum(rpcs['replay'].values())} {rpcs['replay']}")
+    import lang_replay
+
+    rpcs_go = lang_replay.order_rpcs("go", env.sidecar.address)
+    said = rpcs_go.get("skipped") or (f"first run {sum(rpcs_go['first_run'].values())} {rpcs_go['first_run']}, "
+                                      f"replay {sum(rpcs_go['replay'].values())} {rpcs_go['replay']}")
+    say(f"  Go SDK calls per workflow (driver order-rpcs): {said}")
     barrier = Path(tempfile.mkdtemp(prefix="psc-bench-order-"))
     workers = []
     try:
@@ -713,7 +719,7 @@ def scenario_e(env: Env) -> dict:
            "workers_cpu_ms_per_workflow": (sum(r["cpu_s"] for r in results) * 1e3 / completed
                                            if completed else float("nan")),
            "redis_cpu_ms_per_workflow": redis_cpu * 1e3 / completed if completed else float("nan"),
-           "late_start_s": max(r["late_s"] for r in results), "rpcs": rpcs}
+           "late_start_s": max(r["late_s"] for r in results), "rpcs": rpcs, "rpcs_go": rpcs_go}
     cpu_ms = out["sidecar_cpu_ms_per_workflow"] + out["workers_cpu_ms_per_workflow"] + out["redis_cpu_ms_per_workflow"]
     out["cpu_ceiling_per_s"] = (os.cpu_count() or 1) * 1000 / cpu_ms if cpu_ms == cpu_ms and cpu_ms else float("nan")
     say(f"  {out['workflows_per_s']:.0f} workflows/s, p50 {out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms, "
@@ -900,9 +906,13 @@ def summary_rows(results: dict, pynenc_skip: str | None) -> list[dict]:
 
     if "e" in results:
         e = results["e"]
-        rpcs = e.get("rpcs", {})
-        calls = (f"calls per workflow: first run {sum(rpcs['first_run'].values())}, replay "
-                 f"{sum(rpcs['replay'].values())}; " if rpcs else "")
+        calls = ""
+        for label, rpcs in (("", e.get("rpcs", {})), ("Go ", e.get("rpcs_go", {}))):
+            if "skipped" in rpcs:
+                calls += f"{label}calls per workflow: skipped ({rpcs['skipped']}); "
+            elif rpcs:
+                calls += (f"{label}calls per workflow: first run {sum(rpcs['first_run'].values())}, replay "
+                          f"{sum(rpcs['replay'].values())}; ")
         add("e.order", f"seed process_order_workflow, {e['workers']} worker processes: workflows/s (p50 / p99 ms)",
             f"{e['workflows_per_s']:.0f} ({e['p50_ms']:.1f} / {e['p99_ms']:.1f})", None, None,
             ">= 400 workflows/s, p99 <= 50 ms", e["workflows_per_s"] >= 400 and e["p99_ms"] <= 50,
@@ -1042,12 +1052,16 @@ def render_md(report: dict) -> str:
                          [[e["completed"], e["errors"], e["workflows_per_s"], e["p50_ms"], e["p99_ms"],
                            e["sidecar_cpu_ms_per_workflow"], e["workers_cpu_ms_per_workflow"],
                            e["redis_cpu_ms_per_workflow"]]])]
-        if e.get("rpcs"):
-            out += ["", "Calls to the sidecar per workflow:", "",
-                    md_table(["run", "calls", "by RPC"],
-                             [[run, sum(calls.values()), ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))]
-                              for run, calls in (("first run", e["rpcs"]["first_run"]),
-                                                 ("replay (finished)", e["rpcs"]["replay"]))], "lrl")]
+        sdks = [(label, e[key]) for label, key in (("Python", "rpcs"), ("Go", "rpcs_go"))
+                if e.get(key) and "skipped" not in e[key]]
+        if sdks:
+            out += ["", "Calls to the sidecar per workflow (the Go SDK runs the seed's twin, its driver's "
+                    "`order-rpcs`):", "",
+                    md_table(["SDK", "run", "calls", "by RPC"],
+                             [[sdk, run, sum(calls.values()), ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))]
+                              for sdk, rpcs in sdks
+                              for run, calls in (("first run", rpcs["first_run"]),
+                                                 ("replay (finished)", rpcs["replay"]))], "llrl")]
     if "f" in res:
         f = res["f"]
         out += ["", f"## (f) Scaling with workflow length (Random, c={f['concurrency']}, {f['seconds']} s per run)", "",

@@ -1,5 +1,6 @@
 """bench/dispatch.py in --quick mode, so that it cannot rot. No timing is asserted (quick
-numbers are not benchmarks): the run succeeds and prints both tables, with a Python row."""
+numbers are not benchmarks): the run succeeds and prints both tables, with Python rows and a
+measured TypeScript row."""
 
 from __future__ import annotations
 
@@ -22,3 +23,5 @@ def test_dispatch_bench_quick_prints_both_tables() -> None:
     assert "## Dispatched tasks/s" in out
     python_rows = [line for line in out.splitlines() if line.startswith("| python |")]
     assert len(python_rows) == 2 and all(float(row.split("|")[3]) > 0 for row in python_rows)
+    typescript_rows = [line for line in out.splitlines() if line.startswith("| typescript |")]
+    assert len(typescript_rows) == 1 and float(typescript_rows[0].split("|")[3]) > 0, out

@@ -43,6 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = json.loads((ROOT / "tests" / "vectors" / "client_contract.json").read_text())
 LANGS = ["go", "ts", "java", "python"]
 NESTED_SEQUENCES = {"random": 2, "custom:outer": 1, "custom:refused": 0}
+# The languages whose `nested` runs as a workflow's main task (type contract.nested), so its
+# operations are buffered; the others run it in a free context, one call per operation.
+NESTED_IN_MAIN_TASK = {"go", "python"}
 
 
 def _nested_main() -> dict[str, Any]:
@@ -73,6 +76,7 @@ def _run_python(address: str, command: str, app: str, workflow: str) -> dict:
     py_app = Pynenc(app, address=address)
     try:
         task = py_app.task(_nested_main)
+        task.task_id = "contract.nested"  # the workflow type the Go driver's `nested` starts
         nested_main.app, nested_main.wf = py_app, task.wf  # the module-level name the body uses
         out = task.run_workflow(workflow).result
     finally:
@@ -127,11 +131,11 @@ def test_an_operation_inside_a_generator_is_refused_alike_and_takes_no_position(
 @pytest.mark.parametrize("lang", LANGS)
 def test_calls_refused_with_unavailable_are_retried(run_in, sidecar, lang):
     app, workflow = fresh("contract-app"), fresh("contract-wf")
-    # Each of these refused as often as the policy allows short of giving up. A buffering SDK
-    # (Python) makes no per-operation call: its calls are the start and the commit-carrying
-    # completion (docs/client-contract.md, "One round trip per blocking point").
+    # Each of these refused as often as the policy allows short of giving up. A buffered run
+    # makes no per-operation call: its calls are the start and the commit-carrying completion
+    # (docs/client-contract.md, "One round trip per blocking point").
     refuse = {"Random": CONTRACT["retry"]["max_attempts"] - 1, "Record": 1, "GetRecorded": 2}
-    if lang == "python":
+    if lang in NESTED_IN_MAIN_TASK:
         refuse = {"StartWorkflow": CONTRACT["retry"]["max_attempts"] - 1, "CompleteTask": 2}
     with RefusingProxy(sidecar.address, refuse) as proxy:
         out = run_in(lang, proxy.address, "nested", app=app, workflow=workflow)
@@ -457,7 +461,7 @@ def test_a_dead_holders_task_is_taken_over_and_replays_its_record(start_in, any_
 
 
 # --- buffered operations (docs/client-contract.md, "One round trip per blocking point") ------
-BATCH_LANGS = ["ts"]  # each SDK adds itself when its driver has batch-flow and batch-race
+BATCH_LANGS = ["go", "ts"]  # the drivers with batch-flow and batch-race
 
 
 def _log_ops(address: str, app: str, workflow: str) -> dict:

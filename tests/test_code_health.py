@@ -3,9 +3,11 @@ package that already is, and its remaining errors pinned so they can only go dow
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -16,9 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 LINTED = ["service", "stubs/python", "sdk/python", "plugin", "tests", "scripts", "bench", "examples"]
 
 # The errors mypy still finds, where it finds them (issue 15). Everything else it checks is clean
-# and must stay so; core/, storage/, clock.py and state_backend_engine.py under --strict's checks
-# (pyproject.toml). None is left: a new error anywhere fails the suite.
+# and must stay so; core/, storage/, clock.py, state_backend_engine.py and the worker SDK under
+# --strict's checks (pyproject.toml). None is left: a new error anywhere fails the suite.
 PINNED_MYPY_ERRORS: dict[str, int] = {}
+STRICT_PACKAGES = ["pynenc_sidecar.core", "pynenc_sidecar.storage", "pynenc_sidecar_sdk"]
+# The checks --strict adds to the base configuration (mypy --help, "--strict").
+STRICT_FLAGS = ["check_untyped_defs", "disallow_subclassing_any", "strict_equality", "extra_checks",
+                "disallow_untyped_defs", "disallow_incomplete_defs", "disallow_untyped_calls",
+                "disallow_any_generics", "disallow_untyped_decorators", "warn_return_any", "no_implicit_reexport"]
 ERROR_LINE = re.compile(r"(?P<path>[^:\s]+\.pyi?):\d+: error: ")
 
 
@@ -60,6 +67,19 @@ def test_the_pinned_mypy_errors_only_go_down(mypy_errors):
         "fewer mypy errors than pinned (pinned, found): " + repr(changed)
         + "; lower PINNED_MYPY_ERRORS in tests/test_code_health.py to the found counts"
     )
+
+
+def test_core_storage_and_the_sdk_are_checked_with_every_strict_flag():
+    overrides = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["overrides"]
+    for package in STRICT_PACKAGES:
+        (strict,) = [o for o in overrides if package in o["module"] and f"{package}.*" in o["module"]]
+        assert {flag: strict.get(flag) for flag in STRICT_FLAGS} == dict.fromkeys(STRICT_FLAGS, True), package
+
+
+def test_the_typescript_sdk_compiles_strict():
+    # sdk/ts is compiled by tsc with this config before its own tests run (test_cross_language.py).
+    options = json.loads((ROOT / "sdk" / "ts" / "tsconfig.json").read_text())["compilerOptions"]
+    assert options["strict"] is True and options["noUnusedLocals"] is True
 
 
 # Each distribution's directory, and the type markers its wheel must ship.

@@ -1,4 +1,5 @@
-"""The Go SDK is gofmt-formatted, and `go vet` and staticcheck (pinned) find nothing in it.
+"""The Go SDK is gofmt-formatted, and `go vet` and staticcheck (pinned; every check but the
+generated packages' comment, sdk/go/staticcheck.conf) find nothing in it.
 
 scripts/test installs staticcheck when it is missing; without it (or without Go) this fails,
 naming what to install, rather than skipping."""

@@ -1,9 +1,11 @@
-"""The code's layering, checked: the engines know nothing of gRPC (observability is injected),
-the storage interface and the SQLite stores know nothing of Redis, and the Redis record scripts
-share one guard prelude."""
+"""The code's layering, checked: the engines know nothing of gRPC (observability is injected);
+servicers, the CLI and the retention sweeper reach the stores only through an engine, and no
+servicer waits on a clock; the storage interface and the SQLite stores know nothing of Redis;
+the Redis record scripts share one guard prelude."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +15,56 @@ from pynenc_sidecar.storage.redis.connection import INCLUDE, load_script
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "service" / "pynenc_sidecar" / "storage" / "redis"
 
-ENGINE_MODULES = ["pynenc_sidecar.engine", "pynenc_sidecar.state_backend_engine", "pynenc_sidecar.projection",
-                  "pynenc_sidecar.clock", "pynenc_sidecar.core.task_rules", "pynenc_sidecar.storage.interface"]
+ENGINE_MODULES = ["pynenc_sidecar.engine", "pynenc_sidecar.state_backend_engine", "pynenc_sidecar.maintenance_engine",
+                  "pynenc_sidecar.projection", "pynenc_sidecar.clock", "pynenc_sidecar.core.task_rules",
+                  "pynenc_sidecar.core.retention", "pynenc_sidecar.storage.interface"]
 REDIS_FREE_MODULES = ["pynenc_sidecar.storage.interface", "pynenc_sidecar.storage.history",
                       "pynenc_sidecar.storage.sqlite.executor_store",
                       "pynenc_sidecar.storage.sqlite.state_backend_store",
-                      "pynenc_sidecar.state_backend_engine", "pynenc_sidecar.engine"]
+                      "pynenc_sidecar.state_backend_engine", "pynenc_sidecar.engine",
+                      "pynenc_sidecar.maintenance_engine"]
+
+
+PACKAGE = ROOT / "service" / "pynenc_sidecar"
+# The callers of the use cases: they validate, call an engine and show (or map) what it returns.
+# (server.py is where the stores are opened and handed to the engines.)
+ENGINE_CALLERS = sorted([*(PACKAGE / "service").glob("*.py"), PACKAGE / "cli.py", PACKAGE / "inspector.py",
+                         PACKAGE / "retention.py"])
+STORE_HANDLES = {"store", "state_backend"}
+UPKEEP = {"ping", "close"}  # opening and closing a store is not a use case
+
+
+def _source(path: Path) -> tuple[str, str]:
+    return str(path.relative_to(ROOT)), path.read_text()
+
+
+def store_calls(where: str, source: str) -> list[str]:
+    """Uses of a store handle (`<x>.store`, `<x>.state_backend`) other than handing it to an
+    engine (`...Engine(...)`, `..._engine(...)`) or UPKEEP: a use case written outside the engines."""
+    tree = ast.parse(source)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and node.attr in STORE_HANDLES):
+            continue
+        parent = parents.get(node)
+        if isinstance(parent, ast.Attribute) and parent.attr in UPKEEP:
+            continue
+        if isinstance(parent, ast.Call) and node in parent.args and ast.unparse(parent.func).lower().endswith("engine"):
+            continue
+        found.append((node.lineno, ast.unparse(parent if isinstance(parent, ast.Attribute) else node)))
+    return [f"{where}:{line}: {use}" for line, use in sorted(found)]
+
+
+def clock_waits(where: str, source: str) -> list[str]:
+    """Reads of a clock and timed sleeps in the source: a waiting loop written outside the engines."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        name = ast.unparse(node.func) if isinstance(node, ast.Call) else ""
+        sleeps = name == "asyncio.sleep" and not (node.args and ast.unparse(node.args[0]) == "0")
+        if name in {"time.monotonic", "time.time", "time.time_ns", "wall_clock_us"} or sleeps:
+            found.append(f"{where}:{node.lineno}: {name}")
+    return found
 
 
 def imported_with(modules: list[str], forbidden: str) -> list[str]:
@@ -51,3 +97,21 @@ def test_the_record_scripts_share_the_guard_prelude_written_once() -> None:
         assert not any(line.startswith(INCLUDE) for line in composed.splitlines())
         assert composed.count("local function replay_or_refuse(") == 1
         assert composed.index("local function replay_or_refuse(") < composed.index("replay_or_refuse(KEYS")
+
+
+def test_servicers_the_cli_and_the_sweeper_reach_the_stores_only_through_an_engine() -> None:
+    assert [call for path in ENGINE_CALLERS for call in store_calls(*_source(path))] == []
+
+
+def test_no_servicer_waits_on_a_clock() -> None:
+    servicers = sorted((PACKAGE / "service").glob("*.py"))
+    assert [wait for path in servicers for wait in clock_waits(*_source(path))] == []
+
+
+def test_the_store_and_clock_checks_find_what_they_look_for() -> None:
+    source = ("async def f(self, stores):\n    await stores.state_backend.purge_app('a')\n"
+              "    await stores.store.ping()\n    time.monotonic()\n    await asyncio.sleep(0.25)\n"
+              "    await asyncio.sleep(0)\n    backend = stores.state_backend\n"
+              "    return MaintenanceEngine(stores.store, stores.state_backend)\n")
+    assert store_calls("x.py", source) == ["x.py:2: stores.state_backend.purge_app", "x.py:7: stores.state_backend"]
+    assert clock_waits("x.py", source) == ["x.py:4: time.monotonic", "x.py:5: asyncio.sleep"]

@@ -114,7 +114,7 @@ def collect(receiver: OtlpReceiver, trace_id: str, workflow: str) -> list[dict]:
 
 # Languages whose leased runs buffer random and uuid (docs/client-contract.md, "One round trip
 # per blocking point"): those operations are spans of their own with no call under them.
-BUFFERING = {"ts"}
+BUFFERING = {"go", "ts"}
 
 
 def check_chain(spans: list[dict], scope: str, buffered: bool = False) -> dict[str, dict]:

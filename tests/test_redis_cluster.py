@@ -29,8 +29,10 @@ from test_seed_examples import WORKFLOWS, run_seed
 
 @pytest.fixture
 def own_cluster() -> Iterator[RedisCluster]:
-    """A cluster of this test's own: it kills one of its masters."""
-    cluster = RedisCluster().start()
+    """A cluster of this test's own: it kills one of its masters. Every write is on disk
+    before its reply (appendfsync always): with WAIT 1 on top, an acknowledged value is on the
+    promoted replica and on the restarted master's disk, whichever of them wins the slots."""
+    cluster = RedisCluster(appendfsync="always").start()
     yield cluster
     cluster.cleanup()
 
@@ -48,9 +50,13 @@ def test_a_master_killed_under_writes_costs_only_unavailable_and_no_acknowledged
         # Health said so while the cluster had no master for some slots, and recovered alone.
         assert "NOT_SERVING" in result.health_seen and result.health_seen[-1] == "SERVING", result.health_seen
 
-        # The old master rejoined as a replica of its successor: every call succeeds (no
-        # INTERNAL from a sidecar still talking to it as a master).
-        assert not own_cluster.node_is_master(result.victim)
+        # The old master rejoined: as a replica of its successor, or master again after a second
+        # failover (seen 1 run in 4 here: under load its successor missed the 2 s node timeout,
+        # and health went NOT_SERVING twice). Either way every call succeeds: no INTERNAL from a
+        # sidecar still talking to a node in its old role.
+        assert own_cluster.state_ok(result.victim)
+        if own_cluster.node_is_master(result.victim):
+            assert result.health_seen.count("NOT_SERVING") >= 2, result.health_seen
         with grpc.insecure_channel(sidecar.address) as channel:
             stub = sb_grpc.StateBackendServiceStub(channel)
             for n in range(50):

@@ -17,8 +17,10 @@ import grpc
 import pytest
 
 from conformance.test_purge_conformance import HISTORY_DONE, _finish, _task, dump, seed_workflow
-from pynenc_sidecar import inspector, retention
+from pynenc_sidecar import inspector
+from pynenc_sidecar.clock import Clock, wall_clock_us
 from pynenc_sidecar.core.tasks import WorkflowRef
+from pynenc_sidecar.maintenance_engine import MaintenanceEngine
 from pynenc_sidecar.server import Stores
 from pynenc_sidecar.settings import Settings
 from pynenc_sidecar.storage.interface import LeaseRequest
@@ -51,6 +53,10 @@ def stores(request, loop, tmp_path):
         subject = Stores(store, SqliteStateBackendStore(store), "sqlite")
     yield subject
     loop.run_until_complete(subject.close())
+
+
+def maintenance(stores: Stores, clock: Clock = wall_clock_us) -> MaintenanceEngine:
+    return MaintenanceEngine(stores.store, stores.state_backend, clock)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -93,19 +99,23 @@ def test_only_finished_workflows_past_the_cutoff_are_purged(stores, loop):
         await seed_workflow(stores, other, "done-old", "mod.flow")
         before = await dump(stores, app)
 
-        dry = [f async for f in retention.purge_finished(stores, 2_000, [app], dry_run=True)]
+        engine = maintenance(stores)
+        dry = [f async for f in engine.finished_workflows(2_000, [app])]
         assert sorted((f.workflow.workflow_id, f.finished_us) for f in dry) == [("done-old", 101), ("sb-done", 900)]
-        assert await dump(stores, app) == before  # a dry run deletes nothing
+        previews = await engine.finished_previews(2_000, [app])
+        assert sorted((f.workflow.workflow_id, counts.workflows) for f, counts in previews) == [
+            ("done-old", 1), ("sb-done", 1)]
+        assert await dump(stores, app) == before  # neither deletes anything
 
-        done = [f.workflow.workflow_id async for f in retention.purge_finished(stores, 2_000, [app])]
+        done = [f.workflow.workflow_id async for f in engine.purge_finished(2_000, [app])]
         assert sorted(done) == ["done-old", "sb-done"]
         left = sorted([r.workflow.workflow_id async for b in stores.store.scan_runs(app) for r in b])
         assert left == ["done-recent", "running-old", "sb-running"]
         assert await stores.store.get_task(app, "done-old") is None
         assert await stores.store.get_task(other, "done-old") is not None  # other apps untouched
-        assert [f async for f in retention.purge_finished(stores, 2_000, [app])] == []
+        assert [f async for f in engine.purge_finished(2_000, [app])] == []
         # A later cutoff reaches the recent one; the unfinished ones stay, however old.
-        assert [f.workflow.workflow_id async for f in retention.purge_finished(stores, 10**9, [app])] == ["done-recent"]
+        assert [f.workflow.workflow_id async for f in engine.purge_finished(10**9, [app])] == ["done-recent"]
         left = sorted([r.workflow.workflow_id async for b in stores.store.scan_runs(app) for r in b])
         assert left == ["running-old", "sb-running"]
 
@@ -119,7 +129,7 @@ def test_a_sweep_visits_every_app_with_runs(stores, loop):
         for app in apps:
             await seed_workflow(stores, app, "done-old", "mod.flow")
         # retention 1 s at "now" = 1 s + 2 ms: everything that finished by 2 ms goes.
-        deleted = await retention.sweep_once(stores, 1.0, clock=lambda: 1_002_000)
+        deleted = await maintenance(stores, clock=lambda: 1_002_000).sweep_once(1.0)
         assert deleted >= 2
         for app in apps:
             assert await stores.store.get_task(app, "done-old") is None
@@ -295,12 +305,13 @@ def test_a_sweep_indexes_and_then_ages_runs_an_older_version_left_unindexed(stor
         await _finish(stores, app, _task("lost-recent", "mod.flow", recent), now_us=10**12)
         assert [r async for b in store.scan_runs(app) for r in b] == []
 
-        purged = await retention.sweep_once(stores, retention_s=1.0, clock=lambda: 10**12 + 500_000)
+        engine = maintenance(stores, clock=lambda: 10**12 + 500_000)
+        purged = await engine.sweep_once(retention_s=1.0)
         assert purged >= 1  # found by the repair, then aged by its finish time like any run
         assert await store.get_task(app, "lost-old") is None
         assert [r.workflow async for b in store.scan_runs(app) for r in b] == [recent]
         assert app in await store.app_ids()
-        report = await inspector.workflows_report(stores, app)
+        report = inspector.workflows_report(await engine.workflow_runs(app))
         assert [r["workflow_id"] for r in report["runs"]] == ["lost-recent"]
 
     loop.run_until_complete(body())

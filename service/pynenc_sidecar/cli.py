@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from pynenc_sidecar import __version__, inspector, logs, retention
+from pynenc_sidecar import __version__, inspector, logs
 from pynenc_sidecar import settings as config
-from pynenc_sidecar.clock import wall_clock_us
 from pynenc_sidecar.core.errors import FailedPrecondition, NotFound, Unavailable
+from pynenc_sidecar.core.retention import Finished
 from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, serve
 from pynenc_sidecar.storage.interface import PurgeCounts
@@ -203,10 +203,11 @@ def _print_json(value: object) -> None:
 
 def _inspect(args: argparse.Namespace, settings: config.Settings) -> int:
     async def body(stores: Stores) -> int:
-        report = await inspector.workflow_report(stores, args.app_id, args.workflow_id)
-        if report is None:
+        snapshot = await inspector.maintenance_engine(stores).workflow_snapshot(args.app_id, args.workflow_id)
+        if snapshot is None:
             raise inspector.ToolError(f"workflow {args.workflow_id!r} not found in app {args.app_id!r} "
                                       f"({stores.description})")
+        report = inspector.workflow_report(snapshot)
         if args.json:
             _print_json(report)
         else:
@@ -222,7 +223,8 @@ def _workflows(args: argparse.Namespace, settings: config.Settings) -> int:
         return 2
 
     async def body(stores: Stores) -> int:
-        report = await inspector.workflows_report(stores, args.app_id, args.workflow_type, args.limit)
+        listing = await inspector.maintenance_engine(stores).workflow_runs(args.app_id, args.workflow_type, args.limit)
+        report = inspector.workflows_report(listing)
         if args.json:
             _print_json(report)
         else:
@@ -256,44 +258,43 @@ def _purge(args: argparse.Namespace, settings: config.Settings) -> int:
             return 2
 
     async def body(stores: Stores) -> int:
-        backend = stores.state_backend
+        engine = inspector.maintenance_engine(stores)
         if args.workflow_id:
             app_id = args.app_id or "pynenc"
             if args.dry_run:
-                preview = await backend.purge_workflow_preview(app_id, args.workflow_id)
-                return _print_preview(args, backend.purge_unit,
+                preview = await engine.purge_workflow_preview(app_id, args.workflow_id)
+                return _print_preview(args, engine.purge_unit,
                                       [_PurgeTarget(app_id, args.workflow_id, None, preview)],
                                       {"app_id": app_id, "workflow_id": args.workflow_id})
-            deleted = await backend.purge_workflow(app_id, args.workflow_id)
-            result = {"app_id": app_id, "workflow_id": args.workflow_id, "dry_run": False, "deleted": deleted > 0}
+            deleted = await engine.purge_workflow(app_id, args.workflow_id)
+            result = {"app_id": app_id, "workflow_id": args.workflow_id, "dry_run": False, "deleted": deleted}
             message = (f"purged workflow {args.workflow_id!r} of app {app_id!r}" if deleted else
                        f"nothing to purge: workflow {args.workflow_id!r} not found in app {app_id!r}")
         elif older_than is not None:
-            cutoff = wall_clock_us() - int(older_than * 1_000_000)
+            cutoff = engine.cutoff_us(older_than)
             apps = [args.app_id] if args.app_id else None
             head = {"finished_before": inspector.iso(cutoff)}
             if args.dry_run:
-                targets = [_PurgeTarget(f.app_id, f.workflow.workflow_id, f, await backend.purge_workflow_preview(
-                    f.app_id, f.workflow.workflow_id, [f.workflow]))
-                    async for f in retention.finished_workflows(stores, cutoff, apps)]
-                return _print_preview(args, backend.purge_unit, targets, head,
+                targets = [_PurgeTarget(f.app_id, f.workflow.workflow_id, f, counts)
+                           for f, counts in await engine.finished_previews(cutoff, apps)]
+                return _print_preview(args, engine.purge_unit, targets, head,
                                       f"workflows that finished before {inspector.iso(cutoff, precise=False)}")
-            await retention.repair_runs(stores)
-            found = [f async for f in retention.purge_finished(stores, cutoff, apps)]
+            await engine.repair_runs()
+            found = [f async for f in engine.purge_finished(cutoff, apps)]
             result = {"dry_run": False, **head, "workflows": [_finished_json(f) for f in found]}
             message = (f"deleted {len(found)} workflow(s) that finished before "
                        f"{inspector.iso(cutoff, precise=False)}")
         else:
-            preview = await backend.purge_app_preview(args.app_id)
+            preview = await engine.purge_app_preview(args.app_id)
             if args.dry_run:
-                return _print_preview(args, backend.purge_unit, [_PurgeTarget(args.app_id, None, None, preview)],
+                return _print_preview(args, engine.purge_unit, [_PurgeTarget(args.app_id, None, None, preview)],
                                       {"app_id": args.app_id})
             if not args.yes:
                 print(f"pynenc-sidecar: error: purging app {args.app_id!r} deletes all its state: "
                       f"{_counted(preview)}. Add --yes to delete it (--dry-run lists it)", file=sys.stderr)
                 return 2
-            deleted = await backend.purge_app(args.app_id)
-            result = {"app_id": args.app_id, "dry_run": False, "deleted": deleted > 0}
+            deleted = await engine.purge_app(args.app_id)
+            result = {"app_id": args.app_id, "dry_run": False, "deleted": deleted}
             message = f"purged app {args.app_id!r}" if deleted else f"nothing to purge: app {args.app_id!r} is empty"
         if args.json:
             _print_json(result)
@@ -310,7 +311,7 @@ class _PurgeTarget:
 
     app_id: str
     workflow_id: str | None
-    finished: retention.Finished | None
+    finished: Finished | None
     counts: PurgeCounts
 
 
@@ -318,7 +319,7 @@ def _counted(counts: PurgeCounts) -> str:
     return f"{counts.workflows} workflow run(s), {counts.tasks} task(s), {counts.entries} {counts.unit}"
 
 
-def _finished_json(f: retention.Finished) -> dict:
+def _finished_json(f: Finished) -> dict:
     return {"app_id": f.app_id, **inspector.identity_json(f.workflow), "finished_at": inspector.iso(f.finished_us)}
 
 

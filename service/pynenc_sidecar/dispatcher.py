@@ -18,8 +18,16 @@ from pynenc_sidecar.core import dispatch as rules
 from pynenc_sidecar.core.dispatch import DISPATCH_LEASE_PREFIX, DispatchPolicy, DispatchState
 from pynenc_sidecar.core.errors import INVOCATION_NOT_FOUND, LEASE_NOT_HELD, FailedPrecondition, NotFound
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RETRY, TaskCall, TaskState, WorkflowRef, child_workflow
-from pynenc_sidecar.storage.dispatch_interface import EXPIRED, GRANTED, LEASED, DispatchStore
-from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, Store, TaskNotFound
+from pynenc_sidecar.storage.interface import (
+    EXPIRED,
+    GRANTED,
+    LEASED,
+    DispatchStore,
+    LeaseNotHeld,
+    LeaseRequest,
+    Store,
+    TaskNotFound,
+)
 
 if TYPE_CHECKING:
     from pynenc_sidecar.engine import WorkflowEngine
@@ -156,8 +164,7 @@ class Dispatcher:
     async def poll(self, app_id: str, task_ids: list[str], worker_id: str, max_tasks: int, ttl_us: int,
                    timeout_s: float) -> list[Dispatched]:
         """Lease up to max_tasks queued invocations of task_ids, waiting up to timeout_s."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
+        deadline = self.engine.monotonic() + timeout_s
         start = 0
         while True:
             taken: list[Dispatched] = []
@@ -167,7 +174,7 @@ class Dispatcher:
                     break
                 taken += await self._take(app_id, task_id, worker_id, max_tasks - len(taken), ttl_us)
             start = (start + 1) % len(task_ids)
-            left = deadline - loop.time()
+            left = deadline - self.engine.monotonic()
             if taken or left <= 0:
                 return taken
             await self.wakeups.wait(app_id, [_queue(task_id) for task_id in task_ids], min(POLL_INTERVAL_S, left))

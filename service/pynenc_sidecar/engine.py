@@ -415,10 +415,6 @@ class WorkflowEngine:
             failed.append(state)
         return failed
 
-    async def is_dispatched(self, app_id: str, invocation_id: str) -> bool:
-        found = await self.dispatcher.get(app_id, invocation_id)
-        return found is not None and found.dispatch is not None
-
     async def poll_task(self, app_id: str, invocation_id: str, runner_id: str, ttl_us: int) -> TaskOutcome:
         """One look at a task: finished, or leased to this caller if its holder's lapsed."""
         lease = self._lease(runner_id, ttl_us)
@@ -436,8 +432,12 @@ class WorkflowEngine:
     async def wait_task(self, app_id: str, invocation_id: str, runner_id: str, ttl_us: int, wait_s: float
                         ) -> TaskOutcome:
         """Look at the task until it is finished or leased to this caller, for at most wait_s
-        seconds; pauses grow from WAIT_POLL_S[0] to WAIT_POLL_S[1]. The last look's outcome."""
+        seconds; pauses grow from WAIT_POLL_S[0] to WAIT_POLL_S[1]. The last look's outcome.
+        A dispatched task is never leased to a waiter (its worker runs it): see _wait_dispatched."""
         deadline = self.monotonic() + max(wait_s, 0.0)
+        found = await self.dispatcher.get(app_id, invocation_id)
+        if found is not None and found.dispatch is not None:
+            return await self._wait_dispatched(app_id, invocation_id, deadline)
         pause = WAIT_POLL_S[0]
         while True:
             outcome = await self.poll_task(app_id, invocation_id, runner_id, ttl_us)
@@ -445,6 +445,19 @@ class WorkflowEngine:
                 return outcome
             await asyncio.sleep(min(pause, max(deadline - self.monotonic(), 0)))
             pause = min(pause * 2, WAIT_POLL_S[1])
+
+    async def _wait_dispatched(self, app_id: str, invocation_id: str, deadline: float) -> TaskOutcome:
+        """Wait for a dispatched task until it is finished or the deadline passes; the outcome
+        carries its dispatch state and no lease. An outcome recorded through this replica wakes
+        the wait at once; others are seen at the next look, WAIT_POLL_S[1] later at most."""
+        repair = True
+        while True:
+            look = await self.dispatcher.look(app_id, invocation_id, repair)
+            repair = False  # once per wait: a lost queue entry is put back
+            if look.state.finished or self.monotonic() >= deadline:
+                return TaskOutcome(look.state, True, None, dispatch=look.dispatch)
+            await self.dispatcher.wait(app_id, invocation_id, min(WAIT_POLL_S[1], max(deadline - self.monotonic(), 0)))
+            await asyncio.sleep(0)
 
     # --- the whole log ---------------------------------------------------------
     async def workflow_log(self, app_id: str, workflow_id: str, batch_size: int = LOG_BATCH,

@@ -4,24 +4,23 @@ or JSON.
 
 They read the store, not the server's gRPC API: they work with the server stopped, need no
 new RPCs, and see what the server would (the SQLite file is shared safely: WAL readers never
-block the server). They only read; `purge` (retention.py) and `retry` (the engine's retry_workflow) write.
+block the server). They only read; `purge` and `retry` write. The reads are MaintenanceEngine's
+(maintenance_engine.py); this module opens the store for the CLI and shows what they return.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pynenc_sidecar.core.dispatch import DispatchState
 from pynenc_sidecar.core.errors import Unavailable
-from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, ORIGIN_PREFIX, Kind, Position, parse_field
+from pynenc_sidecar.core.positions import BASE_TIME_FIELD, DATA_NOT_FOUND, ORIGIN_PREFIX, Kind, Position
 from pynenc_sidecar.core.tasks import TaskCall, TaskState, WorkflowRef
-from pynenc_sidecar.dispatcher import dispatch_store_for
+from pynenc_sidecar.maintenance_engine import MaintenanceEngine, RunListing, StateBackendInvocation, WorkflowSnapshot
 from pynenc_sidecar.server import DEFAULT_DATA_FILE, StartupError, Stores, open_stores
-from pynenc_sidecar.storage.interface import RunRecord
 from pynenc_sidecar_proto.v1 import common_pb2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -53,6 +52,11 @@ async def open_existing_stores(settings) -> Stores:
         await stores.close()
         raise ToolError(f"cannot reach the store ({stores.description}): {exc}") from None
     return stores
+
+
+def maintenance_engine(stores: Stores) -> MaintenanceEngine:
+    """The tools' use cases on the opened stores."""
+    return MaintenanceEngine(stores.store, stores.state_backend)
 
 
 # --- formatting helpers --------------------------------------------------------------------
@@ -154,54 +158,27 @@ def identity_json(ref: WorkflowRef) -> dict[str, Any]:
             "parent_workflow_id": ref.parent_workflow_id or None}
 
 
-async def _runs_of(stores: Stores, app_id: str, workflow_id: str, main: TaskState | None) -> list[RunRecord]:
-    """The workflow's runs: looked up by the identity its main task names (one read), else
-    (a workflow run by Pynenc's own runners) found among the app's runs."""
-    if main is not None:
-        started = await stores.store.run_started(app_id, main.workflow)
-        if started is not None:
-            return [RunRecord(main.workflow, started)]
-    found = []
-    async for batch in stores.store.scan_runs(app_id, batch_size=1000):
-        found += [run for run in batch if run.workflow.workflow_id == workflow_id]
-    return found
-
-
-async def workflow_report(stores: Stores, app_id: str, workflow_id: str) -> dict[str, Any] | None:
-    """Everything known about one workflow, JSON-ready; None when nothing is."""
-    store = stores.store
-    fields: dict[str, str] = {}
-    async for chunk in store.scan_log(app_id, workflow_id, 1000):
-        fields.update(chunk)
-    positions = [(pos, value) for name, value in fields.items() if (pos := parse_field(workflow_id, name))]
-    calls = {pos: TaskCall.decode(value) for pos, value in positions if pos.kind is Kind.TASK}
+def workflow_report(snapshot: WorkflowSnapshot) -> dict[str, Any]:
+    """Everything known about one workflow (MaintenanceEngine.workflow_snapshot), JSON-ready."""
+    workflow_id, fields, states, runs, main = (snapshot.workflow_id, snapshot.fields, snapshot.states,
+                                               snapshot.runs, snapshot.main)
     # Scopes in the order their tasks were called, the main task's first.
     scope_rank = {workflow_id: (0, 0, "")}
-    for pos, call in sorted(calls.items(), key=lambda item: (item[0].scope != workflow_id, item[0].sequence)):
+    for pos, call in sorted(snapshot.calls.items(), key=lambda item: (item[0].scope != workflow_id,
+                                                                      item[0].sequence)):
         scope_rank.setdefault(call.invocation_id, (1, pos.sequence, call.invocation_id))
-    positions.sort(key=lambda item: (scope_rank.get(item[0].scope, (2, 0, item[0].scope)), item[0].kind,
-                                     item[0].name, item[0].sequence))
-
-    task_ids = list(dict.fromkeys([workflow_id, *(call.invocation_id for call in calls.values())]))
-    states = {s.invocation_id: s for s in await store.get_tasks(app_id, task_ids) if s is not None}
-    main = states.get(workflow_id)
-    data = await store.workflow_data(app_id, workflow_id)
-    runs = await _runs_of(stores, app_id, workflow_id, main)
-    sb_ids = await stores.state_backend.invocation_ids_by_workflow(app_id, workflow_id, "")
-    if not (fields or main or data or runs or sb_ids):
-        return None
-
+    positions = sorted(snapshot.positions, key=lambda item: (scope_rank.get(item[0].scope, (2, 0, item[0].scope)),
+                                                             item[0].kind, item[0].name, item[0].sequence))
     identity = main.workflow if main else (runs[0].workflow if runs else WorkflowRef(workflow_id))
     operations = [_operation(workflow_id, pos, value, fields.get(ORIGIN_PREFIX + pos.field))
                   for pos, value in positions]
-    tasks = [_task(states[i]) for i in task_ids if i in states]
+    tasks = [_task(states[i]) for i in snapshot.task_ids if i in states]
     children = [identity_json(s.workflow) | {"status": status_name(s.status), "finished_at": iso(s.finished_us)}
                 for s in states.values() if s.workflow.workflow_id not in (workflow_id, "")
                 and s.workflow.workflow_id == s.invocation_id]
     base = fields.get(BASE_TIME_FIELD)
-    dispatched = await _dispatched(store, app_id, [c.invocation_id for c in calls.values() if c.dispatched])
     return {
-        "app_id": app_id,
+        "app_id": snapshot.app_id,
         "workflow": identity_json(identity),
         "status": status_name(main.status) if main else None,
         "started_at": iso(min(run.first_us for run in runs)) if runs else None,
@@ -211,47 +188,34 @@ async def workflow_report(stores: Stores, app_id: str, workflow_id: str) -> dict
         "child_workflows": children,
         "operations": operations,
         "tasks": tasks,
-        "data": {key: _json_or_text(value) for key, value in sorted(data.items())},
-        "dispatched_tasks": dispatched,
-        "state_backend_invocations": [await _sb_invocation(stores, app_id, i) for i in sb_ids],
+        "data": {key: _json_or_text(value) for key, value in sorted(snapshot.data.items())},
+        "dispatched_tasks": [_dispatched(state, dispatch, snapshot.now_us) for state, dispatch in snapshot.dispatched],
+        "state_backend_invocations": [_sb_invocation(i) for i in snapshot.state_backend_invocations],
     }
 
 
-async def _dispatched(store: Any, app_id: str, invocation_ids: list[str]) -> list[dict[str, Any]]:
-    """The workflow's dispatched invocations: queued ones with their age, running ones with
-    their attempt and runner."""
-    dispatch_store = dispatch_store_for(store)
-    now = time.time_ns() // 1000
-    report = []
-    for invocation_id in invocation_ids:
-        found = await dispatch_store.get(app_id, invocation_id)
-        state, dispatch = found if found is not None else (None, None)
-        if state is None or dispatch is None:
-            continue
-        queued = dispatch.queued_us if dispatch.queued_us and not state.finished else 0
-        report.append({
-            "invocation_id": invocation_id, "task_id": state.task_id, "status": status_name(state.status),
-            "attempt": dispatch.attempt, "queued_since": iso(queued), "age_seconds":
-                round(max(now - queued, 0) / 1e6, 1) if queued else None,
-            "schedule_to_start_deadline": iso(dispatch.schedule_deadline_us()) if queued else None,
-            "runner_id": state.runner_id or None, "last_error": _json_or_text(dispatch.last_error_json)})
-    return report
+def _dispatched(state: TaskState, dispatch: DispatchState, now_us: int) -> dict[str, Any]:
+    """A dispatched invocation: a queued one with its age, a running one with its attempt and runner."""
+    queued = dispatch.queued_us if dispatch.queued_us and not state.finished else 0
+    return {
+        "invocation_id": state.invocation_id, "task_id": state.task_id, "status": status_name(state.status),
+        "attempt": dispatch.attempt, "queued_since": iso(queued), "age_seconds":
+            round(max(now_us - queued, 0) / 1e6, 1) if queued else None,
+        "schedule_to_start_deadline": iso(dispatch.schedule_deadline_us()) if queued else None,
+        "runner_id": state.runner_id or None, "last_error": _json_or_text(dispatch.last_error_json)}
 
 
-async def _sb_invocation(stores: Stores, app_id: str, invocation_id: str) -> dict[str, Any]:
-    backend = stores.state_backend
-    record = await backend.get_invocation(app_id, invocation_id)
-    history = await backend.get_history(app_id, invocation_id)
+def _sb_invocation(invocation: StateBackendInvocation) -> dict[str, Any]:
+    record, history = invocation.record, invocation.history
     last = _json_or_text(history[-1].payload) if history else {}
     last_status = last.get("status", "") if isinstance(last, dict) else ""
-    exception = await backend.get_exception(app_id, invocation_id)
     return {
-        "invocation_id": invocation_id,
+        "invocation_id": invocation.invocation_id,
         "parent_invocation_id": (record.parent_invocation_id or None) if record else None,
         "status": last_status.removeprefix("INVOCATION_STATUS_") or None,
         "history_entries": len(history),
-        "result": _json_or_text(await backend.get_result(app_id, invocation_id)),
-        "exception": _json_or_text(exception),
+        "result": _json_or_text(invocation.result),
+        "exception": _json_or_text(invocation.exception),
     }
 
 
@@ -353,31 +317,21 @@ def _short(text: str | None) -> str | None:
 
 
 # --- workflows -----------------------------------------------------------------------------
-async def workflows_report(stores: Stores, app_id: str, workflow_type: str = "", limit: int | None = None
-                           ) -> dict[str, Any]:
-    runs: list[RunRecord] = []
-    async for batch in stores.store.scan_runs(app_id, workflow_type, batch_size=1000):
-        runs += batch
-    counts = Counter(run.workflow.workflow_type for run in runs)
-    total = len(runs)
-    if limit is not None:
-        runs = runs[-limit:] if limit else []
-    mains: list[TaskState | None] = []
-    for start in range(0, len(runs), 500):
-        mains += await stores.store.get_tasks(app_id, [r.workflow.workflow_id for r in runs[start:start + 500]])
+def workflows_report(listing: RunListing) -> dict[str, Any]:
+    """An app's runs (MaintenanceEngine.workflow_runs), JSON-ready."""
     report: dict[str, Any] = {
-        "app_id": app_id,
-        "workflow_type": workflow_type or None,
-        "types": [{"workflow_type": t, "runs": n} for t, n in sorted(counts.items())],
-        "total_runs": total,
+        "app_id": listing.app_id,
+        "workflow_type": listing.workflow_type or None,
+        "types": [{"workflow_type": t, "runs": n} for t, n in listing.runs_by_type.items()],
+        "total_runs": listing.total_runs,
         "runs": [identity_json(run.workflow) | {
             "started_at": iso(run.first_us),
             "status": status_name(main.status) if main else None,
             "finished_at": iso(main.finished_us) if main else None,
-        } for run, main in zip(runs, mains)],
+        } for run, main in listing.runs],
     }
-    if not total:
-        report["apps_with_runs"] = await stores.store.app_ids()
+    if listing.apps_with_runs is not None:
+        report["apps_with_runs"] = listing.apps_with_runs
     return report
 
 

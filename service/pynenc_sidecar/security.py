@@ -37,10 +37,10 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -262,16 +262,22 @@ def unauthenticated_status(message: str, method: str) -> grpc.Status:
     return _status(code_pb2.UNAUTHENTICATED, UNAUTHENTICATED, message, {"method": method})
 
 
-def _rejecting(handler: grpc.RpcMethodHandler, status: grpc.Status) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as `handler` that aborts every call with `status`."""
+# grpc's type stubs describe a handler's behaviours as the sync server's functions; on this aio
+# server they are coroutine functions taking an aio context.
+AioUnaryBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+AioStreamBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
+
+
+def _rejecting(handler: grpc.RpcMethodHandler | None, status: grpc.Status) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that aborts every call with `status`; for an
+    unknown method (None) a stream-stream one, which reads no request before aborting."""
+    if handler is None:
+        return grpc.stream_stream_rpc_method_handler(_streaming_refusal(status))
 
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort_with_status(status)
 
-    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort_with_status(status)
-        yield  # pragma: no cover - makes this an async generator
-
+    streaming = _streaming_refusal(status)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
     if handler.unary_stream:
@@ -281,6 +287,14 @@ def _rejecting(handler: grpc.RpcMethodHandler, status: grpc.Status) -> grpc.RpcM
         return grpc.stream_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
     return grpc.stream_stream_rpc_method_handler(streaming, handler.request_deserializer,
                                                  handler.response_serializer)
+
+
+def _streaming_refusal(status: grpc.Status) -> AioStreamBehavior:
+    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort_with_status(status)
+        yield  # pragma: no cover - makes this an async generator
+
+    return streaming
 
 
 def _scoped(handler: grpc.RpcMethodHandler, grant: TokenGrant, method: str,
@@ -307,7 +321,7 @@ def _scoped(handler: grpc.RpcMethodHandler, grant: TokenGrant, method: str,
             await context.abort_with_status(method_denied_status(method, missing, apps))
 
     if handler.unary_unary:
-        behavior = handler.unary_unary
+        behavior = cast(AioUnaryBehavior, handler.unary_unary)
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             await admit(request, context)
@@ -316,7 +330,7 @@ def _scoped(handler: grpc.RpcMethodHandler, grant: TokenGrant, method: str,
 
         return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
     if handler.unary_stream:
-        stream_behavior = handler.unary_stream
+        stream_behavior = cast(AioStreamBehavior, handler.unary_stream)
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> None:
             await admit(request, context)
@@ -355,9 +369,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                     return handler
                 return _scoped(handler, grant, method, self._note_rejection)
             problem = "invalid bearer token"
-        handler = await continuation(details)
-        if handler is None:  # an unknown method stays UNIMPLEMENTED... only once authenticated
-            handler = grpc.unary_unary_rpc_method_handler(None)
+        handler = await continuation(details)  # None: an unknown method, UNIMPLEMENTED once authenticated
         self._note_rejection(method, UNAUTHENTICATED, problem)
         return _rejecting(handler, unauthenticated_status(problem, method))
 

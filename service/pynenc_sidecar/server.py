@@ -202,9 +202,11 @@ async def serve(settings: ServerSettings) -> int:
                                                         _served_names(), settings.readiness_interval_s))
     sweeper = None
     if settings.retention_s:
+        from pynenc_sidecar.maintenance_engine import MaintenanceEngine
         from pynenc_sidecar.retention import sweep_forever
 
-        sweeper = asyncio.create_task(sweep_forever(stores, settings.retention_s, settings.sweep_interval_s))
+        sweeper = asyncio.create_task(sweep_forever(MaintenanceEngine(stores.store, stores.state_backend),
+                                                    settings.retention_s, settings.sweep_interval_s))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

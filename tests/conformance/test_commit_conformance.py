@@ -12,7 +12,7 @@ from conformance import conftest as conformance_conftest
 from conformance.test_store_conformance import LAPSING_US, Run, lapsed, lease, task
 from pynenc_sidecar.core import commits
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, LAST_TIME_FIELD, Kind, Position
-from pynenc_sidecar.core.tasks import FAILED, SUCCESS
+from pynenc_sidecar.core.tasks import FAILED, RETRY, SUCCESS
 from pynenc_sidecar.storage.interface import CommitConflict, LeaseNotHeld, ScopeFinished, Store, TaskNotFound
 from pynenc_sidecar.storage.redis.executor_store import RedisStore
 from pynenc_sidecar.storage.redis.keys import (
@@ -208,5 +208,27 @@ def test_a_scope_mirror_lost_or_late_on_redis_neither_refuses_nor_reverts(
         assert await store.client.hget(ops, scope_lease_field("child")) == "lease-child"
         assert await store.commit(app, WF, "child", "lease-child", batch("child")[1:2]) == [True]
         assert state.lease_id == "lease-child"
+
+    run(body())
+
+
+def test_a_retry_cut_short_before_its_mirror_neither_refuses_the_scope_nor_stays_so(
+        redis_store: RedisStore, run: Run, app: str) -> None:
+    """A crash between a failed scope's reset (its task script) and its mirror: a record in
+    that scope is not refused for the stale FAILED, and retrying again mirrors it too."""
+    store, ops = redis_store, workflow_tag(app, WF) + ":ops"
+
+    async def body() -> None:
+        await store.ensure_task(app, task(WF, workflow_id=WF), lease("main"), 1)
+        await store.ensure_task(app, task("child", workflow_id=WF, parent=WF), lease("child"), 1)
+        await store.complete_task(app, "child", "lease-child", FAILED, None, '{"e":1}', 2)
+        await store._task_call(app, "child", ["retry", 0])  # the reset alone: its mirror step lost
+        assert await store.client.hget(ops, scope_status_field("child")) == str(FAILED)
+        recorded = await store.record(app, WF, "child|r:1", "#n:child|r", "0.5", guard="child")
+        assert (recorded.value, recorded.replayed) == ("0.5", False)
+        await store.client.hset(ops, scope_version_field("child"), "1")  # as if lost again: an older mirror
+        await store.client.hset(ops, scope_status_field("child"), str(FAILED))
+        await store.retry_failed(app, ["child"])
+        assert await store.client.hget(ops, scope_status_field("child")) == str(RETRY)
 
     run(body())

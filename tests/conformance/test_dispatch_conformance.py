@@ -1,4 +1,4 @@
-"""The dispatch store's conformance: every store behind storage.dispatch_interface passes it
+"""The dispatch store's conformance: every store behind storage.interface's DispatchStore passes it
 (Redis and SQLite, the `store` fixture's params). Timeouts move by passing now_us; leases are
 on the store's clock (a lapsing lease of 1 us, then `lapsed`)."""
 
@@ -10,7 +10,7 @@ from conformance.test_store_conformance import LAPSING_US, TRICKY_IDS, Run, laps
 from pynenc_sidecar.core.dispatch import DispatchPolicy
 from pynenc_sidecar.core.tasks import FAILED, REGISTERED, RETRY, RUNNING
 from pynenc_sidecar.dispatcher import dispatch_store_for
-from pynenc_sidecar.storage.dispatch_interface import (
+from pynenc_sidecar.storage.interface import (
     EXPIRED,
     FINISHED,
     GRANTED,
@@ -18,8 +18,9 @@ from pynenc_sidecar.storage.dispatch_interface import (
     MISSING,
     NOT_DISPATCHED,
     RELEASED_LEASE,
+    LeaseNotHeld,
+    TaskNotFound,
 )
-from pynenc_sidecar.storage.interface import LeaseNotHeld, TaskNotFound
 
 POLICY = DispatchPolicy(max_attempts=3, schedule_to_start_us=10_000_000)
 NOW = 1_000_000_000_000

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"sync/atomic"
 	"time"
 
 	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
@@ -178,5 +179,6 @@ func (c *Client) Close() error {
 // Context starts a run of an invocation's code inside a workflow. invocationID is the
 // invocation performing the operations (its scope); "" means the workflow's main task.
 func (c *Client) Context(appID string, workflow Identity, invocationID string) *Context {
-	return &Context{client: c, appID: appID, workflow: workflow, invocationID: invocationID, seqs: map[string]int64{}}
+	return &Context{client: c, appID: appID, workflow: workflow, invocationID: invocationID, seqs: map[string]int64{},
+		lost: new(atomic.Bool)}
 }

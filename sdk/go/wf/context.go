@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
 )
@@ -38,8 +40,12 @@ type Context struct {
 	seqs map[string]int64
 	// generating names the custom operation whose generator runs now ("" when none).
 	generating string
-	// leaseLost is set when another worker took this run's task over.
-	leaseLost bool
+	// lost is set when another worker took this run's task over (shared by the reruns of one
+	// leased run).
+	lost *atomic.Bool
+	// buffer holds the operations a leased run has not committed yet (nil: no lease, so
+	// every new operation is its own call).
+	buffer *runBuffer
 	// log serves recorded positions locally (nil: read at the first operation).
 	log *workflowLog
 	// argumentsJSON: the invocation's arguments, when the run knows them (Arguments).
@@ -119,10 +125,7 @@ func (w *Context) open(ctx context.Context, kind, name string, call operationCal
 	ctx, span := w.startOperation(ctx, spanKind, name, seq)
 	replayed, err := call(ctx, w.position(seq), recorded)
 	if err != nil {
-		w.mu.Lock()
-		lost := w.leaseLost
-		w.mu.Unlock()
-		if lost && errors.Is(ctx.Err(), context.Canceled) {
+		if w.lost.Load() && errors.Is(ctx.Err(), context.Canceled) {
 			// Cancelled in flight because the lease was lost: say so, not "context canceled".
 			err = w.leaseLostError()
 		}
@@ -141,7 +144,7 @@ func (w *Context) refusal(kind string) error {
 	if w.generating != "" {
 		return fmt.Errorf("%w (operation %s inside the generator of %q)", ErrOperationInGenerator, kind, w.generating)
 	}
-	if w.leaseLost {
+	if w.lost.Load() {
 		return w.leaseLostError()
 	}
 	return nil
@@ -178,6 +181,11 @@ func (w *Context) Random(ctx context.Context) (float64, error) {
 			value = v.RandomValue
 			return true, nil
 		}
+		if w.buffer != nil {
+			value = DeriveRandom(w.InvocationID(), pos.GetSequence())
+			return false, w.buffered(ctx, &sidecarv1.BufferedOperation{Kind: sidecarv1.OperationKind_OPERATION_KIND_RANDOM,
+				Sequence: pos.GetSequence(), Value: &sidecarv1.BufferedOperation_RandomValue{RandomValue: value}})
+		}
 		resp, err := w.client.Executor.Random(ctx, &sidecarv1.RandomRequest{Position: pos})
 		if err != nil {
 			return false, wrap(err)
@@ -197,6 +205,11 @@ func (w *Context) UtcNow(ctx context.Context) (time.Time, error) {
 			value = v.TimeValue.AsTime()
 			return true, nil
 		}
+		if w.buffer != nil {
+			value = w.buffer.nextTime(w.logLastTime())
+			return false, w.buffered(ctx, &sidecarv1.BufferedOperation{Kind: sidecarv1.OperationKind_OPERATION_KIND_TIME,
+				Sequence: pos.GetSequence(), Value: &sidecarv1.BufferedOperation_TimeValue{TimeValue: timestamppb.New(value)}})
+		}
 		resp, err := w.client.Executor.UtcNow(ctx, &sidecarv1.UtcNowRequest{Position: pos})
 		if err != nil {
 			return false, wrap(err)
@@ -214,6 +227,11 @@ func (w *Context) UUID(ctx context.Context) (string, error) {
 		if v, ok := recorded.GetValue().(*sidecarv1.RecordedOperation_UuidValue); ok {
 			value = v.UuidValue
 			return true, nil
+		}
+		if w.buffer != nil {
+			value = DeriveUUID(w.InvocationID(), pos.GetSequence())
+			return false, w.buffered(ctx, &sidecarv1.BufferedOperation{Kind: sidecarv1.OperationKind_OPERATION_KIND_UUID,
+				Sequence: pos.GetSequence(), Value: &sidecarv1.BufferedOperation_UuidValue{UuidValue: value}})
 		}
 		resp, err := w.client.Executor.Uuid(ctx, &sidecarv1.UuidRequest{Position: pos})
 		if err != nil {
@@ -235,15 +253,19 @@ func (w *Context) RecordJSON(ctx context.Context, name string, gen func() (strin
 			value = v.JsonValue
 			return true, nil
 		}
-		got, err := w.client.Executor.GetRecorded(ctx, &sidecarv1.GetRecordedRequest{
-			Position: pos, Kind: sidecarv1.OperationKind_OPERATION_KIND_CUSTOM, CustomName: name,
-		})
-		if err != nil {
-			return false, wrap(err)
-		}
-		if got.GetFound() {
-			value = got.GetOperation().GetJsonValue()
-			return true, nil
+		// Buffered, the log is the record: the generator runs when the log has nothing here
+		// (a stale log makes the commit COMMIT_CONFLICT, and the run runs again).
+		if w.buffer == nil {
+			got, err := w.client.Executor.GetRecorded(ctx, &sidecarv1.GetRecordedRequest{
+				Position: pos, Kind: sidecarv1.OperationKind_OPERATION_KIND_CUSTOM, CustomName: name,
+			})
+			if err != nil {
+				return false, wrap(err)
+			}
+			if got.GetFound() {
+				value = got.GetOperation().GetJsonValue()
+				return true, nil
+			}
 		}
 		w.mu.Lock()
 		w.generating = name
@@ -254,6 +276,14 @@ func (w *Context) RecordJSON(ctx context.Context, name string, gen func() (strin
 		w.mu.Unlock()
 		if err != nil {
 			return false, err
+		}
+		if w.buffer != nil {
+			if !json.Valid([]byte(generated)) {
+				return false, fmt.Errorf("wf: the value of custom operation %q is not JSON text", name)
+			}
+			value = generated
+			return false, w.buffered(ctx, &sidecarv1.BufferedOperation{Kind: sidecarv1.OperationKind_OPERATION_KIND_CUSTOM,
+				CustomName: name, Sequence: pos.GetSequence(), Value: &sidecarv1.BufferedOperation_JsonValue{JsonValue: generated}})
 		}
 		resp, err := w.client.Executor.Record(ctx, &sidecarv1.RecordRequest{Position: pos, Operation: name, ValueJson: generated})
 		if err != nil {
@@ -297,9 +327,13 @@ func (w *Context) GetDataJSON(ctx context.Context, key string) (string, bool, er
 			value, found = v.DataValue.GetValueJson(), v.DataValue.GetFound()
 			return true, nil
 		}
-		resp, err := w.client.Executor.GetData(ctx, &sidecarv1.GetDataRequest{Key: key, Position: pos})
+		// With the buffer: the read sees this run's own buffered writes.
+		resp, err := blocking(w, func(commit *sidecarv1.OperationCommit) (*sidecarv1.GetDataResponse, error) {
+			resp, err := w.client.Executor.GetData(ctx, &sidecarv1.GetDataRequest{Key: key, Position: pos, Commit: commit})
+			return resp, wrap(err)
+		})
 		if err != nil {
-			return false, wrap(err)
+			return false, err
 		}
 		value, found = resp.GetValueJson(), resp.GetFound()
 		return resp.GetReplayed(), nil
@@ -325,11 +359,25 @@ func (w *Context) SetData(ctx context.Context, key string, value any) error {
 	if err != nil {
 		return err
 	}
+	if w.buffer != nil && !w.IsMainTask() {
+		return localError(codes.PermissionDenied, ReasonWorkflowAccessDenied, "invocation "+w.InvocationID()+
+			" is not the main task of workflow "+w.workflow.WorkflowID+": only the workflow's main task may write its data")
+	}
 	return w.at(ctx, seqDataWrite+":"+key, key, func(ctx context.Context, pos *sidecarv1.OperationPosition, recorded *sidecarv1.RecordedOperation) (bool, error) {
 		// Recorded with the same value: nothing to write. Another value goes to the
 		// sidecar, which judges the difference (NONDETERMINISTIC_REPLAY).
 		if v, ok := recorded.GetValue().(*sidecarv1.RecordedOperation_DataValue); ok && sameJSON(v.DataValue.GetValueJson(), string(data)) {
 			return true, nil
+		}
+		if w.buffer != nil {
+			if v, ok := recorded.GetValue().(*sidecarv1.RecordedOperation_DataValue); ok {
+				return false, localError(codes.FailedPrecondition, ReasonNondeterministicReplay, fmt.Sprintf(
+					"non-deterministic replay at data write %q #%d of invocation %s: data key %q was written %.256s there, "+
+						"the replay writes %.256s", key, pos.GetSequence(), w.InvocationID(), key,
+					v.DataValue.GetValueJson(), data))
+			}
+			return false, w.buffered(ctx, &sidecarv1.BufferedOperation{Kind: sidecarv1.OperationKind_OPERATION_KIND_DATA_WRITE,
+				CustomName: key, Sequence: pos.GetSequence(), Value: &sidecarv1.BufferedOperation_JsonValue{JsonValue: string(data)}})
 		}
 		resp, err := w.client.Executor.SetData(ctx, &sidecarv1.SetDataRequest{Key: key, ValueJson: string(data), Position: pos})
 		if err != nil {
@@ -340,7 +388,11 @@ func (w *Context) SetData(ctx context.Context, key string, value any) error {
 }
 
 // BaseTime is the workflow's time zero, recorded at its first use.
+// A run under a lease commits its buffer first: a buffered utc_now may fix the base time.
 func (w *Context) BaseTime(ctx context.Context) (time.Time, error) {
+	if err := w.Flush(ctx); err != nil {
+		return time.Time{}, err
+	}
 	resp, err := w.client.Executor.GetBaseTime(ctx, &sidecarv1.GetBaseTimeRequest{AppId: w.appID, WorkflowId: w.workflow.WorkflowID})
 	if err != nil {
 		return time.Time{}, wrap(err)

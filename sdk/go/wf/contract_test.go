@@ -37,6 +37,13 @@ func TestClientContractConstants(t *testing.T) {
 			MaxTaskIDs    int   `json:"max_task_ids_per_poll"`
 			GraceMs       int64 `json:"shutdown_grace_ms_default"`
 		} `json:"dispatch"`
+		Commit struct {
+			FlushAt    int               `json:"flush_at_operations"`
+			Reruns     int               `json:"conflict_reruns"`
+			TimeStepUs int64             `json:"time_step_us"`
+			Reasons    []string          `json:"reasons"`
+			Codes      map[string]string `json:"codes"`
+		} `json:"commit"`
 		Env            map[string]string `json:"env"`
 		SpanAttributes map[string]string `json:"span_attributes"`
 		SpanNames      map[string]string `json:"span_names"`
@@ -70,6 +77,12 @@ func TestClientContractConstants(t *testing.T) {
 	check("tasks per poll", MaxTasksPerPoll, c.Dispatch.MaxTasks)
 	check("task ids per poll", MaxTaskIDsPerPoll, c.Dispatch.MaxTaskIDs)
 	check("shutdown grace", DefaultShutdownGrace, time.Duration(c.Dispatch.GraceMs)*time.Millisecond)
+	check("flush at", FlushAtOperations, c.Commit.FlushAt)
+	check("conflict reruns", ConflictReruns, c.Commit.Reruns)
+	check("time step", TimeStep, time.Duration(c.Commit.TimeStepUs)*time.Microsecond)
+	check("commit reasons", []string{ReasonCommitConflict}, c.Commit.Reasons)
+	check("commit codes", map[string]string{ReasonCommitConflict: "ABORTED", ReasonLeaseNotHeld: "FAILED_PRECONDITION"},
+		c.Commit.Codes)
 	var config map[string]any
 	if err := json.Unmarshal([]byte(RetryServiceConfig()), &config); err != nil {
 		t.Fatalf("the retry service config is not JSON: %v", err)

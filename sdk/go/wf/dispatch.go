@@ -238,7 +238,10 @@ func (w *Worker) serve(ctx context.Context, task *sidecarv1.DispatchedTask) {
 		}
 		return result, err
 	}
-	_, err := w.client.runLeased(ctx, w.appID, inv, leaseID, run, w.client.leaseTTL, nil)
+	// An empty log, not nil: nil would read the whole workflow's log at the run's first
+	// operation, one read per task of a workflow that dispatched thousands (quadratic). A
+	// redelivered run's recorded positions replay from the sidecar instead.
+	_, err := w.client.runLeased(ctx, w.appID, inv, leaseID, run, w.client.leaseTTL, emptyLog())
 	switch {
 	case errors.Is(err, errHandedBack):
 		w.release(inv, leaseID)

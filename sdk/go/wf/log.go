@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"time"
 
 	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
 	"google.golang.org/grpc/codes"
@@ -28,6 +29,8 @@ type logKey struct {
 type workflowLog struct {
 	ops   map[logKey]*sidecarv1.RecordedOperation
 	tasks map[string]*sidecarv1.TaskInvocation
+	// lastTime is the latest time the log knows of (any scope's utc_now, the base time).
+	lastTime time.Time
 }
 
 func emptyLog() *workflowLog {
@@ -37,9 +40,21 @@ func emptyLog() *workflowLog {
 func (l *workflowLog) add(batch *sidecarv1.GetWorkflowLogResponse) {
 	for _, op := range batch.GetOperations() {
 		l.ops[logKey{op.GetScope(), op.GetKind(), op.GetCustomName(), op.GetSequence()}] = op
+		if t := op.GetTimeValue(); t != nil {
+			l.noteTime(t.AsTime())
+		}
+	}
+	if t := batch.GetBaseTime(); t != nil {
+		l.noteTime(t.AsTime())
 	}
 	for _, task := range batch.GetTasks() {
 		l.tasks[task.GetInvocationId()] = task
+	}
+}
+
+func (l *workflowLog) noteTime(t time.Time) {
+	if t.After(l.lastTime) {
+		l.lastTime = t
 	}
 }
 
@@ -124,6 +139,13 @@ func (w *Context) recorded(kind string, seq int64) *sidecarv1.RecordedOperation 
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.log.ops[logKey{w.InvocationID(), k, name, seq}]
+}
+
+// logLastTime is the latest time the run's log knows of.
+func (w *Context) logLastTime() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.log.lastTime
 }
 
 // sameJSON reports whether two JSON texts are the same value (as the sidecar compares

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
@@ -22,8 +23,8 @@ import (
 // recorded as the task's result (JSON); a returned error is recorded as its failure.
 type TaskFunc func(ctx context.Context, task *Context) (any, error)
 
-// ErrSuspended, returned (or wrapped) by a TaskFunc, stops a task without recording an
-// outcome: its lease is left to lapse, and the next caller of the task (in any language)
+// ErrSuspended stops a task without recording an outcome when a TaskFunc returns (or
+// wraps) it: its lease is left to lapse, and the next caller of the task (in any language)
 // takes it over and runs it again from the top, replaying every recorded operation. The
 // caller of ExecuteTask / StartWorkflow gets the error back with the unfinished invocation.
 var ErrSuspended = errors.New("wf: task suspended without an outcome")
@@ -162,11 +163,15 @@ func (w *Context) ExecuteTask(ctx context.Context, taskID string, args any, run 
 				return true, nil
 			}
 		}
-		resp, err = w.client.Executor.ExecuteTask(ctx, &sidecarv1.ExecuteTaskRequest{
-			Position: pos, TaskId: taskID, ArgumentsJson: argsJSON, ForceNewWorkflow: o.forceNewWorkflow,
-			RunnerId: w.client.runnerID, LeaseTtl: durationpb.New(o.leaseTTL), Dispatch: o.dispatch,
+		// The buffer goes with this call: the task starts only once everything before it is recorded.
+		resp, err = blocking(w, func(commit *sidecarv1.OperationCommit) (*sidecarv1.ExecuteTaskResponse, error) {
+			resp, err := w.client.Executor.ExecuteTask(ctx, &sidecarv1.ExecuteTaskRequest{
+				Position: pos, TaskId: taskID, ArgumentsJson: argsJSON, ForceNewWorkflow: o.forceNewWorkflow,
+				RunnerId: w.client.runnerID, LeaseTtl: durationpb.New(o.leaseTTL), Dispatch: o.dispatch, Commit: commit,
+			})
+			return resp, wrap(err)
 		})
-		return resp.GetReplayed(), wrap(err)
+		return resp.GetReplayed(), err
 	})
 	if err != nil {
 		return nil, err
@@ -354,15 +359,21 @@ func describeDispatchedWait(inv *Invocation, now time.Time, verb, holder string)
 // runLeased runs the task while renewing its lease, then records its outcome. It
 // returns the finished invocation, or an error (LEASE_NOT_HELD when another holder took
 // the task over).
+//
+// The run buffers its operations (docs/client-contract.md, "One round trip per blocking
+// point"); a commit refused with COMMIT_CONFLICT means its log was stale, so the log is read
+// again and the code runs again from its top, replaying the winner's record (at most
+// ConflictReruns times).
 func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, leaseID string, run TaskFunc, ttl time.Duration, log *workflowLog) (*Invocation, error) {
 	taskCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	task := c.Context(appID, inv.Workflow, inv.ID)
-	task.log, task.argumentsJSON = log, inv.ArgumentsJSON
+	lost := new(atomic.Bool)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
 	wg.Add(1)
-	go func() { // renew the lease every ttl/3 until the task returns
+	go func() { // renew the lease every ttl/3 until the run has its outcome
 		defer wg.Done()
 		ticker := time.NewTicker(ttl / RenewFraction)
 		defer ticker.Stop()
@@ -379,20 +390,41 @@ func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, l
 				if e := FromError(err); e != nil && (e.Reason == ReasonLeaseNotHeld || e.Code == codes.NotFound) {
 					// The task lost its lease: its next operation fails LEASE_NOT_HELD, and
 					// cooperative task code sees its context cancelled.
-					task.mu.Lock()
-					task.leaseLost = true
-					task.mu.Unlock()
+					lost.Store(true)
 					cancel()
 					return
 				}
 			}
 		}
 	}()
+	for rerun := 0; ; rerun++ {
+		task := c.Context(appID, inv.Workflow, inv.ID)
+		task.log, task.argumentsJSON, task.lost, task.buffer = log, inv.ArgumentsJSON, lost, newRunBuffer(leaseID)
+		done, err := c.runOnce(ctx, taskCtx, appID, inv, leaseID, run, task)
+		if err == nil || !task.buffer.isConflicted() || rerun >= ConflictReruns {
+			return done, err
+		}
+		c.logf("invocation %s: %v; reading the log again and running the task again", inv.ID, err)
+		if log, err = c.readLog(ctx, appID, inv.Workflow.WorkflowID); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// runOnce is one run of a leased task's code, then its outcome recorded with the run's
+// buffer (CompleteTask, fenced by the lease).
+func (c *Client) runOnce(ctx, taskCtx context.Context, appID string, inv *Invocation, leaseID string, run TaskFunc, task *Context) (*Invocation, error) {
 	result, runErr := safeRun(taskCtx, task, run)
-	close(stop)
-	wg.Wait()
 	if errors.Is(runErr, ErrSuspended) {
-		return nil, runErr
+		return nil, runErr // records nothing: the buffer is dropped
+	}
+	if task.buffer.isConflicted() {
+		if IsReason(runErr, ReasonCommitConflict) {
+			return nil, runErr
+		}
+		// Code that caught a conflict and went on still ran on a stale log: run it again.
+		return nil, localError(codes.Aborted, ReasonCommitConflict, "a commit of invocation "+inv.ID+
+			" was refused with "+ReasonCommitConflict)
 	}
 
 	req := &sidecarv1.CompleteTaskRequest{AppId: appID, InvocationId: inv.ID, LeaseId: leaseID}
@@ -408,15 +440,23 @@ func (c *Client) runLeased(ctx context.Context, appID string, inv *Invocation, l
 	if runErr != nil {
 		req.Outcome = &sidecarv1.CompleteTaskRequest_Error{Error: taskErrorProto(runErr)}
 	}
-	resp, err := c.Executor.CompleteTask(ctx, req)
+	// The buffer goes with the outcome, fenced by this request's own lease id.
+	complete := func() (*sidecarv1.CompleteTaskResponse, error) {
+		return carry(task.buffer, inv.Workflow.WorkflowID, "", func(commit *sidecarv1.OperationCommit) (*sidecarv1.CompleteTaskResponse, error) {
+			req.Commit = commit
+			resp, err := c.Executor.CompleteTask(ctx, req)
+			return resp, wrap(err)
+		})
+	}
+	resp, err := complete()
 	if e := FromError(err); e != nil && e.Code == codes.ResourceExhausted {
 		// Refused before the sidecar's handler saw it (larger than its gRPC message limit):
 		// record that as the task's failure, so the task does not stay RUNNING.
 		req.Outcome = &sidecarv1.CompleteTaskRequest_Error{Error: tooLargeError(req, inv, e)}
-		resp, err = c.Executor.CompleteTask(ctx, req)
+		resp, err = complete()
 	}
 	if err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	return invocationFrom(resp.GetInvocation()), nil
 }

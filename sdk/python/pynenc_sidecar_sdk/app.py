@@ -9,7 +9,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk import tracing
@@ -55,14 +55,15 @@ class Task:
         """The identity of the workflow running now."""
         return self.wf.identity
 
-    def arguments(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Arguments by parameter name, as JSON values (what a task position records)."""
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         try:
-            return json.loads(json.dumps(bound.arguments))
+            arguments: dict[str, Any] = json.loads(json.dumps(bound.arguments))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"arguments of {self.task_id} must be JSON values: {exc}") from None
+        return arguments
 
     def __call__(self, *args: Any, **kwargs: Any) -> Invocation:
         """Inside a workflow: execute_task. Outside: run as a new workflow with a fresh id."""
@@ -117,8 +118,17 @@ class Pynenc:
         self.runner_id = f"py-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.tasks: dict[str, Task] = {}
 
+    @overload
+    def task(self, func: Callable[..., Any], *, force_new_workflow: bool = False,
+             dispatch: bool | Dispatch = False, task_id: str | None = None) -> Task: ...
+
+    @overload
+    def task(self, func: None = None, *, force_new_workflow: bool = False,
+             dispatch: bool | Dispatch = False, task_id: str | None = None) -> Callable[[Callable[..., Any]], Task]: ...
+
     def task(self, func: Callable[..., Any] | None = None, *, force_new_workflow: bool = False,
-             dispatch: bool | Dispatch = False, task_id: str | None = None) -> Any:
+             dispatch: bool | Dispatch = False, task_id: str | None = None
+             ) -> Task | Callable[[Callable[..., Any]], Task]:
         """A task. With dispatch (True, or a Dispatch of policies), a call inside a workflow
         is not run by the caller but queued for a worker serving it (`app.worker`). task_id
         replaces the default id (<module>.<function>), e.g. to serve a task other languages
@@ -161,7 +171,8 @@ class Pynenc:
         with tracing.workflow_span(self.app_id, identity) as span:  # the root of the run's trace
             return self._run_workflow(task, identity, span, args, kwargs)
 
-    def _run_workflow(self, task: Task, identity: WorkflowIdentity, span: Any, args: tuple, kwargs: dict) -> Invocation:
+    def _run_workflow(self, task: Task, identity: WorkflowIdentity, span: tracing.SpanHook, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Invocation:
         workflow_id = identity.workflow_id
         # include_log: on a replay the reply brings the log (when small), saving a GetWorkflowLog.
         reply = self.client.call(self.client.executor.StartWorkflow, de.StartWorkflowRequest(

@@ -10,13 +10,17 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk.errors import LeaseNotHeldError, OperationInGeneratorError
+
+if TYPE_CHECKING:  # both import this module
+    from pynenc_sidecar_sdk.app import Pynenc
+    from pynenc_sidecar_sdk.workflow import DeterministicExecutor
 
 Key = tuple[str, int, str, int]  # scope, kind, custom name, sequence
 
@@ -81,12 +85,12 @@ class WorkflowLog:
 class RunContext:
     """One run of one invocation's code inside a workflow."""
 
-    app: Any  # the Pynenc app
+    app: Pynenc
     workflow: WorkflowIdentity
     invocation_id: str
     log: WorkflowLog
     counters: dict[tuple[int, str], int] = field(default_factory=dict)
-    executor: Any = None  # this run's DeterministicExecutor, made at first use (workflow.py)
+    executor: DeterministicExecutor | None = None  # made at first use (workflow.py)
     # Set by the lease keeper when another worker took the task over: every later
     # operation of this run raises LeaseNotHeldError (Python cannot stop a thread).
     lease_lost: threading.Event = field(default_factory=threading.Event)
@@ -164,7 +168,7 @@ class RunContext:
             self.counters[kind, name] = sequence - 1
 
     @contextlib.contextmanager
-    def giving_back(self, kind: int, name: str, sequence: int):
+    def giving_back(self, kind: int, name: str, sequence: int) -> Iterator[None]:
         try:
             yield
         except BaseException:

@@ -68,19 +68,20 @@ class RemoteTask:
         self.params = tuple(params)
         self.dispatch = dispatch or Dispatch()
 
-    def arguments(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if len(args) > len(self.params):
             raise TypeError(f"{self.task_id} takes its arguments by name: call it with keywords, or declare "
                             f"app.remote_task({self.task_id!r}, params=[...]) to pass them in order")
-        arguments = dict(zip(self.params, args, strict=False))
+        arguments: dict[str, Any] = dict(zip(self.params, args, strict=False))
         for name in kwargs:
             if name in arguments:
                 raise TypeError(f"{self.task_id} got {name!r} twice")
         arguments.update(kwargs)
         try:
-            return json.loads(json.dumps(arguments))
+            as_json: dict[str, Any] = json.loads(json.dumps(arguments))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"arguments of {self.task_id} must be JSON values: {exc}") from None
+        return as_json
 
     def func(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"task {self.task_id} is served by another worker: this process cannot run it")

@@ -67,7 +67,7 @@ _BY_REASON = {
 
 def from_rpc_error(error: grpc.RpcError) -> SidecarError:
     """Turn a failed call into the matching SidecarError subclass."""
-    reason, metadata = "", {}
+    reason, metadata = "", dict[str, str]()
     status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
     if status is not None:
         for detail in status.details:

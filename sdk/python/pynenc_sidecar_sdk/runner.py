@@ -9,7 +9,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import duration_pb2
@@ -18,6 +18,11 @@ from pynenc_sidecar_proto.v1 import common_pb2
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_sdk.context import RunContext, current_run
 from pynenc_sidecar_sdk.errors import CommitConflictError, LeaseNotHeldError, SidecarError, TaskFailedError
+
+if TYPE_CHECKING:  # app.py imports this module
+    from google.protobuf import timestamp_pb2
+
+    from pynenc_sidecar_sdk.app import Pynenc
 
 log = logging.getLogger(__name__)
 FINAL = {common_pb2.INVOCATION_STATUS_SUCCESS, common_pb2.INVOCATION_STATUS_FAILED}
@@ -95,7 +100,7 @@ def too_large_error(request: de.CompleteTaskRequest, task_id: str, refusal: Side
         "--max-value-bytes / PYNENC_SIDECAR_MAX_VALUE_BYTES"))
 
 
-def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: tuple, kwargs: dict,
+def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                task_id: str = "") -> de.TaskInvocation:
     """Run func as the invocation, then record its result or error with the run's buffered
     operations; returns the final state. A commit refused with COMMIT_CONFLICT (this run's log
@@ -113,7 +118,7 @@ def run_leased(run: RunContext, lease_id: str, func: Callable[..., Any], args: t
     raise AssertionError("unreachable")
 
 
-def _run_once(run: RunContext, lease_id: str, func: Callable[..., Any], args: tuple, kwargs: dict,
+def _run_once(run: RunContext, lease_id: str, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
               task_id: str) -> de.TaskInvocation:
     app = run.app
     request = de.CompleteTaskRequest(app_id=app.app_id, invocation_id=run.invocation_id, lease_id=lease_id)
@@ -159,7 +164,7 @@ def _run_once(run: RunContext, lease_id: str, func: Callable[..., Any], args: tu
         return invocation
 
 
-def drive(app: Any, invocation: de.TaskInvocation, lease_id: str,
+def drive(app: Pynenc, invocation: de.TaskInvocation, lease_id: str,
           run_once: Callable[[de.TaskInvocation, str], de.TaskInvocation]) -> de.TaskInvocation:
     """Bring an invocation to an outcome: run it while this worker holds its lease, else wait
     for the holder (taking over if its lease lapses). A run that lost its lease to another
@@ -194,7 +199,7 @@ def describe_wait(invocation: de.TaskInvocation, now: datetime, again: bool = Fa
                    "unless the holder renews it")
 
 
-def _iso(timestamp: Any) -> tuple[str, datetime]:
+def _iso(timestamp: timestamp_pb2.Timestamp) -> tuple[str, datetime]:
     moment = timestamp.ToDatetime(tzinfo=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"), moment
 
@@ -216,7 +221,7 @@ def describe_dispatched_wait(invocation: de.TaskInvocation, now: datetime, again
     return text + f"queued since {at} ({waited:.1f} s){retry}"
 
 
-def wait_or_take_over(app: Any, invocation: de.TaskInvocation) -> tuple[de.TaskInvocation, str]:
+def wait_or_take_over(app: Pynenc, invocation: de.TaskInvocation) -> tuple[de.TaskInvocation, str]:
     """Wait for another worker's task: returns (state, lease_id) — a lease when its holder died.
 
     Says so: a WARNING when the wait starts (INFO for a dispatched task), an INFO line on every

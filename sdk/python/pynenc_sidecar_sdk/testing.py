@@ -18,17 +18,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import grpc
 
 from pynenc_sidecar_sdk.app import Pynenc
 
 try:
-    from pynenc_sidecar.server import MEMORY_DATA_FILE, ServerSettings, build_server
+    from pynenc_sidecar.server import MEMORY_DATA_FILE, ServerSettings, Stores, build_server
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise ImportError("pynenc_sidecar_sdk.testing runs the server in-process: install the testing extra, "
                       "pip install 'pynenc-sidecar-sdk[testing]' (it brings the pynenc-sidecar server)") from exc
 
 __all__ = ["InProcessSidecar"]
+
+R = TypeVar("R")
 
 START_TIMEOUT_S = 30.0
 
@@ -40,8 +45,8 @@ class InProcessSidecar:
         self._settings = ServerSettings(host=host, port=port, data_file=MEMORY_DATA_FILE, grace_period_s=0)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: Any = None
-        self._stores: Any = None
+        self._server: grpc.aio.Server | None = None
+        self._stores: Stores | None = None
         self._apps: list[Pynenc] = []
         self.port = 0
 
@@ -60,7 +65,7 @@ class InProcessSidecar:
         self._thread = threading.Thread(target=loop.run_forever, name="pynenc-sidecar-testing", daemon=True)
         self._thread.start()
         try:
-            self._server, self._stores, _, self.port = self._run(self._start())
+            self._server, self._stores, self.port = self._run(self._start())
         except BaseException:
             self._shut_loop()
             raise
@@ -74,7 +79,7 @@ class InProcessSidecar:
         if self._loop is None:
             return
         try:
-            if self._server is not None:
+            if self._server is not None and self._stores is not None:
                 self._run(self._stop())
         finally:
             self._server = self._stores = None
@@ -94,16 +99,17 @@ class InProcessSidecar:
         self.stop()
 
     # --- the server's thread ---------------------------------------------------------------
-    async def _start(self) -> tuple[Any, Any, Any, int]:
-        server, stores, health, port = await build_server(self._settings)
+    async def _start(self) -> tuple[grpc.aio.Server, Stores, int]:
+        server, stores, _, port = await build_server(self._settings)
         await server.start()
-        return server, stores, health, port
+        return server, stores, port
 
     async def _stop(self) -> None:
+        assert self._server is not None and self._stores is not None
         await self._server.stop(self._settings.grace_period_s)
         await self._stores.close()
 
-    def _run(self, coroutine: Any) -> Any:
+    def _run(self, coroutine: Coroutine[Any, Any, R]) -> R:
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:

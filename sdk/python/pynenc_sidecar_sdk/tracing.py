@@ -27,7 +27,18 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any, Literal
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # OpenTelemetry comes with the [tracing] extra, imported only when tracing is on
+    import grpc
+    from opentelemetry import trace
+    from opentelemetry.util.types import AttributeValue
+
+    from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
+    from pynenc_sidecar_sdk.context import RunContext, WorkflowIdentity
+
+    Attributes = dict[str, AttributeValue]
 
 INSTRUMENTATION_NAME = "pynenc_sidecar_sdk"
 DEFAULT_SERVICE_NAME = "pynenc-worker"
@@ -47,7 +58,7 @@ ORIGIN_LINK_ATTRIBUTE = "pynenc.link"
 
 _env_setup_done = False
 _env_setup_lock = threading.Lock()
-_cached: tuple[Any, Any] | None = None  # (provider, tracer)
+_cached: tuple[trace.TracerProvider, trace.Tracer] | None = None
 _env_requested: bool | None = None
 _missing_reported = False  # asked for by the variables, but the [tracing] extra is not installed
 
@@ -66,7 +77,7 @@ def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
     return bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
-def tracer() -> Any:
+def tracer() -> trace.Tracer | None:
     """The SDK's tracer, or None when tracing is off."""
     global _cached, _env_requested
     if _env_requested is None:  # read the environment once: this runs on every operation
@@ -145,13 +156,14 @@ def _install_provider() -> None:
     trace.set_tracer_provider(provider)
 
 
-def traced_channel(channel: Any) -> Any:
+def traced_channel(channel: grpc.Channel) -> grpc.Channel:
     """The channel with OpenTelemetry's gRPC client interceptor: a CLIENT span per call that
     sends the caller's context as ``traceparent``."""
     from opentelemetry.instrumentation.grpc import client_interceptor
     from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
-    return intercept_channel(channel, client_interceptor())
+    traced: grpc.Channel = intercept_channel(channel, client_interceptor())
+    return traced
 
 
 # --- spans -------------------------------------------------------------------------------
@@ -164,7 +176,7 @@ class _NoSpan:
     def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
-    def replayed(self, flag: bool, origin: Any = None) -> None:
+    def replayed(self, flag: bool, origin: de.SpanReference | None = None) -> None:
         pass
 
 
@@ -172,26 +184,31 @@ NO_SPAN = _NoSpan()
 
 
 class _Span:
-    def __init__(self, tracer_: Any, name: str, attributes: dict[str, Any], links: list[Any]) -> None:
+    def __init__(self, tracer_: trace.Tracer, name: str, attributes: Attributes, links: list[trace.Link]) -> None:
         self._manager = tracer_.start_as_current_span(name, attributes=attributes, links=links)
-        self.span: Any = None
+        self.span: trace.Span | None = None
 
     def __enter__(self) -> _Span:
         self.span = self._manager.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> Any:
-        return self._manager.__exit__(*exc)
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._manager.__exit__(kind, error, traceback)
 
-    def replayed(self, flag: bool, origin: Any = None) -> None:
+    def replayed(self, flag: bool, origin: de.SpanReference | None = None) -> None:
         """Mark the operation replayed (or recorded now); link to the origin if known."""
+        assert self.span is not None, "replayed() is called inside the span's `with`"
         self.span.set_attribute(REPLAYED, bool(flag))
         link = _origin_context(origin) if flag else None
         if link is not None:
             self.span.add_link(link, {ORIGIN_LINK_ATTRIBUTE: "recorded_by"})
 
 
-def _origin_context(origin: Any) -> Any:
+SpanHook = _Span | _NoSpan  # what the hooks return: a span when tracing is on, NO_SPAN when off
+
+
+def _origin_context(origin: de.SpanReference | None) -> trace.SpanContext | None:
     """A SpanContext for a RecordedOperation.origin_span (None if unset or malformed)."""
     if origin is None or not origin.trace_id or not origin.span_id:
         return None
@@ -207,8 +224,8 @@ def _origin_context(origin: Any) -> Any:
     return context if context.is_valid else None
 
 
-def _workflow_attributes(app_id: str, workflow: Any) -> dict[str, Any]:
-    attributes: dict[str, Any] = {APP_ID: app_id, WORKFLOW_ID: workflow.workflow_id}
+def _workflow_attributes(app_id: str, workflow: WorkflowIdentity) -> Attributes:
+    attributes: Attributes = {APP_ID: app_id, WORKFLOW_ID: workflow.workflow_id}
     if workflow.workflow_type:
         attributes[WORKFLOW_TYPE] = workflow.workflow_type
     if workflow.parent_workflow_id:
@@ -216,7 +233,7 @@ def _workflow_attributes(app_id: str, workflow: Any) -> dict[str, Any]:
     return attributes
 
 
-def workflow_span(app_id: str, workflow: Any) -> _Span | _NoSpan:
+def workflow_span(app_id: str, workflow: WorkflowIdentity) -> SpanHook:
     """The span of one run of a workflow's main task (the root of the run's trace)."""
     tracer_ = tracer()
     if tracer_ is None:
@@ -231,8 +248,8 @@ _SPAN_NAMES = {"random": "pynenc.random", "time": "pynenc.utc_now", "uuid": "pyn
                "data_read": "pynenc.get_data", "data_write": "pynenc.set_data"}
 
 
-def operation_span(run: Any, operation: str, sequence: int, *, name: str = "", task_id: str = "",
-                   recorded: Any = None) -> _Span | _NoSpan:
+def operation_span(run: RunContext, operation: str, sequence: int, *, name: str = "", task_id: str = "",
+                   recorded: de.RecordedOperation | None = None) -> SpanHook:
     """The span of one deterministic operation. `recorded`: the RecordedOperation the log
     already holds at this position — the operation is then a replay served locally, and
     the span links to the span that recorded it."""
@@ -245,7 +262,7 @@ def operation_span(run: Any, operation: str, sequence: int, *, name: str = "", t
         attributes[OPERATION_NAME] = name
     if task_id:
         attributes[TASK_ID] = task_id
-    links = []
+    links: list[trace.Link] = []
     if recorded is not None:
         attributes[REPLAYED] = True
         link = _origin_context(recorded.origin_span if recorded.HasField("origin_span") else None)

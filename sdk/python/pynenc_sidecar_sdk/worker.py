@@ -15,7 +15,7 @@ import signal
 import threading
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -60,7 +60,7 @@ class Worker:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._held: dict[str, tuple[de.DispatchedTask, RunContext | None]] = {}
-        self._poll: Any = None  # the long poll in flight (cancelled by stop)
+        self._poll: grpc.Future[de.PollTasksResponse] | None = None  # the long poll in flight (stop cancels it)
         self._thread: threading.Thread | None = None
 
     # --- lifecycle -----------------------------------------------------------------

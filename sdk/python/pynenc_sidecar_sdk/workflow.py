@@ -6,7 +6,6 @@ import datetime
 import json
 import time
 from collections.abc import Callable
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -19,8 +18,11 @@ from pynenc_sidecar_sdk.errors import NondeterministicReplayError, WorkflowAcces
 from pynenc_sidecar_sdk.invocation import Invocation
 from pynenc_sidecar_sdk.runner import FINAL, drive, duration, run_leased
 
-if TYPE_CHECKING:
-    from pynenc_sidecar_sdk.app import Task
+if TYPE_CHECKING:  # app.py and dispatch.py import this module
+    from pynenc_sidecar_sdk.app import Pynenc, Task
+    from pynenc_sidecar_sdk.client import SidecarClient
+    from pynenc_sidecar_sdk.dispatch import RemoteTask
+    from pynenc_sidecar_sdk.tracing import SpanHook
 
 T = TypeVar("T")
 RANDOM, TIME, UUID, TASK, CUSTOM = (de.OPERATION_KIND_RANDOM, de.OPERATION_KIND_TIME, de.OPERATION_KIND_UUID,
@@ -31,15 +33,23 @@ DATA_READ, DATA_WRITE = de.OPERATION_KIND_DATA_READ, de.OPERATION_KIND_DATA_WRIT
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-def _utc(timestamp: Any) -> datetime.datetime:
+def _utc(timestamp: timestamp_pb2.Timestamp) -> datetime.datetime:
     """timestamp.ToDatetime(tzinfo=datetime.UTC), several times faster (nanos are >= 0, so
     flooring them to microseconds truncates as ToDatetime does)."""
     return _EPOCH + datetime.timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
 
 
 # How each built-in value is read from a log entry, and made anew (value, buffered operation).
-_LOGGED_RANDOM, _LOGGED_TIME, _LOGGED_UUID = (attrgetter("random_value"), lambda op: _utc(op.time_value),
-                                              attrgetter("uuid_value"))
+def _logged_random(op: de.RecordedOperation) -> float:
+    return op.random_value
+
+
+def _logged_time(op: de.RecordedOperation) -> datetime.datetime:
+    return _utc(op.time_value)
+
+
+def _logged_uuid(op: de.RecordedOperation) -> str:
+    return op.uuid_value
 
 
 def _new_random(run: RunContext, sequence: int) -> tuple[float, de.BufferedOperation]:
@@ -66,7 +76,7 @@ class DeterministicExecutor:
         self.run = run
 
     @property
-    def _client(self) -> Any:
+    def _client(self) -> SidecarClient:
         return self.run.app.client
 
     # Each operation first looks in the run's log: a recorded value is served from there
@@ -77,11 +87,13 @@ class DeterministicExecutor:
         run = self.run
         sequence, recorded = run.next_recorded(CUSTOM, operation)
         if recorded is not None and tracing.tracer() is None:
-            return json.loads(recorded.json_value)
+            replayed: T = json.loads(recorded.json_value)  # what the generator returned, through JSON
+            return replayed
         with run.giving_back(CUSTOM, operation, sequence), \
                 tracing.operation_span(run, "custom", sequence, name=operation, recorded=recorded) as span:
             if recorded is not None:
-                return json.loads(recorded.json_value)
+                replayed = json.loads(recorded.json_value)
+                return replayed
             run.generating = operation
             try:
                 value_json = json.dumps(generator())
@@ -90,9 +102,10 @@ class DeterministicExecutor:
             run.buffer(de.BufferedOperation(kind=CUSTOM, custom_name=operation, sequence=sequence,
                                             json_value=value_json))
             span.replayed(False)
-            return json.loads(value_json)
+            value: T = json.loads(value_json)  # as a replay will return it (a tuple comes back a list)
+            return value
 
-    def _builtin(self, kind: int, name: str, from_log: Callable[[Any], T],
+    def _builtin(self, kind: int, name: str, from_log: Callable[[de.RecordedOperation], T],
                  compute: Callable[[RunContext, int], tuple[T, de.BufferedOperation]]) -> T:
         """random/utc_now/uuid: the logged value if any, else computed here and buffered."""
         run = self.run
@@ -109,13 +122,13 @@ class DeterministicExecutor:
             return value
 
     def random(self) -> float:
-        return self._builtin(RANDOM, "random", _LOGGED_RANDOM, _new_random)
+        return self._builtin(RANDOM, "random", _logged_random, _new_random)
 
     def utc_now(self) -> datetime.datetime:
-        return self._builtin(TIME, "time", _LOGGED_TIME, _new_time)
+        return self._builtin(TIME, "time", _logged_time, _new_time)
 
     def uuid(self) -> str:
-        return self._builtin(UUID, "uuid", _LOGGED_UUID, _new_uuid)
+        return self._builtin(UUID, "uuid", _logged_uuid, _new_uuid)
 
     def get_base_time(self) -> datetime.datetime:
         self.run.flush()  # a buffered utc_now fixes the base time: commit it first
@@ -130,7 +143,7 @@ class DeterministicExecutor:
             return self.run.count(kinds[operation])
         return self.run.count(CUSTOM, operation)
 
-    def execute_task(self, task: Task, *args: Any, **kwargs: Any) -> Invocation:
+    def execute_task(self, task: Task | RemoteTask, *args: Any, **kwargs: Any) -> Invocation:
         """Run a task at the next task position, or return the recorded invocation on replay."""
         run = self.run
         sequence, recorded = run.next_recorded(TASK)
@@ -146,8 +159,8 @@ class DeterministicExecutor:
                 tracing.operation_span(run, "task", sequence, task_id=task.task_id, recorded=recorded) as span:
             return self._execute_task(run, sequence, task, arguments, args, kwargs, span)
 
-    def _execute_task(self, run: RunContext, sequence: int, task: Task, arguments: dict[str, Any], args: tuple,
-                      kwargs: dict, span: Any) -> Invocation:
+    def _execute_task(self, run: RunContext, sequence: int, task: Task | RemoteTask, arguments: dict[str, Any],
+                      args: tuple[Any, ...], kwargs: dict[str, Any], span: SpanHook) -> Invocation:
         app = run.app
         # The buffer goes with this call: the task starts only once everything before it is recorded.
         request = de.ExecuteTaskRequest(
@@ -188,7 +201,7 @@ class WorkflowContext:
         return run.executor
 
     @property
-    def app(self) -> Any:
+    def app(self) -> Pynenc:
         return self.task.app
 
     @property
@@ -253,7 +266,7 @@ class WorkflowContext:
     def uuid(self) -> str:
         return self.deterministic.uuid()
 
-    def execute_task(self, task: Task, *args: Any, **kwargs: Any) -> Invocation:
+    def execute_task(self, task: Task | RemoteTask, *args: Any, **kwargs: Any) -> Invocation:
         return self.deterministic.execute_task(task, *args, **kwargs)
 
 

@@ -60,3 +60,12 @@ export function retryInterceptor(): Interceptor {
     }
   };
 }
+
+/** Dispatch (docs/client-contract.md, "Dispatch: a task served by a worker in any language"). */
+export const DISPATCH = {
+  pollTimeoutMsDefault: 30_000,
+  pollTimeoutMsMax: 60_000,
+  maxTasksPerPoll: 100,
+  maxTaskIdsPerPoll: 100,
+  shutdownGraceMsDefault: 30_000,
+} as const;

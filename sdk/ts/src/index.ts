@@ -7,4 +7,7 @@ export type { FieldViolation } from "./errors.js";
 export { UUID_NAMESPACE, derivationName, deriveRandom, deriveUuid, randomBits } from "./derive.js";
 export * as proto from "./gen/pynenc/sidecar/v1/deterministic_executor_pb.js";
 export * as common from "./gen/pynenc/sidecar/v1/common_pb.js";
-export { DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, RETRY, retryInterceptor } from "./contract.js";
+export { Worker } from "./worker.js";
+export type { WorkerOptions } from "./worker.js";
+export type { DispatchOptions } from "./dispatch.js";
+export { DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, DISPATCH, ENV, RENEW_FRACTION, RETRY, retryInterceptor } from "./contract.js";

@@ -18,6 +18,7 @@ import {
   type TaskLease,
 } from "./gen/pynenc/sidecar/v1/deterministic_executor_pb.js";
 import { COMMIT, DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, retryInterceptor } from "./contract.js";
+import { dispatchProto, type DispatchOptions } from "./dispatch.js";
 import { Code, Reason, SidecarError, TaskFailedError, TaskSuspended } from "./errors.js";
 import { WorkflowLog } from "./log.js";
 import { RunBuffer, type BufferedInit } from "./commit.js";
@@ -65,9 +66,15 @@ export interface ClientOptions {
   maxMessageBytes?: number;
 }
 
+/** Truncated to the millisecond, as the other SDKs print it (timestampDate rounds up). */
+function millis({ seconds, nanos }: Timestamp): Date {
+  return new Date(Number(seconds) * 1000 + Math.floor(nanos / 1_000_000));
+}
+
 /** What a run waits for and until when, in the same words in every SDK. */
 export function describeWait(inv: Invocation, now: Date, again = false): string {
   const holder = inv.leaseRunnerId ? `runner ${JSON.stringify(inv.leaseRunnerId)}` : "another worker";
+  if (inv.dispatched) return describeDispatchedWait(inv, now, again, holder);
   const text =
     `${again ? "still waiting" : "waiting"} for task ${inv.taskId} (invocation ${inv.id}, ` +
     `workflow ${inv.workflow.workflowId}) held by ${holder}: `;
@@ -80,6 +87,20 @@ export function describeWait(inv: Invocation, now: Date, again = false): string 
     `its lease expires at ${at} (${left.toFixed(1)} s left); this run takes the task over then ` +
     "unless the holder renews it"
   );
+}
+
+/** What a caller waits for when its task is dispatched to a worker serving it. */
+function describeDispatchedWait(inv: Invocation, now: Date, again: boolean, holder: string): string {
+  const text =
+    `${again ? "still waiting" : "waiting"} for task ${inv.taskId} (invocation ${inv.id}, ` +
+    `workflow ${inv.workflow.workflowId}), dispatched to a worker serving it: `;
+  if (inv.status === InvocationStatus.RUNNING) return text + `attempt ${inv.attempt} runs on ${holder}`;
+  if (!inv.queueTime) return text + "queued";
+  const at = inv.queueTime.toISOString();
+  const retry = inv.attempt > 0 && inv.lastError ? ` (attempt ${inv.attempt} failed: ${inv.lastError.type})` : "";
+  const waited = (now.getTime() - inv.queueTime.getTime()) / 1000;
+  if (waited < 0) return text + `to be retried at ${at}${retry}`;
+  return text + `queued since ${at} (${waited.toFixed(1)} s)${retry}`;
 }
 
 /**
@@ -137,6 +158,12 @@ export interface TaskOptions {
   /** Give the child a workflow of its own (Pynenc's force_new_workflow=True). */
   forceNewWorkflow?: boolean;
   leaseTtlMs?: number;
+  /**
+   * Queue the task for a worker serving its task id, in any language, instead of running it
+   * here (`true`: the sidecar's default policies); the call resolves with its outcome. A call
+   * without a task function is dispatched anyway.
+   */
+  dispatch?: DispatchOptions | true;
 }
 
 function identityProto(id: Identity): WorkflowIdentity {
@@ -148,7 +175,8 @@ function identityProto(id: Identity): WorkflowIdentity {
   };
 }
 
-function duration(ms: number): Duration {
+/** @internal */
+export function duration(ms: number): Duration {
   return {
     $typeName: "google.protobuf.Duration",
     seconds: BigInt(Math.floor(ms / 1000)),
@@ -156,7 +184,8 @@ function duration(ms: number): Duration {
   };
 }
 
-async function call<T>(promise: Promise<T>): Promise<T> {
+/** @internal */
+export async function call<T>(promise: Promise<T>): Promise<T> {
   try {
     return await promise;
   } catch (err) {
@@ -190,6 +219,13 @@ export class Invocation {
   readonly leaseRunnerId: string;
   /** While status is RUNNING: when the holder's lease expires (undefined when unknown). */
   readonly leaseExpireTime?: Date;
+  /** A worker serving the task id runs it (attempt: 1-based, of the current or last run). */
+  readonly dispatched: boolean;
+  readonly attempt: number;
+  /** While a dispatched task is queued: since when (a retry's: when it is due). */
+  readonly queueTime?: Date;
+  /** While a dispatched task waits for a retry: the failed attempt's error. */
+  readonly lastError?: TaskFailedError;
 
   constructor(p: TaskInvocation) {
     this.id = p.invocationId;
@@ -204,11 +240,11 @@ export class Invocation {
     this.parentInvocationId = p.parentInvocationId;
     this.resultJson = p.resultJson;
     this.leaseRunnerId = p.leaseRunnerId;
-    if (p.leaseExpireTime) {
-      // Truncated to the millisecond, as the other SDKs print it (timestampDate rounds up).
-      const { seconds, nanos } = p.leaseExpireTime;
-      this.leaseExpireTime = new Date(Number(seconds) * 1000 + Math.floor(nanos / 1_000_000));
-    }
+    if (p.leaseExpireTime) this.leaseExpireTime = millis(p.leaseExpireTime);
+    this.dispatched = p.dispatched;
+    this.attempt = p.attempt;
+    if (p.queueTime) this.queueTime = millis(p.queueTime);
+    if (p.lastError) this.lastError = new TaskFailedError(p.lastError.type, p.lastError.message, p.lastError.detailJson, p.lastError.traceback);
     if (p.status === InvocationStatus.FAILED && p.error) {
       this.failure = new TaskFailedError(p.error.type, p.error.message, p.error.detailJson, p.error.traceback);
     }
@@ -390,7 +426,9 @@ export class Client {
           // another live holder took the task over: wait for its outcome
         }
       }
-      this.log(describeWait(inv, new Date(), slices++ > 0));
+      // A dispatched task's wait is the normal case: said only once it outlasts a slice.
+      if (!inv.dispatched || slices > 0) this.log(describeWait(inv, new Date(), slices > 0));
+      slices++;
       const resp = await call(
         this.executor.waitTask(
           {
@@ -412,7 +450,11 @@ export class Client {
     return inv;
   }
 
-  private async runLeased(
+  /**
+   * @internal Runs `run` under the held lease (renewed every ttl/3), then records its outcome.
+   * `stop` (a worker handing the task back) aborts the run's signal as a lost lease does.
+   */
+  async runLeased(
     appId: string,
     inv: Invocation,
     leaseId: string,
@@ -420,9 +462,12 @@ export class Client {
     ttlMs: number,
     ctx: OtelContext,
     log: WorkflowLog,
+    stop?: AbortSignal,
   ): Promise<Invocation> {
     const abort = new AbortController();
+    const signal = stop ? AbortSignal.any([abort.signal, stop]) : abort.signal;
     let task = new Context(this, appId, inv.workflow, inv.id, ctx, log);
+    task.argumentsJson = inv.argumentsJson;
     const timer = setInterval(() => {
       this.executor
         .renewTaskLease({ appId, invocationId: inv.id, leaseId, leaseTtl: duration(ttlMs) }, callOptions(ctx, { timeoutMs: Math.max(1, Math.floor(ttlMs / RENEW_FRACTION)) }))
@@ -439,7 +484,7 @@ export class Client {
       for (let rerun = 0; ; rerun++) {
         task.buffer = new RunBuffer(leaseId);
         try {
-          return await this.runOnce(appId, inv, leaseId, run, task, abort.signal, ctx);
+          return await this.runOnce(appId, inv, leaseId, run, task, signal, ctx);
         } catch (err) {
           // A commit refused with COMMIT_CONFLICT: this run's log was stale. Read it again and
           // run the code again from its top (counters at 0), replaying the winner's record.
@@ -447,6 +492,7 @@ export class Client {
           this.log(`invocation ${inv.id}: ${err instanceof Error ? err.message : String(err)}; reading the log again and running the task again`);
           const fresh = new Context(this, appId, inv.workflow, inv.id, ctx, await this.readLog(appId, inv.workflow.workflowId, ctx));
           fresh.leaseLost = task.leaseLost;
+          fresh.argumentsJson = inv.argumentsJson;
           task = fresh;
         }
       }
@@ -579,6 +625,8 @@ export class Context {
   private generating = "";
   /** @internal Set when another worker took this run's task over. */
   leaseLost = false;
+  /** @internal The canonical JSON arguments of the invocation whose code runs (set in a leased run). */
+  argumentsJson?: string;
   /**
    * @internal A run under a lease buffers its random, uuid, utc_now, custom values and data
    * writes and sends them with its next blocking call; a free Context (no lease) calls the
@@ -605,6 +653,17 @@ export class Context {
   /** Whether the code is the workflow's main task (which alone may setData). */
   get isMainTask(): boolean {
     return this.invocationId === this.workflow.workflowId;
+  }
+
+  /**
+   * The arguments of the invocation whose code runs (a task a Worker runs, or any task run by
+   * executeTask), parsed from their JSON.
+   */
+  arguments<T = Record<string, unknown>>(): T {
+    if (this.argumentsJson === undefined) {
+      throw new Error(`no arguments are known to this context of invocation ${this.invocationId}`);
+    }
+    return JSON.parse(this.argumentsJson) as T;
   }
 
   /**
@@ -825,10 +884,17 @@ export class Context {
    * renewed while it runs) and its outcome recorded; otherwise it waits for the holder's
    * outcome (taking the task over if that lease lapses). A replay asking for another call
    * throws a SidecarError with reason NONDETERMINISTIC_REPLAY.
+   *
+   * Without `run`, or with `options.dispatch`, the task is dispatched: the sidecar queues it
+   * for a worker serving its task id (in any language, `client.worker(...)` here) and this
+   * call resolves when it has an outcome (docs/client-contract.md, "Dispatch"). A replay finds
+   * the recorded invocation: nothing is dispatched again.
    */
-  async executeTask(taskId: string, args: Record<string, unknown>, run: TaskFn, options: TaskOptions = {}): Promise<Invocation> {
+  async executeTask(taskId: string, args: Record<string, unknown>, run?: TaskFn, options: TaskOptions = {}): Promise<Invocation> {
     const ttlMs = options.leaseTtlMs ?? this.client.leaseTtlMs;
     const argumentsJson = toJson(args ?? {}, "arguments");
+    const dispatched = options.dispatch !== undefined || run === undefined;
+    const dispatch = dispatched ? dispatchProto(options.dispatch === true ? {} : (options.dispatch ?? {})) : undefined;
     let taskSeq = 0n;
     type Reply = { state: TaskInvocation; lease?: TaskLease };
     const opened = await this.open<Reply>(
@@ -848,6 +914,7 @@ export class Context {
                 runnerId: this.client.runnerId,
                 leaseTtl: duration(ttlMs),
                 commit,
+                dispatch,
               },
               callOptions(ctx),
             ),

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Client, ERROR_DOMAIN, Reason } from "../src/index.js";
-import { COMMIT, DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, ENV, RENEW_FRACTION, RETRY } from "../src/contract.js";
+import { COMMIT, DEFAULT_LEASE_TTL_MS, DEFAULT_WAIT_SLICE_MS, DISPATCH, ENV, RENEW_FRACTION, RETRY } from "../src/contract.js";
 import { ATTR, SPAN_NAMES } from "../src/tracing.js";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
@@ -48,6 +48,14 @@ test("the SDK's constants are the client contract's", () => {
     contract.span_attributes,
   );
   assert.deepEqual({ ...SPAN_NAMES, workflow: "pynenc.workflow" }, contract.span_names);
+});
+
+test("the SDK's dispatch constants are the client contract's", () => {
+  assert.equal(DISPATCH.pollTimeoutMsDefault, contract.dispatch.poll_timeout_ms_default);
+  assert.equal(DISPATCH.pollTimeoutMsMax, contract.dispatch.poll_timeout_ms_max);
+  assert.equal(DISPATCH.maxTasksPerPoll, contract.dispatch.max_tasks_per_poll);
+  assert.equal(DISPATCH.maxTaskIdsPerPoll, contract.dispatch.max_task_ids_per_poll);
+  assert.equal(DISPATCH.shutdownGraceMsDefault, contract.dispatch.shutdown_grace_ms_default);
 });
 
 test("the SDK's buffering constants are the client contract's", () => {

@@ -10,6 +10,7 @@ const EXPORTED = [
   "Context",
   "DEFAULT_LEASE_TTL_MS",
   "DEFAULT_WAIT_SLICE_MS",
+  "DISPATCH",
   "ENV",
   "ERROR_DOMAIN",
   "INSTRUMENTATION_NAME",
@@ -24,6 +25,7 @@ const EXPORTED = [
   "TaskFailedError",
   "TaskSuspended",
   "UUID_NAMESPACE",
+  "Worker",
   "WorkflowLog",
   "bearerToken",
   "common",
@@ -44,7 +46,8 @@ test("the package exports exactly its public surface", () => {
 });
 
 // TypeScript's private and @internal members are on the prototypes too: listed apart.
-const INTERNAL = new Set(["at", "open", "giveBack", "buffered", "blocking", "flush", "drive", "runLeased", "runOnce"]);
+const INTERNAL = new Set(["at", "open", "giveBack", "buffered", "blocking", "flush", "drive", "runLeased", "runOnce",
+  "poll", "release", "serve", "serveUntilStopped", "shutDown"]);
 
 function publicMethods(cls: { prototype: object }): string[] {
   return Object.getOwnPropertyNames(cls.prototype)
@@ -55,6 +58,7 @@ function publicMethods(cls: { prototype: object }): string[] {
 test("the client's and workflow context's public methods", () => {
   assert.deepEqual(publicMethods(sdk.Client), ["close", "context", "contextFromLog", "readLog", "retryWorkflow", "startWorkflow"]);
   assert.deepEqual(publicMethods(sdk.Context), [
+    "arguments",
     "baseTime",
     "executeTask",
     "getData",
@@ -69,4 +73,5 @@ test("the client's and workflow context's public methods", () => {
     "utcNowTimestamp",
     "uuid",
   ]);
+  assert.deepEqual(publicMethods(sdk.Worker), ["active", "run", "stop"]);
 });

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from pynenc_sidecar.core import outcomes
 from pynenc_sidecar.core.errors import InvalidArgument
 from pynenc_sidecar.core.positions import NAMED_KINDS, Kind, Position
 from pynenc_sidecar.core.tasks import WorkflowRef
-from pynenc_sidecar.engine import WAIT_POLL_S, WorkflowEngine
+from pynenc_sidecar.engine import WorkflowEngine
 from pynenc_sidecar.service import convert
 from pynenc_sidecar.service.commit_request import parse_commit
 from pynenc_sidecar.service.dispatch_rpcs import DispatchRpcs, dispatch_policy, invocation
@@ -308,10 +306,8 @@ class DeterministicExecutorServicer(DispatchRpcs, de_grpc.DeterministicExecutorS
         wait_s = timeout_us / 1e6
         if context.time_remaining() is not None:  # answer before the caller's deadline
             wait_s = min(wait_s, max(context.time_remaining() - 0.05, 0))
-        if await self.engine.is_dispatched(app_id, invocation_id):
-            return await self.wait_dispatched(app_id, invocation_id, time.monotonic() + wait_s, WAIT_POLL_S[1])
         outcome = await self.engine.wait_task(app_id, invocation_id, runner_id, ttl_us, wait_s)
-        reply = de.WaitTaskResponse(invocation=convert.task_invocation(outcome.state))
+        reply = de.WaitTaskResponse(invocation=invocation(outcome.state, outcome.dispatch))
         lease = convert.task_lease(outcome.lease, outcome.lease_expire_us)
         if lease is not None:
             reply.lease.CopyFrom(lease)

@@ -1,11 +1,9 @@
 """The dispatch RPCs of DeterministicExecutorService (PollTasks, ReleaseTask, CancelTask),
-the parsing of ExecuteTaskRequest.dispatch, and WaitTask for a dispatched invocation."""
+the parsing of ExecuteTaskRequest.dispatch, and a dispatched invocation as the wire shows it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Any
 
 from pynenc_sidecar.core import dispatch as rules
@@ -136,16 +134,3 @@ class DispatchRpcs:
             raise InvalidArgument("reason", f"is longer than {self.limits.max_value_bytes} bytes")
         done, cancelled = await self.dispatcher.cancel(app_id, invocation_id, request.reason)
         return de.CancelTaskResponse(invocation=invocation(done.state, done.dispatch), cancelled=cancelled)
-
-    async def wait_dispatched(self, app_id: str, invocation_id: str, deadline: float, pause_s: float
-                              ) -> de.WaitTaskResponse:
-        """WaitTask for a dispatched invocation: never hands the waiter a lease."""
-        repair = True
-        while True:
-            look = await self.dispatcher.look(app_id, invocation_id, repair)
-            repair = False  # once per call: a lost queue entry is put back
-            if look.state.finished or time.monotonic() >= deadline:
-                return de.WaitTaskResponse(invocation=invocation(look.state, look.dispatch))
-            # Woken at once by an outcome recorded through this replica; otherwise look again.
-            await self.dispatcher.wait(app_id, invocation_id, min(pause_s, max(deadline - time.monotonic(), 0)))
-            await asyncio.sleep(0)

@@ -17,8 +17,7 @@ from typing import Any, cast
 from pynenc_sidecar.core.dispatch import DispatchPolicy, DispatchState
 from pynenc_sidecar.core.positions import escape
 from pynenc_sidecar.core.tasks import TaskState
-from pynenc_sidecar.storage.dispatch_interface import MISSING, ClaimResult, QueuedEntry
-from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, TaskNotFound
+from pynenc_sidecar.storage.interface import MISSING, ClaimResult, LeaseNotHeld, LeaseRequest, QueuedEntry, TaskNotFound
 from pynenc_sidecar.storage.redis.connection import load_script, unavailable_on_redis_errors
 from pynenc_sidecar.storage.redis.executor_store import RedisStore, reply_fields
 from pynenc_sidecar.storage.redis.keys import PREFIX, app_tag, task_key

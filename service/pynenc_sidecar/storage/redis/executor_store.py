@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+from redis.commands.core import AsyncScript
+
 from pynenc_sidecar.core.commits import CommitEntry
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, origin_field
 from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
@@ -120,7 +122,8 @@ class RedisStore:
         guard: str | None = None,
     ) -> Recorded:
         args = [field, count_field, value, origin or "", *self._guard_args(workflow_id, guard)]
-        return _recorded(await self._record(keys=self._keys(app_id, workflow_id, guard), args=args))
+        return _recorded(await self._guarded(self._record, self._keys(app_id, workflow_id, guard), args,
+                                             app_id, workflow_id, guard))
 
     @unavailable_on_redis_errors
     async def record_time(
@@ -128,13 +131,23 @@ class RedisStore:
         guard: str | None = None,
     ) -> Recorded:
         args: list[str | int] = [field, count_field, now_us, origin or "", *self._guard_args(workflow_id, guard)]
-        return _recorded(await self._record_time(keys=self._keys(app_id, workflow_id, guard), args=args), int)
+        return _recorded(await self._guarded(self._record_time, self._keys(app_id, workflow_id, guard), args,
+                                             app_id, workflow_id, guard), int)
 
     async def _data_step(self, mode: str, app_id: str, workflow_id: str, field: str, count_field: str, key: str,
                          value: str, origin: str | None, guard: str | None) -> Recorded:
         keys = self._keys(app_id, workflow_id, guard, workflow_tag(app_id, workflow_id) + ":data")
         args = [mode, field, count_field, key, value, origin or "", *self._guard_args(workflow_id, guard)]
-        return _recorded(await self._record_data(keys=keys, args=args))
+        return _recorded(await self._guarded(self._record_data, keys, args, app_id, workflow_id, guard))
+
+    async def _guarded(self, script: AsyncScript, keys: list[str], args: Sequence[str | int], app_id: str,
+                       workflow_id: str, guard: str | None) -> list[Any]:
+        """A record script's reply; refused by a task scope's mirror that a lost step left
+        behind its task (a retried scope still mirrored FAILED), it is mirrored anew and asked again."""
+        reply: list[Any] = await script(keys=keys, args=args)
+        if reply[1] == 2 and guard and guard != workflow_id and await self._remirror(app_id, guard):
+            reply = await script(keys=keys, args=args)
+        return reply
 
     @unavailable_on_redis_errors
     async def record_data_read(
@@ -364,8 +377,11 @@ class RedisStore:
         reset = []
         for invocation_id in invocation_ids:
             code, changed, data = await self._task_call(app_id, invocation_id, ["retry", 0])
+            if code == "ok":
+                # Also when not changed: a retry cut short between a reset and its mirror is
+                # completed by retrying again.
+                await self.mirror_scope(app_id, invocation_id, data)
             if code == "ok" and changed:
-                await self.mirror_scope(app_id, invocation_id, data)  # no longer finished
                 reset.append(TaskState.from_fields(invocation_id, data))
         return reset
 

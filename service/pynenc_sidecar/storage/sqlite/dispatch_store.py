@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pynenc_sidecar.core.dispatch import DispatchPolicy, DispatchState
 from pynenc_sidecar.core.tasks import REGISTERED, RETRY, RUNNING, TaskState
-from pynenc_sidecar.storage.dispatch_interface import (
+from pynenc_sidecar.storage.interface import (
     EXPIRED,
     FINISHED,
     GRANTED,
@@ -24,9 +24,11 @@ from pynenc_sidecar.storage.dispatch_interface import (
     NOT_DISPATCHED,
     RELEASED_LEASE,
     ClaimResult,
+    LeaseNotHeld,
+    LeaseRequest,
     QueuedEntry,
+    TaskNotFound,
 )
-from pynenc_sidecar.storage.interface import LeaseNotHeld, LeaseRequest, TaskNotFound
 from pynenc_sidecar.storage.sqlite.executor_store import SqliteStore
 
 T = TypeVar("T")
