@@ -56,15 +56,21 @@ def store_calls(where: str, source: str) -> list[str]:
     return [f"{where}:{line}: {use}" for line, use in sorted(found)]
 
 
+CLOCKS = {"time.monotonic", "time.time", "time.time_ns", "wall_clock_us", "loop.time"}
+
+
 def clock_waits(where: str, source: str) -> list[str]:
-    """Reads of a clock and timed sleeps in the source: a waiting loop written outside the engines."""
-    found = []
-    for node in ast.walk(ast.parse(source)):
+    """Timed sleeps, and clocks read inside a loop, in the source: a waiting loop written outside
+    the engines. (A clock read once, e.g. to rate-limit a log line, is not a wait.)"""
+    found = set()
+    tree = ast.parse(source)
+    looped = {id(node) for loop in ast.walk(tree) if isinstance(loop, ast.While) for node in ast.walk(loop)}
+    for node in ast.walk(tree):
         name = ast.unparse(node.func) if isinstance(node, ast.Call) else ""
         sleeps = name == "asyncio.sleep" and not (node.args and ast.unparse(node.args[0]) == "0")
-        if name in {"time.monotonic", "time.time", "time.time_ns", "wall_clock_us"} or sleeps:
-            found.append(f"{where}:{node.lineno}: {name}")
-    return found
+        if sleeps or (name in CLOCKS and id(node) in looped):
+            found.add((node.lineno, name))
+    return [f"{where}:{line}: {name}" for line, name in sorted(found)]
 
 
 def imported_with(modules: list[str], forbidden: str) -> list[str]:
@@ -112,6 +118,7 @@ def test_the_store_and_clock_checks_find_what_they_look_for() -> None:
     source = ("async def f(self, stores):\n    await stores.state_backend.purge_app('a')\n"
               "    await stores.store.ping()\n    time.monotonic()\n    await asyncio.sleep(0.25)\n"
               "    await asyncio.sleep(0)\n    backend = stores.state_backend\n"
+              "    while time.monotonic() < 9:\n        pass\n"
               "    return MaintenanceEngine(stores.store, stores.state_backend)\n")
     assert store_calls("x.py", source) == ["x.py:2: stores.state_backend.purge_app", "x.py:7: stores.state_backend"]
-    assert clock_waits("x.py", source) == ["x.py:4: time.monotonic", "x.py:5: asyncio.sleep"]
+    assert clock_waits("x.py", source) == ["x.py:5: asyncio.sleep", "x.py:8: time.monotonic"]
