@@ -11,10 +11,11 @@ Starts its own redis-server (for --store redis) and sidecar on free loopback por
               waited for; dispatched tasks/s from the first call to the last outcome.
 Workers: the polyglot example's (docs/client-contract.md, "Dispatch"): Python
 examples/polyglot/python_worker.py (both tasks), Go sdk/go/examples/payment_worker
-(orders.process_payment), TypeScript sdk/ts/examples/inventory_worker.ts (orders.reserve_inventory;
-built here with sdk/ts's tsc). A worker whose toolchain is missing is listed as not measured.
-Prints markdown tables; stops every process it started by its PID. --quick: tiny sizes (a smoke
-test, not a benchmark).
+(orders.process_payment), Java sdk/java's org.pynenc.sidecar.examples.PolyglotWorker
+(orders.process_payment; the jar is built when missing or stale), TypeScript
+sdk/ts/examples/inventory_worker.ts (orders.reserve_inventory; built here with sdk/ts's tsc). A
+worker whose toolchain is missing is listed as not measured. Prints markdown tables; stops every
+process it started by its PID. --quick: tiny sizes (a smoke test, not a benchmark).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def worker_commands() -> list[tuple[str, str, object]]:
                        check=True)
         rows.append(("go", PAYMENT, lambda address, app_id: (
             [str(binary), "-address", address, "-app", app_id, "-concurrency", "1"], ROOT / "sdk/go")))
+    rows.append(("java", PAYMENT, java_worker_command()))
     ts_dir = ROOT / "sdk/ts"
     tsc = ts_dir / "node_modules/.bin/tsc"
     if shutil.which("node") is None:
@@ -89,6 +91,26 @@ def worker_commands() -> list[tuple[str, str, object]]:
             [shutil.which("node") or "node", str(entry), "--address", address, "--app", app_id,
              "--concurrency", "1"], ts_dir)))
     return rows
+
+
+JAVA_DIR = ROOT / "sdk/java"
+JAVA_JAR = JAVA_DIR / "target/pynenc-sidecar-client.jar"
+
+
+def java_worker_command():
+    """The Java worker (sdk/java's PolyglotWorker) as worker_commands() lists it; its jar is
+    built (`mvn package`, tests skipped) when missing or older than the SDK's sources."""
+    if shutil.which("java") is None:
+        return "java is not installed"
+    sources = [JAVA_DIR / "pom.xml", *(JAVA_DIR / "src").rglob("*.java"), *(ROOT / "protos").rglob("*.proto")]
+    if not JAVA_JAR.is_file() or max(path.stat().st_mtime for path in sources) > JAVA_JAR.stat().st_mtime:
+        if shutil.which("mvn") is None:
+            return "mvn is not installed and sdk/java/target/pynenc-sidecar-client.jar is missing or stale"
+        subprocess.run(["mvn", "-q", "-B", "-Dstyle.color=never", "-DskipTests", "package"], cwd=JAVA_DIR,
+                       check=True)
+    return lambda address, app_id: (
+        ["java", "-cp", str(JAVA_JAR), "org.pynenc.sidecar.examples.PolyglotWorker", "--address", address, "--app",
+         app_id, "--concurrency", "1", "--tasks", PAYMENT], JAVA_DIR)
 
 
 class Workers:
@@ -200,6 +222,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200, help="task calls per overhead round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=2000, help="invocations per throughput run")
+    parser.add_argument("--languages", default=None,
+                        help="the throughput rows to measure, comma-separated (default: every language)")
     args = parser.parse_args()
     if args.quick:
         args.calls, args.rounds, args.tasks = 10, 1, 20
@@ -222,7 +246,10 @@ def main() -> int:
         print(f"## Dispatched tasks/s, 4 workers of concurrency 1 per language ({args.store}, {args.tasks} "
               "invocations, 8 callers)\n")
         print("| language | task | tasks/s |\n|---|---|---|")
+        languages = args.languages.split(",") if args.languages else None
         for language, task, found in worker_commands():
+            if languages is not None and language not in languages:
+                continue
             if isinstance(found, str):
                 print(f"| {language} | {task} | not measured: {found} |")
                 continue

@@ -5,7 +5,9 @@ process, on both stores. Each worker is killed with kill -9 in the middle of its
 payment worker, then the TypeScript inventory worker): another worker of that task id takes the
 task once the dead worker's lease lapses and completes it, once. The workflow then replays with
 no worker running: nothing is dispatched again. The same harness runs with the Python workers
-(examples/polyglot/python_worker.py) serving both tasks.
+(examples/polyglot/python_worker.py) serving both tasks, and with the workflow in Java
+(sdk/java's OrderWorkflow) calling the Go payment and Python inventory workers, or Java workers
+(PolyglotWorker) for both: each Java worker killed with kill -9 is replaced by another.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from refusing_proxy import RefusingProxy
 from support import wait_until
+from test_java_client import java_jar  # noqa: F401  (fixture: the one `mvn package` of the session)
 from toolchains import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,16 +71,38 @@ def python_worker(task: str) -> list[str]:
     return [sys.executable, str(ROOT / "examples/polyglot/python_worker.py"), "--tasks", task]
 
 
-@pytest.fixture(params=["go+typescript", "python"])
-def workers_of(request) -> dict[str, tuple[list[str], str]]:
-    """task id -> (the worker's command, its flag prefix: "-" for Go, "--" otherwise): the
-    README's Go payment worker and TypeScript inventory worker; Python alone."""
-    payment_lang, _, inventory_lang = request.param.partition("+")
-    payment = (request.getfixturevalue("go_payment_worker"), "-") if payment_lang == "go" \
-        else (python_worker(PAYMENT), "--")
-    inventory = (request.getfixturevalue("ts_inventory_worker"), "--") if inventory_lang == "typescript" \
-        else (python_worker(INVENTORY), "--")
-    return {PAYMENT: payment, INVENTORY: inventory}
+def java_main(jar: Path, main: str) -> list[str]:
+    return ["java", "-cp", str(jar), f"org.pynenc.sidecar.examples.{main}"]
+
+
+def java_worker(jar: Path, task: str) -> list[str]:
+    return [*java_main(jar, "PolyglotWorker"), "--tasks", task]
+
+
+# (the workflow's language, the payment worker's + the inventory worker's)
+COMBINATIONS = ["python:go+typescript", "python:python", "java:go+python", "java:java+java"]
+
+
+@pytest.fixture(params=COMBINATIONS)
+def combination(request) -> tuple[list[str], dict[str, tuple[list[str], str]]]:
+    """(the order workflow's command, task id -> (its worker's command, its flag prefix: "-" for
+    Go, "--" otherwise)): the README's Python workflow with the Go payment worker and the
+    TypeScript inventory worker; Python alone; the Java workflow with the Go and Python workers;
+    Java alone."""
+    workflow_lang, _, workers = request.param.partition(":")
+    payment_lang, _, inventory_lang = workers.partition("+")
+    jar = request.getfixturevalue("java_jar") if "java" in request.param else None
+
+    def worker(lang: str, task: str) -> tuple[list[str], str]:
+        if lang == "go":
+            return request.getfixturevalue("go_payment_worker"), "-"
+        if lang == "typescript":
+            return request.getfixturevalue("ts_inventory_worker"), "--"
+        return (java_worker(jar, task) if lang == "java" else python_worker(task)), "--"
+
+    workflow = java_main(jar, "OrderWorkflow") if workflow_lang == "java" \
+        else [sys.executable, str(ROOT / "examples/polyglot/order_workflow.py")]
+    return workflow, {PAYMENT: worker(payment_lang, PAYMENT), INVENTORY: worker(inventory_lang, INVENTORY)}
 
 
 class Fleet:
@@ -112,9 +137,9 @@ class Fleet:
                          for path in sorted(self.logs.glob("worker-*.log")))
 
 
-def order_workflow(address: str, app_id: str, workflow_id: str) -> subprocess.Popen:
+def order_workflow(command: list[str], address: str, app_id: str, workflow_id: str) -> subprocess.Popen:
     env = {**os.environ, "PYNENC_SIDECAR_ADDRESS": address, "PYNENC_APP_ID": app_id}
-    return subprocess.Popen([sys.executable, str(ROOT / "examples/polyglot/order_workflow.py"), workflow_id, "A-1"],
+    return subprocess.Popen([*command, workflow_id, "A-1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -124,8 +149,9 @@ def finished(process: subprocess.Popen, fleet: Fleet) -> dict:
     return json.loads(out)
 
 
-def test_polyglot_order_survives_kill_9_of_each_worker_and_replays_without_dispatching(any_sidecar, workers_of,
+def test_polyglot_order_survives_kill_9_of_each_worker_and_replays_without_dispatching(any_sidecar, combination,
                                                                                      tmp_path):
+    workflow_command, workers_of = combination
     app_id = "polyglot-" + uuid.uuid4().hex[:8]
     workflow_id = "order-" + uuid.uuid4().hex[:8]
     fleet = Fleet(any_sidecar.address, app_id, workers_of, tmp_path)
@@ -134,7 +160,7 @@ def test_polyglot_order_survives_kill_9_of_each_worker_and_replays_without_dispa
     try:
         # Each first worker holds its task until killed; its successor starts only then.
         doomed = {task: fleet.start(task, lease_ttl=2, delay_ms=60_000) for task in (PAYMENT, INVENTORY)}
-        run = order_workflow(any_sidecar.address, app_id, workflow_id)
+        run = order_workflow(workflow_command, any_sidecar.address, app_id, workflow_id)
 
         def running(sequence: int) -> bool:
             recorded = stub.GetRecorded(de.GetRecordedRequest(position=position(app_id, workflow_id, sequence),
@@ -167,19 +193,20 @@ def test_polyglot_order_survives_kill_9_of_each_worker_and_replays_without_dispa
     finally:
         fleet.stop()
     # No worker runs now: a replay that needed one would wait; it returns the record at once.
-    second = finished(order_workflow(any_sidecar.address, app_id, workflow_id), fleet)
+    second = finished(order_workflow(workflow_command, any_sidecar.address, app_id, workflow_id), fleet)
     channel.close()
     assert second == {"result": result, "replayed": True}
 
 
-@pytest.mark.parametrize("language", ["go", "typescript", "python"])
+@pytest.mark.parametrize("language", ["go", "typescript", "python", "java"])
 def test_a_worker_runs_a_dispatched_task_without_reading_its_workflows_log(sidecar, request, language, tmp_path):
     """A workflow that dispatched many tasks has a long log; a worker reading it for every task
     it runs is quadratic (the Go worker did: 4 tasks/s at 2,000 queued on Redis). A fresh run
     has nothing recorded: it needs no GetWorkflowLog."""
     command = {"go": lambda: request.getfixturevalue("go_payment_worker"),
                "typescript": lambda: request.getfixturevalue("ts_inventory_worker"),
-               "python": lambda: python_worker(PAYMENT)}[language]()
+               "python": lambda: python_worker(PAYMENT),
+               "java": lambda: java_worker(request.getfixturevalue("java_jar"), PAYMENT)}[language]()
     task = INVENTORY if language == "typescript" else PAYMENT
     app_id, workflow_id = "logless-" + uuid.uuid4().hex[:8], "wf-" + uuid.uuid4().hex[:8]
     with RefusingProxy(sidecar.address, {}) as proxy:

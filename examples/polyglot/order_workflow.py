@@ -7,7 +7,8 @@ language".
     python examples/polyglot/order_workflow.py order-42 A-1
 
 Prints {"result": ..., "replayed": ...} as JSON. Run it again with the same workflow id: it
-replays from the record and nothing is dispatched again.
+replays from the record and nothing is dispatched again. The same workflow in Java is sdk/java's
+org.pynenc.sidecar.examples.OrderWorkflow.
 """
 
 from __future__ import annotations

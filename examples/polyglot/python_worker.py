@@ -1,6 +1,6 @@
-"""The polyglot example's two tasks served in Python: the same work as the Go payment worker
-and the TypeScript inventory worker, for a machine without Go or Node, and the Python row of
-the dispatch benchmark (bench/dispatch.py).
+"""The polyglot example's two tasks served in Python: the same work as the Go payment worker,
+the TypeScript inventory worker and sdk/java's PolyglotWorker, for a machine without Go or
+Node, and the Python row of the dispatch benchmark (bench/dispatch.py).
 
     python examples/polyglot/python_worker.py --concurrency 4
 (address: $PYNENC_SIDECAR_ADDRESS; app: $PYNENC_APP_ID, default "polyglot")

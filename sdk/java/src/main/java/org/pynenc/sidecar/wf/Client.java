@@ -200,7 +200,7 @@ public final class Client implements AutoCloseable {
         }
         ran = true;
         try {
-          inv = runLeased(appId, inv, lease.getLeaseId(), fn, ttl, log);
+          inv = runLeased(appId, inv, lease.getLeaseId(), fn, ttl, log, null);
           break;
         } catch (SidecarException e) {
           if (!e.is(SidecarException.LEASE_NOT_HELD)) {
@@ -226,10 +226,12 @@ public final class Client implements AutoCloseable {
    * Runs the task while renewing its lease every ttl/3, then records its outcome with the run's
    * buffered operations. A commit refused with COMMIT_CONFLICT (this run's log was stale) makes
    * the run read the log again and run the task again from its top, at most
-   * {@link Contract#CONFLICT_RERUNS} times.
+   * {@link Contract#CONFLICT_RERUNS} times. {@code handedBack} (null: never) is asked when the
+   * code returns: true (a worker shutting down handed the run back) records nothing and throws
+   * {@link HandedBack}.
    */
-  private Invocation runLeased(String appId, Invocation inv, String leaseId, TaskFunction fn, java.time.Duration ttl,
-                               WorkflowLog log) {
+  Invocation runLeased(String appId, Invocation inv, String leaseId, TaskFunction fn, java.time.Duration ttl,
+                       WorkflowLog log, java.util.function.BooleanSupplier handedBack) {
     ScheduledExecutorService renewer = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "pynenc-lease-" + inv.id());
       t.setDaemon(true);
@@ -256,10 +258,11 @@ public final class Client implements AutoCloseable {
     try {
       for (int rerun = 0; ; rerun++) {
         Context task = context(appId, inv.workflow(), inv.id(), log, leaseId);
+        task.argumentsJson = inv.argumentsJson();
         Context previous = current.getAndSet(task);
         task.leaseLost = previous != null && previous.leaseLost;
         try {
-          return runOnce(appId, inv, leaseId, fn, task);
+          return runOnce(appId, inv, leaseId, fn, task, handedBack);
         } catch (SidecarException e) {
           if (!e.is(SidecarException.COMMIT_CONFLICT) || rerun >= Contract.CONFLICT_RERUNS) {
             throw e;
@@ -281,7 +284,8 @@ public final class Client implements AutoCloseable {
   }
 
   /** One run of the task's code and its CompleteTask (carrying the run's buffer). */
-  private Invocation runOnce(String appId, Invocation inv, String leaseId, TaskFunction fn, Context task) {
+  private Invocation runOnce(String appId, Invocation inv, String leaseId, TaskFunction fn, Context task,
+                             java.util.function.BooleanSupplier handedBack) {
     CompleteTaskRequest.Builder req = CompleteTaskRequest.newBuilder()
         .setAppId(appId).setInvocationId(inv.id()).setLeaseId(leaseId);
     try {
@@ -303,6 +307,9 @@ public final class Client implements AutoCloseable {
     } finally {
       Thread.interrupted(); // an interrupt for a lost lease ends with the task's code
     }
+    if (handedBack != null && handedBack.getAsBoolean()) {
+      throw new HandedBack(inv.id());
+    }
     if (task.conflicted) {
       throw SidecarException.commitConflict(inv.id());
     }
@@ -320,6 +327,32 @@ public final class Client implements AutoCloseable {
       }
       req.setError(tooLargeError(req, inv, e));
       return Invocation.fromProto(call(() -> executor().completeTask(req.build())).getInvocation(), false, true);
+    }
+  }
+
+  /**
+   * A worker serving task ids of app {@code appId}: add each task's code with
+   * {@link Worker.Builder#task}, then {@link Worker.Builder#start}.
+   */
+  public Worker.Builder worker(String appId) {
+    return new Worker.Builder(this, appId);
+  }
+
+  /**
+   * Records an unfinished invocation (queued or running, dispatched or not) FAILED with type
+   * TaskCancelled and {@code reason} in its message; its holder learns at its next renewal.
+   * Returns whether it cancelled (false: the invocation had already finished and is left as it was).
+   */
+  public boolean cancelTask(String appId, String invocationId, String reason) {
+    return call(() -> executor().cancelTask(pynenc.sidecar.v1.DeterministicExecutor.CancelTaskRequest.newBuilder()
+        .setAppId(appId).setInvocationId(invocationId).setReason(reason == null ? "" : reason).build()))
+        .getCancelled();
+  }
+
+  /** Ends a run a worker hands back: nothing was recorded, the worker releases the lease. */
+  static final class HandedBack extends RuntimeException {
+    HandedBack(String invocationId) {
+      super("invocation " + invocationId + " was handed back by a worker shutting down", null, false, false);
     }
   }
 

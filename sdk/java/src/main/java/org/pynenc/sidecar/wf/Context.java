@@ -64,6 +64,8 @@ public final class Context {
   private long lastTimeUs = -1;
   /** Set when a commit of this run was refused with COMMIT_CONFLICT: the run must start again. */
   volatile boolean conflicted;
+  /** The arguments of the invocation whose code runs (JSON); null when this context does not know them. */
+  String argumentsJson;
 
   Context(Client client, String appId, Identity workflow, String invocationId, WorkflowLog log, String leaseId) {
     this.client = client;
@@ -169,6 +171,23 @@ public final class Context {
   /** The scope of the operations: the invocation whose code runs (the workflow id for the main task). */
   public String invocationId() {
     return invocationId.isEmpty() ? workflow.workflowId() : invocationId;
+  }
+
+  /**
+   * The arguments of the invocation whose code runs (a task a {@link Worker} runs, or any task
+   * run by executeTask or startWorkflow), a JSON object by parameter name. A context made with
+   * {@code client.context(...)} knows none: IllegalStateException.
+   */
+  public String argumentsJson() {
+    if (argumentsJson == null) {
+      throw new IllegalStateException("no arguments are known to this context of invocation " + invocationId());
+    }
+    return argumentsJson;
+  }
+
+  /** {@link #argumentsJson()} decoded into {@code type} (a record, a Map, ...). */
+  public <T> T arguments(Class<T> type) {
+    return Json.read(argumentsJson(), type);
   }
 
   /** Whether the code is the workflow's main task (which alone may setData). */
@@ -395,9 +414,36 @@ public final class Context {
     return executeTask(taskId, args, fn, false, client.leaseTtl);
   }
 
-  /** {@link #executeTask(String, Object, TaskFunction)} with Pynenc's force_new_workflow and a lease length. */
+  /**
+   * {@link #executeTask(String, Object, TaskFunction)} with Pynenc's force_new_workflow and a
+   * lease length. A null {@code fn} (a task this process does not run) dispatches the call with
+   * the default policies, as {@link #executeRemote(String, Object)} does.
+   */
   public Invocation executeTask(String taskId, Object args, TaskFunction fn, boolean forceNewWorkflow,
                                 java.time.Duration leaseTtl) {
+    return executeTask(taskId, args, fn, forceNewWorkflow, leaseTtl, fn == null ? Dispatch.DEFAULT : null);
+  }
+
+  /**
+   * Dispatches the call: the sidecar records it at this run's next task position and queues it
+   * for a {@link Worker} serving {@code taskId}, in any language, under {@code dispatch}'s
+   * policies; this blocks until its outcome (a failure after the retries is the Invocation's
+   * TaskFailedException). A replay finds the recorded invocation and dispatches nothing again
+   * (its outcome, or, still unfinished, the same queued invocation waited for). Pynenc's
+   * {@code execute_task} of a remote task (Python's {@code app.remote_task}).
+   */
+  public Invocation executeRemote(String taskId, Object args, Dispatch dispatch) {
+    return executeTask(taskId, args, null, false, client.leaseTtl,
+        java.util.Objects.requireNonNull(dispatch, "dispatch (Dispatch.DEFAULT for the default policies)"));
+  }
+
+  /** {@link #executeRemote(String, Object, Dispatch)} with the default policies. */
+  public Invocation executeRemote(String taskId, Object args) {
+    return executeRemote(taskId, args, Dispatch.DEFAULT);
+  }
+
+  private Invocation executeTask(String taskId, Object args, TaskFunction fn, boolean forceNewWorkflow,
+                                 java.time.Duration leaseTtl, Dispatch dispatch) {
     String argsJson = argumentsJson(args);
     return at("task", taskId, seq -> {
       Invocation replayed = recordedOutcome(seq, taskId, argsJson);
@@ -410,6 +456,9 @@ public final class Context {
           .setLeaseTtl(Client.duration(leaseTtl));
       if (commit != null) {
         req.setCommit(commit);
+      }
+      if (dispatch != null) {
+        req.setDispatch(dispatch.toProto());
       }
       ExecuteTaskResponse resp = blocking(() -> client.executor().executeTask(req.build()));
       committed(commit);

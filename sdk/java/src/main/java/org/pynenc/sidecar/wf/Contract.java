@@ -29,6 +29,15 @@ public final class Contract {
   /** A buffered utcNow is at least this many microseconds after every time the run knows of. */
   public static final long TIME_STEP_US = 1;
 
+  /** A worker's long poll (PollTasks timeout): default and most. */
+  public static final Duration DEFAULT_POLL_TIMEOUT = Duration.ofSeconds(30);
+  public static final Duration MAX_POLL_TIMEOUT = Duration.ofSeconds(60);
+  /** One PollTasks asks for at most this many invocations, for at most this many task ids. */
+  public static final int MAX_TASKS_PER_POLL = 100;
+  public static final int MAX_TASK_IDS_PER_POLL = 100;
+  /** How long a stopping worker lets running invocations finish before handing them back. */
+  public static final Duration DEFAULT_SHUTDOWN_GRACE = Duration.ofSeconds(30);
+
   public static final String ENV_ADDRESS = "PYNENC_SIDECAR_ADDRESS";
   public static final String ENV_TLS = "PYNENC_SIDECAR_TLS";
   public static final String ENV_TLS_CA = "PYNENC_SIDECAR_TLS_CA";

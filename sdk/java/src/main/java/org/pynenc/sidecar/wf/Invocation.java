@@ -13,6 +13,10 @@ import pynenc.sidecar.v1.DeterministicExecutor.TaskInvocation;
  * {@code replayed} (the position already held this call) and {@code ran} (this caller ran
  * the task function). While it is RUNNING, {@code leaseRunnerId} and {@code leaseExpireTime}
  * say who holds its lease and until when ({@code leaseExpireTime} null when unknown).
+ * {@code dispatched}: a worker serving the task id runs it ({@code attempt}: 1-based, of the
+ * current or last run); while it is queued, {@code queueTime} is since when (a retry's: when it
+ * is due) and {@code lastError} the failed attempt's error when it waits for a retry (both
+ * null otherwise).
  */
 public record Invocation(
     String id,
@@ -26,24 +30,34 @@ public record Invocation(
     boolean replayed,
     boolean ran,
     String leaseRunnerId,
-    Instant leaseExpireTime) {
+    Instant leaseExpireTime,
+    boolean dispatched,
+    int attempt,
+    Instant queueTime,
+    TaskFailedException lastError) {
 
   static Invocation fromProto(TaskInvocation p, boolean replayed, boolean ran) {
     TaskFailedException failure = p.getStatus() == InvocationStatus.INVOCATION_STATUS_FAILED
-        ? new TaskFailedException(p.getError().getType(), p.getError().getMessage(), p.getError().getDetailJson(),
-            p.getError().getTraceback())
+        ? failure(p.getError())
         : null;
-    Instant expires = p.hasLeaseExpireTime()
-        ? Instant.ofEpochSecond(p.getLeaseExpireTime().getSeconds(), p.getLeaseExpireTime().getNanos())
-        : null;
+    Instant expires = p.hasLeaseExpireTime() ? instant(p.getLeaseExpireTime()) : null;
     return new Invocation(p.getInvocationId(), p.getTaskId(), p.getArgumentsJson(), p.getStatus(),
         Identity.fromProto(p.getWorkflow()), p.getParentInvocationId(), p.getResultJson(), failure, replayed, ran,
-        p.getLeaseRunnerId(), expires);
+        p.getLeaseRunnerId(), expires, p.getDispatched(), p.getAttempt(),
+        p.hasQueueTime() ? instant(p.getQueueTime()) : null, p.hasLastError() ? failure(p.getLastError()) : null);
+  }
+
+  private static TaskFailedException failure(pynenc.sidecar.v1.Common.TaskError e) {
+    return new TaskFailedException(e.getType(), e.getMessage(), e.getDetailJson(), e.getTraceback());
+  }
+
+  private static Instant instant(com.google.protobuf.Timestamp t) {
+    return Instant.ofEpochSecond(t.getSeconds(), t.getNanos());
   }
 
   Invocation with(boolean replayed, boolean ran) {
     return new Invocation(id, taskId, argumentsJson, status, workflow, parentInvocationId, resultJson, failure,
-        replayed, ran, leaseRunnerId, leaseExpireTime);
+        replayed, ran, leaseRunnerId, leaseExpireTime, dispatched, attempt, queueTime, lastError);
   }
 
   private static final DateTimeFormatter MILLIS =
@@ -52,7 +66,11 @@ public record Invocation(
   /** What a run waiting for this invocation waits for and until when, in the same words in every SDK. */
   public String describeWait(Instant now, boolean again) {
     String holder = leaseRunnerId.isEmpty() ? "another worker" : "runner " + Json.write(leaseRunnerId);
-    String text = (again ? "still waiting" : "waiting") + " for task " + taskId + " (invocation " + id
+    String verb = again ? "still waiting" : "waiting";
+    if (dispatched) {
+      return describeDispatchedWait(now, verb, holder);
+    }
+    String text = verb + " for task " + taskId + " (invocation " + id
         + ", workflow " + workflow.workflowId() + ") held by " + holder + ": ";
     if (leaseExpireTime == null) {
       return text + "its lease expiry is unknown";
@@ -64,6 +82,25 @@ public record Invocation(
     }
     return text + String.format(Locale.ROOT, "its lease expires at %s (%.1f s left); this run takes the task over "
         + "then unless the holder renews it", at, left);
+  }
+
+  /** What a caller waits for when its task is dispatched to a worker. */
+  private String describeDispatchedWait(Instant now, String verb, String holder) {
+    String text = verb + " for task " + taskId + " (invocation " + id + ", workflow " + workflow.workflowId()
+        + "), dispatched to a worker serving it: ";
+    if (status == InvocationStatus.INVOCATION_STATUS_RUNNING) {
+      return text + "attempt " + attempt + " runs on " + holder;
+    }
+    if (queueTime == null) {
+      return text + "queued";
+    }
+    String at = MILLIS.format(queueTime);
+    String retry = attempt > 0 && lastError != null ? " (attempt " + attempt + " failed: " + lastError.type() + ")" : "";
+    double waited = java.time.Duration.between(queueTime, now).toMillis() / 1000.0;
+    if (waited < 0) {
+      return text + "to be retried at " + at + retry;
+    }
+    return text + String.format(Locale.ROOT, "queued since %s (%.1f s)%s", at, waited, retry);
   }
 
   public boolean finished() {

@@ -47,6 +47,13 @@ class ContractTest {
     assertEquals(commit.get("conflict_reruns").getAsInt(), Contract.CONFLICT_RERUNS);
     assertEquals(commit.get("time_step_us").getAsLong(), Contract.TIME_STEP_US);
     assertEquals(commit.getAsJsonArray("reasons").get(0).getAsString(), SidecarException.COMMIT_CONFLICT);
+    JsonObject dispatch = c.getAsJsonObject("dispatch");
+    assertEquals(Duration.ofMillis(dispatch.get("poll_timeout_ms_default").getAsLong()), Contract.DEFAULT_POLL_TIMEOUT);
+    assertEquals(Duration.ofMillis(dispatch.get("poll_timeout_ms_max").getAsLong()), Contract.MAX_POLL_TIMEOUT);
+    assertEquals(dispatch.get("max_tasks_per_poll").getAsInt(), Contract.MAX_TASKS_PER_POLL);
+    assertEquals(dispatch.get("max_task_ids_per_poll").getAsInt(), Contract.MAX_TASK_IDS_PER_POLL);
+    assertEquals(Duration.ofMillis(dispatch.get("shutdown_grace_ms_default").getAsLong()),
+        Contract.DEFAULT_SHUTDOWN_GRACE);
     Client client = Client.of(io.grpc.ManagedChannelBuilder.forTarget("127.0.0.1:1").usePlaintext().build());
     assertEquals(Contract.DEFAULT_LEASE_TTL, client.leaseTtl);
     assertEquals(Contract.DEFAULT_WAIT_SLICE, client.waitTimeout);
