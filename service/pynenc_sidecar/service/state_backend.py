@@ -63,7 +63,7 @@ TIMESTAMP_MIN_S, TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
 
 def register_state_backend(server, engine: StateBackendEngine, limits: Limits,
                            bulk_reads: BulkReads | None = None) -> list[str]:
-    servicer = StateBackendServicer(engine, limits, bulk_reads or BulkReads())
+    servicer = StateBackendServicer(engine, limits, bulk_reads)
     sb_grpc.add_StateBackendServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME]
 
@@ -113,11 +113,11 @@ async def _id_page(request, rpc: str, scope: tuple[str, ...], fetch) -> tuple[li
 
 
 class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
-    def __init__(self, engine: StateBackendEngine, limits: Limits, bulk_reads: BulkReads) -> None:
+    def __init__(self, engine: StateBackendEngine, limits: Limits, bulk_reads: BulkReads | None = None) -> None:
         self.engine = engine
         self.limits = limits
         # Pages that can be large are read and decoded one (or a few) at a time (service/bulk.py).
-        self.bulk = bulk_reads
+        self.bulk = bulk_reads or BulkReads()
 
     # --- request parsing -------------------------------------------------------
     def _id(self, value: str, field: str) -> str:

@@ -4,9 +4,10 @@ one Redis or a Redis Cluster (connection.py).
 Key layout (keys.py builds every key; ids percent-escaped, so no id can reach another's keys):
     psc:{<app>:<workflow>}:ops    hash  recorded operations of the workflow (+ "#" metadata,
                                         "#s:<field>" origins of traced records: 48 hex digits,
-                                        and "#f:<invocation>" / "#l:<invocation>" the status and
-                                        lease id of a task scope other than the main task, for
-                                        the guard and commit.lua's fence)
+                                        and "#f:" / "#l:" / "#v:<invocation>" the status, lease
+                                        id and transition counter of a task scope other than the
+                                        main task: mirror_scope.lua, read by the guard and by
+                                        commit.lua's fence)
     psc:{<app>:<workflow>}:data   hash  the workflow's user data
     psc:{<app>:<invocation>}:task hash  a task invocation's state and lease
     psc:{<app>}:wf_types          set   workflow types
