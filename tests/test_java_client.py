@@ -285,8 +285,9 @@ def test_java_retried_workflow_replays_from_the_log_start_workflow_brings(java_j
 
 def test_java_bench_replay_prints_both_timings(java_jar, sidecar):
     out = _java_at(java_jar, sidecar.address, "bench-replay", ops="50")
-    assert set(out) == {"record_ms", "replay_ms"}
+    assert set(out) == {"record_ms", "replay_ms", "first_op_ms", "log_call_ms"}
     assert all(isinstance(v, float) and v > 0 for v in out.values()), out
+    assert out["first_op_ms"] <= out["replay_ms"], out
 
 
 # --- one round trip per blocking point (issue 14 item 2), through the Java driver -------
