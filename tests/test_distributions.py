@@ -6,6 +6,7 @@ from the index. The worker SDK's environment must hold no Redis, no Prometheus a
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -28,11 +29,27 @@ def pynenc_python() -> str:
 
 
 @pytest.fixture(scope="module")
-def wheelhouse(tmp_path_factory) -> Path:
+def tree(tmp_path_factory) -> Path:
+    """The repository's files as git sees them (tracked, and new ones not ignored), copied: what a
+    clean clone holds plus uncommitted edits. Ignored leftovers of a long-lived checkout (an old
+    build/ that setuptools would pack, a stale package directory shadowing the stubs) stay out."""
+    copy = tmp_path_factory.mktemp("tree")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():  # a tracked file deleted in the work tree is not copied
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory, tree) -> Path:
     """The stubs' and the server's wheels: the repository-local dependencies of the others."""
     house = tmp_path_factory.mktemp("wheelhouse")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(house), str(ROOT / "stubs/python"), str(ROOT)],
+                    "--wheel-dir", str(house), str(tree / "stubs/python"), str(tree)],
                    check=True, capture_output=True, timeout=PIP_TIMEOUT_S)
     return house
 
@@ -63,9 +80,9 @@ class FreshVenv:
         return {name.lower().replace("_", "-") for name in json.loads(out)}
 
 
-def test_the_stubs_install_alone_with_the_pinned_grpcio_and_protobuf(tmp_path, wheelhouse):
+def test_the_stubs_install_alone_with_the_pinned_grpcio_and_protobuf(tmp_path, tree, wheelhouse):
     venv = FreshVenv(tmp_path / "venv")
-    venv.install(wheelhouse, str(ROOT / "stubs/python"))
+    venv.install(wheelhouse, str(tree / "stubs/python"))
     venv.run("""
         from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc, state_backend_pb2_grpc
         from pynenc_sidecar_proto.connection import ClientSecurity
@@ -77,9 +94,9 @@ def test_the_stubs_install_alone_with_the_pinned_grpcio_and_protobuf(tmp_path, w
     assert venv.distributions() - {"typing-extensions"} == {"pynenc-sidecar-proto", "grpcio", "protobuf"}
 
 
-def test_the_sdk_installs_alone_then_its_tracing_and_testing_extras(tmp_path, wheelhouse):
+def test_the_sdk_installs_alone_then_its_tracing_and_testing_extras(tmp_path, tree, wheelhouse):
     venv = FreshVenv(tmp_path / "venv")
-    venv.install(wheelhouse, str(ROOT / "sdk/python"))
+    venv.install(wheelhouse, str(tree / "sdk/python"))
     venv.run("""
         import sys
         from pynenc_sidecar_sdk import Pynenc
@@ -97,7 +114,7 @@ def test_the_sdk_installs_alone_then_its_tracing_and_testing_extras(tmp_path, wh
     assert not alone & NOT_IN_THE_SDK, alone & NOT_IN_THE_SDK
     assert not any(name.startswith("opentelemetry") for name in alone), alone
 
-    venv.install(wheelhouse, f"{ROOT / 'sdk/python'}[tracing]")
+    venv.install(wheelhouse, f"{tree / 'sdk/python'}[tracing]")
     traced = venv.distributions()
     assert {"opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-grpc", "opentelemetry-instrumentation-grpc"} \
         <= traced
@@ -110,7 +127,7 @@ def test_the_sdk_installs_alone_then_its_tracing_and_testing_extras(tmp_path, wh
         assert tracing.tracer() is not None
     """)
 
-    venv.install(wheelhouse, f"{ROOT / 'sdk/python'}[testing]")
+    venv.install(wheelhouse, f"{tree / 'sdk/python'}[testing]")
     assert "pynenc-sidecar" in venv.distributions()
     assert venv.run("""
         from pynenc_sidecar_sdk.testing import InProcessSidecar
@@ -123,9 +140,9 @@ def test_the_sdk_installs_alone_then_its_tracing_and_testing_extras(tmp_path, wh
     """).strip() == "hello you True"
 
 
-def test_the_server_installs_alone_without_the_sdk(tmp_path, wheelhouse):
+def test_the_server_installs_alone_without_the_sdk(tmp_path, tree, wheelhouse):
     venv = FreshVenv(tmp_path / "venv")
-    venv.install(wheelhouse, str(ROOT))
+    venv.install(wheelhouse, str(tree))
     venv.run("import pynenc_sidecar.server, pynenc_sidecar.cli")
     installed = venv.distributions()
     assert {"pynenc-sidecar", "pynenc-sidecar-proto", "redis"} <= installed
@@ -135,9 +152,9 @@ def test_the_server_installs_alone_without_the_sdk(tmp_path, wheelhouse):
     assert script.returncode == 0 and "--redis-url" in script.stdout, script.stderr
 
 
-def test_the_plugin_installs_alone_on_the_stubs_not_the_server(tmp_path, wheelhouse):
+def test_the_plugin_installs_alone_on_the_stubs_not_the_server(tmp_path, tree, wheelhouse):
     venv = FreshVenv(tmp_path / "venv", base_python=pynenc_python())
-    venv.install(wheelhouse, str(ROOT / "plugin"))
+    venv.install(wheelhouse, str(tree / "plugin"))
     venv.run("""
         import pynenc_sidecar_plugin.state_backend, pynenc_sidecar_plugin.builder
         from pynenc_sidecar_plugin.conf import ConnectionSettings
