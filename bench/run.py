@@ -846,11 +846,14 @@ def summary_rows(results: dict, pynenc_skip: str | None) -> list[dict]:
         what = f"replay of a {b['ops']:,}-operation workflow (ms)"
         if "pynenc" in b:
             pyn = median(b["pynenc"]["replay_direct_s"]) * 1e3
-            best_full, best_pyn = min(b["sdk"]["replay_full_s"]) * 1e3, min(b["pynenc"]["replay_direct_s"]) * 1e3
-            add("b.replay", what, f"{full:.2f} (run_workflow); {direct:.2f} (executor on the log)",
-                f"Pynenc {pyn:.2f}", pyn / full, ">= 30x faster", pyn / full >= 30,
-                f"medians; executor-only {pyn / direct:.1f}x; best of {len(b['sdk']['replay_full_s'])}: "
-                f"{best_full:.2f} vs {best_pyn:.2f} ms = {best_pyn / best_full:.1f}x")
+            # The ratio is the executor's: the workflow's code run over its log, as Pynenc's row is.
+            # run_workflow of a finished workflow returns its outcome and runs no code (the replay
+            # rule), so it is printed beside it, not compared.
+            best_direct, best_pyn = min(b["sdk"]["replay_direct_s"]) * 1e3, min(b["pynenc"]["replay_direct_s"]) * 1e3
+            add("b.replay", what, f"{direct:.2f} (executor on the log); {full:.2f} (run_workflow, no code runs)",
+                f"Pynenc {pyn:.2f}", pyn / direct, ">= 30x faster", pyn / direct >= 30,
+                f"medians; best of {len(b['sdk']['replay_direct_s'])}: "
+                f"{best_direct:.2f} vs {best_pyn:.2f} ms = {best_pyn / best_direct:.1f}x")
         else:
             add("b.replay", what, f"{full:.2f}", None, None, ">= 30x faster", None, f"Pynenc skipped: {pynenc_skip}")
         for lang, label in (("go", "Go"), ("ts", "TypeScript"), ("java", "Java")):
@@ -996,7 +999,7 @@ def render_md(report: dict) -> str:
                     "of per-round ratios."]
     if "b" in res:
         b = res["b"]
-        rows = [["sidecar SDK, `run_workflow` (StartWorkflow, its reply bringing the log, + code)",
+        rows = [["sidecar SDK, `run_workflow` of the finished workflow (StartWorkflow; its outcome, no code runs)",
                  median(b["sdk"]["replay_full_s"]) * 1e3],
                 ["sidecar SDK, DeterministicExecutor on the log (GetWorkflowLog + code)",
                  median(b["sdk"]["replay_direct_s"]) * 1e3]]

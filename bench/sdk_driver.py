@@ -10,8 +10,8 @@ object on stdout. Modes (the Pynenc side, bench/pynenc_driver.py, has the same o
         `used_memory` and key count before and after (run.py empties the Redis first).
     replay  --ops N --repeats R
         Records one N-operation workflow with `run_workflow`, then replays it R times: with
-        `run_workflow` (the whole SDK path: StartWorkflow, whose reply brings the log, + the code) and
-        with the DeterministicExecutor alone on the workflow's log (Pynenc's driver does that).
+        `run_workflow` (StartWorkflow of the finished workflow: its outcome, none of its code runs) and
+        with the DeterministicExecutor on the workflow's log, running the code (Pynenc's driver does that).
     order-rpcs
         Calls to the sidecar, by RPC, of one fresh process_order_workflow and of its replay.
     order-worker --barrier DIR --name I --duration D
