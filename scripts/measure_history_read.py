@@ -60,11 +60,14 @@ def seed_redis(url: str, app: str, invocation: str, entries: int) -> None:
     import redis
 
     client = redis.Redis.from_url(url)
-    key = f"psc:{{{escape(app)}:{escape(invocation)}}}:hist"
+    # The history under both layouts: the invocation's own tag (servers before the Redis Cluster
+    # change) and the app's tag (since: one slot per StateBackend write); each server reads its own.
+    keys = [f"psc:{{{escape(app)}:{escape(invocation)}}}:hist", f"psc:{{{escape(app)}}}:hist:{escape(invocation)}"]
     pipe = client.pipeline(transaction=False)
     for n in range(entries):
         member = f"{n:016x}|{escape(invocation)}|{entry_payload(n)}"
-        pipe.zadd(key, {member: 1_700_000_000_000_000 + n})
+        for key in keys:
+            pipe.zadd(key, {member: 1_700_000_000_000_000 + n})
         if n % 5000 == 4999:
             pipe.execute()
     pipe.execute()
@@ -243,6 +246,9 @@ def main() -> int:
           f"{'busy max':>9} {'read s':>7} {'pages':>6} {'RSS MB before/peak/after':>26} errors")
     for r in rows:
         errors = r["read_errors"] + ([f"{r['probe_errors']} probe errors"] if r["probe_errors"] else [])
+        # A reader that got fewer entries than were seeded read something else (a key layout the
+        # server does not use): its row measures nothing, so it says so.
+        errors += [f"read {n} of {args.entries} entries" for n in r["entries_read"] if n != args.entries]
         print(f"{r['label']:<12} {r['store']:<7} {r['readers']:>7} {r['idle_p99_ms']:>8.1f}ms "
               f"{r['busy_p50_ms']:>7.1f}ms "
               f"{r['busy_p99_ms']:>7.1f}ms {r['busy_max_ms']:>7.0f}ms {r['read_s']:>7.1f} {r['pages']:>6} "
