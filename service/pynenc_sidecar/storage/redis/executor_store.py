@@ -23,6 +23,7 @@ A task hash keeps 'done' (microseconds) once its outcome is stored: retention ag
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -293,6 +294,16 @@ class RedisStore:
     @unavailable_on_redis_errors
     async def ensure_task(
         self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
+    ) -> tuple[TaskState, bool, bool]:
+        if not index_run:
+            return await self._ensure_task(app_id, state, lease, now_us, index_run=False)
+        # The task and its run are two steps (two hash tags). A client's deadline cancels the
+        # handler, which could land between them and leave a task no listing or sweep finds
+        # until the repair: shielded, the steps finish together, and only a crash splits them.
+        return await asyncio.shield(self._ensure_task(app_id, state, lease, now_us, index_run=True))
+
+    async def _ensure_task(
+        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool
     ) -> tuple[TaskState, bool, bool]:
         lease_args = [lease.lease_id, lease.ttl_us, lease.runner_id] if lease else ["", 0, ""]
         definition = [item for pair in state.definition().items() for item in pair]
