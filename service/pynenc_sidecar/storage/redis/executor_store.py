@@ -300,7 +300,10 @@ class RedisStore:
         # The task and its run are two steps (two hash tags). A client's deadline cancels the
         # handler, which could land between them and leave a task no listing or sweep finds
         # until the repair: shielded, the steps finish together, and only a crash splits them.
-        return await asyncio.shield(self._ensure_task(app_id, state, lease, now_us, index_run=True))
+        steps = asyncio.ensure_future(self._ensure_task(app_id, state, lease, now_us, index_run=True))
+        # Its error is the caller's; once the caller has gone, it is not logged as never retrieved.
+        steps.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(steps)
 
     async def _ensure_task(
         self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool
