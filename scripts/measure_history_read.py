@@ -9,7 +9,9 @@
 
 It starts its own redis-server and sidecar on free loopback ports, seeds one invocation with
 --entries history entries of about 650 bytes (written straight into the store, in the layout
-both the paged and the unpaged servers read), then for 1 and for --readers readers at once:
+both the paged and the unpaged servers read), reads its first two pages once (a server with a
+bulk read process starts it then, as a long-running server has), then for 1 and for --readers
+readers at once:
 
 1. idle: a prober calls GetInvocation back to back for --probe-seconds; its p50/p99;
 2. huge read: the readers (separate processes, so that decoding a big reply cannot slow the
@@ -18,7 +20,8 @@ both the paged and the unpaged servers read), then for 1 and for --readers reade
    prober runs meanwhile. The server's RSS (/proc/PID/status) is sampled every 50 ms.
 
 It prints one table row per store and reader count: prober p50/p99 idle and during the read,
-the read's duration, errors, the server's RSS before, at its peak and 2 s after. Every process
+the read's duration, errors, the server's RSS before, at its peak and 2 s after (and its bulk
+read process's, when it has one). Every process
 it starts is stopped by its PID.
 """
 
@@ -109,6 +112,26 @@ def read_all(address: str, app: str, invocation: str, out: multiprocessing.Queue
     out.put({"seconds": time.perf_counter() - start, "entries": count, "pages": pages, "error": error})
 
 
+def children(pid: int) -> list[int]:
+    """The processes the server started (its bulk read process, if it has one)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def warm_up(address: str, app: str, invocation: str) -> None:
+    """Two pages, as a long-running server has seen before: a server with a bulk read process
+    starts it at its first read of a second page, and it needs a moment to start."""
+    with grpc.insecure_channel(address, options=WIDE) as channel:
+        stub = sb_grpc.StateBackendServiceStub(channel)
+        first = stub.GetHistory(sb.GetHistoryRequest(app_id=app, invocation_id=invocation), timeout=120)
+        if first.next_page_token:
+            stub.GetHistory(sb.GetHistoryRequest(app_id=app, invocation_id=invocation,
+                                                 page_token=first.next_page_token), timeout=120)
+    time.sleep(3)
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -161,12 +184,16 @@ def measure(server: SidecarServer, app: str, invocation: str, readers: int, prob
         busy: list[float] = []
         rss_before = rss_mb(pid)
         peak = [rss_before]
+        helpers = children(pid)
+        helper_before = sum(rss_mb(c) for c in helpers)
+        helper_peak = [helper_before]
         stop = threading.Event()
         sampling = threading.Event()
 
         def sample() -> None:
             while not sampling.is_set():
                 peak[0] = max(peak[0], rss_mb(pid))
+                helper_peak[0] = max(helper_peak[0], sum(rss_mb(c) for c in helpers))
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample)
@@ -183,6 +210,7 @@ def measure(server: SidecarServer, app: str, invocation: str, readers: int, prob
         sampling.set()
         sampler.join()
         rss_after = rss_mb(pid)
+        helper_after = sum(rss_mb(c) for c in helpers)
     return {
         "readers": readers, "idle_p50_ms": percentile(idle, 0.5), "idle_p99_ms": percentile(idle, 0.99),
         "busy_p50_ms": percentile(busy, 0.5), "busy_p99_ms": percentile(busy, 0.99), "busy_max_ms": max(busy or [0]),
@@ -190,6 +218,8 @@ def measure(server: SidecarServer, app: str, invocation: str, readers: int, prob
         "read_s": max(r["seconds"] for r in results), "entries_read": [r["entries"] for r in results],
         "pages": results[0]["pages"], "read_errors": [r["error"] for r in results if r["error"]],
         "rss_before_mb": rss_before, "rss_peak_mb": peak[0], "rss_after_mb": rss_after,
+        "helper_processes": len(helpers), "helper_rss_before_mb": helper_before, "helper_rss_peak_mb": helper_peak[0],
+        "helper_rss_after_mb": helper_after,
     }
 
 
@@ -214,6 +244,7 @@ def run_store(store: str, args: argparse.Namespace) -> list[dict]:
             with grpc.insecure_channel(server.address) as channel:
                 sb_grpc.StateBackendServiceStub(channel).UpsertInvocations(sb.UpsertInvocationsRequest(
                     app_id=app, invocations=[sb.Invocation(invocation_id="probe", task_id="t")]), timeout=30)
+            warm_up(server.address, app, invocation)
             rows = []
             for readers in sorted({1, args.readers}):
                 row = measure(server, app, invocation, readers, args.probe_seconds)
@@ -226,6 +257,12 @@ def run_store(store: str, args: argparse.Namespace) -> list[dict]:
         if redis_server is not None:
             redis_server.stop()
             redis_server.cleanup()
+
+
+def helper_rss(row: dict) -> str:
+    if not row["helper_processes"]:
+        return "none"
+    return f"{row['helper_rss_before_mb']:.0f}/{row['helper_rss_peak_mb']:.0f}/{row['helper_rss_after_mb']:.0f}"
 
 
 def main() -> int:
@@ -243,7 +280,8 @@ def main() -> int:
     for store in (["redis", "sqlite"] if args.store == "both" else [args.store]):
         rows += run_store(store, args)
     print(f"{'label':<12} {'store':<7} {'readers':>7} {'idle p99':>9} {'busy p50':>9} {'busy p99':>9} "
-          f"{'busy max':>9} {'read s':>7} {'pages':>6} {'RSS MB before/peak/after':>26} errors")
+          f"{'busy max':>9} {'read s':>7} {'pages':>6} {'RSS MB before/peak/after':>26} "
+          f"{'bulk process RSS MB':>20} errors")
     for r in rows:
         errors = r["read_errors"] + ([f"{r['probe_errors']} probe errors"] if r["probe_errors"] else [])
         # A reader that got fewer entries than were seeded read something else (a key layout the
@@ -253,7 +291,7 @@ def main() -> int:
               f"{r['busy_p50_ms']:>7.1f}ms "
               f"{r['busy_p99_ms']:>7.1f}ms {r['busy_max_ms']:>7.0f}ms {r['read_s']:>7.1f} {r['pages']:>6} "
               f"{r['rss_before_mb']:>8.0f}/{r['rss_peak_mb']:.0f}/{r['rss_after_mb']:.0f} "
-              f"{'; '.join(errors)[:120] or '-'}")
+              f"{helper_rss(r):>20} {'; '.join(errors)[:120] or '-'}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

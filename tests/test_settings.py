@@ -186,7 +186,7 @@ def test_every_setting_has_a_flag_an_environment_variable_and_a_config_key(tmp_p
              "health_port": "9001", "readiness_interval": "2s", "keepalive_time": "30s", "keepalive_timeout": "5s",
              "max_connection_idle": "2m", "max_connection_age": "2h", "max_connection_age_grace": "1m",
              "handshake_timeout": "3s", "max_concurrent_streams": "50", "max_connections": "100",
-             "max_concurrent_bulk_reads": "2", "max_queued_bulk_reads": "0"}
+             "max_concurrent_bulk_reads": "2", "max_queued_bulk_reads": "0", "bulk_read_process": "off"}
     # The Redis settings need a Redis URL (no data file): test_redis_cluster_settings.
     assert set(valid) == set(config.SERVE) - {"config", *config.REDIS}
     conf = tmp_path / "all.toml"
@@ -336,6 +336,7 @@ def malformed_values(tmp_path: Path) -> dict[str, list[str]]:
         "max_connections": ["0", "many"],
         "max_concurrent_bulk_reads": ["0", "one"],
         "max_queued_bulk_reads": ["-1"],
+        "bulk_read_process": ["sometimes"],
         "log_level": ["LOUD"],
         "log_format": ["xml"],
         "retention": ["forever"],

@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from pynenc_sidecar import observability, security
+from pynenc_sidecar.bulk_reader import BulkReader
 from pynenc_sidecar.connections import ConnectionSettings, open_file_budget
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.engine import WorkflowEngine
@@ -76,6 +77,8 @@ class ServerSettings:
     # Bulk pages read and decoded at once, and how many more may wait (service/bulk.py).
     max_concurrent_bulk_reads: int = bulk.DEFAULT_CONCURRENT
     max_queued_bulk_reads: int = bulk.DEFAULT_QUEUED
+    # A read's later history pages are built by a second process (bulk_reader.py).
+    bulk_read_process: bool = True
 
 
 @dataclass
@@ -85,8 +88,12 @@ class Stores:
     store: Store
     state_backend: StateBackendStore
     description: str  # for logs: never holds a password
+    # The process that builds bulk history pages on its own connection to them, if any.
+    bulk_reader: BulkReader | None = None
 
     async def close(self) -> None:
+        if self.bulk_reader is not None:
+            await self.bulk_reader.close()
         await self.state_backend.close()
         await self.store.close()
 
@@ -145,7 +152,10 @@ async def build_server(settings: ServerSettings) -> tuple[grpc.aio.Server, Store
 
         state_backend = StateBackendEngine(stores.state_backend)
         bulk_reads = bulk.BulkReads(settings.max_concurrent_bulk_reads, settings.max_queued_bulk_reads)
-        names = SERVICE_NAMES + register_state_backend(server, state_backend, settings.limits, bulk_reads)
+        if settings.bulk_read_process and (settings.redis_url or settings.data_file != MEMORY_DATA_FILE):
+            stores.bulk_reader = BulkReader(settings)
+        names = SERVICE_NAMES + register_state_backend(server, state_backend, settings.limits, bulk_reads,
+                                                       stores.bulk_reader)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         enable_reflection([*names, health.SERVICE_NAME], server)

@@ -368,6 +368,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
            "wait behind one page, not many", "N", str(bulk.DEFAULT_CONCURRENT)),
     Option("max_queued_bulk_reads", _integer(0), "bulk reads waiting for --max-concurrent-bulk-reads; a new one "
            "past them is refused with RESOURCE_EXHAUSTED (retry with backoff)", "N", str(bulk.DEFAULT_QUEUED)),
+    Option("bulk_read_process", _switch, "build the pages of a history read after its first in a second process, "
+           "on its own store connection, so that huge reads do not slow other calls (off: in the server)",
+           "on|off", "on"),
 ]}
 
 CONNECTION_SETTINGS = ["keepalive_time", "keepalive_timeout", "max_connection_idle", "max_connection_age",
@@ -377,7 +380,8 @@ SERVE = ["config", "host", "port", *REDIS, "data_file", "grace_period", "max_val
          "max_payload_bytes", "max_message_bytes", "log_level", "log_format", "metrics_port", "retention",
          "sweep_interval",
          "tls_cert", "tls_key", "tls_client_ca", "auth_token_file", "auth_token", "health_port",
-         "readiness_interval", *CONNECTION_SETTINGS, "max_concurrent_bulk_reads", "max_queued_bulk_reads"]
+         "readiness_interval", *CONNECTION_SETTINGS, "max_concurrent_bulk_reads", "max_queued_bulk_reads",
+         "bulk_read_process"]
 STORE = ["config", *REDIS, "data_file", "log_level", "log_format"]  # tools that open the store
 HEALTH = ["config", "host", "port", "health_port", "tls_cert", "tls_key", "tls_client_ca"]
 
@@ -422,6 +426,7 @@ class Settings:
     max_connections: int = ConnectionSettings.max_connections
     max_concurrent_bulk_reads: int = bulk.DEFAULT_CONCURRENT
     max_queued_bulk_reads: int = bulk.DEFAULT_QUEUED
+    bulk_read_process: bool = True
     # setting name -> where its value came from: "command line", "env PYNENC_SIDECAR_PORT", "config FILE"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -455,6 +460,7 @@ class Settings:
                 max_connection_age_grace_s=self.max_connection_age_grace, handshake_timeout_s=self.handshake_timeout,
                 max_concurrent_streams=self.max_concurrent_streams, max_connections=self.max_connections),
             max_concurrent_bulk_reads=self.max_concurrent_bulk_reads, max_queued_bulk_reads=self.max_queued_bulk_reads,
+            bulk_read_process=self.bulk_read_process,
         )
 
     def redis_options(self) -> RedisOptions:

@@ -55,8 +55,23 @@ def to_status(error: SidecarError) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=packed))
 
 
+class RelayedStatus(Exception):
+    """Another server's error answer to a call forwarded to it (bulk_reader.py): the caller gets
+    it as it came, details included."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: tuple[tuple[str, Any], ...]) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code, self.details, self.trailing_metadata = code, details, trailing_metadata
+
+    @classmethod
+    def of(cls, error: grpc.aio.AioRpcError) -> RelayedStatus:
+        return cls(error.code(), error.details() or "", tuple(error.trailing_metadata() or ()))
+
+
 async def _abort(context: grpc.aio.ServicerContext, error: Exception, where: str) -> None:
     """End the call with the error's mapped status; anything unexpected is INTERNAL, logged."""
+    if isinstance(error, RelayedStatus):
+        await context.abort(error.code, error.details, error.trailing_metadata)
     if isinstance(error, SidecarError):
         await context.abort_with_status(to_status(error))  # raises: the call ends here
     else:

@@ -11,8 +11,9 @@ says how they are checked and kept; service/paging.py how the list RPCs page.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
+import grpc
 from google.protobuf import json_format, timestamp_pb2
 
 from pynenc_sidecar import security
@@ -61,11 +62,45 @@ STREAM_MESSAGE_BUDGET = REPLY_BUDGET_BYTES
 TIMESTAMP_MIN_S, TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
 
 
+class BulkPages(Protocol):
+    """Builds GetHistory replies elsewhere (bulk_reader.BulkReader): the reply's bytes, or None
+    when it cannot now (the servicer builds the page itself)."""
+
+    async def get_history(self, request: sb.GetHistoryRequest, timeout: float | None) -> bytes | None: ...
+
+
 def register_state_backend(server, engine: StateBackendEngine, limits: Limits,
-                           bulk_reads: BulkReads | None = None) -> list[str]:
-    servicer = StateBackendServicer(engine, limits, bulk_reads)
-    sb_grpc.add_StateBackendServiceServicer_to_server(servicer, server)
+                           bulk_reads: BulkReads | None = None, bulk_pages: BulkPages | None = None) -> list[str]:
+    servicer = StateBackendServicer(engine, limits, bulk_reads, bulk_pages)
+    # The generated function uses only the two registration methods _PreSerialized has.
+    registrar = cast(grpc.aio.Server, _PreSerialized(server, {"GetHistory"}))
+    sb_grpc.add_StateBackendServiceServicer_to_server(servicer, registrar)
     return [SERVICE_NAME]
+
+
+class _PreSerialized:
+    """What the generated add_..._to_server registers, on `server`, with the methods in `names`
+    also allowed to return their reply already serialized (bytes another process built, sent
+    as they are). The generated code registers the same handlers twice, as a generic handler
+    and as registered methods; both are rebuilt from the latter."""
+
+    def __init__(self, server, names: set[str]) -> None:
+        self._server, self._names = server, names
+
+    def add_generic_rpc_handlers(self, generic_handlers) -> None:
+        pass  # the same handlers come next, by name
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        handlers = {name: handler._replace(response_serializer=_bytes_or(handler.response_serializer))
+                    if name in self._names else handler for name, handler in handlers.items()}
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+        self._server.add_registered_method_handlers(service, handlers)
+
+
+def _bytes_or(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    def serialized(reply: Any) -> bytes:
+        return reply if type(reply) is bytes else serialize(reply)
+    return serialized
 
 
 # --- encoding --------------------------------------------------------------------
@@ -113,11 +148,13 @@ async def _id_page(request, rpc: str, scope: tuple[str, ...], fetch) -> tuple[li
 
 
 class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
-    def __init__(self, engine: StateBackendEngine, limits: Limits, bulk_reads: BulkReads | None = None) -> None:
+    def __init__(self, engine: StateBackendEngine, limits: Limits, bulk_reads: BulkReads | None = None,
+                 bulk_pages: BulkPages | None = None) -> None:
         self.engine = engine
         self.limits = limits
         # Pages that can be large are read and decoded one (or a few) at a time (service/bulk.py).
         self.bulk = bulk_reads or BulkReads()
+        self.bulk_pages = bulk_pages
 
     # --- request parsing -------------------------------------------------------
     def _id(self, value: str, field: str) -> str:
@@ -354,6 +391,11 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         scope = (app_id, invocation_id)
         after = decode_token(request.page_token, "GetHistory", scope, is_ints(3))
         start = None if after is None else tuple(after)
+        if after is not None and self.bulk_pages is not None:
+            # A read past its first page: its pages are built off this event loop when they can be.
+            reply = await self.bulk_pages.get_history(request, context.time_remaining())
+            if reply is not None:
+                return reply
 
         async def fetch(limit: int, last):
             return await self.engine.history(app_id, invocation_id, limit, start if last is None else last.cursor)
