@@ -1,9 +1,10 @@
 """A read's later history pages come from the bulk read process (bulk_reader.py, issue 12, case 1).
 
-Real servers on Redis and on SQLite: the pages a read gets after its first are built by the
-server's child process and are the pages a server without one sends; a stopped child is what
-holds those pages up (so they do come from it), while first pages and small calls go on; a
-killed child costs no read and is replaced; a store error met in the child reaches the caller
+Real servers on Redis and on SQLite: the pages a read gets after its first, and history streams,
+are built by the server's child process and are what a server without one sends; a stopped
+child is what holds them up (so they do come from it), while first pages and small calls go on;
+a killed child costs no page read and is replaced, and a stream it was sending ends with a clear
+UNAVAILABLE; a store error met in the child reaches the caller
 with its details; the child exits with its server, even a server killed with SIGKILL. What it
 buys in latency is measured by scripts/measure_history_read.py (docs/reliability.md).
 """
@@ -52,6 +53,18 @@ def read_pages(stub, timeout: float = 60) -> list[bytes]:
         if not reply.next_page_token:
             return pages
         request.page_token = reply.next_page_token
+
+
+def stream_request() -> sb.StreamHistoryInTimeRangeRequest:
+    request = sb.StreamHistoryInTimeRangeRequest(app_id=APP, batch_size=50)
+    request.start_time.FromMicroseconds(1_700_000_000_000_000)
+    request.end_time.FromMicroseconds(1_700_000_000_000_000 + ENTRIES)
+    return request
+
+
+def streamed(stub, timeout: float = 60) -> list[bytes]:
+    return [entry.SerializeToString(deterministic=True)
+            for reply in stub.StreamHistoryInTimeRange(stream_request(), timeout=timeout) for entry in reply.history]
 
 
 def second_page_request(stub) -> sb.GetHistoryRequest:
@@ -133,6 +146,29 @@ def test_pages_after_the_first_come_from_the_bulk_process_and_match_the_servers_
         assert bulk_processes(server) == [child]
 
 
+def test_history_streams_come_from_the_bulk_process_and_end_clearly_if_it_dies(servers) -> None:
+    server, without = servers
+    with server.channel() as channel, without.channel() as plain_channel:
+        stub = sb_grpc.StateBackendServiceStub(channel)
+        expected = streamed(sb_grpc.StateBackendServiceStub(plain_channel))
+        assert len(expected) == ENTRIES
+        child = started_bulk_process(server, stub)
+        assert streamed(stub) == expected
+        os.kill(child, signal.SIGSTOP)
+        try:
+            with pytest.raises(grpc.RpcError) as held:
+                streamed(stub, timeout=1)
+            assert held.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            stream = stub.StreamHistoryInTimeRange(stream_request(), timeout=30)
+        finally:
+            os.kill(child, signal.SIGKILL)  # a stream in flight loses its process
+        with pytest.raises(grpc.RpcError) as cut:
+            list(stream)
+        assert cut.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_details(cut.value)[0] == "BULK_READ_INTERRUPTED" and "call again" in cut.value.details()
+        assert streamed(stub) == expected  # served by the server itself until the next process answers
+
+
 def test_a_killed_bulk_process_costs_no_read_and_is_replaced(servers) -> None:
     server, without = servers
     with server.channel() as channel, without.channel() as plain_channel:
@@ -185,3 +221,31 @@ def test_the_bulk_process_exits_with_its_server_even_one_killed(tmp_path) -> Non
             server.stop(stop_signal)
         gone = lambda pid=child: not running(pid)  # noqa: E731
         wait_until(gone, 15, f"the bulk read process to exit after its server's {stop_signal.name}")
+
+
+def test_a_traced_server_forwards_pages_and_its_span_reports_the_childs_answer(redis_server) -> None:
+    from test_tracing import STATUS_ERROR, Caller, OtlpReceiver, otel_env, server_span
+
+    receiver = OtlpReceiver().start()
+    server = SidecarServer(redis_server.url, env=otel_env(receiver)).start()
+    try:
+        seed(server)
+        with server.channel() as channel:
+            stub = sb_grpc.StateBackendServiceStub(channel)
+            started_bulk_process(server, stub)
+            later_page = second_page_request(stub)
+            served, refused = Caller(), Caller()
+            reply = stub.GetHistory(later_page, timeout=30, metadata=served.metadata)
+            assert len(reply.history) > 0
+            wrong = sb.GetHistoryRequest(app_id=APP, invocation_id="small", page_token=later_page.page_token)
+            with pytest.raises(grpc.RpcError) as error:  # a token of another invocation: refused before forwarding
+                stub.GetHistory(wrong, timeout=30, metadata=refused.metadata)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        span, _ = server_span(receiver, served, "GetHistory", at_least=1)
+        assert span["attributes"]["rpc.grpc.status_code"] == 0 and span["status"] != STATUS_ERROR
+        span, _ = server_span(receiver, refused, "GetHistory", at_least=1)
+        assert span["attributes"]["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()
+        receiver.stop()

@@ -4,7 +4,8 @@ Building a 256 KiB page of history entries (store reply, decoding, encoding) kee
 loop busy for about 3 ms, in slices; a small call that arrives meanwhile waits behind a slice at
 each of its own steps (request, store round trip, reply), so during a huge read other calls'
 p99 was 4-7x their idle p99. Here the pages after a read's first one (calls that carry a
-page_token, which only reads longer than a page send) go to a child process: the same
+page_token, which only reads longer than a page send), and history streams
+(StreamHistoryInTimeRange), go to a child process: the same
 StateBackendService on its own connection to the same store, behind a Unix socket in a
 private directory. The serving loop forwards the request and the reply's bytes, which it
 neither decodes nor encodes again; the child's own turns (--max-concurrent-bulk-reads) bound
@@ -12,11 +13,11 @@ its memory. Authorization and validation stay in the serving process, which chec
 call before it forwards one.
 
 A history that fits one page (most) never leaves the server. The child starts at the first
-read that needs a second page; until it answers, and whenever it has died (it is started again
-at most every RESTART_DELAY_S), pages are built in-process as before, so no read fails
-because of it. It exits when its stdin closes: when the server stops, and when it dies, even by
-kill -9. Off with --bulk-read-process off, and for the in-memory store (which no second
-process can open).
+call it would serve; until it answers, and whenever it has died (it is started again at most
+every RESTART_DELAY_S), pages are built in-process as before, so no page read fails because of
+it (a stream it was sending when it died ends with UNAVAILABLE, BULK_READ_INTERRUPTED). It
+exits when its stdin closes: when the server stops, and when it dies, even by kill -9. Off
+with --bulk-read-process off, and for the in-memory store (which no second process can open).
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from pynenc_sidecar.core.errors import BULK_READ_INTERRUPTED, Unavailable
 from pynenc_sidecar.service.errors import RelayedStatus
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GET_HISTORY = "/pynenc.sidecar.v1.StateBackendService/GetHistory"
+STREAM_HISTORY = "/pynenc.sidecar.v1.StateBackendService/StreamHistoryInTimeRange"
 START_TIMEOUT_S = 30.0
 RESTART_DELAY_S = 5.0
 STOP_TIMEOUT_S = 5.0
@@ -67,6 +71,7 @@ class BulkReader:
         self._process: asyncio.subprocess.Process | None = None
         self._channel: grpc.aio.Channel | None = None
         self._get_history: Any = None
+        self._stream_history: Any = None
         self._starting: asyncio.Task[None] | None = None
         self._next_start = 0.0
         self._directory: str | None = None
@@ -90,6 +95,28 @@ class BulkReader:
                 return None
             raise RelayedStatus.of(error) from None
         return data
+
+    def stream_history(self, request: sb.StreamHistoryInTimeRangeRequest,
+                       timeout: float | None) -> AsyncIterator[bytes] | None:
+        """The child's serialized StreamHistoryInTimeRangeResponse messages, or None when it
+        cannot answer now (the caller then streams them itself)."""
+        if not self.ready:
+            self._start_soon()
+            return None
+        return self._relayed(self._stream_history(request, timeout=timeout))
+
+    async def _relayed(self, call: Any) -> AsyncIterator[bytes]:
+        try:
+            async for message in call:
+                yield message
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNAVAILABLE and not _answered(error):
+                self._lost()
+                raise Unavailable("the bulk read process stopped during this stream (the server starts another): "
+                                  "call again", reason=BULK_READ_INTERRUPTED) from None
+            raise RelayedStatus.of(error) from None
+        finally:
+            call.cancel()  # a no-op once the stream is over; stops the child's when the caller went
 
     def _start_soon(self) -> None:
         if self._starting is not None or time.monotonic() < self._next_start:
@@ -132,6 +159,9 @@ class BulkReader:
                 ("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)])
             self._get_history = self._channel.unary_unary(
                 GET_HISTORY, request_serializer=sb.GetHistoryRequest.SerializeToString, response_deserializer=None)
+            self._stream_history = self._channel.unary_stream(
+                STREAM_HISTORY, request_serializer=sb.StreamHistoryInTimeRangeRequest.SerializeToString,
+                response_deserializer=None)
             self.pid = process.pid
             log.info("bulk read process %d serves history pages after the first (--bulk-read-process)", process.pid)
         except Exception as error:  # the server goes on building pages itself

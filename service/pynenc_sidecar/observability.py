@@ -361,6 +361,8 @@ def _workflow_attributes(attributes: dict[str, Any], app_id: str, workflow: Any)
 
 
 def _annotate_response(response: Any) -> None:
+    if isinstance(response, bytes):  # a page the bulk read process serialized: it has none of these
+        return
     fields = response.DESCRIPTOR.fields_by_name
     span = _trace.get_current_span()
     if "replayed" in fields:

@@ -10,7 +10,7 @@ says how they are checked and kept; service/paging.py how the list RPCs page.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, TypeVar, cast
 
 import grpc
@@ -63,17 +63,20 @@ TIMESTAMP_MIN_S, TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
 
 
 class BulkPages(Protocol):
-    """Builds GetHistory replies elsewhere (bulk_reader.BulkReader): the reply's bytes, or None
-    when it cannot now (the servicer builds the page itself)."""
+    """Builds GetHistory replies and history streams elsewhere (bulk_reader.BulkReader): their
+    bytes, or None when it cannot now (the servicer builds them itself)."""
 
     async def get_history(self, request: sb.GetHistoryRequest, timeout: float | None) -> bytes | None: ...
+
+    def stream_history(self, request: sb.StreamHistoryInTimeRangeRequest,
+                       timeout: float | None) -> AsyncIterator[bytes] | None: ...
 
 
 def register_state_backend(server, engine: StateBackendEngine, limits: Limits,
                            bulk_reads: BulkReads | None = None, bulk_pages: BulkPages | None = None) -> list[str]:
     servicer = StateBackendServicer(engine, limits, bulk_reads, bulk_pages)
     # The generated function uses only the two registration methods _PreSerialized has.
-    registrar = cast(grpc.aio.Server, _PreSerialized(server, {"GetHistory"}))
+    registrar = cast(grpc.aio.Server, _PreSerialized(server, {"GetHistory", "StreamHistoryInTimeRange"}))
     sb_grpc.add_StateBackendServiceServicer_to_server(servicer, registrar)
     return [SERVICE_NAME]
 
@@ -415,6 +418,12 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
     @handle_stream_errors
     async def StreamHistoryInTimeRange(self, request, context):
         app_id, start, end, batch = self._time_range(request)
+        forwarded = None if self.bulk_pages is None else self.bulk_pages.stream_history(
+            request, context.time_remaining())
+        if forwarded is not None:  # built off this event loop (bulk_reader.py)
+            async for message in forwarded:
+                yield message
+            return
         async for records in self.bulk.batches(self.engine.history_in_range(app_id, start, end, batch)):
             # A batch may hold 10,000 entries: it goes out in messages within the budget, each
             # decoded in slices while holding a bulk-read slot, released before it is sent.
