@@ -130,8 +130,9 @@ class WorkflowEngine:
         self.dispatcher = Dispatcher(self, dispatch_store_for(store))
 
     async def _project(self, app_id: str, state: TaskState, now_us: int) -> None:
-        """After the executor's write: a crash before this step loses nothing that the next
-        step of the task (a lease taken, an outcome) does not write again."""
+        """After the executor's write, unless the store wrote it in that write's own step (one
+        Redis: ensure_task's and complete_task's `projection`): a crash before this step loses
+        nothing that the next step of the task (a lease taken, an outcome) does not write again."""
         if self.projection is not None:
             await self.projection.task_changed(app_id, state, now_us)
 
@@ -264,10 +265,11 @@ class WorkflowEngine:
                       index_run: bool = False) -> TaskOutcome:
         lease = self._lease(runner_id, ttl_us)
         now = self.clock()
-        current, granted, created = await self.store.ensure_task(app_id, state, lease, now, index_run=index_run)
+        current, granted, created = await self.store.ensure_task(app_id, state, lease, now, index_run=index_run,
+                                                                 projection=self.projection)
         if granted and not created:
             self.observer.lease_taken_over()
-        if granted or created:
+        if (granted or created) and not current.projected:
             await self._project(app_id, current, now)
         return TaskOutcome(current, replayed, lease if granted else None, current.lease_expire_us if granted else 0)
 
@@ -302,13 +304,14 @@ class WorkflowEngine:
         # The task and its run in one atomic step: a call cut short (a client deadline) never
         # leaves a task that no listing or retention sweep finds.
         now = self.clock()
-        current, granted, created = await self.store.ensure_task(app_id, requested, lease, now, index_run=True)
+        current, granted, created = await self.store.ensure_task(app_id, requested, lease, now, index_run=True,
+                                                                 projection=self.projection)
         recorded_call = TaskCall(current.invocation_id, current.task_id, current.arguments_json)
         check_replay(recorded_call, TaskCall(workflow.workflow_id, workflow.workflow_type, arguments_json),
                      f"workflow {workflow.workflow_id} start")
         if granted and not created:
             self.observer.lease_taken_over()
-        if granted or created:
+        if (granted or created) and not current.projected:
             await self._project(app_id, current, now)
         return TaskOutcome(current, not created, lease if granted else None, current.lease_expire_us if granted else 0)
 
@@ -352,14 +355,15 @@ class WorkflowEngine:
         now = self.clock()
         try:
             state, accepted = await self.store.complete_task(app_id, invocation_id, lease_id, status, result_json,
-                                                             error_json, now)
+                                                             error_json, now, projection=self.projection)
         except TaskNotFound:
             raise _not_found(invocation_id) from None
         except LeaseNotHeld:
             raise _lease_not_held(invocation_id) from None
         # Also when not accepted (a repeated completion): it repairs a projection lost after
-        # the first, and writes nothing twice.
-        await self._project(app_id, state, now)
+        # the first, and writes nothing twice. Unless the store wrote it in the outcome's step.
+        if not state.projected:
+            await self._project(app_id, state, now)
         return state, accepted
 
     async def refuse_result(self, app_id: str, invocation_id: str, lease_id: str, error_type: str,

@@ -173,5 +173,8 @@ class StateProjection:
     def __init__(self, store: StateBackendStore) -> None:
         self.store = store
 
+    def of(self, state: TaskState, now_us: int) -> ProjectedInvocation:
+        return project(state, now_us)
+
     async def task_changed(self, app_id: str, state: TaskState, now_us: int) -> None:
         await self.store.project_invocation(app_id, project(state, now_us))

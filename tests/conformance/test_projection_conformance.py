@@ -172,3 +172,59 @@ def test_a_projection_converts_redis_indexes_left_as_sets(redis_server, run, app
     finally:
         raw.close()
         run(store.close())
+
+
+def test_the_projection_a_task_step_writes_itself_is_what_the_separate_step_writes(stores: Stores, run,
+                                                                                  app: str) -> None:
+    """On one Redis a registration's and an outcome's projection are written in the task's own
+    script (task_fused.lua); SQLite and the cluster write it as a step of its own. Either way
+    StateBackendService reads what `project_invocation` of each new state writes."""
+    from pynenc_sidecar.core.positions import Kind, Position
+    from pynenc_sidecar.core.tasks import WorkflowRef
+    from pynenc_sidecar.engine import WorkflowEngine
+    from pynenc_sidecar.projection import StateProjection
+
+    backend = stores.state_backend
+    now_us = 1_700_000_000_000_000
+
+    async def order(engine: WorkflowEngine, app_id: str, project_each: bool) -> list[str]:
+        """Start, a child registered, leased and finished, the workflow failed: the ids."""
+        wf = WorkflowRef("wf", "mod.order")
+        main = await engine.start_workflow(app_id, wf, '{"order_id":"o-1"}', "r-main", 10_000_000)
+        child = await engine.execute_task(app_id, wf, Position("wf", "wf", Kind.TASK, "", 1), "mod.pay",
+                                          '{"n":1}', False, "r-1", 10_000_000)
+        paid, _ = await engine.complete_task(app_id, child.state.invocation_id, child.lease.lease_id, '{"paid":1}',
+                                             None)
+        failed, _ = await engine.complete_task(app_id, "wf", main.lease.lease_id, None,
+                                               {"type": "ValueError", "message": "no stock"})
+        if project_each:
+            for state in (main.state, child.state, paid, failed):
+                await backend.project_invocation(app_id, project(state, now_us))
+        return ["wf", child.state.invocation_id]
+
+    async def shown(app_id: str, ids: list[str]) -> str:
+        seen = {}
+        for invocation_id in ids:
+            record = await backend.get_invocation(app_id, invocation_id)
+            history = await backend.get_history(app_id, invocation_id)
+            seen[invocation_id] = [record.encode() if record else None,
+                                   [(entry.timestamp_us, entry.payload) for entry in history],
+                                   await backend.get_result(app_id, invocation_id),
+                                   await backend.get_exception(app_id, invocation_id)]
+        seen["subs"] = await backend.sub_invocations(app_id, "wf")
+        seen["invocations"] = await backend.invocation_ids_by_workflow(app_id, "wf", "")
+        seen["children"] = await backend.child_invocations(app_id, "wf")
+        seen["runners"] = await backend.get_runner_contexts(app_id, ["r-main", "r-1"])
+        text = json.dumps(seen, sort_keys=True, default=str)
+        return text.replace(ids[1], "<child>").replace(app_id, "<app>")
+
+    async def body() -> None:
+        with_steps = WorkflowEngine(stores.store, clock=lambda: now_us, projection=StateProjection(backend))
+        separate = WorkflowEngine(stores.store, clock=lambda: now_us)
+        fused_ids = await order(with_steps, app, project_each=False)
+        separate_ids = await order(separate, app + "-separate", project_each=True)
+        fused, apart = await shown(app, fused_ids), await shown(app + "-separate", separate_ids)
+        assert fused == apart
+        assert "INVOCATION_STATUS_SUCCESS" in fused and "no stock" in fused  # it did show the outcomes
+
+    run(body())

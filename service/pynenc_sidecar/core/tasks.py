@@ -103,6 +103,9 @@ class TaskState:
     runner_id: str = ""
     finished_us: int = 0  # when the outcome was stored (0: unfinished, or finished before this was kept)
     extra: dict[str, str] = field(default_factory=dict)
+    # Not stored: set by a store whose step that returned this state also wrote its StateBackend
+    # projection (one Redis folds it into the task's script), so the caller need not write it.
+    projected: bool = field(default=False, compare=False)
 
     @property
     def finished(self) -> bool:

@@ -168,13 +168,17 @@ class Store(Protocol):
 
     # --- task invocations ---------------------------------------------------------
     async def ensure_task(
-        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
+        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False,
+        projection: TaskProjection | None = None,
     ) -> tuple[TaskState, bool, bool]:
         """Register the invocation unless it exists; then, if a lease is asked for and the
         task is unfinished with no live lease (on the store's clock), grant it (status
         RUNNING) until the store's now + lease.ttl_us. With index_run, also index
         state.workflow as a run (as store_workflow_run), in the same atomic step. Returns the
-        state, whether the lease was granted, and whether the invocation was created."""
+        state, whether the lease was granted, and whether the invocation was created.
+        With a projection, a store may also write the new state's StateBackend projection
+        (projection.of(state, now_us)) in the same atomic step, and then marks the returned
+        state `projected`; one that does not leaves it to the caller."""
 
     async def acquire_lease(
         self, app_id: str, invocation_id: str, lease: LeaseRequest, now_us: int
@@ -191,11 +195,11 @@ class Store(Protocol):
 
     async def complete_task(
         self, app_id: str, invocation_id: str, lease_id: str, status: int, result_json: str | None,
-        error_json: str | None, now_us: int,
+        error_json: str | None, now_us: int, *, projection: TaskProjection | None = None,
     ) -> tuple[TaskState, bool]:
         """First outcome wins: (state, accepted); an accepted outcome keeps now_us as the
         task's finished_us. LeaseNotHeld when the lease was granted to another caller since
-        (live or lapsed: fenced); TaskNotFound."""
+        (live or lapsed: fenced); TaskNotFound. A projection as for ensure_task."""
 
     async def retry_failed(self, app_id: str, invocation_ids: list[str]) -> list[TaskState]:
         """Reset each listed invocation that is FAILED to RETRY: error, lease and finished
@@ -306,6 +310,16 @@ class ProjectedInvocation:
     sub_invocation_of: str = ""
     # (runner id, runner context payload), stored unless a context with that id is.
     runner: tuple[str, str] | None = None
+
+
+class TaskProjection(Protocol):
+    """What StateBackendService shows of a task state (projection.StateProjection): given to a
+    task transition, so that a store able to may write it in the transition's atomic step
+    (only when `store`, where it goes, is its own)."""
+
+    store: StateBackendStore
+
+    def of(self, state: TaskState, now_us: int) -> ProjectedInvocation: ...
 
 
 class StateBackendStore(Protocol):

@@ -14,10 +14,13 @@ Key layout (keys.py builds every key; ids percent-escaped, so no id can reach an
     psc:{<app>}:runs              zset  identities of all runs, scored by first store time
     psc:{<app>}:runs:<type>       zset  runs of one type
     psc:app_ids                   set   apps that stored a run (what a retention sweep visits)
-Every atomic step names keys of one hash tag, so it runs on Redis Cluster. Steps spanning
-tags (a task and its run, a scope's task and its mirror in the workflow's record hash, a
-retry) are ordered single-tag steps; docs/deployment.md ("Steps that are not atomic across
-slots") says why each is safe.
+On a cluster every atomic step names keys of one hash tag. Steps spanning tags (a task and
+its run, a scope's task and its mirror in the workflow's record hash, a task and its
+StateBackend projection, a retry) are ordered single-tag steps; docs/deployment.md ("Steps
+that are not atomic across slots") says why each is safe. On one Redis, where a script may
+name keys of any tag, a registration or an outcome runs as one script (task_fused.lua): the
+transition with its mirror, its run index and its projection, one round trip instead of up to
+four (an outcome whose grant this replica did not see, granted.py, takes the separate steps).
 A task hash keeps 'done' (microseconds) once its outcome is stored: retention ages by it.
 """
 
@@ -25,21 +28,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from redis.commands.core import AsyncScript
 
 from pynenc_sidecar.core.commits import CommitEntry
 from pynenc_sidecar.core.positions import BASE_TIME_FIELD, origin_field
-from pynenc_sidecar.core.tasks import TaskState, WorkflowRef
+from pynenc_sidecar.core.tasks import RUNNING, TaskState, WorkflowRef
 from pynenc_sidecar.storage.interface import (
     CommitConflict,
     LeaseNotHeld,
     LeaseRequest,
+    ProjectedInvocation,
     Recorded,
     RunRecord,
     ScopeFinished,
     TaskNotFound,
+    TaskProjection,
 )
 from pynenc_sidecar.storage.redis import connection as redis_connection
 from pynenc_sidecar.storage.redis.connection import (
@@ -50,10 +56,12 @@ from pynenc_sidecar.storage.redis.connection import (
     redis_unavailable,
     unavailable_on_redis_errors,
 )
+from pynenc_sidecar.storage.redis.granted import GrantedLeases
 from pynenc_sidecar.storage.redis.keys import (
     APP_IDS_KEY,
     TASK_KEY_PATTERN,
     parse_task_key,
+    run_keys,
     runs_key,
     scope_lease_field,
     scope_status_field,
@@ -63,6 +71,7 @@ from pynenc_sidecar.storage.redis.keys import (
 )
 from pynenc_sidecar.storage.redis.paging import ScorePager, scan_key_batches
 from pynenc_sidecar.storage.redis.run_index import drop_workflow_run, index_workflow_run
+from pynenc_sidecar.storage.redis.state_backend_store import AS_ZSET, RedisStateBackendStore, projection_step
 
 
 def _recorded(reply: list[Any], convert: Callable[[Any], Any] = str) -> Recorded:
@@ -91,6 +100,10 @@ class RedisStore:
         self._task = self.client.register_script(load_script("task.lua"))
         self._commit = self.client.register_script(load_script("commit.lua"))
         self._mirror = self.client.register_script(load_script("mirror_scope.lua"))
+        # One Redis only: its keys have several hash tags (a cluster takes the separate steps).
+        self._fused = None if options.cluster else self.client.register_script(
+            AS_ZSET + load_script("task_fused.lua"))
+        self._granted = GrantedLeases()
         self._pager = ScorePager(self.client)
 
     async def close(self) -> None:
@@ -291,10 +304,37 @@ class RedisStore:
         code, flag, flat = await self._task(keys=[task_key(app_id, invocation_id), *index_keys], args=args)
         return code, int(flag), reply_fields(flat)
 
+    def _projects_here(self, projection: TaskProjection | None) -> bool:
+        """The projection goes to this Redis (its StateBackend store shares the client)."""
+        return (projection is not None and isinstance(projection.store, RedisStateBackendStore)
+                and projection.store.client is self.client)
+
+    async def _fused_call(self, app_id: str, invocation_id: str, task_args: list[Any], workflow: WorkflowRef, *,
+                          index_run: bool = False, applies: str = "", lease_id: str = "",
+                          projected: ProjectedInvocation | None = None) -> tuple[str, int, dict[str, str], bool]:
+        """task_fused.lua: the transition, its scope's mirror (unless it is the workflow's main
+        task), the run index (index_run) and the projection when the transition left the task
+        as `applies` says (see the script). Whether the projection was written comes last."""
+        assert self._fused is not None
+        task = task_key(app_id, invocation_id)
+        runs, runs_of_type, types = run_keys(app_id, workflow.workflow_type)
+        run = [APP_IDS_KEY, types, runs, runs_of_type] if index_run else [task] * 4
+        projection_keys, projection_args = projection_step(app_id, projected) if projected else ([], [])
+        keys = [task, workflow_tag(app_id, workflow.workflow_id) + ":ops", *run, *projection_keys]
+        args: list[Any] = [len(task_args), "0" if workflow.workflow_id == invocation_id else "1",
+                scope_version_field(invocation_id), scope_status_field(invocation_id), scope_lease_field(invocation_id),
+                workflow.encode() if index_run else "", app_id, workflow.workflow_type,
+                applies if projected else "", lease_id, len(projection_keys), *task_args, *projection_args]
+        code, flag, flat, written = await self._fused(keys=keys, args=args)
+        return code, int(flag), reply_fields(flat), bool(written)
+
     @unavailable_on_redis_errors
     async def ensure_task(
-        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
+        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False,
+        projection: TaskProjection | None = None,
     ) -> tuple[TaskState, bool, bool]:
+        if self._fused is not None:  # one step, atomic: nothing for a deadline to split
+            return await self._ensure_fused(app_id, state, lease, now_us, index_run, projection)
         if not index_run:
             return await self._ensure_task(app_id, state, lease, now_us, index_run=False)
         # The task and its run are two steps (two hash tags). A client's deadline cancels the
@@ -304,6 +344,26 @@ class RedisStore:
         # Its error is the caller's; once the caller has gone, it is not logged as never retrieved.
         steps.add_done_callback(lambda done: done.cancelled() or done.exception())
         return await asyncio.shield(steps)
+
+    async def _ensure_fused(self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int,
+                            index_run: bool, projection: TaskProjection | None) -> tuple[TaskState, bool, bool]:
+        lease_args = [lease.lease_id, lease.ttl_us, lease.runner_id] if lease else ["", 0, ""]
+        definition = [item for pair in state.definition().items() for item in pair]
+        projected = None
+        if projection is not None and lease is not None and self._projects_here(projection):
+            # What a granted lease leaves (a new task, or one registered with this definition):
+            # the script writes this projection only then.
+            granted_state = replace(state, status=RUNNING, lease_id=lease.lease_id, runner_id=lease.runner_id,
+                                    result_json=None, error_json=None, finished_us=0)
+            projected = projection.of(granted_state, now_us)
+        code, granted, data, written = await self._fused_call(
+            app_id, state.invocation_id, ["ensure", now_us, *lease_args, *definition], state.workflow,
+            index_run=index_run, applies="granted", projected=projected)
+        current = TaskState.from_fields(state.invocation_id, data)
+        current.projected = written
+        if granted:
+            self._granted.keep(app_id, current)
+        return current, bool(granted), code == "created"
 
     async def _ensure_task(
         self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool
@@ -333,9 +393,12 @@ class RedisStore:
         )
         if code == "missing":
             raise TaskNotFound(invocation_id)
+        state = TaskState.from_fields(invocation_id, data)
         if granted:
             await self.mirror_scope(app_id, invocation_id, data)
-        return TaskState.from_fields(invocation_id, data), bool(granted)
+            if self._fused is not None:
+                self._granted.keep(app_id, state)
+        return state, bool(granted)
 
     @unavailable_on_redis_errors
     async def get_task(self, app_id: str, invocation_id: str) -> TaskState | None:
@@ -364,14 +427,15 @@ class RedisStore:
     @unavailable_on_redis_errors
     async def complete_task(
         self, app_id: str, invocation_id: str, lease_id: str, status: int, result_json: str | None,
-        error_json: str | None, now_us: int,
+        error_json: str | None, now_us: int, *, projection: TaskProjection | None = None,
     ) -> tuple[TaskState, bool]:
         has_result = result_json is not None
-        code, accepted, data = await self._task_call(
-            app_id,
-            invocation_id,
-            ["complete", now_us, lease_id, status, result_json or "", error_json or "", "1" if has_result else "0"],
-        )
+        task_args = ["complete", now_us, lease_id, status, result_json or "", error_json or "",
+                     "1" if has_result else "0"]
+        granted = self._granted.take(app_id, invocation_id, lease_id) if self._fused is not None else None
+        if granted is not None:
+            return await self._complete_fused(app_id, granted, task_args, projection)
+        code, accepted, data = await self._task_call(app_id, invocation_id, task_args)
         if code == "missing":
             raise TaskNotFound(invocation_id)
         if code == "not_held":
@@ -382,6 +446,29 @@ class RedisStore:
             # the scope unguarded, never a running task refused.
             await self.mirror_scope(app_id, invocation_id, data)
         return TaskState.from_fields(invocation_id, data), bool(accepted)
+
+    async def _complete_fused(self, app_id: str, granted: TaskState, task_args: list[Any],
+                              projection: TaskProjection | None) -> tuple[TaskState, bool]:
+        """An outcome of a lease this replica granted: its definition, runner and workflow are
+        known, so its mirror and projection go in its own script, the projection written only
+        if the outcome is accepted from that very grant (its lease id still on the task)."""
+        _, now_us, lease_id, status, result_json, error_json, has_result = task_args
+        projected = None
+        if projection is not None and self._projects_here(projection):  # what task_rules.lua's complete leaves
+            finished = replace(granted, status=status, lease_expire_us=0, finished_us=now_us,
+                               result_json=result_json if has_result == "1" else granted.result_json,
+                               error_json=granted.error_json if has_result == "1" else error_json)
+            projected = projection.of(finished, now_us)
+        invocation_id = granted.invocation_id
+        code, accepted, data, written = await self._fused_call(
+            app_id, invocation_id, task_args, granted.workflow, applies="held", lease_id=lease_id, projected=projected)
+        if code == "missing":
+            raise TaskNotFound(invocation_id)
+        if code == "not_held":
+            raise LeaseNotHeld(invocation_id)
+        state = TaskState.from_fields(invocation_id, data)
+        state.projected = written
+        return state, bool(accepted)
 
     @unavailable_on_redis_errors
     async def retry_failed(self, app_id: str, invocation_ids: list[str]) -> list[TaskState]:

@@ -29,7 +29,7 @@ Redis key layout (keys.py builds the shared ones; executor_store.py describes th
 zset*: an id index, every member scored 0, so that ZRANGEBYLEX pages it in id order from the
 last id seen (bounded memory, nothing repeated or skipped when ids are added meanwhile).
 Versions before paging kept these as sets: a script meeting a set converts it first
-(_AS_ZSET), and :runner_ids is built from :runners when missing.
+(AS_ZSET), and :runner_ids is built from :runners when missing.
 
 A history entry is "<seq:016x>:<payload digest>" in its invocation's :hist and
 "<seq:016x>:<payload digest>|<escaped invocation id>" in the app's :timeline, scored by the
@@ -101,7 +101,7 @@ _SEARCH_CHUNKS = 10  # runner ids looked at per search call: _SEARCH_CHUNKS * _S
 # KEYS: counter, app timeline, then one history zset per invocation.
 # ARGV: score, payload, then the escaped invocation ids (same order as the zsets).
 # Converts an id index written as a set by an earlier version into a zset (scores 0).
-_AS_ZSET = """
+AS_ZSET = """
 local function as_zset(key)
   if redis.call('TYPE', key).ok == 'set' then
     local members = redis.call('SMEMBERS', key)
@@ -112,7 +112,7 @@ end
 """
 
 # KEYS: id indexes. ARGV: 'add' or 'rem', the id.
-_INDEX = _AS_ZSET + """
+_INDEX = AS_ZSET + """
 for _, key in ipairs(KEYS) do
   as_zset(key)
   if ARGV[1] == 'add' then redis.call('ZADD', key, 0, ARGV[2]) else redis.call('ZREM', key, ARGV[2]) end
@@ -121,13 +121,13 @@ return #KEYS
 """
 
 # KEYS: an id index. ARGV: the lex minimum ('-' or '(' .. last id), count (-1: all).
-_LEX_PAGE = _AS_ZSET + """
+_LEX_PAGE = AS_ZSET + """
 as_zset(KEYS[1])
 return redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
 """
 
 # KEYS: an id index. ARGV: ids. -> 1 or 0 per id: whether the index holds it.
-_LEX_HOLDS = _AS_ZSET + """
+_LEX_HOLDS = AS_ZSET + """
 as_zset(KEYS[1])
 local held = {}
 for i, id in ipairs(ARGV) do held[i] = redis.call('ZSCORE', KEYS[1], id) and 1 or 0 end
@@ -220,6 +220,50 @@ def _redis_digest(payload: str) -> str:
     return base64.urlsafe_b64encode(payload_digest(payload)).rstrip(b"=").decode()
 
 
+def _by_type(app_id: str, workflow_type: str) -> str:
+    return f"{app_tag(app_id)}:invs_by_type:{escape(workflow_type)}"
+
+
+def _by_event(app_id: str, parent_event_id: str) -> str:
+    return f"{app_tag(app_id)}:invs_by_event:{escape(parent_event_id)}"
+
+
+def index_keys(app_id: str, record: InvocationRecord) -> list[str]:
+    """The id indexes that list the record: by parent event, parent, workflow and type."""
+    keys = []
+    if record.parent_event_id:
+        keys.append(_by_event(app_id, record.parent_event_id))
+    if record.parent_invocation_id:
+        keys.append(invocation_key(app_id, record.parent_invocation_id, "children"))
+    if record.workflow_id:
+        keys.append(invocation_key(app_id, record.workflow_id, "invs"))
+    if record.workflow_type:
+        keys.append(_by_type(app_id, record.workflow_type))
+    return keys
+
+
+def projection_step(app_id: str, projected: ProjectedInvocation) -> tuple[list[str], list[str | int]]:
+    """project_rules.lua's keys and arguments for the projection: run alone (project.lua) or in
+    the task transition's script on one Redis (executor_store, task_fused.lua)."""
+    record = projected.record
+    invocation_id = record.invocation_id
+    tag = app_tag(app_id)
+    subs = invocation_key(app_id, projected.sub_invocation_of, "subs") if projected.sub_invocation_of \
+        else tag + ":runners"  # unused when there is none; any key of the app will do
+    keys = [tag + ":hist_seq", tag + ":timeline",
+            *(invocation_key(app_id, invocation_id, suffix)
+              for suffix in ("inv", "hist", "projected", "result", "exc")),
+            tag + ":runners", tag + ":runner_ids", subs,
+            tag + ":hist_payloads", tag + ":hist_refs", *index_keys(app_id, record)]
+    runner_id, runner_payload = projected.runner or ("", "")
+    args: list[str | int] = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
+                             "0" if projected.result_json is None else "1", projected.exception or "", runner_id,
+                             runner_payload, "1" if projected.sub_invocation_of else "0"]
+    for event in projected.events:
+        args += [event.event_id, event.timestamp_us, event.payload, _redis_digest(event.payload)]
+    return keys, args
+
+
 def _member_parts(member: str) -> tuple[int, str | None, str | None, str]:
     """(sequence, escaped invocation id (None in a :hist member), inline payload or None,
     payload digest or "")."""
@@ -250,7 +294,7 @@ class RedisStateBackendStore:
         self._lex_page_script = client.register_script(_LEX_PAGE)
         self._lex_holds = client.register_script(_LEX_HOLDS)
         self._runner_ids = client.register_script(_RUNNER_IDS)
-        self._project = client.register_script(_AS_ZSET + load_script("project.lua"))
+        self._project = client.register_script(AS_ZSET + load_script("project.lua"))
 
     async def close(self) -> None:
         """Nothing to do: the client belongs to the RedisStore it was taken from."""
@@ -262,31 +306,11 @@ class RedisStateBackendStore:
         app's hash tag, with every other StateBackend key: each write is one slot."""
         return invocation_key(app_id, invocation_id, suffix)
 
-    @staticmethod
-    def _by_type(app_id: str, workflow_type: str) -> str:
-        return f"{app_tag(app_id)}:invs_by_type:{escape(workflow_type)}"
-
-    @staticmethod
-    def _by_event(app_id: str, parent_event_id: str) -> str:
-        return f"{app_tag(app_id)}:invs_by_event:{escape(parent_event_id)}"
-
     async def _lex_page(self, key: str, limit: int | None, after: str | None, pipe: Any = None) -> list[str]:
         args: list[str | int] = [_lex_after(after), -1 if limit is None else limit]
         if pipe is not None:
             return list(await in_pipeline(pipe, self._lex_page_script, [key], args))
         return list(await self._lex_page_script(keys=[key], args=args))
-
-    def _index_keys(self, app_id: str, record: InvocationRecord) -> list[str]:
-        keys = []
-        if record.parent_event_id:
-            keys.append(self._by_event(app_id, record.parent_event_id))
-        if record.parent_invocation_id:
-            keys.append(self._inv(app_id, record.parent_invocation_id, "children"))
-        if record.workflow_id:
-            keys.append(self._inv(app_id, record.workflow_id, "invs"))
-        if record.workflow_type:
-            keys.append(self._by_type(app_id, record.workflow_type))
-        return keys
 
     # --- app -----------------------------------------------------------------------
     @unavailable_on_redis_errors
@@ -367,7 +391,7 @@ class RedisStateBackendStore:
             plan.keys += [self._inv(app_id, invocation_id, suffix) for suffix in _INVOCATION_SUFFIXES]
             text = await pipe.get(self._inv(app_id, invocation_id, "inv"))
             if text is not None:
-                for index in self._index_keys(app_id, InvocationRecord.decode(invocation_id, text)):
+                for index in index_keys(app_id, InvocationRecord.decode(invocation_id, text)):
                     if index != invs:
                         plan.set_members.setdefault(index, []).append(invocation_id)
             plan.histories.append(self._inv(app_id, invocation_id, "hist"))
@@ -447,11 +471,11 @@ class RedisStateBackendStore:
                     previous = await pipe.execute_command("MGET", *keys)  # pipe.mget is refused on a cluster
                     pipe.multi()
                     for key, record, old_text in zip(keys, latest.values(), previous):
-                        new_index = self._index_keys(app_id, record)
+                        new_index = index_keys(app_id, record)
                         stale: list[str] = []
                         if old_text is not None:
                             old = InvocationRecord.decode(record.invocation_id, old_text)
-                            stale = sorted(set(self._index_keys(app_id, old)) - set(new_index))
+                            stale = sorted(set(index_keys(app_id, old)) - set(new_index))
                         if stale:
                             await in_pipeline(pipe, self._index, stale, ["rem", record.invocation_id])
                         pipe.set(key, record.encode())
@@ -469,21 +493,7 @@ class RedisStateBackendStore:
 
     @unavailable_on_redis_errors
     async def project_invocation(self, app_id: str, projected: ProjectedInvocation) -> int:
-        record = projected.record
-        invocation_id = record.invocation_id
-        tag = app_tag(app_id)
-        subs = self._inv(app_id, projected.sub_invocation_of, "subs") if projected.sub_invocation_of \
-            else tag + ":runners"  # unused when there is none; any key of the app will do
-        keys = [tag + ":hist_seq", tag + ":timeline",
-                *(self._inv(app_id, invocation_id, suffix) for suffix in ("inv", "hist", "projected", "result", "exc")),
-                tag + ":runners", tag + ":runner_ids", subs,
-                tag + ":hist_payloads", tag + ":hist_refs", *self._index_keys(app_id, record)]
-        runner_id, runner_payload = projected.runner or ("", "")
-        args: list[str | int] = [invocation_id, escape(invocation_id), record.encode(), projected.result_json or "",
-                "0" if projected.result_json is None else "1", projected.exception or "", runner_id,
-                runner_payload, "1" if projected.sub_invocation_of else "0"]
-        for event in projected.events:
-            args += [event.event_id, event.timestamp_us, event.payload, _redis_digest(event.payload)]
+        keys, args = projection_step(app_id, projected)
         return int(await self._project(keys=keys, args=args))
 
     @unavailable_on_redis_errors
@@ -494,12 +504,12 @@ class RedisStateBackendStore:
     @unavailable_on_redis_errors
     async def invocations_by_parent_event(self, app_id: str, parent_event_id: str, limit: int | None = None,
                                           after: str | None = None) -> list[str]:
-        return await self._lex_page(self._by_event(app_id, parent_event_id), limit, after)
+        return await self._lex_page(_by_event(app_id, parent_event_id), limit, after)
 
     @unavailable_on_redis_errors
     async def invocation_ids_by_workflow(self, app_id: str, workflow_id: str, workflow_type: str,
                                          limit: int | None = None, after: str | None = None) -> list[str]:
-        by_type = self._by_type(app_id, workflow_type) if workflow_type else ""
+        by_type = _by_type(app_id, workflow_type) if workflow_type else ""
         if not workflow_id:
             return await self._lex_page(by_type, limit, after)
         invs = self._inv(app_id, workflow_id, "invs")

@@ -32,6 +32,7 @@ from pynenc_sidecar.storage.interface import (
     RunRecord,
     ScopeFinished,
     TaskNotFound,
+    TaskProjection,
 )
 from pynenc_sidecar.storage.sqlite.connection import SqliteConnection
 
@@ -380,8 +381,11 @@ class SqliteStore:
         )
         return True
 
+    # The projection (TaskProjection) is left to the caller: on an embedded store its own
+    # transaction costs no round trip.
     async def ensure_task(
-        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False
+        self, app_id: str, state: TaskState, lease: LeaseRequest | None, now_us: int, *, index_run: bool = False,
+        projection: TaskProjection | None = None,
     ) -> tuple[TaskState, bool, bool]:
         def step(conn: sqlite3.Connection) -> tuple[TaskState, bool, bool]:
             current = self.load_task(conn, app_id, state.invocation_id)
@@ -434,7 +438,7 @@ class SqliteStore:
 
     async def complete_task(
         self, app_id: str, invocation_id: str, lease_id: str, status: int, result_json: str | None,
-        error_json: str | None, now_us: int,
+        error_json: str | None, now_us: int, *, projection: TaskProjection | None = None,
     ) -> tuple[TaskState, bool]:
         def step(conn: sqlite3.Connection) -> tuple[TaskState, bool]:
             state = self._require_task(conn, app_id, invocation_id)
