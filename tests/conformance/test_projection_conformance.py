@@ -204,13 +204,13 @@ def test_the_projection_a_task_step_writes_itself_is_what_the_separate_step_writ
 
     async def shown(app_id: str, ids: list[str]) -> str:
         seen = {}
-        for invocation_id in ids:
+        for name, invocation_id in zip(("main", "child"), ids):
             record = await backend.get_invocation(app_id, invocation_id)
             history = await backend.get_history(app_id, invocation_id)
-            seen[invocation_id] = [record.encode() if record else None,
-                                   [(entry.timestamp_us, entry.payload) for entry in history],
-                                   await backend.get_result(app_id, invocation_id),
-                                   await backend.get_exception(app_id, invocation_id)]
+            seen[name] = [record.encode() if record else None,
+                          [(entry.timestamp_us, entry.payload) for entry in history],
+                          await backend.get_result(app_id, invocation_id),
+                          await backend.get_exception(app_id, invocation_id)]
         seen["subs"] = await backend.sub_invocations(app_id, "wf")
         seen["invocations"] = await backend.invocation_ids_by_workflow(app_id, "wf", "")
         seen["children"] = await backend.child_invocations(app_id, "wf")
