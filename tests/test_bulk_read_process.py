@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,7 +217,12 @@ def test_the_bulk_process_exits_with_its_server_even_one_killed(tmp_path) -> Non
         try:
             seed(server)
             with server.channel() as channel:
-                child = started_bulk_process(server, sb_grpc.StateBackendServiceStub(channel))
+                stub = sb_grpc.StateBackendServiceStub(channel)
+                child = started_bulk_process(server, stub)
+                expected = read_pages(stub)
+                os.kill(child, stop_signal if stop_signal == signal.SIGTERM else signal.SIGINT)
+                time.sleep(0.5)  # a signal to the whole group (systemd, Ctrl-C) leaves the stop to the server
+                assert running(child) and read_pages(stub) == expected
         finally:
             server.stop(stop_signal)
         gone = lambda pid=child: not running(pid)  # noqa: E731

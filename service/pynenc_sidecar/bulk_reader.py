@@ -240,7 +240,6 @@ async def _serve_child(settings: ServerSettings, path: str) -> None:
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
 
     def watch_parent() -> None:  # stdin closes when the server closes it or is gone, however it went
         sys.stdin.buffer.read()
@@ -260,8 +259,10 @@ async def _serve_child(settings: ServerSettings, path: str) -> None:
 
 
 def main() -> int:
-    # Ctrl-C reaches the whole process group: the server decides when this process stops.
+    # Ctrl-C, and a stop signal sent to the whole group (systemd, killpg), reach this process
+    # too: the server decides when it stops, after the calls it forwarded have been answered.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.nice(NICE)
     settings, path, level = _read_setup()
     from pynenc_sidecar import logs
