@@ -212,7 +212,8 @@ def open_client(url: str, options: RedisOptions = DEFAULT_OPTIONS, **kwargs: Any
     nodes, first = seed_nodes(url)
     # max_connections applies per node on a cluster (as on one Redis: a call beyond it fails).
     # redis-py's transactions (MULTI) retry by isinstance with this Retry: RetryUnlessSent
-    # keeps ReplyLost out of it.
+    # keeps ReplyLost out of it. Its pipelines without MULTI retry any ConnectionError whatever
+    # the Retry: the stores send only reads that way, and a write must not be.
     cluster = cast(ScriptLoadingRedisCluster, ScriptLoadingRedisCluster.from_url(
         first, startup_nodes=[ClusterNode(host, port) for host, port in nodes],
         retry=RetryUnlessSent(ExponentialWithJitterBackoff(*CLUSTER_RETRY_BACKOFF), CLUSTER_RETRIES), **kwargs))
