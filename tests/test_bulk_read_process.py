@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,7 +217,12 @@ def test_the_bulk_process_exits_with_its_server_even_one_killed(tmp_path) -> Non
         try:
             seed(server)
             with server.channel() as channel:
-                child = started_bulk_process(server, sb_grpc.StateBackendServiceStub(channel))
+                stub = sb_grpc.StateBackendServiceStub(channel)
+                child = started_bulk_process(server, stub)
+                expected = read_pages(stub)
+                os.kill(child, stop_signal if stop_signal == signal.SIGTERM else signal.SIGINT)
+                time.sleep(0.5)  # a signal to the whole group (systemd, Ctrl-C) leaves the stop to the server
+                assert running(child) and read_pages(stub) == expected
         finally:
             server.stop(stop_signal)
         gone = lambda pid=child: not running(pid)  # noqa: E731
@@ -249,3 +255,28 @@ def test_a_traced_server_forwards_pages_and_its_span_reports_the_childs_answer(r
     finally:
         server.stop()
         receiver.stop()
+
+
+def test_a_bulk_process_that_cannot_start_costs_no_read_and_is_retried_with_backoff(tmp_path) -> None:
+    # A temporary directory whose path leaves no room for a Unix socket name (107 bytes at most).
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    server = SidecarServer(None, data_file=str(tmp_path / "state.db"), env={"TMPDIR": str(deep)}).start()
+    try:
+        seed(server)
+        with server.channel() as channel:
+            stub = sb_grpc.StateBackendServiceStub(channel)
+            expected = read_pages(stub)
+
+            def refused_once() -> bool:
+                assert read_pages(stub) == expected
+                return "cannot start the bulk read process" in server.log()
+
+            wait_until(refused_once, 30, "the failed start to be logged")
+            for _ in range(20):  # within the next 5 s nothing is tried again: one line, no process
+                assert read_pages(stub) == expected
+        assert server.log().count("cannot start the bulk read process") == 1
+        assert "TMPDIR" in server.log() and "--bulk-read-process off" in server.log()
+        assert bulk_processes(server) == [] and "Traceback" not in server.log()
+    finally:
+        server.stop()

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -47,12 +47,13 @@ from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 if TYPE_CHECKING:
     from pynenc_sidecar.server import ServerSettings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pynenc_sidecar.bulk_reader")  # also when run as __main__
 
 GET_HISTORY = "/pynenc.sidecar.v1.StateBackendService/GetHistory"
 STREAM_HISTORY = "/pynenc.sidecar.v1.StateBackendService/StreamHistoryInTimeRange"
 START_TIMEOUT_S = 30.0
 RESTART_DELAY_S = 5.0
+RESTART_DELAY_MAX_S = 300.0  # after failed starts, the delay doubles up to this
 STOP_TIMEOUT_S = 5.0
 # Below the server's priority: when both want the CPU, the serving process runs first (a busy
 # process at the same priority took other calls' p99 from 1.3 to 3.9 ms on two cores).
@@ -74,8 +75,9 @@ class BulkReader:
         self._stream_history: Any = None
         self._starting: asyncio.Task[None] | None = None
         self._next_start = 0.0
+        self._delay = RESTART_DELAY_S
+        self._starts = 0
         self._directory: str | None = None
-        self.pid: int | None = None  # the child's, once it answers (tests and logs)
 
     @property
     def ready(self) -> bool:
@@ -97,7 +99,7 @@ class BulkReader:
         return data
 
     def stream_history(self, request: sb.StreamHistoryInTimeRangeRequest,
-                       timeout: float | None) -> AsyncIterator[bytes] | None:
+                       timeout: float | None) -> AsyncGenerator[bytes, None] | None:
         """The child's serialized StreamHistoryInTimeRangeResponse messages, or None when it
         cannot answer now (the caller then streams them itself)."""
         if not self.ready:
@@ -105,7 +107,7 @@ class BulkReader:
             return None
         return self._relayed(self._stream_history(request, timeout=timeout))
 
-    async def _relayed(self, call: Any) -> AsyncIterator[bytes]:
+    async def _relayed(self, call: Any) -> AsyncGenerator[bytes, None]:
         try:
             async for message in call:
                 yield message
@@ -123,11 +125,12 @@ class BulkReader:
             return
         if self._process is not None:
             self._lost()
-        self._next_start = time.monotonic() + RESTART_DELAY_S
+        self._next_start = time.monotonic() + self._delay
         self._starting = asyncio.get_running_loop().create_task(self._start())
 
     def _lost(self) -> None:
-        process, self._process, self._get_history = self._process, None, None
+        process, self._process = self._process, None
+        self._get_history = self._stream_history = None
         if process is not None:
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -140,8 +143,11 @@ class BulkReader:
 
     async def _start(self) -> None:
         try:
-            self._directory = self._directory or tempfile.mkdtemp(prefix="pynenc-sidecar-bulk-")
-            path = os.path.join(self._directory, f"bulk-{os.getpid()}-{time.monotonic_ns()}.sock")
+            # Private (0700) and short: a Unix socket path has at most 107 bytes. tempfile falls back
+            # to the working directory when no temporary directory is writable.
+            self._directory = self._directory or tempfile.mkdtemp(prefix="psc-bulk-")
+            self._starts += 1
+            path = os.path.join(self._directory, f"{self._starts}.sock")
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "pynenc_sidecar.bulk_reader", stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE)
@@ -162,11 +168,13 @@ class BulkReader:
             self._stream_history = self._channel.unary_stream(
                 STREAM_HISTORY, request_serializer=sb.StreamHistoryInTimeRangeRequest.SerializeToString,
                 response_deserializer=None)
-            self.pid = process.pid
             log.info("bulk read process %d serves history pages after the first (--bulk-read-process)", process.pid)
+            self._delay = RESTART_DELAY_S
         except Exception as error:  # the server goes on building pages itself
-            log.warning("cannot start the bulk read process: %s; history pages are built in the server (retried "
-                        "in %.0fs)", error, RESTART_DELAY_S)
+            log.warning("cannot start the bulk read process: %s; history pages are built in the server, and it is "
+                        "tried again in %.0fs (it needs a writable temporary directory with a short path, TMPDIR; "
+                        "--bulk-read-process off stops trying)", error, self._delay)
+            self._delay = min(self._delay * 2, RESTART_DELAY_MAX_S)
             await self._stop_process()
         finally:
             self._starting = None
@@ -178,7 +186,7 @@ class BulkReader:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
-        self._get_history = None
+        self._get_history = self._stream_history = None
         await self._stop_process()
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
@@ -232,7 +240,6 @@ async def _serve_child(settings: ServerSettings, path: str) -> None:
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
 
     def watch_parent() -> None:  # stdin closes when the server closes it or is gone, however it went
         sys.stdin.buffer.read()
@@ -241,6 +248,7 @@ async def _serve_child(settings: ServerSettings, path: str) -> None:
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
     sys.stdout.buffer.write(_READY)
     sys.stdout.flush()
+    os.dup2(2, 1)  # nobody reads that pipe from now on: anything printed goes to the log instead
     try:
         await stop.wait()
     finally:
@@ -251,14 +259,20 @@ async def _serve_child(settings: ServerSettings, path: str) -> None:
 
 
 def main() -> int:
-    # Ctrl-C reaches the whole process group: the server decides when this process stops.
+    # Ctrl-C, and a stop signal sent to the whole group (systemd, killpg), reach this process
+    # too: the server decides when it stops, after the calls it forwarded have been answered.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.nice(NICE)
     settings, path, level = _read_setup()
     from pynenc_sidecar import logs
 
     logs.configure(level)
-    asyncio.run(_serve_child(settings, path))
+    try:
+        asyncio.run(_serve_child(settings, path))
+    except Exception as error:  # the server logs that it could not start this process, and why
+        log.error("bulk read process cannot serve on %s: %s", path, error)
+        return 1
     return 0
 
 

@@ -10,7 +10,7 @@ says how they are checked and kept; service/paging.py how the list RPCs page.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any, Protocol, TypeVar, cast
 
 import grpc
@@ -69,7 +69,7 @@ class BulkPages(Protocol):
     async def get_history(self, request: sb.GetHistoryRequest, timeout: float | None) -> bytes | None: ...
 
     def stream_history(self, request: sb.StreamHistoryInTimeRangeRequest,
-                       timeout: float | None) -> AsyncIterator[bytes] | None: ...
+                       timeout: float | None) -> AsyncGenerator[bytes, None] | None: ...
 
 
 def register_state_backend(server, engine: StateBackendEngine, limits: Limits,
@@ -421,8 +421,11 @@ class StateBackendServicer(sb_grpc.StateBackendServiceServicer):
         forwarded = None if self.bulk_pages is None else self.bulk_pages.stream_history(
             request, context.time_remaining())
         if forwarded is not None:  # built off this event loop (bulk_reader.py)
-            async for message in forwarded:
-                yield message
+            try:
+                async for message in forwarded:
+                    yield message
+            finally:  # here, not later in another task: a caller gone stops the child's stream now
+                await forwarded.aclose()
             return
         async for records in self.bulk.batches(self.engine.history_in_range(app_id, start, end, batch)):
             # A batch may hold 10,000 entries: it goes out in messages within the budget, each
