@@ -5,7 +5,9 @@ sdk/ts/tools/xlang.ts, sdk/java/.../xlang/Xlang.java; Python through its SDK in 
 process): an operation called inside a custom operation's generator (which deadlocked in Go
 and never settled in TypeScript) is refused alike and takes no position, and the workflow
 recorded by any language replays from every other;
-calls refused with UNAVAILABLE, retried; and the Python SDK's constants against
+calls refused with UNAVAILABLE, retried; a lost lease and a dead holder's takeover; a losing
+commit and a lost lease of buffered runs; buffered operations, one round trip per blocking
+point (`batch-flow`, `batch-race`, `batch-stall`); and the Python SDK's constants against
 tests/vectors/client_contract.json (the other SDKs check it in their own suites, run by
 test_cross_language.py and test_java_client.py).
 """
@@ -71,7 +73,42 @@ _app = Pynenc("contract-placeholder")
 nested_main = _app.task(_nested_main)
 
 
+def _micros(at: Any) -> int:
+    return int(at.timestamp()) * 1_000_000 + at.microsecond
+
+
+def _python_batch_flow(address: str, app: str, workflow: str) -> dict:
+    """The Python twin of the drivers' `batch-flow` command."""
+    py_app = Pynenc(app, address=address)
+
+    def batch_child(n: int) -> list:
+        wf = child.wf
+        return [wf.random() for _ in range(3)] + [n]
+
+    def batch_flow() -> dict:
+        wf = task.wf
+        random = [wf.random() for _ in range(5)]
+        uuid = [wf.uuid() for _ in range(3)]
+        time_us = [_micros(wf.utc_now()) for _ in range(3)]
+        custom = wf.deterministic._deterministic_operation("pick", lambda: {"k": [1, 2]})
+        wf.set_data("stage", "before-child")
+        result = child(7).result
+        wf.set_data("stage", "after-child")
+        late = [wf.random(), _micros(wf.utc_now())]
+        return {"random": random, "uuid": uuid, "time_us": time_us, "custom": custom, "child": result, "late": late}
+
+    task, child = py_app.task(batch_flow), py_app.task(batch_child)
+    task.task_id, child.task_id = "contract.batch_flow", "contract.batch_child"
+    try:
+        inv = task.run_workflow(workflow)
+        return {"status": "INVOCATION_STATUS_" + inv.status.upper(), "result": inv.result, "lang": "python"}
+    finally:
+        py_app.client.close()
+
+
 def _run_python(address: str, command: str, app: str, workflow: str) -> dict:
+    if command == "batch-flow":
+        return _python_batch_flow(address, app, workflow)
     assert command == "nested"
     py_app = Pynenc(app, address=address)
     try:
@@ -332,6 +369,78 @@ def _python_takeover(address: str, app: str, workflow: str) -> dict:
         py_app.client.close()
 
 
+def _ready_then_go(directory: Path) -> None:
+    """What the drivers' batch commands do at their blocking point: say ready, wait for go."""
+    (directory / "ready").touch()
+    deadline = time.monotonic() + 60
+    while not (directory / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _python_batch_race(address: str, app: str, workflow: str, directory: Path, ttl_s: float) -> dict:
+    """The Python twin of the drivers' `batch-race` command."""
+    py_app = Pynenc(app, address=address, lease_ttl=ttl_s)
+    generated: list[str] = []
+    runs = []
+
+    def batch_race() -> dict:
+        runs.append(True)
+        wf = task.wf
+
+        def generate() -> dict:
+            generated.append("gen")
+            return {"by": "python"}
+
+        pick = wf.deterministic._deterministic_operation("pick", generate)
+        wf.set_data("by", "python")
+        _ready_then_go(directory)
+        wf.get_data("k")  # the blocking point: the buffer travels with it
+        return {"pick": pick, "lang": "python"}
+
+    task = py_app.task(batch_race)
+    task.task_id = "contract.batch_race"
+    try:
+        inv = task.run_workflow(workflow)
+        return {"status": "INVOCATION_STATUS_" + inv.status.upper(), "result": inv.result, "ran": bool(runs),
+                "generated": generated, "runs": len(runs), "lang": "python"}
+    finally:
+        py_app.client.close()
+
+
+def _python_batch_stall(address: str, app: str, workflow: str, directory: Path, ttl_s: float) -> dict:
+    """The Python twin of the drivers' `batch-stall` command."""
+    py_app = Pynenc(app, address=address, lease_ttl=ttl_s)
+    stopped = {"by": "", "ran": False}
+
+    def batch_step() -> int:
+        return 1
+
+    def batch_stall() -> dict:
+        stopped["ran"] = True
+        wf = task.wf
+        wf.deterministic._deterministic_operation("first", lambda: {"by": "python"})
+        wf.set_data("by", "python")
+        step()
+        wf.deterministic._deterministic_operation("second", lambda: {"by": "python"})
+        wf.set_data("late", "python")
+        _ready_then_go(directory)
+        try:
+            wf.get_data("by")
+        except py_errors.SidecarError as refused:
+            stopped["by"] = refused.reason
+            raise
+        return {"completed_by": "python"}
+
+    task, step = py_app.task(batch_stall), py_app.task(batch_step)
+    task.task_id, step.task_id = "contract.batch_stall", "contract.batch_step"
+    try:
+        inv = task.run_workflow(workflow)
+        return {"status": "INVOCATION_STATUS_" + inv.status.upper(), "result": inv.result, "ran": stopped["ran"],
+                "stopped_by": stopped["by"], "lang": "python"}
+    finally:
+        py_app.client.close()
+
+
 @pytest.fixture
 def start_in(request):
     """start_in(lang, address, command, **flags) -> Started: the command running meanwhile."""
@@ -341,6 +450,10 @@ def start_in(request):
             if command == "lease-loss":
                 return Started(lambda: _python_lease_loss(address, flags["app"], flags["workflow"],
                                                           int(flags["ttl-ms"]) / 1000))
+            if command in ("batch-race", "batch-stall"):
+                twin = _python_batch_race if command == "batch-race" else _python_batch_stall
+                return Started(lambda: twin(address, flags["app"], flags["workflow"], Path(flags["dir"]),
+                                            int(flags["ttl-ms"]) / 1000))
             assert command == "takeover-scenario"
             return Started(lambda: _python_takeover(address, flags["app"], flags["workflow"]))
         args = ["--address", address]
@@ -464,7 +577,7 @@ def test_a_dead_holders_task_is_taken_over_and_replays_its_record(start_in, any_
 
 
 # --- buffered operations (docs/client-contract.md, "One round trip per blocking point") ------
-BATCH_LANGS = ["go", "ts"]  # the drivers with batch-flow and batch-race
+BATCH_LANGS = ["go", "ts", "java", "python"]
 
 
 def _log_ops(address: str, app: str, workflow: str) -> dict:
@@ -545,10 +658,11 @@ def test_a_losing_commit_is_refused_and_the_run_replays_the_winners_record(start
 @pytest.mark.parametrize("lang", BATCH_LANGS)
 def test_a_run_that_lost_its_lease_cannot_commit(start_in, any_sidecar, lang, tmp_path):
     app, workflow = fresh("contract-app"), fresh("contract-wf")
+    C = de.OPERATION_KIND_CUSTOM
     # Renewals refused throughout: the run does not learn it lost the lease; its commit is
     # what the sidecar refuses (the lease fence), and nothing of it is written.
     with RefusingProxy(any_sidecar.address, {"RenewTaskLease": FOREVER}) as proxy:
-        started = start_in(lang, proxy.address, "batch-race", app=app, workflow=workflow, dir=str(tmp_path),
+        started = start_in(lang, proxy.address, "batch-stall", app=app, workflow=workflow, dir=str(tmp_path),
                            **{"ttl-ms": "1000"})
         wait_ready(tmp_path)
         channel, stub = _executor(any_sidecar.address)
@@ -556,8 +670,8 @@ def test_a_run_that_lost_its_lease_cannot_commit(start_in, any_sidecar, lang, tm
             lease_id = _take_over(stub, app, workflow)
             (tmp_path / "go").touch()
             _wait_for_call(proxy, "WaitTask")  # refused, it waits for the new holder
-            assert (workflow, de.OPERATION_KIND_CUSTOM, "pick", 1) not in _log_ops(any_sidecar.address, app, workflow)
-            assert _stored(any_sidecar.address, app, workflow, "by") is None
+            assert (workflow, C, "second", 1) not in _log_ops(any_sidecar.address, app, workflow)
+            assert _stored(any_sidecar.address, app, workflow, "late") is None
             done = stub.CompleteTask(de.CompleteTaskRequest(
                 app_id=app, invocation_id=workflow, lease_id=lease_id, result_json=json.dumps({"completed_by": THIEF})))
             assert done.accepted
@@ -565,8 +679,14 @@ def test_a_run_that_lost_its_lease_cannot_commit(start_in, any_sidecar, lang, tm
         finally:
             channel.close()
     assert proxy.calls["GetData"] == 1, proxy.calls
+    assert out["stopped_by"] == "LEASE_NOT_HELD", out
     assert (out["status"], out["result"]) == ("INVOCATION_STATUS_SUCCESS", {"completed_by": THIEF}), out
-    assert _stored(any_sidecar.address, app, workflow, "by") is None
+    # What it committed with its task call stands; nothing it buffered after that was written.
+    ops = _log_ops(any_sidecar.address, app, workflow)
+    assert json.loads(ops[workflow, C, "first", 1].json_value) == {"by": lang}
+    assert (workflow, C, "second", 1) not in ops
+    assert _stored(any_sidecar.address, app, workflow, "by") == lang
+    assert _stored(any_sidecar.address, app, workflow, "late") is None
 
 
 def wait_ready(directory: Path) -> None:

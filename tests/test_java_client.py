@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf.duration_pb2 import Duration
 
 from pynenc_sidecar.core import derivations
-from pynenc_sidecar_proto.v1 import deterministic_executor_pb2 as de
 from pynenc_sidecar_proto.v1 import deterministic_executor_pb2_grpc as de_grpc
 from refusing_proxy import RefusingProxy
-from support import wait_until
 from test_cross_language import (  # noqa: F401  (fixtures, for run_lang)  # noqa: F401  (fixtures, for the Go/TS drivers)
     any_sidecar,
     check_failed_then_retried,
@@ -290,95 +286,5 @@ def test_java_bench_replay_prints_both_timings(java_jar, sidecar):
     assert out["first_op_ms"] <= out["replay_ms"], out
 
 
-# --- one round trip per blocking point (issue 14 item 2), through the Java driver -------
-def _log_values(stub, app: str, workflow: str) -> dict:
-    return {(op.scope, op.kind, op.custom_name, op.sequence): op
-            for batch in stub.GetWorkflowLog(de.GetWorkflowLogRequest(app_id=app, workflow_id=workflow))
-            for op in batch.operations}
-
-
-def _any_stub(any_sidecar):
-    channel = grpc.insecure_channel(any_sidecar.address)
-    return channel, de_grpc.DeterministicExecutorServiceStub(channel)
-
-
-def test_java_buffers_operations_until_each_blocking_point(java_jar, any_sidecar):
-    app, workflow = fresh("java-app"), fresh("java-wf")
-    out, calls = _counted(java_jar, any_sidecar, "batch-flow", app=app, workflow=workflow)
-    assert (out["status"], out["ran"]) == ("INVOCATION_STATUS_SUCCESS", ["flow", "child"]), out
-    # random, uuid, two times, a pick and a write went with ExecuteTask; the child's with its
-    # CompleteTask; the late time and write with the read and the main task's CompleteTask.
-    assert calls == {"StartWorkflow": 1, "ExecuteTask": 1, "GetData": 1, "CompleteTask": 2}, calls
-    result = out["result"]
-    assert result["random"] == derivations.random_value(workflow, 1)
-    assert result["uuid"] == derivations.uuid_value(workflow, 1)
-    assert result["stage"] == "before-child"  # the read saw the run's own buffered write
-    channel, stub = _any_stub(any_sidecar)
-    try:
-        ops = _log_values(stub, app, workflow)
-        times = sorted(op.time_value.seconds * 1_000_000 + op.time_value.nanos // 1000
-                       for key, op in ops.items() if key[1] == de.OPERATION_KIND_TIME)
-        assert times == [*result["time"], result["late"]] and len(set(times)) == 3  # strictly later
-        assert json.loads(ops[workflow, de.OPERATION_KIND_CUSTOM, "pick", 1].json_value) == {"k": [1, 2]}
-        child = next(op.task_value.invocation_id for key, op in ops.items() if key[1] == de.OPERATION_KIND_TASK)
-        assert ops[child, de.OPERATION_KIND_RANDOM, "", 1].random_value == result["child"]["r"]
-        assert stub.GetData(de.GetDataRequest(app_id=app, workflow_id=workflow, key="stage")).value_json == \
-            '"after-child"'
-    finally:
-        channel.close()
-    again, calls = _counted(java_jar, any_sidecar, "batch-flow", app=app, workflow=workflow)
-    assert (again["result"], again["ran"], calls) == (result, [], {"StartWorkflow": 1})
-
-
-def test_java_conflicting_commit_reruns_and_replays_the_racing_writers_value(java_jar, any_sidecar):
-    app, workflow = fresh("java-app"), fresh("java-wf")
-    out, calls = _counted(java_jar, any_sidecar, "batch-conflict", app=app, workflow=workflow)
-    assert out["status"] == "INVOCATION_STATUS_SUCCESS" and out["result"] == {"pick": "theirs"}, out
-    assert (out["runs"], out["generated"]) == (2, 1)  # ran again; the rerun replayed, not generated
-    assert calls["GetData"] == 2 and calls["GetWorkflowLog"] == 1, calls  # refused once, log read again
-
-
-def test_java_worker_that_lost_its_lease_cannot_commit(java_jar, any_sidecar, tmp_path):
-    app, workflow = fresh("java-app"), fresh("java-wf")
-    ready, go = tmp_path / "ready", tmp_path / "go"
-    # Renewals refused throughout: the 1 s lease lapses and the run learns of the takeover
-    # only from its commit's refusal.
-    with RefusingProxy(any_sidecar.address, {"RenewTaskLease": 10**6}) as proxy:
-        cmd = ["java", "-jar", str(java_jar), "batch-stall", "--address", proxy.address, "--app", app,
-               "--workflow", workflow, "--ttl-ms", "1000", "--ready", str(ready), "--go", str(go)]
-        proc = subprocess.Popen(cmd, cwd=JAVA_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        channel, stub = _any_stub(any_sidecar)
-        try:
-            wait_until(ready.exists, 60, "the Java run to buffer its operations")
-            lease_id = _take_over_main(stub, app, workflow)
-            go.touch()
-            wait_until(lambda: proxy.calls["WaitTask"] > 0, 60, "the Java run to wait for the new holder")
-            done = stub.CompleteTask(de.CompleteTaskRequest(app_id=app, invocation_id=workflow, lease_id=lease_id,
-                                                            result_json='{"completed_by":"thief"}'))
-            assert done.accepted
-            out, err = proc.communicate(timeout=60)
-            assert proc.returncode == 0, err
-            ops = _log_values(stub, app, workflow)
-            data = {key: stub.GetData(de.GetDataRequest(app_id=app, workflow_id=workflow, key=key))
-                    for key in ("by", "late")}
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-            channel.close()
-    out = json.loads(out)
-    assert out["stopped_by"] == "LEASE_NOT_HELD" and out["result"] == {"completed_by": "thief"}, out
-    # What it committed at its blocking point stands; nothing buffered after it was written.
-    assert json.loads(ops[workflow, de.OPERATION_KIND_CUSTOM, "first", 1].json_value) == {"by": "java"}
-    assert (workflow, de.OPERATION_KIND_CUSTOM, "second", 1) not in ops
-    assert (data["by"].found, data["by"].value_json, data["late"].found) == (True, '"java"', False)
-
-
-def _take_over_main(stub, app: str, workflow: str) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        reply = stub.WaitTask(de.WaitTaskRequest(app_id=app, invocation_id=workflow, runner_id="java-thief",
-                                                 timeout=Duration(seconds=1), lease_ttl=Duration(seconds=30)))
-        if reply.HasField("lease"):
-            return reply.lease.lease_id
-    raise AssertionError(f"the lease on {workflow} never lapsed")
+# One round trip per blocking point (issue 14 item 2): Java runs the contract's buffered
+# operations, losing commit and lost lease in tests/test_client_contract.py with the others.

@@ -8,7 +8,8 @@ draws a random of its own. The tests check that the sidecar's SERVER spans are i
 worker's trace, children of the worker's CLIENT spans, themselves children of the worker's
 operation spans (pynenc.random, pynenc.uuid, pynenc.execute_task ...) with the pynenc.*
 attributes, under one "pynenc.workflow" run span — or under the program's own span when it
-has one — and that a replay says so (pynenc.replayed).
+has one — and that a replay says so (pynenc.replayed): a value a Go or Java free context serves
+from the log links its span to the sidecar span that recorded it (pynenc.link=recorded_by).
 """
 
 from __future__ import annotations
@@ -224,10 +225,13 @@ def test_a_span_of_the_callers_is_the_parent_and_a_replay_is_marked(demo, receiv
     assert server["attributes"]["pynenc.replayed"] is True and server["attributes"]["pynenc.workflow.id"] == workflow
 
 
-def test_java_values_served_from_the_log_are_marked_replayed_and_linked_to_their_recording(demo, receiver):
-    app, workflow = fresh("ptrace-java-log")
-    first = demo("java", app, workflow, False, "--context")
-    again = demo("java", app, workflow, False, "--context")  # served from the log: no Random/Uuid call
+@pytest.mark.parametrize("lang", ["go", "java"])
+def test_values_served_from_the_log_are_marked_replayed_and_linked_to_their_recording(demo, receiver, lang):
+    # A free context (one call per new operation), so the sidecar's Random and Uuid SERVER
+    # spans are what recorded the values; the second run serves both from the log.
+    app, workflow = fresh(f"ptrace-{lang}-log")
+    first = demo(lang, app, workflow, False, "--context")
+    again = demo(lang, app, workflow, False, "--context")  # served from the log: no Random/Uuid call
     assert again["result"] == first["result"]
 
     def arrived(spans: list[dict]) -> bool:
@@ -242,7 +246,7 @@ def test_java_values_served_from_the_log_are_marked_replayed_and_linked_to_their
     for name, method in (("pynenc.random", "Random"), ("pynenc.uuid", "Uuid")):
         origin = next(s for s in recorded if s["kind"] == SPAN_KIND_SERVER and s["attributes"]["rpc.method"] == method)
         op = next(s for s in replayed if s["name"] == name)
-        assert op["scope"] == SCOPES["java"] and op["attributes"]["pynenc.replayed"] is True
+        assert op["scope"] == SCOPES[lang] and op["attributes"]["pynenc.replayed"] is True
         assert op["attributes"]["pynenc.sequence"] == 1 and op["attributes"]["pynenc.workflow.id"] == workflow
         links = [(link["trace_id"], link["span_id"]) for link in op["links"]]
         assert links == [(origin["trace_id"], origin["span_id"])]

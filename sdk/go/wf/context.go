@@ -122,7 +122,7 @@ func (w *Context) open(ctx context.Context, kind, name string, call operationCal
 	w.mu.Unlock()
 	recorded := w.recorded(kind, seq)
 	spanKind, _, _ := strings.Cut(kind, ":") // custom:<name>, data_read:<key>, ...
-	ctx, span := w.startOperation(ctx, spanKind, name, seq)
+	ctx, span := w.startOperation(ctx, spanKind, name, seq, recorded)
 	replayed, err := call(ctx, w.position(seq), recorded)
 	if err != nil {
 		if w.lost.Load() && errors.Is(ctx.Err(), context.Canceled) {

@@ -25,6 +25,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	sidecarv1 "github.com/pynenc/pynenc-sidecar/sdk/go/gen/pynenc/sidecar/v1"
 )
 
 // InstrumentationName is the tracer (instrumentation scope) name of the SDK's spans.
@@ -42,6 +44,9 @@ const (
 	attrSequence       = "pynenc.sequence"
 	attrTaskID         = "pynenc.task.id"
 	attrReplayed       = "pynenc.replayed"
+	// attrLink is the attribute of a replayed operation's Link to the span that recorded its
+	// value: "recorded_by", as in the other SDKs and the sidecar.
+	attrLink = "pynenc.link"
 )
 
 var w3c = propagation.TraceContext{}
@@ -67,8 +72,10 @@ var spanNames = map[string]string{
 
 // startOperation starts the span of one deterministic operation (kind: random, time,
 // uuid, task, custom, data_read, data_write; name: the task id, custom operation's name
-// or data key).
-func (w *Context) startOperation(ctx context.Context, kind, name string, seq int64) (context.Context, trace.Span) {
+// or data key). recorded: what the workflow's log holds at its position (nil: nothing);
+// the span then links to the span that recorded it, when the log knows that span.
+func (w *Context) startOperation(ctx context.Context, kind, name string, seq int64,
+	recorded *sidecarv1.RecordedOperation) (context.Context, trace.Span) {
 	spanName := spanNames[kind]
 	if name != "" {
 		spanName += " " + name
@@ -89,7 +96,30 @@ func (w *Context) startOperation(ctx context.Context, kind, name string, seq int
 		attrs = append(attrs, attribute.String(attrOperationName, name))
 	}
 	span.SetAttributes(attrs...)
+	if link, ok := recordedBy(recorded.GetOriginSpan()); ok {
+		span.AddLink(link)
+	}
 	return ctx, span
+}
+
+// recordedBy is the Link to the span that recorded a value (RecordedOperation.origin_span),
+// if it names a valid one.
+func recordedBy(origin *sidecarv1.SpanReference) (trace.Link, bool) {
+	if origin == nil {
+		return trace.Link{}, false
+	}
+	traceID, err := trace.TraceIDFromHex(origin.GetTraceId())
+	if err != nil {
+		return trace.Link{}, false
+	}
+	spanID, err := trace.SpanIDFromHex(origin.GetSpanId())
+	if err != nil {
+		return trace.Link{}, false
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID,
+		TraceFlags: trace.FlagsSampled, Remote: true})
+	return trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String(attrLink, "recorded_by")}},
+		sc.IsValid()
 }
 
 // startRun starts the span of a workflow run, unless ctx already carries a span.

@@ -76,3 +76,49 @@ func TestNoProviderSendsNoTraceparent(t *testing.T) {
 		t.Fatalf("sent traceparent %s with tracing off", conn.sent[0])
 	}
 }
+
+func TestAValueServedFromTheLogLinksToTheSpanThatRecordedIt(t *testing.T) {
+	exporter := tracetest.NewInMemoryExporter()
+	provider := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
+	otel.SetTracerProvider(provider)
+	defer otel.SetTracerProvider(noop.NewTracerProvider())
+
+	const traceID, spanID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	conn := &fakeConn{}
+	run := New(conn).Context("app", Identity{WorkflowID: "wf-1"}, "")
+	run.log = emptyLog()
+	run.log.ops[logKey{"wf-1", sidecarv1.OperationKind_OPERATION_KIND_RANDOM, "", 1}] = &sidecarv1.RecordedOperation{
+		Value:      &sidecarv1.RecordedOperation_RandomValue{RandomValue: 0.25},
+		OriginSpan: &sidecarv1.SpanReference{TraceId: traceID, SpanId: spanID},
+	}
+	run.log.ops[logKey{"wf-1", sidecarv1.OperationKind_OPERATION_KIND_RANDOM, "", 2}] = &sidecarv1.RecordedOperation{
+		Value: &sidecarv1.RecordedOperation_RandomValue{RandomValue: 0.5}, // recorded untraced: no origin
+	}
+	for _, want := range []float64{0.25, 0.5} {
+		if r, err := run.Random(context.Background()); err != nil || r != want {
+			t.Fatalf("Random() = %v, %v; want %v from the log", r, err, want)
+		}
+	}
+	if len(conn.sent) != 0 {
+		t.Fatalf("served from the log, yet %d calls were made", len(conn.sent))
+	}
+	spans := exporter.GetSpans()
+	if len(spans) != 2 {
+		t.Fatalf("want two operation spans, got %d", len(spans))
+	}
+	if got := len(spans[1].Links); got != 0 {
+		t.Fatalf("a value recorded untraced got %d links", got)
+	}
+	links := spans[0].Links
+	if len(links) != 1 || links[0].SpanContext.TraceID().String() != traceID || links[0].SpanContext.SpanID().String() != spanID {
+		t.Fatalf("links %+v, want one to %s/%s", links, traceID, spanID)
+	}
+	if attrs := links[0].Attributes; len(attrs) != 1 || string(attrs[0].Key) != "pynenc.link" || attrs[0].Value.AsString() != "recorded_by" {
+		t.Fatalf("link attributes %v", attrs)
+	}
+	for _, kv := range spans[0].Attributes {
+		if string(kv.Key) == attrReplayed && !kv.Value.AsBool() {
+			t.Fatal("a value served from the log is not marked replayed")
+		}
+	}
+}

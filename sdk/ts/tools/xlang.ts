@@ -27,6 +27,9 @@
 //     buffered operations: 19 operations around one task call, in four calls (docs/client-contract.md)
 //   node dist/tools/xlang.js batch-race --address A --app APP --workflow WF --dir D [--ttl-ms T]
 //     a custom op and a data write buffered, then D/ready, wait for D/go, then a blocking read
+//   node dist/tools/xlang.js batch-stall --address A --app APP --workflow WF --dir D --ttl-ms T
+//     custom op "first" and a data write committed with a task call, "second" and another write
+//     buffered, then D/ready, wait for D/go, then a blocking read (refused: the lease was lost)
 // run, nested, visits and diverge read the workflow's log first (Client.contextFromLog): a
 // replay of them makes that one call and serves every recorded position locally.
 import { parseArgs } from "node:util";
@@ -339,12 +342,43 @@ async function batchRace(client: Client, app: string, id: Identity, dir: string)
       return { by: LANG };
     });
     await main.setData("by", LANG);
-    writeFileSync(join(dir, "ready"), "");
-    while (!existsSync(join(dir, "go"))) await new Promise((resolve) => setTimeout(resolve, 20));
+    await readyThenGo(dir);
     await main.getData("k"); // the blocking point: the buffer travels with it
     return { pick, lang: LANG };
   });
   return { ...outcomeOf(inv), generated, runs, lang: LANG };
+}
+
+/**
+ * A worker that lost its lease cannot commit: "first" and data "by" are committed with a task
+ * call, "second" and data "late" buffered; while the run waits for the test's go-ahead the test
+ * takes its lease over, so the read's commit is refused (LEASE_NOT_HELD) and the run waits for
+ * the new holder's outcome.
+ */
+async function batchStall(client: Client, app: string, id: Identity, dir: string) {
+  let stoppedBy = "";
+  const inv = await client.startWorkflow(app, { ...id, workflowType: "contract.batch_stall" }, {}, async (main) => {
+    await main.record("first", () => ({ by: LANG }));
+    await main.setData("by", LANG);
+    await main.executeTask("contract.batch_step", {}, () => 1);
+    await main.record("second", () => ({ by: LANG }));
+    await main.setData("late", LANG);
+    await readyThenGo(dir);
+    try {
+      await main.getData("by");
+    } catch (err) {
+      stoppedBy = SidecarError.from(err).reason;
+      throw err;
+    }
+    return { completed_by: LANG };
+  });
+  return { ...outcomeOf(inv), stopped_by: stoppedBy, lang: LANG };
+}
+
+/** Creates dir/ready, then waits for the test to create dir/go. */
+async function readyThenGo(dir: string) {
+  writeFileSync(join(dir, "ready"), "");
+  while (!existsSync(join(dir, "go"))) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
 /**
@@ -475,6 +509,10 @@ async function main() {
         client.leaseTtlMs = Number(values["ttl-ms"]);
         out = await batchRace(client, app, id, values.dir!);
         break;
+      case "batch-stall":
+        client.leaseTtlMs = Number(values["ttl-ms"]);
+        out = await batchStall(client, app, id, values.dir!);
+        break;
       case "bench-replay":
         out = await benchReplay(client, app || "bench-ts", Number(values.ops), Number(values.repeats));
         break;
@@ -485,7 +523,7 @@ async function main() {
         out = await workflowState(values.address!, app, id.workflowId);
         break;
       default:
-        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|nested|oversize|visits|diverge|notify|state|lease-loss|takeover-scenario|batch-flow|batch-race|bench-replay`);
+        throw new Error(`unknown command ${command}: run|lease|complete|takeover|errors|flow|retry|nested|oversize|visits|diverge|notify|state|lease-loss|takeover-scenario|batch-flow|batch-race|batch-stall|bench-replay`);
     }
     // bigint (time_us) printed as JSON integers
     process.stdout.write(JSON.stringify(out, (_k, v: unknown) => (typeof v === "bigint" ? `@@${v}@@` : v)).replace(/"@@(-?\d+)@@"/g, "$1") + "\n");

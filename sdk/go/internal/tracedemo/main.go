@@ -3,10 +3,13 @@
 // workflow through the wf helpers against a sidecar, flushes the spans and prints one
 // JSON object: the workflow's outcome and the trace id of its run.
 //
-//	tracedemo -address HOST:PORT -app APP -workflow WF [-parent]
+//	tracedemo -address HOST:PORT -app APP -workflow WF [-parent] [-context]
 //
 // With -parent the program starts its own span around the run (the helpers then add no
-// "pynenc.workflow" span), and prints that span's id as parent_span_id.
+// "pynenc.workflow" span), and prints that span's id as parent_span_id. With -context it
+// performs a random and a uuid in a free Context of the workflow (Client.Context: one call per
+// new operation), inside a span of its own, instead of the workflow run; run twice, the second
+// run serves both from the log, and their spans link to the sidecar spans that recorded them.
 package main
 
 import (
@@ -31,6 +34,7 @@ func main() {
 	app := flag.String("app", "", "app id")
 	workflow := flag.String("workflow", "", "workflow id")
 	parent := flag.Bool("parent", false, "run inside a span of the program's own")
+	free := flag.Bool("context", false, "a random and a uuid in a free Context, not a workflow run")
 	flag.Parse()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -48,6 +52,11 @@ func main() {
 		fail(err)
 	}
 	out := map[string]any{}
+	if *free {
+		freeContext(ctx, client, provider, *app, *workflow, out)
+		finish(ctx, client, provider, out)
+		return
+	}
 	runCtx := ctx
 	var own trace.Span
 	if *parent {
@@ -83,13 +92,37 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+	var result any
+	_ = json.Unmarshal([]byte(inv.ResultJSON), &result)
+	out["result"], out["replayed"], out["ran"] = result, inv.Replayed, inv.Ran
+	finish(ctx, client, provider, out)
+}
+
+// freeContext performs a random and a uuid in a free Context of the workflow, inside a span of
+// the program's own (the trace's root).
+func freeContext(ctx context.Context, client *wf.Client, provider *sdktrace.TracerProvider, app, workflow string,
+	out map[string]any) {
+	ctx, own := provider.Tracer("tracedemo").Start(ctx, "tracedemo.context")
+	defer own.End()
+	out["trace_id"] = own.SpanContext().TraceID().String()
+	run := client.Context(app, wf.Identity{WorkflowID: workflow}, "")
+	r, err := run.Random(ctx)
+	if err != nil {
+		fail(err)
+	}
+	u, err := run.UUID(ctx)
+	if err != nil {
+		fail(err)
+	}
+	out["result"] = map[string]any{"random": r, "uuid": u}
+}
+
+// finish closes the client, flushes the spans and prints out.
+func finish(ctx context.Context, client *wf.Client, provider *sdktrace.TracerProvider, out map[string]any) {
 	_ = client.Close()
 	if err := provider.Shutdown(ctx); err != nil { // flushes the spans
 		fail(err)
 	}
-	var result any
-	_ = json.Unmarshal([]byte(inv.ResultJSON), &result)
-	out["result"], out["replayed"], out["ran"] = result, inv.Replayed, inv.Ran
 	data, _ := json.Marshal(out)
 	fmt.Println(string(data))
 }

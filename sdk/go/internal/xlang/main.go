@@ -32,6 +32,9 @@
 //	               one task call, in four calls (docs/client-contract.md)
 //	xlang batch-race -address A -app APP -workflow WF -dir D [-ttl-ms T]   a custom op and a data
 //	               write buffered, then D/ready; wait for D/go, then a blocking read
+//	xlang batch-stall -address A -app APP -workflow WF -dir D -ttl-ms T   custom op "first" and a
+//	               data write committed with a task call, "second" and another write buffered,
+//	               then D/ready; wait for D/go, then a blocking read (refused: the lease was lost)
 package main
 
 import (
@@ -71,14 +74,14 @@ func main() {
 	size := fs.Int("bytes", 0, "oversize: the child's result length")
 	ops := fs.Int("ops", 1000, "bench-replay: how many random operations")
 	repeats := fs.Int("repeats", 5, "bench-replay: how many replays (the median is printed)")
-	dir := fs.String("dir", ".", "batch-race: the directory of its ready and go files")
+	dir := fs.String("dir", ".", "batch-race, batch-stall: the directory of its ready and go files")
 
 	value := fs.String("value", "1", "the JSON value to write (diverge)")
 	withNotify := fs.String("notify", "no", "yes: the workflow code calls notify after step (notify)")
 	_ = fs.Parse(os.Args[2:])
 
 	var options []wf.Option
-	if cmd == "lease-loss" || cmd == "batch-race" {
+	if cmd == "lease-loss" || cmd == "batch-race" || cmd == "batch-stall" {
 		options = append(options, wf.WithDefaultLeaseTTL(time.Duration(*ttlMs)*time.Millisecond))
 	}
 	client, err := wf.Dial(*address, options...)
@@ -128,6 +131,8 @@ func main() {
 		out, err = batchFlow(ctx, client, *app, id)
 	case "batch-race":
 		out, err = batchRace(ctx, client, *app, id, *dir)
+	case "batch-stall":
+		out, err = batchStall(ctx, client, *app, id, *dir)
 	case "order-rpcs":
 		out, err = orderRPCs(ctx, *address, *app)
 	case "takeover-scenario":
@@ -603,18 +608,8 @@ func batchRace(ctx context.Context, c *wf.Client, app string, id wf.Identity, di
 		if err := main.SetData(ctx, "by", lang); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
+		if err := readyThenGo(ctx, dir); err != nil {
 			return nil, err
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go")); err == nil {
-				break
-			}
-			select {
-			case <-time.After(20 * time.Millisecond):
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
 		}
 		if _, _, err := main.GetDataJSON(ctx, "k"); err != nil { // the blocking point: the buffer travels with it
 			return nil, err
@@ -626,6 +621,64 @@ func batchRace(ctx context.Context, c *wf.Client, app string, id wf.Identity, di
 	}
 	return map[string]any{"status": inv.Status.String(), "result": json.RawMessage(inv.ResultJSON), "ran": inv.Ran,
 		"generated": generated, "runs": runs, "lang": lang}, nil
+}
+
+// batchStall: a worker that lost its lease cannot commit. The main task commits custom op
+// "first" and data "by" with a task call, buffers "second" and data "late", and waits for the
+// test's go-ahead (dir/go) while the test takes its lease over; the read's commit is refused
+// (LEASE_NOT_HELD) and the run waits for the new holder's outcome.
+func batchStall(ctx context.Context, c *wf.Client, app string, id wf.Identity, dir string) (any, error) {
+	id.WorkflowType = "contract.batch_stall"
+	stoppedBy := ""
+	inv, err := c.StartWorkflow(ctx, app, id, nil, func(ctx context.Context, main *wf.Context) (any, error) {
+		mine := func() (map[string]any, error) { return map[string]any{"by": lang}, nil }
+		if _, err := wf.Record(ctx, main, "first", mine); err != nil {
+			return nil, err
+		}
+		if err := main.SetData(ctx, "by", lang); err != nil {
+			return nil, err
+		}
+		if _, err := main.ExecuteTask(ctx, "contract.batch_step", nil,
+			func(context.Context, *wf.Context) (any, error) { return 1, nil }); err != nil {
+			return nil, err
+		}
+		if _, err := wf.Record(ctx, main, "second", mine); err != nil {
+			return nil, err
+		}
+		if err := main.SetData(ctx, "late", lang); err != nil {
+			return nil, err
+		}
+		if err := readyThenGo(ctx, dir); err != nil {
+			return nil, err
+		}
+		if _, _, err := main.GetDataJSON(ctx, "by"); err != nil {
+			stoppedBy = wf.Reason(err)
+			return nil, err
+		}
+		return map[string]any{"completed_by": lang}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"status": inv.Status.String(), "result": json.RawMessage(inv.ResultJSON), "ran": inv.Ran,
+		"stopped_by": stoppedBy, "lang": lang}, nil
+}
+
+// readyThenGo creates dir/ready, then waits for the test to create dir/go.
+func readyThenGo(ctx context.Context, dir string) error {
+	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
+		return err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go")); err == nil {
+			return nil
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // leaseLoss is the client contract's lease-loss scenario (tests/test_client_contract.py): the

@@ -5,10 +5,12 @@ write on the same connection, for users who must not lose an acknowledged value 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import AbstractConnection
+
+C = TypeVar("C", bound=AbstractConnection)
 
 # Commands that may write, after which WAIT is sent when replicas must acknowledge writes.
 # Scripts count as writes: most of the stores' scripts write.
@@ -29,7 +31,7 @@ def _command_name(args: Iterable[Any]) -> str:
     return ""
 
 
-def acknowledging(base: type[Connection], replicas: int, timeout_ms: int) -> type[Connection]:
+def acknowledging(base: type[C], replicas: int, timeout_ms: int) -> type[C]:
     """A connection class that sends `WAIT replicas timeout_ms` right after each write (a
     command, or a pipeline holding one) and reads its reply after the write's own replies.
 

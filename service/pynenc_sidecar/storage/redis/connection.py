@@ -2,6 +2,10 @@
 hiredis), the Lua scripts loaded on each new connection, when asked every write acknowledged
 by replicas (WAIT, acknowledging.py) before it returns, and store errors mapped to Unavailable.
 
+No command that may have reached Redis is sent again by the client library (lost_replies.py):
+a timeout or a closed connection after it went out becomes UNAVAILABLE for the caller. On one
+Redis nothing is retried inside the server; on a cluster, only what failed before it went out.
+
 On a cluster, redis-py's RedisCluster discovers the topology from the seed nodes, sends each
 command to the master of its key's slot, follows MOVED/ASK, and after a connection error
 rediscovers the topology, so a promoted replica is used without a restart. Every atomic
@@ -24,14 +28,18 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.connection import AbstractConnection, Connection
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.commands.core import AsyncScript
 
 from pynenc_sidecar.core.errors import Unavailable
 from pynenc_sidecar.storage.redis.acknowledging import NotAcknowledged, acknowledging
+from pynenc_sidecar.storage.redis.lost_replies import ReplyLost, RetryUnlessSent, reporting_lost_replies
 
 T = TypeVar("T")
 P = ParamSpec("P")
+C = TypeVar("C", bound=AbstractConnection)
 
 
 INCLUDE = "--#include "
@@ -45,8 +53,9 @@ def load_script(name: str) -> str:
                    for line in text.splitlines(keepends=True))
 
 
-# What a caller may retry: Redis down or unreachable, a cluster without a master for the key's
-# slot (during a failover), or a write the replicas did not acknowledge in time.
+# What a caller may retry: Redis down or unreachable, a command whose reply was lost (ReplyLost,
+# a ConnectionError: it may have run), a cluster without a master for the key's slot (during a
+# failover), or a write the replicas did not acknowledge in time.
 UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ClusterError,
                       redis_errors.TryAgainError, redis_errors.SlotNotCoveredError, redis_errors.ReadOnlyError,
                       NotAcknowledged)
@@ -55,6 +64,9 @@ UNAVAILABLE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, r
 def unavailable(exc: Exception) -> Unavailable:
     if isinstance(exc, NotAcknowledged):
         return Unavailable(f"redis write not acknowledged: {exc}; it may not survive a failover, retry it")
+    if isinstance(exc, ReplyLost):
+        return Unavailable(f"redis unavailable: no reply to a command sent to Redis ({exc.cause_name}); "
+                           "it may have been applied (a retry repeats it)")
     return Unavailable(f"redis unavailable: {exc.__class__.__name__}")
 
 
@@ -132,8 +144,9 @@ class ScriptLoadingRedis(aioredis.Redis):
 
 class ScriptLoadingRedisCluster(RedisCluster):
     registry: ScriptRegistry
-    # What redis-py retries after rediscovering the topology: not a timeout, since a command
-    # that timed out may have run, and a script such as AddHistory's must not run twice.
+    # What redis-py retries after rediscovering the topology (it compares exact types): errors
+    # before the command went out, never ReplyLost (a subclass: it may have run, and a script
+    # such as AddHistory's must not run twice), nor a timeout.
     ERRORS_ALLOW_RETRY = (redis_errors.ConnectionError, redis_errors.ClusterDownError,  # type: ignore[assignment]
                           redis_errors.SlotNotCoveredError)
 
@@ -171,33 +184,49 @@ def seed_nodes(url: str) -> tuple[list[tuple[str, int]], str]:
     return nodes, first
 
 
+# The cluster client's retries of what failed before it reached Redis (redis-py's defaults).
+CLUSTER_RETRIES = 3
+CLUSTER_RETRY_BACKOFF = (0.01, 1.0)  # base, cap (s)
+
+
+def connection_class(base: type[C], options: RedisOptions, timeout_ms: int) -> type[C]:
+    """The URL's connection class (TCP, TLS, Unix socket) reporting lost replies, and
+    acknowledged by replicas when the options ask for it."""
+    tracking = reporting_lost_replies(base)
+    return acknowledging(tracking, options.wait_replicas, timeout_ms) if options.wait_replicas else tracking
+
+
 def open_client(url: str, options: RedisOptions = DEFAULT_OPTIONS, **kwargs: Any) -> aioredis.Redis | RedisCluster:
     """A client of one Redis or of a cluster (options.cluster), for every store."""
     registry = ScriptRegistry()
     timeout_ms = max(1, int(options.wait_timeout_s * 1000))
     if not options.cluster:
-        base = SSLConnection if url.startswith("rediss://") else Connection
-        if options.wait_replicas:
-            kwargs["connection_class"] = acknowledging(base, options.wait_replicas, timeout_ms)
-        client = cast(ScriptLoadingRedis, ScriptLoadingRedis.from_url(url, redis_connect_func=registry.on_connect,
-                                                                      **kwargs))
+        # No retries (redis-py's from_url gives none; said here so that no default changes it).
+        client = cast(ScriptLoadingRedis, ScriptLoadingRedis.from_url(
+            url, redis_connect_func=registry.on_connect, retry=Retry(NoBackoff(), 0), **kwargs))
         client.registry = registry
+        # The URL's scheme chose the pool's class (and would override one passed in): extended.
+        pool = client.connection_pool
+        pool.connection_class = connection_class(pool.connection_class, options, timeout_ms)
         return client
     nodes, first = seed_nodes(url)
     # max_connections applies per node on a cluster (as on one Redis: a call beyond it fails).
+    # redis-py's transactions (MULTI) retry by isinstance with this Retry: RetryUnlessSent
+    # keeps ReplyLost out of it. Its pipelines without MULTI retry any ConnectionError whatever
+    # the Retry: the stores send only reads that way, and a write must not be.
     cluster = cast(ScriptLoadingRedisCluster, ScriptLoadingRedisCluster.from_url(
-        first, startup_nodes=[ClusterNode(host, port) for host, port in nodes], **kwargs))
+        first, startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        retry=RetryUnlessSent(ExponentialWithJitterBackoff(*CLUSTER_RETRY_BACKOFF), CLUSTER_RETRIES), **kwargs))
     cluster.registry = registry
     # redis-py's cluster client takes neither a connection class nor a connect callback as
     # arguments: they go into the connection settings every node is made from (discovered
     # nodes too), and into the seed nodes already made.
     extra_kwargs: dict[str, Any] = {"redis_connect_func": registry.on_connect}
-    base = cluster.connection_kwargs.get("connection_class", Connection)
-    connection_class = acknowledging(base, options.wait_replicas, timeout_ms) if options.wait_replicas else base
-    cluster.nodes_manager.connection_kwargs.update(extra_kwargs, connection_class=connection_class)
+    node_class = connection_class(cluster.connection_kwargs.get("connection_class", Connection), options, timeout_ms)
+    cluster.nodes_manager.connection_kwargs.update(extra_kwargs, connection_class=node_class)
     for node in cluster.nodes_manager.startup_nodes.values():
         node.connection_kwargs.update(extra_kwargs)
-        node.connection_class = connection_class
+        node.connection_class = node_class
     return cluster
 
 

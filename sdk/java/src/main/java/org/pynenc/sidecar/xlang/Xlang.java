@@ -40,10 +40,14 @@ import pynenc.sidecar.v1.DeterministicExecutor.RenewTaskLeaseRequest;
  *                scenario: a main task calling random until its lease is taken over
  * xlang takeover-scenario --address A --app APP --workflow WF   the contract's takeover scenario:
  *                wait for a dead holder's main task, take it over, replay its record
- * xlang batch-flow --address A --app APP --workflow WF   buffered operations, a child, a read
- * xlang batch-conflict --address A --app APP --workflow WF   a racing writer records "pick" first
- * xlang batch-stall --address A --app APP --workflow WF --ttl-ms 1000 --ready FILE --go FILE
- *                buffer, create FILE ready, wait for FILE go, then commit with a read
+ * xlang batch-flow --address A --app APP --workflow WF   the contract's buffered operations: 19
+ *                operations around one task call, in four calls (docs/client-contract.md)
+ * xlang batch-race --address A --app APP --workflow WF --dir D [--ttl-ms T]   the contract's losing
+ *                commit: custom op "pick" and a data write buffered, then D/ready; wait for D/go,
+ *                then a blocking read
+ * xlang batch-stall --address A --app APP --workflow WF --dir D --ttl-ms 1000   the contract's
+ *                lost lease: commit "first" with a task, buffer "second", D/ready; wait for D/go,
+ *                then a blocking read
  * xlang bench-replay --address A --app APP --ops N [--repeats 5]   record N randoms in a fresh
  *                workflow, then replay them: {"record_ms": ..., "replay_ms": median replay}
  *                (after 20 untimed warm-up replays in the same JVM)
@@ -88,10 +92,13 @@ public final class Xlang {
         }
         case "takeover-scenario" -> out = takeoverScenario(client, app, id);
         case "batch-flow" -> out = batchFlow(client, app, id);
-        case "batch-conflict" -> out = batchConflict(client, app, id);
+        case "batch-race" -> {
+          client.leaseTtl = java.time.Duration.ofMillis(Long.parseLong(flags.getOrDefault("ttl-ms", "30000")));
+          out = batchRace(client, app, id, java.nio.file.Path.of(flags.getOrDefault("dir", ".")));
+        }
         case "batch-stall" -> {
           client.leaseTtl = java.time.Duration.ofMillis(Long.parseLong(flags.getOrDefault("ttl-ms", "1000")));
-          out = batchStall(client, app, id, java.nio.file.Path.of(flags.get("ready")), java.nio.file.Path.of(flags.get("go")));
+          out = batchStall(client, app, id, java.nio.file.Path.of(flags.getOrDefault("dir", ".")));
         }
         case "bench-replay" -> out = benchReplay(client, app.isEmpty() ? "bench-replay" : app,
             Integer.parseInt(flags.getOrDefault("ops", "1000")), Integer.parseInt(flags.getOrDefault("repeats", "5")));
@@ -277,95 +284,104 @@ public final class Xlang {
   }
 
   /**
-   * Buffered operations (docs/client-contract.md, "One round trip per blocking point"): random,
-   * uuid, two times, a custom op and a data write travel with the child's ExecuteTask; the
-   * child's own with its CompleteTask; a late time and pick with the read and the completion.
+   * The client contract's buffered operations (docs/client-contract.md, "One round trip per
+   * blocking point"): 5 randoms, 3 uuids, 3 times, custom op "pick" and a data write travel
+   * with the child's ExecuteTask; the child's 3 randoms with its CompleteTask; a data write, a
+   * random and a time with the main task's CompleteTask.
    */
   static JsonObject batchFlow(Client client, String app, Identity id) {
-    JsonArray ran = new JsonArray();
-    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "xlang.batch_flow", ""), null, main -> {
-      ran.add("flow");
-      JsonObject out = new JsonObject();
-      out.addProperty("random", main.random());
-      out.addProperty("uuid", main.uuid());
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "contract.batch_flow", ""), null, main -> {
+      JsonArray random = new JsonArray();
+      for (int i = 0; i < 5; i++) {
+        random.add(main.random());
+      }
+      JsonArray uuid = new JsonArray();
+      for (int i = 0; i < 3; i++) {
+        uuid.add(main.uuid());
+      }
       JsonArray times = new JsonArray();
-      times.add(micros(main.utcNow()));
-      times.add(micros(main.utcNow()));
-      out.add("time", times);
-      out.add("pick", main.record("pick", JsonElement.class, () -> Json.tree("{\"k\":[1,2]}")));
+      for (int i = 0; i < 3; i++) {
+        times.add(micros(main.utcNow()));
+      }
+      JsonElement custom = main.record("pick", JsonElement.class, () -> Json.tree("{\"k\":[1,2]}"));
       main.setData("stage", "before-child");
-      Invocation child = main.executeTask("xlang.batch_child", Map.of("n", 1), task -> {
-        ran.add("child");
-        return Map.of("r", task.random(), "u", task.uuid());
+      Invocation child = main.executeTask("contract.batch_child", Map.of("n", 7), task -> {
+        JsonArray values = new JsonArray();
+        for (int i = 0; i < 3; i++) {
+          values.add(task.random());
+        }
+        values.add(7);
+        return values;
       });
-      out.add("child", Json.tree(child.resultJson()));
-      out.addProperty("stage", main.getData("stage", String.class).orElse(null));
       main.setData("stage", "after-child");
-      out.addProperty("late", micros(main.utcNow()));
+      JsonArray late = new JsonArray();
+      late.add(main.random());
+      late.add(micros(main.utcNow()));
+      JsonObject out = new JsonObject();
+      out.add("random", random);
+      out.add("uuid", uuid);
+      out.add("time_us", times);
+      out.add("custom", custom);
+      out.add("child", Json.tree(child.resultJson()));
+      out.add("late", late);
       return out;
     });
     JsonObject o = new JsonObject();
     o.addProperty("status", inv.status().name());
     o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
-    o.add("ran", ran);
+    o.addProperty("ran", inv.ran());
+    o.addProperty("lang", LANG);
     return o;
   }
 
   /**
-   * A commit refused with COMMIT_CONFLICT: on its first run the main task's pick is generated
-   * ("mine") while a racing writer records another value at its position with a plain Record;
-   * the read's commit is refused, and the run starts again on a fresh log, replaying "theirs".
+   * The client contract's losing commit (tests/test_client_contract.py): custom op "pick" and a
+   * data write are buffered, then D/ready; while the run waits for D/go the test records "pick"
+   * #1 with another value. The read's commit is refused (COMMIT_CONFLICT) and the run starts
+   * again on a fresh log, replaying the winner's pick without running its generator again.
    */
-  static JsonObject batchConflict(Client client, String app, Identity id) {
+  static JsonObject batchRace(Client client, String app, Identity id, java.nio.file.Path dir) {
     int[] runs = {0};
-    int[] generated = {0};
-    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "xlang.batch_conflict", ""), null, main -> {
+    JsonArray generated = new JsonArray();
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "contract.batch_race", ""), null, main -> {
       runs[0]++;
-      String pick = main.record("pick", String.class, () -> {
-        generated[0]++;
-        return "mine";
+      JsonElement pick = main.record("pick", JsonElement.class, () -> {
+        generated.add("gen");
+        return Json.tree("{\"by\":\"" + LANG + "\"}");
       });
-      if (runs[0] == 1) {
-        client.executor().record(pynenc.sidecar.v1.DeterministicExecutor.RecordRequest.newBuilder()
-            .setPosition(OperationPosition.newBuilder().setAppId(app)
-                .setWorkflow(WorkflowIdentity.newBuilder().setWorkflowId(id.workflowId())).setSequence(1))
-            .setOperation("pick").setValueJson("\"theirs\"").build());
-      }
-      main.getData("k", String.class); // the blocking point
-      return Map.of("pick", pick);
+      main.setData("by", LANG);
+      readyThenGo(dir);
+      main.getData("k", String.class); // the blocking point: the buffer travels with it
+      JsonObject result = new JsonObject();
+      result.add("pick", pick);
+      result.addProperty("lang", LANG);
+      return result;
     });
     JsonObject o = new JsonObject();
     o.addProperty("status", inv.status().name());
     o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
+    o.addProperty("ran", inv.ran());
+    o.add("generated", generated);
     o.addProperty("runs", runs[0]);
-    o.addProperty("generated", generated[0]);
+    o.addProperty("lang", LANG);
     return o;
   }
 
   /**
-   * A worker that lost its lease cannot commit: the main task commits "first" and data "by"
-   * with a task, buffers "second", says it is ready and waits for the test to take its lease
-   * over; its read's commit is then refused (LEASE_NOT_HELD) and it waits for the new
-   * holder's outcome.
+   * The client contract's lost lease (tests/test_client_contract.py): the main task commits
+   * "first" and data "by" with a task call, buffers "second" and data "late", creates D/ready
+   * and waits for D/go while the test takes its lease over; its read's commit is then refused
+   * (LEASE_NOT_HELD) and it waits for the new holder's outcome.
    */
-  static JsonObject batchStall(Client client, String app, Identity id, java.nio.file.Path ready,
-                               java.nio.file.Path go) {
+  static JsonObject batchStall(Client client, String app, Identity id, java.nio.file.Path dir) {
     String[] stoppedBy = {""};
-    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "xlang.batch_stall", ""), null, main -> {
+    Invocation inv = client.startWorkflow(app, new Identity(id.workflowId(), "contract.batch_stall", ""), null, main -> {
       main.record("first", JsonElement.class, () -> Json.tree("{\"by\":\"" + LANG + "\"}"));
       main.setData("by", LANG);
-      main.executeTask("xlang.batch_step", null, task -> 1);
+      main.executeTask("contract.batch_step", null, task -> 1);
       main.record("second", JsonElement.class, () -> Json.tree("{\"by\":\"" + LANG + "\"}"));
       main.setData("late", LANG);
-      java.nio.file.Files.writeString(ready, "ready");
-      long deadline = System.nanoTime() + 60_000_000_000L;
-      while (!java.nio.file.Files.exists(go) && System.nanoTime() < deadline) {
-        try {
-          Thread.sleep(20);
-        } catch (InterruptedException e) {
-          // a lost lease: the commit below says so
-        }
-      }
+      readyThenGo(dir);
       try {
         main.getData("by", String.class);
       } catch (SidecarException e) {
@@ -379,7 +395,21 @@ public final class Xlang {
     o.add("result", inv.resultJson().isEmpty() ? JsonNull.INSTANCE : Json.tree(inv.resultJson()));
     o.addProperty("stopped_by", stoppedBy[0]);
     o.addProperty("ran", inv.ran());
+    o.addProperty("lang", LANG);
     return o;
+  }
+
+  /** Creates dir/ready, then waits (at most a minute) for the test to create dir/go. */
+  private static void readyThenGo(java.nio.file.Path dir) throws java.io.IOException {
+    java.nio.file.Files.writeString(dir.resolve("ready"), "ready");
+    long deadline = System.nanoTime() + 60_000_000_000L;
+    while (!java.nio.file.Files.exists(dir.resolve("go")) && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(20);
+      } catch (InterruptedException e) {
+        // a lost lease: the blocking call after this says so
+      }
+    }
   }
 
   /**
