@@ -47,7 +47,7 @@ from google.protobuf import json_format  # noqa: E402
 from pynenc_sidecar.core.positions import escape  # noqa: E402
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb  # noqa: E402
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc  # noqa: E402
-from support import RedisServer, SidecarServer  # noqa: E402
+from support import RedisServer, SidecarServer, children  # noqa: E402
 
 WIDE = [("grpc.max_receive_message_length", 1024 * 1024 * 1024)]
 
@@ -110,14 +110,6 @@ def read_all(address: str, app: str, invocation: str, out: multiprocessing.Queue
         except grpc.RpcError as exc:
             error = f"{exc.code().name}: {exc.details()}"
     out.put({"seconds": time.perf_counter() - start, "entries": count, "pages": pages, "error": error})
-
-
-def children(pid: int) -> list[int]:
-    """The processes the server started (its bulk read process, if it has one)."""
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def warm_up(address: str, app: str, invocation: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -23,6 +24,35 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that still run (a server's bulk read process, if it has one)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def seed_history(channel: grpc.Channel, app_id: str, invocation_id: str, entries: int, pad_bytes: int) -> None:
+    """An invocation `invocation_id` with `entries` history entries of about `pad_bytes` each
+    (execution_context_json {"pad": ..., "n": n}, timestamps 1.7e15 + n us), plus an invocation
+    "small" to call small calls on, written through the StateBackendService."""
+    from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
+    from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
+
+    stub = sb_grpc.StateBackendServiceStub(channel)
+    stub.UpsertInvocations(sb.UpsertInvocationsRequest(
+        app_id=app_id, invocations=[sb.Invocation(invocation_id="small", task_id="t")]), timeout=30)
+    for start in range(0, entries, 100):  # at most 100 in flight
+        calls = []
+        for n in range(start, min(start + 100, entries)):
+            entry = sb.InvocationHistory(status=7, runner_id="r",
+                                         execution_context_json=json.dumps({"pad": "x" * pad_bytes, "n": n}))
+            entry.timestamp.FromMicroseconds(1_700_000_000_000_000 + n)
+            calls.append(stub.AddHistory.future(sb.AddHistoryRequest(
+                app_id=app_id, invocation_ids=[invocation_id], history=entry), timeout=60))
+        [call.result() for call in calls]
 
 
 def wait_until(predicate, timeout: float, what: str) -> None:

@@ -11,7 +11,6 @@ buys in latency is measured by scripts/measure_history_read.py (docs/reliability
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -25,7 +24,7 @@ import pytest
 from executor_client import error_details
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
-from support import RedisServer, SidecarServer, wait_until
+from support import RedisServer, SidecarServer, children, seed_history, wait_until
 
 ENTRIES = 120  # ~8 KB each: four pages of the 256 KiB budget
 APP, INVOCATION = f"bulkproc-{uuid.uuid4().hex[:8]}", "huge"
@@ -33,17 +32,7 @@ APP, INVOCATION = f"bulkproc-{uuid.uuid4().hex[:8]}", "huge"
 
 def seed(server: SidecarServer) -> None:
     with server.channel() as channel:
-        stub = sb_grpc.StateBackendServiceStub(channel)
-        stub.UpsertInvocations(sb.UpsertInvocationsRequest(
-            app_id=APP, invocations=[sb.Invocation(invocation_id="small", task_id="t")]), timeout=30)
-        calls = []
-        for n in range(ENTRIES):
-            entry = sb.InvocationHistory(status=7, runner_id="r",
-                                         execution_context_json=json.dumps({"pad": "x" * 8000, "n": n}))
-            entry.timestamp.FromMicroseconds(1_700_000_000_000_000 + n)
-            calls.append(stub.AddHistory.future(sb.AddHistoryRequest(
-                app_id=APP, invocation_ids=[INVOCATION], history=entry), timeout=60))
-        [call.result() for call in calls]
+        seed_history(channel, APP, INVOCATION, ENTRIES, 8000)
 
 
 def read_pages(stub, timeout: float = 60) -> list[bytes]:
@@ -72,13 +61,6 @@ def second_page_request(stub) -> sb.GetHistoryRequest:
     first = stub.GetHistory(sb.GetHistoryRequest(app_id=APP, invocation_id=INVOCATION), timeout=30)
     assert first.next_page_token, "the seeded history fits one page: it must span several"
     return sb.GetHistoryRequest(app_id=APP, invocation_id=INVOCATION, page_token=first.next_page_token)
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def bulk_processes(server: SidecarServer) -> list[int]:

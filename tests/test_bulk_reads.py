@@ -26,7 +26,7 @@ from pynenc_sidecar.core.errors import BULK_READ_QUEUE_FULL, ResourceExhausted
 from pynenc_sidecar.service.bulk import BulkReads
 from pynenc_sidecar_proto.v1 import state_backend_pb2 as sb
 from pynenc_sidecar_proto.v1 import state_backend_pb2_grpc as sb_grpc
-from support import SidecarServer, wait_until
+from support import SidecarServer, seed_history, wait_until
 
 QUEUED = 3
 ENTRIES = 1500  # ~650 B each: four pages of the 256 KiB budget
@@ -193,20 +193,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Sidecar
         subject = SidecarServer(redis_url, data_file=None if redis_url else str(directory / "state.db"),
                                 extra_args=turns).start()
     with subject.channel() as channel:
-        stub = sb_grpc.StateBackendServiceStub(channel)
-        stub.UpsertInvocations(sb.UpsertInvocationsRequest(
-            app_id=APP, invocations=[sb.Invocation(invocation_id="small", task_id="t")]), timeout=30)
-        calls = []
-        for n in range(ENTRIES):
-            entry = sb.InvocationHistory(status=7, runner_id="r",
-                                         execution_context_json=json.dumps({"pad": "x" * 560, "n": n}))
-            entry.timestamp.FromMicroseconds(1_700_000_000_000_000 + n)
-            calls.append(stub.AddHistory.future(sb.AddHistoryRequest(
-                app_id=APP, invocation_ids=[INVOCATION], history=entry), timeout=60))
-            if len(calls) == 100:
-                [call.result() for call in calls]
-                calls = []
-        [call.result() for call in calls]
+        seed_history(channel, APP, INVOCATION, ENTRIES, 560)
     yield subject
     subject.stop()
 
