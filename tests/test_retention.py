@@ -17,6 +17,7 @@ import grpc
 import pytest
 
 from conformance.test_purge_conformance import HISTORY_DONE, _finish, _task, dump, seed_workflow
+from executor_client import start_workflows_cut_short
 from pynenc_sidecar import inspector
 from pynenc_sidecar.clock import Clock, wall_clock_us
 from pynenc_sidecar.core.tasks import WorkflowRef
@@ -332,20 +333,6 @@ def test_start_workflow_cut_short_by_a_client_deadline_never_leaves_its_run_unin
     # listing or sweep found (Redis: 7 of 573 such calls; SQLite: 61 of 265).
     server, store_args = target
     app = f"deadline-{uuid.uuid4().hex[:8]}"
-    channel = grpc.insecure_channel(server.address)
-    stub = de_grpc.DeterministicExecutorServiceStub(channel)
-    try:
-        calls = [stub.StartWorkflow.future(de.StartWorkflowRequest(
-            app_id=app, workflow=common_pb2.WorkflowIdentity(workflow_id=f"wf-{n}", workflow_type="mod.flow"),
-            arguments_json="{}", runner_id="r"), timeout=0.0003 * (1 + n % 40)) for n in range(400)]
-        cut_short = 0
-        for call in calls:
-            try:
-                call.result()
-            except grpc.RpcError as error:
-                assert error.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED), error
-                cut_short += 1
-    finally:
-        channel.close()
-    assert cut_short  # the deadlines did cut calls short
+    with grpc.insecure_channel(server.address) as channel:
+        start_workflows_cut_short(channel, app)
     assert asyncio.run(_unindexed(store_args, app)) == []  # every registered task has its run
